@@ -1,0 +1,82 @@
+# convnet — build with GNU make.  `make` builds build/convnet and build/libconvnet.a;
+# `make check` builds and runs every test; `make check SANITIZE=1` does so under ASan+UBSan.
+CC      ?= gcc
+BUILD   ?= build
+SANITIZE ?= 0
+WERROR  ?= 1
+
+PKGS    := zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lcurl -lcrypto -lcjson -lcairo -lpng -lprotobuf-c)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+CFLAGS  := $(filter-out -O2 -O3,$(CFLAGS)) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+LDLIBS  += $(PKG_LIBS) -lm -fopenmp
+
+# Hot loops get -O3 (vectorisation); each kernel picks AVX-512/AVX2/generic at run time.
+KERNEL_CFLAGS := -O3
+
+GEN_SRCS := $(BUILD)/gen/onnx.pb-c.c
+LIB_SRCS := $(shell find src -name '*.c' | sort)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/onnx.pb-c.o
+TEST_SRCS := $(sort $(wildcard tests/test_*.c))
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+PRESETS  := $(sort $(wildcard src/presets/*.spec))
+
+.PHONY: all check clean bench fuzz deps
+all: $(BUILD)/convnet
+
+$(BUILD)/libconvnet.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/obj/src/kernels/%.o: src/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# ONNX protobuf bindings, generated at build time from Debian's libonnx-dev onnx.proto.
+ONNX_PROTO ?= $(firstword $(wildcard /usr/include/onnx/onnx.proto /usr/include/onnx/onnx-ml.proto))
+$(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/onnx.pb-c.c: $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	@test -n "$(ONNX_PROTO)" || { echo "error: onnx.proto not found; run: bash scripts/install-deps.sh" >&2; exit 1; }
+	cp $(ONNX_PROTO) $(BUILD)/gen/onnx.proto
+	cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -w -c $< -o $@
+
+# Presets are embedded as C strings generated from src/presets/*.spec.
+$(BUILD)/gen/presets_data.h: $(PRESETS) scripts/embed-presets.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-presets.sh $(PRESETS) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/src/presets/presets.o: $(BUILD)/gen/presets_data.h
+
+$(BUILD)/convnet: tools/convnet.c $(wildcard tools/*.h) $(BUILD)/libconvnet.a
+	$(CC) $(CFLAGS) tools/convnet.c -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
+
+check: $(BUILD)/convnet $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+bench: $(BUILD)/convnet
+	sh bench/run.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

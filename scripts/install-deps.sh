@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages convnet needs to build, test and benchmark.
+# As root it runs apt-get; otherwise it prints the exact command to run.
+set -e
+BUILD_PKGS="gcc make pkg-config zlib1g-dev libcurl4-openssl-dev libssl-dev libcjson-dev \
+libcairo2-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
+TEST_PKGS="clang libclang-rt-14-dev python3 python3-numpy python3-onnx dataset-fashion-mnist tmux"
+BENCH_PKGS="python3-torch python3-torchvision"
+case "${1:-test}" in
+    build) PKGS="$BUILD_PKGS" ;;
+    test)  PKGS="$BUILD_PKGS $TEST_PKGS" ;;
+    all|bench) PKGS="$BUILD_PKGS $TEST_PKGS $BENCH_PKGS" ;;
+    *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then echo "install-deps: all packages present"; exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages; run as root:" >&2
+    echo "  apt-get update && apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing

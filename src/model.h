@@ -1,0 +1,114 @@
+/* Internal model representation: a sequential list of layers over one
+ * contiguous parameter buffer, one gradient buffer and one buffer of
+ * non-trainable state (BatchNorm running statistics).
+ *
+ * Parameter order follows PyTorch's state_dict order for an nn.Sequential of
+ * the same layers: for each layer, weight then bias. State-dict names are
+ * "<layer name>.weight", "<layer name>.bias", "<layer name>.running_mean",
+ * "<layer name>.running_var", "<layer name>.num_batches_tracked", where the
+ * layer name defaults to its index among the spec's layers ("0", "1", ...),
+ * exactly as nn.Sequential names its children. */
+#ifndef CN_MODEL_H
+#define CN_MODEL_H
+#include "convnet.h"
+#include "core/rng.h"
+#include <stdbool.h>
+
+typedef enum {
+    CN_LAYER_CONV2D,
+    CN_LAYER_BATCHNORM2D,
+    CN_LAYER_RELU,
+    CN_LAYER_MAXPOOL2D,
+    CN_LAYER_AVGPOOL2D,
+    CN_LAYER_GAP,          /* AdaptiveAvgPool2d(1) */
+    CN_LAYER_DROPOUT,
+    CN_LAYER_FLATTEN,
+    CN_LAYER_LINEAR,
+    CN_LAYER_LOG_SOFTMAX,
+    CN_LAYER_KIND_COUNT
+} cn_layer_kind;
+
+/* Per-sample activation shape; a flat vector has h = w = 1. */
+typedef struct { int c, h, w; } cn_shape;
+
+static inline int cn_shape_size(cn_shape s) { return s.c * s.h * s.w; }
+
+typedef struct {
+    cn_layer_kind kind;
+    int spec_line;          /* line in the spec text, for messages */
+    char name[32];          /* state-dict prefix */
+    cn_shape in, out;
+    /* conv2d: out_channels, kernel, stride, pad, has_bias
+     * maxpool2d/avgpool2d: kernel, stride, pad (stride defaults to kernel)
+     * linear: out_channels = out_features, has_bias */
+    int out_channels, kernel, stride, pad;
+    bool has_bias;
+    float dropout_p;        /* dropout */
+    float bn_eps, bn_momentum;
+    /* Offsets into model->params/grads (counts 0 when absent). */
+    size_t weight_offset, weight_count, bias_offset, bias_count;
+    /* batchnorm2d: running_mean at buffers[buffer_offset], running_var right after (C each). */
+    size_t buffer_offset;
+    int bn_index;           /* index into model->bn_batches_tracked, -1 otherwise */
+    uint64_t macs;          /* forward multiply-adds per sample */
+} cn_layer;
+
+/* Training recipe defaults carried by a spec's `train` line (0/NULL = unset). */
+typedef struct {
+    char optimizer[16];     /* sgd | adam | adamw */
+    double lr, momentum, weight_decay, label_smoothing;
+    int nesterov;           /* -1 unset, 0/1 */
+    int epochs, batch_size;
+    char scheduler[16];     /* none | step | plateau | onecycle | cosine */
+    int step_size, patience;
+    double gamma, factor, max_lr, pct_start, div_factor, final_div_factor;
+    char augment[128];
+} cn_recipe;
+
+struct cn_model {
+    char *spec_text;        /* the spec this model was built from (owned) */
+    char *source_name;      /* preset name or file path (owned) */
+    cn_shape input;
+    int num_layers;
+    cn_layer *layers;
+    cn_recipe recipe;
+
+    size_t num_params;
+    float *params, *grads;  /* num_params each, 64-byte aligned */
+    size_t num_buffers;
+    float *buffers;         /* BN running stats */
+    int num_bn;
+    int64_t *bn_batches_tracked;
+    bool training;
+
+    /* Workspace for batches of up to batch_capacity samples (see model.c). */
+    int batch_capacity;
+    int num_threads;
+    float **acts;           /* acts[i]: input of layer i; acts[num_layers]: output */
+    float **grad_acts;      /* same shapes, gradients */
+    float **saved;          /* per-layer saved state (BN mean/invstd, dropout mask, pool argmax) */
+    float *thread_grads;    /* num_threads * num_params partial weight gradients */
+    float *thread_scratch;  /* num_threads * scratch_per_thread floats (im2col etc.) */
+    size_t scratch_per_thread;
+    uint64_t dropout_seed;  /* drawn per training batch */
+};
+
+/* Allocates the batch workspace for up to `batch` samples and `threads` threads. */
+cn_status cn_model_reserve(cn_model *model, int batch, int threads);
+void cn_model_set_training(cn_model *model, bool training);
+
+/* Forward pass of `batch` images (B,C,H,W) -> returns (B, classes) in model memory,
+ * valid until the next call. In training mode dropout draws from `rng`. */
+const float *cn_model_forward(cn_model *model, const float *input, int batch, cn_rng *rng);
+/* Backward pass from dL/d(output) (B, classes); overwrites model->grads with dL/dparams. */
+void cn_model_backward(cn_model *model, const float *grad_output, int batch);
+
+/* Parameter initialisation as PyTorch: kaiming_uniform(a=sqrt(5)) weights,
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases, BN weight 1, bias 0, stats (0, 1). */
+void cn_model_init_params(cn_model *model, cn_rng *rng);
+
+const char *cn_layer_kind_name(cn_layer_kind kind);
+/* PyTorch module class name (for summaries): "Conv2d", "BatchNorm2d", ... */
+const char *cn_layer_torch_name(cn_layer_kind kind);
+
+#endif

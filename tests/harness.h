@@ -1,0 +1,44 @@
+/* Minimal test harness: each tests/test_*.c is its own program.
+ * Use TEST(name) { CHECK(...); } and list the tests in main via RUN(name);
+ * finish with `return test_summary();`, which prints "TESTS passed failed"
+ * for tests/run.sh to add up. A check failure prints file:line and the values. */
+#ifndef CONVNET_TEST_HARNESS_H
+#define CONVNET_TEST_HARNESS_H
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int harness_passed, harness_failed, harness_current_failed;
+static const char *harness_current_name;
+
+#define TEST(name) static void name(void)
+
+#define CHECK(cond) do { if (!(cond)) { harness_current_failed++; \
+    fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+
+#define CHECK_MSG(cond, ...) do { if (!(cond)) { harness_current_failed++; \
+    fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
+/* |a-b| <= tol * max(1, |b|): relative for large values, absolute near zero. */
+#define CHECK_NEAR(a, b, tol) do { double ha_ = (double)(a), hb_ = (double)(b); \
+    double hs_ = fabs(hb_) > 1.0 ? fabs(hb_) : 1.0; \
+    if (!(fabs(ha_ - hb_) <= (tol) * hs_)) { harness_current_failed++; \
+    fprintf(stderr, "  FAIL %s:%d: %s = %.9g, expected %s = %.9g (tol %g)\n", \
+            __FILE__, __LINE__, #a, ha_, #b, hb_, (double)(tol)); } } while (0)
+
+#define RUN(name) do { harness_current_failed = 0; harness_current_name = #name; \
+    name(); if (harness_current_failed) { harness_failed++; \
+    fprintf(stderr, "FAILED %s\n", harness_current_name); } \
+    else { harness_passed++; if (getenv("TEST_VERBOSE")) fprintf(stderr, "ok %s\n", #name); } } while (0)
+
+static inline int test_summary(void) {
+    printf("TESTS %d %d\n", harness_passed, harness_failed);
+    return harness_failed ? 1 : 0;
+}
+
+/* Path of a committed fixture, relative to the repository root (tests run from it). */
+#define FIXTURE(rel) ("tests/fixtures/" rel)
+
+#endif
