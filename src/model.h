@@ -111,4 +111,6 @@ const char *cn_layer_kind_name(cn_layer_kind kind);
 /* PyTorch module class name (for summaries): "Conv2d", "BatchNorm2d", ... */
 const char *cn_layer_torch_name(cn_layer_kind kind);
 
+/* Like cn_model_backward, and also writes dL/d(input) (B,C,H,W) to grad_input. */
+void cn_model_backward_input(cn_model *model, const float *grad_output, int batch, float *grad_input);
 #endif

@@ -21,7 +21,15 @@ void cn_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, error_message, sizeof old);
-    snprintf(error_message, sizeof error_message, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n > sizeof error_message - 3) n = sizeof error_message - 3;
+    memcpy(error_message, prefix, n);
+    memcpy(error_message + n, ": ", 2);
+    size_t rest = sizeof error_message - n - 3;
+    size_t m = strlen(old);
+    if (m > rest) m = rest;
+    memcpy(error_message + n + 2, old, m);
+    error_message[n + 2 + m] = '\0';
 }
 
 void cn_clear_error(void) { error_message[0] = '\0'; }

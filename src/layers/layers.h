@@ -1,0 +1,62 @@
+/* One forward and one backward function per layer kind. Each receives a
+ * context with the batch's input/output activations (NCHW, batch first) and
+ * writes parameter gradients into model->grads (overwriting them). Work is
+ * split over the batch (or channels) with OpenMP; results do not depend on
+ * scheduling for a fixed thread count. */
+#ifndef CN_LAYERS_H
+#define CN_LAYERS_H
+#include "model.h"
+#include <omp.h>
+
+typedef struct {
+    cn_model *model;
+    const cn_layer *layer;
+    int index;              /* position in model->layers */
+    int batch;
+    const float *in;        /* (B, in.c, in.h, in.w) */
+    float *out;             /* (B, out.c, out.h, out.w) */
+    const float *grad_out;  /* backward only */
+    float *grad_in;         /* backward only; NULL when the input needs no gradient */
+    float *saved;           /* cn_layer_saved_floats(layer, batch) floats kept from forward to backward */
+} cn_layer_ctx;
+
+/* Floats of per-layer state kept between forward and backward for `batch` samples. */
+size_t cn_layer_saved_floats(const cn_layer *l, int batch);
+/* Floats of per-thread scratch memory a layer needs (im2col buffers). */
+size_t cn_layer_scratch_floats(const cn_layer *l);
+
+void cn_conv2d_forward(const cn_layer_ctx *c);
+void cn_conv2d_backward(const cn_layer_ctx *c);
+void cn_batchnorm2d_forward(const cn_layer_ctx *c);
+void cn_batchnorm2d_backward(const cn_layer_ctx *c);
+void cn_relu_forward(const cn_layer_ctx *c);
+void cn_relu_backward(const cn_layer_ctx *c);
+void cn_maxpool2d_forward(const cn_layer_ctx *c);
+void cn_maxpool2d_backward(const cn_layer_ctx *c);
+void cn_avgpool2d_forward(const cn_layer_ctx *c);
+void cn_avgpool2d_backward(const cn_layer_ctx *c);
+void cn_gap_forward(const cn_layer_ctx *c);
+void cn_gap_backward(const cn_layer_ctx *c);
+void cn_dropout_forward(const cn_layer_ctx *c);
+void cn_dropout_backward(const cn_layer_ctx *c);
+void cn_flatten_forward(const cn_layer_ctx *c);
+void cn_flatten_backward(const cn_layer_ctx *c);
+void cn_linear_forward(const cn_layer_ctx *c);
+void cn_linear_backward(const cn_layer_ctx *c);
+void cn_log_softmax_forward(const cn_layer_ctx *c);
+void cn_log_softmax_backward(const cn_layer_ctx *c);
+
+/* Per-thread scratch of the calling thread. */
+static inline float *cn_thread_scratch(const cn_model *m) {
+    return m->thread_scratch + (size_t)omp_get_thread_num() * m->scratch_per_thread;
+}
+/* Per-thread partial gradient buffer (num_params floats) of thread t. */
+static inline float *cn_thread_grads(const cn_model *m, int t) {
+    return m->thread_grads + (size_t)t * m->num_params;
+}
+/* Zeroes [offset, offset+count) of every thread's partial gradients. */
+void cn_thread_grads_zero(const cn_model *m, size_t offset, size_t count);
+/* model->grads[offset..+count) = sum over threads (in thread order) of the partials. */
+void cn_thread_grads_reduce(cn_model *m, size_t offset, size_t count);
+
+#endif

@@ -1,0 +1,132 @@
+/* maxpool2d, avgpool2d (count_include_pad, floor mode) and global average pooling. */
+#include "layers/layers.h"
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+// in (B,C,H,W) -> out (B,C,OH,OW); saved: argmax (int32 index into the input plane) per output
+void cn_maxpool2d_forward(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
+    int32_t *argmax = (int32_t *)c->saved;
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int pl = 0; pl < planes; pl++) {
+        const float *x = c->in + (size_t)pl * H * W;
+        float *y = c->out + (size_t)pl * OH * OW;
+        int32_t *am = argmax + (size_t)pl * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float best = -INFINITY;
+                int best_index = -1;
+                for (int ky = 0; ky < l->kernel; ky++) {
+                    int iy = oy * l->stride - l->pad + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < l->kernel; kx++) {
+                        int ix = ox * l->stride - l->pad + kx;
+                        if (ix < 0 || ix >= W) continue;
+                        float v = x[iy * W + ix];
+                        /* first maximum wins; NaN propagates, as in PyTorch */
+                        if (v > best || isnan(v) || best_index < 0) { best = v; best_index = iy * W + ix; if (isnan(v)) goto done; }
+                    }
+                }
+            done:
+                y[oy * OW + ox] = best;
+                am[oy * OW + ox] = best_index;
+            }
+    }
+}
+
+void cn_maxpool2d_backward(const cn_layer_ctx *c) {
+    if (!c->grad_in) return;
+    const cn_layer *l = c->layer;
+    int H = l->in.h, W = l->in.w, outs = l->out.h * l->out.w, planes = c->batch * l->in.c;
+    const int32_t *argmax = (const int32_t *)c->saved;
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int pl = 0; pl < planes; pl++) {
+        float *dx = c->grad_in + (size_t)pl * H * W;
+        const float *dy = c->grad_out + (size_t)pl * outs;
+        const int32_t *am = argmax + (size_t)pl * outs;
+        memset(dx, 0, (size_t)H * W * sizeof *dx);
+        for (int o = 0; o < outs; o++) dx[am[o]] += dy[o];
+    }
+}
+
+/* Divisor of an average-pool window with count_include_pad: the window clipped
+ * to the padded input. */
+static int avg_divisor(const cn_layer *l, int oy, int ox) {
+    int y0 = oy * l->stride - l->pad, x0 = ox * l->stride - l->pad;
+    int y1 = y0 + l->kernel, x1 = x0 + l->kernel;
+    if (y1 > l->in.h + l->pad) y1 = l->in.h + l->pad;
+    if (x1 > l->in.w + l->pad) x1 = l->in.w + l->pad;
+    return (y1 - y0) * (x1 - x0);
+}
+
+void cn_avgpool2d_forward(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int pl = 0; pl < planes; pl++) {
+        const float *x = c->in + (size_t)pl * H * W;
+        float *y = c->out + (size_t)pl * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float sum = 0.0f;
+                for (int ky = 0; ky < l->kernel; ky++) {
+                    int iy = oy * l->stride - l->pad + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < l->kernel; kx++) {
+                        int ix = ox * l->stride - l->pad + kx;
+                        if (ix >= 0 && ix < W) sum += x[iy * W + ix];
+                    }
+                }
+                y[oy * OW + ox] = sum / (float)avg_divisor(l, oy, ox);
+            }
+    }
+}
+
+void cn_avgpool2d_backward(const cn_layer_ctx *c) {
+    if (!c->grad_in) return;
+    const cn_layer *l = c->layer;
+    int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int pl = 0; pl < planes; pl++) {
+        float *dx = c->grad_in + (size_t)pl * H * W;
+        const float *dy = c->grad_out + (size_t)pl * OH * OW;
+        memset(dx, 0, (size_t)H * W * sizeof *dx);
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float g = dy[oy * OW + ox] / (float)avg_divisor(l, oy, ox);
+                for (int ky = 0; ky < l->kernel; ky++) {
+                    int iy = oy * l->stride - l->pad + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < l->kernel; kx++) {
+                        int ix = ox * l->stride - l->pad + kx;
+                        if (ix >= 0 && ix < W) dx[iy * W + ix] += g;
+                    }
+                }
+            }
+    }
+}
+
+// in (B,C,H,W) -> out (B,C,1,1)
+void cn_gap_forward(const cn_layer_ctx *c) {
+    int plane = c->layer->in.h * c->layer->in.w, planes = c->batch * c->layer->in.c;
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int pl = 0; pl < planes; pl++) {
+        const float *x = c->in + (size_t)pl * plane;
+        float sum = 0.0f;
+        for (int p = 0; p < plane; p++) sum += x[p];
+        c->out[pl] = sum / (float)plane;
+    }
+}
+
+void cn_gap_backward(const cn_layer_ctx *c) {
+    if (!c->grad_in) return;
+    int plane = c->layer->in.h * c->layer->in.w, planes = c->batch * c->layer->in.c;
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int pl = 0; pl < planes; pl++) {
+        float g = c->grad_out[pl] / (float)plane;
+        float *dx = c->grad_in + (size_t)pl * plane;
+        for (int p = 0; p < plane; p++) dx[p] = g;
+    }
+}

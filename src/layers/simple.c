@@ -1,0 +1,76 @@
+/* dropout (inverted), flatten and log_softmax. */
+#include "layers/layers.h"
+#include <math.h>
+#include <string.h>
+
+/* Seed of the dropout mask of one sample in one layer: independent of threads. */
+static uint64_t dropout_stream(uint64_t batch_seed, int layer, int sample) {
+    return batch_seed ^ ((uint64_t)(layer + 1) * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(sample + 1) * 0xD1B54A32D192ED03ull);
+}
+
+// saved: mask (B, size): 0 or 1/(1-p)
+void cn_dropout_forward(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    int size = cn_shape_size(l->in);
+    if (!c->model->training || l->dropout_p == 0.0f) {
+        memcpy(c->out, c->in, (size_t)c->batch * size * sizeof(float));
+        if (c->model->training)
+            for (size_t i = 0; i < (size_t)c->batch * size; i++) c->saved[i] = 1.0f;
+        return;
+    }
+    float keep_scale = 1.0f / (1.0f - l->dropout_p);
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int b = 0; b < c->batch; b++) {
+        cn_rng rng;
+        cn_rng_seed(&rng, dropout_stream(c->model->dropout_seed, c->index, b));
+        float *mask = c->saved + (size_t)b * size;
+        const float *x = c->in + (size_t)b * size;
+        float *y = c->out + (size_t)b * size;
+        for (int i = 0; i < size; i++) {
+            mask[i] = cn_rng_uniform(&rng) < l->dropout_p ? 0.0f : keep_scale;
+            y[i] = x[i] * mask[i];
+        }
+    }
+}
+
+void cn_dropout_backward(const cn_layer_ctx *c) {
+    if (!c->grad_in) return;
+    size_t n = (size_t)c->batch * cn_shape_size(c->layer->in);
+    for (size_t i = 0; i < n; i++) c->grad_in[i] = c->grad_out[i] * c->saved[i];
+}
+
+void cn_flatten_forward(const cn_layer_ctx *c) {
+    memcpy(c->out, c->in, (size_t)c->batch * cn_shape_size(c->layer->in) * sizeof(float));
+}
+
+void cn_flatten_backward(const cn_layer_ctx *c) {
+    if (c->grad_in) memcpy(c->grad_in, c->grad_out, (size_t)c->batch * cn_shape_size(c->layer->in) * sizeof(float));
+}
+
+// in (B,N) -> out (B,N): x - max - log(sum(exp(x - max)))
+void cn_log_softmax_forward(const cn_layer_ctx *c) {
+    int n = c->layer->in.c;
+    for (int b = 0; b < c->batch; b++) {
+        const float *x = c->in + (size_t)b * n;
+        float *y = c->out + (size_t)b * n;
+        float mx = x[0];
+        for (int i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) sum += exp((double)(x[i] - mx));
+        float lse = mx + (float)log(sum);
+        for (int i = 0; i < n; i++) y[i] = x[i] - lse;
+    }
+}
+
+// dx = dy - softmax * sum(dy)
+void cn_log_softmax_backward(const cn_layer_ctx *c) {
+    if (!c->grad_in) return;
+    int n = c->layer->in.c;
+    for (int b = 0; b < c->batch; b++) {
+        const float *y = c->out + (size_t)b * n, *dy = c->grad_out + (size_t)b * n;
+        float *dx = c->grad_in + (size_t)b * n;
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) sum += dy[i];
+        for (int i = 0; i < n; i++) dx[i] = dy[i] - expf(y[i]) * (float)sum;
+    }
+}

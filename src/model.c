@@ -1,0 +1,228 @@
+/* Sequential model: building from a spec, parameter layout, batch workspace,
+ * forward and backward passes. */
+#include "model.h"
+#include "spec.h"
+#include "layers/layers.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARAMS ((size_t)100 * 1000 * 1000)
+
+static const struct {
+    const char *name, *torch_name;
+    void (*forward)(const cn_layer_ctx *);
+    void (*backward)(const cn_layer_ctx *);
+} layer_table[CN_LAYER_KIND_COUNT] = {
+    [CN_LAYER_CONV2D] = {"conv2d", "Conv2d", cn_conv2d_forward, cn_conv2d_backward},
+    [CN_LAYER_BATCHNORM2D] = {"batchnorm2d", "BatchNorm2d", cn_batchnorm2d_forward, cn_batchnorm2d_backward},
+    [CN_LAYER_RELU] = {"relu", "ReLU", cn_relu_forward, cn_relu_backward},
+    [CN_LAYER_MAXPOOL2D] = {"maxpool2d", "MaxPool2d", cn_maxpool2d_forward, cn_maxpool2d_backward},
+    [CN_LAYER_AVGPOOL2D] = {"avgpool2d", "AvgPool2d", cn_avgpool2d_forward, cn_avgpool2d_backward},
+    [CN_LAYER_GAP] = {"gap", "AdaptiveAvgPool2d", cn_gap_forward, cn_gap_backward},
+    [CN_LAYER_DROPOUT] = {"dropout", "Dropout", cn_dropout_forward, cn_dropout_backward},
+    [CN_LAYER_FLATTEN] = {"flatten", "Flatten", cn_flatten_forward, cn_flatten_backward},
+    [CN_LAYER_LINEAR] = {"linear", "Linear", cn_linear_forward, cn_linear_backward},
+    [CN_LAYER_LOG_SOFTMAX] = {"log_softmax", "LogSoftmax", cn_log_softmax_forward, cn_log_softmax_backward},
+};
+
+const char *cn_layer_kind_name(cn_layer_kind kind) { return kind < CN_LAYER_KIND_COUNT ? layer_table[kind].name : "?"; }
+const char *cn_layer_torch_name(cn_layer_kind kind) { return kind < CN_LAYER_KIND_COUNT ? layer_table[kind].torch_name : "?"; }
+
+static char *dup_string(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = cn_calloc(n, 1);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* Lays out parameters (weight then bias per layer, state_dict order) and BN buffers. */
+static cn_status layout_params(cn_model *m) {
+    size_t offset = 0, buffers = 0;
+    int bn = 0;
+    for (int i = 0; i < m->num_layers; i++) {
+        cn_layer *l = &m->layers[i];
+        l->weight_offset = offset;
+        offset += l->weight_count;
+        l->bias_offset = offset;
+        offset += l->bias_count;
+        if (offset > MAX_PARAMS)
+            return cn_fail(CN_ERR_SPEC, "%s:%d: the model has more than %zu parameters", m->source_name, l->spec_line, MAX_PARAMS);
+        if (l->kind == CN_LAYER_BATCHNORM2D) {
+            l->buffer_offset = buffers;
+            buffers += 2 * (size_t)l->in.c;
+            l->bn_index = bn++;
+        }
+    }
+    m->num_params = offset;
+    m->num_buffers = buffers;
+    m->num_bn = bn;
+    m->params = cn_alloc_floats(offset);
+    m->grads = cn_alloc_floats(offset);
+    m->buffers = cn_alloc_floats(buffers);
+    m->bn_batches_tracked = cn_calloc(bn ? bn : 1, sizeof *m->bn_batches_tracked);
+    if (!m->params || !m->grads || !m->buffers || !m->bn_batches_tracked) return CN_ERR_NOMEM;
+    return CN_OK;
+}
+
+void cn_model_init_params(cn_model *m, cn_rng *rng) {
+    for (int i = 0; i < m->num_layers; i++) {
+        cn_layer *l = &m->layers[i];
+        float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
+        if (l->kind == CN_LAYER_CONV2D || l->kind == CN_LAYER_LINEAR) {
+            /* kaiming_uniform_(a=sqrt(5)): bound = sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in) */
+            int fan_in = l->kind == CN_LAYER_CONV2D ? l->in.c * l->kernel * l->kernel : l->in.c;
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t k = 0; k < l->weight_count; k++) w[k] = (2.0f * cn_rng_uniform(rng) - 1.0f) * bound;
+            for (size_t k = 0; k < l->bias_count; k++) b[k] = (2.0f * cn_rng_uniform(rng) - 1.0f) * bound;
+        } else if (l->kind == CN_LAYER_BATCHNORM2D) {
+            float *running = m->buffers + l->buffer_offset;
+            for (int c = 0; c < l->in.c; c++) { w[c] = 1.0f; b[c] = 0.0f; running[c] = 0.0f; running[l->in.c + c] = 1.0f; }
+            m->bn_batches_tracked[l->bn_index] = 0;
+        }
+    }
+}
+
+cn_status cn_model_from_spec(const char *spec_text, const char *source_name, uint64_t seed, cn_model **out) {
+    *out = NULL;
+    if (!spec_text) return cn_fail(CN_ERR_ARG, "no spec text given");
+    cn_model *m = cn_calloc(1, sizeof *m);
+    if (!m) return CN_ERR_NOMEM;
+    m->spec_text = dup_string(spec_text);
+    m->source_name = dup_string(source_name ? source_name : "spec");
+    m->num_threads = 1;
+    if (!m->spec_text || !m->source_name) { cn_model_free(m); return CN_ERR_NOMEM; }
+    cn_status st = cn_spec_parse(spec_text, m->source_name, m);
+    if (!st) st = layout_params(m);
+    if (st) { cn_model_free(m); return st; }
+    cn_rng rng;
+    cn_rng_seed(&rng, seed);
+    cn_model_init_params(m, &rng);
+    m->training = true;
+    *out = m;
+    return CN_OK;
+}
+
+static void free_workspace(cn_model *m) {
+    for (int i = 0; m->acts && i <= m->num_layers; i++) {
+        cn_free_aligned(m->acts[i]);
+        cn_free_aligned(m->grad_acts[i]);
+        if (i < m->num_layers) cn_free_aligned(m->saved[i]);
+    }
+    free(m->acts); free(m->grad_acts); free(m->saved);
+    cn_free_aligned(m->thread_grads);
+    cn_free_aligned(m->thread_scratch);
+    m->acts = m->grad_acts = m->saved = NULL;
+    m->thread_grads = m->thread_scratch = NULL;
+    m->batch_capacity = 0;
+}
+
+void cn_model_free(cn_model *m) {
+    if (!m) return;
+    free_workspace(m);
+    free(m->layers);
+    cn_free_aligned(m->params);
+    cn_free_aligned(m->grads);
+    cn_free_aligned(m->buffers);
+    free(m->bn_batches_tracked);
+    free(m->spec_text);
+    free(m->source_name);
+    free(m);
+}
+
+size_t cn_layer_saved_floats(const cn_layer *l, int batch) {
+    switch (l->kind) {
+    case CN_LAYER_BATCHNORM2D: return 2 * (size_t)l->in.c;
+    case CN_LAYER_MAXPOOL2D: return (size_t)batch * cn_shape_size(l->out);
+    case CN_LAYER_DROPOUT: return (size_t)batch * cn_shape_size(l->in);
+    default: return 0;
+    }
+}
+
+cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
+    if (batch < 1) return cn_fail(CN_ERR_ARG, "batch size %d: expected at least 1", batch);
+    if (threads < 1) threads = 1;
+    if (batch <= m->batch_capacity && threads == m->num_threads && m->acts) return CN_OK;
+    free_workspace(m);
+    m->num_threads = threads;
+    int L = m->num_layers;
+    m->acts = cn_calloc(L + 1, sizeof *m->acts);
+    m->grad_acts = cn_calloc(L + 1, sizeof *m->grad_acts);
+    m->saved = cn_calloc(L, sizeof *m->saved);
+    if (!m->acts || !m->grad_acts || !m->saved) { free_workspace(m); return CN_ERR_NOMEM; }
+    size_t scratch = 0;
+    for (int i = 0; i <= L; i++) {
+        cn_shape s = i < L ? m->layers[i].in : m->layers[L - 1].out;
+        size_t n;
+        if (!cn_mul_ok((size_t)batch, (size_t)cn_shape_size(s), &n)) { free_workspace(m); return cn_fail(CN_ERR_NOMEM, "batch too large"); }
+        m->acts[i] = cn_alloc_floats(n);
+        m->grad_acts[i] = cn_alloc_floats(n);
+        if (!m->acts[i] || !m->grad_acts[i]) { free_workspace(m); return CN_ERR_NOMEM; }
+        if (i < L) {
+            m->saved[i] = cn_alloc_floats(cn_layer_saved_floats(&m->layers[i], batch));
+            if (!m->saved[i]) { free_workspace(m); return CN_ERR_NOMEM; }
+            size_t s2 = cn_layer_scratch_floats(&m->layers[i]);
+            if (s2 > scratch) scratch = s2;
+        }
+    }
+    m->scratch_per_thread = (scratch + 15) & ~(size_t)15;
+    m->thread_scratch = cn_alloc_floats(m->scratch_per_thread * threads);
+    m->thread_grads = cn_alloc_floats(m->num_params * threads);
+    if (!m->thread_scratch || !m->thread_grads) { free_workspace(m); return CN_ERR_NOMEM; }
+    m->batch_capacity = batch;
+    return CN_OK;
+}
+
+void cn_model_set_training(cn_model *m, bool training) { m->training = training; }
+
+static cn_layer_ctx layer_ctx(cn_model *m, int i, int batch) {
+    return (cn_layer_ctx){ .model = m, .layer = &m->layers[i], .index = i, .batch = batch,
+                           .in = m->acts[i], .out = m->acts[i + 1], .grad_out = m->grad_acts[i + 1],
+                           .grad_in = i > 0 ? m->grad_acts[i] : NULL, .saved = m->saved[i] };
+}
+
+const float *cn_model_forward(cn_model *m, const float *input, int batch, cn_rng *rng) {
+    CN_ASSERT(batch >= 1 && batch <= m->batch_capacity);
+    memcpy(m->acts[0], input, (size_t)batch * cn_shape_size(m->input) * sizeof(float));
+    if (m->training && rng) m->dropout_seed = cn_rng_next(rng);
+    for (int i = 0; i < m->num_layers; i++) {
+        cn_layer_ctx c = layer_ctx(m, i, batch);
+        layer_table[m->layers[i].kind].forward(&c);
+    }
+    return m->acts[m->num_layers];
+}
+
+void cn_model_backward(cn_model *m, const float *grad_output, int batch) {
+    CN_ASSERT(m->training && batch >= 1 && batch <= m->batch_capacity);
+    int L = m->num_layers;
+    memcpy(m->grad_acts[L], grad_output, (size_t)batch * cn_shape_size(m->layers[L - 1].out) * sizeof(float));
+    for (int i = L - 1; i >= 0; i--) {
+        cn_layer_ctx c = layer_ctx(m, i, batch);
+        layer_table[m->layers[i].kind].backward(&c);
+    }
+}
+
+/* Gradient with respect to the model input (valid after cn_model_backward when
+ * the caller asked for it via cn_model_backward_input). */
+void cn_model_backward_input(cn_model *m, const float *grad_output, int batch, float *grad_input) {
+    int L = m->num_layers;
+    memcpy(m->grad_acts[L], grad_output, (size_t)batch * cn_shape_size(m->layers[L - 1].out) * sizeof(float));
+    for (int i = L - 1; i >= 0; i--) {
+        cn_layer_ctx c = layer_ctx(m, i, batch);
+        if (i == 0) c.grad_in = grad_input;
+        layer_table[m->layers[i].kind].backward(&c);
+    }
+}
+
+size_t cn_model_param_count(const cn_model *m) { return m->num_params; }
+
+uint64_t cn_model_macs(const cn_model *m) {
+    uint64_t macs = 0;
+    for (int i = 0; i < m->num_layers; i++) macs += m->layers[i].macs;
+    return macs;
+}
+
+int cn_model_num_classes(const cn_model *m) { return m->layers[m->num_layers - 1].out.c; }

@@ -1,0 +1,106 @@
+/* Finite-difference gradient checks for every layer kind.
+ *
+ * For a one-layer model (plus flatten), L = sum(out * R) for a fixed random R,
+ * so dL/dout = R. Every parameter and input element is perturbed by +-h and
+ * the central difference (evaluated in double from float forwards) is compared
+ * with the analytic gradient. h = 1e-2 keeps float rounding (~1e-7 |L| / h)
+ * far below the tolerance; inputs are kept away from the kinks of ReLU and
+ * max-pool (no |x| < 4h, no near-ties), so the difference quotient is exact
+ * up to O(h^2) for these piecewise-linear layers. */
+#include "harness.h"
+#include "model.h"
+#include "core/rng.h"
+
+#define TOL 2e-2
+
+static void check_layer_h(const char *spec, float H);
+static void check_layer(const char *spec) { check_layer_h(spec, 1e-2f); }
+
+static double loss_of(cn_model *m, const float *x, int batch, const float *r, int n_out) {
+    const float *y = cn_model_forward(m, x, batch, NULL);
+    double s = 0.0;
+    for (int i = 0; i < batch * n_out; i++) s += (double)y[i] * r[i];
+    return s;
+}
+
+/* A shuffled evenly spaced grid: no |x| < 0.025 and no two values closer than
+ * 0.05 (> 2h), so no perturbation crosses a ReLU kink or flips a max-pool winner. */
+static void fill_away_from_kinks(float *x, int n, cn_rng *rng) {
+    for (int i = 0; i < n; i++) x[i] = ((float)i - (float)n / 2 + 0.5f) * (2.0f / (float)n > 0.05f ? 2.0f / (float)n : 0.05f);
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)cn_rng_below(rng, (uint64_t)i + 1);
+        float t = x[i]; x[i] = x[j]; x[j] = t;
+    }
+}
+
+static void check_layer_h(const char *spec, float H) {
+    cn_model *m;
+    cn_status st = cn_model_from_spec(spec, "gradcheck", 7, &m);
+    CHECK_MSG(st == CN_OK, "%s", cn_last_error());
+    if (st) return;
+    int batch = 3;
+    CHECK(cn_model_reserve(m, batch, 2) == CN_OK);
+    cn_model_set_training(m, true);
+    m->dropout_seed = 12345;
+    cn_rng rng;
+    cn_rng_seed(&rng, 99);
+    int n_in = batch * cn_shape_size(m->input), n_out = batch * cn_model_num_classes(m);
+    float *x = calloc(n_in, sizeof *x), *r = calloc(n_out, sizeof *r), *gx = calloc(n_in, sizeof *gx);
+    float *gp = calloc(m->num_params + 1, sizeof *gp);
+    fill_away_from_kinks(x, n_in, &rng);
+    for (int i = 0; i < n_out; i++) r[i] = 2.0f * cn_rng_uniform(&rng) - 1.0f;
+    /* BN params perturbed away from 1/0 so their gradients matter in every term. */
+    for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.1f * (cn_rng_uniform(&rng) - 0.5f);
+    cn_model_forward(m, x, batch, NULL);
+    cn_model_backward_input(m, r, batch, gx);
+    memcpy(gp, m->grads, m->num_params * sizeof *gp);
+    double worst = 0.0;
+    for (size_t i = 0; i < m->num_params; i++) {
+        float keep = m->params[i];
+        m->params[i] = keep + H; double lp = loss_of(m, x, batch, r, n_out / batch);
+        m->params[i] = keep - H; double lm = loss_of(m, x, batch, r, n_out / batch);
+        m->params[i] = keep;
+        double num = (lp - lm) / (2.0 * H), err = fabs(num - gp[i]) / fmax(1.0, fabs(num));
+        if (err > worst) worst = err;
+        if (getenv("GRADCHECK_DEBUG") && err > 1e-3) fprintf(stderr, "param %zu num %g ana %g\n", i, num, gp[i]);
+    }
+    for (int i = 0; i < n_in; i++) {
+        float keep = x[i];
+        x[i] = keep + H; double lp = loss_of(m, x, batch, r, n_out / batch);
+        x[i] = keep - H; double lm = loss_of(m, x, batch, r, n_out / batch);
+        x[i] = keep;
+        double num = (lp - lm) / (2.0 * H), err = fabs(num - gx[i]) / fmax(1.0, fabs(num));
+        if (err > worst) worst = err;
+    }
+    CHECK_MSG(worst < TOL, "%s: worst relative gradient error %.3g", spec, worst);
+    free(x); free(r); free(gx); free(gp);
+    cn_model_free(m);
+}
+
+TEST(conv_3x3_bias) { check_layer("input 2x6x6\nconv2d out=3 k=3\nflatten"); }
+TEST(conv_3x3_pad_nobias) { check_layer("input 2x5x5\nconv2d out=3 k=3 pad=1 bias=false\nflatten"); }
+TEST(conv_1x1_pad) { check_layer("input 3x4x4\nconv2d out=2 k=1 pad=1\nflatten"); }
+TEST(conv_1x1) { check_layer("input 3x4x4\nconv2d out=2 k=1\nflatten"); }
+TEST(conv_5x5_stride2) { check_layer("input 2x7x7\nconv2d out=2 k=5 stride=2 pad=2\nflatten"); }
+TEST(batchnorm) { check_layer("input 3x4x4\nbatchnorm2d\nflatten"); }
+TEST(relu) { check_layer("input 2x4x4\nrelu\nflatten"); }
+TEST(maxpool) { check_layer("input 2x5x5\nmaxpool2d k=2\nflatten"); }
+TEST(maxpool_overlap) { check_layer("input 2x7x7\nmaxpool2d k=3 stride=2\nflatten"); }
+TEST(avgpool) { check_layer("input 2x7x7\navgpool2d k=5\nflatten"); }
+TEST(avgpool_pad) { check_layer("input 2x6x6\navgpool2d k=3 stride=2 pad=1\nflatten"); }
+TEST(gap) { check_layer("input 3x4x4\ngap\nflatten"); }
+TEST(dropout) { check_layer("input 2x4x4\ndropout p=0.3\nflatten"); }
+TEST(linear) { check_layer("input 12x1x1\nlinear out=5"); }
+TEST(linear_nobias) { check_layer("input 12x1x1\nlinear out=5 bias=false"); }
+TEST(log_softmax) { check_layer("input 6x1x1\nlog_softmax"); }
+/* Hidden ReLU/max-pool inputs of a stack cannot be kept off the kinks by
+ * construction; a smaller step makes crossing one unlikely (float rounding
+ * error ~1e-7 |L| / h stays ~1e-4). */
+TEST(stack) { check_layer_h("input 1x8x8\nconv2d out=4 k=3 pad=1\nbatchnorm2d\nrelu\nmaxpool2d k=2\nconv2d out=3 k=3\ngap\nflatten\nlinear out=4\nlog_softmax", 2e-4f); }
+
+int main(void) {
+    RUN(conv_3x3_bias); RUN(conv_3x3_pad_nobias); RUN(conv_1x1_pad); RUN(conv_1x1); RUN(conv_5x5_stride2);
+    RUN(batchnorm); RUN(relu); RUN(maxpool); RUN(maxpool_overlap); RUN(avgpool); RUN(avgpool_pad); RUN(gap);
+    RUN(dropout); RUN(linear); RUN(linear_nobias); RUN(log_softmax); RUN(stack);
+    return test_summary();
+}
