@@ -1,0 +1,133 @@
+#include "data/idx.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Reads up to `len` bytes; returns the count read, or -1 with the error set. */
+static long long read_full(gzFile f, const char *path, uint8_t *buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        size_t want = len - done;
+        if (want > (1u << 28)) want = 1u << 28;
+        int got = gzread(f, buf + done, (unsigned)want);
+        if (got < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            cn_fail(CN_ERR_FORMAT, "%s: corrupt gzip data near decompressed offset %zu: %s",
+                    path, done, msg ? msg : "unknown zlib error");
+            return -1;
+        }
+        if (got == 0) break;
+        done += (size_t)got;
+    }
+    /* A gzip stream cut short reads as a short count plus Z_BUF_ERROR. */
+    int zerr = Z_OK;
+    const char *msg = gzerror(f, &zerr);
+    if (zerr != Z_OK && zerr != Z_STREAM_END) {
+        cn_fail(CN_ERR_FORMAT, "%s: corrupt or truncated gzip data at decompressed offset %zu: %s",
+                path, done, msg ? msg : "unknown zlib error");
+        return -1;
+    }
+    return (long long)done;
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static cn_status read_idx(const char *path, uint32_t magic, int ndims, cn_idx *out) {
+    memset(out, 0, sizeof *out);
+    const char *kind = ndims == 3 ? "image" : "label";
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+    gzbuffer(f, 1 << 17);
+    cn_status st = CN_OK;
+    uint8_t header[16];
+    size_t header_len = 4 + 4 * (size_t)ndims;
+    const char *where = "";
+    long long got = read_full(f, path, header, header_len);
+    if (got < 0) { st = CN_ERR_FORMAT; goto done; }
+    where = gzdirect(f) ? "" : " (decompressed)";
+    if ((size_t)got < header_len) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: truncated header: found %lld bytes%s, expected the %zu-byte IDX %s header",
+                     path, got, where, header_len, kind);
+        goto done;
+    }
+    uint32_t found_magic = be32(header);
+    if (found_magic != magic) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: offset 0: magic 0x%08x, expected 0x%08x (IDX %s file%s)",
+                     path, found_magic, magic, kind,
+                     found_magic == CN_IDX_MAGIC_IMAGES ? "; this is an image file"
+                     : found_magic == CN_IDX_MAGIC_LABELS ? "; this is a label file" : "");
+        goto done;
+    }
+    uint32_t dims[3] = {1, 1, 1};
+    for (int d = 0; d < ndims; d++) dims[d] = be32(header + 4 + 4 * d);
+    if (dims[0] > CN_IDX_MAX_COUNT) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: offset 4: item count %u, expected at most %d", path, dims[0], CN_IDX_MAX_COUNT);
+        goto done;
+    }
+    for (int d = 1; d < ndims; d++) {
+        if (dims[d] == 0 || dims[d] > CN_IDX_MAX_SIDE) {
+            st = cn_fail(CN_ERR_FORMAT, "%s: offset %d: %s %u, expected 1..%d", path, 4 + 4 * d,
+                         d == 1 ? "rows" : "cols", dims[d], CN_IDX_MAX_SIDE);
+            goto done;
+        }
+    }
+    size_t item, total;
+    if (!cn_mul_ok(dims[1], dims[2], &item) || !cn_mul_ok(item, dims[0], &total) || total > CN_MAX_ALLOC) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: declared size %u x %u x %u exceeds the %zu-byte limit",
+                     path, dims[0], dims[1], dims[2], CN_MAX_ALLOC);
+        goto done;
+    }
+    out->data = cn_calloc(total ? total : 1, 1);
+    if (!out->data) { st = CN_ERR_NOMEM; cn_error_prefix("%s", path); goto done; }
+    got = read_full(f, path, out->data, total);
+    if (got < 0) { st = CN_ERR_FORMAT; goto done; }
+    if ((size_t)got < total) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: truncated at offset %zu%s: found %lld data bytes, expected %zu "
+                     "(%u %ss of %ux%u after the %zu-byte header)",
+                     path, header_len + (size_t)got, where, got, total, dims[0], kind, dims[1], dims[2], header_len);
+        goto done;
+    }
+    /* Anything after the declared data means the header lies about the size. */
+    uint8_t extra[4096];
+    got = read_full(f, path, extra, sizeof extra);
+    if (got < 0) { st = CN_ERR_FORMAT; goto done; }
+    if (got > 0) {
+        long long more = got;
+        while (got == (long long)sizeof extra && more < (1ll << 40)) {
+            got = read_full(f, path, extra, sizeof extra);
+            if (got < 0) { st = CN_ERR_FORMAT; goto done; }
+            more += got;
+        }
+        st = cn_fail(CN_ERR_FORMAT, "%s: %lld bytes of trailing data at offset %zu%s: expected the file to end "
+                     "after %u %ss of %ux%u", path, more, header_len + total, where, dims[0], kind, dims[1], dims[2]);
+        goto done;
+    }
+    out->count = (int)dims[0];
+    out->rows = (int)dims[1];
+    out->cols = (int)dims[2];
+done:
+    gzclose(f);
+    if (st != CN_OK) cn_idx_free(out);
+    return st;
+}
+
+cn_status cn_idx_read_images(const char *path, cn_idx *out) {
+    return read_idx(path, CN_IDX_MAGIC_IMAGES, 3, out);
+}
+
+cn_status cn_idx_read_labels(const char *path, cn_idx *out) {
+    return read_idx(path, CN_IDX_MAGIC_LABELS, 1, out);
+}
+
+void cn_idx_free(cn_idx *idx) {
+    if (!idx) return;
+    free(idx->data);
+    memset(idx, 0, sizeof *idx);
+}
