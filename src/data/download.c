@@ -181,7 +181,9 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
     }
     if (st != CN_OK) remove(tmp_path);
     else if (show && !t.tty)
-        fprintf(stderr, "downloaded %s (%.1f MB) from %s\n", label, (double)t.received / 1e6, url);
+        fprintf(stderr, "downloaded %s (%.1f %s) from %s\n", label,
+                t.received >= 1000000 ? (double)t.received / 1e6 : (double)t.received / 1e3,
+                t.received >= 1000000 ? "MB" : "kB", url);
     return st;
 }
 
@@ -201,6 +203,8 @@ cn_status cn_dataset_download(const char *name, const char *dir, int show_progre
         cn_status st = cn_dataset_default_dir(info->name, target, sizeof target);
         if (st != CN_OK) return st;
     }
+    struct stat existing;
+    int created = stat(target, &existing) != 0;
     cn_status st = make_dirs(target);
     if (st != CN_OK) return st;
 
@@ -262,5 +266,6 @@ cn_status cn_dataset_download(const char *name, const char *dir, int show_progre
     next_file:;
     }
     curl_global_cleanup();
+    if (st != CN_OK && created) rmdir(target); /* leave no empty directory behind (fails if not empty) */
     return st;
 }
