@@ -6,6 +6,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -451,12 +452,206 @@ TEST(atomic_save) {
     free(old);
 }
 
+/* Shape of tensor `name` equals dims[0..ndim-1]. */
+static int has_shape(const cn_st_file *f, const char *name, const char *dtype, int ndim, const int64_t *dims) {
+    const cn_st_tensor *t = cn_st_find(f, name);
+    if (!t || strcmp(t->dtype, dtype) || t->ndim != ndim) return 0;
+    for (int i = 0; i < ndim; i++) if (t->shape[i] != dims[i]) return 0;
+    return 1;
+}
+
+/* Every committed safetensors fixture passes the strict reader. */
+TEST(all_fixtures_open) {
+    static const char *const files[] = {
+        "layers/avgpool_k5", "layers/batchnorm2d", "layers/conv1x1_pad1", "layers/conv3x3_pad0_bias",
+        "layers/conv3x3_pad1_nobias", "layers/conv5x5_stride2_pad2", "layers/conv_cin1", "layers/flatten",
+        "layers/gap", "layers/linear", "layers/log_softmax", "layers/maxpool_k2", "layers/maxpool_k3_s2",
+        "layers/relu", "losses/cross_entropy", "losses/cross_entropy_smooth", "losses/nll",
+        "presets/seed000", "presets/seed001", "presets/seed002", "presets/seed003", "presets/seed004",
+        "optim/sgd", "optim/sgd_momentum", "optim/sgd_nesterov_wd", "optim/sgd_momentum_dampening",
+        "optim/adam", "optim/adam_wd", "optim/adamw", "sched/steplr", "sched/plateau", "sched/onecycle",
+        "sched/onecycle_adam", "sched/cosine",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "%s.safetensors", files[i]);
+        cn_st_file *f = fixture_open(rel);
+        CHECK_MSG(f != NULL && cn_st_count(f) > 0, "%s", rel);
+        cn_st_close(f);
+    }
+}
+
+/* One committed fixture of each kind loads, with the names, shapes and
+ * metadata the other tests rely on; a few values are re-derived here as a
+ * check of both the fixture semantics and fixture.h. */
+TEST(torch_fixtures_load) {
+    /* layers: conv */
+    cn_st_file *f = fixture_open("layers/conv3x3_pad0_bias.safetensors");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(has_shape(f, "input", "F32", 4, (int64_t[]){3, 3, 8, 8}));
+        CHECK(has_shape(f, "output", "F32", 4, (int64_t[]){3, 4, 6, 6}));
+        CHECK(has_shape(f, "grad_output", "F32", 4, (int64_t[]){3, 4, 6, 6}));
+        CHECK(has_shape(f, "grad_input", "F32", 4, (int64_t[]){3, 3, 8, 8}));
+        CHECK(has_shape(f, "weight", "F32", 4, (int64_t[]){4, 3, 3, 3}));
+        CHECK(has_shape(f, "grad_weight", "F32", 4, (int64_t[]){4, 3, 3, 3}));
+        CHECK(has_shape(f, "bias", "F32", 1, (int64_t[]){4}));
+        CHECK(has_shape(f, "grad_bias", "F32", 1, (int64_t[]){4}));
+        CHECK(!strcmp(fixture_meta(f, "layer"), "conv2d out=4 k=3 stride=1 pad=0 bias=true"));
+        CHECK(!strcmp(fixture_meta(f, "input"), "3x8x8"));
+        CHECK(fixture_meta_num(f, "batch") == 3);
+        /* grad_bias = sum of grad_output over N, H, W */
+        size_t n;
+        float *go = fixture_floats(f, "grad_output", &n), *gb = fixture_floats(f, "grad_bias", NULL);
+        if (go && gb) {
+            float sums[4] = {0};
+            for (size_t i = 0; i < n; i++) sums[(i / 36) % 4] += go[i];
+            CHECK_ALLCLOSE(sums, gb, 4, FIXTURE_TOL);
+        }
+        free(go);
+        free(gb);
+    }
+    cn_st_close(f);
+
+    /* layers: batchnorm running statistics (unbiased variance, momentum 0.1) */
+    f = fixture_open("layers/batchnorm2d.safetensors");
+    CHECK(f != NULL);
+    if (f) {
+        size_t n;
+        float *x = fixture_floats(f, "input", &n), *rm = fixture_floats(f, "running_mean", NULL);
+        float *rv = fixture_floats(f, "running_var", NULL);
+        int64_t *nbt = fixture_ints(f, "num_batches_tracked", NULL);
+        CHECK(n == 3 * 5 * 36 && cn_st_find(f, "eval_output") && cn_st_find(f, "grad_weight"));
+        CHECK(nbt && nbt[0] == 1);
+        if (x && rm && rv) {
+            float want_mean[5], want_var[5];
+            for (int c = 0; c < 5; c++) {
+                double s = 0, ss = 0;
+                for (int b = 0; b < 3; b++) for (int i = 0; i < 36; i++) s += x[(b * 5 + c) * 36 + i];
+                double mean = s / 108;
+                for (int b = 0; b < 3; b++) for (int i = 0; i < 36; i++) {
+                    double d = x[(b * 5 + c) * 36 + i] - mean;
+                    ss += d * d;
+                }
+                want_mean[c] = (float)(0.1 * mean);
+                want_var[c] = (float)(0.9 + 0.1 * ss / 107);
+            }
+            CHECK_ALLCLOSE(rm, want_mean, 5, FIXTURE_TOL);
+            CHECK_ALLCLOSE(rv, want_var, 5, FIXTURE_TOL);
+        }
+        free(x); free(rm); free(rv); free(nbt);
+    }
+    cn_st_close(f);
+
+    /* losses: cross-entropy with label smoothing 0.1, recomputed */
+    f = fixture_open("losses/cross_entropy_smooth.safetensors");
+    CHECK(f != NULL);
+    if (f) {
+        size_t n, nt;
+        float *z = fixture_floats(f, "logits", &n), *loss = fixture_floats(f, "loss", NULL);
+        int64_t *y = fixture_ints(f, "target", &nt);
+        CHECK(fixture_meta_num(f, "label_smoothing") == 0.1 && cn_st_find(f, "grad"));
+        if (z && loss && y && n == nt * 10) {
+            double total = 0;
+            for (size_t b = 0; b < nt; b++) {
+                const float *r = z + 10 * b;
+                double mx = r[0], lse = 0, mean_logp = 0;
+                for (int k = 1; k < 10; k++) if (r[k] > mx) mx = r[k];
+                for (int k = 0; k < 10; k++) lse += exp(r[k] - mx);
+                lse = mx + log(lse);
+                for (int k = 0; k < 10; k++) mean_logp += (r[k] - lse) / 10;
+                total += -0.9 * (r[y[b]] - lse) - 0.1 * mean_logp;
+            }
+            float want = (float)(total / (double)nt);
+            CHECK_ALLCLOSE(loss, &want, 1, FIXTURE_TOL);
+        }
+        free(z); free(loss); free(y);
+    }
+    cn_st_close(f);
+
+    /* presets: names follow the nn.Sequential state dict */
+    f = fixture_open("presets/seed000.safetensors");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(!strcmp(fixture_meta(f, "preset"), "seed000") && !strcmp(fixture_meta(f, "dropout"), "0"));
+        CHECK(!strcmp(fixture_meta(f, "loss"), "cross_entropy"));
+        CHECK(has_shape(f, "input", "F32", 4, (int64_t[]){4, 1, 28, 28}));
+        CHECK(has_shape(f, "target", "I64", 1, (int64_t[]){4}));
+        CHECK(has_shape(f, "output", "F32", 2, (int64_t[]){4, 10}));
+        CHECK(has_shape(f, "loss", "F32", 1, (int64_t[]){1})); /* scalars are stored as [1] */
+        CHECK(has_shape(f, "0.weight", "F32", 4, (int64_t[]){16, 1, 3, 3}));
+        CHECK(has_shape(f, "1.num_batches_tracked", "I64", 1, (int64_t[]){1}));
+        CHECK(has_shape(f, "14.weight", "F32", 2, (int64_t[]){10, 40}));
+        CHECK(has_shape(f, "grad.14.bias", "F32", 1, (int64_t[]){10}));
+        CHECK(has_shape(f, "after.9.running_var", "F32", 1, (int64_t[]){40}));
+        size_t params = 0;
+        for (int i = 0; i < cn_st_count(f); i++) {
+            const cn_st_tensor *t = cn_st_get(f, i);
+            if (!strncmp(t->name, "grad.", 5)) params += cn_st_numel(t);
+        }
+        CHECK(params == 16946);
+    }
+    cn_st_close(f);
+
+    /* optim: plain SGD step p1 = p0 - lr * g0 */
+    f = fixture_open("optim/sgd.safetensors");
+    CHECK(f != NULL);
+    if (f) {
+        float *p0 = fixture_floats(f, "param0", NULL), *g0 = fixture_floats(f, "grad.0", NULL);
+        float *p1 = fixture_floats(f, "param.0", NULL);
+        CHECK(cn_st_find(f, "param.4") && cn_st_find(f, "grad.4"));
+        CHECK(fixture_meta_num(f, "lr") == 0.1 && !strcmp(fixture_meta(f, "nesterov"), "false"));
+        if (p0 && g0 && p1) {
+            float want[12];
+            for (int i = 0; i < 12; i++) want[i] = p0[i] - 0.1f * g0[i];
+            CHECK_ALLCLOSE(p1, want, 12, 1e-6);
+        }
+        free(p0); free(g0); free(p1);
+    }
+    cn_st_close(f);
+
+    /* sched: StepLR halves every 3 steps */
+    f = fixture_open("sched/steplr.safetensors");
+    CHECK(f != NULL);
+    if (f) {
+        size_t n;
+        double *lr = fixture_doubles(f, "lr", &n);
+        const double want[12] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125, 0.0125, 0.0125};
+        CHECK(n == 12 && !strcmp(cn_st_find(f, "lr")->dtype, "F64"));
+        if (lr && n == 12) CHECK_ALLCLOSE_D(lr, want, 12, 1e-12);
+        free(lr);
+    }
+    cn_st_close(f);
+    f = fixture_open("sched/onecycle.safetensors");
+    CHECK(f && cn_st_find(f, "lr") && cn_st_find(f, "momentum") && fixture_meta_num(f, "total_steps") == 50);
+    cn_st_close(f);
+}
+
+TEST(allclose_helper) {
+    float a[3] = {1.0f, 1000.0f, 0.0f}, e[3] = {1.00005f, 1000.05f, 0.00005f};
+    CHECK(fixture_allclose_impl(a, e, NULL, NULL, 3, 1e-4, __FILE__, __LINE__, "a", "e"));
+    CHECK(fixture_err(1000.0, 1000.2) < 1e-3 && fixture_err(0.0, 1e-3) == 1e-3);
+    CHECK(isinf(fixture_err(NAN, 1.0)) && fixture_err(NAN, NAN) == 0.0);
+    float bad[3] = {1.0f, 1000.0f, 0.01f};
+    fflush(stderr);
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY); /* silence the expected report */
+    if (devnull >= 0) dup2(devnull, 2);
+    bool ok = fixture_allclose_impl(bad, e, NULL, NULL, 3, 1e-4, __FILE__, __LINE__, "bad", "e");
+    fflush(stderr);
+    if (saved >= 0) { dup2(saved, 2); close(saved); }
+    if (devnull >= 0) close(devnull);
+    CHECK(!ok);
+}
+
 int main(void) {
     RUN(round_trip);
     RUN(read_errors);
     RUN(validation_errors);
     RUN(writer_errors);
     RUN(atomic_save);
+    RUN(all_fixtures_open);
+    RUN(torch_fixtures_load);
+    RUN(allclose_helper);
     if (tmpdir[0]) rm_tree(tmpdir);
     return test_summary();
 }
