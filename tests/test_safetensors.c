@@ -257,6 +257,9 @@ TEST(validation_errors) {
     BAD(longname, 1, "is 128 bytes long, expected at most 127");
     snprintf(longname, sizeof longname, "{\"%0127d\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[0,1]}}", 0);
     GOOD(longname, 1);
+    BAD("{\"a\\nb\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+        "tensor name \"a?b\" contains a control character");
+    BAD("{\"__metadata__\":{\"k\\n\":1}}", 0, "entry \"k?\" is a number");
 
     /* fields */
     BAD("{\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "tensor \"t\": missing field \"dtype\"");
@@ -350,6 +353,7 @@ TEST(writer_errors) {
     CHECK(cn_st_writer_add(w, longname, "F32", 1, s1, &x) == CN_ERR_ARG);
     CHECK(cn_st_writer_add(w, "__metadata__", "F32", 1, s1, &x) == CN_ERR_ARG);
     CHECK(cn_st_writer_metadata(w, "k", NULL) == CN_ERR_ARG);
+    CHECK(cn_st_writer_add(w, "a\tb", "F32", 1, s1, &x) == CN_ERR_ARG);
     longname[127] = '\0';
     CHECK(cn_st_writer_add(w, longname, "F32", 1, s1, &x) == CN_OK);
     cn_st_writer_free(w);

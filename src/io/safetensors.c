@@ -104,6 +104,20 @@ static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t s
 
 /* ---- header validation ---- */
 
+/* A copy of s (at most size-1 bytes) with control bytes replaced by '?', so
+ * error messages stay on one printable line. */
+static const char *printable(const char *s, char *buf, size_t size) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < size; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+static bool has_control_byte(const char *s) {
+    for (; *s; s++) if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
+    return false;
+}
+
 static void file_free_partial(cn_st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->meta_count; i++) { free(f->meta_keys[i]); free(f->meta_values[i]); }
@@ -154,12 +168,14 @@ static cn_status parse_metadata(cn_st_file *f, const cJSON *meta) {
     f->meta_values = cn_calloc((size_t)n, sizeof(char *));
     if (!f->meta_keys || !f->meta_values) return CN_ERR_NOMEM;
     for (const cJSON *e = meta->child; e; e = e->next) {
+        char kbuf[129];
         if (!cJSON_IsString(e) || !e->valuestring)
-            return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" entry \"%.128s\" is %s, expected a string",
-                           src, e->string ? e->string : "", json_kind(e));
+            return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" entry \"%s\" is %s, expected a string",
+                           src, printable(e->string ? e->string : "", kbuf, sizeof kbuf), json_kind(e));
         for (int i = 0; i < f->meta_count; i++)
             if (strcmp(f->meta_keys[i], e->string) == 0)
-                return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" has key \"%.128s\" twice", src, e->string);
+                return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" has key \"%s\" twice", src,
+                               printable(e->string, kbuf, sizeof kbuf));
         char *k = dup_string(e->string), *v = dup_string(e->valuestring);
         if (!k || !v) { free(k); free(v); return CN_ERR_NOMEM; }
         f->meta_keys[f->meta_count] = k;
@@ -175,9 +191,13 @@ static cn_status parse_tensor(const cn_st_file *f, const cJSON *e, size_t data_s
     const char *name = e->string ? e->string : "";
     size_t name_len = strlen(name);
     if (name_len == 0) return cn_fail(CN_ERR_FORMAT, "%s: a tensor has an empty name", src);
+    char nbuf[41];
     if (name_len > CN_ST_MAX_NAME)
-        return cn_fail(CN_ERR_FORMAT, "%s: tensor name \"%.40s...\" is %zu bytes long, expected at most %d",
-                       src, name, name_len, CN_ST_MAX_NAME);
+        return cn_fail(CN_ERR_FORMAT, "%s: tensor name \"%s...\" is %zu bytes long, expected at most %d",
+                       src, printable(name, nbuf, sizeof nbuf), name_len, CN_ST_MAX_NAME);
+    if (has_control_byte(name))
+        return cn_fail(CN_ERR_FORMAT, "%s: tensor name \"%s\" contains a control character, expected printable text",
+                       src, printable(name, nbuf, sizeof nbuf));
     memcpy(t->name, name, name_len + 1);
     if (!cJSON_IsObject(e))
         return cn_fail(CN_ERR_FORMAT, "%s: tensor \"%s\" is %s, expected an object with dtype, shape, data_offsets",
@@ -189,8 +209,8 @@ static cn_status parse_tensor(const cn_st_file *f, const cJSON *e, size_t data_s
                            : !strcmp(c->string, "shape") ? &shape
                            : !strcmp(c->string, "data_offsets") ? &offsets : NULL;
         if (!slot)
-            return cn_fail(CN_ERR_FORMAT, "%s: tensor \"%s\": unknown field \"%.64s\", expected only dtype, shape, data_offsets",
-                           src, name, c->string);
+            return cn_fail(CN_ERR_FORMAT, "%s: tensor \"%s\": unknown field \"%s\", expected only dtype, shape, data_offsets",
+                           src, name, printable(c->string, nbuf, sizeof nbuf));
         if (*slot)
             return cn_fail(CN_ERR_FORMAT, "%s: tensor \"%s\": field \"%s\" appears twice", src, name, c->string);
         *slot = c;
@@ -204,8 +224,8 @@ static cn_status parse_tensor(const cn_st_file *f, const cJSON *e, size_t data_s
                        src, name, json_kind(dtype));
     size_t elem = cn_st_dtype_size(dtype->valuestring);
     if (!elem)
-        return cn_fail(CN_ERR_FORMAT, "%s: tensor \"%s\": unknown dtype \"%.16s\", expected one of "
-                       "F32 F64 F16 BF16 I64 I32 I16 I8 U8 BOOL", src, name, dtype->valuestring);
+        return cn_fail(CN_ERR_FORMAT, "%s: tensor \"%s\": unknown dtype \"%s\", expected one of "
+                       "F32 F64 F16 BF16 I64 I32 I16 I8 U8 BOOL", src, name, printable(dtype->valuestring, nbuf, 17));
     snprintf(t->dtype, sizeof t->dtype, "%s", dtype->valuestring);
 
     if (!cJSON_IsArray(shape))
@@ -620,6 +640,8 @@ cn_status cn_st_writer_add(cn_st_writer *w, const char *name, const char *dtype,
                        name, len, CN_ST_MAX_NAME);
     if (strcmp(name, "__metadata__") == 0)
         return cn_fail(CN_ERR_ARG, "safetensors writer: \"__metadata__\" is reserved, not a tensor name");
+    if (has_control_byte(name))
+        return cn_fail(CN_ERR_ARG, "safetensors writer: a tensor name contains a control character");
     size_t elem = cn_st_dtype_size(dtype);
     if (!elem) return cn_fail(CN_ERR_ARG, "safetensors writer: tensor \"%s\": unknown dtype \"%.16s\"", name, dtype);
     if (ndim < 0 || ndim > CN_ST_MAX_DIMS || (ndim > 0 && !shape))

@@ -8,8 +8,8 @@
  *
  * The reader is strict, since it parses untrusted files: every size is
  * overflow-checked, tensors must lie inside the data section, must not overlap
- * and (as the format requires) must cover it without holes; names are unique
- * and at most 127 bytes. Every error names the file and what was wrong. */
+ * and (as the format requires) must cover it without holes; names are unique,
+ * 1..127 bytes, without control characters; unknown tensor fields are errors. Every error names the file and what was wrong. */
 #ifndef CN_IO_SAFETENSORS_H
 #define CN_IO_SAFETENSORS_H
 #include "convnet.h"
@@ -78,8 +78,8 @@ typedef struct cn_st_writer cn_st_writer;
 cn_st_writer *cn_st_writer_new(void);
 /* Adds a tensor; copies `data` (numel * dtype size bytes, host order = little-
  * endian). Tensors are written in the order added. Rejects unknown dtypes,
- * ndim outside 0..8, negative dimensions, empty/over-long/duplicate names and
- * the reserved name "__metadata__". `data` may be NULL only if numel is 0. */
+ * ndim outside 0..8, negative dimensions, empty/over-long/duplicate names,
+ * names with control characters and the reserved name "__metadata__". `data` may be NULL only if numel is 0. */
 cn_status cn_st_writer_add(cn_st_writer *w, const char *name, const char *dtype, int ndim,
                            const int64_t *shape, const void *data);
 /* Sets a "__metadata__" string (replacing an earlier value for the same key). */
