@@ -1,0 +1,39 @@
+/* The training loop: data, model, optimizer, schedule, evaluation, metrics,
+ * checkpoints. Used by `convnet train`. */
+#ifndef CN_TRAIN_H
+#define CN_TRAIN_H
+#include "convnet.h"
+#include "model.h"
+#include <signal.h>
+
+typedef struct {
+    const char *model;          /* preset name/alias or spec path (ignored when resuming) */
+    const char *dataset;        /* "mnist" (default), "fashion-mnist", "kmnist", "idx" */
+    const char *data_dir;       /* NULL: search the default places */
+    int allow_download;
+    cn_recipe overrides;        /* command-line settings; unset fields fall back to the
+                                   model's recipe, then to built-in defaults */
+    uint64_t seed;
+    int threads;
+    const char *out_dir;        /* default "runs/<model>" */
+    int val_split;              /* hold out this many training images for validation */
+    int train_limit, test_limit;/* use only the first N images (0 = all) */
+    const char *resume;         /* checkpoint to continue from */
+    int quiet;
+    volatile sig_atomic_t *stop_requested;  /* set by a signal handler: save and stop */
+} cn_train_options;
+
+/* Sets every field of `o` to "unset". */
+void cn_train_options_init(cn_train_options *o);
+
+/* Runs training; prints the per-epoch log to stdout. CN_ERR_INTERRUPTED when
+ * stopped by *stop_requested (a resumable checkpoint was written first). */
+cn_status cn_train(const cn_train_options *o);
+
+#include "data/dataset.h"
+/* Evaluates `model` in eval mode on a split: summed loss (NLL, no smoothing),
+ * correct count, and optionally every prediction (split->count ints). */
+cn_status cn_evaluate(cn_model *model, const cn_split *split, float mean, float std, int threads,
+                      double *loss_sum, int *correct, int *predictions);
+
+#endif
