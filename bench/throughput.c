@@ -1,0 +1,156 @@
+/* Training and inference throughput of the preset models, in images per second.
+ *
+ *   throughput [--threads N] [--batch N] [--seconds S] [--repeats N] [--peak GFLOPS] [MODEL...]
+ *
+ * For each model (default: every preset): random inputs and labels held in
+ * memory, a few warm-up steps, then `repeats` timed runs of about `seconds`
+ * each; the best run counts. A training step is forward (training mode), the
+ * loss gradient, backward and an SGD-with-momentum update over the flat
+ * parameters; an inference step is forward in eval mode. Prints one
+ * tab-separated line per model:
+ *   model params macs train_img_s infer_img_s train_gflops infer_gflops train_pct_peak
+ * where training costs 6 x MACs and inference 2 x MACs floating-point
+ * operations per image. */
+#include "convnet.h"
+#include "model.h"
+#include "loss.h"
+#include "optim.h"
+#include "core/rng.h"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    int threads, batch, repeats;
+    double seconds, peak_gflops;
+} bench_options;
+
+typedef struct {
+    cn_model *model;
+    cn_optimizer opt;
+    float *images, *grad;   /* (B,1,28,28), (B,classes) */
+    int *labels;
+    int batch, classes, log_probs;
+    cn_rng rng;
+} bench_state;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void train_step(bench_state *s) {
+    const float *scores = cn_model_forward(s->model, s->images, s->batch, &s->rng);
+    cn_loss_batch(scores, s->labels, s->batch, s->classes, s->log_probs, 0.0f, s->grad, NULL);
+    cn_model_backward(s->model, s->grad, s->batch);
+    cn_optimizer_step(&s->opt, s->model->params, s->model->grads);
+}
+
+static void infer_step(bench_state *s) {
+    volatile float sink = cn_model_forward(s->model, s->images, s->batch, NULL)[0];
+    (void)sink;
+}
+
+/* Best images/second of `repeats` runs of about `seconds` each, after warm-up. */
+static double measure(bench_state *s, void (*step)(bench_state *), const bench_options *o) {
+    for (int i = 0; i < 3; i++) step(s);
+    double t0 = now_seconds();
+    step(s);
+    double once = now_seconds() - t0;
+    int steps = once > 0 ? (int)(o->seconds / once) : 1000;
+    if (steps < 2) steps = 2;
+    double best = 0.0;
+    for (int r = 0; r < o->repeats; r++) {
+        double start = now_seconds();
+        for (int i = 0; i < steps; i++) step(s);
+        double rate = (double)steps * s->batch / (now_seconds() - start);
+        if (rate > best) best = rate;
+    }
+    return best;
+}
+
+static int bench_model(const char *name, const bench_options *o) {
+    bench_state s = {0};
+    if (cn_model_load_spec(name, 1, &s.model) != CN_OK) {
+        fprintf(stderr, "throughput: %s: %s\n", name, cn_last_error());
+        return 1;
+    }
+    cn_model *m = s.model;
+    s.batch = o->batch;
+    s.classes = cn_model_num_classes(m);
+    s.log_probs = m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
+    size_t in_size = (size_t)s.batch * cn_shape_size(m->input);
+    s.images = malloc(in_size * sizeof *s.images);
+    s.grad = malloc((size_t)s.batch * s.classes * sizeof *s.grad);
+    s.labels = malloc((size_t)s.batch * sizeof *s.labels);
+    if (!s.images || !s.grad || !s.labels || cn_model_reserve(m, s.batch, o->threads) != CN_OK ||
+        cn_optimizer_init(&s.opt, CN_OPT_SGD, cn_model_param_count(m)) != CN_OK) {
+        fprintf(stderr, "throughput: %s: out of memory\n", name);
+        return 1;
+    }
+    cn_rng_seed(&s.rng, 42);
+    /* MNIST-like inputs: normalised pixels, mostly background */
+    for (size_t i = 0; i < in_size; i++)
+        s.images[i] = cn_rng_uniform(&s.rng) < 0.8f ? -0.4242f : 2.8215f * cn_rng_uniform(&s.rng);
+    for (int b = 0; b < s.batch; b++) s.labels[b] = (int)cn_rng_below(&s.rng, (uint64_t)s.classes);
+    s.opt.lr = 0.01;
+    s.opt.momentum = 0.9;
+
+    cn_model_set_training(m, true);
+    double train = measure(&s, train_step, o);
+    cn_model_set_training(m, false);
+    double infer = measure(&s, infer_step, o);
+
+    double macs = (double)cn_model_macs(m);
+    double train_gflops = train * 6.0 * macs * 1e-9, infer_gflops = infer * 2.0 * macs * 1e-9;
+    printf("%s\t%zu\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\n", name, cn_model_param_count(m), macs, train, infer,
+           train_gflops, infer_gflops, 100.0 * train_gflops / o->peak_gflops);
+    fflush(stdout);
+    cn_optimizer_free(&s.opt);
+    free(s.images); free(s.grad); free(s.labels);
+    cn_model_free(m);
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, const char *what) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < lo || v > 1 << 20) { fprintf(stderr, "throughput: bad %s '%s'\n", what, s); exit(2); }
+    return (int)v;
+}
+
+static double parse_double(const char *s, const char *what) {
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !(v > 0)) { fprintf(stderr, "throughput: bad %s '%s'\n", what, s); exit(2); }
+    return v;
+}
+
+int main(int argc, char **argv) {
+    bench_options o = { .threads = 2, .batch = 128, .repeats = 5, .seconds = 0.4, .peak_gflops = 230.0 };
+    const char *models[64];
+    int num_models = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--threads") && more) o.threads = parse_int(argv[++i], 1, "thread count");
+        else if (!strcmp(a, "--batch") && more) o.batch = parse_int(argv[++i], 1, "batch size");
+        else if (!strcmp(a, "--repeats") && more) o.repeats = parse_int(argv[++i], 1, "repeat count");
+        else if (!strcmp(a, "--seconds") && more) o.seconds = parse_double(argv[++i], "seconds");
+        else if (!strcmp(a, "--peak") && more) o.peak_gflops = parse_double(argv[++i], "peak");
+        else if (a[0] == '-') {
+            fprintf(stderr, "usage: throughput [--threads N] [--batch N] [--seconds S] [--repeats N] [--peak GFLOPS] [MODEL...]\n");
+            return 2;
+        } else if (num_models < 64) models[num_models++] = a;
+    }
+    omp_set_dynamic(0);
+    int failed = 0;
+    if (num_models)
+        for (int i = 0; i < num_models; i++) failed |= bench_model(models[i], &o);
+    else
+        for (int i = 0; i < cn_preset_count(); i++) failed |= bench_model(cn_preset_name(i), &o);
+    return failed;
+}
