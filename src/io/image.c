@@ -68,15 +68,10 @@ static void composite_row(const uint8_t *src, int channels, int width, uint8_t *
     }
 }
 
-static cn_status load_png(const uint8_t *data, size_t size, const char *name, cn_gray_image *out) {
-    png_source src = {.data = data, .size = size};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
-    if (!png) return cn_fail(CN_ERR_NOMEM, "%s: could not create a PNG reader", name);
-    png_infop info = png_create_info_struct(png);
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        return cn_fail(CN_ERR_NOMEM, "%s: could not create a PNG reader", name);
-    }
+/* Decodes into *out. Holds the setjmp: libpng errors longjmp back here. The
+ * reader and `src` belong to the caller, so the only locals changed between
+ * setjmp and longjmp are the ones declared volatile below (C11 7.13.2.1). */
+static cn_status decode_png(png_structp png, png_infop info, png_source *src, const char *name, cn_gray_image *out) {
     /* Changed between setjmp and a possible longjmp, so volatile. */
     uint8_t *volatile pixels = NULL;
     uint8_t *volatile rows = NULL;       /* decoded rows: all of them if interlaced, else one */
@@ -85,21 +80,20 @@ static cn_status load_png(const uint8_t *data, size_t size, const char *name, cn
 
     if (setjmp(png_jmpbuf(png))) {
         if (status == CN_OK) {
-            if (src.truncated)
+            if (src->truncated)
                 status = cn_fail(CN_ERR_FORMAT, "%s: byte %zu: PNG data ends in the middle of a chunk; "
-                                 "expected more data (the file is %zu bytes, truncated?)", name, src.pos, src.size);
+                                 "expected more data (the file is %zu bytes, truncated?)", name, src->pos, src->size);
             else
                 status = cn_fail(CN_ERR_FORMAT, "%s: byte %zu: invalid PNG data (libpng: %s); expected a valid PNG stream",
-                                 name, src.pos, src.message);
+                                 name, src->pos, src->message);
         }
         free(pixels);
         free(rows);
         free(row_ptrs);
-        png_destroy_read_struct(&png, &info, NULL);
         return status;
     }
 
-    png_set_read_fn(png, &src, png_read_from_memory);
+    png_set_read_fn(png, src, png_read_from_memory);
     /* Our own limits, with our own message, apply after the header is read. */
     png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
     png_read_info(png, info);
@@ -154,11 +148,20 @@ static cn_status load_png(const uint8_t *data, size_t size, const char *name, cn
     /* The trailing chunks (IEND and any text) are not read: all pixels are in. */
     free(rows);
     free(row_ptrs);
-    png_destroy_read_struct(&png, &info, NULL);
     out->width = (int)width;
     out->height = (int)height;
     out->pixels = pixels;
     return CN_OK;
+}
+
+static cn_status load_png(const uint8_t *data, size_t size, const char *name, cn_gray_image *out) {
+    png_source src = {.data = data, .size = size};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    cn_status status = info ? decode_png(png, info, &src, name, out)
+                            : cn_fail(CN_ERR_NOMEM, "%s: could not create a PNG reader", name);
+    png_destroy_read_struct(&png, &info, NULL); /* NULLs are fine */
+    return status;
 }
 
 /* ---------------------------------------------------------------- PGM ---- */
