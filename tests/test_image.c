@@ -396,6 +396,18 @@ TEST(preprocess_geometry) {
     CHECK(info.box_x == 100 && info.box_width == 20 && info.box_height == 40);
     CHECK(info.scaled_width == 10 && info.scaled_height == 20);
     free(img.pixels);
+
+    /* A 1-pixel pen line on a big page is shrunk 20x, then stretched back to full intensity. */
+    w = h = 400;
+    img = (cn_gray_image){w, h, malloc((size_t)w * h)};
+    memset(img.pixels, 255, (size_t)w * h);
+    for (int i = 0; i < 400; i++) img.pixels[i * w + (i * 3 / 4)] = 0;
+    CHECK(cn_preprocess_digit_ex(&img, out, &info) == CN_OK);
+    CHECK(info.inverted && info.scaled_width == 15 && info.scaled_height == 20);
+    float brightest = 0;
+    for (int i = 0; i < 784; i++) brightest = out[i] > brightest ? out[i] : brightest;
+    CHECK(brightest == 1.0f);
+    free(img.pixels);
 }
 
 TEST(preprocess_blank_and_bad) {

@@ -146,22 +146,31 @@ cn_status cn_preprocess_digit_ex(const cn_gray_image *img, float out[CN_DIGIT_SI
             rows_scaled[(size_t)y * sw + o] = sum;
         }
     }
-    float scaled[CN_DIGIT_BOX * CN_DIGIT_BOX];
-    double mass = 0, mass_x = 0, mass_y = 0;
+    float scaled[CN_DIGIT_BOX * CN_DIGIT_BOX], brightest = 0;
     for (int o = 0; o < sh; o++)
         for (int x = 0; x < sw; x++) {
             float sum = 0;
             for (int k = 0; k < my.count[o]; k++)
                 sum += my.weight[my.offset[o] + k] * rows_scaled[(size_t)(my.first[o] + k) * sw + x];
-            sum = sum < 0 ? 0 : sum > 1 ? 1 : sum;
             scaled[o * sw + x] = sum;
-            mass += sum;
-            mass_x += (double)sum * x;
-            mass_y += (double)sum * o;
+            if (sum > brightest) brightest = sum;
         }
     free(mx.weight);
     free(my.weight);
     free(rows_scaled);
+    /* Thin strokes fade when shrunk a lot; every MNIST digit reaches 254 or 255,
+     * so stretch the brightest pixel back to 1. */
+    CN_ASSERT(brightest > 0);
+    double mass = 0, mass_x = 0, mass_y = 0;
+    for (int o = 0; o < sh; o++)
+        for (int x = 0; x < sw; x++) {
+            float v = scaled[o * sw + x] / brightest;
+            v = v < 0 ? 0 : v > 1 ? 1 : v;
+            scaled[o * sw + x] = v;
+            mass += v;
+            mass_x += (double)v * x;
+            mass_y += (double)v * o;
+        }
 
     /* 5. Centre of mass to (14, 14), whole-pixel shift, clip. In MNIST every
      * digit's centre of mass lies in [13.5, 14.5) on both axes, so the shift is

@@ -14,7 +14,9 @@
  *     CN_PREPROCESS_INK_FRACTION (faint noise and anti-aliasing fringes do not
  *     widen the box; inside the box every value is kept).
  *  4. Scale the box so its longer side is 20 pixels, keeping the aspect ratio:
- *     area averaging when shrinking (anti-aliased), bilinear when enlarging.
+ *     area averaging when shrinking (anti-aliased), bilinear when enlarging;
+ *     then stretch so the brightest pixel is 1 (every MNIST digit reaches
+ *     254..255; a thin pen stroke shrunk 20x would otherwise be faint grey).
  *  5. Paste into a 28x28 black field so the centre of mass, in pixel-index
  *     coordinates, lands on (14, 14): the whole-pixel shift that puts it in
  *     [13.5, 14.5), as it is in every MNIST digit; anything falling outside
