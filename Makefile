@@ -31,8 +31,18 @@ TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 PRESETS  := $(sort $(wildcard src/presets/*.spec))
 
-.PHONY: all check clean bench fuzz deps
+.PHONY: all check clean bench fuzz deps train
 all: $(BUILD)/convnet
+
+# Installs missing Debian packages (as root) or prints the apt-get command.
+deps:
+	@sh scripts/install-deps.sh test
+
+# The main job: train the default model (seed001) on MNIST. DATA defaults to the
+# shared copy beside the repository when present; otherwise convnet downloads.
+DATA ?= $(firstword $(wildcard ../shared/data/mnist))
+train: deps $(BUILD)/convnet
+	$(BUILD)/convnet train --model seed001 $(if $(DATA),--data $(DATA)) --out runs/seed001
 
 $(BUILD)/libconvnet.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -63,14 +73,16 @@ $(BUILD)/gen/presets_data.h: $(PRESETS) scripts/embed-presets.sh
 	sh scripts/embed-presets.sh $(PRESETS) > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/src/presets/presets.o: $(BUILD)/gen/presets_data.h
 
-$(BUILD)/convnet: tools/convnet.c $(wildcard tools/*.h) $(BUILD)/libconvnet.a
-	$(CC) $(CFLAGS) tools/convnet.c -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+$(BUILD)/convnet: $(TOOL_SRCS) $(wildcard tools/*.h) $(BUILD)/libconvnet.a
+	$(CC) $(CFLAGS) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
-check: $(BUILD)/convnet $(TEST_BINS)
+check: deps
+	@$(MAKE) --no-print-directory $(BUILD)/convnet $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
 
 bench: $(BUILD)/convnet

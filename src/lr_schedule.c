@@ -1,4 +1,4 @@
-#include "sched.h"
+#include "lr_schedule.h"
 #include "core/error.h"
 #include <math.h>
 #include <string.h>

@@ -6,12 +6,15 @@
 #include "loss.h"
 #include "optim.h"
 #include "progress.h"
-#include "sched.h"
+#include "lr_schedule.h"
 #include "spec.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "data/augment.h"
 #include "data/loader.h"
+#include "io/safetensors.h"
+#include "io/plot.h"
+#include "summary.h"
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -173,8 +176,41 @@ typedef struct {
     double lr, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc, seconds;
 } epoch_metrics;
 
+/* Per-epoch curves for OUT/training_curves.png. */
+typedef struct {
+    int count;
+    double *train_loss, *test_loss, *val_loss, *train_acc, *test_acc, *val_acc;
+} history;
+
+static cn_status history_init(history *h, int epochs) {
+    memset(h, 0, sizeof *h);
+    double **fields[] = {&h->train_loss, &h->test_loss, &h->val_loss, &h->train_acc, &h->test_acc, &h->val_acc};
+    for (int i = 0; i < 6; i++) if (!(*fields[i] = cn_calloc(epochs + 1, sizeof(double)))) return CN_ERR_NOMEM;
+    return CN_OK;
+}
+
+static void history_free(history *h) {
+    free(h->train_loss); free(h->test_loss); free(h->val_loss); free(h->train_acc); free(h->test_acc); free(h->val_acc);
+}
+
+static void history_add(history *h, const epoch_metrics *e) {
+    int i = h->count++;
+    h->train_loss[i] = e->train_loss; h->test_loss[i] = e->test_loss; h->val_loss[i] = e->val_loss;
+    h->train_acc[i] = e->train_acc; h->test_acc[i] = e->test_acc; h->val_acc[i] = e->val_acc;
+}
+
+/* Plots are a convenience: a failure is reported and training goes on. */
+static void plot_curves(const char *out_dir, const char *model_name, const history *h, int has_val) {
+    char path[4200], title[160];
+    snprintf(path, sizeof path, "%s/training_curves.png", out_dir);
+    snprintf(title, sizeof title, "%s: training curves", model_name);
+    if (cn_plot_training_curves(path, title, h->count, h->train_loss, h->test_loss, has_val ? h->val_loss : NULL,
+                                h->train_acc, h->test_acc, has_val ? h->val_acc : NULL))
+        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+}
+
 /* Keeps the header and the first `epochs` rows of OUT/metrics.csv (for resume), or starts it. */
-static cn_status metrics_open(const char *path, int keep_epochs, FILE **out) {
+static cn_status metrics_open(const char *path, int keep_epochs, FILE **out, history *hist) {
     char *kept = NULL;
     size_t kept_len = 0;
     if (keep_epochs > 0) {
@@ -186,6 +222,11 @@ static cn_status metrics_open(const char *path, int keep_epochs, FILE **out) {
             int lines = 0;
             while (lines <= keep_epochs && fgets(line, sizeof line, old)) {
                 size_t n = strlen(line);
+                epoch_metrics e;
+                memset(&e, 0, sizeof e);
+                if (lines > 0 && sscanf(line, "%d,%lg,%lg,%lg,%lg,%lg,%lg,%lg", &e.epoch, &e.lr, &e.train_loss, &e.train_acc,
+                                        &e.test_loss, &e.test_acc, &e.val_loss, &e.val_acc) >= 6)
+                    history_add(hist, &e);
                 if (kept_len + n >= (1 << 20)) break;
                 memcpy(kept + kept_len, line, n);
                 kept_len += n;
@@ -409,6 +450,44 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     return CN_OK;
 }
 
+/* OUT/confusion_matrix.png and OUT/misclassified.png from the final model. */
+static void plot_test_results(run *r) {
+    const cn_split *test = &r->data.test;
+    int classes = r->data.num_classes, *pred = cn_calloc(test->count, sizeof *pred);
+    int64_t *counts = cn_calloc((size_t)classes * classes, sizeof *counts);
+    double loss;
+    int correct;
+    enum { GRID = 64 };
+    uint8_t *wrong = cn_calloc((size_t)GRID * test->rows * test->cols, 1);
+    int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0;
+    if (!pred || !counts || !wrong || cn_evaluate(r->model, test, r->data.mean, r->data.std, r->threads, &loss, &correct, pred)) {
+        fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
+        free(pred); free(counts); free(wrong);
+        return;
+    }
+    size_t pixels = (size_t)test->rows * test->cols;
+    for (int i = 0; i < test->count; i++) {
+        int t = test->labels[i], p = pred[i] < classes ? pred[i] : classes - 1;
+        counts[t * classes + p]++;
+        if (t != pred[i] && n_wrong < GRID) {
+            memcpy(wrong + n_wrong * pixels, test->images + i * pixels, pixels);
+            wrong_true[n_wrong] = t;
+            wrong_pred[n_wrong++] = pred[i];
+        }
+    }
+    const char *names[CN_MAX_CLASSES];
+    for (int c = 0; c < classes; c++) names[c] = r->data.class_names[c];
+    char path[4200], title[160];
+    snprintf(path, sizeof path, "%s/confusion_matrix.png", r->out_dir);
+    snprintf(title, sizeof title, "%s on %s test set: confusion matrix", r->model->source_name, r->data.name);
+    if (cn_plot_confusion_matrix(path, title, classes, counts, names)) fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+    snprintf(path, sizeof path, "%s/misclassified.png", r->out_dir);
+    snprintf(title, sizeof title, "%s: misclassified test images", r->model->source_name);
+    if (cn_plot_image_grid(path, title, n_wrong, wrong, test->rows, test->cols, wrong_true, wrong_pred, names))
+        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+    free(pred); free(counts); free(wrong);
+}
+
 cn_status cn_train(const cn_train_options *o) {
     run r;
     memset(&r, 0, sizeof r);
@@ -435,7 +514,15 @@ cn_status cn_train(const cn_train_options *o) {
     snprintf(path, sizeof path, "%s/metrics.csv", r.out_dir);
     if (!x || !grad || !labels || !order) st = CN_ERR_NOMEM;
     if (!st) st = cn_model_reserve(m, B, r.threads);
-    if (!st) st = metrics_open(path, r.start_epoch, &metrics);
+    history hist;
+    if (!st) st = history_init(&hist, r.recipe.epochs);
+    if (!st) st = metrics_open(path, r.start_epoch, &metrics, &hist);
+    if (!st) {
+        snprintf(path, sizeof path, "%s/model_summary.txt", r.out_dir);
+        FILE *sf = fopen(path, "w");
+        if (!sf) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        else { st = cn_summary_write(m, sf); if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path); }
+    }
     int log_probs = model_outputs_log_probs(m);
     if (!st && !o->quiet) {
         printf("convnet: %s (%zu params) on %s: %d train, %d test%s; %s lr %g, batch %d, %d epochs, scheduler %s, augment %s; %d threads -> %s\n",
@@ -513,13 +600,17 @@ cn_status cn_train(const cn_train_options *o) {
         e.seconds = cn_now_seconds() - t0;
         print_epoch(&r, &e, r.data.test.count, test_correct, o->quiet);
         metrics_write(metrics, &e, r.has_val);
+        history_add(&hist, &e);
+        plot_curves(r.out_dir, m->source_name, &hist, r.has_val);
         double selection = r.has_val ? e.val_acc : e.test_acc;
         int improved = selection > r.state.best_metric;
         if (improved) { r.state.best_metric = selection; r.state.best_epoch = epoch + 1; }
         st = save_checkpoint(&r, "last.safetensors", epoch + 1, 0, 1);
         if (!st && improved) st = save_checkpoint(&r, "best.safetensors", epoch + 1, 0, 0);
     }
+    if (!st) plot_test_results(&r);
     if (metrics) fclose(metrics);
+    history_free(&hist);
     cn_free_aligned(x); cn_free_aligned(grad); free(labels); free(order);
     free_run(&r);
     return st;

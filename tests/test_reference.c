@@ -6,7 +6,7 @@
 #include "model.h"
 #include "loss.h"
 #include "optim.h"
-#include "sched.h"
+#include "lr_schedule.h"
 #include "checkpoint.h"
 
 /* Builds "input CxHxW\n<layer>\n[flatten]" so any layer's output can end a model. */

@@ -6,15 +6,17 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-static const char *cli_command = "convnet";
+/* Name of the running subcommand for messages, e.g. "convnet train" (tools/convnet.c). */
+extern const char *cli_command;
 
-static void __attribute__((noreturn)) cli_usage_error(const char *option, const char *value, const char *expected) {
+static inline void __attribute__((noreturn)) cli_usage_error(const char *option, const char *value, const char *expected) {
     fprintf(stderr, "%s: %s '%s': expected %s (see '%s --help')\n", cli_command, option, value, expected, cli_command);
     exit(2);
 }
 
-static long cli_int(const char *option, const char *value, long lo, long hi) {
+static inline long cli_int(const char *option, const char *value, long lo, long hi) {
     char *end;
     errno = 0;
     long v = strtol(value, &end, 10);
@@ -26,7 +28,7 @@ static long cli_int(const char *option, const char *value, long lo, long hi) {
     return v;
 }
 
-static double cli_double(const char *option, const char *value, double lo, double hi) {
+static inline double cli_double(const char *option, const char *value, double lo, double hi) {
     char *end;
     errno = 0;
     double v = strtod(value, &end);
@@ -38,7 +40,7 @@ static double cli_double(const char *option, const char *value, double lo, doubl
     return v;
 }
 
-static const char *cli_choice(const char *option, const char *value, const char *const *choices, const char *expected) {
+static inline const char *cli_choice(const char *option, const char *value, const char *const *choices, const char *expected) {
     for (int i = 0; choices[i]; i++)
         if (!strcmp(value, choices[i])) return value;
     cli_usage_error(option, value, expected);

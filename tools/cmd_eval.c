@@ -1,0 +1,74 @@
+/* convnet eval */
+#include "commands.h"
+#include "checkpoint.h"
+#include "train.h"
+#include <getopt.h>
+#include <stdlib.h>
+
+static void eval_help(void) {
+    printf("usage: convnet eval --weights FILE [--data DIR] [--dataset NAME] [--threads N]\n\n"
+           "Evaluates a checkpoint (.safetensors) on the test set: the seed log line,\n"
+           "per-class accuracy and the confusion matrix.\n");
+}
+
+int cmd_eval(int argc, char **argv) {
+    cli_command = "convnet eval";
+    const char *weights = NULL, *data_dir = NULL, *dataset = NULL;
+    int threads = 0, allow_download = 1;
+    static const struct option opts[] = {
+        {"weights", required_argument, 0, 'w'}, {"data", required_argument, 0, 'd'},
+        {"dataset", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
+        {"no-download", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w': weights = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 's': dataset = cli_choice("--dataset", optarg, cli_datasets, "mnist, fashion-mnist, kmnist or idx"); break;
+        case 't': threads = (int)cli_int("--threads", optarg, 1, 256); break;
+        case 'n': allow_download = 0; break;
+        case 'h': eval_help(); return 0;
+        default:
+            fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet eval --help')\n", cli_command, argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet eval --help')\n", cli_command); return 2; }
+    cn_model *m;
+    cn_checkpoint_info info;
+    if (cn_checkpoint_load(weights, &m, &info, NULL)) return cli_fail();
+    cn_dataset ds;
+    if (cn_dataset_load(dataset ? dataset : info.dataset, data_dir, allow_download, &ds)) { cn_model_free(m); return cli_fail(); }
+    int n = ds.test.count, classes = ds.num_classes;
+    int *pred = calloc(n, sizeof *pred);
+    double loss;
+    int correct;
+    if (!pred || cn_evaluate(m, &ds.test, info.mean, info.std, threads > 0 ? threads : 2, &loss, &correct, pred)) {
+        free(pred); cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    }
+    printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", loss / n, correct, n, 100.0 * correct / n);
+    long *confusion = calloc((size_t)classes * classes, sizeof *confusion);
+    for (int i = 0; confusion && i < n; i++)
+        if (pred[i] < classes) confusion[ds.test.labels[i] * classes + pred[i]]++;
+    printf("%-14s %8s %8s %8s\n", "class", "correct", "total", "accuracy");
+    for (int k = 0; confusion && k < classes; k++) {
+        long total = 0;
+        for (int j = 0; j < classes; j++) total += confusion[k * classes + j];
+        printf("%-14s %8ld %8ld %7.2f%%\n", ds.class_names[k], confusion[k * classes + k], total,
+               total ? 100.0 * confusion[k * classes + k] / total : 0.0);
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%6s", "");
+    for (int j = 0; j < classes; j++) printf("%6d", j);
+    printf("\n");
+    for (int k = 0; confusion && k < classes; k++) {
+        printf("%6d", k);
+        for (int j = 0; j < classes; j++) printf("%6ld", confusion[k * classes + j]);
+        printf("\n");
+    }
+    free(confusion); free(pred);
+    cn_model_free(m);
+    cn_dataset_free(&ds);
+    return 0;
+}
+

@@ -1,0 +1,29 @@
+/* Shared helpers of the convnet subcommands (tools/cmd_*.c). */
+#ifndef CONVNET_COMMANDS_H
+#define CONVNET_COMMANDS_H
+#include "convnet.h"
+#include "cli_args.h"
+#include <stdio.h>
+#include <string.h>
+
+/* Prints "<command>: <library error>" and returns exit status 1. */
+static inline int cli_fail(void) {
+    fprintf(stderr, "%s: %s\n", cli_command, cn_last_error());
+    return 1;
+}
+
+static const char *const cli_datasets[] = {"mnist", "fashion-mnist", "kmnist", "idx", NULL};
+#define CLI_DATASETS_EXPECTED "mnist, fashion-mnist, kmnist or idx"
+
+/* Reports an unknown option (getopt_long returned '?' or ':') and returns 2. */
+static inline int cli_bad_option(char **argv, int optind_now) {
+    fprintf(stderr, "%s: unknown or incomplete option '%s' (see '%s --help')\n", cli_command, argv[optind_now - 1], cli_command);
+    return 2;
+}
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
+
+#endif
