@@ -6,7 +6,7 @@
 #define CN_CHECKPOINT_H
 #include "model.h"
 #include "optim.h"
-#include "sched.h"
+#include "lr_schedule.h"
 #include "core/rng.h"
 
 #define CN_CHECKPOINT_FORMAT "1"
