@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Reads up to `len` bytes; returns the count read, or -1 with the error set. */
@@ -38,12 +40,10 @@ static uint32_t be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-static cn_status read_idx(const char *path, uint32_t magic, int ndims, cn_idx *out) {
-    memset(out, 0, sizeof *out);
+/* Reads and validates an IDX stream from f (opened by the caller, closed here);
+ * `path` names it in messages. */
+static cn_status read_idx_stream(gzFile f, const char *path, uint32_t magic, int ndims, cn_idx *out) {
     const char *kind = ndims == 3 ? "image" : "label";
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
     gzbuffer(f, 1 << 17);
     cn_status st = CN_OK;
     uint8_t header[16];
@@ -116,6 +116,43 @@ done:
     gzclose(f);
     if (st != CN_OK) cn_idx_free(out);
     return st;
+}
+
+static cn_status read_idx(const char *path, uint32_t magic, int ndims, cn_idx *out) {
+    memset(out, 0, sizeof *out);
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+    return read_idx_stream(f, path, magic, ndims, out);
+}
+
+/* The bytes go through an anonymous in-memory file so that exactly the same
+ * zlib stream code (gzip detection, member handling) runs as for a real file. */
+cn_status cn_idx_parse_memory(const void *data, size_t size, const char *name, uint32_t magic, cn_idx *out) {
+    memset(out, 0, sizeof *out);
+    if (!name) name = "<memory>";
+    if (magic != CN_IDX_MAGIC_IMAGES && magic != CN_IDX_MAGIC_LABELS)
+        return cn_fail(CN_ERR_ARG, "%s: cn_idx_parse_memory: magic 0x%08x is neither the image nor the label magic", name, magic);
+    if (!data && size) return cn_fail(CN_ERR_ARG, "%s: data is NULL", name);
+    int fd = memfd_create("convnet-idx", MFD_CLOEXEC);
+    if (fd < 0) return cn_fail(CN_ERR_IO, "%s: cannot create an in-memory file: %s", name, strerror(errno));
+    const uint8_t *p = data;
+    for (size_t done = 0; done < size;) {
+        ssize_t k = write(fd, p + done, size - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            int e = errno;
+            close(fd);
+            return cn_fail(CN_ERR_IO, "%s: cannot fill an in-memory file: %s", name, strerror(k < 0 ? e : ENOSPC));
+        }
+        done += (size_t)k;
+    }
+    gzFile f = lseek(fd, 0, SEEK_SET) == 0 ? gzdopen(fd, "rb") : NULL;
+    if (!f) {
+        close(fd);
+        return cn_fail(CN_ERR_IO, "%s: cannot read an in-memory file", name);
+    }
+    return read_idx_stream(f, name, magic, magic == CN_IDX_MAGIC_IMAGES ? 3 : 1, out);
 }
 
 cn_status cn_idx_read_images(const char *path, cn_idx *out) {

@@ -25,6 +25,10 @@ typedef struct {
 cn_status cn_idx_read_images(const char *path, cn_idx *out);
 /* Reads a label file (magic 0x801, dim count). */
 cn_status cn_idx_read_labels(const char *path, cn_idx *out);
+/* Same checks on `size` bytes in memory (gzip or raw; the fuzzing entry point).
+ * magic: CN_IDX_MAGIC_IMAGES or CN_IDX_MAGIC_LABELS; `name` stands in for the
+ * file name in messages (NULL: "<memory>"). */
+cn_status cn_idx_parse_memory(const void *data, size_t size, const char *name, uint32_t magic, cn_idx *out);
 void cn_idx_free(cn_idx *idx);
 
 #endif
