@@ -93,20 +93,29 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *user) {
     return n;
 }
 
+/* "9.9 MB" / "28.9 kB" */
+static void human_size(double bytes, char *buf, size_t size) {
+    if (bytes >= 1e6) snprintf(buf, size, "%.1f MB", bytes / 1e6);
+    else snprintf(buf, size, "%.1f kB", bytes / 1e3);
+}
+
 static void draw_bar(const transfer *t, curl_off_t now, curl_off_t total, int final) {
     double elapsed = now_seconds() - t->start;
-    double rate = elapsed > 0 ? (double)now / elapsed : 0.0;
-    char bar[31];
-    int filled = total > 0 ? (int)(30.0 * (double)now / (double)total) : 0;
-    if (filled > 30) filled = 30;
-    for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
-    bar[30] = '\0';
-    if (total > 0)
-        fprintf(stderr, "\r%-28s [%s] %3d%% %6.1f/%.1f MB %6.1f MB/s%s", t->label, bar,
-                (int)(100.0 * (double)now / (double)total), (double)now / 1e6, (double)total / 1e6, rate / 1e6,
-                final ? "\n" : "");
-    else
-        fprintf(stderr, "\r%-28s %6.1f MB %6.1f MB/s%s", t->label, (double)now / 1e6, rate / 1e6, final ? "\n" : "");
+    char done[32], all[32], rate[32];
+    human_size((double)now, done, sizeof done);
+    human_size((double)total, all, sizeof all);
+    human_size(elapsed > 0 ? (double)now / elapsed : 0.0, rate, sizeof rate);
+    if (total > 0) {
+        char bar[31];
+        int filled = (int)(30.0 * (double)now / (double)total);
+        if (filled > 30) filled = 30;
+        for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
+        bar[30] = '\0';
+        fprintf(stderr, "\r%-28s [%s] %3d%% %10s of %-10s %10s/s  %s", t->label, bar,
+                (int)(100.0 * (double)now / (double)total), done, all, rate, final ? "\n" : "");
+    } else {
+        fprintf(stderr, "\r%-28s %10s %10s/s%-40s%s", t->label, done, rate, "", final ? "\n" : "");
+    }
     fflush(stderr);
 }
 
@@ -115,7 +124,7 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     transfer *t = user;
     if (t->show && t->tty) {
         double now = now_seconds();
-        if (now - t->last_draw >= 0.1) {
+        if ((dlnow > 0 || dltotal > 0) && now - t->last_draw >= 0.1) {
             t->last_draw = now;
             draw_bar(t, dlnow, dltotal, 0);
         }
@@ -181,9 +190,11 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
     }
     if (st != CN_OK) remove(tmp_path);
     else if (show && !t.tty)
-        fprintf(stderr, "downloaded %s (%.1f %s) from %s\n", label,
-                t.received >= 1000000 ? (double)t.received / 1e6 : (double)t.received / 1e3,
-                t.received >= 1000000 ? "MB" : "kB", url);
+    {
+        char size[32];
+        human_size((double)t.received, size, sizeof size);
+        fprintf(stderr, "downloaded %s (%s) from %s\n", label, size, url);
+    }
     return st;
 }
 
