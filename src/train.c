@@ -401,7 +401,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         cn_recipe from_model = recipe_from_model(&r->model->recipe), defaults = builtin_defaults();
         recipe_fill(&r->recipe, &from_model);
         recipe_fill(&r->recipe, &defaults);
-        if (!strcmp(r->recipe.scheduler, "onecycle") && r->recipe.max_lr <= 0) r->recipe.max_lr = r->recipe.lr;
+        if (r->recipe.max_lr <= 0) r->recipe.max_lr = r->recipe.lr;   /* OneCycle's peak defaults to --lr */
     }
     st = cn_augment_parse(r->recipe.augment, &r->aug);
     if (st) return st;
