@@ -178,7 +178,7 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
 
     candidates c;
     search_dirs(canonical, info, dir, &c);
-    static _Thread_local char paths[CN_DATASET_FILES][PATH_CAP];
+    char paths[CN_DATASET_FILES][PATH_CAP];
     char where[PATH_CAP], note[512];
     int hit = locate(&c, info, paths, where, note, sizeof note);
     if (hit < 0 && info && allow_download) {
