@@ -1,0 +1,490 @@
+/* ONNX export: a sequential model -> opset 13 ModelProto (see io/onnx.h).
+ *
+ * The protobuf-c message tree is built from small heap objects recorded in a
+ * pool and freed together; it is packed into one buffer and written to a
+ * temporary file that is renamed over `path`. */
+#include "io/onnx.h"
+#include "model.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "onnx.pb-c.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXPORT_OPSET 13
+#define EXPORT_IR_VERSION 7   /* IR version of ONNX 1.8, the first with opset 13 */
+
+/* Every allocation of the message tree, freed at the end. */
+typedef struct {
+    void **items;
+    size_t count, capacity;
+    bool failed;
+} pool;
+
+static void *pool_alloc(pool *p, size_t count, size_t size) {
+    if (p->failed) return NULL;
+    if (p->count == p->capacity) {
+        size_t cap = p->capacity ? 2 * p->capacity : 256;
+        void **items = cn_calloc(cap, sizeof *items);
+        if (!items) { p->failed = true; return NULL; }
+        if (p->count) memcpy(items, p->items, p->count * sizeof *items);
+        free(p->items);
+        p->items = items;
+        p->capacity = cap;
+    }
+    void *mem = cn_calloc(count ? count : 1, size);
+    if (!mem) { p->failed = true; return NULL; }
+    p->items[p->count++] = mem;
+    return mem;
+}
+
+static void pool_free(pool *p) {
+    for (size_t i = 0; i < p->count; i++) free(p->items[i]);
+    free(p->items);
+}
+
+static char *pool_printf(pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *pool_printf(pool *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) { p->failed = true; return NULL; }
+    char *s = pool_alloc(p, (size_t)n + 1, 1);
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* The graph under construction: growable node and initializer lists. */
+typedef struct {
+    pool *p;
+    Onnx__NodeProto **nodes;
+    size_t num_nodes, cap_nodes;
+    Onnx__TensorProto **inits;
+    size_t num_inits, cap_inits;
+} graph_builder;
+
+static bool grow(pool *p, void ***items, size_t *count, size_t *cap, void *item) {
+    if (!item) return false;
+    if (*count == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 32;
+        void **n = pool_alloc(p, ncap, sizeof *n);
+        if (!n) return false;
+        if (*count) memcpy(n, *items, *count * sizeof *n);
+        *items = n;
+        *cap = ncap;
+    }
+    (*items)[(*count)++] = item;
+    return true;
+}
+
+/* Adds a float initializer `name` with `ndim` dims, copying `data` as raw little-endian bytes. */
+static const char *add_init(graph_builder *g, const char *name, int ndim, const int64_t *dims, const float *data) {
+    pool *p = g->p;
+    Onnx__TensorProto *t = pool_alloc(p, 1, sizeof *t);
+    if (!t) return NULL;
+    onnx__tensor_proto__init(t);
+    size_t count = 1;
+    t->n_dims = (size_t)ndim;
+    t->dims = pool_alloc(p, (size_t)ndim, sizeof *t->dims);
+    if (!t->dims) return NULL;
+    for (int i = 0; i < ndim; i++) { t->dims[i] = dims[i]; count *= (size_t)dims[i]; }
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    t->name = pool_printf(p, "%s", name);
+    /* raw_data is little-endian; convnet targets little-endian hosts (x86-64, arm64). */
+    t->has_raw_data = 1;
+    t->raw_data.len = count * sizeof(float);
+    t->raw_data.data = pool_alloc(p, count, sizeof(float));
+    if (!t->name || !t->raw_data.data) return NULL;
+    memcpy(t->raw_data.data, data, count * sizeof(float));
+    if (!grow(p, (void ***)&g->inits, &g->num_inits, &g->cap_inits, t)) return NULL;
+    return t->name;
+}
+
+static Onnx__AttributeProto *attr_new(pool *p, const char *name, Onnx__AttributeProto__AttributeType type) {
+    Onnx__AttributeProto *a = pool_alloc(p, 1, sizeof *a);
+    if (!a) return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = pool_printf(p, "%s", name);
+    a->has_type = 1;
+    a->type = type;
+    return a->name ? a : NULL;
+}
+
+static Onnx__AttributeProto *attr_int(pool *p, const char *name, int64_t v) {
+    Onnx__AttributeProto *a = attr_new(p, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a) { a->has_i = 1; a->i = v; }
+    return a;
+}
+
+static Onnx__AttributeProto *attr_float(pool *p, const char *name, float v) {
+    Onnx__AttributeProto *a = attr_new(p, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) { a->has_f = 1; a->f = v; }
+    return a;
+}
+
+/* INTS attribute with n copies of v. */
+static Onnx__AttributeProto *attr_ints(pool *p, const char *name, int n, int64_t v) {
+    Onnx__AttributeProto *a = attr_new(p, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    if (!a) return NULL;
+    a->ints = pool_alloc(p, (size_t)n, sizeof *a->ints);
+    if (!a->ints) return NULL;
+    a->n_ints = (size_t)n;
+    for (int i = 0; i < n; i++) a->ints[i] = v;
+    return a;
+}
+
+/* Adds a node; `inputs` is NULL-terminated, attributes NULL-terminated. Returns its output name. */
+static const char *add_node(graph_builder *g, const char *op, const char *layer_name, const char *output,
+                            const char *const *inputs, Onnx__AttributeProto *const *attrs) {
+    pool *p = g->p;
+    Onnx__NodeProto *n = pool_alloc(p, 1, sizeof *n);
+    if (!n) return NULL;
+    onnx__node_proto__init(n);
+    n->op_type = pool_printf(p, "%s", op);
+    n->name = pool_printf(p, "/%s/%s", layer_name, op);
+    size_t ni = 0, na = 0;
+    while (inputs[ni]) ni++;
+    while (attrs && attrs[na]) na++;
+    n->input = pool_alloc(p, ni, sizeof *n->input);
+    n->output = pool_alloc(p, 1, sizeof *n->output);
+    n->attribute = pool_alloc(p, na, sizeof *n->attribute);
+    if (!n->op_type || !n->name || !n->input || !n->output || !n->attribute) return NULL;
+    for (size_t i = 0; i < ni; i++) {
+        n->input[i] = pool_printf(p, "%s", inputs[i]);
+        if (!n->input[i]) return NULL;
+    }
+    n->n_input = ni;
+    for (size_t i = 0; i < na; i++) if (!attrs[i]) return NULL;
+    if (na) memcpy(n->attribute, attrs, na * sizeof *attrs);
+    n->n_attribute = na;
+    n->output[0] = output ? pool_printf(p, "%s", output) : pool_printf(p, "/%s/%s_output_0", layer_name, op);
+    if (!n->output[0]) return NULL;
+    n->n_output = 1;
+    if (!grow(p, (void ***)&g->nodes, &g->num_nodes, &g->cap_nodes, n)) return NULL;
+    return n->output[0];
+}
+
+/* A float tensor value_info with dims; dim 0 is the symbolic "batch". */
+static Onnx__ValueInfoProto *value_info(pool *p, const char *name, int ndim, const int64_t *dims) {
+    Onnx__ValueInfoProto *v = pool_alloc(p, 1, sizeof *v);
+    Onnx__TypeProto *type = pool_alloc(p, 1, sizeof *type);
+    Onnx__TypeProto__Tensor *tt = pool_alloc(p, 1, sizeof *tt);
+    Onnx__TensorShapeProto *shape = pool_alloc(p, 1, sizeof *shape);
+    Onnx__TensorShapeProto__Dimension **d = pool_alloc(p, (size_t)ndim, sizeof *d);
+    if (!v || !type || !tt || !shape || !d) return NULL;
+    onnx__value_info_proto__init(v);
+    onnx__type_proto__init(type);
+    onnx__type_proto__tensor__init(tt);
+    onnx__tensor_shape_proto__init(shape);
+    for (int i = 0; i < ndim; i++) {
+        d[i] = pool_alloc(p, 1, sizeof *d[i]);
+        if (!d[i]) return NULL;
+        onnx__tensor_shape_proto__dimension__init(d[i]);
+        if (i == 0) {
+            d[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            d[i]->dim_param = pool_printf(p, "batch");
+            if (!d[i]->dim_param) return NULL;
+        } else {
+            d[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d[i]->dim_value = dims[i];
+        }
+    }
+    shape->n_dim = (size_t)ndim;
+    shape->dim = d;
+    tt->has_elem_type = 1;
+    tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->shape = shape;
+    type->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    type->tensor_type = tt;
+    v->name = pool_printf(p, "%s", name);
+    v->type = type;
+    return v->name ? v : NULL;
+}
+
+static Onnx__StringStringEntryProto *meta(pool *p, const char *key, const char *value) {
+    Onnx__StringStringEntryProto *e = pool_alloc(p, 1, sizeof *e);
+    if (!e) return NULL;
+    onnx__string_string_entry_proto__init(e);
+    e->key = pool_printf(p, "%s", key);
+    e->value = pool_printf(p, "%s", value);
+    return e->key && e->value ? e : NULL;
+}
+
+/* Writes `size` bytes to path.tmp.<pid>, fsyncs and renames it over `path`. */
+static cn_status write_atomic(const char *path, const void *data, size_t size) {
+    size_t plen = strlen(path);
+    char *tmp = cn_calloc(plen + 32, 1);
+    if (!tmp) return CN_ERR_NOMEM;
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        cn_status st = cn_fail(CN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    cn_status st = CN_OK;
+    const unsigned char *bytes = data;
+    size_t written = 0;
+    while (written < size) {
+        ssize_t n = write(fd, bytes + written, size - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { st = cn_fail(CN_ERR_IO, "%s: write failed after %zu bytes: %s", tmp, written, strerror(errno)); break; }
+        written += (size_t)n;
+    }
+    if (st == CN_OK && fsync(fd) != 0) st = cn_fail(CN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && st == CN_OK) st = cn_fail(CN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (st == CN_OK && rename(tmp, path) != 0)
+        st = cn_fail(CN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    if (st != CN_OK) unlink(tmp);
+    free(tmp);
+    return st;
+}
+
+static cn_status check_finite(const cn_model *m, const cn_layer *l, const char *what, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return cn_fail(CN_ERR_NUMERIC, "%s: layer %s (%s) %s[%zu] is %g; cannot export non-finite parameters",
+                           m->source_name, l->name, cn_layer_kind_name(l->kind), what, i, (double)v[i]);
+    return CN_OK;
+}
+
+/* Emits the graph nodes and initializers for every layer of `m`. */
+static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, const char **final_output) {
+    pool *p = g->p;
+    const char *cur = "input";
+    int rank = 4;           /* rank of the tensor `cur` (4: NCHW, 2: N x features) */
+    float *scratch_w = NULL, *scratch_b = NULL;
+    cn_status st = CN_OK;
+    for (int i = 0; i < m->num_layers && st == CN_OK; i++) {
+        const cn_layer *l = &m->layers[i];
+        const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
+        char name[96];
+        st = check_finite(m, l, "weight", w, l->weight_count);
+        if (!st) st = check_finite(m, l, "bias", b, l->bias_count);
+        if (!st && l->kind == CN_LAYER_BATCHNORM2D)
+            st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
+        if (st) break;
+        /* Gemm and LogSoftmax take 2-D input: flatten an N x C x 1 x 1 tensor first. */
+        if ((l->kind == CN_LAYER_LINEAR || l->kind == CN_LAYER_LOG_SOFTMAX) && rank == 4) {
+            char fl[48];
+            snprintf(fl, sizeof fl, "%s_flatten", l->name);
+            Onnx__AttributeProto *attrs[] = {attr_int(p, "axis", 1), NULL};
+            cur = add_node(g, "Flatten", fl, NULL, (const char *[]){cur, NULL}, attrs);
+            rank = 2;
+        }
+        switch (l->kind) {
+        case CN_LAYER_CONV2D: {
+            int oc = l->out_channels, k = l->kernel;
+            int64_t wdims[4] = {oc, l->in.c, k, k}, bdims[1] = {oc};
+            const cn_layer *bn = (fold_bn && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D)
+                                 ? &m->layers[i + 1] : NULL;
+            const float *wout = w, *bout = l->bias_count ? b : NULL;
+            if (bn) {
+                /* BN(conv(x)) = conv(x) * g/sqrt(var+eps) + (beta - mean * g/sqrt(var+eps)), per channel. */
+                const float *gamma = m->params + bn->weight_offset, *beta = m->params + bn->bias_offset;
+                const float *mean = m->buffers + bn->buffer_offset, *var = mean + oc;
+                st = check_finite(m, bn, "weight", gamma, bn->weight_count);
+                if (!st) st = check_finite(m, bn, "bias", beta, bn->bias_count);
+                if (!st) st = check_finite(m, bn, "running statistics", mean, 2 * (size_t)oc);
+                if (st) break;
+                size_t per = l->weight_count / (size_t)oc;
+                free(scratch_w); free(scratch_b);
+                scratch_w = cn_calloc(l->weight_count, sizeof *scratch_w);
+                scratch_b = cn_calloc((size_t)oc, sizeof *scratch_b);
+                if (!scratch_w || !scratch_b) { st = CN_ERR_NOMEM; break; }
+                for (int c = 0; c < oc; c++) {
+                    double scale = (double)gamma[c] / sqrt((double)var[c] + (double)bn->bn_eps);
+                    for (size_t j = 0; j < per; j++) scratch_w[c * per + j] = (float)(w[c * per + j] * scale);
+                    double bias = l->bias_count ? b[c] : 0.0;
+                    scratch_b[c] = (float)((bias - mean[c]) * scale + beta[c]);
+                }
+                wout = scratch_w;
+                bout = scratch_b;
+            }
+            snprintf(name, sizeof name, "%s.weight", l->name);
+            const char *wname = add_init(g, name, 4, wdims, wout);
+            const char *bname = NULL;
+            if (bout) {
+                snprintf(name, sizeof name, "%s.bias", l->name);
+                bname = add_init(g, name, 1, bdims, bout);
+            }
+            Onnx__AttributeProto *attrs[] = {
+                attr_ints(p, "dilations", 2, 1), attr_int(p, "group", 1), attr_ints(p, "kernel_shape", 2, k),
+                attr_ints(p, "pads", 4, l->pad), attr_ints(p, "strides", 2, l->stride), NULL};
+            if (!wname || (bout && !bname)) { st = CN_ERR_NOMEM; break; }
+            cur = add_node(g, "Conv", l->name, NULL, (const char *[]){cur, wname, bname, NULL}, attrs);
+            if (bn) i++;   /* the BN is consumed */
+            break;
+        }
+        case CN_LAYER_BATCHNORM2D: {
+            int64_t dims[1] = {l->in.c};
+            const float *stats = m->buffers + l->buffer_offset;
+            const char *names[4];
+            const char *suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+            const float *data[4] = {w, b, stats, stats + l->in.c};
+            for (int t = 0; t < 4; t++) {
+                snprintf(name, sizeof name, "%s.%s", l->name, suffix[t]);
+                names[t] = add_init(g, name, 1, dims, data[t]);
+            }
+            Onnx__AttributeProto *attrs[] = {attr_float(p, "epsilon", l->bn_eps),
+                                             attr_float(p, "momentum", 1.0f - l->bn_momentum), NULL};
+            if (!names[0] || !names[1] || !names[2] || !names[3]) { st = CN_ERR_NOMEM; break; }
+            cur = add_node(g, "BatchNormalization", l->name, NULL,
+                           (const char *[]){cur, names[0], names[1], names[2], names[3], NULL}, attrs);
+            break;
+        }
+        case CN_LAYER_RELU:
+            cur = add_node(g, "Relu", l->name, NULL, (const char *[]){cur, NULL}, NULL);
+            break;
+        case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D: {
+            bool avg = l->kind == CN_LAYER_AVGPOOL2D;
+            Onnx__AttributeProto *attrs[] = {
+                attr_int(p, "ceil_mode", 0), attr_ints(p, "kernel_shape", 2, l->kernel),
+                attr_ints(p, "pads", 4, l->pad), attr_ints(p, "strides", 2, l->stride),
+                avg ? attr_int(p, "count_include_pad", 1) : NULL, NULL};
+            cur = add_node(g, avg ? "AveragePool" : "MaxPool", l->name, NULL, (const char *[]){cur, NULL}, attrs);
+            break;
+        }
+        case CN_LAYER_GAP:
+            cur = add_node(g, "GlobalAveragePool", l->name, NULL, (const char *[]){cur, NULL}, NULL);
+            break;
+        case CN_LAYER_DROPOUT:
+            break;   /* identity at inference */
+        case CN_LAYER_FLATTEN:
+            if (rank == 4) {
+                Onnx__AttributeProto *attrs[] = {attr_int(p, "axis", 1), NULL};
+                cur = add_node(g, "Flatten", l->name, NULL, (const char *[]){cur, NULL}, attrs);
+                rank = 2;
+            }
+            break;
+        case CN_LAYER_LINEAR: {
+            int64_t wdims[2] = {l->out_channels, l->in.c}, bdims[1] = {l->out_channels};
+            snprintf(name, sizeof name, "%s.weight", l->name);
+            const char *wname = add_init(g, name, 2, wdims, w), *bname = NULL;
+            if (l->bias_count) {
+                snprintf(name, sizeof name, "%s.bias", l->name);
+                bname = add_init(g, name, 1, bdims, b);
+            }
+            Onnx__AttributeProto *attrs[] = {attr_float(p, "alpha", 1.0f), attr_float(p, "beta", 1.0f),
+                                             attr_int(p, "transB", 1), NULL};
+            if (!wname || (l->bias_count && !bname)) { st = CN_ERR_NOMEM; break; }
+            cur = add_node(g, "Gemm", l->name, NULL, (const char *[]){cur, wname, bname, NULL}, attrs);
+            break;
+        }
+        case CN_LAYER_LOG_SOFTMAX: {
+            Onnx__AttributeProto *attrs[] = {attr_int(p, "axis", 1), NULL};
+            cur = add_node(g, "LogSoftmax", l->name, NULL, (const char *[]){cur, NULL}, attrs);
+            break;
+        }
+        default:
+            st = cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s: kind %s has no ONNX mapping", m->source_name, l->name,
+                         cn_layer_kind_name(l->kind));
+        }
+        if (st == CN_OK && (!cur || p->failed)) st = CN_ERR_NOMEM;
+    }
+    free(scratch_w);
+    free(scratch_b);
+    if (st) return st;
+    /* The graph output is [batch, classes]. */
+    if (rank == 4) {
+        Onnx__AttributeProto *attrs[] = {attr_int(p, "axis", 1), NULL};
+        cur = add_node(g, "Flatten", "output_flatten", NULL, (const char *[]){cur, NULL}, attrs);
+    }
+    if (!strcmp(cur ? cur : "input", "input"))   /* no node at all: keep input and output distinct */
+        cur = add_node(g, "Identity", "output_identity", NULL, (const char *[]){"input", NULL}, NULL);
+    if (!cur || p->failed) return CN_ERR_NOMEM;
+    /* Rename the last node's output to "output". */
+    Onnx__NodeProto *last = g->nodes[g->num_nodes - 1];
+    last->output[0] = pool_printf(p, "output");
+    if (!last->output[0]) return CN_ERR_NOMEM;
+    *final_output = last->output[0];
+    return CN_OK;
+}
+
+cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, float mean, float std) {
+    if (!m || !path || !*path) return cn_fail(CN_ERR_ARG, "onnx export: no model or no output path given");
+    if (!isfinite(mean) || !isfinite(std) || std <= 0.0f)
+        return cn_fail(CN_ERR_ARG, "%s: normalisation mean %g / std %g: expected finite values with std > 0",
+                       path, (double)mean, (double)std);
+    pool p = {0};
+    graph_builder g = {.p = &p};
+    const char *output_name = NULL;
+    cn_status st = build_graph(m, &g, fold_bn, &output_name);
+    if (st) {
+        pool_free(&p);
+        if (st == CN_ERR_NOMEM) return cn_fail(CN_ERR_NOMEM, "%s: out of memory building the ONNX graph", path);
+        cn_error_prefix("%s", path);
+        return st;
+    }
+    int classes = cn_model_num_classes(m);
+    int64_t in_dims[4] = {-1, m->input.c, m->input.h, m->input.w}, out_dims[2] = {-1, classes};
+
+    Onnx__GraphProto *graph = pool_alloc(&p, 1, sizeof *graph);
+    Onnx__ModelProto *model = pool_alloc(&p, 1, sizeof *model);
+    Onnx__OperatorSetIdProto *opset = pool_alloc(&p, 1, sizeof *opset);
+    Onnx__OperatorSetIdProto **opsets = pool_alloc(&p, 1, sizeof *opsets);
+    Onnx__ValueInfoProto **inputs = pool_alloc(&p, 1, sizeof *inputs);
+    Onnx__ValueInfoProto **outputs = pool_alloc(&p, 1, sizeof *outputs);
+    Onnx__StringStringEntryProto **props = pool_alloc(&p, 3, sizeof *props);
+    if (!graph || !model || !opset || !opsets || !inputs || !outputs || !props) { pool_free(&p); return CN_ERR_NOMEM; }
+    onnx__graph_proto__init(graph);
+    onnx__model_proto__init(model);
+    onnx__operator_set_id_proto__init(opset);
+    inputs[0] = value_info(&p, "input", 4, in_dims);
+    outputs[0] = value_info(&p, output_name, 2, out_dims);
+    char mean_text[32], std_text[32];
+    snprintf(mean_text, sizeof mean_text, "%.9g", (double)mean);
+    snprintf(std_text, sizeof std_text, "%.9g", (double)std);
+    props[0] = meta(&p, "normalize_mean", mean_text);
+    props[1] = meta(&p, "normalize_std", std_text);
+    props[2] = meta(&p, "preprocessing", "input = (pixel intensity in [0, 1] - normalize_mean) / normalize_std");
+
+    graph->name = pool_printf(&p, "%s", m->source_name ? m->source_name : "convnet");
+    graph->n_node = g.num_nodes;
+    graph->node = g.nodes;
+    graph->n_initializer = g.num_inits;
+    graph->initializer = g.inits;
+    graph->n_input = 1;
+    graph->input = inputs;
+    graph->n_output = 1;
+    graph->output = outputs;
+    opset->domain = pool_printf(&p, "%s", "");
+    opset->has_version = 1;
+    opset->version = EXPORT_OPSET;
+    opsets[0] = opset;
+    model->has_ir_version = 1;
+    model->ir_version = EXPORT_IR_VERSION;
+    model->n_opset_import = 1;
+    model->opset_import = opsets;
+    model->producer_name = pool_printf(&p, "convnet");
+    model->producer_version = pool_printf(&p, "1");
+    model->doc_string = pool_printf(&p, "%s: expects normalised input, see metadata normalize_mean/normalize_std",
+                                    m->source_name ? m->source_name : "convnet");
+    model->graph = graph;
+    model->n_metadata_props = 3;
+    model->metadata_props = props;
+    if (p.failed || !inputs[0] || !outputs[0] || !props[0] || !props[1] || !props[2]) {
+        pool_free(&p);
+        return cn_fail(CN_ERR_NOMEM, "%s: out of memory building the ONNX graph", path);
+    }
+    size_t size = onnx__model_proto__get_packed_size(model);
+    uint8_t *buf = cn_calloc(size ? size : 1, 1);
+    if (!buf) { pool_free(&p); return CN_ERR_NOMEM; }
+    size_t packed = onnx__model_proto__pack(model, buf);
+    pool_free(&p);
+    if (packed != size) { free(buf); return cn_fail(CN_ERR_IO, "%s: protobuf packing wrote %zu of %zu bytes", path, packed, size); }
+    st = write_atomic(path, buf, size);
+    free(buf);
+    return st;
+}
