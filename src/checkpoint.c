@@ -135,9 +135,10 @@ static cn_status read_tensor(void *vctx, const char *name, const char *dtype, in
     if (st) return st;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(values[i])) {
+            const char *what = isnan(values[i]) ? "NaN" : "infinite"; /* before the free */
             free(values);
             return cn_fail(CN_ERR_NUMERIC, "%s: tensor \"%s\" element %zu is %s; weights must be finite", ctx->path, name, i,
-                           isnan(values[i]) ? "NaN" : "infinite");
+                           what);
         }
     memcpy(data, values, n * sizeof *values);
     free(values);
@@ -217,7 +218,10 @@ cn_status cn_checkpoint_load(const char *path, cn_model **out, cn_checkpoint_inf
         st = cn_fail(CN_ERR_FORMAT, "%s: checkpoint format version %s, this convnet reads version %s", path, format, CN_CHECKPOINT_FORMAT);
     if (!st) {
         const char *source = cn_st_metadata(f, "model");
-        st = cn_model_from_spec(spec, source ? source : path, 0, &m);
+        /* The name goes into messages: a stored name with control bytes would break the one-line rule. */
+        for (const char *c = source; c && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) { source = NULL; break; }
+        st = cn_model_from_spec(spec, source && *source ? source : path, 0, &m);
         if (st) cn_error_prefix("%s: stored spec", path);
     }
     if (!st) st = cn_checkpoint_read_weights(f, path, m);
