@@ -376,7 +376,7 @@ cn_status cn_spec_parse(const char *text, const char *source, cn_model *model) {
         char *end = start + strlen(start);
         while (end > start && isspace((unsigned char)end[-1])) *--end = '\0';
         for (char *c = start; *c; c++)
-            if ((unsigned char)*c < 0x20 && *c != '\t') { st = perr(&p, CN_ERR_SPEC, "control character 0x%02x in the text", (unsigned char)*c); break; }
+            if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) { st = perr(&p, CN_ERR_SPEC, "control character 0x%02x in the text", (unsigned char)*c); break; }
         if (st || !*start) continue;
         st = parse_line(&p, start, layers, &num_layers);
     }
