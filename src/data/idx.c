@@ -84,10 +84,23 @@ static cn_status read_idx_stream(gzFile f, const char *path, uint32_t magic, int
                      path, dims[0], dims[1], dims[2], CN_MAX_ALLOC);
         goto done;
     }
-    out->data = cn_calloc(total ? total : 1, 1);
+    /* The buffer grows as data arrives (16 MiB, then doubling), so a short file
+     * that declares 2 GiB costs what it holds, not what it claims. */
+    size_t cap = total < ((size_t)16 << 20) ? total : ((size_t)16 << 20), have = 0;
+    out->data = cn_calloc(cap ? cap : 1, 1);
     if (!out->data) { st = CN_ERR_NOMEM; cn_error_prefix("%s", path); goto done; }
-    got = read_full(f, path, out->data, total);
-    if (got < 0) { st = CN_ERR_FORMAT; goto done; }
+    for (;;) {
+        got = read_full(f, path, out->data + have, cap - have);
+        if (got < 0) { st = CN_ERR_FORMAT; goto done; }
+        have += (size_t)got;
+        if (have < cap || cap == total) break;
+        size_t grown = cap > total / 2 ? total : cap * 2;
+        uint8_t *bigger = realloc(out->data, grown);
+        if (!bigger) { st = cn_fail(CN_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, total); goto done; }
+        out->data = bigger;
+        cap = grown;
+    }
+    got = (long long)have;
     if ((size_t)got < total) {
         st = cn_fail(CN_ERR_FORMAT, "%s: truncated at offset %zu%s: found %lld data bytes, expected %zu "
                      "(%u %ss of %ux%u after the %zu-byte header)",
