@@ -24,6 +24,8 @@
 #define MAX_KERNEL 64
 #define MAX_SPATIAL 4096
 #define MAX_LINE 1024
+/* Values per image in any activation: keeps c*h*w (an int) far from overflow. */
+#define MAX_ACTIVATION (1L << 26)
 
 typedef struct {
     const char *source;
@@ -169,6 +171,8 @@ static cn_status parse_input(parser *p, char *args) {
     if (sscanf(args, "%dx%dx%d%c", &c, &h, &w, &extra) != 3 || c < 1 || c > MAX_CHANNELS ||
         h < 1 || h > MAX_SPATIAL || w < 1 || w > MAX_SPATIAL)
         return perr(p, CN_ERR_SPEC, "input: expected CxHxW with positive sizes (e.g. 1x28x28), found '%s'", args);
+    if ((long)c * h * w > MAX_ACTIVATION)
+        return perr(p, CN_ERR_SPEC, "input: %dx%dx%d has more than %ld values per image", c, h, w, MAX_ACTIVATION);
     p->model->input = (cn_shape){c, h, w};
     return CN_OK;
 }
@@ -228,6 +232,9 @@ static cn_status infer_shape(parser *p, cn_layer *l) {
     }
     if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1)
         return perr(p, CN_ERR_SHAPE, "%s: output shape %dx%dx%d is empty", what, l->out.c, l->out.h, l->out.w);
+    if ((long)l->out.c * l->out.h * l->out.w > MAX_ACTIVATION)
+        return perr(p, CN_ERR_SHAPE, "%s: output shape %dx%dx%d has more than %ld values per image",
+                    what, l->out.c, l->out.h, l->out.w, MAX_ACTIVATION);
     return CN_OK;
 }
 
