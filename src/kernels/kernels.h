@@ -1,8 +1,16 @@
 /* Hot loops over plain float arrays. Row-major; shapes in comments.
- * Each kernel is compiled for AVX-512, AVX2+FMA and generic x86-64 and picks
- * the best at run time (see CN_MULTIVERSION). Kernels know nothing of layers. */
+ * Kernels know nothing of layers.
+ *
+ * Two families:
+ *  - simple loops (gemm.c, im2col.c, eltwise.c), compiled for several
+ *    instruction sets by CN_MULTIVERSION;
+ *  - the direct convolution kernels (conv_*.c), register-blocked by hand for
+ *    AVX-512, AVX2+FMA and a generic SSE2 fallback; one of these is chosen
+ *    at run time (cn_kernels()). */
 #ifndef CN_KERNELS_H
 #define CN_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
 
 #if defined(__x86_64__) && !defined(CN_NO_MULTIVERSION) && !defined(__clang__)
 #define CN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -21,5 +29,99 @@ void cn_gemm_tn(int M, int N, int K, const float *A, const float *B, float *C);
 void cn_im2col(const float *in, int C, int H, int W, int k, int stride, int pad, int OH, int OW, float *col);
 /* col (C*k*k, OH*OW) -> in (C,H,W), summing overlaps; `in` is overwritten. */
 void cn_col2im(const float *col, int C, int H, int W, int k, int stride, int pad, int OH, int OW, float *in);
+
+/* ---- Element-wise and per-channel loops (eltwise.c) ---- */
+
+// y (n) = x > 0 ? x : 0
+void cn_relu_forward_kernel(const float *x, float *y, size_t n);
+// dx (n) = x > 0 ? dy : 0
+void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n);
+/* x (planes,H,W) -> y (planes,H/2,W/2): 2x2 max-pool, stride 2, no padding; the first
+ * maximum wins and NaN propagates; argmax (planes,H/2,W/2) gets the index of the
+ * winner in its input plane (argmax may be NULL). */
+void cn_maxpool2x2_forward(const float *x, int planes, int H, int W, float *y, int32_t *argmax);
+
+/* Batch norm over the slices x[b*stride .. b*stride + plane), b < planes
+ * (one channel of every sample): sums in double. */
+double cn_slices_sum(const float *x, int planes, size_t stride, int plane);
+double cn_slices_sq_dev(const float *x, int planes, size_t stride, int plane, double mean);
+// y = x * scale + shift
+void cn_slices_affine(const float *x, float *y, int planes, size_t stride, int plane, float scale, float shift);
+// sum dy and sum dy * (x - mean) * invstd
+void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t stride, int plane, float mean,
+                            float invstd, double *sum_dy, double *sum_dy_xhat);
+// dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat)
+void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int planes, size_t stride, int plane,
+                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat);
+
+/* ---- Direct stride-1 convolution on "flat padded" images -------------------
+ *
+ * An image (C,H,W) is copied into a zero-bordered plane (C,Hp,Wp) with
+ * Hp = H + 2*pad, Wp = W + 2*pad, followed by some zero slack. In
+ * this flat layout the input of output pixel (oy,ox) under tap (ky,kx) of
+ * channel ic sits at  ic*Hp*Wp + ky*Wp + kx + q  with q = oy*Wp + ox, so every
+ * tap is one contiguous shifted row: the convolution is a GEMM whose B operand
+ * is read straight from the padded image, no im2col. Outputs are produced in
+ * the same row stride Wp ("q layout": (OC, OH, Wp), the columns ox >= OW are
+ * garbage) and compacted afterwards. */
+
+#define CN_VEC_MAX 16           /* widest vector (floats) of any kernel set */
+
+/* Geometry of one direct convolution: in (IC,Hp,Wp) padded -> out (OC,OH,Wp) q layout. */
+typedef struct {
+    int in_c, out_c, k;         /* channels in and out, square kernel size */
+    int hp, wp;                 /* padded input plane */
+    int out_h, out_w;           /* valid outputs: out_h = hp - k + 1, out_w = wp - k + 1 */
+} cn_conv_geom;
+
+static inline int cn_round_up(int n, int m) { return (n + m - 1) / m * m; }
+/* Floats of a padded image (C,Hp,Wp) plus the zero slack that the last
+ * tiles over-read (at most a vector and a kernel row; k <= wp). */
+static inline size_t cn_padded_floats(int c, int hp, int wp) { return (size_t)c * hp * wp + wp + CN_VEC_MAX; }
+/* Floats of one output channel in q layout, rounded up to whole vectors. */
+static inline int cn_conv_q_stride(const cn_conv_geom *g) { return cn_round_up(g->out_h * g->wp, CN_VEC_MAX); }
+
+typedef struct {
+    const char *name;           /* "avx512", "avx2", "generic" */
+    int vec;                    /* floats per vector */
+    int mr_max;                 /* output channels per register tile (sets the packed weight layout) */
+    /* out_q (OC, cn_conv_q_stride) = conv of x_pad (IC,Hp,Wp)+slack with packed weights. */
+    void (*conv)(const cn_conv_geom *g, const float *packed, const float *x_pad, float *out_q);
+    /* dwt (IC*k*k, ldw) += sum over the valid output pixels p of
+     * x_pad windows (tap, p) * dyt (p, ldw); ldw = cn_round_up(OC, vec), dyt's
+     * lanes OC..ldw-1 are zero. dyt rows are the out_h*out_w valid pixels in order. */
+    void (*weight_grad)(const cn_conv_geom *g, const float *x_pad, const float *dyt, float *dwt);
+} cn_kernel_set;
+
+/* The best kernel set this CPU supports (chosen once). */
+const cn_kernel_set *cn_kernels(void);
+/* Forces a kernel set by name ("avx512", "avx2", "generic") for tests and
+ * benchmarks; returns 0, or -1 if unknown or unsupported by this CPU.
+ * NULL restores the automatic choice. Not thread-safe: call between passes. */
+int cn_kernels_select(const char *name);
+
+/* Output-channel block b of nblocks = ceil(OC / mr_max) near-equal blocks: [*oc0, *oc0 + *mr). */
+static inline void cn_conv_block(int OC, int mr_max, int b, int *oc0, int *mr) {
+    int nb = (OC + mr_max - 1) / mr_max, base = OC / nb, extra = OC % nb;
+    *oc0 = b * base + (b < extra ? b : extra);
+    *mr = base + (b < extra);
+}
+/* Floats of packed weights for g: OC*IC*k*k (any kernel set). */
+static inline size_t cn_conv_packed_floats(const cn_conv_geom *g) { return (size_t)g->out_c * g->in_c * g->k * g->k; }
+/* Packs weights for ks->conv. w is (OC,IC,k,k) when !transposed; for the
+ * backward-input pass (transposed) w is the forward layer's (IC,OC,k,k) weight
+ * (its in/out channels swapped relative to g) and every kernel is flipped. */
+void cn_conv_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w, int transposed, float *packed);
+
+/* dst (C, hd, wd) = src (C, hs, ws) shifted by `pad` (negative crops), zero
+ * elsewhere; only the interior is written when borders_zero (the borders of
+ * dst are already zero from an earlier call with the same geometry). */
+void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, int hd, int wd, int borders_zero);
+/* out (C,OH,OW) = out_q (C, q_stride) with row stride wp, plus bias[c] (bias may be NULL). */
+void cn_conv_compact(const float *out_q, int C, int OH, int OW, int wp, int q_stride, const float *bias, float *out);
+/* dst (P, ld) = src (C, P)^T, lanes C..ld-1 of each row zeroed. */
+void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld);
+/* sum (n) += sum over rows of x (rows, n). */
+void cn_sum_rows(const float *x, int rows, int n, float *sum);
 
 #endif

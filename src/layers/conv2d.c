@@ -1,18 +1,187 @@
-/* conv2d: square kernel, stride, zero padding, optional bias; im2col + GEMM per sample. */
+/* conv2d: square kernel, stride, zero padding, optional bias.
+ *
+ * Stride 1 (every preset) runs the direct kernels of kernels.h on a zero-padded
+ * copy of each sample:
+ *   forward          out = conv(x_pad, W)                       pixel-vectorised
+ *   backward input   dx  = conv(dy_pad, W flipped, in/out swapped), dy padded by k-1-pad
+ *   backward weight  dW^T (taps, OC) += x_pad windows x dy^T    channel-vectorised
+ * Samples are split over threads in contiguous ranges; each thread sums its
+ * weight gradients in its own scratch and the partials are added in thread
+ * order, so results are bit-identical run to run for a given thread count.
+ * Other strides fall back to im2col + GEMM per sample. */
 #include "layers/layers.h"
 #include "kernels/kernels.h"
 #include <string.h>
 
+static bool use_direct(const cn_layer *l) { return l->stride == 1; }
 static bool is_pointwise(const cn_layer *l) { return l->kernel == 1 && l->stride == 1 && l->pad == 0; }
+
+/* Direct-path geometries: forward (in -> out) and backward input (dy -> dx). */
+static cn_conv_geom forward_geom(const cn_layer *l) {
+    return (cn_conv_geom){ .in_c = l->in.c, .out_c = l->out.c, .k = l->kernel,
+                           .hp = l->in.h + 2 * l->pad, .wp = l->in.w + 2 * l->pad,
+                           .out_h = l->out.h, .out_w = l->out.w };
+}
+static int backward_pad(const cn_layer *l) { return l->kernel - 1 - l->pad; }
+static cn_conv_geom backward_geom(const cn_layer *l) {
+    int p = backward_pad(l);
+    return (cn_conv_geom){ .in_c = l->out.c, .out_c = l->in.c, .k = l->kernel,
+                           .hp = l->out.h + 2 * p, .wp = l->out.w + 2 * p,
+                           .out_h = l->in.h, .out_w = l->in.w };
+}
+
+/* Carves consecutive 64-byte aligned pieces out of a thread's scratch. */
+typedef struct { float *next; } carver;
+static float *carve(carver *c, size_t floats) {
+    float *p = c->next;
+    c->next += (floats + 15) & ~(size_t)15;
+    return p;
+}
+
+/* Per-thread scratch of the direct path, in carve order. */
+typedef struct {
+    float *x_pad;      /* forward geometry, padded input sample */
+    float *out_q;      /* forward: q-layout output sample */
+    float *packed;     /* packed weights (forward, or flipped for backward input) */
+    float *dyt;        /* backward: dy^T (OH*OW, ldw) */
+    float *dwt;        /* backward: dW^T partial (taps, ldw), summed over the thread's samples */
+    float *dbias;      /* backward: bias gradient partial (OC) */
+    float *dy_pad;     /* backward: padded dy sample */
+    float *dx_q;       /* backward: q-layout dx sample */
+} direct_scratch;
+
+static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
+
+static direct_scratch carve_direct(const cn_layer *l, float *base) {
+    cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
+    size_t taps = (size_t)l->in.c * l->kernel * l->kernel, ld = direct_ld(l);
+    carver c = { base };
+    direct_scratch s;
+    s.x_pad = carve(&c, cn_padded_floats(f.in_c, f.hp, f.wp));
+    s.packed = carve(&c, cn_conv_packed_floats(&f));
+    s.dwt = carve(&c, taps * ld);
+    s.dbias = carve(&c, ld);
+    /* forward and backward pieces below are never live at the same time */
+    carver after = c;
+    s.out_q = carve(&c, (size_t)f.out_c * cn_conv_q_stride(&f));
+    c = after;
+    s.dyt = carve(&c, (size_t)l->out.h * l->out.w * ld);
+    s.dy_pad = carve(&c, cn_padded_floats(bw.in_c, bw.hp, bw.wp));
+    s.dx_q = carve(&c, (size_t)bw.out_c * cn_conv_q_stride(&bw));
+    return s;
+}
+
+static size_t direct_scratch_floats(const cn_layer *l) {
+    cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
+    size_t taps = (size_t)l->in.c * l->kernel * l->kernel, ld = direct_ld(l);
+    size_t shared = cn_padded_floats(f.in_c, f.hp, f.wp) + cn_conv_packed_floats(&f) + taps * ld + ld + 64;
+    size_t fwd = (size_t)f.out_c * cn_conv_q_stride(&f) + 16;
+    size_t bwd = (size_t)l->out.h * l->out.w * ld + cn_padded_floats(bw.in_c, bw.hp, bw.wp) +
+                 (size_t)bw.out_c * cn_conv_q_stride(&bw) + 48;
+    return shared + (fwd > bwd ? fwd : bwd);
+}
 
 size_t cn_layer_scratch_floats(const cn_layer *l) {
     if (l->kind != CN_LAYER_CONV2D) return 0;
+    if (use_direct(l)) return direct_scratch_floats(l);
     size_t rows = (size_t)l->in.c * l->kernel * l->kernel, cols = (size_t)l->out.h * l->out.w;
     return 2 * rows * cols;   /* col + dcol */
 }
 
+/* Contiguous share [*b0, *b1) of the batch for thread t of T. */
+static void thread_range(int batch, int t, int T, int *b0, int *b1) {
+    *b0 = (int)((long)batch * t / T);
+    *b1 = (int)((long)batch * (t + 1) / T);
+}
+
 // in (B,IC,H,W), weight (OC,IC,k,k), bias (OC) -> out (B,OC,OH,OW)
-void cn_conv2d_forward(const cn_layer_ctx *c) {
+static void forward_direct(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    const cn_model *m = c->model;
+    const cn_kernel_set *ks = cn_kernels();
+    const float *weight = m->params + l->weight_offset;
+    const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
+    cn_conv_geom g = forward_geom(l);
+    int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out), q_stride = cn_conv_q_stride(&g);
+    #pragma omp parallel num_threads(m->num_threads)
+    {
+        direct_scratch s = carve_direct(l, cn_thread_scratch(m));
+        cn_conv_pack(ks, &g, weight, 0, s.packed);
+        memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
+        #pragma omp for schedule(static)
+        for (int b = 0; b < c->batch; b++) {
+            cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s.x_pad, g.hp, g.wp, 1);
+            ks->conv(&g, s.packed, s.x_pad, s.out_q);
+            cn_conv_compact(s.out_q, l->out.c, l->out.h, l->out.w, g.wp, q_stride, bias, c->out + (size_t)b * out_size);
+        }
+    }
+}
+
+/* One sample's backward on the direct path: accumulates dW^T and the bias
+ * gradient into the thread's partials, writes dx when wanted. */
+static void backward_sample(const cn_layer_ctx *c, const cn_kernel_set *ks, direct_scratch *s, int b) {
+    const cn_layer *l = c->layer;
+    cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
+    int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out), pixels = l->out.h * l->out.w;
+    int ld = cn_round_up(l->out.c, ks->vec);
+    const float *dy = c->grad_out + (size_t)b * out_size;
+    cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
+    cn_transpose_pad(dy, l->out.c, pixels, s->dyt, ld);
+    ks->weight_grad(&f, s->x_pad, s->dyt, s->dwt);
+    if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
+    if (c->grad_in) {
+        cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
+        ks->conv(&bw, s->packed, s->dy_pad, s->dx_q);
+        cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, bw.wp, cn_conv_q_stride(&bw), NULL,
+                        c->grad_in + (size_t)b * in_size);
+    }
+}
+
+static void backward_direct(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    cn_model *m = c->model;
+    const cn_kernel_set *ks = cn_kernels();
+    const float *weight = m->params + l->weight_offset;
+    float *dweight = m->grads + l->weight_offset, *dbias = m->grads + l->bias_offset;
+    cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
+    int taps = l->in.c * l->kernel * l->kernel, ld = cn_round_up(l->out.c, ks->vec);
+    #pragma omp parallel num_threads(m->num_threads)
+    {
+        int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
+        direct_scratch s = carve_direct(l, cn_thread_scratch(m));
+        memset(s.dwt, 0, (size_t)taps * ld * sizeof(float));
+        memset(s.dbias, 0, (size_t)ld * sizeof(float));
+        memset(s.x_pad, 0, cn_padded_floats(f.in_c, f.hp, f.wp) * sizeof(float));
+        if (c->grad_in) {
+            memset(s.dy_pad, 0, cn_padded_floats(bw.in_c, bw.hp, bw.wp) * sizeof(float));
+            cn_conv_pack(ks, &bw, weight, 1, s.packed);
+        }
+        thread_range(c->batch, t, T, &b0, &b1);
+        for (int b = b0; b < b1; b++) backward_sample(c, ks, &s, b);
+        #pragma omp barrier
+        /* dW (OC, taps) = sum over threads, in thread order, of their dW^T partials */
+        int k0, k1;
+        thread_range(taps, t, T, &k0, &k1);
+        for (int u = 0; u < T; u++) {
+            const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread).dwt;
+            for (int oc = 0; oc < l->out.c; oc++)
+                for (int k = k0; k < k1; k++) {
+                    float v = part[(size_t)k * ld + oc];
+                    float *d = dweight + (size_t)oc * taps + k;
+                    *d = u ? *d + v : v;
+                }
+        }
+        if (l->bias_count && t == 0)
+            for (int u = 0; u < T; u++) {
+                const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread).dbias;
+                for (int oc = 0; oc < l->out.c; oc++) dbias[oc] = u ? dbias[oc] + part[oc] : part[oc];
+            }
+    }
+}
+
+/* ---- im2col + GEMM fallback (strides other than 1) ---- */
+
+static void forward_im2col(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     const cn_model *m = c->model;
     const float *weight = m->params + l->weight_offset;
@@ -38,7 +207,7 @@ void cn_conv2d_forward(const cn_layer_ctx *c) {
     }
 }
 
-void cn_conv2d_backward(const cn_layer_ctx *c) {
+static void backward_im2col(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     cn_model *m = c->model;
     const float *weight = m->params + l->weight_offset;
@@ -82,4 +251,14 @@ void cn_conv2d_backward(const cn_layer_ctx *c) {
     }
     cn_thread_grads_reduce(m, l->weight_offset, l->weight_count);
     if (l->bias_count) cn_thread_grads_reduce(m, l->bias_offset, l->bias_count);
+}
+
+void cn_conv2d_forward(const cn_layer_ctx *c) {
+    if (use_direct(c->layer)) forward_direct(c);
+    else forward_im2col(c);
+}
+
+void cn_conv2d_backward(const cn_layer_ctx *c) {
+    if (use_direct(c->layer)) backward_direct(c);
+    else backward_im2col(c);
 }

@@ -1,12 +1,32 @@
 /* maxpool2d, avgpool2d (count_include_pad, floor mode) and global average pooling. */
 #include "layers/layers.h"
+#include "kernels/kernels.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+static bool is_pool2x2(const cn_layer *l) {
+    return l->kernel == 2 && l->stride == 2 && l->pad == 0 && l->out.h == l->in.h / 2 && l->out.w == l->in.w / 2;
+}
+
+/* 2x2 stride-2 windows (every preset): planes split over threads; eval mode keeps no argmax. */
+static void maxpool2x2_forward(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    int H = l->in.h, W = l->in.w, outs = l->out.h * l->out.w, planes = c->batch * l->in.c;
+    int32_t *argmax = c->model->training ? (int32_t *)c->saved : NULL;
+    #pragma omp parallel num_threads(c->model->num_threads)
+    {
+        int T = omp_get_num_threads(), t = omp_get_thread_num();
+        int p0 = (int)((long)planes * t / T), p1 = (int)((long)planes * (t + 1) / T);
+        cn_maxpool2x2_forward(c->in + (size_t)p0 * H * W, p1 - p0, H, W, c->out + (size_t)p0 * outs,
+                              argmax ? argmax + (size_t)p0 * outs : NULL);
+    }
+}
+
 // in (B,C,H,W) -> out (B,C,OH,OW); saved: argmax (int32 index into the input plane) per output
 void cn_maxpool2d_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
+    if (is_pool2x2(l)) { maxpool2x2_forward(c); return; }
     int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
     int32_t *argmax = (int32_t *)c->saved;
     #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)

@@ -1,0 +1,139 @@
+/* Shared pieces of the direct convolution: kernel-set choice, weight packing,
+ * padding copies, compaction of q-layout outputs and transposition. */
+#include "kernels/kernels.h"
+#include <string.h>
+
+extern const cn_kernel_set cn_kernels_generic;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+extern const cn_kernel_set cn_kernels_avx512, cn_kernels_avx2;
+#define HAVE_X86_SETS 1
+#endif
+
+static const cn_kernel_set *best_supported(void) {
+#ifdef HAVE_X86_SETS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return &cn_kernels_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &cn_kernels_avx2;
+#endif
+    return &cn_kernels_generic;
+}
+
+static const cn_kernel_set *chosen;
+
+const cn_kernel_set *cn_kernels(void) {
+    if (!chosen) chosen = best_supported();
+    return chosen;
+}
+
+int cn_kernels_select(const char *name) {
+    const cn_kernel_set *best = best_supported();
+    if (!name) { chosen = best; return 0; }
+    const cn_kernel_set *sets[] = {
+#ifdef HAVE_X86_SETS
+        &cn_kernels_avx512, &cn_kernels_avx2,
+#endif
+        &cn_kernels_generic };
+    /* the sets are listed best first: a set is usable when it is not above the best supported one */
+    int usable = 0;
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        if (sets[i] == best) usable = 1;
+        if (usable && !strcmp(sets[i]->name, name)) { chosen = sets[i]; return 0; }
+    }
+    return -1;
+}
+
+/* packed: for each output-channel block (oc0, mr): taps x mr weights, tap-major,
+ * tap = (ic*k + ky)*k + kx. Transposed: weight (IC', OC', k, k) of the forward
+ * layer, read as w'[oc][ic][ky][kx] = w[ic][oc][k-1-ky][k-1-kx]. */
+void cn_conv_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w, int transposed, float *packed) {
+    int k = g->k, kk = k * k, taps = g->in_c * kk;
+    int blocks = (g->out_c + ks->mr_max - 1) / ks->mr_max;
+    for (int b = 0; b < blocks; b++) {
+        int oc0, mr;
+        cn_conv_block(g->out_c, ks->mr_max, b, &oc0, &mr);
+        float *dst = packed + (size_t)oc0 * taps;
+        for (int t = 0; t < taps; t++) {
+            int ic = t / kk, tap = t % kk;
+            for (int i = 0; i < mr; i++) {
+                int oc = oc0 + i;
+                dst[(size_t)t * mr + i] = transposed ? w[((size_t)ic * g->out_c + oc) * kk + (kk - 1 - tap)]
+                                                     : w[((size_t)oc * g->in_c + ic) * kk + tap];
+            }
+        }
+    }
+}
+
+CN_MULTIVERSION
+void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, int hd, int wd, int borders_zero) {
+    /* source rows/columns that land inside dst */
+    int y0 = pad < 0 ? -pad : 0, x0 = pad < 0 ? -pad : 0;
+    int y1 = hs < hd - pad ? hs : hd - pad, x1 = ws < wd - pad ? ws : wd - pad;
+    if (!borders_zero) memset(dst, 0, (size_t)C * hd * wd * sizeof *dst);
+    if (y1 <= y0 || x1 <= x0) return;
+    for (int c = 0; c < C; c++)
+        for (int y = y0; y < y1; y++)
+            memcpy(dst + ((size_t)c * hd + y + pad) * wd + x0 + pad, src + ((size_t)c * hs + y) * ws + x0,
+                   (size_t)(x1 - x0) * sizeof *dst);
+}
+
+CN_MULTIVERSION
+void cn_conv_compact(const float *out_q, int C, int OH, int OW, int wp, int q_stride, const float *bias, float *out) {
+    for (int c = 0; c < C; c++) {
+        float b = bias ? bias[c] : 0.0f;
+        for (int y = 0; y < OH; y++) {
+            const float *s = out_q + (size_t)c * q_stride + y * wp;
+            float *d = out + ((size_t)c * OH + y) * OW;
+            if (bias) for (int x = 0; x < OW; x++) d[x] = s[x] + b;
+            else memcpy(d, s, OW * sizeof *d);
+        }
+    }
+}
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* 8x8 block: dst rows 0..7 (stride ld) = columns 0..7 of src rows 0..7 (stride sp). */
+static inline void transpose8x8(const float *src, size_t sp, float *dst, size_t ld) {
+    static const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    static const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    static const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    v8f r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) memcpy(&r[i], src + i * sp, sizeof r[i]);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int j = 0; j < 2; j++) {
+            u[i + j] = __builtin_shuffle(t[i + j], t[i + j + 2], lo2);
+            u[i + j + 2] = __builtin_shuffle(t[i + j], t[i + j + 2], hi2);
+        }
+    /* u[0..3] hold rows 0-3 of the 4x4 quarter blocks of inputs 0-3, u[4..7] of inputs 4-7 */
+    static const int order[4] = {0, 2, 1, 3};
+    for (int j = 0; j < 4; j++) {
+        v8f a = __builtin_shuffle(u[order[j]], u[order[j] + 4], lo4);
+        v8f b = __builtin_shuffle(u[order[j]], u[order[j] + 4], hi4);
+        memcpy(dst + j * ld, &a, sizeof a);
+        memcpy(dst + (j + 4) * ld, &b, sizeof b);
+    }
+}
+
+CN_MULTIVERSION
+void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld) {
+    int c8 = C & ~7, p8 = P & ~7;
+    for (int p = 0; p < p8; p += 8) {
+        for (int c = 0; c < c8; c += 8) transpose8x8(src + (size_t)c * P + p, P, dst + (size_t)p * ld + c, ld);
+        for (int q = p; q < p + 8; q++)
+            for (int c = c8; c < ld; c++) dst[(size_t)q * ld + c] = c < C ? src[(size_t)c * P + q] : 0.0f;
+    }
+    for (int q = p8; q < P; q++)
+        for (int c = 0; c < ld; c++) dst[(size_t)q * ld + c] = c < C ? src[(size_t)c * P + q] : 0.0f;
+}
+
+CN_MULTIVERSION
+void cn_sum_rows(const float *x, int rows, int n, float *sum) {
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++) sum[i] += x[(size_t)r * n + i];
+}

@@ -1,0 +1,205 @@
+/* Element-wise and per-channel loops of ReLU, max-pooling and batch norm.
+ * Written branch-free so the compiler vectorises them; CN_MULTIVERSION builds
+ * them for AVX-512, AVX2 and generic x86-64. Double sums use vectors of
+ * doubles with a fixed lane order, so results do not depend on threads. */
+#include "kernels/kernels.h"
+#include <math.h>
+#include <string.h>
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
+
+/* (vectors go through pointers: passing 64-byte vectors by value is ABI-dependent) */
+static inline void load8_as_double(const float *p, v8d *out) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    *out = __builtin_convertvector(v, v8d);
+}
+
+static inline double hsum8(const v8d *v) {
+    return (((*v)[0] + (*v)[4]) + ((*v)[1] + (*v)[5])) + (((*v)[2] + (*v)[6]) + ((*v)[3] + (*v)[7]));
+}
+
+// y (n) = x > 0 ? x : 0
+CN_MULTIVERSION
+void cn_relu_forward_kernel(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+// dx (n) = x > 0 ? dy : 0
+CN_MULTIVERSION
+void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* The first maximum wins, and the first NaN wins over everything (PyTorch):
+ * a later value v replaces best when v > best, or v is NaN and best is not. */
+static inline int pool_takes(float v, float best) { return (v > best) | (isnan(v) & !isnan(best)); }
+
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* Lane-wise pool_takes(v, best) as a -1/0 mask, and a select by such a mask. */
+#define POOL_TAKES8(v, best) (((v) > (best)) | (((v) != (v)) & ((best) == (best))))
+#define SELECT8(mask, a, b) ((v8f)(((mask) & (v8i)(a)) | (~(mask) & (v8i)(b))))
+
+/* Pair maxima of a flat row segment: h[j] = winner of (x[2j], x[2j+1]) for j < n,
+ * odd[j] = 1 when the second one won. */
+static inline void pool_pairs(const float *x, int n, float *h, int32_t *odd) {
+    static const v8i even_lanes = {0, 2, 4, 6, 8, 10, 12, 14}, odd_lanes = {1, 3, 5, 7, 9, 11, 13, 15};
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        v8f lo, hi;
+        memcpy(&lo, x + 2 * j, sizeof lo);
+        memcpy(&hi, x + 2 * j + 8, sizeof hi);
+        v8f first = __builtin_shuffle(lo, hi, even_lanes), second = __builtin_shuffle(lo, hi, odd_lanes);
+        v8i take = POOL_TAKES8(second, first);
+        v8f win = SELECT8(take, second, first);
+        v8i took = take & 1;
+        memcpy(h + j, &win, sizeof win);
+        memcpy(odd + j, &took, sizeof took);
+    }
+    for (; j < n; j++) {
+        int t = pool_takes(x[2 * j + 1], x[2 * j]);
+        h[j] = t ? x[2 * j + 1] : x[2 * j];
+        odd[j] = t;
+    }
+}
+
+// x (planes, H, W) -> y (planes, OH, OW), argmax (planes, OH, OW) index into the input plane;
+// 2x2 windows, stride 2, no padding (OH = H/2, OW = W/2); argmax may be NULL.
+// Each window (a b / c d) is reduced as ((a,b),(c,d)), which picks the same winner as
+// scanning a, b, c, d in order: first the pairs of both rows, then top against bottom.
+CN_MULTIVERSION
+void cn_maxpool2x2_forward(const float *x, int planes, int H, int W, float *y, int32_t *argmax) {
+    enum { CHUNK = 256 };   /* outputs per pass through the pair buffers */
+    int OH = H / 2, OW = W / 2;
+    float top[CHUNK], bottom[CHUNK];
+    int32_t top_odd[CHUNK], bottom_odd[CHUNK];
+    for (int pl = 0; pl < planes; pl++)
+        for (int oy = 0; oy < OH; oy++) {
+            const float *r0 = x + ((size_t)pl * H + 2 * oy) * W, *r1 = r0 + W;
+            float *yr = y + ((size_t)pl * OH + oy) * OW;
+            int32_t *ar = argmax ? argmax + ((size_t)pl * OH + oy) * OW : NULL;
+            for (int x0 = 0; x0 < OW; x0 += CHUNK) {
+                int n = OW - x0 < CHUNK ? OW - x0 : CHUNK;
+                pool_pairs(r0 + 2 * x0, n, top, top_odd);
+                pool_pairs(r1 + 2 * x0, n, bottom, bottom_odd);
+                int i = 0;
+                v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+                for (; i + 8 <= n; i += 8) {
+                    v8f t, b;
+                    v8i to, bo;
+                    memcpy(&t, top + i, sizeof t);
+                    memcpy(&b, bottom + i, sizeof b);
+                    v8i take = POOL_TAKES8(b, t);
+                    v8f win = SELECT8(take, b, t);
+                    memcpy(yr + x0 + i, &win, sizeof win);
+                    if (!ar) continue;
+                    memcpy(&to, top_odd + i, sizeof to);
+                    memcpy(&bo, bottom_odd + i, sizeof bo);
+                    v8i col = 2 * (x0 + i + lane);
+                    v8i idx = (take & ((2 * oy + 1) * W + col + bo)) | (~take & (2 * oy * W + col + to));
+                    memcpy(ar + x0 + i, &idx, sizeof idx);
+                }
+                for (; i < n; i++) {
+                    int t = pool_takes(bottom[i], top[i]);
+                    yr[x0 + i] = t ? bottom[i] : top[i];
+                    if (ar) ar[x0 + i] = t ? (2 * oy + 1) * W + 2 * (x0 + i) + bottom_odd[i]
+                                           : 2 * oy * W + 2 * (x0 + i) + top_odd[i];
+                }
+            }
+        }
+}
+
+/* ---- batch norm: per-channel loops over (planes, plane) slices ------------
+ * x points at channel c of sample 0; sample b's plane is at x + b*stride. */
+
+// sum of x over the slices, in double
+CN_MULTIVERSION
+double cn_slices_sum(const float *x, int planes, size_t stride, int plane) {
+    v8d acc0 = {0}, acc1 = {0};
+    double tail = 0.0;
+    for (int b = 0; b < planes; b++) {
+        const float *p = x + (size_t)b * stride;
+        int i = 0;
+        for (; i + 16 <= plane; i += 16) {
+            v8d a, b;
+            load8_as_double(p + i, &a);
+            load8_as_double(p + i + 8, &b);
+            acc0 += a; acc1 += b;
+        }
+        for (; i + 8 <= plane; i += 8) { v8d a; load8_as_double(p + i, &a); acc0 += a; }
+        for (; i < plane; i++) tail += p[i];
+    }
+    acc0 += acc1;
+    return hsum8(&acc0) + tail;
+}
+
+// sum of (x - mean)^2 over the slices, in double
+CN_MULTIVERSION
+double cn_slices_sq_dev(const float *x, int planes, size_t stride, int plane, double mean) {
+    v8d acc0 = {0}, acc1 = {0};
+    double tail = 0.0;
+    for (int b = 0; b < planes; b++) {
+        const float *p = x + (size_t)b * stride;
+        int i = 0;
+        for (; i + 16 <= plane; i += 16) {
+            v8d d0, d1;
+            load8_as_double(p + i, &d0);
+            load8_as_double(p + i + 8, &d1);
+            d0 -= mean; d1 -= mean;
+            acc0 += d0 * d0; acc1 += d1 * d1;
+        }
+        for (; i + 8 <= plane; i += 8) { v8d d; load8_as_double(p + i, &d); d -= mean; acc0 += d * d; }
+        for (; i < plane; i++) { double d = p[i] - mean; tail += d * d; }
+    }
+    acc0 += acc1;
+    return hsum8(&acc0) + tail;
+}
+
+// y = x * scale + shift over the slices
+CN_MULTIVERSION
+void cn_slices_affine(const float *x, float *y, int planes, size_t stride, int plane, float scale, float shift) {
+    for (int b = 0; b < planes; b++) {
+        const float *p = x + (size_t)b * stride;
+        float *q = y + (size_t)b * stride;
+        for (int i = 0; i < plane; i++) q[i] = p[i] * scale + shift;
+    }
+}
+
+// *sum_dy = sum dy, *sum_dy_xhat = sum dy * (x - mean) * invstd over the slices, in double
+CN_MULTIVERSION
+void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t stride, int plane, float mean,
+                            float invstd, double *sum_dy, double *sum_dy_xhat) {
+    v8d s0 = {0}, s1 = {0};
+    double t0 = 0.0, t1 = 0.0;
+    for (int b = 0; b < planes; b++) {
+        const float *p = x + (size_t)b * stride, *g = dy + (size_t)b * stride;
+        int i = 0;
+        for (; i + 8 <= plane; i += 8) {
+            v8f xv, gv;
+            memcpy(&xv, p + i, sizeof xv);
+            memcpy(&gv, g + i, sizeof gv);
+            v8f xhat = (xv - mean) * invstd;
+            s0 += __builtin_convertvector(gv, v8d);
+            s1 += __builtin_convertvector(gv * xhat, v8d);
+        }
+        for (; i < plane; i++) { t0 += g[i]; t1 += g[i] * ((p[i] - mean) * invstd); }
+    }
+    *sum_dy = hsum8(&s0) + t0;
+    *sum_dy_xhat = hsum8(&s1) + t1;
+}
+
+// dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) over the slices
+CN_MULTIVERSION
+void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int planes, size_t stride, int plane,
+                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat) {
+    for (int b = 0; b < planes; b++) {
+        const float *p = x + (size_t)b * stride, *g = dy + (size_t)b * stride;
+        float *d = dx + (size_t)b * stride;
+        for (int i = 0; i < plane; i++) {
+            float xhat = (p[i] - mean) * invstd;
+            d[i] = k * (g[i] - mean_dy - xhat * mean_dy_xhat);
+        }
+    }
+}

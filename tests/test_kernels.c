@@ -1,0 +1,196 @@
+/* Fast kernels against plain reference loops.
+ *
+ * Layers are run through a one-layer model (forward, then backward with a
+ * random output gradient) on many shapes: 1-64 channels, odd sizes, 1x1 to
+ * 5x5 kernels, padding 0-2, strides 1 and 2, with and without bias; every
+ * kernel set this CPU supports (AVX-512, AVX2, generic) is forced in turn.
+ * The references accumulate in double; a result passes when it is within
+ * float rounding of the sum of absolute terms. */
+#include "harness.h"
+#include "model.h"
+#include "kernels/kernels.h"
+#include "core/rng.h"
+
+#define REL 2e-6    /* allowed error per unit of sum(|terms|): a few float ulps over long sums */
+
+static const char *const kernel_sets[] = { "avx512", "avx2", "generic" };
+
+typedef struct { int ic, h, w, oc, k, pad, stride, bias; } conv_case;
+
+/* Reference conv2d, double accumulation; *mag gets sum |w x| per output. */
+static void ref_conv_forward(const conv_case *cc, int oh, int ow, const float *x, const float *w, const float *bias,
+                             double *y, double *mag) {
+    for (int oc = 0; oc < cc->oc; oc++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                double s = bias ? bias[oc] : 0.0, a = bias ? fabs(bias[oc]) : 0.0;
+                for (int ic = 0; ic < cc->ic; ic++)
+                    for (int ky = 0; ky < cc->k; ky++)
+                        for (int kx = 0; kx < cc->k; kx++) {
+                            int iy = oy * cc->stride - cc->pad + ky, ix = ox * cc->stride - cc->pad + kx;
+                            if (iy < 0 || iy >= cc->h || ix < 0 || ix >= cc->w) continue;
+                            double t = (double)w[((oc * cc->ic + ic) * cc->k + ky) * cc->k + kx] * x[(ic * cc->h + iy) * cc->w + ix];
+                            s += t; a += fabs(t);
+                        }
+                size_t o = ((size_t)oc * oh + oy) * ow + ox;
+                y[o] = s; mag[o] = a;
+            }
+}
+
+/* Reference gradients of one sample, accumulated into dw/db (and written to dx). */
+static void ref_conv_backward(const conv_case *cc, int oh, int ow, const float *x, const float *w, const float *dy,
+                              double *dx, double *dx_mag, double *dw, double *dw_mag, double *db, double *db_mag) {
+    for (int oc = 0; oc < cc->oc; oc++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                double g = dy[((size_t)oc * oh + oy) * ow + ox];
+                if (db) { db[oc] += g; db_mag[oc] += fabs(g); }
+                for (int ic = 0; ic < cc->ic; ic++)
+                    for (int ky = 0; ky < cc->k; ky++)
+                        for (int kx = 0; kx < cc->k; kx++) {
+                            int iy = oy * cc->stride - cc->pad + ky, ix = ox * cc->stride - cc->pad + kx;
+                            if (iy < 0 || iy >= cc->h || ix < 0 || ix >= cc->w) continue;
+                            size_t wi = ((size_t)(oc * cc->ic + ic) * cc->k + ky) * cc->k + kx;
+                            size_t xi = ((size_t)ic * cc->h + iy) * cc->w + ix;
+                            dw[wi] += g * x[xi]; dw_mag[wi] += fabs(g * x[xi]);
+                            dx[xi] += g * w[wi]; dx_mag[xi] += fabs(g * w[wi]);
+                        }
+            }
+}
+
+static int close_enough(float got, double want, double mag) {
+    return fabs((double)got - want) <= REL * mag + 1e-30 && !isnan(got);
+}
+
+/* Compares n outputs; reports the first mismatch. */
+static int compare(const char *what, const conv_case *cc, const char *set, const float *got, const double *want,
+                   const double *mag, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!close_enough(got[i], want[i], mag[i])) {
+            fprintf(stderr, "  %s [%s] ic=%d %dx%d oc=%d k=%d pad=%d stride=%d bias=%d: [%zu] %.9g, expected %.9g (mag %.3g)\n",
+                    what, set, cc->ic, cc->h, cc->w, cc->oc, cc->k, cc->pad, cc->stride, cc->bias, i, got[i], want[i], mag[i]);
+            return 0;
+        }
+    return 1;
+}
+
+static void fill(float *x, size_t n, cn_rng *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = 2.0f * cn_rng_uniform(rng) - 1.0f;
+}
+
+/* Runs one case with one kernel set and thread count; returns 1 when every output matches. */
+static int check_conv_case(const conv_case *cc, const char *set, int threads, int batch) {
+    char spec[160];
+    snprintf(spec, sizeof spec, "input %dx%dx%d\nconv2d out=%d k=%d pad=%d stride=%d bias=%s\nflatten\n",
+             cc->ic, cc->h, cc->w, cc->oc, cc->k, cc->pad, cc->stride, cc->bias ? "true" : "false");
+    cn_model *m;
+    if (cn_model_from_spec(spec, "test", 11, &m) != CN_OK) { fprintf(stderr, "  spec: %s\n", cn_last_error()); return 0; }
+    if (cn_model_reserve(m, batch, threads) != CN_OK) { cn_model_free(m); return 0; }
+    cn_model_set_training(m, true);
+    const cn_layer *l = &m->layers[0];
+    int oh = l->out.h, ow = l->out.w;
+    size_t in_n = (size_t)cc->ic * cc->h * cc->w, out_n = (size_t)cc->oc * oh * ow, w_n = l->weight_count;
+    cn_rng rng;
+    cn_rng_seed(&rng, 1234 + cc->ic * 7 + cc->oc);
+    float *x = malloc(batch * in_n * sizeof *x), *dy = malloc(batch * out_n * sizeof *dy);
+    float *dx = malloc(batch * in_n * sizeof *dx);
+    double *want = calloc(batch * (out_n > in_n ? out_n : in_n), sizeof *want);
+    double *mag = calloc(batch * (out_n > in_n ? out_n : in_n), sizeof *mag);
+    double *dw = calloc(w_n, sizeof *dw), *dw_mag = calloc(w_n, sizeof *dw_mag);
+    double *db = calloc(cc->oc, sizeof *db), *db_mag = calloc(cc->oc, sizeof *db_mag);
+    fill(x, batch * in_n, &rng);
+    fill(dy, batch * out_n, &rng);
+    fill(m->params, m->num_params, &rng);
+    const float *w = m->params + l->weight_offset, *bias = cc->bias ? m->params + l->bias_offset : NULL;
+
+    int ok = 1;
+    const float *y = cn_model_forward(m, x, batch, NULL);
+    for (int b = 0; b < batch; b++)
+        ref_conv_forward(cc, oh, ow, x + b * in_n, w, bias, want + b * out_n, mag + b * out_n);
+    ok &= compare("forward", cc, set, y, want, mag, batch * out_n);
+
+    cn_model_backward_input(m, dy, batch, dx);
+    memset(want, 0, batch * in_n * sizeof *want);
+    memset(mag, 0, batch * in_n * sizeof *mag);
+    for (int b = 0; b < batch; b++)
+        ref_conv_backward(cc, oh, ow, x + b * in_n, w, dy + b * out_n, want + b * in_n, mag + b * in_n, dw, dw_mag,
+                          bias ? db : NULL, db_mag);
+    ok &= compare("grad input", cc, set, dx, want, mag, batch * in_n);
+    ok &= compare("grad weight", cc, set, m->grads + l->weight_offset, dw, dw_mag, w_n);
+    if (bias) ok &= compare("grad bias", cc, set, m->grads + l->bias_offset, db, db_mag, cc->oc);
+
+    free(x); free(dy); free(dx); free(want); free(mag); free(dw); free(dw_mag); free(db); free(db_mag);
+    cn_model_free(m);
+    return ok;
+}
+
+static const conv_case conv_cases[] = {
+    /* the presets' layers */
+    {1, 28, 28, 16, 3, 1, 1, 1}, {16, 14, 14, 32, 3, 1, 1, 1}, {32, 7, 7, 40, 3, 1, 1, 1},
+    {1, 28, 28, 8, 3, 1, 1, 0}, {8, 28, 28, 16, 3, 0, 1, 0}, {16, 13, 13, 8, 1, 1, 1, 0},
+    {8, 15, 15, 16, 3, 0, 1, 0}, {16, 13, 13, 32, 3, 0, 1, 0}, {32, 11, 11, 32, 3, 0, 1, 0},
+    {32, 9, 9, 10, 3, 0, 1, 0}, {8, 26, 26, 8, 3, 0, 1, 0}, {16, 4, 4, 32, 3, 0, 1, 0},
+    {32, 2, 2, 10, 1, 0, 1, 0}, {16, 26, 26, 32, 3, 0, 1, 1}, {40, 5, 5, 24, 1, 0, 1, 1},
+    {20, 14, 14, 28, 3, 1, 1, 1}, {28, 7, 7, 64, 3, 1, 1, 1},
+    /* odd shapes */
+    {1, 1, 1, 2, 1, 0, 1, 1}, {3, 5, 7, 5, 3, 1, 1, 1}, {2, 9, 4, 17, 3, 2, 1, 0}, {5, 6, 6, 3, 5, 2, 1, 1},
+    {64, 3, 3, 64, 3, 1, 1, 1}, {7, 11, 13, 33, 1, 0, 1, 1}, {9, 10, 10, 49, 3, 0, 1, 0}, {1, 3, 3, 2, 3, 0, 1, 1},
+    {4, 8, 8, 6, 1, 2, 1, 1}, {3, 5, 5, 4, 5, 0, 1, 0}, {13, 17, 5, 15, 3, 1, 1, 1}, {2, 31, 31, 3, 3, 1, 1, 0},
+    /* strides other than 1 (im2col fallback) */
+    {2, 7, 7, 2, 5, 2, 2, 1}, {3, 9, 8, 4, 3, 1, 2, 0}, {4, 6, 6, 5, 1, 0, 2, 1},
+};
+
+static void conv_all_sets(int threads, int batch) {
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        int ok = 1;
+        for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0] && ok; i++)
+            CHECK(ok = check_conv_case(&conv_cases[i], kernel_sets[s], threads, batch));
+    }
+    cn_kernels_select(NULL);
+}
+
+TEST(conv_matches_reference_1_thread) { conv_all_sets(1, 3); }
+TEST(conv_matches_reference_2_threads) { conv_all_sets(2, 5); }
+
+TEST(kernel_set_selection) {
+    CHECK(cn_kernels_select("generic") == 0);
+    CHECK(!strcmp(cn_kernels()->name, "generic"));
+    CHECK(cn_kernels_select("no-such-set") == -1);
+    CHECK(cn_kernels_select(NULL) == 0);
+    CHECK(cn_kernels() != NULL);
+}
+
+/* Backward twice on the same data gives bit-identical gradients (fixed reduction order). */
+TEST(conv_backward_is_deterministic) {
+    cn_model *m;
+    if (cn_model_from_spec("input 8x12x12\nconv2d out=16 k=3 pad=1\nflatten\n", "test", 3, &m) != CN_OK) {
+        CHECK_MSG(0, "%s", cn_last_error());
+        return;
+    }
+    CHECK(cn_model_reserve(m, 16, 2) == CN_OK);
+    size_t in_n = 16 * 8 * 144, out_n = 16 * 16 * 144;
+    float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *dx1 = malloc(in_n * sizeof *dx1);
+    float *dx2 = malloc(in_n * sizeof *dx2), *g1 = malloc(m->num_params * sizeof *g1);
+    cn_rng rng;
+    cn_rng_seed(&rng, 5);
+    fill(x, in_n, &rng);
+    fill(dy, out_n, &rng);
+    cn_model_forward(m, x, 16, NULL);
+    cn_model_backward_input(m, dy, 16, dx1);
+    memcpy(g1, m->grads, m->num_params * sizeof *g1);
+    cn_model_forward(m, x, 16, NULL);
+    cn_model_backward_input(m, dy, 16, dx2);
+    CHECK(memcmp(g1, m->grads, m->num_params * sizeof *g1) == 0);
+    CHECK(memcmp(dx1, dx2, in_n * sizeof *dx1) == 0);
+    free(x); free(dy); free(dx1); free(dx2); free(g1);
+    cn_model_free(m);
+}
+
+int main(void) {
+    RUN(kernel_set_selection);
+    RUN(conv_matches_reference_1_thread);
+    RUN(conv_matches_reference_2_threads);
+    RUN(conv_backward_is_deterministic);
+    return test_summary();
+}
