@@ -109,9 +109,9 @@ cn_status cn_model_from_spec(const char *spec_text, const char *source_name, uin
 static void free_workspace(cn_model *m) {
     for (int i = 0; m->acts && i <= m->num_layers; i++) {
         cn_free_aligned(m->acts[i]);
-        cn_free_aligned(m->grad_acts[i]);
         if (i < m->num_layers) cn_free_aligned(m->saved[i]);
     }
+    if (m->grad_acts) { cn_free_aligned(m->grad_acts[0]); if (m->num_layers > 0) cn_free_aligned(m->grad_acts[1]); }
     free(m->acts); free(m->grad_acts); free(m->saved);
     cn_free_aligned(m->thread_grads);
     cn_free_aligned(m->thread_scratch);
@@ -137,7 +137,7 @@ size_t cn_layer_saved_floats(const cn_layer *l, int batch) {
     switch (l->kind) {
     case CN_LAYER_BATCHNORM2D: return 2 * (size_t)l->in.c;
     case CN_LAYER_MAXPOOL2D: return (size_t)batch * cn_shape_size(l->out);
-    case CN_LAYER_DROPOUT: return (size_t)batch * cn_shape_size(l->in);
+    case CN_LAYER_DROPOUT: return ((size_t)batch * cn_shape_size(l->in) + 3) / 4;   /* byte mask */
     default: return 0;
     }
 }
@@ -153,14 +153,17 @@ cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
     m->grad_acts = cn_calloc(L + 1, sizeof *m->grad_acts);
     m->saved = cn_calloc(L, sizeof *m->saved);
     if (!m->acts || !m->grad_acts || !m->saved) { free_workspace(m); return CN_ERR_NOMEM; }
-    size_t scratch = 0;
+    /* Activations are kept for every layer (backward needs them); gradients
+     * only flow between neighbouring layers, so two ping-pong buffers sized
+     * for the largest activation serve them all: grad_acts[i] = buffer i % 2. */
+    size_t scratch = 0, largest = 0;
     for (int i = 0; i <= L; i++) {
         cn_shape s = i < L ? m->layers[i].in : m->layers[L - 1].out;
         size_t n;
         if (!cn_mul_ok((size_t)batch, (size_t)cn_shape_size(s), &n)) { free_workspace(m); return cn_fail(CN_ERR_NOMEM, "batch too large"); }
+        if (n > largest) largest = n;
         m->acts[i] = cn_alloc_floats(n);
-        m->grad_acts[i] = cn_alloc_floats(n);
-        if (!m->acts[i] || !m->grad_acts[i]) { free_workspace(m); return CN_ERR_NOMEM; }
+        if (!m->acts[i]) { free_workspace(m); return CN_ERR_NOMEM; }
         if (i < L) {
             m->saved[i] = cn_alloc_floats(cn_layer_saved_floats(&m->layers[i], batch));
             if (!m->saved[i]) { free_workspace(m); return CN_ERR_NOMEM; }
@@ -168,6 +171,9 @@ cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
             if (s2 > scratch) scratch = s2;
         }
     }
+    float *ping = cn_alloc_floats(largest), *pong = cn_alloc_floats(largest);
+    if (!ping || !pong) { cn_free_aligned(ping); cn_free_aligned(pong); free_workspace(m); return CN_ERR_NOMEM; }
+    for (int i = 0; i <= L; i++) m->grad_acts[i] = (i % 2) ? pong : ping;
     m->scratch_per_thread = (scratch + 15) & ~(size_t)15;
     m->thread_scratch = cn_alloc_floats(m->scratch_per_thread * threads);
     m->thread_grads = cn_alloc_floats(m->num_params * threads);

@@ -85,7 +85,7 @@ struct cn_model {
     int batch_capacity;
     int num_threads;
     float **acts;           /* acts[i]: input of layer i; acts[num_layers]: output */
-    float **grad_acts;      /* same shapes, gradients */
+    float **grad_acts;      /* gradients of acts; two ping-pong buffers (grad_acts[i] = buffer i % 2) */
     float **saved;          /* per-layer saved state (BN mean/invstd, dropout mask, pool argmax) */
     float *thread_grads;    /* num_threads * num_params partial weight gradients */
     float *thread_scratch;  /* num_threads * scratch_per_thread floats (im2col etc.) */

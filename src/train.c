@@ -115,17 +115,19 @@ cn_status cn_evaluate(cn_model *m, const cn_split *split, float mean, float std,
     if (pixels != cn_shape_size(m->input))
         return cn_fail(CN_ERR_SHAPE, "images are %dx%d but the model expects %dx%dx%d", split->rows, split->cols,
                        m->input.c, m->input.h, m->input.w);
-    cn_status st = cn_model_reserve(m, EVAL_BATCH, threads);
+    /* Reuse the training workspace when there is one: no second, larger copy. */
+    int batch = m->batch_capacity > 0 ? m->batch_capacity : EVAL_BATCH;
+    cn_status st = cn_model_reserve(m, batch, threads);
     if (st) return st;
-    float *x = cn_alloc_floats((size_t)EVAL_BATCH * pixels);
-    int *labels = cn_calloc(EVAL_BATCH, sizeof *labels), *idx = cn_calloc(EVAL_BATCH, sizeof *idx);
+    float *x = cn_alloc_floats((size_t)batch * pixels);
+    int *labels = cn_calloc(batch, sizeof *labels), *idx = cn_calloc(batch, sizeof *idx);
     if (!x || !labels || !idx) { cn_free_aligned(x); free(labels); free(idx); return CN_ERR_NOMEM; }
     bool was_training = m->training;
     cn_model_set_training(m, false);
     double total = 0.0;
     int hits = 0;
-    for (int start = 0; start < split->count; start += EVAL_BATCH) {
-        int n = split->count - start < EVAL_BATCH ? split->count - start : EVAL_BATCH;
+    for (int start = 0; start < split->count; start += batch) {
+        int n = split->count - start < batch ? split->count - start : batch;
         for (int i = 0; i < n; i++) idx[i] = start + i;
         cn_loader_fill(split, idx, n, mean, std, NULL, 0, x, labels);
         const float *out = cn_model_forward(m, x, n, NULL);

@@ -1,6 +1,7 @@
 /* dropout (inverted), flatten and log_softmax. */
 #include "layers/layers.h"
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Seed of the dropout mask of one sample in one layer: independent of threads. */
@@ -8,14 +9,15 @@ static uint64_t dropout_stream(uint64_t batch_seed, int layer, int sample) {
     return batch_seed ^ ((uint64_t)(layer + 1) * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(sample + 1) * 0xD1B54A32D192ED03ull);
 }
 
-// saved: mask (B, size): 0 or 1/(1-p)
+/* saved: keep mask (B, size) as bytes (1 = kept), packed into the float buffer. */
+static uint8_t *dropout_mask(const cn_layer_ctx *c) { return (uint8_t *)c->saved; }
+
 void cn_dropout_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     int size = cn_shape_size(l->in);
     if (!c->model->training || l->dropout_p == 0.0f) {
         memcpy(c->out, c->in, (size_t)c->batch * size * sizeof(float));
-        if (c->model->training)
-            for (size_t i = 0; i < (size_t)c->batch * size; i++) c->saved[i] = 1.0f;
+        if (c->model->training) memset(dropout_mask(c), 1, (size_t)c->batch * size);
         return;
     }
     float keep_scale = 1.0f / (1.0f - l->dropout_p);
@@ -23,12 +25,12 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
     for (int b = 0; b < c->batch; b++) {
         cn_rng rng;
         cn_rng_seed(&rng, dropout_stream(c->model->dropout_seed, c->index, b));
-        float *mask = c->saved + (size_t)b * size;
+        uint8_t *keep = dropout_mask(c) + (size_t)b * size;
         const float *x = c->in + (size_t)b * size;
         float *y = c->out + (size_t)b * size;
         for (int i = 0; i < size; i++) {
-            mask[i] = cn_rng_uniform(&rng) < l->dropout_p ? 0.0f : keep_scale;
-            y[i] = x[i] * mask[i];
+            keep[i] = cn_rng_uniform(&rng) >= l->dropout_p;
+            y[i] = keep[i] ? x[i] * keep_scale : 0.0f;
         }
     }
 }
@@ -36,7 +38,9 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
 void cn_dropout_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
     size_t n = (size_t)c->batch * cn_shape_size(c->layer->in);
-    for (size_t i = 0; i < n; i++) c->grad_in[i] = c->grad_out[i] * c->saved[i];
+    float keep_scale = 1.0f / (1.0f - c->layer->dropout_p);
+    const uint8_t *keep = dropout_mask(c);
+    for (size_t i = 0; i < n; i++) c->grad_in[i] = keep[i] ? c->grad_out[i] * keep_scale : 0.0f;
 }
 
 void cn_flatten_forward(const cn_layer_ctx *c) {
