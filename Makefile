@@ -110,6 +110,11 @@ FUZZ_BINS    := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_
 $(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/presets_data.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+# The kernels select GCC-only code (target pragmas, __builtin_shuffle) and are no
+# parser: they are built with gcc, without sanitizers; layers calling them are checked.
+$(FUZZ_BUILD)/obj/src/kernels/%.o: src/kernels/%.c
+	@mkdir -p $(dir $@)
+	gcc $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(FUZZ_CFLAGS)) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
 $(FUZZ_BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -Werror -Wextra,$(FUZZ_CFLAGS)) -w -fsanitize=fuzzer-no-link -c $< -o $@

@@ -1,0 +1,335 @@
+/* Faults during training, through the real CLI (BUILD/convnet):
+ *  (a) the loss turns NaN: non-zero exit, the message says so, and the last
+ *      checkpoint written before still loads;
+ *  (b) SIGINT / SIGTERM mid-training: exit status 130, stderr says how to
+ *      resume, last.safetensors loads and `convnet train --resume` finishes;
+ *  (c) an output directory that cannot be created (its parent is a regular
+ *      file; we may run as root, so permissions would not stop us) is reported
+ *      before the first epoch;
+ *  (d) kill -9 at random moments of a run that writes a checkpoint every few
+ *      milliseconds, resumed again and again: last.safetensors always loads
+ *      (with its training state) whenever it exists.
+ * The runs use a 256/100-image subset of MNIST written as raw IDX files into a
+ * temporary directory (from ../shared/data/mnist, or $CONVNET_FAULT_DATA), so
+ * each process starts in milliseconds. Without the data the tests are skipped
+ * with a note. */
+#include "harness.h"
+#include "checkpoint.h"
+#include "data/idx.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRAIN_IMAGES 256
+#define TEST_IMAGES 100
+
+static char work[64];          /* temporary directory */
+static char bin[256];          /* the convnet binary */
+static int have_data;
+
+static const char tiny_spec[] =
+    "input 1x28x28\nconv2d out=4 k=3 stride=2\nbatchnorm2d\nrelu\nmaxpool2d k=2\nflatten\nlinear out=10\n";
+/* No normalisation and a huge SGD step: the logits overflow within a few batches. */
+static const char explode_spec[] =
+    "input 1x28x28\nflatten\nlinear out=64\nrelu\nlinear out=64\nrelu\nlinear out=64\nrelu\nlinear out=10\n";
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, n, f);
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+/* Writes the first `count` items of an IDX file as a raw IDX file. */
+static int write_subset(const char *src, const char *dst, int images, int count) {
+    cn_idx idx;
+    if ((images ? cn_idx_read_images(src, &idx) : cn_idx_read_labels(src, &idx)) != CN_OK) return -1;
+    if (idx.count < count) { cn_idx_free(&idx); return -1; }
+    size_t item = (size_t)idx.rows * idx.cols, header = images ? 16 : 8;
+    uint8_t *buf = malloc(header + item * count);
+    if (!buf) { cn_idx_free(&idx); return -1; }
+    uint32_t words[4] = {images ? 0x803u : 0x801u, (uint32_t)count, (uint32_t)idx.rows, (uint32_t)idx.cols};
+    for (size_t w = 0; w < header / 4; w++)
+        for (int b = 0; b < 4; b++) buf[4 * w + b] = (uint8_t)(words[w] >> (24 - 8 * b));
+    memcpy(buf + header, idx.data, item * count);
+    int rc = write_file(dst, buf, header + item * count);
+    free(buf);
+    cn_idx_free(&idx);
+    return rc;
+}
+
+static void setup(void) {
+    const char *b = getenv("BUILD");
+    snprintf(bin, sizeof bin, "%s/convnet", b && *b ? b : "build");
+    snprintf(work, sizeof work, "/tmp/convnet-faults-XXXXXX");
+    if (!mkdtemp(work)) { perror("mkdtemp"); exit(1); }
+    const char *src = getenv("CONVNET_FAULT_DATA");
+    if (!src) src = "../shared/data/mnist";
+    static const struct { const char *name; int images, count; } files[] = {
+        {"train-images-idx3-ubyte", 1, TRAIN_IMAGES}, {"train-labels-idx1-ubyte", 0, TRAIN_IMAGES},
+        {"t10k-images-idx3-ubyte", 1, TEST_IMAGES}, {"t10k-labels-idx1-ubyte", 0, TEST_IMAGES}};
+    char path[512], in[512];
+    snprintf(path, sizeof path, "%s/data", work);
+    mkdir(path, 0755);
+    have_data = 1;
+    for (int i = 0; i < 4 && have_data; i++) {
+        snprintf(in, sizeof in, "%s/%s.gz", src, files[i].name);
+        if (access(in, R_OK)) snprintf(in, sizeof in, "%s/%s", src, files[i].name);
+        snprintf(path, sizeof path, "%s/data/%s", work, files[i].name);
+        if (write_subset(in, path, files[i].images, files[i].count)) have_data = 0;
+    }
+    if (!have_data) fprintf(stderr, "  note: no MNIST files in %s; fault tests skipped\n", src);
+    snprintf(path, sizeof path, "%s/tiny.spec", work);
+    write_file(path, tiny_spec, strlen(tiny_spec));
+    snprintf(path, sizeof path, "%s/explode.spec", work);
+    write_file(path, explode_spec, strlen(explode_spec));
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+    if (system(cmd) != 0) fprintf(stderr, "  note: could not remove %s\n", work);
+}
+
+/* Starts `convnet ARGS` (ARGS: a shell word list) with stdout/stderr going to
+ * WORK/out.txt and WORK/err.txt; returns the pid of convnet itself. */
+static pid_t spawn(const char *args) {
+    char cmd[2048], out[128], err[128];
+    snprintf(out, sizeof out, "%s/out.txt", work);
+    snprintf(err, sizeof err, "%s/err.txt", work);
+    snprintf(cmd, sizeof cmd, "exec %s %s", bin, args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0) _exit(126);
+        dup2(o, 1);
+        dup2(e, 2);
+        setenv("OMP_NUM_THREADS", "2", 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits at most `limit` seconds (then kills); returns the exit status, or
+ * -signal if it died from a signal. */
+static int finish(pid_t pid, double limit) {
+    double end = now() + limit;
+    int status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r < 0) return -1000;
+        if (now() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fprintf(stderr, "  timeout after %.0f s: killed\n", limit);
+            return -2000;
+        }
+        usleep(2000);
+    }
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static int run(const char *args, double limit) { return finish(spawn(args), limit); }
+
+/* Contents of WORK/<name> (static buffer). */
+static const char *slurp(const char *name) {
+    static char buf[2][16384];
+    static int which;
+    char *b = buf[which ^= 1];
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", work, name);
+    b[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f) { size_t n = fread(b, 1, sizeof buf[0] - 1, f); b[n] = '\0'; fclose(f); }
+    return b;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Loads a checkpoint as eval and (if it has one) resume would: weights, metadata, optimizer state. */
+static cn_status load_checkpoint(const char *path, int with_state) {
+    cn_model *m = NULL;
+    cn_checkpoint_info info;
+    cn_status st = cn_checkpoint_load(path, &m, &info, NULL);
+    if (st || !with_state) { cn_model_free(m); return st; }
+    cn_optimizer opt;
+    cn_scheduler sched;
+    st = cn_optimizer_init(&opt, CN_OPT_SGD, m->num_params);
+    cn_model_free(m);
+    m = NULL;
+    if (st) return st;
+    cn_sched_init(&sched, CN_SCHED_NONE, 0.01);
+    cn_train_state state = {.optimizer = &opt, .scheduler = &sched};
+    st = cn_checkpoint_load(path, &m, &info, &state);
+    cn_model_free(m);
+    cn_optimizer_free(&opt);
+    return st;
+}
+
+#define COMMON "--data %s/data --no-download --quiet --threads 2 --limit-test " "100"
+
+TEST(nan_loss_stops_and_keeps_the_last_checkpoint) {
+    if (!have_data) return;
+    char args[1024], last[256];
+    /* A healthy epoch first, so there is a checkpoint to keep. */
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --out %s/nan " COMMON, work, work, work);
+    int rc = run(args, 60);
+    CHECK_MSG(rc == 0, "healthy run: exit %d: %s", rc, slurp("err.txt"));
+    snprintf(last, sizeof last, "%s/nan/last.safetensors", work);
+    CHECK_MSG(load_checkpoint(last, 1) == CN_OK, "%s", cn_last_error());
+
+    snprintf(args, sizeof args, "train --model %s/explode.spec --optimizer sgd --lr 100 --momentum 0.9 "
+             "--batch-size 32 --epochs 3 --out %s/nan " COMMON, work, work, work);
+    rc = run(args, 60);
+    const char *err = slurp("err.txt");
+    CHECK_MSG(rc == 1, "exploding run: exit %d (expected 1): %s", rc, err);
+    CHECK_MSG(strstr(err, "the loss is NaN") || strstr(err, "the loss is infinite"), "message: %s", err);
+    CHECK_MSG(count_lines(err) == 1, "stderr has %d lines: %s", count_lines(err), err);
+    CHECK_MSG(strstr(err, last) != NULL, "message does not point at the last good checkpoint: %s", err);
+    CHECK_MSG(load_checkpoint(last, 1) == CN_OK, "after the NaN stop: %s", cn_last_error());
+}
+
+/* Interrupts a run with `sig` after `delay` seconds and resumes it to the end. */
+static void interrupt_and_resume(int sig, const char *dir) {
+    char args[1024], last[256];
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 400 --batch-size 32 --out %s/%s " COMMON,
+             work, work, dir, work);
+    pid_t pid = spawn(args);
+    usleep(700 * 1000);
+    kill(pid, sig);
+    int rc = finish(pid, 60);
+    const char *err = slurp("err.txt");
+    CHECK_MSG(rc == 130, "%s: exit %d (expected 130): %s", strsignal(sig), rc, err);
+    snprintf(last, sizeof last, "%s/%s/last.safetensors", work, dir);
+    CHECK_MSG(strstr(err, "resume with: convnet train --resume") && strstr(err, last), "stderr: %s", err);
+    CHECK_MSG(load_checkpoint(last, 1) == CN_OK, "%s", cn_last_error());
+    cn_model *m = NULL;
+    cn_checkpoint_info info;
+    int epoch = cn_checkpoint_load(last, &m, &info, NULL) == CN_OK ? info.epoch : -1;
+    cn_model_free(m);
+    CHECK_MSG(epoch >= 0 && epoch < 400, "checkpoint epoch %d", epoch);
+
+    /* Resume and stop a few epochs later (epochs counts from the start of the run). */
+    snprintf(args, sizeof args, "train --resume %s --epochs %d --data %s/data --no-download --threads 2 --limit-test 100",
+             last, epoch + 2, work);
+    rc = run(args, 60);
+    const char *out = slurp("out.txt");
+    CHECK_MSG(rc == 0, "resume: exit %d: %s", rc, slurp("err.txt"));
+    CHECK_MSG(strstr(out, "resuming at epoch") != NULL, "resume output: %s", out);
+    CHECK_MSG(strstr(out, "Test set: Average loss:") != NULL, "resume output: %s", out);
+    m = NULL;
+    int after = cn_checkpoint_load(last, &m, &info, NULL) == CN_OK ? info.epoch : -1;
+    cn_model_free(m);
+    CHECK_MSG(after == epoch + 2, "after resuming: checkpoint epoch %d, expected %d", after, epoch + 2);
+}
+
+TEST(sigint_saves_and_resume_continues) {
+    if (have_data) interrupt_and_resume(SIGINT, "sigint");
+}
+
+TEST(sigterm_saves_and_resume_continues) {
+    if (have_data) interrupt_and_resume(SIGTERM, "sigterm");
+}
+
+TEST(unwritable_output_dir_is_reported_before_training) {
+    if (!have_data) return;
+    char args[1024], file[256];
+    snprintf(file, sizeof file, "%s/file.txt", work);
+    CHECK(write_file(file, "x", 1) == 0);
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --out %s/sub/dir --data %s/data --no-download --threads 2",
+             work, file, work);
+    double t0 = now();
+    int rc = run(args, 60);
+    const char *err = slurp("err.txt"), *out = slurp("out.txt");
+    CHECK_MSG(rc == 1, "exit %d (expected 1): %s", rc, err);
+    CHECK_MSG(count_lines(err) == 1, "stderr has %d lines: %s", count_lines(err), err);
+    CHECK_MSG(strstr(err, file) != NULL, "stderr does not name the path: %s", err);
+    CHECK_MSG(strstr(out, "Epoch") == NULL && strstr(out, "Test set") == NULL, "trained anyway: %s", out);
+    CHECK_MSG(now() - t0 < 20, "took %.1f s", now() - t0);
+    /* A directory under /proc cannot be created either. */
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --out /proc/convnet-no/such --data %s/data --no-download",
+             work, work);
+    rc = run(args, 60);
+    err = slurp("err.txt");
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "/proc/convnet-no"), "exit %d: %s", rc, err);
+}
+
+/* xorshift for reproducible "random" kill times (seed from the clock, printed on failure). */
+static uint64_t rng_state;
+static double rnd(void) {
+    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+TEST(kill9_never_leaves_an_unloadable_checkpoint) {
+    if (!have_data) return;
+    rng_state = (uint64_t)time(NULL) * 2654435761u | 1;
+    uint64_t seed = rng_state;
+    char args[1024], last[256], best[256];
+    snprintf(last, sizeof last, "%s/kill/last.safetensors", work);
+    snprintf(best, sizeof best, "%s/kill/best.safetensors", work);
+    /* One batch of 256 per epoch: a checkpoint write every few milliseconds. */
+    int killed = 0, loads = 0, rounds = 12;
+    double deadline = now() + 25;
+    for (int i = 0; i < rounds && now() < deadline; i++) {
+        if (access(last, F_OK) == 0)
+            snprintf(args, sizeof args, "train --resume %s --epochs 100000 " COMMON, last, work);
+        else
+            snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 100000 --batch-size 256 --out %s/kill " COMMON,
+                     work, work, work);
+        pid_t pid = spawn(args);
+        usleep((useconds_t)(1e6 * (0.15 + 0.6 * rnd())));
+        kill(pid, SIGKILL);
+        int rc = finish(pid, 30);
+        killed += rc == -SIGKILL;
+        CHECK_MSG(rc == -SIGKILL, "round %d: exit %d before the kill (seed %llu): %s", i, rc,
+                  (unsigned long long)seed, slurp("err.txt"));
+        if (access(last, F_OK) == 0) {
+            cn_status st = load_checkpoint(last, 1);
+            CHECK_MSG(st == CN_OK, "round %d (seed %llu): last.safetensors does not load: %s", i,
+                      (unsigned long long)seed, cn_last_error());
+            loads += st == CN_OK;
+        }
+        if (access(best, F_OK) == 0)
+            CHECK_MSG(load_checkpoint(best, 0) == CN_OK, "round %d: best.safetensors does not load: %s", i, cn_last_error());
+    }
+    CHECK_MSG(killed >= 4 && loads >= 3, "only %d kills, %d loads", killed, loads);
+    /* Temporary files left behind are kills that landed inside a checkpoint write. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls %s/kill | grep -c '\\.tmp\\.'", work);
+    FILE *p = popen(cmd, "r");
+    int torn = 0;
+    if (p) { if (fscanf(p, "%d", &torn) != 1) torn = 0; pclose(p); }
+    if (getenv("TEST_VERBOSE"))
+        fprintf(stderr, "  kill -9: %d kills, %d checkpoint loads, %d kills inside a checkpoint write\n", killed, loads, torn);
+}
+
+int main(void) {
+    setup();
+    double t0 = now();
+    RUN(nan_loss_stops_and_keeps_the_last_checkpoint);
+    RUN(sigint_saves_and_resume_continues);
+    RUN(sigterm_saves_and_resume_continues);
+    RUN(unwritable_output_dir_is_reported_before_training);
+    RUN(kill9_never_leaves_an_unloadable_checkpoint);
+    if (getenv("TEST_VERBOSE")) fprintf(stderr, "fault tests: %.1f s\n", now() - t0);
+    teardown();
+    return test_summary();
+}
