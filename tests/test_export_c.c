@@ -1,0 +1,308 @@
+/* C-source export: the generated model.c compiles as strict C99, and its
+ * model_predict matches the engine's eval forward pass (float) or agrees with
+ * its predictions (int8). Uses MNIST test images from ../shared/data/mnist when
+ * present, else random images. */
+#include "harness.h"
+#include "fixture.h"
+#include "io/export_c.h"
+#include "model.h"
+#include "core/rng.h"
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define NUM_IMAGES 200
+#define NUM_CALIB 500
+#ifndef MNIST_IMAGES
+#define MNIST_IMAGES "../shared/data/mnist/t10k-images-idx3-ubyte.gz"
+#endif
+
+static char tmp_dir[64];
+static float *images;      /* NUM_CALIB + NUM_IMAGES images of 784 pixels in [0, 1] */
+
+/* MNIST test images (the first `count`), or NULL if the file is not there. */
+static float *read_mnist(int count) {
+    gzFile f = gzopen(MNIST_IMAGES, "rb");
+    if (!f) return NULL;
+    unsigned char header[16];
+    unsigned char *raw = malloc((size_t)count * 784);
+    float *x = NULL;
+    if (gzread(f, header, 16) == 16 && header[2] == 8 && header[3] == 3 &&
+        gzread(f, raw, (unsigned)count * 784) == count * 784) {
+        x = malloc((size_t)count * 784 * sizeof *x);
+        for (int i = 0; i < count * 784; i++) x[i] = raw[i] / 255.0f;
+    }
+    free(raw);
+    gzclose(f);
+    return x;
+}
+
+/* Random stand-ins: blobs of ink on a dark background. */
+static float *random_images(int count) {
+    cn_rng rng;
+    cn_rng_seed(&rng, 77);
+    float *x = calloc((size_t)count * 784, sizeof *x);
+    for (int n = 0; n < count; n++)
+        for (int s = 0; s < 6; s++) {
+            int cy = 6 + (int)(cn_rng_uniform(&rng) * 16), cx = 6 + (int)(cn_rng_uniform(&rng) * 16);
+            for (int y = cy - 3; y <= cy + 3; y++)
+                for (int xx = cx - 3; xx <= cx + 3; xx++) x[n * 784 + y * 28 + xx] = cn_rng_uniform(&rng);
+        }
+    return x;
+}
+
+static int run(const char *cmd) {
+    int rc = system(cmd);
+    if (rc != 0) fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
+    return rc;
+}
+
+static const char DRIVER[] =
+    "#include \"model.h\"\n"
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "/* driver N: reads N images from inputs.bin, writes N x classes scores to outputs.bin and N predictions to preds.bin */\n"
+    "int main(int argc, char **argv)\n"
+    "{\n"
+    "    int n = argc > 1 ? atoi(argv[1]) : 0, i;\n"
+    "    static float in[MODEL_INPUT_SIZE], out[MODEL_NUM_CLASSES];\n"
+    "    FILE *fi = fopen(\"inputs.bin\", \"rb\"), *fo = fopen(\"outputs.bin\", \"wb\"), *fp = fopen(\"preds.bin\", \"wb\");\n"
+    "    if (!fi || !fo || !fp) return 1;\n"
+    "    for (i = 0; i < n; i++) {\n"
+    "        int p;\n"
+    "        if (fread(in, sizeof in, 1, fi) != 1) return 2;\n"
+    "        p = model_predict(in, out);\n"
+    "        fwrite(out, sizeof out, 1, fo);\n"
+    "        fwrite(&p, sizeof p, 1, fp);\n"
+    "    }\n"
+    "    fclose(fi); fclose(fo); fclose(fp);\n"
+    "    return 0;\n"
+    "}\n";
+
+static int write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t n = fwrite(data, 1, size, f);
+    fclose(f);
+    return n == size ? 0 : -1;
+}
+
+static void *read_file(const char *path, size_t size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    void *p = malloc(size);
+    size_t n = fread(p, 1, size, f);
+    fclose(f);
+    if (n != size) { free(p); return NULL; }
+    return p;
+}
+
+/* Exports `m`, compiles model.c strictly and with the driver, runs it on NUM_IMAGES images.
+ * Returns the scores (NUM_IMAGES x classes) and predictions (malloc'd), or false. */
+static bool export_and_run(cn_model *m, const char *name, int int8, cn_export_c_stats *stats, float **scores, int **preds) {
+    char dir[160], cmd[1024], path[200];
+    snprintf(dir, sizeof dir, "%s/%s", tmp_dir, name);
+    cn_status st = cn_export_c(m, dir, 0.1307f, 0.3081f, int8, images, NUM_CALIB, stats);
+    CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
+    if (st) return false;
+    snprintf(cmd, sizeof cmd, "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic -c model.c -o model.o", dir);
+    CHECK_MSG(run(cmd) == 0, "%s: model.c does not compile as strict C99", name);
+    snprintf(path, sizeof path, "%s/driver.c", dir);
+    CHECK(write_file(path, DRIVER, sizeof DRIVER - 1) == 0);
+    snprintf(path, sizeof path, "%s/inputs.bin", dir);
+    CHECK(write_file(path, images + (size_t)NUM_CALIB * 784, (size_t)NUM_IMAGES * 784 * sizeof(float)) == 0);
+    snprintf(cmd, sizeof cmd, "cd %s && cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic driver.c model.c -lm -o driver "
+             "&& ./driver %d", dir, NUM_IMAGES);
+    if (run(cmd) != 0) { CHECK_MSG(false, "%s: driver failed", name); return false; }
+    int classes = cn_model_num_classes(m);
+    snprintf(path, sizeof path, "%s/outputs.bin", dir);
+    *scores = read_file(path, (size_t)NUM_IMAGES * classes * sizeof(float));
+    snprintf(path, sizeof path, "%s/preds.bin", dir);
+    *preds = read_file(path, (size_t)NUM_IMAGES * sizeof(int));
+    CHECK(*scores && *preds);
+    return *scores && *preds;
+}
+
+/* The engine's eval outputs for the NUM_IMAGES test images. */
+static float *engine_scores(cn_model *m) {
+    float *x = malloc((size_t)NUM_IMAGES * 784 * sizeof *x);
+    const float *src = images + (size_t)NUM_CALIB * 784;
+    for (int i = 0; i < NUM_IMAGES * 784; i++) x[i] = (src[i] - 0.1307f) / 0.3081f;
+    CHECK(cn_model_reserve(m, NUM_IMAGES, 2) == CN_OK);
+    cn_model_set_training(m, false);
+    const float *y = cn_model_forward(m, x, NUM_IMAGES, NULL);
+    size_t n = (size_t)NUM_IMAGES * cn_model_num_classes(m);
+    float *copy = malloc(n * sizeof *copy);
+    memcpy(copy, y, n * sizeof *copy);
+    free(x);
+    return copy;
+}
+
+static int argmax(const float *v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) if (v[i] > v[best]) best = i;
+    return best;
+}
+
+/* Non-trivial BN statistics so that folding and the per-channel affine are exercised. */
+static void perturb_bn(cn_model *m) {
+    cn_rng rng;
+    cn_rng_seed(&rng, 5);
+    for (int i = 0; i < m->num_layers; i++) {
+        cn_layer *l = &m->layers[i];
+        if (l->kind != CN_LAYER_BATCHNORM2D) continue;
+        int C = l->in.c;
+        float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset, *s = m->buffers + l->buffer_offset;
+        for (int c = 0; c < C; c++) {
+            w[c] = 0.8f + 0.4f * cn_rng_uniform(&rng);
+            b[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
+            s[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
+            s[C + c] = 0.5f + cn_rng_uniform(&rng);
+        }
+    }
+}
+
+/* Every helper of the generator: avgpool with padding, BN not after a conv, a
+ * strided conv, max-pool padding, a standalone ReLU, dropout, two linears. */
+static const char CUSTOM_SPEC[] =
+    "input 1x28x28\n"
+    "conv2d out=6 k=3 pad=1\nrelu\navgpool2d k=3 stride=2 pad=1\nbatchnorm2d\n"
+    "conv2d out=8 k=3 stride=2 bias=false\nmaxpool2d k=2 pad=1\nrelu\nflatten\ndropout p=0.2\n"
+    "linear out=32\nrelu\nlinear out=10\n";
+
+/* A preset by name, or CUSTOM_SPEC for "custom". */
+static cn_model *load(const char *name, uint64_t seed) {
+    cn_model *m = NULL;
+    cn_status st = strcmp(name, "custom") ? cn_model_load_spec(name, seed, &m)
+                                          : cn_model_from_spec(CUSTOM_SPEC, "custom", seed, &m);
+    CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
+    return m;
+}
+
+static void check_float(const char *preset, bool bn) {
+    cn_model *m = load(preset, 11);
+    if (!m) return;
+    if (bn) perturb_bn(m);
+    float *scores = NULL;
+    int *preds = NULL;
+    cn_export_c_stats stats;
+    char name[64];
+    snprintf(name, sizeof name, "%s%s-float", preset, bn ? "-bn" : "");
+    if (export_and_run(m, name, 0, &stats, &scores, &preds)) {
+        float *ref = engine_scores(m);
+        int classes = cn_model_num_classes(m);
+        CHECK_ALLCLOSE(scores, ref, (size_t)NUM_IMAGES * classes, 1e-5);
+        int same = 0;
+        for (int i = 0; i < NUM_IMAGES; i++) same += preds[i] == argmax(scores + i * classes, classes);
+        CHECK_MSG(same == NUM_IMAGES, "%s: %d of %d returned indices are the argmax", preset, same, NUM_IMAGES);
+        CHECK(!stats.int8 && stats.flash_bytes == 4 * stats.weight_count);
+        CHECK(stats.ram_bytes >= 2 * 784 * sizeof(float));
+        free(ref);
+    }
+    free(scores);
+    free(preds);
+    cn_model_free(m);
+}
+
+TEST(float_seed001_matches_engine) { check_float("seed001", false); check_float("seed001", true); }
+TEST(float_seed000_bn_folded) { check_float("seed000", true); }
+TEST(float_seed002_seed003_seed004) { check_float("seed002", false); check_float("seed003", false); check_float("seed004", true); }
+TEST(float_custom_all_helpers) { check_float("custom", true); }
+
+/* Generated files: the documented signature, no allocation, only <math.h>/<stdint.h>. */
+TEST(generated_source_contract) {
+    cn_model *m = NULL;
+    CHECK(cn_model_load_spec("seed001", 3, &m) == CN_OK);
+    if (!m) return;
+    char dir[160], path[200];
+    snprintf(dir, sizeof dir, "%s/contract", tmp_dir);
+    CHECK(cn_export_c(m, dir, 0.1307f, 0.3081f, 0, NULL, 0, NULL) == CN_OK);
+    snprintf(path, sizeof path, "%s/model.h", dir);
+    char *h = read_file(path, 200);   /* just the start */
+    CHECK(h != NULL);
+    free(h);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "grep -q 'int model_predict(const float in\\[MODEL_INPUT_SIZE\\], float out\\[MODEL_NUM_CLASSES\\]);' %s/model.h"
+             " && grep -q '#define MODEL_INPUT_SIZE (MODEL_INPUT_C \\* MODEL_INPUT_H \\* MODEL_INPUT_W)' %s/model.h"
+             " && grep -q '#define MODEL_NUM_CLASSES 10' %s/model.h && grep -q 'RAM: ' %s/model.c", dir, dir, dir, dir);
+    CHECK(run(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "! grep -E 'malloc|calloc|free\\(|^#include <(stdio|stdlib|string)' %s/model.c"
+             " && test \"$(grep -c '^#include' %s/model.c)\" = 2 && ! grep -E '^(float|int|static float|static int) ' %s/model.c | grep -v '^int model_predict'"
+             " && ! ls %s | grep -q tmp", dir, dir, dir, dir);
+    CHECK_MSG(run(cmd) == 0, "generated model.c includes or allocates more than it should");
+    cn_model_free(m);
+}
+
+static void check_int8(const char *preset, bool bn, int min_agree_permille) {
+    cn_model *m = load(preset, 21);
+    if (!m) return;
+    if (bn) perturb_bn(m);
+    float *scores = NULL, *fscores = NULL;
+    int *preds = NULL, *fpreds = NULL;
+    cn_export_c_stats stats, fstats;
+    char name[64];
+    snprintf(name, sizeof name, "%s-int8", preset);
+    bool ok = export_and_run(m, name, 1, &stats, &scores, &preds);
+    snprintf(name, sizeof name, "%s-float-ref", preset);
+    ok = export_and_run(m, name, 0, &fstats, &fscores, &fpreds) && ok;
+    if (ok) {
+        float *ref = engine_scores(m);
+        int classes = cn_model_num_classes(m), agree = 0;
+        for (int i = 0; i < NUM_IMAGES; i++) agree += preds[i] == argmax(ref + i * classes, classes);
+        printf("  %s int8: %d/%d predictions agree with float; flash %zu bytes (float %zu), RAM %zu bytes (float %zu)\n",
+               preset, agree, NUM_IMAGES, stats.flash_bytes, fstats.flash_bytes, stats.ram_bytes, fstats.ram_bytes);
+        CHECK_MSG(agree * 1000 >= min_agree_permille * NUM_IMAGES, "%s: int8 agrees on %d of %d", preset, agree, NUM_IMAGES);
+        CHECK(stats.int8 && stats.flash_bytes < fstats.flash_bytes / 2 && stats.ram_bytes < fstats.ram_bytes);
+        free(ref);
+    }
+    free(scores); free(preds); free(fscores); free(fpreds);
+    cn_model_free(m);
+}
+
+TEST(int8_seed001_agrees_with_float) { check_int8("seed001", true, 970); }
+/* Others: a margin below the 97% bar, since random-init logits are close together. */
+TEST(int8_other_presets) { check_int8("seed000", true, 960); check_int8("seed003", false, 960); check_int8("seed004", true, 960); }
+TEST(int8_seed002_and_custom) { check_int8("seed002", false, 960); check_int8("custom", true, 960); }
+
+TEST(errors) {
+    cn_model *m = NULL;
+    CHECK(cn_model_load_spec("seed002", 1, &m) == CN_OK);
+    if (!m) return;
+    char path[200];
+    CHECK(cn_export_c(m, tmp_dir, 0.1f, 0.3f, 1, NULL, 0, NULL) == CN_ERR_ARG);
+    CHECK(strstr(cn_last_error(), "calibration") != NULL);
+    CHECK(cn_export_c(m, tmp_dir, 0.1f, -1.0f, 0, NULL, 0, NULL) == CN_ERR_ARG);
+    snprintf(path, sizeof path, "%s/plainfile", tmp_dir);
+    CHECK(write_file(path, "x", 1) == 0);
+    CHECK(cn_export_c(m, path, 0.1f, 0.3f, 0, NULL, 0, NULL) == CN_ERR_IO);
+    CHECK(strstr(cn_last_error(), "not a directory") != NULL);
+    m->params[3] = INFINITY;
+    CHECK(cn_export_c(m, tmp_dir, 0.1f, 0.3f, 0, NULL, 0, NULL) == CN_ERR_NUMERIC);
+    CHECK(strstr(cn_last_error(), "layer 0") != NULL);
+    cn_model_free(m);
+}
+
+int main(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/convnet-export-c-XXXXXX");
+    if (!mkdtemp(tmp_dir)) { perror("mkdtemp"); return 1; }
+    images = read_mnist(NUM_CALIB + NUM_IMAGES);
+    if (!images) {
+        printf("note: %s not found; using random images\n", MNIST_IMAGES);
+        images = random_images(NUM_CALIB + NUM_IMAGES);
+    }
+    RUN(float_seed001_matches_engine);
+    RUN(float_seed000_bn_folded);
+    RUN(float_seed002_seed003_seed004);
+    RUN(float_custom_all_helpers);
+    RUN(generated_source_contract);
+    RUN(int8_seed001_agrees_with_float);
+    RUN(int8_other_presets);
+    RUN(int8_seed002_and_custom);
+    RUN(errors);
+    free(images);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
+    if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", tmp_dir);
+    return test_summary();
+}
