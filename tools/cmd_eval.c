@@ -7,8 +7,13 @@
 
 static void eval_help(void) {
     printf("usage: convnet eval --weights FILE [--data DIR] [--dataset NAME] [--threads N]\n\n"
-           "Evaluates a checkpoint (.safetensors) on the test set: the seed log line,\n"
-           "per-class accuracy and the confusion matrix.\n");
+           "Evaluates a checkpoint (.safetensors) or an ONNX model (.onnx) on the test set:\n"
+           "the seed log line, per-class accuracy and the confusion matrix.\n\n"
+           "An ONNX model is fed (pixel/255 - mean) / std with the mean/std from its metadata\n"
+           "(normalize_mean, normalize_std, as 'convnet export' writes them); a model\n"
+           "exported by torch.onnx.export has none, and then the dataset's own values are\n"
+           "used (mnist: 0.1307, 0.3081, as torchvision's MNIST examples normalise).\n"
+           "--dataset picks the dataset for ONNX models (default mnist).\n");
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -37,9 +42,11 @@ int cmd_eval(int argc, char **argv) {
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet eval --help')\n", cli_command); return 2; }
     cn_model *m;
     cn_checkpoint_info info;
-    if (cn_checkpoint_load(weights, &m, &info, NULL)) return cli_fail();
+    int norm_known;
+    if (cli_load_weights(weights, dataset, &m, &info, &norm_known)) return 1;
     cn_dataset ds;
     if (cn_dataset_load(dataset ? dataset : info.dataset, data_dir, allow_download, &ds)) { cn_model_free(m); return cli_fail(); }
+    if (!norm_known) { info.mean = ds.mean; info.std = ds.std; }
     int n = ds.test.count, classes = ds.num_classes;
     int *pred = calloc(n, sizeof *pred);
     double loss;

@@ -3,6 +3,7 @@
 #define CONVNET_COMMANDS_H
 #include "convnet.h"
 #include "cli_args.h"
+#include "checkpoint.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -25,5 +26,16 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_download(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+
+/* tools/cmd_predict.c: 1 if path names an ONNX model (ends in .onnx). */
+int cli_is_onnx(const char *path);
+/* Loads a checkpoint (.safetensors) or an ONNX model (.onnx); for ONNX, dataset
+ * (NULL: mnist) gives class names and the default mean/std unless the file's
+ * metadata has them; *norm_known (may be NULL) is 0 when neither says (dataset
+ * "idx" without metadata). Prints the error and returns 1 on failure. */
+int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_checkpoint_info *info, int *norm_known);
 
 #endif

@@ -10,6 +10,9 @@ static void usage(FILE *f) {
                "  eval      evaluate a checkpoint on the test set\n"
                "  models    list the built-in presets\n"
                "  summary   print a model's layer table (torchsummary layout) and MACs\n"
+               "  predict   classify digit images (PNG/PGM) with a checkpoint or ONNX model\n"
+               "  download  fetch a dataset (mnist, fashion-mnist, kmnist) and verify it\n"
+               "  export    write a model as ONNX, C source or a convnet checkpoint\n"
                "  help      show this help\n");
 }
 
@@ -20,6 +23,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "download")) return cmd_download(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
     fprintf(stderr, "convnet: unknown command '%s'\n", cmd);
     usage(stderr);

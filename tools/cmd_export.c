@@ -1,0 +1,167 @@
+/* convnet export */
+#include "commands.h"
+#include "model.h"
+#include "io/onnx.h"
+#include "io/export_c.h"
+#include "data/dataset.h"
+#include <stdlib.h>
+#include <getopt.h>
+#include <sys/stat.h>
+
+static const char *const formats[] = {"onnx", "c", "safetensors", NULL};
+
+static void export_help(void) {
+    printf("usage: convnet export --weights FILE --format onnx|c|safetensors -o OUT [options]\n\n"
+           "Writes a trained model in another form:\n"
+           "  onnx         OUT.onnx: opset 13, input \"input\" [batch,1,28,28] with a dynamic\n"
+           "               batch dimension, output \"output\" [batch,classes]; BatchNorm kept as\n"
+           "               BatchNormalization or, with --fold-bn, folded into the preceding conv.\n"
+           "               The input normalisation is stored as metadata normalize_mean/_std.\n"
+           "  c            directory OUT with model.h and model.c: dependency-free C99 source of\n"
+           "               int model_predict(const float in[784], float out[classes]) taking\n"
+           "               pixels in [0,1] (normalisation inside, BatchNorm always folded);\n"
+           "               float32, or int8 with --int8; prints the flash and RAM it needs.\n"
+           "  safetensors  OUT.safetensors: a convnet checkpoint made from an ONNX model\n"
+           "               (FILE.onnx), usable by eval, predict, summary and export.\n\n"
+           "  --weights FILE    a convnet checkpoint (.safetensors) or an ONNX model (.onnx)\n"
+           "  --format NAME     onnx | c | safetensors (default: from OUT's extension)\n"
+           "  -o, --out OUT     output file (onnx, safetensors) or directory (c)\n"
+           "  --fold-bn         onnx: fold BatchNorm into the preceding conv (c always folds)\n"
+           "  --int8            c: int8 weights and activations, scales calibrated on\n"
+           "                    training images\n"
+           "  --calibration N   c --int8: number of training images used (default 1000)\n"
+           "  --data DIR        c --int8: where the dataset's IDX files are\n"
+           "  --no-download     c --int8: never download missing dataset files\n"
+           "  --dataset NAME    mnist | fashion-mnist | kmnist: for ONNX input, the class names\n"
+           "                    and the normalisation when the file's metadata has none\n"
+           "                    (default mnist: mean 0.1307, std 0.3081, as torchvision's\n"
+           "                    MNIST examples normalise); for --int8, the calibration data\n"
+           "                    (default: the checkpoint's dataset)\n");
+}
+
+static int export_safetensors(const char *weights, cn_model *m, const cn_checkpoint_info *info, const char *out) {
+    if (cn_checkpoint_save(out, m, info, NULL)) return cli_fail();
+    printf("wrote %s: %s model, %zu parameters, %d classes (%s), normalisation mean %.4f std %.4f\n", out,
+           cli_is_onnx(weights) ? "imported ONNX" : "convnet", cn_model_param_count(m), cn_model_num_classes(m),
+           info->dataset, info->mean, info->std);
+    return 0;
+}
+
+static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *out, int fold_bn) {
+    if (cn_onnx_export(m, out, fold_bn, info->mean, info->std)) return cli_fail();
+    struct stat sb;
+    long long bytes = stat(out, &sb) ? -1 : (long long)sb.st_size;
+    int bn = 0;
+    for (int i = 0; i < m->num_layers; i++) bn += m->layers[i].kind == CN_LAYER_BATCHNORM2D;
+    printf("wrote %s: ONNX opset 13, dynamic batch, %zu parameters, %s, %lld bytes\n", out, cn_model_param_count(m),
+           !bn ? "no BatchNorm" : fold_bn ? "BatchNorm folded into the convs" : "BatchNorm kept", bytes);
+    return 0;
+}
+
+/* calib_count training images of the dataset, evenly spaced, as floats in [0, 1]. */
+static float *calibration_images(const char *dataset, const char *data_dir, int allow_download, int pixels, int *count) {
+    cn_dataset ds;
+    if (cn_dataset_load(dataset, data_dir, allow_download, &ds)) { cli_fail(); return NULL; }
+    const cn_split *s = &ds.train;
+    float *x = NULL;
+    if (s->rows * s->cols != pixels) {
+        fprintf(stderr, "%s: %s images are %dx%d but the model takes %d values per image\n", cli_command, ds.name,
+                s->rows, s->cols, pixels);
+    } else {
+        if (*count > s->count) *count = s->count;
+        x = malloc((size_t)*count * pixels * sizeof *x);
+        if (!x) fprintf(stderr, "%s: out of memory for %d calibration images\n", cli_command, *count);
+        for (int i = 0; x && i < *count; i++) {
+            const uint8_t *img = s->images + (size_t)((long long)i * s->count / *count) * pixels;
+            for (int j = 0; j < pixels; j++) x[(size_t)i * pixels + j] = img[j] / 255.0f;
+        }
+    }
+    cn_dataset_free(&ds);
+    return x;
+}
+
+static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out, int int8, int calibration,
+                    const char *data_dir, const char *dataset, int allow_download) {
+    float *calib = NULL;
+    int count = calibration;
+    if (int8 && !(calib = calibration_images(dataset ? dataset : info->dataset, data_dir, allow_download,
+                                             cn_shape_size(m->input), &count)))
+        return 1;
+    cn_export_c_stats stats;
+    cn_status st = cn_export_c(m, out, info->mean, info->std, int8, calib, int8 ? count : 0, &stats);
+    free(calib);
+    if (st) return cli_fail();
+    printf("wrote %s/model.h and %s/model.c: %s, %zu weights, flash %zu bytes, RAM %zu bytes",
+           out, out, int8 ? "int8" : "float32", stats.weight_count, stats.flash_bytes, stats.ram_bytes);
+    if (int8) printf(", calibrated on %d %s training images", count, dataset ? dataset : info->dataset);
+    printf("\n");
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcasecmp(s + n - k, suffix);
+}
+
+int cmd_export(int argc, char **argv) {
+    cli_command = "convnet export";
+    const char *weights = NULL, *format = NULL, *out = NULL, *data_dir = NULL, *dataset = NULL;
+    int fold_bn = 0, int8 = 0, calibration = 0, allow_download = 1;
+    enum { O_WEIGHTS = 256, O_FORMAT, O_FOLD, O_INT8, O_CALIB, O_DATA, O_DATASET, O_NODL, O_HELP };
+    static const struct option opts[] = {
+        {"weights", required_argument, 0, O_WEIGHTS}, {"format", required_argument, 0, O_FORMAT},
+        {"out", required_argument, 0, 'o'}, {"output", required_argument, 0, 'o'},
+        {"fold-bn", no_argument, 0, O_FOLD}, {"int8", no_argument, 0, O_INT8},
+        {"calibration", required_argument, 0, O_CALIB}, {"data", required_argument, 0, O_DATA},
+        {"dataset", required_argument, 0, O_DATASET}, {"no-download", no_argument, 0, O_NODL},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_WEIGHTS: weights = optarg; break;
+        case O_FORMAT: format = cli_choice("--format", optarg, formats, "onnx, c or safetensors"); break;
+        case 'o': out = optarg; break;
+        case O_FOLD: fold_bn = 1; break;
+        case O_INT8: int8 = 1; break;
+        case O_CALIB: calibration = (int)cli_int("--calibration", optarg, 1, 60000); break;
+        case O_DATA: data_dir = optarg; break;
+        case O_NODL: allow_download = 0; break;
+        case O_DATASET: dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
+        case O_HELP: case 'h': export_help(); return 0;
+        default: return cli_bad_option(argv, optind);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet export --help')\n", cli_command, argv[optind]);
+        return 2;
+    }
+    if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet export --help')\n", cli_command); return 2; }
+    if (!out) { fprintf(stderr, "%s: -o OUT is required (see 'convnet export --help')\n", cli_command); return 2; }
+    if (!format) {
+        if (ends_with(out, ".onnx")) format = "onnx";
+        else if (ends_with(out, ".safetensors")) format = "safetensors";
+        else {
+            fprintf(stderr, "%s: --format onnx|c|safetensors is required (OUT '%s' does not say) (see 'convnet export --help')\n",
+                    cli_command, out);
+            return 2;
+        }
+    }
+    int is_c = !strcmp(format, "c");
+    if (int8 && !is_c) { fprintf(stderr, "%s: --int8 applies to --format c only (see 'convnet export --help')\n", cli_command); return 2; }
+    if (calibration && !int8) { fprintf(stderr, "%s: --calibration applies to --format c --int8 only (see 'convnet export --help')\n", cli_command); return 2; }
+    if (fold_bn && !strcmp(format, "safetensors")) {
+        fprintf(stderr, "%s: --fold-bn applies to --format onnx or c only (see 'convnet export --help')\n", cli_command);
+        return 2;
+    }
+    if (!strcmp(weights, out)) { fprintf(stderr, "%s: -o '%s' would overwrite --weights\n", cli_command, out); return 2; }
+    cn_model *m;
+    cn_checkpoint_info info;
+    if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
+    int rc;
+    if (!strcmp(format, "onnx")) rc = export_onnx(m, &info, out, fold_bn);
+    else if (is_c) rc = export_c(m, &info, out, int8, calibration ? calibration : 1000, data_dir, dataset, allow_download);
+    else rc = export_safetensors(weights, m, &info, out);
+    cn_model_free(m);
+    return rc;
+}
