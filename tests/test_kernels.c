@@ -187,10 +187,88 @@ TEST(conv_backward_is_deterministic) {
     cn_model_free(m);
 }
 
+
+/* ---- fused chains (fusion.h) against the same layers run one model at a time ---- */
+
+/* Builds "input CxHxW\n<body>flatten\n". */
+static cn_model *model_of(int c, int h, int w, const char *body) {
+    char spec[256];
+    snprintf(spec, sizeof spec, "input %dx%dx%d\n%sflatten\n", c, h, w, body);
+    cn_model *m = NULL;
+    if (cn_model_from_spec(spec, "test", 5, &m) != CN_OK) { fprintf(stderr, "  spec: %s\n", cn_last_error()); return NULL; }
+    return m;
+}
+
+/* leader (conv2d or batchnorm2d line) + tail ("relu\n" or "relu\nmaxpool2d k=2\n") fused, against
+ * the leader alone followed by the tail alone: outputs and gradients must be bit-identical. */
+static int check_chain(int c, int h, int w, const char *leader, const char *tail, bool training, int threads) {
+    char body[256];
+    snprintf(body, sizeof body, "%s%s", leader, tail);
+    cn_model *fused = model_of(c, h, w, body), *first = model_of(c, h, w, leader), *second = NULL;
+    int ok = fused && first;
+    if (ok) {
+        cn_shape mid = first->layers[0].out;
+        second = model_of(mid.c, mid.h, mid.w, tail);
+        ok = second != NULL;
+    }
+    int batch = 6;
+    if (ok) ok = cn_model_reserve(fused, batch, threads) == CN_OK && cn_model_reserve(first, batch, threads) == CN_OK &&
+                 cn_model_reserve(second, batch, threads) == CN_OK;
+    if (!ok) { cn_model_free(fused); cn_model_free(first); cn_model_free(second); return 0; }
+    size_t in_n = (size_t)batch * cn_shape_size(fused->input), mid_n = (size_t)batch * cn_shape_size(second->input);
+    size_t out_n = (size_t)batch * cn_model_num_classes(fused);
+    cn_rng rng;
+    cn_rng_seed(&rng, 77);
+    float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *dx_f = malloc(in_n * sizeof *dx_f);
+    float *dx_u = malloc(in_n * sizeof *dx_u), *mid = malloc(mid_n * sizeof *mid), *dmid = malloc(mid_n * sizeof *dmid);
+    fill(x, in_n, &rng);
+    fill(dy, out_n, &rng);
+    for (size_t i = 0; i < in_n; i += 7) x[i] = 0.0f;    /* ties for the pool */
+    fill(first->params, first->num_params, &rng);
+    memcpy(fused->params, first->params, first->num_params * sizeof(float));
+    cn_model_set_training(fused, training);
+    cn_model_set_training(first, training);
+    cn_model_set_training(second, training);
+    const float *y_f = cn_model_forward(fused, x, batch, NULL);
+    memcpy(mid, cn_model_forward(first, x, batch, NULL), mid_n * sizeof *mid);
+    const float *y_u = cn_model_forward(second, mid, batch, NULL);
+    ok = memcmp(y_f, y_u, out_n * sizeof *y_f) == 0;
+    if (!ok) fprintf(stderr, "  chain %s%s %dx%dx%d: forward differs\n", leader, tail, c, h, w);
+    if (ok && training) {
+        cn_model_backward_input(fused, dy, batch, dx_f);
+        cn_model_backward_input(second, dy, batch, dmid);
+        cn_model_backward_input(first, dmid, batch, dx_u);
+        ok = memcmp(dx_f, dx_u, in_n * sizeof *dx_f) == 0 &&
+             memcmp(fused->grads, first->grads, first->num_params * sizeof(float)) == 0;
+        if (!ok) fprintf(stderr, "  chain %s%s %dx%dx%d: gradients differ\n", leader, tail, c, h, w);
+    }
+    free(x); free(dy); free(dx_f); free(dx_u); free(mid); free(dmid);
+    cn_model_free(fused); cn_model_free(first); cn_model_free(second);
+    return ok;
+}
+
+TEST(fused_chains_match_separate_layers) {
+    static const char *const leaders[] = { "conv2d out=5 k=3 pad=1\n", "conv2d out=16 k=3 bias=false\n",
+                                           "conv2d out=3 k=1\n", "batchnorm2d\n" };
+    static const char *const tails[] = { "relu\n", "relu\nmaxpool2d k=2\n" };
+    static const int sizes[][3] = { {3, 8, 8}, {2, 7, 9}, {4, 13, 6}, {1, 28, 28} };
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        for (size_t a = 0; a < 4; a++)
+            for (size_t b = 0; b < 2; b++)
+                for (size_t z = 0; z < 4; z++)
+                    for (int mode = 0; mode < 3; mode++)
+                        CHECK(check_chain(sizes[z][0], sizes[z][1], sizes[z][2], leaders[a], tails[b], mode != 2,
+                                          mode == 1 ? 2 : 1));
+    }
+    cn_kernels_select(NULL);
+}
+
 int main(void) {
     RUN(kernel_set_selection);
     RUN(conv_matches_reference_1_thread);
     RUN(conv_matches_reference_2_threads);
     RUN(conv_backward_is_deterministic);
+    RUN(fused_chains_match_separate_layers);
     return test_summary();
 }

@@ -14,6 +14,7 @@ typedef __m256 vf;
 #define MR_MAX 6
 #define KERNEL_SET cn_kernels_avx2
 #define SET_NAME "avx2"
+#define EPILOGUE cn_epilogue_plane_portable
 #include "kernels/conv_impl.h"
 #else
 typedef int cn_conv_avx2_unused;

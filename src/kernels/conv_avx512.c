@@ -14,7 +14,71 @@ typedef __m512 vf;
 #define MR_MAX 8
 #define KERNEL_SET cn_kernels_avx512
 #define SET_NAME "avx512"
+#define EPILOGUE epilogue_plane_avx512
+#include "kernels/kernels.h"
+static void epilogue_plane_avx512(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
 #include "kernels/conv_impl.h"
+
+/* ---- epilogue of fused chains: affine, relu, 2x2 max-pool ----------------
+ * Same float operations as cn_epilogue_plane_portable (multiply, then add, no
+ * fusing), with masked loads and stores for the row ends. */
+
+/* relu(x * scale + shift) of the lanes in mask (others 0). */
+static inline __m512 transform(const cn_epilogue *e, __mmask16 mask, const float *x) {
+    __m512 v = _mm512_maskz_loadu_ps(mask, x);
+    if (e->affine) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->scale)), _mm512_set1_ps(e->shift));
+    if (e->relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+    return v;
+}
+
+/* Lanes where v replaces best: v > best, or v is NaN and best is not (first max / first NaN wins). */
+static inline __mmask16 pool_takes16(__m512 v, __m512 best) {
+    return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+           (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+}
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1); }
+
+/* Winner of each horizontal pair of one row (up to 16 pairs from 2*n inputs at x):
+ * *value, and *index = base + 2*pair (+1 when the second won). */
+static inline void row_pairs(const cn_epilogue *e, const float *x, int n, __m512i base, __m512 *value, __m512i *index) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 lo = transform(e, lanes(2 * n), x), hi = transform(e, lanes(2 * n - 16), x + 16);
+    __m512 first = _mm512_permutex2var_ps(lo, even, hi), second = _mm512_permutex2var_ps(lo, odd, hi);
+    __mmask16 take = pool_takes16(second, first);
+    *value = _mm512_mask_mov_ps(first, take, second);
+    *index = _mm512_mask_add_epi32(base, take, base, _mm512_set1_epi32(1));
+}
+
+static void epilogue_plane_avx512(const cn_epilogue *e, const float *x, float *y, int32_t *argmax) {
+    if (!e->pool) {
+        for (int r = 0; r < e->h; r++)
+            for (int i = 0; i < e->w; i += 16) {
+                __mmask16 m = lanes(e->w - i);
+                _mm512_mask_storeu_ps(y + (size_t)r * e->w + i, m, transform(e, m, x + (size_t)r * e->x_stride + i));
+            }
+        return;
+    }
+    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int ow = e->w / 2;
+    for (int oy = 0; oy < e->h / 2; oy++) {
+        const float *r0 = x + (size_t)2 * oy * e->x_stride, *r1 = r0 + e->x_stride;
+        for (int i = 0; i < ow; i += 16) {
+            int n = ow - i < 16 ? ow - i : 16;
+            __m512i col = _mm512_add_epi32(lane2, _mm512_set1_epi32(2 * i));
+            __m512 top, bottom;
+            __m512i top_index, bottom_index;
+            row_pairs(e, r0 + 2 * i, n, _mm512_add_epi32(col, _mm512_set1_epi32(2 * oy * e->w)), &top, &top_index);
+            row_pairs(e, r1 + 2 * i, n, _mm512_add_epi32(col, _mm512_set1_epi32((2 * oy + 1) * e->w)), &bottom,
+                      &bottom_index);
+            __mmask16 take = pool_takes16(bottom, top), m = lanes(n);
+            _mm512_mask_storeu_ps(y + (size_t)oy * ow + i, m, _mm512_mask_mov_ps(top, take, bottom));
+            if (argmax)
+                _mm512_mask_storeu_epi32(argmax + (size_t)oy * ow + i, m, _mm512_mask_mov_epi32(top_index, take, bottom_index));
+        }
+    }
+}
 #else
 typedef int cn_conv_avx512_unused;
 #endif

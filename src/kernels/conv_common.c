@@ -95,7 +95,7 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
 /* 8x8 block: dst rows 0..7 (stride ld) = columns 0..7 of src rows 0..7 (stride sp). */
-static inline void transpose8x8(const float *src, size_t sp, float *dst, size_t ld) {
+static inline __attribute__((always_inline)) void transpose8x8(const float *src, size_t sp, float *dst, size_t ld) {
     static const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
     static const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
     static const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};

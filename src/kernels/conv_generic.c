@@ -14,4 +14,5 @@ static inline vf generic_load(const float *p) { vf v; memcpy(&v, p, sizeof v); r
 #define MR_MAX 6
 #define KERNEL_SET cn_kernels_generic
 #define SET_NAME "generic"
+#define EPILOGUE cn_epilogue_plane_portable
 #include "kernels/conv_impl.h"

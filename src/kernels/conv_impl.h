@@ -6,6 +6,7 @@
  *   ACC_MAX             accumulator registers a tile may use
  *   MR_MAX              output channels per forward tile: 4, 6 or 8 (packed weight layout)
  *   KERNEL_SET          name of the cn_kernel_set to define, SET_NAME its string
+ *   EPILOGUE            the set's cn_epilogue_plane function
  * Tiles are plain functions of compile-time sizes (always inlined into one
  * instance per size), so the accumulators live in registers.
  * See kernels.h for the flat padded ("q") layout. */
@@ -171,5 +172,5 @@ static void conv_weight_grad(const cn_conv_geom *g, const float *x_pad, const fl
 
 const cn_kernel_set KERNEL_SET = {
     .name = SET_NAME, .vec = VL, .mr_max = MR_MAX,
-    .conv = conv_forward, .weight_grad = conv_weight_grad,
+    .conv = conv_forward, .weight_grad = conv_weight_grad, .epilogue = EPILOGUE,
 };

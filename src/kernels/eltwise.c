@@ -65,50 +65,84 @@ static inline void pool_pairs(const float *x, int n, float *h, int32_t *odd) {
     }
 }
 
-// x (planes, H, W) -> y (planes, OH, OW), argmax (planes, OH, OW) index into the input plane;
-// 2x2 windows, stride 2, no padding (OH = H/2, OW = W/2); argmax may be NULL.
-// Each window (a b / c d) is reduced as ((a,b),(c,d)), which picks the same winner as
-// scanning a, b, c, d in order: first the pairs of both rows, then top against bottom.
+/* 2x2 max of two rows r0, r1 (w floats each) -> y (w/2), argmax (w/2) indices into the
+ * (h, w) input plane for output row oy. Each window (a b / c d) is reduced as
+ * ((a,b),(c,d)), which picks the same winner as scanning a, b, c, d in order. */
+static inline void pool_row_pair(const float *r0, const float *r1, int w, int oy, float *y, int32_t *argmax) {
+    float top[CN_EPILOGUE_MAX_WIDTH / 2], bottom[CN_EPILOGUE_MAX_WIDTH / 2];
+    int32_t top_odd[CN_EPILOGUE_MAX_WIDTH / 2], bottom_odd[CN_EPILOGUE_MAX_WIDTH / 2];
+    int n = w / 2, i = 0;
+    pool_pairs(r0, n, top, top_odd);
+    pool_pairs(r1, n, bottom, bottom_odd);
+    v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (; i + 8 <= n; i += 8) {
+        v8f t, b;
+        v8i to, bo;
+        memcpy(&t, top + i, sizeof t);
+        memcpy(&b, bottom + i, sizeof b);
+        v8i take = POOL_TAKES8(b, t);
+        v8f win = SELECT8(take, b, t);
+        memcpy(y + i, &win, sizeof win);
+        if (!argmax) continue;
+        memcpy(&to, top_odd + i, sizeof to);
+        memcpy(&bo, bottom_odd + i, sizeof bo);
+        v8i col = 2 * (i + lane);
+        v8i idx = (take & ((2 * oy + 1) * w + col + bo)) | (~take & (2 * oy * w + col + to));
+        memcpy(argmax + i, &idx, sizeof idx);
+    }
+    for (; i < n; i++) {
+        int t = pool_takes(bottom[i], top[i]);
+        y[i] = t ? bottom[i] : top[i];
+        if (argmax) argmax[i] = t ? (2 * oy + 1) * w + 2 * i + bottom_odd[i] : 2 * oy * w + 2 * i + top_odd[i];
+    }
+}
+
+/* t (n) = relu(x * scale + shift), each step when enabled. */
+static inline void transform_row(const cn_epilogue *e, const float *x, int n, float *t) {
+    if (e->affine && e->relu)
+        for (int i = 0; i < n; i++) { float v = x[i] * e->scale + e->shift; t[i] = v > 0.0f ? v : 0.0f; }
+    else if (e->affine)
+        for (int i = 0; i < n; i++) t[i] = x[i] * e->scale + e->shift;
+    else if (e->relu)
+        for (int i = 0; i < n; i++) t[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    else
+        memcpy(t, x, (size_t)n * sizeof *t);
+}
+
+/* Portable epilogue (the AVX-512 kernel set has its own, see conv_avx512.c). */
 CN_MULTIVERSION
+void cn_epilogue_plane_portable(const cn_epilogue *e, const float *x, float *y, int32_t *argmax) {
+    if (!e->pool) {
+        for (int r = 0; r < e->h; r++) transform_row(e, x + (size_t)r * e->x_stride, e->w, y + (size_t)r * e->w);
+        return;
+    }
+    float row0[CN_EPILOGUE_MAX_WIDTH], row1[CN_EPILOGUE_MAX_WIDTH];
+    int ow = e->w / 2;
+    for (int oy = 0; oy < e->h / 2; oy++) {
+        transform_row(e, x + (size_t)2 * oy * e->x_stride, e->w, row0);
+        transform_row(e, x + (size_t)(2 * oy + 1) * e->x_stride, e->w, row1);
+        pool_row_pair(row0, row1, e->w, oy, y + (size_t)oy * ow, argmax ? argmax + (size_t)oy * ow : NULL);
+    }
+}
+
 void cn_maxpool2x2_forward(const float *x, int planes, int H, int W, float *y, int32_t *argmax) {
-    enum { CHUNK = 256 };   /* outputs per pass through the pair buffers */
-    int OH = H / 2, OW = W / 2;
-    float top[CHUNK], bottom[CHUNK];
-    int32_t top_odd[CHUNK], bottom_odd[CHUNK];
+    cn_epilogue e = { .h = H, .w = W, .x_stride = W, .pool = 1 };
+    size_t outs = (size_t)(H / 2) * (W / 2);
+    const cn_kernel_set *ks = cn_kernels();
     for (int pl = 0; pl < planes; pl++)
-        for (int oy = 0; oy < OH; oy++) {
-            const float *r0 = x + ((size_t)pl * H + 2 * oy) * W, *r1 = r0 + W;
-            float *yr = y + ((size_t)pl * OH + oy) * OW;
-            int32_t *ar = argmax ? argmax + ((size_t)pl * OH + oy) * OW : NULL;
-            for (int x0 = 0; x0 < OW; x0 += CHUNK) {
-                int n = OW - x0 < CHUNK ? OW - x0 : CHUNK;
-                pool_pairs(r0 + 2 * x0, n, top, top_odd);
-                pool_pairs(r1 + 2 * x0, n, bottom, bottom_odd);
-                int i = 0;
-                v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-                for (; i + 8 <= n; i += 8) {
-                    v8f t, b;
-                    v8i to, bo;
-                    memcpy(&t, top + i, sizeof t);
-                    memcpy(&b, bottom + i, sizeof b);
-                    v8i take = POOL_TAKES8(b, t);
-                    v8f win = SELECT8(take, b, t);
-                    memcpy(yr + x0 + i, &win, sizeof win);
-                    if (!ar) continue;
-                    memcpy(&to, top_odd + i, sizeof to);
-                    memcpy(&bo, bottom_odd + i, sizeof bo);
-                    v8i col = 2 * (x0 + i + lane);
-                    v8i idx = (take & ((2 * oy + 1) * W + col + bo)) | (~take & (2 * oy * W + col + to));
-                    memcpy(ar + x0 + i, &idx, sizeof idx);
-                }
-                for (; i < n; i++) {
-                    int t = pool_takes(bottom[i], top[i]);
-                    yr[x0 + i] = t ? bottom[i] : top[i];
-                    if (ar) ar[x0 + i] = t ? (2 * oy + 1) * W + 2 * (x0 + i) + bottom_odd[i]
-                                           : 2 * oy * W + 2 * (x0 + i) + top_odd[i];
-                }
-            }
-        }
+        ks->epilogue(&e, x + (size_t)pl * H * W, y + pl * outs, argmax ? argmax + pl * outs : NULL);
+}
+
+// dy (n_in) = 0, then dy[argmax[o]] += y[o] > 0 ? g[o] : 0 for o < n_out  (pool, then relu)
+// or, without pool (argmax NULL, n_out = n_in): dy = y > 0 ? g : 0
+CN_MULTIVERSION
+void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_out, int n_in, float *dy) {
+    if (!argmax) {
+        for (int i = 0; i < n_in; i++) dy[i] = y[i] > 0.0f ? g[i] : 0.0f;
+        return;
+    }
+    memset(dy, 0, (size_t)n_in * sizeof *dy);
+    for (int o = 0; o < n_out; o++) dy[argmax[o]] += y[o] > 0.0f ? g[o] : 0.0f;
 }
 
 /* ---- batch norm: per-channel loops over (planes, plane) slices ------------

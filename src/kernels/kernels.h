@@ -38,8 +38,26 @@ void cn_relu_forward_kernel(const float *x, float *y, size_t n);
 void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n);
 /* x (planes,H,W) -> y (planes,H/2,W/2): 2x2 max-pool, stride 2, no padding; the first
  * maximum wins and NaN propagates; argmax (planes,H/2,W/2) gets the index of the
- * winner in its input plane (argmax may be NULL). */
+ * winner in its input plane (argmax may be NULL). W <= CN_EPILOGUE_MAX_WIDTH. */
 void cn_maxpool2x2_forward(const float *x, int planes, int H, int W, float *y, int32_t *argmax);
+
+/* Point-wise steps applied to one plane (the tail of a fused layer chain):
+ * v = x * scale + shift (affine), v = v > 0 ? v : 0 (relu), then an optional
+ * 2x2 stride-2 max-pool as cn_maxpool2x2_forward. */
+#define CN_EPILOGUE_MAX_WIDTH 1024
+typedef struct {
+    int h, w, x_stride;         /* input plane (h, w), row stride of x */
+    int affine;
+    float scale, shift;
+    int relu, pool;
+} cn_epilogue;
+/* x (h rows of stride x_stride) -> y (h, w), or (h/2, w/2) with argmax when pooling (argmax
+ * may be NULL). Call it through cn_kernels()->epilogue; this is the portable version. */
+void cn_epilogue_plane_portable(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
+/* Gradient at the input of relu (+ pool) from the chain's output y and its gradient g:
+ * with argmax: dy (n_in) = 0, dy[argmax[o]] += y[o] > 0 ? g[o] : 0 (o < n_out);
+ * without: dy (n_in) = y > 0 ? g : 0. */
+void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_out, int n_in, float *dy);
 
 /* Batch norm over the slices x[b*stride .. b*stride + plane), b < planes
  * (one channel of every sample): sums in double. */
@@ -91,6 +109,8 @@ typedef struct {
      * x_pad windows (tap, p) * dyt (p, ldw); ldw = cn_round_up(OC, vec), dyt's
      * lanes OC..ldw-1 are zero. dyt rows are the out_h*out_w valid pixels in order. */
     void (*weight_grad)(const cn_conv_geom *g, const float *x_pad, const float *dyt, float *dwt);
+    /* cn_epilogue_plane_portable or a faster equivalent with the same results */
+    void (*epilogue)(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
 } cn_kernel_set;
 
 /* The best kernel set this CPU supports (chosen once). */

@@ -8,8 +8,11 @@
  * Samples are split over threads in contiguous ranges; each thread sums its
  * weight gradients in its own scratch and the partials are added in thread
  * order, so results are bit-identical run to run for a given thread count.
- * Other strides fall back to im2col + GEMM per sample. */
+ * A following relu (and 2x2 max-pool) is fused into the output pass and the
+ * start of the backward pass (see fusion.h). Other strides fall back to
+ * im2col + GEMM per sample. */
 #include "layers/layers.h"
+#include "layers/fusion.h"
 #include "kernels/kernels.h"
 #include <string.h>
 
@@ -46,6 +49,7 @@ typedef struct {
     float *dyt;        /* backward: dy^T (OH*OW, ldw) */
     float *dwt;        /* backward: dW^T partial (taps, ldw), summed over the thread's samples */
     float *dbias;      /* backward: bias gradient partial (OC) */
+    float *dy_chain;   /* backward: dy of a fused chain, rebuilt (OC, OH*OW) */
     float *dy_pad;     /* backward: padded dy sample */
     float *dx_q;       /* backward: q-layout dx sample */
 } direct_scratch;
@@ -66,6 +70,7 @@ static direct_scratch carve_direct(const cn_layer *l, float *base) {
     s.out_q = carve(&c, (size_t)f.out_c * cn_conv_q_stride(&f));
     c = after;
     s.dyt = carve(&c, (size_t)l->out.h * l->out.w * ld);
+    s.dy_chain = carve(&c, (size_t)l->out.c * l->out.h * l->out.w);
     s.dy_pad = carve(&c, cn_padded_floats(bw.in_c, bw.hp, bw.wp));
     s.dx_q = carve(&c, (size_t)bw.out_c * cn_conv_q_stride(&bw));
     return s;
@@ -76,8 +81,8 @@ static size_t direct_scratch_floats(const cn_layer *l) {
     size_t taps = (size_t)l->in.c * l->kernel * l->kernel, ld = direct_ld(l);
     size_t shared = cn_padded_floats(f.in_c, f.hp, f.wp) + cn_conv_packed_floats(&f) + taps * ld + ld + 64;
     size_t fwd = (size_t)f.out_c * cn_conv_q_stride(&f) + 16;
-    size_t bwd = (size_t)l->out.h * l->out.w * ld + cn_padded_floats(bw.in_c, bw.hp, bw.wp) +
-                 (size_t)bw.out_c * cn_conv_q_stride(&bw) + 48;
+    size_t bwd = (size_t)l->out.h * l->out.w * ld + (size_t)l->out.c * l->out.h * l->out.w +
+                 cn_padded_floats(bw.in_c, bw.hp, bw.wp) + (size_t)bw.out_c * cn_conv_q_stride(&bw) + 64;
     return shared + (fwd > bwd ? fwd : bwd);
 }
 
@@ -94,6 +99,43 @@ static void thread_range(int batch, int t, int T, int *b0, int *b1) {
     *b1 = (int)((long)batch * (t + 1) / T);
 }
 
+/* Where a conv-led chain's output goes (see fusion.h). */
+typedef struct {
+    cn_chain chain;
+    float *out;             /* (B, OC, out_plane): the chain's last output */
+    int32_t *argmax;        /* (B, OC, out_plane) when pooling in training, else NULL */
+    int out_plane;
+} conv_target;
+
+static conv_target conv_target_of(const cn_layer_ctx *c) {
+    const cn_model *m = c->model;
+    const cn_layer *l = c->layer;
+    conv_target t = { .chain = cn_chain_at(m, c->index) };
+    t.out = m->acts[c->index + t.chain.length];
+    t.out_plane = t.chain.pool ? (l->out.h / 2) * (l->out.w / 2) : l->out.h * l->out.w;
+    t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
+    return t;
+}
+
+/* out_q (OC, q layout) of sample b -> the chain's output: bias, then relu and pool when fused. */
+static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float *out_q, const float *bias,
+                        int wp, int q_stride, int b) {
+    const cn_layer *l = c->layer;
+    int OC = l->out.c;
+    if (t->chain.length == 1) {
+        cn_conv_compact(out_q, OC, l->out.h, l->out.w, wp, q_stride, bias, c->out + (size_t)b * OC * t->out_plane);
+        return;
+    }
+    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = wp, .affine = 1, .scale = 1.0f,
+                      .relu = t->chain.relu, .pool = t->chain.pool };
+    const cn_kernel_set *ks = cn_kernels();
+    for (int oc = 0; oc < OC; oc++) {
+        size_t o = ((size_t)b * OC + oc) * t->out_plane;
+        e.shift = bias ? bias[oc] : 0.0f;
+        ks->epilogue(&e, out_q + (size_t)oc * q_stride, t->out + o, t->argmax ? t->argmax + o : NULL);
+    }
+}
+
 // in (B,IC,H,W), weight (OC,IC,k,k), bias (OC) -> out (B,OC,OH,OW)
 static void forward_direct(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
@@ -102,7 +144,8 @@ static void forward_direct(const cn_layer_ctx *c) {
     const float *weight = m->params + l->weight_offset;
     const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
     cn_conv_geom g = forward_geom(l);
-    int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out), q_stride = cn_conv_q_stride(&g);
+    conv_target t = conv_target_of(c);
+    int in_size = cn_shape_size(l->in), q_stride = cn_conv_q_stride(&g);
     #pragma omp parallel num_threads(m->num_threads)
     {
         direct_scratch s = carve_direct(l, cn_thread_scratch(m));
@@ -112,19 +155,34 @@ static void forward_direct(const cn_layer_ctx *c) {
         for (int b = 0; b < c->batch; b++) {
             cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s.x_pad, g.hp, g.wp, 1);
             ks->conv(&g, s.packed, s.x_pad, s.out_q);
-            cn_conv_compact(s.out_q, l->out.c, l->out.h, l->out.w, g.wp, q_stride, bias, c->out + (size_t)b * out_size);
+            conv_output(c, &t, s.out_q, bias, g.wp, q_stride, b);
         }
     }
 }
 
+/* dL/d(conv output) of sample b: grad_out, or rebuilt from a fused chain's output gradient. */
+static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s, int b) {
+    const cn_layer *l = c->layer;
+    int OC = l->out.c, pixels = l->out.h * l->out.w;
+    if (t->chain.length == 1) return c->grad_out + (size_t)b * OC * pixels;
+    const float *g = c->model->grad_acts[c->index + t->chain.length];
+    for (int oc = 0; oc < OC; oc++) {
+        size_t o = ((size_t)b * OC + oc) * t->out_plane;
+        cn_chain_grad(g + o, t->out + o, t->argmax ? t->argmax + o : NULL, t->out_plane, pixels,
+                      s->dy_chain + (size_t)oc * pixels);
+    }
+    return s->dy_chain;
+}
+
 /* One sample's backward on the direct path: accumulates dW^T and the bias
  * gradient into the thread's partials, writes dx when wanted. */
-static void backward_sample(const cn_layer_ctx *c, const cn_kernel_set *ks, direct_scratch *s, int b) {
+static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const cn_kernel_set *ks,
+                            direct_scratch *s, int b) {
     const cn_layer *l = c->layer;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
-    int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out), pixels = l->out.h * l->out.w;
+    int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
     int ld = cn_round_up(l->out.c, ks->vec);
-    const float *dy = c->grad_out + (size_t)b * out_size;
+    const float *dy = conv_output_grad(c, t, s, b);
     cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
     cn_transpose_pad(dy, l->out.c, pixels, s->dyt, ld);
     ks->weight_grad(&f, s->x_pad, s->dyt, s->dwt);
@@ -145,6 +203,7 @@ static void backward_direct(const cn_layer_ctx *c) {
     float *dweight = m->grads + l->weight_offset, *dbias = m->grads + l->bias_offset;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int taps = l->in.c * l->kernel * l->kernel, ld = cn_round_up(l->out.c, ks->vec);
+    conv_target target = conv_target_of(c);
     #pragma omp parallel num_threads(m->num_threads)
     {
         int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
@@ -157,7 +216,7 @@ static void backward_direct(const cn_layer_ctx *c) {
             cn_conv_pack(ks, &bw, weight, 1, s.packed);
         }
         thread_range(c->batch, t, T, &b0, &b1);
-        for (int b = b0; b < b1; b++) backward_sample(c, ks, &s, b);
+        for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &s, b);
         #pragma omp barrier
         /* dW (OC, taps) = sum over threads, in thread order, of their dW^T partials */
         int k0, k1;

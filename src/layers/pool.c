@@ -1,12 +1,14 @@
 /* maxpool2d, avgpool2d (count_include_pad, floor mode) and global average pooling. */
 #include "layers/layers.h"
+#include "layers/fusion.h"
 #include "kernels/kernels.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 static bool is_pool2x2(const cn_layer *l) {
-    return l->kernel == 2 && l->stride == 2 && l->pad == 0 && l->out.h == l->in.h / 2 && l->out.w == l->in.w / 2;
+    return l->kernel == 2 && l->stride == 2 && l->pad == 0 && l->out.h == l->in.h / 2 && l->out.w == l->in.w / 2 &&
+           l->in.w <= CN_EPILOGUE_MAX_WIDTH;
 }
 
 /* 2x2 stride-2 windows (every preset): planes split over threads; eval mode keeps no argmax. */
@@ -26,6 +28,7 @@ static void maxpool2x2_forward(const cn_layer_ctx *c) {
 // in (B,C,H,W) -> out (B,C,OH,OW); saved: argmax (int32 index into the input plane) per output
 void cn_maxpool2d_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
+    if (cn_layer_absorbed(c->model, c->index)) return;
     if (is_pool2x2(l)) { maxpool2x2_forward(c); return; }
     int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
     int32_t *argmax = (int32_t *)c->saved;
@@ -57,7 +60,7 @@ void cn_maxpool2d_forward(const cn_layer_ctx *c) {
 }
 
 void cn_maxpool2d_backward(const cn_layer_ctx *c) {
-    if (!c->grad_in) return;
+    if (!c->grad_in || cn_layer_absorbed(c->model, c->index)) return;
     const cn_layer *l = c->layer;
     int H = l->in.h, W = l->in.w, outs = l->out.h * l->out.w, planes = c->batch * l->in.c;
     const int32_t *argmax = (const int32_t *)c->saved;

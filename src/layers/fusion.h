@@ -1,0 +1,54 @@
+/* Layer fusion: a chain led by a conv2d (stride 1) or batchnorm2d layer and
+ * followed by relu, optionally then a 2x2 stride-2 max-pool, is computed by
+ * the leader in one pass over its output, forward and backward; the absorbed
+ * relu/maxpool layers' own passes then do nothing.
+ *
+ * Only what a later pass needs is written: the chain's final output and the
+ * pool's argmax (saved by the maxpool layer as usual). The activations inside
+ * a chain (the leader's raw output, the relu output before pooling) and their
+ * gradients are not materialised. Backward needs nothing else:
+ *   relu mask   = chain output > 0  (relu output > 0 iff its input > 0, and a
+ *                 pooled value is the relu output at its argmax)
+ *   pool        = the gradient goes to the argmax of each window.
+ * Values are bit-identical to the unfused layers (same float operations in
+ * the same order), except the batch-norm backward sums, which add the same
+ * terms in another order (in double). */
+#ifndef CN_LAYERS_FUSION_H
+#define CN_LAYERS_FUSION_H
+#include "model.h"
+#include "kernels/kernels.h"
+
+typedef struct {
+    int length;         /* layers in the chain, 1 = no fusion */
+    bool relu, pool;    /* absorbed layers: relu at leader+1, maxpool at leader+2 */
+} cn_chain;
+
+static inline bool cn_fusable_pool(const cn_layer *l) {
+    return l->kind == CN_LAYER_MAXPOOL2D && l->kernel == 2 && l->stride == 2 && l->pad == 0 &&
+           l->in.h >= 2 && l->in.w >= 2 && l->in.w <= CN_EPILOGUE_MAX_WIDTH;
+}
+
+/* The chain led by layer i (length 1 when layer i leads none). */
+static inline cn_chain cn_chain_at(const cn_model *m, int i) {
+    cn_chain ch = { 1, false, false };
+    const cn_layer *l = &m->layers[i];
+    bool leader = (l->kind == CN_LAYER_CONV2D && l->stride == 1) || l->kind == CN_LAYER_BATCHNORM2D;
+    if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
+        return ch;
+    ch.relu = true;
+    ch.length = 2;
+    if (i + 2 < m->num_layers && cn_fusable_pool(&m->layers[i + 2])) {
+        ch.pool = true;
+        ch.length = 3;
+    }
+    return ch;
+}
+
+/* True when layer i is computed by the leader of an earlier chain. */
+static inline bool cn_layer_absorbed(const cn_model *m, int i) {
+    for (int back = 1; back <= 2 && i - back >= 0; back++)
+        if (cn_chain_at(m, i - back).length > back) return true;
+    return false;
+}
+
+#endif
