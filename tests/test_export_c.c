@@ -13,7 +13,7 @@
 #include <zlib.h>
 
 #define NUM_IMAGES 200
-#define NUM_CALIB 500
+#define NUM_CALIB 300
 #ifndef MNIST_IMAGES
 #define MNIST_IMAGES "../shared/data/mnist/t10k-images-idx3-ubyte.gz"
 #endif

@@ -1,6 +1,6 @@
 /* C-source export (see io/export_c.h): a plan of ops (BN folded, ReLU fused)
- * built from the model, optional int8 calibration with the engine's own
- * forward pass, then generated text for model.h and model.c. */
+ * built from the model, optional int8 calibration with a float reference of
+ * that plan, then generated text for model.h and model.c. */
 #include "io/export_c.h"
 #include "model.h"
 #include "core/error.h"
@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,7 +22,6 @@
 #define CALIB_PERCENTILE 0.9999
 #endif
 #define CALIB_BINS 4096
-#define CALIB_CHUNK 32
 #define MAX_INT8_FAN_IN 133000   /* 127 * 127 * fan_in must fit in int32 */
 
 typedef enum { OP_CONV, OP_LINEAR, OP_AFFINE, OP_RELU, OP_MAXPOOL, OP_AVGPOOL, OP_GAP, OP_LOG_SOFTMAX } op_kind;
@@ -229,7 +229,97 @@ static cn_status build_plan(const cn_model *m, plan *p) {
     return CN_OK;
 }
 
-/* ---- int8 calibration and quantisation ----------------------------------------- */
+/* ---- int8 calibration: a float reference of the plan ---------------------------------
+ * The same arithmetic as the generated float code, run on the calibration
+ * images. It depends only on the plan, not on which intermediate activations
+ * the engine keeps (its fused kernels skip some). */
+
+static void ref_conv(const op *o, const float *in, float *out) {
+    int C = o->in.c, H = o->in.h, W = o->in.w, OC = o->out.c, OH = o->out.h, OW = o->out.w, k = o->k, s = o->stride, p = o->pad;
+    for (int oc = 0; oc < OC; oc++)
+        for (int y = 0; y < OH; y++)
+            for (int x = 0; x < OW; x++) {
+                float acc = 0.0f;
+                for (int i = 0; i < C; i++)
+                    for (int ky = 0; ky < k; ky++) {
+                        int iy = y * s - p + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int kx = 0; kx < k; kx++) {
+                            int ix = x * s - p + kx;
+                            if (ix >= 0 && ix < W) acc += in[(i * H + iy) * W + ix] * o->w[((size_t)(oc * C + i) * k + ky) * k + kx];
+                        }
+                    }
+                if (o->b) acc += o->b[oc];
+                out[(oc * OH + y) * OW + x] = (o->relu && acc < 0.0f) ? 0.0f : acc;
+            }
+}
+
+static void ref_pool(const op *o, const float *in, float *out) {
+    int C = o->in.c, H = o->in.h, W = o->in.w, OH = o->out.h, OW = o->out.w, k = o->k, s = o->stride, p = o->pad;
+    bool avg = o->kind == OP_AVGPOOL;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < OH; y++)
+            for (int x = 0; x < OW; x++) {
+                int y0 = y * s - p, x0 = x * s - p, y1 = y0 + k, x1 = x0 + k, seen = 0;
+                float v = 0.0f;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int iy = y0 + ky, ix = x0 + kx;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                        float e = in[(c * H + iy) * W + ix];
+                        if (avg) v += e;
+                        else if (!seen || e > v) v = e;
+                        seen = 1;
+                    }
+                if (avg) {
+                    if (y1 > H + p) y1 = H + p;
+                    if (x1 > W + p) x1 = W + p;
+                    v /= (float)((y1 - y0) * (x1 - x0));
+                }
+                out[(c * OH + y) * OW + x] = v;
+            }
+}
+
+/* Runs op `o` on one sample: reads *cur, writes the other buffer or in place; *cur follows the output. */
+static void ref_op(const op *o, float **cur, float **other) {
+    float *in = *cur, *out = *other;
+    int n = cn_shape_size(o->in);
+    switch (o->kind) {
+    case OP_CONV: ref_conv(o, in, out); break;
+    case OP_LINEAR:
+        for (int j = 0; j < o->channels; j++) {
+            float acc = o->b ? o->b[j] : 0.0f;
+            for (int i = 0; i < n; i++) acc += o->w[(size_t)j * n + i] * in[i];
+            out[j] = (o->relu && acc < 0.0f) ? 0.0f : acc;
+        }
+        break;
+    case OP_AFFINE: {
+        int plane = o->in.h * o->in.w;
+        for (int c = 0; c < o->channels; c++)
+            for (int i = 0; i < plane; i++) {
+                float v = in[c * plane + i] * o->w[c] + o->b[c];
+                in[c * plane + i] = (o->relu && v < 0.0f) ? 0.0f : v;
+            }
+        return;
+    }
+    case OP_RELU:
+        for (int i = 0; i < n; i++) if (in[i] < 0.0f) in[i] = 0.0f;
+        return;
+    case OP_MAXPOOL: case OP_AVGPOOL: ref_pool(o, in, out); break;
+    case OP_GAP: {
+        int plane = o->in.h * o->in.w;
+        for (int c = 0; c < o->in.c; c++) {
+            float sum = 0.0f;
+            for (int i = 0; i < plane; i++) sum += in[c * plane + i];
+            out[c] = sum / (float)plane;
+        }
+        break;
+    }
+    case OP_LOG_SOFTMAX: return;   /* never inside the int8 region */
+    }
+    *cur = out;
+    *other = in;
+}
 
 /* int8 ops whose output gets its own calibrated scale; the others (ReLU, max
  * pooling) keep their input's. Averages get their own: they span a much
@@ -238,86 +328,75 @@ static bool calibrated_output(op_kind k) {
     return k == OP_CONV || k == OP_LINEAR || k == OP_AFFINE || k == OP_AVGPOOL || k == OP_GAP;
 }
 
-/* Per-tensor calibration: |x| maximum, then a histogram over [0, max] for the percentile. */
-typedef struct {
-    int act;                /* engine activation index (acts[act]) */
-    double max;
-    uint64_t *hist;
-    uint64_t total;
-    float scale;
-} calib_tensor;
-
-static void observe(calib_tensor *t, const float *x, size_t n, int pass) {
-    if (pass == 0) {
-        for (size_t i = 0; i < n; i++) { double a = fabs((double)x[i]); if (a > t->max) t->max = a; }
-        return;
-    }
-    if (t->max <= 0) return;
-    double to_bin = CALIB_BINS / t->max;
-    for (size_t i = 0; i < n; i++) {
-        int bin = (int)(fabs((double)x[i]) * to_bin);
-        if (bin >= CALIB_BINS) bin = CALIB_BINS - 1;
-        t->hist[bin]++;
-    }
-    t->total += n;
-}
-
+/* Calibrates the scales of the int8 region: the input and every calibrated op
+ * output up to the last conv/linear. Pass 0 finds max |x| per tensor, pass 1
+ * fills a histogram over [0, max] for the percentile. Threads work on separate
+ * images with private buffers and counters, so the result does not depend on
+ * scheduling. */
 static cn_status calibrate(plan *p, float mean, float std, const float *images, int count) {
     const cn_model *m = p->m;
-    int ntensors = 0;
-    calib_tensor *ts = cn_calloc((size_t)p->num_ops + 1, sizeof *ts);
-    if (!ts) return CN_ERR_NOMEM;
-    ts[ntensors++].act = 0;
-    for (int i = 0; i < p->last_weighted; i++)
-        if (calibrated_output(p->ops[i].kind)) ts[ntensors++].act = p->ops[i].last + 1;
+    int ntensors = 1, nops = p->last_weighted;   /* ops 0 .. last_weighted - 1 feed the int8 region */
+    int *tensor_of_op = cn_calloc((size_t)p->num_ops + 1, sizeof *tensor_of_op);
+    if (!tensor_of_op) return CN_ERR_NOMEM;
+    for (int i = 0; i < nops; i++) tensor_of_op[i] = calibrated_output(p->ops[i].kind) ? ntensors++ : -1;
+    size_t largest = (size_t)cn_shape_size(m->input);
+    for (int i = 0; i < nops; i++) largest = largest > (size_t)cn_shape_size(p->ops[i].out) ? largest : (size_t)cn_shape_size(p->ops[i].out);
+    int threads = omp_get_max_threads();
+    if (threads > 16) threads = 16;
+    if (threads > count) threads = count;
+    if (threads < 1) threads = 1;
+    float *bufs = cn_calloc((size_t)threads * 2 * largest, sizeof *bufs);
+    double *tmax = cn_calloc((size_t)threads * ntensors, sizeof *tmax), *maxv = cn_calloc((size_t)ntensors, sizeof *maxv);
+    uint64_t *hist = cn_calloc((size_t)threads * ntensors * CALIB_BINS, sizeof *hist);
+    float *scales = cn_calloc((size_t)ntensors, sizeof *scales);
     cn_status st = CN_OK;
-    for (int t = 0; t < ntensors && !st; t++)
-        if (!(ts[t].hist = cn_calloc(CALIB_BINS, sizeof *ts[t].hist))) st = CN_ERR_NOMEM;
-    /* A private copy of the model runs the engine's eval forward pass. */
-    cn_model *copy = NULL;
-    if (!st) st = cn_model_from_spec(m->spec_text, m->source_name, 0, &copy);
-    if (!st && (copy->num_params != m->num_params || copy->num_buffers != m->num_buffers))
-        st = cn_fail(CN_ERR_ARG, "%s: the model's parameters do not match its spec", m->source_name);
-    int in_size = cn_shape_size(m->input), chunk = count < CALIB_CHUNK ? count : CALIB_CHUNK;
-    float *x = NULL;
-    if (!st) {
-        memcpy(copy->params, m->params, m->num_params * sizeof(float));
-        memcpy(copy->buffers, m->buffers, m->num_buffers * sizeof(float));
-        cn_model_set_training(copy, false);
-        st = cn_model_reserve(copy, chunk, 1);
-    }
-    if (!st && !(x = cn_calloc((size_t)chunk * in_size, sizeof *x))) st = CN_ERR_NOMEM;
+    if (!bufs || !tmax || !maxv || !hist || !scales) st = CN_ERR_NOMEM;
+    int in_size = cn_shape_size(m->input);
     for (int pass = 0; pass < 2 && !st; pass++) {
-        for (int start = 0; start < count; start += chunk) {
-            int n = count - start < chunk ? count - start : chunk;
-            const float *src = images + (size_t)start * in_size;
-            for (size_t i = 0; i < (size_t)n * in_size; i++) x[i] = (src[i] - mean) / std;
-            cn_model_forward(copy, x, n, NULL);
-            for (int t = 0; t < ntensors; t++) {
-                int a = ts[t].act;
-                cn_shape s = a < copy->num_layers ? copy->layers[a].in : copy->layers[a - 1].out;
-                observe(&ts[t], copy->acts[a], (size_t)n * cn_shape_size(s), pass);
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int img = 0; img < count; img++) {
+            int t = omp_get_thread_num();
+            float *cur = bufs + (size_t)t * 2 * largest, *other = cur + largest;
+            const float *src = images + (size_t)img * in_size;
+            for (int i = 0; i < in_size; i++) cur[i] = (src[i] - mean) / std;
+            for (int i = -1; i < nops; i++) {
+                if (i >= 0) ref_op(&p->ops[i], &cur, &other);
+                int ti = i < 0 ? 0 : tensor_of_op[i];
+                if (ti < 0) continue;
+                size_t n = (size_t)cn_shape_size(i < 0 ? m->input : p->ops[i].out);
+                if (pass == 0) {
+                    double *mx = &tmax[(size_t)t * ntensors + ti];
+                    for (size_t k = 0; k < n; k++) if (fabs((double)cur[k]) > *mx) *mx = fabs((double)cur[k]);
+                } else if (maxv[ti] > 0) {
+                    uint64_t *h = hist + ((size_t)t * ntensors + ti) * CALIB_BINS;
+                    double to_bin = CALIB_BINS / maxv[ti];
+                    for (size_t k = 0; k < n; k++) {
+                        double b = fabs((double)cur[k]) * to_bin;
+                        h[b >= CALIB_BINS - 1 ? CALIB_BINS - 1 : (int)b]++;
+                    }
+                }
             }
         }
+        if (pass == 0)
+            for (int ti = 0; ti < ntensors; ti++)
+                for (int t = 0; t < threads; t++) if (tmax[(size_t)t * ntensors + ti] > maxv[ti]) maxv[ti] = tmax[(size_t)t * ntensors + ti];
     }
-    for (int t = 0; t < ntensors && !st; t++) {
-        double threshold = ts[t].max;
-        if (ts[t].total) {
-            uint64_t need = (uint64_t)ceil(CALIB_PERCENTILE * (double)ts[t].total), seen = 0;
-            for (int b = 0; b < CALIB_BINS; b++) {
-                seen += ts[t].hist[b];
-                if (seen >= need) { threshold = ts[t].max * (b + 1) / CALIB_BINS; break; }
-            }
+    for (int ti = 0; ti < ntensors && !st; ti++) {
+        if (!isfinite(maxv[ti]))
+            st = cn_fail(CN_ERR_NUMERIC, "%s: calibration produced non-finite activations", m->source_name);
+        uint64_t total = 0, seen = 0;
+        for (int t = 0; t < threads; t++)
+            for (int b = 0; b < CALIB_BINS; b++) total += hist[((size_t)t * ntensors + ti) * CALIB_BINS + b];
+        double threshold = maxv[ti], need = ceil(CALIB_PERCENTILE * (double)total);
+        for (int b = 0; b < CALIB_BINS && total; b++) {
+            for (int t = 0; t < threads; t++) seen += hist[((size_t)t * ntensors + ti) * CALIB_BINS + b];
+            if ((double)seen >= need) { threshold = maxv[ti] * (b + 1) / CALIB_BINS; break; }
         }
-        ts[t].scale = threshold > 0 ? (float)(threshold / 127.0) : 1.0f;
-        if (!isfinite(ts[t].scale) || ts[t].scale <= 0)
-            st = cn_fail(CN_ERR_NUMERIC, "%s: calibration found non-finite activations (input images must be finite, in [0, 1])",
-                         m->source_name);
+        scales[ti] = threshold > 0 ? (float)(threshold / 127.0) : 1.0f;
     }
     if (!st) {
-        /* Scales along the int8 region: calibrated after conv/linear/affine, inherited otherwise. */
-        float s = ts[0].scale;
-        int t = 1;
+        /* Scales along the int8 region: calibrated after conv/linear/affine/averages, inherited otherwise. */
+        float s = scales[0];
         p->s_input = s;
         for (int i = 0; i <= p->last_weighted; i++) {
             op *o = &p->ops[i];
@@ -325,14 +404,11 @@ static cn_status calibrate(plan *p, float mean, float std, const float *images, 
             o->s_in = s;
             if (i == p->last_weighted) break;
             o->quant_out = true;
-            if (calibrated_output(o->kind)) s = ts[t++].scale;
+            if (tensor_of_op[i] >= 0) s = scales[tensor_of_op[i]];
             o->s_out = s;
         }
     }
-    cn_model_free(copy);
-    free(x);
-    for (int t = 0; t < ntensors; t++) free(ts[t].hist);
-    free(ts);
+    free(tensor_of_op); free(bufs); free(tmax); free(maxv); free(hist); free(scales);
     return st;
 }
 
