@@ -461,7 +461,7 @@ static void plot_test_results(run *r) {
     int correct;
     enum { GRID = 64 };
     uint8_t *wrong = cn_calloc((size_t)GRID * test->rows * test->cols, 1);
-    int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0;
+    int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
     if (!pred || !counts || !wrong || cn_evaluate(r->model, test, r->data.mean, r->data.std, r->threads, &loss, &correct, pred)) {
         fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
         free(pred); free(counts); free(wrong);
@@ -471,6 +471,7 @@ static void plot_test_results(run *r) {
     for (int i = 0; i < test->count; i++) {
         int t = test->labels[i], p = pred[i] < classes ? pred[i] : classes - 1;
         counts[t * classes + p]++;
+        total_wrong += t != pred[i];
         if (t != pred[i] && n_wrong < GRID) {
             memcpy(wrong + n_wrong * pixels, test->images + i * pixels, pixels);
             wrong_true[n_wrong] = t;
@@ -484,7 +485,10 @@ static void plot_test_results(run *r) {
     snprintf(title, sizeof title, "%s on %s test set: confusion matrix", r->model->source_name, r->data.name);
     if (cn_plot_confusion_matrix(path, title, classes, counts, names)) fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
     snprintf(path, sizeof path, "%s/misclassified.png", r->out_dir);
-    snprintf(title, sizeof title, "%s: misclassified test images", r->model->source_name);
+    if (total_wrong > n_wrong)
+        snprintf(title, sizeof title, "%s: misclassified test images (the first %d of %d)", r->model->source_name, n_wrong, total_wrong);
+    else
+        snprintf(title, sizeof title, "%s: misclassified test images", r->model->source_name);
     if (cn_plot_image_grid(path, title, n_wrong, wrong, test->rows, test->cols, wrong_true, wrong_pred, names))
         fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
     free(pred); free(counts); free(wrong);
