@@ -84,9 +84,10 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
     float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
     double count = (double)B * plane;
     bn_target t = bn_target_of(c);
-    /* with a chain, dL/d(BN output) is rebuilt here (in grad_in, or the unused input-gradient buffer) */
+    /* with a chain, dL/d(BN output) is rebuilt into BN's own output slot acts[i+1] (never
+     * written by a fused forward); per channel, so dx may share the chain gradient's buffer */
     const float *grad_out = c->grad_out;
-    float *dy_chain = c->grad_in ? c->grad_in : m->grad_acts[c->index];
+    float *dy_chain = m->acts[c->index + 1];
     const float *chain_grad = m->grad_acts[c->index + t.chain.length];
     if (t.chain.length > 1) grad_out = dy_chain;
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)

@@ -49,7 +49,6 @@ typedef struct {
     float *dyt;        /* backward: dy^T (OH*OW, ldw) */
     float *dwt;        /* backward: dW^T partial (taps, ldw), summed over the thread's samples */
     float *dbias;      /* backward: bias gradient partial (OC) */
-    float *dy_chain;   /* backward: dy of a fused chain, rebuilt (OC, OH*OW) */
     float *dy_pad;     /* backward: padded dy sample */
     float *dx_q;       /* backward: q-layout dx sample */
 } direct_scratch;
@@ -70,7 +69,6 @@ static direct_scratch carve_direct(const cn_layer *l, float *base) {
     s.out_q = carve(&c, (size_t)f.out_c * cn_conv_q_stride(&f));
     c = after;
     s.dyt = carve(&c, (size_t)l->out.h * l->out.w * ld);
-    s.dy_chain = carve(&c, (size_t)l->out.c * l->out.h * l->out.w);
     s.dy_pad = carve(&c, cn_padded_floats(bw.in_c, bw.hp, bw.wp));
     s.dx_q = carve(&c, (size_t)bw.out_c * cn_conv_q_stride(&bw));
     return s;
@@ -81,8 +79,8 @@ static size_t direct_scratch_floats(const cn_layer *l) {
     size_t taps = (size_t)l->in.c * l->kernel * l->kernel, ld = direct_ld(l);
     size_t shared = cn_padded_floats(f.in_c, f.hp, f.wp) + cn_conv_packed_floats(&f) + taps * ld + ld + 64;
     size_t fwd = (size_t)f.out_c * cn_conv_q_stride(&f) + 16;
-    size_t bwd = (size_t)l->out.h * l->out.w * ld + (size_t)l->out.c * l->out.h * l->out.w +
-                 cn_padded_floats(bw.in_c, bw.hp, bw.wp) + (size_t)bw.out_c * cn_conv_q_stride(&bw) + 64;
+    size_t bwd = (size_t)l->out.h * l->out.w * ld + cn_padded_floats(bw.in_c, bw.hp, bw.wp) +
+                 (size_t)bw.out_c * cn_conv_q_stride(&bw) + 48;
     return shared + (fwd > bwd ? fwd : bwd);
 }
 
@@ -160,18 +158,24 @@ static void forward_direct(const cn_layer_ctx *c) {
     }
 }
 
-/* dL/d(conv output) of sample b: grad_out, or rebuilt from a fused chain's output gradient. */
-static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s, int b) {
+/* dL/d(conv output) of a fused chain, rebuilt for sample b into the conv's own
+ * output slot acts[i+1] (never written by a fused forward, never read after it).
+ * Not in place: the chain's gradient buffer may be the one dx goes to. */
+static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int b) {
     const cn_layer *l = c->layer;
     int OC = l->out.c, pixels = l->out.h * l->out.w;
-    if (t->chain.length == 1) return c->grad_out + (size_t)b * OC * pixels;
     const float *g = c->model->grad_acts[c->index + t->chain.length];
+    float *dy = c->model->acts[c->index + 1] + (size_t)b * OC * pixels;
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
-        cn_chain_grad(g + o, t->out + o, t->argmax ? t->argmax + o : NULL, t->out_plane, pixels,
-                      s->dy_chain + (size_t)oc * pixels);
+        cn_chain_grad(g + o, t->out + o, t->argmax ? t->argmax + o : NULL, t->out_plane, pixels, dy + (size_t)oc * pixels);
     }
-    return s->dy_chain;
+}
+
+/* dL/d(conv output) of sample b. */
+static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, int b) {
+    size_t size = (size_t)cn_shape_size(c->layer->out);
+    return (t->chain.length == 1 ? c->grad_out : c->model->acts[c->index + 1]) + (size_t)b * size;
 }
 
 /* One sample's backward on the direct path: accumulates dW^T and the bias
@@ -182,7 +186,7 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
     int ld = cn_round_up(l->out.c, ks->vec);
-    const float *dy = conv_output_grad(c, t, s, b);
+    const float *dy = conv_output_grad(c, t, b);
     cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
     cn_transpose_pad(dy, l->out.c, pixels, s->dyt, ld);
     ks->weight_grad(&f, s->x_pad, s->dyt, s->dwt);
@@ -216,6 +220,10 @@ static void backward_direct(const cn_layer_ctx *c) {
             cn_conv_pack(ks, &bw, weight, 1, s.packed);
         }
         thread_range(c->batch, t, T, &b0, &b1);
+        if (target.chain.length > 1) {
+            for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b);
+            #pragma omp barrier
+        }
         for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &s, b);
         #pragma omp barrier
         /* dW (OC, taps) = sum over threads, in thread order, of their dW^T partials */

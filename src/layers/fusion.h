@@ -10,6 +10,9 @@
  *   relu mask   = chain output > 0  (relu output > 0 iff its input > 0, and a
  *                 pooled value is the relu output at its argmax)
  *   pool        = the gradient goes to the argmax of each window.
+ * The leader's own output slot (acts[leader+1]), unused by a fused forward,
+ * holds the rebuilt dL/d(leader output) during backward: the chain's output
+ * gradient may share its buffer with the leader's input gradient.
  * Values are bit-identical to the unfused layers (same float operations in
  * the same order), except the batch-norm backward sums, which add the same
  * terms in another order (in double). */
