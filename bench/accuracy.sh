@@ -32,7 +32,11 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$LIST" ] || LIST="seed000 seed001 seed002 seed003 seed004 seed004-tiny5 c8k c20k fast"
 make -s build/convnet || exit 1
-BIN=build/convnet
+# Run a private copy: other work rebuilding build/convnet mid-table would otherwise
+# fail runs with "Text file busy" or change the binary between seeds.
+TMPD=$(mktemp -d)
+cp build/convnet "$TMPD/convnet" || exit 1
+BIN=$TMPD/convnet
 OUTROOT=runs/accuracy
 mkdir -p "$OUTROOT"
 
@@ -68,8 +72,8 @@ mean_std() {
         printf "%.2f ± %.2f (min %.2f, n=%d)", m, sd, mn, n }'
 }
 
-ROWS=$(mktemp)
-trap 'rm -f "$ROWS"' EXIT
+ROWS=$TMPD/rows
+trap 'rm -rf "$TMPD"' EXIT
 for p in $LIST; do
     model=$(model_of "$p"); extra=$(extra_of "$p")
     accs=""; first=""; times=""; epochs=""
