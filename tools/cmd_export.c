@@ -51,10 +51,18 @@ static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *
     if (cn_onnx_export(m, out, fold_bn, info->mean, info->std)) return cli_fail();
     struct stat sb;
     long long bytes = stat(out, &sb) ? -1 : (long long)sb.st_size;
-    int bn = 0;
-    for (int i = 0; i < m->num_layers; i++) bn += m->layers[i].kind == CN_LAYER_BATCHNORM2D;
+    int bn = 0, foldable = 0; /* BNs right after a conv are the ones cn_onnx_export folds */
+    for (int i = 0; i < m->num_layers; i++)
+        if (m->layers[i].kind == CN_LAYER_BATCHNORM2D) {
+            bn++;
+            foldable += i > 0 && m->layers[i - 1].kind == CN_LAYER_CONV2D;
+        }
+    char what[96];
+    if (!bn) snprintf(what, sizeof what, "no BatchNorm");
+    else if (!fold_bn || !foldable) snprintf(what, sizeof what, "%d BatchNorm kept%s", bn, fold_bn ? " (none follows a conv directly)" : "");
+    else snprintf(what, sizeof what, "%d of %d BatchNorm folded into the preceding conv", foldable, bn);
     printf("wrote %s: ONNX opset 13, dynamic batch, %zu parameters, %s, %lld bytes\n", out, cn_model_param_count(m),
-           !bn ? "no BatchNorm" : fold_bn ? "BatchNorm folded into the convs" : "BatchNorm kept", bytes);
+           what, bytes);
     return 0;
 }
 
