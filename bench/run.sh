@@ -27,7 +27,7 @@ trap 'rm -rf "$TMP"' EXIT
 machine_description() {
     echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores available" \
          "(peak float32 FMA throughput of two cores taken as $PEAK GFLOP/s)"
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average before the run: $LOAD_BEFORE"
     echo "- compiler: $(${CC:-gcc} --version | head -1)"
     if [ -n "$TORCH_VERSION" ]; then echo "- PyTorch: $TORCH_VERSION ($TORCH_PY)"; else echo "- PyTorch: not available"; fi
     echo "- settings: $THREADS threads, batch $BATCH, float32, random in-memory data, best of $REPEATS runs of ~${SECONDS_PER_RUN} s after warm-up"
@@ -59,6 +59,7 @@ throughput_table() {
 
 run_throughput() {
     build_throughput
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
     : > "$TMP/torch.tsv"
     TORCH_VERSION=
     if "$TORCH_PY" -c 'import torch' 2>/dev/null; then

@@ -1,8 +1,10 @@
-/* Direct convolution kernels for AVX2 + FMA (16 ymm registers, 8 floats per vector). */
+/* Kernels for AVX2 + FMA (16 ymm registers, 8 floats per vector). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
+#include "kernels/kernels.h"
 
+#define WG(name) name
 typedef __m256 vf;
 #define VL 8
 #define VLOAD(p) _mm256_loadu_ps(p)
@@ -12,10 +14,16 @@ typedef __m256 vf;
 #define VZERO() _mm256_setzero_ps()
 #define ACC_MAX 12
 #define MR_MAX 6
-#define KERNEL_SET cn_kernels_avx2
-#define SET_NAME "avx2"
-#define EPILOGUE cn_epilogue_plane_portable
-#include "kernels/conv_impl.h"
+#include "kernels/conv_fwd_impl.h"
+#include "kernels/conv_wgrad_impl.h"
+
+static int wgrad_ld(int out_c) { return cn_round_up(out_c, VL); }
+
+const cn_kernel_set cn_kernels_avx2 = {
+    .name = "avx2", .vec = VL, .mr_max = MR_MAX,
+    .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = conv_weight_grad,
+    .epilogue = cn_epilogue_plane_portable,
+};
 #else
 typedef int cn_conv_avx2_unused;
 #endif

@@ -1,7 +1,9 @@
-/* Direct convolution kernels for any CPU: GCC vector extensions of 4 floats
- * (SSE2 on x86-64), multiply and add without fusing. */
+/* Kernels for any CPU: GCC vector extensions of 4 floats (SSE2 on x86-64),
+ * multiply and add without fusing. */
+#include "kernels/kernels.h"
 #include <string.h>
 
+#define WG(name) name
 typedef float vf __attribute__((vector_size(16)));
 #define VL 4
 static inline vf generic_load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
@@ -12,7 +14,13 @@ static inline vf generic_load(const float *p) { vf v; memcpy(&v, p, sizeof v); r
 #define VZERO() ((vf){0, 0, 0, 0})
 #define ACC_MAX 12
 #define MR_MAX 6
-#define KERNEL_SET cn_kernels_generic
-#define SET_NAME "generic"
-#define EPILOGUE cn_epilogue_plane_portable
-#include "kernels/conv_impl.h"
+#include "kernels/conv_fwd_impl.h"
+#include "kernels/conv_wgrad_impl.h"
+
+static int wgrad_ld(int out_c) { return cn_round_up(out_c, VL); }
+
+const cn_kernel_set cn_kernels_generic = {
+    .name = "generic", .vec = VL, .mr_max = MR_MAX,
+    .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = conv_weight_grad,
+    .epilogue = cn_epilogue_plane_portable,
+};

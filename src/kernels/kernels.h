@@ -105,10 +105,12 @@ typedef struct {
     int mr_max;                 /* output channels per register tile (sets the packed weight layout) */
     /* out_q (OC, cn_conv_q_stride) = conv of x_pad (IC,Hp,Wp)+slack with packed weights. */
     void (*conv)(const cn_conv_geom *g, const float *packed, const float *x_pad, float *out_q);
-    /* dwt (IC*k*k, ldw) += sum over the valid output pixels p of
-     * x_pad windows (tap, p) * dyt (p, ldw); ldw = cn_round_up(OC, vec), dyt's
-     * lanes OC..ldw-1 are zero. dyt rows are the out_h*out_w valid pixels in order. */
-    void (*weight_grad)(const cn_conv_geom *g, const float *x_pad, const float *dyt, float *dwt);
+    /* Row length (>= OC, <= cn_round_up(OC, CN_VEC_MAX)) of dyt and dwt below. */
+    int (*wgrad_ld)(int out_c);
+    /* dwt (IC*k*k, ld) += sum over the valid output pixels p of
+     * x_pad windows (tap, p) * dyt (p, ld); ld = wgrad_ld(OC), dyt's lanes
+     * OC..ld-1 are zero. dyt rows are the out_h*out_w valid pixels in order. */
+    void (*weight_grad)(const cn_conv_geom *g, const float *x_pad, const float *dyt, int ld, float *dwt);
     /* cn_epilogue_plane_portable or a faster equivalent with the same results */
     void (*epilogue)(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
 } cn_kernel_set;

@@ -185,11 +185,11 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     const cn_layer *l = c->layer;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
-    int ld = cn_round_up(l->out.c, ks->vec);
+    int ld = ks->wgrad_ld(l->out.c);
     const float *dy = conv_output_grad(c, t, b);
     cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
     cn_transpose_pad(dy, l->out.c, pixels, s->dyt, ld);
-    ks->weight_grad(&f, s->x_pad, s->dyt, s->dwt);
+    ks->weight_grad(&f, s->x_pad, s->dyt, ld, s->dwt);
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
         cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
@@ -206,7 +206,7 @@ static void backward_direct(const cn_layer_ctx *c) {
     const float *weight = m->params + l->weight_offset;
     float *dweight = m->grads + l->weight_offset, *dbias = m->grads + l->bias_offset;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
-    int taps = l->in.c * l->kernel * l->kernel, ld = cn_round_up(l->out.c, ks->vec);
+    int taps = l->in.c * l->kernel * l->kernel, ld = ks->wgrad_ld(l->out.c);
     conv_target target = conv_target_of(c);
     #pragma omp parallel num_threads(m->num_threads)
     {
