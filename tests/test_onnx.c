@@ -100,6 +100,10 @@ TEST(import_seed003_view_opset11) { check_fixture("seed003", 23354, 11, 13); }
 TEST(import_seed004_fused_bn) { check_fixture("seed004", 22334 - 2 * (20 + 28 + 64), 13, 12); }
 TEST(import_quirks_opset11) { check_fixture("quirks11", 4 * 9 + 4 + 6 * 4 * 9 + 6 + 294 * 10 + 10, 11, 9); }
 TEST(import_quirks_opset13) { check_fixture("quirks13", 4 * 9 + 4 + 6 * 4 * 9 + 6 + 294 * 10 + 10, 13, 9); }
+/* Without constant folding: F.pad's pads come from Shape/Gather/Mul/Sub/ConstantOfShape/... at run time. */
+TEST(import_quirks_no_constant_folding) { check_fixture("quirks_nofold", 4 * 9 + 4 + 6 * 4 * 9 + 6 + 294 * 10 + 10, 13, 9); }
+/* Opset 9, initializers also listed as graph inputs. */
+TEST(import_seed002_opset9_initializers_as_inputs) { check_fixture("seed002_op9", 9032, 9, 16); }
 
 /* The document's Net keeps its module names as state-dict prefixes. */
 TEST(import_keeps_torch_names) {
@@ -601,6 +605,8 @@ int main(void) {
     RUN(import_seed004_fused_bn);
     RUN(import_quirks_opset11);
     RUN(import_quirks_opset13);
+    RUN(import_quirks_no_constant_folding);
+    RUN(import_seed002_opset9_initializers_as_inputs);
     RUN(import_keeps_torch_names);
     RUN(round_trip_presets);
     RUN(export_layout);

@@ -17,9 +17,10 @@
  * MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape (to [N, -1] or
  * [-1, F] only), Gemm, MatMul (+ Add bias), Add (bias after Conv/Gemm/MatMul),
  * Pad (zero padding folded into the following Conv/AveragePool, or MaxPool after
- * Relu), Constant, LogSoftmax, Softmax, Dropout, Identity, and the shape
- * arithmetic torch emits for x.view(x.size(0), -1): Shape, Gather, Unsqueeze,
- * Squeeze, Concat, Cast.
+ * Relu), Constant, LogSoftmax, Softmax, Dropout, Identity, and the constant
+ * arithmetic torch emits for x.view(x.size(0), -1) and F.pad (evaluated at
+ * import): Shape, Gather, Unsqueeze, Squeeze, Concat, Cast, ConstantOfShape,
+ * Slice, Transpose, Reshape/Add/Sub/Mul/Div of constants.
  *
  * torch.onnx.export quirks handled:
  *  - eval export fuses Conv+BatchNorm into a Conv with bias and renames the
@@ -29,7 +30,11 @@
  *  - AvgPool2d is exported as Constant pads + Pad + AveragePool(pads 0), even
  *    for zero padding: the padding folds into the pool's own pad;
  *  - x.view(-1, F) gives Reshape with a Constant [-1, F]; x.view(x.size(0), -1)
- *    gives Shape -> Gather -> Unsqueeze -> Concat -> Reshape (evaluated here);
+ *    gives Shape -> Gather -> Unsqueeze -> Concat -> Reshape (evaluated here,
+ *    with the batch size kept symbolic);
+ *  - F.pad computes its pads with ConstantOfShape/Concat/Reshape/Slice/
+ *    Transpose/Cast (and Mul/Sub without constant folding): evaluated, then the
+ *    zero padding folds into the following conv;
  *  - x @ W.t() + b gives MatMul with a pre-transposed [in, out] initializer and
  *    a separate Add;
  *  - opset 11 vs 13: Unsqueeze/Squeeze axes as attribute or input, Pad pads as

@@ -34,7 +34,7 @@
 static const char SUPPORTED_OPS[] =
     "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, "
     "MatMul, Add, Pad, Constant, LogSoftmax, Softmax, Dropout, Identity, Shape, Gather, Unsqueeze, "
-    "Squeeze, Concat, Cast, ConstantOfShape, Slice, Transpose (the last nine on constants only)";
+    "Squeeze, Concat, Cast, ConstantOfShape, Slice, Transpose, Sub, Mul, Div (the last twelve on constants only)";
 
 typedef enum { V_UNAVAILABLE, V_ACT, V_FLOAT, V_INT, V_OTHER } value_kind;
 
@@ -920,8 +920,12 @@ static cn_status op_matmul(importer *im, int idx) {
     return add_linear(im, idx, w, true, 1.0f);
 }
 
+static cn_status const_binary(importer *im, int idx, char op);
+static bool is_constant_value(const importer *im, const char *name);
+
 static cn_status op_add(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
+    if (is_constant_value(im, input_name(n, 0)) && is_constant_value(im, input_name(n, 1))) return const_binary(im, idx, '+');
     cn_status st = check_input_count(im, idx, 2, 2);
     if (!st) st = check_attrs(im, idx, "");
     if (st) return st;
@@ -1313,7 +1317,9 @@ static cn_status op_constant_of_shape(importer *im, int idx) {
     if (st) return st;
     const value *shape;
     if ((st = const_int(im, idx, 0, &shape))) return st;
-    if (shape->ndim != 1 || shape->count > MAX_DIMS) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "the shape must be a 1-D list of at most %d sizes", MAX_DIMS);
+    /* A 0-d shape (torch computes it from scalars when it does not fold constants) counts as a 1-D list. */
+    if (shape->ndim > 1 || shape->count > MAX_DIMS)
+        return node_fail(im, idx, CN_ERR_UNSUPPORTED, "the shape must be a 1-D list of at most %d sizes", MAX_DIMS);
     value fill = {.kind = V_FLOAT, .count = 1, .f = (float[]){0.0f}};
     const Onnx__AttributeProto *a = attr_find(n, "value");
     value decoded = {0};
@@ -1458,6 +1464,62 @@ static cn_status reshape_constant(importer *im, int idx, const value *data, cons
     return set_constant(im, idx, v);
 }
 
+
+/* Add / Sub / Mul / Div of two constants (torch's shape arithmetic without
+ * constant folding): same shapes, or one side a single element. */
+static cn_status const_binary(importer *im, int idx, char op) {
+    const value *a, *b;
+    const Onnx__NodeProto *n = node_at(im, idx);
+    cn_status st = check_input_count(im, idx, 2, 2);
+    if (!st) st = check_attrs(im, idx, "");
+    for (size_t k = 0; !st && k < 2; k++) {
+        int vi = find_value(im, input_name(n, k));
+        if (vi >= 0 && im->values[vi].kind == V_ACT)
+            return node_fail(im, idx, CN_ERR_UNSUPPORTED, "operator %s on the activation \"%s\" is not supported "
+                             "(only on constants, or Add as a bias after Conv/Gemm/MatMul)", CLEAN(n->op_type), CLEAN(input_name(n, k)));
+    }
+    if (!st) st = const_any(im, idx, 0, &a);
+    if (!st) st = const_any(im, idx, 1, &b);
+    if (st) return st;
+    if (a->kind != b->kind) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "operands of different types (int and float)");
+    const value *big = a->count >= b->count ? a : b;
+    if (!(a->count == b->count || a->count == 1 || b->count == 1))
+        return node_fail(im, idx, CN_ERR_UNSUPPORTED, "only same-shape or single-element operands are supported");
+    value v;
+    if ((st = new_like(&v, big, big->ndim, big->dims))) return node_fail(im, idx, st, "the result is too large");
+    for (size_t k = 0; k < v.count; k++) {
+        size_t ia = a->count == 1 ? 0 : k, ib = b->count == 1 ? 0 : k;
+        if (v.kind == V_FLOAT) {
+            float x = a->f[ia], y = b->f[ib];
+            v.f[k] = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : x / y;
+            continue;
+        }
+        int64_t x = a->i[ia], y = b->i[ib], r = 0;
+        bool bad = x == BATCH_DIM || y == BATCH_DIM || (op == '/' && y == 0);
+        if (!bad) {
+            if (op == '+') bad = __builtin_add_overflow(x, y, &r);
+            else if (op == '-') bad = __builtin_sub_overflow(x, y, &r);
+            else if (op == '*') bad = __builtin_mul_overflow(x, y, &r);
+            else { bad = x == INT64_MIN && y == -1; if (!bad) { r = x / y; if ((x % y != 0) && ((x < 0) != (y < 0))) r--; } }
+        }
+        if (bad || r == BATCH_DIM) {
+            free(v.i);
+            return node_fail(im, idx, CN_ERR_UNSUPPORTED, "integer arithmetic on the batch size, division by zero or overflow");
+        }
+        v.i[k] = r;
+    }
+    return set_constant(im, idx, v);
+}
+
+static bool is_constant_value(const importer *im, const char *name) {
+    int vi = find_value(im, name);
+    return vi >= 0 && (im->values[vi].kind == V_INT || im->values[vi].kind == V_FLOAT);
+}
+
+static cn_status op_sub(importer *im, int idx) { return const_binary(im, idx, '-'); }
+static cn_status op_mul(importer *im, int idx) { return const_binary(im, idx, '*'); }
+static cn_status op_div(importer *im, int idx) { return const_binary(im, idx, '/'); }
+
 /* ---- driver ------------------------------------------------------------------- */
 
 typedef struct { const char *op; cn_status (*fn)(importer *, int); } op_entry;
@@ -1476,14 +1538,15 @@ static const op_entry OPS[] = {
     {"LogSoftmax", op_logsoftmax}, {"Softmax", op_plain_softmax}, {"Dropout", op_dropout}, {"Identity", op_identity},
     {"Shape", op_shape}, {"Gather", op_gather}, {"Unsqueeze", op_unsqueeze}, {"Squeeze", op_squeeze_only},
     {"Concat", op_concat}, {"Cast", op_cast}, {"ConstantOfShape", op_constant_of_shape}, {"Slice", op_slice},
-    {"Transpose", op_transpose},
+    {"Transpose", op_transpose}, {"Sub", op_sub}, {"Mul", op_mul}, {"Div", op_div},
 };
 
 /* Ops that only compute constants / aliases may follow a final Softmax. */
 static bool is_constant_op(const char *op) {
     return !strcmp(op, "Constant") || !strcmp(op, "Shape") || !strcmp(op, "Gather") || !strcmp(op, "Unsqueeze") ||
            !strcmp(op, "Squeeze") || !strcmp(op, "Concat") || !strcmp(op, "Cast") || !strcmp(op, "Identity") ||
-           !strcmp(op, "ConstantOfShape") || !strcmp(op, "Slice") || !strcmp(op, "Transpose");
+           !strcmp(op, "ConstantOfShape") || !strcmp(op, "Slice") || !strcmp(op, "Transpose") || !strcmp(op, "Sub") ||
+           !strcmp(op, "Mul") || !strcmp(op, "Div");
 }
 
 static cn_status read_input(importer *im, const Onnx__GraphProto *g) {
