@@ -1,6 +1,8 @@
 #include "progress.h"
 #include <stdio.h>
 #include <time.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 double cn_now_seconds(void) {
@@ -17,6 +19,18 @@ void cn_progress_begin(cn_progress *p, const char *label, long total, int quiet)
     p->last_draw = 0.0;
 }
 
+int cn_terminal_columns(void) {
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    return 80;
+}
+
+void cn_progress_draw_line(const char *line) {
+    int width = cn_terminal_columns() - 1;
+    fprintf(stderr, "\r\033[K%.*s", width > 0 ? width : 0, line);
+    fflush(stderr);
+}
+
 void cn_progress_update(cn_progress *p, long done, long images, double loss, double acc) {
     if (!p->enabled) return;
     double now = cn_now_seconds();
@@ -24,16 +38,26 @@ void cn_progress_update(cn_progress *p, long done, long images, double loss, dou
     p->last_draw = now;
     double elapsed = now - p->start, rate = elapsed > 0 ? images / elapsed : 0.0;
     double eta = done > 0 ? elapsed * (double)(p->total - done) / (double)done : 0.0;
-    enum { WIDTH = 24 };
-    char bar[WIDTH + 1];
-    int filled = (int)((double)WIDTH * (double)done / (double)p->total);
-    for (int i = 0; i < WIDTH; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-    bar[WIDTH] = '\0';
-    fprintf(stderr, "\r\033[K%-6s %5ld/%-5ld [%s] %6.0f img/s", p->label, done, p->total, bar, rate);
-    if (loss >= 0) fprintf(stderr, "  loss %.4f", loss);
-    if (acc >= 0) fprintf(stderr, "  acc %6.2f%%", acc);
-    fprintf(stderr, "  ETA %.0fs", eta);
-    fflush(stderr);
+    /* Fields after the bar; the bar takes what the terminal width leaves (up to 24). */
+    char tail[160], line[320];
+    int n = snprintf(tail, sizeof tail, " %.0f img/s", rate);
+    if (loss >= 0) n += snprintf(tail + n, sizeof tail - n, "  loss %.4f", loss);
+    if (acc >= 0) n += snprintf(tail + n, sizeof tail - n, "  acc %.2f%%", acc);
+    snprintf(tail + n, sizeof tail - n, "  ETA %.0fs", eta);
+    char head[64];
+    snprintf(head, sizeof head, "%s %ld/%ld ", p->label, done, p->total);
+    int bar_width = cn_terminal_columns() - 1 - (int)strlen(head) - (int)strlen(tail) - 2;
+    if (bar_width > 24) bar_width = 24;
+    if (bar_width >= 5) {
+        char bar[25];
+        int filled = (int)((double)bar_width * (double)done / (double)p->total);
+        for (int i = 0; i < bar_width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+        bar[bar_width] = '\0';
+        snprintf(line, sizeof line, "%s[%s]%s", head, bar, tail);
+    } else {
+        snprintf(line, sizeof line, "%s%s", head, tail);
+    }
+    cn_progress_draw_line(line);
 }
 
 void cn_progress_end(cn_progress *p) {

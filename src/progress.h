@@ -19,4 +19,10 @@ void cn_progress_update(cn_progress *p, long done, long images, double loss, dou
 /* Clears the bar line. */
 void cn_progress_end(cn_progress *p);
 
+/* Width of the terminal on stderr (80 if unknown). */
+int cn_terminal_columns(void);
+/* Redraws `line` in place on stderr, cut to the terminal width so it never
+ * wraps (a wrapped line cannot be redrawn with \r). */
+void cn_progress_draw_line(const char *line);
+
 #endif

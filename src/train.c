@@ -14,6 +14,8 @@
 #include "data/loader.h"
 #include "io/safetensors.h"
 #include "io/plot.h"
+#include "io/onnx.h"
+#include <strings.h>
 #include "summary.h"
 #include <errno.h>
 #include <math.h>
@@ -377,6 +379,23 @@ static void free_run(run *r) {
     cn_optimizer_free(&r->opt);
 }
 
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcasecmp(s + n - k, suffix);
+}
+
+/* --model: a preset or spec file (fresh weights from `seed`), or trained weights
+ * to start from: a convnet checkpoint (.safetensors) or an ONNX model (.onnx).
+ * Starting from weights resets the optimizer (fine-tuning); --resume continues. */
+static cn_status load_initial_model(const char *name, uint64_t seed, cn_model **out) {
+    if (has_suffix(name, ".safetensors")) {
+        cn_checkpoint_info info;
+        return cn_checkpoint_load(name, out, &info, NULL);
+    }
+    if (has_suffix(name, ".onnx")) return cn_onnx_import(name, out);
+    return cn_model_load_spec(name, seed, out);
+}
+
 /* Resolves the model, settings, data and state of a new or resumed run. */
 static cn_status prepare(run *r, const cn_train_options *o) {
     cn_status st;
@@ -397,7 +416,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         r->val.count = 0;
         if (o->overrides.epochs > 0) r->recipe.epochs = o->overrides.epochs;
     } else {
-        st = cn_model_load_spec(o->model, o->seed, &r->model);
+        st = load_initial_model(o->model, o->seed, &r->model);
         if (st) return st;
         r->recipe = o->overrides;
         cn_recipe from_model = recipe_from_model(&r->model->recipe), defaults = builtin_defaults();
@@ -531,8 +550,9 @@ cn_status cn_train(const cn_train_options *o) {
     }
     int log_probs = model_outputs_log_probs(m);
     if (!st && !o->quiet) {
-        printf("convnet: %s (%zu params) on %s: %d train, %d test%s; %s lr %g, batch %d, %d epochs, scheduler %s, augment %s; %d threads -> %s\n",
-               m->source_name, m->num_params, r.data.name, n_train, r.data.test.count, r.has_val ? " (+val)" : "",
+        printf("convnet: %s (%zu params) on %s: %d training images%s, %d test images\n", m->source_name, m->num_params,
+               r.data.name, n_train, r.has_val ? " (+validation)" : "", r.data.test.count);
+        printf("convnet: %s lr %g, batch %d, %d epochs, scheduler %s, augment %s; %d threads; output in %s\n",
                r.recipe.optimizer, r.recipe.lr, B, r.recipe.epochs, r.recipe.scheduler,
                r.aug.enabled ? r.recipe.augment : "none", r.threads, r.out_dir);
         if (r.start_epoch || r.start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r.start_epoch + 1, r.start_batch);

@@ -3,8 +3,16 @@
 #include "model.h"
 
 int cmd_models(int argc, char **argv) {
-    (void)argv;
-    if (argc > 1) { printf("usage: convnet models\n\nLists the built-in presets with their parameter counts.\n"); return 0; }
+    cli_command = "convnet models";
+    if (argc > 1) {
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+            printf("usage: convnet models\n\nLists the built-in presets with their aliases, parameter counts, "
+                   "forward MACs per image and descriptions.\n");
+            return 0;
+        }
+        fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet models --help')\n", cli_command, argv[1]);
+        return 2;
+    }
     printf("%-12s %-16s %10s %10s  %s\n", "preset", "alias", "params", "MACs", "description");
     for (int i = 0; i < cn_preset_count(); i++) {
         cn_model *m;

@@ -17,7 +17,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { usage(stderr); return 2; }
+    if (argc < 2) { fprintf(stderr, "convnet: no command given (see 'convnet help')\n"); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "download")) return cmd_download(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
-    fprintf(stderr, "convnet: unknown command '%s'\n", cmd);
-    usage(stderr);
+    fprintf(stderr, "convnet: unknown command '%s' (expected train, eval, models, summary, predict, export, "
+                    "download or help)\n", cmd);
     return 2;
 }

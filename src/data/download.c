@@ -1,4 +1,5 @@
 #include "data/download.h"
+#include "progress.h"
 #include "data/catalog.h"
 #include "data/dataset.h"
 #include "core/error.h"
@@ -111,11 +112,16 @@ static void draw_bar(const transfer *t, curl_off_t now, curl_off_t total, int fi
         if (filled > 30) filled = 30;
         for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
         bar[30] = '\0';
-        fprintf(stderr, "\r%-28s [%s] %3d%% %10s of %-10s %10s/s  %s", t->label, bar,
-                (int)(100.0 * (double)now / (double)total), done, all, rate, final ? "\n" : "");
+        char line[256];
+        snprintf(line, sizeof line, "%-28s [%s] %3d%% %s of %s  %s/s", t->label, bar,
+                 (int)(100.0 * (double)now / (double)total), done, all, rate);
+        cn_progress_draw_line(line);
     } else {
-        fprintf(stderr, "\r%-28s %10s %10s/s%-40s%s", t->label, done, rate, "", final ? "\n" : "");
+        char line[256];
+        snprintf(line, sizeof line, "%-28s %s  %s/s", t->label, done, rate);
+        cn_progress_draw_line(line);
     }
+    if (final) fputc('\n', stderr);
     fflush(stderr);
 }
 
