@@ -550,11 +550,12 @@ cn_status cn_train(const cn_train_options *o) {
     }
     int log_probs = model_outputs_log_probs(m);
     if (!st && !o->quiet) {
-        printf("convnet: %s (%zu params) on %s: %d training images%s, %d test images\n", m->source_name, m->num_params,
-               r.data.name, n_train, r.has_val ? " (+validation)" : "", r.data.test.count);
-        printf("convnet: %s lr %g, batch %d, %d epochs, scheduler %s, augment %s; %d threads; output in %s\n",
-               r.recipe.optimizer, r.recipe.lr, B, r.recipe.epochs, r.recipe.scheduler,
-               r.aug.enabled ? r.recipe.augment : "none", r.threads, r.out_dir);
+        printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
+               r.data.name, n_train, r.has_val ? " (+val)" : "", r.data.test.count);
+        printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads\n", r.recipe.optimizer,
+               r.recipe.lr, B, r.recipe.epochs, r.recipe.epochs == 1 ? "" : "s", r.recipe.scheduler,
+               r.aug.enabled ? r.recipe.augment : "none", r.threads);
+        printf("convnet: writing %s/\n", r.out_dir);
         if (r.start_epoch || r.start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r.start_epoch + 1, r.start_batch);
         fflush(stdout);
     }
