@@ -139,7 +139,7 @@ static cn_status add_value(importer *im, const char *name, const char *what, val
     if (im->num_values >= MAX_VALUES || im->num_values * 2 >= im->table_size)
         return cn_fail(CN_ERR_UNSUPPORTED, "%s: more than %zu named values", im->file, im->num_values);
     if (im->num_values == im->cap_values) {
-        size_t cap = im->cap_values ? im->cap_values * 2 : 256;
+        size_t cap = im->cap_values ? im->cap_values * 2 : 8;   /* small: growth is exercised by every import */
         value *nv = cn_calloc(cap, sizeof *nv);
         if (!nv) return CN_ERR_NOMEM;
         if (im->num_values) memcpy(nv, im->values, im->num_values * sizeof *nv);
@@ -835,7 +835,9 @@ static cn_status op_reshape(importer *im, int idx) {
     return flatten_to_2d(im, idx);
 }
 
-/* Linear layer from a [F, O] (transposed = true) or [O, F] weight, scaled by alpha. */
+/* Linear layer from a [F, O] (transposed = true) or [O, F] weight, scaled by alpha.
+ * The caller registers the output (linear_output) after any use of its value
+ * pointers: registering a value may move the value table. */
 static cn_status add_linear(importer *im, int idx, const value *w, bool transposed, float alpha) {
     int F = im->shape.c;
     int64_t wf = transposed ? w->dims[0] : w->dims[1], wo = transposed ? w->dims[1] : w->dims[0];
@@ -857,7 +859,12 @@ static cn_status add_linear(importer *im, int idx, const value *w, bool transpos
         for (int f = 0; f < F; f++)
             l->w[(size_t)o * F + f] = alpha * (transposed ? w->f[(size_t)f * O + o] : w->f[(size_t)o * F + f]);
     if (!transposed) name_from(l, w->name, ".weight");
-    cn_status st = set_activation(im, idx, 2, (cn_shape){O, 1, 1});
+    return CN_OK;
+}
+
+/* After a linear layer (and its bias): its output becomes the current activation. */
+static cn_status linear_output(importer *im, int idx) {
+    cn_status st = set_activation(im, idx, 2, (cn_shape){im->layers[im->num_layers - 1].out, 1, 1});
     im->fresh_weighted = true;
     return st;
 }
@@ -904,8 +911,8 @@ static cn_status op_gemm(importer *im, int idx) {
     if ((st = attr_int(im, idx, "transB", 0, &transB))) return st;
     if (transA) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "transA=1: the activation must be the untransposed first operand");
     if ((st = add_linear(im, idx, w, !transB, alpha))) return st;
-    if (c) st = add_bias(im, idx, c, beta);
-    return st;
+    if (c && (st = add_bias(im, idx, c, beta))) return st;
+    return linear_output(im, idx);
 }
 
 static cn_status op_matmul(importer *im, int idx) {
@@ -917,7 +924,8 @@ static cn_status op_matmul(importer *im, int idx) {
     if (st) return st;
     const value *w;
     if ((st = const_float(im, idx, 1, 2, &w))) return st;
-    return add_linear(im, idx, w, true, 1.0f);
+    if ((st = add_linear(im, idx, w, true, 1.0f))) return st;
+    return linear_output(im, idx);
 }
 
 static cn_status const_binary(importer *im, int idx, char op);
@@ -1413,6 +1421,8 @@ static cn_status op_slice(importer *im, int idx) {
         used[a] = true;
         int64_t dim = data->dims[a], s = steps ? steps[k] : 1, b = starts[k], e = ends[k];
         if (s == 0) return node_fail(im, idx, CN_ERR_FORMAT, "step 0");
+        if (s > dim + 1) s = dim + 1;      /* a longer step selects at most one element anyway */
+        if (s < -dim - 1) s = -dim - 1;
         if (b < 0) b = b < -dim ? 0 - (s < 0) : b + dim;
         if (e < 0) e = e < -dim ? -1 : e + dim;
         if (s > 0) { b = b < 0 ? 0 : b > dim ? dim : b; e = e < 0 ? 0 : e > dim ? dim : e; }
