@@ -11,8 +11,9 @@
  * the normalisation is stored in metadata_props "normalize_mean" and
  * "normalize_std" ((pixel in [0,1] - mean) / std).
  *
- * Import reads what torch.onnx.export writes for such models (opsets 7-17,
- * tested with PyTorch 1.13 at opsets 11 and 13) and maps the graph to our spec
+ * Import reads what torch.onnx.export writes for such models (opsets 7-17;
+ * fixtures from PyTorch 1.13 at opsets 9, 11 and 13, also checked by hand at
+ * 10 and 17) and maps the graph to our spec
  * text plus weights. Supported operators: Conv, BatchNormalization, Relu,
  * MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape (to [N, -1] or
  * [-1, F] only), Gemm, MatMul (+ Add bias), Add (bias after Conv/Gemm/MatMul),
@@ -45,7 +46,8 @@
  * so the imported model outputs log-probabilities (exp() of its outputs equals
  * the ONNX outputs). Predictions (argmax) are identical and the NLL that eval
  * computes from log-probabilities is the right loss for those probabilities;
- * cn_onnx_info.softmax_as_log_softmax says when this happened.
+ * cn_onnx_info.softmax_as_log_softmax says when this happened. Dropout is
+ * absent from eval exports, so an imported model has none (for fine-tuning).
  *
  * Everything in the file is validated: tensor dims against raw_data/float_data
  * sizes (overflow-checked), data types, missing initializers, kernel attributes,
