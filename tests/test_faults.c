@@ -271,6 +271,12 @@ TEST(unwritable_output_dir_is_reported_before_training) {
     CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "/proc/convnet-no"), "exit %d: %s", rc, err);
 }
 
+static struct timespec mtime_of(const char *path) {
+    struct stat sb;
+    struct timespec none = {0, 0};
+    return stat(path, &sb) == 0 ? sb.st_mtim : none;
+}
+
 /* xorshift for reproducible "random" kill times (seed from the clock, printed on failure). */
 static uint64_t rng_state;
 static double rnd(void) {
@@ -286,18 +292,35 @@ TEST(kill9_never_leaves_an_unloadable_checkpoint) {
     snprintf(last, sizeof last, "%s/kill/last.safetensors", work);
     snprintf(best, sizeof best, "%s/kill/best.safetensors", work);
     /* One batch of 256 per epoch: a checkpoint write every few milliseconds. */
-    int killed = 0, loads = 0, rounds = 12;
-    double deadline = now() + 25;
+    int killed = 0, loads = 0, rounds = 10;
+    double deadline = now() + 30;
     for (int i = 0; i < rounds && now() < deadline; i++) {
         if (access(last, F_OK) == 0)
             snprintf(args, sizeof args, "train --resume %s --epochs 100000 " COMMON, last, work);
         else
             snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 100000 --batch-size 256 --out %s/kill " COMMON,
                      work, work, work);
+        /* Kill at a random moment once the run has started writing checkpoints
+         * (however slow the machine or the sanitizers make the start-up). */
+        struct timespec before = mtime_of(last);
         pid_t pid = spawn(args);
-        usleep((useconds_t)(1e6 * (0.15 + 0.6 * rnd())));
-        kill(pid, SIGKILL);
-        int rc = finish(pid, 30);
+        double give_up = now() + 20;
+        int status, rc = 0, exited = 0;
+        for (;;) {
+            struct timespec t = mtime_of(last);
+            if (t.tv_sec != before.tv_sec || t.tv_nsec != before.tv_nsec || now() > give_up) break;
+            if (waitpid(pid, &status, WNOHANG) == pid) { /* exited on its own: reported below */
+                exited = 1;
+                rc = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+                break;
+            }
+            usleep(1000);
+        }
+        if (!exited) {
+            usleep((useconds_t)(1e6 * 0.4 * rnd()));
+            kill(pid, SIGKILL);
+            rc = finish(pid, 30);
+        }
         killed += rc == -SIGKILL;
         CHECK_MSG(rc == -SIGKILL, "round %d: exit %d before the kill (seed %llu): %s", i, rc,
                   (unsigned long long)seed, slurp("err.txt"));
