@@ -1,8 +1,9 @@
 /* Hostile inputs: every file in tests/bad/EXPECTED is loaded with its parser
  * and must be rejected with a non-OK status and one clear line that names the
  * file and contains the expected fragment. Then the CLI is run on the bad
- * checkpoints and specs: exit status 1 (not a crash), exactly one line on
- * stderr naming the file. Also: bad numeric option values give exit status 2
+ * checkpoints (eval, train --resume), specs (summary), ONNX files (eval) and
+ * images (predict): exit status 1 (not a crash), exactly one line on stderr
+ * naming the file. Also: bad numeric option values give exit status 2
  * and one line.
  *
  * EXPECTED lines: file<TAB>parser<TAB>message fragment ('#' starts a comment).
@@ -25,6 +26,8 @@
 
 #define BAD_DIR "tests/bad/"
 #define MAX_ENTRIES 512
+/* A valid tiny checkpoint (a fuzzing seed) for `convnet predict` on bad images. */
+#define GOOD_CHECKPOINT "fuzz/corpus/checkpoint/weights_only.safetensors"
 
 typedef struct {
     char file[256], parser[32], fragment[256];
@@ -257,6 +260,10 @@ TEST(cli_on_bad_files_exits_1_with_one_line) {
             snprintf(cmd, sizeof cmd, "%s eval --weights '%.255s' --no-download", bin, e->file);
         else if (!strcmp(e->parser, "spec"))
             snprintf(cmd, sizeof cmd, "%s summary --model '%.255s'", bin, e->file);
+        else if (!strcmp(e->parser, "onnx"))
+            snprintf(cmd, sizeof cmd, "%s eval --weights '%.255s' --no-download", bin, e->file);
+        else if (!strcmp(e->parser, "image"))
+            snprintf(cmd, sizeof cmd, "%s predict --weights %s '%.255s'", bin, GOOD_CHECKPOINT, e->file);
         else if (!strcmp(e->parser, "checkpoint-resume"))
             snprintf(cmd, sizeof cmd, "%s train --resume '%.255s' --out /tmp/convnet-bad-resume-%d --no-download --quiet",
                      bin, e->file, (int)getpid());
@@ -271,7 +278,7 @@ TEST(cli_on_bad_files_exits_1_with_one_line) {
         if (strcmp(e->parser, "checkpoint-resume"))
             CHECK_MSG(strstr(err, e->fragment) != NULL, "%s: stderr lacks '%s': %s", cmd, e->fragment, err);
     }
-    CHECK(runs >= 10);
+    CHECK(runs >= 40);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf /tmp/convnet-bad-resume-%d", (int)getpid());
     CHECK(system(cmd) == 0);
