@@ -9,6 +9,12 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
 
+/* Per-channel loops visit one plane of each sample, planes far apart: the
+ * hardware prefetcher does not follow, so the next plane is prefetched. */
+static inline void prefetch_plane(const float *p, int n) {
+    for (int i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+}
+
 /* (vectors go through pointers: passing 64-byte vectors by value is ABI-dependent) */
 static inline void load8_as_double(const float *p, v8d *out) {
     v8f v;
@@ -155,6 +161,7 @@ double cn_slices_sum(const float *x, int planes, size_t stride, int plane) {
     double tail = 0.0;
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride;
+        if (b + 1 < planes) prefetch_plane(p + stride, plane);
         int i = 0;
         for (; i + 16 <= plane; i += 16) {
             v8d a, b;
@@ -176,6 +183,7 @@ double cn_slices_sq_dev(const float *x, int planes, size_t stride, int plane, do
     double tail = 0.0;
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride;
+        if (b + 1 < planes) prefetch_plane(p + stride, plane);
         int i = 0;
         for (; i + 16 <= plane; i += 16) {
             v8d d0, d1;
@@ -197,6 +205,7 @@ void cn_slices_affine(const float *x, float *y, int planes, size_t stride, int p
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride;
         float *q = y + (size_t)b * stride;
+        if (b + 1 < planes) prefetch_plane(p + stride, plane);
         for (int i = 0; i < plane; i++) q[i] = p[i] * scale + shift;
     }
 }
@@ -209,6 +218,7 @@ void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t 
     double t0 = 0.0, t1 = 0.0;
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride, *g = dy + (size_t)b * stride;
+        if (b + 1 < planes) { prefetch_plane(p + stride, plane); prefetch_plane(g + stride, plane); }
         int i = 0;
         for (; i + 8 <= plane; i += 8) {
             v8f xv, gv;
@@ -231,9 +241,87 @@ void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int pla
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride, *g = dy + (size_t)b * stride;
         float *d = dx + (size_t)b * stride;
+        if (b + 1 < planes) { prefetch_plane(p + stride, plane); prefetch_plane(g + stride, plane); }
         for (int i = 0; i < plane; i++) {
             float xhat = (p[i] - mean) * invstd;
             d[i] = k * (g[i] - mean_dy - xhat * mean_dy_xhat);
         }
     }
+}
+
+/* ---- batch norm followed by relu and a 2x2 max-pool: sparse backward -------
+ * The gradient reaching the BN output is non-zero only at the pool winners:
+ * dy[argmax[o]] = y[o] > 0 ? g[o] : 0 (y, g: pooled output and its gradient). */
+
+// sum dy and sum dy * (x - mean) * invstd over the winners of `planes` pooled planes (x_win: input value of each winner)
+CN_MULTIVERSION
+void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, int planes, size_t out_stride,
+                            int n_out, float mean, float invstd, double *sum_dy, double *sum_dy_xhat) {
+    typedef int32_t v8i_ __attribute__((vector_size(32)));
+    v8d a0 = {0}, a1 = {0};
+    double s0 = 0.0, s1 = 0.0;
+    for (int b = 0; b < planes; b++) {
+        const float *xp = x_win + (size_t)b * out_stride, *gp = g + (size_t)b * out_stride, *yp = y + (size_t)b * out_stride;
+        int o = 0;
+        for (; o + 8 <= n_out; o += 8) {
+            v8f xv, gv, yv;
+            memcpy(&xv, xp + o, sizeof xv);
+            memcpy(&gv, gp + o, sizeof gv);
+            memcpy(&yv, yp + o, sizeof yv);
+            v8f dy = 0.0f + (v8f)((v8i_)(yv > 0.0f) & (v8i_)gv);
+            a0 += __builtin_convertvector(dy, v8d);
+            a1 += __builtin_convertvector(dy * ((xv - mean) * invstd), v8d);
+        }
+        for (; o < n_out; o++) {
+            float dy = 0.0f + (yp[o] > 0.0f ? gp[o] : 0.0f);
+            s0 += dy;
+            s1 += dy * ((xp[o] - mean) * invstd);
+        }
+    }
+    *sum_dy = hsum8(&a0) + s0;
+    *sum_dy_xhat = hsum8(&a1) + s1;
+}
+
+// dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) with dy as above, over `planes` planes of n_in
+CN_MULTIVERSION
+void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g, const float *y, const int32_t *argmax,
+                             int planes, size_t x_stride, size_t out_stride, int n_in, int n_out, float mean,
+                             float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx) {
+    typedef int32_t v8i_ __attribute__((vector_size(32)));
+    float win[CN_EPILOGUE_MAX_WIDTH];   /* dx at the winners of up to this many outputs at a time */
+    for (int b = 0; b < planes; b++) {
+        const float *xp = x + (size_t)b * x_stride;
+        float *d = dx + (size_t)b * x_stride;
+        if (b + 1 < planes) prefetch_plane(xp + x_stride, n_in);
+        for (int i = 0; i < n_in; i++) {
+            float xhat = (xp[i] - mean) * invstd;
+            d[i] = k * (0.0f - mean_dy - xhat * mean_dy_xhat);
+        }
+        for (int o0 = 0; o0 < n_out; o0 += CN_EPILOGUE_MAX_WIDTH) {
+            size_t base = (size_t)b * out_stride + o0;
+            const float *gp = g + base, *yp = y + base, *xw = x_win + base;
+            const int32_t *ap = argmax + base;
+            int n = n_out - o0 < CN_EPILOGUE_MAX_WIDTH ? n_out - o0 : CN_EPILOGUE_MAX_WIDTH, o = 0;
+            for (; o + 8 <= n; o += 8) {
+                v8f xv, gv, yv;
+                memcpy(&xv, xw + o, sizeof xv);
+                memcpy(&gv, gp + o, sizeof gv);
+                memcpy(&yv, yp + o, sizeof yv);
+                v8f dy = 0.0f + (v8f)((v8i_)(yv > 0.0f) & (v8i_)gv), xhat = (xv - mean) * invstd;
+                v8f v = k * (dy - mean_dy - xhat * mean_dy_xhat);
+                memcpy(win + o, &v, sizeof v);
+            }
+            for (; o < n; o++) {
+                float dy = 0.0f + (yp[o] > 0.0f ? gp[o] : 0.0f), xhat = (xw[o] - mean) * invstd;
+                win[o] = k * (dy - mean_dy - xhat * mean_dy_xhat);
+            }
+            for (o = 0; o < n; o++) d[ap[o]] = win[o];
+        }
+    }
+}
+
+// out (n) = x[index[i]]
+CN_MULTIVERSION
+void cn_gather(const float *x, const int32_t *index, int n, float *out) {
+    for (int i = 0; i < n; i++) out[i] = x[index[i]];
 }

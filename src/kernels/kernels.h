@@ -72,6 +72,19 @@ void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t 
 void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int planes, size_t stride, int plane,
                              float mean, float invstd, float k, float mean_dy, float mean_dy_xhat);
 
+/* Batch norm followed by relu and a 2x2 max-pool (a fused chain), backward: the
+ * gradient at the BN output is dy[argmax[o]] = y[o] > 0 ? g[o] : 0 at the pool
+ * winners and 0 elsewhere (y, g, argmax: pooled output, its gradient, winners;
+ * x_win: the BN input at each winner). Over `planes` planes: x planes (n_in
+ * floats) at x_stride, pooled planes (n_out) at out_stride. */
+void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, int planes, size_t out_stride,
+                            int n_out, float mean, float invstd, double *sum_dy, double *sum_dy_xhat);
+void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g, const float *y, const int32_t *argmax,
+                             int planes, size_t x_stride, size_t out_stride, int n_in, int n_out, float mean,
+                             float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx);
+// out (n) = x[index[i]]
+void cn_gather(const float *x, const int32_t *index, int n, float *out);
+
 /* ---- Direct stride-1 convolution on "flat padded" images -------------------
  *
  * An image (C,H,W) is copied into a zero-bordered plane (C,Hp,Wp) with

@@ -15,6 +15,7 @@ typedef struct {
     cn_chain chain;
     float *out;             /* (B, C, out_plane) */
     int32_t *argmax;        /* (B, C, out_plane) when pooling in training, else NULL */
+    float *x_win;           /* with argmax: the BN input at each winner, kept in BN's unused output slot */
     int out_plane;
 } bn_target;
 
@@ -25,7 +26,32 @@ static bn_target bn_target_of(const cn_layer_ctx *c) {
     t.out = m->acts[c->index + t.chain.length];
     t.out_plane = t.chain.pool ? (l->in.h / 2) * (l->in.w / 2) : l->in.h * l->in.w;
     t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
+    t.x_win = m->acts[c->index + 1];
     return t;
+}
+
+/* Batch mean and sum of squared deviations of channel ch: from the per-plane
+ * statistics of the conv pass (fusion.h), combined in sample order (Chan et al.),
+ * or two passes over the input (PyTorch's CPU kernel). Sums in double. */
+static void channel_stats(const cn_layer_ctx *c, const double *plane_stats, int ch, double *mean, double *sq) {
+    const cn_layer *l = c->layer;
+    int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
+    double count = (double)B * plane;
+    if (!plane_stats) {
+        const float *x = c->in + (size_t)ch * plane;
+        *mean = cn_slices_sum(x, B, (size_t)C * plane, plane) / count;
+        *sq = cn_slices_sq_dev(x, B, (size_t)C * plane, plane, *mean);
+        return;
+    }
+    double sum = 0.0, m2 = 0.0;
+    for (int b = 0; b < B; b++) sum += plane_stats[2 * ((size_t)b * C + ch)];
+    *mean = sum / count;
+    for (int b = 0; b < B; b++) {
+        const double *st = plane_stats + 2 * ((size_t)b * C + ch);
+        double d = st[0] / plane - *mean;
+        m2 += st[1] + plane * d * d;
+    }
+    *sq = m2;
 }
 
 // in (B,C,H,W) -> out (B,C,H,W); saved: mean (C), invstd (C)
@@ -39,40 +65,72 @@ void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
     bool training = m->training;
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
-    for (int ch = 0; ch < C; ch++) {
-        const float *x = c->in + (size_t)ch * plane;
-        float mean, invstd;
-        if (training) {
+    const double *plane_stats = training && cn_bn_stats_from_conv(m, c->index) ? (const double *)c->out : NULL;
+    #pragma omp parallel num_threads(m->num_threads)
+    {
+        /* statistics first: plane_stats live in the output slot, read them all before writing it */
+        #pragma omp for schedule(static)
+        for (int ch = 0; ch < C; ch++) {
+            if (!training) continue;
             size_t count = (size_t)B * plane;
-            double mu = cn_slices_sum(x, B, stride, plane) / (double)count;
-            double sq = cn_slices_sq_dev(x, B, stride, plane, mu);
+            double mu, sq;
+            channel_stats(c, plane_stats, ch, &mu, &sq);
             double var = sq / (double)count;
             double unbiased = count > 1 ? sq / (double)(count - 1) : var;
-            mean = (float)mu;
-            invstd = (float)(1.0 / sqrt(var + l->bn_eps));
             float mom = l->bn_momentum;
             running_mean[ch] = (1.0f - mom) * running_mean[ch] + mom * (float)mu;
             running_var[ch] = (1.0f - mom) * running_var[ch] + mom * (float)unbiased;
-            c->saved[ch] = mean;
-            c->saved[C + ch] = invstd;
-        } else {
-            mean = running_mean[ch];
-            invstd = 1.0f / sqrtf(running_var[ch] + l->bn_eps);
+            c->saved[ch] = (float)mu;
+            c->saved[C + ch] = (float)(1.0 / sqrt(var + l->bn_eps));
         }
-        float scale = gamma[ch] * invstd, shift = beta[ch] - mean * scale;
-        if (t.chain.length == 1) {
-            cn_slices_affine(x, c->out + (size_t)ch * plane, B, stride, plane, scale, shift);
-            continue;
-        }
-        cn_epilogue e = { .h = l->in.h, .w = l->in.w, .x_stride = l->in.w, .affine = 1, .scale = scale,
-                          .shift = shift, .relu = t.chain.relu, .pool = t.chain.pool };
-        for (int b = 0; b < B; b++) {
-            size_t o = ((size_t)b * C + ch) * t.out_plane;
-            ks->epilogue(&e, x + (size_t)b * stride, t.out + o, t.argmax ? t.argmax + o : NULL);
+        #pragma omp for schedule(static)
+        for (int ch = 0; ch < C; ch++) {
+            const float *x = c->in + (size_t)ch * plane;
+            float mean = training ? c->saved[ch] : running_mean[ch];
+            float invstd = training ? c->saved[C + ch] : 1.0f / sqrtf(running_var[ch] + l->bn_eps);
+            float scale = gamma[ch] * invstd, shift = beta[ch] - mean * scale;
+            if (t.chain.length == 1) {
+                cn_slices_affine(x, c->out + (size_t)ch * plane, B, stride, plane, scale, shift);
+                continue;
+            }
+            cn_epilogue e = { .h = l->in.h, .w = l->in.w, .x_stride = l->in.w, .affine = 1, .scale = scale,
+                              .shift = shift, .relu = t.chain.relu, .pool = t.chain.pool };
+            for (int b = 0; b < B; b++) {
+                size_t o = ((size_t)b * C + ch) * t.out_plane;
+                ks->epilogue(&e, x + (size_t)b * stride, t.out + o, t.argmax ? t.argmax + o : NULL);
+                if (t.argmax) cn_gather(x + (size_t)b * stride, t.argmax + o, t.out_plane, t.x_win + o);
+            }
         }
     }
     if (training) m->bn_batches_tracked[l->bn_index]++;
+}
+
+/* Backward of a BN -> relu -> 2x2 max-pool chain: only the pool winners carry gradient. */
+static void pooled_backward(const cn_layer_ctx *c, const bn_target *t) {
+    const cn_layer *l = c->layer;
+    cn_model *m = c->model;
+    int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
+    size_t stride = (size_t)C * plane, out_stride = (size_t)C * t->out_plane;
+    const float *gamma = m->params + l->weight_offset;
+    float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
+    const float *g = m->grad_acts[c->index + t->chain.length];
+    double count = (double)B * plane;
+    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+    for (int ch = 0; ch < C; ch++) {
+        float mean = c->saved[ch], invstd = c->saved[C + ch];
+        const float *x = c->in + (size_t)ch * plane;
+        size_t o = (size_t)ch * t->out_plane;
+        double sum_dy, sum_dy_xhat;
+        cn_pooled_bn_grad_sums(t->x_win + o, g + o, t->out + o, B, out_stride, t->out_plane, mean, invstd,
+                               &sum_dy, &sum_dy_xhat);
+        dgamma[ch] = (float)sum_dy_xhat;
+        dbeta[ch] = (float)sum_dy;
+        if (!c->grad_in) continue;
+        float k = gamma[ch] * invstd;
+        float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
+        cn_pooled_bn_grad_input(x, t->x_win + o, g + o, t->out + o, t->argmax + o, B, stride, out_stride, plane,
+                                t->out_plane, mean, invstd, k, mean_dy, mean_dy_xhat, c->grad_in + (size_t)ch * plane);
+    }
 }
 
 void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
@@ -84,7 +142,8 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
     float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
     double count = (double)B * plane;
     bn_target t = bn_target_of(c);
-    /* with a chain, dL/d(BN output) is rebuilt into BN's own output slot acts[i+1] (never
+    if (t.chain.pool) { pooled_backward(c, &t); return; }
+    /* with relu fused, dL/d(BN output) is rebuilt into BN's own output slot acts[i+1] (never
      * written by a fused forward); per channel, so dx may share the chain gradient's buffer */
     const float *grad_out = c->grad_out;
     float *dy_chain = m->acts[c->index + 1];
@@ -94,8 +153,8 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
     for (int ch = 0; ch < C; ch++) {
         if (t.chain.length > 1)
             for (int b = 0; b < B; b++) {
-                size_t o = ((size_t)b * C + ch) * t.out_plane, i = ((size_t)b * C + ch) * plane;
-                cn_chain_grad(chain_grad + o, t.out + o, t.argmax ? t.argmax + o : NULL, t.out_plane, plane, dy_chain + i);
+                size_t i = ((size_t)b * C + ch) * plane;
+                cn_chain_grad(chain_grad + i, t.out + i, NULL, plane, plane, dy_chain + i);
             }
         float mean = c->saved[ch], invstd = c->saved[C + ch];
         const float *x = c->in + (size_t)ch * plane, *dy = grad_out + (size_t)ch * plane;

@@ -102,6 +102,7 @@ typedef struct {
     cn_chain chain;
     float *out;             /* (B, OC, out_plane): the chain's last output */
     int32_t *argmax;        /* (B, OC, out_plane) when pooling in training, else NULL */
+    double *bn_stats;       /* (B, OC, 2) statistics for a following batch norm, or NULL (fusion.h) */
     int out_plane;
 } conv_target;
 
@@ -112,25 +113,29 @@ static conv_target conv_target_of(const cn_layer_ctx *c) {
     t.out = m->acts[c->index + t.chain.length];
     t.out_plane = t.chain.pool ? (l->out.h / 2) * (l->out.w / 2) : l->out.h * l->out.w;
     t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
+    int next = c->index + t.chain.length;
+    t.bn_stats = m->training && cn_bn_stats_from_conv(m, next) ? (double *)m->acts[next + 1] : NULL;
     return t;
 }
 
-/* out_q (OC, q layout) of sample b -> the chain's output: bias, then relu and pool when fused. */
+/* out_q (OC, q layout) of sample b -> the chain's output: bias, then relu and pool when
+ * fused; and the statistics of each output plane for a following batch norm. */
 static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float *out_q, const float *bias,
                         int wp, int q_stride, int b) {
     const cn_layer *l = c->layer;
-    int OC = l->out.c;
-    if (t->chain.length == 1) {
-        cn_conv_compact(out_q, OC, l->out.h, l->out.w, wp, q_stride, bias, c->out + (size_t)b * OC * t->out_plane);
-        return;
-    }
-    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = wp, .affine = 1, .scale = 1.0f,
-                      .relu = t->chain.relu, .pool = t->chain.pool };
     const cn_kernel_set *ks = cn_kernels();
+    int OC = l->out.c;
+    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = wp, .affine = t->chain.length > 1 || bias,
+                      .scale = 1.0f, .relu = t->chain.relu, .pool = t->chain.pool };
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
         e.shift = bias ? bias[oc] : 0.0f;
         ks->epilogue(&e, out_q + (size_t)oc * q_stride, t->out + o, t->argmax ? t->argmax + o : NULL);
+        if (t->bn_stats) {
+            double *st = t->bn_stats + 2 * ((size_t)b * OC + oc);
+            st[0] = cn_slices_sum(t->out + o, 1, 0, t->out_plane);
+            st[1] = cn_slices_sq_dev(t->out + o, 1, 0, t->out_plane, st[0] / t->out_plane);
+        }
     }
 }
 

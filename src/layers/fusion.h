@@ -54,4 +54,21 @@ static inline bool cn_layer_absorbed(const cn_model *m, int i) {
     return false;
 }
 
+/* Batch-norm statistics from the conv pass: when a batchnorm2d layer j takes the
+ * output of a chain led by a direct conv2d, in training the conv writes, for
+ * every (sample, channel) plane of that output, {sum, sum of squared deviations
+ * from the plane's mean} (2 doubles) while the plane is still in cache, into
+ * acts[j+1] (BN's output slot: BN reads them all before writing there), and BN
+ * combines them in sample order instead of reading its input twice more.
+ * Returns true when layer j gets its statistics this way. */
+static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
+    if (j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
+    if (m->layers[j].in.h * m->layers[j].in.w < 4) return false;     /* stats must fit in BN's output slot */
+    for (int len = 1; len <= 3 && j - len >= 0; len++) {
+        const cn_layer *l = &m->layers[j - len];
+        if (cn_chain_at(m, j - len).length == len && l->kind == CN_LAYER_CONV2D && l->stride == 1) return true;
+    }
+    return false;
+}
+
 #endif
