@@ -15,13 +15,13 @@ typedef __m256 vf;
 #define ACC_MAX 12
 #define MR_MAX 6
 #include "kernels/conv_fwd_impl.h"
-#include "kernels/conv_wgrad_impl.h"
+#include "kernels/conv_chan_impl.h"
 
 static int wgrad_ld(int out_c) { return cn_round_up(out_c, VL); }
 
 const cn_kernel_set cn_kernels_avx2 = {
     .name = "avx2", .vec = VL, .mr_max = MR_MAX,
-    .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = conv_weight_grad,
+    .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = conv_weight_grad, .conv_channels = conv_channels,
     .epilogue = cn_epilogue_plane_portable,
 };
 #else

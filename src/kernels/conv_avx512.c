@@ -1,5 +1,5 @@
 /* Kernels for AVX-512 (32 vector registers): forward tiles on 16-float zmm
- * vectors; weight-gradient tiles on zmm, or on 8-float ymm vectors when the
+ * vectors; channel-vectorised tiles (weight gradient, small-map forward) on zmm, or on 8-float ymm vectors when the
  * output channels pad less to a multiple of 8 (on AVX-512 machines that run
  * 512-bit operations as two 256-bit halves, such as AMD Zen 4, a ymm FMA does
  * half the work in half the time, so the narrower vectors lose nothing). */
@@ -23,7 +23,7 @@ typedef __m512 vf;
 #define MR_MAX 8
 #include "kernels/conv_fwd_impl.h"
 #define WG_SUFFIX zmm
-#include "kernels/conv_wgrad_impl.h"
+#include "kernels/conv_chan_impl.h"
 
 #undef VL
 #undef VLOAD
@@ -40,7 +40,7 @@ typedef __m512 vf;
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VZERO() _mm256_setzero_ps()
 #define WG_SUFFIX ymm
-#include "kernels/conv_wgrad_impl.h"
+#include "kernels/conv_chan_impl.h"
 
 static int wgrad_ld(int out_c) {
     int wide = cn_round_up(out_c, 16), narrow = cn_round_up(out_c, 8);
@@ -50,6 +50,11 @@ static int wgrad_ld(int out_c) {
 static void weight_grad(const cn_conv_geom *g, const float *x_pad, const float *dyt, int ld, float *dwt) {
     if (ld % 16 == 0) conv_weight_grad_zmm(g, x_pad, dyt, ld, dwt);
     else conv_weight_grad_ymm(g, x_pad, dyt, ld, dwt);
+}
+
+static void conv_channels(const cn_conv_geom *g, const float *wt, const float *x_pad, float *out_t, int ld) {
+    if (ld % 16 == 0) conv_channels_zmm(g, wt, x_pad, out_t, ld);
+    else conv_channels_ymm(g, wt, x_pad, out_t, ld);
 }
 
 /* ---- epilogue of fused chains: affine, relu, 2x2 max-pool ----------------
@@ -115,7 +120,8 @@ static void epilogue_plane(const cn_epilogue *e, const float *x, float *y, int32
 
 const cn_kernel_set cn_kernels_avx512 = {
     .name = "avx512", .vec = 16, .mr_max = MR_MAX,
-    .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = weight_grad, .epilogue = epilogue_plane,
+    .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = weight_grad, .conv_channels = conv_channels,
+    .epilogue = epilogue_plane,
 };
 #else
 typedef int cn_conv_avx512_unused;

@@ -1,9 +1,11 @@
-/* Register-blocked weight gradient of the direct convolution, vectorised over
- * output channels, written once over a small vector vocabulary (see
+/* Register-blocked direct-convolution kernels vectorised over output channels
+ * (pixels are broadcast), written once over a small vector vocabulary (see
  * conv_fwd_impl.h: vf, VL, VLOAD, VSTORE, VBCAST, VFMA, VZERO, ACC_MAX) and
  * included by each instruction-set file, possibly twice with different vector
- * widths; WG(name) gives this instance's names. Defines
- *   WG(conv_weight_grad)(g, x_pad, dyt, ld, dwt)   for ld a multiple of VL. */
+ * widths; WG(name) gives this instance's names. Defines, for ld a multiple of VL:
+ *   WG(conv_weight_grad)(g, x_pad, dyt, ld, dwt)   the weight gradient
+ *   WG(conv_channels)(g, wt, x_pad, out_t, ld)     the forward pass, for small
+ *       maps where pixel vectors (conv_fwd_impl.h) would be mostly padding. */
 #include "kernels/kernels.h"
 
 #define NK_MAX 12   /* kernel taps per tile */
@@ -90,8 +92,84 @@ static void WG(conv_weight_grad)(const cn_conv_geom *g, const float *x_pad, cons
     }
 }
 
+/* ---- forward tile over output channels --------------------------------------
+ * out_t[i][oc ..] for i < NP consecutive pixels of one output row and MV
+ * output-channel vectors: sum over taps (ic,ky,kx) of x[ic*plane + ky*wp + kx + i] * wt[tap][oc ..].
+ * x: padded image at the first pixel's q, wt: (taps, ld) weights, out_t: rows of ld.
+ * KS: the kernel size when known at compile time (3), else 0 (g->k). */
+INLINE void WG(chan_tile)(const int NP, const int MV, const int KS, const cn_conv_geom *g, const float *wt, int ld,
+                          const float *x, float *out_t) {
+    vf acc[NK_MAX][MV_MAX];
+    #pragma GCC unroll 16
+    for (int i = 0; i < NP; i++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < MV; j++) acc[i][j] = VZERO();
+    const int plane = g->hp * g->wp, k = KS ? KS : g->k;
+    for (int ic = 0; ic < g->in_c; ic++)
+        #pragma GCC unroll 3
+        for (int ky = 0; ky < k; ky++) {
+            const float *xr = x + ic * plane + ky * g->wp;
+            #pragma GCC unroll 3
+            for (int kx = 0; kx < k; kx++, wt += ld) {
+                vf wv[MV_MAX];
+                #pragma GCC unroll 4
+                for (int j = 0; j < MV; j++) wv[j] = VLOAD(wt + j * VL);
+                #pragma GCC unroll 16
+                for (int i = 0; i < NP; i++) {
+                    vf a = VBCAST(xr[kx + i]);
+                    #pragma GCC unroll 4
+                    for (int j = 0; j < MV; j++) acc[i][j] = VFMA(a, wv[j], acc[i][j]);
+                }
+            }
+        }
+    #pragma GCC unroll 16
+    for (int i = 0; i < NP; i++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < MV; j++) VSTORE(out_t + (size_t)i * ld + j * VL, acc[i][j]);
+}
+
+typedef void (*WG(chan_tile_fn))(const cn_conv_geom *, const float *, int, const float *, float *);
+#define CHAN_TILE(KS, NP, MV) \
+    static void WG(chan_tile_k##KS##_##NP##_##MV)(const cn_conv_geom *g, const float *wt, int ld, const float *x, \
+                                                  float *o) { WG(chan_tile)(NP, MV, KS, g, wt, ld, x, o); }
+#define CHAN_TILES(KS, NP) CHAN_TILE(KS, NP, 1) CHAN_TILE(KS, NP, 2) CHAN_TILE(KS, NP, 3) CHAN_TILE(KS, NP, 4)
+#define CHAN_ALL(KS) CHAN_TILES(KS, 1) CHAN_TILES(KS, 2) CHAN_TILES(KS, 3) CHAN_TILES(KS, 4) CHAN_TILES(KS, 5) \
+    CHAN_TILES(KS, 6) CHAN_TILES(KS, 7) CHAN_TILES(KS, 8) CHAN_TILES(KS, 9) CHAN_TILES(KS, 10) CHAN_TILES(KS, 11) \
+    CHAN_TILES(KS, 12)
+#define CHAN_ROW(KS, NP) { WG(chan_tile_k##KS##_##NP##_1), WG(chan_tile_k##KS##_##NP##_2), \
+                           WG(chan_tile_k##KS##_##NP##_3), WG(chan_tile_k##KS##_##NP##_4) }
+#define CHAN_TABLE(KS) { CHAN_ROW(KS, 1), CHAN_ROW(KS, 2), CHAN_ROW(KS, 3), CHAN_ROW(KS, 4), CHAN_ROW(KS, 5), \
+    CHAN_ROW(KS, 6), CHAN_ROW(KS, 7), CHAN_ROW(KS, 8), CHAN_ROW(KS, 9), CHAN_ROW(KS, 10), CHAN_ROW(KS, 11), \
+    CHAN_ROW(KS, 12) }
+CHAN_ALL(0) CHAN_ALL(3)
+/* [0]: any kernel size, [1]: 3x3 */
+static const WG(chan_tile_fn) WG(chan_tiles)[2][NK_MAX][MV_MAX] = { CHAN_TABLE(0), CHAN_TABLE(3) };
+
+/* out_t (out_h*out_w, ld) = conv(x_pad, wt (taps, ld)): output-channel vector
+ * blocks of up to MV_MAX, each swept over each output row in near-equal pixel groups. */
+static void WG(conv_channels)(const cn_conv_geom *g, const float *wt, const float *x_pad, float *out_t, int ld) {
+    int mvectors = ld / VL, kc = g->k == 3;
+    for (int mb = 0; mb < (mvectors + MV_MAX - 1) / MV_MAX; mb++) {
+        int m0, mv;
+        WG(split_even)(mvectors, MV_MAX, mb, &m0, &mv);
+        int np_max = ACC_MAX / mv < NK_MAX ? ACC_MAX / mv : NK_MAX;
+        for (int oy = 0; oy < g->out_h; oy++)
+            for (int pb = 0; pb < (g->out_w + np_max - 1) / np_max; pb++) {
+                int x0, np;
+                WG(split_even)(g->out_w, np_max, pb, &x0, &np);
+                WG(chan_tiles)[kc][np - 1][mv - 1](g, wt + m0 * VL, ld, x_pad + oy * g->wp + x0,
+                                                  out_t + (size_t)(oy * g->out_w + x0) * ld + m0 * VL);
+            }
+    }
+}
+
 #undef NK_MAX
 #undef MV_MAX
 #undef WGRAD_TILE
 #undef WGRAD_TILES
 #undef WGRAD_ROW
+#undef CHAN_TILE
+#undef CHAN_TILES
+#undef CHAN_ALL
+#undef CHAN_ROW
+#undef CHAN_TABLE

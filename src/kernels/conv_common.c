@@ -65,6 +65,26 @@ void cn_conv_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w
     }
 }
 
+void cn_conv_pack_channels(const cn_conv_geom *g, const float *w, int transposed, int ld, float *wt) {
+    int kk = g->k * g->k, taps = g->in_c * kk;
+    for (int t = 0; t < taps; t++) {
+        int ic = t / kk, tap = t % kk;
+        float *row = wt + (size_t)t * ld;
+        for (int oc = 0; oc < g->out_c; oc++)
+            row[oc] = transposed ? w[((size_t)ic * g->out_c + oc) * kk + (kk - 1 - tap)]
+                                 : w[((size_t)oc * g->in_c + ic) * kk + tap];
+        for (int oc = g->out_c; oc < ld; oc++) row[oc] = 0.0f;
+    }
+}
+
+double cn_conv_pixel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g) {
+    return (double)g->out_h * g->out_w / cn_round_up(g->out_h * g->wp, ks->vec);
+}
+
+double cn_conv_channel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g) {
+    return (double)g->out_c / ks->wgrad_ld(g->out_c);
+}
+
 CN_MULTIVERSION
 void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, int hd, int wd, int borders_zero) {
     /* source rows/columns that land inside dst */
@@ -121,15 +141,21 @@ static inline __attribute__((always_inline)) void transpose8x8(const float *src,
 }
 
 CN_MULTIVERSION
-void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld) {
-    int c8 = C & ~7, p8 = P & ~7;
-    for (int p = 0; p < p8; p += 8) {
-        for (int c = 0; c < c8; c += 8) transpose8x8(src + (size_t)c * P + p, P, dst + (size_t)p * ld + c, ld);
-        for (int q = p; q < p + 8; q++)
-            for (int c = c8; c < ld; c++) dst[(size_t)q * ld + c] = c < C ? src[(size_t)c * P + q] : 0.0f;
+void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, int dst_ld) {
+    int r8 = rows & ~7, c8 = cols & ~7;
+    for (int r = 0; r < r8; r += 8) {
+        for (int c = 0; c < c8; c += 8) transpose8x8(src + (size_t)r * src_ld + c, src_ld, dst + (size_t)c * dst_ld + r, dst_ld);
+        for (int c = c8; c < cols; c++)
+            for (int i = r; i < r + 8; i++) dst[(size_t)c * dst_ld + i] = src[(size_t)i * src_ld + c];
     }
-    for (int q = p8; q < P; q++)
-        for (int c = 0; c < ld; c++) dst[(size_t)q * ld + c] = c < C ? src[(size_t)c * P + q] : 0.0f;
+    for (int r = r8; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * dst_ld + r] = src[(size_t)r * src_ld + c];
+}
+
+void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld) {
+    cn_transpose(src, C, P, P, dst, ld);
+    if (ld > C)
+        for (int p = 0; p < P; p++) memset(dst + (size_t)p * ld + C, 0, (size_t)(ld - C) * sizeof *dst);
 }
 
 CN_MULTIVERSION

@@ -124,6 +124,10 @@ typedef struct {
      * x_pad windows (tap, p) * dyt (p, ld); ld = wgrad_ld(OC), dyt's lanes
      * OC..ld-1 are zero. dyt rows are the out_h*out_w valid pixels in order. */
     void (*weight_grad)(const cn_conv_geom *g, const float *x_pad, const float *dyt, int ld, float *dwt);
+    /* The same convolution as conv, vectorised over output channels instead of pixels (for small
+     * maps): out_t (out_h*out_w, ld) = conv of x_pad with wt (IC*k*k, ld) from cn_conv_pack_channels;
+     * ld = wgrad_ld(OC); lanes OC..ld-1 of out_t are zero. */
+    void (*conv_channels)(const cn_conv_geom *g, const float *wt, const float *x_pad, float *out_t, int ld);
     /* cn_epilogue_plane_portable or a faster equivalent with the same results */
     void (*epilogue)(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
 } cn_kernel_set;
@@ -148,12 +152,20 @@ static inline size_t cn_conv_packed_floats(const cn_conv_geom *g) { return (size
  * (its in/out channels swapped relative to g) and every kernel is flipped. */
 void cn_conv_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w, int transposed, float *packed);
 
+/* wt (IC*k*k, ld) for conv_channels: wt[tap][oc] as cn_conv_pack's weights, lanes OC..ld-1 zero. */
+void cn_conv_pack_channels(const cn_conv_geom *g, const float *w, int transposed, int ld, float *wt);
+/* Estimated useful fraction of the vector lanes of ks->conv and of ks->conv_channels for g. */
+double cn_conv_pixel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g);
+double cn_conv_channel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g);
+
 /* dst (C, hd, wd) = src (C, hs, ws) shifted by `pad` (negative crops), zero
  * elsewhere; only the interior is written when borders_zero (the borders of
  * dst are already zero from an earlier call with the same geometry). */
 void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, int hd, int wd, int borders_zero);
 /* out (C,OH,OW) = out_q (C, q_stride) with row stride wp, plus bias[c] (bias may be NULL). */
 void cn_conv_compact(const float *out_q, int C, int OH, int OW, int wp, int q_stride, const float *bias, float *out);
+/* dst (cols, rows; row stride dst_ld) = src (rows, cols; row stride src_ld)^T. */
+void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, int dst_ld);
 /* dst (P, ld) = src (C, P)^T, lanes C..ld-1 of each row zeroed. */
 void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld);
 /* sum (n) += sum over rows of x (rows, n). */

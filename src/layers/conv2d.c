@@ -34,54 +34,74 @@ static cn_conv_geom backward_geom(const cn_layer *l) {
 }
 
 /* Carves consecutive 64-byte aligned pieces out of a thread's scratch. */
-typedef struct { float *next; } carver;
+typedef struct { float *base; size_t used; } carver;
 static float *carve(carver *c, size_t floats) {
-    float *p = c->next;
-    c->next += (floats + 15) & ~(size_t)15;
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (floats + 15) & ~(size_t)15;
     return p;
 }
 
 /* Per-thread scratch of the direct path, in carve order. */
 typedef struct {
     float *x_pad;      /* forward geometry, padded input sample */
-    float *out_q;      /* forward: q-layout output sample */
-    float *packed;     /* packed weights (forward, or flipped for backward input) */
-    float *dyt;        /* backward: dy^T (OH*OW, ldw) */
+    float *packed;     /* packed weights (forward, or flipped for backward input), either layout */
     float *dwt;        /* backward: dW^T partial (taps, ldw), summed over the thread's samples */
     float *dbias;      /* backward: bias gradient partial (OC) */
+    float *out_q;      /* forward: output sample, q layout or compact (OC, OH*OW) */
+    float *out_t;      /* forward: output sample (OH*OW, ld) of the channel-vectorised kernel */
+    float *dyt;        /* backward: dy^T (OH*OW, ldw) */
     float *dy_pad;     /* backward: padded dy sample */
-    float *dx_q;       /* backward: q-layout dx sample */
+    float *dx_q;       /* backward: q-layout dx sample, or dx^T (H*W, ld) */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
 
-static direct_scratch carve_direct(const cn_layer *l, float *base) {
+/* Floats of packed weights in either layout (pixel tiles, or (taps, ld) for channel tiles). */
+static size_t packed_floats(const cn_conv_geom *g) {
+    size_t taps = (size_t)g->in_c * g->k * g->k, chan = taps * cn_round_up(g->out_c, CN_VEC_MAX);
+    return chan > cn_conv_packed_floats(g) ? chan : cn_conv_packed_floats(g);
+}
+
+/* Floats of one output sample in either layout. */
+static size_t output_floats(const cn_conv_geom *g) {
+    size_t q = (size_t)g->out_c * cn_conv_q_stride(g), t = (size_t)g->out_h * g->out_w * cn_round_up(g->out_c, CN_VEC_MAX);
+    return q > t ? q : t;
+}
+
+/* Splits base (NULL: just measure) into the pieces above; *total (if not NULL) gets the floats used. */
+static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total) {
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     size_t taps = (size_t)l->in.c * l->kernel * l->kernel, ld = direct_ld(l);
-    carver c = { base };
+    size_t packed = packed_floats(&f) > packed_floats(&bw) ? packed_floats(&f) : packed_floats(&bw);
+    carver c = { base, 0 };
     direct_scratch s;
     s.x_pad = carve(&c, cn_padded_floats(f.in_c, f.hp, f.wp));
-    s.packed = carve(&c, cn_conv_packed_floats(&f));
+    s.packed = carve(&c, packed);
     s.dwt = carve(&c, taps * ld);
     s.dbias = carve(&c, ld);
     /* forward and backward pieces below are never live at the same time */
     carver after = c;
     s.out_q = carve(&c, (size_t)f.out_c * cn_conv_q_stride(&f));
+    s.out_t = carve(&c, output_floats(&f));
+    carver fwd_end = c;
     c = after;
     s.dyt = carve(&c, (size_t)l->out.h * l->out.w * ld);
     s.dy_pad = carve(&c, cn_padded_floats(bw.in_c, bw.hp, bw.wp));
-    s.dx_q = carve(&c, (size_t)bw.out_c * cn_conv_q_stride(&bw));
+    s.dx_q = carve(&c, output_floats(&bw));
+    if (total) *total = fwd_end.used > c.used ? fwd_end.used : c.used;
     return s;
 }
 
 static size_t direct_scratch_floats(const cn_layer *l) {
-    cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
-    size_t taps = (size_t)l->in.c * l->kernel * l->kernel, ld = direct_ld(l);
-    size_t shared = cn_padded_floats(f.in_c, f.hp, f.wp) + cn_conv_packed_floats(&f) + taps * ld + ld + 64;
-    size_t fwd = (size_t)f.out_c * cn_conv_q_stride(&f) + 16;
-    size_t bwd = (size_t)l->out.h * l->out.w * ld + cn_padded_floats(bw.in_c, bw.hp, bw.wp) +
-                 (size_t)bw.out_c * cn_conv_q_stride(&bw) + 48;
-    return shared + (fwd > bwd ? fwd : bwd);
+    size_t total;
+    carve_direct(l, NULL, &total);
+    return total;
+}
+
+/* The channel-vectorised kernel is used when it fills clearly more vector lanes
+ * (small maps with many channels); the margin pays for its transposition. */
+static bool use_channels(const cn_kernel_set *ks, const cn_conv_geom *g) {
+    return cn_conv_channel_lanes(ks, g) > 1.1 * cn_conv_pixel_lanes(ks, g);
 }
 
 size_t cn_layer_scratch_floats(const cn_layer *l) {
@@ -148,17 +168,27 @@ static void forward_direct(const cn_layer_ctx *c) {
     const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
     cn_conv_geom g = forward_geom(l);
     conv_target t = conv_target_of(c);
-    int in_size = cn_shape_size(l->in), q_stride = cn_conv_q_stride(&g);
+    int in_size = cn_shape_size(l->in), q_stride = cn_conv_q_stride(&g), pixels = l->out.h * l->out.w;
+    bool channels = use_channels(ks, &g);
+    int ld = ks->wgrad_ld(l->out.c);
     #pragma omp parallel num_threads(m->num_threads)
     {
-        direct_scratch s = carve_direct(l, cn_thread_scratch(m));
-        cn_conv_pack(ks, &g, weight, 0, s.packed);
+        direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
+        if (channels) cn_conv_pack_channels(&g, weight, 0, ld, s.packed);
+        else cn_conv_pack(ks, &g, weight, 0, s.packed);
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
             cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s.x_pad, g.hp, g.wp, 1);
-            ks->conv(&g, s.packed, s.x_pad, s.out_q);
-            conv_output(c, &t, s.out_q, bias, g.wp, q_stride, b);
+            if (channels) {
+                // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
+                ks->conv_channels(&g, s.packed, s.x_pad, s.out_t, ld);
+                cn_transpose(s.out_t, pixels, l->out.c, ld, s.out_q, pixels);
+                conv_output(c, &t, s.out_q, bias, l->out.w, pixels, b);
+            } else {
+                ks->conv(&g, s.packed, s.x_pad, s.out_q);
+                conv_output(c, &t, s.out_q, bias, g.wp, q_stride, b);
+            }
         }
     }
 }
@@ -198,9 +228,15 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
         cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
-        ks->conv(&bw, s->packed, s->dy_pad, s->dx_q);
-        cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, bw.wp, cn_conv_q_stride(&bw), NULL,
-                        c->grad_in + (size_t)b * in_size);
+        float *dx = c->grad_in + (size_t)b * in_size;
+        if (use_channels(ks, &bw)) {
+            int ldx = ks->wgrad_ld(l->in.c);
+            ks->conv_channels(&bw, s->packed, s->dy_pad, s->dx_q, ldx);
+            cn_transpose(s->dx_q, in_size / l->in.c, l->in.c, ldx, dx, in_size / l->in.c);
+        } else {
+            ks->conv(&bw, s->packed, s->dy_pad, s->dx_q);
+            cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, bw.wp, cn_conv_q_stride(&bw), NULL, dx);
+        }
     }
 }
 
@@ -216,13 +252,14 @@ static void backward_direct(const cn_layer_ctx *c) {
     #pragma omp parallel num_threads(m->num_threads)
     {
         int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
-        direct_scratch s = carve_direct(l, cn_thread_scratch(m));
+        direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
         memset(s.dwt, 0, (size_t)taps * ld * sizeof(float));
         memset(s.dbias, 0, (size_t)ld * sizeof(float));
         memset(s.x_pad, 0, cn_padded_floats(f.in_c, f.hp, f.wp) * sizeof(float));
         if (c->grad_in) {
             memset(s.dy_pad, 0, cn_padded_floats(bw.in_c, bw.hp, bw.wp) * sizeof(float));
-            cn_conv_pack(ks, &bw, weight, 1, s.packed);
+            if (use_channels(ks, &bw)) cn_conv_pack_channels(&bw, weight, 1, ks->wgrad_ld(l->in.c), s.packed);
+            else cn_conv_pack(ks, &bw, weight, 1, s.packed);
         }
         thread_range(c->batch, t, T, &b0, &b1);
         if (target.chain.length > 1) {
@@ -235,7 +272,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         int k0, k1;
         thread_range(taps, t, T, &k0, &k1);
         for (int u = 0; u < T; u++) {
-            const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread).dwt;
+            const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread, NULL).dwt;
             for (int oc = 0; oc < l->out.c; oc++)
                 for (int k = k0; k < k1; k++) {
                     float v = part[(size_t)k * ld + oc];
@@ -245,7 +282,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         }
         if (l->bias_count && t == 0)
             for (int u = 0; u < T; u++) {
-                const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread).dbias;
+                const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread, NULL).dbias;
                 for (int oc = 0; oc < l->out.c; oc++) dbias[oc] = u ? dbias[oc] + part[oc] : part[oc];
             }
     }
