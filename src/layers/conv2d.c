@@ -138,8 +138,9 @@ static conv_target conv_target_of(const cn_layer_ctx *c) {
     return t;
 }
 
-/* out_q (OC, q layout) of sample b -> the chain's output: bias, then relu and pool when
- * fused; and the statistics of each output plane for a following batch norm. */
+/* out_q (OC, q layout, or compact: wp = OW) of sample b -> the chain's output: bias, then
+ * relu and pool when fused; and the statistics of each output plane for a following
+ * batch norm. out_q may be the output itself (compact, no chain). */
 static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float *out_q, const float *bias,
                         int wp, int q_stride, int b) {
     const cn_layer *l = c->layer;
@@ -150,7 +151,9 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
         e.shift = bias ? bias[oc] : 0.0f;
-        ks->epilogue(&e, out_q + (size_t)oc * q_stride, t->out + o, t->argmax ? t->argmax + o : NULL);
+        const float *src = out_q + (size_t)oc * q_stride;
+        if (src != t->out + o || e.affine)
+            ks->epilogue(&e, src, t->out + o, t->argmax ? t->argmax + o : NULL);
         if (t->bn_stats) {
             double *st = t->bn_stats + 2 * ((size_t)b * OC + oc);
             st[0] = cn_slices_sum(t->out + o, 1, 0, t->out_plane);
@@ -183,8 +186,9 @@ static void forward_direct(const cn_layer_ctx *c) {
             if (channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
                 ks->conv_channels(&g, s.packed, s.x_pad, s.out_t, ld);
-                cn_transpose(s.out_t, pixels, l->out.c, ld, s.out_q, pixels);
-                conv_output(c, &t, s.out_q, bias, l->out.w, pixels, b);
+                float *dst = t.chain.length == 1 ? t.out + (size_t)b * l->out.c * pixels : s.out_q;
+                cn_transpose(s.out_t, pixels, l->out.c, ld, dst, pixels);
+                conv_output(c, &t, dst, bias, l->out.w, pixels, b);
             } else {
                 ks->conv(&g, s.packed, s.x_pad, s.out_q);
                 conv_output(c, &t, s.out_q, bias, g.wp, q_stride, b);
