@@ -214,8 +214,13 @@ cn_status cn_checkpoint_load(const char *path, cn_model **out, cn_checkpoint_inf
     const char *format = cn_st_metadata(f, "format_version");
     cn_model *m = NULL;
     if (!spec) st = cn_fail(CN_ERR_FORMAT, "%s: metadata has no \"spec\" (not a convnet checkpoint; for ONNX files use a .onnx name)", path);
-    else if (format && strcmp(format, CN_CHECKPOINT_FORMAT))
-        st = cn_fail(CN_ERR_FORMAT, "%s: checkpoint format version %s, this convnet reads version %s", path, format, CN_CHECKPOINT_FORMAT);
+    else if (format && strcmp(format, CN_CHECKPOINT_FORMAT)) {
+        char shown[32]; /* the stored value, cut short and with control bytes as '?': messages stay one line */
+        size_t i = 0;
+        for (; format[i] && i + 1 < sizeof shown; i++) shown[i] = (unsigned char)format[i] < 0x20 || format[i] == 0x7f ? '?' : format[i];
+        shown[i] = '\0';
+        st = cn_fail(CN_ERR_FORMAT, "%s: checkpoint format version %s, this convnet reads version %s", path, shown, CN_CHECKPOINT_FORMAT);
+    }
     if (!st) {
         const char *source = cn_st_metadata(f, "model");
         /* The name goes into messages: a stored name with control bytes would break the one-line rule. */
