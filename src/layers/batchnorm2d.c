@@ -26,7 +26,7 @@ static bn_target bn_target_of(const cn_layer_ctx *c) {
     t.out = m->acts[c->index + t.chain.length];
     t.out_plane = t.chain.pool ? (l->in.h / 2) * (l->in.w / 2) : l->in.h * l->in.w;
     t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
-    t.x_win = m->acts[c->index + 1];
+    t.x_win = m->acts[c->index + 1];     /* = cn_bn_handoff_of(...).x_win */
     return t;
 }
 
@@ -115,6 +115,8 @@ static void pooled_backward(const cn_layer_ctx *c, const bn_target *t) {
     float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
     const float *g = m->grad_acts[c->index + t->chain.length];
     double count = (double)B * plane;
+    bool handoff = cn_bn_grad_in_conv(m, c->index);
+    cn_bn_handoff h = cn_bn_handoff_of(m, c->index, B);
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
     for (int ch = 0; ch < C; ch++) {
         float mean = c->saved[ch], invstd = c->saved[C + ch];
@@ -128,6 +130,14 @@ static void pooled_backward(const cn_layer_ctx *c, const bn_target *t) {
         if (!c->grad_in) continue;
         float k = gamma[ch] * invstd;
         float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
+        if (handoff) {
+            h.k[ch] = k;
+            h.mean_dy[ch] = mean_dy;
+            h.mean_dy_xhat[ch] = mean_dy_xhat;
+            for (int b = 0; b < B; b++) memcpy(h.grad + o + (size_t)b * out_stride, g + o + (size_t)b * out_stride,
+                                               (size_t)t->out_plane * sizeof(float));
+            continue;
+        }
         cn_pooled_bn_grad_input(x, t->x_win + o, g + o, t->out + o, t->argmax + o, B, stride, out_stride, plane,
                                 t->out_plane, mean, invstd, k, mean_dy, mean_dy_xhat, c->grad_in + (size_t)ch * plane);
     }

@@ -52,6 +52,7 @@ typedef struct {
     float *dyt;        /* backward: dy^T (OH*OW, ldw) */
     float *dy_pad;     /* backward: padded dy sample */
     float *dx_q;       /* backward: q-layout dx sample, or dx^T (H*W, ld) */
+    float *dy_bn;      /* backward: dy sample computed from a following batch norm's handover */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
@@ -88,6 +89,7 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     s.dyt = carve(&c, (size_t)l->out.h * l->out.w * ld);
     s.dy_pad = carve(&c, cn_padded_floats(bw.in_c, bw.hp, bw.wp));
     s.dx_q = carve(&c, output_floats(&bw));
+    s.dy_bn = carve(&c, (size_t)cn_shape_size(l->out));
     if (total) *total = fwd_end.used > c.used ? fwd_end.used : c.used;
     return s;
 }
@@ -211,10 +213,21 @@ static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int
     }
 }
 
-/* dL/d(conv output) of sample b. */
-static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, int b) {
+/* dL/d(conv output) of sample b: grad_out, or rebuilt by a fused chain's first phase, or
+ * computed here into scratch from what the following batch norm handed over (fusion.h). */
+static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s, int b) {
+    const cn_model *m = c->model;
     size_t size = (size_t)cn_shape_size(c->layer->out);
-    return (t->chain.length == 1 ? c->grad_out : c->model->acts[c->index + 1]) + (size_t)b * size;
+    if (t->chain.length > 1) return m->acts[c->index + 1] + (size_t)b * size;
+    if (!cn_bn_grad_in_conv(m, c->index + 1)) return c->grad_out + (size_t)b * size;
+    cn_bn_handoff h = cn_bn_handoff_of(m, c->index + 1, c->batch);
+    for (int ch = 0; ch < h.channels; ch++) {
+        size_t i = ((size_t)b * h.channels + ch) * h.plane, o = ((size_t)b * h.channels + ch) * h.pooled;
+        cn_pooled_bn_grad_input(h.x + i, h.x_win + o, h.grad + o, h.pooled_out + o, h.argmax + o, 1, 0, 0, h.plane,
+                                h.pooled, h.mean[ch], h.invstd[ch], h.k[ch], h.mean_dy[ch], h.mean_dy_xhat[ch],
+                                s->dy_bn + (size_t)ch * h.plane);
+    }
+    return s->dy_bn;
 }
 
 /* One sample's backward on the direct path: accumulates dW^T and the bias
@@ -225,7 +238,7 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
     int ld = ks->wgrad_ld(l->out.c);
-    const float *dy = conv_output_grad(c, t, b);
+    const float *dy = conv_output_grad(c, t, s, b);
     cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
     cn_transpose_pad(dy, l->out.c, pixels, s->dyt, ld);
     ks->weight_grad(&f, s->x_pad, s->dyt, ld, s->dwt);

@@ -71,4 +71,49 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
     return false;
 }
 
+/* Batch-norm input gradient computed by the conv before it: when a direct conv2d
+ * (not followed by relu) feeds a batchnorm2d that leads a relu + pool chain, BN's
+ * backward only computes its sums and leaves, in its output slot acts[j+1], the
+ * per-channel coefficients and a copy of the chain's output gradient (whose
+ * buffer the conv's input gradient may share); the conv then rebuilds
+ * dL/d(conv output) sample by sample while it is in cache, instead of BN writing
+ * it to memory for the conv to read back. True when BN layer j hands over. */
+static inline bool cn_bn_grad_in_conv(const cn_model *m, int j) {
+    if (j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
+    const cn_layer *l = &m->layers[j - 1];
+    return l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 1).length == 1 && cn_chain_at(m, j).pool;
+}
+
+/* What BN layer j hands to the conv (see cn_bn_grad_in_conv); pooled planes are (B, C, pooled). */
+typedef struct {
+    const float *x;                 /* BN input = conv output (B, C, plane) */
+    float *x_win;                   /* BN input at each pool winner (kept by BN's forward) */
+    float *grad;                    /* copy of the chain's output gradient */
+    const float *pooled_out;        /* the chain's output */
+    const int32_t *argmax;          /* pool winners */
+    const float *mean, *invstd;     /* BN's saved statistics (C each) */
+    float *k, *mean_dy, *mean_dy_xhat;  /* per-channel backward coefficients (C each) */
+    int channels, plane, pooled;
+} cn_bn_handoff;
+
+static inline cn_bn_handoff cn_bn_handoff_of(const cn_model *m, int j, int batch) {
+    const cn_layer *l = &m->layers[j];
+    cn_bn_handoff h;
+    h.channels = l->in.c;
+    h.plane = l->in.h * l->in.w;
+    h.pooled = (l->in.h / 2) * (l->in.w / 2);
+    size_t pooled_all = (size_t)batch * h.channels * h.pooled;
+    h.x = m->acts[j];
+    h.x_win = m->acts[j + 1];
+    h.grad = h.x_win + pooled_all;
+    h.k = h.grad + pooled_all;
+    h.mean_dy = h.k + h.channels;
+    h.mean_dy_xhat = h.mean_dy + h.channels;
+    h.pooled_out = m->acts[j + 3];
+    h.argmax = (const int32_t *)m->saved[j + 2];
+    h.mean = m->saved[j];
+    h.invstd = m->saved[j] + h.channels;
+    return h;
+}
+
 #endif
