@@ -337,6 +337,9 @@ static cn_status save_checkpoint(run *r, const char *name, int epoch, int batch,
 
 /* Parses the settings stored by save_checkpoint back into the run. */
 static cn_status parse_stored_config(run *r, const char *config, const char *path) {
+    for (const char *c = config; *c; c++) /* values are echoed in messages, which stay one line */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return cn_fail(CN_ERR_FORMAT, "%s: metadata train_config contains control byte 0x%02x", path, (unsigned char)*c);
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", config);
     memset(&r->recipe, 0, sizeof r->recipe);
@@ -360,6 +363,11 @@ static cn_status parse_stored_config(run *r, const char *config, const char *pat
             if (st) return st;
         }
     }
+    /* A hostile file must not steer indexing: a negative batch_index read before the sample order. */
+    if (r->val.count < 0 || r->train_limit < 0 || r->test_limit < 0 || r->start_batch < 0 ||
+        r->partial_correct < 0 || r->partial_seen < 0 || r->partial_correct > r->partial_seen || !isfinite(r->partial_loss))
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata train_config has a negative or inconsistent count "
+                       "(val_split, train_limit, test_limit, batch_index, partial_*)", path);
     return CN_OK;
 }
 

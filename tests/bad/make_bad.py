@@ -151,6 +151,14 @@ put("ckpt_zero_std.safetensors", ckpt({"std": "0"}))
 put("ckpt_nan_mean.safetensors", ckpt({"mean": "nan"}))
 put("ckpt_no_train_state.safetensors", ckpt())  # fine for eval, not for resuming
 put("ckpt_malformed_train_state.safetensors", ckpt({"train_state": "opt_kind=0 opt_steps=banana"}))
+# Resuming reads the run's settings from train_config (tools: convnet train --resume; parser cli-resume).
+CONFIG = ("optimizer=sgd lr=0.01 momentum=0.9 nesterov=0 weight_decay=0 label_smoothing=0 epochs=3 batch=32 "
+          "scheduler=none step_size=10 gamma=0.1 patience=10 factor=0.1 max_lr=0.01 pct_start=0.3 div_factor=25 "
+          "final_div_factor=10000 augment=none seed=1 val_split=0 train_limit=0 test_limit=0 batch_index=0 "
+          "partial_loss=0 partial_correct=0 partial_seen=0")
+put("resume_negative_batch_index.safetensors", ckpt({"train_config": CONFIG.replace("batch_index=0", "batch_index=-100000")}))
+put("resume_control_char_config.safetensors", ckpt({"train_config": CONFIG.replace("epochs=3", "epochs=3\x01")}))
+put("resume_unknown_setting.safetensors", ckpt({"train_config": CONFIG + " warp=9"}))
 put("ckpt_not_safetensors.safetensors", b"PK\x03\x04 this is a zip (a torch .pt file?)")
 
 # ---------------------------------------------------------------- ONNX ----
