@@ -153,7 +153,13 @@ cn_status cn_checkpoint_read_weights(const cn_st_file *f, const char *path, cn_m
 static cn_status parse_info(const cn_st_file *f, const char *path, cn_checkpoint_info *info) {
     memset(info, 0, sizeof *info);
     const char *v;
-    if ((v = cn_st_metadata(f, "epoch"))) info->epoch = atoi(v);
+    if ((v = cn_st_metadata(f, "epoch"))) {
+        char *end;
+        long e = strtol(v, &end, 10);
+        if (end == v || *end || e < 0 || e > 100000000) /* a resumed run counts epochs from here */
+            return cn_fail(CN_ERR_FORMAT, "%s: metadata epoch is not an epoch count (0..100000000)", path);
+        info->epoch = (int)e;
+    }
     snprintf(info->dataset, sizeof info->dataset, "%s", (v = cn_st_metadata(f, "dataset")) ? v : "mnist");
     info->mean = (v = cn_st_metadata(f, "mean")) ? strtof(v, NULL) : 0.1307f;
     info->std = (v = cn_st_metadata(f, "std")) ? strtof(v, NULL) : 0.3081f;

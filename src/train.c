@@ -548,7 +548,8 @@ cn_status cn_train(const cn_train_options *o) {
     if (!x || !grad || !labels || !order) st = CN_ERR_NOMEM;
     if (!st) st = cn_model_reserve(m, B, r.threads);
     history hist;
-    if (!st) st = history_init(&hist, r.recipe.epochs);
+    /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
+    if (!st) st = history_init(&hist, r.recipe.epochs > r.start_epoch ? r.recipe.epochs : r.start_epoch);
     if (!st) st = metrics_open(path, r.start_epoch, &metrics, &hist);
     if (!st) {
         snprintf(path, sizeof path, "%s/model_summary.txt", r.out_dir);

@@ -6,6 +6,7 @@
  *  (c) an output directory that cannot be created (its parent is a regular
  *      file; we may run as root, so permissions would not stop us) is reported
  *      before the first epoch;
+ *  (c') resuming with fewer --epochs than already done finishes cleanly;
  *  (d) kill -9 at random moments of a run that writes a checkpoint every few
  *      milliseconds, resumed again and again: last.safetensors always loads
  *      (with its training state) whenever it exists.
@@ -248,6 +249,21 @@ TEST(sigterm_saves_and_resume_continues) {
     if (have_data) interrupt_and_resume(SIGTERM, "sigterm");
 }
 
+/* Resuming with fewer --epochs than the run already has: nothing to train, no
+ * overflow of the per-epoch history (it kept every earlier row: heap overflow
+ * before the fix, seen under SANITIZE=1). */
+TEST(resume_with_fewer_epochs_than_done) {
+    if (!have_data) return;
+    char args[1024];
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 4 --batch-size 256 --out %s/fewer " COMMON,
+             work, work, work);
+    int rc = run(args, 60);
+    CHECK_MSG(rc == 0, "4 epochs: exit %d: %s", rc, slurp("err.txt"));
+    snprintf(args, sizeof args, "train --resume %s/fewer/last.safetensors --epochs 2 " COMMON, work, work);
+    rc = run(args, 60);
+    CHECK_MSG(rc == 0, "resume with --epochs 2: exit %d: %s", rc, slurp("err.txt"));
+}
+
 TEST(unwritable_output_dir_is_reported_before_training) {
     if (!have_data) return;
     char args[1024], file[256];
@@ -350,6 +366,7 @@ int main(void) {
     RUN(nan_loss_stops_and_keeps_the_last_checkpoint);
     RUN(sigint_saves_and_resume_continues);
     RUN(sigterm_saves_and_resume_continues);
+    RUN(resume_with_fewer_epochs_than_done);
     RUN(unwritable_output_dir_is_reported_before_training);
     RUN(kill9_never_leaves_an_unloadable_checkpoint);
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "fault tests: %.1f s\n", now() - t0);

@@ -149,6 +149,8 @@ put("ckpt_spec_model_mismatch.safetensors", ckpt({"spec": TINY_SPEC.replace("out
 put("ckpt_future_version.safetensors", ckpt({"format_version": "9"}))
 put("ckpt_zero_std.safetensors", ckpt({"std": "0"}))
 put("ckpt_nan_mean.safetensors", ckpt({"mean": "nan"}))
+put("ckpt_negative_epoch.safetensors", ckpt({"epoch": "-3"}))
+put("ckpt_epoch_not_a_number.safetensors", ckpt({"epoch": "99999999999999999999"}))
 put("ckpt_no_train_state.safetensors", ckpt())  # fine for eval, not for resuming
 put("ckpt_malformed_train_state.safetensors", ckpt({"train_state": "opt_kind=0 opt_steps=banana"}))
 # Resuming reads the run's settings from train_config (tools: convnet train --resume; parser cli-resume).
