@@ -92,10 +92,13 @@ void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, i
     int y1 = hs < hd - pad ? hs : hd - pad, x1 = ws < wd - pad ? ws : wd - pad;
     if (!borders_zero) memset(dst, 0, (size_t)C * hd * wd * sizeof *dst);
     if (y1 <= y0 || x1 <= x0) return;
+    int n = x1 - x0;    /* short rows: an inline loop beats a memcpy call per row */
     for (int c = 0; c < C; c++)
-        for (int y = y0; y < y1; y++)
-            memcpy(dst + ((size_t)c * hd + y + pad) * wd + x0 + pad, src + ((size_t)c * hs + y) * ws + x0,
-                   (size_t)(x1 - x0) * sizeof *dst);
+        for (int y = y0; y < y1; y++) {
+            float *d = dst + ((size_t)c * hd + y + pad) * wd + x0 + pad;
+            const float *s = src + ((size_t)c * hs + y) * ws + x0;
+            for (int i = 0; i < n; i++) d[i] = s[i];
+        }
 }
 
 CN_MULTIVERSION

@@ -234,18 +234,25 @@ void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t 
     *sum_dy_xhat = hsum8(&s1) + t1;
 }
 
-// dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) over the slices
+// dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) over the slices;
+// with relu_mask, dx = 0 where x <= 0 (the backward of a relu before the batch norm)
 CN_MULTIVERSION
 void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int planes, size_t stride, int plane,
-                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat) {
+                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat, int relu_mask) {
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride, *g = dy + (size_t)b * stride;
         float *d = dx + (size_t)b * stride;
         if (b + 1 < planes) { prefetch_plane(p + stride, plane); prefetch_plane(g + stride, plane); }
-        for (int i = 0; i < plane; i++) {
-            float xhat = (p[i] - mean) * invstd;
-            d[i] = k * (g[i] - mean_dy - xhat * mean_dy_xhat);
-        }
+        if (relu_mask)
+            for (int i = 0; i < plane; i++) {
+                float xhat = (p[i] - mean) * invstd, v = k * (g[i] - mean_dy - xhat * mean_dy_xhat);
+                d[i] = p[i] > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int i = 0; i < plane; i++) {
+                float xhat = (p[i] - mean) * invstd;
+                d[i] = k * (g[i] - mean_dy - xhat * mean_dy_xhat);
+            }
     }
 }
 

@@ -68,9 +68,9 @@ void cn_slices_affine(const float *x, float *y, int planes, size_t stride, int p
 // sum dy and sum dy * (x - mean) * invstd
 void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t stride, int plane, float mean,
                             float invstd, double *sum_dy, double *sum_dy_xhat);
-// dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat)
+// dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat); with relu_mask, 0 where x <= 0
 void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int planes, size_t stride, int plane,
-                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat);
+                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat, int relu_mask);
 
 /* Batch norm followed by relu and a 2x2 max-pool (a fused chain), backward: the
  * gradient at the BN output is dy[argmax[o]] = y[o] > 0 ? g[o] : 0 at the pool

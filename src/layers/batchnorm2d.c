@@ -159,6 +159,9 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
     float *dy_chain = m->acts[c->index + 1];
     const float *chain_grad = m->grad_acts[c->index + t.chain.length];
     if (t.chain.length > 1) grad_out = dy_chain;
+    /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
+    bool to_conv_relu = cn_bn_grad_to_conv_relu(m, c->index);
+    float *dx = to_conv_relu ? m->acts[c->index - 1] : c->grad_in;
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
     for (int ch = 0; ch < C; ch++) {
         if (t.chain.length > 1)
@@ -175,7 +178,7 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
         if (!c->grad_in) continue;
         float k = gamma[ch] * invstd;
         float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
-        cn_slices_bn_grad_input(x, dy, c->grad_in + (size_t)ch * plane, B, stride, plane, mean, invstd, k,
-                                mean_dy, mean_dy_xhat);
+        cn_slices_bn_grad_input(x, dy, dx + (size_t)ch * plane, B, stride, plane, mean, invstd, k,
+                                mean_dy, mean_dy_xhat, to_conv_relu);
     }
 }

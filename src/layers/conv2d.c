@@ -279,7 +279,8 @@ static void backward_direct(const cn_layer_ctx *c) {
             else cn_conv_pack(ks, &bw, weight, 1, s.packed);
         }
         thread_range(c->batch, t, T, &b0, &b1);
-        if (target.chain.length > 1) {
+        /* (a batch norm after the relu may have done it already: fusion.h) */
+        if (target.chain.length > 1 && !cn_bn_grad_to_conv_relu(m, c->index + 2)) {
             for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b);
             #pragma omp barrier
         }
