@@ -52,7 +52,7 @@ typedef struct {
     float *dyt;        /* backward: dy^T (OH*OW, ldw) */
     float *dy_pad;     /* backward: padded dy sample */
     float *dx_q;       /* backward: q-layout dx sample, or dx^T (H*W, ld) */
-    float *dy_bn;      /* backward: dy sample computed from a following batch norm's handover */
+    float *dy_bn;      /* backward: dy sample rebuilt from a relu + pool chain or a batch norm's handover */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
@@ -184,41 +184,55 @@ static void forward_direct(const cn_layer_ctx *c) {
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
-            cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s.x_pad, g.hp, g.wp, 1);
+            /* without padding the input is its own padded image, except where the pixel
+             * tiles would over-read past the end of the batch */
+            const float *x = c->in + (size_t)b * in_size;
+            size_t after = (size_t)(c->batch - 1 - b) * in_size;
+            if (l->pad || (!channels && after < (size_t)g.wp + CN_VEC_MAX)) {
+                cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s.x_pad, g.hp, g.wp, 1);
+                x = s.x_pad;
+            }
             if (channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
-                ks->conv_channels(&g, s.packed, s.x_pad, s.out_t, ld);
+                ks->conv_channels(&g, s.packed, x, s.out_t, ld);
                 float *dst = t.chain.length == 1 ? t.out + (size_t)b * l->out.c * pixels : s.out_q;
                 cn_transpose(s.out_t, pixels, l->out.c, ld, dst, pixels);
                 conv_output(c, &t, dst, bias, l->out.w, pixels, b);
             } else {
-                ks->conv(&g, s.packed, s.x_pad, s.out_q);
+                ks->conv(&g, s.packed, x, s.out_q);
                 conv_output(c, &t, s.out_q, bias, g.wp, q_stride, b);
             }
         }
     }
 }
 
-/* dL/d(conv output) of a fused chain, rebuilt for sample b into the conv's own
- * output slot acts[i+1] (never written by a fused forward, never read after it).
- * Not in place: the chain's gradient buffer may be the one dx goes to. */
-static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int b) {
+/* dL/d(conv output) of a fused chain for sample b, rebuilt into dy (OC, OH*OW). */
+static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int b, float *dy) {
     const cn_layer *l = c->layer;
     int OC = l->out.c, pixels = l->out.h * l->out.w;
     const float *g = c->model->grad_acts[c->index + t->chain.length];
-    float *dy = c->model->acts[c->index + 1] + (size_t)b * OC * pixels;
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
         cn_chain_grad(g + o, t->out + o, t->argmax ? t->argmax + o : NULL, t->out_plane, pixels, dy + (size_t)oc * pixels);
     }
 }
 
-/* dL/d(conv output) of sample b: grad_out, or rebuilt by a fused chain's first phase, or
- * computed here into scratch from what the following batch norm handed over (fusion.h). */
+/* A relu-only chain's output gradient shares its buffer with the conv's input
+ * gradient (gradient buffers alternate between layers): the chain's dy is rebuilt
+ * for all samples into the conv's own output slot acts[i+1] (unused by a fused
+ * forward) before any dx is written, unless a batch norm after the relu did it. */
+static bool rebuild_before_dx(const cn_layer_ctx *c, const conv_target *t) {
+    return t->chain.length == 2 && !cn_bn_grad_to_conv_relu(c->model, c->index + 2);
+}
+
+/* dL/d(conv output) of sample b: grad_out; from acts[i+1] for a relu-only chain;
+ * rebuilt here into scratch for a relu + pool chain; or computed into scratch from
+ * what a following batch norm handed over (fusion.h). */
 static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s, int b) {
     const cn_model *m = c->model;
     size_t size = (size_t)cn_shape_size(c->layer->out);
-    if (t->chain.length > 1) return m->acts[c->index + 1] + (size_t)b * size;
+    if (t->chain.length == 2) return m->acts[c->index + 1] + (size_t)b * size;
+    if (t->chain.length == 3) { rebuild_output_grad(c, t, b, s->dy_bn); return s->dy_bn; }
     if (!cn_bn_grad_in_conv(m, c->index + 1)) return c->grad_out + (size_t)b * size;
     cn_bn_handoff h = cn_bn_handoff_of(m, c->index + 1, c->batch);
     for (int ch = 0; ch < h.channels; ch++) {
@@ -238,10 +252,14 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
     int ld = ks->wgrad_ld(l->out.c);
-    const float *dy = conv_output_grad(c, t, s, b);
-    cn_pad_copy(c->in + (size_t)b * in_size, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
+    const float *dy = conv_output_grad(c, t, s, b), *x = c->in + (size_t)b * in_size;
+    /* without padding the input is its own padded image (weight_grad reads only inside it) */
+    if (l->pad) {
+        cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
+        x = s->x_pad;
+    }
     cn_transpose_pad(dy, l->out.c, pixels, s->dyt, ld);
-    ks->weight_grad(&f, s->x_pad, s->dyt, ld, s->dwt);
+    ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
         cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
@@ -279,9 +297,9 @@ static void backward_direct(const cn_layer_ctx *c) {
             else cn_conv_pack(ks, &bw, weight, 1, s.packed);
         }
         thread_range(c->batch, t, T, &b0, &b1);
-        /* (a batch norm after the relu may have done it already: fusion.h) */
-        if (target.chain.length > 1 && !cn_bn_grad_to_conv_relu(m, c->index + 2)) {
-            for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b);
+        if (rebuild_before_dx(c, &target)) {
+            size_t size = (size_t)cn_shape_size(l->out);
+            for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b, m->acts[c->index + 1] + (size_t)b * size);
             #pragma omp barrier
         }
         for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &s, b);
