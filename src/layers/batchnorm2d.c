@@ -54,18 +54,42 @@ static void channel_stats(const cn_layer_ctx *c, const double *plane_stats, int 
     *sq = m2;
 }
 
+/* y = x * scale + shift of channel ch, from the batch (training) or running statistics. */
+static void channel_affine(const cn_layer_ctx *c, int ch, float *scale, float *shift) {
+    const cn_layer *l = c->layer;
+    const cn_model *m = c->model;
+    int C = l->in.c;
+    const float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + C;
+    float mean = m->training ? c->saved[ch] : running_mean[ch];
+    float invstd = m->training ? c->saved[C + ch] : 1.0f / sqrtf(running_var[ch] + l->bn_eps);
+    *scale = m->params[l->weight_offset + ch] * invstd;
+    *shift = m->params[l->bias_offset + ch] - mean * *scale;
+}
+
+/* Plane (b, ch) of a BN-led chain: x (H, W) -> BN, relu (and pool: argmax, x_win) into the chain's output. */
+static void apply_chain_plane(const cn_layer_ctx *c, const bn_target *t, const cn_kernel_set *ks, const float *x,
+                              int b, int ch) {
+    const cn_layer *l = c->layer;
+    cn_epilogue e = { .h = l->in.h, .w = l->in.w, .x_stride = l->in.w, .affine = 1, .relu = t->chain.relu,
+                      .pool = t->chain.pool };
+    channel_affine(c, ch, &e.scale, &e.shift);
+    size_t o = ((size_t)b * l->in.c + ch) * t->out_plane;
+    ks->epilogue(&e, x, t->out + o, t->argmax ? t->argmax + o : NULL);
+    if (t->argmax) cn_gather(x, t->argmax + o, t->out_plane, t->x_win + o);
+}
+
 // in (B,C,H,W) -> out (B,C,H,W); saved: mean (C), invstd (C)
 void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     cn_model *m = c->model;
     int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
     size_t stride = (size_t)C * plane;
-    const float *gamma = m->params + l->weight_offset, *beta = m->params + l->bias_offset;
     float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + C;
     bool training = m->training;
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
     const double *plane_stats = training && cn_bn_stats_from_conv(m, c->index) ? (const double *)c->out : NULL;
+    bool recomputed = c->index >= 1 && cn_conv_recomputed(m, c->index - 1);
     #pragma omp parallel num_threads(m->num_threads)
     {
         /* statistics first: plane_stats live in the output slot, read them all before writing it */
@@ -83,22 +107,26 @@ void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
             c->saved[ch] = (float)mu;
             c->saved[C + ch] = (float)(1.0 / sqrt(var + l->bn_eps));
         }
-        #pragma omp for schedule(static)
-        for (int ch = 0; ch < C; ch++) {
-            const float *x = c->in + (size_t)ch * plane;
-            float mean = training ? c->saved[ch] : running_mean[ch];
-            float invstd = training ? c->saved[C + ch] : 1.0f / sqrtf(running_var[ch] + l->bn_eps);
-            float scale = gamma[ch] * invstd, shift = beta[ch] - mean * scale;
-            if (t.chain.length == 1) {
-                cn_slices_affine(x, c->out + (size_t)ch * plane, B, stride, plane, scale, shift);
-                continue;
-            }
-            cn_epilogue e = { .h = l->in.h, .w = l->in.w, .x_stride = l->in.w, .affine = 1, .scale = scale,
-                              .shift = shift, .relu = t.chain.relu, .pool = t.chain.pool };
+        if (recomputed) {
+            /* the input (a cheap conv's output, fusion.h) is recomputed sample by sample */
+            cn_conv_recompute r;
+            cn_conv2d_recompute_begin(m, c->index - 1, &r);
+            #pragma omp for schedule(static)
             for (int b = 0; b < B; b++) {
-                size_t o = ((size_t)b * C + ch) * t.out_plane;
-                ks->epilogue(&e, x + (size_t)b * stride, t.out + o, t.argmax ? t.argmax + o : NULL);
-                if (t.argmax) cn_gather(x + (size_t)b * stride, t.argmax + o, t.out_plane, t.x_win + o);
+                const float *x = cn_conv2d_recompute(&r, m->acts[c->index - 1], B, b);
+                for (int ch = 0; ch < C; ch++) apply_chain_plane(c, &t, ks, x + (size_t)ch * plane, b, ch);
+            }
+        } else {
+            #pragma omp for schedule(static)
+            for (int ch = 0; ch < C; ch++) {
+                const float *x = c->in + (size_t)ch * plane;
+                if (t.chain.length > 1) {
+                    for (int b = 0; b < B; b++) apply_chain_plane(c, &t, ks, x + (size_t)b * stride, b, ch);
+                    continue;
+                }
+                float scale, shift;
+                channel_affine(c, ch, &scale, &shift);
+                cn_slices_affine(x, c->out + (size_t)ch * plane, B, stride, plane, scale, shift);
             }
         }
     }
