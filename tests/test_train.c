@@ -58,6 +58,18 @@ static double final_test_accuracy(const char *dir) {
     return acc;
 }
 
+/* Continues the run whose last.safetensors is `checkpoint`, up to `epochs` (0: as stored). */
+static cn_status resume_run(const char *checkpoint, int epochs) {
+    cn_train_options o;
+    cn_train_options_init(&o);
+    o.resume = checkpoint;
+    o.data_dir = DATA;
+    o.quiet = 1;
+    o.threads = 2;
+    o.overrides.epochs = epochs;
+    return cn_train(&o);
+}
+
 TEST(learns_on_2000_images) {
     cn_train_options o = small_run("/tmp/convnet-test-train/learn", 3, 2000);
     cn_status st = cn_train(&o);
@@ -98,14 +110,7 @@ TEST(resume_after_epoch_matches_uninterrupted) {
     CHECK(cn_train(&full) == CN_OK);
     cn_train_options part = small_run("/tmp/convnet-test-train/part", 2, 1000);
     CHECK(cn_train(&part) == CN_OK);
-    cn_train_options resume;
-    cn_train_options_init(&resume);
-    resume.resume = "/tmp/convnet-test-train/part/last.safetensors";
-    resume.data_dir = DATA;
-    resume.quiet = 1;
-    resume.threads = 2;
-    resume.overrides.epochs = 4;
-    cn_status st = cn_train(&resume);
+    cn_status st = resume_run("/tmp/convnet-test-train/part/last.safetensors", 4);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     char a[4096], b[4096];
     read_metrics(full.out_dir, a, sizeof a);
@@ -120,13 +125,7 @@ TEST(interrupt_mid_epoch_then_resume_matches) {
     cn_train_options part = small_run("/tmp/convnet-test-train/part2", 2, 1000);
     part.stop_requested = &stop;
     CHECK(cn_train(&part) == CN_ERR_INTERRUPTED);
-    cn_train_options resume;
-    cn_train_options_init(&resume);
-    resume.resume = "/tmp/convnet-test-train/part2/last.safetensors";
-    resume.data_dir = DATA;
-    resume.quiet = 1;
-    resume.threads = 2;
-    cn_status st = cn_train(&resume);
+    cn_status st = resume_run("/tmp/convnet-test-train/part2/last.safetensors", 0);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     char a[4096], b[4096];
     read_metrics(full.out_dir, a, sizeof a);
