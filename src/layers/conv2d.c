@@ -1,16 +1,19 @@
 /* conv2d: square kernel, stride, zero padding, optional bias.
  *
  * Stride 1 (every preset) runs the direct kernels of kernels.h on a zero-padded
- * copy of each sample:
- *   forward          out = conv(x_pad, W)                       pixel-vectorised
+ * copy of each sample (the input itself when there is no padding):
+ *   forward          out = conv(x_pad, W)          pixel-vectorised, or channel-
+ *                                                  vectorised for small maps
  *   backward input   dx  = conv(dy_pad, W flipped, in/out swapped), dy padded by k-1-pad
  *   backward weight  dW^T (taps, OC) += x_pad windows x dy^T    channel-vectorised
  * Samples are split over threads in contiguous ranges; each thread sums its
  * weight gradients in its own scratch and the partials are added in thread
  * order, so results are bit-identical run to run for a given thread count.
- * A following relu (and 2x2 max-pool) is fused into the output pass and the
- * start of the backward pass (see fusion.h). Other strides fall back to
- * im2col + GEMM per sample. */
+ * Fusions with the following layers (fusion.h): a relu (and 2x2 max-pool) is
+ * applied in the output pass and undone at the start of the backward pass; a
+ * following batch norm gets its statistics from the output pass and hands its
+ * input gradient over; a cheap first conv is recomputed instead of stored.
+ * Other strides fall back to im2col + GEMM per sample. */
 #include "layers/layers.h"
 #include "layers/fusion.h"
 #include "kernels/kernels.h"
