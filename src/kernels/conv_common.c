@@ -155,6 +155,17 @@ void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, 
         for (int c = 0; c < cols; c++) dst[(size_t)c * dst_ld + r] = src[(size_t)r * src_ld + c];
 }
 
+void cn_transpose_bias(const float *src, int rows, int cols, int src_ld, const float *bias, float *dst, int dst_ld) {
+    cn_transpose(src, rows, cols, src_ld, dst, dst_ld);
+    if (bias) cn_add_row_bias(dst, cols, rows, dst_ld, bias);
+}
+
+CN_MULTIVERSION
+void cn_add_row_bias(float *x, int rows, int n, int ld, const float *bias) {
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++) x[(size_t)r * ld + i] += bias[r];
+}
+
 void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld) {
     cn_transpose(src, C, P, P, dst, ld);
     if (ld > C)

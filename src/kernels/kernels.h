@@ -166,6 +166,10 @@ void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, i
 void cn_conv_compact(const float *out_q, int C, int OH, int OW, int wp, int q_stride, const float *bias, float *out);
 /* dst (cols, rows; row stride dst_ld) = src (rows, cols; row stride src_ld)^T. */
 void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, int dst_ld);
+/* The same, then dst row c += bias[c] (bias may be NULL). */
+void cn_transpose_bias(const float *src, int rows, int cols, int src_ld, const float *bias, float *dst, int dst_ld);
+/* x (rows, n; row stride ld): row r += bias[r]. */
+void cn_add_row_bias(float *x, int rows, int n, int ld, const float *bias);
 /* dst (P, ld) = src (C, P)^T, lanes C..ld-1 of each row zeroed. */
 void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld);
 /* sum (n) += sum over rows of x (rows, n). */

@@ -203,21 +203,16 @@ const float *cn_conv2d_recompute(cn_conv_recompute *r, const float *in, int batc
         cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, r->x_pad, g->hp, g->wp, 1);
         x = r->x_pad;
     }
-    const float *src = r->out;
-    int wp = l->out.w, q_stride = pixels;
     if (r->channels) {
         r->ks->conv_channels(g, r->packed, x, r->out_q, r->ld);
-        cn_transpose(r->out_q, pixels, l->out.c, r->ld, r->out, pixels);
-    } else {
-        r->ks->conv(g, r->packed, x, r->out_q);
-        src = r->out_q;
-        wp = g->wp;
-        q_stride = cn_conv_q_stride(g);
+        cn_transpose_bias(r->out_q, pixels, l->out.c, r->ld, bias, r->out, pixels);
+        return r->out;
     }
-    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = wp, .affine = bias != NULL, .scale = 1.0f };
+    r->ks->conv(g, r->packed, x, r->out_q);
+    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = g->wp, .affine = bias != NULL, .scale = 1.0f };
     for (int oc = 0; oc < l->out.c; oc++) {
         e.shift = bias ? bias[oc] : 0.0f;
-        if (src != r->out || bias) r->ks->epilogue(&e, src + (size_t)oc * q_stride, r->out + (size_t)oc * pixels, NULL);
+        r->ks->epilogue(&e, r->out_q + (size_t)oc * cn_conv_q_stride(g), r->out + (size_t)oc * pixels, NULL);
     }
     return r->out;
 }
@@ -277,9 +272,14 @@ static void forward_direct(const cn_layer_ctx *c) {
             if (channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
                 ks->conv_channels(&g, s.packed, x, s.out_t, ld);
-                float *dst = t.chain.length == 1 ? t.out + (size_t)b * l->out.c * pixels : s.out_q;
-                cn_transpose(s.out_t, pixels, l->out.c, ld, dst, pixels);
-                conv_output(c, &t, dst, bias, l->out.w, pixels, b);
+                if (t.chain.length == 1) {     /* straight into the output, bias added there */
+                    float *dst = t.out + (size_t)b * l->out.c * pixels;
+                    cn_transpose_bias(s.out_t, pixels, l->out.c, ld, bias, dst, pixels);
+                    conv_output(c, &t, dst, NULL, l->out.w, pixels, b);
+                } else {
+                    cn_transpose(s.out_t, pixels, l->out.c, ld, s.out_q, pixels);
+                    conv_output(c, &t, s.out_q, bias, l->out.w, pixels, b);
+                }
             } else {
                 ks->conv(&g, s.packed, x, s.out_q);
                 conv_output(c, &t, s.out_q, bias, g.wp, q_stride, b);
