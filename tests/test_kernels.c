@@ -229,7 +229,10 @@ static int check_chain(int c, int h, int w, const char *leader, const char *tail
     fill(dy, out_n, &rng);
     for (size_t i = 0; i < in_n; i += 7) x[i] = 0.0f;    /* ties for the pool */
     fill(first->params, first->num_params, &rng);
+    fill(second->params, second->num_params, &rng);
+    /* the fused model's parameters: the leader's, then the tail's (state-dict order) */
     memcpy(fused->params, first->params, first->num_params * sizeof(float));
+    memcpy(fused->params + first->num_params, second->params, second->num_params * sizeof(float));
     cn_model_set_training(fused, training);
     cn_model_set_training(first, training);
     cn_model_set_training(second, training);
@@ -251,9 +254,12 @@ static int check_chain(int c, int h, int w, const char *leader, const char *tail
             for (size_t i = 0; i < in_n && ok; i++) ok = fabsf(dx_f[i] - dx_u[i]) <= 1e-5f * (1.0f + fabsf(dx_u[i]));
             for (size_t i = 0; i < first->num_params && ok; i++)
                 ok = fabsf(fused->grads[i] - first->grads[i]) <= 1e-5f * (1.0f + fabsf(first->grads[i]));
+            for (size_t i = 0; i < second->num_params && ok; i++)
+                ok = fabsf(fused->grads[first->num_params + i] - second->grads[i]) <= 1e-5f * (1.0f + fabsf(second->grads[i]));
         } else {
             ok = memcmp(dx_f, dx_u, in_n * sizeof *dx_f) == 0 &&
-                 memcmp(fused->grads, first->grads, first->num_params * sizeof(float)) == 0;
+                 memcmp(fused->grads, first->grads, first->num_params * sizeof(float)) == 0 &&
+                 memcmp(fused->grads + first->num_params, second->grads, second->num_params * sizeof(float)) == 0;
         }
         if (!ok) fprintf(stderr, "  chain %s%s %dx%dx%d: gradients differ\n", leader, tail, c, h, w);
     }
@@ -267,13 +273,13 @@ TEST(fused_chains_match_separate_layers) {
     static const char *const leaders[] = { "conv2d out=5 k=3 pad=1\n", "conv2d out=16 k=3 bias=false\n",
                                            "conv2d out=3 k=1\n", "conv2d out=2 k=3\n", "batchnorm2d\n" };
     static const char *const tails[] = { "relu\n", "relu\nmaxpool2d k=2\n", "batchnorm2d\n", "relu\nbatchnorm2d\n",
-                                         "batchnorm2d\nrelu\nmaxpool2d k=2\n" };
+                                         "batchnorm2d\nrelu\nmaxpool2d k=2\n", "relu\nconv2d out=4 k=3 pad=1\n" };
     static const int sizes[][3] = { {3, 8, 8}, {2, 7, 9}, {16, 9, 9}, {4, 13, 6}, {1, 28, 28} };
     int native = 1;     /* the first usable set gets every case, the others the small ones with 1 thread */
     for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
         if (cn_kernels_select(kernel_sets[s]) != 0) continue;
         for (size_t a = 0; a < 5; a++)
-            for (size_t b = 0; b < 5; b++)
+            for (size_t b = 0; b < 6; b++)
                 for (size_t z = 0; z < (native ? 5u : 3u); z++)
                     for (int mode = 0; mode < 3; mode++)
                         if (native || mode != 1)

@@ -188,7 +188,7 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
     const float *chain_grad = m->grad_acts[c->index + t.chain.length];
     if (t.chain.length > 1) grad_out = dy_chain;
     /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
-    bool to_conv_relu = cn_bn_grad_to_conv_relu(m, c->index);
+    bool to_conv_relu = cn_grad_to_conv_relu(m, c->index);
     float *dx = to_conv_relu ? m->acts[c->index - 1] : c->grad_in;
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
     for (int ch = 0; ch < C; ch++) {

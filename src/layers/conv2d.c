@@ -302,9 +302,9 @@ static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int
 /* A relu-only chain's output gradient shares its buffer with the conv's input
  * gradient (gradient buffers alternate between layers): the chain's dy is rebuilt
  * for all samples into the conv's own output slot acts[i+1] (unused by a fused
- * forward) before any dx is written, unless a batch norm after the relu did it. */
+ * forward) before any dx is written, unless the layer after the relu did it. */
 static bool rebuild_before_dx(const cn_layer_ctx *c, const conv_target *t) {
-    return t->chain.length == 2 && !cn_bn_grad_to_conv_relu(c->model, c->index + 2);
+    return t->chain.length == 2 && !cn_grad_to_conv_relu(c->model, c->index + 2);
 }
 
 /* dL/d(conv output) of sample b: grad_out; from acts[i+1] for a relu-only chain;
@@ -348,7 +348,9 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
         cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
-        float *dx = c->grad_in + (size_t)b * in_size;
+        /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
+        bool to_conv_relu = cn_grad_to_conv_relu(c->model, c->index);
+        float *dx = (to_conv_relu ? c->model->acts[c->index - 1] : c->grad_in) + (size_t)b * in_size;
         if (use_channels(ks, &bw)) {
             int ldx = ks->wgrad_ld(l->in.c);
             ks->conv_channels(&bw, s->packed, s->dy_pad, s->dx_q, ldx);
@@ -357,6 +359,7 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
             ks->conv(&bw, s->packed, s->dy_pad, s->dx_q);
             cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, bw.wp, cn_conv_q_stride(&bw), NULL, dx);
         }
+        if (to_conv_relu) cn_relu_backward_kernel(c->in + (size_t)b * in_size, dx, dx, (size_t)in_size);
     }
 }
 

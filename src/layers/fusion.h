@@ -116,16 +116,16 @@ static inline cn_bn_handoff cn_bn_handoff_of(const cn_model *m, int j, int batch
     return h;
 }
 
-/* Masked batch-norm input gradient for a conv + relu before it: when batchnorm2d
- * layer j takes the output of a direct conv2d + relu chain (conv at j-2), BN's
- * backward writes dL/d(conv output) = (BN input > 0) ? dL/d(BN input) : 0
- * (the relu's backward) straight into the conv's output slot acts[j-1], where
+/* Masked input gradient for a conv + relu before: when layer j (a batchnorm2d
+ * or a direct conv2d) takes the output of a direct conv2d + relu chain (conv at
+ * j-2), its backward writes dL/d(conv output) = (its input > 0) ? dL/d(its input) : 0
+ * (the relu's backward) straight into that conv's output slot acts[j-1], where
  * the conv's backward reads it, instead of into its own input gradient. */
-static inline bool cn_bn_grad_to_conv_relu(const cn_model *m, int j) {
-    if (j < 2 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
-    const cn_layer *l = &m->layers[j - 2];
-    cn_chain ch = cn_chain_at(m, j - 2);
-    return l->kind == CN_LAYER_CONV2D && l->stride == 1 && ch.length == 2;
+static inline bool cn_grad_to_conv_relu(const cn_model *m, int j) {
+    if (j < 2 || j >= m->num_layers) return false;
+    const cn_layer *me = &m->layers[j], *l = &m->layers[j - 2];
+    bool takes = me->kind == CN_LAYER_BATCHNORM2D || (me->kind == CN_LAYER_CONV2D && me->stride == 1);
+    return takes && l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 2).length == 2;
 }
 
 /* Recomputed conv: a direct conv2d with at most CN_RECOMPUTE_MAX_TAPS taps per output
