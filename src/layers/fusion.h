@@ -81,6 +81,9 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
 static inline bool cn_bn_grad_in_conv(const cn_model *m, int j) {
     if (j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     const cn_layer *l = &m->layers[j - 1];
+    /* The handover (2 pooled planes + 3 floats per channel) must fit in BN's output slot (B planes)
+     * even for a batch of 1: plane >= 6 (fuzz_spec: 2x2 planes, batch 1 overflowed the heap). */
+    if (m->layers[j].in.h * m->layers[j].in.w < 6) return false;
     return l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 1).length == 1 && cn_chain_at(m, j).pool;
 }
 
