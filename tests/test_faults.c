@@ -264,6 +264,21 @@ TEST(resume_with_fewer_epochs_than_done) {
     CHECK_MSG(rc == 0, "resume with --epochs 2: exit %d: %s", rc, slurp("err.txt"));
 }
 
+/* Batch size 1 through the fused conv -> BN -> relu -> 2x2 max-pool backward on
+ * a 2x2 plane: BN's gradient handover overflowed the heap (found by fuzz_spec;
+ * SANITIZE=1 catches a regression). */
+TEST(batch_of_one_through_fused_bn_pool) {
+    if (!have_data) return;
+    char path[256], args[1024];
+    static const char spec[] = "input 1x28x28\nmaxpool2d k=14\nconv2d out=4 k=1\nbatchnorm2d\nrelu\nmaxpool2d k=2\n"
+                               "flatten\nlinear out=10\n";
+    snprintf(path, sizeof path, "%s/bn2x2.spec", work);
+    CHECK(write_file(path, spec, strlen(spec)) == 0);
+    snprintf(args, sizeof args, "train --model %s --epochs 1 --batch-size 1 --out %s/bn2x2 " COMMON, path, work, work);
+    int rc = run(args, 60);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, slurp("err.txt"));
+}
+
 TEST(unwritable_output_dir_is_reported_before_training) {
     if (!have_data) return;
     char args[1024], file[256];
@@ -367,6 +382,7 @@ int main(void) {
     RUN(sigint_saves_and_resume_continues);
     RUN(sigterm_saves_and_resume_continues);
     RUN(resume_with_fewer_epochs_than_done);
+    RUN(batch_of_one_through_fused_bn_pool);
     RUN(unwritable_output_dir_is_reported_before_training);
     RUN(kill9_never_leaves_an_unloadable_checkpoint);
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "fault tests: %.1f s\n", now() - t0);
