@@ -83,9 +83,11 @@ static void WG(conv_weight_grad)(const cn_conv_geom *g, const float *x_pad, cons
         for (int tb = 0; tb < (taps + nk_max - 1) / nk_max; tb++) {
             int t0, nk, offs[NK_MAX];
             WG(split_even)(taps, nk_max, tb, &t0, &nk);
+            /* tap t0 + i = (ic, ky, kx), stepped without divisions */
+            int kx = t0 % g->k, ky = t0 / g->k % g->k, ic = t0 / (g->k * g->k);
             for (int i = 0; i < nk; i++) {
-                int t = t0 + i, kx = t % g->k, ky = t / g->k % g->k, ic = t / (g->k * g->k);
                 offs[i] = ic * plane + ky * g->wp + kx;
+                if (++kx == g->k) { kx = 0; if (++ky == g->k) { ky = 0; ic++; } }
             }
             WG(wgrad_tiles)[nk - 1][mv - 1](g, offs, x_pad, dyt + m0 * VL, ld, dwt + (size_t)t0 * ld + m0 * VL);
         }

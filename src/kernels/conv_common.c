@@ -174,6 +174,18 @@ void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld) {
 
 CN_MULTIVERSION
 void cn_sum_rows(const float *x, int rows, int n, float *sum) {
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < n; i++) sum[i] += x[(size_t)r * n + i];
+    typedef float v16f __attribute__((vector_size(64)));
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {      /* a column block's sums stay in a register over the rows */
+        v16f acc;
+        memcpy(&acc, sum + i, sizeof acc);
+        for (int r = 0; r < rows; r++) {
+            v16f v;
+            memcpy(&v, x + (size_t)r * n + i, sizeof v);
+            acc += v;
+        }
+        memcpy(sum + i, &acc, sizeof acc);
+    }
+    for (; i < n; i++)
+        for (int r = 0; r < rows; r++) sum[i] += x[(size_t)r * n + i];
 }
