@@ -155,10 +155,11 @@ static void WG(conv_channels)(const cn_conv_geom *g, const float *wt, const floa
         int m0, mv;
         WG(split_even)(mvectors, MV_MAX, mb, &m0, &mv);
         int np_max = ACC_MAX / mv < NK_MAX ? ACC_MAX / mv : NK_MAX;
+        /* each row in near-equal groups (as split_even, without divisions in the loop) */
+        int groups = (g->out_w + np_max - 1) / np_max, base = g->out_w / groups, extra = g->out_w % groups;
         for (int oy = 0; oy < g->out_h; oy++)
-            for (int pb = 0; pb < (g->out_w + np_max - 1) / np_max; pb++) {
-                int x0, np;
-                WG(split_even)(g->out_w, np_max, pb, &x0, &np);
+            for (int pb = 0, x0 = 0, np; pb < groups; pb++, x0 += np) {
+                np = base + (pb < extra);
                 WG(chan_tiles)[kc][np - 1][mv - 1](g, wt + m0 * VL, ld, x_pad + oy * g->wp + x0,
                                                   out_t + (size_t)(oy * g->out_w + x0) * ld + m0 * VL);
             }
