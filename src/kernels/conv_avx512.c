@@ -20,6 +20,7 @@ typedef __m512 vf;
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VZERO() _mm512_setzero_ps()
 #define ACC_MAX 24
+#define CHAN_ACC_MAX 27     /* 9 taps x 3 vectors: one input channel's 3x3 taps per tile */
 #define MR_MAX 8
 #include "kernels/conv_fwd_impl.h"
 #define WG_SUFFIX zmm

@@ -1,6 +1,6 @@
 /* Register-blocked direct-convolution kernels vectorised over output channels
  * (pixels are broadcast), written once over a small vector vocabulary (see
- * conv_fwd_impl.h: vf, VL, VLOAD, VSTORE, VBCAST, VFMA, VZERO, ACC_MAX) and
+ * conv_fwd_impl.h: vf, VL, VLOAD, VSTORE, VBCAST, VFMA, VZERO, ACC_MAX; CHAN_ACC_MAX) and
  * included by each instruction-set file, possibly twice with different vector
  * widths; WG(name) gives this instance's names. Defines, for ld a multiple of VL:
  *   WG(conv_weight_grad)(g, x_pad, dyt, ld, dwt)   the weight gradient
@@ -9,6 +9,9 @@
 #include "kernels/kernels.h"
 
 #define NK_MAX 12   /* kernel taps per tile */
+#ifndef CHAN_ACC_MAX
+#define CHAN_ACC_MAX ACC_MAX    /* accumulators per tile (the set may allow a few more than for conv_fwd) */
+#endif
 #define MV_MAX 4    /* output-channel vectors per tile */
 #ifndef INLINE
 #define INLINE static inline __attribute__((always_inline))
@@ -79,7 +82,7 @@ static void WG(conv_weight_grad)(const cn_conv_geom *g, const float *x_pad, cons
     for (int mb = 0; mb < (mvectors + MV_MAX - 1) / MV_MAX; mb++) {
         int m0, mv;
         WG(split_even)(mvectors, MV_MAX, mb, &m0, &mv);
-        int nk_max = ACC_MAX / mv < NK_MAX ? ACC_MAX / mv : NK_MAX;
+        int nk_max = CHAN_ACC_MAX / mv < NK_MAX ? CHAN_ACC_MAX / mv : NK_MAX;
         for (int tb = 0; tb < (taps + nk_max - 1) / nk_max; tb++) {
             int t0, nk, offs[NK_MAX];
             WG(split_even)(taps, nk_max, tb, &t0, &nk);
@@ -154,7 +157,7 @@ static void WG(conv_channels)(const cn_conv_geom *g, const float *wt, const floa
     for (int mb = 0; mb < (mvectors + MV_MAX - 1) / MV_MAX; mb++) {
         int m0, mv;
         WG(split_even)(mvectors, MV_MAX, mb, &m0, &mv);
-        int np_max = ACC_MAX / mv < NK_MAX ? ACC_MAX / mv : NK_MAX;
+        int np_max = CHAN_ACC_MAX / mv < NK_MAX ? CHAN_ACC_MAX / mv : NK_MAX;
         /* each row in near-equal groups (as split_even, without divisions in the loop) */
         int groups = (g->out_w + np_max - 1) / np_max, base = g->out_w / groups, extra = g->out_w % groups;
         for (int oy = 0; oy < g->out_h; oy++)
