@@ -186,6 +186,16 @@ void cn_sum_rows(const float *x, int rows, int n, float *sum) {
         }
         memcpy(sum + i, &acc, sizeof acc);
     }
+    for (; i + 8 <= n; i += 8) {
+        v8f acc;
+        memcpy(&acc, sum + i, sizeof acc);
+        for (int r = 0; r < rows; r++) {
+            v8f v;
+            memcpy(&v, x + (size_t)r * n + i, sizeof v);
+            acc += v;
+        }
+        memcpy(sum + i, &acc, sizeof acc);
+    }
     for (; i < n; i++)
         for (int r = 0; r < rows; r++) sum[i] += x[(size_t)r * n + i];
 }
