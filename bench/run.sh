@@ -2,6 +2,7 @@
 # Benchmarks, run from the repository root (`make bench` runs the throughput mode).
 #
 #   sh bench/run.sh [throughput] [MODEL...]   training/inference img/s of convnet and PyTorch
+#   sh bench/run.sh profile MODEL [ARGS]      per-layer times of one step (bench/profile.c; see its usage)
 #   sh bench/run.sh epoch                     epoch time and augmentation (CLI based; not yet written)
 #
 # Throughput: builds bench/throughput.c against build/libconvnet.a, runs it and,
@@ -11,7 +12,7 @@
 # Environment: THREADS (2), BATCH (128), BENCH_SECONDS per timed run (0.4), REPEATS (5).
 set -e
 MODE=throughput
-case "$1" in throughput|epoch) MODE=$1; shift ;; esac
+case "$1" in throughput|profile|epoch) MODE=$1; shift ;; esac
 
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-128}
@@ -33,12 +34,13 @@ machine_description() {
     echo "- settings: $THREADS threads, batch $BATCH, float32, random in-memory data, best of $REPEATS runs of ~${SECONDS_PER_RUN} s after warm-up"
 }
 
-build_throughput() {
+# Builds bench/NAME.c into $BUILD/bench/NAME against the library.
+build_bench_program() {
     make --no-print-directory "$BUILD/libconvnet.a" >&2
     mkdir -p "$BUILD/bench"
     libs=$(pkg-config --libs zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c 2>/dev/null || true)
     ${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc \
-        bench/throughput.c -o "$BUILD/bench/throughput" "$BUILD/libconvnet.a" $libs -lm
+        "bench/$1.c" -o "$BUILD/bench/$1" "$BUILD/libconvnet.a" $libs -lm
 }
 
 # Joins convnet's and PyTorch's lines (by model) into the markdown table.
@@ -58,7 +60,7 @@ throughput_table() {
 }
 
 run_throughput() {
-    build_throughput
+    build_bench_program throughput
     LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
     : > "$TMP/torch.tsv"
     TORCH_VERSION=
@@ -105,7 +107,13 @@ run_epoch() {
     exit 2
 }
 
+run_profile() {
+    build_bench_program profile
+    "$BUILD/bench/profile" --threads "$THREADS" --batch "$BATCH" "$@"
+}
+
 case "$MODE" in
 throughput) run_throughput "$@" ;;
+profile) run_profile "$@" ;;
 epoch) run_epoch "$@" ;;
 esac
