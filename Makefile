@@ -85,7 +85,7 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
 
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/convnet $(TEST_BINS)
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@BUILD=$(BUILD) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS)
 
 bench: $(BUILD)/convnet
 	sh bench/run.sh

@@ -579,7 +579,7 @@ cn_status cn_train(const cn_train_options *o) {
         if (first_batch == 0) { r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0; }
         for (long b = first_batch; b < steps; b++) {
             int start = (int)(b * B), n = n_train - start < B ? n_train - start : B;
-            if (n < 2 && b > 0) break;   /* BatchNorm needs 2+ samples; PyTorch would fail here */
+            if (n < 2 && n < B) break;   /* a final 1-image batch: BatchNorm needs 2+ samples (PyTorch fails there) */
             cn_loader_fill(&r.data.train, order + start, n, r.data.mean, r.data.std, &r.aug, mix(epoch_seed, 0xA5A5), x, labels);
             apply_schedule(&r);
             m->dropout_seed = mix(epoch_seed, (uint64_t)b + 7);
