@@ -88,7 +88,8 @@ check: deps
 	@BUILD=$(BUILD) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS)
 
 bench: $(BUILD)/convnet
-	sh bench/run.sh
+	sh bench/run.sh throughput
+	sh bench/run.sh epoch
 
 clean:
 	rm -rf build build-san

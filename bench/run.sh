@@ -1,15 +1,16 @@
 #!/bin/sh
-# Benchmarks, run from the repository root (`make bench` runs the throughput mode).
+# Benchmarks, run from the repository root (`make bench` runs the throughput and epoch modes).
 #
 #   sh bench/run.sh [throughput] [MODEL...]   training/inference img/s of convnet and PyTorch
 #   sh bench/run.sh profile MODEL [ARGS]      per-layer times of one step (bench/profile.c; see its usage)
-#   sh bench/run.sh epoch                     epoch time and augmentation (CLI based; not yet written)
+#   sh bench/run.sh epoch                     epoch time, peak RSS, augmentation overhead (CLI + bench/torch_epoch.py)
 #
 # Throughput: builds bench/throughput.c against build/libconvnet.a, runs it and,
 # when Debian's /usr/bin/python3 has torch, bench/torch_bench.py in the same run
 # (same models, batch, threads); prints a markdown table and writes it, with a
 # description of the machine, to bench/RESULTS.md.
-# Environment: THREADS (2), BATCH (128), BENCH_SECONDS per timed run (0.4), REPEATS (5).
+# Environment: THREADS (2), BATCH (128), BENCH_SECONDS per timed run (0.4), REPEATS (5);
+# epoch mode: DATA (../shared/data/mnist), EPOCH_REPEATS (3).
 set -e
 MODE=throughput
 case "$1" in throughput|profile|epoch) MODE=$1; shift ;; esac
@@ -92,19 +93,96 @@ run_throughput() {
         echo "per image; inference = eval-mode forward. PyTorch: the same nn.Sequential models (bench/torch_bench.py)."
         echo
         cat "$TMP/table.md"
-        echo
-        echo "## Epoch time and augmentation"
-        echo
-        echo "Not measured yet: see \`sh bench/run.sh epoch\`."
     } > "$OUT"
     echo "wrote $OUT" >&2
 }
 
-# Epoch-time and augmentation benchmarks through the CLI (build/convnet train ...):
-# to be written; it should append its own section to bench/RESULTS.md.
+# timed OUTFILE CMD...: runs CMD (its output to $TMP/log) and appends
+# "<wall s> <peak RSS KiB> <test acc %>" to OUTFILE (GNU time; RSS "-" without it).
+timed() {
+    out=$1; shift
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f "%e %M" -o "$TMP/time" "$@" > "$TMP/log" 2>&1 || { tail -3 "$TMP/log" >&2; return 1; }
+    else
+        t0=$(date +%s.%N)
+        "$@" > "$TMP/log" 2>&1 || { tail -3 "$TMP/log" >&2; return 1; }
+        echo "$t0 $(date +%s.%N)" | awk '{ printf "%.2f -\n", $2 - $1 }' > "$TMP/time"
+    fi
+    acc=$(sed -n 's/.*Accuracy: [0-9]*\/[0-9]* (\([0-9.]*\)%).*/\1/p; s/.*test_acc \([0-9.]*\).*/\1/p' "$TMP/log" | tail -1)
+    echo "$(cat "$TMP/time") ${acc:--}" >> "$out"
+}
+
+# row NAME FILE: a table row from FILE's runs: median wall, max RSS, last accuracy.
+row() {
+    sort -n "$2" | awk -v name="$1" '{ t[NR] = $1; if ($2 != "-" && $2 > rss) rss = $2; acc = $3 }
+        END { printf "| %s | %.2f | %d | %s | %s |\n", name, t[int((NR + 1) / 2)], NR,
+                     rss ? sprintf("%.0f", rss / 1024) : "-", acc }'
+}
+
+median_of() { sort -n "$1" | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'; }
+
+# Epoch time through the CLI, data loading and test evaluation included:
+# every preset one epoch with its own recipe (`convnet train --model P --epochs 1`),
+# seed001 EPOCH_REPEATS times without and with --augment rotate=10,translate=0.1,
+# and PyTorch's DataLoader epoch of seed001 (bench/torch_epoch.py) in the same run.
+# Appends its section to bench/RESULTS.md (replacing an earlier one).
 run_epoch() {
-    echo "bench: the epoch-time mode is not written yet" >&2
-    exit 2
+    make --no-print-directory "$BUILD/convnet" >&2
+    DATA=${DATA:-../shared/data/mnist}
+    EPOCH_REPEATS=${EPOCH_REPEATS:-3}
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+    train="$BUILD/convnet train --epochs 1 --threads $THREADS --quiet --data $DATA --out $TMP/run"
+    for i in $(seq "$EPOCH_REPEATS"); do
+        echo "seed001 epoch $i/$EPOCH_REPEATS ..." >&2
+        timed "$TMP/plain" $train --model seed001
+        timed "$TMP/aug" $train --model seed001 --augment rotate=10,translate=0.1
+    done
+    : > "$TMP/presets.md"
+    for p in $($BUILD/convnet models | awk 'NR > 1 && $1 != "seed001" { print $1 }'); do
+        echo "$p epoch ..." >&2
+        timed "$TMP/p-$p" $train --model "$p" && row "\`$p\` (its recipe)" "$TMP/p-$p" >> "$TMP/presets.md"
+    done
+    TORCH_VERSION=
+    if "$TORCH_PY" -c 'import torch, torchvision' 2>/dev/null; then
+        TORCH_VERSION=$("$TORCH_PY" -c 'import torch; print(torch.__version__)')
+        echo "PyTorch DataLoader epochs ..." >&2
+        timed "$TMP/torch" "$TORCH_PY" bench/torch_epoch.py --data "$DATA" --threads "$THREADS"
+        timed "$TMP/torch-aug" "$TORCH_PY" bench/torch_epoch.py --data "$DATA" --threads "$THREADS" --augment
+    else
+        echo "bench: $TORCH_PY has no torch/torchvision; measuring convnet only" >&2
+    fi
+    {
+        echo "| run | epoch wall s (median) | runs | peak RSS MB | test acc % |"
+        echo "|---|---:|---:|---:|---:|"
+        row "convnet seed001" "$TMP/plain"
+        row "convnet seed001 --augment rotate=10,translate=0.1" "$TMP/aug"
+        if [ -n "$TORCH_VERSION" ]; then
+            row "PyTorch seed001, DataLoader (bench/torch_epoch.py)" "$TMP/torch"
+            row "PyTorch seed001, DataLoader + RandomRotation(10), RandomAffine(translate 0.1)" "$TMP/torch-aug"
+        fi
+        cat "$TMP/presets.md"
+        echo
+        plain=$(median_of "$TMP/plain"); aug=$(median_of "$TMP/aug")
+        echo "Augmentation overhead (seed001, rotate=10,translate=0.1): $(echo "$plain $aug" | awk '{ printf "%+.1f%%", 100 * ($2 / $1 - 1) }')."
+        if [ -n "$TORCH_VERSION" ]; then
+            echo "seed001 epoch, convnet vs PyTorch's DataLoader epoch: $(echo "$plain $(median_of "$TMP/torch")" | awk '{ printf "%.1fx faster", $2 / $1 }');" \
+                 "with augmentation: $(echo "$aug $(median_of "$TMP/torch-aug")" | awk '{ printf "%.1fx faster", $2 / $1 }')."
+        fi
+    } > "$TMP/epoch.md"
+    cat "$TMP/epoch.md"
+    [ -f "$OUT" ] || echo "# Benchmark results" > "$OUT"
+    sed -i '/^## Epoch time and augmentation/,$d' "$OUT"
+    {
+        echo "## Epoch time and augmentation"
+        echo
+        echo "Written by \`sh bench/run.sh epoch\` (part of \`make bench\`): \`convnet train --epochs 1\`, one full MNIST"
+        echo "epoch end to end (reading the IDX files, training on 60,000 images, evaluating the 10,000 test"
+        echo "images), $THREADS threads, wall time and peak resident memory of the whole process (GNU time)."
+        echo "Load average before the run: $LOAD_BEFORE; $(date -u '+%Y-%m-%d %H:%M UTC')."
+        echo
+        cat "$TMP/epoch.md"
+    } >> "$OUT"
+    echo "wrote $OUT" >&2
 }
 
 run_profile() {

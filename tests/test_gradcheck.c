@@ -93,6 +93,32 @@ TEST(dropout) { check_layer("input 2x4x4\ndropout p=0.3\nflatten"); }
 TEST(linear) { check_layer("input 12x1x1\nlinear out=5"); }
 TEST(linear_nobias) { check_layer("input 12x1x1\nlinear out=5 bias=false"); }
 TEST(log_softmax) { check_layer("input 6x1x1\nlog_softmax"); }
+/* Inverted dropout's semantics on ones: every output is 0 or 1/(1-p), the drop
+ * rate is p (within 5 standard errors over 64*7*9*5 draws, an odd plane size),
+ * each sample gets its own mask, and eval mode is the identity. */
+TEST(dropout_statistics) {
+    cn_model *m;
+    CHECK(cn_model_from_spec("input 7x9x5\ndropout p=0.3\nflatten", "dropout", 7, &m) == CN_OK);
+    int batch = 64, size = 7 * 9 * 5, n = batch * size, dropped = 0, bad = 0;
+    CHECK(cn_model_reserve(m, batch, 2) == CN_OK);
+    float *x = malloc(n * sizeof *x);
+    for (int i = 0; i < n; i++) x[i] = 1.0f;
+    cn_model_set_training(m, true);
+    m->dropout_seed = 4242;
+    const float *y = cn_model_forward(m, x, batch, NULL);
+    for (int i = 0; i < n; i++) {
+        if (y[i] == 0.0f) dropped++;
+        else if (y[i] != 1.0f / 0.7f) bad++;
+    }
+    double rate = (double)dropped / n, se = sqrt(0.3 * 0.7 / n);
+    CHECK_MSG(bad == 0 && fabs(rate - 0.3) < 5 * se, "drop rate %.4f (expected 0.3 +- %.4f), %d bad values", rate, 5 * se, bad);
+    CHECK(memcmp(y, y + size, size * sizeof *y) != 0);
+    cn_model_set_training(m, false);
+    y = cn_model_forward(m, x, batch, NULL);
+    CHECK(memcmp(y, x, n * sizeof *y) == 0);
+    free(x);
+    cn_model_free(m);
+}
 /* Hidden ReLU/max-pool inputs of a stack cannot be kept off the kinks by
  * construction; a smaller step makes crossing one unlikely (float rounding
  * error ~1e-7 |L| / h stays ~1e-4). */
@@ -101,6 +127,6 @@ TEST(stack) { check_layer_h("input 1x8x8\nconv2d out=4 k=3 pad=1\nbatchnorm2d\nr
 int main(void) {
     RUN(conv_3x3_bias); RUN(conv_3x3_pad_nobias); RUN(conv_1x1_pad); RUN(conv_1x1); RUN(conv_5x5_stride2);
     RUN(batchnorm); RUN(relu); RUN(maxpool); RUN(maxpool_overlap); RUN(avgpool); RUN(avgpool_pad); RUN(gap);
-    RUN(dropout); RUN(linear); RUN(linear_nobias); RUN(log_softmax); RUN(stack);
+    RUN(dropout); RUN(dropout_statistics); RUN(linear); RUN(linear_nobias); RUN(log_softmax); RUN(stack);
     return test_summary();
 }

@@ -13,18 +13,6 @@ void cn_rng_seed(cn_rng *rng, uint64_t seed) {
     for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t cn_rng_next(cn_rng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 float cn_rng_uniform(cn_rng *rng) { return (float)(cn_rng_next(rng) >> 40) * 0x1.0p-24f; }
 double cn_rng_uniform_double(cn_rng *rng) { return (double)(cn_rng_next(rng) >> 11) * 0x1.0p-53; }
 

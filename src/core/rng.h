@@ -7,7 +7,19 @@
 typedef struct { uint64_t s[4]; } cn_rng;
 
 void cn_rng_seed(cn_rng *rng, uint64_t seed);
-uint64_t cn_rng_next(cn_rng *rng);
+
+static inline uint64_t cn_rng_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* The next 64 random bits (inline: dropout draws one per two activations). */
+static inline uint64_t cn_rng_next(cn_rng *rng) {
+    uint64_t *s = rng->s;
+    uint64_t result = cn_rng_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = cn_rng_rotl(s[3], 45);
+    return result;
+}
 /* Uniform float in [0, 1) with 24 random bits. */
 float cn_rng_uniform(cn_rng *rng);
 /* Uniform double in [0, 1) with 53 random bits. */

@@ -21,6 +21,9 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
         return;
     }
     float keep_scale = 1.0f / (1.0f - l->dropout_p);
+    /* Kept when 24 random bits >= ceil(p * 2^24): P(drop) is within 6e-8 of p. Each
+     * 64-bit draw decides two activations (bits 40..63 and 16..39). */
+    uint32_t threshold = (uint32_t)ceil((double)l->dropout_p * 16777216.0);
     #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
     for (int b = 0; b < c->batch; b++) {
         cn_rng rng;
@@ -28,19 +31,28 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
         uint8_t *keep = dropout_mask(c) + (size_t)b * size;
         const float *x = c->in + (size_t)b * size;
         float *y = c->out + (size_t)b * size;
-        for (int i = 0; i < size; i++) {
-            keep[i] = cn_rng_uniform(&rng) >= l->dropout_p;
-            y[i] = keep[i] ? x[i] * keep_scale : 0.0f;
+        int i = 0;
+        for (; i + 1 < size; i += 2) {
+            uint64_t r = cn_rng_next(&rng);
+            keep[i] = (uint32_t)(r >> 40) >= threshold;
+            keep[i + 1] = (uint32_t)((r >> 16) & 0xFFFFFF) >= threshold;
         }
+        if (i < size) keep[i] = (uint32_t)(cn_rng_next(&rng) >> 40) >= threshold;
+        for (i = 0; i < size; i++) y[i] = x[i] * ((float)keep[i] * keep_scale);  /* PyTorch: x * mask * scale */
     }
 }
 
+// dx = dy * mask / (1 - p)
 void cn_dropout_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
-    size_t n = (size_t)c->batch * cn_shape_size(c->layer->in);
+    int size = cn_shape_size(c->layer->in);
     float keep_scale = 1.0f / (1.0f - c->layer->dropout_p);
     const uint8_t *keep = dropout_mask(c);
-    for (size_t i = 0; i < n; i++) c->grad_in[i] = keep[i] ? c->grad_out[i] * keep_scale : 0.0f;
+    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    for (int b = 0; b < c->batch; b++) {
+        size_t o = (size_t)b * size;
+        for (int i = 0; i < size; i++) c->grad_in[o + i] = c->grad_out[o + i] * ((float)keep[o + i] * keep_scale);
+    }
 }
 
 void cn_flatten_forward(const cn_layer_ctx *c) {
