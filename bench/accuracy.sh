@@ -64,12 +64,12 @@ seeds_of() {
 }
 params_of() { $BIN models 2>/dev/null | awk -v m="$1" '$1 == m { print $3 }'; }
 
-# mean_std <numbers...>: "mean +- std" (sample std; 0 for one number).
+# mean_std <numbers...>: "mean +- std (min, n)" (sample std), or the number itself for n=1.
 mean_std() {
     echo "$@" | awk '{ n = NF; s = 0; for (i = 1; i <= n; i++) s += $i; m = s / n; v = 0;
         for (i = 1; i <= n; i++) v += ($i - m) ^ 2; sd = n > 1 ? sqrt(v / (n - 1)) : 0;
         mn = $1; for (i = 2; i <= n; i++) if ($i < mn) mn = $i;
-        printf "%.2f ± %.2f (min %.2f, n=%d)", m, sd, mn, n }'
+        if (n == 1) printf "%.2f (n=1)", m; else printf "%.2f ± %.2f (min %.2f, n=%d)", m, sd, mn, n }'
 }
 
 ROWS=$TMPD/rows

@@ -10,7 +10,7 @@ void cn_rng_seed(cn_rng *rng, uint64_t seed);
 
 static inline uint64_t cn_rng_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* The next 64 random bits (inline: dropout draws one per two activations). */
+/* The next 64 random bits (inline: shuffling and augmentation draw many). */
 static inline uint64_t cn_rng_next(cn_rng *rng) {
     uint64_t *s = rng->s;
     uint64_t result = cn_rng_rotl(s[1] * 5, 7) * 9;

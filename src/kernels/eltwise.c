@@ -26,6 +26,27 @@ static inline double hsum8(const v8d *v) {
     return (((*v)[0] + (*v)[4]) + ((*v)[1] + (*v)[5])) + (((*v)[2] + (*v)[6]) + ((*v)[3] + (*v)[7]));
 }
 
+/* lowbias32 (Chris Wellons' integer hash): every input bit affects every output bit. */
+static inline uint32_t hash32(uint32_t x) {
+    x ^= x >> 16; x *= 0x7feb352du;
+    x ^= x >> 15; x *= 0x846ca68bu;
+    return x ^ (x >> 16);
+}
+
+CN_MULTIVERSION
+void cn_dropout_forward_kernel(const float *x, float *y, uint8_t *keep, int n, uint64_t stream,
+                               uint32_t threshold, float scale) {
+    uint32_t lo = (uint32_t)stream, hi = (uint32_t)(stream >> 32);
+    /* two simple loops: gcc vectorises each, not the fused one */
+    for (int i = 0; i < n; i++) keep[i] = hash32(hash32((uint32_t)i ^ lo) ^ hi) >= threshold;
+    for (int i = 0; i < n; i++) y[i] = x[i] * ((float)keep[i] * scale);   /* PyTorch: x * mask * scale */
+}
+
+CN_MULTIVERSION
+void cn_dropout_backward_kernel(const float *dy, const uint8_t *keep, float *dx, int n, float scale) {
+    for (int i = 0; i < n; i++) dx[i] = dy[i] * ((float)keep[i] * scale);
+}
+
 // y (n) = x > 0 ? x : 0
 CN_MULTIVERSION
 void cn_relu_forward_kernel(const float *x, float *y, size_t n) {

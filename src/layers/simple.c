@@ -1,5 +1,6 @@
 /* dropout (inverted), flatten and log_softmax. */
 #include "layers/layers.h"
+#include "kernels/kernels.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,25 +21,14 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
         if (c->model->training) memset(dropout_mask(c), 1, (size_t)c->batch * size);
         return;
     }
+    /* P(drop) = ceil(p * 2^32) / 2^32, within 2.4e-10 of p (p < 1). */
+    uint32_t threshold = (uint32_t)ceil((double)l->dropout_p * 4294967296.0);
     float keep_scale = 1.0f / (1.0f - l->dropout_p);
-    /* Kept when 24 random bits >= ceil(p * 2^24): P(drop) is within 6e-8 of p. Each
-     * 64-bit draw decides two activations (bits 40..63 and 16..39). */
-    uint32_t threshold = (uint32_t)ceil((double)l->dropout_p * 16777216.0);
     #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
     for (int b = 0; b < c->batch; b++) {
-        cn_rng rng;
-        cn_rng_seed(&rng, dropout_stream(c->model->dropout_seed, c->index, b));
-        uint8_t *keep = dropout_mask(c) + (size_t)b * size;
-        const float *x = c->in + (size_t)b * size;
-        float *y = c->out + (size_t)b * size;
-        int i = 0;
-        for (; i + 1 < size; i += 2) {
-            uint64_t r = cn_rng_next(&rng);
-            keep[i] = (uint32_t)(r >> 40) >= threshold;
-            keep[i + 1] = (uint32_t)((r >> 16) & 0xFFFFFF) >= threshold;
-        }
-        if (i < size) keep[i] = (uint32_t)(cn_rng_next(&rng) >> 40) >= threshold;
-        for (i = 0; i < size; i++) y[i] = x[i] * ((float)keep[i] * keep_scale);  /* PyTorch: x * mask * scale */
+        size_t o = (size_t)b * size;
+        cn_dropout_forward_kernel(c->in + o, c->out + o, dropout_mask(c) + o, size,
+                                  dropout_stream(c->model->dropout_seed, c->index, b), threshold, keep_scale);
     }
 }
 
@@ -47,11 +37,10 @@ void cn_dropout_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
     int size = cn_shape_size(c->layer->in);
     float keep_scale = 1.0f / (1.0f - c->layer->dropout_p);
-    const uint8_t *keep = dropout_mask(c);
     #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
     for (int b = 0; b < c->batch; b++) {
         size_t o = (size_t)b * size;
-        for (int i = 0; i < size; i++) c->grad_in[o + i] = c->grad_out[o + i] * ((float)keep[o + i] * keep_scale);
+        cn_dropout_backward_kernel(c->grad_out + o, dropout_mask(c) + o, c->grad_in + o, size, keep_scale);
     }
 }
 
