@@ -290,11 +290,37 @@ TEST(fused_chains_match_separate_layers) {
     cn_kernels_select(NULL);
 }
 
+/* cn_gemm_nt against double-precision dot products (K not a multiple of 16, M not of
+ * 4), and each row's result identical whether the rows go in one call or one by one
+ * (the linear layer groups samples differently with other batch sizes and threads). */
+TEST(gemm_nt_matches_reference_and_ignores_grouping) {
+    enum { M = 7, N = 5, K = 37 };
+    cn_rng rng;
+    cn_rng_seed(&rng, 11);
+    float a[M * K], b[N * K], c_all[M * N], c_one[M * N];
+    fill(a, M * K, &rng);
+    fill(b, N * K, &rng);
+    memset(c_all, 0, sizeof c_all);
+    memset(c_one, 0, sizeof c_one);
+    cn_gemm_nt(M, N, K, a, b, c_all);
+    for (int i = 0; i < M; i++) cn_gemm_nt(1, N, K, a + i * K, b, c_one + i * N);
+    int bad = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double want = 0.0;
+            for (int k = 0; k < K; k++) want += (double)a[i * K + k] * b[j * K + k];
+            if (!close_enough(c_all[i * N + j], want, 1.0)) bad++;
+        }
+    CHECK_MSG(bad == 0, "%d of %d gemm_nt results off", bad, M * N);
+    CHECK(memcmp(c_all, c_one, sizeof c_all) == 0);
+}
+
 int main(void) {
     RUN(kernel_set_selection);
     RUN(conv_matches_reference_1_thread);
     RUN(conv_matches_reference_2_threads);
     RUN(conv_backward_is_deterministic);
     RUN(fused_chains_match_separate_layers);
+    RUN(gemm_nt_matches_reference_and_ignores_grouping);
     return test_summary();
 }

@@ -22,6 +22,8 @@
 void cn_gemm_nn(int M, int N, int K, const float *A, const float *B, float *C, int accumulate);
 /* C (M,N) += A (M,K) @ B(N,K)^T. */
 void cn_gemm_nt(int M, int N, int K, const float *A, const float *B, float *C);
+// y (n) += a * x
+void cn_axpy(int n, float a, const float *x, float *y);
 /* C (M,N) = A(K,M)^T @ B (K,N). */
 void cn_gemm_tn(int M, int N, int K, const float *A, const float *B, float *C);
 

@@ -3,6 +3,9 @@
 #include "kernels/kernels.h"
 #include <string.h>
 
+#define ROWS 16        /* samples per pass over the weights */
+#define I_BLOCK 1024   /* input features per block of the weight gradient */
+
 // in (B,I), weight (O,I), bias (O) -> out (B,O)
 void cn_linear_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
@@ -10,11 +13,17 @@ void cn_linear_forward(const cn_layer_ctx *c) {
     int I = l->in.c, O = l->out_channels;
     const float *weight = m->params + l->weight_offset;
     const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
+    /* groups of ROWS samples share each pass over the weights (which may not fit in cache) */
+    int groups = (c->batch + ROWS - 1) / ROWS;
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
-    for (int b = 0; b < c->batch; b++) {
-        float *out = c->out + (size_t)b * O;
-        if (bias) memcpy(out, bias, O * sizeof *out); else memset(out, 0, O * sizeof *out);
-        cn_gemm_nt(1, O, I, c->in + (size_t)b * I, weight, out);
+    for (int g = 0; g < groups; g++) {
+        int b0 = g * ROWS, rows = c->batch - b0 < ROWS ? c->batch - b0 : ROWS;
+        float *out = c->out + (size_t)b0 * O;
+        for (int r = 0; r < rows; r++) {
+            if (bias) memcpy(out + (size_t)r * O, bias, O * sizeof *out);
+            else memset(out + (size_t)r * O, 0, O * sizeof *out);
+        }
+        cn_gemm_nt(rows, O, I, c->in + (size_t)b0 * I, weight, out);
     }
 }
 
@@ -25,23 +34,30 @@ void cn_linear_backward(const cn_layer_ctx *c) {
     const float *weight = m->params + l->weight_offset;
     float *dweight = m->grads + l->weight_offset;
     float *dbias = l->bias_count ? m->grads + l->bias_offset : NULL;
-    // dW (O,I) = grad_out (B,O)^T @ in (B,I); rows of dW are independent
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
-    for (int o = 0; o < O; o++) {
-        float *dw = dweight + (size_t)o * I;
-        memset(dw, 0, I * sizeof *dw);
-        float db = 0.0f;
-        for (int b = 0; b < B; b++) {
-            float g = c->grad_out[(size_t)b * O + o];
-            const float *x = c->in + (size_t)b * I;
-            db += g;
-            for (int i = 0; i < I; i++) dw[i] += g * x[i];
+    // dW (O,I) = grad_out (B,O)^T @ in (B,I); rows of dW are independent. Columns in
+    // blocks of I_BLOCK so that the block of `in` (B, I_BLOCK) stays in cache for every o;
+    // each dW element still sums over b in order.
+    for (int i0 = 0; i0 < I; i0 += I_BLOCK) {
+        int n = I - i0 < I_BLOCK ? I - i0 : I_BLOCK;
+        #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+        for (int o = 0; o < O; o++) {
+            float *dw = dweight + (size_t)o * I + i0;
+            memset(dw, 0, n * sizeof *dw);
+            for (int b = 0; b < B; b++) cn_axpy(n, c->grad_out[(size_t)b * O + o], c->in + (size_t)b * I + i0, dw);
         }
-        if (dbias) dbias[o] = db;
     }
+    if (dbias)
+        for (int o = 0; o < O; o++) {
+            float db = 0.0f;
+            for (int b = 0; b < B; b++) db += c->grad_out[(size_t)b * O + o];
+            dbias[o] = db;
+        }
     if (!c->grad_in) return;
-    // grad_in (B,I) = grad_out (B,O) @ W (O,I)
+    // grad_in (B,I) = grad_out (B,O) @ W (O,I), ROWS samples per pass over the weights
+    int groups = (B + ROWS - 1) / ROWS;
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
-    for (int b = 0; b < B; b++)
-        cn_gemm_nn(1, I, O, c->grad_out + (size_t)b * O, weight, c->grad_in + (size_t)b * I, 0);
+    for (int g = 0; g < groups; g++) {
+        int b0 = g * ROWS, rows = B - b0 < ROWS ? B - b0 : ROWS;
+        cn_gemm_nn(rows, I, O, c->grad_out + (size_t)b0 * O, weight, c->grad_in + (size_t)b0 * I, 0);
+    }
 }
