@@ -80,6 +80,8 @@ run_throughput() {
     fi
     throughput_table > "$TMP/table.md"
     cat "$TMP/table.md"
+    # keep the epoch mode's section of an earlier run
+    if [ -f "$OUT" ]; then sed -n '/^## Epoch time and augmentation/,$p' "$OUT" > "$TMP/epoch-section.md"; else : > "$TMP/epoch-section.md"; fi
     {
         echo "# Benchmark results"
         echo
@@ -93,6 +95,7 @@ run_throughput() {
         echo "per image; inference = eval-mode forward. PyTorch: the same nn.Sequential models (bench/torch_bench.py)."
         echo
         cat "$TMP/table.md"
+        if [ -s "$TMP/epoch-section.md" ]; then echo; cat "$TMP/epoch-section.md"; fi
     } > "$OUT"
     echo "wrote $OUT" >&2
 }
