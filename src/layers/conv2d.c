@@ -172,6 +172,18 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
     }
 }
 
+/* Sample b of in (batch samples) as the padded image the forward kernels read: the
+ * input itself when there is no padding, except where the pixel tiles would
+ * over-read past the end of the batch; otherwise copied into x_pad. */
+static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, bool channels, const float *in,
+                                  int batch, int b, float *x_pad) {
+    size_t in_size = (size_t)cn_shape_size(l->in);
+    const float *x = in + (size_t)b * in_size;
+    if (!l->pad && (channels || (size_t)(batch - 1 - b) * in_size >= (size_t)g->wp + CN_VEC_MAX)) return x;
+    cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, x_pad, g->hp, g->wp, 1);
+    return x_pad;
+}
+
 /* ---- recomputing a cheap conv's output (fusion.h) ---- */
 
 void cn_conv2d_recompute_begin(const cn_model *m, int i, cn_conv_recompute *r) {
@@ -197,12 +209,8 @@ const float *cn_conv2d_recompute(cn_conv_recompute *r, const float *in, int batc
     const cn_layer *l = r->layer;
     const cn_conv_geom *g = &r->geom;
     const float *bias = l->bias_count ? r->model->params + l->bias_offset : NULL;
-    int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
-    const float *x = in + (size_t)b * in_size;
-    if (l->pad || (!r->channels && (size_t)(batch - 1 - b) * in_size < (size_t)g->wp + CN_VEC_MAX)) {
-        cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, r->x_pad, g->hp, g->wp, 1);
-        x = r->x_pad;
-    }
+    int pixels = l->out.h * l->out.w;
+    const float *x = forward_input(l, g, r->channels, in, batch, b, r->x_pad);
     if (r->channels) {
         r->ks->conv_channels(g, r->packed, x, r->out_q, r->ld);
         cn_transpose_bias(r->out_q, pixels, l->out.c, r->ld, bias, r->out, pixels);
@@ -250,7 +258,7 @@ static void forward_direct(const cn_layer_ctx *c) {
     const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
     cn_conv_geom g = forward_geom(l);
     conv_target t = conv_target_of(c);
-    int in_size = cn_shape_size(l->in), q_stride = cn_conv_q_stride(&g), pixels = l->out.h * l->out.w;
+    int q_stride = cn_conv_q_stride(&g), pixels = l->out.h * l->out.w;
     bool channels = use_channels(ks, &g);
     int ld = ks->wgrad_ld(l->out.c);
     #pragma omp parallel num_threads(m->num_threads)
@@ -261,14 +269,7 @@ static void forward_direct(const cn_layer_ctx *c) {
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
-            /* without padding the input is its own padded image, except where the pixel
-             * tiles would over-read past the end of the batch */
-            const float *x = c->in + (size_t)b * in_size;
-            size_t after = (size_t)(c->batch - 1 - b) * in_size;
-            if (l->pad || (!channels && after < (size_t)g.wp + CN_VEC_MAX)) {
-                cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s.x_pad, g.hp, g.wp, 1);
-                x = s.x_pad;
-            }
+            const float *x = forward_input(l, &g, channels, c->in, c->batch, b, s.x_pad);
             if (channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
                 ks->conv_channels(&g, s.packed, x, s.out_t, ld);
