@@ -2,7 +2,7 @@
  *
  *   profile [--threads N] [--batch N] [--iters N] [--eval] [--kernels avx512|avx2|generic] MODEL
  *
- * Runs the model's layers one by one as cn_model_forward/cn_model_backward do,
+ * Runs the model's layers one by one (cn_model_forward_layer/backward_layer),
  * on random MNIST-like data, and prints for each layer the minimum over the
  * iterations of its forward and backward time, with the GFLOP/s of convolution
  * and linear layers (2 x MACs forward, 4 x MACs backward). With one thread the
@@ -18,53 +18,12 @@
 #include <string.h>
 #include <time.h>
 
-typedef void (*layer_fn)(const cn_layer_ctx *);
-
-static layer_fn forward_of(cn_layer_kind kind) {
-    switch (kind) {
-    case CN_LAYER_CONV2D: return cn_conv2d_forward;
-    case CN_LAYER_BATCHNORM2D: return cn_batchnorm2d_forward;
-    case CN_LAYER_RELU: return cn_relu_forward;
-    case CN_LAYER_MAXPOOL2D: return cn_maxpool2d_forward;
-    case CN_LAYER_AVGPOOL2D: return cn_avgpool2d_forward;
-    case CN_LAYER_GAP: return cn_gap_forward;
-    case CN_LAYER_DROPOUT: return cn_dropout_forward;
-    case CN_LAYER_FLATTEN: return cn_flatten_forward;
-    case CN_LAYER_LINEAR: return cn_linear_forward;
-    case CN_LAYER_LOG_SOFTMAX: return cn_log_softmax_forward;
-    default: return NULL;
-    }
-}
-
-static layer_fn backward_of(cn_layer_kind kind) {
-    switch (kind) {
-    case CN_LAYER_CONV2D: return cn_conv2d_backward;
-    case CN_LAYER_BATCHNORM2D: return cn_batchnorm2d_backward;
-    case CN_LAYER_RELU: return cn_relu_backward;
-    case CN_LAYER_MAXPOOL2D: return cn_maxpool2d_backward;
-    case CN_LAYER_AVGPOOL2D: return cn_avgpool2d_backward;
-    case CN_LAYER_GAP: return cn_gap_backward;
-    case CN_LAYER_DROPOUT: return cn_dropout_backward;
-    case CN_LAYER_FLATTEN: return cn_flatten_backward;
-    case CN_LAYER_LINEAR: return cn_linear_backward;
-    case CN_LAYER_LOG_SOFTMAX: return cn_log_softmax_backward;
-    default: return NULL;
-    }
-}
-
 static int use_wall_clock;
 
 static double now(void) {
     struct timespec ts;
     clock_gettime(use_wall_clock ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The context model.c builds for layer i. */
-static cn_layer_ctx context(cn_model *m, int i, int batch) {
-    return (cn_layer_ctx){ .model = m, .layer = &m->layers[i], .index = i, .batch = batch, .in = m->acts[i],
-                           .out = m->acts[i + 1], .grad_out = m->grad_acts[i + 1],
-                           .grad_in = i > 0 ? m->grad_acts[i] : NULL, .saved = m->saved[i] };
 }
 
 static double min_of(double a, double b) { return a < b ? a : b; }
@@ -117,17 +76,15 @@ int main(int argc, char **argv) {
         memcpy(m->acts[0], images, in_size * sizeof *images);
         m->dropout_seed = cn_rng_next(&rng);
         for (int i = 0; i < L; i++) {
-            cn_layer_ctx c = context(m, i, batch);
             double t = now();
-            forward_of(m->layers[i].kind)(&c);
+            cn_model_forward_layer(m, i, batch);
             fwd[i] = min_of(fwd[i], now() - t);
         }
         if (!eval) {
             cn_loss_batch(m->acts[L], labels, batch, classes, log_probs, 0.0f, m->grad_acts[L], NULL);
             for (int i = L - 1; i >= 0; i--) {
-                cn_layer_ctx c = context(m, i, batch);
                 double t = now();
-                backward_of(m->layers[i].kind)(&c);
+                cn_model_backward_layer(m, i, batch);
                 bwd[i] = min_of(bwd[i], now() - t);
             }
         }

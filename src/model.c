@@ -190,14 +190,33 @@ static cn_layer_ctx layer_ctx(cn_model *m, int i, int batch) {
                            .grad_in = i > 0 ? m->grad_acts[i] : NULL, .saved = m->saved[i] };
 }
 
+/* In eval mode, dropout and flatten pass their input through unchanged. */
+static bool passes_through(const cn_model *m, int i) {
+    cn_layer_kind kind = m->layers[i].kind;
+    return !m->training && (kind == CN_LAYER_DROPOUT || kind == CN_LAYER_FLATTEN);
+}
+
+void cn_model_forward_layer(cn_model *m, int i, int batch) {
+    if (passes_through(m, i)) {
+        /* no copy: the two buffers (the same size) trade places; nothing reads acts[i] again
+         * before the next forward pass rewrites it (no backward pass in eval mode) */
+        float *t = m->acts[i]; m->acts[i] = m->acts[i + 1]; m->acts[i + 1] = t;
+        return;
+    }
+    cn_layer_ctx c = layer_ctx(m, i, batch);
+    layer_table[m->layers[i].kind].forward(&c);
+}
+
+void cn_model_backward_layer(cn_model *m, int i, int batch) {
+    cn_layer_ctx c = layer_ctx(m, i, batch);
+    layer_table[m->layers[i].kind].backward(&c);
+}
+
 const float *cn_model_forward(cn_model *m, const float *input, int batch, cn_rng *rng) {
     CN_ASSERT(batch >= 1 && batch <= m->batch_capacity);
     memcpy(m->acts[0], input, (size_t)batch * cn_shape_size(m->input) * sizeof(float));
     if (m->training && rng) m->dropout_seed = cn_rng_next(rng);
-    for (int i = 0; i < m->num_layers; i++) {
-        cn_layer_ctx c = layer_ctx(m, i, batch);
-        layer_table[m->layers[i].kind].forward(&c);
-    }
+    for (int i = 0; i < m->num_layers; i++) cn_model_forward_layer(m, i, batch);
     return m->acts[m->num_layers];
 }
 
@@ -205,10 +224,7 @@ void cn_model_backward(cn_model *m, const float *grad_output, int batch) {
     CN_ASSERT(m->training && batch >= 1 && batch <= m->batch_capacity);
     int L = m->num_layers;
     memcpy(m->grad_acts[L], grad_output, (size_t)batch * cn_shape_size(m->layers[L - 1].out) * sizeof(float));
-    for (int i = L - 1; i >= 0; i--) {
-        cn_layer_ctx c = layer_ctx(m, i, batch);
-        layer_table[m->layers[i].kind].backward(&c);
-    }
+    for (int i = L - 1; i >= 0; i--) cn_model_backward_layer(m, i, batch);
 }
 
 /* Gradient with respect to the model input (valid after cn_model_backward when

@@ -113,4 +113,10 @@ const char *cn_layer_torch_name(cn_layer_kind kind);
 
 /* Like cn_model_backward, and also writes dL/d(input) (B,C,H,W) to grad_input. */
 void cn_model_backward_input(cn_model *model, const float *grad_output, int batch, float *grad_input);
+
+/* One layer of the passes above (for per-layer profiling): layer i's forward, after
+ * layers 0..i-1 and with the input in acts[0]; its backward, after layers L-1..i+1
+ * and with dL/d(output) in grad_acts[L]. */
+void cn_model_forward_layer(cn_model *model, int i, int batch);
+void cn_model_backward_layer(cn_model *model, int i, int batch);
 #endif

@@ -273,6 +273,7 @@ typedef struct {
     int threads;
     uint64_t seed;
     int train_limit, test_limit;
+    int *test_pred;         /* (test count) predicted classes of the last test evaluation, or NULL */
 } run;
 
 static cn_status setup_optimizer(run *r) {
@@ -385,6 +386,7 @@ static void free_run(run *r) {
     cn_dataset_free(&r->data);
     if (r->has_val) cn_split_free(&r->val);
     cn_optimizer_free(&r->opt);
+    free(r->test_pred);
 }
 
 static int has_suffix(const char *s, const char *suffix) {
@@ -479,19 +481,21 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     return CN_OK;
 }
 
-/* OUT/confusion_matrix.png and OUT/misclassified.png from the final model. */
-static void plot_test_results(run *r) {
+/* OUT/confusion_matrix.png and OUT/misclassified.png from the final model: the predictions
+ * of the last epoch's test evaluation, or a new evaluation when this run trained no epoch. */
+static void plot_test_results(run *r, bool have_predictions) {
     const cn_split *test = &r->data.test;
-    int classes = r->data.num_classes, *pred = cn_calloc(test->count, sizeof *pred);
+    int classes = r->data.num_classes, *pred = r->test_pred;
     int64_t *counts = cn_calloc((size_t)classes * classes, sizeof *counts);
     double loss;
     int correct;
     enum { GRID = 64 };
     uint8_t *wrong = cn_calloc((size_t)GRID * test->rows * test->cols, 1);
     int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
-    if (!pred || !counts || !wrong || cn_evaluate(r->model, test, r->data.mean, r->data.std, r->threads, &loss, &correct, pred)) {
+    if (!pred || !counts || !wrong ||
+        (!have_predictions && cn_evaluate(r->model, test, r->data.mean, r->data.std, r->threads, &loss, &correct, pred))) {
         fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
-        free(pred); free(counts); free(wrong);
+        free(counts); free(wrong);
         return;
     }
     size_t pixels = (size_t)test->rows * test->cols;
@@ -518,7 +522,7 @@ static void plot_test_results(run *r) {
         snprintf(title, sizeof title, "%s: misclassified test images", r->model->source_name);
     if (cn_plot_image_grid(path, title, n_wrong, wrong, test->rows, test->cols, wrong_true, wrong_pred, names))
         fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
-    free(pred); free(counts); free(wrong);
+    free(counts); free(wrong);
 }
 
 cn_status cn_train(const cn_train_options *o) {
@@ -545,7 +549,9 @@ cn_status cn_train(const cn_train_options *o) {
     FILE *metrics = NULL;
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.csv", r.out_dir);
-    if (!x || !grad || !labels || !order) st = CN_ERR_NOMEM;
+    r.test_pred = cn_calloc(r.data.test.count ? r.data.test.count : 1, sizeof *r.test_pred);
+    bool have_predictions = false;
+    if (!x || !grad || !labels || !order || !r.test_pred) st = CN_ERR_NOMEM;
     if (!st) st = cn_model_reserve(m, B, r.threads);
     history hist;
     /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
@@ -619,8 +625,9 @@ cn_status cn_train(const cn_train_options *o) {
         e.train_acc = 100.0 * r.partial_correct / (r.partial_seen ? r.partial_seen : 1);
         double test_loss;
         int test_correct;
-        st = cn_evaluate(m, &r.data.test, r.data.mean, r.data.std, r.threads, &test_loss, &test_correct, NULL);
+        st = cn_evaluate(m, &r.data.test, r.data.mean, r.data.std, r.threads, &test_loss, &test_correct, r.test_pred);
         if (st) break;
+        have_predictions = true;
         e.test_loss = test_loss / r.data.test.count;
         e.test_acc = 100.0 * test_correct / r.data.test.count;
         if (r.has_val) {
@@ -644,7 +651,7 @@ cn_status cn_train(const cn_train_options *o) {
         st = save_checkpoint(&r, "last.safetensors", epoch + 1, 0, 1);
         if (!st && improved) st = save_checkpoint(&r, "best.safetensors", epoch + 1, 0, 0);
     }
-    if (!st) plot_test_results(&r);
+    if (!st) plot_test_results(&r, have_predictions);
     if (metrics) fclose(metrics);
     history_free(&hist);
     cn_free_aligned(x); cn_free_aligned(grad); free(labels); free(order);

@@ -124,7 +124,7 @@ static inline void pool_row_pair(const float *r0, const float *r1, int w, int oy
     }
 }
 
-/* t (n) = relu(x * scale + shift), each step when enabled. */
+/* t (n) = relu(x * scale + shift) * post_scale + post_shift, each step when enabled. */
 static inline void transform_row(const cn_epilogue *e, const float *x, int n, float *t) {
     if (e->affine && e->relu)
         for (int i = 0; i < n; i++) { float v = x[i] * e->scale + e->shift; t[i] = v > 0.0f ? v : 0.0f; }
@@ -134,6 +134,8 @@ static inline void transform_row(const cn_epilogue *e, const float *x, int n, fl
         for (int i = 0; i < n; i++) t[i] = x[i] > 0.0f ? x[i] : 0.0f;
     else
         memcpy(t, x, (size_t)n * sizeof *t);
+    if (e->post_affine)
+        for (int i = 0; i < n; i++) t[i] = t[i] * e->post_scale + e->post_shift;
 }
 
 /* Portable epilogue (the AVX-512 kernel set has its own, see conv_avx512.c). */

@@ -44,14 +44,17 @@ void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t 
 void cn_maxpool2x2_forward(const float *x, int planes, int H, int W, float *y, int32_t *argmax);
 
 /* Point-wise steps applied to one plane (the tail of a fused layer chain):
- * v = x * scale + shift (affine), v = v > 0 ? v : 0 (relu), then an optional
- * 2x2 stride-2 max-pool as cn_maxpool2x2_forward. */
+ * v = x * scale + shift (affine), v = v > 0 ? v : 0 (relu), v = v * post_scale +
+ * post_shift (post_affine: an eval-mode batch norm after the relu; not with pool),
+ * then an optional 2x2 stride-2 max-pool as cn_maxpool2x2_forward. */
 #define CN_EPILOGUE_MAX_WIDTH 1024
 typedef struct {
     int h, w, x_stride;         /* input plane (h, w), row stride of x */
     int affine;
     float scale, shift;
     int relu, pool;
+    int post_affine;
+    float post_scale, post_shift;
 } cn_epilogue;
 /* x (h rows of stride x_stride) -> y (h, w), or (h/2, w/2) with argmax when pooling (argmax
  * may be NULL). Call it through cn_kernels()->epilogue; this is the portable version. */

@@ -54,16 +54,20 @@ static void channel_stats(const cn_layer_ctx *c, const double *plane_stats, int 
     *sq = m2;
 }
 
-/* y = x * scale + shift of channel ch, from the batch (training) or running statistics. */
-static void channel_affine(const cn_layer_ctx *c, int ch, float *scale, float *shift) {
-    const cn_layer *l = c->layer;
-    const cn_model *m = c->model;
-    int C = l->in.c;
-    const float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + C;
-    float mean = m->training ? c->saved[ch] : running_mean[ch];
-    float invstd = m->training ? c->saved[C + ch] : 1.0f / sqrtf(running_var[ch] + l->bn_eps);
+static void affine_of(const cn_model *m, const cn_layer *l, int ch, float mean, float invstd, float *scale, float *shift) {
     *scale = m->params[l->weight_offset + ch] * invstd;
     *shift = m->params[l->bias_offset + ch] - mean * *scale;
+}
+
+void cn_batchnorm2d_eval_affine(const cn_model *m, const cn_layer *l, int ch, float *scale, float *shift) {
+    const float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + l->in.c;
+    affine_of(m, l, ch, running_mean[ch], 1.0f / sqrtf(running_var[ch] + l->bn_eps), scale, shift);
+}
+
+/* y = x * scale + shift of channel ch, from the batch (training) or running statistics. */
+static void channel_affine(const cn_layer_ctx *c, int ch, float *scale, float *shift) {
+    if (c->model->training) affine_of(c->model, c->layer, ch, c->saved[ch], c->saved[c->layer->in.c + ch], scale, shift);
+    else cn_batchnorm2d_eval_affine(c->model, c->layer, ch, scale, shift);
 }
 
 /* Plane (b, ch) of a BN-led chain: x (H, W) -> BN, relu (and pool: argmax, x_win) into the chain's output. */
@@ -82,6 +86,7 @@ static void apply_chain_plane(const cn_layer_ctx *c, const bn_target *t, const c
 void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     cn_model *m = c->model;
+    if (cn_layer_absorbed(m, c->index)) return;     /* eval mode: applied by the conv + relu before */
     int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
     size_t stride = (size_t)C * plane;
     float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + C;

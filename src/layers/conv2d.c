@@ -157,10 +157,11 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
     const cn_kernel_set *ks = cn_kernels();
     int OC = l->out.c;
     cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = wp, .affine = t->chain.length > 1 || bias,
-                      .scale = 1.0f, .relu = t->chain.relu, .pool = t->chain.pool };
+                      .scale = 1.0f, .relu = t->chain.relu, .pool = t->chain.pool, .post_affine = t->chain.bn };
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
         e.shift = bias ? bias[oc] : 0.0f;
+        if (t->chain.bn) cn_batchnorm2d_eval_affine(c->model, &c->model->layers[c->index + 2], oc, &e.post_scale, &e.post_shift);
         const float *src = out_q + (size_t)oc * q_stride;
         if (src != t->out + o || e.affine)
             ks->epilogue(&e, src, t->out + o, t->argmax ? t->argmax + o : NULL);

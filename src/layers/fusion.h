@@ -1,7 +1,9 @@
 /* Layer fusion: a chain led by a conv2d (stride 1) or batchnorm2d layer and
  * followed by relu, optionally then a 2x2 stride-2 max-pool, is computed by
  * the leader in one pass over its output, forward and backward; the absorbed
- * relu/maxpool layers' own passes then do nothing.
+ * relu/maxpool layers' own passes then do nothing. In eval mode a conv + relu
+ * chain also absorbs a batchnorm2d that follows the relu (BN's per-channel
+ * affine map with the running statistics, applied to the relu output).
  *
  * Only what a later pass needs is written: the chain's final output and the
  * pool's argmax (saved by the maxpool layer as usual). The activations inside
@@ -24,6 +26,7 @@
 typedef struct {
     int length;         /* layers in the chain, 1 = no fusion */
     bool relu, pool;    /* absorbed layers: relu at leader+1, maxpool at leader+2 */
+    bool bn;            /* eval mode: batchnorm2d at leader+2 (never with pool) */
 } cn_chain;
 
 static inline bool cn_fusable_pool(const cn_layer *l) {
@@ -33,7 +36,7 @@ static inline bool cn_fusable_pool(const cn_layer *l) {
 
 /* The chain led by layer i (length 1 when layer i leads none). */
 static inline cn_chain cn_chain_at(const cn_model *m, int i) {
-    cn_chain ch = { 1, false, false };
+    cn_chain ch = { 1, false, false, false };
     const cn_layer *l = &m->layers[i];
     bool leader = (l->kind == CN_LAYER_CONV2D && l->stride == 1) || l->kind == CN_LAYER_BATCHNORM2D;
     if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
@@ -42,6 +45,11 @@ static inline cn_chain cn_chain_at(const cn_model *m, int i) {
     ch.length = 2;
     if (i + 2 < m->num_layers && cn_fusable_pool(&m->layers[i + 2])) {
         ch.pool = true;
+        ch.length = 3;
+    } else if (!m->training && l->kind == CN_LAYER_CONV2D && i + 2 < m->num_layers &&
+               m->layers[i + 2].kind == CN_LAYER_BATCHNORM2D &&
+               !(i + 3 < m->num_layers && m->layers[i + 3].kind == CN_LAYER_RELU)) {   /* BN leads no chain */
+        ch.bn = true;
         ch.length = 3;
     }
     return ch;

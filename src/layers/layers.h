@@ -29,6 +29,8 @@ void cn_conv2d_forward(const cn_layer_ctx *c);
 void cn_conv2d_backward(const cn_layer_ctx *c);
 void cn_batchnorm2d_forward(const cn_layer_ctx *c);
 void cn_batchnorm2d_backward(const cn_layer_ctx *c);
+/* Eval-mode batch norm of channel ch of layer l as y = x * scale + shift (running statistics). */
+void cn_batchnorm2d_eval_affine(const cn_model *m, const cn_layer *l, int ch, float *scale, float *shift);
 void cn_relu_forward(const cn_layer_ctx *c);
 void cn_relu_backward(const cn_layer_ctx *c);
 void cn_maxpool2d_forward(const cn_layer_ctx *c);
