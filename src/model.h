@@ -91,6 +91,7 @@ struct cn_model {
     float *thread_scratch;  /* num_threads * scratch_per_thread floats (im2col etc.) */
     size_t scratch_per_thread;
     uint64_t dropout_seed;  /* drawn per training batch */
+    bool unfused;           /* every layer runs its own passes (no layers/fusion.h): for tests */
 };
 
 /* Allocates the batch workspace for up to `batch` samples and `threads` threads. */

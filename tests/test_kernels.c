@@ -201,8 +201,9 @@ static cn_model *model_of(int c, int h, int w, const char *body) {
     return m;
 }
 
-/* leader (conv2d or batchnorm2d line) + tail ("relu\n" or "relu\nmaxpool2d k=2\n") fused, against
- * the leader alone followed by the tail alone: outputs and gradients must be bit-identical. */
+/* leader (conv2d or batchnorm2d line) + tail ("relu\n", "relu\nmaxpool2d k=2\n", ...) fused, against
+ * the leader alone followed by the tail alone, both run unfused: outputs and gradients must be
+ * bit-identical (up to rounding where batch-norm sums are reordered). */
 static int check_chain(int c, int h, int w, const char *leader, const char *tail, bool training, int threads) {
     /* an identity layer first, so the leader's input gradient goes to the model's shared buffers */
     char body[256], first_body[128];
@@ -220,6 +221,7 @@ static int check_chain(int c, int h, int w, const char *leader, const char *tail
         ok = second != NULL;
     }
     int batch = 6;
+    if (ok) first->unfused = second->unfused = true;
     if (ok) ok = cn_model_reserve(fused, batch, threads) == CN_OK && cn_model_reserve(first, batch, threads) == CN_OK &&
                  cn_model_reserve(second, batch, threads) == CN_OK;
     if (!ok) { cn_model_free(fused); cn_model_free(first); cn_model_free(second); return 0; }
@@ -304,6 +306,62 @@ TEST(fused_chains_match_separate_layers) {
     cn_kernels_select(NULL);
 }
 
+/* max |a - b| over n values, relative to max |b| */
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+    double diff = 0.0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return diff / scale;
+}
+
+/* Every preset, whole model, fused (layers/fusion.h) against unfused: a training step's
+ * outputs and parameter gradients within rounding (batch-norm sums are reordered by some
+ * fusions), eval outputs bit-identical; 1 and 2 threads. */
+TEST(presets_fused_match_unfused) {
+    enum { BATCH = 5 };
+    for (int p = 0; p < cn_preset_count(); p++)
+        for (int threads = 1; threads <= 2; threads++) {
+            cn_model *m[2] = { NULL, NULL };
+            int ok = 1;
+            for (int u = 0; u < 2; u++) {
+                ok = ok && cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &m[u]) == CN_OK &&
+                     cn_model_reserve(m[u], BATCH, threads) == CN_OK;
+                if (ok) m[u]->unfused = u == 1;
+            }
+            CHECK_MSG(ok, "%s: %s", cn_preset_name(p), cn_last_error());
+            if (!ok) { cn_model_free(m[0]); cn_model_free(m[1]); continue; }
+            cn_rng rng;
+            cn_rng_seed(&rng, 21);
+            size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
+            float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y[2];
+            fill(x, in_n, &rng);
+            fill(dy, out_n, &rng);
+            fill(m[0]->buffers, m[0]->num_buffers, &rng);      /* running statistics, variances > 0 */
+            for (size_t i = 0; i < m[0]->num_buffers; i++) m[0]->buffers[i] = 0.5f + fabsf(m[0]->buffers[i]);
+            memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
+            for (int u = 0; u < 2; u++) {
+                y[u] = malloc(out_n * sizeof(float));
+                cn_model_set_training(m[u], false);
+                memcpy(y[u], cn_model_forward(m[u], x, BATCH, NULL), out_n * sizeof(float));
+            }
+            CHECK_MSG(memcmp(y[0], y[1], out_n * sizeof(float)) == 0, "%s, %d threads: eval outputs differ",
+                      cn_preset_name(p), threads);
+            for (int u = 0; u < 2; u++) {
+                cn_model_set_training(m[u], true);
+                m[u]->dropout_seed = 99;
+                memcpy(y[u], cn_model_forward(m[u], x, BATCH, NULL), out_n * sizeof(float));
+                cn_model_backward(m[u], dy, BATCH);
+            }
+            double dout = max_rel_diff(y[0], y[1], out_n), dgrad = max_rel_diff(m[0]->grads, m[1]->grads, m[0]->num_params);
+            CHECK_MSG(dout < 1e-5 && dgrad < 1e-4, "%s, %d threads: training step differs (outputs %.3g, gradients %.3g)",
+                      cn_preset_name(p), threads, dout, dgrad);
+            free(x); free(dy); free(y[0]); free(y[1]);
+            cn_model_free(m[0]); cn_model_free(m[1]);
+        }
+}
+
 /* cn_gemm_nt against double-precision dot products (K not a multiple of 16, M not of
  * 4), and each row's result identical whether the rows go in one call or one by one
  * (the linear layer groups samples differently with other batch sizes and threads). */
@@ -335,6 +393,7 @@ int main(void) {
     RUN(conv_matches_reference_2_threads);
     RUN(conv_backward_is_deterministic);
     RUN(fused_chains_match_separate_layers);
+    RUN(presets_fused_match_unfused);
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
     return test_summary();
 }

@@ -87,11 +87,13 @@ void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, 
 void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g, const float *y, const int32_t *argmax,
                              int planes, size_t x_stride, size_t out_stride, int n_in, int n_out, float mean,
                              float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx);
-/* Inverted dropout of n activations of one sample: keep[i] = 1 when a counter-based
- * hash of (stream, i) is >= threshold (P(drop) = threshold / 2^32), y = x * keep * scale.
- * No sequential generator, so the loop vectorises; the same bits on every kernel set. */
-void cn_dropout_forward_kernel(const float *x, float *y, uint8_t *keep, int n, uint64_t stream,
-                               uint32_t threshold, float scale);
+/* Inverted dropout of activations first .. first+n-1 of one sample: keep[i] = 1 when a
+ * counter-based hash of (stream, first + i) is >= threshold (P(drop) = threshold / 2^32),
+ * y = v * keep * scale with v = x, or v = x * affine[0] + affine[1] (a batch norm applied
+ * in the same pass) when affine is not NULL. No sequential generator, so the loop
+ * vectorises; the same bits on every kernel set. */
+void cn_dropout_forward_kernel(const float *x, float *y, uint8_t *keep, int n, uint64_t stream, uint32_t first,
+                               uint32_t threshold, float scale, const float *affine);
 // dx (n) = dy * keep * scale
 void cn_dropout_backward_kernel(const float *dy, const uint8_t *keep, float *dx, int n, float scale);
 // out (n) = x[index[i]]

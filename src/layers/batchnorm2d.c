@@ -95,6 +95,7 @@ void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
     const cn_kernel_set *ks = cn_kernels();
     const double *plane_stats = training && cn_bn_stats_from_conv(m, c->index) ? (const double *)c->out : NULL;
     bool recomputed = c->index >= 1 && cn_conv_recomputed(m, c->index - 1);
+    bool dropout = cn_dropout_fused_into_bn(m, c->index);
     #pragma omp parallel num_threads(m->num_threads)
     {
         /* statistics first: plane_stats live in the output slot, read them all before writing it */
@@ -120,6 +121,22 @@ void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
             for (int b = 0; b < B; b++) {
                 const float *x = cn_conv2d_recompute(&r, m->acts[c->index - 1], B, b);
                 for (int ch = 0; ch < C; ch++) apply_chain_plane(c, &t, ks, x + (size_t)ch * plane, b, ch);
+            }
+        } else if (dropout) {
+            /* BN then the dropout (fusion.h) into the dropout's output, sample by sample */
+            cn_dropout_params d = cn_dropout_params_of(&m->layers[c->index + 1]);
+            uint8_t *keep = cn_dropout_mask(m, c->index + 1);
+            float *y = m->acts[c->index + 2];
+            #pragma omp for schedule(static)
+            for (int b = 0; b < B; b++) {
+                uint64_t sample_stream = cn_dropout_stream(m->dropout_seed, c->index + 1, b);
+                for (int ch = 0; ch < C; ch++) {
+                    float affine[2];
+                    channel_affine(c, ch, &affine[0], &affine[1]);
+                    size_t o = (size_t)b * stride + (size_t)ch * plane;
+                    cn_dropout_forward_kernel(c->in + o, y + o, keep + o, plane, sample_stream, (uint32_t)(ch * plane),
+                                              d.threshold, d.keep_scale, affine);
+                }
             }
         } else {
             #pragma omp for schedule(static)

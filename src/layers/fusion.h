@@ -39,7 +39,7 @@ static inline cn_chain cn_chain_at(const cn_model *m, int i) {
     cn_chain ch = { 1, false, false, false };
     const cn_layer *l = &m->layers[i];
     bool leader = (l->kind == CN_LAYER_CONV2D && l->stride == 1) || l->kind == CN_LAYER_BATCHNORM2D;
-    if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
+    if (m->unfused || !leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
         return ch;
     ch.relu = true;
     ch.length = 2;
@@ -70,7 +70,7 @@ static inline bool cn_layer_absorbed(const cn_model *m, int i) {
  * combines them in sample order instead of reading its input twice more.
  * Returns true when layer j gets its statistics this way. */
 static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
-    if (j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
+    if (m->unfused || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     if (m->layers[j].in.h * m->layers[j].in.w < 4) return false;     /* stats must fit in BN's output slot */
     for (int len = 1; len <= 3 && j - len >= 0; len++) {
         const cn_layer *l = &m->layers[j - len];
@@ -87,7 +87,7 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
  * dL/d(conv output) sample by sample while it is in cache, instead of BN writing
  * it to memory for the conv to read back. True when BN layer j hands over. */
 static inline bool cn_bn_grad_in_conv(const cn_model *m, int j) {
-    if (j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
+    if (m->unfused || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     const cn_layer *l = &m->layers[j - 1];
     /* The handover (2 pooled planes + 3 floats per channel) must fit in BN's output slot (B planes)
      * even for a batch of 1: plane >= 6 (fuzz_spec: 2x2 planes, batch 1 overflowed the heap). */
@@ -133,10 +133,21 @@ static inline cn_bn_handoff cn_bn_handoff_of(const cn_model *m, int j, int batch
  * (the relu's backward) straight into that conv's output slot acts[j-1], where
  * the conv's backward reads it, instead of into its own input gradient. */
 static inline bool cn_grad_to_conv_relu(const cn_model *m, int j) {
-    if (j < 2 || j >= m->num_layers) return false;
+    if (m->unfused || j < 2 || j >= m->num_layers) return false;
     const cn_layer *me = &m->layers[j], *l = &m->layers[j - 2];
     bool takes = me->kind == CN_LAYER_BATCHNORM2D || (me->kind == CN_LAYER_CONV2D && me->stride == 1);
     return takes && l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 2).length == 2;
+}
+
+/* Dropout fused into a batch norm: in training, a batchnorm2d layer j that leads no
+ * chain and is followed by a dropout layer (p > 0) applies the dropout in its output
+ * pass, sample by sample: it writes the dropout's output acts[j+2] and keep mask (the
+ * same bits as the dropout's own pass), and the dropout's forward does nothing. Its
+ * backward runs as usual (a streaming pass over whole samples; reading the mask inside
+ * BN's per-channel passes measured slower). */
+static inline bool cn_dropout_fused_into_bn(const cn_model *m, int j) {
+    return !m->unfused && m->training && j >= 0 && j + 1 < m->num_layers && m->layers[j].kind == CN_LAYER_BATCHNORM2D &&
+           cn_chain_at(m, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f;
 }
 
 /* Recomputed conv: a direct conv2d with at most CN_RECOMPUTE_MAX_TAPS taps per output

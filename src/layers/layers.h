@@ -41,6 +41,13 @@ void cn_gap_forward(const cn_layer_ctx *c);
 void cn_gap_backward(const cn_layer_ctx *c);
 void cn_dropout_forward(const cn_layer_ctx *c);
 void cn_dropout_backward(const cn_layer_ctx *c);
+/* Dropout layer i in training: keep threshold (P(drop) = threshold / 2^32) and scale
+ * 1 / (1 - p) of the kept values; the mask's hash stream for one sample (independent of
+ * threads); the keep mask (B, size) as bytes (1 = kept), kept in the layer's saved state. */
+typedef struct { uint32_t threshold; float keep_scale; } cn_dropout_params;
+cn_dropout_params cn_dropout_params_of(const cn_layer *l);
+uint64_t cn_dropout_stream(uint64_t batch_seed, int layer, int sample);
+static inline uint8_t *cn_dropout_mask(const cn_model *m, int i) { return (uint8_t *)m->saved[i]; }
 void cn_flatten_forward(const cn_layer_ctx *c);
 void cn_flatten_backward(const cn_layer_ctx *c);
 void cn_linear_forward(const cn_layer_ctx *c);

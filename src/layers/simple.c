@@ -1,34 +1,38 @@
 /* dropout (inverted), flatten and log_softmax. */
 #include "layers/layers.h"
+#include "layers/fusion.h"
 #include "kernels/kernels.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-/* Seed of the dropout mask of one sample in one layer: independent of threads. */
-static uint64_t dropout_stream(uint64_t batch_seed, int layer, int sample) {
+uint64_t cn_dropout_stream(uint64_t batch_seed, int layer, int sample) {
     return batch_seed ^ ((uint64_t)(layer + 1) * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(sample + 1) * 0xD1B54A32D192ED03ull);
 }
 
-/* saved: keep mask (B, size) as bytes (1 = kept), packed into the float buffer. */
-static uint8_t *dropout_mask(const cn_layer_ctx *c) { return (uint8_t *)c->saved; }
+cn_dropout_params cn_dropout_params_of(const cn_layer *l) {
+    /* P(drop) = ceil(p * 2^32) / 2^32, within 2.4e-10 of p (p < 1). */
+    return (cn_dropout_params){ .threshold = (uint32_t)ceil((double)l->dropout_p * 4294967296.0),
+                                .keep_scale = 1.0f / (1.0f - l->dropout_p) };
+}
 
 void cn_dropout_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
+    const cn_model *m = c->model;
     int size = cn_shape_size(l->in);
-    if (!c->model->training || l->dropout_p == 0.0f) {
+    uint8_t *mask = cn_dropout_mask(m, c->index);
+    if (!m->training || l->dropout_p == 0.0f) {
         memcpy(c->out, c->in, (size_t)c->batch * size * sizeof(float));
-        if (c->model->training) memset(dropout_mask(c), 1, (size_t)c->batch * size);
+        if (m->training) memset(mask, 1, (size_t)c->batch * size);
         return;
     }
-    /* P(drop) = ceil(p * 2^32) / 2^32, within 2.4e-10 of p (p < 1). */
-    uint32_t threshold = (uint32_t)ceil((double)l->dropout_p * 4294967296.0);
-    float keep_scale = 1.0f / (1.0f - l->dropout_p);
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    if (cn_dropout_fused_into_bn(m, c->index - 1)) return;   /* applied by the batch norm before */
+    cn_dropout_params d = cn_dropout_params_of(l);
+    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
     for (int b = 0; b < c->batch; b++) {
         size_t o = (size_t)b * size;
-        cn_dropout_forward_kernel(c->in + o, c->out + o, dropout_mask(c) + o, size,
-                                  dropout_stream(c->model->dropout_seed, c->index, b), threshold, keep_scale);
+        cn_dropout_forward_kernel(c->in + o, c->out + o, mask + o, size, cn_dropout_stream(m->dropout_seed, c->index, b),
+                                  0, d.threshold, d.keep_scale, NULL);
     }
 }
 
@@ -36,11 +40,12 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
 void cn_dropout_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
     int size = cn_shape_size(c->layer->in);
-    float keep_scale = 1.0f / (1.0f - c->layer->dropout_p);
+    cn_dropout_params d = cn_dropout_params_of(c->layer);
+    const uint8_t *mask = cn_dropout_mask(c->model, c->index);
     #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
     for (int b = 0; b < c->batch; b++) {
         size_t o = (size_t)b * size;
-        cn_dropout_backward_kernel(c->grad_out + o, dropout_mask(c) + o, c->grad_in + o, size, keep_scale);
+        cn_dropout_backward_kernel(c->grad_out + o, mask + o, c->grad_in + o, size, d.keep_scale);
     }
 }
 
