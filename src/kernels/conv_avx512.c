@@ -91,7 +91,9 @@ static inline void row_pairs(const cn_epilogue *e, const float *x, int n, __m512
     *index = _mm512_mask_add_epi32(base, take, base, _mm512_set1_epi32(1));
 }
 
-static void epilogue_plane(const cn_epilogue *e, const float *x, float *y, int32_t *argmax) {
+static void epilogue_plane(const cn_epilogue *settings, const float *x, float *y, int32_t *argmax) {
+    /* a local copy: the masked stores may alias *settings, which would be re-read after each */
+    const cn_epilogue local = *settings, *e = &local;
     if (!e->pool) {
         for (int r = 0; r < e->h; r++)
             for (int i = 0; i < e->w; i += 16) {
