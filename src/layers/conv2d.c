@@ -133,6 +133,7 @@ typedef struct {
     float *out;             /* (B, OC, out_plane): the chain's last output */
     int32_t *argmax;        /* (B, OC, out_plane) when pooling in training, else NULL */
     double *bn_stats;       /* (B, OC, 2) statistics for a following batch norm, or NULL (fusion.h) */
+    const float *bn_affine; /* eval, batch norm in the chain: its scale (OC) and shift (OC), else NULL */
     int out_plane;
 } conv_target;
 
@@ -145,6 +146,14 @@ static conv_target conv_target_of(const cn_layer_ctx *c) {
     t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
     int next = c->index + t.chain.length;
     t.bn_stats = m->training && cn_bn_stats_from_conv(m, next) ? (double *)m->acts[next + 1] : NULL;
+    t.bn_affine = NULL;
+    if (t.chain.bn) {
+        /* once per pass, into the batch norm's saved state (free in eval mode: no backward follows) */
+        const cn_layer *bn = &m->layers[c->index + 2];
+        float *affine = m->saved[c->index + 2];
+        for (int ch = 0; ch < bn->in.c; ch++) cn_batchnorm2d_eval_affine(m, bn, ch, &affine[ch], &affine[bn->in.c + ch]);
+        t.bn_affine = affine;
+    }
     return t;
 }
 
@@ -161,7 +170,7 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
         e.shift = bias ? bias[oc] : 0.0f;
-        if (t->chain.bn) cn_batchnorm2d_eval_affine(c->model, &c->model->layers[c->index + 2], oc, &e.post_scale, &e.post_shift);
+        if (t->bn_affine) { e.post_scale = t->bn_affine[oc]; e.post_shift = t->bn_affine[OC + oc]; }
         const float *src = out_q + (size_t)oc * q_stride;
         if (src != t->out + o || e.affine)
             ks->epilogue(&e, src, t->out + o, t->argmax ? t->argmax + o : NULL);
