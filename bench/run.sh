@@ -9,8 +9,11 @@
 # when Debian's /usr/bin/python3 has torch, bench/torch_bench.py in the same run
 # (same models, batch, threads); prints a markdown table and writes it, with a
 # description of the machine, to bench/RESULTS.md.
-# Environment: THREADS (2), BATCH (128), BENCH_SECONDS per timed run (0.4), REPEATS (5);
-# epoch mode: DATA (../shared/data/mnist), EPOCH_REPEATS (3).
+# Throughput runs ROUNDS rounds (convnet, then PyTorch, in each): the table gives the
+# median img/s over the rounds, and as ratio the median of the rounds' ratios (PyTorch's
+# figures move by 10-30% from one process to the next).
+# Environment: THREADS (2), BATCH (128), BENCH_SECONDS per timed run (0.4), REPEATS (3),
+# ROUNDS (3); epoch mode: DATA (../shared/data/mnist), EPOCH_REPEATS (3).
 set -e
 MODE=throughput
 case "$1" in throughput|profile|epoch) MODE=$1; shift ;; esac
@@ -18,7 +21,8 @@ case "$1" in throughput|profile|epoch) MODE=$1; shift ;; esac
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-128}
 SECONDS_PER_RUN=${BENCH_SECONDS:-0.4}
-REPEATS=${REPEATS:-5}
+REPEATS=${REPEATS:-3}
+ROUNDS=${ROUNDS:-3}
 PEAK=230
 BUILD=${BUILD:-build}
 TORCH_PY=/usr/bin/python3
@@ -32,7 +36,7 @@ machine_description() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average before the run: $LOAD_BEFORE"
     echo "- compiler: $(${CC:-gcc} --version | head -1)"
     if [ -n "$TORCH_VERSION" ]; then echo "- PyTorch: $TORCH_VERSION ($TORCH_PY)"; else echo "- PyTorch: not available"; fi
-    echo "- settings: $THREADS threads, batch $BATCH, float32, random in-memory data, best of $REPEATS runs of ~${SECONDS_PER_RUN} s after warm-up"
+    echo "- settings: $THREADS threads, batch $BATCH, float32, random in-memory data, best of $REPEATS runs of ~${SECONDS_PER_RUN} s after warm-up in each of $ROUNDS rounds, median over the rounds"
 }
 
 # Builds bench/NAME.c into $BUILD/bench/NAME against the library.
@@ -44,19 +48,35 @@ build_bench_program() {
         "bench/$1.c" -o "$BUILD/bench/$1" "$BUILD/libconvnet.a" $libs -lm
 }
 
-# Joins convnet's and PyTorch's lines (by model) into the markdown table.
+# Joins the rounds' lines of convnet ("round<TAB>model params macs train infer ...") and of
+# PyTorch ("round<TAB>model params train infer") into the markdown table: medians over rounds.
 throughput_table() {
     awk -F '\t' -v peak="$PEAK" '
-        function ratio(a, b) { return (b > 0) ? sprintf("%.2fx", a / b) : "-" }
-        function num(x) { return (x == "") ? "-" : x }
-        FNR == NR { torch_train[$1] = $3; torch_infer[$1] = $4; next }
-        FNR == 1 {
+        function median(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        function median_of(key, field,   i, a) { for (i = 1; i <= count[key]; i++) a[i] = value[key, field, i]; return median(a, count[key]) }
+        function ratio_of(key, field,   i, a) { for (i = 1; i <= ratios[key]; i++) a[i] = rat[key, field, i]; return median(a, ratios[key]) }
+        function add(key, field, v) { value[key, field, count[key]] = v }
+        FNR == NR { torch_train[$1, $2] = $4; torch_infer[$1, $2] = $5; t = "torch " $2; count[t]++; add(t, 1, $4); add(t, 2, $5); next }
+        {
+            name = $2
+            if (!(name in params)) { order[++models] = name; params[name] = $3; macs[name] = $4 }
+            count[name]++; add(name, 1, $5); add(name, 2, $6)
+            if (($1, name) in torch_train) { k = ++ratios[name]; rat[name, 1, k] = $5 / torch_train[$1, name]; rat[name, 2, k] = $6 / torch_infer[$1, name] }
+        }
+        END {
             print "| model | params | MACs | convnet train img/s | torch train img/s | ratio | convnet infer img/s | torch infer img/s | ratio | train GFLOP/s | % of peak |"
             print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        }
-        {
-            printf "| %s | %d | %.2fM | %d | %s | %s | %d | %s | %s | %.1f | %.1f%% |\n", $1, $2, $3 / 1e6, $4,
-                   num(torch_train[$1]), ratio($4, torch_train[$1]), $5, num(torch_infer[$1]), ratio($5, torch_infer[$1]), $6, $8
+            for (m = 1; m <= models; m++) {
+                name = order[m]; t = "torch " name
+                train = median_of(name, 1); infer = median_of(name, 2); gflops = train * 6 * macs[name] * 1e-9
+                tt = count[t] ? sprintf("%d", median_of(t, 1)) : "-"; ti = count[t] ? sprintf("%d", median_of(t, 2)) : "-"
+                rt = ratios[name] ? sprintf("%.2fx", ratio_of(name, 1)) : "-"; ri = ratios[name] ? sprintf("%.2fx", ratio_of(name, 2)) : "-"
+                printf "| %s | %d | %.2fM | %d | %s | %s | %d | %s | %s | %.1f | %.1f%% |\n", name, params[name], macs[name] / 1e6,
+                       train, tt, rt, infer, ti, ri, gflops, 100 * gflops / peak
+            }
         }' "$TMP/torch.tsv" "$TMP/convnet.tsv"
 }
 
@@ -70,14 +90,17 @@ run_throughput() {
     else
         echo "bench: $TORCH_PY has no torch; measuring convnet only" >&2
     fi
-    echo "convnet ..." >&2
-    "$BUILD/bench/throughput" --threads "$THREADS" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" \
-        --repeats "$REPEATS" --peak "$PEAK" "$@" > "$TMP/convnet.tsv"
-    if [ -n "$TORCH_VERSION" ]; then
-        echo "PyTorch ..." >&2
-        "$TORCH_PY" bench/torch_bench.py --threads "$THREADS" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" \
-            --repeats "$REPEATS" "$@" > "$TMP/torch.tsv"
-    fi
+    : > "$TMP/convnet.tsv"
+    for round in $(seq "$ROUNDS"); do
+        echo "round $round/$ROUNDS: convnet ..." >&2
+        "$BUILD/bench/throughput" --threads "$THREADS" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" \
+            --repeats "$REPEATS" --peak "$PEAK" "$@" | sed "s/^/$round\t/" >> "$TMP/convnet.tsv"
+        if [ -n "$TORCH_VERSION" ]; then
+            echo "round $round/$ROUNDS: PyTorch ..." >&2
+            "$TORCH_PY" bench/torch_bench.py --threads "$THREADS" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" \
+                --repeats "$REPEATS" "$@" | sed "s/^/$round\t/" >> "$TMP/torch.tsv"
+        fi
+    done
     throughput_table > "$TMP/table.md"
     cat "$TMP/table.md"
     # keep the epoch mode's section of an earlier run
