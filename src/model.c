@@ -3,6 +3,7 @@
 #include "model.h"
 #include "spec.h"
 #include "layers/layers.h"
+#include "kernels/kernels.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include <math.h>
@@ -106,7 +107,81 @@ cn_status cn_model_from_spec(const char *spec_text, const char *source_name, uin
     return CN_OK;
 }
 
+/* ---- eval mode, depth-first ------------------------------------------------
+ * With several threads, an eval-mode pass gives each thread groups of EVAL_GROUP
+ * samples to run through every layer on its own, so that a group's activations
+ * stay in the core's cache instead of each layer's output for the whole batch
+ * going through memory (and no thread waits for the others between layers).
+ * A worker is a shallow copy of the model (layers, parameters shared) running 1
+ * thread, with its thread's scratch and its own slice (samples t*G .. t*G+G-1)
+ * of the model's activation buffers. Eval-mode layers compute each sample on
+ * its own, so the outputs are those of the batch-parallel pass. */
+#define EVAL_GROUP 8
+
+static void free_eval_workers(cn_model *m) {
+    for (int t = 0; m->eval_workers && t < m->num_threads; t++) {
+        cn_model *w = &m->eval_workers[t];
+        for (int i = 0; w->saved && i < m->num_layers; i++)
+            if (m->layers[i].kind == CN_LAYER_BATCHNORM2D) cn_free_aligned(w->saved[i]);
+        free(w->acts);
+        free(w->saved);
+    }
+    free(m->eval_workers);
+    cn_free_aligned(m->eval_out);
+    m->eval_workers = NULL;
+    m->eval_out = NULL;
+}
+
+static cn_status make_eval_workers(cn_model *m) {
+    int T = m->num_threads, L = m->num_layers;
+    m->eval_workers = cn_calloc(T, sizeof *m->eval_workers);
+    m->eval_out = cn_alloc_floats((size_t)m->batch_capacity * cn_shape_size(m->layers[L - 1].out));
+    if (!m->eval_workers || !m->eval_out) return CN_ERR_NOMEM;
+    for (int t = 0; t < T; t++) {
+        cn_model *w = &m->eval_workers[t];
+        *w = *m;
+        w->eval_workers = NULL;
+        w->eval_out = NULL;
+        w->num_threads = 1;
+        w->batch_capacity = EVAL_GROUP;
+        w->thread_grads = NULL;         /* grad_acts stay the model's: never used in eval mode */
+        w->thread_scratch = m->thread_scratch + (size_t)t * m->scratch_per_thread;
+        w->acts = cn_calloc(L + 1, sizeof *w->acts);
+        w->saved = cn_calloc(L, sizeof *w->saved);
+        if (!w->acts || !w->saved) return CN_ERR_NOMEM;
+        size_t first = (size_t)t * EVAL_GROUP;
+        for (int i = 0; i <= L; i++)
+            w->acts[i] = m->acts[i] + first * cn_shape_size(i < L ? m->layers[i].in : m->layers[L - 1].out);
+        for (int i = 0; i < L; i++) {
+            const cn_layer *l = &m->layers[i];
+            if (l->kind == CN_LAYER_BATCHNORM2D) {      /* per-channel state, written by a folding conv */
+                w->saved[i] = cn_alloc_floats(cn_layer_saved_floats(l, EVAL_GROUP));
+                if (!w->saved[i]) return CN_ERR_NOMEM;
+            } else if (l->kind == CN_LAYER_MAXPOOL2D)   /* argmax, per sample */
+                w->saved[i] = m->saved[i] + first * cn_shape_size(l->out);
+        }
+    }
+    return CN_OK;
+}
+
+static const float *forward_eval_groups(cn_model *m, const float *input, int batch) {
+    int groups = (batch + EVAL_GROUP - 1) / EVAL_GROUP, in_size = cn_shape_size(m->input);
+    int out_size = cn_shape_size(m->layers[m->num_layers - 1].out);
+    (void)cn_kernels();     /* chosen once, here, not by the workers at the same time */
+    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+    for (int g = 0; g < groups; g++) {
+        cn_model *w = &m->eval_workers[omp_get_thread_num()];
+        w->training = false;
+        w->unfused = m->unfused;
+        int first = g * EVAL_GROUP, n = batch - first < EVAL_GROUP ? batch - first : EVAL_GROUP;
+        const float *out = cn_model_forward(w, input + (size_t)first * in_size, n, NULL);
+        memcpy(m->eval_out + (size_t)first * out_size, out, (size_t)n * out_size * sizeof(float));
+    }
+    return m->eval_out;
+}
+
 static void free_workspace(cn_model *m) {
+    free_eval_workers(m);
     for (int i = 0; m->acts && i <= m->num_layers; i++) {
         cn_free_aligned(m->acts[i]);
         if (i < m->num_layers) cn_free_aligned(m->saved[i]);
@@ -179,6 +254,7 @@ cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
     m->thread_grads = cn_alloc_floats(m->num_params * threads);
     if (!m->thread_scratch || !m->thread_grads) { free_workspace(m); return CN_ERR_NOMEM; }
     m->batch_capacity = batch;
+    if (threads > 1 && batch >= threads * EVAL_GROUP && make_eval_workers(m)) { free_workspace(m); return CN_ERR_NOMEM; }
     return CN_OK;
 }
 
@@ -214,6 +290,7 @@ void cn_model_backward_layer(cn_model *m, int i, int batch) {
 
 const float *cn_model_forward(cn_model *m, const float *input, int batch, cn_rng *rng) {
     CN_ASSERT(batch >= 1 && batch <= m->batch_capacity);
+    if (!m->training && m->eval_workers && batch > EVAL_GROUP) return forward_eval_groups(m, input, batch);
     memcpy(m->acts[0], input, (size_t)batch * cn_shape_size(m->input) * sizeof(float));
     if (m->training && rng) m->dropout_seed = cn_rng_next(rng);
     for (int i = 0; i < m->num_layers; i++) cn_model_forward_layer(m, i, batch);

@@ -90,6 +90,8 @@ struct cn_model {
     float *thread_grads;    /* num_threads * num_params partial weight gradients */
     float *thread_scratch;  /* num_threads * scratch_per_thread floats (im2col etc.) */
     size_t scratch_per_thread;
+    struct cn_model *eval_workers;  /* eval mode: one shallow copy per thread (model.c), or NULL */
+    float *eval_out;        /* eval mode with workers: the batch's outputs */
     uint64_t dropout_seed;  /* drawn per training batch */
     bool unfused;           /* every layer runs its own passes (no layers/fusion.h): for tests */
 };

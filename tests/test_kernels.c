@@ -362,6 +362,42 @@ TEST(presets_fused_match_unfused) {
         }
 }
 
+/* Eval mode with 2 threads runs groups of samples through the whole model on per-thread
+ * workers (model.c): every preset's outputs equal the 1-thread batch pass bit for bit, for
+ * a batch that is not a multiple of the group size; then a training step still works. */
+TEST(eval_groups_match_batch_pass) {
+    enum { BATCH = 37 };
+    for (int p = 0; p < cn_preset_count(); p++) {
+        cn_model *m[2] = { NULL, NULL };
+        int ok = 1;
+        for (int u = 0; u < 2; u++)
+            ok = ok && cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &m[u]) == CN_OK &&
+                 cn_model_reserve(m[u], BATCH, u ? 1 : 2) == CN_OK;
+        CHECK_MSG(ok, "%s: %s", cn_preset_name(p), cn_last_error());
+        if (!ok) { cn_model_free(m[0]); cn_model_free(m[1]); continue; }
+        CHECK(m[0]->eval_workers != NULL && m[1]->eval_workers == NULL);
+        cn_rng rng;
+        cn_rng_seed(&rng, 5);
+        size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
+        float *x = malloc(in_n * sizeof *x), *y = malloc(out_n * sizeof *y);
+        fill(x, in_n, &rng);
+        fill(m[0]->buffers, m[0]->num_buffers, &rng);
+        for (size_t i = 0; i < m[0]->num_buffers; i++) m[0]->buffers[i] = 0.5f + fabsf(m[0]->buffers[i]);
+        memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
+        for (int u = 0; u < 2; u++) cn_model_set_training(m[u], false);
+        for (int pass = 0; pass < 2; pass++) {  /* twice: the workers' buffers trade places in a pass */
+            memcpy(y, cn_model_forward(m[0], x, BATCH, NULL), out_n * sizeof *y);
+            CHECK_MSG(memcmp(y, cn_model_forward(m[1], x, BATCH, NULL), out_n * sizeof *y) == 0,
+                      "%s: eval outputs differ (pass %d)", cn_preset_name(p), pass);
+        }
+        cn_model_set_training(m[0], true);
+        const float *t = cn_model_forward(m[0], x, BATCH, &rng);
+        CHECK(isfinite(t[0]));
+        free(x); free(y);
+        cn_model_free(m[0]); cn_model_free(m[1]);
+    }
+}
+
 /* cn_gemm_nt against double-precision dot products (K not a multiple of 16, M not of
  * 4), and each row's result identical whether the rows go in one call or one by one
  * (the linear layer groups samples differently with other batch sizes and threads). */
@@ -394,6 +430,7 @@ int main(void) {
     RUN(conv_backward_is_deterministic);
     RUN(fused_chains_match_separate_layers);
     RUN(presets_fused_match_unfused);
+    RUN(eval_groups_match_batch_pass);
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
     return test_summary();
 }
