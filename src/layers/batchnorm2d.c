@@ -209,9 +209,10 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
     float *dy_chain = m->acts[c->index + 1];
     const float *chain_grad = m->grad_acts[c->index + t.chain.length];
     if (t.chain.length > 1) grad_out = dy_chain;
-    /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
-    bool to_conv_relu = cn_grad_to_conv_relu(m, c->index);
-    float *dx = to_conv_relu ? m->acts[c->index - 1] : c->grad_in;
+    /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer, or
+     * only the coefficients for that conv to compute it */
+    bool to_conv_relu = cn_grad_to_conv_relu(m, c->index), handoff = cn_bn_grad_in_conv_relu(m, c->index);
+    float *dx = to_conv_relu ? m->acts[c->index - 1] : c->grad_in, *coef = m->acts[c->index + 1];
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
     for (int ch = 0; ch < C; ch++) {
         if (t.chain.length > 1)
@@ -228,6 +229,12 @@ void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
         if (!c->grad_in) continue;
         float k = gamma[ch] * invstd;
         float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
+        if (handoff) {
+            coef[ch] = k;
+            coef[C + ch] = mean_dy;
+            coef[2 * C + ch] = mean_dy_xhat;
+            continue;
+        }
         cn_slices_bn_grad_input(x, dy, dx + (size_t)ch * plane, B, stride, plane, mean, invstd, k,
                                 mean_dy, mean_dy_xhat, to_conv_relu);
     }

@@ -318,14 +318,33 @@ static bool rebuild_before_dx(const cn_layer_ctx *c, const conv_target *t) {
     return t->chain.length == 2 && !cn_grad_to_conv_relu(c->model, c->index + 2);
 }
 
-/* dL/d(conv output) of sample b: grad_out; from acts[i+1] for a relu-only chain;
+/* dL/d(conv output) of sample b, (C, plane), relu-masked, from what the batch norm j after
+ * this conv + relu chain handed over (fusion.h: cn_bn_grad_in_conv_relu). */
+static void bn_relu_input_grad(const cn_model *m, int j, int b, float *dy) {
+    const cn_layer *bn = &m->layers[j];
+    int C = bn->in.c, plane = bn->in.h * bn->in.w;
+    size_t o = (size_t)b * C * plane;
+    const float *x = m->acts[j] + o, *g = m->grad_acts[j + 1] + o, *coef = m->acts[j + 1], *saved = m->saved[j];
+    for (int ch = 0; ch < C; ch++) {
+        size_t p = (size_t)ch * plane;
+        cn_slices_bn_grad_input(x + p, g + p, dy + p, 1, 0, plane, saved[ch], saved[C + ch], coef[ch], coef[C + ch],
+                                coef[2 * C + ch], 1);
+    }
+}
+
+/* dL/d(conv output) of sample b: grad_out; from acts[i+1] for a relu-only chain, or computed
+ * into scratch from a following batch norm's coefficients;
  * rebuilt here into scratch for a relu + pool chain; or computed into scratch from
  * what a following batch norm handed over (fusion.h). */
 static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s,
                                     cn_conv_recompute *recompute, int b) {
     const cn_model *m = c->model;
     size_t size = (size_t)cn_shape_size(c->layer->out);
-    if (t->chain.length == 2) return m->acts[c->index + 1] + (size_t)b * size;
+    if (t->chain.length == 2) {
+        if (!cn_bn_grad_in_conv_relu(m, c->index + 2)) return m->acts[c->index + 1] + (size_t)b * size;
+        bn_relu_input_grad(m, c->index + 2, b, s->dy_bn);
+        return s->dy_bn;
+    }
     if (t->chain.length == 3) { rebuild_output_grad(c, t, b, s->dy_bn); return s->dy_bn; }
     if (!cn_bn_grad_in_conv(m, c->index + 1)) return c->grad_out + (size_t)b * size;
     cn_bn_handoff h = cn_bn_handoff_of(m, c->index + 1, c->batch);

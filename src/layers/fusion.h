@@ -139,6 +139,19 @@ static inline bool cn_grad_to_conv_relu(const cn_model *m, int j) {
     return takes && l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 2).length == 2;
 }
 
+/* Batch-norm input gradient computed by the conv + relu before it: when a batchnorm2d
+ * layer j that leads no chain takes the output of a direct conv2d + relu chain
+ * (cn_grad_to_conv_relu), BN's backward only computes its sums and leaves the
+ * per-channel coefficients {k, mean_dy, mean_dy_xhat} (3 x C floats) in its output slot
+ * acts[j+1] (free by then: the layer after BN has done its backward); the conv at j-2
+ * forms the relu-masked dL/d(conv output) sample by sample from BN's input and output
+ * gradient (the same float operations as BN's own pass) while they are in cache,
+ * instead of BN writing it to memory for the conv to read back. */
+static inline bool cn_bn_grad_in_conv_relu(const cn_model *m, int j) {
+    return cn_grad_to_conv_relu(m, j) && m->layers[j].kind == CN_LAYER_BATCHNORM2D && cn_chain_at(m, j).length == 1 &&
+           m->layers[j].in.h * m->layers[j].in.w >= 3;     /* 3 x C coefficients fit in BN's output slot */
+}
+
 /* Dropout fused into a batch norm: in training, a batchnorm2d layer j that leads no
  * chain and is followed by a dropout layer (p > 0) applies the dropout in its output
  * pass, sample by sample: it writes the dropout's output acts[j+2] and keep mask (the
