@@ -332,10 +332,10 @@ static void bn_relu_input_grad(const cn_model *m, int j, int b, float *dy) {
     }
 }
 
-/* dL/d(conv output) of sample b: grad_out; from acts[i+1] for a relu-only chain, or computed
- * into scratch from a following batch norm's coefficients;
- * rebuilt here into scratch for a relu + pool chain; or computed into scratch from
- * what a following batch norm handed over (fusion.h). */
+/* dL/d(conv output) of sample b: grad_out; for a relu-only chain, from acts[i+1] or computed
+ * into scratch from the coefficients of the batch norm after the relu; rebuilt here into
+ * scratch for a relu + pool chain; or computed into scratch from what a following batch
+ * norm handed over (fusion.h). */
 static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s,
                                     cn_conv_recompute *recompute, int b) {
     const cn_model *m = c->model;
