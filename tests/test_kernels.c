@@ -190,6 +190,12 @@ TEST(conv_backward_is_deterministic) {
 }
 
 
+/* Batch-norm running statistics (eval mode uses them): random means, variances > 0.5. */
+static void fill_running_stats(cn_model *m, cn_rng *rng) {
+    fill(m->buffers, m->num_buffers, rng);
+    for (size_t i = 0; i < m->num_buffers; i++) m->buffers[i] = 0.5f + fabsf(m->buffers[i]);
+}
+
 /* ---- fused chains (fusion.h) against the same layers run one model at a time ---- */
 
 /* Builds "input CxHxW\n<body>flatten\n". */
@@ -239,12 +245,8 @@ static int check_chain(int c, int h, int w, const char *leader, const char *tail
     /* the fused model's parameters: the leader's, then the tail's (state-dict order) */
     memcpy(fused->params, first->params, first->num_params * sizeof(float));
     memcpy(fused->params + first->num_params, second->params, second->num_params * sizeof(float));
-    /* batch-norm running statistics (eval mode uses them): means, and variances > 0 */
-    cn_model *parts[2] = { first, second };
-    for (int p = 0; p < 2; p++) {
-        fill(parts[p]->buffers, parts[p]->num_buffers, &rng);
-        for (size_t i = 0; i < parts[p]->num_buffers; i++) parts[p]->buffers[i] = 0.5f + fabsf(parts[p]->buffers[i]);
-    }
+    fill_running_stats(first, &rng);
+    fill_running_stats(second, &rng);
     memcpy(fused->buffers, first->buffers, first->num_buffers * sizeof(float));
     memcpy(fused->buffers + first->num_buffers, second->buffers, second->num_buffers * sizeof(float));
     cn_model_set_training(fused, training);
@@ -316,6 +318,21 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
     return diff / scale;
 }
 
+/* Two models of preset p with the same parameters, reserved for `batch` with threads[0] and
+ * threads[1] threads; 0 (both freed, an error reported) on failure. */
+static int preset_pair(int p, int batch, const int threads[2], cn_model *m[2]) {
+    m[0] = m[1] = NULL;
+    int ok = 1;
+    for (int u = 0; u < 2; u++)
+        ok = ok && cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &m[u]) == CN_OK &&
+             cn_model_reserve(m[u], batch, threads[u]) == CN_OK;
+    if (!ok) {
+        fprintf(stderr, "  %s: %s\n", cn_preset_name(p), cn_last_error());
+        cn_model_free(m[0]); cn_model_free(m[1]);
+    }
+    return ok;
+}
+
 /* Every preset, whole model, fused (layers/fusion.h) against unfused: a training step's
  * outputs and parameter gradients within rounding (batch-norm sums are reordered by some
  * fusions), eval outputs bit-identical; 1 and 2 threads. */
@@ -323,23 +340,18 @@ TEST(presets_fused_match_unfused) {
     enum { BATCH = 5 };
     for (int p = 0; p < cn_preset_count(); p++)
         for (int threads = 1; threads <= 2; threads++) {
-            cn_model *m[2] = { NULL, NULL };
-            int ok = 1;
-            for (int u = 0; u < 2; u++) {
-                ok = ok && cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &m[u]) == CN_OK &&
-                     cn_model_reserve(m[u], BATCH, threads) == CN_OK;
-                if (ok) m[u]->unfused = u == 1;
-            }
-            CHECK_MSG(ok, "%s: %s", cn_preset_name(p), cn_last_error());
-            if (!ok) { cn_model_free(m[0]); cn_model_free(m[1]); continue; }
+            cn_model *m[2];
+            int ok = preset_pair(p, BATCH, (const int[2]){ threads, threads }, m);
+            CHECK(ok);
+            if (!ok) continue;
+            m[1]->unfused = true;
             cn_rng rng;
             cn_rng_seed(&rng, 21);
             size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
             float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y[2];
             fill(x, in_n, &rng);
             fill(dy, out_n, &rng);
-            fill(m[0]->buffers, m[0]->num_buffers, &rng);      /* running statistics, variances > 0 */
-            for (size_t i = 0; i < m[0]->num_buffers; i++) m[0]->buffers[i] = 0.5f + fabsf(m[0]->buffers[i]);
+            fill_running_stats(m[0], &rng);
             memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
             for (int u = 0; u < 2; u++) {
                 y[u] = malloc(out_n * sizeof(float));
@@ -368,21 +380,17 @@ TEST(presets_fused_match_unfused) {
 TEST(eval_groups_match_batch_pass) {
     enum { BATCH = 37 };
     for (int p = 0; p < cn_preset_count(); p++) {
-        cn_model *m[2] = { NULL, NULL };
-        int ok = 1;
-        for (int u = 0; u < 2; u++)
-            ok = ok && cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &m[u]) == CN_OK &&
-                 cn_model_reserve(m[u], BATCH, u ? 1 : 2) == CN_OK;
-        CHECK_MSG(ok, "%s: %s", cn_preset_name(p), cn_last_error());
-        if (!ok) { cn_model_free(m[0]); cn_model_free(m[1]); continue; }
+        cn_model *m[2];
+        int ok = preset_pair(p, BATCH, (const int[2]){ 2, 1 }, m);
+        CHECK(ok);
+        if (!ok) continue;
         CHECK(m[0]->eval_workers != NULL && m[1]->eval_workers == NULL);
         cn_rng rng;
         cn_rng_seed(&rng, 5);
         size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
         float *x = malloc(in_n * sizeof *x), *y = malloc(out_n * sizeof *y);
         fill(x, in_n, &rng);
-        fill(m[0]->buffers, m[0]->num_buffers, &rng);
-        for (size_t i = 0; i < m[0]->num_buffers; i++) m[0]->buffers[i] = 0.5f + fabsf(m[0]->buffers[i]);
+        fill_running_stats(m[0], &rng);
         memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
         for (int u = 0; u < 2; u++) cn_model_set_training(m[u], false);
         for (int pass = 0; pass < 2; pass++) {  /* twice: the workers' buffers trade places in a pass */
