@@ -21,9 +21,10 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
     const cn_model *m = c->model;
     int size = cn_shape_size(l->in);
     uint8_t *mask = cn_dropout_mask(m, c->index);
-    if (!m->training || l->dropout_p == 0.0f) {
+    /* (in eval mode the model passes the input through without calling this: model.c) */
+    if (l->dropout_p == 0.0f) {
         memcpy(c->out, c->in, (size_t)c->batch * size * sizeof(float));
-        if (m->training) memset(mask, 1, (size_t)c->batch * size);
+        memset(mask, 1, (size_t)c->batch * size);
         return;
     }
     if (cn_dropout_fused_into_bn(m, c->index - 1)) return;   /* applied by the batch norm before */
