@@ -107,81 +107,131 @@ cn_status cn_model_from_spec(const char *spec_text, const char *source_name, uin
     return CN_OK;
 }
 
-/* ---- eval mode, depth-first ------------------------------------------------
- * With several threads, an eval-mode pass gives each thread groups of EVAL_GROUP
- * samples to run through every layer on its own, so that a group's activations
- * stay in the core's cache instead of each layer's output for the whole batch
- * going through memory (and no thread waits for the others between layers).
- * A worker is a shallow copy of the model (layers, parameters shared) running 1
- * thread, with its thread's scratch and its own slice (samples t*G .. t*G+G-1)
- * of the model's activation buffers. Eval-mode layers compute each sample on
- * its own, so the outputs are those of the batch-parallel pass. */
+/* ---- workers ----------------------------------------------------------------
+ * With several threads a pass runs on workers: shallow copies of the model (layers and
+ * parameters shared), one per thread, each running every layer with 1 thread on its own
+ * samples, on its slice of the model's buffers (samples sample_offset ..). Threads then
+ * keep their samples from the first layer to the last and meet only where a layer needs
+ * the whole batch: a training batch norm's statistics and backward sums (a barrier of the
+ * workers' team, batchnorm2d.c) and, after backward, the sum of the workers' parameter
+ * gradients. Training splits the batch into one contiguous share per thread (as the
+ * layers' own threads do); eval mode gives each thread groups of EVAL_GROUP samples, so
+ * that a group's activations stay in the core's cache.
+ * A worker's own: its thread's scratch, its parameter gradients (worker 0's are the
+ * model's; the others' are summed into them in thread order) and a copy of each batch
+ * norm's per-channel state (worker 0's is the model's). */
 #define EVAL_GROUP 8
 
-static void free_eval_workers(cn_model *m) {
-    for (int t = 0; m->eval_workers && t < m->num_threads; t++) {
-        cn_model *w = &m->eval_workers[t];
-        for (int i = 0; w->saved && i < m->num_layers; i++)
+static void free_workers(cn_model *m) {
+    for (int t = 0; m->workers && t < m->num_threads; t++) {
+        cn_model *w = &m->workers[t];
+        for (int i = 0; t > 0 && w->saved && i < m->num_layers; i++)
             if (m->layers[i].kind == CN_LAYER_BATCHNORM2D) cn_free_aligned(w->saved[i]);
         free(w->acts);
+        free(w->grad_acts);
         free(w->saved);
     }
-    free(m->eval_workers);
+    free(m->workers);
     cn_free_aligned(m->eval_out);
-    m->eval_workers = NULL;
+    m->workers = NULL;
     m->eval_out = NULL;
 }
 
-static cn_status make_eval_workers(cn_model *m) {
+static cn_status make_workers(cn_model *m) {
     int T = m->num_threads, L = m->num_layers;
-    m->eval_workers = cn_calloc(T, sizeof *m->eval_workers);
+    m->workers = cn_calloc(T, sizeof *m->workers);
     m->eval_out = cn_alloc_floats((size_t)m->batch_capacity * cn_shape_size(m->layers[L - 1].out));
-    if (!m->eval_workers || !m->eval_out) return CN_ERR_NOMEM;
+    if (!m->workers || !m->eval_out) return CN_ERR_NOMEM;
     for (int t = 0; t < T; t++) {
-        cn_model *w = &m->eval_workers[t];
+        cn_model *w = &m->workers[t];
         *w = *m;
-        w->eval_workers = NULL;
+        w->workers = NULL;
         w->eval_out = NULL;
+        w->is_worker = true;
         w->num_threads = 1;
-        w->batch_capacity = EVAL_GROUP;
-        w->thread_grads = NULL;         /* grad_acts stay the model's: never used in eval mode */
         w->thread_scratch = m->thread_scratch + (size_t)t * m->scratch_per_thread;
+        w->grads = t ? m->thread_grads + (size_t)t * m->num_params : m->grads;
+        w->thread_grads = m->thread_grads + (size_t)(T + t) * m->num_params;    /* its layers' own partials */
         w->acts = cn_calloc(L + 1, sizeof *w->acts);
+        w->grad_acts = cn_calloc(L + 1, sizeof *w->grad_acts);
         w->saved = cn_calloc(L, sizeof *w->saved);
-        if (!w->acts || !w->saved) return CN_ERR_NOMEM;
-        size_t first = (size_t)t * EVAL_GROUP;
-        for (int i = 0; i <= L; i++)
-            w->acts[i] = m->acts[i] + first * cn_shape_size(i < L ? m->layers[i].in : m->layers[L - 1].out);
+        if (!w->acts || !w->grad_acts || !w->saved) return CN_ERR_NOMEM;
         for (int i = 0; i < L; i++) {
             const cn_layer *l = &m->layers[i];
-            if (l->kind == CN_LAYER_BATCHNORM2D) {      /* per-channel state, written by a folding conv */
-                w->saved[i] = cn_alloc_floats(cn_layer_saved_floats(l, EVAL_GROUP));
-                if (!w->saved[i]) return CN_ERR_NOMEM;
-            } else if (l->kind == CN_LAYER_MAXPOOL2D)   /* argmax, per sample */
-                w->saved[i] = m->saved[i] + first * cn_shape_size(l->out);
+            if (l->kind != CN_LAYER_BATCHNORM2D) continue;
+            w->saved[i] = t ? cn_alloc_floats(cn_layer_saved_floats(l, 1)) : m->saved[i];
+            if (!w->saved[i]) return CN_ERR_NOMEM;
         }
     }
     return CN_OK;
 }
 
+/* Worker t of m on samples first .. first+n-1 of the model's buffers; returns it. */
+static cn_model *bind_worker(cn_model *m, int t, int first, int n) {
+    cn_model *w = &m->workers[t];
+    int L = m->num_layers;
+    w->training = m->training;
+    w->unfused = m->unfused;
+    w->dropout_seed = m->dropout_seed;
+    w->sample_offset = first;
+    w->batch_capacity = n;
+    for (int i = 0; i <= L; i++) {
+        w->acts[i] = m->acts[i] + (size_t)first * cn_shape_size(i < L ? m->layers[i].in : m->layers[L - 1].out);
+        w->grad_acts[i] = m->grad_acts[i] + (size_t)first * m->grad_floats_per_sample;
+    }
+    for (int i = 0; i < L; i++) {
+        const cn_layer *l = &m->layers[i];
+        if (l->kind == CN_LAYER_MAXPOOL2D) w->saved[i] = m->saved[i] + (size_t)first * cn_shape_size(l->out); /* argmax */
+        else if (l->kind == CN_LAYER_DROPOUT) w->saved[i] = m->saved[i];   /* mask: cn_dropout_mask adds the offset */
+    }
+    return w;
+}
+
+/* The calling thread's worker for a training pass of `batch` samples (its contiguous share). */
+static cn_model *training_worker(cn_model *m, int batch, int *n) {
+    int T = m->num_threads, t = omp_get_thread_num();
+    int first = (int)((long)batch * t / T), end = (int)((long)batch * (t + 1) / T);
+    cn_model *w = bind_worker(m, t, first, end - first);
+    w->team_batch = batch;
+    *n = end - first;
+    return w;
+}
+
+/* Training passes run on workers with several threads and at least one sample per thread. */
+static bool training_on_workers(const cn_model *m, int batch) {
+    return m->training && m->workers && batch >= m->num_threads;
+}
+
 static const float *forward_eval_groups(cn_model *m, const float *input, int batch) {
     int groups = (batch + EVAL_GROUP - 1) / EVAL_GROUP, in_size = cn_shape_size(m->input);
-    int out_size = cn_shape_size(m->layers[m->num_layers - 1].out);
+    int L = m->num_layers, out_size = cn_shape_size(m->layers[L - 1].out);
     (void)cn_kernels();     /* chosen once, here, not by the workers at the same time */
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
     for (int g = 0; g < groups; g++) {
-        cn_model *w = &m->eval_workers[omp_get_thread_num()];
-        w->training = false;
-        w->unfused = m->unfused;
         int first = g * EVAL_GROUP, n = batch - first < EVAL_GROUP ? batch - first : EVAL_GROUP;
-        const float *out = cn_model_forward(w, input + (size_t)first * in_size, n, NULL);
-        memcpy(m->eval_out + (size_t)first * out_size, out, (size_t)n * out_size * sizeof(float));
+        int t = omp_get_thread_num();
+        cn_model *w = bind_worker(m, t, t * EVAL_GROUP, n);
+        memcpy(w->acts[0], input + (size_t)first * in_size, (size_t)n * in_size * sizeof(float));
+        for (int i = 0; i < L; i++) cn_model_forward_layer(w, i, n);
+        memcpy(m->eval_out + (size_t)first * out_size, w->acts[L], (size_t)n * out_size * sizeof(float));
     }
     return m->eval_out;
 }
 
+static void forward_training_workers(cn_model *m, const float *input, int batch) {
+    int in_size = cn_shape_size(m->input);
+    (void)cn_kernels();
+    #pragma omp parallel num_threads(m->num_threads)
+    {
+        int n;
+        cn_model *w = training_worker(m, batch, &n);
+        memcpy(w->acts[0], input + (size_t)w->sample_offset * in_size, (size_t)n * in_size * sizeof(float));
+        for (int i = 0; i < m->num_layers; i++) cn_model_forward_layer(w, i, n);
+    }
+}
+
 static void free_workspace(cn_model *m) {
-    free_eval_workers(m);
+    free_workers(m);
     for (int i = 0; m->acts && i <= m->num_layers; i++) {
         cn_free_aligned(m->acts[i]);
         if (i < m->num_layers) cn_free_aligned(m->saved[i]);
@@ -190,6 +240,8 @@ static void free_workspace(cn_model *m) {
     free(m->acts); free(m->grad_acts); free(m->saved);
     cn_free_aligned(m->thread_grads);
     cn_free_aligned(m->thread_scratch);
+    cn_free_aligned(m->bn_stats);
+    m->bn_stats = NULL;
     m->acts = m->grad_acts = m->saved = NULL;
     m->thread_grads = m->thread_scratch = NULL;
     m->batch_capacity = 0;
@@ -210,7 +262,7 @@ void cn_model_free(cn_model *m) {
 
 size_t cn_layer_saved_floats(const cn_layer *l, int batch) {
     switch (l->kind) {
-    case CN_LAYER_BATCHNORM2D: return 2 * (size_t)l->in.c;
+    case CN_LAYER_BATCHNORM2D: return 5 * (size_t)l->in.c;   /* batchnorm2d.c */
     case CN_LAYER_MAXPOOL2D: return (size_t)batch * cn_shape_size(l->out);
     case CN_LAYER_DROPOUT: return ((size_t)batch * cn_shape_size(l->in) + 3) / 4;   /* byte mask */
     default: return 0;
@@ -249,12 +301,19 @@ cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
     float *ping = cn_alloc_floats(largest), *pong = cn_alloc_floats(largest);
     if (!ping || !pong) { cn_free_aligned(ping); cn_free_aligned(pong); free_workspace(m); return CN_ERR_NOMEM; }
     for (int i = 0; i <= L; i++) m->grad_acts[i] = (i % 2) ? pong : ping;
+    m->grad_floats_per_sample = largest / (size_t)batch;
+    /* batch norms' per-plane sums: (batch, C, 2) doubles per layer */
+    int widest = 0;
+    for (int i = 0; i < L; i++)
+        if (m->layers[i].kind == CN_LAYER_BATCHNORM2D && m->layers[i].in.c > widest) widest = m->layers[i].in.c;
+    m->bn_stats_stride = (size_t)batch * widest * 2;
+    m->bn_stats = (double *)cn_alloc_floats(2 * m->bn_stats_stride * (m->num_bn ? m->num_bn : 1));
     m->scratch_per_thread = (scratch + 15) & ~(size_t)15;
     m->thread_scratch = cn_alloc_floats(m->scratch_per_thread * threads);
-    m->thread_grads = cn_alloc_floats(m->num_params * threads);
-    if (!m->thread_scratch || !m->thread_grads) { free_workspace(m); return CN_ERR_NOMEM; }
+    m->thread_grads = cn_alloc_floats(m->num_params * 2 * threads);
+    if (!m->bn_stats || !m->thread_scratch || !m->thread_grads) { free_workspace(m); return CN_ERR_NOMEM; }
     m->batch_capacity = batch;
-    if (threads > 1 && batch >= threads * EVAL_GROUP && make_eval_workers(m)) { free_workspace(m); return CN_ERR_NOMEM; }
+    if (threads > 1 && make_workers(m)) { free_workspace(m); return CN_ERR_NOMEM; }
     return CN_OK;
 }
 
@@ -290,30 +349,59 @@ void cn_model_backward_layer(cn_model *m, int i, int batch) {
 
 const float *cn_model_forward(cn_model *m, const float *input, int batch, cn_rng *rng) {
     CN_ASSERT(batch >= 1 && batch <= m->batch_capacity);
-    if (!m->training && m->eval_workers && batch > EVAL_GROUP) return forward_eval_groups(m, input, batch);
-    memcpy(m->acts[0], input, (size_t)batch * cn_shape_size(m->input) * sizeof(float));
+    if (!m->training && m->workers && batch > EVAL_GROUP && m->batch_capacity >= m->num_threads * EVAL_GROUP)
+        return forward_eval_groups(m, input, batch);
     if (m->training && rng) m->dropout_seed = cn_rng_next(rng);
-    for (int i = 0; i < m->num_layers; i++) cn_model_forward_layer(m, i, batch);
+    if (training_on_workers(m, batch)) {
+        forward_training_workers(m, input, batch);
+    } else {
+        memcpy(m->acts[0], input, (size_t)batch * cn_shape_size(m->input) * sizeof(float));
+        for (int i = 0; i < m->num_layers; i++) cn_model_forward_layer(m, i, batch);
+    }
     return m->acts[m->num_layers];
 }
 
-void cn_model_backward(cn_model *m, const float *grad_output, int batch) {
-    CN_ASSERT(m->training && batch >= 1 && batch <= m->batch_capacity);
-    int L = m->num_layers;
-    memcpy(m->grad_acts[L], grad_output, (size_t)batch * cn_shape_size(m->layers[L - 1].out) * sizeof(float));
-    for (int i = L - 1; i >= 0; i--) cn_model_backward_layer(m, i, batch);
-}
-
-/* Gradient with respect to the model input (valid after cn_model_backward when
- * the caller asked for it via cn_model_backward_input). */
-void cn_model_backward_input(cn_model *m, const float *grad_output, int batch, float *grad_input) {
-    int L = m->num_layers;
-    memcpy(m->grad_acts[L], grad_output, (size_t)batch * cn_shape_size(m->layers[L - 1].out) * sizeof(float));
+/* Backward of `batch` samples of m (a model, or a worker on its n samples) from
+ * dL/d(output) (the batch's, at the model's first sample); grad_input, when not NULL,
+ * gets dL/d(input) (ditto). */
+static void backward_layers(cn_model *m, const float *grad_output, int n, float *grad_input) {
+    int L = m->num_layers, out_size = cn_shape_size(m->layers[L - 1].out);
+    size_t first = (size_t)m->sample_offset;
+    memcpy(m->grad_acts[L], grad_output + first * out_size, (size_t)n * out_size * sizeof(float));
     for (int i = L - 1; i >= 0; i--) {
-        cn_layer_ctx c = layer_ctx(m, i, batch);
-        if (i == 0) c.grad_in = grad_input;
+        cn_layer_ctx c = layer_ctx(m, i, n);
+        if (i == 0 && grad_input) c.grad_in = grad_input + first * cn_shape_size(m->input);
         layer_table[m->layers[i].kind].backward(&c);
     }
+}
+
+/* Backward through the workers: each its own samples, then the workers' parameter
+ * gradients summed (in thread order) into the model's, each thread a range of them. */
+static void backward_workers(cn_model *m, const float *grad_output, int batch, float *grad_input) {
+    int T = m->num_threads;
+    #pragma omp parallel num_threads(T)
+    {
+        int n, t = omp_get_thread_num();
+        cn_model *w = training_worker(m, batch, &n);
+        backward_layers(w, grad_output, n, grad_input);
+        #pragma omp barrier
+        size_t k0 = m->num_params * t / T, k1 = m->num_params * (t + 1) / T;
+        for (int u = 1; u < T; u++) {
+            const float *part = m->workers[u].grads;
+            for (size_t k = k0; k < k1; k++) m->grads[k] += part[k];
+        }
+    }
+}
+
+void cn_model_backward(cn_model *m, const float *grad_output, int batch) {
+    cn_model_backward_input(m, grad_output, batch, NULL);
+}
+
+/* Gradient with respect to the model input as well (grad_input NULL: not wanted). */
+void cn_model_backward_input(cn_model *m, const float *grad_output, int batch, float *grad_input) {
+    CN_ASSERT(m->training && batch >= 1 && batch <= m->batch_capacity);
+    if (training_on_workers(m, batch)) backward_workers(m, grad_output, batch, grad_input);
+    else backward_layers(m, grad_output, batch, grad_input);
 }
 
 size_t cn_model_param_count(const cn_model *m) { return m->num_params; }

@@ -87,11 +87,17 @@ struct cn_model {
     float **acts;           /* acts[i]: input of layer i; acts[num_layers]: output */
     float **grad_acts;      /* gradients of acts; two ping-pong buffers (grad_acts[i] = buffer i % 2) */
     float **saved;          /* per-layer saved state (BN mean/invstd, dropout mask, pool argmax) */
-    float *thread_grads;    /* num_threads * num_params partial weight gradients */
+    float *thread_grads;    /* 2 * num_threads * num_params partial weight gradients (layers, workers) */
     float *thread_scratch;  /* num_threads * scratch_per_thread floats (im2col etc.) */
     size_t scratch_per_thread;
-    struct cn_model *eval_workers;  /* eval mode: one shallow copy per thread (model.c), or NULL */
+    struct cn_model *workers;   /* with several threads: one shallow copy per thread (model.c), or NULL */
     float *eval_out;        /* eval mode with workers: the batch's outputs */
+    bool is_worker;
+    int sample_offset;      /* a worker: where its samples start in the model's batch buffers */
+    int team_batch;         /* a training worker: samples of the whole batch (all workers) */
+    double *bn_stats;       /* batch norms' per-(sample, channel) sums (layers.h: cn_bn_plane_stats) */
+    size_t bn_stats_stride; /* doubles of bn_stats per batch-norm layer */
+    size_t grad_floats_per_sample;  /* of each ping-pong gradient buffer */
     uint64_t dropout_seed;  /* drawn per training batch */
     bool unfused;           /* every layer runs its own passes (no layers/fusion.h): for tests */
 };

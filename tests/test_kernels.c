@@ -290,7 +290,8 @@ TEST(fused_chains_match_separate_layers) {
                                            "conv2d out=3 k=1\n", "conv2d out=2 k=3\n", "batchnorm2d\n" };
     static const char *const tails[] = { "relu\n", "relu\nmaxpool2d k=2\n", "batchnorm2d\n", "relu\nbatchnorm2d\n",
                                          "batchnorm2d\nrelu\nmaxpool2d k=2\n", "relu\nconv2d out=4 k=3 pad=1\n",
-                                         "relu\nbatchnorm2d\ndropout p=0.3\n", "batchnorm2d\ndropout p=0.3\nrelu\n" };
+                                         "relu\nbatchnorm2d\ndropout p=0.3\n", "batchnorm2d\ndropout p=0.3\nrelu\n",
+                                         "relu\nbatchnorm2d\nrelu\nmaxpool2d k=2\n" };
     enum { TAILS = sizeof tails / sizeof tails[0] };
     static const int sizes[][3] = { {3, 8, 8}, {2, 7, 9}, {16, 9, 9}, {4, 13, 6}, {1, 28, 28} };
     int native = 1;     /* the first usable set gets every case, the others the small ones with 1 thread */
@@ -384,7 +385,7 @@ TEST(eval_groups_match_batch_pass) {
         int ok = preset_pair(p, BATCH, (const int[2]){ 2, 1 }, m);
         CHECK(ok);
         if (!ok) continue;
-        CHECK(m[0]->eval_workers != NULL && m[1]->eval_workers == NULL);
+        CHECK(m[0]->workers != NULL && m[1]->workers == NULL);
         cn_rng rng;
         cn_rng_seed(&rng, 5);
         size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
@@ -402,6 +403,70 @@ TEST(eval_groups_match_batch_pass) {
         const float *t = cn_model_forward(m[0], x, BATCH, &rng);
         CHECK(isfinite(t[0]));
         free(x); free(y);
+        cn_model_free(m[0]); cn_model_free(m[1]);
+    }
+}
+
+/* Training with 2 threads runs each thread's share of the batch through the whole model on
+ * a worker (model.c). Against the model's own layers run one by one on the whole batch with
+ * 2 threads: every preset, a batch that does not split evenly, dropout on: outputs, the
+ * input gradient and the batch norms' state bit-identical, parameter gradients too except
+ * a linear layer's (its sum over samples is split in two). Twice, for the buffers' reuse. */
+TEST(training_workers_match_batch_pass) {
+    enum { BATCH = 37 };
+    for (int p = 0; p < cn_preset_count(); p++) {
+        cn_model *m[2];
+        int ok = preset_pair(p, BATCH, (const int[2]){ 2, 2 }, m);
+        CHECK(ok);
+        if (!ok) continue;
+        CHECK(m[0]->workers != NULL);
+        int L = m[0]->num_layers;
+        cn_rng rng;
+        cn_rng_seed(&rng, 8);
+        size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
+        float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y = malloc(out_n * sizeof *y);
+        float *dx = malloc(in_n * sizeof *dx);
+        fill(x, in_n, &rng);
+        fill(dy, out_n, &rng);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int u = 0; u < 2; u++) m[u]->dropout_seed = 1234 + pass;
+            memcpy(y, cn_model_forward(m[0], x, BATCH, NULL), out_n * sizeof *y);
+            cn_model_backward_input(m[0], dy, BATCH, dx);
+            memcpy(m[1]->acts[0], x, in_n * sizeof *x);
+            for (int i = 0; i < L; i++) cn_model_forward_layer(m[1], i, BATCH);
+            CHECK_MSG(memcmp(y, m[1]->acts[L], out_n * sizeof *y) == 0, "%s: outputs differ (pass %d)",
+                      cn_preset_name(p), pass);
+            memcpy(m[1]->grad_acts[L], dy, out_n * sizeof *dy);
+            for (int i = L - 1; i >= 0; i--) cn_model_backward_layer(m[1], i, BATCH);
+            CHECK_MSG(memcmp(m[0]->buffers, m[1]->buffers, m[0]->num_buffers * sizeof(float)) == 0,
+                      "%s: batch-norm running statistics differ", cn_preset_name(p));
+            for (int i = 0; i < L; i++) {
+                const cn_layer *l = &m[0]->layers[i];
+                size_t n = l->weight_count + l->bias_count;
+                if (!n) continue;
+                const float *a = m[0]->grads + l->weight_offset, *b = m[1]->grads + l->weight_offset;
+                if (l->kind == CN_LAYER_LINEAR)
+                    CHECK_MSG(max_rel_diff(a, b, n) < 1e-5, "%s: layer %d gradients differ", cn_preset_name(p), i);
+                else
+                    CHECK_MSG(memcmp(a, b, n * sizeof(float)) == 0, "%s: layer %d gradients differ", cn_preset_name(p), i);
+            }
+        }
+        /* the input gradient (per sample, and the batch norms' sums do not depend on the
+         * split): a model on 1 thread */
+        cn_model *one = NULL;
+        ok = cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &one) == CN_OK &&
+             cn_model_reserve(one, BATCH, 1) == CN_OK;
+        CHECK(ok);
+        if (ok) {
+            float *dx_one = malloc(in_n * sizeof *dx_one);
+            one->dropout_seed = 1235;
+            CHECK(memcmp(y, cn_model_forward(one, x, BATCH, NULL), out_n * sizeof *y) == 0);
+            cn_model_backward_input(one, dy, BATCH, dx_one);
+            CHECK_MSG(memcmp(dx, dx_one, in_n * sizeof *dx) == 0, "%s: input gradients differ", cn_preset_name(p));
+            free(dx_one);
+        }
+        cn_model_free(one);
+        free(x); free(dy); free(y); free(dx);
         cn_model_free(m[0]); cn_model_free(m[1]);
     }
 }
@@ -439,6 +504,7 @@ int main(void) {
     RUN(fused_chains_match_separate_layers);
     RUN(presets_fused_match_unfused);
     RUN(eval_groups_match_batch_pass);
+    RUN(training_workers_match_batch_pass);
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
     return test_summary();
 }

@@ -1,9 +1,16 @@
 /* batchnorm2d with PyTorch semantics: training normalises with the batch's
  * biased variance and updates running_mean/running_var (unbiased variance)
- * with momentum; eval uses the running statistics. Statistics are summed in
- * double in two passes (mean, then squared deviations), as PyTorch's CPU
- * kernel does; channels are split over threads. A following relu (and 2x2
- * max-pool) is fused in (see fusion.h). */
+ * with momentum; eval uses the running statistics. A following relu (and 2x2
+ * max-pool) is fused in (see fusion.h).
+ *
+ * Samples are split over threads, or each worker (model.c) runs its own share.
+ * Sums are taken in double per (sample, channel) plane (cn_bn_plane_stats): in
+ * training the forward's {sum, sum of squared deviations from the plane's mean}
+ * (or from the conv pass, fusion.h), combined in sample order (Chan et al.) into
+ * the batch mean and variance; the backward's {sum dy, sum dy * xhat}, added in
+ * sample order. The threads meet once per pass, when every plane's sums are in;
+ * the results do not depend on the number of threads.
+ * saved: mean, invstd, then the backward coefficients k, mean_dy, mean_dy_xhat (C each). */
 #include "layers/layers.h"
 #include "layers/fusion.h"
 #include "kernels/kernels.h"
@@ -30,28 +37,79 @@ static bn_target bn_target_of(const cn_layer_ctx *c) {
     return t;
 }
 
-/* Batch mean and sum of squared deviations of channel ch: from the per-plane
- * statistics of the conv pass (fusion.h), combined in sample order (Chan et al.),
- * or two passes over the input (PyTorch's CPU kernel). Sums in double. */
-static void channel_stats(const cn_layer_ctx *c, const double *plane_stats, int ch, double *mean, double *sq) {
-    const cn_layer *l = c->layer;
-    int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
-    double count = (double)B * plane;
-    if (!plane_stats) {
-        const float *x = c->in + (size_t)ch * plane;
-        *mean = cn_slices_sum(x, B, (size_t)C * plane, plane) / count;
-        *sq = cn_slices_sq_dev(x, B, (size_t)C * plane, plane, *mean);
-        return;
+/* ---- the team of threads ----
+ * body(c, b0, b1) runs on each thread's samples [b0, b1): a worker or a 1-thread model runs
+ * all of c->batch, otherwise the layer's own threads split them. team_barrier() waits for
+ * the team: the workers' (model.c), or the layer's own threads. */
+static void run_split(const cn_layer_ctx *c, void (*body)(const cn_layer_ctx *, int, int)) {
+    if (c->model->num_threads == 1) { body(c, 0, c->batch); return; }
+    #pragma omp parallel num_threads(c->model->num_threads)
+    {
+        int T = omp_get_num_threads(), t = omp_get_thread_num();
+        body(c, (int)((long)c->batch * t / T), (int)((long)c->batch * (t + 1) / T));
     }
+}
+
+static void team_barrier(void) {
+    #pragma omp barrier
+}
+
+/* Samples of the whole batch (all workers). */
+static int team_batch(const cn_layer_ctx *c) { return c->model->is_worker ? c->model->team_batch : c->batch; }
+
+/* The per-channel state (saved): a worker has its own copy and writes it; the threads of
+ * a layer's own team share the model's, which thread 0 writes while the others wait. */
+static bool writes_state(const cn_model *m) { return m->is_worker || omp_get_thread_num() == 0; }
+static void state_written(const cn_model *m) {
+    if (!m->is_worker) team_barrier();
+}
+
+/* Thread 0 of the team: updates what is shared (running statistics, gradients). */
+static bool team_leader(void) { return omp_get_thread_num() == 0; }
+
+/* ---- forward ---- */
+
+/* Batch mean and sum of squared deviations of channel ch from the per-plane statistics
+ * of the whole batch (B samples), combined in sample order (Chan et al.). */
+static void channel_stats(const double *stats, int B, int C, int plane, int ch, double *mean, double *sq) {
     double sum = 0.0, m2 = 0.0;
-    for (int b = 0; b < B; b++) sum += plane_stats[2 * ((size_t)b * C + ch)];
-    *mean = sum / count;
+    for (int b = 0; b < B; b++) sum += stats[2 * ((size_t)b * C + ch)];
+    *mean = sum / ((double)B * plane);
     for (int b = 0; b < B; b++) {
-        const double *st = plane_stats + 2 * ((size_t)b * C + ch);
+        const double *st = stats + 2 * ((size_t)b * C + ch);
         double d = st[0] / plane - *mean;
         m2 += st[1] + plane * d * d;
     }
     *sq = m2;
+}
+
+/* Statistics {sum, sum of squared deviations from its mean} of one plane, in double. */
+static void plane_stats(const float *x, int plane, double *st) {
+    st[0] = cn_slices_sum(x, 1, 0, plane);
+    st[1] = cn_slices_sq_dev(x, 1, 0, plane, st[0] / plane);
+}
+
+/* Batch mean and invstd into saved; thread 0 updates the running statistics. */
+static void batch_statistics(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    cn_model *m = c->model;
+    int C = l->in.c, plane = l->in.h * l->in.w, B = team_batch(c);
+    float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + C;
+    const double *stats = cn_bn_plane_stats(m, c->index);
+    size_t count = (size_t)B * plane;
+    for (int ch = 0; ch < C; ch++) {
+        double mu, sq;
+        channel_stats(stats, B, C, plane, ch, &mu, &sq);
+        double var = sq / (double)count;
+        c->saved[ch] = (float)mu;
+        c->saved[C + ch] = (float)(1.0 / sqrt(var + l->bn_eps));
+        if (!team_leader()) continue;
+        double unbiased = count > 1 ? sq / (double)(count - 1) : var;
+        float mom = l->bn_momentum;
+        running_mean[ch] = (1.0f - mom) * running_mean[ch] + mom * (float)mu;
+        running_var[ch] = (1.0f - mom) * running_var[ch] + mom * (float)unbiased;
+    }
+    if (team_leader()) m->bn_batches_tracked[l->bn_index]++;
 }
 
 static void affine_of(const cn_model *m, const cn_layer *l, int ch, float mean, float invstd, float *scale, float *shift) {
@@ -82,160 +140,140 @@ static void apply_chain_plane(const cn_layer_ctx *c, const bn_target *t, const c
     if (t->argmax) cn_gather(x, t->argmax + o, t->out_plane, t->x_win + o);
 }
 
-// in (B,C,H,W) -> out (B,C,H,W); saved: mean (C), invstd (C)
-void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
+/* Samples [b0, b1): statistics (training), then BN (+ chain, or + dropout) applied. */
+static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
     const cn_layer *l = c->layer;
     cn_model *m = c->model;
-    if (cn_layer_absorbed(m, c->index)) return;     /* eval mode: applied by the conv + relu before */
-    int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
+    int C = l->in.c, plane = l->in.h * l->in.w;
     size_t stride = (size_t)C * plane;
-    float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + C;
-    bool training = m->training;
+    if (m->training) {
+        double *stats = cn_bn_plane_stats(m, c->index) + 2 * (size_t)m->sample_offset * C;
+        if (!cn_bn_stats_from_conv(m, c->index))
+            for (int b = b0; b < b1; b++)
+                for (int ch = 0; ch < C; ch++)
+                    plane_stats(c->in + b * stride + (size_t)ch * plane, plane, stats + 2 * ((size_t)b * C + ch));
+        team_barrier();     /* every plane's statistics are in */
+        if (writes_state(m)) batch_statistics(c);
+        state_written(m);
+    }
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
-    const double *plane_stats = training && cn_bn_stats_from_conv(m, c->index) ? (const double *)c->out : NULL;
-    bool recomputed = c->index >= 1 && cn_conv_recomputed(m, c->index - 1);
-    bool dropout = cn_dropout_fused_into_bn(m, c->index);
-    #pragma omp parallel num_threads(m->num_threads)
-    {
-        /* statistics first: plane_stats live in the output slot, read them all before writing it */
-        #pragma omp for schedule(static)
-        for (int ch = 0; ch < C; ch++) {
-            if (!training) continue;
-            size_t count = (size_t)B * plane;
-            double mu, sq;
-            channel_stats(c, plane_stats, ch, &mu, &sq);
-            double var = sq / (double)count;
-            double unbiased = count > 1 ? sq / (double)(count - 1) : var;
-            float mom = l->bn_momentum;
-            running_mean[ch] = (1.0f - mom) * running_mean[ch] + mom * (float)mu;
-            running_var[ch] = (1.0f - mom) * running_var[ch] + mom * (float)unbiased;
-            c->saved[ch] = (float)mu;
-            c->saved[C + ch] = (float)(1.0 / sqrt(var + l->bn_eps));
+    if (c->index >= 1 && cn_conv_recomputed(m, c->index - 1)) {
+        /* the input (a cheap conv's output, fusion.h) is recomputed sample by sample */
+        cn_conv_recompute r;
+        cn_conv2d_recompute_begin(m, c->index - 1, &r);
+        for (int b = b0; b < b1; b++) {
+            const float *x = cn_conv2d_recompute(&r, m->acts[c->index - 1], c->batch, b);
+            for (int ch = 0; ch < C; ch++) apply_chain_plane(c, &t, ks, x + (size_t)ch * plane, b, ch);
         }
-        if (recomputed) {
-            /* the input (a cheap conv's output, fusion.h) is recomputed sample by sample */
-            cn_conv_recompute r;
-            cn_conv2d_recompute_begin(m, c->index - 1, &r);
-            #pragma omp for schedule(static)
-            for (int b = 0; b < B; b++) {
-                const float *x = cn_conv2d_recompute(&r, m->acts[c->index - 1], B, b);
-                for (int ch = 0; ch < C; ch++) apply_chain_plane(c, &t, ks, x + (size_t)ch * plane, b, ch);
-            }
-        } else if (dropout) {
-            /* BN then the dropout (fusion.h) into the dropout's output, sample by sample */
-            cn_dropout_params d = cn_dropout_params_of(&m->layers[c->index + 1]);
-            uint8_t *keep = cn_dropout_mask(m, c->index + 1);
-            float *y = m->acts[c->index + 2];
-            #pragma omp for schedule(static)
-            for (int b = 0; b < B; b++) {
-                uint64_t sample_stream = cn_dropout_stream(m->dropout_seed, c->index + 1, b);
-                for (int ch = 0; ch < C; ch++) {
-                    float affine[2];
-                    channel_affine(c, ch, &affine[0], &affine[1]);
-                    size_t o = (size_t)b * stride + (size_t)ch * plane;
-                    cn_dropout_forward_kernel(c->in + o, y + o, keep + o, plane, sample_stream, (uint32_t)(ch * plane),
-                                              d.threshold, d.keep_scale, affine);
-                }
-            }
-        } else {
-            #pragma omp for schedule(static)
+    } else if (cn_dropout_fused_into_bn(m, c->index)) {
+        /* BN then the dropout (fusion.h) into the dropout's output */
+        cn_dropout_params d = cn_dropout_params_of(&m->layers[c->index + 1]);
+        uint8_t *keep = cn_dropout_mask(m, c->index + 1);
+        float *y = m->acts[c->index + 2];
+        for (int b = b0; b < b1; b++) {
+            uint64_t sample_stream = cn_dropout_stream(m->dropout_seed, c->index + 1, m->sample_offset + b);
             for (int ch = 0; ch < C; ch++) {
-                const float *x = c->in + (size_t)ch * plane;
-                if (t.chain.length > 1) {
-                    for (int b = 0; b < B; b++) apply_chain_plane(c, &t, ks, x + (size_t)b * stride, b, ch);
-                    continue;
-                }
+                float affine[2];
+                channel_affine(c, ch, &affine[0], &affine[1]);
+                size_t o = (size_t)b * stride + (size_t)ch * plane;
+                cn_dropout_forward_kernel(c->in + o, y + o, keep + o, plane, sample_stream, (uint32_t)(ch * plane),
+                                          d.threshold, d.keep_scale, affine);
+            }
+        }
+    } else {
+        for (int b = b0; b < b1; b++)
+            for (int ch = 0; ch < C; ch++) {
+                const float *x = c->in + b * stride + (size_t)ch * plane;
+                if (t.chain.length > 1) { apply_chain_plane(c, &t, ks, x, b, ch); continue; }
                 float scale, shift;
                 channel_affine(c, ch, &scale, &shift);
-                cn_slices_affine(x, c->out + (size_t)ch * plane, B, stride, plane, scale, shift);
+                cn_slices_affine(x, c->out + b * stride + (size_t)ch * plane, 1, 0, plane, scale, shift);
             }
-        }
     }
-    if (training) m->bn_batches_tracked[l->bn_index]++;
 }
 
-/* Backward of a BN -> relu -> 2x2 max-pool chain: only the pool winners carry gradient. */
-static void pooled_backward(const cn_layer_ctx *c, const bn_target *t) {
+// in (B,C,H,W) -> out (B,C,H,W); saved as above
+void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
+    if (cn_layer_absorbed(c->model, c->index)) return;     /* eval mode: applied by the conv + relu before */
+    run_split(c, forward_samples);
+}
+
+/* ---- backward ---- */
+
+/* Samples [b0, b1): per-plane sums, then (all planes' sums in) the gradients of gamma and
+ * beta and the coefficients, then dx (or, fusion.h, what a conv before computes it from). */
+static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
     const cn_layer *l = c->layer;
     cn_model *m = c->model;
-    int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
-    size_t stride = (size_t)C * plane, out_stride = (size_t)C * t->out_plane;
-    const float *gamma = m->params + l->weight_offset;
-    float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
-    const float *g = m->grad_acts[c->index + t->chain.length];
-    double count = (double)B * plane;
-    bool handoff = cn_bn_grad_in_conv(m, c->index);
-    cn_bn_handoff h = cn_bn_handoff_of(m, c->index, B);
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
-    for (int ch = 0; ch < C; ch++) {
-        float mean = c->saved[ch], invstd = c->saved[C + ch];
-        const float *x = c->in + (size_t)ch * plane;
-        size_t o = (size_t)ch * t->out_plane;
-        double sum_dy, sum_dy_xhat;
-        cn_pooled_bn_grad_sums(t->x_win + o, g + o, t->out + o, B, out_stride, t->out_plane, mean, invstd,
-                               &sum_dy, &sum_dy_xhat);
-        dgamma[ch] = (float)sum_dy_xhat;
-        dbeta[ch] = (float)sum_dy;
-        if (!c->grad_in) continue;
-        float k = gamma[ch] * invstd;
-        float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
-        if (handoff) {
-            h.k[ch] = k;
-            h.mean_dy[ch] = mean_dy;
-            h.mean_dy_xhat[ch] = mean_dy_xhat;
-            for (int b = 0; b < B; b++) memcpy(h.grad + o + (size_t)b * out_stride, g + o + (size_t)b * out_stride,
-                                               (size_t)t->out_plane * sizeof(float));
-            continue;
+    int C = l->in.c, plane = l->in.h * l->in.w, B = team_batch(c);
+    size_t stride = (size_t)C * plane;
+    bn_target t = bn_target_of(c);
+    size_t out_stride = (size_t)C * t.out_plane;
+    const float *mean = c->saved, *invstd = c->saved + C;
+    float *k = c->saved + 2 * C, *mean_dy = c->saved + 3 * C, *mean_dy_xhat = c->saved + 4 * C;
+    /* the chain's output gradient; with relu fused but no pool, dL/d(BN output) is rebuilt into
+     * BN's own output slot acts[i+1] (never written by a fused forward) */
+    const float *g = m->grad_acts[c->index + t.chain.length];
+    const float *dy = t.chain.length == 2 ? m->acts[c->index + 1] : c->grad_out;
+    double *sums = cn_bn_plane_stats(m, c->index);
+    for (int b = b0; b < b1; b++)
+        for (int ch = 0; ch < C; ch++) {
+            double *s = sums + 2 * (((size_t)m->sample_offset + b) * C + ch);
+            size_t i = b * stride + (size_t)ch * plane, o = b * out_stride + (size_t)ch * t.out_plane;
+            if (t.chain.pool) {
+                cn_pooled_bn_grad_sums(t.x_win + o, g + o, t.out + o, 1, 0, t.out_plane, mean[ch], invstd[ch], &s[0], &s[1]);
+                continue;
+            }
+            if (t.chain.length == 2) cn_chain_grad(g + i, t.out + i, NULL, plane, plane, m->acts[c->index + 1] + i);
+            cn_slices_bn_grad_sums(c->in + i, dy + i, 1, 0, plane, mean[ch], invstd[ch], &s[0], &s[1]);
         }
-        cn_pooled_bn_grad_input(x, t->x_win + o, g + o, t->out + o, t->argmax + o, B, stride, out_stride, plane,
-                                t->out_plane, mean, invstd, k, mean_dy, mean_dy_xhat, c->grad_in + (size_t)ch * plane);
+    team_barrier();     /* every plane's sums are in */
+    if (writes_state(m)) {
+        const float *gamma = m->params + l->weight_offset;
+        float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
+        double count = (double)B * plane;
+        for (int ch = 0; ch < C; ch++) {
+            double sum_dy = 0.0, sum_dy_xhat = 0.0;
+            for (int b = 0; b < B; b++) {
+                sum_dy += sums[2 * ((size_t)b * C + ch)];
+                sum_dy_xhat += sums[2 * ((size_t)b * C + ch) + 1];
+            }
+            /* a worker's gradients are summed over the workers: only thread 0's count */
+            dgamma[ch] = team_leader() ? (float)sum_dy_xhat : 0.0f;
+            dbeta[ch] = team_leader() ? (float)sum_dy : 0.0f;
+            k[ch] = gamma[ch] * invstd[ch];
+            mean_dy[ch] = (float)(sum_dy / count);
+            mean_dy_xhat[ch] = (float)(sum_dy_xhat / count);
+        }
     }
+    state_written(m);
+    if (!c->grad_in || cn_bn_grad_in_conv_relu(m, c->index)) return;   /* the conv + relu before does it */
+    if (t.chain.pool && cn_bn_grad_in_conv(m, c->index)) {
+        /* the conv before rebuilds dL/d(its output) from a copy of the chain's output gradient,
+         * whose buffer its input gradient may share */
+        cn_bn_handoff h = cn_bn_handoff_of(m, c->index, c->batch);
+        memcpy(h.grad + b0 * out_stride, g + b0 * out_stride, (size_t)(b1 - b0) * out_stride * sizeof(float));
+        return;
+    }
+    /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer; per
+     * plane, after this plane's sums, so dx may share the chain gradient's buffer */
+    bool to_conv_relu = cn_grad_to_conv_relu(m, c->index);
+    float *dx = to_conv_relu ? m->acts[c->index - 1] : c->grad_in;
+    for (int b = b0; b < b1; b++)
+        for (int ch = 0; ch < C; ch++) {
+            size_t i = b * stride + (size_t)ch * plane, o = b * out_stride + (size_t)ch * t.out_plane;
+            if (t.chain.pool) {
+                cn_pooled_bn_grad_input(c->in + i, t.x_win + o, g + o, t.out + o, t.argmax + o, 1, 0, 0, plane,
+                                        t.out_plane, mean[ch], invstd[ch], k[ch], mean_dy[ch], mean_dy_xhat[ch], dx + i);
+                if (to_conv_relu) cn_relu_backward_kernel(c->in + i, dx + i, dx + i, (size_t)plane);
+            } else {
+                cn_slices_bn_grad_input(c->in + i, dy + i, dx + i, 1, 0, plane, mean[ch], invstd[ch], k[ch], mean_dy[ch],
+                                        mean_dy_xhat[ch], to_conv_relu);
+            }
+        }
 }
 
 void cn_batchnorm2d_backward(const cn_layer_ctx *c) {
-    const cn_layer *l = c->layer;
-    cn_model *m = c->model;
-    int C = l->in.c, plane = l->in.h * l->in.w, B = c->batch;
-    size_t stride = (size_t)C * plane;
-    const float *gamma = m->params + l->weight_offset;
-    float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
-    double count = (double)B * plane;
-    bn_target t = bn_target_of(c);
-    if (t.chain.pool) { pooled_backward(c, &t); return; }
-    /* with relu fused, dL/d(BN output) is rebuilt into BN's own output slot acts[i+1] (never
-     * written by a fused forward); per channel, so dx may share the chain gradient's buffer */
-    const float *grad_out = c->grad_out;
-    float *dy_chain = m->acts[c->index + 1];
-    const float *chain_grad = m->grad_acts[c->index + t.chain.length];
-    if (t.chain.length > 1) grad_out = dy_chain;
-    /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer, or
-     * only the coefficients for that conv to compute it */
-    bool to_conv_relu = cn_grad_to_conv_relu(m, c->index), handoff = cn_bn_grad_in_conv_relu(m, c->index);
-    float *dx = to_conv_relu ? m->acts[c->index - 1] : c->grad_in, *coef = m->acts[c->index + 1];
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
-    for (int ch = 0; ch < C; ch++) {
-        if (t.chain.length > 1)
-            for (int b = 0; b < B; b++) {
-                size_t i = ((size_t)b * C + ch) * plane;
-                cn_chain_grad(chain_grad + i, t.out + i, NULL, plane, plane, dy_chain + i);
-            }
-        float mean = c->saved[ch], invstd = c->saved[C + ch];
-        const float *x = c->in + (size_t)ch * plane, *dy = grad_out + (size_t)ch * plane;
-        double sum_dy, sum_dy_xhat;
-        cn_slices_bn_grad_sums(x, dy, B, stride, plane, mean, invstd, &sum_dy, &sum_dy_xhat);
-        dgamma[ch] = (float)sum_dy_xhat;
-        dbeta[ch] = (float)sum_dy;
-        if (!c->grad_in) continue;
-        float k = gamma[ch] * invstd;
-        float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
-        if (handoff) {
-            coef[ch] = k;
-            coef[C + ch] = mean_dy;
-            coef[2 * C + ch] = mean_dy_xhat;
-            continue;
-        }
-        cn_slices_bn_grad_input(x, dy, dx + (size_t)ch * plane, B, stride, plane, mean, invstd, k,
-                                mean_dy, mean_dy_xhat, to_conv_relu);
-    }
+    run_split(c, backward_samples);
 }

@@ -145,7 +145,8 @@ static conv_target conv_target_of(const cn_layer_ctx *c) {
     t.out_plane = t.chain.pool ? (l->out.h / 2) * (l->out.w / 2) : l->out.h * l->out.w;
     t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
     int next = c->index + t.chain.length;
-    t.bn_stats = m->training && cn_bn_stats_from_conv(m, next) ? (double *)m->acts[next + 1] : NULL;
+    t.bn_stats = m->training && cn_bn_stats_from_conv(m, next)
+                     ? cn_bn_plane_stats(m, next) + 2 * (size_t)m->sample_offset * l->out.c : NULL;
     t.bn_affine = NULL;
     if (t.chain.bn) {
         /* once per pass, into the batch norm's saved state (free in eval mode: no backward follows) */
@@ -241,7 +242,7 @@ static void forward_recomputed(const cn_layer_ctx *c) {
     const cn_model *m = c->model;
     if (!m->training) return;
     int OC = c->layer->out.c, pixels = c->layer->out.h * c->layer->out.w;
-    double *stats = (double *)m->acts[c->index + 2];     /* see cn_bn_stats_from_conv */
+    double *stats = cn_bn_plane_stats(m, c->index + 1) + 2 * (size_t)m->sample_offset * OC;   /* cn_bn_stats_from_conv */
     #pragma omp parallel num_threads(m->num_threads)
     {
         cn_conv_recompute r;
@@ -324,11 +325,11 @@ static void bn_relu_input_grad(const cn_model *m, int j, int b, float *dy) {
     const cn_layer *bn = &m->layers[j];
     int C = bn->in.c, plane = bn->in.h * bn->in.w;
     size_t o = (size_t)b * C * plane;
-    const float *x = m->acts[j] + o, *g = m->grad_acts[j + 1] + o, *coef = m->acts[j + 1], *saved = m->saved[j];
+    const float *x = m->acts[j] + o, *g = m->grad_acts[j + 1] + o, *saved = m->saved[j];
     for (int ch = 0; ch < C; ch++) {
         size_t p = (size_t)ch * plane;
-        cn_slices_bn_grad_input(x + p, g + p, dy + p, 1, 0, plane, saved[ch], saved[C + ch], coef[ch], coef[C + ch],
-                                coef[2 * C + ch], 1);
+        cn_slices_bn_grad_input(x + p, g + p, dy + p, 1, 0, plane, saved[ch], saved[C + ch], saved[2 * C + ch],
+                                saved[3 * C + ch], saved[4 * C + ch], 1);
     }
 }
 

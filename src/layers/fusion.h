@@ -65,13 +65,11 @@ static inline bool cn_layer_absorbed(const cn_model *m, int i) {
 /* Batch-norm statistics from the conv pass: when a batchnorm2d layer j takes the
  * output of a chain led by a direct conv2d, in training the conv writes, for
  * every (sample, channel) plane of that output, {sum, sum of squared deviations
- * from the plane's mean} (2 doubles) while the plane is still in cache, into
- * acts[j+1] (BN's output slot: BN reads them all before writing there), and BN
- * combines them in sample order instead of reading its input twice more.
- * Returns true when layer j gets its statistics this way. */
+ * from the plane's mean} (cn_bn_plane_stats) while the plane is still in cache,
+ * instead of BN reading its input once more. True when layer j gets its
+ * statistics this way. */
 static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
     if (m->unfused || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
-    if (m->layers[j].in.h * m->layers[j].in.w < 4) return false;     /* stats must fit in BN's output slot */
     for (int len = 1; len <= 3 && j - len >= 0; len++) {
         const cn_layer *l = &m->layers[j - len];
         if (cn_chain_at(m, j - len).length == len && l->kind == CN_LAYER_CONV2D && l->stride == 1) return true;
@@ -81,17 +79,15 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
 
 /* Batch-norm input gradient computed by the conv before it: when a direct conv2d
  * (not followed by relu) feeds a batchnorm2d that leads a relu + pool chain, BN's
- * backward only computes its sums and leaves, in its output slot acts[j+1], the
- * per-channel coefficients and a copy of the chain's output gradient (whose
- * buffer the conv's input gradient may share); the conv then rebuilds
- * dL/d(conv output) sample by sample while it is in cache, instead of BN writing
- * it to memory for the conv to read back. True when BN layer j hands over. */
+ * backward only computes its sums and per-channel coefficients (in its saved
+ * state) and leaves, in its output slot acts[j+1], a copy of the chain's output
+ * gradient (whose buffer the conv's input gradient may share) after the pool
+ * winners' inputs; the conv then rebuilds dL/d(conv output) sample by sample
+ * while it is in cache, instead of BN writing it to memory for the conv to read
+ * back. True when BN layer j hands over. */
 static inline bool cn_bn_grad_in_conv(const cn_model *m, int j) {
     if (m->unfused || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     const cn_layer *l = &m->layers[j - 1];
-    /* The handover (2 pooled planes + 3 floats per channel) must fit in BN's output slot (B planes)
-     * even for a batch of 1: plane >= 6 (fuzz_spec: 2x2 planes, batch 1 overflowed the heap). */
-    if (m->layers[j].in.h * m->layers[j].in.w < 6) return false;
     return l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 1).length == 1 && cn_chain_at(m, j).pool;
 }
 
@@ -103,7 +99,7 @@ typedef struct {
     const float *pooled_out;        /* the chain's output */
     const int32_t *argmax;          /* pool winners */
     const float *mean, *invstd;     /* BN's saved statistics (C each) */
-    float *k, *mean_dy, *mean_dy_xhat;  /* per-channel backward coefficients (C each) */
+    const float *k, *mean_dy, *mean_dy_xhat;  /* per-channel backward coefficients (C each) */
     int channels, plane, pooled;
 } cn_bn_handoff;
 
@@ -117,13 +113,13 @@ static inline cn_bn_handoff cn_bn_handoff_of(const cn_model *m, int j, int batch
     h.x = m->acts[j];
     h.x_win = m->acts[j + 1];
     h.grad = h.x_win + pooled_all;
-    h.k = h.grad + pooled_all;
-    h.mean_dy = h.k + h.channels;
-    h.mean_dy_xhat = h.mean_dy + h.channels;
     h.pooled_out = m->acts[j + 3];
     h.argmax = (const int32_t *)m->saved[j + 2];
-    h.mean = m->saved[j];
-    h.invstd = m->saved[j] + h.channels;
+    h.mean = m->saved[j];               /* BN's saved state: batchnorm2d.c */
+    h.invstd = h.mean + h.channels;
+    h.k = h.invstd + h.channels;
+    h.mean_dy = h.k + h.channels;
+    h.mean_dy_xhat = h.mean_dy + h.channels;
     return h;
 }
 
@@ -141,15 +137,13 @@ static inline bool cn_grad_to_conv_relu(const cn_model *m, int j) {
 
 /* Batch-norm input gradient computed by the conv + relu before it: when a batchnorm2d
  * layer j that leads no chain takes the output of a direct conv2d + relu chain
- * (cn_grad_to_conv_relu), BN's backward only computes its sums and leaves the
- * per-channel coefficients {k, mean_dy, mean_dy_xhat} (3 x C floats) in its output slot
- * acts[j+1] (free by then: the layer after BN has done its backward); the conv at j-2
- * forms the relu-masked dL/d(conv output) sample by sample from BN's input and output
+ * (cn_grad_to_conv_relu), BN's backward only computes its sums and the per-channel
+ * coefficients {k, mean_dy, mean_dy_xhat} (in its saved state); the conv at j-2 forms
+ * the relu-masked dL/d(conv output) sample by sample from BN's input and output
  * gradient (the same float operations as BN's own pass) while they are in cache,
  * instead of BN writing it to memory for the conv to read back. */
 static inline bool cn_bn_grad_in_conv_relu(const cn_model *m, int j) {
-    return cn_grad_to_conv_relu(m, j) && m->layers[j].kind == CN_LAYER_BATCHNORM2D && cn_chain_at(m, j).length == 1 &&
-           m->layers[j].in.h * m->layers[j].in.w >= 3;     /* 3 x C coefficients fit in BN's output slot */
+    return cn_grad_to_conv_relu(m, j) && m->layers[j].kind == CN_LAYER_BATCHNORM2D && cn_chain_at(m, j).length == 1;
 }
 
 /* Dropout fused into a batch norm: in training, a batchnorm2d layer j that leads no

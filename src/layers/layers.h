@@ -2,7 +2,8 @@
  * context with the batch's input/output activations (NCHW, batch first) and
  * writes parameter gradients into model->grads (overwriting them). Work is
  * split over the batch (or channels) with OpenMP; results do not depend on
- * scheduling for a fixed thread count. */
+ * scheduling for a fixed thread count. A worker (model.c) runs them with 1
+ * thread on its share of the batch. */
 #ifndef CN_LAYERS_H
 #define CN_LAYERS_H
 #include "model.h"
@@ -47,7 +48,16 @@ void cn_dropout_backward(const cn_layer_ctx *c);
 typedef struct { uint32_t threshold; float keep_scale; } cn_dropout_params;
 cn_dropout_params cn_dropout_params_of(const cn_layer *l);
 uint64_t cn_dropout_stream(uint64_t batch_seed, int layer, int sample);
-static inline uint8_t *cn_dropout_mask(const cn_model *m, int i) { return (uint8_t *)m->saved[i]; }
+static inline uint8_t *cn_dropout_mask(const cn_model *m, int i) {
+    return (uint8_t *)m->saved[i] + (size_t)m->sample_offset * cn_shape_size(m->layers[i].in);
+}
+/* Batch-norm layer j in training: for each (sample, channel) plane of the whole batch, 2
+ * doubles (at 2 * (sample * C + channel), samples as in the model's batch buffers): the
+ * forward's {sum, sum of squared deviations from the plane's mean}, then the backward's
+ * {sum dy, sum dy * xhat}. A worker's own samples start at its sample_offset. */
+static inline double *cn_bn_plane_stats(const cn_model *m, int j) {
+    return m->bn_stats + (size_t)m->layers[j].bn_index * m->bn_stats_stride;
+}
 void cn_flatten_forward(const cn_layer_ctx *c);
 void cn_flatten_backward(const cn_layer_ctx *c);
 void cn_linear_forward(const cn_layer_ctx *c);
@@ -55,9 +65,9 @@ void cn_linear_backward(const cn_layer_ctx *c);
 void cn_log_softmax_forward(const cn_layer_ctx *c);
 void cn_log_softmax_backward(const cn_layer_ctx *c);
 
-/* Per-thread scratch of the calling thread. */
+/* Per-thread scratch of the calling thread (a worker has its thread's own). */
 static inline float *cn_thread_scratch(const cn_model *m) {
-    return m->thread_scratch + (size_t)omp_get_thread_num() * m->scratch_per_thread;
+    return m->thread_scratch + (m->num_threads > 1 ? (size_t)omp_get_thread_num() * m->scratch_per_thread : 0);
 }
 /* Per-thread partial gradient buffer (num_params floats) of thread t. */
 static inline float *cn_thread_grads(const cn_model *m, int t) {
