@@ -1,5 +1,6 @@
 #include "core/mem.h"
 #include "core/error.h"
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +23,17 @@ float *cn_alloc_floats(size_t count) {
         return NULL;
     }
     bytes = (bytes + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes);
-    if (!p) { cn_fail(CN_ERR_NOMEM, "out of memory allocating %zu bytes", bytes); return NULL; }
-    memset(p, 0, bytes);
-    return p;
+    /* calloc rather than aligned_alloc + memset: a large block comes zeroed from fresh
+     * pages that are not touched, so memory that is never used (activation slots of
+     * fused layers) stays out of the resident set. The block's start is kept just
+     * before the aligned pointer, for cn_free_aligned. */
+    unsigned char *raw = calloc(1, bytes + 64 + sizeof(void *));
+    if (!raw) { cn_fail(CN_ERR_NOMEM, "out of memory allocating %zu bytes", bytes); return NULL; }
+    uintptr_t aligned = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
+    ((void **)aligned)[-1] = raw;
+    return (float *)aligned;
 }
 
-void cn_free_aligned(void *p) { free(p); }
+void cn_free_aligned(void *p) {
+    if (p) free(((void **)p)[-1]);
+}
