@@ -32,8 +32,8 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
     #pragma omp parallel for schedule(static) num_threads(m->num_threads)
     for (int b = 0; b < c->batch; b++) {
         size_t o = (size_t)b * size;
-        cn_dropout_forward_kernel(c->in + o, c->out + o, mask + o, size, cn_dropout_stream(m->dropout_seed, c->index, m->sample_offset + b),
-                                  0, d.threshold, d.keep_scale, NULL);
+        uint64_t stream = cn_dropout_stream(m->dropout_seed, c->index, m->sample_offset + b);   /* sample's index in the batch */
+        cn_dropout_forward_kernel(c->in + o, c->out + o, mask + o, size, stream, 0, d.threshold, d.keep_scale, NULL);
     }
 }
 
