@@ -158,15 +158,7 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
     }
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
-    if (c->index >= 1 && cn_conv_recomputed(m, c->index - 1)) {
-        /* the input (a cheap conv's output, fusion.h) is recomputed sample by sample */
-        cn_conv_recompute r;
-        cn_conv2d_recompute_begin(m, c->index - 1, &r);
-        for (int b = b0; b < b1; b++) {
-            const float *x = cn_conv2d_recompute(&r, m->acts[c->index - 1], c->batch, b);
-            for (int ch = 0; ch < C; ch++) apply_chain_plane(c, &t, ks, x + (size_t)ch * plane, b, ch);
-        }
-    } else if (cn_dropout_fused_into_bn(m, c->index)) {
+    if (cn_dropout_fused_into_bn(m, c->index)) {
         /* BN then the dropout (fusion.h) into the dropout's output */
         cn_dropout_params d = cn_dropout_params_of(&m->layers[c->index + 1]);
         uint8_t *keep = cn_dropout_mask(m, c->index + 1);

@@ -12,7 +12,7 @@
  * Fusions with the following layers (fusion.h): a relu (and 2x2 max-pool) is
  * applied in the output pass and undone at the start of the backward pass; a
  * following batch norm gets its statistics from the output pass and hands its
- * input gradient over; a cheap first conv is recomputed instead of stored.
+ * input gradient over.
  * Other strides fall back to im2col + GEMM per sample. */
 #include "layers/layers.h"
 #include "layers/fusion.h"
@@ -56,7 +56,6 @@ typedef struct {
     float *dy_pad;     /* backward: padded dy sample */
     float *dx_q;       /* backward: q-layout dx sample, or dx^T (H*W, ld) */
     float *dy_bn;      /* backward: dy sample rebuilt from a relu + pool chain or a batch norm's handover */
-    float *re_packed, *re_q, *re_out;   /* recomputing the output (fusion.h), cheap convs only */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
@@ -84,10 +83,6 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     s.packed = carve(&c, packed);
     s.dwt = carve(&c, taps * ld);
     s.dbias = carve(&c, ld);
-    bool cheap = taps <= CN_RECOMPUTE_MAX_TAPS;
-    s.re_packed = carve(&c, cheap ? packed_floats(&f) : 0);
-    s.re_q = carve(&c, cheap ? output_floats(&f) : 0);
-    s.re_out = carve(&c, cheap ? (size_t)cn_shape_size(l->out) : 0);
     /* forward and backward pieces below are never live at the same time */
     carver after = c;
     s.out_q = carve(&c, (size_t)f.out_c * cn_conv_q_stride(&f));
@@ -195,73 +190,8 @@ static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, bool
     return x_pad;
 }
 
-/* ---- recomputing a cheap conv's output (fusion.h) ---- */
-
-void cn_conv2d_recompute_begin(const cn_model *m, int i, cn_conv_recompute *r) {
-    const cn_layer *l = &m->layers[i];
-    direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
-    r->model = m;
-    r->layer = l;
-    r->ks = cn_kernels();
-    r->geom = forward_geom(l);
-    r->channels = use_channels(r->ks, &r->geom);
-    r->ld = r->ks->wgrad_ld(l->out.c);
-    r->x_pad = s.x_pad;
-    r->packed = s.re_packed;
-    r->out_q = s.re_q;
-    r->out = s.re_out;
-    const float *weight = m->params + l->weight_offset;
-    if (r->channels) cn_conv_pack_channels(&r->geom, weight, 0, r->ld, r->packed);
-    else cn_conv_pack(r->ks, &r->geom, weight, 0, r->packed);
-    memset(r->x_pad, 0, cn_padded_floats(r->geom.in_c, r->geom.hp, r->geom.wp) * sizeof(float));
-}
-
-const float *cn_conv2d_recompute(cn_conv_recompute *r, const float *in, int batch, int b) {
-    const cn_layer *l = r->layer;
-    const cn_conv_geom *g = &r->geom;
-    const float *bias = l->bias_count ? r->model->params + l->bias_offset : NULL;
-    int pixels = l->out.h * l->out.w;
-    const float *x = forward_input(l, g, r->channels, in, batch, b, r->x_pad);
-    if (r->channels) {
-        r->ks->conv_channels(g, r->packed, x, r->out_q, r->ld);
-        cn_transpose_bias(r->out_q, pixels, l->out.c, r->ld, bias, r->out, pixels);
-        return r->out;
-    }
-    r->ks->conv(g, r->packed, x, r->out_q);
-    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = g->wp, .affine = bias != NULL, .scale = 1.0f };
-    for (int oc = 0; oc < l->out.c; oc++) {
-        e.shift = bias ? bias[oc] : 0.0f;
-        r->ks->epilogue(&e, r->out_q + (size_t)oc * cn_conv_q_stride(g), r->out + (size_t)oc * pixels, NULL);
-    }
-    return r->out;
-}
-
-/* Forward of a recomputed conv: in training only the statistics of its output planes
- * for the batch norm; nothing in eval mode (the batch norm recomputes the output). */
-static void forward_recomputed(const cn_layer_ctx *c) {
-    const cn_model *m = c->model;
-    if (!m->training) return;
-    int OC = c->layer->out.c, pixels = c->layer->out.h * c->layer->out.w;
-    double *stats = cn_bn_plane_stats(m, c->index + 1) + 2 * (size_t)m->sample_offset * OC;   /* cn_bn_stats_from_conv */
-    #pragma omp parallel num_threads(m->num_threads)
-    {
-        cn_conv_recompute r;
-        cn_conv2d_recompute_begin(m, c->index, &r);
-        #pragma omp for schedule(static)
-        for (int b = 0; b < c->batch; b++) {
-            const float *y = cn_conv2d_recompute(&r, c->in, c->batch, b);
-            for (int oc = 0; oc < OC; oc++) {
-                double *st = stats + 2 * ((size_t)b * OC + oc);
-                st[0] = cn_slices_sum(y + (size_t)oc * pixels, 1, 0, pixels);
-                st[1] = cn_slices_sq_dev(y + (size_t)oc * pixels, 1, 0, pixels, st[0] / pixels);
-            }
-        }
-    }
-}
-
 // in (B,IC,H,W), weight (OC,IC,k,k), bias (OC) -> out (B,OC,OH,OW)
 static void forward_direct(const cn_layer_ctx *c) {
-    if (cn_conv_recomputed(c->model, c->index)) { forward_recomputed(c); return; }
     const cn_layer *l = c->layer;
     const cn_model *m = c->model;
     const cn_kernel_set *ks = cn_kernels();
@@ -337,8 +267,7 @@ static void bn_relu_input_grad(const cn_model *m, int j, int b, float *dy) {
  * into scratch from the coefficients of the batch norm after the relu; rebuilt here into
  * scratch for a relu + pool chain; or computed into scratch from what a following batch
  * norm handed over (fusion.h). */
-static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s,
-                                    cn_conv_recompute *recompute, int b) {
+static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s, int b) {
     const cn_model *m = c->model;
     size_t size = (size_t)cn_shape_size(c->layer->out);
     if (t->chain.length == 2) {
@@ -349,8 +278,7 @@ static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t
     if (t->chain.length == 3) { rebuild_output_grad(c, t, b, s->dy_bn); return s->dy_bn; }
     if (!cn_bn_grad_in_conv(m, c->index + 1)) return c->grad_out + (size_t)b * size;
     cn_bn_handoff h = cn_bn_handoff_of(m, c->index + 1, c->batch);
-    /* the conv's output of sample b: stored, or recomputed */
-    const float *x = recompute ? cn_conv2d_recompute(recompute, c->in, c->batch, b) : h.x + (size_t)b * size;
+    const float *x = h.x + (size_t)b * size;     /* the conv's output of sample b */
     for (int ch = 0; ch < h.channels; ch++) {
         size_t o = ((size_t)b * h.channels + ch) * h.pooled;
         cn_pooled_bn_grad_input(x + (size_t)ch * h.plane, h.x_win + o, h.grad + o, h.pooled_out + o, h.argmax + o, 1, 0, 0, h.plane,
@@ -363,12 +291,12 @@ static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t
 /* One sample's backward on the direct path: accumulates dW^T and the bias
  * gradient into the thread's partials, writes dx when wanted. */
 static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const cn_kernel_set *ks,
-                            direct_scratch *s, cn_conv_recompute *recompute, int b) {
+                            direct_scratch *s, int b) {
     const cn_layer *l = c->layer;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
     int ld = ks->wgrad_ld(l->out.c);
-    const float *dy = conv_output_grad(c, t, s, recompute, b), *x = c->in + (size_t)b * in_size;
+    const float *dy = conv_output_grad(c, t, s, b), *x = c->in + (size_t)b * in_size;
     /* without padding the input is its own padded image (weight_grad reads only inside it) */
     if (l->pad) {
         cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
@@ -421,10 +349,7 @@ static void backward_direct(const cn_layer_ctx *c) {
             for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b, m->acts[c->index + 1] + (size_t)b * size);
             #pragma omp barrier
         }
-        cn_conv_recompute recompute;
-        bool recomputed = cn_conv_recomputed(m, c->index);
-        if (recomputed) cn_conv2d_recompute_begin(m, c->index, &recompute);
-        for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &s, recomputed ? &recompute : NULL, b);
+        for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &s, b);
         #pragma omp barrier
         /* dW (OC, taps) = sum over threads, in thread order, of their dW^T partials */
         int k0, k1;

@@ -157,35 +157,4 @@ static inline bool cn_dropout_fused_into_bn(const cn_model *m, int j) {
            cn_chain_at(m, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f;
 }
 
-/* Recomputed conv: a direct conv2d with at most CN_RECOMPUTE_MAX_TAPS taps per output
- * (IC*k*k: a first layer) feeding a batchnorm2d that leads a relu + pool chain
- * never stores its output, which is the largest tensor of such models and would
- * be written once and read twice more: in training its forward pass only
- * computes the statistics for the batch norm (above); BN's forward recomputes
- * the conv sample by sample to apply BN + relu + pool, and the conv's backward
- * recomputes it again to rebuild BN's input gradient. Results are bit-identical
- * to storing it (the same kernel on the same data). True for conv layer i. */
-#define CN_RECOMPUTE_MAX_TAPS 27
-static inline bool cn_conv_recomputed(const cn_model *m, int i) {
-    const cn_layer *l = &m->layers[i];
-    return l->kind == CN_LAYER_CONV2D && l->stride == 1 && l->in.c * l->kernel * l->kernel <= CN_RECOMPUTE_MAX_TAPS &&
-           cn_bn_grad_in_conv(m, i + 1);
-}
-
-/* Per-thread state for recomputing conv layer i's output sample by sample. */
-typedef struct {
-    const cn_model *model;
-    const cn_layer *layer;
-    const cn_kernel_set *ks;
-    cn_conv_geom geom;
-    bool channels;
-    int ld;
-    float *x_pad, *packed, *out_q, *out;
-} cn_conv_recompute;
-/* Packs the weights into the calling thread's scratch (call inside the parallel region). */
-void cn_conv2d_recompute_begin(const cn_model *m, int i, cn_conv_recompute *r);
-/* Conv output (OC, OH*OW), bias included, of sample b of the layer's input `in`
- * (batch samples); valid until the next call. */
-const float *cn_conv2d_recompute(cn_conv_recompute *r, const float *in, int batch, int b);
-
 #endif
