@@ -3,7 +3,8 @@
  * the leader in one pass over its output, forward and backward; the absorbed
  * relu/maxpool layers' own passes then do nothing. In eval mode a conv + relu
  * chain also absorbs a batchnorm2d that follows the relu (BN's per-channel
- * affine map with the running statistics, applied to the relu output).
+ * affine map with the running statistics, applied to the relu output), and a
+ * 2x2 max-pool after that, with or without a dropout (the identity) between.
  *
  * Only what a later pass needs is written: the chain's final output and the
  * pool's argmax (saved by the maxpool layer as usual). The activations inside
@@ -25,8 +26,8 @@
 
 typedef struct {
     int length;         /* layers in the chain, 1 = no fusion */
-    bool relu, pool;    /* absorbed layers: relu at leader+1, maxpool at leader+2 */
-    bool bn;            /* eval mode: batchnorm2d at leader+2 (never with pool) */
+    bool relu, pool;    /* absorbed layers: relu at leader+1, maxpool at leader+2 (or last, after bn) */
+    bool bn;            /* eval mode: batchnorm2d at leader+2 */
 } cn_chain;
 
 static inline bool cn_fusable_pool(const cn_layer *l) {
@@ -51,13 +52,19 @@ static inline cn_chain cn_chain_at(const cn_model *m, int i) {
                !(i + 3 < m->num_layers && m->layers[i + 3].kind == CN_LAYER_RELU)) {   /* BN leads no chain */
         ch.bn = true;
         ch.length = 3;
+        int p = i + 3;      /* and a 2x2 max-pool after the BN, maybe behind a dropout (eval: identity) */
+        if (p < m->num_layers && m->layers[p].kind == CN_LAYER_DROPOUT) p++;
+        if (p < m->num_layers && cn_fusable_pool(&m->layers[p])) {
+            ch.pool = true;
+            ch.length = p - i + 1;
+        }
     }
     return ch;
 }
 
 /* True when layer i is computed by the leader of an earlier chain. */
 static inline bool cn_layer_absorbed(const cn_model *m, int i) {
-    for (int back = 1; back <= 2 && i - back >= 0; back++)
+    for (int back = 1; back <= 4 && i - back >= 0; back++)
         if (cn_chain_at(m, i - back).length > back) return true;
     return false;
 }
