@@ -6,6 +6,7 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
 #include <immintrin.h>
+#include <stdbool.h>
 #include "kernels/kernels.h"
 
 #define WG_CAT2(a, b) a##_##b
@@ -71,24 +72,51 @@ static inline __m512 transform(const cn_epilogue *e, __mmask16 mask, const float
     return v;
 }
 
-/* Lanes where v replaces best: v > best, or v is NaN and best is not (first max / first NaN wins). */
-static inline __mmask16 pool_takes16(__m512 v, __m512 best) {
-    return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-           (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+/* Lanes where v replaces best: v > best, or v is NaN and best is not (first max / first NaN
+ * wins); just v > best when no NaN can occur (after a relu, nothing after it: relu maps NaN to 0). */
+static inline __mmask16 pool_takes16(__m512 v, __m512 best, bool nan_free) {
+    __mmask16 greater = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+    if (nan_free) return greater;
+    return greater | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
 }
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1); }
 
 /* Winner of each horizontal pair of one row (up to 16 pairs from 2*n inputs at x):
  * *value, and *index = base + 2*pair (+1 when the second won). */
-static inline void row_pairs(const cn_epilogue *e, const float *x, int n, __m512i base, __m512 *value, __m512i *index) {
+static inline void row_pairs(const cn_epilogue *e, const float *x, int n, __m512i base, bool nan_free, __m512 *value,
+                             __m512i *index) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     __m512 lo = transform(e, lanes(2 * n), x), hi = transform(e, lanes(2 * n - 16), x + 16);
     __m512 first = _mm512_permutex2var_ps(lo, even, hi), second = _mm512_permutex2var_ps(lo, odd, hi);
-    __mmask16 take = pool_takes16(second, first);
+    __mmask16 take = pool_takes16(second, first, nan_free);
     *value = _mm512_mask_mov_ps(first, take, second);
     *index = _mm512_mask_add_epi32(base, take, base, _mm512_set1_epi32(1));
+}
+
+/* The pooled plane; nan_free a compile-time constant in each call below. */
+static inline __attribute__((always_inline)) void pool_plane(const cn_epilogue *e, const float *x, float *y,
+                                                             int32_t *argmax, bool nan_free) {
+    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int ow = e->w / 2;
+    for (int oy = 0; oy < e->h / 2; oy++) {
+        const float *r0 = x + (size_t)2 * oy * e->x_stride, *r1 = r0 + e->x_stride;
+        for (int i = 0; i < ow; i += 16) {
+            int n = ow - i < 16 ? ow - i : 16;
+            __m512i col = _mm512_add_epi32(lane2, _mm512_set1_epi32(2 * i));
+            __m512 top, bottom;
+            __m512i top_index, bottom_index;
+            row_pairs(e, r0 + 2 * i, n, _mm512_add_epi32(col, _mm512_set1_epi32(2 * oy * e->w)), nan_free, &top,
+                      &top_index);
+            row_pairs(e, r1 + 2 * i, n, _mm512_add_epi32(col, _mm512_set1_epi32((2 * oy + 1) * e->w)), nan_free,
+                      &bottom, &bottom_index);
+            __mmask16 take = pool_takes16(bottom, top, nan_free), m = lanes(n);
+            _mm512_mask_storeu_ps(y + (size_t)oy * ow + i, m, _mm512_mask_mov_ps(top, take, bottom));
+            if (argmax)
+                _mm512_mask_storeu_epi32(argmax + (size_t)oy * ow + i, m, _mm512_mask_mov_epi32(top_index, take, bottom_index));
+        }
+    }
 }
 
 static void epilogue_plane(const cn_epilogue *settings, const float *x, float *y, int32_t *argmax) {
@@ -102,24 +130,8 @@ static void epilogue_plane(const cn_epilogue *settings, const float *x, float *y
             }
         return;
     }
-    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    int ow = e->w / 2;
-    for (int oy = 0; oy < e->h / 2; oy++) {
-        const float *r0 = x + (size_t)2 * oy * e->x_stride, *r1 = r0 + e->x_stride;
-        for (int i = 0; i < ow; i += 16) {
-            int n = ow - i < 16 ? ow - i : 16;
-            __m512i col = _mm512_add_epi32(lane2, _mm512_set1_epi32(2 * i));
-            __m512 top, bottom;
-            __m512i top_index, bottom_index;
-            row_pairs(e, r0 + 2 * i, n, _mm512_add_epi32(col, _mm512_set1_epi32(2 * oy * e->w)), &top, &top_index);
-            row_pairs(e, r1 + 2 * i, n, _mm512_add_epi32(col, _mm512_set1_epi32((2 * oy + 1) * e->w)), &bottom,
-                      &bottom_index);
-            __mmask16 take = pool_takes16(bottom, top), m = lanes(n);
-            _mm512_mask_storeu_ps(y + (size_t)oy * ow + i, m, _mm512_mask_mov_ps(top, take, bottom));
-            if (argmax)
-                _mm512_mask_storeu_epi32(argmax + (size_t)oy * ow + i, m, _mm512_mask_mov_epi32(top_index, take, bottom_index));
-        }
-    }
+    if (e->relu && !e->post_affine) pool_plane(e, x, y, argmax, true);
+    else pool_plane(e, x, y, argmax, false);
 }
 
 const cn_kernel_set cn_kernels_avx512 = {
