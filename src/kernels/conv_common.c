@@ -166,12 +166,6 @@ void cn_add_row_bias(float *x, int rows, int n, int ld, const float *bias) {
         for (int i = 0; i < n; i++) x[(size_t)r * ld + i] += bias[r];
 }
 
-void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld) {
-    cn_transpose(src, C, P, P, dst, ld);
-    if (ld > C)
-        for (int p = 0; p < P; p++) memset(dst + (size_t)p * ld + C, 0, (size_t)(ld - C) * sizeof *dst);
-}
-
 CN_MULTIVERSION
 void cn_sum_rows(const float *x, int rows, int n, float *sum) {
     typedef float v16f __attribute__((vector_size(64)));

@@ -184,8 +184,6 @@ void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, 
 void cn_transpose_bias(const float *src, int rows, int cols, int src_ld, const float *bias, float *dst, int dst_ld);
 /* x (rows, n; row stride ld): row r += bias[r]. */
 void cn_add_row_bias(float *x, int rows, int n, int ld, const float *bias);
-/* dst (P, ld) = src (C, P)^T, lanes C..ld-1 of each row zeroed. */
-void cn_transpose_pad(const float *src, int C, int P, float *dst, int ld);
 /* sum (n) += sum over rows of x (rows, n). */
 void cn_sum_rows(const float *x, int rows, int n, float *sum);
 

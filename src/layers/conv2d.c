@@ -302,7 +302,7 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
         x = s->x_pad;
     }
-    cn_transpose_pad(dy, l->out.c, pixels, s->dyt, ld);
+    cn_transpose(dy, l->out.c, pixels, pixels, s->dyt, ld);    /* lanes OC..ld-1 stay 0 (backward_direct) */
     ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
@@ -337,6 +337,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
         memset(s.dwt, 0, (size_t)taps * ld * sizeof(float));
         memset(s.dbias, 0, (size_t)ld * sizeof(float));
+        memset(s.dyt, 0, (size_t)l->out.h * l->out.w * ld * sizeof(float));   /* its padding lanes, once */
         memset(s.x_pad, 0, cn_padded_floats(f.in_c, f.hp, f.wp) * sizeof(float));
         if (c->grad_in) {
             memset(s.dy_pad, 0, cn_padded_floats(bw.in_c, bw.hp, bw.wp) * sizeof(float));
