@@ -123,9 +123,11 @@ static void epilogue_plane(const cn_epilogue *settings, const float *x, float *y
     /* a local copy: the masked stores may alias *settings, which would be re-read after each */
     const cn_epilogue local = *settings, *e = &local;
     if (!e->pool) {
-        for (int r = 0; r < e->h; r++)
-            for (int i = 0; i < e->w; i += 16) {
-                __mmask16 m = lanes(e->w - i);
+        /* a compact source is one long row: full vectors instead of a masked end per row */
+        int rows = e->x_stride == e->w ? 1 : e->h, width = e->x_stride == e->w ? e->h * e->w : e->w;
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < width; i += 16) {
+                __mmask16 m = lanes(width - i);
                 _mm512_mask_storeu_ps(y + (size_t)r * e->w + i, m, transform(e, m, x + (size_t)r * e->x_stride + i));
             }
         return;
