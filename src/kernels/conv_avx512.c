@@ -132,8 +132,24 @@ static void epilogue_plane(const cn_epilogue *settings, const float *x, float *y
             }
         return;
     }
-    if (e->relu && !e->post_affine) pool_plane(e, x, y, argmax, true);
-    else pool_plane(e, x, y, argmax, false);
+    if (e->relu && !e->post_affine) {
+        pool_plane(e, x, y, argmax, true);
+    } else if (e->relu && e->post_affine && e->post_scale > 0.0f && !argmax) {
+        /* v -> v * post_scale + post_shift is then non-decreasing (each rounding is), so the
+         * max of the mapped values is the mapped max: pool the relu output, map the winners */
+        cn_epilogue pre = *e;
+        pre.post_affine = 0;
+        pool_plane(&pre, x, y, NULL, true);
+        int n = (e->h / 2) * (e->w / 2);
+        for (int i = 0; i < n; i += 16) {
+            __mmask16 m = lanes(n - i);
+            __m512 v = _mm512_maskz_loadu_ps(m, y + i);
+            v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->post_scale)), _mm512_set1_ps(e->post_shift));
+            _mm512_mask_storeu_ps(y + i, m, v);
+        }
+    } else {
+        pool_plane(e, x, y, argmax, false);
+    }
 }
 
 const cn_kernel_set cn_kernels_avx512 = {
