@@ -351,7 +351,7 @@ static cn_status attr_string(const importer *im, int idx, const char *name, cons
     size_t n = a->s.len < size - 1 ? a->s.len : size - 1;
     if (n) memcpy(out, a->s.data, n);
     out[n] = '\0';
-    for (size_t i = 0; i < n; i++) if ((unsigned char)out[i] < 0x20) out[i] = '?';
+    for (size_t i = 0; i < n; i++) if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = '?';   /* as clean() */
     return CN_OK;
 }
 
