@@ -189,8 +189,8 @@ static cn_model *bind_worker(cn_model *m, int t, int first, int n) {
 
 /* The calling thread's worker for a training pass of `batch` samples (its contiguous share). */
 static cn_model *training_worker(cn_model *m, int batch, int *n) {
-    int T = m->num_threads, t = omp_get_thread_num();
-    int first = (int)((long)batch * t / T), end = (int)((long)batch * (t + 1) / T);
+    int t = omp_get_thread_num(), first, end;
+    cn_thread_range(batch, t, m->num_threads, &first, &end);
     cn_model *w = bind_worker(m, t, first, end - first);
     w->team_batch = batch;
     *n = end - first;

@@ -63,12 +63,17 @@ static void conv_channels(const cn_conv_geom *g, const float *wt, const float *x
  * Same float operations as cn_epilogue_plane_portable (multiply, then add, no
  * fusing), with masked loads and stores for the row ends. */
 
+/* v * post_scale + post_shift (multiply, then add). */
+static inline __m512 post_map(const cn_epilogue *e, __m512 v) {
+    return _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->post_scale)), _mm512_set1_ps(e->post_shift));
+}
+
 /* relu(x * scale + shift) * post_scale + post_shift of the lanes in mask (others 0). */
 static inline __m512 transform(const cn_epilogue *e, __mmask16 mask, const float *x) {
     __m512 v = _mm512_maskz_loadu_ps(mask, x);
     if (e->affine) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->scale)), _mm512_set1_ps(e->shift));
     if (e->relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
-    if (e->post_affine) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->post_scale)), _mm512_set1_ps(e->post_shift));
+    if (e->post_affine) v = post_map(e, v);
     return v;
 }
 
@@ -143,9 +148,7 @@ static void epilogue_plane(const cn_epilogue *settings, const float *x, float *y
         int n = (e->h / 2) * (e->w / 2);
         for (int i = 0; i < n; i += 16) {
             __mmask16 m = lanes(n - i);
-            __m512 v = _mm512_maskz_loadu_ps(m, y + i);
-            v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->post_scale)), _mm512_set1_ps(e->post_shift));
-            _mm512_mask_storeu_ps(y + i, m, v);
+            _mm512_mask_storeu_ps(y + i, m, post_map(e, _mm512_maskz_loadu_ps(m, y + i)));
         }
     } else {
         pool_plane(e, x, y, argmax, false);

@@ -45,8 +45,9 @@ static void run_split(const cn_layer_ctx *c, void (*body)(const cn_layer_ctx *, 
     if (c->model->num_threads == 1) { body(c, 0, c->batch); return; }
     #pragma omp parallel num_threads(c->model->num_threads)
     {
-        int T = omp_get_num_threads(), t = omp_get_thread_num();
-        body(c, (int)((long)c->batch * t / T), (int)((long)c->batch * (t + 1) / T));
+        int b0, b1;
+        cn_thread_range(c->batch, omp_get_thread_num(), omp_get_num_threads(), &b0, &b1);
+        body(c, b0, b1);
     }
 }
 
@@ -81,12 +82,6 @@ static void channel_stats(const double *stats, int B, int C, int plane, int ch, 
         m2 += st[1] + plane * d * d;
     }
     *sq = m2;
-}
-
-/* Statistics {sum, sum of squared deviations from its mean} of one plane, in double. */
-static void plane_stats(const float *x, int plane, double *st) {
-    st[0] = cn_slices_sum(x, 1, 0, plane);
-    st[1] = cn_slices_sq_dev(x, 1, 0, plane, st[0] / plane);
 }
 
 /* Batch mean and invstd into saved; thread 0 updates the running statistics. */
@@ -151,7 +146,7 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
         if (!cn_bn_stats_from_conv(m, c->index))
             for (int b = b0; b < b1; b++)
                 for (int ch = 0; ch < C; ch++)
-                    plane_stats(c->in + b * stride + (size_t)ch * plane, plane, stats + 2 * ((size_t)b * C + ch));
+                    cn_bn_plane_stat(c->in + b * stride + (size_t)ch * plane, plane, stats + 2 * ((size_t)b * C + ch));
         team_barrier();     /* every plane's statistics are in */
         if (writes_state(m)) batch_statistics(c);
         state_written(m);

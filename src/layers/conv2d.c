@@ -116,12 +116,6 @@ size_t cn_layer_scratch_floats(const cn_layer *l) {
     return 2 * rows * cols;   /* col + dcol */
 }
 
-/* Contiguous share [*b0, *b1) of the batch for thread t of T. */
-static void thread_range(int batch, int t, int T, int *b0, int *b1) {
-    *b0 = (int)((long)batch * t / T);
-    *b1 = (int)((long)batch * (t + 1) / T);
-}
-
 /* Where a conv-led chain's output goes (see fusion.h). */
 typedef struct {
     cn_chain chain;
@@ -172,8 +166,7 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
             ks->epilogue(&e, src, t->out + o, t->argmax ? t->argmax + o : NULL);
         if (t->bn_stats) {
             double *st = t->bn_stats + 2 * ((size_t)b * OC + oc);
-            st[0] = cn_slices_sum(t->out + o, 1, 0, t->out_plane);
-            st[1] = cn_slices_sq_dev(t->out + o, 1, 0, t->out_plane, st[0] / t->out_plane);
+            cn_bn_plane_stat(t->out + o, t->out_plane, st);
         }
     }
 }
@@ -344,7 +337,7 @@ static void backward_direct(const cn_layer_ctx *c) {
             if (use_channels(ks, &bw)) cn_conv_pack_channels(&bw, weight, 1, ks->wgrad_ld(l->in.c), s.packed);
             else cn_conv_pack(ks, &bw, weight, 1, s.packed);
         }
-        thread_range(c->batch, t, T, &b0, &b1);
+        cn_thread_range(c->batch, t, T, &b0, &b1);
         if (rebuild_before_dx(c, &target)) {
             size_t size = (size_t)cn_shape_size(l->out);
             for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b, m->acts[c->index + 1] + (size_t)b * size);
@@ -354,7 +347,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         #pragma omp barrier
         /* dW (OC, taps) = sum over threads, in thread order, of their dW^T partials */
         int k0, k1;
-        thread_range(taps, t, T, &k0, &k1);
+        cn_thread_range(taps, t, T, &k0, &k1);
         for (int u = 0; u < T; u++) {
             const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread, NULL).dwt;
             for (int oc = 0; oc < l->out.c; oc++)

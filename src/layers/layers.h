@@ -7,6 +7,7 @@
 #ifndef CN_LAYERS_H
 #define CN_LAYERS_H
 #include "model.h"
+#include "kernels/kernels.h"
 #include <omp.h>
 
 typedef struct {
@@ -64,6 +65,19 @@ void cn_linear_forward(const cn_layer_ctx *c);
 void cn_linear_backward(const cn_layer_ctx *c);
 void cn_log_softmax_forward(const cn_layer_ctx *c);
 void cn_log_softmax_backward(const cn_layer_ctx *c);
+
+/* Statistics of one plane for a batch norm: {sum, sum of squared deviations from the
+ * plane's mean}, in double (the conv's output pass and batchnorm2d.c alike). */
+static inline void cn_bn_plane_stat(const float *x, int plane, double *st) {
+    st[0] = cn_slices_sum(x, 1, 0, plane);
+    st[1] = cn_slices_sq_dev(x, 1, 0, plane, st[0] / plane);
+}
+
+/* Contiguous share [*b0, *b1) of n items for thread t of T. */
+static inline void cn_thread_range(int n, int t, int T, int *b0, int *b1) {
+    *b0 = (int)((long)n * t / T);
+    *b1 = (int)((long)n * (t + 1) / T);
+}
 
 /* Per-thread scratch of the calling thread (a worker has its thread's own). */
 static inline float *cn_thread_scratch(const cn_model *m) {
