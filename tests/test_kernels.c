@@ -163,6 +163,86 @@ TEST(kernel_set_selection) {
     CHECK(cn_kernels() != NULL);
 }
 
+/* ---- Winograd F(2,3) kernels (kernels.h) against a double-precision direct sum ---- */
+
+typedef struct { int ic, oc, hp, wp; } wino_case;
+
+/* w' (OC, IC, 3, 3) as the packers read w: w itself, or (transposed) w (IC', OC') = (OC, IC)... flipped. */
+static float wino_weight(const float *w, const cn_conv_geom *g, int transposed, int oc, int ic, int ky, int kx) {
+    return transposed ? w[(((size_t)ic * g->out_c + oc) * 3 + 2 - ky) * 3 + 2 - kx]
+                      : w[(((size_t)oc * g->in_c + ic) * 3 + ky) * 3 + kx];
+}
+
+/* Both forms of ks on one geometry; returns 1 when every valid output matches. */
+static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int transposed, cn_rng *rng) {
+    cn_conv_geom g = { .in_c = wc->ic, .out_c = wc->oc, .k = 3, .hp = wc->hp, .wp = wc->wp,
+                       .out_h = wc->hp - 2, .out_w = wc->wp - 2 };
+    int ld = ks->wgrad_ld(g.out_c), pixels = g.out_h * g.out_w, os = cn_wino_out_stride(&g);
+    size_t x_n = (size_t)g.in_c * g.hp * g.wp, w_n = (size_t)g.in_c * g.out_c * 9;
+    float *x = malloc(x_n * sizeof *x), *w = malloc(w_n * sizeof *w);
+    float *v = malloc(cn_wino_input_floats(&g) * sizeof *v), *u = malloc(cn_wino_packed_floats(&g) * sizeof *u);
+    float *ut = malloc(cn_wino_packed_channels_floats(&g, ld) * sizeof *ut);
+    float *out_q = malloc((size_t)g.out_c * cn_wino_q_stride(&g) * sizeof *out_q);
+    float *out_t = malloc((size_t)pixels * ld * sizeof *out_t);
+    fill(x, x_n, rng);
+    fill(w, w_n, rng);
+    /* exact-size input, no slack: the transform must not read past it */
+    ks->wino_input(&g, x, v);
+    cn_wino_pack(ks, &g, w, transposed, u);
+    ks->wino_conv(&g, u, v, out_q);
+    cn_wino_pack_channels(&g, w, transposed, ld, ut);
+    for (size_t i = 0; i < (size_t)pixels * ld; i++) out_t[i] = NAN;
+    ks->wino_channels(&g, ut, v, out_t, ld);
+    int ok = 1;
+    for (int oc = 0; oc < g.out_c && ok; oc++)
+        for (int oy = 0; oy < g.out_h && ok; oy++)
+            for (int ox = 0; ox < g.out_w && ok; ox++) {
+                double want = 0.0, mag = 0.0;
+                for (int ic = 0; ic < g.in_c; ic++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            double t = (double)wino_weight(w, &g, transposed, oc, ic, ky, kx) *
+                                       x[((size_t)ic * g.hp + oy + ky) * g.wp + ox + kx];
+                            want += t; mag += fabs(t);
+                        }
+                float pixel = out_q[(size_t)oc * cn_wino_q_stride(&g) + oy * os + ox];
+                float chan = out_t[(size_t)(oy * g.out_w + ox) * ld + oc];
+                ok = close_enough(pixel, want, mag) && close_enough(chan, want, mag);
+                if (!ok)
+                    fprintf(stderr, "  winograd [%s] ic=%d oc=%d %dx%d transposed=%d: (%d,%d,%d) pixel form %.9g, "
+                            "channel form %.9g, expected %.9g\n", ks->name, g.in_c, g.out_c, g.hp, g.wp, transposed,
+                            oc, oy, ox, pixel, chan, want);
+            }
+    for (int p = 0; p < pixels && ok; p++)
+        for (int oc = g.out_c; oc < ld; oc++) ok &= out_t[(size_t)p * ld + oc] == 0.0f;
+    free(x); free(w); free(v); free(u); free(ut); free(out_q); free(out_t);
+    return ok;
+}
+
+TEST(winograd_matches_direct_sum) {
+    static const wino_case cases[] = {
+        /* the presets' 3x3 layers (forward and backward-input geometries) */
+        {1, 8, 30, 30}, {8, 16, 28, 28}, {8, 16, 15, 15}, {16, 32, 13, 13}, {32, 32, 11, 11}, {32, 10, 9, 9},
+        {16, 8, 30, 30}, {32, 16, 17, 17}, {10, 32, 11, 11}, {28, 64, 9, 9}, {64, 28, 11, 11}, {40, 32, 11, 11},
+        /* odd shapes: one or two output columns, rows of more than 16 pairs, 1-65 channels */
+        {1, 1, 3, 3}, {2, 3, 3, 4}, {3, 5, 7, 9}, {5, 33, 6, 36}, {4, 3, 4, 41}, {7, 65, 5, 8}, {9, 24, 12, 5},
+    };
+    int tested = 0;
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0 || !cn_kernels()->wino_conv) continue;
+        cn_rng rng;
+        cn_rng_seed(&rng, 77);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int transposed = 0; transposed < 2; transposed++)
+                CHECK(check_wino_case(cn_kernels(), &cases[i], transposed, &rng));
+        tested++;
+    }
+    cn_kernels_select(NULL);
+    /* the AVX-512 set has the Winograd kernels; other sets use the direct ones */
+    CHECK(tested == (cn_kernels_select("avx512") == 0));
+    cn_kernels_select(NULL);
+}
+
 /* Backward twice on the same data gives bit-identical gradients (fixed reduction order). */
 TEST(conv_backward_is_deterministic) {
     cn_model *m;
@@ -501,6 +581,7 @@ int main(void) {
     RUN(kernel_set_selection);
     RUN(conv_matches_reference_1_thread);
     RUN(conv_matches_reference_2_threads);
+    RUN(winograd_matches_direct_sum);
     RUN(conv_backward_is_deterministic);
     RUN(fused_chains_match_separate_layers);
     RUN(presets_fused_match_unfused);

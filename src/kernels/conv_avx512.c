@@ -7,6 +7,7 @@
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
 #include <immintrin.h>
 #include <stdbool.h>
+#include <string.h>
 #include "kernels/kernels.h"
 
 #define WG_CAT2(a, b) a##_##b
@@ -26,6 +27,7 @@ typedef __m512 vf;
 #include "kernels/conv_fwd_impl.h"
 #define WG_SUFFIX zmm
 #include "kernels/conv_chan_impl.h"
+#include "kernels/conv_wino_chan_impl.h"
 
 #undef VL
 #undef VLOAD
@@ -43,6 +45,7 @@ typedef __m512 vf;
 #define VZERO() _mm256_setzero_ps()
 #define WG_SUFFIX ymm
 #include "kernels/conv_chan_impl.h"
+#include "kernels/conv_wino_chan_impl.h"
 
 static int wgrad_ld(int out_c) {
     int wide = cn_round_up(out_c, 16), narrow = cn_round_up(out_c, 8);
@@ -57,6 +60,143 @@ static void weight_grad(const cn_conv_geom *g, const float *x_pad, const float *
 static void conv_channels(const cn_conv_geom *g, const float *wt, const float *x_pad, float *out_t, int ld) {
     if (ld % 16 == 0) conv_channels_zmm(g, wt, x_pad, out_t, ld);
     else conv_channels_ymm(g, wt, x_pad, out_t, ld);
+}
+
+static void wino_channels(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld) {
+    if (ld % 16 == 0) wino_channels_zmm(g, ut, v, out_t, ld);
+    else wino_channels_ymm(g, ut, v, out_t, ld);
+}
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1); }
+
+/* ---- Winograd F(2,3) along rows (kernels.h): input transform and pixel tiles ---- */
+
+/* v (IC, 4, Hp, wv) from x_pad (IC, Hp, Wp), 16 pairs at a time. Full-width loads and stores
+ * where they stay inside the buffers: a load past a row's end only feeds pairs whose outputs
+ * are never used, a store past a row's end lands on a later row of the same plane, rewritten
+ * after. Masked (columns >= Wp read as 0) near the ends. */
+static void wino_input(const cn_conv_geom *g, const float *x_pad, float *v) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    int wv = cn_wino_pairs(g), wp = g->wp;
+    size_t pv = (size_t)g->hp * wv;
+    const float *x_end = x_pad + (size_t)g->in_c * g->hp * wp;
+    for (int ic = 0; ic < g->in_c; ic++)
+        for (int y = 0; y < g->hp; y++) {
+            const float *row = x_pad + ((size_t)ic * g->hp + y) * wp;
+            float *out = v + ic * 4 * pv + (size_t)y * wv;
+            for (int m = 0; m < wv; m += 16) {
+                int c = 2 * m;     /* pair m reads columns c .. c+3 */
+                __m512 lo, hi, lo2, hi2;
+                if (x_end - (row + c) >= 34) {
+                    lo = _mm512_loadu_ps(row + c);
+                    hi = _mm512_loadu_ps(row + c + 16);
+                    lo2 = _mm512_loadu_ps(row + c + 2);
+                    hi2 = _mm512_loadu_ps(row + c + 18);
+                } else {
+                    lo = _mm512_maskz_loadu_ps(lanes(wp - c), row + c);
+                    hi = _mm512_maskz_loadu_ps(lanes(wp - c - 16), row + c + 16);
+                    lo2 = _mm512_maskz_loadu_ps(lanes(wp - c - 2), row + c + 2);
+                    hi2 = _mm512_maskz_loadu_ps(lanes(wp - c - 18), row + c + 18);
+                }
+                __m512 d0 = _mm512_permutex2var_ps(lo, even, hi), d1 = _mm512_permutex2var_ps(lo, odd, hi);
+                __m512 d2 = _mm512_permutex2var_ps(lo2, even, hi2), d3 = _mm512_permutex2var_ps(lo2, odd, hi2);
+                __m512 v0 = _mm512_sub_ps(d0, d2), v1 = _mm512_add_ps(d1, d2);
+                __m512 v2 = _mm512_sub_ps(d2, d1), v3 = _mm512_sub_ps(d1, d3);
+                if (pv - (size_t)y * wv - m >= 16) {
+                    _mm512_storeu_ps(out + m, v0);
+                    _mm512_storeu_ps(out + pv + m, v1);
+                    _mm512_storeu_ps(out + 2 * pv + m, v2);
+                    _mm512_storeu_ps(out + 3 * pv + m, v3);
+                } else {
+                    __mmask16 k = lanes(wv - m);
+                    _mm512_mask_storeu_ps(out + m, k, v0);
+                    _mm512_mask_storeu_ps(out + pv + m, k, v1);
+                    _mm512_mask_storeu_ps(out + 2 * pv + m, k, v2);
+                    _mm512_mask_storeu_ps(out + 3 * pv + m, k, v3);
+                }
+            }
+        }
+    memset(v + (size_t)g->in_c * 4 * pv, 0, 2 * CN_VEC_MAX * sizeof *v);
+}
+
+#define WINO_MR 3       /* output channels per pixel tile */
+#define WINO_NV_MAX 6   /* pair vectors per pixel tile */
+
+/* out[i][2*p .. 2*p + 32*NV) for i < MR channels, pairs p of NV vectors from the tile's first:
+ * M_t = sum over (ic, ky) of u[ic][ky][t][i] * v[ic][t][ky row][p ..], then the output
+ * transform, interleaved into pixel order. u: the block's packed weights, v and out at the tile. */
+INLINE void wino_tile(const int MR, const int NV, const cn_conv_geom *g, const float *u, const float *v, float *out,
+                      int ostride) {
+    const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+    __m512 acc[4][WINO_MR][WINO_NV_MAX];
+    #pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+        #pragma GCC unroll 3
+        for (int i = 0; i < MR; i++)
+            #pragma GCC unroll 6
+            for (int j = 0; j < NV; j++) acc[t][i][j] = _mm512_setzero_ps();
+    const int wv = cn_wino_pairs(g), pv = g->hp * wv;
+    for (int ic = 0; ic < g->in_c; ic++)
+        #pragma GCC unroll 1
+        for (int ky = 0; ky < 3; ky++) {
+            const float *vr = v + (size_t)ic * 4 * pv + ky * wv;
+            #pragma GCC unroll 4
+            for (int t = 0; t < 4; t++, u += MR) {
+                __m512 b[WINO_NV_MAX];
+                #pragma GCC unroll 6
+                for (int j = 0; j < NV; j++) {
+                    b[j] = _mm512_loadu_ps(vr + t * pv + j * 16);
+                    __asm__("" : "+v"(b[j]));   /* keeps b[j] in a register: gcc would reload it per FMA */
+                }
+                #pragma GCC unroll 3
+                for (int i = 0; i < MR; i++) {
+                    __m512 a = _mm512_set1_ps(u[i]);
+                    #pragma GCC unroll 6
+                    for (int j = 0; j < NV; j++) acc[t][i][j] = _mm512_fmadd_ps(a, b[j], acc[t][i][j]);
+                }
+            }
+        }
+    #pragma GCC unroll 3
+    for (int i = 0; i < MR; i++)
+        #pragma GCC unroll 6
+        for (int j = 0; j < NV; j++) {
+            __m512 y0 = acc[0][i][j] + acc[1][i][j] + acc[2][i][j], y1 = acc[1][i][j] - acc[2][i][j] - acc[3][i][j];
+            _mm512_storeu_ps(out + (size_t)i * ostride + 32 * j, _mm512_permutex2var_ps(y0, first, y1));
+            _mm512_storeu_ps(out + (size_t)i * ostride + 32 * j + 16, _mm512_permutex2var_ps(y0, second, y1));
+        }
+}
+
+typedef void (*wino_tile_fn)(const cn_conv_geom *, const float *, const float *, float *, int);
+#define WINO_TILE(MR, NV) \
+    static void wino_tile_##MR##_##NV(const cn_conv_geom *g, const float *u, const float *v, float *o, int s) { \
+        wino_tile(MR, NV, g, u, v, o, s); }
+#define WINO_TILES(MR) WINO_TILE(MR, 1) WINO_TILE(MR, 2) WINO_TILE(MR, 3) WINO_TILE(MR, 4) WINO_TILE(MR, 5) \
+    WINO_TILE(MR, 6)
+WINO_TILES(1) WINO_TILES(2) WINO_TILES(3)
+#define WINO_ROW(MR) { wino_tile_##MR##_1, wino_tile_##MR##_2, wino_tile_##MR##_3, wino_tile_##MR##_4, \
+                       wino_tile_##MR##_5, wino_tile_##MR##_6 }
+static const wino_tile_fn wino_tiles[WINO_MR][WINO_NV_MAX] = { WINO_ROW(1), WINO_ROW(2), WINO_ROW(3) };
+
+/* out_q (OC, cn_wino_q_stride) from v and u: chunks of WINO_NV_MAX pair vectors (their
+ * slice of v stays in L1), each swept over the output-channel blocks. */
+static void wino_conv(const cn_conv_geom *g, const float *u, const float *v, float *out_q) {
+    int vectors = (g->out_h * cn_wino_pairs(g) + 15) / 16, q_stride = cn_wino_q_stride(g);
+    int blocks = (g->out_c + WINO_MR - 1) / WINO_MR;
+    for (int v0 = 0; v0 < vectors; v0 += WINO_NV_MAX) {
+        int chunk = vectors - v0 < WINO_NV_MAX ? vectors - v0 : WINO_NV_MAX;
+        for (int b = 0; b < blocks; b++) {
+            int oc0, mr;
+            cn_conv_block(g->out_c, WINO_MR, b, &oc0, &mr);
+            int nv_max = 24 / (4 * mr);
+            for (int j = v0; j < v0 + chunk; j += nv_max) {
+                int nv = v0 + chunk - j < nv_max ? v0 + chunk - j : nv_max;
+                wino_tiles[mr - 1][nv - 1](g, u + (size_t)oc0 * g->in_c * 12, v + (size_t)j * 16,
+                                           out_q + (size_t)oc0 * q_stride + (size_t)j * 32, q_stride);
+            }
+        }
+    }
 }
 
 /* ---- epilogue of fused chains: affine, relu, 2x2 max-pool ----------------
@@ -84,8 +224,6 @@ static inline __mmask16 pool_takes16(__m512 v, __m512 best, bool nan_free) {
     if (nan_free) return greater;
     return greater | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
 }
-
-static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1); }
 
 /* Winner of each horizontal pair of one row (up to 16 pairs from 2*n inputs at x):
  * *value, and *index = base + 2*pair (+1 when the second won). */
@@ -159,6 +297,7 @@ const cn_kernel_set cn_kernels_avx512 = {
     .name = "avx512", .vec = 16, .mr_max = MR_MAX,
     .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = weight_grad, .conv_channels = conv_channels,
     .epilogue = epilogue_plane,
+    .wino_mr = WINO_MR, .wino_input = wino_input, .wino_conv = wino_conv, .wino_channels = wino_channels,
 };
 #else
 typedef int cn_conv_avx512_unused;

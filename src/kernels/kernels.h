@@ -144,6 +144,16 @@ typedef struct {
     void (*conv_channels)(const cn_conv_geom *g, const float *wt, const float *x_pad, float *out_t, int ld);
     /* cn_epilogue_plane_portable or a faster equivalent with the same results */
     void (*epilogue)(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
+    /* Winograd F(2,3) along rows for k = 3 (below); NULL where the set has none.
+     * wino_input: v = cn_wino_input_floats(g) floats from x_pad (IC,Hp,Wp)+slack.
+     * wino_conv: out (OC, cn_wino_q_stride(g)) in q layout of row stride cn_wino_out_stride(g)
+     *   from v and u packed by cn_wino_pack (pixel tiles of up to wino_mr output channels).
+     * wino_channels: out_t (out_h*out_w, ld) from v and ut packed by cn_wino_pack_channels,
+     *   ld = wgrad_ld(OC); lanes OC..ld-1 of out_t are zero. */
+    int wino_mr;
+    void (*wino_input)(const cn_conv_geom *g, const float *x_pad, float *v);
+    void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out_q);
+    void (*wino_channels)(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld);
 } cn_kernel_set;
 
 /* The best kernel set this CPU supports (chosen once). */
@@ -171,6 +181,36 @@ void cn_conv_pack_channels(const cn_conv_geom *g, const float *w, int transposed
 /* Estimated useful fraction of the vector lanes of ks->conv and of ks->conv_channels for g. */
 double cn_conv_pixel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g);
 double cn_conv_channel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g);
+
+/* ---- Winograd F(2,3) along rows (3x3, stride 1) ------------------------------
+ * Each pair of outputs (ox, ox+1) of one kernel row (g0, g1, g2) over the inputs
+ * d = x[ox .. ox+3] costs 4 multiplies instead of 6:
+ *   V = (d0 - d2, d1 + d2, d2 - d1, d1 - d3)          input transform
+ *   U = (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2) weight transform
+ *   M = sum over input channels and kernel rows of U * V (four GEMMs)
+ *   out[ox] = M0 + M1 + M2, out[ox+1] = M1 - M2 - M3  output transform
+ * so a 3x3 convolution does 2/3 of the direct kernel's multiply-adds; the results
+ * differ from the direct sums by rounding only (a few units in the last place).
+ * v: per input channel four planes t (Hp rows of wv = ceil(out_w / 2) pairs),
+ * v[((ic * 4 + t) * Hp + y) * wv + m] = V_t of pair m of padded row y; the pixel
+ * form's output has row stride 2 * wv (compact when out_w is even). */
+static inline int cn_wino_pairs(const cn_conv_geom *g) { return (g->out_w + 1) / 2; }
+static inline int cn_wino_out_stride(const cn_conv_geom *g) { return 2 * cn_wino_pairs(g); }
+static inline int cn_wino_q_stride(const cn_conv_geom *g) { return 2 * cn_round_up(g->out_h * cn_wino_pairs(g), CN_VEC_MAX); }
+/* Floats of v, with the slack the pixel tiles over-read (zeroed by wino_input). */
+static inline size_t cn_wino_input_floats(const cn_conv_geom *g) {
+    return (size_t)g->in_c * 4 * g->hp * cn_wino_pairs(g) + 2 * CN_VEC_MAX;
+}
+/* Floats of u (pixel form: OC*IC*12) and of ut (channel form: IC*12*ld). */
+static inline size_t cn_wino_packed_floats(const cn_conv_geom *g) { return (size_t)g->out_c * g->in_c * 12; }
+static inline size_t cn_wino_packed_channels_floats(const cn_conv_geom *g, int ld) { return (size_t)g->in_c * 12 * ld; }
+/* u for wino_conv: per output-channel block (oc0, mr) of cn_conv_block(OC, ks->wino_mr),
+ * at u + oc0*IC*12: for each (ic, ky), for each t, mr weights. w as for cn_conv_pack. */
+void cn_wino_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w, int transposed, float *u);
+/* ut (IC*3*4, ld) for wino_channels: row (ic*3 + ky)*4 + t holds U_t of every output channel. */
+void cn_wino_pack_channels(const cn_conv_geom *g, const float *w, int transposed, int ld, float *ut);
+/* Estimated useful fraction of the vector lanes of ks->wino_conv for g. */
+double cn_wino_pixel_lanes(const cn_conv_geom *g);
 
 /* dst (C, hd, wd) = src (C, hs, ws) shifted by `pad` (negative crops), zero
  * elsewhere; only the interior is written when borders_zero (the borders of

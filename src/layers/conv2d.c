@@ -6,6 +6,8 @@
  *                                                  vectorised for small maps
  *   backward input   dx  = conv(dy_pad, W flipped, in/out swapped), dy padded by k-1-pad
  *   backward weight  dW^T (taps, OC) += x_pad windows x dy^T    channel-vectorised
+ * 3x3 forward and backward-input passes use Winograd F(2,3) along rows where the
+ * kernel set has it (kernels.h; 2/3 of the multiply-adds), in the same two forms.
  * Samples are split over threads in contiguous ranges; each thread sums its
  * weight gradients in its own scratch and the partials are added in thread
  * order, so results are bit-identical run to run for a given thread count.
@@ -56,21 +58,30 @@ typedef struct {
     float *dy_pad;     /* backward: padded dy sample */
     float *dx_q;       /* backward: q-layout dx sample, or dx^T (H*W, ld) */
     float *dy_bn;      /* backward: dy sample rebuilt from a relu + pool chain or a batch norm's handover */
+    float *wino_v;     /* Winograd-transformed input (forward or backward input) */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
 
-/* Floats of packed weights in either layout (pixel tiles, or (taps, ld) for channel tiles). */
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Floats of packed weights in any layout (pixel tiles, or (taps, ld) for channel tiles; direct or Winograd). */
 static size_t packed_floats(const cn_conv_geom *g) {
-    size_t taps = (size_t)g->in_c * g->k * g->k, chan = taps * cn_round_up(g->out_c, CN_VEC_MAX);
-    return chan > cn_conv_packed_floats(g) ? chan : cn_conv_packed_floats(g);
+    int ld = cn_round_up(g->out_c, CN_VEC_MAX);
+    size_t taps = (size_t)g->in_c * g->k * g->k, direct = max_size(taps * ld, cn_conv_packed_floats(g));
+    return g->k == 3 ? max_size(direct, max_size(cn_wino_packed_floats(g), cn_wino_packed_channels_floats(g, ld)))
+                     : direct;
 }
 
-/* Floats of one output sample in either layout. */
+/* Floats of one output sample in any layout. */
 static size_t output_floats(const cn_conv_geom *g) {
     size_t q = (size_t)g->out_c * cn_conv_q_stride(g), t = (size_t)g->out_h * g->out_w * cn_round_up(g->out_c, CN_VEC_MAX);
-    return q > t ? q : t;
+    if (g->k == 3) q = max_size(q, (size_t)g->out_c * cn_wino_q_stride(g));
+    return max_size(q, t);
 }
+
+/* Floats of the Winograd-transformed input of g (0 when g is not 3x3). */
+static size_t wino_input_floats(const cn_conv_geom *g) { return g->k == 3 ? cn_wino_input_floats(g) : 0; }
 
 /* Splits base (NULL: just measure) into the pieces above; *total (if not NULL) gets the floats used. */
 static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total) {
@@ -83,9 +94,10 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     s.packed = carve(&c, packed);
     s.dwt = carve(&c, taps * ld);
     s.dbias = carve(&c, ld);
+    s.wino_v = carve(&c, max_size(wino_input_floats(&f), wino_input_floats(&bw)));
     /* forward and backward pieces below are never live at the same time */
     carver after = c;
-    s.out_q = carve(&c, (size_t)f.out_c * cn_conv_q_stride(&f));
+    s.out_q = carve(&c, output_floats(&f));
     s.out_t = carve(&c, output_floats(&f));
     carver fwd_end = c;
     c = after;
@@ -103,10 +115,45 @@ static size_t direct_scratch_floats(const cn_layer *l) {
     return total;
 }
 
-/* The channel-vectorised kernel is used when it fills clearly more vector lanes
- * (small maps with many channels); the margin pays for its transposition. */
-static bool use_channels(const cn_kernel_set *ks, const cn_conv_geom *g) {
-    return cn_conv_channel_lanes(ks, g) > 1.1 * cn_conv_pixel_lanes(ks, g);
+/* How one geometry runs: Winograd for 3x3 where the kernel set has it, else direct;
+ * the channel-vectorised form when it fills clearly more vector lanes (small maps
+ * with many channels; the margin pays for its transposition), else the pixel form,
+ * whose q-layout output has row stride out_stride and channel stride q_stride. */
+typedef struct {
+    bool winograd, channels;
+    int out_stride, q_stride;
+} conv_method;
+
+static conv_method method_of(const cn_kernel_set *ks, const cn_conv_geom *g) {
+    conv_method m = { .winograd = ks->wino_conv && g->k == 3 };
+    double pixel_lanes = m.winograd ? cn_wino_pixel_lanes(g) : cn_conv_pixel_lanes(ks, g);
+    m.channels = cn_conv_channel_lanes(ks, g) > 1.1 * pixel_lanes;
+    m.out_stride = m.winograd ? cn_wino_out_stride(g) : g->wp;
+    m.q_stride = m.winograd ? cn_wino_q_stride(g) : cn_conv_q_stride(g);
+    return m;
+}
+
+/* Weights (w as cn_conv_pack reads it) packed for method m; ld = ks->wgrad_ld(OC). */
+static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *w,
+                         int transposed, int ld, float *packed) {
+    if (m->winograd && m->channels) cn_wino_pack_channels(g, w, transposed, ld, packed);
+    else if (m->winograd) cn_wino_pack(ks, g, w, transposed, packed);
+    else if (m->channels) cn_conv_pack_channels(g, w, transposed, ld, packed);
+    else cn_conv_pack(ks, g, w, transposed, packed);
+}
+
+/* The convolution of x_pad by method m: out (OC, m->q_stride) in q layout, or (channels)
+ * out (out_h*out_w, ld); wino_v: scratch for the transformed input. */
+static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *packed,
+                     const float *x_pad, float *wino_v, float *out, int ld) {
+    if (m->winograd) {
+        ks->wino_input(g, x_pad, wino_v);
+        if (m->channels) ks->wino_channels(g, packed, wino_v, out, ld);
+        else ks->wino_conv(g, packed, wino_v, out);
+    } else {
+        if (m->channels) ks->conv_channels(g, packed, x_pad, out, ld);
+        else ks->conv(g, packed, x_pad, out);
+    }
 }
 
 size_t cn_layer_scratch_floats(const cn_layer *l) {
@@ -174,11 +221,12 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
 /* Sample b of in (batch samples) as the padded image the forward kernels read: the
  * input itself when there is no padding, except where the pixel tiles would
  * over-read past the end of the batch; otherwise copied into x_pad. */
-static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, bool channels, const float *in,
-                                  int batch, int b, float *x_pad) {
+static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, const conv_method *method,
+                                  const float *in, int batch, int b, float *x_pad) {
     size_t in_size = (size_t)cn_shape_size(l->in);
     const float *x = in + (size_t)b * in_size;
-    if (!l->pad && (channels || (size_t)(batch - 1 - b) * in_size >= (size_t)g->wp + CN_VEC_MAX)) return x;
+    bool exact_reads = method->channels || method->winograd;
+    if (!l->pad && (exact_reads || (size_t)(batch - 1 - b) * in_size >= (size_t)g->wp + CN_VEC_MAX)) return x;
     cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, x_pad, g->hp, g->wp, 1);
     return x_pad;
 }
@@ -192,21 +240,20 @@ static void forward_direct(const cn_layer_ctx *c) {
     const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
     cn_conv_geom g = forward_geom(l);
     conv_target t = conv_target_of(c);
-    int q_stride = cn_conv_q_stride(&g), pixels = l->out.h * l->out.w;
-    bool channels = use_channels(ks, &g);
+    int pixels = l->out.h * l->out.w;
+    conv_method method = method_of(ks, &g);
     int ld = ks->wgrad_ld(l->out.c);
     #pragma omp parallel num_threads(m->num_threads)
     {
         direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
-        if (channels) cn_conv_pack_channels(&g, weight, 0, ld, s.packed);
-        else cn_conv_pack(ks, &g, weight, 0, s.packed);
+        pack_weights(ks, &g, &method, weight, 0, ld, s.packed);
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
-            const float *x = forward_input(l, &g, channels, c->in, c->batch, b, s.x_pad);
-            if (channels) {
+            const float *x = forward_input(l, &g, &method, c->in, c->batch, b, s.x_pad);
+            if (method.channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
-                ks->conv_channels(&g, s.packed, x, s.out_t, ld);
+                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_t, ld);
                 if (t.chain.length == 1) {     /* straight into the output, bias added there */
                     float *dst = t.out + (size_t)b * l->out.c * pixels;
                     cn_transpose_bias(s.out_t, pixels, l->out.c, ld, bias, dst, pixels);
@@ -216,8 +263,8 @@ static void forward_direct(const cn_layer_ctx *c) {
                     conv_output(c, &t, s.out_q, bias, l->out.w, pixels, b);
                 }
             } else {
-                ks->conv(&g, s.packed, x, s.out_q);
-                conv_output(c, &t, s.out_q, bias, g.wp, q_stride, b);
+                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_q, ld);
+                conv_output(c, &t, s.out_q, bias, method.out_stride, method.q_stride, b);
             }
         }
     }
@@ -303,14 +350,11 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
         bool to_conv_relu = cn_grad_to_conv_relu(c->model, c->index);
         float *dx = (to_conv_relu ? c->model->acts[c->index - 1] : c->grad_in) + (size_t)b * in_size;
-        if (use_channels(ks, &bw)) {
-            int ldx = ks->wgrad_ld(l->in.c);
-            ks->conv_channels(&bw, s->packed, s->dy_pad, s->dx_q, ldx);
-            cn_transpose(s->dx_q, in_size / l->in.c, l->in.c, ldx, dx, in_size / l->in.c);
-        } else {
-            ks->conv(&bw, s->packed, s->dy_pad, s->dx_q);
-            cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, bw.wp, cn_conv_q_stride(&bw), NULL, dx);
-        }
+        conv_method method = method_of(ks, &bw);
+        int ldx = ks->wgrad_ld(l->in.c);
+        run_conv(ks, &bw, &method, s->packed, s->dy_pad, s->wino_v, s->dx_q, ldx);
+        if (method.channels) cn_transpose(s->dx_q, in_size / l->in.c, l->in.c, ldx, dx, in_size / l->in.c);
+        else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method.out_stride, method.q_stride, NULL, dx);
         if (to_conv_relu) cn_relu_backward_kernel(c->in + (size_t)b * in_size, dx, dx, (size_t)in_size);
     }
 }
@@ -334,8 +378,8 @@ static void backward_direct(const cn_layer_ctx *c) {
         memset(s.x_pad, 0, cn_padded_floats(f.in_c, f.hp, f.wp) * sizeof(float));
         if (c->grad_in) {
             memset(s.dy_pad, 0, cn_padded_floats(bw.in_c, bw.hp, bw.wp) * sizeof(float));
-            if (use_channels(ks, &bw)) cn_conv_pack_channels(&bw, weight, 1, ks->wgrad_ld(l->in.c), s.packed);
-            else cn_conv_pack(ks, &bw, weight, 1, s.packed);
+            conv_method method = method_of(ks, &bw);
+            pack_weights(ks, &bw, &method, weight, 1, ks->wgrad_ld(l->in.c), s.packed);
         }
         cn_thread_range(c->batch, t, T, &b0, &b1);
         if (rebuild_before_dx(c, &target)) {
