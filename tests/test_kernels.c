@@ -177,7 +177,7 @@ static float wino_weight(const float *w, const cn_conv_geom *g, int transposed, 
 static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int transposed, cn_rng *rng) {
     cn_conv_geom g = { .in_c = wc->ic, .out_c = wc->oc, .k = 3, .hp = wc->hp, .wp = wc->wp,
                        .out_h = wc->hp - 2, .out_w = wc->wp - 2 };
-    int ld = ks->wgrad_ld(g.out_c), pixels = g.out_h * g.out_w, os = cn_wino_out_stride(&g);
+    int ld = cn_round_up(g.out_c, ks->vec), pixels = g.out_h * g.out_w, os = cn_wino_out_stride(&g);
     size_t x_n = (size_t)g.in_c * g.hp * g.wp, w_n = (size_t)g.in_c * g.out_c * 9;
     float *x = malloc(x_n * sizeof *x), *w = malloc(w_n * sizeof *w);
     float *v = malloc(cn_wino_input_floats(&g) * sizeof *v), *u = malloc(cn_wino_packed_floats(&g) * sizeof *u);

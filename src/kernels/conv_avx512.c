@@ -27,7 +27,7 @@ typedef __m512 vf;
 #include "kernels/conv_fwd_impl.h"
 #define WG_SUFFIX zmm
 #include "kernels/conv_chan_impl.h"
-#include "kernels/conv_wino_chan_impl.h"
+#include "kernels/conv_wino_chan_impl.h"     /* wino_channels_zmm: 16-float vectors only */
 
 #undef VL
 #undef VLOAD
@@ -45,7 +45,6 @@ typedef __m512 vf;
 #define VZERO() _mm256_setzero_ps()
 #define WG_SUFFIX ymm
 #include "kernels/conv_chan_impl.h"
-#include "kernels/conv_wino_chan_impl.h"
 
 static int wgrad_ld(int out_c) {
     int wide = cn_round_up(out_c, 16), narrow = cn_round_up(out_c, 8);
@@ -60,11 +59,6 @@ static void weight_grad(const cn_conv_geom *g, const float *x_pad, const float *
 static void conv_channels(const cn_conv_geom *g, const float *wt, const float *x_pad, float *out_t, int ld) {
     if (ld % 16 == 0) conv_channels_zmm(g, wt, x_pad, out_t, ld);
     else conv_channels_ymm(g, wt, x_pad, out_t, ld);
-}
-
-static void wino_channels(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld) {
-    if (ld % 16 == 0) wino_channels_zmm(g, ut, v, out_t, ld);
-    else wino_channels_ymm(g, ut, v, out_t, ld);
 }
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1); }
@@ -297,7 +291,7 @@ const cn_kernel_set cn_kernels_avx512 = {
     .name = "avx512", .vec = 16, .mr_max = MR_MAX,
     .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = weight_grad, .conv_channels = conv_channels,
     .epilogue = epilogue_plane,
-    .wino_mr = WINO_MR, .wino_input = wino_input, .wino_conv = wino_conv, .wino_channels = wino_channels,
+    .wino_mr = WINO_MR, .wino_input = wino_input, .wino_conv = wino_conv, .wino_channels = wino_channels_zmm,
 };
 #else
 typedef int cn_conv_avx512_unused;

@@ -149,7 +149,7 @@ typedef struct {
      * wino_conv: out (OC, cn_wino_q_stride(g)) in q layout of row stride cn_wino_out_stride(g)
      *   from v and u packed by cn_wino_pack (pixel tiles of up to wino_mr output channels).
      * wino_channels: out_t (out_h*out_w, ld) from v and ut packed by cn_wino_pack_channels,
-     *   ld = wgrad_ld(OC); lanes OC..ld-1 of out_t are zero. */
+     *   ld = cn_round_up(OC, vec); lanes OC..ld-1 of out_t are zero. */
     int wino_mr;
     void (*wino_input)(const cn_conv_geom *g, const float *x_pad, float *v);
     void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out_q);

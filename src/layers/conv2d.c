@@ -118,40 +118,42 @@ static size_t direct_scratch_floats(const cn_layer *l) {
 /* How one geometry runs: Winograd for 3x3 where the kernel set has it, else direct;
  * the channel-vectorised form when it fills clearly more vector lanes (small maps
  * with many channels; the margin pays for its transposition), else the pixel form,
- * whose q-layout output has row stride out_stride and channel stride q_stride. */
+ * whose q-layout output has row stride out_stride and channel stride q_stride; the
+ * channel form's output rows have ld floats. */
 typedef struct {
     bool winograd, channels;
-    int out_stride, q_stride;
+    int out_stride, q_stride, ld;
 } conv_method;
 
 static conv_method method_of(const cn_kernel_set *ks, const cn_conv_geom *g) {
     conv_method m = { .winograd = ks->wino_conv && g->k == 3 };
+    m.ld = m.winograd ? cn_round_up(g->out_c, ks->vec) : ks->wgrad_ld(g->out_c);
     double pixel_lanes = m.winograd ? cn_wino_pixel_lanes(g) : cn_conv_pixel_lanes(ks, g);
-    m.channels = cn_conv_channel_lanes(ks, g) > 1.1 * pixel_lanes;
+    m.channels = (double)g->out_c / m.ld > 1.1 * pixel_lanes;
     m.out_stride = m.winograd ? cn_wino_out_stride(g) : g->wp;
     m.q_stride = m.winograd ? cn_wino_q_stride(g) : cn_conv_q_stride(g);
     return m;
 }
 
-/* Weights (w as cn_conv_pack reads it) packed for method m; ld = ks->wgrad_ld(OC). */
+/* Weights (w as cn_conv_pack reads it) packed for method m. */
 static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *w,
-                         int transposed, int ld, float *packed) {
-    if (m->winograd && m->channels) cn_wino_pack_channels(g, w, transposed, ld, packed);
+                         int transposed, float *packed) {
+    if (m->winograd && m->channels) cn_wino_pack_channels(g, w, transposed, m->ld, packed);
     else if (m->winograd) cn_wino_pack(ks, g, w, transposed, packed);
-    else if (m->channels) cn_conv_pack_channels(g, w, transposed, ld, packed);
+    else if (m->channels) cn_conv_pack_channels(g, w, transposed, m->ld, packed);
     else cn_conv_pack(ks, g, w, transposed, packed);
 }
 
 /* The convolution of x_pad by method m: out (OC, m->q_stride) in q layout, or (channels)
- * out (out_h*out_w, ld); wino_v: scratch for the transformed input. */
+ * out (out_h*out_w, m->ld); wino_v: scratch for the transformed input. */
 static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *packed,
-                     const float *x_pad, float *wino_v, float *out, int ld) {
+                     const float *x_pad, float *wino_v, float *out) {
     if (m->winograd) {
         ks->wino_input(g, x_pad, wino_v);
-        if (m->channels) ks->wino_channels(g, packed, wino_v, out, ld);
+        if (m->channels) ks->wino_channels(g, packed, wino_v, out, m->ld);
         else ks->wino_conv(g, packed, wino_v, out);
     } else {
-        if (m->channels) ks->conv_channels(g, packed, x_pad, out, ld);
+        if (m->channels) ks->conv_channels(g, packed, x_pad, out, m->ld);
         else ks->conv(g, packed, x_pad, out);
     }
 }
@@ -242,18 +244,18 @@ static void forward_direct(const cn_layer_ctx *c) {
     conv_target t = conv_target_of(c);
     int pixels = l->out.h * l->out.w;
     conv_method method = method_of(ks, &g);
-    int ld = ks->wgrad_ld(l->out.c);
+    int ld = method.ld;
     #pragma omp parallel num_threads(m->num_threads)
     {
         direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
-        pack_weights(ks, &g, &method, weight, 0, ld, s.packed);
+        pack_weights(ks, &g, &method, weight, 0, s.packed);
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
             const float *x = forward_input(l, &g, &method, c->in, c->batch, b, s.x_pad);
             if (method.channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
-                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_t, ld);
+                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_t);
                 if (t.chain.length == 1) {     /* straight into the output, bias added there */
                     float *dst = t.out + (size_t)b * l->out.c * pixels;
                     cn_transpose_bias(s.out_t, pixels, l->out.c, ld, bias, dst, pixels);
@@ -263,7 +265,7 @@ static void forward_direct(const cn_layer_ctx *c) {
                     conv_output(c, &t, s.out_q, bias, l->out.w, pixels, b);
                 }
             } else {
-                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_q, ld);
+                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_q);
                 conv_output(c, &t, s.out_q, bias, method.out_stride, method.q_stride, b);
             }
         }
@@ -351,9 +353,8 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         bool to_conv_relu = cn_grad_to_conv_relu(c->model, c->index);
         float *dx = (to_conv_relu ? c->model->acts[c->index - 1] : c->grad_in) + (size_t)b * in_size;
         conv_method method = method_of(ks, &bw);
-        int ldx = ks->wgrad_ld(l->in.c);
-        run_conv(ks, &bw, &method, s->packed, s->dy_pad, s->wino_v, s->dx_q, ldx);
-        if (method.channels) cn_transpose(s->dx_q, in_size / l->in.c, l->in.c, ldx, dx, in_size / l->in.c);
+        run_conv(ks, &bw, &method, s->packed, s->dy_pad, s->wino_v, s->dx_q);
+        if (method.channels) cn_transpose(s->dx_q, in_size / l->in.c, l->in.c, method.ld, dx, in_size / l->in.c);
         else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method.out_stride, method.q_stride, NULL, dx);
         if (to_conv_relu) cn_relu_backward_kernel(c->in + (size_t)b * in_size, dx, dx, (size_t)in_size);
     }
@@ -379,7 +380,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         if (c->grad_in) {
             memset(s.dy_pad, 0, cn_padded_floats(bw.in_c, bw.hp, bw.wp) * sizeof(float));
             conv_method method = method_of(ks, &bw);
-            pack_weights(ks, &bw, &method, weight, 1, ks->wgrad_ld(l->in.c), s.packed);
+            pack_weights(ks, &bw, &method, weight, 1, s.packed);
         }
         cn_thread_range(c->batch, t, T, &b0, &b1);
         if (rebuild_before_dx(c, &target)) {
