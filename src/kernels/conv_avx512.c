@@ -65,38 +65,49 @@ static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u
 
 /* ---- Winograd F(2,3) along rows (kernels.h): input transform and pixel tiles ---- */
 
-/* v (IC, 4, Hp, wv) from x_pad (IC, Hp, Wp), 16 pairs at a time. Full-width loads and stores
- * where they stay inside the buffers: a load past a row's end only feeds pairs whose outputs
- * are never used, a store past a row's end lands on a later row of the same plane, rewritten
- * after. Masked (columns >= Wp read as 0) near the ends. */
-static void wino_input(const cn_conv_geom *g, const float *x_pad, float *v) {
+/* Lane i = padded column c + i of a source row zero-padded by pad on the left (w source
+ * columns): row[c + i - pad] where that is inside the row, else 0. No memory outside the row
+ * is read and no pointer outside it is formed. */
+static inline __m512 load_padded(const float *row, int c, int pad, int w) {
+    int lo = pad - c, hi = w + pad - c;     /* lanes lo .. hi-1 are inside the row */
+    if (hi <= 0 || hi <= lo) return _mm512_setzero_ps();
+    if (lo <= 0) return _mm512_maskz_loadu_ps(lanes(hi), row + (c - pad));
+    return _mm512_maskz_expandloadu_ps((__mmask16)(lanes(hi) & ~lanes(lo)), row);
+}
+
+/* v (IC, 4, Hp, wv) from src (IC, Hp - 2*pad, Wp - 2*pad) zero-padded by pad on every side
+ * (the padding is never written out), 16 pairs at a time. Stores are full-width where a
+ * store past a row's end lands on a later row of the same plane, rewritten after. */
+static void wino_input(const cn_conv_geom *g, const float *src, int pad, float *v) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    int wv = cn_wino_pairs(g), wp = g->wp;
+    int wv = cn_wino_pairs(g), h = g->hp - 2 * pad, w = g->wp - 2 * pad;
     size_t pv = (size_t)g->hp * wv;
-    const float *x_end = x_pad + (size_t)g->in_c * g->hp * wp;
+    const float *src_end = src + (size_t)g->in_c * h * w;
     for (int ic = 0; ic < g->in_c; ic++)
         for (int y = 0; y < g->hp; y++) {
-            const float *row = x_pad + ((size_t)ic * g->hp + y) * wp;
+            int sy = y - pad;
+            bool inside = sy >= 0 && sy < h;
+            const float *row = src + ((size_t)ic * h + (inside ? sy : 0)) * w;
             float *out = v + ic * 4 * pv + (size_t)y * wv;
             for (int m = 0; m < wv; m += 16) {
-                int c = 2 * m;     /* pair m reads columns c .. c+3 */
-                __m512 lo, hi, lo2, hi2;
-                if (x_end - (row + c) >= 34) {
-                    lo = _mm512_loadu_ps(row + c);
-                    hi = _mm512_loadu_ps(row + c + 16);
-                    lo2 = _mm512_loadu_ps(row + c + 2);
-                    hi2 = _mm512_loadu_ps(row + c + 18);
-                } else {
-                    lo = _mm512_maskz_loadu_ps(lanes(wp - c), row + c);
-                    hi = _mm512_maskz_loadu_ps(lanes(wp - c - 16), row + c + 16);
-                    lo2 = _mm512_maskz_loadu_ps(lanes(wp - c - 2), row + c + 2);
-                    hi2 = _mm512_maskz_loadu_ps(lanes(wp - c - 18), row + c + 18);
+                int c = 2 * m;     /* pair m reads padded columns c .. c+3, source columns c - pad .. */
+                __m512 v0 = _mm512_setzero_ps(), v1 = v0, v2 = v0, v3 = v0;
+                if (inside) {
+                    __m512 a, b, a2, b2;
+                    if (!pad && src_end - (row + c) >= 34) {
+                        /* without padding, columns past the row's end feed only pairs never used */
+                        a = _mm512_loadu_ps(row + c), b = _mm512_loadu_ps(row + c + 16);
+                        a2 = _mm512_loadu_ps(row + c + 2), b2 = _mm512_loadu_ps(row + c + 18);
+                    } else {
+                        a = load_padded(row, c, pad, w), b = load_padded(row, c + 16, pad, w);
+                        a2 = load_padded(row, c + 2, pad, w), b2 = load_padded(row, c + 18, pad, w);
+                    }
+                    __m512 d0 = _mm512_permutex2var_ps(a, even, b), d1 = _mm512_permutex2var_ps(a, odd, b);
+                    __m512 d2 = _mm512_permutex2var_ps(a2, even, b2), d3 = _mm512_permutex2var_ps(a2, odd, b2);
+                    v0 = _mm512_sub_ps(d0, d2), v1 = _mm512_add_ps(d1, d2);
+                    v2 = _mm512_sub_ps(d2, d1), v3 = _mm512_sub_ps(d1, d3);
                 }
-                __m512 d0 = _mm512_permutex2var_ps(lo, even, hi), d1 = _mm512_permutex2var_ps(lo, odd, hi);
-                __m512 d2 = _mm512_permutex2var_ps(lo2, even, hi2), d3 = _mm512_permutex2var_ps(lo2, odd, hi2);
-                __m512 v0 = _mm512_sub_ps(d0, d2), v1 = _mm512_add_ps(d1, d2);
-                __m512 v2 = _mm512_sub_ps(d2, d1), v3 = _mm512_sub_ps(d1, d3);
                 if (pv - (size_t)y * wv - m >= 16) {
                     _mm512_storeu_ps(out + m, v0);
                     _mm512_storeu_ps(out + pv + m, v1);

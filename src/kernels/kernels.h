@@ -145,13 +145,14 @@ typedef struct {
     /* cn_epilogue_plane_portable or a faster equivalent with the same results */
     void (*epilogue)(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
     /* Winograd F(2,3) along rows for k = 3 (below); NULL where the set has none.
-     * wino_input: v = cn_wino_input_floats(g) floats from x_pad (IC,Hp,Wp)+slack.
+     * wino_input: v = cn_wino_input_floats(g) floats from src (IC, Hp - 2*pad, Wp - 2*pad),
+ *   which the transform pads with zeros itself (no slack needed).
      * wino_conv: out (OC, cn_wino_q_stride(g)) in q layout of row stride cn_wino_out_stride(g)
      *   from v and u packed by cn_wino_pack (pixel tiles of up to wino_mr output channels).
      * wino_channels: out_t (out_h*out_w, ld) from v and ut packed by cn_wino_pack_channels,
      *   ld = cn_round_up(OC, vec); lanes OC..ld-1 of out_t are zero. */
     int wino_mr;
-    void (*wino_input)(const cn_conv_geom *g, const float *x_pad, float *v);
+    void (*wino_input)(const cn_conv_geom *g, const float *src, int pad, float *v);
     void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out_q);
     void (*wino_channels)(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld);
 } cn_kernel_set;

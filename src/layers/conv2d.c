@@ -144,12 +144,13 @@ static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const c
     else cn_conv_pack(ks, g, w, transposed, packed);
 }
 
-/* The convolution of x_pad by method m: out (OC, m->q_stride) in q layout, or (channels)
- * out (out_h*out_w, m->ld); wino_v: scratch for the transformed input. */
+/* The convolution by method m of x_pad, the padded image (direct methods), or (Winograd) of
+ * x_pad = the image the transform pads by pad itself: out (OC, m->q_stride) in q layout, or
+ * (channels) out (out_h*out_w, m->ld); wino_v: scratch for the transformed input. */
 static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *packed,
-                     const float *x_pad, float *wino_v, float *out) {
+                     const float *x_pad, int pad, float *wino_v, float *out) {
     if (m->winograd) {
-        ks->wino_input(g, x_pad, wino_v);
+        ks->wino_input(g, x_pad, pad, wino_v);
         if (m->channels) ks->wino_channels(g, packed, wino_v, out, m->ld);
         else ks->wino_conv(g, packed, wino_v, out);
     } else {
@@ -227,8 +228,7 @@ static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, cons
                                   const float *in, int batch, int b, float *x_pad) {
     size_t in_size = (size_t)cn_shape_size(l->in);
     const float *x = in + (size_t)b * in_size;
-    bool exact_reads = method->channels || method->winograd;
-    if (!l->pad && (exact_reads || (size_t)(batch - 1 - b) * in_size >= (size_t)g->wp + CN_VEC_MAX)) return x;
+    if (!l->pad && (method->channels || (size_t)(batch - 1 - b) * in_size >= (size_t)g->wp + CN_VEC_MAX)) return x;
     cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, x_pad, g->hp, g->wp, 1);
     return x_pad;
 }
@@ -252,10 +252,13 @@ static void forward_direct(const cn_layer_ctx *c) {
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
-            const float *x = forward_input(l, &g, &method, c->in, c->batch, b, s.x_pad);
+            /* Winograd pads in its input transform */
+            const float *x = method.winograd ? c->in + (size_t)b * cn_shape_size(l->in)
+                                             : forward_input(l, &g, &method, c->in, c->batch, b, s.x_pad);
+            int pad = method.winograd ? l->pad : 0;
             if (method.channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
-                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_t);
+                run_conv(ks, &g, &method, s.packed, x, pad, s.wino_v, s.out_t);
                 if (t.chain.length == 1) {     /* straight into the output, bias added there */
                     float *dst = t.out + (size_t)b * l->out.c * pixels;
                     cn_transpose_bias(s.out_t, pixels, l->out.c, ld, bias, dst, pixels);
@@ -265,7 +268,7 @@ static void forward_direct(const cn_layer_ctx *c) {
                     conv_output(c, &t, s.out_q, bias, l->out.w, pixels, b);
                 }
             } else {
-                run_conv(ks, &g, &method, s.packed, x, s.wino_v, s.out_q);
+                run_conv(ks, &g, &method, s.packed, x, pad, s.wino_v, s.out_q);
                 conv_output(c, &t, s.out_q, bias, method.out_stride, method.q_stride, b);
             }
         }
@@ -348,12 +351,16 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
-        cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
         /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
         bool to_conv_relu = cn_grad_to_conv_relu(c->model, c->index);
         float *dx = (to_conv_relu ? c->model->acts[c->index - 1] : c->grad_in) + (size_t)b * in_size;
         conv_method method = method_of(ks, &bw);
-        run_conv(ks, &bw, &method, s->packed, s->dy_pad, s->wino_v, s->dx_q);
+        const float *dy_pad = dy;   /* Winograd pads in its input transform */
+        if (!method.winograd) {
+            cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
+            dy_pad = s->dy_pad;
+        }
+        run_conv(ks, &bw, &method, s->packed, dy_pad, method.winograd ? backward_pad(l) : 0, s->wino_v, s->dx_q);
         if (method.channels) cn_transpose(s->dx_q, in_size / l->in.c, l->in.c, method.ld, dx, in_size / l->in.c);
         else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method.out_stride, method.q_stride, NULL, dx);
         if (to_conv_relu) cn_relu_backward_kernel(c->in + (size_t)b * in_size, dx, dx, (size_t)in_size);
