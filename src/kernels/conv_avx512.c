@@ -204,6 +204,66 @@ static void wino_conv(const cn_conv_geom *g, const float *u, const float *v, flo
     }
 }
 
+#define WGRAD_ROWS_MAX 6    /* kernel rows (ic, ky) per weight-gradient tile: 24 accumulators */
+
+/* dwt taps (r*3 + kx) of the NK kernel rows r = r0 .. r0+NK-1 (r = ic*3 + ky), one vector of
+ * output channels: S_t = sum over the out_h*wv pairs p of v[ic][t][ky row + p] * z[p][t], then
+ * dW = G^T S added to dwt. z and dwt at the channel vector. */
+INLINE void wino_wgrad_tile(const int NK, const cn_conv_geom *g, int r0, const float *v, const float *z, int ld,
+                            float *dwt) {
+    __m512 acc[WGRAD_ROWS_MAX][4];
+    const float *vr[WGRAD_ROWS_MAX];
+    const int wv = cn_wino_pairs(g), pv = g->hp * wv, pairs = g->out_h * wv;
+    #pragma GCC unroll 6
+    for (int i = 0; i < NK; i++) {
+        int r = r0 + i;
+        vr[i] = v + (size_t)(r / 3) * 4 * pv + (r % 3) * wv;
+        #pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) acc[i][t] = _mm512_setzero_ps();
+    }
+    for (int p = 0; p < pairs; p++, z += 4 * ld) {
+        #pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            __m512 zt = _mm512_loadu_ps(z + (size_t)t * ld);
+            __asm__("" : "+v"(zt));   /* keeps zt in a register: gcc would reload it per FMA */
+            #pragma GCC unroll 6
+            for (int i = 0; i < NK; i++) acc[i][t] = _mm512_fmadd_ps(_mm512_set1_ps(vr[i][t * pv + p]), zt, acc[i][t]);
+        }
+    }
+    const __m512 half = _mm512_set1_ps(0.5f);
+    #pragma GCC unroll 6
+    for (int i = 0; i < NK; i++) {
+        __m512 sum = _mm512_mul_ps(_mm512_add_ps(acc[i][1], acc[i][2]), half);
+        __m512 k[3] = { _mm512_add_ps(acc[i][0], sum), _mm512_mul_ps(_mm512_sub_ps(acc[i][1], acc[i][2]), half),
+                        _mm512_add_ps(sum, acc[i][3]) };
+        for (int kx = 0; kx < 3; kx++) {
+            float *d = dwt + (size_t)((r0 + i) * 3 + kx) * ld;
+            _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), k[kx]));
+        }
+    }
+}
+
+typedef void (*wino_wgrad_fn)(const cn_conv_geom *, int, const float *, const float *, int, float *);
+#define WINO_WGRAD(NK) \
+    static void wino_wgrad_##NK(const cn_conv_geom *g, int r0, const float *v, const float *z, int ld, float *dwt) { \
+        wino_wgrad_tile(NK, g, r0, v, z, ld, dwt); }
+WINO_WGRAD(1) WINO_WGRAD(2) WINO_WGRAD(3) WINO_WGRAD(4) WINO_WGRAD(5) WINO_WGRAD(6)
+static const wino_wgrad_fn wino_wgrad_tiles[WGRAD_ROWS_MAX] = {
+    wino_wgrad_1, wino_wgrad_2, wino_wgrad_3, wino_wgrad_4, wino_wgrad_5, wino_wgrad_6,
+};
+
+/* dwt (IC*9, ld) += the weight gradient: for each vector of output channels, the IC*3
+ * kernel rows in near-equal groups of up to WGRAD_ROWS_MAX. */
+static void wino_weight_grad(const cn_conv_geom *g, const float *v, const float *z, int ld, float *dwt) {
+    int rows = g->in_c * 3, groups = (rows + WGRAD_ROWS_MAX - 1) / WGRAD_ROWS_MAX;
+    int base = rows / groups, extra = rows % groups;
+    for (int m0 = 0; m0 < ld; m0 += 16)
+        for (int gi = 0, r0 = 0, nk; gi < groups; gi++, r0 += nk) {
+            nk = base + (gi < extra);
+            wino_wgrad_tiles[nk - 1](g, r0, v, z + m0, ld, dwt + m0);
+        }
+}
+
 /* ---- epilogue of fused chains: affine, relu, 2x2 max-pool ----------------
  * Same float operations as cn_epilogue_plane_portable (multiply, then add, no
  * fusing), with masked loads and stores for the row ends. */
@@ -303,6 +363,7 @@ const cn_kernel_set cn_kernels_avx512 = {
     .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = weight_grad, .conv_channels = conv_channels,
     .epilogue = epilogue_plane,
     .wino_mr = WINO_MR, .wino_input = wino_input, .wino_conv = wino_conv, .wino_channels = wino_channels_zmm,
+    .wino_weight_grad = wino_weight_grad,
 };
 #else
 typedef int cn_conv_avx512_unused;

@@ -1,5 +1,6 @@
-/* Winograd F(2,3) along rows: the weight transform and packing (kernels.h).
- * The input transform and the tiles are in the kernel sets that have them. */
+/* Winograd F(2,3) along rows: the weight transform and packing, the output-gradient
+ * transform (kernels.h). The input transform and the tiles are in the kernel sets that
+ * have them. */
 #include "kernels/kernels.h"
 
 /* U (4) of kernel row ky of w'[oc][ic] (cn_conv_pack's reading of w, flipped when transposed). */
@@ -44,4 +45,26 @@ void cn_wino_pack_channels(const cn_conv_geom *g, const float *w, int transposed
 
 double cn_wino_pixel_lanes(const cn_conv_geom *g) {
     return (double)g->out_h * g->out_w / cn_wino_q_stride(g);
+}
+
+CN_MULTIVERSION
+void cn_wino_grad_transform(const cn_conv_geom *g, const float *dyt, int ld, float *z) {
+    int wv = cn_wino_pairs(g);
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int m = 0; m < wv; m++) {
+            const float *d0 = dyt + (size_t)(oy * g->out_w + 2 * m) * ld, *d1 = d0 + ld;
+            float *zp = z + (size_t)(oy * wv + m) * 4 * ld;
+            if (2 * m + 1 < g->out_w)
+                for (int i = 0; i < ld; i++) {
+                    zp[i] = d0[i];
+                    zp[ld + i] = d0[i] + d1[i];
+                    zp[2 * ld + i] = d0[i] - d1[i];
+                    zp[3 * ld + i] = -d1[i];
+                }
+            else
+                for (int i = 0; i < ld; i++) {
+                    zp[i] = zp[ld + i] = zp[2 * ld + i] = d0[i];
+                    zp[3 * ld + i] = 0.0f;
+                }
+        }
 }

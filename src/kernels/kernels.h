@@ -155,6 +155,9 @@ typedef struct {
     void (*wino_input)(const cn_conv_geom *g, const float *src, int pad, float *v);
     void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out_q);
     void (*wino_channels)(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld);
+    /* wino_weight_grad: dwt (IC*9, ld) += the weight gradient (as weight_grad) from v, the
+     *   transformed forward input, and z = cn_wino_grad_transform of dy^T; ld = cn_round_up(OC, vec). */
+    void (*wino_weight_grad)(const cn_conv_geom *g, const float *v, const float *z, int ld, float *dwt);
 } cn_kernel_set;
 
 /* The best kernel set this CPU supports (chosen once). */
@@ -210,6 +213,15 @@ static inline size_t cn_wino_packed_channels_floats(const cn_conv_geom *g, int l
 void cn_wino_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w, int transposed, float *u);
 /* ut (IC*3*4, ld) for wino_channels: row (ic*3 + ky)*4 + t holds U_t of every output channel. */
 void cn_wino_pack_channels(const cn_conv_geom *g, const float *w, int transposed, int ld, float *ut);
+/* The weight gradient the same way (the transpose of the forward algorithm): with
+ * dy0, dy1 the output gradients of a pair (dy1 = 0 past the row's end),
+ *   Z = (dy0, dy0 + dy1, dy0 - dy1, -dy1),  S_t = sum over pairs of V_t * Z_t,
+ *   dW[kx = 0, 1, 2] = (S0 + (S1 + S2)/2, (S1 - S2)/2, (S1 + S2)/2 + S3).
+ * z (out_h*wv pairs, 4, ld) from dyt (out_h*out_w, ld). */
+static inline size_t cn_wino_grad_floats(const cn_conv_geom *g, int ld) {
+    return (size_t)g->out_h * cn_wino_pairs(g) * 4 * ld;
+}
+void cn_wino_grad_transform(const cn_conv_geom *g, const float *dyt, int ld, float *z);
 /* Estimated useful fraction of the vector lanes of ks->wino_conv for g. */
 double cn_wino_pixel_lanes(const cn_conv_geom *g);
 

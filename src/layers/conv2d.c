@@ -58,7 +58,8 @@ typedef struct {
     float *dy_pad;     /* backward: padded dy sample */
     float *dx_q;       /* backward: q-layout dx sample, or dx^T (H*W, ld) */
     float *dy_bn;      /* backward: dy sample rebuilt from a relu + pool chain or a batch norm's handover */
-    float *wino_v;     /* Winograd-transformed input (forward or backward input) */
+    float *wino_v;     /* Winograd-transformed input (forward, backward weight or backward input) */
+    float *wino_z;     /* backward: Winograd-transformed dy^T (pairs, 4, ld) */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
@@ -105,6 +106,7 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     s.dy_pad = carve(&c, cn_padded_floats(bw.in_c, bw.hp, bw.wp));
     s.dx_q = carve(&c, output_floats(&bw));
     s.dy_bn = carve(&c, (size_t)cn_shape_size(l->out));
+    s.wino_z = carve(&c, l->kernel == 3 ? cn_wino_grad_floats(&f, (int)ld) : 0);
     if (total) *total = fwd_end.used > c.used ? fwd_end.used : c.used;
     return s;
 }
@@ -233,6 +235,23 @@ static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, cons
     return x_pad;
 }
 
+/* The weight gradient runs Winograd (3x3, where the kernel set has it; 2/3 of the
+ * multiply-adds) for more than one vector of output channels and at least 8 input channels,
+ * unless its 16-float vectors pad the output channels much more than the direct kernel's
+ * (break-even at 2/3 of the direct kernel's useful lanes; with a margin). Measured, 1 thread:
+ * seed004's 20 -> 28 conv 5.9 -> 5.5 ms per batch, seed003's 16 -> 32 16.1 -> 14.6 ms; with
+ * few input channels its transformed dy (4 vectors per pair) is re-read for few multiply-adds
+ * (seed004's 1 -> 20 conv: 2.1 -> 4.0 ms), and with 16 or fewer output channels the direct
+ * kernel was as fast or faster (seed001's 8 -> 16 and 32 -> 10 convs). */
+static bool wgrad_winograd(const cn_kernel_set *ks, const cn_layer *l) {
+    return ks->wino_weight_grad && l->kernel == 3 && l->in.c >= 8 && l->out.c > 16 &&
+           ks->wgrad_ld(l->out.c) >= 0.75 * cn_round_up(l->out.c, ks->vec);
+}
+/* Row length of dy^T and dW^T in the backward pass. */
+static int backward_ld(const cn_kernel_set *ks, const cn_layer *l) {
+    return wgrad_winograd(ks, l) ? cn_round_up(l->out.c, ks->vec) : ks->wgrad_ld(l->out.c);
+}
+
 // in (B,IC,H,W), weight (OC,IC,k,k), bias (OC) -> out (B,OC,OH,OW)
 static void forward_direct(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
@@ -340,15 +359,21 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     const cn_layer *l = c->layer;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
-    int ld = ks->wgrad_ld(l->out.c);
+    int ld = backward_ld(ks, l);
     const float *dy = conv_output_grad(c, t, s, b), *x = c->in + (size_t)b * in_size;
-    /* without padding the input is its own padded image (weight_grad reads only inside it) */
-    if (l->pad) {
-        cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
-        x = s->x_pad;
-    }
     cn_transpose(dy, l->out.c, pixels, pixels, s->dyt, ld);    /* lanes OC..ld-1 stay 0 (backward_direct) */
-    ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
+    if (wgrad_winograd(ks, l)) {
+        ks->wino_input(&f, x, l->pad, s->wino_v);
+        cn_wino_grad_transform(&f, s->dyt, ld, s->wino_z);
+        ks->wino_weight_grad(&f, s->wino_v, s->wino_z, ld, s->dwt);
+    } else {
+        /* without padding the input is its own padded image (weight_grad reads only inside it) */
+        if (l->pad) {
+            cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
+            x = s->x_pad;
+        }
+        ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
+    }
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
         /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
@@ -374,7 +399,7 @@ static void backward_direct(const cn_layer_ctx *c) {
     const float *weight = m->params + l->weight_offset;
     float *dweight = m->grads + l->weight_offset, *dbias = m->grads + l->bias_offset;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
-    int taps = l->in.c * l->kernel * l->kernel, ld = ks->wgrad_ld(l->out.c);
+    int taps = l->in.c * l->kernel * l->kernel, ld = backward_ld(ks, l);
     conv_target target = conv_target_of(c);
     #pragma omp parallel num_threads(m->num_threads)
     {
