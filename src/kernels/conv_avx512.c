@@ -2,7 +2,9 @@
  * vectors; channel-vectorised tiles (weight gradient, small-map forward) on zmm, or on 8-float ymm vectors when the
  * output channels pad less to a multiple of 8 (on AVX-512 machines that run
  * 512-bit operations as two 256-bit halves, such as AMD Zen 4, a ymm FMA does
- * half the work in half the time, so the narrower vectors lose nothing). */
+ * half the work in half the time, so the narrower vectors lose nothing); the
+ * Winograd F(2,3) kernels of kernels.h (input transform, pixel tiles, channel tiles,
+ * weight gradient) on zmm; the epilogue of fused chains. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
 #include <immintrin.h>

@@ -81,10 +81,6 @@ double cn_conv_pixel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g) {
     return (double)g->out_h * g->out_w / cn_round_up(g->out_h * g->wp, ks->vec);
 }
 
-double cn_conv_channel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g) {
-    return (double)g->out_c / ks->wgrad_ld(g->out_c);
-}
-
 CN_MULTIVERSION
 void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, int hd, int wd, int borders_zero) {
     /* source rows/columns that land inside dst */

@@ -182,9 +182,8 @@ void cn_conv_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w
 
 /* wt (IC*k*k, ld) for conv_channels: wt[tap][oc] as cn_conv_pack's weights, lanes OC..ld-1 zero. */
 void cn_conv_pack_channels(const cn_conv_geom *g, const float *w, int transposed, int ld, float *wt);
-/* Estimated useful fraction of the vector lanes of ks->conv and of ks->conv_channels for g. */
+/* Estimated useful fraction of the vector lanes of ks->conv for g. */
 double cn_conv_pixel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g);
-double cn_conv_channel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g);
 
 /* ---- Winograd F(2,3) along rows (3x3, stride 1) ------------------------------
  * Each pair of outputs (ox, ox+1) of one kernel row (g0, g1, g2) over the inputs

@@ -6,8 +6,10 @@
  *                                                  vectorised for small maps
  *   backward input   dx  = conv(dy_pad, W flipped, in/out swapped), dy padded by k-1-pad
  *   backward weight  dW^T (taps, OC) += x_pad windows x dy^T    channel-vectorised
- * 3x3 forward and backward-input passes use Winograd F(2,3) along rows where the
- * kernel set has it (kernels.h; 2/3 of the multiply-adds), in the same two forms.
+ * 3x3 layers use Winograd F(2,3) along rows where the kernel set has it (kernels.h;
+ * 2/3 of the multiply-adds): the forward and backward-input passes in the same two
+ * forms, the weight gradient where it pays (wgrad_winograd). Its input transform pads
+ * the image itself, so those passes need no padded copy.
  * Samples are split over threads in contiguous ranges; each thread sums its
  * weight gradients in its own scratch and the partials are added in thread
  * order, so results are bit-identical run to run for a given thread count.
