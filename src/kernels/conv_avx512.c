@@ -77,53 +77,63 @@ static inline __m512 load_padded(const float *row, int c, int pad, int w) {
     return _mm512_maskz_expandloadu_ps((__mmask16)(lanes(hi) & ~lanes(lo)), row);
 }
 
+/* Padded columns c .. c+15 of padded row y of channel ic of src (ic, h, w) zero-padded by pad;
+ * without padding, columns past the row's end may hold the next row's values (they feed only
+ * pairs whose outputs are never used). */
+static inline __m512 padded_cols(const float *src, const float *src_end, int ic, int y, int c, int pad, int h, int w) {
+    int sy = y - pad;
+    if (sy < 0 || sy >= h) return _mm512_setzero_ps();
+    const float *row = src + ((size_t)ic * h + sy) * w;
+    if (!pad && src_end - (row + c) >= 16) return _mm512_loadu_ps(row + c);
+    return load_padded(row, c, pad, w);
+}
+
+/* One step of the input transform: d0, d1 = the columns of (a, b) at the lanes of e and e + 1,
+ * d2, d3 = those of (a2, b2); V_t stored at out + t*pv, n lanes (full width when room >= 16
+ * floats remain in the plane: the extra lanes land on later rows, rewritten after). */
+static inline void wino_input_step(__m512 a, __m512 b, __m512 a2, __m512 b2, __m512i e, float *out, size_t pv, int n,
+                                   size_t room) {
+    __m512i o = _mm512_add_epi32(e, _mm512_set1_epi32(1));
+    __m512 d0 = _mm512_permutex2var_ps(a, e, b), d1 = _mm512_permutex2var_ps(a, o, b);
+    __m512 d2 = _mm512_permutex2var_ps(a2, e, b2), d3 = _mm512_permutex2var_ps(a2, o, b2);
+    __m512 t[4] = { _mm512_sub_ps(d0, d2), _mm512_add_ps(d1, d2), _mm512_sub_ps(d2, d1), _mm512_sub_ps(d1, d3) };
+    for (int i = 0; i < 4; i++) {
+        if (room >= 16) _mm512_storeu_ps(out + i * pv, t[i]);
+        else _mm512_mask_storeu_ps(out + i * pv, lanes(n), t[i]);
+    }
+}
+
 /* v (IC, 4, Hp, wv) from src (IC, Hp - 2*pad, Wp - 2*pad) zero-padded by pad on every side
- * (the padding is never written out), 16 pairs at a time. Stores are full-width where a
- * store past a row's end lands on a later row of the same plane, rewritten after. */
+ * (the padding is never written out): rows of up to 8 pairs two at a time (one vector: pair m
+ * of the first row in lane m, of the second in lane wv + m), longer rows 16 pairs at a time. */
 static void wino_input(const cn_conv_geom *g, const float *src, int pad, float *v) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     int wv = cn_wino_pairs(g), h = g->hp - 2 * pad, w = g->wp - 2 * pad;
     size_t pv = (size_t)g->hp * wv;
     const float *src_end = src + (size_t)g->in_c * h * w;
-    for (int ic = 0; ic < g->in_c; ic++)
-        for (int y = 0; y < g->hp; y++) {
-            int sy = y - pad;
-            bool inside = sy >= 0 && sy < h;
-            const float *row = src + ((size_t)ic * h + (inside ? sy : 0)) * w;
-            float *out = v + ic * 4 * pv + (size_t)y * wv;
+    int32_t two[16] = { 0 };    /* lane -> column in (first row's 16, second row's 16) */
+    for (int m = 0; wv <= 8 && m < wv; m++) { two[m] = 2 * m; two[wv + m] = 16 + 2 * m; }
+    const __m512i two_rows = _mm512_loadu_si512(two);
+    for (int ic = 0; ic < g->in_c; ic++) {
+        float *vc = v + (size_t)ic * 4 * pv;
+        int y = 0;
+        if (wv <= 8)
+            for (; y + 1 < g->hp; y += 2)
+                wino_input_step(padded_cols(src, src_end, ic, y, 0, pad, h, w),
+                                padded_cols(src, src_end, ic, y + 1, 0, pad, h, w),
+                                padded_cols(src, src_end, ic, y, 2, pad, h, w),
+                                padded_cols(src, src_end, ic, y + 1, 2, pad, h, w), two_rows, vc + (size_t)y * wv, pv,
+                                2 * wv, pv - (size_t)y * wv);
+        for (; y < g->hp; y++)
             for (int m = 0; m < wv; m += 16) {
-                int c = 2 * m;     /* pair m reads padded columns c .. c+3, source columns c - pad .. */
-                __m512 v0 = _mm512_setzero_ps(), v1 = v0, v2 = v0, v3 = v0;
-                if (inside) {
-                    __m512 a, b, a2, b2;
-                    if (!pad && src_end - (row + c) >= 34) {
-                        /* without padding, columns past the row's end feed only pairs never used */
-                        a = _mm512_loadu_ps(row + c), b = _mm512_loadu_ps(row + c + 16);
-                        a2 = _mm512_loadu_ps(row + c + 2), b2 = _mm512_loadu_ps(row + c + 18);
-                    } else {
-                        a = load_padded(row, c, pad, w), b = load_padded(row, c + 16, pad, w);
-                        a2 = load_padded(row, c + 2, pad, w), b2 = load_padded(row, c + 18, pad, w);
-                    }
-                    __m512 d0 = _mm512_permutex2var_ps(a, even, b), d1 = _mm512_permutex2var_ps(a, odd, b);
-                    __m512 d2 = _mm512_permutex2var_ps(a2, even, b2), d3 = _mm512_permutex2var_ps(a2, odd, b2);
-                    v0 = _mm512_sub_ps(d0, d2), v1 = _mm512_add_ps(d1, d2);
-                    v2 = _mm512_sub_ps(d2, d1), v3 = _mm512_sub_ps(d1, d3);
-                }
-                if (pv - (size_t)y * wv - m >= 16) {
-                    _mm512_storeu_ps(out + m, v0);
-                    _mm512_storeu_ps(out + pv + m, v1);
-                    _mm512_storeu_ps(out + 2 * pv + m, v2);
-                    _mm512_storeu_ps(out + 3 * pv + m, v3);
-                } else {
-                    __mmask16 k = lanes(wv - m);
-                    _mm512_mask_storeu_ps(out + m, k, v0);
-                    _mm512_mask_storeu_ps(out + pv + m, k, v1);
-                    _mm512_mask_storeu_ps(out + 2 * pv + m, k, v2);
-                    _mm512_mask_storeu_ps(out + 3 * pv + m, k, v3);
-                }
+                int c = 2 * m;     /* pair m reads padded columns c .. c+3 */
+                wino_input_step(padded_cols(src, src_end, ic, y, c, pad, h, w),
+                                padded_cols(src, src_end, ic, y, c + 16, pad, h, w),
+                                padded_cols(src, src_end, ic, y, c + 2, pad, h, w),
+                                padded_cols(src, src_end, ic, y, c + 18, pad, h, w), even, vc + (size_t)y * wv + m, pv,
+                                wv - m, pv - (size_t)y * wv - m);
             }
-        }
+    }
     memset(v + (size_t)g->in_c * 4 * pv, 0, 2 * CN_VEC_MAX * sizeof *v);
 }
 
