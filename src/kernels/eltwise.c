@@ -359,3 +359,32 @@ CN_MULTIVERSION
 void cn_gather(const float *x, const int32_t *index, int n, float *out) {
     for (int i = 0; i < n; i++) out[i] = x[index[i]];
 }
+
+/* Sixteen planes at a time: blocks of their pixels transposed so that one vector add
+ * advances all sixteen sums by one pixel (each plane still summed in pixel order). */
+CN_MULTIVERSION
+void cn_plane_means(const float *x, int planes, int plane, float *out) {
+    typedef float v16f __attribute__((vector_size(64)));
+    enum { LANES = 16, CHUNK = 64 };
+    float block[CHUNK * LANES];     /* (pixels of the chunk, 16 planes) */
+    int pl = 0;
+    for (; pl + LANES <= planes; pl += LANES) {
+        v16f acc = { 0 };
+        for (int p0 = 0; p0 < plane; p0 += CHUNK) {
+            int n = plane - p0 < CHUNK ? plane - p0 : CHUNK;
+            cn_transpose(x + (size_t)pl * plane + p0, LANES, n, plane, block, LANES);
+            for (int p = 0; p < n; p++) {
+                v16f v;
+                memcpy(&v, block + p * LANES, sizeof v);
+                acc += v;
+            }
+        }
+        for (int i = 0; i < LANES; i++) out[pl + i] = acc[i] / (float)plane;
+    }
+    for (; pl < planes; pl++) {
+        const float *xp = x + (size_t)pl * plane;
+        float sum = 0.0f;
+        for (int p = 0; p < plane; p++) sum += xp[p];
+        out[pl] = sum / (float)plane;
+    }
+}

@@ -98,6 +98,8 @@ void cn_dropout_forward_kernel(const float *x, float *y, uint8_t *keep, int n, u
 void cn_dropout_backward_kernel(const float *dy, const uint8_t *keep, float *dx, int n, float scale);
 // out (n) = x[index[i]]
 void cn_gather(const float *x, const int32_t *index, int n, float *out);
+/* out (planes) = mean of each plane of x (planes, plane), each summed in float in pixel order. */
+void cn_plane_means(const float *x, int planes, int plane, float *out);
 
 /* ---- Direct stride-1 convolution on "flat padded" images -------------------
  *

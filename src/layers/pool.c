@@ -134,12 +134,11 @@ void cn_avgpool2d_backward(const cn_layer_ctx *c) {
 // in (B,C,H,W) -> out (B,C,1,1)
 void cn_gap_forward(const cn_layer_ctx *c) {
     int plane = c->layer->in.h * c->layer->in.w, planes = c->batch * c->layer->in.c;
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
-    for (int pl = 0; pl < planes; pl++) {
-        const float *x = c->in + (size_t)pl * plane;
-        float sum = 0.0f;
-        for (int p = 0; p < plane; p++) sum += x[p];
-        c->out[pl] = sum / (float)plane;
+    #pragma omp parallel num_threads(c->model->num_threads)
+    {
+        int p0, p1;
+        cn_thread_range(planes, omp_get_thread_num(), omp_get_num_threads(), &p0, &p1);
+        cn_plane_means(c->in + (size_t)p0 * plane, p1 - p0, plane, c->out + p0);
     }
 }
 
