@@ -185,12 +185,19 @@ static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int tra
     float *ut = malloc(cn_wino_packed_channels_floats(&g, ld) * sizeof *ut);
     float *out_q = malloc((size_t)g.out_c * cn_wino_q_stride(&g) * sizeof *out_q);
     float *out_t = malloc((size_t)pixels * ld * sizeof *out_t);
+    /* the pixel form again into compact planes (rows of 2*wv floats: exact when out_w is even),
+     * with a bias, followed by guard values it must not touch */
+    size_t compact_n = (size_t)g.out_c * g.out_h * os;
+    float *compact = malloc((compact_n + 32) * sizeof *compact), *bias = malloc(g.out_c * sizeof *bias);
+    for (size_t i = 0; i < compact_n + 32; i++) compact[i] = 12345.0f;
     fill(x, x_n, rng);
     fill(w, w_n, rng);
+    fill(bias, g.out_c, rng);
     /* exact-size source, no slack: the transform must read inside it only (the sanitizer build checks) */
     ks->wino_input(&g, x, wc->pad, v);
     cn_wino_pack(ks, &g, w, transposed, u);
-    ks->wino_conv(&g, u, v, out_q);
+    ks->wino_conv(&g, u, v, out_q, cn_wino_q_stride(&g), NULL);
+    ks->wino_conv(&g, u, v, compact, g.out_h * os, bias);
     cn_wino_pack_channels(&g, w, transposed, ld, ut);
     for (size_t i = 0; i < (size_t)pixels * ld; i++) out_t[i] = NAN;
     ks->wino_channels(&g, ut, v, out_t, ld);
@@ -210,7 +217,9 @@ static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int tra
                         }
                 float pixel = out_q[(size_t)oc * cn_wino_q_stride(&g) + oy * os + ox];
                 float chan = out_t[(size_t)(oy * g.out_w + ox) * ld + oc];
-                ok = close_enough(pixel, want, mag) && close_enough(chan, want, mag);
+                float with_bias = compact[((size_t)oc * g.out_h + oy) * os + ox];
+                ok = close_enough(pixel, want, mag) && close_enough(chan, want, mag) &&
+                     close_enough(with_bias, want + bias[oc], mag + fabs(bias[oc]));
                 if (!ok)
                     fprintf(stderr, "  winograd [%s] ic=%d oc=%d %dx%d pad=%d transposed=%d: (%d,%d,%d) pixel form %.9g, "
                             "channel form %.9g, expected %.9g\n", ks->name, g.in_c, g.out_c, g.hp, g.wp, wc->pad,
@@ -218,7 +227,8 @@ static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int tra
             }
     for (int p = 0; p < pixels && ok; p++)
         for (int oc = g.out_c; oc < ld; oc++) ok &= out_t[(size_t)p * ld + oc] == 0.0f;
-    free(x); free(w); free(v); free(u); free(ut); free(out_q); free(out_t);
+    for (size_t i = compact_n; i < compact_n + 32 && ok; i++) ok = compact[i] == 12345.0f;
+    free(x); free(w); free(v); free(u); free(ut); free(out_q); free(out_t); free(compact); free(bias);
     return ok;
 }
 

@@ -140,11 +140,12 @@ static void wino_input(const cn_conv_geom *g, const float *src, int pad, float *
 #define WINO_MR 3       /* output channels per pixel tile */
 #define WINO_NV_MAX 6   /* pair vectors per pixel tile */
 
-/* out[i][2*p .. 2*p + 32*NV) for i < MR channels, pairs p of NV vectors from the tile's first:
- * M_t = sum over (ic, ky) of u[ic][ky][t][i] * v[ic][t][ky row][p ..], then the output
- * transform, interleaved into pixel order. u: the block's packed weights, v and out at the tile. */
+/* out[i][2*p .. 2*p + 32*NV) for i < MR channels, pairs p of NV vectors from the tile's first
+ * p0 (pairs >= `pairs` not stored): M_t = sum over (ic, ky) of u[ic][ky][t][i] *
+ * v[ic][t][ky row][p ..], then the output transform (+ bias[i] when bias is not NULL),
+ * interleaved into pixel order. u: the block's packed weights; v, out, bias at the tile. */
 INLINE void wino_tile(const int MR, const int NV, const cn_conv_geom *g, const float *u, const float *v, float *out,
-                      int ostride) {
+                      int ostride, const float *bias, int p0, int pairs) {
     const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
     __m512 acc[4][WINO_MR][WINO_NV_MAX];
@@ -176,19 +177,25 @@ INLINE void wino_tile(const int MR, const int NV, const cn_conv_geom *g, const f
             }
         }
     #pragma GCC unroll 3
-    for (int i = 0; i < MR; i++)
+    for (int i = 0; i < MR; i++) {
+        __m512 bi = _mm512_set1_ps(bias ? bias[i] : 0.0f);
         #pragma GCC unroll 6
         for (int j = 0; j < NV; j++) {
             __m512 y0 = acc[0][i][j] + acc[1][i][j] + acc[2][i][j], y1 = acc[1][i][j] - acc[2][i][j] - acc[3][i][j];
-            _mm512_storeu_ps(out + (size_t)i * ostride + 32 * j, _mm512_permutex2var_ps(y0, first, y1));
-            _mm512_storeu_ps(out + (size_t)i * ostride + 32 * j + 16, _mm512_permutex2var_ps(y0, second, y1));
+            if (bias) y0 = _mm512_add_ps(y0, bi), y1 = _mm512_add_ps(y1, bi);
+            float *o = out + (size_t)i * ostride + 32 * j;
+            int left = 2 * (pairs - (p0 + 16 * j));     /* outputs of this channel from o on */
+            _mm512_mask_storeu_ps(o, lanes(left), _mm512_permutex2var_ps(y0, first, y1));
+            _mm512_mask_storeu_ps(o + 16, lanes(left - 16), _mm512_permutex2var_ps(y0, second, y1));
         }
+    }
 }
 
-typedef void (*wino_tile_fn)(const cn_conv_geom *, const float *, const float *, float *, int);
+typedef void (*wino_tile_fn)(const cn_conv_geom *, const float *, const float *, float *, int, const float *, int, int);
 #define WINO_TILE(MR, NV) \
-    static void wino_tile_##MR##_##NV(const cn_conv_geom *g, const float *u, const float *v, float *o, int s) { \
-        wino_tile(MR, NV, g, u, v, o, s); }
+    static void wino_tile_##MR##_##NV(const cn_conv_geom *g, const float *u, const float *v, float *o, int s, \
+                                      const float *bias, int p0, int pairs) { \
+        wino_tile(MR, NV, g, u, v, o, s, bias, p0, pairs); }
 #define WINO_TILES(MR) WINO_TILE(MR, 1) WINO_TILE(MR, 2) WINO_TILE(MR, 3) WINO_TILE(MR, 4) WINO_TILE(MR, 5) \
     WINO_TILE(MR, 6)
 WINO_TILES(1) WINO_TILES(2) WINO_TILES(3)
@@ -196,10 +203,11 @@ WINO_TILES(1) WINO_TILES(2) WINO_TILES(3)
                        wino_tile_##MR##_5, wino_tile_##MR##_6 }
 static const wino_tile_fn wino_tiles[WINO_MR][WINO_NV_MAX] = { WINO_ROW(1), WINO_ROW(2), WINO_ROW(3) };
 
-/* out_q (OC, cn_wino_q_stride) from v and u: chunks of WINO_NV_MAX pair vectors (their
- * slice of v stays in L1), each swept over the output-channel blocks. */
-static void wino_conv(const cn_conv_geom *g, const float *u, const float *v, float *out_q) {
-    int vectors = (g->out_h * cn_wino_pairs(g) + 15) / 16, q_stride = cn_wino_q_stride(g);
+/* out (OC, ostride) from v and u: chunks of WINO_NV_MAX pair vectors (their slice of v stays
+ * in L1), each swept over the output-channel blocks. */
+static void wino_conv(const cn_conv_geom *g, const float *u, const float *v, float *out, int ostride,
+                      const float *bias) {
+    int pairs = g->out_h * cn_wino_pairs(g), vectors = (pairs + 15) / 16;
     int blocks = (g->out_c + WINO_MR - 1) / WINO_MR;
     for (int v0 = 0; v0 < vectors; v0 += WINO_NV_MAX) {
         int chunk = vectors - v0 < WINO_NV_MAX ? vectors - v0 : WINO_NV_MAX;
@@ -210,7 +218,8 @@ static void wino_conv(const cn_conv_geom *g, const float *u, const float *v, flo
             for (int j = v0; j < v0 + chunk; j += nv_max) {
                 int nv = v0 + chunk - j < nv_max ? v0 + chunk - j : nv_max;
                 wino_tiles[mr - 1][nv - 1](g, u + (size_t)oc0 * g->in_c * 12, v + (size_t)j * 16,
-                                           out_q + (size_t)oc0 * q_stride + (size_t)j * 32, q_stride);
+                                           out + (size_t)oc0 * ostride + (size_t)j * 32, ostride,
+                                           bias ? bias + oc0 : NULL, 16 * j, pairs);
             }
         }
     }

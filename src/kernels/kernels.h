@@ -149,13 +149,16 @@ typedef struct {
     /* Winograd F(2,3) along rows for k = 3 (below); NULL where the set has none.
      * wino_input: v = cn_wino_input_floats(g) floats from src (IC, Hp - 2*pad, Wp - 2*pad),
  *   which the transform pads with zeros itself (no slack needed).
-     * wino_conv: out (OC, cn_wino_q_stride(g)) in q layout of row stride cn_wino_out_stride(g)
-     *   from v and u packed by cn_wino_pack (pixel tiles of up to wino_mr output channels).
+     * wino_conv: out (OC, ostride) in q layout of row stride cn_wino_out_stride(g) from v and u
+     *   packed by cn_wino_pack (pixel tiles of up to wino_mr output channels), plus bias[oc]
+     *   (bias may be NULL); writes the out_h rows of each channel and nothing past them, so
+     *   ostride may be anything >= out_h * cn_wino_out_stride(g) (cn_wino_q_stride(g) or,
+     *   when out_w is even, the compact plane).
      * wino_channels: out_t (out_h*out_w, ld) from v and ut packed by cn_wino_pack_channels,
      *   ld = cn_round_up(OC, vec); lanes OC..ld-1 of out_t are zero. */
     int wino_mr;
     void (*wino_input)(const cn_conv_geom *g, const float *src, int pad, float *v);
-    void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out_q);
+    void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out, int ostride, const float *bias);
     void (*wino_channels)(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld);
     /* wino_weight_grad: dwt (IC*9, ld) += the weight gradient (as weight_grad) from v, the
      *   transformed forward input, and z = cn_wino_grad_transform of dy^T; ld = cn_round_up(OC, vec). */

@@ -156,7 +156,7 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
     if (m->winograd) {
         ks->wino_input(g, x_pad, pad, wino_v);
         if (m->channels) ks->wino_channels(g, packed, wino_v, out, m->ld);
-        else ks->wino_conv(g, packed, wino_v, out);
+        else ks->wino_conv(g, packed, wino_v, out, m->q_stride, NULL);
     } else {
         if (m->channels) ks->conv_channels(g, packed, x_pad, out, m->ld);
         else ks->conv(g, packed, x_pad, out);
@@ -288,6 +288,12 @@ static void forward_direct(const cn_layer_ctx *c) {
                     cn_transpose(s.out_t, pixels, l->out.c, ld, s.out_q, pixels);
                     conv_output(c, &t, s.out_q, bias, l->out.w, pixels, b);
                 }
+            } else if (method.winograd && t.chain.length == 1 && method.out_stride == l->out.w) {
+                /* compact rows, nothing fused: straight into the output, bias added there */
+                float *dst = t.out + (size_t)b * l->out.c * pixels;
+                ks->wino_input(&g, x, pad, s.wino_v);
+                ks->wino_conv(&g, s.packed, s.wino_v, dst, pixels, bias);
+                conv_output(c, &t, dst, NULL, l->out.w, pixels, b);
             } else {
                 run_conv(ks, &g, &method, s.packed, x, pad, s.wino_v, s.out_q);
                 conv_output(c, &t, s.out_q, bias, method.out_stride, method.q_stride, b);
