@@ -200,7 +200,7 @@ static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int tra
     ks->wino_conv(&g, u, v, compact, g.out_h * os, bias);
     cn_wino_pack_channels(&g, w, transposed, ld, ut);
     for (size_t i = 0; i < (size_t)pixels * ld; i++) out_t[i] = NAN;
-    ks->wino_channels(&g, ut, v, out_t, ld);
+    ks->wino_channels(&g, ut, v, out_t, ld, NULL);
     int ok = 1;
     for (int oc = 0; oc < g.out_c && ok; oc++)
         for (int oy = 0; oy < g.out_h && ok; oy++)

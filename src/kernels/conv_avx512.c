@@ -29,7 +29,9 @@ typedef __m512 vf;
 #include "kernels/conv_fwd_impl.h"
 #define WG_SUFFIX zmm
 #include "kernels/conv_chan_impl.h"
+#define VRELU(v) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask((v), _mm512_setzero_ps(), _CMP_GT_OQ), (v))
 #include "kernels/conv_wino_chan_impl.h"     /* wino_channels_zmm: 16-float vectors only */
+#undef VRELU
 
 #undef VL
 #undef VLOAD

@@ -114,6 +114,16 @@ void cn_plane_means(const float *x, int planes, int plane, float *out);
 
 #define CN_VEC_MAX 16           /* widest vector (floats) of any kernel set */
 
+/* Point-wise steps a channel-vectorised kernel applies to its outputs before storing them,
+ * with one value per output channel (vectors of ld floats): v = v + shift (shift may be
+ * NULL), v = v > 0 ? v : 0 (relu), v = v * post_scale + post_shift (post_scale NULL: none).
+ * The same float operations as cn_epilogue without pool (its scale is 1 there). */
+typedef struct {
+    const float *shift;
+    int relu;
+    const float *post_scale, *post_shift;
+} cn_channel_epilogue;
+
 /* Geometry of one direct convolution: in (IC,Hp,Wp) padded -> out (OC,OH,Wp) q layout. */
 typedef struct {
     int in_c, out_c, k;         /* channels in and out, square kernel size */
@@ -155,11 +165,13 @@ typedef struct {
      *   ostride may be anything >= out_h * cn_wino_out_stride(g) (cn_wino_q_stride(g) or,
      *   when out_w is even, the compact plane).
      * wino_channels: out_t (out_h*out_w, ld) from v and ut packed by cn_wino_pack_channels,
-     *   ld = cn_round_up(OC, vec); lanes OC..ld-1 of out_t are zero. */
+     *   ld = cn_round_up(OC, vec), then the point-wise steps of ep (NULL: none); lanes
+     *   OC..ld-1 of out_t are zero when those of ep's vectors are. */
     int wino_mr;
     void (*wino_input)(const cn_conv_geom *g, const float *src, int pad, float *v);
     void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out, int ostride, const float *bias);
-    void (*wino_channels)(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld);
+    void (*wino_channels)(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld,
+                          const cn_channel_epilogue *ep);
     /* wino_weight_grad: dwt (IC*9, ld) += the weight gradient (as weight_grad) from v, the
      *   transformed forward input, and z = cn_wino_grad_transform of dy^T; ld = cn_round_up(OC, vec). */
     void (*wino_weight_grad)(const cn_conv_geom *g, const float *v, const float *z, int ld, float *dwt);

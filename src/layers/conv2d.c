@@ -62,6 +62,7 @@ typedef struct {
     float *dy_bn;      /* backward: dy sample rebuilt from a relu + pool chain or a batch norm's handover */
     float *wino_v;     /* Winograd-transformed input (forward, backward weight or backward input) */
     float *wino_z;     /* backward: Winograd-transformed dy^T (pairs, 4, ld) */
+    float *steps;      /* forward: a fused chain's per-channel steps for channel tiles (3, ld) */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
@@ -102,6 +103,7 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     carver after = c;
     s.out_q = carve(&c, output_floats(&f));
     s.out_t = carve(&c, output_floats(&f));
+    s.steps = carve(&c, 3 * ld);
     carver fwd_end = c;
     c = after;
     s.dyt = carve(&c, (size_t)l->out.h * l->out.w * ld);
@@ -155,7 +157,7 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
                      const float *x_pad, int pad, float *wino_v, float *out) {
     if (m->winograd) {
         ks->wino_input(g, x_pad, pad, wino_v);
-        if (m->channels) ks->wino_channels(g, packed, wino_v, out, m->ld);
+        if (m->channels) ks->wino_channels(g, packed, wino_v, out, m->ld, NULL);
         else ks->wino_conv(g, packed, wino_v, out, m->q_stride, NULL);
     } else {
         if (m->channels) ks->conv_channels(g, packed, x_pad, out, m->ld);
@@ -201,6 +203,31 @@ static conv_target conv_target_of(const cn_layer_ctx *c) {
     return t;
 }
 
+/* The statistics of each output plane of sample b for a following batch norm (if any). */
+static void output_stats(const cn_layer_ctx *c, const conv_target *t, int b) {
+    int OC = c->layer->out.c;
+    for (int oc = 0; t->bn_stats && oc < OC; oc++) {
+        size_t o = ((size_t)b * OC + oc) * t->out_plane;
+        cn_bn_plane_stat(t->out + o, t->out_plane, t->bn_stats + 2 * ((size_t)b * OC + oc));
+    }
+}
+
+/* The chain's point-wise steps without pool (bias, relu, eval-mode batch norm) as vectors of
+ * ld floats in buf (3 * ld: shift, post scale, post shift; lanes OC..ld-1 zero), for the
+ * channel tiles to apply before storing: the same float operations as conv_output's epilogue
+ * (a missing bias adds nothing: x * 1 + 0 and x give the same result after the relu). */
+static cn_channel_epilogue channel_steps(const conv_target *t, const float *bias, int OC, int ld, float *buf) {
+    float *shift = buf, *post_scale = buf + ld, *post_shift = buf + 2 * ld;
+    for (int oc = 0; oc < ld; oc++) {
+        bool real = oc < OC;
+        shift[oc] = real && bias ? bias[oc] : 0.0f;
+        post_scale[oc] = real && t->bn_affine ? t->bn_affine[oc] : 0.0f;
+        post_shift[oc] = real && t->bn_affine ? t->bn_affine[OC + oc] : 0.0f;
+    }
+    return (cn_channel_epilogue){ .shift = bias ? shift : NULL, .relu = t->chain.relu,
+                                  .post_scale = t->bn_affine ? post_scale : NULL, .post_shift = post_shift };
+}
+
 /* out_q (OC, q layout, or compact: wp = OW) of sample b -> the chain's output: bias, then
  * relu and pool when fused; and the statistics of each output plane for a following
  * batch norm. out_q may be the output itself (compact, no chain). */
@@ -218,11 +245,8 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
         const float *src = out_q + (size_t)oc * q_stride;
         if (src != t->out + o || e.affine)
             ks->epilogue(&e, src, t->out + o, t->argmax ? t->argmax + o : NULL);
-        if (t->bn_stats) {
-            double *st = t->bn_stats + 2 * ((size_t)b * OC + oc);
-            cn_bn_plane_stat(t->out + o, t->out_plane, st);
-        }
     }
+    output_stats(c, t, b);
 }
 
 /* Sample b of in (batch samples) as the padded image the forward kernels read: the
@@ -271,13 +295,21 @@ static void forward_direct(const cn_layer_ctx *c) {
         direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
         pack_weights(ks, &g, &method, weight, 0, s.packed);
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
+        cn_channel_epilogue steps = channel_steps(&t, bias, l->out.c, ld, s.steps);
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
             /* Winograd pads in its input transform */
             const float *x = method.winograd ? c->in + (size_t)b * cn_shape_size(l->in)
                                              : forward_input(l, &g, &method, c->in, c->batch, b, s.x_pad);
             int pad = method.winograd ? l->pad : 0;
-            if (method.channels) {
+            if (method.channels && method.winograd && !t.chain.pool) {
+                /* the chain's steps applied in the tiles, transposed straight into the output */
+                float *dst = t.out + (size_t)b * l->out.c * pixels;
+                ks->wino_input(&g, x, pad, s.wino_v);
+                ks->wino_channels(&g, s.packed, s.wino_v, s.out_t, ld, &steps);
+                cn_transpose(s.out_t, pixels, l->out.c, ld, dst, pixels);
+                output_stats(c, &t, b);
+            } else if (method.channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
                 run_conv(ks, &g, &method, s.packed, x, pad, s.wino_v, s.out_t);
                 if (t.chain.length == 1) {     /* straight into the output, bias added there */
