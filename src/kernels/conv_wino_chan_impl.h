@@ -10,7 +10,7 @@
  * FMA, which suits 16-float vectors (one FMA per cycle on Zen 4), not narrower ones. */
 #include "kernels/kernels.h"
 
-#define WNP_MAX (CHAN_ACC_MAX / 4 < 6 ? CHAN_ACC_MAX / 4 : 6)   /* output pixel pairs per tile */
+#define WNP_MAX 7   /* output pixel pairs per tile: 28 accumulators */
 
 /* v after the steps of ep (kernels.h) for the channel vector at m0. */
 static inline vf WG(channel_steps)(const cn_channel_epilogue *ep, int m0, vf v) {
@@ -29,7 +29,7 @@ static inline vf WG(channel_steps)(const cn_channel_epilogue *ep, int m0, vf v) 
 INLINE void WG(wino_chan_tile)(const int NP, const cn_conv_geom *g, const float *ut, int ld, const float *v,
                                float *out_t, int p0, const cn_channel_epilogue *ep, int m0) {
     vf acc[WNP_MAX][4];
-    #pragma GCC unroll 6
+    #pragma GCC unroll 7
     for (int i = 0; i < NP; i++)
         #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) acc[i][t] = VZERO();
@@ -43,12 +43,12 @@ INLINE void WG(wino_chan_tile)(const int NP, const cn_conv_geom *g, const float 
             for (int t = 0; t < 4; t++) {
                 vf w = VLOAD(ur + (size_t)t * ld);
                 __asm__("" : "+v"(w));   /* keeps w in a register: gcc would reload it per FMA */
-                #pragma GCC unroll 6
+                #pragma GCC unroll 7
                 for (int i = 0; i < NP; i++) acc[i][t] = VFMA(VBCAST(vr[t * pv + i]), w, acc[i][t]);
             }
         }
     int oy = p0 / wv, m = p0 % wv;
-    #pragma GCC unroll 6
+    #pragma GCC unroll 7
     for (int i = 0; i < NP; i++) {
         float *o = out_t + (size_t)(oy * g->out_w + 2 * m) * ld;
         vf y0 = acc[i][0] + acc[i][1] + acc[i][2], y1 = acc[i][1] - acc[i][2] - acc[i][3];
@@ -65,9 +65,10 @@ typedef void (*WG(wino_chan_fn))(const cn_conv_geom *, const float *, int, const
     static void WG(wino_chan_##NP)(const cn_conv_geom *g, const float *ut, int ld, const float *v, float *o, \
                                    int p0, const cn_channel_epilogue *ep, int m0) { \
         WG(wino_chan_tile)(NP, g, ut, ld, v, o, p0, ep, m0); }
-WINO_CHAN(1) WINO_CHAN(2) WINO_CHAN(3) WINO_CHAN(4) WINO_CHAN(5) WINO_CHAN(6)
-static const WG(wino_chan_fn) WG(wino_chan_tiles)[6] = {
+WINO_CHAN(1) WINO_CHAN(2) WINO_CHAN(3) WINO_CHAN(4) WINO_CHAN(5) WINO_CHAN(6) WINO_CHAN(7)
+static const WG(wino_chan_fn) WG(wino_chan_tiles)[WNP_MAX] = {
     WG(wino_chan_1), WG(wino_chan_2), WG(wino_chan_3), WG(wino_chan_4), WG(wino_chan_5), WG(wino_chan_6),
+    WG(wino_chan_7),
 };
 
 /* out_t (out_h*out_w, ld) = conv of the transformed input v with ut: for each vector of
