@@ -425,9 +425,16 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
             cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
             dy_pad = s->dy_pad;
         }
-        run_conv(ks, &bw, &method, s->packed, dy_pad, method.winograd ? backward_pad(l) : 0, s->wino_v, s->dx_q);
-        if (method.channels) cn_transpose(s->dx_q, in_size / l->in.c, l->in.c, method.ld, dx, in_size / l->in.c);
-        else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method.out_stride, method.q_stride, NULL, dx);
+        int plane = in_size / l->in.c;
+        if (method.winograd && !method.channels && method.out_stride == l->in.w) {
+            /* compact rows: straight into dx */
+            ks->wino_input(&bw, dy, backward_pad(l), s->wino_v);
+            ks->wino_conv(&bw, s->packed, s->wino_v, dx, plane, NULL);
+        } else {
+            run_conv(ks, &bw, &method, s->packed, dy_pad, method.winograd ? backward_pad(l) : 0, s->wino_v, s->dx_q);
+            if (method.channels) cn_transpose(s->dx_q, plane, l->in.c, method.ld, dx, plane);
+            else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method.out_stride, method.q_stride, NULL, dx);
+        }
         if (to_conv_relu) cn_relu_backward_kernel(c->in + (size_t)b * in_size, dx, dx, (size_t)in_size);
     }
 }
