@@ -158,7 +158,7 @@ typedef struct {
     void (*epilogue)(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
     /* Winograd F(2,3) along rows for k = 3 (below); NULL where the set has none.
      * wino_input: v = cn_wino_input_floats(g) floats from src (IC, Hp - 2*pad, Wp - 2*pad),
- *   which the transform pads with zeros itself (no slack needed).
+     *   which the transform pads with zeros itself (no slack needed).
      * wino_conv: out (OC, ostride) in q layout of row stride cn_wino_out_stride(g) from v and u
      *   packed by cn_wino_pack (pixel tiles of up to wino_mr output channels), plus bias[oc]
      *   (bias may be NULL); writes the out_h rows of each channel and nothing past them, so
