@@ -593,6 +593,29 @@ TEST(gemm_nt_matches_reference_and_ignores_grouping) {
     CHECK(memcmp(c_all, c_one, sizeof c_all) == 0);
 }
 
+/* cn_transpose for every size up to 19 x 19 (whole 8x8 blocks, partial row and column
+ * blocks) with row strides wider than the rows: each element lands in place, and nothing
+ * else in the destination (its strides' slack, past its end) is written. */
+TEST(transpose_writes_each_element_once) {
+    enum { MAX = 19, SLACK = 3, GUARD = 16 };
+    static float src[MAX * (MAX + SLACK)], dst[MAX * (MAX + SLACK) + GUARD];
+    for (int i = 0; i < MAX * (MAX + SLACK); i++) src[i] = (float)i;
+    int bad = 0;
+    for (int rows = 1; rows <= MAX; rows++)
+        for (int cols = 1; cols <= MAX; cols++) {
+            int src_ld = cols + SLACK, dst_ld = rows + SLACK;
+            for (size_t i = 0; i < sizeof dst / sizeof *dst; i++) dst[i] = -1.0f;
+            cn_transpose(src, rows, cols, src_ld, dst, dst_ld);
+            for (int c = 0; c < cols; c++)
+                for (int r = 0; r < dst_ld; r++) {
+                    float want = r < rows ? src[r * src_ld + c] : -1.0f;
+                    bad += dst[c * dst_ld + r] != want;
+                }
+            for (size_t i = (size_t)cols * dst_ld; i < sizeof dst / sizeof *dst; i++) bad += dst[i] != -1.0f;
+        }
+    CHECK_MSG(bad == 0, "%d destination floats wrong", bad);
+}
+
 int main(void) {
     RUN(kernel_set_selection);
     RUN(conv_matches_reference_1_thread);
@@ -604,5 +627,6 @@ int main(void) {
     RUN(eval_groups_match_batch_pass);
     RUN(training_workers_match_batch_pass);
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
+    RUN(transpose_writes_each_element_once);
     return test_summary();
 }

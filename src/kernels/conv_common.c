@@ -113,13 +113,22 @@ void cn_conv_compact(const float *out_q, int C, int OH, int OW, int wp, int q_st
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-/* 8x8 block: dst rows 0..7 (stride ld) = columns 0..7 of src rows 0..7 (stride sp). */
-static inline __attribute__((always_inline)) void transpose8x8(const float *src, size_t sp, float *dst, size_t ld) {
+/* Stores the first n (< 8) floats of v at dst. */
+static inline void store_part(float *dst, v8f v, int n) {
+    int i = 0;
+    if (n >= 4) { memcpy(dst, &v, 4 * sizeof(float)); i = 4; }
+    for (; i < n; i++) dst[i] = v[i];
+}
+
+/* 8x8 block: dst rows 0..7 (stride ld) = columns 0..7 of src rows 0..7 (stride sp); with
+ * n_rows < 8, of src rows 0..n_rows-1 only (dst rows get n_rows floats each). */
+static inline __attribute__((always_inline)) void transpose8x8(const float *src, size_t sp, float *dst, size_t ld,
+                                                               int n_rows) {
     static const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
     static const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
     static const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
-    v8f r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) memcpy(&r[i], src + i * sp, sizeof r[i]);
+    v8f r[8] = {{0}}, t[8], u[8];
+    for (int i = 0; i < n_rows; i++) memcpy(&r[i], src + i * sp, sizeof r[i]);
     for (int i = 0; i < 8; i += 2) {
         t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
         t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
@@ -134,21 +143,30 @@ static inline __attribute__((always_inline)) void transpose8x8(const float *src,
     for (int j = 0; j < 4; j++) {
         v8f a = __builtin_shuffle(u[order[j]], u[order[j] + 4], lo4);
         v8f b = __builtin_shuffle(u[order[j]], u[order[j] + 4], hi4);
-        memcpy(dst + j * ld, &a, sizeof a);
-        memcpy(dst + (j + 4) * ld, &b, sizeof b);
+        if (n_rows == 8) {
+            memcpy(dst + j * ld, &a, sizeof a);
+            memcpy(dst + (j + 4) * ld, &b, sizeof b);
+        } else {
+            store_part(dst + j * ld, a, n_rows);
+            store_part(dst + (j + 4) * ld, b, n_rows);
+        }
     }
 }
 
 CN_MULTIVERSION
 void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, int dst_ld) {
-    int r8 = rows & ~7, c8 = cols & ~7;
-    for (int r = 0; r < r8; r += 8) {
-        for (int c = 0; c < c8; c += 8) transpose8x8(src + (size_t)r * src_ld + c, src_ld, dst + (size_t)c * dst_ld + r, dst_ld);
+    int c8 = cols & ~7;
+    for (int r = 0; r < rows; r += 8) {
+        int n = rows - r < 8 ? rows - r : 8;
+        if (n == 8)
+            for (int c = 0; c < c8; c += 8)
+                transpose8x8(src + (size_t)r * src_ld + c, src_ld, dst + (size_t)c * dst_ld + r, dst_ld, 8);
+        else
+            for (int c = 0; c < c8; c += 8)
+                transpose8x8(src + (size_t)r * src_ld + c, src_ld, dst + (size_t)c * dst_ld + r, dst_ld, n);
         for (int c = c8; c < cols; c++)
-            for (int i = r; i < r + 8; i++) dst[(size_t)c * dst_ld + i] = src[(size_t)i * src_ld + c];
+            for (int i = r; i < r + n; i++) dst[(size_t)c * dst_ld + i] = src[(size_t)i * src_ld + c];
     }
-    for (int r = r8; r < rows; r++)
-        for (int c = 0; c < cols; c++) dst[(size_t)c * dst_ld + r] = src[(size_t)r * src_ld + c];
 }
 
 void cn_transpose_bias(const float *src, int rows, int cols, int src_ld, const float *bias, float *dst, int dst_ld) {

@@ -367,6 +367,10 @@ static void bn_relu_input_grad(const cn_model *m, int j, int b, float *dy) {
     }
 }
 
+static void prefetch_to_l2(const void *p, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch((const char *)p + i, 0, 2);
+}
+
 /* dL/d(conv output) of sample b: grad_out; for a relu-only chain, from acts[i+1] or computed
  * into scratch from the coefficients of the batch norm after the relu; rebuilt here into
  * scratch for a relu + pool chain; or computed into scratch from what a following batch
@@ -385,6 +389,15 @@ static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t
     const float *x = h.x + (size_t)b * size;     /* the conv's output of sample b */
     for (int ch = 0; ch < h.channels; ch++) {
         size_t o = ((size_t)b * h.channels + ch) * h.pooled;
+        if (b + 1 < c->batch) {
+            /* sample b+1's planes, read back from memory, into L2 while this sample is worked on */
+            size_t next = o + (size_t)h.channels * h.pooled;
+            prefetch_to_l2(x + size + (size_t)ch * h.plane, (size_t)h.plane * sizeof(float));
+            prefetch_to_l2(h.x_win + next, (size_t)h.pooled * sizeof(float));
+            prefetch_to_l2(h.grad + next, (size_t)h.pooled * sizeof(float));
+            prefetch_to_l2(h.pooled_out + next, (size_t)h.pooled * sizeof(float));
+            prefetch_to_l2(h.argmax + next, (size_t)h.pooled * sizeof(int32_t));
+        }
         cn_pooled_bn_grad_input(x + (size_t)ch * h.plane, h.x_win + o, h.grad + o, h.pooled_out + o, h.argmax + o, 1, 0, 0, h.plane,
                                 h.pooled, h.mean[ch], h.invstd[ch], h.k[ch], h.mean_dy[ch], h.mean_dy_xhat[ch],
                                 s->dy_bn + (size_t)ch * h.plane);
