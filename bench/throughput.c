@@ -43,9 +43,8 @@ static double now_seconds(void) {
 }
 
 static void train_step(bench_state *s) {
-    const float *scores = cn_model_forward(s->model, s->images, s->batch, &s->rng);
-    cn_loss_batch(scores, s->labels, s->batch, s->classes, s->log_probs, 0.0f, s->grad, NULL);
-    cn_model_backward(s->model, s->grad, s->batch);
+    s->model->dropout_seed = cn_rng_next(&s->rng);
+    cn_model_train_step(s->model, s->images, s->labels, s->batch, 0.0f, s->grad, NULL);
     cn_optimizer_step(&s->opt, s->model->params, s->model->grads);
 }
 

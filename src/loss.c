@@ -4,9 +4,14 @@
 
 double cn_loss_batch(const float *scores, const int *labels, int batch, int classes,
                      int scores_are_log_probs, float smoothing, float *grad, int *correct) {
+    return cn_loss_samples(scores, labels, batch, batch, classes, scores_are_log_probs, smoothing, grad, correct);
+}
+
+double cn_loss_samples(const float *scores, const int *labels, int n, int batch, int classes,
+                       int scores_are_log_probs, float smoothing, float *grad, int *correct) {
     double total = 0.0;
     int hits = 0;
-    for (int b = 0; b < batch; b++) {
+    for (int b = 0; b < n; b++) {
         const float *s = scores + (size_t)b * classes;
         int y = labels[b], best = 0;
         for (int c = 1; c < classes; c++) if (s[c] > s[best]) best = c;

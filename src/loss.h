@@ -12,5 +12,8 @@
  * counts argmax hits (first maximum wins, as torch.argmax). */
 double cn_loss_batch(const float *scores, const int *labels, int batch, int classes,
                      int scores_are_log_probs, float smoothing, float *grad, int *correct);
+/* The same for n samples of a batch of `batch` (grad = d(the batch's mean loss)/d(scores)). */
+double cn_loss_samples(const float *scores, const int *labels, int n, int batch, int classes,
+                       int scores_are_log_probs, float smoothing, float *grad, int *correct);
 
 #endif

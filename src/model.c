@@ -1,6 +1,7 @@
 /* Sequential model: building from a spec, parameter layout, batch workspace,
  * forward and backward passes. */
 #include "model.h"
+#include "loss.h"
 #include "spec.h"
 #include "layers/layers.h"
 #include "kernels/kernels.h"
@@ -319,7 +320,7 @@ cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
     m->bn_stats = (double *)cn_alloc_floats(2 * m->bn_stats_stride * (m->num_bn ? m->num_bn : 1));
     m->scratch_per_thread = (scratch + 15) & ~(size_t)15;
     m->thread_scratch = cn_alloc_floats(m->scratch_per_thread * threads);
-    m->thread_grads = cn_alloc_floats(m->num_params * 2 * threads);
+    m->thread_grads = cn_alloc_floats(m->num_params * 3 * threads);
     if (!m->bn_stats || !m->thread_scratch || !m->thread_grads) { free_workspace(m); return CN_ERR_NOMEM; }
     m->batch_capacity = batch;
     if (threads > 1 && make_workers(m)) { free_workspace(m); return CN_ERR_NOMEM; }
@@ -400,6 +401,84 @@ static void backward_workers(cn_model *m, const float *grad_output, int batch, f
             for (size_t k = k0; k < k1; k++) m->grads[k] += part[k];
         }
     }
+}
+
+/* Chunked training: with workers and no batch norm (whose statistics need the whole batch
+ * before any sample goes on), each worker runs its samples TRAIN_CHUNK at a time through
+ * forward, loss and backward, in the buffers of its first chunk, so that a chunk's
+ * activations are still in cache when its backward reads them (measured, seed003 with 2
+ * threads: 16 samples a worker run 8% faster per image than 64). Each chunk's parameter
+ * gradients are added to the worker's in chunk order: the sums are grouped differently from
+ * a whole-batch backward pass's, so they agree with it within rounding; everything else
+ * (outputs, loss gradients) is the same, and a fixed thread count gives the same results run
+ * to run. */
+#define TRAIN_CHUNK 16
+
+#define TRAIN_CHUNK_PARAMS_MAX (1 << 18)    /* more: adding up each chunk's gradients costs more than it saves */
+
+static bool chunked_training(const cn_model *m, int batch) {
+    return training_on_workers(m, batch) && m->num_bn == 0 && m->num_params <= TRAIN_CHUNK_PARAMS_MAX;
+}
+
+static int scores_are_log_probs(const cn_model *m) {
+    return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
+}
+
+/* Worker t's share of the step, chunk by chunk; its gradients into w->grads. */
+static void train_worker_chunks(cn_model *m, int t, const float *input, const int *labels, int batch,
+                                float smoothing, float *grad) {
+    int L = m->num_layers, in_size = cn_shape_size(m->input), classes = cn_model_num_classes(m), first, end;
+    cn_thread_range(batch, t, m->num_threads, &first, &end);
+    cn_model *w = &m->workers[t];
+    float *total = w->grads, *chunk = m->thread_grads + (size_t)(2 * m->num_threads + t) * m->num_params;
+    w->step_loss = 0.0;
+    w->step_correct = 0;
+    for (int c0 = first; c0 < end; c0 += TRAIN_CHUNK) {
+        int n = end - c0 < TRAIN_CHUNK ? end - c0 : TRAIN_CHUNK, hits;
+        bind_worker(m, t, first, n);     /* the first chunk's buffers, reused */
+        w->sample_offset = c0;           /* the chunk's samples: dropout streams, loss rows */
+        w->team_batch = batch;
+        w->grads = c0 == first ? total : chunk;
+        memcpy(w->acts[0], input + (size_t)c0 * in_size, (size_t)n * in_size * sizeof(float));
+        for (int i = 0; i < L; i++) cn_model_forward_layer(w, i, n);
+        w->step_loss += cn_loss_samples(w->acts[L], labels + c0, n, batch, classes, scores_are_log_probs(m),
+                                        smoothing, grad + (size_t)c0 * classes, &hits);
+        w->step_correct += hits;
+        backward_layers(w, grad, n, NULL);
+        if (c0 != first)
+            for (size_t k = 0; k < m->num_params; k++) total[k] += chunk[k];
+    }
+    w->grads = total;
+}
+
+double cn_model_train_step(cn_model *m, const float *input, const int *labels, int batch, float smoothing,
+                           float *grad, int *correct) {
+    CN_ASSERT(m->training && batch >= 1 && batch <= m->batch_capacity);
+    if (!chunked_training(m, batch)) {
+        const float *out = cn_model_forward(m, input, batch, NULL);
+        double loss = cn_loss_batch(out, labels, batch, cn_model_num_classes(m), scores_are_log_probs(m), smoothing,
+                                    grad, correct);
+        cn_model_backward(m, grad, batch);
+        return loss;
+    }
+    int T = m->num_threads;
+    (void)cn_kernels();     /* chosen once, here, not by the workers at the same time */
+    #pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num();
+        train_worker_chunks(m, t, input, labels, batch, smoothing, grad);
+        #pragma omp barrier
+        size_t k0 = m->num_params * t / T, k1 = m->num_params * (t + 1) / T;
+        for (int u = 1; u < T; u++) {
+            const float *part = m->workers[u].grads;
+            for (size_t k = k0; k < k1; k++) m->grads[k] += part[k];
+        }
+    }
+    double loss = 0.0;
+    int hits = 0;
+    for (int t = 0; t < T; t++) { loss += m->workers[t].step_loss; hits += m->workers[t].step_correct; }
+    if (correct) *correct = hits;
+    return loss;
 }
 
 void cn_model_backward(cn_model *m, const float *grad_output, int batch) {

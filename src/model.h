@@ -95,6 +95,8 @@ struct cn_model {
     bool is_worker;
     int sample_offset;      /* a worker: where its samples start in the model's batch buffers */
     int team_batch;         /* a training worker: samples of the whole batch (all workers) */
+    double step_loss;       /* a training worker: its samples' summed loss in cn_model_train_step */
+    int step_correct;       /* ... and their argmax hits */
     double *bn_stats;       /* batch norms' per-(sample, channel) sums (layers.h: cn_bn_plane_stats) */
     size_t bn_stats_stride; /* doubles of bn_stats per batch-norm layer */
     size_t grad_floats_per_sample;  /* of each ping-pong gradient buffer */
@@ -111,6 +113,13 @@ void cn_model_set_training(cn_model *model, bool training);
 const float *cn_model_forward(cn_model *model, const float *input, int batch, cn_rng *rng);
 /* Backward pass from dL/d(output) (B, classes); overwrites model->grads with dL/dparams. */
 void cn_model_backward(cn_model *model, const float *grad_output, int batch);
+/* One training step's passes on `batch` images: forward, the loss against labels (as
+ * cn_loss_batch: returns the summed loss, grad (B, classes) gets d(mean loss)/d(output),
+ * *correct the hits) and backward: model->grads = dL/dparams. Same results as those three
+ * calls, within rounding (model.c: chunked training); the model's output buffer may then
+ * hold only some of the batch's outputs. */
+double cn_model_train_step(cn_model *model, const float *input, const int *labels, int batch, float smoothing,
+                           float *grad, int *correct);
 
 /* Parameter initialisation as PyTorch: kaiming_uniform(a=sqrt(5)) weights,
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases, BN weight 1, bias 0, stats (0, 1). */

@@ -563,7 +563,6 @@ cn_status cn_train(const cn_train_options *o) {
         if (!sf) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         else { st = cn_summary_write(m, sf); if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path); }
     }
-    int log_probs = model_outputs_log_probs(m);
     if (!st && !o->quiet) {
         printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
                r.data.name, n_train, r.has_val ? " (+val)" : "", r.data.test.count);
@@ -589,9 +588,8 @@ cn_status cn_train(const cn_train_options *o) {
             cn_loader_fill(&r.data.train, order + start, n, r.data.mean, r.data.std, &r.aug, mix(epoch_seed, 0xA5A5), x, labels);
             apply_schedule(&r);
             m->dropout_seed = mix(epoch_seed, (uint64_t)b + 7);
-            const float *out = cn_model_forward(m, x, n, NULL);
             int correct;
-            double loss = cn_loss_batch(out, labels, n, classes, log_probs, (float)r.recipe.label_smoothing, grad, &correct);
+            double loss = cn_model_train_step(m, x, labels, n, (float)r.recipe.label_smoothing, grad, &correct);
             if (!isfinite(loss)) {
                 cn_progress_end(&bar);
                 snprintf(path, sizeof path, "%s/last.safetensors", r.out_dir);
@@ -599,7 +597,6 @@ cn_status cn_train(const cn_train_options *o) {
                              epoch + 1, b + 1, isnan(loss) ? "NaN" : "infinite", r.opt.lr, access(path, F_OK) == 0 ? path : "(none yet)");
                 break;
             }
-            cn_model_backward(m, grad, n);
             cn_optimizer_step(&r.opt, m->params, m->grads);
             cn_sched_batch_end(&r.sched);
             r.partial_loss += loss;

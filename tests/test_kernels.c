@@ -10,6 +10,7 @@
 #include "model.h"
 #include "kernels/kernels.h"
 #include "core/rng.h"
+#include "loss.h"
 
 #define REL 2e-6    /* allowed error per unit of sum(|terms|): a few float ulps over long sums */
 
@@ -407,6 +408,10 @@ TEST(fused_chains_match_separate_layers) {
 }
 
 /* max |a - b| over n values, relative to max |b| */
+static int scores_are_log_probs(const cn_model *m) {
+    return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
+}
+
 static double max_rel_diff(const float *a, const float *b, size_t n) {
     double diff = 0.0, scale = 1e-30;
     for (size_t i = 0; i < n; i++) {
@@ -568,6 +573,61 @@ TEST(training_workers_match_batch_pass) {
     }
 }
 
+/* cn_model_train_step against cn_model_forward, cn_loss_batch and cn_model_backward, both
+ * with 2 threads: every preset and a small net with dropout and a linear head (models
+ * without batch norm train chunk by chunk, model.c), a batch whose workers' shares end in
+ * partial chunks: the loss gradient (so the outputs) and the hits identical, the loss and
+ * parameter gradients equal within rounding; twice with the same dropout seed, for the
+ * buffers' reuse: the step gives identical gradients both times. */
+TEST(train_step_matches_separate_passes) {
+    enum { BATCH = 37 };
+    static const char dropout_net[] = "input 1x12x12\nconv2d out=8 k=3\nrelu\nmaxpool2d k=2\ndropout p=0.3\n"
+                                      "conv2d out=12 k=3 pad=1\nrelu\nflatten\nlinear out=10\nlog_softmax\n";
+    for (int p = 0; p <= cn_preset_count(); p++) {
+        const char *spec = p < cn_preset_count() ? cn_preset_spec(p) : dropout_net;
+        const char *name = p < cn_preset_count() ? cn_preset_name(p) : "dropout net";
+        cn_model *m[2] = { NULL, NULL };
+        int ok = 1;
+        for (int u = 0; u < 2; u++)
+            ok = ok && cn_model_from_spec(spec, name, 3, &m[u]) == CN_OK && cn_model_reserve(m[u], BATCH, 2) == CN_OK;
+        CHECK_MSG(ok, "%s: %s", name, cn_last_error());
+        if (!ok) { cn_model_free(m[0]); cn_model_free(m[1]); continue; }
+        int classes = cn_model_num_classes(m[0]);
+        size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * classes;
+        size_t P = m[0]->num_params;
+        float *x = malloc(in_n * sizeof *x), *grad[2] = { malloc(out_n * sizeof(float)), malloc(out_n * sizeof(float)) };
+        float *first_grads = malloc(P * sizeof(float));
+        int labels[BATCH];
+        cn_rng rng;
+        cn_rng_seed(&rng, 21);
+        fill(x, in_n, &rng);
+        for (int b = 0; b < BATCH; b++) labels[b] = (int)cn_rng_below(&rng, (uint64_t)classes);
+        for (int u = 0; u < 2; u++) cn_model_set_training(m[u], true);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int u = 0; u < 2; u++) m[u]->dropout_seed = 99;
+            int hits[2];
+            double loss0 = cn_model_train_step(m[0], x, labels, BATCH, 0.1f, grad[0], &hits[0]);
+            const float *out = cn_model_forward(m[1], x, BATCH, NULL);
+            double loss1 = cn_loss_batch(out, labels, BATCH, classes, scores_are_log_probs(m[1]), 0.1f, grad[1], &hits[1]);
+            cn_model_backward(m[1], grad[1], BATCH);
+            CHECK_MSG(memcmp(grad[0], grad[1], out_n * sizeof(float)) == 0, "%s: loss gradients differ", name);
+            CHECK(hits[0] == hits[1]);
+            CHECK_NEAR(loss0, loss1, 1e-12);
+            for (int i = 0; i < m[0]->num_layers; i++) {
+                const cn_layer *l = &m[0]->layers[i];
+                size_t n = l->weight_count + l->bias_count;
+                if (n)
+                    CHECK_MSG(max_rel_diff(m[0]->grads + l->weight_offset, m[1]->grads + l->weight_offset, n) < 1e-5,
+                              "%s: layer %d gradients differ", name, i);
+            }
+            if (pass == 0) memcpy(first_grads, m[0]->grads, P * sizeof(float));
+            else CHECK_MSG(memcmp(first_grads, m[0]->grads, P * sizeof(float)) == 0, "%s: a second step differs", name);
+        }
+        free(x); free(grad[0]); free(grad[1]); free(first_grads);
+        cn_model_free(m[0]); cn_model_free(m[1]);
+    }
+}
+
 /* cn_gemm_nt against double-precision dot products (K not a multiple of 16, M not of
  * 4), and each row's result identical whether the rows go in one call or one by one
  * (the linear layer groups samples differently with other batch sizes and threads). */
@@ -626,6 +686,7 @@ int main(void) {
     RUN(presets_fused_match_unfused);
     RUN(eval_groups_match_batch_pass);
     RUN(training_workers_match_batch_pass);
+    RUN(train_step_matches_separate_passes);
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
     RUN(transpose_writes_each_element_once);
     return test_summary();
