@@ -166,8 +166,9 @@ void cn_maxpool2x2_forward(const float *x, int planes, int H, int W, float *y, i
         ks->epilogue(&e, x + (size_t)pl * H * W, y + pl * outs, argmax ? argmax + pl * outs : NULL);
 }
 
-// dy (n_in) = 0, then dy[argmax[o]] += y[o] > 0 ? g[o] : 0 for o < n_out  (pool, then relu)
-// or, without pool (argmax NULL, n_out = n_in): dy = y > 0 ? g : 0
+// dy (n_in) = 0, then dy[argmax[o]] = 0 + (y[o] > 0 ? g[o] : 0) for o < n_out (pool, then relu;
+// the windows are disjoint, so this is the sum over the windows), or, without pool (argmax
+// NULL, n_out = n_in): dy = y > 0 ? g : 0
 CN_MULTIVERSION
 void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_out, int n_in, float *dy) {
     if (!argmax) {
@@ -175,7 +176,13 @@ void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_
         return;
     }
     memset(dy, 0, (size_t)n_in * sizeof *dy);
-    for (int o = 0; o < n_out; o++) dy[argmax[o]] += y[o] > 0.0f ? g[o] : 0.0f;
+    for (int o0 = 0; o0 < n_out; o0 += 64) {
+        /* the values first (vectorised, no branch on the relu), then the scatter */
+        float v[64];
+        int n = n_out - o0 < 64 ? n_out - o0 : 64;
+        for (int i = 0; i < n; i++) v[i] = 0.0f + (y[o0 + i] > 0.0f ? g[o0 + i] : 0.0f);
+        for (int i = 0; i < n; i++) dy[argmax[o0 + i]] = v[i];
+    }
 }
 
 /* ---- batch norm: per-channel loops over (planes, plane) slices ------------

@@ -60,8 +60,8 @@ typedef struct {
  * may be NULL). Call it through cn_kernels()->epilogue; this is the portable version. */
 void cn_epilogue_plane_portable(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
 /* Gradient at the input of relu (+ pool) from the chain's output y and its gradient g:
- * with argmax: dy (n_in) = 0, dy[argmax[o]] += y[o] > 0 ? g[o] : 0 (o < n_out);
- * without: dy (n_in) = y > 0 ? g : 0. */
+ * with argmax (disjoint windows: a 2x2 stride-2 pool): dy (n_in) = 0,
+ * dy[argmax[o]] += y[o] > 0 ? g[o] : 0 (o < n_out); without: dy (n_in) = y > 0 ? g : 0. */
 void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_out, int n_in, float *dy);
 
 /* Batch norm over the slices x[b*stride .. b*stride + plane), b < planes
