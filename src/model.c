@@ -279,6 +279,8 @@ size_t cn_layer_saved_floats(const cn_layer *l, int batch) {
     }
 }
 
+static bool trains_in_chunks(const cn_model *m);
+
 cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
     if (batch < 1) return cn_fail(CN_ERR_ARG, "batch size %d: expected at least 1", batch);
     if (threads < 1) threads = 1;
@@ -320,7 +322,7 @@ cn_status cn_model_reserve(cn_model *m, int batch, int threads) {
     m->bn_stats = (double *)cn_alloc_floats(2 * m->bn_stats_stride * (m->num_bn ? m->num_bn : 1));
     m->scratch_per_thread = (scratch + 15) & ~(size_t)15;
     m->thread_scratch = cn_alloc_floats(m->scratch_per_thread * threads);
-    m->thread_grads = cn_alloc_floats(m->num_params * 3 * threads);
+    m->thread_grads = cn_alloc_floats(m->num_params * (trains_in_chunks(m) ? 3 : 2) * threads);
     if (!m->bn_stats || !m->thread_scratch || !m->thread_grads) { free_workspace(m); return CN_ERR_NOMEM; }
     m->batch_capacity = batch;
     if (threads > 1 && make_workers(m)) { free_workspace(m); return CN_ERR_NOMEM; }
@@ -423,10 +425,10 @@ static void backward_workers(cn_model *m, const float *grad_output, int batch, f
 #define TRAIN_CHUNK 16
 #define TRAIN_CHUNK_PARAMS_MAX (1 << 18)    /* more: adding up each chunk's gradients costs more than it saves */
 
+static bool trains_in_chunks(const cn_model *m) { return m->num_bn == 0 && m->num_params <= TRAIN_CHUNK_PARAMS_MAX; }
+
 /* Samples per chunk of a training step on workers. */
-static int train_chunk(const cn_model *m) {
-    return m->num_bn == 0 && m->num_params <= TRAIN_CHUNK_PARAMS_MAX ? TRAIN_CHUNK : m->batch_capacity;
-}
+static int train_chunk(const cn_model *m) { return trains_in_chunks(m) ? TRAIN_CHUNK : m->batch_capacity; }
 
 static int scores_are_log_probs(const cn_model *m) {
     return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;

@@ -87,7 +87,7 @@ struct cn_model {
     float **acts;           /* acts[i]: input of layer i; acts[num_layers]: output */
     float **grad_acts;      /* gradients of acts; two ping-pong buffers (grad_acts[i] = buffer i % 2) */
     float **saved;          /* per-layer saved state (BN mean/invstd, dropout mask, pool argmax) */
-    float *thread_grads;    /* 2 * num_threads * num_params partial weight gradients (layers, workers) */
+    float *thread_grads;    /* (2, or 3 for chunked training) * num_threads * num_params partial gradients */
     float *thread_scratch;  /* num_threads * scratch_per_thread floats (im2col etc.) */
     size_t scratch_per_thread;
     struct cn_model *workers;   /* with several threads: one shallow copy per thread (model.c), or NULL */
