@@ -412,23 +412,20 @@ static void backward_workers(cn_model *m, const float *grad_output, int batch, f
     }
 }
 
-/* A training step with workers runs forward, loss and backward in one parallel region (the
- * workers meet only at batch norms and at the end). Chunked training: with no batch norm
- * (whose statistics need the whole batch before any sample goes on), each worker runs its
- * samples TRAIN_CHUNK at a time through the three, in the buffers of its first chunk, so
+/* Chunked training: with workers and no batch norm (whose statistics need the whole batch
+ * before any sample goes on, and whose per-sample sums the backward pass rewrites once every
+ * worker has read them), each worker runs its samples TRAIN_CHUNK at a time through
+ * forward, loss and backward in one parallel region, in the buffers of its first chunk, so
  * that a chunk's activations are still in cache when its backward reads them (measured,
  * seed003 with 2 threads: 7% more images per second, seed002: 5%). Each chunk's parameter
  * gradients are added to the worker's in chunk order: the sums are grouped differently from
  * a whole-batch backward pass's, so they agree with it within rounding; everything else
  * (outputs, loss gradients) is the same, and a fixed thread count gives the same results run
- * to run. */
+ * to run. Other models run cn_model_forward, cn_loss_batch and cn_model_backward. */
 #define TRAIN_CHUNK 16
 #define TRAIN_CHUNK_PARAMS_MAX (1 << 18)    /* more: adding up each chunk's gradients costs more than it saves */
 
 static bool trains_in_chunks(const cn_model *m) { return m->num_bn == 0 && m->num_params <= TRAIN_CHUNK_PARAMS_MAX; }
-
-/* Samples per chunk of a training step on workers. */
-static int train_chunk(const cn_model *m) { return trains_in_chunks(m) ? TRAIN_CHUNK : m->batch_capacity; }
 
 static int scores_are_log_probs(const cn_model *m) {
     return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
@@ -443,12 +440,10 @@ static void train_worker_chunks(cn_model *m, int t, const float *input, const in
     float *total = w->grads, *chunk = m->thread_grads + (size_t)(2 * m->num_threads + t) * m->num_params;
     w->step_loss = 0.0;
     w->step_correct = 0;
-    int chunk_size = train_chunk(m);
-    for (int c0 = first; c0 < end; c0 += chunk_size) {
-        int n = end - c0 < chunk_size ? end - c0 : chunk_size, hits;
+    for (int c0 = first; c0 < end; c0 += TRAIN_CHUNK) {
+        int n = end - c0 < TRAIN_CHUNK ? end - c0 : TRAIN_CHUNK, hits;
         bind_worker(m, t, first, n);     /* the first chunk's buffers, reused */
         w->sample_offset = c0;           /* the chunk's samples: dropout streams, loss rows */
-        w->team_batch = batch;
         w->grads = c0 == first ? total : chunk;
         memcpy(w->acts[0], input + (size_t)c0 * in_size, (size_t)n * in_size * sizeof(float));
         for (int i = 0; i < L; i++) cn_model_forward_layer(w, i, n);
@@ -465,7 +460,7 @@ static void train_worker_chunks(cn_model *m, int t, const float *input, const in
 double cn_model_train_step(cn_model *m, const float *input, const int *labels, int batch, float smoothing,
                            float *grad, int *correct) {
     CN_ASSERT(m->training && batch >= 1 && batch <= m->batch_capacity);
-    if (!training_on_workers(m, batch)) {
+    if (!training_on_workers(m, batch) || !trains_in_chunks(m)) {
         const float *out = cn_model_forward(m, input, batch, NULL);
         double loss = cn_loss_batch(out, labels, batch, cn_model_num_classes(m), scores_are_log_probs(m), smoothing,
                                     grad, correct);
