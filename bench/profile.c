@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
         images[i] = cn_rng_uniform(&rng) < 0.8f ? -0.4242f : 2.8215f * cn_rng_uniform(&rng);
     for (int b = 0; b < batch; b++) labels[b] = (int)cn_rng_below(&rng, (uint64_t)classes);
     for (int i = 0; i < L; i++) fwd[i] = bwd[i] = 1e30;
-    int log_probs = m->layers[L - 1].kind == CN_LAYER_LOG_SOFTMAX;
+    int log_probs = cn_model_outputs_log_probs(m);
 
     double best_step = 1e30;
     for (int it = 0; it < iters; it++) {

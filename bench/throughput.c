@@ -32,7 +32,7 @@ typedef struct {
     cn_optimizer opt;
     float *images, *grad;   /* (B,1,28,28), (B,classes) */
     int *labels;
-    int batch, classes, log_probs;
+    int batch, classes;
     cn_rng rng;
 } bench_state;
 
@@ -80,7 +80,6 @@ static int bench_model(const char *name, const bench_options *o) {
     cn_model *m = s.model;
     s.batch = o->batch;
     s.classes = cn_model_num_classes(m);
-    s.log_probs = m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
     size_t in_size = (size_t)s.batch * cn_shape_size(m->input);
     s.images = malloc(in_size * sizeof *s.images);
     s.grad = malloc((size_t)s.batch * s.classes * sizeof *s.grad);

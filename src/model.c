@@ -427,10 +427,6 @@ static void backward_workers(cn_model *m, const float *grad_output, int batch, f
 
 static bool trains_in_chunks(const cn_model *m) { return m->num_bn == 0 && m->num_params <= TRAIN_CHUNK_PARAMS_MAX; }
 
-static int scores_are_log_probs(const cn_model *m) {
-    return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
-}
-
 /* Worker t's share of the step, chunk by chunk; its gradients into w->grads. */
 static void train_worker_chunks(cn_model *m, int t, const float *input, const int *labels, int batch,
                                 float smoothing, float *grad) {
@@ -447,7 +443,7 @@ static void train_worker_chunks(cn_model *m, int t, const float *input, const in
         w->grads = c0 == first ? total : chunk;
         memcpy(w->acts[0], input + (size_t)c0 * in_size, (size_t)n * in_size * sizeof(float));
         for (int i = 0; i < L; i++) cn_model_forward_layer(w, i, n);
-        w->step_loss += cn_loss_samples(w->acts[L], labels + c0, n, batch, classes, scores_are_log_probs(m),
+        w->step_loss += cn_loss_samples(w->acts[L], labels + c0, n, batch, classes, cn_model_outputs_log_probs(m),
                                         smoothing, grad + (size_t)c0 * classes, &hits);
         w->step_correct += hits;
         backward_layers(w, grad, n, NULL);
@@ -462,7 +458,7 @@ double cn_model_train_step(cn_model *m, const float *input, const int *labels, i
     CN_ASSERT(m->training && batch >= 1 && batch <= m->batch_capacity);
     if (!training_on_workers(m, batch) || !trains_in_chunks(m)) {
         const float *out = cn_model_forward(m, input, batch, NULL);
-        double loss = cn_loss_batch(out, labels, batch, cn_model_num_classes(m), scores_are_log_probs(m), smoothing,
+        double loss = cn_loss_batch(out, labels, batch, cn_model_num_classes(m), cn_model_outputs_log_probs(m), smoothing,
                                     grad, correct);
         cn_model_backward(m, grad, batch);
         return loss;

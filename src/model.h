@@ -120,6 +120,10 @@ void cn_model_backward(cn_model *model, const float *grad_output, int batch);
  * hold only some of the batch's outputs. */
 double cn_model_train_step(cn_model *model, const float *input, const int *labels, int batch, float smoothing,
                            float *grad, int *correct);
+/* True when the model ends in log_softmax (its scores are log-probabilities: NLL loss). */
+static inline int cn_model_outputs_log_probs(const cn_model *m) {
+    return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
+}
 
 /* Parameter initialisation as PyTorch: kaiming_uniform(a=sqrt(5)) weights,
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases, BN weight 1, bias 0, stats (0, 1). */

@@ -107,10 +107,6 @@ static void shuffled_order(int *order, int n, uint64_t seed) {
     }
 }
 
-static int model_outputs_log_probs(const cn_model *m) {
-    return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
-}
-
 cn_status cn_evaluate(cn_model *m, const cn_split *split, float mean, float std, int threads,
                       double *loss_sum, int *correct, int *predictions) {
     int pixels = split->rows * split->cols, classes = cn_model_num_classes(m);
@@ -134,7 +130,7 @@ cn_status cn_evaluate(cn_model *m, const cn_split *split, float mean, float std,
         cn_loader_fill(split, idx, n, mean, std, NULL, 0, x, labels);
         const float *out = cn_model_forward(m, x, n, NULL);
         int c;
-        total += cn_loss_batch(out, labels, n, classes, model_outputs_log_probs(m), 0.0f, NULL, &c);
+        total += cn_loss_batch(out, labels, n, classes, cn_model_outputs_log_probs(m), 0.0f, NULL, &c);
         hits += c;
         if (predictions)
             for (int i = 0; i < n; i++) {

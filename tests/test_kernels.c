@@ -408,10 +408,6 @@ TEST(fused_chains_match_separate_layers) {
 }
 
 /* max |a - b| over n values, relative to max |b| */
-static int scores_are_log_probs(const cn_model *m) {
-    return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
-}
-
 static double max_rel_diff(const float *a, const float *b, size_t n) {
     double diff = 0.0, scale = 1e-30;
     for (size_t i = 0; i < n; i++) {
@@ -608,7 +604,7 @@ TEST(train_step_matches_separate_passes) {
             int hits[2];
             double loss0 = cn_model_train_step(m[0], x, labels, BATCH, 0.1f, grad[0], &hits[0]);
             const float *out = cn_model_forward(m[1], x, BATCH, NULL);
-            double loss1 = cn_loss_batch(out, labels, BATCH, classes, scores_are_log_probs(m[1]), 0.1f, grad[1], &hits[1]);
+            double loss1 = cn_loss_batch(out, labels, BATCH, classes, cn_model_outputs_log_probs(m[1]), 0.1f, grad[1], &hits[1]);
             cn_model_backward(m[1], grad[1], BATCH);
             CHECK_MSG(memcmp(grad[0], grad[1], out_n * sizeof(float)) == 0, "%s: loss gradients differ", name);
             CHECK(hits[0] == hits[1]);
