@@ -164,7 +164,7 @@ TEST(kernel_set_selection) {
     CHECK(cn_kernels() != NULL);
 }
 
-/* ---- Winograd F(2,3) kernels (kernels.h) against a double-precision direct sum ---- */
+/* ---- Winograd F(2,3) and F(4,3) kernels (kernels.h) against a double-precision direct sum ---- */
 
 typedef struct { int ic, oc, hp, wp, pad; } wino_case;   /* padded geometry; the source is pad smaller on each side */
 
@@ -174,10 +174,27 @@ static float wino_weight(const float *w, const cn_conv_geom *g, int transposed, 
                       : w[(((size_t)oc * g->in_c + ic) * 3 + ky) * 3 + kx];
 }
 
-/* Both forms of ks on one geometry; returns 1 when every valid output matches. */
-static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int transposed, cn_rng *rng) {
+/* Output (oc, oy, ox) of g on x (zero-padded by pad) in double; *mag (if not NULL) gets sum |terms|. */
+static double wino_reference(const cn_conv_geom *g, const float *x, const float *w, int pad, int transposed, int oc,
+                             int oy, int ox, double *mag) {
+    int h = g->hp - 2 * pad, w_src = g->wp - 2 * pad;
+    double sum = 0.0, abs_sum = 0.0;
+    for (int ic = 0; ic < g->in_c; ic++)
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) {
+                int iy = oy + ky - pad, ix = ox + kx - pad;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w_src) continue;
+                double t = (double)wino_weight(w, g, transposed, oc, ic, ky, kx) * x[((size_t)ic * h + iy) * w_src + ix];
+                sum += t; abs_sum += fabs(t);
+            }
+    if (mag) *mag = abs_sum;
+    return sum;
+}
+
+/* Both forms of ks on one geometry, tiles of m outputs; returns 1 when every valid output matches. */
+static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int m, int transposed, cn_rng *rng) {
     cn_conv_geom g = { .in_c = wc->ic, .out_c = wc->oc, .k = 3, .hp = wc->hp, .wp = wc->wp,
-                       .out_h = wc->hp - 2, .out_w = wc->wp - 2 };
+                       .out_h = wc->hp - 2, .out_w = wc->wp - 2, .wino_m = m };
     int ld = cn_round_up(g.out_c, ks->vec), pixels = g.out_h * g.out_w, os = cn_wino_out_stride(&g);
     int h = g.hp - 2 * wc->pad, w_src = g.wp - 2 * wc->pad;
     size_t x_n = (size_t)g.in_c * h * w_src, w_n = (size_t)g.in_c * g.out_c * 9;
@@ -186,7 +203,7 @@ static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int tra
     float *ut = malloc(cn_wino_packed_channels_floats(&g, ld) * sizeof *ut);
     float *out_q = malloc((size_t)g.out_c * cn_wino_q_stride(&g) * sizeof *out_q);
     float *out_t = malloc((size_t)pixels * ld * sizeof *out_t);
-    /* the pixel form again into compact planes (rows of 2*wv floats: exact when out_w is even),
+    /* the pixel form again into compact planes (rows of m*wv floats: exact when m divides out_w),
      * with a bias, followed by guard values it must not touch */
     size_t compact_n = (size_t)g.out_c * g.out_h * os;
     float *compact = malloc((compact_n + 32) * sizeof *compact), *bias = malloc(g.out_c * sizeof *bias);
@@ -206,25 +223,25 @@ static int check_wino_case(const cn_kernel_set *ks, const wino_case *wc, int tra
     for (int oc = 0; oc < g.out_c && ok; oc++)
         for (int oy = 0; oy < g.out_h && ok; oy++)
             for (int ox = 0; ox < g.out_w && ok; ox++) {
-                double want = 0.0, mag = 0.0;
-                for (int ic = 0; ic < g.in_c; ic++)
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            int iy = oy + ky - wc->pad, ix = ox + kx - wc->pad;
-                            if (iy < 0 || iy >= h || ix < 0 || ix >= w_src) continue;
-                            double t = (double)wino_weight(w, &g, transposed, oc, ic, ky, kx) *
-                                       x[((size_t)ic * h + iy) * w_src + ix];
-                            want += t; mag += fabs(t);
-                        }
+                double want = wino_reference(&g, x, w, wc->pad, transposed, oc, oy, ox, NULL), mag = 0.0;
+                /* F(4,3) computes a tile's outputs together, scaling by up to 8 on the way: its
+                 * rounding is measured against the whole tile's sum of |terms| (an output whose
+                 * window holds only padding is then a few ulps of its neighbours, not exactly 0) */
+                int t0 = m == 4 ? ox / 4 * 4 : ox, t1 = m == 4 ? t0 + 4 : ox + 1;
+                for (int o = t0; o < t1 && o < g.out_w; o++) {
+                    double part;
+                    wino_reference(&g, x, w, wc->pad, transposed, oc, oy, o, &part);
+                    mag += part;
+                }
                 float pixel = out_q[(size_t)oc * cn_wino_q_stride(&g) + oy * os + ox];
                 float chan = out_t[(size_t)(oy * g.out_w + ox) * ld + oc];
                 float with_bias = compact[((size_t)oc * g.out_h + oy) * os + ox];
                 ok = close_enough(pixel, want, mag) && close_enough(chan, want, mag) &&
                      close_enough(with_bias, want + bias[oc], mag + fabs(bias[oc]));
                 if (!ok)
-                    fprintf(stderr, "  winograd [%s] ic=%d oc=%d %dx%d pad=%d transposed=%d: (%d,%d,%d) pixel form %.9g, "
-                            "channel form %.9g, expected %.9g\n", ks->name, g.in_c, g.out_c, g.hp, g.wp, wc->pad,
-                            transposed, oc, oy, ox, pixel, chan, want);
+                    fprintf(stderr, "  winograd F(%d,3) [%s] ic=%d oc=%d %dx%d pad=%d transposed=%d: (%d,%d,%d) pixel "
+                            "form %.9g, channel form %.9g, expected %.9g\n", m, ks->name, g.in_c, g.out_c, g.hp, g.wp,
+                            wc->pad, transposed, oc, oy, ox, pixel, chan, want);
             }
     for (int p = 0; p < pixels && ok; p++)
         for (int oc = g.out_c; oc < ld; oc++) ok &= out_t[(size_t)p * ld + oc] == 0.0f;
@@ -250,8 +267,11 @@ TEST(winograd_matches_direct_sum) {
         cn_rng rng;
         cn_rng_seed(&rng, 77);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            for (int transposed = 0; transposed < 2; transposed++)
-                CHECK(check_wino_case(cn_kernels(), &cases[i], transposed, &rng));
+            for (int m = 2; m <= 4; m += 2)
+                for (int transposed = 0; transposed < 2; transposed++)
+                    /* F(4,3) runs rows of up to CN_WINO4_MAX_TILES tiles */
+                    if (m == 2 || (cases[i].wp - 2 + 3) / 4 <= CN_WINO4_MAX_TILES)
+                        CHECK(check_wino_case(cn_kernels(), &cases[i], m, transposed, &rng));
         tested++;
     }
     cn_kernels_select(NULL);

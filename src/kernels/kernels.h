@@ -129,6 +129,7 @@ typedef struct {
     int in_c, out_c, k;         /* channels in and out, square kernel size */
     int hp, wp;                 /* padded input plane */
     int out_h, out_w;           /* valid outputs: out_h = hp - k + 1, out_w = wp - k + 1 */
+    int wino_m;                 /* Winograd (below): outputs per row tile, 2 or 4 */
 } cn_conv_geom;
 
 static inline int cn_round_up(int n, int m) { return (n + m - 1) / m * m; }
@@ -156,18 +157,19 @@ typedef struct {
     void (*conv_channels)(const cn_conv_geom *g, const float *wt, const float *x_pad, float *out_t, int ld);
     /* cn_epilogue_plane_portable or a faster equivalent with the same results */
     void (*epilogue)(const cn_epilogue *e, const float *x, float *y, int32_t *argmax);
-    /* Winograd F(2,3) along rows for k = 3 (below); NULL where the set has none.
+    /* Winograd F(m,3) along rows for k = 3, m = g->wino_m (below); NULL where the set has none.
      * wino_input: v = cn_wino_input_floats(g) floats from src (IC, Hp - 2*pad, Wp - 2*pad),
-     *   which the transform pads with zeros itself (no slack needed).
+     *   which the transform pads with zeros itself (no slack needed); m = 4 needs
+     *   cn_wino_tiles(g) <= CN_WINO4_MAX_TILES.
      * wino_conv: out (OC, ostride) in q layout of row stride cn_wino_out_stride(g) from v and u
-     *   packed by cn_wino_pack (pixel tiles of up to wino_mr output channels), plus bias[oc]
+     *   packed by cn_wino_pack (pixel tiles of up to cn_wino_mr output channels), plus bias[oc]
      *   (bias may be NULL); writes the out_h rows of each channel and nothing past them, so
      *   ostride may be anything >= out_h * cn_wino_out_stride(g) (cn_wino_q_stride(g) or,
-     *   when out_w is even, the compact plane).
+     *   when m divides out_w, the compact plane).
      * wino_channels: out_t (out_h*out_w, ld) from v and ut packed by cn_wino_pack_channels,
      *   ld = cn_round_up(OC, vec), then the point-wise steps of ep (NULL: none); lanes
      *   OC..ld-1 of out_t are zero when those of ep's vectors are. */
-    int wino_mr;
+    int wino_mr, wino_mr4;      /* output channels per pixel tile of F(2,3), of F(4,3) */
     void (*wino_input)(const cn_conv_geom *g, const float *src, int pad, float *v);
     void (*wino_conv)(const cn_conv_geom *g, const float *u, const float *v, float *out, int ostride, const float *bias);
     void (*wino_channels)(const cn_conv_geom *g, const float *ut, const float *v, float *out_t, int ld,
@@ -202,40 +204,74 @@ void cn_conv_pack_channels(const cn_conv_geom *g, const float *w, int transposed
 /* Estimated useful fraction of the vector lanes of ks->conv for g. */
 double cn_conv_pixel_lanes(const cn_kernel_set *ks, const cn_conv_geom *g);
 
-/* ---- Winograd F(2,3) along rows (3x3, stride 1) ------------------------------
- * Each pair of outputs (ox, ox+1) of one kernel row (g0, g1, g2) over the inputs
- * d = x[ox .. ox+3] costs 4 multiplies instead of 6:
- *   V = (d0 - d2, d1 + d2, d2 - d1, d1 - d3)          input transform
- *   U = (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2) weight transform
- *   M = sum over input channels and kernel rows of U * V (four GEMMs)
- *   out[ox] = M0 + M1 + M2, out[ox+1] = M1 - M2 - M3  output transform
- * so a 3x3 convolution does 2/3 of the direct kernel's multiply-adds; the results
- * differ from the direct sums by rounding only (a few units in the last place).
- * v: per input channel four planes t (Hp rows of wv = ceil(out_w / 2) pairs),
- * v[((ic * 4 + t) * Hp + y) * wv + m] = V_t of pair m of padded row y; the pixel
- * form's output has row stride 2 * wv (compact when out_w is even). */
-static inline int cn_wino_pairs(const cn_conv_geom *g) { return (g->out_w + 1) / 2; }
-static inline int cn_wino_out_stride(const cn_conv_geom *g) { return 2 * cn_wino_pairs(g); }
-static inline int cn_wino_q_stride(const cn_conv_geom *g) { return 2 * cn_round_up(g->out_h * cn_wino_pairs(g), CN_VEC_MAX); }
+/* ---- Winograd F(m,3) along rows (3x3, stride 1), m = 2 or 4 -------------------
+ * Each row tile of m outputs (ox .. ox+m-1) of one kernel row (g0, g1, g2) over the
+ * inputs d = x[ox .. ox+m+1] costs a = m + 2 multiplies instead of 3m:
+ *   V = B^T d (a values)     input transform
+ *   U = G g (a values)       weight transform
+ *   M = sum over input channels and kernel rows of U * V (a GEMMs)
+ *   out = A^T M (m values)   output transform
+ * F(2,3): V = (d0 - d2, d1 + d2, d2 - d1, d1 - d3),
+ *         U = (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2),
+ *         out = (M0 + M1 + M2, M1 - M2 - M3): 2/3 of the direct multiply-adds.
+ * F(4,3) (interpolation points 0, 1, -1, 2, -2 and infinity):
+ *         V = (4d0 - 5d2 + d4, -4(d1 + d2) + d3 + d4, 4(d1 - d2) - d3 + d4,
+ *              2(d3 - d1) - d2 + d4, 2(d1 - d3) - d2 + d4, 4d1 - 5d3 + d5),
+ *         U = (g0 / 4, -(g0 + g1 + g2) / 6, -(g0 - g1 + g2) / 6, (g0 + 2g1 + 4g2) / 24,
+ *              (g0 - 2g1 + 4g2) / 24, g2),
+ *         out = (M0 + M1 + M2 + M3 + M4, M1 - M2 + 2(M3 - M4), M1 + M2 + 4(M3 + M4),
+ *                M1 - M2 + 8(M3 - M4) + M5): 1/2 of them.
+ * The results differ from the direct sums by rounding only: a few units in the last place
+ * of the sum of |terms| for F(2,3), two to four times that for F(4,3) (its transforms
+ * scale by up to 8), which the layers use only with at least CN_WINO4_MIN_IN_C input
+ * channels and rows of at most CN_WINO4_MAX_TILES tiles (what its input transform handles).
+ * g->wino_m selects m. v: per input channel a planes t (Hp rows of wv = ceil(out_w / m)
+ * tiles), v[((ic * a + t) * Hp + y) * wv + i] = V_t of tile i of padded row y; the pixel
+ * form's output has row stride m * wv (compact when m divides out_w). */
+#define CN_WINO4_MIN_IN_C 4
+#define CN_WINO4_MAX_TILES 7
+static inline int cn_wino_alpha(const cn_conv_geom *g) { return g->wino_m + 2; }
+static inline int cn_wino_tiles(const cn_conv_geom *g) { return (g->out_w + g->wino_m - 1) / g->wino_m; }
+static inline int cn_wino_out_stride(const cn_conv_geom *g) { return g->wino_m * cn_wino_tiles(g); }
+static inline int cn_wino_q_stride(const cn_conv_geom *g) {
+    return g->wino_m * cn_round_up(g->out_h * cn_wino_tiles(g), CN_VEC_MAX);
+}
+/* Whether F(4,3) may run g: enough input channels, rows short enough. */
+static inline int cn_wino4_fits(const cn_conv_geom *g) {
+    return g->k == 3 && g->in_c >= CN_WINO4_MIN_IN_C && (g->out_w + 3) / 4 <= CN_WINO4_MAX_TILES;
+}
 /* Floats of v, with the slack the pixel tiles over-read (zeroed by wino_input). */
 static inline size_t cn_wino_input_floats(const cn_conv_geom *g) {
-    return (size_t)g->in_c * 4 * g->hp * cn_wino_pairs(g) + 2 * CN_VEC_MAX;
+    return (size_t)g->in_c * cn_wino_alpha(g) * g->hp * cn_wino_tiles(g) + 2 * CN_VEC_MAX;
 }
-/* Floats of u (pixel form: OC*IC*12) and of ut (channel form: IC*12*ld). */
-static inline size_t cn_wino_packed_floats(const cn_conv_geom *g) { return (size_t)g->out_c * g->in_c * 12; }
-static inline size_t cn_wino_packed_channels_floats(const cn_conv_geom *g, int ld) { return (size_t)g->in_c * 12 * ld; }
-/* u for wino_conv: per output-channel block (oc0, mr) of cn_conv_block(OC, ks->wino_mr),
- * at u + oc0*IC*12: for each (ic, ky), for each t, mr weights. w as for cn_conv_pack. */
+/* Floats of u (pixel form: OC*IC*3*a) and of ut (channel form: IC*3*a*ld). */
+static inline size_t cn_wino_packed_floats(const cn_conv_geom *g) {
+    return (size_t)g->out_c * g->in_c * 3 * cn_wino_alpha(g);
+}
+static inline size_t cn_wino_packed_channels_floats(const cn_conv_geom *g, int ld) {
+    return (size_t)g->in_c * 3 * cn_wino_alpha(g) * ld;
+}
+/* Output channels per pixel tile of ks for g (sets u's layout). */
+static inline int cn_wino_mr(const cn_kernel_set *ks, const cn_conv_geom *g) {
+    return g->wino_m == 4 ? ks->wino_mr4 : ks->wino_mr;
+}
+/* u for wino_conv: per output-channel block (oc0, mr) of cn_conv_block(OC, cn_wino_mr(ks, g)),
+ * at u + oc0*IC*3*a: for each (ic, ky), for each t, mr weights. w as for cn_conv_pack. */
 void cn_wino_pack(const cn_kernel_set *ks, const cn_conv_geom *g, const float *w, int transposed, float *u);
-/* ut (IC*3*4, ld) for wino_channels: row (ic*3 + ky)*4 + t holds U_t of every output channel. */
+/* ut (IC*3*a, ld) for wino_channels: row (ic*3 + ky)*a + t holds U_t of every output channel. */
 void cn_wino_pack_channels(const cn_conv_geom *g, const float *w, int transposed, int ld, float *ut);
-/* The weight gradient the same way (the transpose of the forward algorithm): with
- * dy0, dy1 the output gradients of a pair (dy1 = 0 past the row's end),
- *   Z = (dy0, dy0 + dy1, dy0 - dy1, -dy1),  S_t = sum over pairs of V_t * Z_t,
- *   dW[kx = 0, 1, 2] = (S0 + (S1 + S2)/2, (S1 - S2)/2, (S1 + S2)/2 + S3).
- * z (out_h*wv pairs, 4, ld) from dyt (out_h*out_w, ld). */
+/* The weight gradient the same way (the transpose of the forward algorithm): with dy the
+ * output gradients of a tile (0 past the row's end),
+ *   Z = A dy,  S_t = sum over tiles of V_t * Z_t,  dW[kx = 0, 1, 2] = G^T S:
+ * F(2,3): Z = (dy0, dy0 + dy1, dy0 - dy1, -dy1),
+ *         dW = (S0 + (S1 + S2)/2, (S1 - S2)/2, (S1 + S2)/2 + S3);
+ * F(4,3): Z = (dy0, dy0 + dy1 + dy2 + dy3, dy0 - dy1 + dy2 - dy3, dy0 + 2dy1 + 4dy2 + 8dy3,
+ *              dy0 - 2dy1 + 4dy2 - 8dy3, dy3),
+ *         dW = (S0/4 - (S1 + S2)/6 + (S3 + S4)/24, (S2 - S1)/6 + (S3 - S4)/12,
+ *               (S3 + S4 - S1 - S2)/6 + S5).
+ * z (out_h*wv tiles, a, ld) from dyt (out_h*out_w, ld). */
 static inline size_t cn_wino_grad_floats(const cn_conv_geom *g, int ld) {
-    return (size_t)g->out_h * cn_wino_pairs(g) * 4 * ld;
+    return (size_t)g->out_h * cn_wino_tiles(g) * cn_wino_alpha(g) * ld;
 }
 void cn_wino_grad_transform(const cn_conv_geom *g, const float *dyt, int ld, float *z);
 /* Estimated useful fraction of the vector lanes of ks->wino_conv for g. */

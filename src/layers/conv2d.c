@@ -30,15 +30,17 @@ static bool is_pointwise(const cn_layer *l) { return l->kernel == 1 && l->stride
 static cn_conv_geom forward_geom(const cn_layer *l) {
     return (cn_conv_geom){ .in_c = l->in.c, .out_c = l->out.c, .k = l->kernel,
                            .hp = l->in.h + 2 * l->pad, .wp = l->in.w + 2 * l->pad,
-                           .out_h = l->out.h, .out_w = l->out.w };
+                           .out_h = l->out.h, .out_w = l->out.w, .wino_m = 2 };
 }
 static int backward_pad(const cn_layer *l) { return l->kernel - 1 - l->pad; }
 static cn_conv_geom backward_geom(const cn_layer *l) {
     int p = backward_pad(l);
     return (cn_conv_geom){ .in_c = l->out.c, .out_c = l->in.c, .k = l->kernel,
                            .hp = l->out.h + 2 * p, .wp = l->out.w + 2 * p,
-                           .out_h = l->in.h, .out_w = l->in.w };
+                           .out_h = l->in.h, .out_w = l->in.w, .wino_m = 2 };
 }
+/* g with Winograd tiles of m outputs. */
+static cn_conv_geom with_wino_m(cn_conv_geom g, int m) { g.wino_m = m; return g; }
 
 /* Carves consecutive 64-byte aligned pieces out of a thread's scratch. */
 typedef struct { float *base; size_t used; } carver;
@@ -69,23 +71,41 @@ static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Floats of packed weights in any layout (pixel tiles, or (taps, ld) for channel tiles; direct or Winograd). */
+/* Floats of packed weights in any layout (pixel tiles, or (taps, ld) for channel tiles; direct or
+ * Winograd with either tile). */
 static size_t packed_floats(const cn_conv_geom *g) {
     int ld = cn_round_up(g->out_c, CN_VEC_MAX);
-    size_t taps = (size_t)g->in_c * g->k * g->k, direct = max_size(taps * ld, cn_conv_packed_floats(g));
-    return g->k == 3 ? max_size(direct, max_size(cn_wino_packed_floats(g), cn_wino_packed_channels_floats(g, ld)))
-                     : direct;
+    size_t taps = (size_t)g->in_c * g->k * g->k, size = max_size(taps * ld, cn_conv_packed_floats(g));
+    for (int m = 2; g->k == 3 && m <= 4; m += 2) {
+        cn_conv_geom w = with_wino_m(*g, m);
+        size = max_size(size, max_size(cn_wino_packed_floats(&w), cn_wino_packed_channels_floats(&w, ld)));
+    }
+    return size;
 }
 
 /* Floats of one output sample in any layout. */
 static size_t output_floats(const cn_conv_geom *g) {
     size_t q = (size_t)g->out_c * cn_conv_q_stride(g), t = (size_t)g->out_h * g->out_w * cn_round_up(g->out_c, CN_VEC_MAX);
-    if (g->k == 3) q = max_size(q, (size_t)g->out_c * cn_wino_q_stride(g));
+    for (int m = 2; g->k == 3 && m <= 4; m += 2) {
+        cn_conv_geom w = with_wino_m(*g, m);
+        q = max_size(q, (size_t)g->out_c * cn_wino_q_stride(&w));
+    }
     return max_size(q, t);
 }
 
-/* Floats of the Winograd-transformed input of g (0 when g is not 3x3). */
-static size_t wino_input_floats(const cn_conv_geom *g) { return g->k == 3 ? cn_wino_input_floats(g) : 0; }
+/* Floats of the Winograd-transformed input of g with either tile (0 when g is not 3x3). */
+static size_t wino_input_floats(const cn_conv_geom *g) {
+    if (g->k != 3) return 0;
+    cn_conv_geom w2 = with_wino_m(*g, 2), w4 = with_wino_m(*g, 4);
+    return max_size(cn_wino_input_floats(&w2), cn_wino_input_floats(&w4));
+}
+
+/* Floats of the Winograd-transformed dy^T of g with either tile (0 when g is not 3x3). */
+static size_t wino_grad_floats(const cn_conv_geom *g, int ld) {
+    if (g->k != 3) return 0;
+    cn_conv_geom w2 = with_wino_m(*g, 2), w4 = with_wino_m(*g, 4);
+    return max_size(cn_wino_grad_floats(&w2, ld), cn_wino_grad_floats(&w4, ld));
+}
 
 /* Splits base (NULL: just measure) into the pieces above; *total (if not NULL) gets the floats used. */
 static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total) {
@@ -110,7 +130,7 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     s.dy_pad = carve(&c, cn_padded_floats(bw.in_c, bw.hp, bw.wp));
     s.dx_q = carve(&c, output_floats(&bw));
     s.dy_bn = carve(&c, (size_t)cn_shape_size(l->out));
-    s.wino_z = carve(&c, l->kernel == 3 ? cn_wino_grad_floats(&f, (int)ld) : 0);
+    s.wino_z = carve(&c, wino_grad_floats(&f, (int)ld));
     if (total) *total = fwd_end.used > c.used ? fwd_end.used : c.used;
     return s;
 }
@@ -125,19 +145,45 @@ static size_t direct_scratch_floats(const cn_layer *l) {
  * the channel-vectorised form when it fills clearly more vector lanes (small maps
  * with many channels; the margin pays for its transposition), else the pixel form,
  * whose q-layout output has row stride out_stride and channel stride q_stride; the
- * channel form's output rows have ld floats. */
+ * channel form's output rows have ld floats. method_of also picks the Winograd tile. */
 typedef struct {
     bool winograd, channels;
     int out_stride, q_stride, ld;
 } conv_method;
 
-static conv_method method_of(const cn_kernel_set *ks, const cn_conv_geom *g) {
+static conv_method method_with_tile(const cn_kernel_set *ks, const cn_conv_geom *g) {
     conv_method m = { .winograd = ks->wino_conv && g->k == 3 };
     m.ld = m.winograd ? cn_round_up(g->out_c, ks->vec) : ks->wgrad_ld(g->out_c);
     double pixel_lanes = m.winograd ? cn_wino_pixel_lanes(g) : cn_conv_pixel_lanes(ks, g);
     m.channels = (double)g->out_c / m.ld > 1.1 * pixel_lanes;
     m.out_stride = m.winograd ? cn_wino_out_stride(g) : g->wp;
     m.q_stride = m.winograd ? cn_wino_q_stride(g) : cn_conv_q_stride(g);
+    return m;
+}
+
+/* Vector multiply-adds per output channel vector of a Winograd method m on g, up to a common
+ * factor: a per tile, tiles rounded up to whole vectors in the pixel form. */
+static double wino_work(const conv_method *m, const cn_conv_geom *g) {
+    int tiles = g->out_h * cn_wino_tiles(g);
+    return (double)cn_wino_alpha(g) * (m->channels ? (double)tiles * m->ld / CN_VEC_MAX
+                                                    : (double)cn_round_up(tiles, CN_VEC_MAX) / CN_VEC_MAX * g->out_c);
+}
+
+/* F(4,3) where it may run and its estimated work is at most this fraction of F(2,3)'s. */
+#define WINO4_MAX_WORK 0.95
+
+/* The method for g (its wino_m set to the chosen Winograd tile). */
+static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g) {
+    *g = with_wino_m(*g, 2);
+    conv_method m = method_with_tile(ks, g);
+    if (m.winograd && cn_wino4_fits(g)) {
+        cn_conv_geom g4 = with_wino_m(*g, 4);
+        conv_method m4 = method_with_tile(ks, &g4);
+        if (wino_work(&m4, &g4) <= WINO4_MAX_WORK * wino_work(&m, g)) {
+            *g = g4;
+            return m4;
+        }
+    }
     return m;
 }
 
@@ -272,6 +318,14 @@ static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, cons
 static bool wgrad_winograd(const cn_kernel_set *ks, const cn_layer *l) {
     return ks->wino_weight_grad && l->kernel == 3 && l->in.c >= 8 && l->out.c > 16 &&
            ks->wgrad_ld(l->out.c) >= 0.75 * cn_round_up(l->out.c, ks->vec);
+}
+/* The forward geometry with the weight gradient's Winograd tile: F(4,3) where it may run and
+ * needs at most WINO4_MAX_WORK of F(2,3)'s multiply-adds (a per tile, every tile one
+ * broadcast per kernel row). */
+static cn_conv_geom wgrad_geom(const cn_layer *l) {
+    cn_conv_geom f = forward_geom(l), f4 = with_wino_m(f, 4);
+    bool wino4 = cn_wino4_fits(&f) && 6.0 * cn_wino_tiles(&f4) <= WINO4_MAX_WORK * 4.0 * cn_wino_tiles(&f);
+    return wino4 ? f4 : f;
 }
 /* Row length of dy^T and dW^T in the backward pass. */
 static int backward_ld(const cn_kernel_set *ks, const cn_layer *l) {
@@ -416,9 +470,10 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     const float *dy = conv_output_grad(c, t, s, b), *x = c->in + (size_t)b * in_size;
     cn_transpose(dy, l->out.c, pixels, pixels, s->dyt, ld);    /* lanes OC..ld-1 stay 0 (backward_direct) */
     if (wgrad_winograd(ks, l)) {
-        ks->wino_input(&f, x, l->pad, s->wino_v);
-        cn_wino_grad_transform(&f, s->dyt, ld, s->wino_z);
-        ks->wino_weight_grad(&f, s->wino_v, s->wino_z, ld, s->dwt);
+        cn_conv_geom w = wgrad_geom(l);
+        ks->wino_input(&w, x, l->pad, s->wino_v);
+        cn_wino_grad_transform(&w, s->dyt, ld, s->wino_z);
+        ks->wino_weight_grad(&w, s->wino_v, s->wino_z, ld, s->dwt);
     } else {
         /* without padding the input is its own padded image (weight_grad reads only inside it) */
         if (l->pad) {
