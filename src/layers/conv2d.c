@@ -151,26 +151,30 @@ typedef struct {
     int out_stride, q_stride, ld;
 } conv_method;
 
+#define CHANNELS_MARGIN 1.1     /* what the channel form's transposition costs, relative */
+
 static conv_method method_with_tile(const cn_kernel_set *ks, const cn_conv_geom *g) {
     conv_method m = { .winograd = ks->wino_conv && g->k == 3 };
     m.ld = m.winograd ? cn_round_up(g->out_c, ks->vec) : ks->wgrad_ld(g->out_c);
     double pixel_lanes = m.winograd ? cn_wino_pixel_lanes(g) : cn_conv_pixel_lanes(ks, g);
-    m.channels = (double)g->out_c / m.ld > 1.1 * pixel_lanes;
+    m.channels = (double)g->out_c / m.ld > CHANNELS_MARGIN * pixel_lanes;
     m.out_stride = m.winograd ? cn_wino_out_stride(g) : g->wp;
     m.q_stride = m.winograd ? cn_wino_q_stride(g) : cn_conv_q_stride(g);
     return m;
 }
 
-/* Vector multiply-adds per output channel vector of a Winograd method m on g, up to a common
- * factor: a per tile, tiles rounded up to whole vectors in the pixel form. */
+/* Vector multiply-adds of a Winograd method m on g, up to a common factor: a per tile, tiles
+ * rounded up to whole vectors in the pixel form; the channel form's with its margin. */
 static double wino_work(const conv_method *m, const cn_conv_geom *g) {
     int tiles = g->out_h * cn_wino_tiles(g);
-    return (double)cn_wino_alpha(g) * (m->channels ? (double)tiles * m->ld / CN_VEC_MAX
+    return (double)cn_wino_alpha(g) * (m->channels ? CHANNELS_MARGIN * tiles * m->ld / CN_VEC_MAX
                                                     : (double)cn_round_up(tiles, CN_VEC_MAX) / CN_VEC_MAX * g->out_c);
 }
 
-/* F(4,3) where it may run and its estimated work is at most this fraction of F(2,3)'s. */
-#define WINO4_MAX_WORK 0.95
+/* F(4,3) where it may run and its estimated work is at most this fraction of F(2,3)'s (its
+ * tiles hold fewer accumulators per load; measured: seed004's 20 -> 28 conv forward, 0.94 by
+ * this estimate, ran 7% slower with F(4,3)). */
+#define WINO4_MAX_WORK 0.9
 
 /* The method for g (its wino_m set to the chosen Winograd tile). */
 static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g) {
