@@ -36,9 +36,10 @@ static inline uint32_t hash32(uint32_t x) {
 CN_MULTIVERSION
 void cn_dropout_forward_kernel(const float *x, float *y, uint8_t *keep, int n, uint64_t stream, uint32_t first,
                                uint32_t threshold, float scale, const float *affine) {
-    uint32_t lo = (uint32_t)stream, hi = (uint32_t)(stream >> 32);
+    /* the stream's 64 bits folded into one key (once per call); then one hash per activation */
+    uint32_t key = hash32(hash32((uint32_t)stream) ^ (uint32_t)(stream >> 32));
     /* simple loops: gcc vectorises each, not a fused one */
-    for (int i = 0; i < n; i++) keep[i] = hash32(hash32((first + (uint32_t)i) ^ lo) ^ hi) >= threshold;
+    for (int i = 0; i < n; i++) keep[i] = hash32((first + (uint32_t)i) ^ key) >= threshold;
     if (affine) {
         float a = affine[0], b = affine[1];
         for (int i = 0; i < n; i++) { float v = x[i] * a + b; y[i] = v * ((float)keep[i] * scale); }

@@ -88,7 +88,7 @@ void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g,
                              int planes, size_t x_stride, size_t out_stride, int n_in, int n_out, float mean,
                              float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx);
 /* Inverted dropout of activations first .. first+n-1 of one sample: keep[i] = 1 when a
- * counter-based hash of (stream, first + i) is >= threshold (P(drop) = threshold / 2^32),
+ * counter-based hash of (first + i) ^ key(stream) is >= threshold (P(drop) = threshold / 2^32),
  * y = v * keep * scale with v = x, or v = x * affine[0] + affine[1] (a batch norm applied
  * in the same pass) when affine is not NULL. No sequential generator, so the loop
  * vectorises; the same bits on every kernel set. */
