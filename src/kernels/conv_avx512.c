@@ -385,7 +385,8 @@ static void wino_weight_grad(const cn_conv_geom *g, const float *v, const float 
     for (int m0 = 0; m0 < ld; m0 += 16)
         for (int gi = 0, r0 = 0, nk; gi < groups; gi++, r0 += nk) {
             nk = base + (gi < extra);
-            (a == 4 ? wino2_wgrad_tiles : wino4_wgrad_tiles)[nk - 1](g, r0, v, z + m0, ld, dwt + m0);
+            wino_wgrad_fn tile = a == 4 ? wino2_wgrad_tiles[nk - 1] : wino4_wgrad_tiles[nk - 1];
+            tile(g, r0, v, z + m0, ld, dwt + m0);
         }
 }
 

@@ -97,8 +97,8 @@ static void WG(wino_channels)(const cn_conv_geom *g, const float *ut, const floa
     for (int m0 = 0; m0 < ld; m0 += VL)
         for (int pb = 0, p0 = 0, np; pb < groups; pb++, p0 += np) {
             np = base + (pb < extra);
-            (a == 4 ? WG(wino2_chan_tiles) : WG(wino4_chan_tiles))[np - 1](g, ut + m0, ld, v + p0, out_t + m0, p0,
-                                                                            ep, m0);
+            WG(wino_chan_fn) tile = a == 4 ? WG(wino2_chan_tiles)[np - 1] : WG(wino4_chan_tiles)[np - 1];
+            tile(g, ut + m0, ld, v + p0, out_t + m0, p0, ep, m0);
         }
 }
 

@@ -176,14 +176,15 @@ static double wino_work(const conv_method *m, const cn_conv_geom *g) {
  * this estimate, ran 7% slower with F(4,3)). */
 #define WINO4_MAX_WORK 0.9
 
-/* The method for g (its wino_m set to the chosen Winograd tile). */
+/* The method for g; g's wino_m is set to the chosen Winograd tile (call it outside parallel
+ * regions: g is usually shared). */
 static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g) {
-    *g = with_wino_m(*g, 2);
-    conv_method m = method_with_tile(ks, g);
-    if (m.winograd && cn_wino4_fits(g)) {
-        cn_conv_geom g4 = with_wino_m(*g, 4);
+    cn_conv_geom g2 = with_wino_m(*g, 2), g4 = with_wino_m(*g, 4);
+    conv_method m = method_with_tile(ks, &g2);
+    *g = g2;
+    if (m.winograd && cn_wino4_fits(&g4)) {
         conv_method m4 = method_with_tile(ks, &g4);
-        if (wino_work(&m4, &g4) <= WINO4_MAX_WORK * wino_work(&m, g)) {
+        if (wino_work(&m4, &g4) <= WINO4_MAX_WORK * wino_work(&m, &g2)) {
             *g = g4;
             return m4;
         }
@@ -520,6 +521,7 @@ static void backward_direct(const cn_layer_ctx *c) {
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int taps = l->in.c * l->kernel * l->kernel, ld = backward_ld(ks, l);
     conv_target target = conv_target_of(c);
+    conv_method dx_method = method_of(ks, &bw);
     #pragma omp parallel num_threads(m->num_threads)
     {
         int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
@@ -530,8 +532,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         memset(s.x_pad, 0, cn_padded_floats(f.in_c, f.hp, f.wp) * sizeof(float));
         if (c->grad_in) {
             memset(s.dy_pad, 0, cn_padded_floats(bw.in_c, bw.hp, bw.wp) * sizeof(float));
-            conv_method method = method_of(ks, &bw);
-            pack_weights(ks, &bw, &method, weight, 1, s.packed);
+            pack_weights(ks, &bw, &dx_method, weight, 1, s.packed);
         }
         cn_thread_range(c->batch, t, T, &b0, &b1);
         if (rebuild_before_dx(c, &target)) {
