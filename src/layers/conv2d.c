@@ -6,9 +6,10 @@
  *                                                  vectorised for small maps
  *   backward input   dx  = conv(dy_pad, W flipped, in/out swapped), dy padded by k-1-pad
  *   backward weight  dW^T (taps, OC) += x_pad windows x dy^T    channel-vectorised
- * 3x3 layers use Winograd F(2,3) along rows where the kernel set has it (kernels.h;
- * 2/3 of the multiply-adds): the forward and backward-input passes in the same two
- * forms, the weight gradient where it pays (wgrad_winograd). Its input transform pads
+ * 3x3 layers use Winograd F(2,3) or F(4,3) along rows where the kernel set has it
+ * (kernels.h; 2/3 or 1/2 of the multiply-adds; the tile chosen per pass by method_of and
+ * wgrad_geom): the forward and backward-input passes in the same two forms, the weight
+ * gradient where it pays (wgrad_winograd). Its input transform pads
  * the image itself, so those passes need no padded copy.
  * Samples are split over threads in contiguous ranges; each thread sums its
  * weight gradients in its own scratch and the partials are added in thread
@@ -319,7 +320,8 @@ static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, cons
  * seed004's 20 -> 28 conv 5.9 -> 5.5 ms per batch, seed003's 16 -> 32 16.1 -> 14.6 ms; with
  * few input channels its transformed dy (4 vectors per pair) is re-read for few multiply-adds
  * (seed004's 1 -> 20 conv: 2.1 -> 4.0 ms), and with 16 or fewer output channels the direct
- * kernel was as fast or faster (seed001's 8 -> 16 and 32 -> 10 convs). */
+ * kernel was as fast or faster (seed001's 8 -> 16 and 32 -> 10 convs; with F(4,3) too: its
+ * two 8 -> 16 convs' backward, 2 threads, 2.18 -> 2.30 and 0.63 -> 0.71 ms per batch). */
 static bool wgrad_winograd(const cn_kernel_set *ks, const cn_layer *l) {
     return ks->wino_weight_grad && l->kernel == 3 && l->in.c >= 8 && l->out.c > 16 &&
            ks->wgrad_ld(l->out.c) >= 0.75 * cn_round_up(l->out.c, ks->vec);
