@@ -90,7 +90,7 @@ static inline __m512 padded_cols(const float *src, const float *src_end, int ic,
     return load_padded(row, c, pad, w);
 }
 
-/* Stores the n planes t[0 .. count) at out + i*pv, n lanes each (full width when room >= 16
+/* Stores t[i] (i < count) at out + i*pv, n lanes each (full width when room >= 16
  * floats remain in the plane: the extra lanes land on later rows, rewritten after). */
 static inline void store_planes(const __m512 *t, int count, float *out, size_t pv, int n, size_t room) {
     for (int i = 0; i < count; i++) {
