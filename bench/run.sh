@@ -116,7 +116,7 @@ run_throughput() {
         echo
         echo "Training = forward + loss gradient + backward + SGD(momentum 0.9) step, costed at 6 x MACs FLOP"
         echo "per image (the direct algorithm's work: GFLOP/s and % of peak count that, although the Winograd"
-        echo "kernels of the 3x3 layers do about 2/3 of those multiply-adds); inference = eval-mode forward."
+        echo "kernels of the 3x3 layers do 1/2 to 2/3 of those multiply-adds); inference = eval-mode forward."
         echo "PyTorch: the same nn.Sequential models (bench/torch_bench.py)."
         echo
         cat "$TMP/table.md"
