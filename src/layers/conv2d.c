@@ -331,7 +331,8 @@ static bool wgrad_winograd(const cn_kernel_set *ks, const cn_layer *l) {
  * broadcast per kernel row). */
 static cn_conv_geom wgrad_geom(const cn_layer *l) {
     cn_conv_geom f = forward_geom(l), f4 = with_wino_m(f, 4);
-    bool wino4 = cn_wino4_fits(&f) && 6.0 * cn_wino_tiles(&f4) <= WINO4_MAX_WORK * 4.0 * cn_wino_tiles(&f);
+    bool wino4 = cn_wino4_fits(&f) && cn_wino_alpha(&f4) * cn_wino_tiles(&f4) <=
+                                          WINO4_MAX_WORK * cn_wino_alpha(&f) * cn_wino_tiles(&f);
     return wino4 ? f4 : f;
 }
 /* Row length of dy^T and dW^T in the backward pass. */
@@ -467,11 +468,12 @@ static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t
 }
 
 /* One sample's backward on the direct path: accumulates dW^T and the bias
- * gradient into the thread's partials, writes dx when wanted. */
+ * gradient into the thread's partials, writes dx when wanted (by method on bw, the
+ * backward-input geometry with its tile: backward_direct chooses them once). */
 static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const cn_kernel_set *ks,
-                            direct_scratch *s, int b) {
+                            const cn_conv_geom *bw, const conv_method *method, direct_scratch *s, int b) {
     const cn_layer *l = c->layer;
-    cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
+    cn_conv_geom f = forward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
     int ld = backward_ld(ks, l);
     const float *dy = conv_output_grad(c, t, s, b), *x = c->in + (size_t)b * in_size;
@@ -494,21 +496,20 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
         bool to_conv_relu = cn_grad_to_conv_relu(c->model, c->index);
         float *dx = (to_conv_relu ? c->model->acts[c->index - 1] : c->grad_in) + (size_t)b * in_size;
-        conv_method method = method_of(ks, &bw);
         const float *dy_pad = dy;   /* Winograd pads in its input transform */
-        if (!method.winograd) {
-            cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw.hp, bw.wp, 1);
+        if (!method->winograd) {
+            cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw->hp, bw->wp, 1);
             dy_pad = s->dy_pad;
         }
         int plane = in_size / l->in.c;
-        if (method.winograd && !method.channels && method.out_stride == l->in.w) {
+        if (method->winograd && !method->channels && method->out_stride == l->in.w) {
             /* compact rows: straight into dx */
-            ks->wino_input(&bw, dy, backward_pad(l), s->wino_v);
-            ks->wino_conv(&bw, s->packed, s->wino_v, dx, plane, NULL);
+            ks->wino_input(bw, dy, backward_pad(l), s->wino_v);
+            ks->wino_conv(bw, s->packed, s->wino_v, dx, plane, NULL);
         } else {
-            run_conv(ks, &bw, &method, s->packed, dy_pad, method.winograd ? backward_pad(l) : 0, s->wino_v, s->dx_q);
-            if (method.channels) cn_transpose(s->dx_q, plane, l->in.c, method.ld, dx, plane);
-            else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method.out_stride, method.q_stride, NULL, dx);
+            run_conv(ks, bw, method, s->packed, dy_pad, method->winograd ? backward_pad(l) : 0, s->wino_v, s->dx_q);
+            if (method->channels) cn_transpose(s->dx_q, plane, l->in.c, method->ld, dx, plane);
+            else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method->out_stride, method->q_stride, NULL, dx);
         }
         if (to_conv_relu) cn_relu_backward_kernel(c->in + (size_t)b * in_size, dx, dx, (size_t)in_size);
     }
@@ -542,7 +543,7 @@ static void backward_direct(const cn_layer_ctx *c) {
             for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b, m->acts[c->index + 1] + (size_t)b * size);
             #pragma omp barrier
         }
-        for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &s, b);
+        for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &bw, &dx_method, &s, b);
         #pragma omp barrier
         /* dW (OC, taps) = sum over threads, in thread order, of their dW^T partials */
         int k0, k1;
