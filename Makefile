@@ -6,8 +6,24 @@ SANITIZE ?= 0
 WERROR  ?= 1
 
 PKGS    := zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lcurl -lcrypto -lcjson -lcairo -lpng -lprotobuf-c)
+
+# The packages' compiler and linker flags are read only after the packages are
+# installed. $(PKG_MK) is an included makefile that make builds first: its recipe runs
+# scripts/install-deps.sh (which installs, or prints the apt-get line and fails before
+# anything is compiled), then writes pkg-config's flags; make then restarts and reads
+# them. (Calling pkg-config while make parsed the Makefile ran it before the first
+# install, and a bare machine compiled without cairo's include directory.)
+.DEFAULT_GOAL := all
+PKG_MK  := $(BUILD)/pkg.mk
+NO_DEPS_GOALS := clean
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+include $(PKG_MK)
+endif
+$(PKG_MK): Makefile scripts/install-deps.sh
+	@sh scripts/install-deps.sh build
+	@mkdir -p $(dir $@)
+	@cflags=$$(pkg-config --cflags $(PKGS)) && libs=$$(pkg-config --libs $(PKGS)) && \
+	  printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\n' "$$cflags" "$$libs" > $@.tmp && mv $@.tmp $@
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
@@ -42,9 +58,11 @@ deps:
 
 # The main job: train the default model (seed001) on MNIST. DATA defaults to the
 # shared copy beside the repository when present; otherwise convnet downloads.
+# EPOCHS=N shortens the run (the fresh-machine check uses EPOCHS=1).
 DATA ?= $(firstword $(wildcard ../shared/data/mnist))
-train: deps $(BUILD)/convnet
-	$(BUILD)/convnet train --model seed001 $(if $(DATA),--data $(DATA)) --out runs/seed001
+EPOCHS ?=
+train: $(BUILD)/convnet
+	$(BUILD)/convnet train --model seed001 $(if $(DATA),--data $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS)) --out runs/seed001
 
 $(BUILD)/libconvnet.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -88,6 +106,7 @@ check: deps
 	@BUILD=$(BUILD) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS)
 
 bench: $(BUILD)/convnet
+	@sh scripts/install-deps.sh bench
 	sh bench/run.sh throughput
 	sh bench/run.sh epoch
 
@@ -110,12 +129,12 @@ FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra $(if $(filter 1,$(WE
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS)) $(FUZZ_BUILD)/obj/gen/onnx.pb-c.o
 FUZZ_BINS    := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
-$(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/presets_data.h
+$(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/presets_data.h deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 # The kernels select GCC-only code (target pragmas, __builtin_shuffle) and are no
 # parser: they are built with gcc, without sanitizers; layers calling them are checked.
-$(FUZZ_BUILD)/obj/src/kernels/%.o: src/kernels/%.c
+$(FUZZ_BUILD)/obj/src/kernels/%.o: src/kernels/%.c | deps
 	@mkdir -p $(dir $@)
 	gcc $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(FUZZ_CFLAGS)) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
 $(FUZZ_BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c

@@ -16,6 +16,7 @@
 # against bench/fast_torch.py (PyTorch, same target) when `fast` is in the list.
 set -u
 cd "$(dirname "$0")/.."
+sh scripts/install-deps.sh bench >&2 || exit 1
 THREADS=2
 DATA=../shared/data/mnist
 QUICK=0

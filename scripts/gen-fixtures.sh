@@ -4,4 +4,5 @@
 # /usr/bin/python3 (the python3 on PATH may be another interpreter without torch).
 set -e
 cd "$(dirname "$0")/.."
+sh scripts/install-deps.sh bench >&2
 exec /usr/bin/python3 tests/fixtures/gen_fixtures.py "$@"

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages convnet needs to build, test and benchmark.
-# As root it runs apt-get; otherwise it prints the exact command to run.
+# As root it runs apt-get; otherwise it prints the exact command to run (one line)
+# and fails. Modes: build (compile and train), test (make check, make fuzz),
+# bench|all (make bench, bench/accuracy.sh, scripts/gen-fixtures.sh: PyTorch too).
 set -e
 BUILD_PKGS="gcc make pkg-config zlib1g-dev libcurl4-openssl-dev libssl-dev libcjson-dev \
 libcairo2-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
@@ -18,11 +20,10 @@ for p in $PKGS; do
 done
 if [ -z "$missing" ]; then echo "install-deps: all packages present"; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: missing packages; run as root:" >&2
-    echo "  apt-get update && apt-get install -y$missing" >&2
+    echo "install-deps: missing Debian packages; as root, run: apt-get update && apt-get install -y$missing" >&2
     exit 1
 fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends $missing
+apt-get -o DPkg::Lock::Timeout=600 update -q
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing
