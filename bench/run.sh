@@ -24,7 +24,7 @@ BATCH=${BATCH:-128}
 SECONDS_PER_RUN=${BENCH_SECONDS:-0.4}
 REPEATS=${REPEATS:-3}
 ROUNDS=${ROUNDS:-3}
-PEAK=230
+PEAK=   # measured at the start of a throughput run (bench/peak.c), never a constant
 BUILD=${BUILD:-build}
 TORCH_PY=/usr/bin/python3
 OUT=bench/RESULTS.md
@@ -32,8 +32,9 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 machine_description() {
-    echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores available" \
-         "(peak float32 FMA throughput of two cores taken as $PEAK GFLOP/s)"
+    echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores available; flags: $CPU_FLAGS"
+    echo "- measured peak (bench/peak.c: independent register multiply-adds on $THREADS threads, best of 3):" \
+         "$PEAK_LINE; the \"% of peak\" column divides by the $ACTIVE_SET figure, $PEAK GFLOP/s"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average before the run: $LOAD_BEFORE"
     echo "- compiler: $(${CC:-gcc} --version | head -1)"
     if [ -n "$TORCH_VERSION" ]; then echo "- PyTorch: $TORCH_VERSION ($TORCH_PY)"; else echo "- PyTorch: not available"; fi
@@ -68,7 +69,7 @@ throughput_table() {
             if (($1, name) in torch_train) { k = ++ratios[name]; rat[name, 1, k] = $5 / torch_train[$1, name]; rat[name, 2, k] = $6 / torch_infer[$1, name] }
         }
         END {
-            print "| model | params | MACs | convnet train img/s | torch train img/s | ratio | convnet infer img/s | torch infer img/s | ratio | train GFLOP/s | % of peak |"
+            print "| model | params | MACs | convnet train img/s | torch train img/s | ratio | convnet infer img/s | torch infer img/s | ratio | direct-equivalent train GFLOP/s | % of peak |"
             print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             for (m = 1; m <= models; m++) {
                 name = order[m]; t = "torch " name
@@ -81,7 +82,21 @@ throughput_table() {
         }' "$TMP/torch.tsv" "$TMP/convnet.tsv"
 }
 
+# Measures the peak of every kernel set the CPU runs (bench/peak.c) and sets PEAK to the
+# figure of the set libconvnet uses, PEAK_LINE to all of them, CPU_FLAGS to the flags.
+measure_peak() {
+    mkdir -p "$BUILD/bench"
+    ${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp bench/peak.c -o "$BUILD/bench/peak"
+    "$BUILD/bench/peak" --threads "$THREADS" > "$TMP/peak.tsv"
+    ACTIVE_SET=$(awk -F '\t' '$1 == "active" { print $2 }' "$TMP/peak.tsv")
+    PEAK=$(awk -F '\t' -v set="$ACTIVE_SET" '$1 == "peak" && $2 == set { print $4 }' "$TMP/peak.tsv")
+    PEAK_LINE=$(awk -F '\t' '$1 == "peak" { printf "%s%s %s GFLOP/s", sep, $2, $4; sep = ", " }' "$TMP/peak.tsv")
+    CPU_FLAGS=$(awk -F '\t' '$1 == "cpu" { print $3 }' "$TMP/peak.tsv")
+    echo "peak: $PEAK_LINE (active set: $ACTIVE_SET); CPU flags: $CPU_FLAGS" >&2
+}
+
 run_throughput() {
+    measure_peak
     build_bench_program throughput
     LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
     : > "$TMP/torch.tsv"
