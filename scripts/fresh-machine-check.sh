@@ -61,6 +61,7 @@ root=$work/root
 mounts=()
 cleanup() {
     local rc=$? m i
+    [ "$rc" -eq 0 ] || say "FAILED (exit status $rc): the step above did not work on a bare machine"
     for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
         m=${mounts[i]}
         umount -R -l "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
