@@ -2,7 +2,7 @@
 # The bare-machine check: do the README's two set-up commands work on a bare Debian,
 # each the first time it is run?
 #
-#   bash scripts/fresh-machine-check.sh        (as root, from a clone; CI runs it)
+#   bash scripts/fresh-machine-check.sh [CMD...]   (as root, from a clone; CI runs it bare)
 #
 # Builds a bare Debian bookworm root (debootstrap --variant=minbase) from the Debian
 # mirror that this machine's apt uses, installs only git, make and ca-certificates in
@@ -12,7 +12,7 @@
 #   make train EPOCHS=1     (the README's `make train`, one epoch instead of its recipe's)
 #   make check
 #
-# It fails when either fails. /proc, /sys and /dev are mounted for the chroot and always
+# and then each CMD given (e.g. "make bench"), once, in the clone. It fails when any fails. /proc, /sys and /dev are mounted for the chroot and always
 # unmounted; the root is deleted afterwards (FRESH_KEEP=1 keeps it and prints its path).
 # Environment: MNIST_DIR (default ../shared/data/mnist beside the repository),
 # FRESH_EPOCHS (1), FRESH_DIR (where the root is built; default a new /var/tmp directory).
@@ -125,4 +125,7 @@ step "make train as a user without root (packages missing): must stop at once" u
 
 step "make train EPOCHS=$epochs (the README's first command)" in_root "cd /work/main && make train EPOCHS=$epochs"
 step "make check (the README's second command)" in_root 'cd /work/main && make check'
-say "passed: both set-up commands worked on a bare Debian bookworm"
+for cmd in "$@"; do
+    step "$cmd" in_root "cd /work/main && $cmd"
+done
+say "passed: both set-up commands${1:+ and the $# given} worked on a bare Debian bookworm"
