@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     if (cn_model_from_spec(tiny_gap_spec, "tinygap", 43, &g)) die("tinygap spec");
     m->bn_batches_tracked[0] = 17;
     for (size_t i = 0; i < m->num_buffers; i++) m->buffers[i] = 0.5f + (float)i;
-    cn_checkpoint_info info = {.epoch = 2, .dataset = "mnist", .mean = 0.1307f, .std = 0.3081f, .num_classes = 10};
+    cn_checkpoint_info info = {.epoch = 2, .dataset = "mnist", .mean = {0.1307f}, .std = {0.3081f}, .num_classes = 10};
     for (int c = 0; c < 10; c++) snprintf(info.class_names[c], sizeof info.class_names[c], "%d", c);
 
     snprintf(path, sizeof path, "%s/checkpoint/weights_only.safetensors", dir);
@@ -65,11 +65,11 @@ int main(int argc, char **argv) {
     if (cn_checkpoint_save(path, g, &info, NULL)) die(path);
 
     snprintf(path, sizeof path, "%s/onnx/tiny_bn.onnx", dir);
-    if (cn_onnx_export(m, path, 0, 0.1307f, 0.3081f)) die(path);
+    if (cn_onnx_export(m, path, 0, (const float[]){0.1307f}, (const float[]){0.3081f})) die(path);
     snprintf(path, sizeof path, "%s/onnx/tiny_bn_folded.onnx", dir);
-    if (cn_onnx_export(m, path, 1, 0.5f, 0.25f)) die(path);
+    if (cn_onnx_export(m, path, 1, (const float[]){0.5f}, (const float[]){0.25f})) die(path);
     snprintf(path, sizeof path, "%s/onnx/tinygap.onnx", dir);
-    if (cn_onnx_export(g, path, 0, 0.1307f, 0.3081f)) die(path);
+    if (cn_onnx_export(g, path, 0, (const float[]){0.1307f}, (const float[]){0.3081f})) die(path);
     cn_model_free(m);
     cn_model_free(g);
     return 0;

@@ -1,5 +1,6 @@
 #include "checkpoint.h"
 #include "io/safetensors.h"
+#include "data/norm_text.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include <inttypes.h>
@@ -68,9 +69,19 @@ static void format_state(char *buf, size_t size, const cn_train_state *s) {
              s->rng.s[0], s->rng.s[1], s->rng.s[2], s->rng.s[3], s->best_metric, s->best_epoch);
 }
 
+/* "name0,name1,...": the class names, for metadata. NULL when out of memory. */
+static char *join_class_names(const cn_checkpoint_info *info) {
+    size_t size = (size_t)info->num_classes * CN_CLASS_NAME_MAX + 1, len = 0;
+    char *buf = cn_calloc(size, 1);
+    for (int c = 0; buf && c < info->num_classes && c < CN_MAX_CLASSES; c++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", c ? "," : "", info->class_names[c]);
+    return buf;
+}
+
 cn_status cn_checkpoint_save(const char *path, const cn_model *m, const cn_checkpoint_info *info, const cn_train_state *state) {
     cn_st_writer *w = cn_st_writer_new();
     if (!w) return CN_ERR_NOMEM;
+    int channels = m->input.c >= 1 && m->input.c <= CN_MAX_CHANNELS ? m->input.c : 1;
     cn_status st = visit_state_dict(m, add_to_writer, w);
     char buf[2048];
     if (!st) st = cn_st_writer_metadata(w, "format", "convnet-checkpoint");
@@ -79,15 +90,12 @@ cn_status cn_checkpoint_save(const char *path, const cn_model *m, const cn_check
     if (!st) st = cn_st_writer_metadata(w, "model", m->source_name);
     if (!st) { snprintf(buf, sizeof buf, "%d", info->epoch); st = cn_st_writer_metadata(w, "epoch", buf); }
     if (!st) st = cn_st_writer_metadata(w, "dataset", info->dataset);
-    if (!st) { snprintf(buf, sizeof buf, "%.9g", info->mean); st = cn_st_writer_metadata(w, "mean", buf); }
-    if (!st) { snprintf(buf, sizeof buf, "%.9g", info->std); st = cn_st_writer_metadata(w, "std", buf); }
+    if (!st) { cn_format_floats(buf, sizeof buf, info->mean, channels); st = cn_st_writer_metadata(w, "mean", buf); }
+    if (!st) { cn_format_floats(buf, sizeof buf, info->std, channels); st = cn_st_writer_metadata(w, "std", buf); }
     if (!st) {
-        buf[0] = '\0';
-        for (int c = 0; c < info->num_classes && c < 64; c++) {
-            if (c) strncat(buf, ",", sizeof buf - strlen(buf) - 1);
-            strncat(buf, info->class_names[c], sizeof buf - strlen(buf) - 1);
-        }
-        st = cn_st_writer_metadata(w, "classes", buf);
+        char *names = join_class_names(info);
+        st = names ? cn_st_writer_metadata(w, "classes", names) : CN_ERR_NOMEM;
+        free(names);
     }
     if (state && !st) {
         const cn_optimizer *o = state->optimizer;
@@ -161,15 +169,23 @@ static cn_status parse_info(const cn_st_file *f, const char *path, cn_checkpoint
         info->epoch = (int)e;
     }
     snprintf(info->dataset, sizeof info->dataset, "%s", (v = cn_st_metadata(f, "dataset")) ? v : "mnist");
-    info->mean = (v = cn_st_metadata(f, "mean")) ? strtof(v, NULL) : 0.1307f;
-    info->std = (v = cn_st_metadata(f, "std")) ? strtof(v, NULL) : 0.3081f;
-    if (!isfinite(info->mean) || !isfinite(info->std) || info->std <= 0.0f)
-        return cn_fail(CN_ERR_FORMAT, "%s: metadata mean/std must be finite with std > 0", path);
+    const char *mv = cn_st_metadata(f, "mean"), *sv = cn_st_metadata(f, "std");
+    int nm = mv ? cn_parse_floats(mv, info->mean, CN_MAX_CHANNELS) : 1;
+    int ns = sv ? cn_parse_floats(sv, info->std, CN_MAX_CHANNELS) : 1;
+    if (!mv) info->mean[0] = 0.1307f;
+    if (!sv) info->std[0] = 0.3081f;
+    if (nm == 0 || ns == 0 || nm != ns)
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata mean/std must be finite with std > 0 (as many values, comma-separated)", path);
+    for (int c = 0; c < CN_MAX_CHANNELS; c++) {
+        if (c >= nm) { info->mean[c] = info->mean[0]; info->std[c] = info->std[0]; }  /* one value: every channel */
+        if (info->std[c] <= 0.0f) return cn_fail(CN_ERR_FORMAT, "%s: metadata mean/std must be finite with std > 0", path);
+    }
     if ((v = cn_st_metadata(f, "classes")) && *v) {
         const char *p = v;
-        while (*p && info->num_classes < 64) {
+        while (*p && info->num_classes < CN_MAX_CLASSES) {
             size_t n = strcspn(p, ",");
-            snprintf(info->class_names[info->num_classes++], 32, "%.*s", (int)(n < 31 ? n : 31), p);
+            snprintf(info->class_names[info->num_classes++], CN_CLASS_NAME_MAX, "%.*s",
+                     (int)(n < CN_CLASS_NAME_MAX - 1 ? n : CN_CLASS_NAME_MAX - 1), p);
             p += n + (p[n] == ',');
         }
     }

@@ -8,15 +8,19 @@
 #include "optim.h"
 #include "lr_schedule.h"
 #include "core/rng.h"
+#include "data/dataset.h"
 
 #define CN_CHECKPOINT_FORMAT "1"
 
 typedef struct {
     int epoch;                  /* completed epochs */
     char dataset[32];
-    float mean, std;
+    /* Input normalisation per channel (the model's input channels; metadata
+     * "mean"/"std" as comma-separated lists, one value for every channel in
+     * files written before colour support). */
+    float mean[CN_MAX_CHANNELS], std[CN_MAX_CHANNELS];
     int num_classes;
-    char class_names[64][32];
+    char class_names[CN_MAX_CLASSES][CN_CLASS_NAME_MAX];
 } cn_checkpoint_info;
 
 /* Everything besides the weights that a resumed run needs. */

@@ -107,15 +107,22 @@ static void shuffled_order(int *order, int n, uint64_t seed) {
     }
 }
 
-cn_status cn_evaluate(cn_model *m, const cn_split *split, float mean, float std, int threads,
+cn_status cn_check_input_shape(const cn_model *m, const cn_split *split, const char *what) {
+    int channels = split->channels > 0 ? split->channels : 1;
+    if (channels != m->input.c || split->rows != m->input.h || split->cols != m->input.w)
+        return cn_fail(CN_ERR_SHAPE, "%s images are %dx%dx%d but the model expects %dx%dx%d", what, channels, split->rows,
+                       split->cols, m->input.c, m->input.h, m->input.w);
+    return CN_OK;
+}
+
+cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, const float *std, int threads,
                       double *loss_sum, int *correct, int *predictions) {
-    int pixels = split->rows * split->cols, classes = cn_model_num_classes(m);
-    if (pixels != cn_shape_size(m->input))
-        return cn_fail(CN_ERR_SHAPE, "images are %dx%d but the model expects %dx%dx%d", split->rows, split->cols,
-                       m->input.c, m->input.h, m->input.w);
+    int pixels = (int)cn_split_image_size(split), classes = cn_model_num_classes(m);
+    cn_status st = cn_check_input_shape(m, split, "the");
+    if (st) return st;
     /* Reuse the training workspace when there is one: no second, larger copy. */
     int batch = m->batch_capacity > 0 ? m->batch_capacity : EVAL_BATCH;
-    cn_status st = cn_model_reserve(m, batch, threads);
+    st = cn_model_reserve(m, batch, threads);
     if (st) return st;
     float *x = cn_alloc_floats((size_t)batch * pixels);
     int *labels = cn_calloc(batch, sizeof *labels), *idx = cn_calloc(batch, sizeof *idx);
@@ -432,8 +439,22 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     }
     st = cn_augment_parse(r->recipe.augment, &r->aug);
     if (st) return st;
-    st = cn_dataset_load(o->dataset, o->data_dir, o->allow_download, &r->data);
+    cn_data_options data = o->data;
+    data.name = o->dataset;
+    data.dir = o->data_dir;
+    data.allow_download = o->allow_download;
+    data.channels = r->model->input.c;
+    data.rows = r->model->input.h;
+    data.cols = r->model->input.w;
+    data.threads = o->threads;
+    st = cn_dataset_open(&data, &r->data);
     if (st) return st;
+    if (r->data.skipped) fprintf(stderr, "convnet: skipped %d unreadable images (--skip-bad)\n", r->data.skipped);
+    if (r->data.val.count > 0 && val_count == 0) {   /* a folder's val/ split */
+        r->val = r->data.val;
+        memset(&r->data.val, 0, sizeof r->data.val);
+        r->has_val = 1;
+    }
     if (r->train_limit > 0 && r->train_limit < r->data.train.count) r->data.train.count = r->train_limit;
     if (r->test_limit > 0 && r->test_limit < r->data.test.count) r->data.test.count = r->test_limit;
     if (val_count > 0) {
@@ -444,8 +465,8 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         r->has_val = 1;
     }
     snprintf(r->info.dataset, sizeof r->info.dataset, "%s", r->data.name);
-    r->info.mean = r->data.mean;
-    r->info.std = r->data.std;
+    memcpy(r->info.mean, r->data.mean, sizeof r->info.mean);
+    memcpy(r->info.std, r->data.std, sizeof r->info.std);
     r->info.num_classes = r->data.num_classes;
     memcpy(r->info.class_names, r->data.class_names, sizeof r->info.class_names);
     long steps = (r->data.train.count + r->recipe.batch_size - 1) / r->recipe.batch_size;
@@ -471,10 +492,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     if (cn_model_num_classes(r->model) < r->data.num_classes)
         return cn_fail(CN_ERR_SHAPE, "the model outputs %d classes but %s has %d", cn_model_num_classes(r->model),
                        r->data.name, r->data.num_classes);
-    if (r->data.train.rows * r->data.train.cols != cn_shape_size(r->model->input))
-        return cn_fail(CN_ERR_SHAPE, "%s images are %dx%d but the model expects %dx%dx%d", r->data.name, r->data.train.rows,
-                       r->data.train.cols, r->model->input.c, r->model->input.h, r->model->input.w);
-    return CN_OK;
+    return cn_check_input_shape(r->model, &r->data.train, r->data.name);
 }
 
 /* OUT/confusion_matrix.png and OUT/misclassified.png from the final model: the predictions
@@ -486,7 +504,8 @@ static void plot_test_results(run *r, bool have_predictions) {
     double loss;
     int correct;
     enum { GRID = 64 };
-    uint8_t *wrong = cn_calloc((size_t)GRID * test->rows * test->cols, 1);
+    size_t pixels = cn_split_image_size(test);
+    uint8_t *wrong = cn_calloc((size_t)GRID * pixels, 1);
     int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
     if (!pred || !counts || !wrong ||
         (!have_predictions && cn_evaluate(r->model, test, r->data.mean, r->data.std, r->threads, &loss, &correct, pred))) {
@@ -494,7 +513,6 @@ static void plot_test_results(run *r, bool have_predictions) {
         free(counts); free(wrong);
         return;
     }
-    size_t pixels = (size_t)test->rows * test->cols;
     for (int i = 0; i < test->count; i++) {
         int t = test->labels[i], p = pred[i] < classes ? pred[i] : classes - 1;
         counts[t * classes + p]++;
@@ -510,13 +528,18 @@ static void plot_test_results(run *r, bool have_predictions) {
     char path[4200], title[160];
     snprintf(path, sizeof path, "%s/confusion_matrix.png", r->out_dir);
     snprintf(title, sizeof title, "%s on %s test set: confusion matrix", r->model->source_name, r->data.name);
-    if (cn_plot_confusion_matrix(path, title, classes, counts, names)) fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+    if (classes > CN_PLOT_MAX_CLASSES)
+        fprintf(stderr, "convnet: note: no confusion_matrix.png for %d classes (the plot is drawn up to %d)\n", classes,
+                CN_PLOT_MAX_CLASSES);
+    else if (cn_plot_confusion_matrix(path, title, classes, counts, names))
+        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
     snprintf(path, sizeof path, "%s/misclassified.png", r->out_dir);
     if (total_wrong > n_wrong)
         snprintf(title, sizeof title, "%s: misclassified test images (the first %d of %d)", r->model->source_name, n_wrong, total_wrong);
     else
         snprintf(title, sizeof title, "%s: misclassified test images", r->model->source_name);
-    if (cn_plot_image_grid(path, title, n_wrong, wrong, test->rows, test->cols, wrong_true, wrong_pred, names))
+    if (cn_plot_image_grid(path, title, n_wrong, wrong, test->channels > 0 ? test->channels : 1, test->rows, test->cols,
+                           wrong_true, wrong_pred, names))
         fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
     free(counts); free(wrong);
 }

@@ -4,13 +4,16 @@
 #define CN_TRAIN_H
 #include "convnet.h"
 #include "model.h"
+#include "data/dataset.h"
 #include <signal.h>
 
 typedef struct {
     const char *model;          /* preset name/alias or spec path (ignored when resuming) */
-    const char *dataset;        /* "mnist" (default), "fashion-mnist", "kmnist", "idx" */
+    const char *dataset;        /* "mnist" (default), "fashion-mnist", "kmnist", "idx", "folder", "csv", "cifar10" */
     const char *data_dir;       /* NULL: search the default places */
     int allow_download;
+    cn_data_options data;       /* --resize, --grayscale, --skip-bad, --shape, --mean/--std (name, dir,
+                                   allow_download, threads and the model's shape are filled in from the above) */
     cn_recipe overrides;        /* command-line settings; unset fields fall back to the
                                    model's recipe, then to built-in defaults */
     uint64_t seed;
@@ -30,10 +33,13 @@ void cn_train_options_init(cn_train_options *o);
  * stopped by *stop_requested (a resumable checkpoint was written first). */
 cn_status cn_train(const cn_train_options *o);
 
-#include "data/dataset.h"
 /* Evaluates `model` in eval mode on a split: summed loss (NLL, no smoothing),
- * correct count, and optionally every prediction (split->count ints). */
-cn_status cn_evaluate(cn_model *model, const cn_split *split, float mean, float std, int threads,
+ * correct count, and optionally every prediction (split->count ints).
+ * mean/std: per channel. The split's images must have the model's input shape. */
+cn_status cn_evaluate(cn_model *model, const cn_split *split, const float *mean, const float *std, int threads,
                       double *loss_sum, int *correct, int *predictions);
+
+/* CN_ERR_SHAPE naming `what` unless split's images are the model's input shape. */
+cn_status cn_check_input_shape(const cn_model *m, const cn_split *split, const char *what);
 
 #endif

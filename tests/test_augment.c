@@ -297,10 +297,12 @@ TEST(elastic_is_a_gentle_warp) {
     CHECK(mass_out > 0.6 * mass_in && mass_out < 1.4 * mass_in);
 }
 
+static const float MNIST_MEAN[1] = {0.1307f}, MNIST_STD[1] = {0.3081f};
+
 static cn_split make_split(void) {
     cn_split s = {.count = N_DIGITS, .rows = 28, .cols = 28};
     s.images = (uint8_t *)digits;
-    static uint8_t labels[N_DIGITS] = {7, 2, 1, 0, 4, 9};
+    static uint16_t labels[N_DIGITS] = {7, 2, 1, 0, 4, 9};
     s.labels = labels;
     return s;
 }
@@ -315,19 +317,19 @@ TEST(loader_is_thread_count_independent) {
     cn_augment_parse("rotate=15,translate=0.1,scale=0.9:1.1,shear=5,erase=0.5,elastic=20:4", &aug);
     int threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    cn_loader_fill(&s, idx, 64, 0.1307f, 0.3081f, &aug, 42, a, la);
+    cn_loader_fill(&s, idx, 64, MNIST_MEAN, MNIST_STD, &aug, 42, a, la);
     omp_set_num_threads(2);
-    cn_loader_fill(&s, idx, 64, 0.1307f, 0.3081f, &aug, 42, b, lb);
+    cn_loader_fill(&s, idx, 64, MNIST_MEAN, MNIST_STD, &aug, 42, b, lb);
     omp_set_num_threads(threads);
     CHECK(memcmp(a, b, sizeof a) == 0 && memcmp(la, lb, sizeof la) == 0);
     for (int i = 0; i < 64; i++) CHECK(la[i] == s.labels[idx[i]]);
     /* Same index, same seed: same image wherever it sits in the batch. */
     CHECK(memcmp(a, a + 6 * PX, PX * sizeof(float)) == 0); /* idx[0] = idx[6] = 0 */
     /* Another seed, other images. */
-    cn_loader_fill(&s, idx, 64, 0.1307f, 0.3081f, &aug, 43, b, NULL);
+    cn_loader_fill(&s, idx, 64, MNIST_MEAN, MNIST_STD, &aug, 43, b, NULL);
     CHECK(memcmp(a, b, sizeof a) != 0);
     /* Disabled augmentation is plain normalisation. */
-    cn_loader_fill(&s, idx, 64, 0.1307f, 0.3081f, NULL, 42, plain, NULL);
+    cn_loader_fill(&s, idx, 64, MNIST_MEAN, MNIST_STD, NULL, 42, plain, NULL);
     cn_normalizer norm;
     cn_normalizer_init(&norm, 0.1307f, 0.3081f);
     int same = 1;

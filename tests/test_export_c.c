@@ -103,7 +103,7 @@ static void *read_file(const char *path, size_t size) {
 static bool export_and_run(cn_model *m, const char *name, int int8, cn_export_c_stats *stats, float **scores, int **preds) {
     char dir[160], cmd[1024], path[200];
     snprintf(dir, sizeof dir, "%s/%s", tmp_dir, name);
-    cn_status st = cn_export_c(m, dir, 0.1307f, 0.3081f, int8, images, NUM_CALIB, stats);
+    cn_status st = cn_export_c(m, dir, (const float[]){0.1307f}, (const float[]){0.3081f}, int8, images, NUM_CALIB, stats);
     CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
     if (st) return false;
     snprintf(cmd, sizeof cmd, "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic -c model.c -o model.o", dir);
@@ -217,7 +217,7 @@ TEST(generated_source_contract) {
     if (!m) return;
     char dir[160], path[200];
     snprintf(dir, sizeof dir, "%s/contract", tmp_dir);
-    CHECK(cn_export_c(m, dir, 0.1307f, 0.3081f, 0, NULL, 0, NULL) == CN_OK);
+    CHECK(cn_export_c(m, dir, (const float[]){0.1307f}, (const float[]){0.3081f}, 0, NULL, 0, NULL) == CN_OK);
     snprintf(path, sizeof path, "%s/model.h", dir);
     char *h = read_file(path, 200);   /* just the start */
     CHECK(h != NULL);
@@ -270,15 +270,15 @@ TEST(errors) {
     CHECK(cn_model_load_spec("seed002", 1, &m) == CN_OK);
     if (!m) return;
     char path[200];
-    CHECK(cn_export_c(m, tmp_dir, 0.1f, 0.3f, 1, NULL, 0, NULL) == CN_ERR_ARG);
+    CHECK(cn_export_c(m, tmp_dir, (const float[]){0.1f}, (const float[]){0.3f}, 1, NULL, 0, NULL) == CN_ERR_ARG);
     CHECK(strstr(cn_last_error(), "calibration") != NULL);
-    CHECK(cn_export_c(m, tmp_dir, 0.1f, -1.0f, 0, NULL, 0, NULL) == CN_ERR_ARG);
+    CHECK(cn_export_c(m, tmp_dir, (const float[]){0.1f}, (const float[]){-1.0f}, 0, NULL, 0, NULL) == CN_ERR_ARG);
     snprintf(path, sizeof path, "%s/plainfile", tmp_dir);
     CHECK(write_file(path, "x", 1) == 0);
-    CHECK(cn_export_c(m, path, 0.1f, 0.3f, 0, NULL, 0, NULL) == CN_ERR_IO);
+    CHECK(cn_export_c(m, path, (const float[]){0.1f}, (const float[]){0.3f}, 0, NULL, 0, NULL) == CN_ERR_IO);
     CHECK(strstr(cn_last_error(), "not a directory") != NULL);
     m->params[3] = INFINITY;
-    CHECK(cn_export_c(m, tmp_dir, 0.1f, 0.3f, 0, NULL, 0, NULL) == CN_ERR_NUMERIC);
+    CHECK(cn_export_c(m, tmp_dir, (const float[]){0.1f}, (const float[]){0.3f}, 0, NULL, 0, NULL) == CN_ERR_NUMERIC);
     CHECK(strstr(cn_last_error(), "layer 0") != NULL);
     cn_model_free(m);
 }

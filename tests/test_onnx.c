@@ -176,14 +176,14 @@ static void round_trip(const char *preset, int fold) {
     char file[64];
     snprintf(file, sizeof file, "%s-fold%d.onnx", preset, fold);
     const char *path = tmp_path(file);
-    cn_status st = cn_onnx_export(m, path, fold, 0.1307f, 0.3081f);
+    cn_status st = cn_onnx_export(m, path, fold, (const float[]){0.1307f}, (const float[]){0.3081f});
     CHECK_MSG(st == CN_OK, "%s: %s", preset, cn_last_error());
     onnx_check(path);
     cn_onnx_info info;
     st = cn_onnx_import_ex(path, &info, &back);
     CHECK_MSG(st == CN_OK, "%s fold=%d: %s", preset, fold, cn_last_error());
     if (st) { cn_model_free(m); return; }
-    CHECK(info.opset == 13 && info.has_normalization && info.mean == 0.1307f && info.std == 0.3081f);
+    CHECK(info.opset == 13 && info.has_normalization && info.mean[0] == 0.1307f && info.std[0] == 0.3081f);
     CHECK(!strcmp(info.producer, "convnet 1"));
     int dropouts = 0, bn_after_conv = 0;
     for (int i = 0; i < m->num_layers; i++) {
@@ -228,7 +228,7 @@ TEST(export_layout) {
     CHECK(cn_model_load_spec("seed000", 1, &m) == CN_OK);
     if (!m) return;
     const char *path = tmp_path("layout.onnx");
-    CHECK(cn_onnx_export(m, path, 0, 0.5f, 0.25f) == CN_OK);
+    CHECK(cn_onnx_export(m, path, 0, (const float[]){0.5f}, (const float[]){0.25f}) == CN_OK);
     FILE *f = fopen(path, "rb");
     CHECK(f);
     if (!f) { cn_model_free(m); return; }
@@ -276,7 +276,7 @@ TEST(export_adds_flatten) {
     CHECK(cn_model_from_spec("conv2d out=10 k=3\nrelu\ngap\n", "gaptest", 3, &m) == CN_OK);
     if (!m) return;
     const char *path = tmp_path("gap.onnx");
-    CHECK(cn_onnx_export(m, path, 1, 0.0f, 1.0f) == CN_OK);
+    CHECK(cn_onnx_export(m, path, 1, (const float[]){0.0f}, (const float[]){1.0f}) == CN_OK);
     onnx_check(path);
     CHECK(cn_onnx_import(path, &back) == CN_OK);
     if (back) {
@@ -294,11 +294,11 @@ TEST(export_rejects_bad_arguments) {
     cn_model *m = NULL;
     CHECK(cn_model_load_spec("seed002", 1, &m) == CN_OK);
     if (!m) return;
-    CHECK(cn_onnx_export(m, tmp_path("x.onnx"), 0, 0.1f, 0.0f) == CN_ERR_ARG);
-    CHECK(cn_onnx_export(m, "/nonexistent-dir/x.onnx", 0, 0.1f, 0.3f) == CN_ERR_IO);
+    CHECK(cn_onnx_export(m, tmp_path("x.onnx"), 0, (const float[]){0.1f}, (const float[]){0.0f}) == CN_ERR_ARG);
+    CHECK(cn_onnx_export(m, "/nonexistent-dir/x.onnx", 0, (const float[]){0.1f}, (const float[]){0.3f}) == CN_ERR_IO);
     CHECK(strstr(cn_last_error(), "/nonexistent-dir/x.onnx") != NULL);
     m->params[5] = NAN;
-    CHECK(cn_onnx_export(m, tmp_path("x.onnx"), 0, 0.1f, 0.3f) == CN_ERR_NUMERIC);
+    CHECK(cn_onnx_export(m, tmp_path("x.onnx"), 0, (const float[]){0.1f}, (const float[]){0.3f}) == CN_ERR_NUMERIC);
     CHECK(strstr(cn_last_error(), "layer 0") != NULL);
     cn_model_free(m);
 }

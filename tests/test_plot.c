@@ -232,7 +232,7 @@ TEST(image_grid_digits) {
     uint8_t *images = fixture_digits(N, truth);
     for (int i = 0; i < N; i++) pred[i] = i % 5 == 0 ? truth[i] : (truth[i] + 3) % 10;
     const char *path = out_path("grid_16.png");
-    cn_status st = cn_plot_image_grid(path, "misclassified test images (seed001)", N, images, 28, 28, truth, pred, NULL);
+    cn_status st = cn_plot_image_grid(path, "misclassified test images (seed001)", N, images, 1, 28, 28, truth, pred, NULL);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     png_stats s;
     CHECK(stats_of(path, &s));
@@ -249,13 +249,13 @@ TEST(image_grid_many_and_named) {
     int truth[N], pred[N];
     uint8_t *images = fixture_digits(N, truth);
     for (int i = 0; i < N; i++) pred[i] = (truth[i] + 9) % 10;
-    cn_status st = cn_plot_image_grid(out_path("grid_130.png"), "more than fit", N, images, 28, 28, truth, pred, NULL);
+    cn_status st = cn_plot_image_grid(out_path("grid_130.png"), "more than fit", N, images, 1, 28, 28, truth, pred, NULL);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     CHECK_PNG(out_path("grid_130.png"), 0, 0, 1000, 50);
-    st = cn_plot_image_grid(out_path("grid_fashion.png"), "named classes", 7, images, 28, 28, truth, pred, fashion);
+    st = cn_plot_image_grid(out_path("grid_fashion.png"), "named classes", 7, images, 1, 28, 28, truth, pred, fashion);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     CHECK_PNG(out_path("grid_fashion.png"), 0, 0, 1000, 50);
-    st = cn_plot_image_grid(out_path("grid_1.png"), "one", 1, images, 28, 28, truth, NULL, NULL);
+    st = cn_plot_image_grid(out_path("grid_1.png"), "one", 1, images, 1, 28, 28, truth, NULL, NULL);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     CHECK_PNG(out_path("grid_1.png"), 0, 0, 1000, 20);
     free(images);
@@ -263,15 +263,15 @@ TEST(image_grid_many_and_named) {
 
 TEST(image_grid_empty_and_errors) {
     const char *path = out_path("grid_0.png");
-    cn_status st = cn_plot_image_grid(path, "misclassified test images", 0, NULL, 28, 28, NULL, NULL, NULL);
+    cn_status st = cn_plot_image_grid(path, "misclassified test images", 0, NULL, 1, 28, 28, NULL, NULL, NULL);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     CHECK_PNG(path, 520, 220, 50, 10);
     uint8_t px[784] = {0};
     int label = 1;
-    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", -1, px, 28, 28, &label, &label, NULL) == CN_ERR_ARG);
-    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", 1, px, 0, 28, &label, &label, NULL) == CN_ERR_ARG);
-    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", 1, NULL, 28, 28, &label, &label, NULL) == CN_ERR_ARG);
-    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", 1, px, 28, 28, NULL, &label, NULL) == CN_ERR_ARG);
+    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", -1, px, 1, 28, 28, &label, &label, NULL) == CN_ERR_ARG);
+    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", 1, px, 1, 0, 28, &label, &label, NULL) == CN_ERR_ARG);
+    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", 1, NULL, 1, 28, 28, &label, &label, NULL) == CN_ERR_ARG);
+    CHECK(cn_plot_image_grid(out_path("bad.png"), "t", 1, px, 1, 28, 28, NULL, &label, NULL) == CN_ERR_ARG);
     CHECK(access(out_path("bad.png"), F_OK) != 0);
     CHECK(leftover_temp_files() == 0);
 }

@@ -88,7 +88,7 @@ TEST(learns_on_2000_images) {
     char path[512];
     snprintf(path, sizeof path, "%s/last.safetensors", o.out_dir);
     CHECK_MSG(cn_checkpoint_load(path, &m, &info, NULL) == CN_OK, "%s", cn_last_error());
-    if (m) { CHECK(info.epoch == 3); CHECK(info.num_classes == 10); CHECK_NEAR(info.mean, 0.1307, 1e-6); cn_model_free(m); }
+    if (m) { CHECK(info.epoch == 3); CHECK(info.num_classes == 10); CHECK_NEAR(info.mean[0], 0.1307, 1e-6); cn_model_free(m); }
 }
 
 TEST(same_seed_same_metrics) {

@@ -3,9 +3,10 @@
 #include "data/catalog.h"
 #include "data/dataset.h"
 #include "data/download.h"
+#include "data/cifar.h"
 #include <getopt.h>
 
-static const char *const downloadable[] = {"mnist", "fashion-mnist", "kmnist", NULL};
+static const char *const downloadable[] = {"mnist", "fashion-mnist", "kmnist", "cifar10", NULL};
 
 static void download_help(void) {
     printf("usage: convnet download [--dataset NAME] [--data DIR] [--quiet]\n"
@@ -13,7 +14,8 @@ static void download_help(void) {
            "Downloads the four .gz IDX files of a dataset and checks their published MD5s.\n"
            "Files already present with the right checksum are kept. A progress bar is\n"
            "drawn on stderr when it is a terminal, otherwise one line per file.\n\n"
-           "  --dataset NAME   mnist | fashion-mnist | kmnist (default mnist)\n"
+           "  --dataset NAME   mnist | fashion-mnist | kmnist | cifar10 (default mnist; cifar10:\n"
+           "                   cifar-10-binary.tar.gz, MD5-checked, unpacked into DIR/cifar-10-batches-bin)\n"
            "  --data DIR       target directory (default $CONVNET_DATA/NAME, else ./data/NAME)\n"
            "  --quiet          no progress output\n\n"
            "Mirrors are tried in torchvision's order; the environment variable\n"
@@ -32,7 +34,7 @@ int cmd_download(int argc, char **argv) {
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_DATASET: dataset = cli_choice("--dataset", optarg, downloadable, "mnist, fashion-mnist or kmnist"); break;
+        case O_DATASET: dataset = cli_choice("--dataset", optarg, downloadable, "mnist, fashion-mnist, kmnist or cifar10"); break;
         case O_DATA: dir = optarg; break;
         case O_QUIET: quiet = 1; break;
         case O_HELP: case 'h': download_help(); return 0;
@@ -45,12 +47,17 @@ int cmd_download(int argc, char **argv) {
                     argv[dataset ? optind : optind + 1]);
             return 2;
         }
-        dataset = cli_choice("dataset", argv[optind], downloadable, "mnist, fashion-mnist or kmnist");
+        dataset = cli_choice("dataset", argv[optind], downloadable, "mnist, fashion-mnist, kmnist or cifar10");
     }
     if (!dataset) dataset = "mnist";
     char target[4096];
     if (dir) snprintf(target, sizeof target, "%s", dir);
     else if (cn_dataset_default_dir(dataset, target, sizeof target)) return cli_fail();
+    if (!strcmp(dataset, "cifar10")) {
+        if (cn_cifar10_download(target, !quiet)) return cli_fail();
+        if (!quiet) printf("cifar10: the batches are in %s/cifar-10-batches-bin\n", target);
+        return 0;
+    }
     if (cn_dataset_download(dataset, target, !quiet)) return cli_fail();
     if (!quiet) printf("%s: the %d files are in %s\n", dataset, CN_DATASET_FILES, target);
     return 0;

@@ -6,31 +6,67 @@
 #include <stdlib.h>
 
 static void eval_help(void) {
-    printf("usage: convnet eval --weights FILE [--data DIR] [--dataset NAME] [--threads N]\n\n"
+    printf("usage: convnet eval --weights FILE [--data DIR] [--dataset NAME] [--threads N] [data options]\n\n"
            "Evaluates a checkpoint (.safetensors) or an ONNX model (.onnx) on the test set:\n"
            "the seed log line, per-class accuracy and the confusion matrix.\n\n"
            "An ONNX model is fed (pixel/255 - mean) / std with the mean/std from its metadata\n"
            "(normalize_mean, normalize_std, as 'convnet export' writes them); a model\n"
            "exported by torch.onnx.export has none, and then the dataset's own values are\n"
            "used (mnist: 0.1307, 0.3081, as torchvision's MNIST examples normalise).\n"
-           "--dataset picks the dataset for ONNX models (default mnist).\n");
+           "--dataset picks the dataset for ONNX models (default mnist) or overrides the\n"
+           "checkpoint's. Data options, as for 'convnet train':\n" CLI_DATA_HELP);
+}
+
+/* The confusion matrix in full up to 20 classes; beyond, the most frequent confusions. */
+static void print_confusions(const long *confusion, int classes, const cn_dataset *ds) {
+    if (classes <= 20) {
+        printf("\nconfusion matrix (rows: true class, columns: predicted)\n%6s", "");
+        for (int j = 0; j < classes; j++) printf("%6d", j);
+        printf("\n");
+        for (int k = 0; k < classes; k++) {
+            printf("%6d", k);
+            for (int j = 0; j < classes; j++) printf("%6ld", confusion[k * classes + j]);
+            printf("\n");
+        }
+        return;
+    }
+    /* The 20 largest off-diagonal cells, largest first (ties in (true, predicted) order), by insertion. */
+    typedef struct { long count; int t, p; } cell;
+    cell best[20];
+    size_t top = 0;
+    for (int k = 0; k < classes; k++)
+        for (int j = 0; j < classes; j++) {
+            long v = confusion[(size_t)k * classes + j];
+            if (k == j || v <= 0) continue;
+            size_t at = top;
+            while (at > 0 && best[at - 1].count < v) at--;
+            if (at >= 20) continue;
+            if (top < 20) top++;
+            memmove(best + at + 1, best + at, (top - 1 - at) * sizeof *best);
+            best[at] = (cell){v, k, j};
+        }
+    printf("\n%d classes: the %zu most frequent confusions (true -> predicted: count)\n", classes, top);
+    for (size_t i = 0; i < top; i++)
+        printf("  %s -> %s: %ld\n", ds->class_names[best[i].t], ds->class_names[best[i].p], best[i].count);
 }
 
 int cmd_eval(int argc, char **argv) {
     cli_command = "convnet eval";
     const char *weights = NULL, *data_dir = NULL, *dataset = NULL;
     int threads = 0, allow_download = 1;
+    cn_data_options d = {0};
     static const struct option opts[] = {
         {"weights", required_argument, 0, 'w'}, {"data", required_argument, 0, 'd'},
         {"dataset", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
-        {"no-download", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-download", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_data_option(c, optarg, &d)) continue;
         switch (c) {
         case 'w': weights = optarg; break;
         case 'd': data_dir = optarg; break;
-        case 's': dataset = cli_choice("--dataset", optarg, cli_datasets, "mnist, fashion-mnist, kmnist or idx"); break;
+        case 's': dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
         case 't': threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case 'n': allow_download = 0; break;
         case 'h': eval_help(); return 0;
@@ -40,13 +76,30 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet eval --help')\n", cli_command); return 2; }
+    cli_data_finish(&d);
     cn_model *m;
     cn_checkpoint_info info;
     int norm_known;
     if (cli_load_weights(weights, dataset, &m, &info, &norm_known)) return 1;
-    cn_dataset ds;
-    if (cn_dataset_load(dataset ? dataset : info.dataset, data_dir, allow_download, &ds)) { cn_model_free(m); return cli_fail(); }
-    if (!norm_known) { info.mean = ds.mean; info.std = ds.std; }
+    static cn_dataset ds;   /* static: 32 kB of class names */
+    d.name = dataset ? dataset : info.dataset;
+    d.dir = data_dir;
+    d.allow_download = allow_download;
+    d.channels = m->input.c;
+    d.rows = m->input.h;
+    d.cols = m->input.w;
+    d.threads = threads;
+    int given_norm = d.norm_channels > 0;
+    if (cn_dataset_open(&d, &ds)) { cn_model_free(m); return cli_fail(); }
+    if (ds.skipped) fprintf(stderr, "%s: skipped %d unreadable images (--skip-bad)\n", cli_command, ds.skipped);
+    if (!norm_known || given_norm) { memcpy(info.mean, ds.mean, sizeof info.mean); memcpy(info.std, ds.std, sizeof info.std); }
+    if (!strcmp(ds.name, "folder") && info.num_classes == ds.num_classes)
+        for (int k = 0; k < ds.num_classes; k++)
+            if (strcmp(info.class_names[k], ds.class_names[k])) {
+                fprintf(stderr, "%s: %s/test/%s: class %d is '%s' in %s; the test folders must be the training classes\n",
+                        cli_command, ds.dir, ds.class_names[k], k, info.class_names[k], weights);
+                cn_model_free(m); cn_dataset_free(&ds); return 1;
+            }
     int n = ds.test.count, classes = ds.num_classes;
     int *pred = calloc(n, sizeof *pred);
     double loss;
@@ -57,7 +110,7 @@ int cmd_eval(int argc, char **argv) {
     printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", loss / n, correct, n, 100.0 * correct / n);
     long *confusion = calloc((size_t)classes * classes, sizeof *confusion);
     for (int i = 0; confusion && i < n; i++)
-        if (pred[i] < classes) confusion[ds.test.labels[i] * classes + pred[i]]++;
+        if (pred[i] < classes) confusion[(size_t)ds.test.labels[i] * classes + pred[i]]++;
     printf("%-14s %8s %8s %8s\n", "class", "correct", "total", "accuracy");
     for (int k = 0; confusion && k < classes; k++) {
         long total = 0;
@@ -65,14 +118,7 @@ int cmd_eval(int argc, char **argv) {
         printf("%-14s %8ld %8ld %7.2f%%\n", ds.class_names[k], confusion[k * classes + k], total,
                total ? 100.0 * confusion[k * classes + k] / total : 0.0);
     }
-    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%6s", "");
-    for (int j = 0; j < classes; j++) printf("%6d", j);
-    printf("\n");
-    for (int k = 0; confusion && k < classes; k++) {
-        printf("%6d", k);
-        for (int j = 0; j < classes; j++) printf("%6ld", confusion[k * classes + j]);
-        printf("\n");
-    }
+    if (confusion) print_confusions(confusion, classes, &ds);
     free(confusion); free(pred);
     cn_model_free(m);
     cn_dataset_free(&ds);

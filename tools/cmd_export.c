@@ -4,6 +4,8 @@
 #include "io/onnx.h"
 #include "io/export_c.h"
 #include "data/dataset.h"
+#include "data/norm_text.h"
+#include "train.h"
 #include <stdlib.h>
 #include <getopt.h>
 #include <sys/stat.h>
@@ -13,12 +15,12 @@ static const char *const formats[] = {"onnx", "c", "safetensors", NULL};
 static void export_help(void) {
     printf("usage: convnet export --weights FILE --format onnx|c|safetensors -o OUT [options]\n\n"
            "Writes a trained model in another form:\n"
-           "  onnx         OUT.onnx: opset 13, input \"input\" [batch,1,28,28] with a dynamic\n"
+           "  onnx         OUT.onnx: opset 13, input \"input\" [batch,C,H,W] with a dynamic\n"
            "               batch dimension, output \"output\" [batch,classes]; BatchNorm kept as\n"
            "               BatchNormalization or, with --fold-bn, folded into the preceding conv.\n"
            "               The input normalisation is stored as metadata normalize_mean/_std.\n"
            "  c            directory OUT with model.h and model.c: dependency-free C99 source of\n"
-           "               int model_predict(const float in[784], float out[classes]) taking\n"
+           "               int model_predict(const float in[C*H*W], float out[classes]) taking\n"
            "               pixels in [0,1] (normalisation inside, BatchNorm always folded);\n"
            "               float32, or int8 with --int8; prints the flash and RAM it needs.\n"
            "  safetensors  OUT.safetensors: a convnet checkpoint made from an ONNX model\n"
@@ -36,14 +38,19 @@ static void export_help(void) {
            "                    and the normalisation when the file's metadata has none\n"
            "                    (default mnist: mean 0.1307, std 0.3081, as torchvision's\n"
            "                    MNIST examples normalise); for --int8, the calibration data\n"
-           "                    (default: the checkpoint's dataset)\n");
+           "                    (default: the checkpoint's dataset)\n"
+           "  data options      for --int8 calibration, as for 'convnet train' (--resize, --grayscale,\n"
+           "                    --skip-bad, --shape)\n");
 }
 
 static int export_safetensors(const char *weights, cn_model *m, const cn_checkpoint_info *info, const char *out) {
     if (cn_checkpoint_save(out, m, info, NULL)) return cli_fail();
-    printf("wrote %s: %s model, %zu parameters, %d classes (%s), normalisation mean %.4f std %.4f\n", out,
+    char mean[80], std[80];
+    cn_format_floats(mean, sizeof mean, info->mean, m->input.c);
+    cn_format_floats(std, sizeof std, info->std, m->input.c);
+    printf("wrote %s: %s model, %zu parameters, %d classes (%s), normalisation mean %s std %s\n", out,
            cli_is_onnx(weights) ? "imported ONNX" : "convnet", cn_model_param_count(m), cn_model_num_classes(m),
-           info->dataset, info->mean, info->std);
+           info->dataset, mean, std);
     return 0;
 }
 
@@ -67,14 +74,17 @@ static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *
 }
 
 /* calib_count training images of the dataset, evenly spaced, as floats in [0, 1]. */
-static float *calibration_images(const char *dataset, const char *data_dir, int allow_download, int pixels, int *count) {
-    cn_dataset ds;
-    if (cn_dataset_load(dataset, data_dir, allow_download, &ds)) { cli_fail(); return NULL; }
+static float *calibration_images(const cn_model *m, cn_data_options *d, int *count) {
+    static cn_dataset ds;   /* static: 32 kB of class names */
+    d->channels = m->input.c;
+    d->rows = m->input.h;
+    d->cols = m->input.w;
+    if (cn_dataset_open(d, &ds)) { cli_fail(); return NULL; }
     const cn_split *s = &ds.train;
     float *x = NULL;
-    if (s->rows * s->cols != pixels) {
-        fprintf(stderr, "%s: %s images are %dx%d but the model takes %d values per image\n", cli_command, ds.name,
-                s->rows, s->cols, pixels);
+    int pixels = cn_shape_size(m->input);
+    if (cn_check_input_shape(m, s, ds.name)) {
+        cli_fail();
     } else {
         if (*count > s->count) *count = s->count;
         x = malloc((size_t)*count * pixels * sizeof *x);
@@ -89,12 +99,12 @@ static float *calibration_images(const char *dataset, const char *data_dir, int 
 }
 
 static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out, int int8, int calibration,
-                    const char *data_dir, const char *dataset, int allow_download) {
+                    cn_data_options *d) {
     float *calib = NULL;
     int count = calibration;
-    if (int8 && !(calib = calibration_images(dataset ? dataset : info->dataset, data_dir, allow_download,
-                                             cn_shape_size(m->input), &count)))
-        return 1;
+    const char *dataset = d->name;
+    if (!d->name) d->name = info->dataset;
+    if (int8 && !(calib = calibration_images(m, d, &count))) return 1;
     cn_export_c_stats stats;
     cn_status st = cn_export_c(m, out, info->mean, info->std, int8, calib, int8 ? count : 0, &stats);
     free(calib);
@@ -122,10 +132,12 @@ int cmd_export(int argc, char **argv) {
         {"fold-bn", no_argument, 0, O_FOLD}, {"int8", no_argument, 0, O_INT8},
         {"calibration", required_argument, 0, O_CALIB}, {"data", required_argument, 0, O_DATA},
         {"dataset", required_argument, 0, O_DATASET}, {"no-download", no_argument, 0, O_NODL},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, O_HELP}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
+    cn_data_options d = {0};
     opterr = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        if (cli_data_option(c, optarg, &d)) continue;
         switch (c) {
         case O_WEIGHTS: weights = optarg; break;
         case O_FORMAT: format = cli_choice("--format", optarg, formats, "onnx, c or safetensors"); break;
@@ -168,7 +180,13 @@ int cmd_export(int argc, char **argv) {
     if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
     int rc;
     if (!strcmp(format, "onnx")) rc = export_onnx(m, &info, out, fold_bn);
-    else if (is_c) rc = export_c(m, &info, out, int8, calibration ? calibration : 1000, data_dir, dataset, allow_download);
+    else if (is_c) {
+        cli_data_finish(&d);
+        d.name = dataset;
+        d.dir = data_dir;
+        d.allow_download = allow_download;
+        rc = export_c(m, &info, out, int8, calibration ? calibration : 1000, &d);
+    }
     else rc = export_safetensors(weights, m, &info, out);
     cn_model_free(m);
     return rc;

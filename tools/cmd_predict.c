@@ -6,6 +6,12 @@
 #include "io/image.h"
 #include "io/onnx.h"
 #include "io/preprocess.h"
+#include "data/augment.h"
+#include "data/csv.h"
+#include "data/image_planes.h"
+#include "train.h"
+#include <dirent.h>
+#include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
@@ -36,10 +42,11 @@ int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_che
     const char *name = dataset ? dataset : "mnist";
     const cn_dataset_info *d = cn_dataset_info_find(name);
     snprintf(info->dataset, sizeof info->dataset, "%s", d ? d->name : name);
-    info->mean = d ? d->mean : 0.0f;
-    info->std = d ? d->std : 1.0f;
-    if (oi.has_normalization) { info->mean = oi.mean; info->std = oi.std; }
-    else if (!d && norm_known) *norm_known = 0;
+    for (int c = 0; c < CN_MAX_CHANNELS; c++) {
+        info->mean[c] = oi.has_normalization ? oi.mean[c] : d ? d->mean : 0.0f;
+        info->std[c] = oi.has_normalization ? oi.std[c] : d ? d->std : 1.0f;
+    }
+    if (!oi.has_normalization && !d && norm_known) *norm_known = 0;
     int classes = cn_model_num_classes(*m);
     info->num_classes = classes < CN_MAX_CLASSES ? classes : CN_MAX_CLASSES;
     for (int k = 0; k < info->num_classes; k++) {
@@ -52,13 +59,21 @@ int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_che
 static const char *const catalog_datasets[] = {"mnist", "fashion-mnist", "kmnist", NULL};
 
 static void predict_help(void) {
-    printf("usage: convnet predict --weights FILE [options] IMAGE...\n\n"
-           "Classifies each image (PNG or PGM, any size, dark-on-light or light-on-dark)\n"
-           "with a trained model and prints, per image, e.g.\n"
+    printf("usage: convnet predict --weights FILE [options] IMAGE|FOLDER...\n"
+           "       convnet predict --weights FILE --csv test.csv -o submission.csv\n\n"
+           "Classifies each image (a FOLDER stands for its .png/.jpg/.jpeg/.pgm files, in name\n"
+           "order) with a trained model and prints, per image, e.g.\n"
            "  digit7.png: 7 (p=0.998)  top-3: 7 0.998, 1 0.001, 2 0.000\n"
-           "Each picture is first turned into a 28x28 MNIST-style input (ink made bright\n"
-           "on black, cropped, scaled to fit 20x20, centred by mass), then normalised with\n"
-           "the model's mean/std. Probabilities are the softmax of the model's scores.\n\n"
+           "For a 1x28x28 model each picture (PNG or PGM, any size, dark-on-light or\n"
+           "light-on-dark) is first turned into an MNIST-style input (ink made bright on\n"
+           "black, cropped, scaled to fit 20x20, centred by mass). For other input shapes a\n"
+           "PNG or JPEG is converted as 'convnet train --dataset folder --resize HxW\n"
+           "--grayscale' does for the model's shape. Then it is normalised with the\n"
+           "model's mean/std. Probabilities are the softmax of the model's scores.\n\n"
+           "  --csv FILE        classify the images of a Kaggle-style CSV (with or without\n"
+           "                    a label column) and write Kaggle's ImageId,Label file to -o\n"
+           "  -o, --out FILE    --csv: the submission file; images: a CSV of\n"
+           "                    file,class,class_name,probability\n"
            "  --weights FILE    a convnet checkpoint (.safetensors) or an ONNX model (.onnx)\n"
            "  --top N           how many classes to list (default 3)\n"
            "  --json            print one JSON document instead of text lines\n"
@@ -78,11 +93,34 @@ typedef struct {
     const char *file;
     int ok;
     char error[512];           /* why it could not be classified */
-    int order[CN_MAX_CLASSES]; /* classes by decreasing probability */
-    float prob[CN_MAX_CLASSES];
+    int *order;                /* classes by decreasing probability */
+    float *prob;
 } prediction;
 
-/* Reads, preprocesses and normalises one image into x[28*28]. On failure,
+/* Reads one PNG/JPEG for a model of any input shape and normalises it into x
+ * (C*H*W) as the data loader does. On failure, one line naming the file into err. */
+static int prepare_any_image(const char *path, const cn_model *m, const float *mean, const float *std, float *x,
+                             char *err, size_t err_size) {
+    uint8_t *data, *planes = NULL;
+    size_t size;
+    cn_color_image img = {0};
+    cn_status st = cn_image_read_file(path, &data, &size);
+    if (st == CN_OK) { st = cn_image_decode_color(data, size, path, &img); free(data); }
+    size_t plane = (size_t)m->input.h * m->input.w;
+    if (st == CN_OK && !(planes = malloc(plane * m->input.c))) st = CN_ERR_NOMEM;
+    if (st == CN_OK) st = cn_image_to_planes(&img, m->input.c, m->input.h, m->input.w, 1, 1, path, planes);
+    cn_color_image_free(&img);
+    if (st != CN_OK) { snprintf(err, err_size, "%s", cn_last_error()); free(planes); return 0; }
+    for (int c = 0; c < m->input.c; c++) {
+        cn_normalizer norm;
+        cn_normalizer_init(&norm, mean[c], std[c]);
+        for (size_t i = c * plane; i < (c + 1) * plane; i++) x[i] = norm.lut[planes[i]];
+    }
+    free(planes);
+    return 1;
+}
+
+/* Reads, preprocesses and normalises one image into x[28*28] (a 1x28x28 model). On failure,
  * writes one line naming the file into err. */
 static int prepare_image(const char *path, int raw, int verbose, float mean, float std, float *x, char *err, size_t err_size) {
     cn_gray_image img;
@@ -173,19 +211,94 @@ static int print_json(const char *weights, const cn_checkpoint_info *info, const
     return 0;
 }
 
+/* The image files named on the command line, folders expanded to their image
+ * files in name order. Returns the count, or -1 (message printed). */
+static int collect_files(char **args, int n, char ***out) {
+    char **files = NULL;
+    int count = 0, cap = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat sb;
+        struct dirent **list = NULL;
+        int entries = stat(args[i], &sb) == 0 && S_ISDIR(sb.st_mode) ? scandir(args[i], &list, NULL, NULL) : -2;
+        if (entries == -1) { fprintf(stderr, "%s: %s: cannot list the folder\n", cli_command, args[i]); free(files); return -1; }
+        int adds = entries == -2 ? 1 : entries;
+        if (count + adds > cap) {
+            cap = (count + adds) * 2;
+            char **grown = realloc(files, (size_t)cap * sizeof *files);
+            if (!grown) { fprintf(stderr, "%s: out of memory\n", cli_command); free(files); return -1; }
+            files = grown;
+        }
+        if (entries == -2) { files[count++] = strdup(args[i]); continue; }
+        int first = count;
+        for (int k = 0; k < entries; k++) {
+            const char *name = list[k]->d_name, *dot = strrchr(name, '.');
+            if (name[0] != '.' && dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") ||
+                                          !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".pgm"))) {
+                size_t len = strlen(args[i]) + strlen(name) + 2;
+                if ((files[count] = malloc(len))) snprintf(files[count++], len, "%s/%s", args[i], name);
+            }
+            free(list[k]);
+        }
+        free(list);
+        for (int a = first + 1; a < count; a++)   /* name order (bytewise) */
+            for (int b = a; b > first && strcmp(files[b - 1], files[b]) > 0; b--) {
+                char *t = files[b]; files[b] = files[b - 1]; files[b - 1] = t;
+            }
+    }
+    *out = files;
+    return count;
+}
+
+/* --csv: every image of the file through the model in batches (as eval does), then Kaggle's submission. */
+static int predict_csv(cn_model *m, const cn_checkpoint_info *info, const char *csv, const char *out) {
+    cn_split s;
+    if (cn_csv_read(csv, m->input.c, m->input.h, m->input.w, 0, 0, &s, NULL)) return cli_fail();
+    int *pred = calloc((size_t)s.count, sizeof *pred);
+    double loss;
+    int correct;
+    cn_status st = pred ? cn_evaluate(m, &s, info->mean, info->std, 2, &loss, &correct, pred) : CN_ERR_NOMEM;
+    if (st == CN_OK) st = cn_csv_write_submission(out, pred, s.count);
+    int n = s.count;
+    free(pred);
+    cn_split_free(&s);
+    if (st) return cli_fail();
+    printf("wrote %s: %d predictions (ImageId,Label)\n", out, n);
+    return 0;
+}
+
+static int write_results_csv(const char *out, const prediction *preds, int count, const cn_checkpoint_info *info) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "file,class,class_name,probability\n") > 0;
+    for (int i = 0; ok && i < count; i++) {
+        if (!preds[i].ok) continue;
+        int best = preds[i].order[0];
+        ok = fprintf(f, "\"%s\",%d,\"%s\",%.6f\n", preds[i].file, best, info->class_names[best], preds[i].prob[best]) > 0;
+    }
+    if (f) ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, out) != 0) {
+        remove(tmp);
+        fprintf(stderr, "%s: %s: cannot write\n", cli_command, out);
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_predict(int argc, char **argv) {
     cli_command = "convnet predict";
-    const char *weights = NULL, *dataset = NULL;
+    const char *weights = NULL, *dataset = NULL, *csv = NULL, *out = NULL;
     int top = 3, json = 0, raw = 0, verbose = 0;
-    enum { O_WEIGHTS = 256, O_TOP, O_JSON, O_DATASET, O_RAW, O_VERBOSE, O_HELP };
+    enum { O_WEIGHTS = 256, O_TOP, O_JSON, O_DATASET, O_RAW, O_VERBOSE, O_CSV, O_HELP };
     static const struct option opts[] = {
         {"weights", required_argument, 0, O_WEIGHTS}, {"top", required_argument, 0, O_TOP},
         {"json", no_argument, 0, O_JSON}, {"dataset", required_argument, 0, O_DATASET},
         {"no-preprocess", no_argument, 0, O_RAW}, {"verbose", no_argument, 0, O_VERBOSE},
+        {"csv", required_argument, 0, O_CSV}, {"out", required_argument, 0, 'o'},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
         case O_WEIGHTS: weights = optarg; break;
         case O_TOP: top = (int)cli_int("--top", optarg, 1, CN_MAX_CLASSES); break;
@@ -193,22 +306,24 @@ int cmd_predict(int argc, char **argv) {
         case O_DATASET: dataset = cli_choice("--dataset", optarg, catalog_datasets, "mnist, fashion-mnist or kmnist"); break;
         case O_RAW: raw = 1; break;
         case O_VERBOSE: verbose = 1; break;
+        case O_CSV: csv = optarg; break;
+        case 'o': out = optarg; break;
         case O_HELP: case 'h': predict_help(); return 0;
         default: return cli_bad_option(argv, optind);
         }
     }
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet predict --help')\n", cli_command); return 2; }
-    if (optind >= argc) { fprintf(stderr, "%s: no images given (see 'convnet predict --help')\n", cli_command); return 2; }
-    cn_model *m;
-    cn_checkpoint_info info;
-    if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
-    int classes = cn_model_num_classes(m), side = CN_DIGIT_SIDE;
-    if (m->input.c != 1 || m->input.h != side || m->input.w != side) {
-        fprintf(stderr, "%s: %s: the model takes %dx%dx%d inputs; predict feeds 1x%dx%d grayscale digits\n", cli_command,
-                weights, m->input.c, m->input.h, m->input.w, side, side);
-        cn_model_free(m);
-        return 1;
+    if (csv && (!out || optind < argc)) {
+        fprintf(stderr, "%s: --csv FILE takes -o OUT and no image arguments (see 'convnet predict --help')\n", cli_command);
+        return 2;
     }
+    if (!csv && optind >= argc) { fprintf(stderr, "%s: no images given (see 'convnet predict --help')\n", cli_command); return 2; }
+    cn_model *m;
+    static cn_checkpoint_info info;   /* static: 32 kB of class names */
+    if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
+    if (csv) { int rc = predict_csv(m, &info, csv, out); cn_model_free(m); return rc; }
+    int classes = cn_model_num_classes(m), side = CN_DIGIT_SIDE;
+    int digit_model = m->input.c == 1 && m->input.h == side && m->input.w == side;
     if (classes > CN_MAX_CLASSES) {
         fprintf(stderr, "%s: %s: the model has %d outputs; at most %d classes are supported\n", cli_command, weights,
                 classes, CN_MAX_CLASSES);
@@ -222,14 +337,26 @@ int cmd_predict(int argc, char **argv) {
     if (cn_model_reserve(m, 1, 1)) { cn_model_free(m); return cli_fail(); }
     cn_model_set_training(m, false);
 
-    int count = argc - optind, failures = 0;
-    prediction *preds = calloc((size_t)count, sizeof *preds);
-    if (!preds) { cn_model_free(m); fprintf(stderr, "%s: out of memory\n", cli_command); return 1; }
-    float x[CN_DIGIT_SIDE * CN_DIGIT_SIDE];
+    char **files;
+    int count = collect_files(argv + optind, argc - optind, &files), failures = 0;
+    if (count < 0) { cn_model_free(m); return 1; }
+    prediction *preds = calloc((size_t)count + 1, sizeof *preds);
+    int *orders = calloc((size_t)count * classes + 1, sizeof *orders);
+    float *probs = calloc((size_t)count * classes + 1, sizeof *probs), *x = malloc(cn_shape_size(m->input) * sizeof *x);
+    if (!preds || !orders || !probs || !x) {
+        free(preds); free(orders); free(probs); free(x);
+        for (int i = 0; i < count; i++) free(files[i]);
+        free(files);
+        cn_model_free(m); fprintf(stderr, "%s: out of memory\n", cli_command); return 1;
+    }
     for (int i = 0; i < count; i++) {
         prediction *p = &preds[i];
-        p->file = argv[optind + i];
-        if (!prepare_image(p->file, raw, verbose, info.mean, info.std, x, p->error, sizeof p->error)) {
+        p->file = files[i];
+        p->order = orders + (size_t)i * classes;
+        p->prob = probs + (size_t)i * classes;
+        int ok = digit_model ? prepare_image(p->file, raw, verbose, info.mean[0], info.std[0], x, p->error, sizeof p->error)
+                             : prepare_any_image(p->file, m, info.mean, info.std, x, p->error, sizeof p->error);
+        if (!ok) {
             fflush(stdout);
             fprintf(stderr, "%s: %s\n", cli_command, p->error);
             failures++;
@@ -248,7 +375,10 @@ int cmd_predict(int argc, char **argv) {
         fflush(stdout);
     }
     int rc = json ? print_json(weights, &info, preds, count, top, classes) : 0;
-    free(preds);
+    if (!rc && out) rc = write_results_csv(out, preds, count, &info);
+    free(preds); free(orders); free(probs); free(x);
+    for (int i = 0; i < count; i++) free(files[i]);
+    free(files);
     cn_model_free(m);
     return rc ? rc : failures ? 1 : 0;
 }

@@ -23,9 +23,10 @@ static void train_help(void) {
            "Settings not given fall back to the model's recipe (see 'convnet models'), then to defaults.\n\n"
            "  --model NAME|FILE      preset name or alias, a spec file, or trained weights to\n"
            "                         fine-tune (.safetensors checkpoint or .onnx); default seed001\n"
-           "  --data DIR             directory with the four IDX files (.gz or raw); default:\n"
+           "  --data DIR             the dataset's directory (IDX files, DIR/train/<class>/ images,\n"
+           "                         train.csv and test.csv, CIFAR-10 batches); default:\n"
            "                         $CONVNET_DATA/<dataset>, then ./data/<dataset>\n"
-           "  --dataset NAME         mnist | fashion-mnist | kmnist | idx (default mnist)\n"
+           CLI_DATA_HELP
            "  --no-download          never download missing files\n"
            "  --epochs N             number of epochs\n"
            "  --batch-size N         training batch size\n"
@@ -80,15 +81,16 @@ int cmd_train(int argc, char **argv) {
         {"out", required_argument, 0, O_OUT}, {"resume", required_argument, 0, O_RESUME},
         {"limit-train", required_argument, 0, O_LTRAIN}, {"limit-test", required_argument, 0, O_LTEST},
         {"quiet", no_argument, 0, O_QUIET}, {"no-download", no_argument, 0, O_NODL},
-        {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
     cn_recipe *r = &o.overrides;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_data_option(c, optarg, &o.data)) continue;
         switch (c) {
         case O_MODEL: o.model = optarg; break;
         case O_DATA: o.data_dir = optarg; break;
-        case O_DATASET: o.dataset = cli_choice("--dataset", optarg, cli_datasets, "mnist, fashion-mnist, kmnist or idx"); break;
+        case O_DATASET: o.dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
         case O_EPOCHS: r->epochs = (int)cli_int("--epochs", optarg, 1, 100000); break;
         case O_BATCH: r->batch_size = (int)cli_int("--batch-size", optarg, 1, 65536); break;
         case O_LR: r->lr = cli_double("--lr", optarg, 1e-12, 100); break;
@@ -130,6 +132,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet train --help')\n", cli_command, argv[optind]);
         return 2;
     }
+    cli_data_finish(&o.data);
     o.stop_requested = &stop_requested;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -13,8 +13,7 @@ static inline int cli_fail(void) {
     return 1;
 }
 
-static const char *const cli_datasets[] = {"mnist", "fashion-mnist", "kmnist", "idx", NULL};
-#define CLI_DATASETS_EXPECTED "mnist, fashion-mnist, kmnist or idx"
+#include "cli_data.h"
 
 /* Reports an unknown option (getopt_long returned '?' or ':') and returns 2. */
 static inline int cli_bad_option(char **argv, int optind_now) {

@@ -1,5 +1,8 @@
 #include "data/dataset.h"
 #include "data/catalog.h"
+#include "data/cifar.h"
+#include "data/csv.h"
+#include "data/folder.h"
 #include "data/download.h"
 #include "data/idx.h"
 #include "data/stats.h"
@@ -26,6 +29,7 @@ void cn_dataset_free(cn_dataset *ds) {
     if (!ds) return;
     cn_split_free(&ds->train);
     cn_split_free(&ds->test);
+    cn_split_free(&ds->val);
 }
 
 cn_status cn_split_load(const char *images_path, const char *labels_path, int num_classes, cn_split *out) {
@@ -53,11 +57,14 @@ cn_status cn_split_load(const char *images_path, const char *labels_path, int nu
             }
         }
     }
+    if (!(out->labels = cn_calloc((size_t)labels.count, sizeof *out->labels))) { st = CN_ERR_NOMEM; goto fail; }
+    for (int i = 0; i < labels.count; i++) out->labels[i] = labels.data[i];
+    cn_idx_free(&labels);
     out->count = images.count;
     out->rows = images.rows;
     out->cols = images.cols;
+    out->channels = 1;
     out->images = images.data;
-    out->labels = labels.data;
     return CN_OK;
 fail:
     cn_idx_free(&images);
@@ -167,12 +174,9 @@ static cn_status not_found(const char *name, const cn_dataset_info *info, const 
                    name, dirs, note, info->name, info->mirrors[0]);
 }
 
-cn_status cn_dataset_load(const char *name, const char *dir, int allow_download, cn_dataset *out) {
-    memset(out, 0, sizeof *out);
-    if (!name || !*name) name = "mnist";
+/* The MNIST family and "idx": four IDX files. */
+static cn_status load_idx_family(const char *name, const char *dir, int allow_download, cn_dataset *out) {
     const cn_dataset_info *info = cn_dataset_info_find(name);
-    if (!info && strcasecmp(name, "idx"))
-        return cn_fail(CN_ERR_ARG, "unknown dataset '%s': expected one of %s", name, cn_dataset_names());
     const char *canonical = info ? info->name : "idx";
     if (dir && !*dir) dir = NULL;
 
@@ -209,8 +213,8 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
         return st;
     }
     if (info) {
-        out->mean = info->mean;
-        out->std = info->std;
+        out->mean[0] = info->mean;
+        out->std[0] = info->std;
         out->num_classes = info->num_classes;
         for (int k = 0; k < info->num_classes; k++)
             snprintf(out->class_names[k], sizeof out->class_names[k], "%s", info->class_names[k]);
@@ -231,10 +235,71 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
         }
         out->num_classes = max_label + 1;
         for (int k = 0; k < out->num_classes; k++) snprintf(out->class_names[k], sizeof out->class_names[k], "%d", k);
-        char cache[PATH_CAP + 32];
-        snprintf(cache, sizeof cache, "%s/.convnet-stats", where);
-        cn_split_cached_stats(&out->train, paths[0], cache, &out->mean, &out->std);
     }
+    return CN_OK;
+}
+
+cn_status cn_dataset_load(const char *name, const char *dir, int allow_download, cn_dataset *out) {
+    cn_data_options o = {.name = name, .dir = dir, .allow_download = allow_download};
+    return cn_dataset_open(&o, out);
+}
+
+/* Normalisation: given (--mean/--std), published (the catalog's datasets) or
+ * computed from the training images and cached in DIR/.convnet-stats. */
+static void set_normalisation(const cn_data_options *o, const char *stats_source, cn_dataset *ds) {
+    int channels = ds->train.channels > 0 ? ds->train.channels : 1;
+    if (o->norm_channels > 0) {
+        for (int c = 0; c < channels; c++) {
+            int from = o->norm_channels == 1 ? 0 : c;
+            ds->mean[c] = o->mean[from];
+            ds->std[c] = o->std[from];
+        }
+        return;
+    }
+    if (!stats_source) return;   /* published constants, set by the loader */
+    if (!*stats_source) {        /* nothing to key a cache on */
+        cn_split_stats(&ds->train, ds->mean, ds->std);
+        return;
+    }
+    char cache[PATH_CAP + 32];
+    snprintf(cache, sizeof cache, "%s/.convnet-stats", ds->dir);
+    cn_split_cached_stats(&ds->train, stats_source, cache, ds->mean, ds->std);
+}
+
+cn_status cn_dataset_open(const cn_data_options *o, cn_dataset *out) {
+    memset(out, 0, sizeof *out);
+    const char *name = o->name && *o->name ? o->name : "mnist";
+    const char *dir = o->dir && *o->dir ? o->dir : NULL;
+    const char *stats_source = NULL;   /* the file whose size and mtime key the stats cache */
+    char key[PATH_CAP + 64] = "";
+    cn_status st;
+    if (!strcasecmp(name, "folder")) {
+        st = cn_folder_load(o, dir, out, key, sizeof key);
+        stats_source = key;
+    } else if (!strcasecmp(name, "csv")) {
+        st = cn_csv_load_dataset(o, dir, out, key, sizeof key);
+        stats_source = key;
+    } else if (!strcasecmp(name, "cifar10") || !strcasecmp(name, "cifar-10")) {
+        st = cn_cifar10_load(o, dir, out);
+    } else if (cn_dataset_info_find(name) || !strcasecmp(name, "idx")) {
+        st = load_idx_family(name, dir, o->allow_download, out);
+        if (st == CN_OK && !cn_dataset_info_find(name)) {
+            char raw[PATH_CAP + 64];
+            struct stat sb;
+            int n = snprintf(raw, sizeof raw, "%s/%s", out->dir, cn_dataset_file_names[0]);
+            if (n > 0 && (size_t)n < sizeof key - 4)
+                snprintf(key, sizeof key, stat(raw, &sb) == 0 ? "%s" : "%s.gz", raw);
+            stats_source = key;
+        }
+    } else {
+        return cn_fail(CN_ERR_ARG, "unknown dataset '%s': expected one of %s", name, cn_dataset_names());
+    }
+    int channels = out->train.channels > 0 ? out->train.channels : 1;
+    if (st == CN_OK && o->norm_channels > 1 && o->norm_channels != channels)
+        st = cn_fail(CN_ERR_ARG, "--mean/--std give %d values but %s images have %d channel%s; give 1 or %d",
+                     o->norm_channels, out->name, channels, channels == 1 ? "" : "s", channels);
+    if (st != CN_OK) { cn_dataset_free(out); return st; }
+    set_normalisation(o, stats_source, out);
     return CN_OK;
 }
 
@@ -244,11 +309,11 @@ cn_status cn_dataset_split_validation(cn_dataset *ds, int count, uint64_t seed, 
     if (count <= 0 || count >= train->count)
         return cn_fail(CN_ERR_ARG, "validation size %d: expected 1..%d (the training set has %d images)",
                        count, train->count - 1, train->count);
-    size_t n = (size_t)train->count, pixels = (size_t)train->rows * (size_t)train->cols;
+    size_t n = (size_t)train->count, pixels = cn_split_image_size(train);
     int *perm = cn_calloc(n, sizeof *perm);
     uint8_t *picked = cn_calloc(n, 1);
     val_out->images = cn_calloc((size_t)count, pixels);
-    val_out->labels = cn_calloc((size_t)count, 1);
+    val_out->labels = cn_calloc((size_t)count, sizeof *val_out->labels);
     if (!perm || !picked || !val_out->images || !val_out->labels) {
         free(perm); free(picked); cn_split_free(val_out);
         return CN_ERR_NOMEM;
@@ -276,6 +341,7 @@ cn_status cn_dataset_split_validation(cn_dataset *ds, int count, uint64_t seed, 
     val_out->count = count;
     val_out->rows = train->rows;
     val_out->cols = train->cols;
+    val_out->channels = train->channels;
     train->count -= count;
     free(perm);
     free(picked);

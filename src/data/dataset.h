@@ -1,27 +1,56 @@
-/* Datasets: locating, loading and splitting the four IDX files of a dataset.
- * Images stay uint8 (count, rows, cols) in memory; the loader normalises. */
+/* Datasets: locating, loading and splitting them. The formats: the four IDX
+ * files of the MNIST family ("mnist", "fashion-mnist", "kmnist", "idx"), an
+ * image folder ("folder", data/folder.h), Kaggle CSV files ("csv",
+ * data/csv.h) and CIFAR-10's binary batches ("cifar10", data/cifar.h).
+ * Images stay uint8 (count, channels, rows, cols) in memory; the loader normalises. */
 #ifndef CN_DATA_DATASET_H
 #define CN_DATA_DATASET_H
 #include "convnet.h"
 #include <stddef.h>
 #include <stdint.h>
 
+#define CN_MAX_CLASSES 1000
+#define CN_MAX_CHANNELS 4
+#define CN_MAX_SIDE 256            /* image rows and cols of the image formats */
+#define CN_CLASS_NAME_MAX 32       /* bytes, with the terminating NUL */
+
 typedef struct {
     int count, rows, cols;
-    uint8_t *images; /* count*rows*cols, row-major, 0 = background */
-    uint8_t *labels; /* count, each < num_classes */
+    int channels;    /* 1..CN_MAX_CHANNELS; 0 is read as 1 (IDX) */
+    uint8_t *images; /* count*channels*rows*cols: per image, channel planes of row-major pixels */
+    uint16_t *labels;/* count, each < num_classes */
 } cn_split;
 
+/* Bytes of one image of a split: channels*rows*cols. */
+static inline size_t cn_split_image_size(const cn_split *s) {
+    return (size_t)(s->channels > 0 ? s->channels : 1) * (size_t)s->rows * (size_t)s->cols;
+}
+
 typedef struct {
-    char name[32];              /* "mnist", "fashion-mnist", "kmnist", "idx" */
+    char name[32];              /* "mnist", "fashion-mnist", "kmnist", "idx", "folder", "csv", "cifar10" */
     char dir[4096];             /* where the files were found */
     cn_split train, test;
-    float mean, std;            /* normalisation: x = (pixel/255 - mean) / std */
+    cn_split val;               /* a folder's val/ split (count 0 when absent) */
+    float mean[CN_MAX_CHANNELS], std[CN_MAX_CHANNELS]; /* per channel: x = (pixel/255 - mean) / std */
     int num_classes;
-    char class_names[64][32];
+    char class_names[CN_MAX_CLASSES][CN_CLASS_NAME_MAX];
+    int skipped;                /* unreadable images left out (--skip-bad) */
+    int from_cache;             /* the images came from the decoded-image cache */
 } cn_dataset;
 
-#define CN_MAX_CLASSES 64
+/* How to read a dataset: everything but the name may be left 0/NULL. */
+typedef struct {
+    const char *name;           /* see cn_dataset_load; NULL: "mnist" */
+    const char *dir;            /* NULL: search the default places */
+    int allow_download;
+    int channels, rows, cols;   /* the shape the model expects (0: any); csv: its --shape (default 1x28x28) */
+    int resize_rows, resize_cols; /* folder: --resize HxW (0: images must have the expected size) */
+    int grayscale;              /* folder: RGB -> 1 channel with PIL's weights (torchvision Grayscale) */
+    int skip_bad;               /* folder: leave out (and count) images that do not decode */
+    int norm_channels;          /* >0: mean/std given (1 value: every channel), not computed */
+    float mean[CN_MAX_CHANNELS], std[CN_MAX_CHANNELS];
+    int threads;                /* decoding threads (0: OpenMP's default) */
+} cn_data_options;
 
 /* Finds (or, if allow_download, downloads) and loads a named dataset:
  * "mnist", "fashion-mnist", "kmnist", or "idx" (any four IDX files).
@@ -37,6 +66,10 @@ typedef struct {
  * come from the training images, cached in DIR/.convnet-stats when writable.
  * On failure *out is left empty (safe to cn_dataset_free). */
 cn_status cn_dataset_load(const char *name, const char *dir, int allow_download, cn_dataset *out);
+/* The same with every option: also "folder", "csv" and "cifar10". Mean and
+ * std are per channel: given, published (the named datasets), or computed
+ * from the training images and cached beside the data. */
+cn_status cn_dataset_open(const cn_data_options *o, cn_dataset *out);
 void cn_dataset_free(cn_dataset *ds);
 
 /* Where a download of `name` goes when no directory is given:

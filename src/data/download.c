@@ -204,6 +204,71 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
     return st;
 }
 
+/* The mirrors to try: CONVNET_MIRROR (a URL prefix) replaces `defaults`. */
+static cn_status mirror_list(const char *const *defaults, char *override, size_t size,
+                             const char *mirrors[CN_DATASET_MAX_MIRRORS + 1]) {
+    memset(mirrors, 0, (CN_DATASET_MAX_MIRRORS + 1) * sizeof *mirrors);
+    const char *env = getenv("CONVNET_MIRROR");
+    if (env && *env) {
+        size_t n = strlen(env);
+        if (n + 2 > size) return cn_fail(CN_ERR_ARG, "CONVNET_MIRROR: longer than %zu bytes", size - 2);
+        snprintf(override, size, "%s%s", env, env[n - 1] == '/' ? "" : "/");
+        mirrors[0] = override;
+    } else {
+        for (int m = 0; m < CN_DATASET_MAX_MIRRORS && defaults[m]; m++) mirrors[m] = defaults[m];
+    }
+    return CN_OK;
+}
+
+/* target/file from the first mirror that has it with the right MD5 (kept if
+ * already there). `by_hand` ends the message when no mirror works. */
+static cn_status download_one(const char *file, const char *md5, const char *const *mirrors, const char *target,
+                              int show_progress, const char *by_hand) {
+    char final_path[PATH_CAP + 160], tmp_path[PATH_CAP + 200];
+    snprintf(final_path, sizeof final_path, "%s/%s", target, file);
+    char have[33];
+    if (access(final_path, F_OK) == 0 && cn_file_md5(final_path, have) == CN_OK && !strcmp(have, md5)) return CN_OK;
+    snprintf(tmp_path, sizeof tmp_path, "%s.part.%ld", final_path, (long)getpid());
+    char errors[1024] = "";
+    size_t elen = 0;
+    int all_checksum = 1;
+    for (int m = 0; mirrors[m]; m++) {
+        char url[PATH_CAP + 160];
+        snprintf(url, sizeof url, "%s%s", mirrors[m], file);
+        cn_status s = fetch(url, tmp_path, md5, file, show_progress, target);
+        if (s == CN_OK) {
+            if (rename(tmp_path, final_path) == 0) return CN_OK;
+            s = cn_fail(CN_ERR_IO, "%s: cannot rename to %s: %s", tmp_path, final_path, strerror(errno));
+            remove(tmp_path);
+            return s;
+        }
+        if (s == CN_ERR_IO) return s; /* local problem: other mirrors will not help */
+        if (s != CN_ERR_CHECKSUM) all_checksum = 0;
+        if (elen < sizeof errors)
+            elen += (size_t)snprintf(errors + elen, sizeof errors - elen, "%s%s", elen ? "; " : "", cn_last_error());
+    }
+    if (all_checksum) return cn_fail(CN_ERR_CHECKSUM, "%s", errors);
+    return cn_fail(CN_ERR_NETWORK, "cannot download %s into %s (%s); without network, %s", file, target, errors, by_hand);
+}
+
+cn_status cn_download_files(const char *const *files, const char *const *md5s, int count, const char *const *defaults,
+                            const char *target, int show_progress, const char *by_hand) {
+    struct stat existing;
+    int created = stat(target, &existing) != 0;
+    cn_status st = make_dirs(target);
+    if (st != CN_OK) return st;
+    char override[PATH_CAP];
+    const char *mirrors[CN_DATASET_MAX_MIRRORS + 1];
+    if ((st = mirror_list(defaults, override, sizeof override, mirrors)) != CN_OK) return st;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return cn_fail(CN_ERR_UNSUPPORTED, "libcurl failed to initialise");
+    for (int i = 0; i < count && st == CN_OK; i++)
+        st = download_one(files[i], md5s[i], mirrors, target, show_progress, by_hand);
+    curl_global_cleanup();
+    if (st != CN_OK && created) rmdir(target); /* leave no empty directory behind (fails if not empty) */
+    return st;
+}
+
 cn_status cn_dataset_download(const char *name, const char *dir, int show_progress) {
     const cn_dataset_info *info = cn_dataset_info_find(name);
     if (!info) {
@@ -220,69 +285,14 @@ cn_status cn_dataset_download(const char *name, const char *dir, int show_progre
         cn_status st = cn_dataset_default_dir(info->name, target, sizeof target);
         if (st != CN_OK) return st;
     }
-    struct stat existing;
-    int created = stat(target, &existing) != 0;
-    cn_status st = make_dirs(target);
-    if (st != CN_OK) return st;
-
-    /* CONVNET_MIRROR replaces torchvision's mirror list. */
-    char override[PATH_CAP];
-    const char *mirrors[CN_DATASET_MAX_MIRRORS + 1] = {0};
-    const char *env = getenv("CONVNET_MIRROR");
-    if (env && *env) {
-        size_t n = strlen(env);
-        if (n + 2 > sizeof override) return cn_fail(CN_ERR_ARG, "CONVNET_MIRROR: longer than %zu bytes", sizeof override - 2);
-        snprintf(override, sizeof override, "%s%s", env, env[n - 1] == '/' ? "" : "/");
-        mirrors[0] = override;
-    } else {
-        for (int m = 0; m < CN_DATASET_MAX_MIRRORS && info->mirrors[m]; m++) mirrors[m] = info->mirrors[m];
+    char files[CN_DATASET_FILES][128], by_hand[PATH_CAP + 400];
+    const char *names[CN_DATASET_FILES];
+    for (int i = 0; i < CN_DATASET_FILES; i++) {
+        snprintf(files[i], sizeof files[i], "%s.gz", cn_dataset_file_names[i]);
+        names[i] = files[i];
     }
-
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return cn_fail(CN_ERR_UNSUPPORTED, "libcurl failed to initialise");
-    st = CN_OK;
-    for (int i = 0; i < CN_DATASET_FILES && st == CN_OK; i++) {
-        char file[128], final_path[PATH_CAP + 160], tmp_path[PATH_CAP + 200];
-        snprintf(file, sizeof file, "%s.gz", cn_dataset_file_names[i]);
-        snprintf(final_path, sizeof final_path, "%s/%s", target, file);
-        char have[33];
-        if (access(final_path, F_OK) == 0 && cn_file_md5(final_path, have) == CN_OK && !strcmp(have, info->md5[i]))
-            continue;
-        snprintf(tmp_path, sizeof tmp_path, "%s.part.%ld", final_path, (long)getpid());
-        char errors[1024] = "";
-        size_t elen = 0;
-        int all_checksum = 1;
-        st = CN_ERR_NETWORK;
-        for (int m = 0; mirrors[m]; m++) {
-            char url[PATH_CAP + 160];
-            snprintf(url, sizeof url, "%s%s", mirrors[m], file);
-            cn_status s = fetch(url, tmp_path, info->md5[i], file, show_progress, target);
-            if (s == CN_OK) {
-                if (rename(tmp_path, final_path) != 0) {
-                    s = cn_fail(CN_ERR_IO, "%s: cannot rename to %s: %s", tmp_path, final_path, strerror(errno));
-                    remove(tmp_path);
-                    st = s;
-                    goto next_file;
-                }
-                st = CN_OK;
-                break;
-            }
-            if (s == CN_ERR_IO) { st = s; goto next_file; } /* local problem: other mirrors will not help */
-            if (s != CN_ERR_CHECKSUM) all_checksum = 0;
-            if (elen < sizeof errors)
-                elen += (size_t)snprintf(errors + elen, sizeof errors - elen, "%s%s", elen ? "; " : "", cn_last_error());
-        }
-        if (st != CN_OK) {
-            if (all_checksum) st = cn_fail(CN_ERR_CHECKSUM, "%s", errors);
-            else
-                st = cn_fail(CN_ERR_NETWORK, "cannot download %s into %s (%s); without network, copy "
-                             "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-                             "t10k-labels-idx1-ubyte.gz into %s by hand, or point CONVNET_MIRROR at a copy "
-                             "(e.g. file:///path/to/%s/)", file, target, errors, target, info->name);
-        }
-    next_file:;
-    }
-    curl_global_cleanup();
-    if (st != CN_OK && created) rmdir(target); /* leave no empty directory behind (fails if not empty) */
-    return st;
+    snprintf(by_hand, sizeof by_hand, "copy train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+             "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz into %s by hand, or point CONVNET_MIRROR at a "
+             "copy (e.g. file:///path/to/%s/)", target, info->name);
+    return cn_download_files(names, info->md5, CN_DATASET_FILES, info->mirrors, target, show_progress, by_hand);
 }

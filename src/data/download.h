@@ -17,6 +17,15 @@
  * CN_ERR_CHECKSUM. */
 cn_status cn_dataset_download(const char *name, const char *dir, int show_progress);
 
+/* Downloads files[i] (verified against md5s[i], hex) into target (created if
+ * needed), as cn_dataset_download does for its four files: from the first of
+ * `mirrors` (URL prefixes, NULL-terminated; CONVNET_MIRROR replaces them)
+ * that serves it with the right MD5. Files already there with the right MD5
+ * are kept. by_hand completes the message when every mirror fails
+ * ("cannot download F into D (errors); without network, <by_hand>"). */
+cn_status cn_download_files(const char *const *files, const char *const *md5s, int count, const char *const *mirrors,
+                            const char *target, int show_progress, const char *by_hand);
+
 /* MD5 of a file as 32 lowercase hex digits into hex[33]. */
 cn_status cn_file_md5(const char *path, char hex[33]);
 

@@ -20,13 +20,15 @@ uint64_t cn_loader_image_seed(uint64_t seed, int index) {
     return h;
 }
 
-void cn_loader_fill(const cn_split *src, const int *indices, int count, float mean, float std,
+void cn_loader_fill(const cn_split *src, const int *indices, int count, const float *mean, const float *std,
                     const cn_augment *aug, uint64_t seed, float *out, int *labels) {
     CN_ASSERT(src && indices && out && count >= 0);
-    const size_t pixels = (size_t)src->rows * (size_t)src->cols;
+    const int channels = src->channels > 0 ? src->channels : 1;
+    CN_ASSERT(channels <= CN_MAX_CHANNELS);
+    const size_t plane = (size_t)src->rows * (size_t)src->cols, pixels = plane * (size_t)channels;
     for (int i = 0; i < count; i++) CN_ASSERT(indices[i] >= 0 && indices[i] < src->count);
-    cn_normalizer norm;
-    cn_normalizer_init(&norm, mean, std);
+    cn_normalizer norms[CN_MAX_CHANNELS];
+    for (int c = 0; c < channels; c++) cn_normalizer_init(&norms[c], mean[c], std[c]);
     const int augment = aug && aug->enabled;
     const size_t scratch_size = augment ? cn_augment_scratch_size(aug, src->rows, src->cols) : 0;
 
@@ -35,7 +37,8 @@ void cn_loader_fill(const cn_split *src, const int *indices, int count, float me
         for (int i = 0; i < count; i++) {
             const uint8_t *img = src->images + (size_t)indices[i] * pixels;
             float *dst = out + (size_t)i * pixels;
-            for (size_t p = 0; p < pixels; p++) dst[p] = norm.lut[img[p]];
+            for (int c = 0; c < channels; c++)
+                for (size_t p = c * plane; p < (c + 1) * plane; p++) dst[p] = norms[c].lut[img[p]];
         }
     } else {
         #pragma omp parallel
@@ -47,12 +50,15 @@ void cn_loader_fill(const cn_split *src, const int *indices, int count, float me
                 const uint8_t *img = src->images + (size_t)indices[i] * pixels;
                 float *dst = out + (size_t)i * pixels;
                 if (!scratch) { /* out of memory for a huge image: pass it through unaugmented */
-                    for (size_t p = 0; p < pixels; p++) dst[p] = norm.lut[img[p]];
+                    for (int c = 0; c < channels; c++)
+                        for (size_t p = c * plane; p < (c + 1) * plane; p++) dst[p] = norms[c].lut[img[p]];
                     continue;
                 }
-                cn_rng rng;
-                cn_rng_seed(&rng, cn_loader_image_seed(seed, indices[i]));
-                cn_augment_image(aug, img, src->rows, src->cols, &norm, &rng, scratch, dst);
+                for (int c = 0; c < channels; c++) {
+                    cn_rng rng;   /* the same draws for every plane */
+                    cn_rng_seed(&rng, cn_loader_image_seed(seed, indices[i]));
+                    cn_augment_image(aug, img + c * plane, src->rows, src->cols, &norms[c], &rng, scratch, dst + c * plane);
+                }
             }
             if (scratch != (void *)stack_scratch) free(scratch);
         }

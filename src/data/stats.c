@@ -1,22 +1,41 @@
 #include "data/stats.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+static int split_channels(const cn_split *s) { return s->channels > 0 ? s->channels : 1; }
+
 void cn_split_pixel_stats(const cn_split *train, double *mean, double *std) {
-    /* A histogram makes the sums exact and the pass cheap. */
-    uint64_t hist[256] = {0};
-    size_t n = (size_t)train->count * (size_t)train->rows * (size_t)train->cols;
-    for (size_t i = 0; i < n; i++) hist[train->images[i]]++;
-    double m = 0.0;
-    for (int v = 0; v < 256; v++) m += (double)hist[v] * (v / 255.0);
-    m = n ? m / (double)n : 0.0;
-    double ss = 0.0;
-    for (int v = 0; v < 256; v++) { double d = v / 255.0 - m; ss += (double)hist[v] * d * d; }
-    *mean = m;
-    *std = n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0;
+    /* A histogram per channel makes the sums exact and the pass cheap. */
+    int channels = split_channels(train);
+    size_t plane = (size_t)train->rows * (size_t)train->cols;
+    for (int c = 0; c < channels; c++) {
+        uint64_t hist[256] = {0};
+        for (size_t i = 0; i < (size_t)train->count; i++) {
+            const uint8_t *p = train->images + (i * (size_t)channels + (size_t)c) * plane;
+            for (size_t k = 0; k < plane; k++) hist[p[k]]++;
+        }
+        size_t n = (size_t)train->count * plane;
+        double m = 0.0;
+        for (int v = 0; v < 256; v++) m += (double)hist[v] * (v / 255.0);
+        m = n ? m / (double)n : 0.0;
+        double ss = 0.0;
+        for (int v = 0; v < 256; v++) { double d = v / 255.0 - m; ss += (double)hist[v] * d * d; }
+        mean[c] = m;
+        std[c] = n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0;
+    }
+}
+
+void cn_split_stats(const cn_split *train, float *mean, float *std) {
+    double m[CN_MAX_CHANNELS], s[CN_MAX_CHANNELS];
+    cn_split_pixel_stats(train, m, s);
+    for (int c = 0; c < split_channels(train); c++) {
+        mean[c] = (float)m[c];
+        std[c] = s[c] > 0.0 ? (float)s[c] : 1.0f; /* a constant channel: keep the division harmless */
+    }
 }
 
 static const char *base_name(const char *path) {
@@ -24,38 +43,58 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-static int read_cache(const char *cache_path, const char *file, long long size, long long mtime,
+/* Up to `max` comma-separated doubles; returns how many were read. */
+static int parse_list(const char *text, double *values, int max) {
+    int n = 0;
+    while (n < max) {
+        char *end;
+        values[n] = strtod(text, &end);
+        if (end == text) break;
+        n++;
+        if (*end != ',') break;
+        text = end + 1;
+    }
+    return n;
+}
+
+static int read_cache(const char *cache_path, const char *file, long long size, long long mtime, int channels,
                       float *mean, float *std) {
     FILE *f = fopen(cache_path, "r");
     if (!f) return 0;
     char line[512], name[256] = "";
     long long csize = -1, cmtime = -1;
-    double cmean = NAN, cstd = NAN;
+    double cmean[CN_MAX_CHANNELS], cstd[CN_MAX_CHANNELS];
+    int nmean = 0, nstd = 0;
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#') continue;
         if (sscanf(line, "file %255s", name) == 1) continue;
         if (sscanf(line, "size %lld", &csize) == 1) continue;
         if (sscanf(line, "mtime %lld", &cmtime) == 1) continue;
-        if (sscanf(line, "mean %lf", &cmean) == 1) continue;
-        if (sscanf(line, "std %lf", &cstd) == 1) continue;
+        if (!strncmp(line, "mean ", 5)) nmean = parse_list(line + 5, cmean, CN_MAX_CHANNELS);
+        if (!strncmp(line, "std ", 4)) nstd = parse_list(line + 4, cstd, CN_MAX_CHANNELS);
     }
     fclose(f);
-    if (strcmp(name, file) || csize != size || cmtime != mtime) return 0;
-    if (!isfinite(cmean) || !isfinite(cstd) || cstd <= 0.0 || cmean < 0.0 || cmean > 1.0) return 0;
-    *mean = (float)cmean;
-    *std = (float)cstd;
+    if (strcmp(name, file) || csize != size || cmtime != mtime || nmean != channels || nstd != channels) return 0;
+    for (int c = 0; c < channels; c++)
+        if (!isfinite(cmean[c]) || !isfinite(cstd[c]) || cstd[c] <= 0.0 || cmean[c] < 0.0 || cmean[c] > 1.0) return 0;
+    for (int c = 0; c < channels; c++) { mean[c] = (float)cmean[c]; std[c] = (float)cstd[c]; }
     return 1;
 }
 
-static void write_cache(const char *cache_path, const char *file, long long size, long long mtime,
-                        double mean, double std) {
+static void write_cache(const char *cache_path, const char *file, long long size, long long mtime, int channels,
+                        const float *mean, const float *std) {
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid()) >= (int)sizeof tmp) return;
     FILE *f = fopen(tmp, "w");
     if (!f) return;
-    int ok = fprintf(f, "# convnet: normalisation statistics of the training images (pixel/255)\n"
-                        "file %s\nsize %lld\nmtime %lld\nmean %.9f\nstd %.9f\n",
-                     file, size, mtime, mean, std) > 0;
+    int ok = fprintf(f, "# convnet: normalisation statistics of the training images (pixel/255), per channel\n"
+                        "file %s\nsize %lld\nmtime %lld\n", file, size, mtime) > 0;
+    for (int k = 0; k < 2; k++) {
+        const float *v = k == 0 ? mean : std;
+        ok = fprintf(f, "%s", k == 0 ? "mean " : "std ") > 0 && ok;
+        for (int c = 0; c < channels; c++) ok = fprintf(f, "%s%.9g", c ? "," : "", (double)v[c]) > 0 && ok;
+        ok = fprintf(f, "\n") > 0 && ok;
+    }
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, cache_path) != 0) remove(tmp);
 }
@@ -64,13 +103,10 @@ void cn_split_cached_stats(const cn_split *train, const char *images_path, const
                            float *mean, float *std) {
     struct stat st;
     long long size = -1, mtime = -1;
+    int channels = split_channels(train);
     if (stat(images_path, &st) == 0) { size = (long long)st.st_size; mtime = (long long)st.st_mtime; }
     const char *file = base_name(images_path);
-    if (size >= 0 && read_cache(cache_path, file, size, mtime, mean, std)) return;
-    double m, s;
-    cn_split_pixel_stats(train, &m, &s);
-    if (!(s > 0.0)) s = 1.0; /* a constant image set: keep the division harmless */
-    *mean = (float)m;
-    *std = (float)s;
-    if (size >= 0 && strchr(file, ' ') == NULL) write_cache(cache_path, file, size, mtime, m, s);
+    if (size >= 0 && read_cache(cache_path, file, size, mtime, channels, mean, std)) return;
+    cn_split_stats(train, mean, std);
+    if (size >= 0 && strchr(file, ' ') == NULL) write_cache(cache_path, file, size, mtime, channels, mean, std);
 }

@@ -50,6 +50,7 @@ typedef struct {
     int num_ops;
     int last_weighted;      /* int8: index of the last conv/linear op */
     float s_input;          /* int8: scale of the normalised input */
+    bool norm_per_channel;  /* the input channels have different mean/std (arrays norm_mean/norm_std in model.c) */
 } plan;
 
 /* ---- text ---------------------------------------------------------------------- */
@@ -333,7 +334,7 @@ static bool calibrated_output(op_kind k) {
  * fills a histogram over [0, max] for the percentile. Threads work on separate
  * images with private buffers and counters, so the result does not depend on
  * scheduling. */
-static cn_status calibrate(plan *p, float mean, float std, const float *images, int count) {
+static cn_status calibrate(plan *p, const float *mean, const float *std, const float *images, int count) {
     const cn_model *m = p->m;
     int ntensors = 1, nops = p->last_weighted;   /* ops 0 .. last_weighted - 1 feed the int8 region */
     int *tensor_of_op = cn_calloc((size_t)p->num_ops + 1, sizeof *tensor_of_op);
@@ -351,14 +352,14 @@ static cn_status calibrate(plan *p, float mean, float std, const float *images, 
     float *scales = cn_calloc((size_t)ntensors, sizeof *scales);
     cn_status st = CN_OK;
     if (!bufs || !tmax || !maxv || !hist || !scales) st = CN_ERR_NOMEM;
-    int in_size = cn_shape_size(m->input);
+    int in_size = cn_shape_size(m->input), plane = m->input.h * m->input.w;
     for (int pass = 0; pass < 2 && !st; pass++) {
         #pragma omp parallel for schedule(static) num_threads(threads)
         for (int img = 0; img < count; img++) {
             int t = omp_get_thread_num();
             float *cur = bufs + (size_t)t * 2 * largest, *other = cur + largest;
             const float *src = images + (size_t)img * in_size;
-            for (int i = 0; i < in_size; i++) cur[i] = (src[i] - mean) / std;
+            for (int i = 0; i < in_size; i++) cur[i] = (src[i] - mean[i / plane]) / std[i / plane];
             for (int i = -1; i < nops; i++) {
                 if (i >= 0) ref_op(&p->ops[i], &cur, &other);
                 int ti = i < 0 ? 0 : tensor_of_op[i];
@@ -769,8 +770,11 @@ static void used_helpers(const plan *p, bool int8, bool *used) {
 static void put_calls(text *t, const plan *p, bool int8, bool used[4]) {
     /* Current buffer of each region: 0 -> buf0/q0, 1 -> buf1/q1. */
     int fcur = 0, qcur = 0;
-    if (int8) put(t, "    for (i = 0; i < MODEL_INPUT_SIZE; i++) q0[i] = q8((in[i] - MODEL_NORM_MEAN) / MODEL_NORM_STD * INPUT_INV_SCALE);\n");
-    else put(t, "    for (i = 0; i < MODEL_INPUT_SIZE; i++) buf0[i] = (in[i] - MODEL_NORM_MEAN) / MODEL_NORM_STD;\n");
+    const char *norm = p->norm_per_channel
+        ? "(in[i] - norm_mean[i / (MODEL_INPUT_H * MODEL_INPUT_W)]) / norm_std[i / (MODEL_INPUT_H * MODEL_INPUT_W)]"
+        : "(in[i] - MODEL_NORM_MEAN) / MODEL_NORM_STD";
+    if (int8) put(t, "    for (i = 0; i < MODEL_INPUT_SIZE; i++) q0[i] = q8(%s * INPUT_INV_SCALE);\n", norm);
+    else put(t, "    for (i = 0; i < MODEL_INPUT_SIZE; i++) buf0[i] = %s;\n", norm);
     used[int8 ? 2 : 0] = true;
     for (int i = 0; i < p->num_ops; i++) {
         const op *o = &p->ops[i];
@@ -865,7 +869,7 @@ static cn_status write_atomic(const char *path, const char *data, size_t size) {
     return st;
 }
 
-static cn_status generate(const plan *p, const char *dir, float mean, float std, bool int8, int calib_count,
+static cn_status generate(const plan *p, const char *dir, const float *mean, const float *std, bool int8, int calib_count,
                           cn_export_c_stats *stats) {
     const cn_model *m = p->m;
     char g1[32], g2[32], g3[32], lit_mean[48], lit_std[48], lit_inv[48];
@@ -891,8 +895,8 @@ static cn_status generate(const plan *p, const char *dir, float mean, float std,
     text weights = {0}, c = {0}, h = {0};
     size_t flash = put_weights(&weights, p, int8);
     int classes = cn_model_num_classes(m);
-    float_literal(mean, lit_mean, sizeof lit_mean);
-    float_literal(std, lit_std, sizeof lit_std);
+    float_literal(mean[0], lit_mean, sizeof lit_mean);
+    float_literal(std[0], lit_std, sizeof lit_std);
     float_literal(int8 ? 1.0f / p->s_input : 1.0f, lit_inv, sizeof lit_inv);
     bool log_probs = m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
 
@@ -904,8 +908,21 @@ static cn_status generate(const plan *p, const char *dir, float mean, float std,
     put(&h, "#define MODEL_INPUT_C %d\n#define MODEL_INPUT_H %d\n#define MODEL_INPUT_W %d\n", m->input.c, m->input.h, m->input.w);
     put(&h, "#define MODEL_INPUT_SIZE (MODEL_INPUT_C * MODEL_INPUT_H * MODEL_INPUT_W)\n");
     put(&h, "#define MODEL_NUM_CLASSES %d\n", classes);
-    put(&h, "/* input normalisation applied inside model_predict: (pixel - mean) / std */\n");
-    put(&h, "#define MODEL_NORM_MEAN %s\n#define MODEL_NORM_STD %s\n", lit_mean, lit_std);
+    if (p->norm_per_channel) {
+        put(&h, "/* input normalisation applied inside model_predict, per channel c: (pixel - mean[c]) / std[c] */\n");
+        for (int k = 0; k < 2; k++) {
+            put(&h, "#define MODEL_NORM_%s {", k ? "STD" : "MEAN");
+            for (int ch = 0; ch < m->input.c; ch++) {
+                char lit[48];
+                float_literal(k ? std[ch] : mean[ch], lit, sizeof lit);
+                put(&h, "%s%s", ch ? ", " : "", lit);
+            }
+            put(&h, "}\n");
+        }
+    } else {
+        put(&h, "/* input normalisation applied inside model_predict: (pixel - mean) / std */\n");
+        put(&h, "#define MODEL_NORM_MEAN %s\n#define MODEL_NORM_STD %s\n", lit_mean, lit_std);
+    }
     put(&h, "#define MODEL_FLASH_BYTES %zu\n#define MODEL_RAM_BYTES %zu\n\n", flash, ram);
     put(&h, "/* in: raw pixel intensities in [0, 1], %d x %d x %d (channel, row, column).\n", m->input.c, m->input.h, m->input.w);
     put(&h, " * out: the %d class scores (%s).\n", classes, log_probs ? "log-probabilities" : "logits");
@@ -933,6 +950,8 @@ static cn_status generate(const plan *p, const char *dir, float mean, float std,
             " * conv/linear/batch norm; dropout and flatten are identities at inference.\n */\n");
     put(&c, "#include \"model.h\"\n#include <math.h>\n%s\n", int8 ? "#include <stdint.h>\n" : "");
     if (int8) put(&c, "/* 1 / scale of the normalised input */\n#define INPUT_INV_SCALE %s\n", lit_inv);
+    if (p->norm_per_channel)
+        put(&c, "static const float norm_mean[MODEL_INPUT_C] = MODEL_NORM_MEAN, norm_std[MODEL_INPUT_C] = MODEL_NORM_STD;\n");
     if (weights.failed) c.failed = true; else put(&c, "%s", weights.p ? weights.p : "");
     bool used[H_COUNT] = {false};
     used_helpers(p, int8, used);
@@ -962,12 +981,16 @@ static cn_status generate(const plan *p, const char *dir, float mean, float std,
     return st;
 }
 
-cn_status cn_export_c(const cn_model *m, const char *dir, float mean, float std, int int8,
+cn_status cn_export_c(const cn_model *m, const char *dir, const float *mean, const float *std, int int8,
                       const float *calib_images, int calib_count, cn_export_c_stats *stats) {
     if (!m || !dir || !*dir) return cn_fail(CN_ERR_ARG, "C export: no model or no output directory given");
-    if (!isfinite(mean) || !isfinite(std) || std <= 0.0f)
-        return cn_fail(CN_ERR_ARG, "%s: normalisation mean %g / std %g: expected finite values with std > 0", dir,
-                       (double)mean, (double)std);
+    bool per_channel = false;
+    for (int c = 0; c < m->input.c; c++) {
+        if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] <= 0.0f)
+            return cn_fail(CN_ERR_ARG, "%s: normalisation mean %g / std %g of channel %d: expected finite values with std > 0",
+                           dir, (double)mean[c], (double)std[c], c);
+        per_channel |= mean[c] != mean[0] || std[c] != std[0];
+    }
     if (int8 && (!calib_images || calib_count < 1))
         return cn_fail(CN_ERR_ARG, "%s: int8 export needs calibration images (got %d)", dir, calib_count);
     if (int8) {
@@ -986,6 +1009,7 @@ cn_status cn_export_c(const cn_model *m, const char *dir, float mean, float std,
     }
     plan p;
     cn_status st = build_plan(m, &p);
+    p.norm_per_channel = per_channel;
     if (!st && int8) {
         p.last_weighted = -1;
         for (int i = 0; i < p.num_ops; i++)

@@ -36,12 +36,13 @@ typedef struct {
 } cn_export_c_stats;
 
 /* Writes DIR/model.h and DIR/model.c (DIR is created if missing; each file is
- * written atomically). mean/std: the normalisation the model was trained with
- * (std > 0). int8: see above; then calib_images (calib_count >= 1 images of
+ * written atomically). mean/std: the normalisation the model was trained with,
+ * one value per input channel (std > 0); channels that differ make
+ * MODEL_NORM_MEAN/MODEL_NORM_STD array initialisers instead of constants. int8: see above; then calib_images (calib_count >= 1 images of
  * C*H*W floats in [0, 1]) are required, otherwise they may be NULL. `stats`
  * (may be NULL) receives the flash/RAM figures that the header comment states.
  * The model's parameters must be finite. */
-cn_status cn_export_c(const cn_model *m, const char *dir, float mean, float std, int int8,
+cn_status cn_export_c(const cn_model *m, const char *dir, const float *mean, const float *std, int int8,
                       const float *calib_images, int calib_count, cn_export_c_stats *stats);
 
 #endif

@@ -1,5 +1,6 @@
 /* PNG (libpng) and PGM (P2/P5) loading into 8-bit grayscale. See image.h. */
 #include "io/image.h"
+#include "io/jpeg.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include <errno.h>
@@ -68,10 +69,18 @@ static void composite_row(const uint8_t *src, int channels, int width, uint8_t *
     }
 }
 
-/* Decodes into *out. Holds the setjmp: libpng errors longjmp back here. The
- * reader and `src` belong to the caller, so the only locals changed between
- * setjmp and longjmp are the ones declared volatile below (C11 7.13.2.1). */
-static cn_status decode_png(png_structp png, png_infop info, png_source *src, const char *name, cn_gray_image *out) {
+/* Colour mode: gray (channels 1) or RGB (channels 3) 8-bit row, copied as is. */
+static void copy_row(const uint8_t *src, int channels, int width, uint8_t *dst) {
+    memcpy(dst, src, (size_t)width * (size_t)channels);
+}
+
+/* Decodes into *out: gray composited on white (color false), or the image's
+ * own gray or RGB samples with alpha dropped (color true; *channels_out gets
+ * 1 or 3). Holds the setjmp: libpng errors longjmp back here. The reader and
+ * `src` belong to the caller, so the only locals changed between setjmp and
+ * longjmp are the ones declared volatile below (C11 7.13.2.1). */
+static cn_status decode_png(png_structp png, png_infop info, png_source *src, const char *name, bool color,
+                            cn_gray_image *out, int *channels_out) {
     /* Changed between setjmp and a possible longjmp, so volatile. */
     uint8_t *volatile pixels = NULL;
     uint8_t *volatile rows = NULL;       /* decoded rows: all of them if interlaced, else one */
@@ -103,22 +112,34 @@ static cn_status decode_png(png_structp png, png_infop info, png_source *src, co
     png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
     if ((status = check_dimensions(name, "PNG", width, height)) != CN_OK) png_longjmp(png, 1);
 
-    png_set_expand(png);           /* palette → RGB, gray < 8 bits → 8, tRNS → alpha */
-    png_set_strip_16(png);
-    if (color_type & PNG_COLOR_MASK_COLOR)
-        png_set_rgb_to_gray_fixed(png, 1 /* no warning for non-gray pixels */, -1, -1);
+    if (color) {
+        /* As PIL's convert("RGB") / convert("L") keep them: palette → RGB, alpha and tRNS dropped. */
+        png_set_palette_to_rgb(png);
+        png_set_expand_gray_1_2_4_to_8(png);
+        png_set_scale_16(png);     /* 16-bit → 8 with rounding */
+        png_set_strip_alpha(png);
+    } else {
+        png_set_expand(png);       /* palette → RGB, gray < 8 bits → 8, tRNS → alpha */
+        png_set_strip_16(png);
+        if (color_type & PNG_COLOR_MASK_COLOR)
+            png_set_rgb_to_gray_fixed(png, 1 /* no warning for non-gray pixels */, -1, -1);
+    }
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
 
     int channels = png_get_channels(png, info);
     size_t row_bytes = png_get_rowbytes(png, info);
-    if ((channels != 1 && channels != 2) || png_get_bit_depth(png, info) != 8 || row_bytes < (size_t)channels * width) {
-        status = cn_fail(CN_ERR_UNSUPPORTED, "%s: PNG colour type %d, bit depth %d did not convert to 8-bit gray",
-                         name, color_type, bit_depth);
+    int out_channels = color ? channels : 1;
+    if ((color ? channels != 1 && channels != 3 : channels != 1 && channels != 2) || png_get_bit_depth(png, info) != 8 ||
+        row_bytes < (size_t)channels * width) {
+        status = cn_fail(CN_ERR_UNSUPPORTED, "%s: PNG colour type %d, bit depth %d did not convert to 8-bit %s",
+                         name, color_type, bit_depth, color ? "gray or RGB" : "gray");
         png_longjmp(png, 1);
     }
+    void (*convert_row)(const uint8_t *, int, int, uint8_t *) = color ? copy_row : composite_row;
+    size_t row_out = (size_t)width * (size_t)out_channels;
     size_t pixel_count = (size_t)width * height; /* ≤ CN_IMAGE_MAX_PIXELS, checked above */
-    if (!(pixels = cn_calloc(pixel_count, 1))) {
+    if (!(pixels = cn_calloc(pixel_count, (size_t)out_channels))) {
         status = CN_ERR_NOMEM;
         cn_error_prefix("%s", name);
         png_longjmp(png, 1);
@@ -133,7 +154,7 @@ static cn_status decode_png(png_structp png, png_infop info, png_source *src, co
         for (png_uint_32 y = 0; y < height; y++) row_ptrs[y] = rows + (size_t)y * row_bytes;
         png_read_image(png, row_ptrs);
         for (png_uint_32 y = 0; y < height; y++)
-            composite_row(row_ptrs[y], channels, (int)width, pixels + (size_t)y * width);
+            convert_row(row_ptrs[y], channels, (int)width, pixels + (size_t)y * row_out);
     } else {
         if (!(rows = cn_calloc(1, row_bytes))) {
             status = CN_ERR_NOMEM;
@@ -142,7 +163,7 @@ static cn_status decode_png(png_structp png, png_infop info, png_source *src, co
         }
         for (png_uint_32 y = 0; y < height; y++) {
             png_read_row(png, rows, NULL);
-            composite_row(rows, channels, (int)width, pixels + (size_t)y * width);
+            convert_row(rows, channels, (int)width, pixels + (size_t)y * row_out);
         }
     }
     /* The trailing chunks (IEND and any text) are not read: all pixels are in. */
@@ -151,14 +172,16 @@ static cn_status decode_png(png_structp png, png_infop info, png_source *src, co
     out->width = (int)width;
     out->height = (int)height;
     out->pixels = pixels;
+    if (channels_out) *channels_out = out_channels;
     return CN_OK;
 }
 
-static cn_status load_png(const uint8_t *data, size_t size, const char *name, cn_gray_image *out) {
+static cn_status load_png(const uint8_t *data, size_t size, const char *name, bool color, cn_gray_image *out,
+                          int *channels) {
     png_source src = {.data = data, .size = size};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    cn_status status = info ? decode_png(png, info, &src, name, out)
+    cn_status status = info ? decode_png(png, info, &src, name, color, out, channels)
                             : cn_fail(CN_ERR_NOMEM, "%s: could not create a PNG reader", name);
     png_destroy_read_struct(&png, &info, NULL); /* NULLs are fine */
     return status;
@@ -301,7 +324,7 @@ cn_status cn_image_load_memory(const void *data, size_t size, const char *name, 
     const uint8_t *bytes = data;
     if (size == 0) return cn_fail(CN_ERR_FORMAT, "%s: byte 0: the file is empty; expected a PNG or PGM image", name);
     if (size >= sizeof png_signature && memcmp(bytes, png_signature, sizeof png_signature) == 0)
-        return load_png(bytes, size, name, out);
+        return load_png(bytes, size, name, false, out, NULL);
     if (size >= 2 && bytes[0] == 'P' && (bytes[1] == '2' || bytes[1] == '5'))
         return load_pgm(bytes, size, name, out);
     if (size >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '7')
@@ -316,9 +339,10 @@ cn_status cn_image_load_memory(const void *data, size_t size, const char *name, 
                    name, hex);
 }
 
-cn_status cn_image_load(const char *path, cn_gray_image *out) {
-    CN_ASSERT(path != NULL && out != NULL);
-    *out = (cn_gray_image){0, 0, NULL};
+cn_status cn_image_read_file(const char *path, uint8_t **data_out, size_t *size_out) {
+    CN_ASSERT(path != NULL && data_out != NULL && size_out != NULL);
+    *data_out = NULL;
+    *size_out = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -329,7 +353,7 @@ cn_status cn_image_load(const char *path, cn_gray_image *out) {
     }
     if (!S_ISREG(st.st_mode)) {
         fclose(f);
-        return cn_fail(CN_ERR_IO, "%s: not a regular file; expected a PNG or PGM image file", path);
+        return cn_fail(CN_ERR_IO, "%s: not a regular file; expected an image file", path);
     }
     if ((uint64_t)st.st_size > CN_IMAGE_MAX_FILE_BYTES) {
         fclose(f);
@@ -347,9 +371,49 @@ cn_status cn_image_load(const char *path, cn_gray_image *out) {
         return cn_fail(CN_ERR_IO, "%s: byte %zu: read failed (%s); expected %zu bytes",
                        path, got, read_error ? "I/O error" : "file shrank while reading", size);
     }
-    cn_status status = cn_image_load_memory(data, size, path, out);
+    *data_out = data;
+    *size_out = size;
+    return CN_OK;
+}
+
+cn_status cn_image_load(const char *path, cn_gray_image *out) {
+    CN_ASSERT(path != NULL && out != NULL);
+    *out = (cn_gray_image){0, 0, NULL};
+    uint8_t *data;
+    size_t size;
+    cn_status status = cn_image_read_file(path, &data, &size);
+    if (status != CN_OK) return status;
+    status = cn_image_load_memory(data, size, path, out);
     free(data);
     return status;
+}
+
+cn_status cn_image_decode_color(const void *data, size_t size, const char *name, cn_color_image *out) {
+    CN_ASSERT(out != NULL);
+    *out = (cn_color_image){0, 0, 0, NULL};
+    if (!name) name = "<memory>";
+    if (!data && size) return cn_fail(CN_ERR_ARG, "%s: image data is NULL", name);
+    const uint8_t *bytes = data;
+    if (size == 0) return cn_fail(CN_ERR_FORMAT, "%s: byte 0: the file is empty; expected a PNG or JPEG image", name);
+    if (size >= sizeof png_signature && memcmp(bytes, png_signature, sizeof png_signature) == 0) {
+        cn_gray_image img;
+        int channels = 0;
+        cn_status status = load_png(bytes, size, name, true, &img, &channels);
+        if (status == CN_OK) *out = (cn_color_image){img.width, img.height, channels, img.pixels};
+        return status;
+    }
+    if (size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff)
+        return cn_jpeg_decode(bytes, size, name, out);
+    char hex[3 * 8 + 1] = "";
+    for (size_t i = 0, len = 0; i < size && i < 8; i++) len += (size_t)snprintf(hex + len, sizeof hex - len, "%s%02x", i ? " " : "", bytes[i]);
+    return cn_fail(CN_ERR_FORMAT, "%s: byte 0: found bytes %s; expected a PNG signature (89 50 4e 47) or a JPEG one (ff d8 ff)",
+                   name, hex);
+}
+
+void cn_color_image_free(cn_color_image *img) {
+    if (!img) return;
+    free(img->pixels);
+    *img = (cn_color_image){0, 0, 0, NULL};
 }
 
 void cn_image_free(cn_gray_image *img) {

@@ -46,4 +46,25 @@ cn_status cn_image_load_memory(const void *data, size_t size, const char *name, 
 /* Frees the pixels and zeroes *img; NULL and already-freed images are fine. */
 void cn_image_free(cn_gray_image *img);
 
+/* Reads a whole regular file of at most CN_IMAGE_MAX_FILE_BYTES into *data
+ * (free() it); errors name the path. */
+cn_status cn_image_read_file(const char *path, uint8_t **data, size_t *size);
+
+/* An image in its own colours, for datasets: gray (channels 1) or RGB (3),
+ * 8 bits per sample, interleaved (height, width, channels). */
+typedef struct {
+    int width, height, channels;
+    uint8_t *pixels;
+} cn_color_image;
+
+/* Decodes a PNG or JPEG (detected from the first bytes) as torchvision's
+ * ImageFolder loader sees it before its convert("RGB"): PNG palette images
+ * become RGB, gray below 8 bits is expanded, 16-bit samples are scaled to 8
+ * with rounding (PIL would clip them), alpha and tRNS are dropped (as
+ * convert("RGB") does); JPEG is decoded by libjpeg-turbo with its defaults
+ * (islow DCT, fancy upsampling, as PIL does), gray or RGB (CMYK is refused).
+ * Same limits and one-line errors as cn_image_load_memory. */
+cn_status cn_image_decode_color(const void *data, size_t size, const char *name, cn_color_image *out);
+void cn_color_image_free(cn_color_image *img);
+
 #endif

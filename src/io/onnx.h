@@ -66,7 +66,7 @@
 typedef struct {
     int opset;                   /* default-domain opset the file imports */
     int has_normalization;       /* metadata normalize_mean/normalize_std were present and valid */
-    float mean, std;             /* valid when has_normalization */
+    float mean[4], std[4];       /* per input channel (one value in the file: every channel); valid when has_normalization */
     int softmax_as_log_softmax;  /* the graph ended in Softmax; the model outputs log-probabilities */
     char producer[64];           /* producer_name and producer_version, e.g. "pytorch 1.13.0" */
 } cn_onnx_info;
@@ -74,9 +74,10 @@ typedef struct {
 /* Writes `m` to `path` as an ONNX model (see above). fold_bn != 0 folds every
  * batchnorm2d that directly follows a conv2d into that conv's weight and bias
  * (other BNs stay BatchNormalization). mean/std: the input normalisation the
- * model was trained with (std > 0), stored as metadata. The file is written
+ * model was trained with, one per input channel (std > 0), stored as metadata
+ * (comma-separated when there are several channels). The file is written
  * atomically (temporary file + rename). The model's parameters must be finite. */
-cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, float mean, float std);
+cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std);
 
 /* Reads the ONNX model at `path` into a new model (in eval mode; its spec text
  * records the imported layers; layer names come from the initializer names

@@ -4,6 +4,7 @@
  * pool and freed together; it is packed into one buffer and written to a
  * temporary file that is renamed over `path`. */
 #include "io/onnx.h"
+#include "data/norm_text.h"
 #include "model.h"
 #include "core/error.h"
 #include "core/mem.h"
@@ -412,11 +413,13 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
     return CN_OK;
 }
 
-cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, float mean, float std) {
+cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std) {
     if (!m || !path || !*path) return cn_fail(CN_ERR_ARG, "onnx export: no model or no output path given");
-    if (!isfinite(mean) || !isfinite(std) || std <= 0.0f)
-        return cn_fail(CN_ERR_ARG, "%s: normalisation mean %g / std %g: expected finite values with std > 0",
-                       path, (double)mean, (double)std);
+    int channels = m->input.c >= 1 && m->input.c <= 4 ? m->input.c : 1;
+    for (int c = 0; c < channels; c++)
+        if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] <= 0.0f)
+            return cn_fail(CN_ERR_ARG, "%s: normalisation mean %g / std %g of channel %d: expected finite values with std > 0",
+                           path, (double)mean[c], (double)std[c], c);
     pool p = {0};
     graph_builder g = {.p = &p};
     const char *output_name = NULL;
@@ -443,12 +446,12 @@ cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, float
     onnx__operator_set_id_proto__init(opset);
     inputs[0] = value_info(&p, "input", 4, in_dims);
     outputs[0] = value_info(&p, output_name, 2, out_dims);
-    char mean_text[32], std_text[32];
-    snprintf(mean_text, sizeof mean_text, "%.9g", (double)mean);
-    snprintf(std_text, sizeof std_text, "%.9g", (double)std);
+    char mean_text[80], std_text[80];
+    cn_format_floats(mean_text, sizeof mean_text, mean, channels);
+    cn_format_floats(std_text, sizeof std_text, std, channels);
     props[0] = meta(&p, "normalize_mean", mean_text);
     props[1] = meta(&p, "normalize_std", std_text);
-    props[2] = meta(&p, "preprocessing", "input = (pixel intensity in [0, 1] - normalize_mean) / normalize_std");
+    props[2] = meta(&p, "preprocessing", "input = (pixel intensity in [0, 1] - normalize_mean) / normalize_std, per channel");
 
     graph->name = pool_printf(&p, "%s", m->source_name ? m->source_name : "convnet");
     graph->n_node = g.num_nodes;

@@ -8,6 +8,7 @@
  * evaluated on the way. A node reading an older activation means the graph
  * branches, which convnet's sequential models cannot express. */
 #include "io/onnx.h"
+#include "data/norm_text.h"
 #include "model.h"
 #include "core/error.h"
 #include "core/mem.h"
@@ -1762,13 +1763,15 @@ static void read_metadata(const Onnx__ModelProto *mp, cn_onnx_info *info) {
         if (!strcmp(e->key, "normalize_std")) std = e->value;
     }
     if (!mean || !std) return;
-    char *end1, *end2;
-    errno = 0;
-    double m = strtod(mean, &end1), s = strtod(std, &end2);
-    if (errno || end1 == mean || *end1 || end2 == std || *end2 || !isfinite(m) || !isfinite(s) || !(s > 0)) return;
+    float m[4], s[4];
+    int nm = cn_parse_floats(mean, m, 4), ns = cn_parse_floats(std, s, 4);
+    if (nm == 0 || nm != ns) return;
+    for (int c = 0; c < nm; c++) if (!(s[c] > 0)) return;
     info->has_normalization = 1;
-    info->mean = (float)m;
-    info->std = (float)s;
+    for (int c = 0; c < 4; c++) {
+        info->mean[c] = m[c < nm ? c : 0];
+        info->std[c] = s[c < nm ? c : 0];
+    }
 }
 
 static cn_status import_model(const Onnx__ModelProto *mp, const char *file, cn_onnx_info *info, cn_model **out) {

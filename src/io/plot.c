@@ -600,13 +600,16 @@ static void caption_parts(char *t, char *p, size_t size, int i, const int *true_
     else p[0] = '\0';
 }
 
-cn_status cn_plot_image_grid(const char *path, const char *title, int count, const uint8_t *images, int rows, int cols,
-                             const int *true_labels, const int *pred_labels, const char *const *class_names) {
+cn_status cn_plot_image_grid(const char *path, const char *title, int count, const uint8_t *images, int channels,
+                             int rows, int cols, const int *true_labels, const int *pred_labels,
+                             const char *const *class_names) {
     if (!path) return cn_fail(CN_ERR_ARG, "image-grid plot: path is NULL");
     if (count < 0) return cn_fail(CN_ERR_ARG, "%s: image count is %d; expected >= 0", path, count);
     if (count > 0 && (!images || !true_labels))
         return cn_fail(CN_ERR_ARG, "%s: %d images to plot but the %s pointer is NULL", path, count,
                        !images ? "image" : "label");
+    if (count > 0 && (channels < 1 || channels > 4))
+        return cn_fail(CN_ERR_ARG, "%s: images have %d channels; expected 1..4", path, channels);
     if (count > 0 && (rows < 1 || cols < 1 || rows > CN_PLOT_MAX_IMAGE_SIDE || cols > CN_PLOT_MAX_IMAGE_SIDE))
         return cn_fail(CN_ERR_ARG, "%s: images are %dx%d; expected 1..%d pixels per side", path, rows, cols,
                        CN_PLOT_MAX_IMAGE_SIDE);
@@ -669,15 +672,18 @@ cn_status cn_plot_image_grid(const char *path, const char *title, int count, con
     for (int i = 0; i < shown; i++) {
         double x = left + (i % grid_cols) * tile_w, y = top + (i / grid_cols) * tile_h;
         double ix = round(x + (tile_w - img_w) / 2.0), iy = round(y + 4);
-        /* Copy the image into the tile surface (gray → xRGB). */
+        /* Copy the image into the tile surface (gray, or the first three planes as RGB → xRGB). */
         cairo_surface_flush(tile);
         unsigned char *data = cairo_image_surface_get_data(tile);
         int stride = cairo_image_surface_get_stride(tile);
-        const uint8_t *src = images + (size_t)i * rows * cols;
+        size_t plane = (size_t)rows * cols;
+        const uint8_t *red = images + (size_t)i * channels * plane;
+        const uint8_t *green = channels >= 3 ? red + plane : red, *blue = channels >= 3 ? red + 2 * plane : red;
         for (int r = 0; r < rows; r++)
             for (int q = 0; q < cols; q++) {
-                uint32_t g = src[(size_t)r * cols + q];
-                ((uint32_t *)(data + (size_t)r * stride))[q] = 0xff000000u | g << 16 | g << 8 | g;
+                size_t k = (size_t)r * cols + q;
+                ((uint32_t *)(data + (size_t)r * stride))[q] =
+                    0xff000000u | (uint32_t)red[k] << 16 | (uint32_t)green[k] << 8 | blue[k];
             }
         cairo_surface_mark_dirty(tile);
         cairo_save(cr);

@@ -37,8 +37,9 @@ cn_status cn_plot_training_curves(const char *path, const char *title, int epoch
 cn_status cn_plot_confusion_matrix(const char *path, const char *title, int classes,
                                    const int64_t *counts, const char *const *class_names);
 
-/* Grid of `count` images (count x rows x cols bytes, 0 = black, 255 = white,
- * as in MNIST), each enlarged with nearest-neighbour sampling and captioned
+/* Grid of `count` images (count x channels x rows x cols bytes, channel
+ * planes; 1 channel: gray, 0 = black, 255 = white, as in MNIST; 3 or 4: the
+ * first three planes are red, green, blue; 2: the first plane as gray), each enlarged with nearest-neighbour sampling and captioned
  * "true T / pred P" (red when they differ, green when equal; just "true T" if
  * pred_labels is NULL). Labels name class_names[label] when class_names is
  * not NULL (it must then have an entry for every label), else the number; a
@@ -47,7 +48,7 @@ cn_status cn_plot_confusion_matrix(const char *path, const char *title, int clas
  * "no misclassified images" panel (images and labels may then be NULL).
  * rows, cols: 1..CN_PLOT_MAX_IMAGE_SIDE. */
 cn_status cn_plot_image_grid(const char *path, const char *title, int count, const uint8_t *images,
-                             int rows, int cols, const int *true_labels, const int *pred_labels,
+                             int channels, int rows, int cols, const int *true_labels, const int *pred_labels,
                              const char *const *class_names);
 
 #endif
