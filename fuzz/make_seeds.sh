@@ -7,7 +7,7 @@ set -eu
 C=fuzz/corpus
 DATA=${DATA:-../shared/data/mnist}
 rm -rf "$C"
-mkdir -p $C/idx $C/gzip $C/spec $C/safetensors $C/checkpoint $C/onnx $C/image $C/cli_args
+mkdir -p $C/idx $C/gzip $C/spec $C/safetensors $C/checkpoint $C/onnx $C/image $C/cli_args $C/csv $C/cifar
 
 python3 - "$C" "$DATA" <<'PY'
 import gzip, json, struct, sys
@@ -101,7 +101,7 @@ printf 'input 1x1x1\nflatten\nlinear out=2\n' > $C/spec/one_pixel.spec
 
 # Checkpoints and ONNX exports of tiny models, written by the library itself.
 gcc -std=c11 -D_GNU_SOURCE -O1 -Iinclude -Isrc -Ibuild/gen fuzz/make_seeds.c -o build/make_seeds \
-    build/libconvnet.a $(pkg-config --libs zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c) -lm -fopenmp
+    build/libconvnet.a $(pkg-config --libs zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c libjpeg libarchive) -lm -fopenmp
 build/make_seeds $C
 cp tests/fixtures/onnx/quirks11.onnx tests/fixtures/onnx/quirks13.onnx $C/onnx/
 
@@ -110,4 +110,23 @@ cp tests/fixtures/images/pattern_*.png tests/fixtures/images/digit0_original.pgm
 printf 'P2\n# tiny\n3 2\n65535\n0 65535 100\n# mid\n7 8 9\n' > $C/image/p2_16bit.pgm
 printf 'P5 2 2 65535\n\001\002\003\004\005\006\007\010' > $C/image/p5_16bit.pgm
 printf 'P5\n#c\n2 1\n255\n\377\000' > $C/image/p5_comment.pgm
+# CSV (first byte: shape and label choice, see fuzz_csv.c), CIFAR-10 records, and
+# colour PNG/JPEG (Debian's python3-pil, as /usr/bin/python3 has it) for fuzz_cifar.c.
+/usr/bin/python3 - "$C" <<'PY'
+import io, random, sys
+from PIL import Image
+C = sys.argv[1]
+random.seed(1)
+head = "label," + ",".join(f"pixel{i}" for i in range(4)) + "\n"
+open(f"{C}/csv/labelled_1x2x2.csv", "wb").write(bytes([4]) + (head + "3,0,255,12,7\n1,1,2,3,4\r\n\n").encode())
+open(f"{C}/csv/unlabelled_1x2x2.csv", "wb").write(bytes([0]) + b"pixel0,pixel1,pixel2,pixel3\n0,0,0,0\n255,255,255,255\n")
+open(f"{C}/csv/no_header_3x4x4.csv", "wb").write(bytes([2]) + (",".join(["2"] + [str(random.randrange(256)) for _ in range(48)]) + "\n").encode())
+rec = bytes([7]) + bytes(random.randrange(256) for _ in range(3072))
+open(f"{C}/cifar/two_records.bin", "wb").write(rec + bytes([2]) + rec[1:])
+im = Image.new("RGB", (6, 5))
+for y in range(5):
+    for x in range(6): im.putpixel((x, y), (x * 40, y * 50, (x * y * 20) % 256))
+for name, img, fmt in (("rgb_6x5.jpg", im, "JPEG"), ("gray_6x5.jpg", im.convert("L"), "JPEG"), ("rgb_6x5.png", im, "PNG")):
+    b = io.BytesIO(); img.save(b, fmt, **({"quality": 90} if fmt == "JPEG" else {})); open(f"{C}/cifar/{name}", "wb").write(b.getvalue())
+PY
 du -sh $C/*

@@ -9,7 +9,9 @@
  * EXPECTED lines: file<TAB>parser<TAB>message fragment ('#' starts a comment).
  * Parsers: idx-images, idx-labels, mnist-labels (a label file next to matching
  * 28x28 images, 10 classes), spec, safetensors, checkpoint, checkpoint-resume
- * (with optimizer state), onnx, image, and cli-resume (only through
+ * (with optimizer state), onnx, image, csv (1x2x2 images with labels, 10
+ * classes), cifar (one CIFAR-10 batch), image-color (PNG/JPEG as image folders
+ * read them), and cli-resume (only through
  * `convnet train --resume FILE`, which reads the stored run settings). tests/bad/make_bad.py writes most
  * files; tests/bad/fuzz/ holds inputs the fuzzers (fuzz/) found.
  * BAD_PRINT=1 prints every message (to write new EXPECTED lines). */
@@ -18,6 +20,8 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/idx.h"
+#include "data/csv.h"
+#include "data/cifar.h"
 #include "io/image.h"
 #include "io/onnx.h"
 #include "io/safetensors.h"
@@ -147,6 +151,31 @@ static cn_status load_with(const entry *e, int *known) {
         cn_model_free(m);
         return st;
     }
+    if (!strcmp(k, "csv")) {   /* 1x2x2 images, a label column, 10 classes */
+        cn_split split;
+        cn_status st = cn_csv_read(p, 1, 2, 2, 1, 10, &split, NULL);
+        CHECK_MSG(st == CN_OK || !split.images, "%s: failed but returned images", p);
+        cn_split_free(&split);
+        return st;
+    }
+    if (!strcmp(k, "cifar") || !strcmp(k, "image-color")) {
+        uint8_t *data;
+        size_t size;
+        cn_status st = cn_image_read_file(p, &data, &size);
+        if (st) return st;
+        if (k[0] == 'c') {
+            cn_split split = {0};
+            st = cn_cifar_parse_batch(data, size, p, &split);
+            cn_split_free(&split);
+        } else {
+            cn_color_image img;
+            st = cn_image_decode_color(data, size, p, &img);
+            CHECK_MSG(st == CN_OK || !img.pixels, "%s: failed but returned pixels", p);
+            cn_color_image_free(&img);
+        }
+        free(data);
+        return st;
+    }
     if (!strcmp(k, "image")) {
         cn_gray_image img;
         cn_status st = cn_image_load(p, &img);
@@ -168,7 +197,8 @@ static int is_one_line(const char *s) {
 TEST(manifest_is_big_enough) {
     CHECK_MSG(entry_count >= 40, "only %d entries in %sEXPECTED", entry_count, BAD_DIR);
     static const char *const parsers[] = {"idx-images", "idx-labels", "mnist-labels", "spec", "safetensors",
-                                          "checkpoint", "checkpoint-resume", "onnx", "image", "cli-resume"};
+                                          "checkpoint", "checkpoint-resume", "onnx", "image", "cli-resume",
+                                          "csv", "cifar", "image-color"};
     for (size_t i = 0; i < sizeof parsers / sizeof parsers[0]; i++) {
         int n = 0;
         for (int j = 0; j < entry_count; j++) n += !strcmp(entries[j].parser, parsers[i]);

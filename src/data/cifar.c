@@ -108,8 +108,7 @@ static cn_status extract_entry(struct archive *a, const char *path, const char *
     return CN_OK;
 }
 
-/* Unpacks the known members of DIR/cifar-10-binary.tar.gz into DIR/cifar-10-batches-bin. */
-static cn_status unpack(const char *dir) {
+cn_status cn_cifar10_unpack(const char *dir) {
     char tarball[PATH_CAP + 64], out_dir[PATH_CAP + 64], path[PATH_CAP + 128];
     snprintf(tarball, sizeof tarball, "%s/" TARBALL, dir);
     snprintf(out_dir, sizeof out_dir, "%s/" SUBDIR, dir);
@@ -163,7 +162,7 @@ cn_status cn_cifar10_download(const char *dir, int show_progress) {
     char by_hand[PATH_CAP + 200];
     snprintf(by_hand, sizeof by_hand, "copy " TARBALL " into %s by hand, or point CONVNET_MIRROR at a copy", target);
     st = cn_download_files(files, md5s, 1, mirrors, target, show_progress, by_hand);
-    return st ? st : unpack(target);
+    return st ? st : cn_cifar10_unpack(target);
 }
 
 /* Class names from batches.meta.txt when it has ten usable lines, else the published ones. */

@@ -28,7 +28,11 @@ cn_status cn_cifar_parse_batch(const void *data, size_t size, const char *name, 
 /* Downloads (when needed and allowed) and loads CIFAR-10. */
 cn_status cn_cifar10_load(const cn_data_options *o, const char *dir, cn_dataset *out);
 
-/* Downloads and unpacks into dir (NULL: the default place). */
+/* Unpacks the seven known members of DIR/cifar-10-binary.tar.gz into
+ * DIR/cifar-10-batches-bin (each written atomically; other members ignored). */
+cn_status cn_cifar10_unpack(const char *dir);
+
+/* Downloads (MD5-checked) and unpacks into dir (NULL: the default place). */
 cn_status cn_cifar10_download(const char *dir, int show_progress);
 
 #endif

@@ -35,7 +35,7 @@ typedef struct {
     int num_classes;
     char class_names[CN_MAX_CLASSES][CN_CLASS_NAME_MAX];
     int skipped;                /* unreadable images left out (--skip-bad) */
-    int from_cache;             /* the images came from the decoded-image cache */
+    int from_cache;             /* splits read from the decoded-image cache (image folders) */
 } cn_dataset;
 
 /* How to read a dataset: everything but the name may be left 0/NULL. */

@@ -286,7 +286,7 @@ static cn_status load_split(const cn_data_options *o, const char *dir, const cha
     uint64_t key = cache_key(t, ds, &list, o->skip_bad);
     int skipped = 0;
     if (cache_path[0] && cn_image_cache_read(cache_path, key, out, &skipped)) {
-        ds->from_cache = 1;
+        ds->from_cache++;
     } else {
         st = decode_all(o, &list, t, out, &skipped);
         if (st == CN_OK && (!cache_path[0] || !cn_image_cache_write(cache_path, key, out, skipped))) cache_path[0] = '\0';

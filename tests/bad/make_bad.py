@@ -237,6 +237,29 @@ put("img_jpeg.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
 put("img_ppm_colour.ppm", b"P6 1 1 255\n\xff\x00\x00")
 put("img_text.png", b"hello, I am not an image\n")
 
+# ---------------------------------------------------------------- CSV ----
+# Read as 1x2x2 images with a label column and 10 classes (tests/test_bad_inputs.c).
+HEAD = "label,pixel0,pixel1,pixel2,pixel3\n"
+put("csv_wrong_columns.csv", HEAD + "1,0,0,0,0\n2,0,0,0\n")
+put("csv_value_300.csv", HEAD + "1,0,300,0,0\n")
+put("csv_negative_value.csv", HEAD + "1,0,0,-1,0\n")
+put("csv_not_a_number.csv", HEAD + "1,0,0,0,abc\n")
+put("csv_label_out_of_range.csv", HEAD + "3,0,0,0,0\n12,0,0,0,0\n")
+put("csv_header_784_columns.csv", "label," + ",".join(f"pixel{i}" for i in range(784)) + "\n")
+put("csv_empty.csv", b"")
+put("csv_header_only.csv", HEAD)
+put("csv_no_label_column.csv", "pixel0,pixel1,pixel2,pixel3\n0,0,0,0\n")
+put("csv_huge_number.csv", HEAD + "1,0,0,0,99999999999999999999\n")
+
+# ---------------------------------------------------------- CIFAR-10 ----
+record = bytes([3]) + bytes(3072)
+put("cifar_cut_off.bin", record + record[:1000])
+put("cifar_label_10.bin", record + bytes([10]) + bytes(3072))
+put("cifar_empty.bin", b"")
+
+# ------------------------------------------- images in colour (folders) ----
+put("img_truncated_jfif.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+
 for name, data in out.items():
     with open(os.path.join(HERE, name), "wb") as f:
         f.write(data)
