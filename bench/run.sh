@@ -4,6 +4,8 @@
 #   sh bench/run.sh [throughput] [MODEL...]   training/inference img/s of convnet and PyTorch
 #   sh bench/run.sh profile MODEL [ARGS]      per-layer times of one step (bench/profile.c; see its usage)
 #   sh bench/run.sh epoch                     epoch time, peak RSS, augmentation overhead (CLI + bench/torch_epoch.py)
+#   sh bench/run.sh decode                    decoding 70,000 MNIST PNGs: convnet's image folder vs torchvision's
+#                                             ImageFolder + PIL (bench/decode_bench.sh)
 #
 # Throughput: builds bench/throughput.c against build/libconvnet.a, runs it and,
 # when Debian's /usr/bin/python3 has torch, bench/torch_bench.py in the same run
@@ -17,7 +19,8 @@
 set -e
 sh scripts/install-deps.sh bench >&2 || exit 1
 MODE=throughput
-case "$1" in throughput|profile|epoch) MODE=$1; shift ;; esac
+case "$1" in throughput|profile|epoch|decode) MODE=$1; shift ;; esac
+if [ "$MODE" = decode ]; then exec sh bench/decode_bench.sh "$@"; fi
 
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-128}
@@ -45,7 +48,7 @@ machine_description() {
 build_bench_program() {
     make --no-print-directory "$BUILD/libconvnet.a" >&2
     mkdir -p "$BUILD/bench"
-    libs=$(pkg-config --libs zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c 2>/dev/null || true)
+    libs=$(pkg-config --libs zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c libjpeg libarchive 2>/dev/null || true)
     ${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc \
         "bench/$1.c" -o "$BUILD/bench/$1" "$BUILD/libconvnet.a" $libs -lm
 }
@@ -98,6 +101,11 @@ measure_peak() {
 run_throughput() {
     measure_peak
     build_bench_program throughput
+    # Default: every preset and the CIFAR-style colour model bench/cifar-c.spec (3x32x32, 122k params).
+    if [ $# -eq 0 ]; then
+        make --no-print-directory "$BUILD/convnet" >&2
+        set -- $("$BUILD/convnet" models | awk 'NR > 1 { print $1 }') bench/cifar-c.spec
+    fi
     LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
     : > "$TMP/torch.tsv"
     TORCH_VERSION=

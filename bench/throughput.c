@@ -104,7 +104,11 @@ static int bench_model(const char *name, const bench_options *o) {
 
     double macs = (double)cn_model_macs(m);
     double train_gflops = train * 6.0 * macs * 1e-9, infer_gflops = infer * 2.0 * macs * 1e-9;
-    printf("%s\t%zu\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\n", name, cn_model_param_count(m), macs, train, infer,
+    /* A spec file is named by its base name (bench/cifar-c.spec: cifar-c), as torch_bench.py names it. */
+    const char *slash = strrchr(name, '/'), *base = slash ? slash + 1 : name;
+    size_t len = strlen(base);
+    int spec = len > 5 && !strcmp(base + len - 5, ".spec");
+    printf("%.*s\t%zu\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\n", (int)(spec ? len - 5 : len), base, cn_model_param_count(m), macs, train, infer,
            train_gflops, infer_gflops, 100.0 * train_gflops / o->peak_gflops);
     fflush(stdout);
     cn_optimizer_free(&s.opt);

@@ -8,6 +8,7 @@ bench/throughput.c (batch 128, random in-memory tensors, SGD momentum 0.9,
 Prints one tab-separated line per model: model params train_img_s infer_img_s.
 """
 import argparse
+import os
 import sys
 import time
 
@@ -58,8 +59,18 @@ def seed004_net():
                          nn.Linear(128, 10), nn.LogSoftmax(dim=1))
 
 
+def cifar_c():
+    """bench/cifar-c.spec: 3x32x32 input, 122,218 parameters."""
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(*block(3, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64), *block(64, 64),
+                         nn.MaxPool2d(2), *block(64, 96), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, 10),
+                         nn.LogSoftmax(dim=1))
+
+
 MODELS = {"seed000": seed000, "seed001": seed001, "seed002": seed002, "seed003": seed003,
-          "seed004-net": seed004_net, "seed004": seed004}
+          "seed004-net": seed004_net, "seed004": seed004, "cifar-c": cifar_c}
+INPUT_SHAPE = {"cifar-c": (3, 32, 32)}   # the others: (1, 28, 28)
 LOGITS = {"seed000"}   # ends in Linear: CrossEntropyLoss; the others end in LogSoftmax: NLLLoss
 
 
@@ -83,7 +94,7 @@ def bench(name, args):
     torch.manual_seed(1)
     model = MODELS[name]()
     params = sum(p.numel() for p in model.parameters())
-    x = torch.randn(args.batch, 1, 28, 28)
+    x = torch.randn(args.batch, *INPUT_SHAPE.get(name, (1, 28, 28)))
     y = torch.randint(0, 10, (args.batch,))
     loss_fn = nn.CrossEntropyLoss() if name in LOGITS else nn.NLLLoss()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -114,7 +125,7 @@ def main():
     p.add_argument("models", nargs="*", default=list(MODELS))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    for name in args.models:
+    for name in [os.path.basename(m)[:-5] if m.endswith(".spec") else m for m in args.models]:
         if name not in MODELS:   # convnet's own presets (c8k, ...) have no PyTorch definition here
             print(f"torch_bench.py: no PyTorch model '{name}' (known: {', '.join(MODELS)}); skipped", file=sys.stderr)
             continue

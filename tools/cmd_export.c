@@ -4,7 +4,6 @@
 #include "io/onnx.h"
 #include "io/export_c.h"
 #include "data/dataset.h"
-#include "data/norm_text.h"
 #include "train.h"
 #include <stdlib.h>
 #include <getopt.h>
@@ -45,9 +44,11 @@ static void export_help(void) {
 
 static int export_safetensors(const char *weights, cn_model *m, const cn_checkpoint_info *info, const char *out) {
     if (cn_checkpoint_save(out, m, info, NULL)) return cli_fail();
-    char mean[80], std[80];
-    cn_format_floats(mean, sizeof mean, info->mean, m->input.c);
-    cn_format_floats(std, sizeof std, info->std, m->input.c);
+    char mean[80] = "", std[80] = "";
+    for (int c = 0; c < m->input.c && c < CN_MAX_CHANNELS; c++) {   /* 4 decimals, comma-separated per channel */
+        snprintf(mean + strlen(mean), sizeof mean - strlen(mean), "%s%.4f", c ? "," : "", info->mean[c]);
+        snprintf(std + strlen(std), sizeof std - strlen(std), "%s%.4f", c ? "," : "", info->std[c]);
+    }
     printf("wrote %s: %s model, %zu parameters, %d classes (%s), normalisation mean %s std %s\n", out,
            cli_is_onnx(weights) ? "imported ONNX" : "convnet", cn_model_param_count(m), cn_model_num_classes(m),
            info->dataset, mean, std);
