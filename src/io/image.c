@@ -316,6 +316,13 @@ static cn_status load_pgm(const uint8_t *data, size_t size, const char *name, cn
 
 /* ------------------------------------------------------------- dispatch ---- */
 
+/* "name: byte 0: found bytes 68 65 ...; expected <expected>" for data of no known format. */
+static cn_status unknown_format(const char *name, const uint8_t *bytes, size_t size, const char *expected) {
+    char hex[3 * 8 + 1] = "";
+    for (size_t i = 0, len = 0; i < size && i < 8; i++) len += (size_t)snprintf(hex + len, sizeof hex - len, "%s%02x", i ? " " : "", bytes[i]);
+    return cn_fail(CN_ERR_FORMAT, "%s: byte 0: found bytes %s; expected %s", name, hex, expected);
+}
+
 cn_status cn_image_load_memory(const void *data, size_t size, const char *name, cn_gray_image *out) {
     CN_ASSERT(out != NULL);
     *out = (cn_gray_image){0, 0, NULL};
@@ -333,10 +340,7 @@ cn_status cn_image_load_memory(const void *data, size_t size, const char *name, 
                                        : bytes[1] == '3' || bytes[1] == '6' ? "colour PPM" : "PAM");
     if (size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff)
         return cn_fail(CN_ERR_UNSUPPORTED, "%s: byte 0: found a JPEG image; expected PNG or PGM (convert it first)", name);
-    char hex[3 * 8 + 1] = "";
-    for (size_t i = 0, len = 0; i < size && i < 8; i++) len += (size_t)snprintf(hex + len, sizeof hex - len, "%s%02x", i ? " " : "", bytes[i]);
-    return cn_fail(CN_ERR_FORMAT, "%s: byte 0: found bytes %s; expected a PNG signature (89 50 4e 47) or a PGM magic (P2/P5)",
-                   name, hex);
+    return unknown_format(name, bytes, size, "a PNG signature (89 50 4e 47) or a PGM magic (P2/P5)");
 }
 
 cn_status cn_image_read_file(const char *path, uint8_t **data_out, size_t *size_out) {
@@ -404,10 +408,7 @@ cn_status cn_image_decode_color(const void *data, size_t size, const char *name,
     }
     if (size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff)
         return cn_jpeg_decode(bytes, size, name, out);
-    char hex[3 * 8 + 1] = "";
-    for (size_t i = 0, len = 0; i < size && i < 8; i++) len += (size_t)snprintf(hex + len, sizeof hex - len, "%s%02x", i ? " " : "", bytes[i]);
-    return cn_fail(CN_ERR_FORMAT, "%s: byte 0: found bytes %s; expected a PNG signature (89 50 4e 47) or a JPEG one (ff d8 ff)",
-                   name, hex);
+    return unknown_format(name, bytes, size, "a PNG signature (89 50 4e 47) or a JPEG one (ff d8 ff)");
 }
 
 void cn_color_image_free(cn_color_image *img) {
