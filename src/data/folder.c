@@ -36,8 +36,11 @@ static void entries_free(entry_list *l) {
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* The stat() result list_names stored in front of a name. */
+static const struct stat *stat_of(const char *name) { return (const struct stat *)(const void *)(name - sizeof(struct stat)); }
+
 static void names_free(char **names, int count) {
-    for (int i = 0; i < count; i++) free(names[i]);
+    for (int i = 0; i < count; i++) free(names[i] - sizeof(struct stat));
     free(names);
 }
 
@@ -47,7 +50,9 @@ static int has_image_extension(const char *name) {
 }
 
 /* The names in `dir`, sorted bytewise: sub-folders not starting with '.'
- * (want_dirs) or regular files with an image extension. */
+ * (want_dirs) or regular files with an image extension. Each name is stored
+ * with its stat() result in front of it (see stat_of), so that sorting keeps
+ * them together and the caller need not stat again. */
 static cn_status list_names(const char *dir, int want_dirs, char ***names_out, int *count_out) {
     *names_out = NULL;
     *count_out = 0;
@@ -72,8 +77,12 @@ static cn_status list_names(const char *dir, int want_dirs, char ***names_out, i
             if (!grown) { st = CN_ERR_NOMEM; break; }
             names = grown;
         }
-        if (!(names[count] = strdup(e->d_name))) { st = CN_ERR_NOMEM; break; }
-        count++;
+        size_t len = strlen(e->d_name);
+        char *block = malloc(sizeof(struct stat) + len + 1);
+        if (!block) { st = CN_ERR_NOMEM; break; }
+        memcpy(block, &sb, sizeof sb);
+        memcpy(block + sizeof sb, e->d_name, len + 1);
+        names[count++] = block + sizeof sb;
     }
     closedir(d);
     if (st != CN_OK) { names_free(names, count); return st; }
@@ -157,11 +166,9 @@ static cn_status list_split(const char *split_dir, const char *train_dir, const 
         for (int i = 0; st == CN_OK && i < nfiles; i++) {
             if (snprintf(path, sizeof path, "%s/%s", class_dir, files[i]) >= (int)sizeof path)
                 st = cn_fail(CN_ERR_ARG, "%s/%s: path too long", class_dir, files[i]);
-            else if (stat(path, &sb) != 0)
-                st = cn_fail(CN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
             else if (list->count >= MAX_FILES)
                 st = cn_fail(CN_ERR_UNSUPPORTED, "%s: more than %d images", split_dir, MAX_FILES);
-            else st = add_entry(list, path, &sb, k);
+            else st = add_entry(list, path, stat_of(files[i]), k);
         }
         names_free(files, nfiles);
     }
@@ -285,7 +292,13 @@ static cn_status load_split(const cn_data_options *o, const char *dir, const cha
     if (snprintf(cache_path, PATH_CAP, "%s/.convnet-cache-%s", dir, split) >= PATH_CAP) cache_path[0] = '\0';
     uint64_t key = cache_key(t, ds, &list, o->skip_bad);
     int skipped = 0;
-    if (cache_path[0] && cn_image_cache_read(cache_path, key, out, &skipped)) {
+    int hit = cache_path[0] && cn_image_cache_read(cache_path, key, out, &skipped);
+    /* A damaged cache must not steer indexing: its labels and shape are checked like decoded ones. */
+    for (int i = 0; hit && i < out->count; i++) hit = out->labels[i] < ds->num_classes;
+    if (hit && (out->channels != t->channels || out->rows != t->rows || out->cols != t->cols || out->count > list.count))
+        hit = 0;
+    if (!hit) cn_split_free(out);
+    if (hit) {
         ds->from_cache++;
     } else {
         st = decode_all(o, &list, t, out, &skipped);
