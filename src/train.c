@@ -444,14 +444,16 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     data.dir = o->data_dir;
     data.allow_download = o->allow_download;
     cn_model *shape_of = r->model;
-    if (!shape_of) {   /* resuming: the model is read below; its input shape is needed now */
+    if (!shape_of && !data.channels) {   /* resuming: the model is read below; its input shape is needed now */
         cn_checkpoint_info peek;
         st = cn_checkpoint_load(o->resume, &shape_of, &peek, NULL);
         if (st) return st;
     }
-    data.channels = shape_of->input.c;
-    data.rows = shape_of->input.h;
-    data.cols = shape_of->input.w;
+    if (!data.channels) {   /* --shape, when given, wins: a mismatch is reported below */
+        data.channels = shape_of->input.c;
+        data.rows = shape_of->input.h;
+        data.cols = shape_of->input.w;
+    }
     if (shape_of != r->model) cn_model_free(shape_of);
     data.threads = o->threads;
     st = cn_dataset_open(&data, &r->data);

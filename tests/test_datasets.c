@@ -246,6 +246,41 @@ TEST(idx_folder_and_csv_train_bit_identically) {
     CHECK_MSG(strlen(a) > 100 && !strcmp(a, b) && !strcmp(a, c), "metrics differ:\n%s---\n%s---\n%s", a, b, c);
     free(a); free(b); free(c);
 
+    /* Kaggle's flow: `convnet predict --csv` on the test images without their labels writes
+     * ImageId,Label lines that are the model's eval predictions. */
+    char unlabelled[400], sub[400], cmd[1400];
+    path_in(unlabelled, sizeof unlabelled, tmp_root, "kaggle_test.csv");
+    path_in(sub, sizeof sub, tmp_root, "submission_cli.csv");
+    FILE *f = fopen(unlabelled, "w");
+    for (int p = 0; p < SIDE * SIDE; p++) fprintf(f, "%spixel%d", p ? "," : "", p);
+    fprintf(f, "\n");
+    for (int i = 0; i < test.count; i++)
+        for (int p = 0; p < SIDE * SIDE; p++) fprintf(f, "%d%s", test.images[i][p], p + 1 < SIDE * SIDE ? "," : "\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "build/convnet predict --weights %s/run-csv/last.safetensors --csv %s -o %s > /dev/null",
+             tmp_root, unlabelled, sub);
+    CHECK(system(cmd) == 0);
+    cn_model *m = NULL;
+    static cn_checkpoint_info info;
+    snprintf(p, sizeof p, "%s/run-csv/last.safetensors", tmp_root);
+    CHECK(cn_checkpoint_load(p, &m, &info, NULL) == CN_OK);
+    static cn_dataset labelled;
+    cn_data_options co = {.name = "csv", .dir = csv, .channels = 1, .rows = SIDE, .cols = SIDE};
+    int pred[CLASSES * TEST_PER_CLASS], correct;
+    double loss;
+    CHECK(m && cn_dataset_open(&co, &labelled) == CN_OK &&
+          cn_evaluate(m, &labelled.test, info.mean, info.std, 2, &loss, &correct, pred) == CN_OK);
+    f = fopen(sub, "r");
+    char line[64];
+    int rows = 0, same = 0, id, label;
+    CHECK(f && fgets(line, sizeof line, f) && !strcmp(line, "ImageId,Label\n"));
+    while (f && fgets(line, sizeof line, f) && sscanf(line, "%d,%d", &id, &label) == 2 && rows < test.count)
+        same += id == rows + 1 && label == pred[rows], rows++;
+    if (f) fclose(f);
+    CHECK_MSG(rows == test.count && same == rows, "%d rows, %d as eval predicts", rows, same);
+    cn_dataset_free(&labelled);
+    cn_model_free(m);
+
     /* The folder again: from its cache, the same bytes. */
     static cn_dataset ds;
     cn_data_options o = {.name = "folder", .dir = folder, .channels = 1, .rows = SIDE, .cols = SIDE};

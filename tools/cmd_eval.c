@@ -85,9 +85,7 @@ int cmd_eval(int argc, char **argv) {
     d.name = dataset ? dataset : info.dataset;
     d.dir = data_dir;
     d.allow_download = allow_download;
-    d.channels = m->input.c;
-    d.rows = m->input.h;
-    d.cols = m->input.w;
+    if (!d.channels) { d.channels = m->input.c; d.rows = m->input.h; d.cols = m->input.w; }
     d.threads = threads;
     int given_norm = d.norm_channels > 0;
     if (cn_dataset_open(&d, &ds)) { cn_model_free(m); return cli_fail(); }

@@ -77,9 +77,7 @@ static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *
 /* calib_count training images of the dataset, evenly spaced, as floats in [0, 1]. */
 static float *calibration_images(const cn_model *m, cn_data_options *d, int *count) {
     static cn_dataset ds;   /* static: 32 kB of class names */
-    d->channels = m->input.c;
-    d->rows = m->input.h;
-    d->cols = m->input.w;
+    if (!d->channels) { d->channels = m->input.c; d->rows = m->input.h; d->cols = m->input.w; }
     if (cn_dataset_open(d, &ds)) { cli_fail(); return NULL; }
     const cn_split *s = &ds.train;
     float *x = NULL;
