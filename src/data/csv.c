@@ -65,11 +65,17 @@ static int parse_field(const char **s, const char *e, long limit, long *value) {
     return ok;
 }
 
-/* "'text'" of the field starting at s (at most 16 bytes), for messages. */
+/* "'text'" of the field starting at s (at most 16 bytes, other than printable
+ * ASCII shown as '?', so that the message stays one line), for messages. */
 static void field_text(const char *s, const char *e, char *buf, size_t size) {
     const char *comma = memchr(s, ',', (size_t)(e - s));
-    size_t n = (size_t)((comma ? comma : e) - s);
-    snprintf(buf, size, "'%.*s'", (int)(n > 16 ? 16 : n), s);
+    size_t n = (size_t)((comma ? comma : e) - s), k = 0;
+    if (n > 16) n = 16;
+    if (size < n + 3) return;
+    buf[k++] = '\'';
+    for (size_t i = 0; i < n; i++) buf[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    buf[k++] = '\'';
+    buf[k] = '\0';
 }
 
 /* Parses the data lines into out, `labelled` saying whether column 1 is the label. */
