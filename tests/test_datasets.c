@@ -23,6 +23,7 @@
 #include "io/export_c.h"
 #include "io/onnx.h"
 #include "fixtures/resize/resize_pil.h"
+#include "fixtures/images/color_expect.h"
 #include <archive.h>
 #include <archive_entry.h>
 #include <jpeglib.h>
@@ -215,6 +216,30 @@ TEST(resize_and_grayscale_match_torchvision) {
     CHECK(strstr(cn_last_error(), "x.png: image is RGB but the model takes 1 channel; pass --grayscale") != NULL);
     CHECK(cn_image_to_planes(&rgb, 3, 7, 5, 0, 0, "x.png", gray) == CN_ERR_SHAPE);
     CHECK_MSG(strstr(cn_last_error(), "x.png: image is 13x11 (HxW), expected 7x5") != NULL, "%s", cn_last_error());
+}
+
+/* Every PNG kind (1-bit, 16-bit interlaced, 8-bit, tRNS, palette, RGB interlaced, RGBA) and
+ * JPEG (gray, colour 4:2:0) as ImageFolder's PIL loader sees it (16-bit: scaled with
+ * rounding, within 1 of PIL's samples scaled; the rest exactly). */
+TEST(png_and_jpeg_decode_as_pil_does) {
+    for (size_t i = 0; i < sizeof color_cases / sizeof color_cases[0]; i++) {
+        uint8_t *data;
+        size_t size;
+        cn_color_image img = {0};
+        CHECK(cn_image_read_file(color_cases[i].path, &data, &size) == CN_OK);
+        CHECK_MSG(cn_image_decode_color(data, size, color_cases[i].path, &img) == CN_OK, "%s", cn_last_error());
+        free(data);
+        CHECK_MSG(img.width == color_cases[i].width && img.height == color_cases[i].height &&
+                  img.channels == color_cases[i].channels, "%s: %dx%dx%d", color_cases[i].path, img.width, img.height, img.channels);
+        int worst = 0;
+        size_t n = (size_t)color_cases[i].width * color_cases[i].height * color_cases[i].channels;
+        for (size_t k = 0; img.pixels && k < n; k++) {
+            int d = abs((int)img.pixels[k] - color_cases[i].pixels[k]);
+            if (d > worst) worst = d;
+        }
+        CHECK_MSG(worst <= (strstr(color_cases[i].path, "16") ? 1 : 0), "%s: differs from PIL by %d", color_cases[i].path, worst);
+        cn_color_image_free(&img);
+    }
 }
 
 TEST(idx_folder_and_csv_train_bit_identically) {
@@ -625,6 +650,7 @@ int main(void) {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/cn-test-datasets-XXXXXX");
     if (!mkdtemp(tmp_root)) { perror("mkdtemp"); return 2; }
     RUN(resize_and_grayscale_match_torchvision);
+    RUN(png_and_jpeg_decode_as_pil_does);
     RUN(idx_folder_and_csv_train_bit_identically);
     RUN(jpeg_folder_within_tolerance);
     RUN(colour_folder_learns_and_exports_agree);
