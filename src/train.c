@@ -547,8 +547,10 @@ static void plot_test_results(run *r, bool have_predictions) {
         snprintf(title, sizeof title, "%s: misclassified test images (the first %d of %d)", r->model->source_name, n_wrong, total_wrong);
     else
         snprintf(title, sizeof title, "%s: misclassified test images", r->model->source_name);
+    int named = 1;   /* a model with more outputs than the dataset has classes may predict an unnamed one */
+    for (int i = 0; i < n_wrong; i++) named &= wrong_pred[i] < classes;
     if (cn_plot_image_grid(path, title, n_wrong, wrong, test->channels > 0 ? test->channels : 1, test->rows, test->cols,
-                           wrong_true, wrong_pred, names))
+                           wrong_true, wrong_pred, named ? names : NULL))
         fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
     free(counts); free(wrong);
 }
