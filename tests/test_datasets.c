@@ -19,6 +19,7 @@
 #include "data/csv.h"
 #include "data/dataset.h"
 #include "data/image_planes.h"
+#include "data/loader.h"
 #include "data/resize.h"
 #include "io/export_c.h"
 #include "io/onnx.h"
@@ -646,6 +647,33 @@ TEST(kaggle_submission_file) {
     cn_split_free(&s);
 }
 
+/* Augmenting a colour image moves its planes together: three equal planes stay equal. */
+TEST(colour_augmentation_moves_planes_together) {
+    static uint8_t images[2 * 3 * CSIDE * CSIDE];
+    cn_rng r;
+    cn_rng_seed(&r, 5);
+    for (int i = 0; i < 2; i++) {
+        uint8_t *img = images + (size_t)i * 3 * CSIDE * CSIDE;
+        for (int k = 0; k < CSIDE * CSIDE; k++) img[k] = (uint8_t)cn_rng_below(&r, 256);
+        memcpy(img + CSIDE * CSIDE, img, CSIDE * CSIDE);
+        memcpy(img + 2 * CSIDE * CSIDE, img, CSIDE * CSIDE);
+    }
+    uint16_t labels[2] = {0, 1};
+    cn_split s = {.count = 2, .rows = CSIDE, .cols = CSIDE, .channels = 3, .images = images, .labels = labels};
+    cn_augment aug;
+    CHECK(cn_augment_parse("rotate=20,translate=0.2,erase=1,elastic=8:3", &aug) == CN_OK);
+    const float mean[3] = {0.4f, 0.4f, 0.4f}, std[3] = {0.2f, 0.2f, 0.2f};
+    static float out[2 * 3 * CSIDE * CSIDE];
+    int idx[2] = {0, 1}, lab[2];
+    cn_loader_fill(&s, idx, 2, mean, std, &aug, 99, out, lab);
+    const size_t plane = CSIDE * CSIDE;
+    for (int i = 0; i < 2; i++) {
+        const float *o = out + (size_t)i * 3 * plane;
+        CHECK(memcmp(o, o + plane, plane * sizeof *o) == 0 && memcmp(o, o + 2 * plane, plane * sizeof *o) == 0);
+    }
+    CHECK(lab[0] == 0 && lab[1] == 1);
+}
+
 int main(void) {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/cn-test-datasets-XXXXXX");
     if (!mkdtemp(tmp_root)) { perror("mkdtemp"); return 2; }
@@ -657,6 +685,7 @@ int main(void) {
     RUN(cifar10_batches_tarball_and_mirror);
     RUN(bad_folders_and_csv_name_the_culprit);
     RUN(kaggle_submission_file);
+    RUN(colour_augmentation_moves_planes_together);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_root);
     if (!getenv("KEEP_TMP") && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
