@@ -606,6 +606,17 @@ TEST(bad_folders_and_csv_name_the_culprit) {
     expect_folder_error(dir, 0, "train/0/small.png: image is 10x9 (HxW), expected 12x12");
     expect_folder_error(dir, 1, "train/0/small.png: image is 10x9 (HxW), expected 12x12");   /* not a decode error */
     remove(p);
+    /* A val/ folder is the validation split; one with a class missing names it too. */
+    write_folder(dir, "val", &test, 0);
+    o = (cn_data_options){.name = "folder", .dir = dir, .channels = 1, .rows = SIDE, .cols = SIDE};
+    CHECK_MSG(cn_dataset_open(&o, &ds) == CN_OK, "%s", cn_last_error());
+    CHECK(ds.val.count == test.count && ds.val.labels[ds.val.count - 1] == CLASSES - 1);
+    cn_dataset_free(&ds);
+    snprintf(p, sizeof p, "%s/val/1", dir);
+    snprintf(q, sizeof q, "%s/val-1-away", tmp_root);
+    rename(p, q);
+    expect_folder_error(dir, 0, "bad/val/1: class folder missing");
+    rename(q, p);
     /* No train folder. */
     expect_folder_error(tmp_root, 0, "/train: no such folder");
 
