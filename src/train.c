@@ -264,6 +264,7 @@ typedef struct {
     cn_dataset data;
     cn_split val;
     int has_val;
+    int val_split;          /* --val-split's count (0: none, or the dataset's own val/ split) */
     cn_recipe recipe;
     cn_optimizer opt;
     cn_scheduler sched;
@@ -332,7 +333,7 @@ static cn_status save_checkpoint(run *r, const char *name, int epoch, int batch,
     recipe_format(&r->recipe, cfg, sizeof cfg);
     snprintf(st.config, sizeof st.config, "%s seed=%llu val_split=%d train_limit=%d test_limit=%d batch_index=%d "
              "partial_loss=%.17g partial_correct=%ld partial_seen=%ld",
-             cfg, (unsigned long long)r->seed, r->has_val ? r->val.count : 0, r->train_limit, r->test_limit, batch,
+             cfg, (unsigned long long)r->seed, r->val_split, r->train_limit, r->test_limit, batch,
              r->partial_loss, r->partial_correct, r->partial_seen);
     cn_status s = cn_checkpoint_save(path, r->model, &r->info, with_state ? &st : NULL);
     if (s) cn_error_prefix("saving checkpoint");
@@ -472,6 +473,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         st = cn_dataset_split_validation(&r->data, val_count, r->seed, &r->val);
         if (st) return st;
         r->has_val = 1;
+        r->val_split = val_count;
     }
     snprintf(r->info.dataset, sizeof r->info.dataset, "%s", r->data.name);
     memcpy(r->info.mean, r->data.mean, sizeof r->info.mean);
