@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #define DATA "../shared/data/mnist"
-#define OUT "/tmp/convnet-test-accuracy-smoke"
+/* A directory of this run's own (concurrent runs of the suite must not share one). */
+static char OUT[64];
 #define FLOOR 75.0 /* percent, final epoch; measured 88.8% (seed 3, batch 32) */
 
 static double now(void) {
@@ -24,7 +25,9 @@ static double last_test_acc(int *rows) {
     char line[512];
     double acc = -1;
     *rows = 0;
-    FILE *f = fopen(OUT "/metrics.csv", "r");
+    char path[96];
+    snprintf(path, sizeof path, "%s/run/metrics.csv", OUT);
+    FILE *f = fopen(path, "r");
     if (!f) return -1;
     if (!fgets(line, sizeof line, f)) { fclose(f); return -1; }
     CHECK_MSG(strncmp(line, "epoch,lr,train_loss,train_acc,test_loss,test_acc", 48) == 0, "header: %s", line);
@@ -47,15 +50,16 @@ TEST(c8k_small_subset_reaches_floor) {
         fprintf(stderr, "  skip: no MNIST in %s\n", DATA);
         return;
     }
-    if (system("rm -rf " OUT) != 0) fprintf(stderr, "  note: could not clear %s\n", OUT);
+    snprintf(OUT, sizeof OUT, "/tmp/convnet-test-accuracy-smoke-XXXXXX");
+    CHECK_MSG(mkdtemp(OUT) != NULL, "mkdtemp %s failed", OUT);
     snprintf(cmd, sizeof cmd,
              "%s/convnet train --model c8k --data " DATA " --no-download --limit-train 2000 --limit-test 1000 "
-             "--epochs 2 --batch-size 32 --seed 3 --threads 2 --quiet --out " OUT " > " OUT ".log 2>&1",
-             build && *build ? build : "build");
+             "--epochs 2 --batch-size 32 --seed 3 --threads 2 --quiet --out %s/run > %s/train.log 2>&1",
+             build && *build ? build : "build", OUT, OUT);
     double t0 = now();
     int rc = system(cmd);
     double secs = now() - t0;
-    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s.log)", cmd, rc, OUT);
+    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s/train.log)", cmd, rc, OUT);
     int rows;
     double acc = last_test_acc(&rows);
     CHECK_MSG(rows == 2, "metrics.csv has %d epoch rows, expected 2", rows);
@@ -66,6 +70,8 @@ TEST(c8k_small_subset_reaches_floor) {
 int main(void) {
     RUN(c8k_small_subset_reaches_floor);
     int rc = test_summary();
-    if (rc == 0 && system("rm -rf " OUT " " OUT ".log") != 0) fprintf(stderr, "note: could not remove %s\n", OUT);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", OUT);
+    if (rc == 0 && OUT[0] && system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", OUT);
     return rc;
 }
