@@ -11,6 +11,7 @@
 #include "model.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "io/protobuf_depth.h"
 #include "onnx.pb-c.h"
 #include <errno.h>
 #include <limits.h>
@@ -1875,9 +1876,11 @@ cn_status cn_onnx_import_memory(const void *data, size_t size, const char *name,
     if (!data && size) return cn_fail(CN_ERR_ARG, "%s: no data", name);
     if (size == 0) return cn_fail(CN_ERR_FORMAT, "%s: empty file; expected an ONNX model", name);
     if (size > CN_ONNX_MAX_FILE) return cn_fail(CN_ERR_UNSUPPORTED, "%s: %zu bytes; at most %zu are read", name, size, CN_ONNX_MAX_FILE);
+    cn_status st = cn_protobuf_check_depth(&onnx__model_proto__descriptor, data, size, CN_ONNX_MAX_NESTING, name);
+    if (st) return st;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     if (!mp) return cn_fail(CN_ERR_FORMAT, "%s: not a valid ONNX protobuf (ModelProto could not be decoded)", name);
-    cn_status st = import_model(mp, name, info, out);
+    st = import_model(mp, name, info, out);
     onnx__model_proto__free_unpacked(mp, NULL);
     return st;
 }

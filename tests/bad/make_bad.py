@@ -208,6 +208,18 @@ put("onnx_nan_weight.onnx", model([conv, flat, gemm], [W, tensor("B", [2], [0, f
 put("onnx_wrong_weight_shape.onnx", model([conv, flat, gemm], [W, B, tensor("W2", [10, 100], [0.01] * 1000), B2]))
 put("onnx_branching_graph.onnx",
     model([conv, node("Relu", ["input"], ["r"], "relu_of_input"), flat, gemm], [W, B, W2, B2]))
+# Nesting 4,000 deep overflowed protobuf-c's recursive unpack (SIGSEGV): a Relu
+# whose attribute holds a graph whose node holds such an attribute, and so on.
+deep = node("Relu", ["x"], ["y"], "leaf")
+for _ in range(1334):
+    deep = node("If", ["x"], ["y"], "", [s(1, "then_branch") + s(6, s(1, deep)) + fld(20, 0, 5)])
+put("onnx_deep_nesting.onnx", model([conv, deep, flat, gemm], [W, B, W2, B2]))
+# The same through the input's type: a sequence of a sequence of ... (TypeProto.sequence_type).
+deep_type = s(1, fld(1, 0, 1))
+for _ in range(3000):
+    deep_type = s(4, s(1, deep_type))
+put("onnx_deep_type_nesting.onnx", fld(1, 0, 8) + s(7, s(11, s(1, "input") + s(2, deep_type)))
+    + s(8, s(1, "") + fld(2, 0, 13)))
 
 # --------------------------------------------------------------- images ----
 def chunk(kind, data): return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
