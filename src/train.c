@@ -107,12 +107,28 @@ static void shuffled_order(int *order, int n, uint64_t seed) {
     }
 }
 
+cn_status cn_check_model_fits(const cn_model *m, const cn_dataset *ds) {
+    int classes = cn_model_num_classes(m);
+    if (classes < ds->num_classes)
+        return cn_fail(CN_ERR_SHAPE, "the model outputs %d classes but %s has %d", classes, ds->name, ds->num_classes);
+    const cn_split *s = ds->train.count ? &ds->train : &ds->test;
+    if (s->rows * s->cols != cn_shape_size(m->input))
+        return cn_fail(CN_ERR_SHAPE, "%s images are %dx%d but the model expects %dx%dx%d", ds->name, s->rows, s->cols,
+                       m->input.c, m->input.h, m->input.w);
+    return CN_OK;
+}
+
 cn_status cn_evaluate(cn_model *m, const cn_split *split, float mean, float std, int threads,
                       double *loss_sum, int *correct, int *predictions) {
     int pixels = split->rows * split->cols, classes = cn_model_num_classes(m);
     if (pixels != cn_shape_size(m->input))
         return cn_fail(CN_ERR_SHAPE, "images are %dx%d but the model expects %dx%dx%d", split->rows, split->cols,
                        m->input.c, m->input.h, m->input.w);
+    /* The loss reads the score of each label: a label past the model's outputs would read past them. */
+    for (int i = 0; i < split->count; i++)
+        if (split->labels[i] >= classes)
+            return cn_fail(CN_ERR_SHAPE, "image %d has label %d but the model outputs only %d classes (0..%d)", i,
+                           split->labels[i], classes, classes - 1);
     /* Reuse the training workspace when there is one: no second, larger copy. */
     int batch = m->batch_capacity > 0 ? m->batch_capacity : EVAL_BATCH;
     cn_status st = cn_model_reserve(m, batch, threads);
@@ -468,13 +484,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         if ((st = setup_optimizer(r)) || (st = setup_scheduler(r, steps))) return st;
         r->state.best_metric = -1.0;
     }
-    if (cn_model_num_classes(r->model) < r->data.num_classes)
-        return cn_fail(CN_ERR_SHAPE, "the model outputs %d classes but %s has %d", cn_model_num_classes(r->model),
-                       r->data.name, r->data.num_classes);
-    if (r->data.train.rows * r->data.train.cols != cn_shape_size(r->model->input))
-        return cn_fail(CN_ERR_SHAPE, "%s images are %dx%d but the model expects %dx%dx%d", r->data.name, r->data.train.rows,
-                       r->data.train.cols, r->model->input.c, r->model->input.h, r->model->input.w);
-    return CN_OK;
+    return cn_check_model_fits(r->model, &r->data);
 }
 
 /* OUT/confusion_matrix.png and OUT/misclassified.png from the final model: the predictions

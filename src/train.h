@@ -31,8 +31,14 @@ void cn_train_options_init(cn_train_options *o);
 cn_status cn_train(const cn_train_options *o);
 
 #include "data/dataset.h"
+/* Whether `model` can be trained or evaluated on `ds`: it outputs at least
+ * ds->num_classes scores and takes images of the dataset's size. Every path
+ * pairing a model with a dataset (train, resume, fine-tune, eval) checks it. */
+cn_status cn_check_model_fits(const cn_model *model, const cn_dataset *ds);
+
 /* Evaluates `model` in eval mode on a split: summed loss (NLL, no smoothing),
- * correct count, and optionally every prediction (split->count ints). */
+ * correct count, and optionally every prediction (split->count ints).
+ * CN_ERR_SHAPE when a label is not one of the model's classes. */
 cn_status cn_evaluate(cn_model *model, const cn_split *split, float mean, float std, int threads,
                       double *loss_sum, int *correct, int *predictions);
 

@@ -16,6 +16,7 @@
  * with a note. */
 #include "harness.h"
 #include "checkpoint.h"
+#include "train.h"
 #include "data/idx.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -302,6 +303,55 @@ TEST(unwritable_output_dir_is_reported_before_training) {
     CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "/proc/convnet-no"), "exit %d: %s", rc, err);
 }
 
+/* WORK/<dir>: a copy of the test data whose label files hold `label` everywhere. */
+static void data_with_labels(const char *dir, int label) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/%s && cp %s/data/*images* %s/%s/", work, dir, work, work, dir);
+    CHECK(system(cmd) == 0);
+    static const struct { const char *name; int count; } files[] = {
+        {"train-labels-idx1-ubyte", TRAIN_IMAGES}, {"t10k-labels-idx1-ubyte", TEST_IMAGES}};
+    for (int i = 0; i < 2; i++) {
+        uint8_t buf[8 + TRAIN_IMAGES] = {0, 0, 8, 1, 0, 0, (uint8_t)(files[i].count >> 8), (uint8_t)files[i].count};
+        memset(buf + 8, label, (size_t)files[i].count);
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s/%s", work, dir, files[i].name);
+        CHECK(write_file(path, buf, 8 + (size_t)files[i].count) == 0);
+    }
+}
+
+/* Labels past the model's classes: eval read scores past the model's outputs (valgrind:
+ * invalid read in cn_loss_samples) and printed a made-up loss with exit 0. */
+TEST(eval_refuses_labels_the_model_does_not_have) {
+    if (!have_data) return;
+    char args[1024];
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/ten " COMMON, work, work, work);
+    int rc = run(args, 60);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, slurp("err.txt"));
+    data_with_labels("labels63", 63);
+    snprintf(args, sizeof args, "eval --weights %s/ten/last.safetensors --dataset idx --data %s/labels63 --threads 2", work, work);
+    rc = run(args, 60);
+    const char *err = slurp("err.txt");
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "the model outputs 10 classes but idx has 64"),
+              "exit %d: %s", rc, err);
+    CHECK_MSG(strstr(slurp("out.txt"), "Test set") == NULL, "printed a loss: %s", slurp("out.txt"));
+    /* fine-tuning and resuming pair the model with a dataset too */
+    snprintf(args, sizeof args, "train --model %s/ten/last.safetensors --dataset idx --data %s/labels63 --epochs 1 "
+             "--out %s/ten63 --quiet --threads 2", work, work, work);
+    rc = run(args, 60);
+    err = slurp("err.txt");
+    CHECK_MSG(rc == 1 && strstr(err, "the model outputs 10 classes but idx has 64"), "fine-tune: exit %d: %s", rc, err);
+    /* cn_evaluate itself checks every label, whoever calls it */
+    cn_model *m = NULL;
+    CHECK(cn_model_from_spec(tiny_spec, "tiny", 1, &m) == CN_OK);
+    uint8_t images[2 * 784] = {0}, labels[2] = {3, 12};
+    cn_split split = {.count = 2, .rows = 28, .cols = 28, .images = images, .labels = labels};
+    double loss;
+    int correct;
+    CHECK(m && cn_evaluate(m, &split, 0.1f, 0.3f, 1, &loss, &correct, NULL) == CN_ERR_SHAPE);
+    CHECK_MSG(strstr(cn_last_error(), "image 1 has label 12 but the model outputs only 10 classes"), "%s", cn_last_error());
+    cn_model_free(m);
+}
+
 static struct timespec mtime_of(const char *path) {
     struct stat sb;
     struct timespec none = {0, 0};
@@ -384,6 +434,7 @@ int main(void) {
     RUN(resume_with_fewer_epochs_than_done);
     RUN(batch_of_one_through_fused_bn_pool);
     RUN(unwritable_output_dir_is_reported_before_training);
+    RUN(eval_refuses_labels_the_model_does_not_have);
     RUN(kill9_never_leaves_an_unloadable_checkpoint);
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "fault tests: %.1f s\n", now() - t0);
     teardown();

@@ -45,7 +45,9 @@ int cmd_eval(int argc, char **argv) {
     int norm_known;
     if (cli_load_weights(weights, dataset, &m, &info, &norm_known)) return 1;
     cn_dataset ds;
-    if (cn_dataset_load(dataset ? dataset : info.dataset, data_dir, allow_download, &ds)) { cn_model_free(m); return cli_fail(); }
+    if (cn_dataset_load(dataset ? dataset : info.dataset, data_dir, allow_download, &ds) || cn_check_model_fits(m, &ds)) {
+        cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    }
     if (!norm_known) { info.mean = ds.mean; info.std = ds.std; }
     int n = ds.test.count, classes = ds.num_classes;
     int *pred = calloc(n, sizeof *pred);
