@@ -2,6 +2,7 @@
 #include "io/safetensors.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "data/stats.h"
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -161,10 +162,12 @@ static cn_status parse_info(const cn_st_file *f, const char *path, cn_checkpoint
         info->epoch = (int)e;
     }
     snprintf(info->dataset, sizeof info->dataset, "%s", (v = cn_st_metadata(f, "dataset")) ? v : "mnist");
-    info->mean = (v = cn_st_metadata(f, "mean")) ? strtof(v, NULL) : 0.1307f;
-    info->std = (v = cn_st_metadata(f, "std")) ? strtof(v, NULL) : 0.3081f;
-    if (!isfinite(info->mean) || !isfinite(info->std) || info->std <= 0.0f)
-        return cn_fail(CN_ERR_FORMAT, "%s: metadata mean/std must be finite with std > 0", path);
+    info->mean = 0.1307f;   /* MNIST's, for checkpoints written before the keys existed */
+    info->std = 0.3081f;
+    cn_status st = CN_OK;
+    if ((v = cn_st_metadata(f, "mean"))) st = cn_normalization_parse(path, "mean", v, 0, &info->mean);
+    if (!st && (v = cn_st_metadata(f, "std"))) st = cn_normalization_parse(path, "std", v, 1, &info->std);
+    if (st) return st;
     if ((v = cn_st_metadata(f, "classes")) && *v) {
         const char *p = v;
         while (*p && info->num_classes < 64) {

@@ -1,5 +1,8 @@
 #include "data/stats.h"
+#include "core/error.h"
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,4 +76,20 @@ void cn_split_cached_stats(const cn_split *train, const char *images_path, const
     *mean = (float)m;
     *std = (float)s;
     if (size >= 0 && strchr(file, ' ') == NULL) write_cache(cache_path, file, size, mtime, m, s);
+}
+
+cn_status cn_normalization_parse(const char *file, const char *key, const char *text, int positive, float *out) {
+    char shown[40];   /* the stored text, cut short and printable: messages stay one line */
+    size_t i = 0;
+    for (; text[i] && i + 1 < sizeof shown; i++) shown[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    shown[i] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    float f = (float)v;
+    if (errno || end == text || *end || !isfinite(f) || (positive && !(f > 0.0f)))
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata %s is \"%s\"%s; expected a finite number%s", file, key, shown,
+                       text[i] ? "..." : "", positive ? " > 0" : "");
+    *out = f;
+    return CN_OK;
 }

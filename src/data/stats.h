@@ -14,4 +14,10 @@ void cn_split_pixel_stats(const cn_split *train, double *mean, double *std);
 void cn_split_cached_stats(const cn_split *train, const char *images_path, const char *cache_path,
                            float *mean, float *std);
 
+/* One stored normalisation value (metadata `key` of `file`, text `text`):
+ * a whole finite number, and > 0 when `positive` (a std). Otherwise
+ * CN_ERR_FORMAT naming the file and the key, e.g. "w.onnx: metadata
+ * normalize_std is \"0\"; expected a finite number > 0". */
+cn_status cn_normalization_parse(const char *file, const char *key, const char *text, int positive, float *out);
+
 #endif

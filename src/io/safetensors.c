@@ -31,6 +31,8 @@ struct cn_st_file {
     int count;
     char **meta_keys, **meta_values;
     int meta_count;
+    int *name_order;          /* tensor indices sorted by name (count), for cn_st_find */
+    int *meta_order;          /* metadata indices sorted by key (meta_count), for cn_st_metadata */
     unsigned char *data;      /* data section, 64-byte aligned */
     size_t data_size;
 };
@@ -123,6 +125,8 @@ static void file_free_partial(cn_st_file *f) {
     for (int i = 0; i < f->meta_count; i++) { free(f->meta_keys[i]); free(f->meta_values[i]); }
     free(f->meta_keys);
     free(f->meta_values);
+    free(f->meta_order);
+    free(f->name_order);
     free(f->tensors);
     cn_free_aligned(f->data);
     free(f->source);
@@ -158,30 +162,41 @@ static const char *json_kind(const cJSON *item) {
     return "an invalid value";
 }
 
+/* qsort has no context argument in C11: the comparators read these. */
+static _Thread_local const char *const *sort_keys;
+static int cmp_key(const void *a, const void *b) { return strcmp(sort_keys[*(const int *)a], sort_keys[*(const int *)b]); }
+
 static cn_status parse_metadata(cn_st_file *f, const cJSON *meta) {
     const char *src = f->source;
     if (!cJSON_IsObject(meta))
         return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" is %s, expected an object of strings",
                        src, json_kind(meta));
     int n = cJSON_GetArraySize(meta);
+    if (n > CN_ST_MAX_METADATA)
+        return cn_fail(CN_ERR_UNSUPPORTED, "%s: \"__metadata__\" has %d keys; at most %d are read", src, n, CN_ST_MAX_METADATA);
     f->meta_keys = cn_calloc((size_t)n, sizeof(char *));
     f->meta_values = cn_calloc((size_t)n, sizeof(char *));
-    if (!f->meta_keys || !f->meta_values) return CN_ERR_NOMEM;
+    f->meta_order = cn_calloc((size_t)n, sizeof(int));
+    if (!f->meta_keys || !f->meta_values || !f->meta_order) return CN_ERR_NOMEM;
+    char kbuf[129];
     for (const cJSON *e = meta->child; e; e = e->next) {
-        char kbuf[129];
         if (!cJSON_IsString(e) || !e->valuestring)
             return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" entry \"%s\" is %s, expected a string",
                            src, printable(e->string ? e->string : "", kbuf, sizeof kbuf), json_kind(e));
-        for (int i = 0; i < f->meta_count; i++)
-            if (strcmp(f->meta_keys[i], e->string) == 0)
-                return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" has key \"%s\" twice", src,
-                               printable(e->string, kbuf, sizeof kbuf));
         char *k = dup_string(e->string), *v = dup_string(e->valuestring);
         if (!k || !v) { free(k); free(v); return CN_ERR_NOMEM; }
         f->meta_keys[f->meta_count] = k;
         f->meta_values[f->meta_count] = v;
+        f->meta_order[f->meta_count] = f->meta_count;
         f->meta_count++;
     }
+    /* Duplicates are neighbours once sorted: O(n log n) (a pairwise check took minutes for 2 million keys). */
+    sort_keys = (const char *const *)f->meta_keys;
+    qsort(f->meta_order, (size_t)f->meta_count, sizeof(int), cmp_key);
+    for (int i = 1; i < f->meta_count; i++)
+        if (strcmp(f->meta_keys[f->meta_order[i - 1]], f->meta_keys[f->meta_order[i]]) == 0)
+            return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" has key \"%s\" twice", src,
+                           printable(f->meta_keys[f->meta_order[i]], kbuf, sizeof kbuf));
     return CN_OK;
 }
 
@@ -273,7 +288,6 @@ static cn_status parse_tensor(const cn_st_file *f, const cJSON *e, size_t data_s
     return CN_OK;
 }
 
-/* qsort has no context argument in C11: the comparators read this. */
 static _Thread_local const cn_st_tensor *sort_base;
 static int cmp_by_name(const void *a, const void *b) {
     return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
@@ -285,8 +299,9 @@ static int cmp_by_offset(const void *a, const void *b) {
     return 0;
 }
 
-/* Names unique; tensors tile [0, data_size) exactly (no overlap, no holes). */
-static cn_status check_layout(const cn_st_file *f) {
+/* Names unique; tensors tile [0, data_size) exactly (no overlap, no holes).
+ * Keeps the by-name order in f->name_order for cn_st_find. */
+static cn_status check_layout(cn_st_file *f) {
     if (f->count == 0) {
         if (f->data_size != 0)
             return cn_fail(CN_ERR_FORMAT, "%s: the data section has %zu bytes but the header lists no tensors",
@@ -302,7 +317,9 @@ static cn_status check_layout(const cn_st_file *f) {
     for (int i = 1; i < f->count && st == CN_OK; i++)
         if (strcmp(f->tensors[order[i - 1]].name, f->tensors[order[i]].name) == 0)
             st = cn_fail(CN_ERR_FORMAT, "%s: tensor name \"%s\" appears twice", f->source, f->tensors[order[i]].name);
+    if (st == CN_OK && !(f->name_order = cn_calloc((size_t)f->count, sizeof(int)))) st = CN_ERR_NOMEM;
     if (st == CN_OK) {
+        memcpy(f->name_order, order, (size_t)f->count * sizeof(int));
         qsort(order, (size_t)f->count, sizeof(int), cmp_by_offset);
         size_t pos = 0;
         const cn_st_tensor *prev = NULL;
@@ -363,9 +380,12 @@ static cn_status parse_header(const char *source, const char *header, size_t hea
     if (!f) { cJSON_Delete(root); return CN_ERR_NOMEM; }
     f->source = dup_string(source);
     int entries = cJSON_GetArraySize(root);
-    f->tensors = cn_calloc((size_t)entries, sizeof(cn_st_tensor));
     f->data_size = data_size;
-    if (!f->source || !f->tensors) st = CN_ERR_NOMEM;
+    if (!f->source) st = CN_ERR_NOMEM;
+    else if (entries > CN_ST_MAX_TENSORS + 1)   /* + "__metadata__" */
+        st = cn_fail(CN_ERR_UNSUPPORTED, "%s: the header lists %d entries; at most %d tensors are read", source, entries,
+                     CN_ST_MAX_TENSORS);
+    else if (!(f->tensors = cn_calloc((size_t)entries, sizeof(cn_st_tensor)))) st = CN_ERR_NOMEM;
 
     bool seen_meta = false;
     for (const cJSON *e = root->child; e && st == CN_OK; e = e->next) {
@@ -481,9 +501,12 @@ const cn_st_tensor *cn_st_get(const cn_st_file *f, int i) {
 }
 
 const cn_st_tensor *cn_st_find(const cn_st_file *f, const char *name) {
-    if (!f || !name) return NULL;
-    for (int i = 0; i < f->count; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    if (!f || !name || !f->name_order) return NULL;
+    for (int lo = 0, hi = f->count; lo < hi;) {   /* bisect the by-name order */
+        int mid = lo + (hi - lo) / 2, c = strcmp(f->tensors[f->name_order[mid]].name, name);
+        if (c == 0) return &f->tensors[f->name_order[mid]];
+        if (c < 0) lo = mid + 1; else hi = mid;
+    }
     return NULL;
 }
 
@@ -492,9 +515,12 @@ const void *cn_st_data(const cn_st_file *f, const cn_st_tensor *t) {
 }
 
 const char *cn_st_metadata(const cn_st_file *f, const char *key) {
-    if (!f || !key) return NULL;
-    for (int i = 0; i < f->meta_count; i++)
-        if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
+    if (!f || !key || !f->meta_order) return NULL;
+    for (int lo = 0, hi = f->meta_count; lo < hi;) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(f->meta_keys[f->meta_order[mid]], key);
+        if (c == 0) return f->meta_values[f->meta_order[mid]];
+        if (c < 0) lo = mid + 1; else hi = mid;
+    }
     return NULL;
 }
 

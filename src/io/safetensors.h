@@ -9,7 +9,10 @@
  * The reader is strict, since it parses untrusted files: every size is
  * overflow-checked, tensors must lie inside the data section, must not overlap
  * and (as the format requires) must cover it without holes; names are unique,
- * 1..127 bytes, without control characters; unknown tensor fields are errors. Every error names the file and what was wrong. */
+ * 1..127 bytes, without control characters; unknown tensor fields are errors.
+ * At most CN_ST_MAX_TENSORS tensors and CN_ST_MAX_METADATA metadata keys;
+ * parsing and lookups are O(n log n) and O(log n) in them (duplicate checks
+ * sort, lookups bisect). Every error names the file and what was wrong. */
 #ifndef CN_IO_SAFETENSORS_H
 #define CN_IO_SAFETENSORS_H
 #include "convnet.h"
@@ -19,6 +22,8 @@
 #define CN_ST_MAX_NAME 127                       /* bytes, excluding the NUL */
 #define CN_ST_MAX_DIMS 8
 #define CN_ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000) /* 100 MB */
+#define CN_ST_MAX_TENSORS 100000                 /* a large language model has a few thousand */
+#define CN_ST_MAX_METADATA 4096                  /* "__metadata__" keys; a checkpoint writes about 12 */
 
 typedef struct {
     char name[CN_ST_MAX_NAME + 1];
