@@ -6,21 +6,30 @@
 #include "model.h"
 #include <signal.h>
 
+#define CN_SEED_UNSET UINT64_MAX
+
 typedef struct {
-    const char *model;          /* preset name/alias or spec path (ignored when resuming) */
-    const char *dataset;        /* "mnist" (default), "fashion-mnist", "kmnist", "idx" */
+    const char *model;          /* preset name/alias or spec path; NULL: seed001. Must be NULL when
+                                   resuming (the checkpoint has the model) */
+    const char *dataset;        /* "mnist", "fashion-mnist", "kmnist", "idx"; NULL: mnist, or the
+                                   checkpoint's when resuming (a different one is an error) */
     const char *data_dir;       /* NULL: search the default places */
     int allow_download;
     cn_recipe overrides;        /* command-line settings; unset fields fall back to the
                                    model's recipe, then to built-in defaults */
-    uint64_t seed;
+    uint64_t seed;              /* CN_SEED_UNSET: 1, or the stored seed when resuming */
     int threads;
     const char *out_dir;        /* default "runs/<model>" */
     int val_split;              /* hold out this many training images for validation */
     int train_limit, test_limit;/* use only the first N images (0 = all) */
-    const char *resume;         /* checkpoint to continue from */
+    const char *resume;         /* checkpoint to continue from: its stored settings are used; of
+                                   `overrides` only epochs applies (callers reject the rest) */
     int quiet;
     volatile sig_atomic_t *stop_requested;  /* set by a signal handler: save and stop */
+    volatile sig_atomic_t *stop_honoured;   /* may be NULL; cn_train sets it to 1 while it polls
+                                               *stop_requested (from the moment OUT is locked to the
+                                               end of the last epoch) and to 0 otherwise, when a
+                                               handler should end the process at once instead */
 } cn_train_options;
 
 /* Sets every field of `o` to "unset". */

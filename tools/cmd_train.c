@@ -1,13 +1,20 @@
 /* convnet train */
 #include "commands.h"
 #include "train.h"
+#include "io/safetensors.h"
 #include <getopt.h>
 #include <signal.h>
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, stop_honoured;
 
+/* SIGINT/SIGTERM. While training, the first asks for a checkpoint at the next
+ * batch boundary and a second ends the process; before training starts (data
+ * loading, a download) and after it, the first ends it at once. A checkpoint
+ * being written is never cut short: signals then only ask to stop (a kill
+ * there left last.safetensors.tmp.PID behind). */
 static void on_signal(int sig) {
-    if (stop_requested) { signal(sig, SIG_DFL); raise(sig); }
+    if (cn_st_save_in_progress()) { stop_requested = 1; return; }
+    if (stop_requested || !stop_honoured) { signal(sig, SIG_DFL); raise(sig); }
     stop_requested = 1;
 }
 
@@ -59,7 +66,6 @@ int cmd_train(int argc, char **argv) {
     cli_command = "convnet train";
     cn_train_options o;
     cn_train_options_init(&o);
-    o.model = "seed001";
     o.allow_download = 1;
     enum { O_DATA = 256, O_DATASET, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NESTEROV, O_WD, O_LS, O_SCHED, O_STEP,
            O_GAMMA, O_PATIENCE, O_FACTOR, O_MAXLR, O_PCT, O_DIV, O_FDIV, O_AUG, O_VAL, O_SEED, O_THREADS, O_OUT,
@@ -131,6 +137,7 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     o.stop_requested = &stop_requested;
+    o.stop_honoured = &stop_honoured;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     cn_status st = cn_train(&o);

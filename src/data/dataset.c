@@ -4,6 +4,7 @@
 #include "data/idx.h"
 #include "data/stats.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include <stdio.h>
@@ -65,23 +66,32 @@ fail:
     return st;
 }
 
+/* 1 if path is a regular file, 0 if nothing is there, -1 (message set) if it
+ * is something else: a device or FIFO would be read forever or block. */
 static int is_file(const char *path) {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (stat(path, &st) != 0) return 0;
+    return cn_check_regular(path, "an IDX file (raw or .gz)") == CN_OK ? 1 : -1;
 }
 
-/* Path of `base` (raw preferred) or `base`.gz inside dir; 0 if neither exists. */
+/* Path of `base` (raw preferred) or `base`.gz inside dir; 0 if neither exists, -1 on error. */
 static int find_file(const char *dir, const char *base, char *path) {
-    if (snprintf(path, PATH_CAP, "%s/%s", dir, base) < PATH_CAP && is_file(path)) return 1;
-    if (snprintf(path, PATH_CAP, "%s/%s.gz", dir, base) < PATH_CAP && is_file(path)) return 1;
+    int r = 0;
+    if (snprintf(path, PATH_CAP, "%s/%s", dir, base) < PATH_CAP && (r = is_file(path))) return r;
+    if (snprintf(path, PATH_CAP, "%s/%s.gz", dir, base) < PATH_CAP && (r = is_file(path))) return r;
     return 0;
 }
 
-/* Fills paths for the four files in dir; returns a bitmask of the files found. */
-static unsigned find_all(const char *dir, char paths[CN_DATASET_FILES][PATH_CAP]) {
-    unsigned found = 0;
-    for (int i = 0; i < CN_DATASET_FILES; i++)
-        if (find_file(dir, cn_dataset_file_names[i], paths[i])) found |= 1u << i;
+/* Fills paths for the files of `wanted` (a bitmask) in dir; returns a bitmask
+ * of those found, or -1 (message set) when one is not a regular file. */
+static int find_all(const char *dir, unsigned wanted, char paths[CN_DATASET_FILES][PATH_CAP]) {
+    int found = 0;
+    for (int i = 0; i < CN_DATASET_FILES; i++) {
+        if (!(wanted & (1u << i))) continue;
+        int r = find_file(dir, cn_dataset_file_names[i], paths[i]);
+        if (r < 0) return -1;
+        if (r) found |= 1 << i;
+    }
     return found;
 }
 
@@ -121,9 +131,10 @@ static void search_dirs(const char *name, const cn_dataset_info *info, const cha
 }
 
 /* Looks in each candidate (and its torchvision-style <Name>/raw subfolder).
- * Returns the index of the directory holding all four files, or -1; `where`
+ * Returns the index of the directory holding all files of `wanted`, -1 if
+ * none does, -2 (message set) if one of them is not a regular file; `where`
  * receives that directory. `missing_note` describes partial finds. */
-static int locate(const candidates *c, const cn_dataset_info *info, char paths[CN_DATASET_FILES][PATH_CAP],
+static int locate(const candidates *c, const cn_dataset_info *info, unsigned wanted, char paths[CN_DATASET_FILES][PATH_CAP],
                   char *where, char *missing_note, size_t note_size) {
     missing_note[0] = '\0';
     for (int i = 0; i < c->count; i++) {
@@ -132,8 +143,9 @@ static int locate(const candidates *c, const cn_dataset_info *info, char paths[C
         if (info && snprintf(sub, sizeof sub, "%s/%s/raw", c->dirs[i], info->torchvision_dir) < (int)sizeof sub)
             tries[1] = sub;
         for (int t = 0; t < 2 && tries[t]; t++) {
-            unsigned found = find_all(tries[t], paths);
-            if (found == (1u << CN_DATASET_FILES) - 1) {
+            int found = find_all(tries[t], wanted, paths);
+            if (found < 0) return -2;
+            if ((unsigned)found == wanted) {
                 snprintf(where, PATH_CAP, "%s", tries[t]);
                 return i;
             }
@@ -167,8 +179,42 @@ static cn_status not_found(const char *name, const cn_dataset_info *info, const 
                    name, dirs, note, info->name, info->mirrors[0]);
 }
 
+/* Which of the four files the parts need (CN_DATASET_TRAIN: 0 and 1, CN_DATASET_TEST: 2 and 3). */
+static unsigned files_of(int parts) {
+    return (parts & CN_DATASET_TRAIN ? 3u : 0u) | (parts & CN_DATASET_TEST ? 12u : 0u);
+}
+
+/* idx: classes 0..max label over the loaded splits; mean/std of the training
+ * images (cached), or of the test images for a test-only load. */
+static cn_status idx_classes_and_stats(cn_dataset *out, char paths[CN_DATASET_FILES][PATH_CAP], const char *where) {
+    int max_label = 0;
+    for (int s = 0; s < 2; s++) {
+        const cn_split *split = s == 0 ? &out->train : &out->test;
+        for (int i = 0; i < split->count; i++) {
+            if (split->labels[i] >= CN_MAX_CLASSES)
+                return cn_fail(CN_ERR_UNSUPPORTED, "%s: offset %d: label %d, expected 0..%d "
+                               "(convnet handles at most %d classes)", paths[2 * s + 1], 8 + i,
+                               split->labels[i], CN_MAX_CLASSES - 1, CN_MAX_CLASSES);
+            if (split->labels[i] > max_label) max_label = split->labels[i];
+        }
+    }
+    out->num_classes = max_label + 1;
+    for (int k = 0; k < out->num_classes; k++) snprintf(out->class_names[k], sizeof out->class_names[k], "%d", k);
+    char cache[PATH_CAP + 32];
+    snprintf(cache, sizeof cache, "%s/.convnet-stats", where);
+    int s = out->train.count ? 0 : 2;
+    cn_split_cached_stats(s == 0 ? &out->train : &out->test, paths[s], cache, &out->mean, &out->std);
+    return CN_OK;
+}
+
 cn_status cn_dataset_load(const char *name, const char *dir, int allow_download, cn_dataset *out) {
+    return cn_dataset_load_parts(name, dir, allow_download, CN_DATASET_TRAIN | CN_DATASET_TEST, out);
+}
+
+cn_status cn_dataset_load_parts(const char *name, const char *dir, int allow_download, int parts, cn_dataset *out) {
     memset(out, 0, sizeof *out);
+    unsigned wanted = files_of(parts);
+    if (!wanted) return cn_fail(CN_ERR_ARG, "cn_dataset_load_parts: no parts requested");
     if (!name || !*name) name = "mnist";
     const cn_dataset_info *info = cn_dataset_info_find(name);
     if (!info && strcasecmp(name, "idx"))
@@ -180,7 +226,8 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
     search_dirs(canonical, info, dir, &c);
     char paths[CN_DATASET_FILES][PATH_CAP];
     char where[PATH_CAP], note[512];
-    int hit = locate(&c, info, paths, where, note, sizeof note);
+    int hit = locate(&c, info, wanted, paths, where, note, sizeof note);
+    if (hit == -2) return CN_ERR_IO;
     if (hit < 0 && info && allow_download) {
         char target[PATH_CAP];
         if (dir) snprintf(target, sizeof target, "%s", dir);
@@ -188,20 +235,23 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
             cn_status st = cn_dataset_default_dir(canonical, target, sizeof target);
             if (st != CN_OK) return st;
         }
-        cn_status st = cn_dataset_download(canonical, target, 1);
+        cn_status st = cn_dataset_download_files(canonical, target, 1, wanted);
         if (st != CN_OK) return st;
         candidates only = {.count = 0};
         add_candidate(&only, target, NULL);
-        hit = locate(&only, info, paths, where, note, sizeof note);
+        hit = locate(&only, info, wanted, paths, where, note, sizeof note);
+        if (hit == -2) return CN_ERR_IO;
     }
     if (hit < 0) return not_found(canonical, info, &c, note);
 
     snprintf(out->name, sizeof out->name, "%s", canonical);
     snprintf(out->dir, sizeof out->dir, "%s", where);
     int label_limit = info ? info->num_classes : 0; /* idx: checked below */
-    cn_status st = cn_split_load(paths[0], paths[1], label_limit, &out->train);
-    if (st == CN_OK) st = cn_split_load(paths[2], paths[3], label_limit, &out->test);
-    if (st == CN_OK && (out->train.rows != out->test.rows || out->train.cols != out->test.cols))
+    cn_status st = CN_OK;
+    if (parts & CN_DATASET_TRAIN) st = cn_split_load(paths[0], paths[1], label_limit, &out->train);
+    if (st == CN_OK && (parts & CN_DATASET_TEST)) st = cn_split_load(paths[2], paths[3], label_limit, &out->test);
+    if (st == CN_OK && out->train.count && out->test.count &&
+        (out->train.rows != out->test.rows || out->train.cols != out->test.cols))
         st = cn_fail(CN_ERR_FORMAT, "%s: offset 8: images are %dx%d, expected %dx%d like the training images of %s",
                      paths[2], out->test.rows, out->test.cols, out->train.rows, out->train.cols, paths[0]);
     if (st != CN_OK) {
@@ -214,26 +264,9 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
         out->num_classes = info->num_classes;
         for (int k = 0; k < info->num_classes; k++)
             snprintf(out->class_names[k], sizeof out->class_names[k], "%s", info->class_names[k]);
-    } else {
-        int max_label = 0;
-        for (int s = 0; s < 2; s++) {
-            const cn_split *split = s == 0 ? &out->train : &out->test;
-            for (int i = 0; i < split->count; i++) {
-                if (split->labels[i] >= CN_MAX_CLASSES) {
-                    st = cn_fail(CN_ERR_UNSUPPORTED, "%s: offset %d: label %d, expected 0..%d "
-                                 "(convnet handles at most %d classes)", paths[2 * s + 1], 8 + i,
-                                 split->labels[i], CN_MAX_CLASSES - 1, CN_MAX_CLASSES);
-                    cn_dataset_free(out);
-                    return st;
-                }
-                if (split->labels[i] > max_label) max_label = split->labels[i];
-            }
-        }
-        out->num_classes = max_label + 1;
-        for (int k = 0; k < out->num_classes; k++) snprintf(out->class_names[k], sizeof out->class_names[k], "%d", k);
-        char cache[PATH_CAP + 32];
-        snprintf(cache, sizeof cache, "%s/.convnet-stats", where);
-        cn_split_cached_stats(&out->train, paths[0], cache, &out->mean, &out->std);
+    } else if ((st = idx_classes_and_stats(out, paths, where)) != CN_OK) {
+        cn_dataset_free(out);
+        return st;
     }
     return CN_OK;
 }

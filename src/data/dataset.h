@@ -37,6 +37,15 @@ typedef struct {
  * come from the training images, cached in DIR/.convnet-stats when writable.
  * On failure *out is left empty (safe to cn_dataset_free). */
 cn_status cn_dataset_load(const char *name, const char *dir, int allow_download, cn_dataset *out);
+/* Parts of a dataset for cn_dataset_load_parts. */
+#define CN_DATASET_TRAIN 1
+#define CN_DATASET_TEST 2
+/* The same for some parts only: CN_DATASET_TEST finds, downloads and loads
+ * just the two test files (`convnet eval`); the other split stays empty
+ * (count 0). A test-only idx load takes its classes and mean/std from the
+ * test files. Any of the files that is not a regular file (a device, FIFO or
+ * directory under that name) is CN_ERR_IO, "PATH: not a regular file". */
+cn_status cn_dataset_load_parts(const char *name, const char *dir, int allow_download, int parts, cn_dataset *out);
 void cn_dataset_free(cn_dataset *ds);
 
 /* Where a download of `name` goes when no directory is given:

@@ -3,6 +3,7 @@
 #include "data/catalog.h"
 #include "data/dataset.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -26,8 +27,9 @@ static void to_hex(const unsigned char *digest, unsigned len, char *hex) {
 }
 
 cn_status cn_file_md5(const char *path, char hex[33]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    cn_status st = cn_fopen_regular(path, "a dataset file", &f);   /* /dev/zero would be hashed forever */
+    if (st) return st;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
         EVP_MD_CTX_free(ctx);
@@ -205,6 +207,10 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
 }
 
 cn_status cn_dataset_download(const char *name, const char *dir, int show_progress) {
+    return cn_dataset_download_files(name, dir, show_progress, (1u << CN_DATASET_FILES) - 1);
+}
+
+cn_status cn_dataset_download_files(const char *name, const char *dir, int show_progress, unsigned files) {
     const cn_dataset_info *info = cn_dataset_info_find(name);
     if (!info) {
         if (name && !strcmp(name, "idx"))
@@ -242,12 +248,16 @@ cn_status cn_dataset_download(const char *name, const char *dir, int show_progre
         return cn_fail(CN_ERR_UNSUPPORTED, "libcurl failed to initialise");
     st = CN_OK;
     for (int i = 0; i < CN_DATASET_FILES && st == CN_OK; i++) {
+        if (!(files & (1u << i))) continue;
         char file[128], final_path[PATH_CAP + 160], tmp_path[PATH_CAP + 200];
         snprintf(file, sizeof file, "%s.gz", cn_dataset_file_names[i]);
         snprintf(final_path, sizeof final_path, "%s/%s", target, file);
         char have[33];
-        if (access(final_path, F_OK) == 0 && cn_file_md5(final_path, have) == CN_OK && !strcmp(have, info->md5[i]))
-            continue;
+        if (access(final_path, F_OK) == 0) {
+            /* Something that is not a regular file (a device, a FIFO) is an error, not "missing". */
+            if ((st = cn_check_regular(final_path, "a dataset file (.gz)")) != CN_OK) break;
+            if (cn_file_md5(final_path, have) == CN_OK && !strcmp(have, info->md5[i])) continue;
+        }
         snprintf(tmp_path, sizeof tmp_path, "%s.part.%ld", final_path, (long)getpid());
         char errors[1024] = "";
         size_t elen = 0;

@@ -1,5 +1,6 @@
 #include "data/stats.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,8 +30,9 @@ static const char *base_name(const char *path) {
 
 static int read_cache(const char *cache_path, const char *file, long long size, long long mtime,
                       float *mean, float *std) {
-    FILE *f = fopen(cache_path, "r");
-    if (!f) return 0;
+    FILE *f;
+    struct stat sb;
+    if (stat(cache_path, &sb) != 0 || cn_fopen_regular(cache_path, "a statistics cache", &f) != CN_OK) return 0;
     char line[512], name[256] = "";
     long long csize = -1, cmtime = -1;
     double cmean = NAN, cstd = NAN;

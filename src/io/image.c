@@ -1,6 +1,7 @@
 /* PNG (libpng) and PGM (P2/P5) loading into 8-bit grayscale. See image.h. */
 #include "io/image.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include <errno.h>
 #include <png.h>
@@ -319,17 +320,14 @@ cn_status cn_image_load_memory(const void *data, size_t size, const char *name, 
 cn_status cn_image_load(const char *path, cn_gray_image *out) {
     CN_ASSERT(path != NULL && out != NULL);
     *out = (cn_gray_image){0, 0, NULL};
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    cn_status status = cn_fopen_regular(path, "a PNG or PGM image file", &f);   /* a FIFO must not block */
+    if (status) return status;
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         int e = errno;
         fclose(f);
         return cn_fail(CN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return cn_fail(CN_ERR_IO, "%s: not a regular file; expected a PNG or PGM image file", path);
     }
     if ((uint64_t)st.st_size > CN_IMAGE_MAX_FILE_BYTES) {
         fclose(f);
@@ -347,7 +345,7 @@ cn_status cn_image_load(const char *path, cn_gray_image *out) {
         return cn_fail(CN_ERR_IO, "%s: byte %zu: read failed (%s); expected %zu bytes",
                        path, got, read_error ? "I/O error" : "file shrank while reading", size);
     }
-    cn_status status = cn_image_load_memory(data, size, path, out);
+    status = cn_image_load_memory(data, size, path, out);
     free(data);
     return status;
 }

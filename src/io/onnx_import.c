@@ -10,6 +10,7 @@
 #include "io/onnx.h"
 #include "model.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include "io/protobuf_depth.h"
 #include "data/stats.h"
@@ -1910,9 +1911,9 @@ cn_status cn_onnx_import_memory(const void *data, size_t size, const char *name,
 cn_status cn_onnx_import_ex(const char *path, cn_onnx_info *info, cn_model **out) {
     if (out) *out = NULL;
     if (!path || !out) return cn_fail(CN_ERR_ARG, "onnx import: no path or output pointer");
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    cn_status st = CN_OK;
+    FILE *f;
+    cn_status st = cn_fopen_regular(path, "an ONNX model file", &f);   /* a FIFO must not block */
+    if (st) return st;
     uint8_t *buf = NULL;
     long size = -1;
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);

@@ -1,10 +1,13 @@
 /* safetensors reader/writer; format and validation rules in safetensors.h. */
 #include "io/safetensors.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
@@ -459,10 +462,10 @@ static cn_status read_exact(FILE *fp, const char *path, void *buf, size_t n, siz
 cn_status cn_st_open(const char *path, cn_st_file **out) {
     if (!path || !out) return cn_fail(CN_ERR_ARG, "cn_st_open: path or out is NULL");
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp;
+    cn_status st = cn_fopen_regular(path, "a safetensors file", &fp);   /* a FIFO must not block */
+    if (st) return st;
     struct stat sb;
-    cn_status st = CN_OK;
     char *header = NULL;
     cn_st_file *f = NULL;
     if (fstat(fileno(fp), &sb) != 0) {
@@ -770,6 +773,38 @@ static bool write_all(int fd, const void *buf, size_t n) {
     return true;
 }
 
+static volatile sig_atomic_t saves_running;
+
+int cn_st_save_in_progress(void) { return saves_running > 0; }
+
+/* name is "<something>.tmp.<digits>"; *pid gets the digits. */
+static bool temporary_of(const char *name, long *pid) {
+    const char *tag = strstr(name, ".tmp.");
+    if (!tag || tag == name) return false;
+    for (const char *next; (next = strstr(tag + 1, ".tmp.")); ) tag = next;   /* the last one */
+    const char *digits = tag + 5;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) return false;
+    *pid = strtol(digits, NULL, 10);
+    return *pid > 0;
+}
+
+int cn_remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        long pid;
+        if (!temporary_of(e->d_name, &pid) || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or not ours to judge */
+        char path[4352];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(path) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
 cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
     if (!w || !path) return cn_fail(CN_ERR_ARG, "cn_st_writer_save: writer or path is NULL");
     /* Header: metadata first, then tensors in the order added, packed back to back. */
@@ -811,9 +846,11 @@ cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
 
     cn_status st = CN_OK;
+    saves_running++;   /* from here to the rename (or the unlink), signal handlers let it finish */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         st = cn_fail(CN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        saves_running--;
         free(b.p);
         free(tmp);
         return st;
@@ -832,9 +869,9 @@ cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
     if (close(fd) != 0 && st == CN_OK) st = cn_fail(CN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
     if (st == CN_OK && rename(tmp, path) != 0)
         st = cn_fail(CN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    if (st != CN_OK) {
-        unlink(tmp);
-    } else {
+    if (st != CN_OK) unlink(tmp);
+    saves_running--;
+    if (st == CN_OK) {
         /* Make the rename durable. Filesystems that cannot fsync a directory
          * (EINVAL) are fine; the file itself is already on disk. */
         char *dir = dup_string(path);

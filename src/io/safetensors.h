@@ -91,8 +91,18 @@ cn_status cn_st_writer_add(cn_st_writer *w, const char *name, const char *dtype,
 cn_status cn_st_writer_metadata(cn_st_writer *w, const char *key, const char *value);
 /* Writes the file atomically: path.tmp.<pid>, fflush + fsync, rename over
  * path, fsync the directory. On any error the old file at `path` is untouched
- * and the temporary file is removed. */
+ * and the temporary file is removed. While it runs, cn_st_save_in_progress()
+ * is 1, for signal handlers that must not end the process mid-save. */
 cn_status cn_st_writer_save(cn_st_writer *w, const char *path);
+/* 1 while cn_st_writer_save is writing (from any thread); async-signal-safe:
+ * a SIGINT/SIGTERM handler asks it and, if 1, lets the save finish (a
+ * process killed there leaves path.tmp.<pid> behind). */
+int cn_st_save_in_progress(void);
+/* Removes DIR/<name>.tmp.<pid> files (safetensors and PNG writers' temporaries)
+ * whose process no longer exists: a run killed inside a save leaves one, as
+ * large as the checkpoint. Files of live processes stay. Returns how many
+ * were removed (errors are ignored: they are only left-over files). */
+int cn_remove_stale_temporaries(const char *dir);
 void cn_st_writer_free(cn_st_writer *w);
 
 #endif
