@@ -564,12 +564,18 @@ static bool weights_finite(const cn_model *m) {
     return true;
 }
 
-/* An epoch whose losses or weights are not finite diverged: nothing of it is
- * kept (it used to be saved as last.safetensors and then named "the last good
- * checkpoint"). */
+/* A mean cross-entropy above this is an exploding run, not a poor model: the true
+ * class gets probability e^-10000 (an untrained model scores ln(classes) <= 4.2). */
+#define EXPLODING_LOSS 1e4
+
+static bool loss_ok(double loss) { return isfinite(loss) && loss <= EXPLODING_LOSS; }
+
+/* An epoch whose losses are not finite or exploding, or whose weights are not
+ * finite, diverged: nothing of it is kept (such an epoch, train loss 2.7e30 and
+ * test loss NaN, used to be saved and then named "the last good checkpoint"). */
 static cn_status check_divergence(const run *r, const epoch_metrics *e) {
     bool weights_ok = weights_finite(r->model);
-    if (isfinite(e->train_loss) && isfinite(e->test_loss) && (!r->has_val || isfinite(e->val_loss)) && weights_ok)
+    if (loss_ok(e->train_loss) && loss_ok(e->test_loss) && (!r->has_val || loss_ok(e->val_loss)) && weights_ok)
         return CN_OK;
     char path[MAX_OUT_DIR + 64];
     snprintf(path, sizeof path, "%s/last.safetensors", r->out_dir);

@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "checkpoint.h"
 #include "train.h"
+#include "core/dir_lock.h"
 #include "data/idx.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -352,6 +353,149 @@ TEST(eval_refuses_labels_the_model_does_not_have) {
     cn_model_free(m);
 }
 
+/* A device or FIFO under a data file's name was taken for "missing": the download
+ * path then hashed /dev/zero forever (265 GB at 100% CPU). Now one line at once. */
+TEST(device_or_fifo_as_data_file_is_refused_at_once) {
+    if (!have_data) return;
+    char cmd[1024], args[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/devdata && cp %s/data/t10k* %s/devdata/ && cp %s/data/train-labels-idx1-ubyte %s/devdata/ && "
+             "ln -sf /dev/zero %s/devdata/train-images-idx3-ubyte.gz", work, work, work, work, work, work);
+    CHECK(system(cmd) == 0);
+    setenv("CONVNET_MIRROR", "file:///nonexistent/convnet-mirror", 1);   /* no network, whatever happens */
+    double t0 = now();
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --data %s/devdata --out %s/dev --quiet", work, work, work);
+    int rc = run(args, 30);
+    const char *err = slurp("err.txt");
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "train-images-idx3-ubyte.gz: not a regular file (a character device)"),
+              "exit %d: %s", rc, err);
+    CHECK_MSG(now() - t0 < 10, "took %.1f s", now() - t0);
+    /* the same with only the test files wanted (eval) and a FIFO */
+    snprintf(cmd, sizeof cmd, "rm -f %s/devdata/t10k-labels-idx1-ubyte && mkfifo %s/devdata/t10k-labels-idx1-ubyte", work, work);
+    CHECK(system(cmd) == 0);
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/devw " COMMON, work, work, work);
+    CHECK(run(args, 60) == 0);
+    snprintf(args, sizeof args, "eval --weights %s/devw/last.safetensors --data %s/devdata --threads 2", work, work);
+    t0 = now();
+    rc = run(args, 30);
+    err = slurp("err.txt");
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "t10k-labels-idx1-ubyte: not a regular file (a FIFO)"),
+              "exit %d: %s", rc, err);
+    CHECK_MSG(now() - t0 < 10, "took %.1f s", now() - t0);
+    unsetenv("CONVNET_MIRROR");
+}
+
+/* The first SIGTERM/SIGINT before training (here: while the full MNIST loads)
+ * was swallowed; only a second one ended the run. Now it ends at once. */
+TEST(signal_before_training_ends_the_process) {
+    const char *mnist = "../shared/data/mnist";
+    char probe[256], args[1024];
+    snprintf(probe, sizeof probe, "%s/train-images-idx3-ubyte.gz", mnist);
+    if (access(probe, R_OK)) { fprintf(stderr, "  SKIP: no %s\n", probe); return; }
+    for (int i = 0; i < 2; i++) {
+        int sig = i ? SIGINT : SIGTERM;
+        snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --data %s --no-download --out %s/early%d --quiet",
+                 work, mnist, work, i);
+        pid_t pid = spawn(args);
+        usleep(150 * 1000);   /* decompressing 47 MB of images takes longer */
+        double t0 = now();
+        kill(pid, sig);
+        int rc = finish(pid, 30);
+        CHECK_MSG(rc == -sig, "%s: exit %d (expected death by the signal): %s", strsignal(sig), rc, slurp("err.txt"));
+        CHECK_MSG(now() - t0 < 3, "%s: took %.1f s to end", strsignal(sig), now() - t0);
+        snprintf(probe, sizeof probe, "%s/early%d/last.safetensors", work, i);
+        CHECK_MSG(access(probe, F_OK) != 0, "%s was written", probe);
+    }
+}
+
+/* Writes `path` with every weight of `src` scaled by `factor` (finite, but the outputs overflow). */
+static int scaled_copy(const char *src, const char *path, float factor) {
+    cn_model *m = NULL;
+    cn_checkpoint_info info;
+    if (cn_checkpoint_load(src, &m, &info, NULL) != CN_OK) return -1;
+    for (size_t i = 0; i < m->num_params; i++) m->params[i] *= factor;
+    cn_status st = cn_checkpoint_save(path, m, &info, NULL);
+    cn_model_free(m);
+    return st == CN_OK ? 0 : -1;
+}
+
+/* An epoch with train loss 2.7e30 and test loss NaN was saved as last.safetensors
+ * and named "the last good checkpoint" by the next epoch; eval and predict printed -nan. */
+TEST(divergent_epoch_is_not_saved) {
+    if (!have_data) return;
+    char args[1024], last[256], metrics[64];
+    snprintf(args, sizeof args, "train --model %s/explode.spec --lr 100 --momentum 0.9 --batch-size 256 --epochs 12 "
+             "--out %s/diverge " COMMON, work, work, work);
+    int rc = run(args, 60);
+    const char *err = slurp("err.txt");
+    snprintf(last, sizeof last, "%s/diverge/last.safetensors", work);
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "epoch 2 diverged (train loss") &&
+              strstr(err, "stopping without saving it") && strstr(err, last), "exit %d: %s", rc, err);
+    cn_model *m = NULL;
+    cn_checkpoint_info info;
+    CHECK(cn_checkpoint_load(last, &m, &info, NULL) == CN_OK && info.epoch == 1);
+    cn_model_free(m);
+    snprintf(metrics, sizeof metrics, "diverge/metrics.csv");
+    CHECK_MSG(count_lines(slurp(metrics)) == 2, "metrics.csv: %s", slurp(metrics));   /* header and epoch 1 */
+    /* Finite weights that overflow the outputs: eval and predict refuse them. */
+    char huge[256];
+    snprintf(huge, sizeof huge, "%s/diverge/huge.safetensors", work);
+    CHECK(scaled_copy(last, huge, 1e30f) == 0);
+    snprintf(args, sizeof args, "eval --weights %s --data %s/data --threads 2", huge, work);
+    rc = run(args, 60);
+    err = slurp("err.txt");
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "outputs are not finite"), "eval: exit %d: %s", rc, err);
+    CHECK_MSG(strstr(slurp("out.txt"), "nan") == NULL, "eval printed: %s", slurp("out.txt"));
+    snprintf(args, sizeof args, "predict --weights %s tests/fixtures/images/digit3_inverted_scaled.png", huge);
+    rc = run(args, 60);
+    err = slurp("err.txt");
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, "outputs are not finite"), "predict: exit %d: %s", rc, err);
+}
+
+/* Two runs with the same --out both ran: metrics.csv mixed their epochs. */
+TEST(second_run_on_the_same_out_is_refused) {
+    if (!have_data) return;
+    char args[1024], lock[300], out_dir[256];
+    snprintf(out_dir, sizeof out_dir, "%s/shared", work);
+    snprintf(lock, sizeof lock, "%s/.lock", out_dir);
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 100000 --batch-size 256 --out %s " COMMON, work, out_dir, work);
+    pid_t first = spawn(args);
+    double give_up = now() + 30;
+    char metrics_before[16384] = "";
+    while (now() < give_up && strstr(slurp("shared/metrics.csv"), "\n3,") == NULL) usleep(5000);
+    kill(first, SIGSTOP);   /* frozen: nothing changes in OUT while the second run tries */
+    snprintf(metrics_before, sizeof metrics_before, "%s", slurp("shared/metrics.csv"));
+    struct stat before;
+    CHECK(stat(lock, &before) == 0);
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s " COMMON, work, out_dir, work);
+    int rc = run(args, 60);
+    const char *err = slurp("err.txt");
+    char want[320];
+    snprintf(want, sizeof want, "%s is in use by another convnet run (pid %d)", out_dir, (int)first);
+    CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, want), "exit %d: %s (expected '%s')", rc, err, want);
+    CHECK_MSG(strcmp(metrics_before, slurp("shared/metrics.csv")) == 0, "metrics.csv changed");
+    kill(first, SIGKILL);
+    kill(first, SIGCONT);
+    finish(first, 30);
+    /* The lock dies with its holder, kill -9 included. */
+    snprintf(args, sizeof args, "train --resume %s/last.safetensors --epochs 100000 --threads 2 --quiet --data %s/data "
+             "--no-download", out_dir, work);
+    pid_t next = spawn(args);
+    usleep(300 * 1000);
+    kill(next, SIGTERM);
+    rc = finish(next, 30);
+    CHECK_MSG(rc == 130 || rc == -SIGTERM, "resume after the kill: exit %d: %s", rc, slurp("err.txt"));
+    CHECK_MSG(strstr(slurp("err.txt"), "in use") == NULL, "%s", slurp("err.txt"));
+    /* The helper itself: a second lock on the same directory fails, also within one process. */
+    cn_dir_lock a, b;
+    CHECK(cn_dir_lock_acquire(out_dir, &a) == CN_OK);
+    CHECK(cn_dir_lock_acquire(out_dir, &b) == CN_ERR_IO && b.fd == -1);
+    snprintf(want, sizeof want, "is in use by another convnet run (pid %d)", (int)getpid());
+    CHECK_MSG(strstr(cn_last_error(), want), "%s", cn_last_error());
+    cn_dir_lock_release(&a);
+    CHECK(cn_dir_lock_acquire(out_dir, &b) == CN_OK);
+    cn_dir_lock_release(&b);
+}
+
 static struct timespec mtime_of(const char *path) {
     struct stat sb;
     struct timespec none = {0, 0};
@@ -435,6 +579,10 @@ int main(void) {
     RUN(batch_of_one_through_fused_bn_pool);
     RUN(unwritable_output_dir_is_reported_before_training);
     RUN(eval_refuses_labels_the_model_does_not_have);
+    RUN(device_or_fifo_as_data_file_is_refused_at_once);
+    RUN(signal_before_training_ends_the_process);
+    RUN(divergent_epoch_is_not_saved);
+    RUN(second_run_on_the_same_out_is_refused);
     RUN(kill9_never_leaves_an_unloadable_checkpoint);
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "fault tests: %.1f s\n", now() - t0);
     teardown();

@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 #include "train.h"
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 
 static void eval_help(void) {
@@ -28,8 +29,8 @@ int cmd_eval(int argc, char **argv) {
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'w': weights = optarg; break;
-        case 'd': data_dir = optarg; break;
+        case 'w': weights = cli_path("--weights", optarg); break;
+        case 'd': data_dir = cli_path("--data", optarg); break;
         case 's': dataset = cli_choice("--dataset", optarg, cli_datasets, "mnist, fashion-mnist, kmnist or idx"); break;
         case 't': threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case 'n': allow_download = 0; break;
@@ -45,7 +46,11 @@ int cmd_eval(int argc, char **argv) {
     int norm_known;
     if (cli_load_weights(weights, dataset, &m, &info, &norm_known)) return 1;
     cn_dataset ds;
-    if (cn_dataset_load(dataset ? dataset : info.dataset, data_dir, allow_download, &ds) || cn_check_model_fits(m, &ds)) {
+    /* Only the test files are read (and downloaded); the training images only when the
+     * normalisation must come from them (an ONNX model without metadata on idx data). */
+    int parts = norm_known ? CN_DATASET_TEST : CN_DATASET_TRAIN | CN_DATASET_TEST;
+    if (cn_dataset_load_parts(dataset ? dataset : info.dataset, data_dir, allow_download, parts, &ds) ||
+        cn_check_model_fits(m, &ds)) {
         cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
     }
     if (!norm_known) { info.mean = ds.mean; info.std = ds.std; }
@@ -55,6 +60,11 @@ int cmd_eval(int argc, char **argv) {
     int correct;
     if (!pred || cn_evaluate(m, &ds.test, info.mean, info.std, threads > 0 ? threads : 2, &loss, &correct, pred)) {
         free(pred); cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    }
+    if (!isfinite(loss)) {   /* finite but huge weights (a diverged run) give NaN scores */
+        fprintf(stderr, "%s: %s: the model's outputs are not finite on the test set (loss %g); its weights diverged\n",
+                cli_command, weights, loss / n);
+        free(pred); cn_model_free(m); cn_dataset_free(&ds); return 1;
     }
     printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", loss / n, correct, n, 100.0 * correct / n);
     long *confusion = calloc((size_t)classes * classes, sizeof *confusion);

@@ -92,8 +92,8 @@ int cmd_train(int argc, char **argv) {
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_MODEL: o.model = optarg; break;
-        case O_DATA: o.data_dir = optarg; break;
+        case O_MODEL: o.model = cli_path("--model", optarg); break;
+        case O_DATA: o.data_dir = cli_path("--data", optarg); break;
         case O_DATASET: o.dataset = cli_choice("--dataset", optarg, cli_datasets, "mnist, fashion-mnist, kmnist or idx"); break;
         case O_EPOCHS: r->epochs = (int)cli_int("--epochs", optarg, 1, 100000); break;
         case O_BATCH: r->batch_size = (int)cli_int("--batch-size", optarg, 1, 65536); break;
@@ -119,8 +119,8 @@ int cmd_train(int argc, char **argv) {
         case O_VAL: o.val_split = (int)cli_int("--val-split", optarg, 1, 10000000); break;
         case O_SEED: o.seed = (uint64_t)cli_int("--seed", optarg, 0, 2147483647); break;
         case O_THREADS: o.threads = (int)cli_int("--threads", optarg, 1, 256); break;
-        case O_OUT: o.out_dir = optarg; break;
-        case O_RESUME: o.resume = optarg; break;
+        case O_OUT: o.out_dir = cli_path("--out", optarg); break;
+        case O_RESUME: o.resume = cli_path("--resume", optarg); break;
         case O_LTRAIN: o.train_limit = (int)cli_int("--limit-train", optarg, 2, 100000000); break;
         case O_LTEST: o.test_limit = (int)cli_int("--limit-test", optarg, 1, 100000000); break;
         case O_QUIET: o.quiet = 1; break;

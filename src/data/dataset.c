@@ -221,6 +221,9 @@ cn_status cn_dataset_load_parts(const char *name, const char *dir, int allow_dow
         return cn_fail(CN_ERR_ARG, "unknown dataset '%s': expected one of %s", name, cn_dataset_names());
     const char *canonical = info ? info->name : "idx";
     if (dir && !*dir) dir = NULL;
+    if (dir && strlen(dir) > PATH_CAP - 160)   /* the file names are appended: it would be cut and never found */
+        return cn_fail(CN_ERR_ARG, "data directory '%.60s...' is %zu bytes long; expected at most %d", dir, strlen(dir),
+                       PATH_CAP - 160);
 
     candidates c;
     search_dirs(canonical, info, dir, &c);
