@@ -108,7 +108,7 @@ static void teardown(void) {
 /* Starts `convnet ARGS` (ARGS: a shell word list) with stdout/stderr going to
  * WORK/out.txt and WORK/err.txt; returns the pid of convnet itself. */
 static pid_t spawn(const char *args) {
-    char cmd[2048], out[128], err[128];
+    char cmd[8192], out[128], err[128];
     snprintf(out, sizeof out, "%s/out.txt", work);
     snprintf(err, sizeof err, "%s/err.txt", work);
     snprintf(cmd, sizeof cmd, "exec %s %s", bin, args);
@@ -251,6 +251,19 @@ TEST(sigterm_saves_and_resume_continues) {
     if (have_data) interrupt_and_resume(SIGTERM, "sigterm");
 }
 
+static struct timespec mtime_of(const char *path) {
+    struct stat sb;
+    struct timespec none = {0, 0};
+    return stat(path, &sb) == 0 ? sb.st_mtim : none;
+}
+
+/* xorshift for reproducible "random" kill times (seed from the clock, printed on failure). */
+static uint64_t rng_state;
+static double rnd(void) {
+    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
 /* Resuming with fewer --epochs than the run already has: nothing to train, no
  * overflow of the per-epoch history (it kept every earlier row: heap overflow
  * before the fix, seen under SANITIZE=1). */
@@ -261,10 +274,165 @@ TEST(resume_with_fewer_epochs_than_done) {
              work, work, work);
     int rc = run(args, 60);
     CHECK_MSG(rc == 0, "4 epochs: exit %d: %s", rc, slurp("err.txt"));
-    snprintf(args, sizeof args, "train --resume %s/fewer/last.safetensors --epochs 2 " COMMON, work, work);
-    rc = run(args, 60);
-    CHECK_MSG(rc == 0, "resume with --epochs 2: exit %d: %s", rc, slurp("err.txt"));
+    /* Nothing to do: it says so and changes nothing (metrics.csv and the PNGs were rewritten). */
+    char path[256];
+    static const char *const files[] = {"metrics.csv", "training_curves.png", "confusion_matrix.png", "last.safetensors",
+                                        "model_summary.txt"};
+    struct timespec before[5];
+    for (int i = 0; i < 5; i++) { snprintf(path, sizeof path, "%s/fewer/%s", work, files[i]); before[i] = mtime_of(path); }
+    usleep(20 * 1000);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) snprintf(args, sizeof args, "train --resume %s/fewer/last.safetensors --epochs 2 " COMMON, work, work);
+        else snprintf(args, sizeof args, "train --resume %s/fewer/last.safetensors --data %s/data --no-download", work, work);
+        rc = run(args, 60);
+        const char *out = slurp("out.txt");
+        CHECK_MSG(rc == 0, "resume (pass %d): exit %d: %s", pass, rc, slurp("err.txt"));
+        CHECK_MSG(strstr(out, "the run is already complete (4 epochs done") && count_lines(out) == 1, "stdout: %s", out);
+        for (int i = 0; i < 5; i++) {
+            snprintf(path, sizeof path, "%s/fewer/%s", work, files[i]);
+            struct timespec t = mtime_of(path);
+            CHECK_MSG(t.tv_sec == before[i].tv_sec && t.tv_nsec == before[i].tv_nsec, "%s was rewritten", files[i]);
+        }
+    }
 }
+
+/* --resume ignored --model and took --dataset fashion-mnist (an MNIST run continued on
+ * another dataset). Options that contradict the checkpoint are refused; repeating a
+ * stored value, --epochs, --threads and --quiet are fine. */
+TEST(resume_refuses_options_that_contradict_the_checkpoint) {
+    if (!have_data) return;
+    char args[1024];
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/contra " COMMON, work, work, work);
+    int rc = run(args, 60);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, slurp("err.txt"));
+    static const struct { const char *option, *needle; } bad[] = {
+        {"--model seed001", "--model seed001: a resumed run keeps the model stored in"},
+        {"--dataset fashion-mnist", "--dataset fashion-mnist contradicts"},
+        {"--lr 0.5", "--lr 0.5 contradicts"},
+        {"--batch-size 32", "--batch-size 32 contradicts"},
+        {"--optimizer adam", "--optimizer adam contradicts"},
+        {"--seed 7", "--seed 7 contradicts"},
+        {"--limit-test 50", "--limit-test 50 contradicts"},
+        {"--augment rotate=5", "--augment rotate=5 contradicts"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, "train --resume %s/contra/last.safetensors --epochs 2 " COMMON " %s", work, work, bad[i].option);
+        rc = run(args, 60);
+        const char *err = slurp("err.txt");
+        CHECK_MSG(rc == 1 && count_lines(err) == 1 && strstr(err, bad[i].needle), "%s: exit %d: %s", bad[i].option, rc, err);
+        CHECK_MSG(strstr(slurp("out.txt"), "Epoch") == NULL, "%s: trained anyway", bad[i].option);
+    }
+    snprintf(args, sizeof args, "train --resume %s/contra/last.safetensors --epochs 2 --dataset mnist --batch-size 256 "
+             "--seed 1 " COMMON, work, work);
+    rc = run(args, 60);
+    CHECK_MSG(rc == 0 && strstr(slurp("out.txt"), "Epoch 2/2"), "repeating stored values: exit %d: %s", rc, slurp("err.txt"));
+}
+
+/* eval read the training files too, and downloaded them when missing. */
+TEST(eval_reads_only_the_test_files) {
+    if (!have_data) return;
+    char cmd[1024], args[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/testonly && cp %s/data/t10k* %s/testonly/", work, work, work);
+    CHECK(system(cmd) == 0);
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/evalw " COMMON, work, work, work);
+    CHECK(run(args, 60) == 0);
+    setenv("CONVNET_MIRROR", "file:///nonexistent/convnet-mirror", 1);   /* a download attempt would fail */
+    snprintf(args, sizeof args, "eval --weights %s/evalw/last.safetensors --data %s/testonly --threads 2", work, work);
+    int rc = run(args, 60);
+    unsetenv("CONVNET_MIRROR");
+    CHECK_MSG(rc == 0 && strstr(slurp("out.txt"), "Test set: Average loss:") && strstr(slurp("out.txt"), "/100 ("),
+              "exit %d: %s", rc, slurp("err.txt"));
+    snprintf(cmd, sizeof cmd, "%s/testonly/train-images-idx3-ubyte.gz", work);
+    CHECK_MSG(access(cmd, F_OK) != 0, "downloaded %s", cmd);
+}
+
+/* An --out longer than PATH_MAX became a directory cut at 4,095 bytes, and the
+ * message was cut at 1 KB. Now one short line, before anything is created. */
+TEST(overlong_paths_are_refused_up_front) {
+    if (!have_data) return;
+    static char long_dir[5200], args[6000];
+    snprintf(long_dir, sizeof long_dir, "%s/", work);
+    size_t n = strlen(long_dir);
+    while (n + 200 < sizeof long_dir - 1) {   /* components of 200 bytes: each one is a valid name */
+        memset(long_dir + n, 'd', 199);
+        long_dir[n + 199] = '/';
+        n += 200;
+        long_dir[n] = '\0';
+    }
+    static const char *const options[] = {"--out", "--data", "--resume", "--model"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "train %s %s --epochs 1 --quiet --no-download", options[i], long_dir);
+        int rc = run(args, 30);
+        const char *err = slurp("err.txt");
+        CHECK_MSG(rc == 2 && count_lines(err) == 1 && strlen(err) < 400 && strstr(err, "bytes long; expected a path of at most 4000"),
+                  "%s: exit %d: %s", options[i], rc, err);
+    }
+    snprintf(args, sizeof args, "%s/dddd", work);
+    CHECK_MSG(access(args, F_OK) != 0, "a directory was created");
+    /* the library refuses it too */
+    cn_train_options o;
+    cn_train_options_init(&o);
+    snprintf(args, sizeof args, "%s/tiny.spec", work);
+    o.model = args;
+    o.out_dir = long_dir;
+    char data[256];
+    snprintf(data, sizeof data, "%s/data", work);
+    o.data_dir = data;
+    o.quiet = 1;
+    CHECK(cn_train(&o) == CN_ERR_ARG);
+    CHECK_MSG(strstr(cn_last_error(), "bytes long; expected at most 4000"), "%s", cn_last_error());
+}
+
+/* A second SIGTERM inside the save after an interrupt left last.safetensors.tmp.PID
+ * (14 MB for seed004-net). Saves are not cut short now, and stale ones are swept. */
+TEST(signals_during_saves_leave_no_temporaries) {
+    if (!have_data) return;
+    char path[512], args[1024], dir[256];
+    static const char wide_spec[] = "input 1x28x28\nflatten\nlinear out=2048\nrelu\nlinear out=10\n";   /* 6 MB checkpoints */
+    snprintf(path, sizeof path, "%s/wide.spec", work);
+    CHECK(write_file(path, wide_spec, strlen(wide_spec)) == 0);
+    snprintf(dir, sizeof dir, "%s/twice", work);
+    uint64_t seed = (uint64_t)time(NULL);
+    rng_state = seed * 2654435761u | 1;
+    for (int round = 0; round < 6; round++) {
+        snprintf(args, sizeof args, "train --model %s/wide.spec --epochs 100000 --batch-size 256 --out %s " COMMON, work, dir, work);
+        snprintf(path, sizeof path, "%s/last.safetensors", dir);
+        unlink(path);
+        pid_t pid = spawn(args);
+        double give_up = now() + 30;
+        while (access(path, F_OK) != 0 && now() < give_up) usleep(2000);
+        usleep((useconds_t)(1e5 * rnd()));
+        kill(pid, SIGTERM);
+        usleep((useconds_t)(3e4 * rnd()));   /* the second one lands in the batch or in the save after it */
+        kill(pid, SIGTERM);
+        int rc = finish(pid, 30);
+        CHECK_MSG(rc == 130 || rc == -SIGTERM, "round %d: exit %d: %s", round, rc, slurp("err.txt"));
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "ls -a %s | grep -c '\\.tmp\\.'", dir);
+        FILE *p = popen(cmd, "r");
+        int temps = -1;
+        if (p) { if (fscanf(p, "%d", &temps) != 1) temps = -1; pclose(p); }
+        CHECK_MSG(temps == 0, "round %d (seed %llu): %d temporary files left", round, (unsigned long long)seed, temps);
+        CHECK_MSG(load_checkpoint(path, 1) == CN_OK, "round %d: %s", round, cn_last_error());
+    }
+    /* Temporaries of dead processes are removed when the next run starts; a live one's stay. */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char stale[512], live[512];
+    snprintf(stale, sizeof stale, "%s/last.safetensors.tmp.%d", dir, (int)dead);
+    snprintf(live, sizeof live, "%s/best.safetensors.tmp.%d", dir, (int)getpid());
+    CHECK(write_file(stale, "x", 1) == 0 && write_file(live, "x", 1) == 0);
+    snprintf(args, sizeof args, "train --resume %s/last.safetensors --epochs 100000 --threads 2 --quiet --data %s/data "
+             "--no-download", dir, work);
+    pid_t pid = spawn(args);
+    usleep(500 * 1000);
+    kill(pid, SIGTERM);
+    finish(pid, 30);
+    CHECK_MSG(access(stale, F_OK) != 0, "%s was not removed", stale);
+    CHECK_MSG(access(live, F_OK) == 0, "%s (a live process's) was removed", live);
+    unlink(live);
+}
+
 
 /* Batch size 1 through the fused conv -> BN -> relu -> 2x2 max-pool backward on
  * a 2x2 plane: BN's gradient handover overflowed the heap (found by fuzz_spec;
@@ -496,19 +664,6 @@ TEST(second_run_on_the_same_out_is_refused) {
     cn_dir_lock_release(&b);
 }
 
-static struct timespec mtime_of(const char *path) {
-    struct stat sb;
-    struct timespec none = {0, 0};
-    return stat(path, &sb) == 0 ? sb.st_mtim : none;
-}
-
-/* xorshift for reproducible "random" kill times (seed from the clock, printed on failure). */
-static uint64_t rng_state;
-static double rnd(void) {
-    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
 TEST(kill9_never_leaves_an_unloadable_checkpoint) {
     if (!have_data) return;
     rng_state = (uint64_t)time(NULL) * 2654435761u | 1;
@@ -583,6 +738,10 @@ int main(void) {
     RUN(signal_before_training_ends_the_process);
     RUN(divergent_epoch_is_not_saved);
     RUN(second_run_on_the_same_out_is_refused);
+    RUN(resume_refuses_options_that_contradict_the_checkpoint);
+    RUN(eval_reads_only_the_test_files);
+    RUN(overlong_paths_are_refused_up_front);
+    RUN(signals_during_saves_leave_no_temporaries);
     RUN(kill9_never_leaves_an_unloadable_checkpoint);
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "fault tests: %.1f s\n", now() - t0);
     teardown();
