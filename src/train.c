@@ -11,6 +11,7 @@
 #include "spec.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include "data/augment.h"
 #include "data/catalog.h"
@@ -544,6 +545,13 @@ static cn_status open_outputs(run *r, cn_dir_lock *lock, history *hist, FILE **m
     if (st) return st;
     cn_remove_stale_temporaries(r->out_dir);
     char path[MAX_OUT_DIR + 64];
+    /* Written in place: a FIFO under one of these names would block, a device swallow the rows. */
+    static const char *const in_place[] = {"metrics.csv", "model_summary.txt"};
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", r->out_dir, in_place[i]);
+        if (stat(path, &sb) == 0 && (st = cn_check_regular(path, "convnet's own output file"))) return st;
+    }
     snprintf(path, sizeof path, "%s/metrics.csv", r->out_dir);
     /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
     st = history_init(hist, r->recipe.epochs > r->start_epoch ? r->recipe.epochs : r->start_epoch);

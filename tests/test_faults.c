@@ -188,6 +188,15 @@ static cn_status load_checkpoint(const char *path, int with_state) {
 
 #define COMMON "--data %s/data --no-download --quiet --threads 2 --limit-test " "100"
 
+/* Trains tiny.spec for one epoch into WORK/<dir> (a 10-class checkpoint to work with); 0 on success. */
+static int train_tiny(const char *dir) {
+    char args[1024];
+    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/%s " COMMON, work, work, dir, work);
+    int rc = run(args, 60);
+    CHECK_MSG(rc == 0, "training %s: exit %d: %s", dir, rc, slurp("err.txt"));
+    return rc;
+}
+
 TEST(nan_loss_stops_and_keeps_the_last_checkpoint) {
     if (!have_data) return;
     char args[1024], last[256];
@@ -302,9 +311,8 @@ TEST(resume_with_fewer_epochs_than_done) {
 TEST(resume_refuses_options_that_contradict_the_checkpoint) {
     if (!have_data) return;
     char args[1024];
-    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/contra " COMMON, work, work, work);
-    int rc = run(args, 60);
-    CHECK_MSG(rc == 0, "exit %d: %s", rc, slurp("err.txt"));
+    if (train_tiny("contra")) return;
+    int rc;
     static const struct { const char *option, *needle; } bad[] = {
         {"--model seed001", "--model seed001: a resumed run keeps the model stored in"},
         {"--dataset fashion-mnist", "--dataset fashion-mnist contradicts"},
@@ -333,8 +341,7 @@ TEST(eval_reads_only_the_test_files) {
     char cmd[1024], args[1024];
     snprintf(cmd, sizeof cmd, "mkdir -p %s/testonly && cp %s/data/t10k* %s/testonly/", work, work, work);
     CHECK(system(cmd) == 0);
-    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/evalw " COMMON, work, work, work);
-    CHECK(run(args, 60) == 0);
+    if (train_tiny("evalw")) return;
     setenv("CONVNET_MIRROR", "file:///nonexistent/convnet-mirror", 1);   /* a download attempt would fail */
     snprintf(args, sizeof args, "eval --weights %s/evalw/last.safetensors --data %s/testonly --threads 2", work, work);
     int rc = run(args, 60);
@@ -493,9 +500,8 @@ static void data_with_labels(const char *dir, int label) {
 TEST(eval_refuses_labels_the_model_does_not_have) {
     if (!have_data) return;
     char args[1024];
-    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/ten " COMMON, work, work, work);
-    int rc = run(args, 60);
-    CHECK_MSG(rc == 0, "exit %d: %s", rc, slurp("err.txt"));
+    if (train_tiny("ten")) return;
+    int rc;
     data_with_labels("labels63", 63);
     snprintf(args, sizeof args, "eval --weights %s/ten/last.safetensors --dataset idx --data %s/labels63 --threads 2", work, work);
     rc = run(args, 60);
@@ -540,8 +546,7 @@ TEST(device_or_fifo_as_data_file_is_refused_at_once) {
     /* the same with only the test files wanted (eval) and a FIFO */
     snprintf(cmd, sizeof cmd, "rm -f %s/devdata/t10k-labels-idx1-ubyte && mkfifo %s/devdata/t10k-labels-idx1-ubyte", work, work);
     CHECK(system(cmd) == 0);
-    snprintf(args, sizeof args, "train --model %s/tiny.spec --epochs 1 --batch-size 256 --out %s/devw " COMMON, work, work, work);
-    CHECK(run(args, 60) == 0);
+    if (train_tiny("devw")) return;
     snprintf(args, sizeof args, "eval --weights %s/devw/last.safetensors --data %s/devdata --threads 2", work, work);
     t0 = now();
     rc = run(args, 30);
