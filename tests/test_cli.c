@@ -204,9 +204,18 @@ TEST(download_from_a_file_mirror) {
         if (!file_exists(want)) continue; /* the shared copy may be raw */
         CHECK_MSG(cn_file_md5(got, h1) == CN_OK && cn_file_md5(want, h2) == CN_OK && !strcmp(h1, h2), "%s", files[i]);
     }
-    /* present files are kept: a second run downloads nothing */
+    /* present files are kept: a second run downloads nothing; a download killed before
+     * (a .part.<pid> of a process that is gone) is cleaned up */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char part[4400];
+    snprintf(part, sizeof part, "%s/dl/mnist/train-images-idx3-ubyte.gz.part.%d", tmp_dir, (int)dead);
+    FILE *pf = fopen(part, "wb");
+    if (pf) fclose(pf);
     CHECK(CN("download mnist --data %s/dl/mnist", tmp_dir) == 0);
     CHECK_MSG(!*err_text, "%s", err_text);
+    CHECK_MSG(!file_exists(part), "%s was left", part);
     /* a mirror without the files: one line, exit 1, no directory left behind */
     setenv("CONVNET_MIRROR", "file:///nonexistent-mirror/", 1);
     st = CN("download --dataset kmnist --data %s/dl/kmnist --quiet", tmp_dir);

@@ -4,6 +4,7 @@
 #include "data/dataset.h"
 #include "core/error.h"
 #include "core/file_open.h"
+#include "io/safetensors.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -230,6 +231,7 @@ cn_status cn_dataset_download_files(const char *name, const char *dir, int show_
     int created = stat(target, &existing) != 0;
     cn_status st = make_dirs(target);
     if (st != CN_OK) return st;
+    cn_remove_stale_temporaries(target);   /* .part.<pid> of downloads that were killed */
 
     /* CONVNET_MIRROR replaces torchvision's mirror list. */
     char override[PATH_CAP];

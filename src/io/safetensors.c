@@ -777,13 +777,14 @@ static volatile sig_atomic_t saves_running;
 
 int cn_st_save_in_progress(void) { return saves_running > 0; }
 
-/* name is "<something>.tmp.<digits>"; *pid gets the digits. */
+/* name is "<something>.tmp.<digits>" (atomic writers) or "<something>.part.<digits>"
+ * (downloads); *pid gets the digits. */
 static bool temporary_of(const char *name, long *pid) {
-    const char *tag = strstr(name, ".tmp.");
-    if (!tag || tag == name) return false;
-    for (const char *next; (next = strstr(tag + 1, ".tmp.")); ) tag = next;   /* the last one */
-    const char *digits = tag + 5;
-    if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) return false;
+    const char *digits = strrchr(name, '.');
+    if (!digits || digits - name < 5) return false;
+    digits++;
+    bool tagged = (digits - name > 5 && !memcmp(digits - 5, ".tmp.", 5)) || (digits - name > 6 && !memcmp(digits - 6, ".part.", 6));
+    if (!tagged || !*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) return false;
     *pid = strtol(digits, NULL, 10);
     return *pid > 0;
 }

@@ -99,9 +99,10 @@ cn_status cn_st_writer_save(cn_st_writer *w, const char *path);
  * process killed there leaves path.tmp.<pid> behind). */
 int cn_st_save_in_progress(void);
 /* Removes DIR/<name>.tmp.<pid> files (safetensors and PNG writers' temporaries)
- * whose process no longer exists: a run killed inside a save leaves one, as
- * large as the checkpoint. Files of live processes stay. Returns how many
- * were removed (errors are ignored: they are only left-over files). */
+ * and DIR/<name>.part.<pid> (downloads) whose process no longer exists: a run
+ * killed inside a save leaves one, as large as the checkpoint. Files of live
+ * processes stay. Returns how many were removed (errors are ignored: they are
+ * only left-over files). */
 int cn_remove_stale_temporaries(const char *dir);
 void cn_st_writer_free(cn_st_writer *w);
 
