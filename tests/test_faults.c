@@ -417,7 +417,7 @@ TEST(signals_during_saves_leave_no_temporaries) {
         kill(pid, SIGTERM);
         usleep((useconds_t)(3e4 * rnd()));   /* the second one lands in the batch or in the save after it */
         kill(pid, SIGTERM);
-        int rc = finish(pid, 30);
+        int rc = finish(pid, 120);
         CHECK_MSG(rc == 130 || rc == -SIGTERM, "round %d: exit %d: %s", round, rc, slurp("err.txt"));
         char cmd[512];
         snprintf(cmd, sizeof cmd, "ls -a %s | grep -c '\\.tmp\\.'", dir);
