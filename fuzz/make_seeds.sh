@@ -104,6 +104,9 @@ gcc -std=c11 -D_GNU_SOURCE -O1 -Iinclude -Isrc -Ibuild/gen fuzz/make_seeds.c -o 
     build/libconvnet.a $(pkg-config --libs zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c libjpeg libarchive) -lm -fopenmp
 build/make_seeds $C
 cp tests/fixtures/onnx/quirks11.onnx tests/fixtures/onnx/quirks13.onnx $C/onnx/
+# Protobuf nesting 4,000 deep (attribute subgraphs; TypeProto sequences): refused before unpacking.
+cp tests/bad/onnx_deep_nesting.onnx $C/onnx/deep_nesting.onnx
+cp tests/bad/onnx_deep_type_nesting.onnx $C/onnx/deep_type_nesting.onnx
 
 cp tests/fixtures/images/pattern_*.png tests/fixtures/images/digit0_original.pgm \
    tests/fixtures/images/digit5_shifted_ascii.pgm tests/fixtures/images/digit7_inverted_scaled.png $C/image/

@@ -3,6 +3,7 @@
 #include "data/norm_text.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "data/stats.h"
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -169,16 +170,18 @@ static cn_status parse_info(const cn_st_file *f, const char *path, cn_checkpoint
         info->epoch = (int)e;
     }
     snprintf(info->dataset, sizeof info->dataset, "%s", (v = cn_st_metadata(f, "dataset")) ? v : "mnist");
-    const char *mv = cn_st_metadata(f, "mean"), *sv = cn_st_metadata(f, "std");
-    int nm = mv ? cn_parse_floats(mv, info->mean, CN_MAX_CHANNELS) : 1;
-    int ns = sv ? cn_parse_floats(sv, info->std, CN_MAX_CHANNELS) : 1;
-    if (!mv) info->mean[0] = 0.1307f;
-    if (!sv) info->std[0] = 0.3081f;
-    if (nm == 0 || ns == 0 || nm != ns)
-        return cn_fail(CN_ERR_FORMAT, "%s: metadata mean/std must be finite with std > 0 (as many values, comma-separated)", path);
-    for (int c = 0; c < CN_MAX_CHANNELS; c++) {
-        if (c >= nm) { info->mean[c] = info->mean[0]; info->std[c] = info->std[0]; }  /* one value: every channel */
-        if (info->std[c] <= 0.0f) return cn_fail(CN_ERR_FORMAT, "%s: metadata mean/std must be finite with std > 0", path);
+    info->mean[0] = 0.1307f;   /* MNIST's, for checkpoints written before the keys existed */
+    info->std[0] = 0.3081f;
+    int nm = 1, ns = 1;
+    cn_status st = CN_OK;
+    if ((v = cn_st_metadata(f, "mean"))) st = cn_normalization_parse(path, "mean", v, 0, info->mean, CN_MAX_CHANNELS, &nm);
+    if (!st && (v = cn_st_metadata(f, "std"))) st = cn_normalization_parse(path, "std", v, 1, info->std, CN_MAX_CHANNELS, &ns);
+    if (st) return st;
+    if (nm != ns)
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata mean has %d values but std has %d; expected as many", path, nm, ns);
+    for (int c = nm; c < CN_MAX_CHANNELS; c++) {   /* one value: every channel */
+        info->mean[c] = info->mean[0];
+        info->std[c] = info->std[0];
     }
     if ((v = cn_st_metadata(f, "classes")) && *v) {
         const char *p = v;

@@ -2,15 +2,19 @@
  * the epoch's order, its augmentation and each batch's dropout masks, so a
  * run interrupted anywhere resumes bit-exactly from (epoch, batch). */
 #include "train.h"
+#include "train_resume.h"
 #include "checkpoint.h"
 #include "loss.h"
 #include "optim.h"
 #include "progress.h"
 #include "lr_schedule.h"
 #include "spec.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include "data/augment.h"
+#include "data/catalog.h"
 #include "data/loader.h"
 #include "io/safetensors.h"
 #include "io/plot.h"
@@ -30,8 +34,7 @@
 
 void cn_train_options_init(cn_train_options *o) {
     memset(o, 0, sizeof *o);
-    o->dataset = "mnist";
-    o->seed = 1;
+    o->seed = CN_SEED_UNSET;
     o->threads = 0;
     o->overrides.nesterov = -1;
     o->overrides.lr = o->overrides.momentum = o->overrides.weight_decay = o->overrides.label_smoothing = -1;
@@ -115,11 +118,23 @@ cn_status cn_check_input_shape(const cn_model *m, const cn_split *split, const c
     return CN_OK;
 }
 
+cn_status cn_check_model_fits(const cn_model *m, const cn_dataset *ds) {
+    int classes = cn_model_num_classes(m);
+    if (classes < ds->num_classes)
+        return cn_fail(CN_ERR_SHAPE, "the model outputs %d classes but %s has %d", classes, ds->name, ds->num_classes);
+    return cn_check_input_shape(m, ds->train.count ? &ds->train : &ds->test, ds->name);
+}
+
 cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, const float *std, int threads,
                       double *loss_sum, int *correct, int *predictions) {
     int pixels = (int)cn_split_image_size(split), classes = cn_model_num_classes(m);
     cn_status st = cn_check_input_shape(m, split, "the");
     if (st) return st;
+    /* The loss reads the score of each label: a label past the model's outputs would read past them. */
+    for (int i = 0; i < split->count; i++)
+        if (split->labels[i] >= classes)
+            return cn_fail(CN_ERR_SHAPE, "image %d has label %d but the model outputs only %d classes (0..%d)", i,
+                           split->labels[i], classes, classes - 1);
     /* Reuse the training workspace when there is one: no second, larger copy. */
     int batch = m->batch_capacity > 0 ? m->batch_capacity : EVAL_BATCH;
     st = cn_model_reserve(m, batch, threads);
@@ -154,9 +169,12 @@ cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, con
     return CN_OK;
 }
 
-/* Creates dir (and parents) and checks that a file can be written in it. */
-static cn_status ensure_writable_dir(const char *dir) {
-    char path[4096];
+/* Longest output directory: room is left for "/last.safetensors.tmp.<pid>" within PATH_MAX. */
+#define MAX_OUT_DIR 4000
+
+/* Creates dir and its parents. */
+static cn_status make_dirs(const char *dir) {
+    char path[MAX_OUT_DIR + 1];
     snprintf(path, sizeof path, "%s", dir);
     for (char *p = path + 1; *p; p++) {
         if (*p != '/') continue;
@@ -165,8 +183,13 @@ static cn_status ensure_writable_dir(const char *dir) {
         *p = '/';
     }
     if (mkdir(path, 0777) && errno != EEXIST) return cn_fail(CN_ERR_IO, "%s: cannot create directory: %s", path, strerror(errno));
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/.write-test.%d", dir, (int)getpid());
+    return CN_OK;
+}
+
+/* Checks that a 4 KB file can be written in dir (a full disk fails here, not after an epoch). */
+static cn_status probe_writable(const char *dir) {
+    char probe[MAX_OUT_DIR + 64];
+    snprintf(probe, sizeof probe, "%s/.write-test.tmp.%d", dir, (int)getpid());   /* a stale one is swept as a temporary */
     FILE *f = fopen(probe, "wb");
     if (!f) return cn_fail(CN_ERR_IO, "%s: output directory is not writable: %s", dir, strerror(errno));
     char block[4096] = {0};
@@ -273,11 +296,12 @@ typedef struct {
     cn_train_state state;
     int start_epoch, start_batch;
     double partial_loss; long partial_correct, partial_seen;
-    char out_dir[4096];
+    char out_dir[MAX_OUT_DIR + 1];
     int threads;
     uint64_t seed;
     int train_limit, test_limit;
     int *test_pred;         /* (test count) predicted classes of the last test evaluation, or NULL */
+    int already_complete;   /* --resume of a run that has all its epochs: nothing to do */
 } run;
 
 static cn_status setup_optimizer(run *r) {
@@ -340,42 +364,6 @@ static cn_status save_checkpoint(run *r, const char *name, int epoch, int batch,
     return s;
 }
 
-/* Parses the settings stored by save_checkpoint back into the run. */
-static cn_status parse_stored_config(run *r, const char *config, const char *path) {
-    for (const char *c = config; *c; c++) /* values are echoed in messages, which stay one line */
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return cn_fail(CN_ERR_FORMAT, "%s: metadata train_config contains control byte 0x%02x", path, (unsigned char)*c);
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", config);
-    memset(&r->recipe, 0, sizeof r->recipe);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        unsigned long long u;
-        long l;
-        double d;
-        int i;
-        if (sscanf(tok, "seed=%llu", &u) == 1) r->seed = u;
-        else if (sscanf(tok, "val_split=%d", &i) == 1) r->val.count = i;
-        else if (sscanf(tok, "train_limit=%d", &i) == 1) r->train_limit = i;
-        else if (sscanf(tok, "test_limit=%d", &i) == 1) r->test_limit = i;
-        else if (sscanf(tok, "batch_index=%d", &i) == 1) r->start_batch = i;
-        else if (sscanf(tok, "partial_loss=%lg", &d) == 1) r->partial_loss = d;
-        else if (sscanf(tok, "partial_correct=%ld", &l) == 1) r->partial_correct = l;
-        else if (sscanf(tok, "partial_seen=%ld", &l) == 1) r->partial_seen = l;
-        else if (!strncmp(tok, "augment=", 8)) snprintf(r->recipe.augment, sizeof r->recipe.augment, "%s", tok + 8);
-        else {
-            cn_status st = cn_recipe_parse_token(tok, path, &r->recipe);
-            if (st) return st;
-        }
-    }
-    /* A hostile file must not steer indexing: a negative batch_index read before the sample order. */
-    if (r->val.count < 0 || r->train_limit < 0 || r->test_limit < 0 || r->start_batch < 0 ||
-        r->partial_correct < 0 || r->partial_seen < 0 || r->partial_correct > r->partial_seen || !isfinite(r->partial_loss))
-        return cn_fail(CN_ERR_FORMAT, "%s: metadata train_config has a negative or inconsistent count "
-                       "(val_split, train_limit, test_limit, batch_index, partial_*)", path);
-    return CN_OK;
-}
-
 static void print_epoch(const run *r, const epoch_metrics *e, int test_count, int test_correct, int quiet) {
     (void)quiet;
     printf("Epoch %d/%d  lr %.6g  train loss %.4f  acc %.2f%%", e->epoch, r->recipe.epochs, e->lr, e->train_loss, e->train_acc);
@@ -413,24 +401,37 @@ static cn_status load_initial_model(const char *name, uint64_t seed, cn_model **
 /* Resolves the model, settings, data and state of a new or resumed run. */
 static cn_status prepare(run *r, const cn_train_options *o) {
     cn_status st;
-    r->seed = o->seed;
+    r->seed = o->seed == CN_SEED_UNSET ? 1 : o->seed;
     r->train_limit = o->train_limit;
     r->test_limit = o->test_limit;
     int val_count = o->val_split;
+    const char *dataset = o->dataset ? o->dataset : "mnist";
+    char stored_dataset[32];
     if (o->resume) {
-        cn_st_file *f;
-        st = cn_st_open(o->resume, &f);
-        if (st) return st;
-        const char *cfg = cn_st_metadata(f, "train_config");
-        if (!cfg) { cn_st_close(f); return cn_fail(CN_ERR_FORMAT, "%s: has no training state; only checkpoints written by `convnet train` can be resumed", o->resume); }
-        st = parse_stored_config(r, cfg, o->resume);
-        cn_st_close(f);
-        if (st) return st;
-        val_count = r->val.count;
-        r->val.count = 0;
+        cn_resume_settings rs;
+        if ((st = cn_resume_read(o, &rs))) return st;
+        r->recipe = rs.recipe;
+        r->seed = rs.seed;
+        val_count = rs.val_split;
+        r->train_limit = rs.train_limit;
+        r->test_limit = rs.test_limit;
+        r->start_batch = rs.batch_index;
+        r->partial_loss = rs.partial_loss;
+        r->partial_correct = rs.partial_correct;
+        r->partial_seen = rs.partial_seen;
+        snprintf(stored_dataset, sizeof stored_dataset, "%s", rs.dataset);
+        dataset = stored_dataset;
         if (o->overrides.epochs > 0) r->recipe.epochs = o->overrides.epochs;
+        if (rs.epochs_done >= r->recipe.epochs) {   /* nothing to train: change nothing (metrics.csv and the plots were rewritten) */
+            printf("convnet: %s: the run is already complete (%ld epoch%s done, %d asked); nothing changed. "
+                   "Pass --epochs N with N > %ld to train further.\n", o->resume, rs.epochs_done,
+                   rs.epochs_done == 1 ? "" : "s", r->recipe.epochs, rs.epochs_done);
+            fflush(stdout);
+            r->already_complete = 1;
+            return CN_OK;
+        }
     } else {
-        st = load_initial_model(o->model, o->seed, &r->model);
+        st = load_initial_model(o->model ? o->model : "seed001", r->seed, &r->model);
         if (st) return st;
         r->recipe = o->overrides;
         cn_recipe from_model = recipe_from_model(&r->model->recipe), defaults = builtin_defaults();
@@ -441,7 +442,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     st = cn_augment_parse(r->recipe.augment, &r->aug);
     if (st) return st;
     cn_data_options data = o->data;
-    data.name = o->dataset;
+    data.name = dataset;
     data.dir = o->data_dir;
     data.allow_download = o->allow_download;
     cn_model *shape_of = r->model;
@@ -500,10 +501,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         if ((st = setup_optimizer(r)) || (st = setup_scheduler(r, steps))) return st;
         r->state.best_metric = -1.0;
     }
-    if (cn_model_num_classes(r->model) < r->data.num_classes)
-        return cn_fail(CN_ERR_SHAPE, "the model outputs %d classes but %s has %d", cn_model_num_classes(r->model),
-                       r->data.name, r->data.num_classes);
-    return cn_check_input_shape(r->model, &r->data.train, r->data.name);
+    return cn_check_model_fits(r->model, &r->data);
 }
 
 /* OUT/confusion_matrix.png and OUT/misclassified.png from the final model: the predictions
@@ -557,20 +555,152 @@ static void plot_test_results(run *r, bool have_predictions) {
     free(counts); free(wrong);
 }
 
+/* OUT: --out, else the directory of --resume, else runs/<model>. */
+static cn_status resolve_out_dir(run *r, const cn_train_options *o) {
+    const char *src = o->out_dir ? o->out_dir : o->resume;
+    if (src && strlen(src) > MAX_OUT_DIR)   /* it was cut at 4,095 bytes into a directory of another name */
+        return cn_fail(CN_ERR_ARG, "%s '%.60s...' is %zu bytes long; expected at most %d", o->out_dir ? "--out" : "--resume",
+                       src, strlen(src), MAX_OUT_DIR);
+    if (o->out_dir) snprintf(r->out_dir, sizeof r->out_dir, "%s", o->out_dir);
+    else if (o->resume) {
+        snprintf(r->out_dir, sizeof r->out_dir, "%s", o->resume);
+        char *slash = strrchr(r->out_dir, '/');
+        if (slash) *slash = '\0'; else snprintf(r->out_dir, sizeof r->out_dir, ".");
+    } else snprintf(r->out_dir, sizeof r->out_dir, "runs/%s", r->model->source_name);
+    return CN_OK;
+}
+
+/* Creates OUT and takes its lock for the run (before anything in it changes),
+ * checks that it is writable, sweeps temporaries of dead runs, then opens
+ * metrics.csv (keeping the rows of a resumed run) and writes model_summary.txt. */
+static cn_status open_outputs(run *r, cn_dir_lock *lock, history *hist, FILE **metrics) {
+    cn_status st = make_dirs(r->out_dir);
+    if (!st) st = cn_dir_lock_acquire(r->out_dir, lock);
+    if (!st) st = probe_writable(r->out_dir);
+    if (st) return st;
+    cn_remove_stale_temporaries(r->out_dir);
+    char path[MAX_OUT_DIR + 64];
+    /* Written in place: a FIFO under one of these names would block, a device swallow the rows. */
+    static const char *const in_place[] = {"metrics.csv", "model_summary.txt"};
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", r->out_dir, in_place[i]);
+        if (stat(path, &sb) == 0 && (st = cn_check_regular(path, "convnet's own output file"))) return st;
+    }
+    snprintf(path, sizeof path, "%s/metrics.csv", r->out_dir);
+    /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
+    st = history_init(hist, r->recipe.epochs > r->start_epoch ? r->recipe.epochs : r->start_epoch);
+    if (!st) st = metrics_open(path, r->start_epoch, metrics, hist);
+    if (st) return st;
+    snprintf(path, sizeof path, "%s/model_summary.txt", r->out_dir);
+    FILE *sf = fopen(path, "w");
+    if (!sf) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    st = cn_summary_write(r->model, sf);
+    if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path);
+    return st;
+}
+
+/* Parameters and BatchNorm statistics all finite. */
+static bool weights_finite(const cn_model *m) {
+    for (size_t i = 0; i < m->num_params; i++) if (!isfinite(m->params[i])) return false;
+    for (size_t i = 0; i < m->num_buffers; i++) if (!isfinite(m->buffers[i])) return false;
+    return true;
+}
+
+/* A mean cross-entropy above this is an exploding run, not a poor model: the true
+ * class gets probability e^-10000 (an untrained model scores ln(classes) <= 4.2). */
+#define EXPLODING_LOSS 1e4
+
+static bool loss_ok(double loss) { return isfinite(loss) && loss <= EXPLODING_LOSS; }
+
+/* An epoch whose losses are not finite or exploding, or whose weights are not
+ * finite, diverged: nothing of it is kept (such an epoch, train loss 2.7e30 and
+ * test loss NaN, used to be saved and then named "the last good checkpoint"). */
+static cn_status check_divergence(const run *r, const epoch_metrics *e) {
+    bool weights_ok = weights_finite(r->model);
+    if (loss_ok(e->train_loss) && loss_ok(e->test_loss) && (!r->has_val || loss_ok(e->val_loss)) && weights_ok)
+        return CN_OK;
+    char path[MAX_OUT_DIR + 64];
+    snprintf(path, sizeof path, "%s/last.safetensors", r->out_dir);
+    bool have_last = access(path, F_OK) == 0;
+    return cn_fail(CN_ERR_NUMERIC, "epoch %d diverged (train loss %g, test loss %g%s; lr %g too high?); stopping without "
+                   "saving it. The last good checkpoint is %s%s", e->epoch, e->train_loss, e->test_loss,
+                   weights_ok ? "" : ", weights not finite", r->opt.lr, have_last ? path : "(none yet)",
+                   have_last ? " (the epoch before)" : "");
+}
+
+/* After the epoch's batches: evaluation, divergence check, metrics, plots, checkpoints. */
+static cn_status end_epoch(run *r, epoch_metrics *e, double t0, history *hist, FILE *metrics, int quiet) {
+    e->train_loss = r->partial_loss / (r->partial_seen ? r->partial_seen : 1);
+    e->train_acc = 100.0 * r->partial_correct / (r->partial_seen ? r->partial_seen : 1);
+    double test_loss;
+    int test_correct;
+    cn_status st = cn_evaluate(r->model, &r->data.test, r->data.mean, r->data.std, r->threads, &test_loss, &test_correct,
+                               r->test_pred);
+    if (st) return st;
+    e->test_loss = test_loss / r->data.test.count;
+    e->test_acc = 100.0 * test_correct / r->data.test.count;
+    if (r->has_val) {
+        double vl;
+        int vc;
+        st = cn_evaluate(r->model, &r->val, r->data.mean, r->data.std, r->threads, &vl, &vc, NULL);
+        if (st) return st;
+        e->val_loss = vl / r->val.count;
+        e->val_acc = 100.0 * vc / r->val.count;
+    }
+    if ((st = check_divergence(r, e))) return st;
+    e->seconds = cn_now_seconds() - t0;
+    cn_sched_epoch_end(&r->sched, r->has_val ? e->val_loss : e->test_loss);
+    r->partial_loss = 0; r->partial_correct = 0; r->partial_seen = 0;
+    print_epoch(r, e, r->data.test.count, test_correct, quiet);
+    metrics_write(metrics, e, r->has_val);
+    history_add(hist, e);
+    plot_curves(r->out_dir, r->model->source_name, hist, r->has_val);
+    double selection = r->has_val ? e->val_acc : e->test_acc;
+    int improved = selection > r->state.best_metric;
+    if (improved) { r->state.best_metric = selection; r->state.best_epoch = e->epoch; }
+    st = save_checkpoint(r, "last.safetensors", e->epoch, 0, 1);
+    if (!st && improved) st = save_checkpoint(r, "best.safetensors", e->epoch, 0, 0);
+    return st;
+}
+
+/* A stop request in the middle of an epoch: saves a resumable checkpoint after
+ * `batches_done` batches (unless the weights already went non-finite). */
+static cn_status stop_mid_epoch(run *r, int epoch, long batches_done, long steps) {
+    if (!weights_finite(r->model))
+        return cn_fail(CN_ERR_NUMERIC, "interrupted in epoch %d with weights that are not finite; nothing saved", epoch + 1);
+    cn_status st = save_checkpoint(r, "last.safetensors", epoch, (int)batches_done, 1);
+    if (st) return st;
+    fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
+            "convnet: resume with: convnet train --resume %s/last.safetensors\n",
+            epoch + 1, batches_done, steps, r->out_dir, r->out_dir);
+    return cn_fail(CN_ERR_INTERRUPTED, "interrupted by a signal; state saved to %s/last.safetensors", r->out_dir);
+}
+
+static void print_start(const run *r, int n_train) {
+    const cn_model *m = r->model;
+    printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
+           r->data.name, n_train, r->has_val ? " (+val)" : "", r->data.test.count);
+    printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads\n", r->recipe.optimizer,
+           r->recipe.lr, r->recipe.batch_size, r->recipe.epochs, r->recipe.epochs == 1 ? "" : "s", r->recipe.scheduler,
+           r->aug.enabled ? r->recipe.augment : "none", r->threads);
+    printf("convnet: writing %s/\n", r->out_dir);
+    if (r->start_epoch || r->start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r->start_epoch + 1, r->start_batch);
+    fflush(stdout);
+}
+
+static bool stop_now(const cn_train_options *o) { return o->stop_requested && *o->stop_requested; }
+
 cn_status cn_train(const cn_train_options *o) {
     run r;
     memset(&r, 0, sizeof r);
+    cn_dir_lock lock = {-1};
     cn_status st = prepare(&r, o);
+    if (!st && r.already_complete) { free_run(&r); return CN_OK; }
+    if (!st) st = resolve_out_dir(&r, o);
     if (st) { free_run(&r); return st; }
     r.threads = o->threads > 0 ? o->threads : omp_get_num_procs();
     omp_set_num_threads(r.threads);
-    if (o->out_dir) snprintf(r.out_dir, sizeof r.out_dir, "%s", o->out_dir);
-    else if (o->resume) {
-        snprintf(r.out_dir, sizeof r.out_dir, "%s", o->resume);
-        char *slash = strrchr(r.out_dir, '/');
-        if (slash) *slash = '\0'; else snprintf(r.out_dir, sizeof r.out_dir, ".");
-    } else snprintf(r.out_dir, sizeof r.out_dir, "runs/%s", r.model->source_name);
-    if ((st = ensure_writable_dir(r.out_dir))) { free_run(&r); return st; }
 
     cn_model *m = r.model;
     int B = r.recipe.batch_size, classes = cn_model_num_classes(m), pixels = cn_shape_size(m->input);
@@ -579,32 +709,17 @@ cn_status cn_train(const cn_train_options *o) {
     float *x = cn_alloc_floats((size_t)B * pixels), *grad = cn_alloc_floats((size_t)B * classes);
     int *labels = cn_calloc(B, sizeof *labels), *order = cn_calloc(n_train, sizeof *order);
     FILE *metrics = NULL;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.csv", r.out_dir);
+    char path[MAX_OUT_DIR + 64];
     r.test_pred = cn_calloc(r.data.test.count ? r.data.test.count : 1, sizeof *r.test_pred);
     bool have_predictions = false;
+    history hist;
+    memset(&hist, 0, sizeof hist);
     if (!x || !grad || !labels || !order || !r.test_pred) st = CN_ERR_NOMEM;
     if (!st) st = cn_model_reserve(m, B, r.threads);
-    history hist;
-    /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
-    if (!st) st = history_init(&hist, r.recipe.epochs > r.start_epoch ? r.recipe.epochs : r.start_epoch);
-    if (!st) st = metrics_open(path, r.start_epoch, &metrics, &hist);
-    if (!st) {
-        snprintf(path, sizeof path, "%s/model_summary.txt", r.out_dir);
-        FILE *sf = fopen(path, "w");
-        if (!sf) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        else { st = cn_summary_write(m, sf); if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path); }
-    }
-    if (!st && !o->quiet) {
-        printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
-               r.data.name, n_train, r.has_val ? " (+val)" : "", r.data.test.count);
-        printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads\n", r.recipe.optimizer,
-               r.recipe.lr, B, r.recipe.epochs, r.recipe.epochs == 1 ? "" : "s", r.recipe.scheduler,
-               r.aug.enabled ? r.recipe.augment : "none", r.threads);
-        printf("convnet: writing %s/\n", r.out_dir);
-        if (r.start_epoch || r.start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r.start_epoch + 1, r.start_batch);
-        fflush(stdout);
-    }
+    /* From here a signal stops the run at a batch boundary with a checkpoint; before, it ends the process at once. */
+    if (!st && o->stop_honoured) *o->stop_honoured = 1;
+    if (!st) st = open_outputs(&r, &lock, &hist, &metrics);
+    if (!st && !o->quiet) print_start(&r, n_train);
     for (int epoch = r.start_epoch; !st && epoch < r.recipe.epochs; epoch++) {
         double t0 = cn_now_seconds();
         uint64_t epoch_seed = mix(r.seed, (uint64_t)epoch + 1);
@@ -635,54 +750,23 @@ cn_status cn_train(const cn_train_options *o) {
             r.partial_correct += correct;
             r.partial_seen += n;
             cn_progress_update(&bar, b + 1, r.partial_seen, r.partial_loss / r.partial_seen, 100.0 * r.partial_correct / r.partial_seen);
-            if (o->stop_requested && *o->stop_requested) {
+            if (stop_now(o)) {
                 cn_progress_end(&bar);
-                st = save_checkpoint(&r, "last.safetensors", epoch, (int)b + 1, 1);
-                if (!st) {
-                    fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
-                            "convnet: resume with: convnet train --resume %s/last.safetensors\n",
-                            epoch + 1, b + 1, steps, r.out_dir, r.out_dir);
-                    st = cn_fail(CN_ERR_INTERRUPTED, "interrupted by a signal; state saved to %s/last.safetensors", r.out_dir);
-                }
+                st = stop_mid_epoch(&r, epoch, b + 1, steps);
                 break;
             }
         }
         cn_progress_end(&bar);
         if (st) break;
         epoch_metrics e = {.epoch = epoch + 1, .lr = r.opt.lr};
-        e.train_loss = r.partial_loss / (r.partial_seen ? r.partial_seen : 1);
-        e.train_acc = 100.0 * r.partial_correct / (r.partial_seen ? r.partial_seen : 1);
-        double test_loss;
-        int test_correct;
-        st = cn_evaluate(m, &r.data.test, r.data.mean, r.data.std, r.threads, &test_loss, &test_correct, r.test_pred);
-        if (st) break;
-        have_predictions = true;
-        e.test_loss = test_loss / r.data.test.count;
-        e.test_acc = 100.0 * test_correct / r.data.test.count;
-        if (r.has_val) {
-            double vl;
-            int vc;
-            st = cn_evaluate(m, &r.val, r.data.mean, r.data.std, r.threads, &vl, &vc, NULL);
-            if (st) break;
-            e.val_loss = vl / r.val.count;
-            e.val_acc = 100.0 * vc / r.val.count;
-        }
-        cn_sched_epoch_end(&r.sched, r.has_val ? e.val_loss : e.test_loss);
-        r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0;
-        e.seconds = cn_now_seconds() - t0;
-        print_epoch(&r, &e, r.data.test.count, test_correct, o->quiet);
-        metrics_write(metrics, &e, r.has_val);
-        history_add(&hist, &e);
-        plot_curves(r.out_dir, m->source_name, &hist, r.has_val);
-        double selection = r.has_val ? e.val_acc : e.test_acc;
-        int improved = selection > r.state.best_metric;
-        if (improved) { r.state.best_metric = selection; r.state.best_epoch = epoch + 1; }
-        st = save_checkpoint(&r, "last.safetensors", epoch + 1, 0, 1);
-        if (!st && improved) st = save_checkpoint(&r, "best.safetensors", epoch + 1, 0, 0);
+        st = end_epoch(&r, &e, t0, &hist, metrics, o->quiet);
+        if (!st) have_predictions = true;
     }
+    if (o->stop_honoured) *o->stop_honoured = 0;
     if (!st) plot_test_results(&r, have_predictions);
     if (metrics) fclose(metrics);
     history_free(&hist);
+    cn_dir_lock_release(&lock);
     cn_free_aligned(x); cn_free_aligned(grad); free(labels); free(order);
     free_run(&r);
     return st;

@@ -7,23 +7,32 @@
 #include "data/dataset.h"
 #include <signal.h>
 
+#define CN_SEED_UNSET UINT64_MAX
+
 typedef struct {
-    const char *model;          /* preset name/alias or spec path (ignored when resuming) */
-    const char *dataset;        /* "mnist" (default), "fashion-mnist", "kmnist", "idx", "folder", "csv", "cifar10" */
+    const char *model;          /* preset name/alias or spec path; NULL: seed001. Must be NULL when
+                                   resuming (the checkpoint has the model) */
+    const char *dataset;        /* "mnist", "fashion-mnist", "kmnist", "idx", "folder", "csv", "cifar10";
+                                   NULL: mnist, or the checkpoint's when resuming (a different one is an error) */
     const char *data_dir;       /* NULL: search the default places */
     int allow_download;
     cn_data_options data;       /* --resize, --grayscale, --skip-bad, --shape, --mean/--std (name, dir,
                                    allow_download, threads and the model's shape are filled in from the above) */
     cn_recipe overrides;        /* command-line settings; unset fields fall back to the
                                    model's recipe, then to built-in defaults */
-    uint64_t seed;
+    uint64_t seed;              /* CN_SEED_UNSET: 1, or the stored seed when resuming */
     int threads;
     const char *out_dir;        /* default "runs/<model>" */
     int val_split;              /* hold out this many training images for validation */
     int train_limit, test_limit;/* use only the first N images (0 = all) */
-    const char *resume;         /* checkpoint to continue from */
+    const char *resume;         /* checkpoint to continue from: its stored settings are used; of
+                                   `overrides` only epochs applies (callers reject the rest) */
     int quiet;
     volatile sig_atomic_t *stop_requested;  /* set by a signal handler: save and stop */
+    volatile sig_atomic_t *stop_honoured;   /* may be NULL; cn_train sets it to 1 while it polls
+                                               *stop_requested (from the moment OUT is locked to the
+                                               end of the last epoch) and to 0 otherwise, when a
+                                               handler should end the process at once instead */
 } cn_train_options;
 
 /* Sets every field of `o` to "unset". */
@@ -33,9 +42,15 @@ void cn_train_options_init(cn_train_options *o);
  * stopped by *stop_requested (a resumable checkpoint was written first). */
 cn_status cn_train(const cn_train_options *o);
 
+/* Whether `model` can be trained or evaluated on `ds`: it outputs at least
+ * ds->num_classes scores and takes images of the dataset's shape. Every path
+ * pairing a model with a dataset (train, resume, fine-tune, eval) checks it. */
+cn_status cn_check_model_fits(const cn_model *model, const cn_dataset *ds);
+
 /* Evaluates `model` in eval mode on a split: summed loss (NLL, no smoothing),
  * correct count, and optionally every prediction (split->count ints).
- * mean/std: per channel. The split's images must have the model's input shape. */
+ * mean/std: per channel. The split's images must have the model's input shape;
+ * CN_ERR_SHAPE when a label is not one of the model's classes. */
 cn_status cn_evaluate(cn_model *model, const cn_split *split, const float *mean, const float *std, int threads,
                       double *loss_sum, int *correct, int *predictions);
 

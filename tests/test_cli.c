@@ -204,9 +204,18 @@ TEST(download_from_a_file_mirror) {
         if (!file_exists(want)) continue; /* the shared copy may be raw */
         CHECK_MSG(cn_file_md5(got, h1) == CN_OK && cn_file_md5(want, h2) == CN_OK && !strcmp(h1, h2), "%s", files[i]);
     }
-    /* present files are kept: a second run downloads nothing */
+    /* present files are kept: a second run downloads nothing; a download killed before
+     * (a .part.<pid> of a process that is gone) is cleaned up */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char part[4400];
+    snprintf(part, sizeof part, "%s/dl/mnist/train-images-idx3-ubyte.gz.part.%d", tmp_dir, (int)dead);
+    FILE *pf = fopen(part, "wb");
+    if (pf) fclose(pf);
     CHECK(CN("download mnist --data %s/dl/mnist", tmp_dir) == 0);
     CHECK_MSG(!*err_text, "%s", err_text);
+    CHECK_MSG(!file_exists(part), "%s was left", part);
     /* a mirror without the files: one line, exit 1, no directory left behind */
     setenv("CONVNET_MIRROR", "file:///nonexistent-mirror/", 1);
     st = CN("download --dataset kmnist --data %s/dl/kmnist --quiet", tmp_dir);
@@ -340,6 +349,52 @@ TEST(predict_json_output) {
     CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(last, "error")));
     CHECK(count_lines(err_text) == 1 && strstr(err_text, "/nonexistent/x.png"));
     cJSON_Delete(root);
+}
+
+/* Whether s is valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+static int valid_utf8(const unsigned char *s) {
+    while (*s) {
+        int n = *s < 0x80 ? 1 : *s >= 0xc2 && *s <= 0xdf ? 2 : *s >= 0xe0 && *s <= 0xef ? 3 : *s >= 0xf0 && *s <= 0xf4 ? 4 : 0;
+        if (!n) return 0;
+        for (int i = 1; i < n; i++) if ((s[i] & 0xc0) != 0x80) return 0;
+        if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+            (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90)) return 0;
+        s += n;
+    }
+    return 1;
+}
+
+/* File names that are not UTF-8 were written into the JSON as raw bytes (invalid JSON);
+ * an image given as a FIFO must not block predict in open(). */
+TEST(predict_json_escapes_names_and_skips_fifos) {
+    if (!trained_model()) return;
+    char bad[400], fifo[400];
+    snprintf(bad, sizeof bad, "%s/latin1-\xe9t\xe9-\xff.png", tmp_dir);
+    snprintf(fifo, sizeof fifo, "%s/image-fifo.png", tmp_dir);
+    CHECK(sh("cp " IMAGES "digit3_inverted_scaled.png '%s'", bad) == 0);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    int st = CN("predict --json --weights %s '%s' '%s'", model_path, bad, fifo);
+    CHECK_MSG(st == 1, "exit %d: %s", st, err_text);
+    CHECK_MSG(valid_utf8((const unsigned char *)out_text), "not UTF-8: %s", out_text);
+    CHECK_MSG(strstr(out_text, "latin1-\xef\xbf\xbdt\xef\xbf\xbd-\xef\xbf\xbd.png") != NULL, "%s", out_text);
+    cJSON *root = cJSON_Parse(out_text);
+    cJSON *preds = root ? cJSON_GetObjectItemCaseSensitive(root, "predictions") : NULL;
+    CHECK(cJSON_IsArray(preds) && cJSON_GetArraySize(preds) == 2);
+    cJSON *p = cJSON_GetArrayItem(preds, 0);
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(p, "class")));
+    CHECK(count_lines(err_text) == 1 && strstr(err_text, "not a regular file (a FIFO)"));
+    cJSON_Delete(root);
+    /* --weights as a FIFO: one line, no wait for a writer */
+    st = CN("predict --weights '%s' " IMAGES "digit3_inverted_scaled.png", fifo);
+    CHECK_MSG(st == 1 && count_lines(err_text) == 1 && strstr(err_text, "not a regular file (a FIFO)"), "exit %d: %s", st, err_text);
+    unlink(fifo);
+    snprintf(fifo, sizeof fifo, "%s/model-fifo.onnx", tmp_dir);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    st = CN("eval --weights '%s'", fifo);
+    CHECK_MSG(st == 1 && count_lines(err_text) == 1 && strstr(err_text, "not a regular file (a FIFO)"), "exit %d: %s", st, err_text);
+    unlink(fifo);
 }
 
 /* ---- export ---- */
@@ -560,6 +615,7 @@ int main(void) {
     RUN(download_from_a_file_mirror);
     RUN(predict_classifies_the_fixture_digits);
     RUN(predict_json_output);
+    RUN(predict_json_escapes_names_and_skips_fifos);
     RUN(export_onnx_and_back);
     RUN(export_onnx_of_a_torch_model);
     RUN(export_c_matches_predict);

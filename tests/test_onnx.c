@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "fixture.h"
 #include "io/onnx.h"
+#include "io/protobuf_depth.h"
 #include "model.h"
 #include "core/rng.h"
 #include "onnx.pb-c.h"
@@ -554,6 +555,58 @@ TEST(error_garbage_and_truncation) {
     free(raw);
 }
 
+/* Prepends a length-delimited field (number `field`) around buf[*start..cap). */
+static void wrap_field(uint8_t *buf, size_t *start, size_t cap, unsigned field) {
+    uint8_t tmp[24];
+    size_t n = 0;
+    uint64_t v[2] = {(uint64_t)field << 3 | 2, cap - *start};   /* key, then length: two varints */
+    for (int k = 0; k < 2; k++)
+        do { tmp[n++] = (uint8_t)((v[k] & 0x7f) | (v[k] > 0x7f ? 0x80 : 0)); v[k] >>= 7; } while (v[k]);
+    *start -= n;
+    memcpy(buf + *start, tmp, n);
+}
+
+/* A TypeProto that is `wraps` sequences of ... of a float tensor, at the end of buf; returns its start. */
+static size_t nested_type(uint8_t *buf, size_t cap, int wraps) {
+    size_t start = cap;
+    buf[--start] = 1; buf[--start] = 0x08;             /* Tensor.elem_type = FLOAT */
+    wrap_field(buf, &start, cap, 1);                   /* TypeProto.tensor_type */
+    for (int i = 0; i < wraps; i++) {
+        wrap_field(buf, &start, cap, 1);               /* Sequence.elem_type */
+        wrap_field(buf, &start, cap, 4);               /* TypeProto.sequence_type */
+    }
+    return start;
+}
+
+/* protobuf-c unpacks recursively: nesting is bounded on the wire before it (a 4,000-deep file crashed). */
+TEST(nesting_depth_bound) {
+    size_t cap = 4 << 20;
+    uint8_t *buf = malloc(cap);
+    CHECK(buf);
+    if (!buf) return;
+    /* TypeProto with k sequences nests 2k + 2 messages deep (innermost: TypeProto.Tensor). */
+    size_t at = nested_type(buf, cap, 9);
+    CHECK(cn_protobuf_check_depth(&onnx__type_proto__descriptor, buf + at, cap - at, 20, "t") == CN_OK);
+    at = nested_type(buf, cap, 10);
+    CHECK(cn_protobuf_check_depth(&onnx__type_proto__descriptor, buf + at, cap - at, 22, "t") == CN_OK);
+    CHECK(cn_protobuf_check_depth(&onnx__type_proto__descriptor, buf + at, cap - at, 21, "t") == CN_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(cn_last_error(), "t: offset 42: nesting deeper than 21 levels (TypeProto.sequence_type > "
+                     "Sequence.elem_type > TypeProto.sequence_type > ") != NULL, "%s", cn_last_error());
+    /* A whole model: graph > input > type > 200,000 levels, about 1 MB. */
+    at = nested_type(buf, cap, 100000);
+    const char name[] = "\x0a\x01x";                  /* ValueInfoProto.name = "x", then .type */
+    wrap_field(buf, &at, cap, 2);
+    at -= 3; memcpy(buf + at, name, 3);
+    wrap_field(buf, &at, cap, 11);                     /* GraphProto.input */
+    wrap_field(buf, &at, cap, 7);                      /* ModelProto.graph */
+    expect_error(buf + at, cap - at, CN_ERR_UNSUPPORTED,
+                 NEEDLES("model.onnx: offset 259: nesting deeper than 64 levels (ModelProto.graph > GraphProto.input > "
+                         "ValueInfoProto.type > TypeProto.sequence_type"));
+    /* Truncated or garbled wire data stops the walk; protobuf-c reports it. */
+    CHECK(cn_protobuf_check_depth(&onnx__type_proto__descriptor, buf + at, 5, 64, "t") == CN_OK);
+    free(buf);
+}
+
 /* Random byte flips: every outcome is a status, never a crash (run under ASan with `make check SANITIZE=1`). */
 TEST(fuzz_byte_flips) {
     const char *files[] = {"seed001", "quirks11", "seed003"};
@@ -618,6 +671,7 @@ int main(void) {
     RUN(error_bad_attributes);
     RUN(error_branching_and_outputs);
     RUN(error_garbage_and_truncation);
+    RUN(nesting_depth_bound);
     RUN(fuzz_byte_flips);
     RUN(onnx_checker_accepts_exports);
     char cmd[128];

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -631,6 +632,71 @@ TEST(torch_fixtures_load) {
     cn_st_close(f);
 }
 
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A header of `keys` metadata keys and `tensors` one-byte U8 tensors (names k<i>, t<i>, in reverse order). */
+static char *many_entries_json(int keys, int tensors) {
+    size_t cap = (size_t)keys * 24 + (size_t)tensors * 80 + 64, len = 0;
+    char *j = malloc(cap);
+    len += (size_t)snprintf(j + len, cap - len, "{\"__metadata__\":{");
+    for (int i = keys - 1; i >= 0; i--) len += (size_t)snprintf(j + len, cap - len, "%s\"k%d\":\"%d\"", i < keys - 1 ? "," : "", i, i);
+    len += (size_t)snprintf(j + len, cap - len, "}");
+    for (int i = tensors - 1; i >= 0; i--)
+        len += (size_t)snprintf(j + len, cap - len, ",\"t%d\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                                i, i, i + 1);
+    snprintf(j + len, cap - len, "}");
+    return j;
+}
+
+/* The duplicate-key check was pairwise: 80,000 metadata keys took 6 s, 2 million over a minute.
+ * Now keys are capped (CN_ST_MAX_METADATA), duplicates found by sorting, lookups bisect. */
+TEST(many_keys_and_tensors_are_fast) {
+    double t0 = seconds_now();
+    char *json = many_entries_json(2000000, 0);
+    size_t size;
+    unsigned char *buf = make_buf(json, 0, &size);
+    expect_bad_buf(buf, size, CN_ERR_UNSUPPORTED, "\"__metadata__\" has 2000000 keys; at most 4096 are read", __LINE__);
+    free(buf); free(json);
+    CHECK_MSG(seconds_now() - t0 < 20, "2 million keys took %.1f s", seconds_now() - t0);
+
+    /* The most keys allowed, and 20,000 tensors: every one found by name. */
+    t0 = seconds_now();
+    json = many_entries_json(CN_ST_MAX_METADATA, 20000);
+    buf = make_buf(json, 20000, &size);
+    cn_st_file *f = NULL;
+    CHECK_MSG(cn_st_open_memory(buf, size, "many.safetensors", &f) == CN_OK, "%s", cn_last_error());
+    int found = 0;
+    char name[32];
+    for (int i = 0; f && i < 20000; i++) {
+        snprintf(name, sizeof name, "t%d", i);
+        const cn_st_tensor *t = cn_st_find(f, name);
+        found += t && t->offset == (size_t)i;
+    }
+    for (int i = 0; f && i < CN_ST_MAX_METADATA; i++) {
+        char key[32], want[32];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(want, sizeof want, "%d", i);
+        const char *v = cn_st_metadata(f, key);
+        found += v && !strcmp(v, want);
+    }
+    CHECK_MSG(found == 20000 + CN_ST_MAX_METADATA, "found %d", found);
+    CHECK(f && !cn_st_find(f, "t20000") && !cn_st_find(f, "") && !cn_st_metadata(f, "k") && !cn_st_metadata(f, "k4096"));
+    CHECK_MSG(seconds_now() - t0 < 20, "%d keys and 20,000 tensors took %.1f s", CN_ST_MAX_METADATA, seconds_now() - t0);
+    cn_st_close(f);
+    free(buf); free(json);
+    /* a repeated key among thousands is still found */
+    json = many_entries_json(3000, 1);
+    char *dup = strstr(json, "\"k1234\"");
+    memcpy(dup, "\"k2345\"", 7);
+    buf = make_buf(json, 1, &size);
+    expect_bad_buf(buf, size, CN_ERR_FORMAT, "\"__metadata__\" has key \"k2345\" twice", __LINE__);
+    free(buf); free(json);
+}
+
 TEST(allclose_helper) {
     float a[3] = {1.0f, 1000.0f, 0.0f}, e[3] = {1.00005f, 1000.05f, 0.00005f};
     CHECK(fixture_allclose_impl(a, e, NULL, NULL, 3, 1e-4, __FILE__, __LINE__, "a", "e"));
@@ -655,6 +721,7 @@ int main(void) {
     RUN(atomic_save);
     RUN(all_fixtures_open);
     RUN(torch_fixtures_load);
+    RUN(many_keys_and_tensors_are_fast);
     RUN(allclose_helper);
     if (tmpdir[0]) rm_tree(tmpdir);
     return test_summary();

@@ -40,6 +40,20 @@ static inline double cli_double(const char *option, const char *value, double lo
     return v;
 }
 
+/* Longest path accepted on the command line: PATH_MAX (4096) less room for what
+ * convnet appends ("/last.safetensors.tmp.<pid>"). A longer one would be cut. */
+#define CLI_PATH_MAX 4000
+
+static inline const char *cli_path(const char *option, const char *value) {
+    size_t n = strlen(value);
+    if (n > CLI_PATH_MAX) {
+        fprintf(stderr, "%s: %s '%.60s...' is %zu bytes long; expected a path of at most %d bytes (see '%s --help')\n",
+                cli_command, option, value, n, CLI_PATH_MAX, cli_command);
+        exit(2);
+    }
+    return value;
+}
+
 static inline const char *cli_choice(const char *option, const char *value, const char *const *choices, const char *expected) {
     for (int i = 0; choices[i]; i++)
         if (!strcmp(value, choices[i])) return value;

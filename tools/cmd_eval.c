@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 #include "train.h"
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 
 static void eval_help(void) {
@@ -64,8 +65,8 @@ int cmd_eval(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (cli_data_option(c, optarg, &d)) continue;
         switch (c) {
-        case 'w': weights = optarg; break;
-        case 'd': data_dir = optarg; break;
+        case 'w': weights = cli_path("--weights", optarg); break;
+        case 'd': data_dir = cli_path("--data", optarg); break;
         case 's': dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
         case 't': threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case 'n': allow_download = 0; break;
@@ -88,7 +89,12 @@ int cmd_eval(int argc, char **argv) {
     if (!d.channels) { d.channels = m->input.c; d.rows = m->input.h; d.cols = m->input.w; }
     d.threads = threads;
     int given_norm = d.norm_channels > 0;
-    if (cn_dataset_open(&d, &ds)) { cn_model_free(m); return cli_fail(); }
+    /* Only the test files are read (and downloaded); the training images only when the
+     * normalisation must come from them (an ONNX model without metadata on idx data). */
+    d.parts = norm_known && !given_norm ? CN_DATASET_TEST : CN_DATASET_TRAIN | CN_DATASET_TEST;
+    if (cn_dataset_open(&d, &ds) || cn_check_model_fits(m, &ds)) {
+        cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    }
     if (ds.skipped) fprintf(stderr, "%s: skipped %d unreadable images (--skip-bad)\n", cli_command, ds.skipped);
     if (!norm_known || given_norm) { memcpy(info.mean, ds.mean, sizeof info.mean); memcpy(info.std, ds.std, sizeof info.std); }
     if (!strcmp(ds.name, "folder") && info.num_classes == ds.num_classes)
@@ -104,6 +110,11 @@ int cmd_eval(int argc, char **argv) {
     int correct;
     if (!pred || cn_evaluate(m, &ds.test, info.mean, info.std, threads > 0 ? threads : 2, &loss, &correct, pred)) {
         free(pred); cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    }
+    if (!isfinite(loss)) {   /* finite but huge weights (a diverged run) give NaN scores */
+        fprintf(stderr, "%s: %s: the model's outputs are not finite on the test set (loss %g); its weights diverged\n",
+                cli_command, weights, loss / n);
+        free(pred); cn_model_free(m); cn_dataset_free(&ds); return 1;
     }
     printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", loss / n, correct, n, 100.0 * correct / n);
     long *confusion = calloc((size_t)classes * classes, sizeof *confusion);

@@ -178,28 +178,58 @@ static void rank(const float *p, int classes, int *order) {
     }
 }
 
+/* Length of the valid UTF-8 sequence at s (1-4 bytes), or 0 if the bytes there are not one
+ * (overlong forms, surrogates and code points past U+10FFFF are invalid too). */
+static size_t utf8_sequence(const unsigned char *s) {
+    if (s[0] < 0x80) return 1;
+    int n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    for (int i = 1; i < n; i++) if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return (size_t)n;
+}
+
+/* Adds a string to a JSON object, each byte that is not part of valid UTF-8 (a
+ * file name in another encoding) replaced by U+FFFD: cJSON copies bytes as they
+ * are, and the document would not be valid JSON. */
+static cJSON *add_text(cJSON *o, const char *key, const char *value) {
+    size_t n = strlen(value);
+    char *clean = malloc(3 * n + 1), *w = clean;
+    if (!clean) return NULL;
+    for (const unsigned char *p = (const unsigned char *)value; *p;) {
+        size_t k = utf8_sequence(p);
+        if (k) { memcpy(w, p, k); w += k; p += k; }
+        else { memcpy(w, "\xef\xbf\xbd", 3); w += 3; p++; }
+    }
+    *w = '\0';
+    cJSON *item = cJSON_AddStringToObject(o, key, clean);
+    free(clean);
+    return item;
+}
+
 /* Probabilities to 6 decimals in the JSON (float precision; cJSON would print 17 digits). */
 static double rounded(float p) { return round((double)p * 1e6) / 1e6; }
 
 static int print_json(const char *weights, const cn_checkpoint_info *info, const prediction *preds, int count, int top,
                       int classes) {
     cJSON *root = cJSON_CreateObject(), *list = NULL;
-    int ok = root && cJSON_AddStringToObject(root, "weights", weights) && cJSON_AddStringToObject(root, "dataset", info->dataset) &&
+    int ok = root && add_text(root, "weights", weights) && add_text(root, "dataset", info->dataset) &&
              (list = cJSON_AddArrayToObject(root, "predictions"));
     for (int i = 0; ok && i < count; i++) {
         cJSON *o = cJSON_CreateObject();
-        ok = o && cJSON_AddItemToArray(list, o) && cJSON_AddStringToObject(o, "file", preds[i].file);
+        ok = o && cJSON_AddItemToArray(list, o) && add_text(o, "file", preds[i].file);
         if (!ok) break;
-        if (!preds[i].ok) { ok = cJSON_AddStringToObject(o, "error", preds[i].error) != NULL; continue; }
+        if (!preds[i].ok) { ok = add_text(o, "error", preds[i].error) != NULL; continue; }
         int best = preds[i].order[0];
         cJSON *arr = NULL;
-        ok = cJSON_AddNumberToObject(o, "class", best) && cJSON_AddStringToObject(o, "class_name", info->class_names[best]) &&
+        ok = cJSON_AddNumberToObject(o, "class", best) && add_text(o, "class_name", info->class_names[best]) &&
              cJSON_AddNumberToObject(o, "probability", rounded(preds[i].prob[best])) && (arr = cJSON_AddArrayToObject(o, "top"));
         for (int j = 0; ok && j < top && j < classes; j++) {
             int k = preds[i].order[j];
             cJSON *t = cJSON_CreateObject();
             ok = t && cJSON_AddItemToArray(arr, t) && cJSON_AddNumberToObject(t, "class", k) &&
-                 cJSON_AddStringToObject(t, "class_name", info->class_names[k]) &&
+                 add_text(t, "class_name", info->class_names[k]) &&
                  cJSON_AddNumberToObject(t, "probability", rounded(preds[i].prob[k]));
         }
     }
@@ -300,7 +330,7 @@ int cmd_predict(int argc, char **argv) {
     opterr = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
-        case O_WEIGHTS: weights = optarg; break;
+        case O_WEIGHTS: weights = cli_path("--weights", optarg); break;
         case O_TOP: top = (int)cli_int("--top", optarg, 1, CN_MAX_CLASSES); break;
         case O_JSON: json = 1; break;
         case O_DATASET: dataset = cli_choice("--dataset", optarg, catalog_datasets, "mnist, fashion-mnist or kmnist"); break;
@@ -363,6 +393,16 @@ int cmd_predict(int argc, char **argv) {
             continue;
         }
         const float *scores = cn_model_forward(m, x, 1, NULL);
+        int finite = 1;
+        for (int k = 0; k < classes; k++) finite &= isfinite(scores[k]) != 0;
+        if (!finite) {   /* finite but huge weights (a diverged run) give NaN scores */
+            snprintf(p->error, sizeof p->error, "%s: the model's outputs are not finite (%g); its weights diverged",
+                     p->file, (double)scores[0]);
+            fflush(stdout);
+            fprintf(stderr, "%s: %s: %s\n", cli_command, weights, p->error);
+            failures++;
+            continue;
+        }
         to_probabilities(scores, classes, log_probs, p->prob);
         rank(p->prob, classes, p->order);
         p->ok = 1;

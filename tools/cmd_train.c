@@ -1,13 +1,20 @@
 /* convnet train */
 #include "commands.h"
 #include "train.h"
+#include "io/safetensors.h"
 #include <getopt.h>
 #include <signal.h>
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, stop_honoured;
 
+/* SIGINT/SIGTERM. While training, the first asks for a checkpoint at the next
+ * batch boundary and a second ends the process; before training starts (data
+ * loading, a download) and after it, the first ends it at once. A checkpoint
+ * being written is never cut short: signals then only ask to stop (a kill
+ * there left last.safetensors.tmp.PID behind). */
 static void on_signal(int sig) {
-    if (stop_requested) { signal(sig, SIG_DFL); raise(sig); }
+    if (cn_st_save_in_progress()) { stop_requested = 1; return; }
+    if (stop_requested || !stop_honoured) { signal(sig, SIG_DFL); raise(sig); }
     stop_requested = 1;
 }
 
@@ -60,7 +67,6 @@ int cmd_train(int argc, char **argv) {
     cli_command = "convnet train";
     cn_train_options o;
     cn_train_options_init(&o);
-    o.model = "seed001";
     o.allow_download = 1;
     enum { O_DATA = 256, O_DATASET, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NESTEROV, O_WD, O_LS, O_SCHED, O_STEP,
            O_GAMMA, O_PATIENCE, O_FACTOR, O_MAXLR, O_PCT, O_DIV, O_FDIV, O_AUG, O_VAL, O_SEED, O_THREADS, O_OUT,
@@ -88,8 +94,8 @@ int cmd_train(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (cli_data_option(c, optarg, &o.data)) continue;
         switch (c) {
-        case O_MODEL: o.model = optarg; break;
-        case O_DATA: o.data_dir = optarg; break;
+        case O_MODEL: o.model = cli_path("--model", optarg); break;
+        case O_DATA: o.data_dir = cli_path("--data", optarg); break;
         case O_DATASET: o.dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
         case O_EPOCHS: r->epochs = (int)cli_int("--epochs", optarg, 1, 100000); break;
         case O_BATCH: r->batch_size = (int)cli_int("--batch-size", optarg, 1, 65536); break;
@@ -115,8 +121,8 @@ int cmd_train(int argc, char **argv) {
         case O_VAL: o.val_split = (int)cli_int("--val-split", optarg, 1, 10000000); break;
         case O_SEED: o.seed = (uint64_t)cli_int("--seed", optarg, 0, 2147483647); break;
         case O_THREADS: o.threads = (int)cli_int("--threads", optarg, 1, 256); break;
-        case O_OUT: o.out_dir = optarg; break;
-        case O_RESUME: o.resume = optarg; break;
+        case O_OUT: o.out_dir = cli_path("--out", optarg); break;
+        case O_RESUME: o.resume = cli_path("--resume", optarg); break;
         case O_LTRAIN: o.train_limit = (int)cli_int("--limit-train", optarg, 2, 100000000); break;
         case O_LTEST: o.test_limit = (int)cli_int("--limit-test", optarg, 1, 100000000); break;
         case O_QUIET: o.quiet = 1; break;
@@ -134,6 +140,7 @@ int cmd_train(int argc, char **argv) {
     }
     cli_data_finish(&o.data);
     o.stop_requested = &stop_requested;
+    o.stop_honoured = &stop_honoured;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     cn_status st = cn_train(&o);

@@ -2,15 +2,17 @@
 #include <stdarg.h>
 #include <string.h>
 
-static _Thread_local char error_message[1024];
+/* Room for messages naming two paths of up to PATH_MAX bytes; a longer one ends in "...". */
+static _Thread_local char error_message[10240];
 
 const char *cn_last_error(void) { return error_message; }
 
 cn_status cn_fail(cn_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    int n = vsnprintf(error_message, sizeof error_message, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof error_message) memcpy(error_message + sizeof error_message - 4, "...", 4);
     return status;
 }
 

@@ -7,6 +7,7 @@
 #include "data/idx.h"
 #include "data/stats.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include <stdio.h>
@@ -72,23 +73,32 @@ fail:
     return st;
 }
 
+/* 1 if path is a regular file, 0 if nothing is there, -1 (message set) if it
+ * is something else: a device or FIFO would be read forever or block. */
 static int is_file(const char *path) {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (stat(path, &st) != 0) return 0;
+    return cn_check_regular(path, "an IDX file (raw or .gz)") == CN_OK ? 1 : -1;
 }
 
-/* Path of `base` (raw preferred) or `base`.gz inside dir; 0 if neither exists. */
+/* Path of `base` (raw preferred) or `base`.gz inside dir; 0 if neither exists, -1 on error. */
 static int find_file(const char *dir, const char *base, char *path) {
-    if (snprintf(path, PATH_CAP, "%s/%s", dir, base) < PATH_CAP && is_file(path)) return 1;
-    if (snprintf(path, PATH_CAP, "%s/%s.gz", dir, base) < PATH_CAP && is_file(path)) return 1;
+    int r = 0;
+    if (snprintf(path, PATH_CAP, "%s/%s", dir, base) < PATH_CAP && (r = is_file(path))) return r;
+    if (snprintf(path, PATH_CAP, "%s/%s.gz", dir, base) < PATH_CAP && (r = is_file(path))) return r;
     return 0;
 }
 
-/* Fills paths for the four files in dir; returns a bitmask of the files found. */
-static unsigned find_all(const char *dir, char paths[CN_DATASET_FILES][PATH_CAP]) {
-    unsigned found = 0;
-    for (int i = 0; i < CN_DATASET_FILES; i++)
-        if (find_file(dir, cn_dataset_file_names[i], paths[i])) found |= 1u << i;
+/* Fills paths for the files of `wanted` (a bitmask) in dir; returns a bitmask
+ * of those found, or -1 (message set) when one is not a regular file. */
+static int find_all(const char *dir, unsigned wanted, char paths[CN_DATASET_FILES][PATH_CAP]) {
+    int found = 0;
+    for (int i = 0; i < CN_DATASET_FILES; i++) {
+        if (!(wanted & (1u << i))) continue;
+        int r = find_file(dir, cn_dataset_file_names[i], paths[i]);
+        if (r < 0) return -1;
+        if (r) found |= 1 << i;
+    }
     return found;
 }
 
@@ -128,9 +138,10 @@ static void search_dirs(const char *name, const cn_dataset_info *info, const cha
 }
 
 /* Looks in each candidate (and its torchvision-style <Name>/raw subfolder).
- * Returns the index of the directory holding all four files, or -1; `where`
+ * Returns the index of the directory holding all files of `wanted`, -1 if
+ * none does, -2 (message set) if one of them is not a regular file; `where`
  * receives that directory. `missing_note` describes partial finds. */
-static int locate(const candidates *c, const cn_dataset_info *info, char paths[CN_DATASET_FILES][PATH_CAP],
+static int locate(const candidates *c, const cn_dataset_info *info, unsigned wanted, char paths[CN_DATASET_FILES][PATH_CAP],
                   char *where, char *missing_note, size_t note_size) {
     missing_note[0] = '\0';
     for (int i = 0; i < c->count; i++) {
@@ -139,8 +150,9 @@ static int locate(const candidates *c, const cn_dataset_info *info, char paths[C
         if (info && snprintf(sub, sizeof sub, "%s/%s/raw", c->dirs[i], info->torchvision_dir) < (int)sizeof sub)
             tries[1] = sub;
         for (int t = 0; t < 2 && tries[t]; t++) {
-            unsigned found = find_all(tries[t], paths);
-            if (found == (1u << CN_DATASET_FILES) - 1) {
+            int found = find_all(tries[t], wanted, paths);
+            if (found < 0) return -2;
+            if ((unsigned)found == wanted) {
                 snprintf(where, PATH_CAP, "%s", tries[t]);
                 return i;
             }
@@ -174,17 +186,28 @@ static cn_status not_found(const char *name, const cn_dataset_info *info, const 
                    name, dirs, note, info->name, info->mirrors[0]);
 }
 
-/* The MNIST family and "idx": four IDX files. */
-static cn_status load_idx_family(const char *name, const char *dir, int allow_download, cn_dataset *out) {
+/* Which of the four files the parts need (CN_DATASET_TRAIN: 0 and 1, CN_DATASET_TEST: 2 and 3). */
+static unsigned files_of(int parts) {
+    return (parts & CN_DATASET_TRAIN ? 3u : 0u) | (parts & CN_DATASET_TEST ? 12u : 0u);
+}
+
+/* The MNIST family and "idx": four IDX files, or the two of the parts asked for. */
+static cn_status load_idx_family(const char *name, const char *dir, int allow_download, int parts, cn_dataset *out) {
+    unsigned wanted = files_of(parts);
+    if (!wanted) return cn_fail(CN_ERR_ARG, "cn_dataset_load_parts: no parts requested");
     const cn_dataset_info *info = cn_dataset_info_find(name);
     const char *canonical = info ? info->name : "idx";
     if (dir && !*dir) dir = NULL;
+    if (dir && strlen(dir) > PATH_CAP - 160)   /* the file names are appended: it would be cut and never found */
+        return cn_fail(CN_ERR_ARG, "data directory '%.60s...' is %zu bytes long; expected at most %d", dir, strlen(dir),
+                       PATH_CAP - 160);
 
     candidates c;
     search_dirs(canonical, info, dir, &c);
     char paths[CN_DATASET_FILES][PATH_CAP];
     char where[PATH_CAP], note[512];
-    int hit = locate(&c, info, paths, where, note, sizeof note);
+    int hit = locate(&c, info, wanted, paths, where, note, sizeof note);
+    if (hit == -2) return CN_ERR_IO;
     if (hit < 0 && info && allow_download) {
         char target[PATH_CAP];
         if (dir) snprintf(target, sizeof target, "%s", dir);
@@ -192,20 +215,23 @@ static cn_status load_idx_family(const char *name, const char *dir, int allow_do
             cn_status st = cn_dataset_default_dir(canonical, target, sizeof target);
             if (st != CN_OK) return st;
         }
-        cn_status st = cn_dataset_download(canonical, target, 1);
+        cn_status st = cn_dataset_download_files(canonical, target, 1, wanted);
         if (st != CN_OK) return st;
         candidates only = {.count = 0};
         add_candidate(&only, target, NULL);
-        hit = locate(&only, info, paths, where, note, sizeof note);
+        hit = locate(&only, info, wanted, paths, where, note, sizeof note);
+        if (hit == -2) return CN_ERR_IO;
     }
     if (hit < 0) return not_found(canonical, info, &c, note);
 
     snprintf(out->name, sizeof out->name, "%s", canonical);
     snprintf(out->dir, sizeof out->dir, "%s", where);
     int label_limit = info ? info->num_classes : 0; /* idx: checked below */
-    cn_status st = cn_split_load(paths[0], paths[1], label_limit, &out->train);
-    if (st == CN_OK) st = cn_split_load(paths[2], paths[3], label_limit, &out->test);
-    if (st == CN_OK && (out->train.rows != out->test.rows || out->train.cols != out->test.cols))
+    cn_status st = CN_OK;
+    if (parts & CN_DATASET_TRAIN) st = cn_split_load(paths[0], paths[1], label_limit, &out->train);
+    if (st == CN_OK && (parts & CN_DATASET_TEST)) st = cn_split_load(paths[2], paths[3], label_limit, &out->test);
+    if (st == CN_OK && out->train.count && out->test.count &&
+        (out->train.rows != out->test.rows || out->train.cols != out->test.cols))
         st = cn_fail(CN_ERR_FORMAT, "%s: offset 8: images are %dx%d, expected %dx%d like the training images of %s",
                      paths[2], out->test.rows, out->test.cols, out->train.rows, out->train.cols, paths[0]);
     if (st != CN_OK) {
@@ -240,7 +266,11 @@ static cn_status load_idx_family(const char *name, const char *dir, int allow_do
 }
 
 cn_status cn_dataset_load(const char *name, const char *dir, int allow_download, cn_dataset *out) {
-    cn_data_options o = {.name = name, .dir = dir, .allow_download = allow_download};
+    return cn_dataset_load_parts(name, dir, allow_download, CN_DATASET_TRAIN | CN_DATASET_TEST, out);
+}
+
+cn_status cn_dataset_load_parts(const char *name, const char *dir, int allow_download, int parts, cn_dataset *out) {
+    cn_data_options o = {.name = name, .dir = dir, .allow_download = allow_download, .parts = parts};
     return cn_dataset_open(&o, out);
 }
 
@@ -257,13 +287,15 @@ static void set_normalisation(const cn_data_options *o, const char *stats_source
         return;
     }
     if (!stats_source) return;   /* published constants, set by the loader */
+    /* a test-only load (`convnet eval` of an idx set) takes them from the test images */
+    const cn_split *from = ds->train.count ? &ds->train : &ds->test;
     if (!*stats_source) {        /* nothing to key a cache on */
-        cn_split_stats(&ds->train, ds->mean, ds->std);
+        cn_split_stats(from, ds->mean, ds->std);
         return;
     }
     char cache[PATH_CAP + 32];
     snprintf(cache, sizeof cache, "%s/.convnet-stats", ds->dir);
-    cn_split_cached_stats(&ds->train, stats_source, cache, ds->mean, ds->std);
+    cn_split_cached_stats(from, stats_source, cache, ds->mean, ds->std);
 }
 
 cn_status cn_dataset_open(const cn_data_options *o, cn_dataset *out) {
@@ -282,11 +314,12 @@ cn_status cn_dataset_open(const cn_data_options *o, cn_dataset *out) {
     } else if (!strcasecmp(name, "cifar10") || !strcasecmp(name, "cifar-10")) {
         st = cn_cifar10_load(o, dir, out);
     } else if (cn_dataset_info_find(name) || !strcasecmp(name, "idx")) {
-        st = load_idx_family(name, dir, o->allow_download, out);
+        int parts = o->parts ? o->parts : CN_DATASET_TRAIN | CN_DATASET_TEST;
+        st = load_idx_family(name, dir, o->allow_download, parts, out);
         if (st == CN_OK && !cn_dataset_info_find(name)) {
             char raw[PATH_CAP + 64];
             struct stat sb;
-            int n = snprintf(raw, sizeof raw, "%s/%s", out->dir, cn_dataset_file_names[0]);
+            int n = snprintf(raw, sizeof raw, "%s/%s", out->dir, cn_dataset_file_names[out->train.count ? 0 : 2]);
             if (n > 0 && (size_t)n < sizeof key - 4)
                 snprintf(key, sizeof key, stat(raw, &sb) == 0 ? "%s" : "%s.gz", raw);
             stats_source = key;

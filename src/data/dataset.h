@@ -50,6 +50,7 @@ typedef struct {
     int norm_channels;          /* >0: mean/std given (1 value: every channel), not computed */
     float mean[CN_MAX_CHANNELS], std[CN_MAX_CHANNELS];
     int threads;                /* decoding threads (0: OpenMP's default) */
+    int parts;                  /* MNIST family and idx: CN_DATASET_TRAIN | CN_DATASET_TEST (0: both) */
 } cn_data_options;
 
 /* Finds (or, if allow_download, downloads) and loads a named dataset:
@@ -70,6 +71,15 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
  * std are per channel: given, published (the named datasets), or computed
  * from the training images and cached beside the data. */
 cn_status cn_dataset_open(const cn_data_options *o, cn_dataset *out);
+/* Parts of a dataset (cn_data_options.parts, cn_dataset_load_parts). */
+#define CN_DATASET_TRAIN 1
+#define CN_DATASET_TEST 2
+/* The same for some parts only: CN_DATASET_TEST finds, downloads and loads
+ * just the two test files (`convnet eval`); the other split stays empty
+ * (count 0). A test-only idx load takes its classes and mean/std from the
+ * test files. Any of the files that is not a regular file (a device, FIFO or
+ * directory under that name) is CN_ERR_IO, "PATH: not a regular file". */
+cn_status cn_dataset_load_parts(const char *name, const char *dir, int allow_download, int parts, cn_dataset *out);
 void cn_dataset_free(cn_dataset *ds);
 
 /* Where a download of `name` goes when no directory is given:

@@ -3,6 +3,8 @@
 #include "data/catalog.h"
 #include "data/dataset.h"
 #include "core/error.h"
+#include "core/file_open.h"
+#include "io/safetensors.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -26,8 +28,9 @@ static void to_hex(const unsigned char *digest, unsigned len, char *hex) {
 }
 
 cn_status cn_file_md5(const char *path, char hex[33]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    cn_status st = cn_fopen_regular(path, "a dataset file", &f);   /* /dev/zero would be hashed forever */
+    if (st) return st;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
         EVP_MD_CTX_free(ctx);
@@ -227,7 +230,12 @@ static cn_status download_one(const char *file, const char *md5, const char *con
     char final_path[PATH_CAP + 160], tmp_path[PATH_CAP + 200];
     snprintf(final_path, sizeof final_path, "%s/%s", target, file);
     char have[33];
-    if (access(final_path, F_OK) == 0 && cn_file_md5(final_path, have) == CN_OK && !strcmp(have, md5)) return CN_OK;
+    if (access(final_path, F_OK) == 0) {
+        /* Something that is not a regular file (a device, a FIFO) is an error, not "missing". */
+        cn_status st = cn_check_regular(final_path, "a dataset file");
+        if (st != CN_OK) return st;
+        if (cn_file_md5(final_path, have) == CN_OK && !strcmp(have, md5)) return CN_OK;
+    }
     snprintf(tmp_path, sizeof tmp_path, "%s.part.%ld", final_path, (long)getpid());
     char errors[1024] = "";
     size_t elen = 0;
@@ -257,6 +265,7 @@ cn_status cn_download_files(const char *const *files, const char *const *md5s, i
     int created = stat(target, &existing) != 0;
     cn_status st = make_dirs(target);
     if (st != CN_OK) return st;
+    cn_remove_stale_temporaries(target);   /* .part.<pid> of downloads that were killed */
     char override[PATH_CAP];
     const char *mirrors[CN_DATASET_MAX_MIRRORS + 1];
     if ((st = mirror_list(defaults, override, sizeof override, mirrors)) != CN_OK) return st;
@@ -270,6 +279,10 @@ cn_status cn_download_files(const char *const *files, const char *const *md5s, i
 }
 
 cn_status cn_dataset_download(const char *name, const char *dir, int show_progress) {
+    return cn_dataset_download_files(name, dir, show_progress, (1u << CN_DATASET_FILES) - 1);
+}
+
+cn_status cn_dataset_download_files(const char *name, const char *dir, int show_progress, unsigned files_mask) {
     const cn_dataset_info *info = cn_dataset_info_find(name);
     if (!info) {
         if (name && !strcmp(name, "idx"))
@@ -286,13 +299,16 @@ cn_status cn_dataset_download(const char *name, const char *dir, int show_progre
         if (st != CN_OK) return st;
     }
     char files[CN_DATASET_FILES][128], by_hand[PATH_CAP + 400];
-    const char *names[CN_DATASET_FILES];
+    const char *names[CN_DATASET_FILES], *md5s[CN_DATASET_FILES];
+    int count = 0;
     for (int i = 0; i < CN_DATASET_FILES; i++) {
-        snprintf(files[i], sizeof files[i], "%s.gz", cn_dataset_file_names[i]);
-        names[i] = files[i];
+        if (!(files_mask & (1u << i))) continue;
+        snprintf(files[count], sizeof files[count], "%s.gz", cn_dataset_file_names[i]);
+        names[count] = files[count];
+        md5s[count++] = info->md5[i];
     }
     snprintf(by_hand, sizeof by_hand, "copy train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
              "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz into %s by hand, or point CONVNET_MIRROR at a "
              "copy (e.g. file:///path/to/%s/)", target, info->name);
-    return cn_download_files(names, info->md5, CN_DATASET_FILES, info->mirrors, target, show_progress, by_hand);
+    return cn_download_files(names, md5s, count, info->mirrors, target, show_progress, by_hand);
 }

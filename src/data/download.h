@@ -16,6 +16,11 @@
  * Errors: CN_ERR_ARG (unknown name), CN_ERR_IO (directory), CN_ERR_NETWORK,
  * CN_ERR_CHECKSUM. */
 cn_status cn_dataset_download(const char *name, const char *dir, int show_progress);
+/* The same for some of the four files: bit i of `files` is the i-th of
+ * cn_dataset_file_names (train images, train labels, test images, test labels).
+ * An existing file under one of those names that is not a regular file is
+ * CN_ERR_IO ("not a regular file"). */
+cn_status cn_dataset_download_files(const char *name, const char *dir, int show_progress, unsigned files);
 
 /* Downloads files[i] (verified against md5s[i], hex) into target (created if
  * needed), as cn_dataset_download does for its four files: from the first of

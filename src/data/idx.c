@@ -1,5 +1,6 @@
 #include "data/idx.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include <errno.h>
 #include <limits.h>
@@ -133,9 +134,12 @@ done:
 
 static cn_status read_idx(const char *path, uint32_t magic, int ndims, cn_idx *out) {
     memset(out, 0, sizeof *out);
+    int fd;
+    cn_status st = cn_open_regular(path, "an IDX file (raw or .gz)", &fd);
+    if (st) return st;
     errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) { close(fd); return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno ? errno : ENOMEM)); }
     return read_idx_stream(f, path, magic, ndims, out);
 }
 

@@ -1,5 +1,9 @@
 #include "data/stats.h"
+#include "core/error.h"
+#include "core/file_open.h"
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +63,9 @@ static int parse_list(const char *text, double *values, int max) {
 
 static int read_cache(const char *cache_path, const char *file, long long size, long long mtime, int channels,
                       float *mean, float *std) {
-    FILE *f = fopen(cache_path, "r");
-    if (!f) return 0;
+    FILE *f;
+    struct stat sb;
+    if (stat(cache_path, &sb) != 0 || cn_fopen_regular(cache_path, "a statistics cache", &f) != CN_OK) return 0;
     char line[512], name[256] = "";
     long long csize = -1, cmtime = -1;
     double cmean[CN_MAX_CHANNELS], cstd[CN_MAX_CHANNELS];
@@ -109,4 +114,29 @@ void cn_split_cached_stats(const cn_split *train, const char *images_path, const
     if (size >= 0 && read_cache(cache_path, file, size, mtime, channels, mean, std)) return;
     cn_split_stats(train, mean, std);
     if (size >= 0 && strchr(file, ' ') == NULL) write_cache(cache_path, file, size, mtime, channels, mean, std);
+}
+
+cn_status cn_normalization_parse(const char *file, const char *key, const char *text, int positive, float *out,
+                                 int max, int *count) {
+    char shown[40];   /* the stored text, cut short and printable: messages stay one line */
+    size_t i = 0;
+    for (; text[i] && i + 1 < sizeof shown; i++) shown[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    shown[i] = '\0';
+    int n = 0, ok = 1;
+    for (const char *p = text; ok;) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        float f = (float)v;
+        if (errno || end == p || (*end && *end != ',') || !isfinite(f) || (positive && !(f > 0.0f)) || n == max) ok = 0;
+        else out[n++] = f;
+        if (!ok || !*end) break;
+        p = end + 1;
+    }
+    if (!ok)
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata %s is \"%s\"%s; expected a finite number%s%s", file, key, shown,
+                       text[i] ? "..." : "", positive ? " > 0" : "",
+                       max > 1 ? " (or one per channel, comma-separated)" : "");
+    *count = n;
+    return CN_OK;
 }

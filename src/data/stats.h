@@ -20,4 +20,12 @@ void cn_split_stats(const cn_split *train, float *mean, float *std);
 void cn_split_cached_stats(const cn_split *train, const char *images_path, const char *cache_path,
                            float *mean, float *std);
 
+/* Stored normalisation values (metadata `key` of `file`, text `text`): 1 to
+ * `max` comma-separated finite numbers (one per channel, or one for all), each
+ * > 0 when `positive` (a std), into out[0..*count). Otherwise CN_ERR_FORMAT
+ * naming the file and the key, e.g. "w.onnx: metadata normalize_std is \"0\";
+ * expected a finite number > 0". */
+cn_status cn_normalization_parse(const char *file, const char *key, const char *text, int positive, float *out,
+                                 int max, int *count);
+
 #endif

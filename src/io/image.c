@@ -2,6 +2,7 @@
 #include "io/image.h"
 #include "io/jpeg.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include <errno.h>
 #include <png.h>
@@ -347,17 +348,14 @@ cn_status cn_image_read_file(const char *path, uint8_t **data_out, size_t *size_
     CN_ASSERT(path != NULL && data_out != NULL && size_out != NULL);
     *data_out = NULL;
     *size_out = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    cn_status status = cn_fopen_regular(path, "an image file", &f);   /* a FIFO must not block */
+    if (status) return status;
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         int e = errno;
         fclose(f);
         return cn_fail(CN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return cn_fail(CN_ERR_IO, "%s: not a regular file; expected an image file", path);
     }
     if ((uint64_t)st.st_size > CN_IMAGE_MAX_FILE_BYTES) {
         fclose(f);

@@ -62,6 +62,11 @@
 
 /* Largest ONNX file read (bytes). */
 #define CN_ONNX_MAX_FILE ((size_t)1 << 30)
+/* Protobuf messages nest at most this deep (a torch export reaches 7: model >
+ * graph > value_info > type > tensor_type > shape > dim; each If/Loop subgraph
+ * adds 3); deeper files are refused before decoding, whose recursion they
+ * would overflow. */
+#define CN_ONNX_MAX_NESTING 64
 
 typedef struct {
     int opset;                   /* default-domain opset the file imports */

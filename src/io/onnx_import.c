@@ -11,7 +11,10 @@
 #include "data/norm_text.h"
 #include "model.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
+#include "io/protobuf_depth.h"
+#include "data/stats.h"
 #include "onnx.pb-c.h"
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define MAX_NODES 65536
 #define MAX_VALUES 262144
@@ -73,6 +77,7 @@ typedef struct {
     size_t num_values, cap_values;
     int32_t *table;           /* open addressing: value index + 1, 0 = empty */
     size_t table_size;
+    uint64_t hash_seed;       /* random per import: names crafted to collide cannot cluster the table */
     /* the chain */
     int cur;                  /* value index of the current activation */
     int rank;
@@ -115,16 +120,16 @@ static cn_status node_fail(const importer *im, int idx, cn_status st, const char
 
 /* ---- value table --------------------------------------------------------- */
 
-static uint64_t hash_name(const char *s) {
-    uint64_t h = 1469598103934665603ull;
+static uint64_t hash_name(const importer *im, const char *s) {
+    uint64_t h = 1469598103934665603ull ^ im->hash_seed;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return h ^ (h >> 29);
 }
 
 static int find_value(const importer *im, const char *name) {
     if (!name || !*name) return -1;
     size_t mask = im->table_size - 1;
-    for (size_t pos = hash_name(name) & mask;; pos = (pos + 1) & mask) {
+    for (size_t pos = hash_name(im, name) & mask;; pos = (pos + 1) & mask) {
         int32_t slot = im->table[pos];
         if (!slot) return -1;
         if (!strcmp(im->values[slot - 1].name, name)) return slot - 1;
@@ -150,7 +155,7 @@ static cn_status add_value(importer *im, const char *name, const char *what, val
     }
     v.name = name;
     im->values[im->num_values] = v;
-    size_t mask = im->table_size - 1, pos = hash_name(name) & mask;
+    size_t mask = im->table_size - 1, pos = hash_name(im, name) & mask;
     while (im->table[pos]) pos = (pos + 1) & mask;
     im->table[pos] = (int32_t)im->num_values + 1;
     if (index) *index = (int)im->num_values;
@@ -292,18 +297,29 @@ static const Onnx__AttributeProto *attr_find(const Onnx__NodeProto *n, const cha
     return NULL;
 }
 
-/* Rejects attributes outside the comma-separated list `allowed`. */
+/* Rejects attributes outside the comma-separated list `allowed` (at most 64
+ * names) and an attribute given twice (onnx.checker refuses it; attr_find
+ * would take the first). O(attributes x allowed): a name may occur once, so
+ * a bit per allowed name finds repeats. */
 static cn_status check_attrs(const importer *im, int idx, const char *allowed) {
     const Onnx__NodeProto *n = node_at(im, idx);
+    uint64_t seen = 0;
     for (size_t i = 0; i < n->n_attribute; i++) {
         const char *name = n->attribute[i]->name ? n->attribute[i]->name : "";
         size_t len = strlen(name);
-        bool ok = false;
-        for (const char *p = allowed; len && (p = strstr(p, name)); p += len)
-            if ((p == allowed || p[-1] == ',') && (p[len] == ',' || p[len] == '\0')) { ok = true; break; }
-        if (!ok)
+        int slot = -1, k = 0;
+        for (const char *p = allowed; *p && slot < 0; k++) {
+            size_t w = strcspn(p, ",");
+            if (len && w == len && !memcmp(p, name, len)) slot = k;
+            p += w + (p[w] == ',');
+        }
+        if (slot < 0)
             return node_fail(im, idx, CN_ERR_UNSUPPORTED, "attribute \"%s\" is not supported (expected only %s)",
                              CLEAN(name), *allowed ? allowed : "none");
+        if (seen >> slot & 1)
+            return node_fail(im, idx, CN_ERR_FORMAT, "attribute \"%s\" is given twice; expected each attribute once",
+                             CLEAN(name));
+        seen |= (uint64_t)1 << slot;
     }
     return CN_OK;
 }
@@ -1754,24 +1770,38 @@ static cn_status build_model(importer *im, const cn_shape input, const char *pro
     return CN_OK;
 }
 
-static void read_metadata(const Onnx__ModelProto *mp, cn_onnx_info *info) {
-    const char *mean = NULL, *std = NULL;
+/* normalize_mean and normalize_std (as cn_onnx_export writes them): both or
+ * neither, each once, finite, std > 0; a bad value is an error naming the key
+ * (it used to fall back to the dataset's defaults silently). */
+static cn_status read_metadata(const Onnx__ModelProto *mp, const char *file, cn_onnx_info *info) {
+    static const char *const keys[2] = {"normalize_mean", "normalize_std"};
+    const char *text[2] = {NULL, NULL};
     for (size_t i = 0; i < mp->n_metadata_props; i++) {
         const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
-        if (!e->key || !e->value) continue;
-        if (!strcmp(e->key, "normalize_mean")) mean = e->value;
-        if (!strcmp(e->key, "normalize_std")) std = e->value;
+        for (int k = 0; k < 2; k++) {
+            if (!e->key || strcmp(e->key, keys[k])) continue;
+            if (text[k]) return cn_fail(CN_ERR_FORMAT, "%s: metadata %s is given twice", file, keys[k]);
+            text[k] = e->value ? e->value : "";
+        }
     }
-    if (!mean || !std) return;
-    float m[4], s[4];
-    int nm = cn_parse_floats(mean, m, 4), ns = cn_parse_floats(std, s, 4);
-    if (nm == 0 || nm != ns) return;
-    for (int c = 0; c < nm; c++) if (!(s[c] > 0)) return;
+    if (!text[0] && !text[1]) return CN_OK;
+    if (!text[0] || !text[1])
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata has %s but no %s; expected both or neither", file,
+                       keys[text[0] ? 0 : 1], keys[text[0] ? 1 : 0]);
+    float m[4], sd[4];
+    int nm, ns;
+    cn_status st = cn_normalization_parse(file, keys[0], text[0], 0, m, 4, &nm);
+    if (!st) st = cn_normalization_parse(file, keys[1], text[1], 1, sd, 4, &ns);
+    if (st) return st;
+    if (nm != ns)
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata normalize_mean has %d values but normalize_std has %d; "
+                       "expected as many", file, nm, ns);
     info->has_normalization = 1;
     for (int c = 0; c < 4; c++) {
         info->mean[c] = m[c < nm ? c : 0];
-        info->std[c] = s[c < nm ? c : 0];
+        info->std[c] = sd[c < nm ? c : 0];
     }
+    return CN_OK;
 }
 
 static cn_status import_model(const Onnx__ModelProto *mp, const char *file, cn_onnx_info *info, cn_model **out) {
@@ -1797,7 +1827,7 @@ static cn_status import_model(const Onnx__ModelProto *mp, const char *file, cn_o
     snprintf(info->producer, sizeof info->producer, "%s%s%s", CLEAN(mp->producer_name),
              mp->producer_version && *mp->producer_version ? " " : "", CLEAN(mp->producer_version));
     info->opset = im->opset;
-    read_metadata(mp, info);
+    if ((st = read_metadata(mp, file, info))) goto done;
     if (g->n_node > MAX_NODES || g->n_initializer > MAX_VALUES / 2) {
         st = cn_fail(CN_ERR_UNSUPPORTED, "%s: %zu nodes and %zu initializers; at most %d and %d are supported",
                      file, g->n_node, g->n_initializer, MAX_NODES, MAX_VALUES / 2);
@@ -1805,6 +1835,8 @@ static cn_status import_model(const Onnx__ModelProto *mp, const char *file, cn_o
     }
     if (g->n_sparse_initializer) { st = cn_fail(CN_ERR_UNSUPPORTED, "%s: sparse initializers are not supported", file); goto done; }
     size_t expected = g->n_initializer + g->n_input + 3 * g->n_node + 16;
+    if (getrandom(&im->hash_seed, sizeof im->hash_seed, GRND_NONBLOCK) != (ssize_t)sizeof im->hash_seed)
+        im->hash_seed = (uint64_t)(uintptr_t)im * 0x9E3779B97F4A7C15ull;   /* ASLR still varies it */
     im->table_size = 1024;
     while (im->table_size < 2 * expected && im->table_size < ((size_t)1 << 22)) im->table_size *= 2;
     im->table = cn_calloc(im->table_size, sizeof *im->table);
@@ -1878,9 +1910,11 @@ cn_status cn_onnx_import_memory(const void *data, size_t size, const char *name,
     if (!data && size) return cn_fail(CN_ERR_ARG, "%s: no data", name);
     if (size == 0) return cn_fail(CN_ERR_FORMAT, "%s: empty file; expected an ONNX model", name);
     if (size > CN_ONNX_MAX_FILE) return cn_fail(CN_ERR_UNSUPPORTED, "%s: %zu bytes; at most %zu are read", name, size, CN_ONNX_MAX_FILE);
+    cn_status st = cn_protobuf_check_depth(&onnx__model_proto__descriptor, data, size, CN_ONNX_MAX_NESTING, name);
+    if (st) return st;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     if (!mp) return cn_fail(CN_ERR_FORMAT, "%s: not a valid ONNX protobuf (ModelProto could not be decoded)", name);
-    cn_status st = import_model(mp, name, info, out);
+    st = import_model(mp, name, info, out);
     onnx__model_proto__free_unpacked(mp, NULL);
     return st;
 }
@@ -1888,9 +1922,9 @@ cn_status cn_onnx_import_memory(const void *data, size_t size, const char *name,
 cn_status cn_onnx_import_ex(const char *path, cn_onnx_info *info, cn_model **out) {
     if (out) *out = NULL;
     if (!path || !out) return cn_fail(CN_ERR_ARG, "onnx import: no path or output pointer");
-    FILE *f = fopen(path, "rb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    cn_status st = CN_OK;
+    FILE *f;
+    cn_status st = cn_fopen_regular(path, "an ONNX model file", &f);   /* a FIFO must not block */
+    if (st) return st;
     uint8_t *buf = NULL;
     long size = -1;
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);

@@ -1,10 +1,13 @@
 /* safetensors reader/writer; format and validation rules in safetensors.h. */
 #include "io/safetensors.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
@@ -31,6 +34,8 @@ struct cn_st_file {
     int count;
     char **meta_keys, **meta_values;
     int meta_count;
+    int *name_order;          /* tensor indices sorted by name (count), for cn_st_find */
+    int *meta_order;          /* metadata indices sorted by key (meta_count), for cn_st_metadata */
     unsigned char *data;      /* data section, 64-byte aligned */
     size_t data_size;
 };
@@ -123,6 +128,8 @@ static void file_free_partial(cn_st_file *f) {
     for (int i = 0; i < f->meta_count; i++) { free(f->meta_keys[i]); free(f->meta_values[i]); }
     free(f->meta_keys);
     free(f->meta_values);
+    free(f->meta_order);
+    free(f->name_order);
     free(f->tensors);
     cn_free_aligned(f->data);
     free(f->source);
@@ -158,30 +165,41 @@ static const char *json_kind(const cJSON *item) {
     return "an invalid value";
 }
 
+/* qsort has no context argument in C11: the comparators read these. */
+static _Thread_local const char *const *sort_keys;
+static int cmp_key(const void *a, const void *b) { return strcmp(sort_keys[*(const int *)a], sort_keys[*(const int *)b]); }
+
 static cn_status parse_metadata(cn_st_file *f, const cJSON *meta) {
     const char *src = f->source;
     if (!cJSON_IsObject(meta))
         return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" is %s, expected an object of strings",
                        src, json_kind(meta));
     int n = cJSON_GetArraySize(meta);
+    if (n > CN_ST_MAX_METADATA)
+        return cn_fail(CN_ERR_UNSUPPORTED, "%s: \"__metadata__\" has %d keys; at most %d are read", src, n, CN_ST_MAX_METADATA);
     f->meta_keys = cn_calloc((size_t)n, sizeof(char *));
     f->meta_values = cn_calloc((size_t)n, sizeof(char *));
-    if (!f->meta_keys || !f->meta_values) return CN_ERR_NOMEM;
+    f->meta_order = cn_calloc((size_t)n, sizeof(int));
+    if (!f->meta_keys || !f->meta_values || !f->meta_order) return CN_ERR_NOMEM;
+    char kbuf[129];
     for (const cJSON *e = meta->child; e; e = e->next) {
-        char kbuf[129];
         if (!cJSON_IsString(e) || !e->valuestring)
             return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" entry \"%s\" is %s, expected a string",
                            src, printable(e->string ? e->string : "", kbuf, sizeof kbuf), json_kind(e));
-        for (int i = 0; i < f->meta_count; i++)
-            if (strcmp(f->meta_keys[i], e->string) == 0)
-                return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" has key \"%s\" twice", src,
-                               printable(e->string, kbuf, sizeof kbuf));
         char *k = dup_string(e->string), *v = dup_string(e->valuestring);
         if (!k || !v) { free(k); free(v); return CN_ERR_NOMEM; }
         f->meta_keys[f->meta_count] = k;
         f->meta_values[f->meta_count] = v;
+        f->meta_order[f->meta_count] = f->meta_count;
         f->meta_count++;
     }
+    /* Duplicates are neighbours once sorted: O(n log n) (a pairwise check took minutes for 2 million keys). */
+    sort_keys = (const char *const *)f->meta_keys;
+    qsort(f->meta_order, (size_t)f->meta_count, sizeof(int), cmp_key);
+    for (int i = 1; i < f->meta_count; i++)
+        if (strcmp(f->meta_keys[f->meta_order[i - 1]], f->meta_keys[f->meta_order[i]]) == 0)
+            return cn_fail(CN_ERR_FORMAT, "%s: \"__metadata__\" has key \"%s\" twice", src,
+                           printable(f->meta_keys[f->meta_order[i]], kbuf, sizeof kbuf));
     return CN_OK;
 }
 
@@ -273,7 +291,6 @@ static cn_status parse_tensor(const cn_st_file *f, const cJSON *e, size_t data_s
     return CN_OK;
 }
 
-/* qsort has no context argument in C11: the comparators read this. */
 static _Thread_local const cn_st_tensor *sort_base;
 static int cmp_by_name(const void *a, const void *b) {
     return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
@@ -285,8 +302,9 @@ static int cmp_by_offset(const void *a, const void *b) {
     return 0;
 }
 
-/* Names unique; tensors tile [0, data_size) exactly (no overlap, no holes). */
-static cn_status check_layout(const cn_st_file *f) {
+/* Names unique; tensors tile [0, data_size) exactly (no overlap, no holes).
+ * Keeps the by-name order in f->name_order for cn_st_find. */
+static cn_status check_layout(cn_st_file *f) {
     if (f->count == 0) {
         if (f->data_size != 0)
             return cn_fail(CN_ERR_FORMAT, "%s: the data section has %zu bytes but the header lists no tensors",
@@ -302,7 +320,9 @@ static cn_status check_layout(const cn_st_file *f) {
     for (int i = 1; i < f->count && st == CN_OK; i++)
         if (strcmp(f->tensors[order[i - 1]].name, f->tensors[order[i]].name) == 0)
             st = cn_fail(CN_ERR_FORMAT, "%s: tensor name \"%s\" appears twice", f->source, f->tensors[order[i]].name);
+    if (st == CN_OK && !(f->name_order = cn_calloc((size_t)f->count, sizeof(int)))) st = CN_ERR_NOMEM;
     if (st == CN_OK) {
+        memcpy(f->name_order, order, (size_t)f->count * sizeof(int));
         qsort(order, (size_t)f->count, sizeof(int), cmp_by_offset);
         size_t pos = 0;
         const cn_st_tensor *prev = NULL;
@@ -363,9 +383,12 @@ static cn_status parse_header(const char *source, const char *header, size_t hea
     if (!f) { cJSON_Delete(root); return CN_ERR_NOMEM; }
     f->source = dup_string(source);
     int entries = cJSON_GetArraySize(root);
-    f->tensors = cn_calloc((size_t)entries, sizeof(cn_st_tensor));
     f->data_size = data_size;
-    if (!f->source || !f->tensors) st = CN_ERR_NOMEM;
+    if (!f->source) st = CN_ERR_NOMEM;
+    else if (entries > CN_ST_MAX_TENSORS + 1)   /* + "__metadata__" */
+        st = cn_fail(CN_ERR_UNSUPPORTED, "%s: the header lists %d entries; at most %d tensors are read", source, entries,
+                     CN_ST_MAX_TENSORS);
+    else if (!(f->tensors = cn_calloc((size_t)entries, sizeof(cn_st_tensor)))) st = CN_ERR_NOMEM;
 
     bool seen_meta = false;
     for (const cJSON *e = root->child; e && st == CN_OK; e = e->next) {
@@ -439,10 +462,10 @@ static cn_status read_exact(FILE *fp, const char *path, void *buf, size_t n, siz
 cn_status cn_st_open(const char *path, cn_st_file **out) {
     if (!path || !out) return cn_fail(CN_ERR_ARG, "cn_st_open: path or out is NULL");
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp;
+    cn_status st = cn_fopen_regular(path, "a safetensors file", &fp);   /* a FIFO must not block */
+    if (st) return st;
     struct stat sb;
-    cn_status st = CN_OK;
     char *header = NULL;
     cn_st_file *f = NULL;
     if (fstat(fileno(fp), &sb) != 0) {
@@ -481,9 +504,12 @@ const cn_st_tensor *cn_st_get(const cn_st_file *f, int i) {
 }
 
 const cn_st_tensor *cn_st_find(const cn_st_file *f, const char *name) {
-    if (!f || !name) return NULL;
-    for (int i = 0; i < f->count; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    if (!f || !name || !f->name_order) return NULL;
+    for (int lo = 0, hi = f->count; lo < hi;) {   /* bisect the by-name order */
+        int mid = lo + (hi - lo) / 2, c = strcmp(f->tensors[f->name_order[mid]].name, name);
+        if (c == 0) return &f->tensors[f->name_order[mid]];
+        if (c < 0) lo = mid + 1; else hi = mid;
+    }
     return NULL;
 }
 
@@ -492,9 +518,12 @@ const void *cn_st_data(const cn_st_file *f, const cn_st_tensor *t) {
 }
 
 const char *cn_st_metadata(const cn_st_file *f, const char *key) {
-    if (!f || !key) return NULL;
-    for (int i = 0; i < f->meta_count; i++)
-        if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
+    if (!f || !key || !f->meta_order) return NULL;
+    for (int lo = 0, hi = f->meta_count; lo < hi;) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(f->meta_keys[f->meta_order[mid]], key);
+        if (c == 0) return f->meta_values[f->meta_order[mid]];
+        if (c < 0) lo = mid + 1; else hi = mid;
+    }
     return NULL;
 }
 
@@ -744,6 +773,39 @@ static bool write_all(int fd, const void *buf, size_t n) {
     return true;
 }
 
+static volatile sig_atomic_t saves_running;
+
+int cn_st_save_in_progress(void) { return saves_running > 0; }
+
+/* name is "<something>.tmp.<digits>" (atomic writers) or "<something>.part.<digits>"
+ * (downloads); *pid gets the digits. */
+static bool temporary_of(const char *name, long *pid) {
+    const char *digits = strrchr(name, '.');
+    if (!digits || digits - name < 5) return false;
+    digits++;
+    bool tagged = (digits - name > 5 && !memcmp(digits - 5, ".tmp.", 5)) || (digits - name > 6 && !memcmp(digits - 6, ".part.", 6));
+    if (!tagged || !*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) return false;
+    *pid = strtol(digits, NULL, 10);
+    return *pid > 0;
+}
+
+int cn_remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        long pid;
+        if (!temporary_of(e->d_name, &pid) || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or not ours to judge */
+        char path[4352];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(path) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
 cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
     if (!w || !path) return cn_fail(CN_ERR_ARG, "cn_st_writer_save: writer or path is NULL");
     /* Header: metadata first, then tensors in the order added, packed back to back. */
@@ -785,9 +847,11 @@ cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
 
     cn_status st = CN_OK;
+    saves_running++;   /* from here to the rename (or the unlink), signal handlers let it finish */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         st = cn_fail(CN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        saves_running--;
         free(b.p);
         free(tmp);
         return st;
@@ -806,9 +870,9 @@ cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
     if (close(fd) != 0 && st == CN_OK) st = cn_fail(CN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
     if (st == CN_OK && rename(tmp, path) != 0)
         st = cn_fail(CN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    if (st != CN_OK) {
-        unlink(tmp);
-    } else {
+    if (st != CN_OK) unlink(tmp);
+    saves_running--;
+    if (st == CN_OK) {
         /* Make the rename durable. Filesystems that cannot fsync a directory
          * (EINVAL) are fine; the file itself is already on disk. */
         char *dir = dup_string(path);

@@ -9,7 +9,10 @@
  * The reader is strict, since it parses untrusted files: every size is
  * overflow-checked, tensors must lie inside the data section, must not overlap
  * and (as the format requires) must cover it without holes; names are unique,
- * 1..127 bytes, without control characters; unknown tensor fields are errors. Every error names the file and what was wrong. */
+ * 1..127 bytes, without control characters; unknown tensor fields are errors.
+ * At most CN_ST_MAX_TENSORS tensors and CN_ST_MAX_METADATA metadata keys;
+ * parsing and lookups are O(n log n) and O(log n) in them (duplicate checks
+ * sort, lookups bisect). Every error names the file and what was wrong. */
 #ifndef CN_IO_SAFETENSORS_H
 #define CN_IO_SAFETENSORS_H
 #include "convnet.h"
@@ -19,6 +22,8 @@
 #define CN_ST_MAX_NAME 127                       /* bytes, excluding the NUL */
 #define CN_ST_MAX_DIMS 8
 #define CN_ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000) /* 100 MB */
+#define CN_ST_MAX_TENSORS 100000                 /* a large language model has a few thousand */
+#define CN_ST_MAX_METADATA 4096                  /* "__metadata__" keys; a checkpoint writes about 12 */
 
 typedef struct {
     char name[CN_ST_MAX_NAME + 1];
@@ -86,8 +91,19 @@ cn_status cn_st_writer_add(cn_st_writer *w, const char *name, const char *dtype,
 cn_status cn_st_writer_metadata(cn_st_writer *w, const char *key, const char *value);
 /* Writes the file atomically: path.tmp.<pid>, fflush + fsync, rename over
  * path, fsync the directory. On any error the old file at `path` is untouched
- * and the temporary file is removed. */
+ * and the temporary file is removed. While it runs, cn_st_save_in_progress()
+ * is 1, for signal handlers that must not end the process mid-save. */
 cn_status cn_st_writer_save(cn_st_writer *w, const char *path);
+/* 1 while cn_st_writer_save is writing (from any thread); async-signal-safe:
+ * a SIGINT/SIGTERM handler asks it and, if 1, lets the save finish (a
+ * process killed there leaves path.tmp.<pid> behind). */
+int cn_st_save_in_progress(void);
+/* Removes DIR/<name>.tmp.<pid> files (safetensors and PNG writers' temporaries)
+ * and DIR/<name>.part.<pid> (downloads) whose process no longer exists: a run
+ * killed inside a save leaves one, as large as the checkpoint. Files of live
+ * processes stay. Returns how many were removed (errors are ignored: they are
+ * only left-over files). */
+int cn_remove_stale_temporaries(const char *dir);
 void cn_st_writer_free(cn_st_writer *w);
 
 #endif

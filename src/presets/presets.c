@@ -2,10 +2,12 @@
  * Each spec's own `name`, `alias` and `description` lines describe it. */
 #include "convnet.h"
 #include "core/error.h"
+#include "core/file_open.h"
 #include "core/mem.h"
 #include "presets_data.h"
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PRESET_COUNT ((int)(sizeof preset_files / sizeof preset_files[0]))
 
@@ -64,7 +66,9 @@ cn_status cn_model_load_spec(const char *name, uint64_t seed, cn_model **out) {
         for (int i = 0; i < PRESET_COUNT; i++)
             if (preset_files[i].text == text) return cn_model_from_spec(text, infos[i].name, seed, out);
     }
-    FILE *f = fopen(name, "rb");
+    FILE *f = NULL;
+    struct stat sb;
+    if (stat(name, &sb) == 0 && cn_fopen_regular(name, "a model spec file", &f) != CN_OK) return CN_ERR_IO;
     if (!f) {
         char list[512] = "";
         for (int i = 0; i < PRESET_COUNT; i++) {

@@ -102,6 +102,11 @@ put("st_duplicate_name.safetensors",
     st([], raw_header='{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
                       '"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', extra=b"\1\2"))
 put("st_metadata_not_string.safetensors", st([("a", "U8", [1], b"\0")], meta={"epoch": 3}))
+# 80,000 metadata keys took 6 s (a pairwise duplicate check); at most 4,096 are read now.
+put("st_metadata_too_many_keys.safetensors", st([("a", "U8", [1], b"\0")], meta={"k%d" % i: "" for i in range(5000)}))
+put("st_metadata_duplicate_key.safetensors",
+    st([], raw_header='{"__metadata__":{"b":"1","a":"2","c":"3","a":"4"},"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+       extra=b"\1"))
 put("st_trailing_bytes.safetensors", st([("a", "U8", [2], b"\1\2")], extra=b"\0\0\0\0"))
 put("st_control_char_name.safetensors", st([("a\nb", "U8", [1], b"\0")]))
 put("st_unknown_field.safetensors",
@@ -149,6 +154,7 @@ put("ckpt_spec_model_mismatch.safetensors", ckpt({"spec": TINY_SPEC.replace("out
 put("ckpt_future_version.safetensors", ckpt({"format_version": "9"}))
 put("ckpt_zero_std.safetensors", ckpt({"std": "0"}))
 put("ckpt_nan_mean.safetensors", ckpt({"mean": "nan"}))
+put("ckpt_mean_not_a_number.safetensors", ckpt({"mean": "0.13x"}))
 put("ckpt_negative_epoch.safetensors", ckpt({"epoch": "-3"}))
 put("ckpt_epoch_not_a_number.safetensors", ckpt({"epoch": "99999999999999999999"}))
 put("ckpt_no_train_state.safetensors", ckpt())  # fine for eval, not for resuming
@@ -188,10 +194,11 @@ def node(op, inputs, outputs, name="", attrs=()):
 def value_info(name, dims):
     shape = b"".join(s(1, (s(2, d) if isinstance(d, str) else fld(1, 0, d))) for d in dims)
     return s(1, name) + s(2, s(1, fld(1, 0, 1) + s(2, shape)))
-def model(nodes, inits, out_dims=("batch", 10), opset=13):
+def model(nodes, inits, out_dims=("batch", 10), opset=13, meta=()):
     graph = (b"".join(s(1, n) for n in nodes) + s(2, "g") + b"".join(s(5, t) for t in inits)
              + s(11, value_info("input", ["batch", 1, 28, 28])) + s(12, value_info("output", list(out_dims))))
-    return fld(1, 0, 8) + s(2, "make_bad.py") + s(7, graph) + s(8, s(1, "") + fld(2, 0, opset))
+    return (fld(1, 0, 8) + s(2, "make_bad.py") + s(7, graph) + s(8, s(1, "") + fld(2, 0, opset))
+            + b"".join(s(14, s(1, k) + s(2, v)) for k, v in meta))
 conv = node("Conv", ["input", "W", "B"], ["c"], "conv0", [attr_ints("kernel_shape", [3, 3]), attr_ints("strides", [2, 2])])
 flat = node("Flatten", ["c"], ["f"], "flat", [attr_int("axis", 1)])
 gemm = node("Gemm", ["f", "W2", "B2"], ["output"], "fc", [attr_int("transB", 1)])
@@ -208,6 +215,28 @@ put("onnx_nan_weight.onnx", model([conv, flat, gemm], [W, tensor("B", [2], [0, f
 put("onnx_wrong_weight_shape.onnx", model([conv, flat, gemm], [W, B, tensor("W2", [10, 100], [0.01] * 1000), B2]))
 put("onnx_branching_graph.onnx",
     model([conv, node("Relu", ["input"], ["r"], "relu_of_input"), flat, gemm], [W, B, W2, B2]))
+# An attribute given twice was accepted (the first won); onnx.checker refuses it.
+put("onnx_duplicate_attribute.onnx", model([node("Conv", ["input", "W", "B"], ["c"], "conv0",
+    [attr_ints("kernel_shape", [3, 3]), attr_ints("strides", [2, 2]), attr_ints("strides", [1, 1])]), flat, gemm],
+    [W, B, W2, B2]))
+# Bad normalisation metadata fell back to the dataset's defaults silently.
+put("onnx_normalize_std_zero.onnx", model([conv, flat, gemm], [W, B, W2, B2],
+    meta=[("normalize_mean", "0.1307"), ("normalize_std", "0")]))
+put("onnx_normalize_mean_nan.onnx", model([conv, flat, gemm], [W, B, W2, B2],
+    meta=[("normalize_mean", "nan"), ("normalize_std", "0.3081")]))
+put("onnx_normalize_std_missing.onnx", model([conv, flat, gemm], [W, B, W2, B2], meta=[("normalize_mean", "0.5")]))
+# Nesting 4,000 deep overflowed protobuf-c's recursive unpack (SIGSEGV): a Relu
+# whose attribute holds a graph whose node holds such an attribute, and so on.
+deep = node("Relu", ["x"], ["y"], "leaf")
+for _ in range(1334):
+    deep = node("If", ["x"], ["y"], "", [s(1, "then_branch") + s(6, s(1, deep)) + fld(20, 0, 5)])
+put("onnx_deep_nesting.onnx", model([conv, deep, flat, gemm], [W, B, W2, B2]))
+# The same through the input's type: a sequence of a sequence of ... (TypeProto.sequence_type).
+deep_type = s(1, fld(1, 0, 1))
+for _ in range(3000):
+    deep_type = s(4, s(1, deep_type))
+put("onnx_deep_type_nesting.onnx", fld(1, 0, 8) + s(7, s(11, s(1, "input") + s(2, deep_type)))
+    + s(8, s(1, "") + fld(2, 0, 13)))
 
 # --------------------------------------------------------------- images ----
 def chunk(kind, data): return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
