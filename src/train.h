@@ -5,6 +5,7 @@
 #include "convnet.h"
 #include "model.h"
 #include "data/dataset.h"
+#include "exec/session.h"
 #include <signal.h>
 
 typedef struct {
@@ -35,9 +36,14 @@ cn_status cn_train(const cn_train_options *o);
 
 /* Evaluates `model` in eval mode on a split: summed loss (NLL, no smoothing),
  * correct count, and optionally every prediction (split->count ints).
- * mean/std: per channel. The split's images must have the model's input shape. */
+ * mean/std: per channel. The split's images must have the model's input shape.
+ * Runs its own session of `threads` threads. */
 cn_status cn_evaluate(cn_model *model, const cn_split *split, const float *mean, const float *std, int threads,
                       double *loss_sum, int *correct, int *predictions);
+/* The same with an existing session (in batches of its capacity; in eval mode for the
+ * passes, then back in the mode it was in): training evaluates with its own session. */
+cn_status cn_evaluate_session(cn_session *session, const cn_split *split, const float *mean, const float *std,
+                              double *loss_sum, int *correct, int *predictions);
 
 /* CN_ERR_SHAPE naming `what` unless split's images are the model's input shape. */
 cn_status cn_check_input_shape(const cn_model *m, const cn_split *split, const char *what);
