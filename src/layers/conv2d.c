@@ -401,12 +401,6 @@ static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int
     }
 }
 
-/* A relu-only chain's output gradient shares its buffer with the conv's input
- * gradient (gradient buffers alternate between layers): the chain's dy is rebuilt
- * for all samples into the conv's own output slot (unused by a fused forward)
- * before any dx is written, unless the layer after the relu did it (the plan's
- * rebuild_first). */
-
 /* dL/d(conv output) of sample b, (C, plane), relu-masked, from what the batch norm bn after
  * this conv + relu chain handed over (fusion.h: cn_bn_grad_in_conv_relu). */
 static void bn_relu_input_grad(const cn_layer_ctx *bn_ctx, int b, float *dy) {
@@ -530,6 +524,10 @@ static void backward_direct(const cn_layer_ctx *c) {
         }
         cn_thread_range(c->batch, t, T, &b0, &b1);
         if (c->step->rebuild_first) {
+            /* a relu-only chain's output gradient shares its buffer with the conv's input
+             * gradient (gradient buffers alternate between values): the chain's dy is rebuilt
+             * for all samples into the conv's own output slot (unused by a fused forward)
+             * before any dx is written, unless the layer after the relu did it */
             size_t size = (size_t)cn_shape_size(l->out);
             for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b, c->own_out + (size_t)b * size);
             #pragma omp barrier
