@@ -2,7 +2,7 @@
  *
  *   profile [--threads N] [--batch N] [--iters N] [--eval] [--kernels avx512|avx2|generic] MODEL
  *
- * Runs the model's layers one by one (cn_model_forward_layer/backward_layer),
+ * Runs the model's layers one by one (cn_session_forward_layer/backward_layer),
  * on random MNIST-like data, and prints for each layer the minimum over the
  * iterations of its forward and backward time, with the GFLOP/s of convolution
  * and linear layers (2 x MACs forward, 4 x MACs backward). With one thread the
@@ -11,7 +11,7 @@
 #include "convnet.h"
 #include "model.h"
 #include "loss.h"
-#include "layers/layers.h"
+#include "exec/session.h"
 #include "kernels/kernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,12 +50,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     cn_model *m;
-    if (cn_model_load_spec(name, 1, &m) != CN_OK || cn_model_reserve(m, batch, threads) != CN_OK) {
+    cn_session *s = NULL;
+    if (cn_model_load_spec(name, 1, &m) != CN_OK || cn_session_create(m, batch, threads, 0, &s) != CN_OK) {
         fprintf(stderr, "profile: %s: %s\n", name, cn_last_error());
         return 1;
     }
     use_wall_clock = threads > 1;
-    cn_model_set_training(m, !eval);
+    cn_session_set_training(s, !eval);
     int L = m->num_layers, classes = cn_model_num_classes(m);
     size_t in_size = (size_t)batch * cn_shape_size(m->input);
     float *images = malloc(in_size * sizeof *images);
@@ -73,18 +74,18 @@ int main(int argc, char **argv) {
     double best_step = 1e30;
     for (int it = 0; it < iters; it++) {
         double step = now();
-        memcpy(m->acts[0], images, in_size * sizeof *images);
-        m->dropout_seed = cn_rng_next(&rng);
+        memcpy(cn_session_value(s, 0), images, in_size * sizeof *images);
+        cn_session_set_dropout_seed(s, cn_rng_next(&rng));
         for (int i = 0; i < L; i++) {
             double t = now();
-            cn_model_forward_layer(m, i, batch);
+            cn_session_forward_layer(s, i, batch);
             fwd[i] = min_of(fwd[i], now() - t);
         }
         if (!eval) {
-            cn_loss_batch(m->acts[L], labels, batch, classes, log_probs, 0.0f, m->grad_acts[L], NULL);
+            cn_loss_batch(cn_session_value(s, L), labels, batch, classes, log_probs, 0.0f, cn_session_value_grad(s), NULL);
             for (int i = L - 1; i >= 0; i--) {
                 double t = now();
-                cn_model_backward_layer(m, i, batch);
+                cn_session_backward_layer(s, i, batch);
                 bwd[i] = min_of(bwd[i], now() - t);
             }
         }
@@ -112,6 +113,7 @@ int main(int argc, char **argv) {
     printf("layers: fwd %.3f + bwd %.3f = %.3f ms; best whole step %.3f ms: %.0f img/s, %.1f GFLOP/s\n", sum_f * 1e3,
            sum_b * 1e3, (sum_f + sum_b) * 1e3, best_step * 1e3, batch / best_step, flops / best_step * 1e-9);
     free(images); free(labels); free(fwd); free(bwd);
+    cn_session_free(s);
     cn_model_free(m);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "model.h"
 #include "loss.h"
 #include "optim.h"
+#include "exec/session.h"
 #include "core/rng.h"
 #include <omp.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ typedef struct {
 
 typedef struct {
     cn_model *model;
+    cn_session *session;
     cn_optimizer opt;
     float *images, *grad;   /* (B,1,28,28), (B,classes) */
     int *labels;
@@ -43,13 +45,13 @@ static double now_seconds(void) {
 }
 
 static void train_step(bench_state *s) {
-    s->model->dropout_seed = cn_rng_next(&s->rng);
-    cn_model_train_step(s->model, s->images, s->labels, s->batch, 0.0f, s->grad, NULL);
-    cn_optimizer_step(&s->opt, s->model->params, s->model->grads);
+    cn_session_set_dropout_seed(s->session, cn_rng_next(&s->rng));
+    cn_session_train_step(s->session, s->images, s->labels, s->batch, 0.0f, s->grad, NULL);
+    cn_optimizer_step(&s->opt, s->model->params, cn_session_grads(s->session));
 }
 
 static void infer_step(bench_state *s) {
-    volatile float sink = cn_model_forward(s->model, s->images, s->batch, NULL)[0];
+    volatile float sink = cn_session_forward(s->session, s->images, s->batch, NULL)[0];
     (void)sink;
 }
 
@@ -84,7 +86,7 @@ static int bench_model(const char *name, const bench_options *o) {
     s.images = malloc(in_size * sizeof *s.images);
     s.grad = malloc((size_t)s.batch * s.classes * sizeof *s.grad);
     s.labels = malloc((size_t)s.batch * sizeof *s.labels);
-    if (!s.images || !s.grad || !s.labels || cn_model_reserve(m, s.batch, o->threads) != CN_OK ||
+    if (!s.images || !s.grad || !s.labels || cn_session_create(m, s.batch, o->threads, 0, &s.session) != CN_OK ||
         cn_optimizer_init(&s.opt, CN_OPT_SGD, cn_model_param_count(m)) != CN_OK) {
         fprintf(stderr, "throughput: %s: out of memory\n", name);
         return 1;
@@ -97,9 +99,9 @@ static int bench_model(const char *name, const bench_options *o) {
     s.opt.lr = 0.01;
     s.opt.momentum = 0.9;
 
-    cn_model_set_training(m, true);
+    cn_session_set_training(s.session, true);
     double train = measure(&s, train_step, o);
-    cn_model_set_training(m, false);
+    cn_session_set_training(s.session, false);
     double infer = measure(&s, infer_step, o);
 
     double macs = (double)cn_model_macs(m);
@@ -113,6 +115,7 @@ static int bench_model(const char *name, const bench_options *o) {
     fflush(stdout);
     cn_optimizer_free(&s.opt);
     free(s.images); free(s.grad); free(s.labels);
+    cn_session_free(s.session);
     cn_model_free(m);
     return 0;
 }

@@ -3,6 +3,7 @@
  * accepted shapes (stride > kernel, pads, 1x1 maps) reach the kernels. */
 #include "fuzz_common.h"
 #include "model.h"
+#include "exec/session.h"
 #include "core/rng.h"
 
 #define MAX_FUZZ_MACS 2000000u
@@ -21,8 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (memcmp(&m->layers[i].in, &m->layers[i - 1].out, sizeof(cn_shape))) abort();
         size_t acts = (size_t)cn_shape_size(m->input);
         for (int i = 0; i < m->num_layers; i++) acts += (size_t)cn_shape_size(m->layers[i].out);
+        cn_session *s = NULL;
         if (cn_model_macs(m) <= MAX_FUZZ_MACS && acts <= MAX_FUZZ_ACTS && cn_model_param_count(m) <= 200000 &&
-            cn_model_reserve(m, 1, 1) == CN_OK) {
+            cn_session_create(m, 1, 1, 0, &s) == CN_OK) {
             size_t in_n = (size_t)cn_shape_size(m->input);
             float *x = calloc(in_n, sizeof *x);
             int classes = cn_model_num_classes(m);
@@ -33,14 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             cn_rng rng;
             cn_rng_seed(&rng, 7);
             for (int training = 0; training < 2; training++) {
-                cn_model_set_training(m, training);
-                const float *y = cn_model_forward(m, x, 1, &rng);
+                cn_session_set_training(s, training);
+                const float *y = cn_session_forward(s, x, 1, &rng);
                 for (int c = 0; c < classes; c++) fuzz_sink_f += y[c];
-                if (training) cn_model_backward(m, g, 1);
+                if (training) cn_session_backward(s, g, 1);
             }
             free(x);
             free(g);
         }
+        cn_session_free(s);
     } else if (m) {
         abort(); /* failure leaves *out NULL */
     }

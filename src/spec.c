@@ -30,7 +30,7 @@
 typedef struct {
     const char *source;
     int line;
-    cn_model *model;
+    cn_spec *spec;
 } parser;
 
 static const struct { const char *word; cn_layer_kind kind; } layer_words[] = {
@@ -173,7 +173,7 @@ static cn_status parse_input(parser *p, char *args) {
         return perr(p, CN_ERR_SPEC, "input: expected CxHxW with positive sizes (e.g. 1x28x28), found '%s'", args);
     if ((long)c * h * w > MAX_ACTIVATION)
         return perr(p, CN_ERR_SPEC, "input: %dx%dx%d has more than %ld values per image", c, h, w, MAX_ACTIVATION);
-    p->model->input = (cn_shape){c, h, w};
+    p->spec->input = (cn_shape){c, h, w};
     return CN_OK;
 }
 
@@ -325,7 +325,7 @@ static cn_status parse_line(parser *p, char *line, cn_layer *layers, int *num_la
     if (*line) *line++ = '\0';
     while (isspace((unsigned char)*line)) line++;
     char *args = line;
-    cn_model *m = p->model;
+    cn_spec *m = p->spec;
     if (!strcmp(word, "name") || !strcmp(word, "alias") || !strcmp(word, "description")) return CN_OK;
     if (!strcmp(word, "input")) {
         if (*num_layers > 0) return perr(p, CN_ERR_SPEC, "input: must come before the first layer");
@@ -358,10 +358,11 @@ static cn_status parse_line(parser *p, char *line, cn_layer *layers, int *num_la
                 "maxpool2d, avgpool2d, gap, dropout, flatten, linear, log_softmax)", word);
 }
 
-cn_status cn_spec_parse(const char *text, const char *source, cn_model *model) {
-    parser p = {source ? source : "spec", 0, model};
-    model->input = (cn_shape){1, 28, 28};
-    model->recipe.nesterov = -1;
+cn_status cn_spec_parse(const char *text, const char *source, cn_spec *spec) {
+    memset(spec, 0, sizeof *spec);
+    parser p = {source ? source : "spec", 0, spec};
+    spec->input = (cn_shape){1, 28, 28};
+    spec->recipe.nesterov = -1;
     cn_layer *layers = cn_calloc(MAX_LAYERS, sizeof *layers);
     if (!layers) return CN_ERR_NOMEM;
     int num_layers = 0;
@@ -408,7 +409,7 @@ cn_status cn_spec_parse(const char *text, const char *source, cn_model *model) {
                 break;
             }
     if (st) { free(layers); return st; }
-    model->layers = layers;
-    model->num_layers = num_layers;
+    spec->layers = layers;
+    spec->num_layers = num_layers;
     return CN_OK;
 }

@@ -1,12 +1,35 @@
 /* Model spec text format (one layer per line, key=value arguments, # comments).
- * See README "Model spec format". */
+ * See README "Model spec format". The parser builds layer descriptions
+ * (layer.h); model.h turns them into a model with parameters. */
 #ifndef CN_SPEC_H
 #define CN_SPEC_H
-#include "model.h"
+#include "convnet.h"
+#include "layer.h"
 
-/* Parses `text` into model->layers, model->input and model->recipe and infers
- * every shape; does not allocate parameters. Errors name `source:line`. */
-cn_status cn_spec_parse(const char *text, const char *source, cn_model *model);
+/* Training recipe defaults carried by a spec's `train` line (0/NULL = unset). */
+typedef struct {
+    char optimizer[16];     /* sgd | adam | adamw */
+    double lr, momentum, weight_decay, label_smoothing;
+    int nesterov;           /* -1 unset, 0/1 */
+    int epochs, batch_size;
+    char scheduler[16];     /* none | step | plateau | onecycle | cosine */
+    int step_size, patience;
+    double gamma, factor, max_lr, pct_start, div_factor, final_div_factor;
+    char augment[128];
+} cn_recipe;
+
+/* What a spec text says: the input shape, the layers with every shape inferred,
+ * and the recipe of its `train` line. */
+typedef struct {
+    cn_shape input;
+    int num_layers;
+    cn_layer *layers;       /* num_layers, owned (free()) */
+    cn_recipe recipe;
+} cn_spec;
+
+/* Parses `text` into *spec (zeroed first) and infers every shape; lays out no
+ * parameters. Errors name `source:line`. */
+cn_status cn_spec_parse(const char *text, const char *source, cn_spec *spec);
 
 /* Parses "key=value" recipe settings (a spec's train line) into *recipe. */
 cn_status cn_recipe_parse_token(const char *token, const char *where, cn_recipe *recipe);

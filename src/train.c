@@ -127,7 +127,20 @@ cn_status cn_check_model_fits(const cn_model *m, const cn_dataset *ds) {
 
 cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, const float *std, int threads,
                       double *loss_sum, int *correct, int *predictions) {
-    int pixels = (int)cn_split_image_size(split), classes = cn_model_num_classes(m);
+    cn_status st = cn_check_input_shape(m, split, "the");
+    if (st) return st;
+    cn_session *s;
+    st = cn_session_create(m, EVAL_BATCH, threads, 0, &s);
+    if (st) return st;
+    st = cn_evaluate_session(s, split, mean, std, loss_sum, correct, predictions);
+    cn_session_free(s);
+    return st;
+}
+
+cn_status cn_evaluate_session(cn_session *s, const cn_split *split, const float *mean, const float *std,
+                              double *loss_sum, int *correct, int *predictions) {
+    const cn_model *m = cn_session_model(s);
+    int pixels = (int)cn_split_image_size(split), classes = cn_model_num_classes(m), batch = cn_session_capacity(s);
     cn_status st = cn_check_input_shape(m, split, "the");
     if (st) return st;
     /* The loss reads the score of each label: a label past the model's outputs would read past them. */
@@ -135,22 +148,19 @@ cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, con
         if (split->labels[i] >= classes)
             return cn_fail(CN_ERR_SHAPE, "image %d has label %d but the model outputs only %d classes (0..%d)", i,
                            split->labels[i], classes, classes - 1);
-    /* Reuse the training workspace when there is one: no second, larger copy. */
-    int batch = m->batch_capacity > 0 ? m->batch_capacity : EVAL_BATCH;
-    st = cn_model_reserve(m, batch, threads);
     if (st) return st;
     float *x = cn_alloc_floats((size_t)batch * pixels);
     int *labels = cn_calloc(batch, sizeof *labels), *idx = cn_calloc(batch, sizeof *idx);
     if (!x || !labels || !idx) { cn_free_aligned(x); free(labels); free(idx); return CN_ERR_NOMEM; }
-    bool was_training = m->training;
-    cn_model_set_training(m, false);
+    bool was_training = cn_session_training(s);
+    cn_session_set_training(s, false);
     double total = 0.0;
     int hits = 0;
     for (int start = 0; start < split->count; start += batch) {
         int n = split->count - start < batch ? split->count - start : batch;
         for (int i = 0; i < n; i++) idx[i] = start + i;
         cn_loader_fill(split, idx, n, mean, std, NULL, 0, x, labels);
-        const float *out = cn_model_forward(m, x, n, NULL);
+        const float *out = cn_session_forward(s, x, n, NULL);
         int c;
         total += cn_loss_batch(out, labels, n, classes, cn_model_outputs_log_probs(m), 0.0f, NULL, &c);
         hits += c;
@@ -162,7 +172,7 @@ cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, con
                 predictions[start + i] = best;
             }
     }
-    cn_model_set_training(m, was_training);
+    cn_session_set_training(s, was_training);
     cn_free_aligned(x); free(labels); free(idx);
     *loss_sum = total;
     *correct = hits;
@@ -284,6 +294,7 @@ static void metrics_write(FILE *f, const epoch_metrics *e, int has_val) {
 
 typedef struct {
     cn_model *model;
+    cn_session *session;    /* trains the model and evaluates it between epochs */
     cn_dataset data;
     cn_split val;
     int has_val;
@@ -374,6 +385,7 @@ static void print_epoch(const run *r, const epoch_metrics *e, int test_count, in
 }
 
 static void free_run(run *r) {
+    cn_session_free(r->session);
     cn_model_free(r->model);
     cn_dataset_free(&r->data);
     if (r->has_val) cn_split_free(&r->val);
@@ -517,7 +529,7 @@ static void plot_test_results(run *r, bool have_predictions) {
     uint8_t *wrong = cn_calloc((size_t)GRID * pixels, 1);
     int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
     if (!pred || !counts || !wrong ||
-        (!have_predictions && cn_evaluate(r->model, test, r->data.mean, r->data.std, r->threads, &loss, &correct, pred))) {
+        (!have_predictions && cn_evaluate_session(r->session, test, r->data.mean, r->data.std, &loss, &correct, pred))) {
         fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
         free(counts); free(wrong);
         return;
@@ -635,7 +647,7 @@ static cn_status end_epoch(run *r, epoch_metrics *e, double t0, history *hist, F
     e->train_acc = 100.0 * r->partial_correct / (r->partial_seen ? r->partial_seen : 1);
     double test_loss;
     int test_correct;
-    cn_status st = cn_evaluate(r->model, &r->data.test, r->data.mean, r->data.std, r->threads, &test_loss, &test_correct,
+    cn_status st = cn_evaluate_session(r->session, &r->data.test, r->data.mean, r->data.std, &test_loss, &test_correct,
                                r->test_pred);
     if (st) return st;
     e->test_loss = test_loss / r->data.test.count;
@@ -643,7 +655,7 @@ static cn_status end_epoch(run *r, epoch_metrics *e, double t0, history *hist, F
     if (r->has_val) {
         double vl;
         int vc;
-        st = cn_evaluate(r->model, &r->val, r->data.mean, r->data.std, r->threads, &vl, &vc, NULL);
+        st = cn_evaluate_session(r->session, &r->val, r->data.mean, r->data.std, &vl, &vc, NULL);
         if (st) return st;
         e->val_loss = vl / r->val.count;
         e->val_acc = 100.0 * vc / r->val.count;
@@ -715,16 +727,17 @@ cn_status cn_train(const cn_train_options *o) {
     history hist;
     memset(&hist, 0, sizeof hist);
     if (!x || !grad || !labels || !order || !r.test_pred) st = CN_ERR_NOMEM;
-    if (!st) st = cn_model_reserve(m, B, r.threads);
+    if (!st) st = cn_session_create(m, B, r.threads, 0, &r.session);
     /* From here a signal stops the run at a batch boundary with a checkpoint; before, it ends the process at once. */
     if (!st && o->stop_honoured) *o->stop_honoured = 1;
     if (!st) st = open_outputs(&r, &lock, &hist, &metrics);
     if (!st && !o->quiet) print_start(&r, n_train);
+    cn_session *session = r.session;
     for (int epoch = r.start_epoch; !st && epoch < r.recipe.epochs; epoch++) {
         double t0 = cn_now_seconds();
         uint64_t epoch_seed = mix(r.seed, (uint64_t)epoch + 1);
         shuffled_order(order, n_train, epoch_seed);
-        cn_model_set_training(m, true);
+        cn_session_set_training(session, true);
         cn_progress bar;
         cn_progress_begin(&bar, "train", steps, o->quiet);
         int first_batch = epoch == r.start_epoch ? r.start_batch : 0;
@@ -734,9 +747,9 @@ cn_status cn_train(const cn_train_options *o) {
             if (n < 2 && n < B) break;   /* a final 1-image batch: BatchNorm needs 2+ samples (PyTorch fails there) */
             cn_loader_fill(&r.data.train, order + start, n, r.data.mean, r.data.std, &r.aug, mix(epoch_seed, 0xA5A5), x, labels);
             apply_schedule(&r);
-            m->dropout_seed = mix(epoch_seed, (uint64_t)b + 7);
+            cn_session_set_dropout_seed(session, mix(epoch_seed, (uint64_t)b + 7));
             int correct;
-            double loss = cn_model_train_step(m, x, labels, n, (float)r.recipe.label_smoothing, grad, &correct);
+            double loss = cn_session_train_step(session, x, labels, n, (float)r.recipe.label_smoothing, grad, &correct);
             if (!isfinite(loss)) {
                 cn_progress_end(&bar);
                 snprintf(path, sizeof path, "%s/last.safetensors", r.out_dir);
@@ -744,7 +757,8 @@ cn_status cn_train(const cn_train_options *o) {
                              epoch + 1, b + 1, isnan(loss) ? "NaN" : "infinite", r.opt.lr, access(path, F_OK) == 0 ? path : "(none yet)");
                 break;
             }
-            cn_optimizer_step(&r.opt, m->params, m->grads);
+            /* the session's gradients are complete here: a data-parallel run would all-reduce them first */
+            cn_optimizer_step(&r.opt, m->params, cn_session_grads(session));
             cn_sched_batch_end(&r.sched);
             r.partial_loss += loss;
             r.partial_correct += correct;

@@ -5,6 +5,7 @@
 #include "convnet.h"
 #include "model.h"
 #include "data/dataset.h"
+#include "exec/session.h"
 #include <signal.h>
 
 #define CN_SEED_UNSET UINT64_MAX
@@ -50,9 +51,14 @@ cn_status cn_check_model_fits(const cn_model *model, const cn_dataset *ds);
 /* Evaluates `model` in eval mode on a split: summed loss (NLL, no smoothing),
  * correct count, and optionally every prediction (split->count ints).
  * mean/std: per channel. The split's images must have the model's input shape;
- * CN_ERR_SHAPE when a label is not one of the model's classes. */
+ * CN_ERR_SHAPE when a label is not one of the model's classes. Runs its own
+ * session of `threads` threads. */
 cn_status cn_evaluate(cn_model *model, const cn_split *split, const float *mean, const float *std, int threads,
                       double *loss_sum, int *correct, int *predictions);
+/* The same with an existing session (in batches of its capacity; in eval mode for the
+ * passes, then back in the mode it was in): training evaluates with its own session. */
+cn_status cn_evaluate_session(cn_session *session, const cn_split *split, const float *mean, const float *std,
+                              double *loss_sum, int *correct, int *predictions);
 
 /* CN_ERR_SHAPE naming `what` unless split's images are the model's input shape. */
 cn_status cn_check_input_shape(const cn_model *m, const cn_split *split, const char *what);

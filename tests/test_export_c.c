@@ -6,6 +6,7 @@
 #include "fixture.h"
 #include "io/export_c.h"
 #include "model.h"
+#include "exec/session.h"
 #include "core/rng.h"
 #include <stdint.h>
 #include <sys/stat.h>
@@ -129,12 +130,14 @@ static float *engine_scores(cn_model *m) {
     float *x = malloc((size_t)NUM_IMAGES * 784 * sizeof *x);
     const float *src = images + (size_t)NUM_CALIB * 784;
     for (int i = 0; i < NUM_IMAGES * 784; i++) x[i] = (src[i] - 0.1307f) / 0.3081f;
-    CHECK(cn_model_reserve(m, NUM_IMAGES, 2) == CN_OK);
-    cn_model_set_training(m, false);
-    const float *y = cn_model_forward(m, x, NUM_IMAGES, NULL);
+    cn_session *s;
+    CHECK(cn_session_create(m, NUM_IMAGES, 2, 0, &s) == CN_OK);
+    if (!s) { free(x); return NULL; }
+    const float *y = cn_session_forward(s, x, NUM_IMAGES, NULL);
     size_t n = (size_t)NUM_IMAGES * cn_model_num_classes(m);
     float *copy = malloc(n * sizeof *copy);
     memcpy(copy, y, n * sizeof *copy);
+    cn_session_free(s);
     free(x);
     return copy;
 }

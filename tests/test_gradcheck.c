@@ -9,6 +9,7 @@
  * up to O(h^2) for these piecewise-linear layers. */
 #include "harness.h"
 #include "model.h"
+#include "exec/session.h"
 #include "core/rng.h"
 
 #define TOL 2e-2
@@ -16,8 +17,8 @@
 static void check_layer_h(const char *spec, float H);
 static void check_layer(const char *spec) { check_layer_h(spec, 1e-2f); }
 
-static double loss_of(cn_model *m, const float *x, int batch, const float *r, int n_out) {
-    const float *y = cn_model_forward(m, x, batch, NULL);
+static double loss_of(cn_session *session, const float *x, int batch, const float *r, int n_out) {
+    const float *y = cn_session_forward(session, x, batch, NULL);
     double s = 0.0;
     for (int i = 0; i < batch * n_out; i++) s += (double)y[i] * r[i];
     return s;
@@ -39,9 +40,10 @@ static void check_layer_h(const char *spec, float H) {
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     if (st) return;
     int batch = 3;
-    CHECK(cn_model_reserve(m, batch, 2) == CN_OK);
-    cn_model_set_training(m, true);
-    m->dropout_seed = 12345;
+    cn_session *s;
+    CHECK(cn_session_create(m, batch, 2, 0, &s) == CN_OK);
+    cn_session_set_training(s, true);
+    cn_session_set_dropout_seed(s, 12345);
     cn_rng rng;
     cn_rng_seed(&rng, 99);
     int n_in = batch * cn_shape_size(m->input), n_out = batch * cn_model_num_classes(m);
@@ -51,14 +53,14 @@ static void check_layer_h(const char *spec, float H) {
     for (int i = 0; i < n_out; i++) r[i] = 2.0f * cn_rng_uniform(&rng) - 1.0f;
     /* BN params perturbed away from 1/0 so their gradients matter in every term. */
     for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.1f * (cn_rng_uniform(&rng) - 0.5f);
-    cn_model_forward(m, x, batch, NULL);
-    cn_model_backward_input(m, r, batch, gx);
-    memcpy(gp, m->grads, m->num_params * sizeof *gp);
+    cn_session_forward(s, x, batch, NULL);
+    cn_session_backward_input(s, r, batch, gx);
+    memcpy(gp, cn_session_grads(s), m->num_params * sizeof *gp);
     double worst = 0.0;
     for (size_t i = 0; i < m->num_params; i++) {
         float keep = m->params[i];
-        m->params[i] = keep + H; double lp = loss_of(m, x, batch, r, n_out / batch);
-        m->params[i] = keep - H; double lm = loss_of(m, x, batch, r, n_out / batch);
+        m->params[i] = keep + H; double lp = loss_of(s, x, batch, r, n_out / batch);
+        m->params[i] = keep - H; double lm = loss_of(s, x, batch, r, n_out / batch);
         m->params[i] = keep;
         double num = (lp - lm) / (2.0 * H), err = fabs(num - gp[i]) / fmax(1.0, fabs(num));
         if (err > worst) worst = err;
@@ -66,14 +68,15 @@ static void check_layer_h(const char *spec, float H) {
     }
     for (int i = 0; i < n_in; i++) {
         float keep = x[i];
-        x[i] = keep + H; double lp = loss_of(m, x, batch, r, n_out / batch);
-        x[i] = keep - H; double lm = loss_of(m, x, batch, r, n_out / batch);
+        x[i] = keep + H; double lp = loss_of(s, x, batch, r, n_out / batch);
+        x[i] = keep - H; double lm = loss_of(s, x, batch, r, n_out / batch);
         x[i] = keep;
         double num = (lp - lm) / (2.0 * H), err = fabs(num - gx[i]) / fmax(1.0, fabs(num));
         if (err > worst) worst = err;
     }
     CHECK_MSG(worst < TOL, "%s: worst relative gradient error %.3g", spec, worst);
     free(x); free(r); free(gx); free(gp);
+    cn_session_free(s);
     cn_model_free(m);
 }
 
@@ -100,12 +103,13 @@ TEST(dropout_statistics) {
     cn_model *m;
     CHECK(cn_model_from_spec("input 7x9x5\ndropout p=0.3\nflatten", "dropout", 7, &m) == CN_OK);
     int batch = 64, size = 7 * 9 * 5, n = batch * size, dropped = 0, bad = 0;
-    CHECK(cn_model_reserve(m, batch, 2) == CN_OK);
+    cn_session *s;
+    CHECK(cn_session_create(m, batch, 2, 0, &s) == CN_OK);
     float *x = malloc(n * sizeof *x);
     for (int i = 0; i < n; i++) x[i] = 1.0f;
-    cn_model_set_training(m, true);
-    m->dropout_seed = 4242;
-    const float *y = cn_model_forward(m, x, batch, NULL);
+    cn_session_set_training(s, true);
+    cn_session_set_dropout_seed(s, 4242);
+    const float *y = cn_session_forward(s, x, batch, NULL);
     for (int i = 0; i < n; i++) {
         if (y[i] == 0.0f) dropped++;
         else if (y[i] != 1.0f / 0.7f) bad++;
@@ -113,10 +117,11 @@ TEST(dropout_statistics) {
     double rate = (double)dropped / n, se = sqrt(0.3 * 0.7 / n);
     CHECK_MSG(bad == 0 && fabs(rate - 0.3) < 5 * se, "drop rate %.4f (expected 0.3 +- %.4f), %d bad values", rate, 5 * se, bad);
     CHECK(memcmp(y, y + size, size * sizeof *y) != 0);
-    cn_model_set_training(m, false);
-    y = cn_model_forward(m, x, batch, NULL);
+    cn_session_set_training(s, false);
+    y = cn_session_forward(s, x, batch, NULL);
     CHECK(memcmp(y, x, n * sizeof *y) == 0);
     free(x);
+    cn_session_free(s);
     cn_model_free(m);
 }
 /* Hidden ReLU/max-pool inputs of a stack cannot be kept off the kinks by

@@ -8,6 +8,7 @@
  * float rounding of the sum of absolute terms. */
 #include "harness.h"
 #include "model.h"
+#include "exec/session.h"
 #include "kernels/kernels.h"
 #include "core/rng.h"
 #include "loss.h"
@@ -86,8 +87,9 @@ static int check_conv_case(const conv_case *cc, const char *set, int threads, in
              cc->ic, cc->h, cc->w, cc->oc, cc->k, cc->pad, cc->stride, cc->bias ? "true" : "false");
     cn_model *m;
     if (cn_model_from_spec(spec, "test", 11, &m) != CN_OK) { fprintf(stderr, "  spec: %s\n", cn_last_error()); return 0; }
-    if (cn_model_reserve(m, batch, threads) != CN_OK) { cn_model_free(m); return 0; }
-    cn_model_set_training(m, true);
+    cn_session *s;
+    if (cn_session_create(m, batch, threads, 0, &s) != CN_OK) { cn_model_free(m); return 0; }
+    cn_session_set_training(s, true);
     const cn_layer *l = &m->layers[0];
     int oh = l->out.h, ow = l->out.w;
     size_t in_n = (size_t)cc->ic * cc->h * cc->w, out_n = (size_t)cc->oc * oh * ow, w_n = l->weight_count;
@@ -105,22 +107,23 @@ static int check_conv_case(const conv_case *cc, const char *set, int threads, in
     const float *w = m->params + l->weight_offset, *bias = cc->bias ? m->params + l->bias_offset : NULL;
 
     int ok = 1;
-    const float *y = cn_model_forward(m, x, batch, NULL);
+    const float *y = cn_session_forward(s, x, batch, NULL);
     for (int b = 0; b < batch; b++)
         ref_conv_forward(cc, oh, ow, x + b * in_n, w, bias, want + b * out_n, mag + b * out_n);
     ok &= compare("forward", cc, set, y, want, mag, batch * out_n);
 
-    cn_model_backward_input(m, dy, batch, dx);
+    cn_session_backward_input(s, dy, batch, dx);
     memset(want, 0, batch * in_n * sizeof *want);
     memset(mag, 0, batch * in_n * sizeof *mag);
     for (int b = 0; b < batch; b++)
         ref_conv_backward(cc, oh, ow, x + b * in_n, w, dy + b * out_n, want + b * in_n, mag + b * in_n, dw, dw_mag,
                           bias ? db : NULL, db_mag);
     ok &= compare("grad input", cc, set, dx, want, mag, batch * in_n);
-    ok &= compare("grad weight", cc, set, m->grads + l->weight_offset, dw, dw_mag, w_n);
-    if (bias) ok &= compare("grad bias", cc, set, m->grads + l->bias_offset, db, db_mag, cc->oc);
+    ok &= compare("grad weight", cc, set, cn_session_grads(s) + l->weight_offset, dw, dw_mag, w_n);
+    if (bias) ok &= compare("grad bias", cc, set, cn_session_grads(s) + l->bias_offset, db, db_mag, cc->oc);
 
     free(x); free(dy); free(dx); free(want); free(mag); free(dw); free(dw_mag); free(db); free(db_mag);
+    cn_session_free(s);
     cn_model_free(m);
     return ok;
 }
@@ -287,7 +290,9 @@ TEST(conv_backward_is_deterministic) {
         CHECK_MSG(0, "%s", cn_last_error());
         return;
     }
-    CHECK(cn_model_reserve(m, 16, 2) == CN_OK);
+    cn_session *s;
+    CHECK(cn_session_create(m, 16, 2, 0, &s) == CN_OK);
+    cn_session_set_training(s, true);
     size_t in_n = 16 * 8 * 144, out_n = 16 * 16 * 144;
     float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *dx1 = malloc(in_n * sizeof *dx1);
     float *dx2 = malloc(in_n * sizeof *dx2), *g1 = malloc(m->num_params * sizeof *g1);
@@ -295,14 +300,15 @@ TEST(conv_backward_is_deterministic) {
     cn_rng_seed(&rng, 5);
     fill(x, in_n, &rng);
     fill(dy, out_n, &rng);
-    cn_model_forward(m, x, 16, NULL);
-    cn_model_backward_input(m, dy, 16, dx1);
-    memcpy(g1, m->grads, m->num_params * sizeof *g1);
-    cn_model_forward(m, x, 16, NULL);
-    cn_model_backward_input(m, dy, 16, dx2);
-    CHECK(memcmp(g1, m->grads, m->num_params * sizeof *g1) == 0);
+    cn_session_forward(s, x, 16, NULL);
+    cn_session_backward_input(s, dy, 16, dx1);
+    memcpy(g1, cn_session_grads(s), m->num_params * sizeof *g1);
+    cn_session_forward(s, x, 16, NULL);
+    cn_session_backward_input(s, dy, 16, dx2);
+    CHECK(memcmp(g1, cn_session_grads(s), m->num_params * sizeof *g1) == 0);
     CHECK(memcmp(dx1, dx2, in_n * sizeof *dx1) == 0);
     free(x); free(dy); free(dx1); free(dx2); free(g1);
+    cn_session_free(s);
     cn_model_free(m);
 }
 
@@ -344,10 +350,15 @@ static int check_chain(int c, int h, int w, const char *leader, const char *tail
         ok = second != NULL;
     }
     int batch = 6;
-    if (ok) first->unfused = second->unfused = true;
-    if (ok) ok = cn_model_reserve(fused, batch, threads) == CN_OK && cn_model_reserve(first, batch, threads) == CN_OK &&
-                 cn_model_reserve(second, batch, threads) == CN_OK;
-    if (!ok) { cn_model_free(fused); cn_model_free(first); cn_model_free(second); return 0; }
+    cn_session *s_fused = NULL, *s_first = NULL, *s_second = NULL;
+    if (ok) ok = cn_session_create(fused, batch, threads, 0, &s_fused) == CN_OK &&
+                 cn_session_create(first, batch, threads, CN_SESSION_UNFUSED, &s_first) == CN_OK &&
+                 cn_session_create(second, batch, threads, CN_SESSION_UNFUSED, &s_second) == CN_OK;
+    if (!ok) {
+        cn_session_free(s_fused); cn_session_free(s_first); cn_session_free(s_second);
+        cn_model_free(fused); cn_model_free(first); cn_model_free(second);
+        return 0;
+    }
     size_t in_n = (size_t)batch * cn_shape_size(fused->input), mid_n = (size_t)batch * cn_shape_size(second->input);
     size_t out_n = (size_t)batch * cn_model_num_classes(fused);
     cn_rng rng;
@@ -366,12 +377,12 @@ static int check_chain(int c, int h, int w, const char *leader, const char *tail
     fill_running_stats(second, &rng);
     memcpy(fused->buffers, first->buffers, first->num_buffers * sizeof(float));
     memcpy(fused->buffers + first->num_buffers, second->buffers, second->num_buffers * sizeof(float));
-    cn_model_set_training(fused, training);
-    cn_model_set_training(first, training);
-    cn_model_set_training(second, training);
-    const float *y_f = cn_model_forward(fused, x, batch, NULL);
-    memcpy(mid, cn_model_forward(first, x, batch, NULL), mid_n * sizeof *mid);
-    const float *y_u = cn_model_forward(second, mid, batch, NULL);
+    cn_session_set_training(s_fused, training);
+    cn_session_set_training(s_first, training);
+    cn_session_set_training(s_second, training);
+    const float *y_f = cn_session_forward(s_fused, x, batch, NULL);
+    memcpy(mid, cn_session_forward(s_first, x, batch, NULL), mid_n * sizeof *mid);
+    const float *y_u = cn_session_forward(s_second, mid, batch, NULL);
     /* batch-norm sums (training) add the same terms in another order: equal up to rounding */
     bool reordered = training && ((strstr(leader, "batchnorm2d") && strstr(tail, "maxpool2d")) || strstr(tail, "batchnorm2d"));
     if (reordered)
@@ -380,23 +391,25 @@ static int check_chain(int c, int h, int w, const char *leader, const char *tail
         ok = memcmp(y_f, y_u, out_n * sizeof *y_f) == 0;
     if (!ok) fprintf(stderr, "  chain %s%s %dx%dx%d: forward differs\n", leader, tail, c, h, w);
     if (ok && training) {
-        cn_model_backward_input(fused, dy, batch, dx_f);
-        cn_model_backward_input(second, dy, batch, dmid);
-        cn_model_backward_input(first, dmid, batch, dx_u);
+        cn_session_backward_input(s_fused, dy, batch, dx_f);
+        cn_session_backward_input(s_second, dy, batch, dmid);
+        cn_session_backward_input(s_first, dmid, batch, dx_u);
+        const float *g_f = cn_session_grads(s_fused), *g_1 = cn_session_grads(s_first), *g_2 = cn_session_grads(s_second);
         if (reordered) {
             for (size_t i = 0; i < in_n && ok; i++) ok = fabsf(dx_f[i] - dx_u[i]) <= 1e-5f * (1.0f + fabsf(dx_u[i]));
             for (size_t i = 0; i < first->num_params && ok; i++)
-                ok = fabsf(fused->grads[i] - first->grads[i]) <= 1e-5f * (1.0f + fabsf(first->grads[i]));
+                ok = fabsf(g_f[i] - g_1[i]) <= 1e-5f * (1.0f + fabsf(g_1[i]));
             for (size_t i = 0; i < second->num_params && ok; i++)
-                ok = fabsf(fused->grads[first->num_params + i] - second->grads[i]) <= 1e-5f * (1.0f + fabsf(second->grads[i]));
+                ok = fabsf(g_f[first->num_params + i] - g_2[i]) <= 1e-5f * (1.0f + fabsf(g_2[i]));
         } else {
             ok = memcmp(dx_f, dx_u, in_n * sizeof *dx_f) == 0 &&
-                 memcmp(fused->grads, first->grads, first->num_params * sizeof(float)) == 0 &&
-                 memcmp(fused->grads + first->num_params, second->grads, second->num_params * sizeof(float)) == 0;
+                 memcmp(g_f, g_1, first->num_params * sizeof(float)) == 0 &&
+                 memcmp(g_f + first->num_params, g_2, second->num_params * sizeof(float)) == 0;
         }
         if (!ok) fprintf(stderr, "  chain %s%s %dx%dx%d: gradients differ\n", leader, tail, c, h, w);
     }
     free(x); free(dy); free(dx_f); free(dx_u); free(mid); free(dmid);
+    cn_session_free(s_fused); cn_session_free(s_first); cn_session_free(s_second);
     cn_model_free(fused); cn_model_free(first); cn_model_free(second);
     return ok;
 }
@@ -427,6 +440,10 @@ TEST(fused_chains_match_separate_layers) {
     cn_kernels_select(NULL);
 }
 
+static void free_pair(cn_model *m[2], cn_session *s[2]) {
+    for (int u = 0; u < 2; u++) { cn_session_free(s[u]); cn_model_free(m[u]); }
+}
+
 /* max |a - b| over n values, relative to max |b| */
 static double max_rel_diff(const float *a, const float *b, size_t n) {
     double diff = 0.0, scale = 1e-30;
@@ -437,17 +454,18 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
     return diff / scale;
 }
 
-/* Two models of preset p with the same parameters, reserved for `batch` with threads[0] and
- * threads[1] threads; 0 (both freed, an error reported) on failure. */
-static int preset_pair(int p, int batch, const int threads[2], cn_model *m[2]) {
+/* Two models of preset p with the same parameters, with sessions for `batch` samples on
+ * threads[0] and threads[1] threads (flags[u]); 0 (all freed, an error reported) on failure. */
+static int preset_pair(int p, int batch, const int threads[2], const unsigned flags[2], cn_model *m[2], cn_session *s[2]) {
     m[0] = m[1] = NULL;
+    s[0] = s[1] = NULL;
     int ok = 1;
     for (int u = 0; u < 2; u++)
         ok = ok && cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &m[u]) == CN_OK &&
-             cn_model_reserve(m[u], batch, threads[u]) == CN_OK;
+             cn_session_create(m[u], batch, threads[u], flags[u], &s[u]) == CN_OK;
     if (!ok) {
         fprintf(stderr, "  %s: %s\n", cn_preset_name(p), cn_last_error());
-        cn_model_free(m[0]); cn_model_free(m[1]);
+        free_pair(m, s);
     }
     return ok;
 }
@@ -460,10 +478,11 @@ TEST(presets_fused_match_unfused) {
     for (int p = 0; p < cn_preset_count(); p++)
         for (int threads = 1; threads <= 2; threads++) {
             cn_model *m[2];
-            int ok = preset_pair(p, BATCH, (const int[2]){ threads, threads }, m);
+            cn_session *s[2];
+            int ok = preset_pair(p, BATCH, (const int[2]){ threads, threads }, (const unsigned[2]){ 0, CN_SESSION_UNFUSED },
+                                 m, s);
             CHECK(ok);
             if (!ok) continue;
-            m[1]->unfused = true;
             cn_rng rng;
             cn_rng_seed(&rng, 21);
             size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
@@ -474,36 +493,38 @@ TEST(presets_fused_match_unfused) {
             memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
             for (int u = 0; u < 2; u++) {
                 y[u] = malloc(out_n * sizeof(float));
-                cn_model_set_training(m[u], false);
-                memcpy(y[u], cn_model_forward(m[u], x, BATCH, NULL), out_n * sizeof(float));
+                cn_session_set_training(s[u], false);
+                memcpy(y[u], cn_session_forward(s[u], x, BATCH, NULL), out_n * sizeof(float));
             }
             CHECK_MSG(memcmp(y[0], y[1], out_n * sizeof(float)) == 0, "%s, %d threads: eval outputs differ",
                       cn_preset_name(p), threads);
             for (int u = 0; u < 2; u++) {
-                cn_model_set_training(m[u], true);
-                m[u]->dropout_seed = 99;
-                memcpy(y[u], cn_model_forward(m[u], x, BATCH, NULL), out_n * sizeof(float));
-                cn_model_backward(m[u], dy, BATCH);
+                cn_session_set_training(s[u], true);
+                cn_session_set_dropout_seed(s[u], 99);
+                memcpy(y[u], cn_session_forward(s[u], x, BATCH, NULL), out_n * sizeof(float));
+                cn_session_backward(s[u], dy, BATCH);
             }
-            double dout = max_rel_diff(y[0], y[1], out_n), dgrad = max_rel_diff(m[0]->grads, m[1]->grads, m[0]->num_params);
+            double dout = max_rel_diff(y[0], y[1], out_n);
+            double dgrad = max_rel_diff(cn_session_grads(s[0]), cn_session_grads(s[1]), m[0]->num_params);
             CHECK_MSG(dout < 1e-5 && dgrad < 1e-4, "%s, %d threads: training step differs (outputs %.3g, gradients %.3g)",
                       cn_preset_name(p), threads, dout, dgrad);
             free(x); free(dy); free(y[0]); free(y[1]);
-            cn_model_free(m[0]); cn_model_free(m[1]);
+            free_pair(m, s);
         }
 }
 
 /* Eval mode with 2 threads runs groups of samples through the whole model on per-thread
- * workers (model.c): every preset's outputs equal the 1-thread batch pass bit for bit, for
+ * workers (exec/passes.c): every preset's outputs equal the 1-thread batch pass bit for bit, for
  * a batch that is not a multiple of the group size; then a training step still works. */
 TEST(eval_groups_match_batch_pass) {
     enum { BATCH = 37 };
     for (int p = 0; p < cn_preset_count(); p++) {
         cn_model *m[2];
-        int ok = preset_pair(p, BATCH, (const int[2]){ 2, 1 }, m);
+        cn_session *s[2];
+        int ok = preset_pair(p, BATCH, (const int[2]){ 2, 1 }, (const unsigned[2]){ 0, 0 }, m, s);
         CHECK(ok);
         if (!ok) continue;
-        CHECK(m[0]->workers != NULL && m[1]->workers == NULL);
+        CHECK(cn_session_uses_team(s[0], BATCH) && !cn_session_uses_team(s[1], BATCH));
         cn_rng rng;
         cn_rng_seed(&rng, 5);
         size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
@@ -511,22 +532,22 @@ TEST(eval_groups_match_batch_pass) {
         fill(x, in_n, &rng);
         fill_running_stats(m[0], &rng);
         memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
-        for (int u = 0; u < 2; u++) cn_model_set_training(m[u], false);
-        for (int pass = 0; pass < 2; pass++) {  /* twice: the workers' buffers trade places in a pass */
-            memcpy(y, cn_model_forward(m[0], x, BATCH, NULL), out_n * sizeof *y);
-            CHECK_MSG(memcmp(y, cn_model_forward(m[1], x, BATCH, NULL), out_n * sizeof *y) == 0,
+        for (int u = 0; u < 2; u++) cn_session_set_training(s[u], false);
+        for (int pass = 0; pass < 2; pass++) {  /* twice: for the buffers' reuse */
+            memcpy(y, cn_session_forward(s[0], x, BATCH, NULL), out_n * sizeof *y);
+            CHECK_MSG(memcmp(y, cn_session_forward(s[1], x, BATCH, NULL), out_n * sizeof *y) == 0,
                       "%s: eval outputs differ (pass %d)", cn_preset_name(p), pass);
         }
-        cn_model_set_training(m[0], true);
-        const float *t = cn_model_forward(m[0], x, BATCH, &rng);
+        cn_session_set_training(s[0], true);
+        const float *t = cn_session_forward(s[0], x, BATCH, &rng);
         CHECK(isfinite(t[0]));
         free(x); free(y);
-        cn_model_free(m[0]); cn_model_free(m[1]);
+        free_pair(m, s);
     }
 }
 
 /* Training with 2 threads runs each thread's share of the batch through the whole model on
- * a worker (model.c). Against the model's own layers run one by one on the whole batch with
+ * a worker (exec/passes.c). Against the session's own layers run one by one on the whole batch with
  * 2 threads: every preset, a batch that does not split evenly, dropout on: outputs, the
  * input gradient and the batch norms' state bit-identical, parameter gradients too except
  * a linear layer's (its sum over samples is split in two). Twice, for the buffers' reuse. */
@@ -534,10 +555,12 @@ TEST(training_workers_match_batch_pass) {
     enum { BATCH = 37 };
     for (int p = 0; p < cn_preset_count(); p++) {
         cn_model *m[2];
-        int ok = preset_pair(p, BATCH, (const int[2]){ 2, 2 }, m);
+        cn_session *s[2];
+        int ok = preset_pair(p, BATCH, (const int[2]){ 2, 2 }, (const unsigned[2]){ 0, 0 }, m, s);
         CHECK(ok);
         if (!ok) continue;
-        CHECK(m[0]->workers != NULL);
+        for (int u = 0; u < 2; u++) cn_session_set_training(s[u], true);
+        CHECK(cn_session_uses_team(s[0], BATCH));
         int L = m[0]->num_layers;
         cn_rng rng;
         cn_rng_seed(&rng, 8);
@@ -547,22 +570,22 @@ TEST(training_workers_match_batch_pass) {
         fill(x, in_n, &rng);
         fill(dy, out_n, &rng);
         for (int pass = 0; pass < 2; pass++) {
-            for (int u = 0; u < 2; u++) m[u]->dropout_seed = 1234 + pass;
-            memcpy(y, cn_model_forward(m[0], x, BATCH, NULL), out_n * sizeof *y);
-            cn_model_backward_input(m[0], dy, BATCH, dx);
-            memcpy(m[1]->acts[0], x, in_n * sizeof *x);
-            for (int i = 0; i < L; i++) cn_model_forward_layer(m[1], i, BATCH);
-            CHECK_MSG(memcmp(y, m[1]->acts[L], out_n * sizeof *y) == 0, "%s: outputs differ (pass %d)",
+            for (int u = 0; u < 2; u++) cn_session_set_dropout_seed(s[u], 1234 + pass);
+            memcpy(y, cn_session_forward(s[0], x, BATCH, NULL), out_n * sizeof *y);
+            cn_session_backward_input(s[0], dy, BATCH, dx);
+            memcpy(cn_session_value(s[1], 0), x, in_n * sizeof *x);
+            for (int i = 0; i < L; i++) cn_session_forward_layer(s[1], i, BATCH);
+            CHECK_MSG(memcmp(y, cn_session_value(s[1], L), out_n * sizeof *y) == 0, "%s: outputs differ (pass %d)",
                       cn_preset_name(p), pass);
-            memcpy(m[1]->grad_acts[L], dy, out_n * sizeof *dy);
-            for (int i = L - 1; i >= 0; i--) cn_model_backward_layer(m[1], i, BATCH);
+            memcpy(cn_session_value_grad(s[1]), dy, out_n * sizeof *dy);
+            for (int i = L - 1; i >= 0; i--) cn_session_backward_layer(s[1], i, BATCH);
             CHECK_MSG(memcmp(m[0]->buffers, m[1]->buffers, m[0]->num_buffers * sizeof(float)) == 0,
                       "%s: batch-norm running statistics differ", cn_preset_name(p));
             for (int i = 0; i < L; i++) {
                 const cn_layer *l = &m[0]->layers[i];
                 size_t n = l->weight_count + l->bias_count;
                 if (!n) continue;
-                const float *a = m[0]->grads + l->weight_offset, *b = m[1]->grads + l->weight_offset;
+                const float *a = cn_session_grads(s[0]) + l->weight_offset, *b = cn_session_grads(s[1]) + l->weight_offset;
                 if (l->kind == CN_LAYER_LINEAR)
                     CHECK_MSG(max_rel_diff(a, b, n) < 1e-5, "%s: layer %d gradients differ", cn_preset_name(p), i);
                 else
@@ -572,26 +595,29 @@ TEST(training_workers_match_batch_pass) {
         /* the input gradient (per sample, and the batch norms' sums do not depend on the
          * split): a model on 1 thread */
         cn_model *one = NULL;
+        cn_session *s_one = NULL;
         ok = cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &one) == CN_OK &&
-             cn_model_reserve(one, BATCH, 1) == CN_OK;
+             cn_session_create(one, BATCH, 1, 0, &s_one) == CN_OK;
         CHECK(ok);
         if (ok) {
             float *dx_one = malloc(in_n * sizeof *dx_one);
-            one->dropout_seed = 1235;
-            CHECK(memcmp(y, cn_model_forward(one, x, BATCH, NULL), out_n * sizeof *y) == 0);
-            cn_model_backward_input(one, dy, BATCH, dx_one);
+            cn_session_set_training(s_one, true);
+            cn_session_set_dropout_seed(s_one, 1235);
+            CHECK(memcmp(y, cn_session_forward(s_one, x, BATCH, NULL), out_n * sizeof *y) == 0);
+            cn_session_backward_input(s_one, dy, BATCH, dx_one);
             CHECK_MSG(memcmp(dx, dx_one, in_n * sizeof *dx) == 0, "%s: input gradients differ", cn_preset_name(p));
             free(dx_one);
         }
+        cn_session_free(s_one);
         cn_model_free(one);
         free(x); free(dy); free(y); free(dx);
-        cn_model_free(m[0]); cn_model_free(m[1]);
+        free_pair(m, s);
     }
 }
 
-/* cn_model_train_step against cn_model_forward, cn_loss_batch and cn_model_backward, both
- * with 2 threads: every preset and a small net with dropout and a linear head (models
- * without batch norm train chunk by chunk, model.c), a batch whose workers' shares end in
+/* cn_session_train_step against cn_session_forward, cn_loss_batch and cn_session_backward,
+ * both with 2 threads: every preset and a small net with dropout and a linear head (models
+ * without batch norm train chunk by chunk, exec/passes.c), a batch whose workers' shares end in
  * partial chunks: the loss gradient (so the outputs) and the hits identical, the loss and
  * parameter gradients equal within rounding; twice with the same dropout seed, for the
  * buffers' reuse: the step gives identical gradients both times. */
@@ -603,11 +629,12 @@ TEST(train_step_matches_separate_passes) {
         const char *spec = p < cn_preset_count() ? cn_preset_spec(p) : dropout_net;
         const char *name = p < cn_preset_count() ? cn_preset_name(p) : "dropout net";
         cn_model *m[2] = { NULL, NULL };
+        cn_session *s[2] = { NULL, NULL };
         int ok = 1;
         for (int u = 0; u < 2; u++)
-            ok = ok && cn_model_from_spec(spec, name, 3, &m[u]) == CN_OK && cn_model_reserve(m[u], BATCH, 2) == CN_OK;
+            ok = ok && cn_model_from_spec(spec, name, 3, &m[u]) == CN_OK && cn_session_create(m[u], BATCH, 2, 0, &s[u]) == CN_OK;
         CHECK_MSG(ok, "%s: %s", name, cn_last_error());
-        if (!ok) { cn_model_free(m[0]); cn_model_free(m[1]); continue; }
+        if (!ok) { free_pair(m, s); continue; }
         int classes = cn_model_num_classes(m[0]);
         size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * classes;
         size_t P = m[0]->num_params;
@@ -618,14 +645,14 @@ TEST(train_step_matches_separate_passes) {
         cn_rng_seed(&rng, 21);
         fill(x, in_n, &rng);
         for (int b = 0; b < BATCH; b++) labels[b] = (int)cn_rng_below(&rng, (uint64_t)classes);
-        for (int u = 0; u < 2; u++) cn_model_set_training(m[u], true);
+        for (int u = 0; u < 2; u++) cn_session_set_training(s[u], true);
         for (int pass = 0; pass < 2; pass++) {
-            for (int u = 0; u < 2; u++) m[u]->dropout_seed = 99;
+            for (int u = 0; u < 2; u++) cn_session_set_dropout_seed(s[u], 99);
             int hits[2];
-            double loss0 = cn_model_train_step(m[0], x, labels, BATCH, 0.1f, grad[0], &hits[0]);
-            const float *out = cn_model_forward(m[1], x, BATCH, NULL);
+            double loss0 = cn_session_train_step(s[0], x, labels, BATCH, 0.1f, grad[0], &hits[0]);
+            const float *out = cn_session_forward(s[1], x, BATCH, NULL);
             double loss1 = cn_loss_batch(out, labels, BATCH, classes, cn_model_outputs_log_probs(m[1]), 0.1f, grad[1], &hits[1]);
-            cn_model_backward(m[1], grad[1], BATCH);
+            cn_session_backward(s[1], grad[1], BATCH);
             CHECK_MSG(memcmp(grad[0], grad[1], out_n * sizeof(float)) == 0, "%s: loss gradients differ", name);
             CHECK(hits[0] == hits[1]);
             CHECK_NEAR(loss0, loss1, 1e-12);
@@ -633,14 +660,15 @@ TEST(train_step_matches_separate_passes) {
                 const cn_layer *l = &m[0]->layers[i];
                 size_t n = l->weight_count + l->bias_count;
                 if (n)
-                    CHECK_MSG(max_rel_diff(m[0]->grads + l->weight_offset, m[1]->grads + l->weight_offset, n) < 1e-5,
+                    CHECK_MSG(max_rel_diff(cn_session_grads(s[0]) + l->weight_offset,
+                                           cn_session_grads(s[1]) + l->weight_offset, n) < 1e-5,
                               "%s: layer %d gradients differ", name, i);
             }
-            if (pass == 0) memcpy(first_grads, m[0]->grads, P * sizeof(float));
-            else CHECK_MSG(memcmp(first_grads, m[0]->grads, P * sizeof(float)) == 0, "%s: a second step differs", name);
+            if (pass == 0) memcpy(first_grads, cn_session_grads(s[0]), P * sizeof(float));
+            else CHECK_MSG(memcmp(first_grads, cn_session_grads(s[0]), P * sizeof(float)) == 0, "%s: a second step differs", name);
         }
         free(x); free(grad[0]); free(grad[1]); free(first_grads);
-        cn_model_free(m[0]); cn_model_free(m[1]);
+        free_pair(m, s);
     }
 }
 

@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "fixture.h"
 #include "model.h"
+#include "exec/session.h"
 #include "loss.h"
 #include "optim.h"
 #include "lr_schedule.h"
@@ -32,7 +33,8 @@ static void check_layer_fixture(const char *name) {
     CHECK(m);
     if (!m) { cn_st_close(f); return; }
     int batch = (int)fixture_meta_num(f, "batch");
-    CHECK(cn_model_reserve(m, batch, 2) == CN_OK);
+    cn_session *s;
+    CHECK(cn_session_create(m, batch, 2, 0, &s) == CN_OK);
     const cn_layer *l = &m->layers[0];
     size_t n;
     float *w = cn_st_find(f, "weight") ? fixture_floats(f, "weight", &n) : NULL;
@@ -44,26 +46,28 @@ static void check_layer_fixture(const char *name) {
     float *gy = fixture_floats(f, "grad_output", NULL), *gx = fixture_floats(f, "grad_input", NULL);
     float *my_gx = calloc(n_in, sizeof *my_gx);
     CHECK(n_in == (size_t)batch * cn_shape_size(m->input));
-    cn_model_set_training(m, true);
-    const float *out = cn_model_forward(m, x, batch, NULL);
+    cn_session_set_training(s, true);
+    const float *out = cn_session_forward(s, x, batch, NULL);
     CHECK_ALLCLOSE(out, y, n_out, FIXTURE_TOL);
-    cn_model_backward_input(m, gy, batch, my_gx);
+    cn_session_backward_input(s, gy, batch, my_gx);
     CHECK_ALLCLOSE(my_gx, gx, n_in, FIXTURE_TOL);
-    if (w) { float *gw = fixture_floats(f, "grad_weight", NULL); CHECK_ALLCLOSE(m->grads + l->weight_offset, gw, l->weight_count, FIXTURE_TOL); free(gw); }
-    if (b) { float *gb = fixture_floats(f, "grad_bias", NULL); CHECK_ALLCLOSE(m->grads + l->bias_offset, gb, l->bias_count, FIXTURE_TOL); free(gb); }
+    const float *grads = cn_session_grads(s);
+    if (w) { float *gw = fixture_floats(f, "grad_weight", NULL); CHECK_ALLCLOSE(grads + l->weight_offset, gw, l->weight_count, FIXTURE_TOL); free(gw); }
+    if (b) { float *gb = fixture_floats(f, "grad_bias", NULL); CHECK_ALLCLOSE(grads + l->bias_offset, gb, l->bias_count, FIXTURE_TOL); free(gb); }
     if (l->kind == CN_LAYER_BATCHNORM2D) {
         float *rm = fixture_floats(f, "running_mean", NULL), *rv = fixture_floats(f, "running_var", NULL);
         int64_t *nbt = fixture_ints(f, "num_batches_tracked", NULL);
         CHECK_ALLCLOSE(m->buffers + l->buffer_offset, rm, (size_t)l->in.c, FIXTURE_TOL);
         CHECK_ALLCLOSE(m->buffers + l->buffer_offset + l->in.c, rv, (size_t)l->in.c, FIXTURE_TOL);
         CHECK(nbt && m->bn_batches_tracked[0] == nbt[0]);
-        cn_model_set_training(m, false);
+        cn_session_set_training(s, false);
         float *ey = fixture_floats(f, "eval_output", NULL);
-        out = cn_model_forward(m, x, batch, NULL);
+        out = cn_session_forward(s, x, batch, NULL);
         CHECK_ALLCLOSE(out, ey, n_out, FIXTURE_TOL);
         free(rm); free(rv); free(nbt); free(ey);
     }
     free(w); free(b); free(x); free(y); free(gy); free(gx); free(my_gx);
+    cn_session_free(s);
     cn_model_free(m);
     cn_st_close(f);
 }
@@ -111,12 +115,14 @@ static void check_preset(const char *name) {
     CHECK_MSG(cn_checkpoint_read_weights(f, rel, m) == CN_OK, "%s", cn_last_error());
     for (int i = 0; i < m->num_layers; i++) if (m->layers[i].kind == CN_LAYER_DROPOUT) m->layers[i].dropout_p = 0.0f;
     int batch = (int)fixture_meta_num(f, "batch");
-    CHECK(cn_model_reserve(m, batch, 2) == CN_OK);
+    cn_session *s;
+    CHECK(cn_session_create(m, batch, 2, 0, &s) == CN_OK);
+    cn_session_set_training(s, true);
     float *x = fixture_floats(f, "input", NULL), *y = fixture_floats(f, "output", NULL), *loss = fixture_floats(f, "loss", NULL);
     int64_t *t = fixture_ints(f, "target", NULL);
     int labels[16];
     for (int i = 0; i < batch; i++) labels[i] = (int)t[i];
-    const float *out = cn_model_forward(m, x, batch, NULL);
+    const float *out = cn_session_forward(s, x, batch, NULL);
     int classes = cn_model_num_classes(m);
     CHECK_ALLCLOSE(out, y, (size_t)batch * classes, FIXTURE_TOL);
     float grad[160];
@@ -124,20 +130,21 @@ static void check_preset(const char *name) {
     CHECK(!strcmp(fixture_meta(f, "loss"), log_probs ? "nll" : "cross_entropy"));
     double sum = cn_loss_batch(out, labels, batch, classes, log_probs, 0.0f, grad, NULL);
     CHECK_NEAR(sum / batch, loss[0], FIXTURE_TOL);
-    cn_model_backward(m, grad, batch);
+    cn_session_backward(s, grad, batch);
+    const float *grads = cn_session_grads(s);
     char key[128];
     for (int i = 0; i < m->num_layers; i++) {
         const cn_layer *l = &m->layers[i];
         if (l->weight_count) {
             snprintf(key, sizeof key, "grad.%s.weight", l->name);
             float *g = fixture_floats(f, key, NULL);
-            CHECK_ALLCLOSE(m->grads + l->weight_offset, g, l->weight_count, FIXTURE_TOL);
+            CHECK_ALLCLOSE(grads + l->weight_offset, g, l->weight_count, FIXTURE_TOL);
             free(g);
         }
         if (l->bias_count) {
             snprintf(key, sizeof key, "grad.%s.bias", l->name);
             float *g = fixture_floats(f, key, NULL);
-            CHECK_ALLCLOSE(m->grads + l->bias_offset, g, l->bias_count, FIXTURE_TOL);
+            CHECK_ALLCLOSE(grads + l->bias_offset, g, l->bias_count, FIXTURE_TOL);
             free(g);
         }
         if (l->kind == CN_LAYER_BATCHNORM2D) {
@@ -151,6 +158,7 @@ static void check_preset(const char *name) {
         }
     }
     free(x); free(y); free(loss); free(t);
+    cn_session_free(s);
     cn_model_free(m);
     cn_st_close(f);
 }

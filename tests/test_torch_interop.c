@@ -3,6 +3,7 @@
  * Needs Debian's python3-torch; without it the check is reported as skipped. */
 #include "harness.h"
 #include "checkpoint.h"
+#include "exec/session.h"
 #include "io/safetensors.h"
 #include "core/rng.h"
 
@@ -19,12 +20,14 @@ static void check_preset(const char *preset) {
     cn_rng rng;
     cn_rng_seed(&rng, 9);
     for (int i = 0; i < N * 784; i++) x[i] = (float)cn_rng_normal(&rng);
-    CHECK(cn_model_reserve(m, N, 2) == CN_OK);
+    cn_session *s;
+    CHECK(cn_session_create(m, N, 2, 0, &s) == CN_OK);
+    if (!s) { cn_model_free(m); return; }
     /* A few training steps' worth of BN statistics, so running stats are not 0/1. */
-    cn_model_set_training(m, true);
-    for (int k = 0; k < 3; k++) cn_model_forward(m, x, N, &rng);
-    cn_model_set_training(m, false);
-    const float *y = cn_model_forward(m, x, N, NULL);
+    cn_session_set_training(s, true);
+    for (int k = 0; k < 3; k++) cn_session_forward(s, x, N, &rng);
+    cn_session_set_training(s, false);
+    const float *y = cn_session_forward(s, x, N, NULL);
     char ckpt[256], io[256], cmd[1024];
     snprintf(ckpt, sizeof ckpt, "/tmp/convnet-interop-%s.safetensors", preset);
     snprintf(io, sizeof io, "/tmp/convnet-interop-%s-io.safetensors", preset);
@@ -39,6 +42,7 @@ static void check_preset(const char *preset) {
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_load_check.py %s %s %s", preset, ckpt, io);
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "%s exited with %d", cmd, rc);
+    cn_session_free(s);
     cn_model_free(m);
 }
 

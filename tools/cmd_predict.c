@@ -1,6 +1,7 @@
 /* convnet predict; also cli_load_weights, the weights loader shared with eval and export. */
 #include "commands.h"
 #include "model.h"
+#include "exec/session.h"
 #include "data/catalog.h"
 #include "data/dataset.h"
 #include "io/image.h"
@@ -364,12 +365,12 @@ int cmd_predict(int argc, char **argv) {
         for (int k = 0; k < classes; k++) snprintf(info.class_names[k], sizeof info.class_names[k], "%d", k);
     if (top > classes) top = classes;
     int log_probs = m->num_layers > 0 && m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
-    if (cn_model_reserve(m, 1, 1)) { cn_model_free(m); return cli_fail(); }
-    cn_model_set_training(m, false);
+    cn_session *session;
+    if (cn_session_create(m, 1, 1, 0, &session)) { cn_model_free(m); return cli_fail(); }
 
     char **files;
     int count = collect_files(argv + optind, argc - optind, &files), failures = 0;
-    if (count < 0) { cn_model_free(m); return 1; }
+    if (count < 0) { cn_session_free(session); cn_model_free(m); return 1; }
     prediction *preds = calloc((size_t)count + 1, sizeof *preds);
     int *orders = calloc((size_t)count * classes + 1, sizeof *orders);
     float *probs = calloc((size_t)count * classes + 1, sizeof *probs), *x = malloc(cn_shape_size(m->input) * sizeof *x);
@@ -377,6 +378,7 @@ int cmd_predict(int argc, char **argv) {
         free(preds); free(orders); free(probs); free(x);
         for (int i = 0; i < count; i++) free(files[i]);
         free(files);
+        cn_session_free(session);
         cn_model_free(m); fprintf(stderr, "%s: out of memory\n", cli_command); return 1;
     }
     for (int i = 0; i < count; i++) {
@@ -392,7 +394,7 @@ int cmd_predict(int argc, char **argv) {
             failures++;
             continue;
         }
-        const float *scores = cn_model_forward(m, x, 1, NULL);
+        const float *scores = cn_session_forward(session, x, 1, NULL);
         int finite = 1;
         for (int k = 0; k < classes; k++) finite &= isfinite(scores[k]) != 0;
         if (!finite) {   /* finite but huge weights (a diverged run) give NaN scores */
@@ -419,6 +421,7 @@ int cmd_predict(int argc, char **argv) {
     free(preds); free(orders); free(probs); free(x);
     for (int i = 0; i < count; i++) free(files[i]);
     free(files);
+    cn_session_free(session);
     cn_model_free(m);
     return rc ? rc : failures ? 1 : 0;
 }

@@ -260,6 +260,15 @@ static cn_status check_finite(const cn_model *m, const cn_layer *l, const char *
     return CN_OK;
 }
 
+/* Every parameter and running statistic of layer l is finite. */
+static cn_status check_layer_finite(const cn_model *m, const cn_layer *l) {
+    cn_status st = check_finite(m, l, "weight", m->params + l->weight_offset, l->weight_count);
+    if (!st) st = check_finite(m, l, "bias", m->params + l->bias_offset, l->bias_count);
+    if (!st && l->kind == CN_LAYER_BATCHNORM2D)
+        st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
+    return st;
+}
+
 /* Emits the graph nodes and initializers for every layer of `m`. */
 static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, const char **final_output) {
     pool *p = g->p;
@@ -271,10 +280,7 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
         const cn_layer *l = &m->layers[i];
         const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
         char name[96];
-        st = check_finite(m, l, "weight", w, l->weight_count);
-        if (!st) st = check_finite(m, l, "bias", b, l->bias_count);
-        if (!st && l->kind == CN_LAYER_BATCHNORM2D)
-            st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
+        st = check_layer_finite(m, l);
         if (st) break;
         /* Gemm and LogSoftmax take 2-D input: flatten an N x C x 1 x 1 tensor first. */
         if ((l->kind == CN_LAYER_LINEAR || l->kind == CN_LAYER_LOG_SOFTMAX) && rank == 4) {
@@ -295,9 +301,7 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                 /* BN(conv(x)) = conv(x) * g/sqrt(var+eps) + (beta - mean * g/sqrt(var+eps)), per channel. */
                 const float *gamma = m->params + bn->weight_offset, *beta = m->params + bn->bias_offset;
                 const float *mean = m->buffers + bn->buffer_offset, *var = mean + oc;
-                st = check_finite(m, bn, "weight", gamma, bn->weight_count);
-                if (!st) st = check_finite(m, bn, "bias", beta, bn->bias_count);
-                if (!st) st = check_finite(m, bn, "running statistics", mean, 2 * (size_t)oc);
+                st = check_layer_finite(m, bn);
                 if (st) break;
                 size_t per = l->weight_count / (size_t)oc;
                 free(scratch_w); free(scratch_b);

@@ -1765,7 +1765,6 @@ static cn_status build_model(importer *im, const cn_shape input, const char *pro
             memcpy(stats + l->wcount, l->var, l->wcount * sizeof(float));
         }
     }
-    cn_model_set_training(m, false);
     *out = m;
     return CN_OK;
 }

@@ -20,16 +20,22 @@ static const cn_kernel_set *best_supported(void) {
     return &cn_kernels_generic;
 }
 
+/* Read and written atomically: sessions may run in several threads at once, and the first
+ * calls may choose at the same time (they choose the same set). */
 static const cn_kernel_set *chosen;
 
 const cn_kernel_set *cn_kernels(void) {
-    if (!chosen) chosen = best_supported();
-    return chosen;
+    const cn_kernel_set *k = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (!k) {
+        k = best_supported();
+        __atomic_store_n(&chosen, k, __ATOMIC_RELEASE);
+    }
+    return k;
 }
 
 int cn_kernels_select(const char *name) {
     const cn_kernel_set *best = best_supported();
-    if (!name) { chosen = best; return 0; }
+    if (!name) { __atomic_store_n(&chosen, best, __ATOMIC_RELEASE); return 0; }
     const cn_kernel_set *sets[] = {
 #ifdef HAVE_X86_SETS
         &cn_kernels_avx512, &cn_kernels_avx2,
@@ -39,7 +45,7 @@ int cn_kernels_select(const char *name) {
     int usable = 0;
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
         if (sets[i] == best) usable = 1;
-        if (usable && !strcmp(sets[i]->name, name)) { chosen = sets[i]; return 0; }
+        if (usable && !strcmp(sets[i]->name, name)) { __atomic_store_n(&chosen, sets[i], __ATOMIC_RELEASE); return 0; }
     }
     return -1;
 }

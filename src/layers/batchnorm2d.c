@@ -3,16 +3,17 @@
  * with momentum; eval uses the running statistics. A following relu (and 2x2
  * max-pool) is fused in (see fusion.h).
  *
- * Samples are split over threads, or each worker (model.c) runs its own share.
- * Sums are taken in double per (sample, channel) plane (cn_bn_plane_stats): in
+ * Samples are split over threads, or each team worker (exec/session.c) runs its own
+ * share. Sums are taken in double per (sample, channel) plane (c->plane_stats): in
  * training the forward's {sum, sum of squared deviations from the plane's mean}
  * (or from the conv pass, fusion.h), combined in sample order (Chan et al.) into
  * the batch mean and variance; the backward's {sum dy, sum dy * xhat}, added in
  * sample order. The threads meet once per pass, when every plane's sums are in;
- * the results do not depend on the number of threads.
+ * the results do not depend on the number of threads. Data-parallel training over
+ * several processes would gather the other ranks' per-plane sums right there, before
+ * they are combined (batch_statistics, backward_coefficients), and get the same results.
  * saved: mean, invstd, then the backward coefficients k, mean_dy, mean_dy_xhat (C each). */
 #include "layers/layers.h"
-#include "layers/fusion.h"
 #include "kernels/kernels.h"
 #include <math.h>
 #include <string.h>
@@ -27,23 +28,40 @@ typedef struct {
 } bn_target;
 
 static bn_target bn_target_of(const cn_layer_ctx *c) {
-    const cn_model *m = c->model;
     const cn_layer *l = c->layer;
-    bn_target t = { .chain = cn_chain_at(m, c->index) };
-    t.out = m->acts[c->index + t.chain.length];
+    bn_target t = { .chain = c->step->chain, .out = c->out, .argmax = c->argmax };
     t.out_plane = t.chain.pool ? (l->in.h / 2) * (l->in.w / 2) : l->in.h * l->in.w;
-    t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
-    t.x_win = m->acts[c->index + 1];     /* = cn_bn_handoff_of(...).x_win */
+    t.x_win = c->own_out;     /* = cn_bn_handoff_of(c).x_win */
     return t;
 }
 
+cn_bn_handoff cn_bn_handoff_of(const cn_layer_ctx *b) {
+    const cn_layer *l = b->layer;
+    cn_bn_handoff h;
+    h.channels = l->in.c;
+    h.plane = l->in.h * l->in.w;
+    h.pooled = (l->in.h / 2) * (l->in.w / 2);
+    size_t pooled_all = (size_t)b->batch * h.channels * h.pooled;
+    h.x = b->in;
+    h.x_win = b->own_out;
+    h.grad = h.x_win + pooled_all;
+    h.pooled_out = b->out;
+    h.argmax = b->argmax;
+    h.mean = b->saved;                  /* saved state: see the top of this file */
+    h.invstd = h.mean + h.channels;
+    h.k = h.invstd + h.channels;
+    h.mean_dy = h.k + h.channels;
+    h.mean_dy_xhat = h.mean_dy + h.channels;
+    return h;
+}
+
 /* ---- the team of threads ----
- * body(c, b0, b1) runs on each thread's samples [b0, b1): a worker or a 1-thread model runs
+ * body(c, b0, b1) runs on each thread's samples [b0, b1): a worker or a 1-thread call runs
  * all of c->batch, otherwise the layer's own threads split them. team_barrier() waits for
- * the team: the workers' (model.c), or the layer's own threads. */
+ * the team: the session's workers (exec/session.c), or the layer's own threads. */
 static void run_split(const cn_layer_ctx *c, void (*body)(const cn_layer_ctx *, int, int)) {
-    if (c->model->num_threads == 1) { body(c, 0, c->batch); return; }
-    #pragma omp parallel num_threads(c->model->num_threads)
+    if (c->threads == 1) { body(c, 0, c->batch); return; }
+    #pragma omp parallel num_threads(c->threads)
     {
         int b0, b1;
         cn_thread_range(c->batch, omp_get_thread_num(), omp_get_num_threads(), &b0, &b1);
@@ -56,13 +74,13 @@ static void team_barrier(void) {
 }
 
 /* Samples of the whole batch (all workers). */
-static int team_batch(const cn_layer_ctx *c) { return c->model->is_worker ? c->model->team_batch : c->batch; }
+static int team_batch(const cn_layer_ctx *c) { return c->in_team ? c->team_batch : c->batch; }
 
 /* The per-channel state (saved): a worker has its own copy and writes it; the threads of
- * a layer's own team share the model's, which thread 0 writes while the others wait. */
-static bool writes_state(const cn_model *m) { return m->is_worker || omp_get_thread_num() == 0; }
-static void state_written(const cn_model *m) {
-    if (!m->is_worker) team_barrier();
+ * a layer's own team share the session's, which thread 0 writes while the others wait. */
+static bool writes_state(const cn_layer_ctx *c) { return c->in_team || omp_get_thread_num() == 0; }
+static void state_written(const cn_layer_ctx *c) {
+    if (!c->in_team) team_barrier();
 }
 
 /* Thread 0 of the team: updates what is shared (running statistics, gradients). */
@@ -87,10 +105,9 @@ static void channel_stats(const double *stats, int B, int C, int plane, int ch, 
 /* Batch mean and invstd into saved; thread 0 updates the running statistics. */
 static void batch_statistics(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    cn_model *m = c->model;
     int C = l->in.c, plane = l->in.h * l->in.w, B = team_batch(c);
-    float *running_mean = m->buffers + l->buffer_offset, *running_var = running_mean + C;
-    const double *stats = cn_bn_plane_stats(m, c->index);
+    float *running_mean = c->running, *running_var = running_mean + C;
+    const double *stats = c->plane_stats;
     size_t count = (size_t)B * plane;
     for (int ch = 0; ch < C; ch++) {
         double mu, sq;
@@ -104,7 +121,7 @@ static void batch_statistics(const cn_layer_ctx *c) {
         running_mean[ch] = (1.0f - mom) * running_mean[ch] + mom * (float)mu;
         running_var[ch] = (1.0f - mom) * running_var[ch] + mom * (float)unbiased;
     }
-    if (team_leader()) m->bn_batches_tracked[l->bn_index]++;
+    if (team_leader()) (*c->batches_tracked)++;
 }
 
 static void affine_of(const cn_model *m, const cn_layer *l, int ch, float mean, float invstd, float *scale, float *shift) {
@@ -119,7 +136,7 @@ void cn_batchnorm2d_eval_affine(const cn_model *m, const cn_layer *l, int ch, fl
 
 /* y = x * scale + shift of channel ch, from the batch (training) or running statistics. */
 static void channel_affine(const cn_layer_ctx *c, int ch, float *scale, float *shift) {
-    if (c->model->training) affine_of(c->model, c->layer, ch, c->saved[ch], c->saved[c->layer->in.c + ch], scale, shift);
+    if (c->training) affine_of(c->model, c->layer, ch, c->saved[ch], c->saved[c->layer->in.c + ch], scale, shift);
     else cn_batchnorm2d_eval_affine(c->model, c->layer, ch, scale, shift);
 }
 
@@ -138,28 +155,28 @@ static void apply_chain_plane(const cn_layer_ctx *c, const bn_target *t, const c
 /* Samples [b0, b1): statistics (training), then BN (+ chain, or + dropout) applied. */
 static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
     const cn_layer *l = c->layer;
-    cn_model *m = c->model;
     int C = l->in.c, plane = l->in.h * l->in.w;
     size_t stride = (size_t)C * plane;
-    if (m->training) {
-        double *stats = cn_bn_plane_stats(m, c->index) + 2 * (size_t)m->sample_offset * C;
-        if (!cn_bn_stats_from_conv(m, c->index))
+    if (c->training) {
+        double *stats = c->plane_stats + 2 * (size_t)c->first * C;
+        if (!c->step->stats_from_conv)
             for (int b = b0; b < b1; b++)
                 for (int ch = 0; ch < C; ch++)
                     cn_bn_plane_stat(c->in + b * stride + (size_t)ch * plane, plane, stats + 2 * ((size_t)b * C + ch));
         team_barrier();     /* every plane's statistics are in */
-        if (writes_state(m)) batch_statistics(c);
-        state_written(m);
+        if (writes_state(c)) batch_statistics(c);
+        state_written(c);
     }
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
-    if (cn_dropout_fused_into_bn(m, c->index)) {
+    if (c->step->applies_dropout) {
         /* BN then the dropout (fusion.h) into the dropout's output */
-        cn_dropout_params d = cn_dropout_params_of(&m->layers[c->index + 1]);
-        uint8_t *keep = cn_dropout_mask(m, c->index + 1);
-        float *y = m->acts[c->index + 2];
+        const cn_layer_ctx *drop = c->peer;
+        cn_dropout_params d = cn_dropout_params_of(drop->layer);
+        uint8_t *keep = drop->mask;
+        float *y = drop->out;
         for (int b = b0; b < b1; b++) {
-            uint64_t sample_stream = cn_dropout_stream(m->dropout_seed, c->index + 1, m->sample_offset + b);
+            uint64_t sample_stream = cn_dropout_stream(c->dropout_seed, drop->index, c->first + b);
             for (int ch = 0; ch < C; ch++) {
                 float affine[2];
                 channel_affine(c, ch, &affine[0], &affine[1]);
@@ -182,71 +199,77 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
 
 // in (B,C,H,W) -> out (B,C,H,W); saved as above
 void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
-    if (cn_layer_absorbed(c->model, c->index)) return;     /* eval mode: applied by the conv + relu before */
     run_split(c, forward_samples);
 }
 
 /* ---- backward ---- */
 
+/* From the backward's per-plane sums of the whole batch (B samples), added in sample order:
+ * the gradients of gamma and beta and the coefficients k, mean_dy, mean_dy_xhat (saved). */
+static void backward_coefficients(const cn_layer_ctx *c, int B) {
+    const cn_layer *l = c->layer;
+    int C = l->in.c, plane = l->in.h * l->in.w;
+    const double *sums = c->plane_stats;
+    const float *gamma = c->model->params + l->weight_offset, *invstd = c->saved + C;
+    float *k = c->saved + 2 * C, *mean_dy = c->saved + 3 * C, *mean_dy_xhat = c->saved + 4 * C;
+    float *dgamma = c->grads + l->weight_offset, *dbeta = c->grads + l->bias_offset;
+    double count = (double)B * plane;
+    for (int ch = 0; ch < C; ch++) {
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int b = 0; b < B; b++) {
+            sum_dy += sums[2 * ((size_t)b * C + ch)];
+            sum_dy_xhat += sums[2 * ((size_t)b * C + ch) + 1];
+        }
+        /* a worker's gradients are summed over the workers: only thread 0's count */
+        dgamma[ch] = team_leader() ? (float)sum_dy_xhat : 0.0f;
+        dbeta[ch] = team_leader() ? (float)sum_dy : 0.0f;
+        k[ch] = gamma[ch] * invstd[ch];
+        mean_dy[ch] = (float)(sum_dy / count);
+        mean_dy_xhat[ch] = (float)(sum_dy_xhat / count);
+    }
+}
+
 /* Samples [b0, b1): per-plane sums, then (all planes' sums in) the gradients of gamma and
  * beta and the coefficients, then dx (or, fusion.h, what a conv before computes it from). */
 static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
     const cn_layer *l = c->layer;
-    cn_model *m = c->model;
     int C = l->in.c, plane = l->in.h * l->in.w, B = team_batch(c);
     size_t stride = (size_t)C * plane;
     bn_target t = bn_target_of(c);
     size_t out_stride = (size_t)C * t.out_plane;
     const float *mean = c->saved, *invstd = c->saved + C;
-    float *k = c->saved + 2 * C, *mean_dy = c->saved + 3 * C, *mean_dy_xhat = c->saved + 4 * C;
+    const float *k = c->saved + 2 * C, *mean_dy = c->saved + 3 * C, *mean_dy_xhat = c->saved + 4 * C;
     /* the chain's output gradient; with relu fused but no pool, dL/d(BN output) is rebuilt into
-     * BN's own output slot acts[i+1] (never written by a fused forward) */
-    const float *g = m->grad_acts[c->index + t.chain.length];
-    const float *dy = t.chain.length == 2 ? m->acts[c->index + 1] : c->grad_out;
-    double *sums = cn_bn_plane_stats(m, c->index);
+     * BN's own output slot (never written by a fused forward) */
+    const float *g = c->grad_out;
+    const float *dy = t.chain.length == 2 ? c->own_out : c->grad_out;
+    double *sums = c->plane_stats;
     for (int b = b0; b < b1; b++)
         for (int ch = 0; ch < C; ch++) {
-            double *s = sums + 2 * (((size_t)m->sample_offset + b) * C + ch);
+            double *s = sums + 2 * (((size_t)c->first + b) * C + ch);
             size_t i = b * stride + (size_t)ch * plane, o = b * out_stride + (size_t)ch * t.out_plane;
             if (t.chain.pool) {
                 cn_pooled_bn_grad_sums(t.x_win + o, g + o, t.out + o, 1, 0, t.out_plane, mean[ch], invstd[ch], &s[0], &s[1]);
                 continue;
             }
-            if (t.chain.length == 2) cn_chain_grad(g + i, t.out + i, NULL, plane, plane, m->acts[c->index + 1] + i);
+            if (t.chain.length == 2) cn_chain_grad(g + i, t.out + i, NULL, plane, plane, c->own_out + i);
             cn_slices_bn_grad_sums(c->in + i, dy + i, 1, 0, plane, mean[ch], invstd[ch], &s[0], &s[1]);
         }
     team_barrier();     /* every plane's sums are in */
-    if (writes_state(m)) {
-        const float *gamma = m->params + l->weight_offset;
-        float *dgamma = m->grads + l->weight_offset, *dbeta = m->grads + l->bias_offset;
-        double count = (double)B * plane;
-        for (int ch = 0; ch < C; ch++) {
-            double sum_dy = 0.0, sum_dy_xhat = 0.0;
-            for (int b = 0; b < B; b++) {
-                sum_dy += sums[2 * ((size_t)b * C + ch)];
-                sum_dy_xhat += sums[2 * ((size_t)b * C + ch) + 1];
-            }
-            /* a worker's gradients are summed over the workers: only thread 0's count */
-            dgamma[ch] = team_leader() ? (float)sum_dy_xhat : 0.0f;
-            dbeta[ch] = team_leader() ? (float)sum_dy : 0.0f;
-            k[ch] = gamma[ch] * invstd[ch];
-            mean_dy[ch] = (float)(sum_dy / count);
-            mean_dy_xhat[ch] = (float)(sum_dy_xhat / count);
-        }
-    }
-    state_written(m);
-    if (!c->grad_in || cn_bn_grad_in_conv_relu(m, c->index)) return;   /* the conv + relu before does it */
-    if (t.chain.pool && cn_bn_grad_in_conv(m, c->index)) {
+    if (writes_state(c)) backward_coefficients(c, B);
+    state_written(c);
+    if (!c->grad_in || c->step->grad_in_conv_relu) return;   /* the conv + relu before does it */
+    if (c->step->grad_in_conv) {
         /* the conv before rebuilds dL/d(its output) from a copy of the chain's output gradient,
          * whose buffer its input gradient may share */
-        cn_bn_handoff h = cn_bn_handoff_of(m, c->index, c->batch);
+        cn_bn_handoff h = cn_bn_handoff_of(c);
         memcpy(h.grad + b0 * out_stride, g + b0 * out_stride, (size_t)(b1 - b0) * out_stride * sizeof(float));
         return;
     }
     /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer; per
      * plane, after this plane's sums, so dx may share the chain gradient's buffer */
-    bool to_conv_relu = cn_grad_to_conv_relu(m, c->index);
-    float *dx = to_conv_relu ? m->acts[c->index - 1] : c->grad_in;
+    bool to_conv_relu = c->step->grad_to_conv_relu;
+    float *dx = to_conv_relu ? c->relu_grad_dst : c->grad_in;
     for (int b = b0; b < b1; b++)
         for (int ch = 0; ch < C; ch++) {
             size_t i = b * stride + (size_t)ch * plane, o = b * out_stride + (size_t)ch * t.out_plane;

@@ -20,7 +20,6 @@
  * input gradient over.
  * Other strides fall back to im2col + GEMM per sample. */
 #include "layers/layers.h"
-#include "layers/fusion.h"
 #include "kernels/kernels.h"
 #include <string.h>
 
@@ -235,21 +234,16 @@ typedef struct {
 } conv_target;
 
 static conv_target conv_target_of(const cn_layer_ctx *c) {
-    const cn_model *m = c->model;
     const cn_layer *l = c->layer;
-    conv_target t = { .chain = cn_chain_at(m, c->index) };
-    t.out = m->acts[c->index + t.chain.length];
+    conv_target t = { .chain = c->step->chain, .out = c->out, .argmax = c->argmax };
     t.out_plane = t.chain.pool ? (l->out.h / 2) * (l->out.w / 2) : l->out.h * l->out.w;
-    t.argmax = t.chain.pool && m->training ? (int32_t *)m->saved[c->index + 2] : NULL;
-    int next = c->index + t.chain.length;
-    t.bn_stats = m->training && cn_bn_stats_from_conv(m, next)
-                     ? cn_bn_plane_stats(m, next) + 2 * (size_t)m->sample_offset * l->out.c : NULL;
+    t.bn_stats = c->step->bn_stats_out ? c->peer->plane_stats + 2 * (size_t)c->first * l->out.c : NULL;
     t.bn_affine = NULL;
     if (t.chain.bn) {
         /* once per pass, into the batch norm's saved state (free in eval mode: no backward follows) */
-        const cn_layer *bn = &m->layers[c->index + 2];
-        float *affine = m->saved[c->index + 2];
-        for (int ch = 0; ch < bn->in.c; ch++) cn_batchnorm2d_eval_affine(m, bn, ch, &affine[ch], &affine[bn->in.c + ch]);
+        const cn_layer *bn = c->peer->layer;
+        float *affine = c->peer->saved;
+        for (int ch = 0; ch < bn->in.c; ch++) cn_batchnorm2d_eval_affine(c->model, bn, ch, &affine[ch], &affine[bn->in.c + ch]);
         t.bn_affine = affine;
     }
     return t;
@@ -352,9 +346,9 @@ static void forward_direct(const cn_layer_ctx *c) {
     int pixels = l->out.h * l->out.w;
     conv_method method = method_of(ks, &g);
     int ld = method.ld;
-    #pragma omp parallel num_threads(m->num_threads)
+    #pragma omp parallel num_threads(c->threads)
     {
-        direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
+        direct_scratch s = carve_direct(l, cn_thread_scratch(c), NULL);
         pack_weights(ks, &g, &method, weight, 0, s.packed);
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         cn_channel_epilogue steps = channel_steps(&t, bias, l->out.c, ld, s.steps);
@@ -400,28 +394,20 @@ static void forward_direct(const cn_layer_ctx *c) {
 static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int b, float *dy) {
     const cn_layer *l = c->layer;
     int OC = l->out.c, pixels = l->out.h * l->out.w;
-    const float *g = c->model->grad_acts[c->index + t->chain.length];
+    const float *g = c->grad_out;
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
         cn_chain_grad(g + o, t->out + o, t->argmax ? t->argmax + o : NULL, t->out_plane, pixels, dy + (size_t)oc * pixels);
     }
 }
 
-/* A relu-only chain's output gradient shares its buffer with the conv's input
- * gradient (gradient buffers alternate between layers): the chain's dy is rebuilt
- * for all samples into the conv's own output slot acts[i+1] (unused by a fused
- * forward) before any dx is written, unless the layer after the relu did it. */
-static bool rebuild_before_dx(const cn_layer_ctx *c, const conv_target *t) {
-    return t->chain.length == 2 && !cn_grad_to_conv_relu(c->model, c->index + 2);
-}
-
-/* dL/d(conv output) of sample b, (C, plane), relu-masked, from what the batch norm j after
+/* dL/d(conv output) of sample b, (C, plane), relu-masked, from what the batch norm bn after
  * this conv + relu chain handed over (fusion.h: cn_bn_grad_in_conv_relu). */
-static void bn_relu_input_grad(const cn_model *m, int j, int b, float *dy) {
-    const cn_layer *bn = &m->layers[j];
+static void bn_relu_input_grad(const cn_layer_ctx *bn_ctx, int b, float *dy) {
+    const cn_layer *bn = bn_ctx->layer;
     int C = bn->in.c, plane = bn->in.h * bn->in.w;
     size_t o = (size_t)b * C * plane;
-    const float *x = m->acts[j] + o, *g = m->grad_acts[j + 1] + o, *saved = m->saved[j];
+    const float *x = bn_ctx->in + o, *g = bn_ctx->grad_out + o, *saved = bn_ctx->saved;
     for (int ch = 0; ch < C; ch++) {
         size_t p = (size_t)ch * plane;
         cn_slices_bn_grad_input(x + p, g + p, dy + p, 1, 0, plane, saved[ch], saved[C + ch], saved[2 * C + ch],
@@ -433,21 +419,21 @@ static void prefetch_to_l2(const void *p, size_t bytes) {
     for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch((const char *)p + i, 0, 2);
 }
 
-/* dL/d(conv output) of sample b: grad_out; for a relu-only chain, from acts[i+1] or computed
- * into scratch from the coefficients of the batch norm after the relu; rebuilt here into
- * scratch for a relu + pool chain; or computed into scratch from what a following batch
- * norm handed over (fusion.h). */
+/* dL/d(conv output) of sample b: grad_out; for a relu-only chain, from its own output slot
+ * or computed into scratch from the coefficients of the batch norm after the relu; rebuilt
+ * here into scratch for a relu + pool chain; or computed into scratch from what a following
+ * batch norm handed over (fusion.h). */
 static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t, direct_scratch *s, int b) {
-    const cn_model *m = c->model;
     size_t size = (size_t)cn_shape_size(c->layer->out);
+    const cn_layer_ctx *bn = c->peer;   /* the batch norm after the chain, if any */
     if (t->chain.length == 2) {
-        if (!cn_bn_grad_in_conv_relu(m, c->index + 2)) return m->acts[c->index + 1] + (size_t)b * size;
-        bn_relu_input_grad(m, c->index + 2, b, s->dy_bn);
+        if (!(bn && bn->step->grad_in_conv_relu)) return c->own_out + (size_t)b * size;
+        bn_relu_input_grad(bn, b, s->dy_bn);
         return s->dy_bn;
     }
     if (t->chain.length == 3) { rebuild_output_grad(c, t, b, s->dy_bn); return s->dy_bn; }
-    if (!cn_bn_grad_in_conv(m, c->index + 1)) return c->grad_out + (size_t)b * size;
-    cn_bn_handoff h = cn_bn_handoff_of(m, c->index + 1, c->batch);
+    if (!(bn && bn->step->grad_in_conv)) return c->grad_out + (size_t)b * size;
+    cn_bn_handoff h = cn_bn_handoff_of(bn);
     const float *x = h.x + (size_t)b * size;     /* the conv's output of sample b */
     for (int ch = 0; ch < h.channels; ch++) {
         size_t o = ((size_t)b * h.channels + ch) * h.pooled;
@@ -494,8 +480,8 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
         /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
-        bool to_conv_relu = cn_grad_to_conv_relu(c->model, c->index);
-        float *dx = (to_conv_relu ? c->model->acts[c->index - 1] : c->grad_in) + (size_t)b * in_size;
+        bool to_conv_relu = c->step->grad_to_conv_relu;
+        float *dx = (to_conv_relu ? c->relu_grad_dst : c->grad_in) + (size_t)b * in_size;
         const float *dy_pad = dy;   /* Winograd pads in its input transform */
         if (!method->winograd) {
             cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw->hp, bw->wp, 1);
@@ -517,18 +503,17 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
 
 static void backward_direct(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    cn_model *m = c->model;
     const cn_kernel_set *ks = cn_kernels();
-    const float *weight = m->params + l->weight_offset;
-    float *dweight = m->grads + l->weight_offset, *dbias = m->grads + l->bias_offset;
+    const float *weight = c->model->params + l->weight_offset;
+    float *dweight = c->grads + l->weight_offset, *dbias = c->grads + l->bias_offset;
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int taps = l->in.c * l->kernel * l->kernel, ld = backward_ld(ks, l);
     conv_target target = conv_target_of(c);
     conv_method dx_method = method_of(ks, &bw);
-    #pragma omp parallel num_threads(m->num_threads)
+    #pragma omp parallel num_threads(c->threads)
     {
         int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
-        direct_scratch s = carve_direct(l, cn_thread_scratch(m), NULL);
+        direct_scratch s = carve_direct(l, cn_thread_scratch(c), NULL);
         memset(s.dwt, 0, (size_t)taps * ld * sizeof(float));
         memset(s.dbias, 0, (size_t)ld * sizeof(float));
         memset(s.dyt, 0, (size_t)l->out.h * l->out.w * ld * sizeof(float));   /* its padding lanes, once */
@@ -538,9 +523,13 @@ static void backward_direct(const cn_layer_ctx *c) {
             pack_weights(ks, &bw, &dx_method, weight, 1, s.packed);
         }
         cn_thread_range(c->batch, t, T, &b0, &b1);
-        if (rebuild_before_dx(c, &target)) {
+        if (c->step->rebuild_first) {
+            /* a relu-only chain's output gradient shares its buffer with the conv's input
+             * gradient (gradient buffers alternate between values): the chain's dy is rebuilt
+             * for all samples into the conv's own output slot (unused by a fused forward)
+             * before any dx is written, unless the layer after the relu did it */
             size_t size = (size_t)cn_shape_size(l->out);
-            for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b, m->acts[c->index + 1] + (size_t)b * size);
+            for (int b = b0; b < b1; b++) rebuild_output_grad(c, &target, b, c->own_out + (size_t)b * size);
             #pragma omp barrier
         }
         for (int b = b0; b < b1; b++) backward_sample(c, &target, ks, &bw, &dx_method, &s, b);
@@ -549,7 +538,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         int k0, k1;
         cn_thread_range(taps, t, T, &k0, &k1);
         for (int u = 0; u < T; u++) {
-            const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread, NULL).dwt;
+            const float *part = carve_direct(l, cn_scratch_of(c, u), NULL).dwt;
             for (int oc = 0; oc < l->out.c; oc++)
                 for (int k = k0; k < k1; k++) {
                     float v = part[(size_t)k * ld + oc];
@@ -559,7 +548,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         }
         if (l->bias_count && t == 0)
             for (int u = 0; u < T; u++) {
-                const float *part = carve_direct(l, m->thread_scratch + (size_t)u * m->scratch_per_thread, NULL).dbias;
+                const float *part = carve_direct(l, cn_scratch_of(c, u), NULL).dbias;
                 for (int oc = 0; oc < l->out.c; oc++) dbias[oc] = u ? dbias[oc] + part[oc] : part[oc];
             }
     }
@@ -574,13 +563,13 @@ static void forward_im2col(const cn_layer_ctx *c) {
     const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
     int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out);
     int rows = l->in.c * l->kernel * l->kernel, pixels = l->out.h * l->out.w;
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int b = 0; b < c->batch; b++) {
         const float *in = c->in + (size_t)b * in_size;
         float *out = c->out + (size_t)b * out_size;
         const float *col = in;
         if (!is_pointwise(l)) {
-            float *scratch = cn_thread_scratch(m);
+            float *scratch = cn_thread_scratch(c);
             cn_im2col(in, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->out.h, l->out.w, scratch);
             col = scratch;
         }
@@ -595,18 +584,17 @@ static void forward_im2col(const cn_layer_ctx *c) {
 
 static void backward_im2col(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    cn_model *m = c->model;
-    const float *weight = m->params + l->weight_offset;
+    const float *weight = c->model->params + l->weight_offset;
     int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out);
     int rows = l->in.c * l->kernel * l->kernel, pixels = l->out.h * l->out.w;
-    cn_thread_grads_zero(m, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_zero(m, l->bias_offset, l->bias_count);
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+    cn_thread_grads_zero(c, l->weight_offset, l->weight_count);
+    if (l->bias_count) cn_thread_grads_zero(c, l->bias_offset, l->bias_count);
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int b = 0; b < c->batch; b++) {
-        float *partial = cn_thread_grads(m, omp_get_thread_num());
+        float *partial = cn_thread_grads(c, omp_get_thread_num());
         const float *in = c->in + (size_t)b * in_size;
         const float *grad_out = c->grad_out + (size_t)b * out_size;
-        float *scratch = cn_thread_scratch(m);
+        float *scratch = cn_thread_scratch(c);
         const float *col = in;
         if (!is_pointwise(l)) {
             cn_im2col(in, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->out.h, l->out.w, scratch);
@@ -635,8 +623,8 @@ static void backward_im2col(const cn_layer_ctx *c) {
             }
         }
     }
-    cn_thread_grads_reduce(m, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_reduce(m, l->bias_offset, l->bias_count);
+    cn_thread_grads_reduce(c, l->weight_offset, l->weight_count);
+    if (l->bias_count) cn_thread_grads_reduce(c, l->bias_offset, l->bias_count);
 }
 
 void cn_conv2d_forward(const cn_layer_ctx *c) {

@@ -13,16 +13,23 @@
  *   relu mask   = chain output > 0  (relu output > 0 iff its input > 0, and a
  *                 pooled value is the relu output at its argmax)
  *   pool        = the gradient goes to the argmax of each window.
- * The leader's own output slot (acts[leader+1]), unused by a fused forward,
+ * The leader's own output slot (its output buffer, unused by a fused forward),
  * holds the rebuilt dL/d(leader output) during backward: the chain's output
  * gradient may share its buffer with the leader's input gradient.
  * Values are bit-identical to the unfused layers (same float operations in
  * the same order), except the batch-norm backward sums, which add the same
- * terms in another order (in double). */
+ * terms in another order (in double).
+ *
+ * The rules below are evaluated once per session and mode by the execution
+ * plan (exec/plan.c), which records the outcome in each layer's step and binds
+ * the buffers a fused layer shares with its neighbours (layers.h: cn_layer_ctx).
+ * "Layer i" below is the i-th layer of the model; the layers themselves see only
+ * their step and their bound buffers. */
 #ifndef CN_LAYERS_FUSION_H
 #define CN_LAYERS_FUSION_H
 #include "model.h"
 #include "kernels/kernels.h"
+#include <stdbool.h>
 
 typedef struct {
     int length;         /* layers in the chain, 1 = no fusion */
@@ -35,19 +42,19 @@ static inline bool cn_fusable_pool(const cn_layer *l) {
            l->in.h >= 2 && l->in.w >= 2 && l->in.w <= CN_EPILOGUE_MAX_WIDTH;
 }
 
-/* The chain led by layer i (length 1 when layer i leads none). */
-static inline cn_chain cn_chain_at(const cn_model *m, int i) {
+/* The chain led by layer i in training or eval mode (length 1 when layer i leads none). */
+static inline cn_chain cn_chain_at(const cn_model *m, bool training, int i) {
     cn_chain ch = { 1, false, false, false };
     const cn_layer *l = &m->layers[i];
     bool leader = (l->kind == CN_LAYER_CONV2D && l->stride == 1) || l->kind == CN_LAYER_BATCHNORM2D;
-    if (m->unfused || !leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
+    if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
         return ch;
     ch.relu = true;
     ch.length = 2;
     if (i + 2 < m->num_layers && cn_fusable_pool(&m->layers[i + 2])) {
         ch.pool = true;
         ch.length = 3;
-    } else if (!m->training && l->kind == CN_LAYER_CONV2D && i + 2 < m->num_layers &&
+    } else if (!training && l->kind == CN_LAYER_CONV2D && i + 2 < m->num_layers &&
                m->layers[i + 2].kind == CN_LAYER_BATCHNORM2D &&
                !(i + 3 < m->num_layers && m->layers[i + 3].kind == CN_LAYER_RELU)) {   /* BN leads no chain */
         ch.bn = true;
@@ -63,23 +70,23 @@ static inline cn_chain cn_chain_at(const cn_model *m, int i) {
 }
 
 /* True when layer i is computed by the leader of an earlier chain. */
-static inline bool cn_layer_absorbed(const cn_model *m, int i) {
+static inline bool cn_layer_absorbed(const cn_model *m, bool training, int i) {
     for (int back = 1; back <= 4 && i - back >= 0; back++)
-        if (cn_chain_at(m, i - back).length > back) return true;
+        if (cn_chain_at(m, training, i - back).length > back) return true;
     return false;
 }
 
 /* Batch-norm statistics from the conv pass: when a batchnorm2d layer j takes the
  * output of a chain led by a direct conv2d, in training the conv writes, for
  * every (sample, channel) plane of that output, {sum, sum of squared deviations
- * from the plane's mean} (cn_bn_plane_stats) while the plane is still in cache,
- * instead of BN reading its input once more. True when layer j gets its
- * statistics this way. */
-static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
-    if (m->unfused || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
+ * from the plane's mean} (into BN's plane statistics) while the plane is still in
+ * cache, instead of BN reading its input once more. True when layer j gets its
+ * statistics this way (training only: eval uses the running statistics). */
+static inline bool cn_bn_stats_from_conv(const cn_model *m, bool training, int j) {
+    if (!training || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     for (int len = 1; len <= 3 && j - len >= 0; len++) {
         const cn_layer *l = &m->layers[j - len];
-        if (cn_chain_at(m, j - len).length == len && l->kind == CN_LAYER_CONV2D && l->stride == 1) return true;
+        if (cn_chain_at(m, training, j - len).length == len && l->kind == CN_LAYER_CONV2D && l->stride == 1) return true;
     }
     return false;
 }
@@ -87,18 +94,19 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, int j) {
 /* Batch-norm input gradient computed by the conv before it: when a direct conv2d
  * (not followed by relu) feeds a batchnorm2d that leads a relu + pool chain, BN's
  * backward only computes its sums and per-channel coefficients (in its saved
- * state) and leaves, in its output slot acts[j+1], a copy of the chain's output
+ * state) and leaves, in its own output slot, a copy of the chain's output
  * gradient (whose buffer the conv's input gradient may share) after the pool
  * winners' inputs; the conv then rebuilds dL/d(conv output) sample by sample
  * while it is in cache, instead of BN writing it to memory for the conv to read
  * back. True when BN layer j hands over. */
-static inline bool cn_bn_grad_in_conv(const cn_model *m, int j) {
-    if (m->unfused || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
+static inline bool cn_bn_grad_in_conv(const cn_model *m, bool training, int j) {
+    if (!training || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     const cn_layer *l = &m->layers[j - 1];
-    return l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 1).length == 1 && cn_chain_at(m, j).pool;
+    return l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, training, j - 1).length == 1 && cn_chain_at(m, training, j).pool;
 }
 
-/* What BN layer j hands to the conv (see cn_bn_grad_in_conv); pooled planes are (B, C, pooled). */
+/* What a batch norm hands to the conv before it (see cn_bn_grad_in_conv); pooled planes
+ * are (B, C, pooled). Built from the BN's bound buffers (layers.h: cn_bn_handoff_of). */
 typedef struct {
     const float *x;                 /* BN input = conv output (B, C, plane) */
     float *x_win;                   /* BN input at each pool winner (kept by BN's forward) */
@@ -110,36 +118,16 @@ typedef struct {
     int channels, plane, pooled;
 } cn_bn_handoff;
 
-static inline cn_bn_handoff cn_bn_handoff_of(const cn_model *m, int j, int batch) {
-    const cn_layer *l = &m->layers[j];
-    cn_bn_handoff h;
-    h.channels = l->in.c;
-    h.plane = l->in.h * l->in.w;
-    h.pooled = (l->in.h / 2) * (l->in.w / 2);
-    size_t pooled_all = (size_t)batch * h.channels * h.pooled;
-    h.x = m->acts[j];
-    h.x_win = m->acts[j + 1];
-    h.grad = h.x_win + pooled_all;
-    h.pooled_out = m->acts[j + 3];
-    h.argmax = (const int32_t *)m->saved[j + 2];
-    h.mean = m->saved[j];               /* BN's saved state: batchnorm2d.c */
-    h.invstd = h.mean + h.channels;
-    h.k = h.invstd + h.channels;
-    h.mean_dy = h.k + h.channels;
-    h.mean_dy_xhat = h.mean_dy + h.channels;
-    return h;
-}
-
 /* Masked input gradient for a conv + relu before: when layer j (a batchnorm2d
  * or a direct conv2d) takes the output of a direct conv2d + relu chain (conv at
  * j-2), its backward writes dL/d(conv output) = (its input > 0) ? dL/d(its input) : 0
- * (the relu's backward) straight into that conv's output slot acts[j-1], where
- * the conv's backward reads it, instead of into its own input gradient. */
-static inline bool cn_grad_to_conv_relu(const cn_model *m, int j) {
-    if (m->unfused || j < 2 || j >= m->num_layers) return false;
+ * (the relu's backward) straight into that conv's own output slot, where the
+ * conv's backward reads it, instead of into its own input gradient. */
+static inline bool cn_grad_to_conv_relu(const cn_model *m, bool training, int j) {
+    if (!training || j < 2 || j >= m->num_layers) return false;
     const cn_layer *me = &m->layers[j], *l = &m->layers[j - 2];
     bool takes = me->kind == CN_LAYER_BATCHNORM2D || (me->kind == CN_LAYER_CONV2D && me->stride == 1);
-    return takes && l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, j - 2).length == 2;
+    return takes && l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, training, j - 2).length == 2;
 }
 
 /* Batch-norm input gradient computed by the conv + relu before it: when a batchnorm2d
@@ -149,19 +137,20 @@ static inline bool cn_grad_to_conv_relu(const cn_model *m, int j) {
  * the relu-masked dL/d(conv output) sample by sample from BN's input and output
  * gradient (the same float operations as BN's own pass) while they are in cache,
  * instead of BN writing it to memory for the conv to read back. */
-static inline bool cn_bn_grad_in_conv_relu(const cn_model *m, int j) {
-    return cn_grad_to_conv_relu(m, j) && m->layers[j].kind == CN_LAYER_BATCHNORM2D && cn_chain_at(m, j).length == 1;
+static inline bool cn_bn_grad_in_conv_relu(const cn_model *m, bool training, int j) {
+    return cn_grad_to_conv_relu(m, training, j) && m->layers[j].kind == CN_LAYER_BATCHNORM2D &&
+           cn_chain_at(m, training, j).length == 1;
 }
 
 /* Dropout fused into a batch norm: in training, a batchnorm2d layer j that leads no
  * chain and is followed by a dropout layer (p > 0) applies the dropout in its output
- * pass, sample by sample: it writes the dropout's output acts[j+2] and keep mask (the
+ * pass, sample by sample: it writes the dropout's output and keep mask (the
  * same bits as the dropout's own pass), and the dropout's forward does nothing. Its
  * backward runs as usual (a streaming pass over whole samples; reading the mask inside
  * BN's per-channel passes measured slower). */
-static inline bool cn_dropout_fused_into_bn(const cn_model *m, int j) {
-    return !m->unfused && m->training && j >= 0 && j + 1 < m->num_layers && m->layers[j].kind == CN_LAYER_BATCHNORM2D &&
-           cn_chain_at(m, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f;
+static inline bool cn_dropout_fused_into_bn(const cn_model *m, bool training, int j) {
+    return training && j >= 0 && j + 1 < m->num_layers && m->layers[j].kind == CN_LAYER_BATCHNORM2D &&
+           cn_chain_at(m, training, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f;
 }
 
 #endif

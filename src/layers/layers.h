@@ -1,26 +1,54 @@
-/* One forward and one backward function per layer kind. Each receives a
- * context with the batch's input/output activations (NCHW, batch first) and
- * writes parameter gradients into model->grads (overwriting them). Work is
- * split over the batch (or channels) with OpenMP; results do not depend on
- * scheduling for a fixed thread count. A worker (model.c) runs them with 1
- * thread on its share of the batch. */
+/* One forward and one backward function per layer kind. Each receives its
+ * binding (cn_layer_ctx): the plan's step for the layer, the buffers of its
+ * input, output, gradients and saved state, and those of the neighbour it is
+ * fused with, all for the samples of this call (NCHW, batch first), bound by
+ * the execution session (exec/). Parameters are read from the model; parameter
+ * gradients are written (overwritten) into the binding's gradient buffer. Work
+ * is split over the batch (or channels) with OpenMP on `threads` threads;
+ * results do not depend on scheduling for a fixed thread count. A team worker
+ * of a session (exec/session.c) runs them with 1 thread on its share of the
+ * batch. */
 #ifndef CN_LAYERS_H
 #define CN_LAYERS_H
 #include "model.h"
+#include "exec/plan.h"
 #include "kernels/kernels.h"
 #include <omp.h>
 
-typedef struct {
-    cn_model *model;
+typedef struct cn_layer_ctx cn_layer_ctx;
+struct cn_layer_ctx {
+    const cn_model *model;      /* parameters (read only) */
     const cn_layer *layer;
-    int index;              /* position in model->layers */
-    int batch;
-    const float *in;        /* (B, in.c, in.h, in.w) */
-    float *out;             /* (B, out.c, out.h, out.w) */
-    const float *grad_out;  /* backward only */
-    float *grad_in;         /* backward only; NULL when the input needs no gradient */
-    float *saved;           /* cn_layer_saved_floats(layer, batch) floats kept from forward to backward */
-} cn_layer_ctx;
+    const cn_step *step;        /* what the plan decided for this layer */
+    int index;                  /* the layer's position: names its dropout streams, nothing else */
+    /* how this call runs */
+    int threads;                /* OpenMP threads of the layer's own loops (1 on a team worker) */
+    bool training;
+    bool in_team;               /* one of a team of workers, each with its share of the batch */
+    int batch;                  /* samples of this call */
+    int first;                  /* the position in the whole batch of this call's first sample */
+    int team_batch;             /* samples of the whole batch (all workers) */
+    uint64_t dropout_seed;      /* of this batch */
+    /* buffers of this call's samples */
+    const float *in;            /* (B, in.c, in.h, in.w) */
+    float *out;                 /* the output of the layer, or of the chain it leads (value i + length) */
+    float *own_out;             /* the layer's own output slot (value i + 1): scratch when it leads a chain */
+    const float *grad_out;      /* backward: dL/d(out) */
+    float *grad_in;             /* backward: dL/d(in); NULL when the input needs no gradient */
+    float *saved;               /* cn_layer_saved_floats(layer, batch) floats kept from forward to backward */
+    uint8_t *mask;              /* dropout: the keep mask (B, in size) bytes, in its saved state */
+    int32_t *argmax;            /* training, a chain with a pool: the pool's argmax (B, C, pooled), else NULL */
+    float *relu_grad_dst;       /* step->grad_to_conv_relu: the conv two layers back's own output slot */
+    const cn_layer_ctx *peer;   /* the binding of step->peer, or NULL */
+    /* state of the pass */
+    float *grads;               /* flat parameter gradients this call writes (model->num_params) */
+    float *partials;            /* threads * num_params per-thread partial parameter gradients */
+    float *scratch;             /* threads * scratch_stride floats: per-thread scratch (im2col etc.) */
+    size_t scratch_stride;
+    double *plane_stats;        /* batch norm: (team_batch, C, 2) per-plane sums of the whole batch */
+    float *running;             /* batch norm: running mean, running var (C each) of the model */
+    int64_t *batches_tracked;   /* batch norm: its num_batches_tracked in the model */
+};
 
 /* Floats of per-layer state kept between forward and backward for `batch` samples. */
 size_t cn_layer_saved_floats(const cn_layer *l, int batch);
@@ -33,6 +61,8 @@ void cn_batchnorm2d_forward(const cn_layer_ctx *c);
 void cn_batchnorm2d_backward(const cn_layer_ctx *c);
 /* Eval-mode batch norm of channel ch of layer l as y = x * scale + shift (running statistics). */
 void cn_batchnorm2d_eval_affine(const cn_model *m, const cn_layer *l, int ch, float *scale, float *shift);
+/* What batch norm b (a binding whose step->grad_in_conv) hands to the conv before it (fusion.h). */
+cn_bn_handoff cn_bn_handoff_of(const cn_layer_ctx *b);
 void cn_relu_forward(const cn_layer_ctx *c);
 void cn_relu_backward(const cn_layer_ctx *c);
 void cn_maxpool2d_forward(const cn_layer_ctx *c);
@@ -43,22 +73,12 @@ void cn_gap_forward(const cn_layer_ctx *c);
 void cn_gap_backward(const cn_layer_ctx *c);
 void cn_dropout_forward(const cn_layer_ctx *c);
 void cn_dropout_backward(const cn_layer_ctx *c);
-/* Dropout layer i in training: keep threshold (P(drop) = threshold / 2^32) and scale
- * 1 / (1 - p) of the kept values; the mask's hash stream for one sample (independent of
- * threads); the keep mask (B, size) as bytes (1 = kept), kept in the layer's saved state. */
+/* Dropout layer l in training: keep threshold (P(drop) = threshold / 2^32) and scale
+ * 1 / (1 - p) of the kept values; the mask's hash stream for one sample of the batch
+ * (independent of threads); the keep mask (B, size) as bytes (1 = kept). */
 typedef struct { uint32_t threshold; float keep_scale; } cn_dropout_params;
 cn_dropout_params cn_dropout_params_of(const cn_layer *l);
 uint64_t cn_dropout_stream(uint64_t batch_seed, int layer, int sample);
-static inline uint8_t *cn_dropout_mask(const cn_model *m, int i) {
-    return (uint8_t *)m->saved[i] + (size_t)m->sample_offset * cn_shape_size(m->layers[i].in);
-}
-/* Batch-norm layer j in training: for each (sample, channel) plane of the whole batch, 2
- * doubles (at 2 * (sample * C + channel), samples as in the model's batch buffers): the
- * forward's {sum, sum of squared deviations from the plane's mean}, then the backward's
- * {sum dy, sum dy * xhat}. A worker's own samples start at its sample_offset. */
-static inline double *cn_bn_plane_stats(const cn_model *m, int j) {
-    return m->bn_stats + (size_t)m->layers[j].bn_index * m->bn_stats_stride;
-}
 void cn_flatten_forward(const cn_layer_ctx *c);
 void cn_flatten_backward(const cn_layer_ctx *c);
 void cn_linear_forward(const cn_layer_ctx *c);
@@ -79,17 +99,18 @@ static inline void cn_thread_range(int n, int t, int T, int *b0, int *b1) {
     *b1 = (int)((long)n * (t + 1) / T);
 }
 
-/* Per-thread scratch of the calling thread (a worker has its thread's own). */
-static inline float *cn_thread_scratch(const cn_model *m) {
-    return m->thread_scratch + (m->num_threads > 1 ? (size_t)omp_get_thread_num() * m->scratch_per_thread : 0);
+/* Per-thread scratch of thread t of the call's threads, and of the calling thread. */
+static inline float *cn_scratch_of(const cn_layer_ctx *c, int t) { return c->scratch + (size_t)t * c->scratch_stride; }
+static inline float *cn_thread_scratch(const cn_layer_ctx *c) {
+    return cn_scratch_of(c, c->threads > 1 ? omp_get_thread_num() : 0);
 }
 /* Per-thread partial gradient buffer (num_params floats) of thread t. */
-static inline float *cn_thread_grads(const cn_model *m, int t) {
-    return m->thread_grads + (size_t)t * m->num_params;
+static inline float *cn_thread_grads(const cn_layer_ctx *c, int t) {
+    return c->partials + (size_t)t * c->model->num_params;
 }
 /* Zeroes [offset, offset+count) of every thread's partial gradients. */
-void cn_thread_grads_zero(const cn_model *m, size_t offset, size_t count);
-/* model->grads[offset..+count) = sum over threads (in thread order) of the partials. */
-void cn_thread_grads_reduce(cn_model *m, size_t offset, size_t count);
+void cn_thread_grads_zero(const cn_layer_ctx *c, size_t offset, size_t count);
+/* c->grads[offset..+count) = sum over threads (in thread order) of the partials. */
+void cn_thread_grads_reduce(const cn_layer_ctx *c, size_t offset, size_t count);
 
 #endif

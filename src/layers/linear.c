@@ -15,7 +15,7 @@ void cn_linear_forward(const cn_layer_ctx *c) {
     const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
     /* groups of ROWS samples share each pass over the weights (which may not fit in cache) */
     int groups = (c->batch + ROWS - 1) / ROWS;
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int g = 0; g < groups; g++) {
         int b0 = g * ROWS, rows = c->batch - b0 < ROWS ? c->batch - b0 : ROWS;
         float *out = c->out + (size_t)b0 * O;
@@ -29,17 +29,17 @@ void cn_linear_forward(const cn_layer_ctx *c) {
 
 void cn_linear_backward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    cn_model *m = c->model;
+    const cn_model *m = c->model;
     int I = l->in.c, O = l->out_channels, B = c->batch;
     const float *weight = m->params + l->weight_offset;
-    float *dweight = m->grads + l->weight_offset;
-    float *dbias = l->bias_count ? m->grads + l->bias_offset : NULL;
+    float *dweight = c->grads + l->weight_offset;
+    float *dbias = l->bias_count ? c->grads + l->bias_offset : NULL;
     // dW (O,I) = grad_out (B,O)^T @ in (B,I); rows of dW are independent. Columns in
     // blocks of I_BLOCK so that the block of `in` (B, I_BLOCK) stays in cache for every o;
     // each dW element still sums over b in order.
     for (int i0 = 0; i0 < I; i0 += I_BLOCK) {
         int n = I - i0 < I_BLOCK ? I - i0 : I_BLOCK;
-        #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+        #pragma omp parallel for schedule(static) num_threads(c->threads)
         for (int o = 0; o < O; o++) {
             float *dw = dweight + (size_t)o * I + i0;
             memset(dw, 0, n * sizeof *dw);
@@ -55,7 +55,7 @@ void cn_linear_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
     // grad_in (B,I) = grad_out (B,O) @ W (O,I), ROWS samples per pass over the weights
     int groups = (B + ROWS - 1) / ROWS;
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int g = 0; g < groups; g++) {
         int b0 = g * ROWS, rows = B - b0 < ROWS ? B - b0 : ROWS;
         cn_gemm_nn(rows, I, O, c->grad_out + (size_t)b0 * O, weight, c->grad_in + (size_t)b0 * I, 0);

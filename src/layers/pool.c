@@ -1,6 +1,5 @@
 /* maxpool2d, avgpool2d (count_include_pad, floor mode) and global average pooling. */
 #include "layers/layers.h"
-#include "layers/fusion.h"
 #include "kernels/kernels.h"
 #include <math.h>
 #include <stdint.h>
@@ -15,8 +14,8 @@ static bool is_pool2x2(const cn_layer *l) {
 static void maxpool2x2_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     int H = l->in.h, W = l->in.w, outs = l->out.h * l->out.w, planes = c->batch * l->in.c;
-    int32_t *argmax = c->model->training ? (int32_t *)c->saved : NULL;
-    #pragma omp parallel num_threads(c->model->num_threads)
+    int32_t *argmax = c->training ? (int32_t *)c->saved : NULL;
+    #pragma omp parallel num_threads(c->threads)
     {
         int T = omp_get_num_threads(), t = omp_get_thread_num();
         int p0 = (int)((long)planes * t / T), p1 = (int)((long)planes * (t + 1) / T);
@@ -28,11 +27,10 @@ static void maxpool2x2_forward(const cn_layer_ctx *c) {
 // in (B,C,H,W) -> out (B,C,OH,OW); saved: argmax (int32 index into the input plane) per output
 void cn_maxpool2d_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    if (cn_layer_absorbed(c->model, c->index)) return;
     if (is_pool2x2(l)) { maxpool2x2_forward(c); return; }
     int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
     int32_t *argmax = (int32_t *)c->saved;
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int pl = 0; pl < planes; pl++) {
         const float *x = c->in + (size_t)pl * H * W;
         float *y = c->out + (size_t)pl * OH * OW;
@@ -60,11 +58,11 @@ void cn_maxpool2d_forward(const cn_layer_ctx *c) {
 }
 
 void cn_maxpool2d_backward(const cn_layer_ctx *c) {
-    if (!c->grad_in || cn_layer_absorbed(c->model, c->index)) return;
+    if (!c->grad_in) return;
     const cn_layer *l = c->layer;
     int H = l->in.h, W = l->in.w, outs = l->out.h * l->out.w, planes = c->batch * l->in.c;
     const int32_t *argmax = (const int32_t *)c->saved;
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int pl = 0; pl < planes; pl++) {
         float *dx = c->grad_in + (size_t)pl * H * W;
         const float *dy = c->grad_out + (size_t)pl * outs;
@@ -87,7 +85,7 @@ static int avg_divisor(const cn_layer *l, int oy, int ox) {
 void cn_avgpool2d_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int pl = 0; pl < planes; pl++) {
         const float *x = c->in + (size_t)pl * H * W;
         float *y = c->out + (size_t)pl * OH * OW;
@@ -111,7 +109,7 @@ void cn_avgpool2d_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
     const cn_layer *l = c->layer;
     int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w, planes = c->batch * l->in.c;
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int pl = 0; pl < planes; pl++) {
         float *dx = c->grad_in + (size_t)pl * H * W;
         const float *dy = c->grad_out + (size_t)pl * OH * OW;
@@ -134,7 +132,7 @@ void cn_avgpool2d_backward(const cn_layer_ctx *c) {
 // in (B,C,H,W) -> out (B,C,1,1)
 void cn_gap_forward(const cn_layer_ctx *c) {
     int plane = c->layer->in.h * c->layer->in.w, planes = c->batch * c->layer->in.c;
-    #pragma omp parallel num_threads(c->model->num_threads)
+    #pragma omp parallel num_threads(c->threads)
     {
         int p0, p1;
         cn_thread_range(planes, omp_get_thread_num(), omp_get_num_threads(), &p0, &p1);
@@ -145,7 +143,7 @@ void cn_gap_forward(const cn_layer_ctx *c) {
 void cn_gap_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
     int plane = c->layer->in.h * c->layer->in.w, planes = c->batch * c->layer->in.c;
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int pl = 0; pl < planes; pl++) {
         float g = c->grad_out[pl] / (float)plane;
         float *dx = c->grad_in + (size_t)pl * plane;

@@ -1,6 +1,5 @@
 /* relu: out = max(in, 0); the gradient passes where the input is positive. */
 #include "layers/layers.h"
-#include "layers/fusion.h"
 #include "kernels/kernels.h"
 
 /* Contiguous chunk [*i0, *i1) of n elements for the calling thread, split at 16-float boundaries. */
@@ -12,9 +11,8 @@ static void thread_chunk(size_t n, size_t *i0, size_t *i1) {
 }
 
 void cn_relu_forward(const cn_layer_ctx *c) {
-    if (cn_layer_absorbed(c->model, c->index)) return;
     size_t n = (size_t)c->batch * cn_shape_size(c->layer->in);
-    #pragma omp parallel num_threads(c->model->num_threads)
+    #pragma omp parallel num_threads(c->threads)
     {
         size_t i0, i1;
         thread_chunk(n, &i0, &i1);
@@ -23,9 +21,9 @@ void cn_relu_forward(const cn_layer_ctx *c) {
 }
 
 void cn_relu_backward(const cn_layer_ctx *c) {
-    if (!c->grad_in || cn_layer_absorbed(c->model, c->index)) return;
+    if (!c->grad_in) return;
     size_t n = (size_t)c->batch * cn_shape_size(c->layer->in);
-    #pragma omp parallel num_threads(c->model->num_threads)
+    #pragma omp parallel num_threads(c->threads)
     {
         size_t i0, i1;
         thread_chunk(n, &i0, &i1);

@@ -1,6 +1,5 @@
 /* dropout (inverted), flatten and log_softmax. */
 #include "layers/layers.h"
-#include "layers/fusion.h"
 #include "kernels/kernels.h"
 #include <math.h>
 #include <stdint.h>
@@ -16,24 +15,22 @@ cn_dropout_params cn_dropout_params_of(const cn_layer *l) {
                                 .keep_scale = 1.0f / (1.0f - l->dropout_p) };
 }
 
+/* (in eval mode the plan passes the input through without calling this; in training a
+ * batch norm before it may apply it: exec/plan.h) */
 void cn_dropout_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    const cn_model *m = c->model;
     int size = cn_shape_size(l->in);
-    uint8_t *mask = cn_dropout_mask(m, c->index);
-    /* (in eval mode the model passes the input through without calling this: model.c) */
     if (l->dropout_p == 0.0f) {
         memcpy(c->out, c->in, (size_t)c->batch * size * sizeof(float));
-        memset(mask, 1, (size_t)c->batch * size);
+        memset(c->mask, 1, (size_t)c->batch * size);
         return;
     }
-    if (cn_dropout_fused_into_bn(m, c->index - 1)) return;   /* applied by the batch norm before */
     cn_dropout_params d = cn_dropout_params_of(l);
-    #pragma omp parallel for schedule(static) num_threads(m->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int b = 0; b < c->batch; b++) {
         size_t o = (size_t)b * size;
-        uint64_t stream = cn_dropout_stream(m->dropout_seed, c->index, m->sample_offset + b);   /* sample's index in the batch */
-        cn_dropout_forward_kernel(c->in + o, c->out + o, mask + o, size, stream, 0, d.threshold, d.keep_scale, NULL);
+        uint64_t stream = cn_dropout_stream(c->dropout_seed, c->index, c->first + b);   /* sample's index in the batch */
+        cn_dropout_forward_kernel(c->in + o, c->out + o, c->mask + o, size, stream, 0, d.threshold, d.keep_scale, NULL);
     }
 }
 
@@ -42,11 +39,10 @@ void cn_dropout_backward(const cn_layer_ctx *c) {
     if (!c->grad_in) return;
     int size = cn_shape_size(c->layer->in);
     cn_dropout_params d = cn_dropout_params_of(c->layer);
-    const uint8_t *mask = cn_dropout_mask(c->model, c->index);
-    #pragma omp parallel for schedule(static) num_threads(c->model->num_threads)
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int b = 0; b < c->batch; b++) {
         size_t o = (size_t)b * size;
-        cn_dropout_backward_kernel(c->grad_out + o, mask + o, c->grad_in + o, size, d.keep_scale);
+        cn_dropout_backward_kernel(c->grad_out + o, c->mask + o, c->grad_in + o, size, d.keep_scale);
     }
 }
 

@@ -1,0 +1,56 @@
+/* The execution plan of a model in one mode (training or eval), worked out once
+ * per session: which layers run, which fused chains they lead (layers/fusion.h),
+ * which neighbour each fused layer works with, and which buffer holds each value.
+ *
+ * Values are the tensors between layers: value i is the input of layer i, value
+ * L (the number of layers) the model's output; buffer[v] names the activation
+ * buffer that holds value v. In training every value has its own buffer (the
+ * backward pass reads them all); in eval a pass-through layer (dropout, flatten)
+ * outputs its input value, so the two share one buffer and the layer does
+ * nothing. This value -> buffer map is where buffer lifetimes belong: a graph
+ * with branches (residual, concat) gives each value its producer and its last
+ * reader, and values whose lifetimes do not overlap share a buffer.
+ *
+ * Gradients flow between neighbouring values only: d(value v) lives in
+ * gradient buffer v % 2 (two buffers sized for the largest value). */
+#ifndef CN_EXEC_PLAN_H
+#define CN_EXEC_PLAN_H
+#include "model.h"
+#include "layers/fusion.h"
+
+/* What the plan decided for one layer (i below); the layer acts on it, the session binds
+ * the buffers it names. Flags are false, indices -1, where they do not apply. */
+typedef struct {
+    bool forward, backward;     /* false: absorbed into an earlier layer's chain, a pass-through
+                                   (eval) or, a dropout, applied by the batch norm before it */
+    bool pass_through;          /* eval dropout/flatten: its output value is its input value */
+    cn_chain chain;             /* the chain it leads (length 1: none); its output is value i + length */
+    int pool;                   /* the chain's max-pool layer (its saved state holds the argmax), or -1 */
+    int peer;                   /* conv: the batch norm its chain feeds (or absorbs, eval);
+                                   batch norm: the dropout it applies; else -1 */
+    /* conv2d */
+    bool bn_stats_out;          /* writes its peer's plane statistics in the output pass */
+    bool rebuild_first;         /* relu-only chain: rebuild dL/d(conv output) for every sample before dx */
+    /* batchnorm2d */
+    bool stats_from_conv;       /* its plane statistics come from the conv before (training) */
+    bool grad_in_conv;          /* hands its input gradient over to the conv before (pool chain) */
+    bool grad_in_conv_relu;     /* the conv + relu before forms its input gradient */
+    bool applies_dropout;       /* applies its peer dropout in its output pass */
+    /* batchnorm2d or conv2d */
+    bool grad_to_conv_relu;     /* writes the relu-masked input gradient into the own output slot
+                                   of the conv two layers back (value i - 1) */
+} cn_step;
+
+typedef struct {
+    bool training;
+    int num_layers;
+    cn_step *steps;             /* num_layers */
+    int *buffer;                /* num_layers + 1: activation buffer of each value */
+} cn_plan;
+
+/* Works out the plan of `model` in one mode; `unfused`: every layer runs its own passes
+ * (a test switch). Allocates steps and buffer; free with cn_plan_free. */
+cn_status cn_plan_build(const cn_model *model, bool training, bool unfused, cn_plan *plan);
+void cn_plan_free(cn_plan *plan);
+
+#endif

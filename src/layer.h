@@ -1,0 +1,54 @@
+/* Layer descriptions: what a spec line says about one layer, with its inferred
+ * shapes and where its parameters sit in the model's flat buffers. Nothing here
+ * knows about models or execution (spec.h builds these, model.h owns them,
+ * exec/ runs them). */
+#ifndef CN_LAYER_H
+#define CN_LAYER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    CN_LAYER_CONV2D,
+    CN_LAYER_BATCHNORM2D,
+    CN_LAYER_RELU,
+    CN_LAYER_MAXPOOL2D,
+    CN_LAYER_AVGPOOL2D,
+    CN_LAYER_GAP,          /* AdaptiveAvgPool2d(1) */
+    CN_LAYER_DROPOUT,
+    CN_LAYER_FLATTEN,
+    CN_LAYER_LINEAR,
+    CN_LAYER_LOG_SOFTMAX,
+    CN_LAYER_KIND_COUNT
+} cn_layer_kind;
+
+/* Per-sample activation shape; a flat vector has h = w = 1. */
+typedef struct { int c, h, w; } cn_shape;
+
+static inline int cn_shape_size(cn_shape s) { return s.c * s.h * s.w; }
+
+typedef struct {
+    cn_layer_kind kind;
+    int spec_line;          /* line in the spec text, for messages */
+    char name[32];          /* state-dict prefix */
+    cn_shape in, out;
+    /* conv2d: out_channels, kernel, stride, pad, has_bias
+     * maxpool2d/avgpool2d: kernel, stride, pad (stride defaults to kernel)
+     * linear: out_channels = out_features, has_bias */
+    int out_channels, kernel, stride, pad;
+    bool has_bias;
+    float dropout_p;        /* dropout */
+    float bn_eps, bn_momentum;
+    /* Offsets into the model's params (and a session's gradients); counts 0 when absent. */
+    size_t weight_offset, weight_count, bias_offset, bias_count;
+    /* batchnorm2d: running_mean at the model's buffers[buffer_offset], running_var right after (C each). */
+    size_t buffer_offset;
+    int bn_index;           /* index among the model's batch norms (bn_batches_tracked), -1 otherwise */
+    uint64_t macs;          /* forward multiply-adds per sample */
+} cn_layer;
+
+const char *cn_layer_kind_name(cn_layer_kind kind);
+/* PyTorch module class name (for summaries): "Conv2d", "BatchNorm2d", ... */
+const char *cn_layer_torch_name(cn_layer_kind kind);
+
+#endif
