@@ -32,10 +32,12 @@ typedef struct {
     int spec_line;          /* line in the spec text, for messages */
     char name[32];          /* state-dict prefix */
     cn_shape in, out;
-    /* conv2d: out_channels, kernel, stride, pad, has_bias
+    /* conv2d: out_channels, kernel, stride, pad, has_bias, groups (in.c and out_channels
+     *   divisible by it; depthwise when groups == in.c), dilation (tap spacing)
      * maxpool2d/avgpool2d: kernel, stride, pad (stride defaults to kernel)
      * linear: out_channels = out_features, has_bias */
     int out_channels, kernel, stride, pad;
+    int groups, dilation;   /* 1 for every other layer */
     bool has_bias;
     float dropout_p;        /* dropout */
     float bn_eps, bn_momentum;
@@ -46,6 +48,9 @@ typedef struct {
     int bn_index;           /* index among the model's batch norms (bn_batches_tracked), -1 otherwise */
     uint64_t macs;          /* forward multiply-adds per sample */
 } cn_layer;
+
+/* conv2d: the span of its kernel on the input, (kernel - 1) * dilation + 1. */
+static inline int cn_conv_span(const cn_layer *l) { return (l->kernel - 1) * l->dilation + 1; }
 
 const char *cn_layer_kind_name(cn_layer_kind kind);
 /* PyTorch module class name (for summaries): "Conv2d", "BatchNorm2d", ... */

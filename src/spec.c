@@ -49,7 +49,7 @@ static const struct { const char *word; cn_layer_kind kind; } layer_words[] = {
 /* Keys each layer accepts ("name" is accepted by all). */
 static const char *layer_keys(cn_layer_kind kind) {
     switch (kind) {
-    case CN_LAYER_CONV2D: return "out, k, stride, pad, bias, in";
+    case CN_LAYER_CONV2D: return "out, k, stride, pad, dilation, groups, bias, in";
     case CN_LAYER_BATCHNORM2D: return "eps, momentum";
     case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D: return "k, stride, pad";
     case CN_LAYER_DROPOUT: return "p";
@@ -185,12 +185,18 @@ static cn_status infer_shape(parser *p, cn_layer *l) {
     const char *what = cn_layer_kind_name(l->kind);
     switch (l->kind) {
     case CN_LAYER_CONV2D: {
-        if (in.h + 2 * l->pad < l->kernel || in.w + 2 * l->pad < l->kernel)
-            return perr(p, CN_ERR_SHAPE, "%s: kernel %d with pad %d does not fit the %dx%dx%d input",
-                        what, l->kernel, l->pad, in.c, in.h, in.w);
-        l->out = (cn_shape){l->out_channels, window_out(in.h, l->kernel, l->stride, l->pad),
-                            window_out(in.w, l->kernel, l->stride, l->pad)};
-        l->weight_count = (size_t)l->out_channels * in.c * l->kernel * l->kernel;
+        int span = cn_conv_span(l);
+        if (in.c % l->groups || l->out_channels % l->groups)
+            return perr(p, CN_ERR_SHAPE, "%s: groups=%d must divide both the %d input channels and out=%d",
+                        what, l->groups, in.c, l->out_channels);
+        char dil[48] = "";
+        if (l->dilation != 1) snprintf(dil, sizeof dil, " (dilation %d: span %d)", l->dilation, span);
+        if (in.h + 2 * l->pad < span || in.w + 2 * l->pad < span)
+            return perr(p, CN_ERR_SHAPE, "%s: kernel %d%s with pad %d does not fit the %dx%dx%d input",
+                        what, l->kernel, dil, l->pad, in.c, in.h, in.w);
+        l->out = (cn_shape){l->out_channels, window_out(in.h, span, l->stride, l->pad),
+                            window_out(in.w, span, l->stride, l->pad)};
+        l->weight_count = (size_t)l->out_channels * (in.c / l->groups) * l->kernel * l->kernel;
         l->bias_count = l->has_bias ? (size_t)l->out_channels : 0;
         l->macs = (uint64_t)l->weight_count * l->out.h * l->out.w;
         break;
@@ -245,6 +251,8 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
     l->spec_line = p->line;
     l->bn_index = -1;
     l->stride = -1;
+    l->groups = 1;
+    l->dilation = 1;
     l->has_bias = true;
     l->bn_eps = 1e-5f;
     l->bn_momentum = 0.1f;
@@ -289,6 +297,12 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
         } else if (!strcmp(key, "stride")) {
             if (!parse_int(value, 1, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: stride=%s: expected an integer in [1, %d]", what, value, MAX_KERNEL);
             l->stride = iv;
+        } else if (!strcmp(key, "dilation")) {
+            if (!parse_int(value, 1, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: dilation=%s: expected an integer in [1, %d]", what, value, MAX_KERNEL);
+            l->dilation = iv;
+        } else if (!strcmp(key, "groups")) {
+            if (!parse_int(value, 1, MAX_CHANNELS, &iv)) return perr(p, CN_ERR_SPEC, "%s: groups=%s: expected an integer in [1, %d]", what, value, MAX_CHANNELS);
+            l->groups = iv;
         } else if (!strcmp(key, "pad")) {
             if (!parse_int(value, 0, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: pad=%s: expected an integer in [0, %d]", what, value, MAX_KERNEL);
             l->pad = iv;

@@ -85,6 +85,11 @@ TEST(conv_3x3_pad_nobias) { check_layer("input 2x5x5\nconv2d out=3 k=3 pad=1 bia
 TEST(conv_1x1_pad) { check_layer("input 3x4x4\nconv2d out=2 k=1 pad=1\nflatten"); }
 TEST(conv_1x1) { check_layer("input 3x4x4\nconv2d out=2 k=1\nflatten"); }
 TEST(conv_5x5_stride2) { check_layer("input 2x7x7\nconv2d out=2 k=5 stride=2 pad=2\nflatten"); }
+TEST(conv_depthwise_3x3) { check_layer("input 3x6x6\nconv2d out=3 k=3 pad=1 groups=3\nflatten"); }
+TEST(conv_depthwise_3x3_stride2) { check_layer("input 3x7x7\nconv2d out=3 k=3 stride=2 pad=1 groups=3 bias=false\nflatten"); }
+TEST(conv_grouped) { check_layer("input 4x5x5\nconv2d out=6 k=3 pad=1 groups=2\nflatten"); }
+TEST(conv_dilated) { check_layer("input 2x7x7\nconv2d out=3 k=3 pad=2 dilation=2\nflatten"); }
+TEST(conv_dilated_grouped_stride2) { check_layer("input 4x9x9\nconv2d out=4 k=3 stride=2 pad=1 dilation=3 groups=4\nflatten"); }
 TEST(batchnorm) { check_layer("input 3x4x4\nbatchnorm2d\nflatten"); }
 TEST(relu) { check_layer("input 2x4x4\nrelu\nflatten"); }
 TEST(maxpool) { check_layer("input 2x5x5\nmaxpool2d k=2\nflatten"); }
@@ -131,6 +136,7 @@ TEST(stack) { check_layer_h("input 1x8x8\nconv2d out=4 k=3 pad=1\nbatchnorm2d\nr
 
 int main(void) {
     RUN(conv_3x3_bias); RUN(conv_3x3_pad_nobias); RUN(conv_1x1_pad); RUN(conv_1x1); RUN(conv_5x5_stride2);
+    RUN(conv_depthwise_3x3); RUN(conv_depthwise_3x3_stride2); RUN(conv_grouped); RUN(conv_dilated); RUN(conv_dilated_grouped_stride2);
     RUN(batchnorm); RUN(relu); RUN(maxpool); RUN(maxpool_overlap); RUN(avgpool); RUN(avgpool_pad); RUN(gap);
     RUN(dropout); RUN(dropout_statistics); RUN(linear); RUN(linear_nobias); RUN(log_softmax); RUN(stack);
     return test_summary();

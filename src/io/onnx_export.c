@@ -293,7 +293,7 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
         switch (l->kind) {
         case CN_LAYER_CONV2D: {
             int oc = l->out_channels, k = l->kernel;
-            int64_t wdims[4] = {oc, l->in.c, k, k}, bdims[1] = {oc};
+            int64_t wdims[4] = {oc, l->in.c / l->groups, k, k}, bdims[1] = {oc};
             const cn_layer *bn = (fold_bn && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D)
                                  ? &m->layers[i + 1] : NULL;
             const float *wout = w, *bout = l->bias_count ? b : NULL;
@@ -325,7 +325,7 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                 bname = add_init(g, name, 1, bdims, bout);
             }
             Onnx__AttributeProto *attrs[] = {
-                attr_ints(p, "dilations", 2, 1), attr_int(p, "group", 1), attr_ints(p, "kernel_shape", 2, k),
+                attr_ints(p, "dilations", 2, l->dilation), attr_int(p, "group", l->groups), attr_ints(p, "kernel_shape", 2, k),
                 attr_ints(p, "pads", 4, l->pad), attr_ints(p, "strides", 2, l->stride), NULL};
             if (!wname || (bout && !bname)) { st = CN_ERR_NOMEM; break; }
             cur = add_node(g, "Conv", l->name, NULL, (const char *[]){cur, wname, bname, NULL}, attrs);

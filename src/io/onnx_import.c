@@ -58,7 +58,7 @@ typedef struct {
     cn_layer_kind kind;
     int node;                 /* node index, for messages */
     char name[32];            /* state-dict prefix from the initializer name, or "" */
-    int out, k, stride, pad;
+    int out, k, stride, pad, groups, dilation;
     bool has_bias;
     float eps;
     float *w, *b, *mean, *var;   /* owned */
@@ -526,8 +526,9 @@ static cn_status need_rank(const importer *im, int idx, int rank) {
 }
 
 /* Validates square kernel_shape / strides / pads / dilations of a 2-D window operator.
- * weight_k > 0: the kernel size from the weight tensor (kernel_shape is then optional). */
-static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, int *stride_out, int *pad_out) {
+ * weight_k > 0: the kernel size from the weight tensor (kernel_shape is then optional).
+ * dil_out NULL: dilations must be 1; else it gets the (equal) dilation. */
+static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, int *stride_out, int *pad_out, int *dil_out) {
     const int64_t *ks, *strides, *pads, *dil;
     int nk, ns, np, nd;
     char auto_pad[32];
@@ -554,9 +555,15 @@ static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, i
             return node_fail(im, idx, CN_ERR_UNSUPPORTED, "strides must be two equal values in [1, %d]", LIMIT_KERNEL);
         stride = (int)strides[0];
     }
-    if (nd >= 0)
+    int dilation = 1;
+    if (nd >= 0 && dil_out) {
+        if (nd != 2 || dil[0] != dil[1] || dil[0] < 1 || dil[0] > LIMIT_KERNEL)
+            return node_fail(im, idx, CN_ERR_UNSUPPORTED, "dilations must be two equal values in [1, %d]", LIMIT_KERNEL);
+        dilation = (int)dil[0];
+    } else if (nd >= 0) {
         for (int d = 0; d < nd; d++)
-            if (dil[d] != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "dilations must be 1 (dilated windows are not supported)");
+            if (dil[d] != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "dilations must be 1 (dilated pooling windows are not supported)");
+    }
     int pad = 0;
     if (!strcmp(auto_pad, "NOTSET")) {
         if (np >= 0) {
@@ -569,13 +576,14 @@ static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, i
     } else if (!strcmp(auto_pad, "SAME_UPPER") || !strcmp(auto_pad, "SAME_LOWER")) {
         if (stride != 1 || k % 2 == 0)
             return node_fail(im, idx, CN_ERR_UNSUPPORTED, "auto_pad=%s is supported only with stride 1 and an odd kernel", auto_pad);
-        pad = (k - 1) / 2;
+        pad = (k - 1) / 2 * dilation;
     } else {
         return node_fail(im, idx, CN_ERR_FORMAT, "auto_pad=\"%s\": expected NOTSET, VALID, SAME_UPPER or SAME_LOWER", auto_pad);
     }
     *k_out = k;
     *stride_out = stride;
     *pad_out = pad;
+    if (dil_out) *dil_out = dilation;
     return CN_OK;
 }
 
@@ -611,33 +619,36 @@ static cn_status op_conv(importer *im, int idx) {
     if (st) return st;
     int64_t group;
     if ((st = attr_int(im, idx, "group", 1, &group))) return st;
-    if (group != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "group=%lld: grouped convolutions are not supported", (long long)group);
+    if (group < 1 || group > LIMIT_CHANNELS || im->shape.c % group || w->dims[0] % group)
+        return node_fail(im, idx, CN_ERR_SHAPE, "group=%lld must divide the %d input channels and the %lld output channels",
+                         (long long)group, im->shape.c, (long long)w->dims[0]);
     char dt[160];
     dims_text(w->dims, w->ndim, dt, sizeof dt);
     if (w->dims[2] != w->dims[3] || w->dims[2] < 1 || w->dims[2] > LIMIT_KERNEL)
         return node_fail(im, idx, CN_ERR_UNSUPPORTED, "weight \"%s\" has dims %s; expected a square kernel of size 1..%d",
                          CLEAN(w->name), dt, LIMIT_KERNEL);
-    if (w->dims[1] != im->shape.c)
-        return node_fail(im, idx, CN_ERR_SHAPE, "weight \"%s\" has dims %s: %lld input channels, but the input has %d",
-                         CLEAN(w->name), dt, (long long)w->dims[1], im->shape.c);
+    if (w->dims[1] != im->shape.c / group)
+        return node_fail(im, idx, CN_ERR_SHAPE, "weight \"%s\" has dims %s: %lld input channels per group, but the input has %d in %lld groups",
+                         CLEAN(w->name), dt, (long long)w->dims[1], im->shape.c, (long long)group);
     if (w->dims[0] < 1 || w->dims[0] > LIMIT_CHANNELS)
         return node_fail(im, idx, CN_ERR_UNSUPPORTED, "weight \"%s\" has dims %s; expected 1..%d output channels",
                          CLEAN(w->name), dt, LIMIT_CHANNELS);
-    int oc = (int)w->dims[0], k, stride, pad;
-    if ((st = window_attrs(im, idx, (int)w->dims[2], &k, &stride, &pad))) return st;
+    int oc = (int)w->dims[0], k, stride, pad, dilation;
+    if ((st = window_attrs(im, idx, (int)w->dims[2], &k, &stride, &pad, &dilation))) return st;
+    int span = (k - 1) * dilation + 1;
     if (b && !(b->ndim == 1 && b->dims[0] == oc)) {
         dims_text(b->dims, b->ndim, dt, sizeof dt);
         return node_fail(im, idx, CN_ERR_SHAPE, "bias \"%s\" has dims %s; expected [%d]", CLEAN(b->name), dt, oc);
     }
     pad += take_pad(im);
     if (pad > LIMIT_KERNEL) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "padding %d exceeds %d", pad, LIMIT_KERNEL);
-    cn_shape out = {oc, window_out(im->shape.h, k, stride, pad), window_out(im->shape.w, k, stride, pad)};
+    cn_shape out = {oc, window_out(im->shape.h, span, stride, pad), window_out(im->shape.w, span, stride, pad)};
     if (out.h < 1 || out.w < 1)
-        return node_fail(im, idx, CN_ERR_SHAPE, "a %dx%d kernel with padding %d does not fit the %dx%dx%d input",
-                         k, k, pad, im->shape.c, im->shape.h, im->shape.w);
+        return node_fail(im, idx, CN_ERR_SHAPE, "a %dx%d kernel (dilation %d) with padding %d does not fit the %dx%dx%d input",
+                         k, k, dilation, pad, im->shape.c, im->shape.h, im->shape.w);
     imp_layer *l = new_layer(im, idx, CN_LAYER_CONV2D);
     if (!l) return CN_ERR_UNSUPPORTED;
-    l->out = oc; l->k = k; l->stride = stride; l->pad = pad;
+    l->out = oc; l->k = k; l->stride = stride; l->pad = pad; l->groups = (int)group; l->dilation = dilation;
     l->wcount = w->count;
     l->w = copy_floats(w->f, w->count);
     l->has_bias = b != NULL;
@@ -721,7 +732,7 @@ static cn_status op_pool(importer *im, int idx, bool avg) {
     if (st) return st;
     int k, stride, pad;
     int64_t ceil_mode, include_pad, storage;
-    if ((st = window_attrs(im, idx, 0, &k, &stride, &pad))) return st;
+    if ((st = window_attrs(im, idx, 0, &k, &stride, &pad, NULL))) return st;
     if ((st = attr_int(im, idx, "ceil_mode", 0, &ceil_mode))) return st;
     if ((st = attr_int(im, idx, "count_include_pad", 0, &include_pad))) return st;
     if ((st = attr_int(im, idx, "storage_order", 0, &storage))) return st;
@@ -1709,6 +1720,8 @@ static cn_status build_model(importer *im, const cn_shape input, const char *pro
         switch (l->kind) {
         case CN_LAYER_CONV2D:
             tb_printf(&t, "%s out=%d k=%d stride=%d pad=%d bias=%s", kind, l->out, l->k, l->stride, l->pad, l->has_bias ? "true" : "false");
+            if (l->groups != 1) tb_printf(&t, " groups=%d", l->groups);
+            if (l->dilation != 1) tb_printf(&t, " dilation=%d", l->dilation);
             break;
         case CN_LAYER_LINEAR:
             tb_printf(&t, "%s out=%d bias=%s", kind, l->out, l->has_bias ? "true" : "false");

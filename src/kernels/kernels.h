@@ -27,10 +27,11 @@ void cn_axpy(int n, float a, const float *x, float *y);
 /* C (M,N) = A(K,M)^T @ B (K,N). */
 void cn_gemm_tn(int M, int N, int K, const float *A, const float *B, float *C);
 
-/* in (C,H,W) -> col (C*k*k, OH*OW), zero padding. */
-void cn_im2col(const float *in, int C, int H, int W, int k, int stride, int pad, int OH, int OW, float *col);
+/* in (C,H,W) -> col (C*k*k, OH*OW), zero padding; tap (ky, kx) of output (oy, ox) reads
+ * input (oy*stride - pad + ky*dil, ox*stride - pad + kx*dil). */
+void cn_im2col(const float *in, int C, int H, int W, int k, int stride, int pad, int dil, int OH, int OW, float *col);
 /* col (C*k*k, OH*OW) -> in (C,H,W), summing overlaps; `in` is overwritten. */
-void cn_col2im(const float *col, int C, int H, int W, int k, int stride, int pad, int OH, int OW, float *in);
+void cn_col2im(const float *col, int C, int H, int W, int k, int stride, int pad, int dil, int OH, int OW, float *in);
 
 /* ---- Element-wise and per-channel loops (eltwise.c) ---- */
 

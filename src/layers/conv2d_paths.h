@@ -1,0 +1,12 @@
+/* The paths of conv2d besides the direct kernels of conv2d.c (which dispatches):
+ * conv2d_im2col.c (any stride, groups, dilation: the reference), conv2d_depthwise.c. */
+#ifndef CN_LAYERS_CONV2D_PATHS_H
+#define CN_LAYERS_CONV2D_PATHS_H
+#include "layers/layers.h"
+
+/* Floats of per-thread scratch of the im2col path. */
+size_t cn_conv2d_im2col_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_im2col(const cn_layer_ctx *c);
+void cn_conv2d_backward_im2col(const cn_layer_ctx *c);
+
+#endif
