@@ -189,9 +189,8 @@ cn_status cn_session_create(cn_model *model, int batch, int threads, unsigned fl
     s->model = model;
     s->capacity = batch;
     s->threads = threads < 1 ? 1 : threads;
-    bool unfused = flags & CN_SESSION_UNFUSED;
-    cn_status st = cn_plan_build(model, false, unfused, &s->plans[0]);
-    if (!st) st = cn_plan_build(model, true, unfused, &s->plans[1]);
+    cn_status st = cn_plan_build(model, false, flags, &s->plans[0]);
+    if (!st) st = cn_plan_build(model, true, flags, &s->plans[1]);
     if (!st) st = alloc_values(s);
     if (!st) st = alloc_state(s);
     if (!st) st = make_runners(s);

@@ -18,7 +18,8 @@
  * applied in the output pass and undone at the start of the backward pass; a
  * following batch norm gets its statistics from the output pass and hands its
  * input gradient over.
- * Other strides, grouped and dilated convolutions run conv2d_im2col.c. */
+ * Depthwise 3x3 convolutions run conv2d_depthwise.c; other strides, grouped and dilated
+ * convolutions conv2d_im2col.c. */
 #include "layers/layers.h"
 #include "layers/conv2d_paths.h"
 #include "kernels/kernels.h"
@@ -218,8 +219,10 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
 
 size_t cn_layer_scratch_floats(const cn_layer *l) {
     if (l->kind != CN_LAYER_CONV2D) return 0;
-    if (use_direct(l)) return direct_scratch_floats(l);
-    return cn_conv2d_im2col_scratch_floats(l);
+    size_t reference = cn_conv2d_im2col_scratch_floats(l);   /* every conv may run it (a test switch) */
+    if (use_direct(l)) return max_size(direct_scratch_floats(l), reference);
+    if (cn_conv2d_depthwise_fast(l)) return max_size(cn_conv2d_depthwise_scratch_floats(l), reference);
+    return reference;
 }
 
 /* Where a conv-led chain's output goes (see fusion.h). */
@@ -554,11 +557,15 @@ static void backward_direct(const cn_layer_ctx *c) {
 }
 
 void cn_conv2d_forward(const cn_layer_ctx *c) {
-    if (use_direct(c->layer)) forward_direct(c);
+    if (c->step->reference_conv) cn_conv2d_forward_im2col(c);
+    else if (use_direct(c->layer)) forward_direct(c);
+    else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_forward_depthwise(c);
     else cn_conv2d_forward_im2col(c);
 }
 
 void cn_conv2d_backward(const cn_layer_ctx *c) {
-    if (use_direct(c->layer)) backward_direct(c);
+    if (c->step->reference_conv) cn_conv2d_backward_im2col(c);
+    else if (use_direct(c->layer)) backward_direct(c);
+    else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_backward_depthwise(c);
     else cn_conv2d_backward_im2col(c);
 }

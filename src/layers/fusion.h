@@ -41,6 +41,7 @@ typedef struct {
     int length;         /* layers in the chain, 1 = no fusion */
     bool relu, pool;    /* absorbed layers: relu at leader+1, maxpool at leader+2 (or last, after bn) */
     bool bn;            /* eval mode: batchnorm2d at leader+2 */
+    bool bn_first;      /* eval mode, a fast depthwise conv: batchnorm2d at leader+1 (relu, if any, after it) */
 } cn_chain;
 
 static inline bool cn_fusable_pool(const cn_layer *l) {
@@ -49,9 +50,19 @@ static inline bool cn_fusable_pool(const cn_layer *l) {
 }
 
 /* The chain led by layer i in training or eval mode (length 1 when layer i leads none). */
+bool cn_conv2d_depthwise_fast(const cn_layer *l);   /* layers/conv2d_depthwise.c */
+
 static inline cn_chain cn_chain_at(const cn_model *m, bool training, int i) {
-    cn_chain ch = { 1, false, false, false };
+    cn_chain ch = { 1, false, false, false, false };
     const cn_layer *l = &m->layers[i];
+    /* Eval: a fast depthwise conv applies the batch norm after it, and a relu after that, as it
+     * stores each output vector (memory-bound work: one pass over the output instead of three). */
+    if (!training && cn_conv2d_depthwise_fast(l) && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D) {
+        ch.bn_first = true;
+        ch.length = 2;
+        if (i + 2 < m->num_layers && m->layers[i + 2].kind == CN_LAYER_RELU) { ch.relu = true; ch.length = 3; }
+        return ch;
+    }
     bool leader = cn_conv_is_direct(l) || l->kind == CN_LAYER_BATCHNORM2D;
     if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
         return ch;
