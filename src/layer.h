@@ -19,6 +19,8 @@ typedef enum {
     CN_LAYER_FLATTEN,
     CN_LAYER_LINEAR,
     CN_LAYER_LOG_SOFTMAX,
+    CN_LAYER_RELU6,        /* min(max(x, 0), 6) */
+    CN_LAYER_LEAKY_RELU,   /* x > 0 ? x : slope * x */
     CN_LAYER_KIND_COUNT
 } cn_layer_kind;
 
@@ -40,6 +42,9 @@ typedef struct {
     int groups, dilation;   /* 1 for every other layer */
     bool has_bias;
     float dropout_p;        /* dropout */
+    bool channel_dropout;   /* dropout written as dropout2d: drops whole channels (nn.Dropout2d) */
+    bool flat_bn;           /* batchnorm2d written as batchnorm1d: a flat (N, C) input (nn.BatchNorm1d) */
+    float slope;            /* leaky_relu: negative slope */
     float bn_eps, bn_momentum;
     /* Offsets into the model's params (and a session's gradients); counts 0 when absent. */
     size_t weight_offset, weight_count, bias_offset, bias_count;
@@ -55,5 +60,8 @@ static inline int cn_conv_span(const cn_layer *l) { return (l->kernel - 1) * l->
 const char *cn_layer_kind_name(cn_layer_kind kind);
 /* PyTorch module class name (for summaries): "Conv2d", "BatchNorm2d", ... */
 const char *cn_layer_torch_name(cn_layer_kind kind);
+/* The spec word and PyTorch class of layer l, telling batchnorm1d and dropout2d apart. */
+const char *cn_layer_word(const cn_layer *l);
+const char *cn_layer_torch_class(const cn_layer *l);
 
 #endif

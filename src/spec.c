@@ -44,6 +44,8 @@ static const struct { const char *word; cn_layer_kind kind; } layer_words[] = {
     {"flatten", CN_LAYER_FLATTEN},
     {"linear", CN_LAYER_LINEAR},
     {"log_softmax", CN_LAYER_LOG_SOFTMAX}, {"logsoftmax", CN_LAYER_LOG_SOFTMAX},
+    {"relu6", CN_LAYER_RELU6}, {"leaky_relu", CN_LAYER_LEAKY_RELU},
+    {"batchnorm1d", CN_LAYER_BATCHNORM2D}, {"dropout2d", CN_LAYER_DROPOUT},   /* flat_bn, channel_dropout */
 };
 
 /* Keys each layer accepts ("name" is accepted by all). */
@@ -53,6 +55,7 @@ static const char *layer_keys(cn_layer_kind kind) {
     case CN_LAYER_BATCHNORM2D: return "eps, momentum";
     case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D: return "k, stride, pad";
     case CN_LAYER_DROPOUT: return "p";
+    case CN_LAYER_LEAKY_RELU: return "slope";
     case CN_LAYER_LINEAR: return "out, bias, in";
     default: return "";
     }
@@ -257,6 +260,7 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
     l->bn_eps = 1e-5f;
     l->bn_momentum = 0.1f;
     l->dropout_p = 0.5f;
+    l->slope = 0.01f;
     int declared_in = -1;
     bool have_out = false, have_k = false;
     const char *what = cn_layer_kind_name(kind);
@@ -311,6 +315,9 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
         } else if (!strcmp(key, "p")) {
             if (!parse_double(value, &dv) || dv < 0 || dv >= 1) return perr(p, CN_ERR_SPEC, "%s: p=%s: expected a probability in [0, 1)", what, value);
             l->dropout_p = (float)dv;
+        } else if (!strcmp(key, "slope")) {
+            if (!parse_double(value, &dv) || fabs(dv) > 1e6) return perr(p, CN_ERR_SPEC, "%s: slope=%s: expected a number in [-1e6, 1e6]", what, value);
+            l->slope = (float)dv;
         } else if (!strcmp(key, "eps")) {
             if (!parse_double(value, &dv) || dv <= 0 || dv > 1) return perr(p, CN_ERR_SPEC, "%s: eps=%s: expected a number in (0, 1]", what, value);
             l->bn_eps = (float)dv;
@@ -362,14 +369,19 @@ static cn_status parse_line(parser *p, char *line, cn_layer *layers, int *num_la
         cn_shape in = *num_layers ? layers[*num_layers - 1].out : m->input;
         cn_status st = parse_layer(p, layer_words[i].kind, args, in, l);
         if (st) return st;
+        l->flat_bn = !strcmp(word, "batchnorm1d");
+        l->channel_dropout = !strcmp(word, "dropout2d");
+        if (l->flat_bn && (in.h != 1 || in.w != 1))
+            return perr(p, CN_ERR_SHAPE, "batchnorm1d: needs a flat input (features) but gets %dx%dx%d; use batchnorm2d "
+                        "for images, or add 'flatten' first", in.c, in.h, in.w);
         st = infer_shape(p, l);
         if (st) return st;
         if (!l->name[0]) snprintf(l->name, sizeof l->name, "%d", *num_layers);
         (*num_layers)++;
         return CN_OK;
     }
-    return perr(p, CN_ERR_SPEC, "unknown layer or setting '%s' (expected input, train, conv2d, batchnorm2d, relu, "
-                "maxpool2d, avgpool2d, gap, dropout, flatten, linear, log_softmax)", word);
+    return perr(p, CN_ERR_SPEC, "unknown layer or setting '%s' (expected input, train, conv2d, batchnorm2d, batchnorm1d, "
+                "relu, relu6, leaky_relu, maxpool2d, avgpool2d, gap, dropout, dropout2d, flatten, linear, log_softmax)", word);
 }
 
 cn_status cn_spec_parse(const char *text, const char *source, cn_spec *spec) {

@@ -90,6 +90,10 @@ TEST(conv_depthwise_3x3_stride2) { check_layer("input 3x7x7\nconv2d out=3 k=3 st
 TEST(conv_grouped) { check_layer("input 4x5x5\nconv2d out=6 k=3 pad=1 groups=2\nflatten"); }
 TEST(conv_dilated) { check_layer("input 2x7x7\nconv2d out=3 k=3 pad=2 dilation=2\nflatten"); }
 TEST(conv_dilated_grouped_stride2) { check_layer("input 4x9x9\nconv2d out=4 k=3 stride=2 pad=1 dilation=3 groups=4\nflatten"); }
+TEST(relu6) { check_layer("input 2x4x4\nrelu6\nflatten"); }
+TEST(leaky_relu) { check_layer("input 2x4x4\nleaky_relu slope=0.2\nflatten"); }
+TEST(batchnorm1d) { check_layer("input 6x1x1\nbatchnorm1d\nflatten"); }
+TEST(dropout2d) { check_layer("input 4x3x3\ndropout2d p=0.4\nflatten"); }
 TEST(batchnorm) { check_layer("input 3x4x4\nbatchnorm2d\nflatten"); }
 TEST(relu) { check_layer("input 2x4x4\nrelu\nflatten"); }
 TEST(maxpool) { check_layer("input 2x5x5\nmaxpool2d k=2\nflatten"); }
@@ -129,6 +133,36 @@ TEST(dropout_statistics) {
     cn_session_free(s);
     cn_model_free(m);
 }
+/* Dropout2d (nn.Dropout2d): every channel plane is either all 0 or all x / (1 - p), the
+ * channel drop rate is p (within 5 standard errors over 256*40 channels), and eval mode is
+ * the identity. */
+TEST(dropout2d_statistics) {
+    cn_model *m;
+    CHECK(cn_model_from_spec("input 40x3x5\ndropout2d p=0.25\nflatten", "dropout2d", 7, &m) == CN_OK);
+    if (!m) return;
+    int batch = 256, C = 40, plane = 15, n = batch * C * plane, dropped = 0, bad = 0;
+    cn_session *s;
+    CHECK(cn_session_create(m, batch, 2, 0, &s) == CN_OK);
+    float *x = malloc(n * sizeof *x);
+    for (int i = 0; i < n; i++) x[i] = 1.0f;
+    cn_session_set_training(s, true);
+    cn_session_set_dropout_seed(s, 99);
+    const float *y = cn_session_forward(s, x, batch, NULL);
+    for (int p = 0; p < batch * C; p++) {
+        float v = y[(size_t)p * plane];
+        if (v == 0.0f) dropped++;
+        else if (v != 1.0f / 0.75f) bad++;
+        for (int i = 1; i < plane; i++) if (y[(size_t)p * plane + i] != v) bad++;
+    }
+    double rate = (double)dropped / (batch * C), se = sqrt(0.25 * 0.75 / (batch * C));
+    CHECK_MSG(bad == 0 && fabs(rate - 0.25) < 5 * se, "channel drop rate %.4f (expected 0.25 +- %.4f), %d bad values", rate, 5 * se, bad);
+    cn_session_set_training(s, false);
+    y = cn_session_forward(s, x, batch, NULL);
+    CHECK(memcmp(y, x, n * sizeof *y) == 0);
+    free(x);
+    cn_session_free(s);
+    cn_model_free(m);
+}
 /* Hidden ReLU/max-pool inputs of a stack cannot be kept off the kinks by
  * construction; a smaller step makes crossing one unlikely (float rounding
  * error ~1e-7 |L| / h stays ~1e-4). */
@@ -138,6 +172,7 @@ int main(void) {
     RUN(conv_3x3_bias); RUN(conv_3x3_pad_nobias); RUN(conv_1x1_pad); RUN(conv_1x1); RUN(conv_5x5_stride2);
     RUN(conv_depthwise_3x3); RUN(conv_depthwise_3x3_stride2); RUN(conv_grouped); RUN(conv_dilated); RUN(conv_dilated_grouped_stride2);
     RUN(batchnorm); RUN(relu); RUN(maxpool); RUN(maxpool_overlap); RUN(avgpool); RUN(avgpool_pad); RUN(gap);
+    RUN(relu6); RUN(leaky_relu); RUN(batchnorm1d); RUN(dropout2d); RUN(dropout2d_statistics);
     RUN(dropout); RUN(dropout_statistics); RUN(linear); RUN(linear_nobias); RUN(log_softmax); RUN(stack);
     return test_summary();
 }

@@ -108,6 +108,8 @@ TEST(import_seed002_opset9_initializers_as_inputs) { check_fixture("seed002_op9"
 /* Conv group = channels (depthwise, stride 2) and dilations (one grouped, one strided), BNs fused by torch. */
 TEST(import_depthwise_separable_opset11) { check_fixture("dsconv_op11", 80 + 80 + 144 + 160 + 408 + 250, 11, 13); }
 TEST(import_dilated_opset17) { check_fixture("dilated_op17", 80 + 592 + 2320 + 170, 17, 11); }
+/* Clip(0, 6) as relu6, LeakyRelu, BatchNormalization of a flat tensor as batchnorm1d. */
+TEST(import_small_layers_opset13) { check_fixture("small_layers_op13", 80 + 80 + 144 + 32 + 170, 13, 10); }
 
 /* The document's Net keeps its module names as state-dict prefixes. */
 TEST(import_keeps_torch_names) {
@@ -229,7 +231,7 @@ TEST(round_trip_grouped_dilated) {
     const char *spec = "input 1x28x28\nconv2d out=8 k=3 pad=1 bias=false\nbatchnorm2d\nrelu\n"
                        "conv2d out=8 k=3 stride=2 pad=1 groups=8\nbatchnorm2d\nrelu\n"
                        "conv2d out=16 k=3 pad=2 dilation=2 groups=2\nrelu\nconv2d out=12 k=3 dilation=3 stride=2\n"
-                       "gap\nflatten\nlinear out=10\n";
+                       "relu6\ndropout2d p=0.1\nleaky_relu slope=0.3\ngap\nflatten\nlinear out=12\nbatchnorm1d\nrelu\nlinear out=10\n";
     for (int fold = 0; fold < 2; fold++) {
         cn_model *m = NULL;
         CHECK_MSG(cn_model_from_spec(spec, "grouped", 42, &m) == CN_OK, "%s", cn_last_error());
@@ -633,7 +635,7 @@ int main(void) {
     RUN(import_quirks_opset11);
     RUN(import_quirks_opset13);
     RUN(import_quirks_no_constant_folding);
-    RUN(import_seed002_opset9_initializers_as_inputs); RUN(import_depthwise_separable_opset11); RUN(import_dilated_opset17);
+    RUN(import_seed002_opset9_initializers_as_inputs); RUN(import_depthwise_separable_opset11); RUN(import_dilated_opset17); RUN(import_small_layers_opset13);
     RUN(import_keeps_torch_names);
     RUN(round_trip_presets); RUN(round_trip_grouped_dilated);
     RUN(export_layout);

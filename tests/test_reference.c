@@ -76,7 +76,7 @@ TEST(layers_match_pytorch) {
     const char *cases[] = {"avgpool_k5", "batchnorm2d", "conv1x1_pad1", "conv3x3_pad0_bias", "conv3x3_pad1_nobias",
                            "conv5x5_stride2_pad2", "conv_cin1", "conv_depthwise3x3", "conv_depthwise3x3_s2",
                            "conv_depthwise_mult2", "conv_grouped", "conv_dilated", "conv_dilated_s2_grouped", "flatten", "gap", "linear", "log_softmax",
-                           "maxpool_k2", "maxpool_k3_s2", "relu"};
+                           "maxpool_k2", "maxpool_k3_s2", "relu", "relu6", "leaky_relu", "batchnorm1d"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_layer_fixture(cases[i]);
 }
 

@@ -90,7 +90,7 @@ static uint64_t macs_from_shapes(const cn_model *m) {
     for (int i = 0; i < m->num_layers; i++) {
         const cn_layer *l = &m->layers[i];
         if (l->kind == CN_LAYER_CONV2D)
-            total += (uint64_t)l->out.c * l->out.h * l->out.w * l->in.c * l->kernel * l->kernel;
+            total += (uint64_t)l->out.c * l->out.h * l->out.w * (l->in.c / l->groups) * l->kernel * l->kernel;
         else if (l->kind == CN_LAYER_LINEAR)
             total += (uint64_t)cn_shape_size(l->in) * l->out.c;
     }

@@ -96,7 +96,7 @@ static const char *add_init(graph_builder *g, const char *name, int ndim, const 
     onnx__tensor_proto__init(t);
     size_t count = 1;
     t->n_dims = (size_t)ndim;
-    t->dims = pool_alloc(p, (size_t)ndim, sizeof *t->dims);
+    t->dims = pool_alloc(p, (size_t)(ndim ? ndim : 1), sizeof *t->dims);   /* ndim 0: a scalar */
     if (!t->dims) return NULL;
     for (int i = 0; i < ndim; i++) { t->dims[i] = dims[i]; count *= (size_t)dims[i]; }
     t->has_data_type = 1;
@@ -352,6 +352,21 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
         case CN_LAYER_RELU:
             cur = add_node(g, "Relu", l->name, NULL, (const char *[]){cur, NULL}, NULL);
             break;
+        case CN_LAYER_RELU6: {   /* Clip(x, 0, 6): min and max are scalar inputs from opset 11 */
+            const float bounds[2] = {0.0f, 6.0f};
+            char lo[96], hi[96];
+            snprintf(lo, sizeof lo, "%s.min", l->name);
+            snprintf(hi, sizeof hi, "%s.max", l->name);
+            const char *lo_name = add_init(g, lo, 0, NULL, &bounds[0]), *hi_name = add_init(g, hi, 0, NULL, &bounds[1]);
+            if (!lo_name || !hi_name) { st = CN_ERR_NOMEM; break; }
+            cur = add_node(g, "Clip", l->name, NULL, (const char *[]){cur, lo_name, hi_name, NULL}, NULL);
+            break;
+        }
+        case CN_LAYER_LEAKY_RELU: {
+            Onnx__AttributeProto *attrs[] = {attr_float(p, "alpha", l->slope), NULL};
+            cur = add_node(g, "LeakyRelu", l->name, NULL, (const char *[]){cur, NULL}, attrs);
+            break;
+        }
         case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D: {
             bool avg = l->kind == CN_LAYER_AVGPOOL2D;
             Onnx__AttributeProto *attrs[] = {

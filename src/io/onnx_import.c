@@ -35,7 +35,8 @@
 static const char SUPPORTED_OPS[] =
     "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, "
     "MatMul, Add, Pad, Constant, LogSoftmax, Softmax, Dropout, Identity, Shape, Gather, Unsqueeze, "
-    "Squeeze, Concat, Cast, ConstantOfShape, Slice, Transpose, Sub, Mul, Div (the last twelve on constants only)";
+    "Squeeze, Concat, Cast, ConstantOfShape, Slice, Transpose, Sub, Mul, Div (the last twelve on constants only), "
+    "Clip (0, 6: relu6), LeakyRelu";
 
 typedef enum { V_UNAVAILABLE, V_ACT, V_FLOAT, V_INT, V_OTHER } value_kind;
 
@@ -60,7 +61,8 @@ typedef struct {
     char name[32];            /* state-dict prefix from the initializer name, or "" */
     int out, k, stride, pad, groups, dilation;
     bool has_bias;
-    float eps;
+    bool flat;                /* batch norm of a flat (N, C) input: batchnorm1d */
+    float eps, slope;
     float *w, *b, *mean, *var;   /* owned */
     size_t wcount, bcount;
 } imp_layer;
@@ -666,7 +668,7 @@ static cn_status op_batchnorm(importer *im, int idx) {
     cn_status st = check_input_count(im, idx, 5, 5);
     if (!st) st = check_attrs(im, idx, "epsilon,momentum,spatial,training_mode,is_test,consumed_inputs");
     if (!st) st = data_input(im, idx, 0);
-    if (!st) st = need_rank(im, idx, 4);
+    if (!st && im->rank != 2) st = need_rank(im, idx, 4);
     if (st) return st;
     const value *t[4];
     static const char *role[4] = {"scale", "B", "mean", "var"};
@@ -699,6 +701,7 @@ static cn_status op_batchnorm(importer *im, int idx) {
     imp_layer *l = new_layer(im, idx, CN_LAYER_BATCHNORM2D);
     if (!l) return CN_ERR_UNSUPPORTED;
     l->eps = eps;
+    l->flat = im->rank == 2;
     l->wcount = l->bcount = (size_t)C;
     l->w = copy_floats(t[0]->f, (size_t)C);
     l->b = copy_floats(t[1]->f, (size_t)C);
@@ -706,7 +709,7 @@ static cn_status op_batchnorm(importer *im, int idx) {
     l->var = copy_floats(t[3]->f, (size_t)C);
     if (!l->w || !l->b || !l->mean || !l->var) return CN_ERR_NOMEM;
     name_from(l, t[0]->name, ".weight");
-    st = set_activation(im, idx, 4, im->shape);
+    st = set_activation(im, idx, im->rank, im->shape);
     im->fresh_weighted = false;
     return st;
 }
@@ -718,6 +721,53 @@ static cn_status op_relu(importer *im, int idx) {
     if (!st) st = no_pending_pad(im, idx);
     if (st) return st;
     if (!new_layer(im, idx, CN_LAYER_RELU)) return CN_ERR_UNSUPPORTED;
+    st = set_activation(im, idx, im->rank, im->shape);
+    im->fresh_weighted = false;
+    return st;
+}
+
+/* Clip(x, 0, 6) is relu6 (torch's nn.ReLU6); bounds are attributes before opset 11, scalar
+ * constant inputs from it. */
+static cn_status op_clip(importer *im, int idx) {
+    const Onnx__NodeProto *n = node_at(im, idx);
+    float bound[2] = {-INFINITY, INFINITY};
+    cn_status st = check_input_count(im, idx, 1, 3);
+    if (!st) st = check_attrs(im, idx, im->opset < 11 ? "min,max" : "");
+    if (!st) st = data_input(im, idx, 0);
+    if (!st) st = no_pending_pad(im, idx);
+    if (!st && im->opset < 11) {
+        st = attr_float(im, idx, "min", -INFINITY, &bound[0]);
+        if (!st) st = attr_float(im, idx, "max", INFINITY, &bound[1]);
+    }
+    for (size_t i = 1; !st && im->opset >= 11 && i < 3; i++) {
+        const value *v;
+        if (!*input_name(n, i)) continue;
+        if ((st = const_float(im, idx, i, -1, &v))) break;
+        if (v->count != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "%s must be a scalar", i == 1 ? "min" : "max");
+        bound[i - 1] = v->f[0];
+    }
+    if (st) return st;
+    if (bound[0] != 0.0f || bound[1] != 6.0f)
+        return node_fail(im, idx, CN_ERR_UNSUPPORTED, "Clip to [%g, %g]: only Clip(0, 6) (relu6) is supported",
+                         (double)bound[0], (double)bound[1]);
+    if (!new_layer(im, idx, CN_LAYER_RELU6)) return CN_ERR_UNSUPPORTED;
+    st = set_activation(im, idx, im->rank, im->shape);
+    im->fresh_weighted = false;
+    return st;
+}
+
+static cn_status op_leaky_relu(importer *im, int idx) {
+    float alpha;
+    cn_status st = check_input_count(im, idx, 1, 1);
+    if (!st) st = check_attrs(im, idx, "alpha");
+    if (!st) st = data_input(im, idx, 0);
+    if (!st) st = no_pending_pad(im, idx);
+    if (!st) st = attr_float(im, idx, "alpha", 0.01f, &alpha);
+    if (st) return st;
+    if (!(fabsf(alpha) <= 1e6f)) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "alpha=%g: expected a number in [-1e6, 1e6]", (double)alpha);
+    imp_layer *l = new_layer(im, idx, CN_LAYER_LEAKY_RELU);
+    if (!l) return CN_ERR_UNSUPPORTED;
+    l->slope = alpha;
     st = set_activation(im, idx, im->rank, im->shape);
     im->fresh_weighted = false;
     return st;
@@ -1561,6 +1611,7 @@ static const op_entry OPS[] = {
     {"Shape", op_shape}, {"Gather", op_gather}, {"Unsqueeze", op_unsqueeze}, {"Squeeze", op_squeeze_only},
     {"Concat", op_concat}, {"Cast", op_cast}, {"ConstantOfShape", op_constant_of_shape}, {"Slice", op_slice},
     {"Transpose", op_transpose}, {"Sub", op_sub}, {"Mul", op_mul}, {"Div", op_div},
+    {"Clip", op_clip}, {"LeakyRelu", op_leaky_relu},
 };
 
 /* Ops that only compute constants / aliases may follow a final Softmax. */
@@ -1730,7 +1781,10 @@ static cn_status build_model(importer *im, const cn_shape input, const char *pro
             tb_printf(&t, "%s k=%d stride=%d pad=%d", kind, l->k, l->stride, l->pad);
             break;
         case CN_LAYER_BATCHNORM2D:
-            tb_printf(&t, "%s eps=%.9g", kind, (double)l->eps);
+            tb_printf(&t, "%s eps=%.9g", l->flat ? "batchnorm1d" : kind, (double)l->eps);
+            break;
+        case CN_LAYER_LEAKY_RELU:
+            tb_printf(&t, "%s slope=%.9g", kind, (double)l->slope);
             break;
         default:
             tb_printf(&t, "%s", kind);

@@ -167,7 +167,8 @@ static inline bool cn_bn_grad_in_conv_relu(const cn_model *m, bool training, int
  * BN's per-channel passes measured slower). */
 static inline bool cn_dropout_fused_into_bn(const cn_model *m, bool training, int j) {
     return training && j >= 0 && j + 1 < m->num_layers && m->layers[j].kind == CN_LAYER_BATCHNORM2D &&
-           cn_chain_at(m, training, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f;
+           cn_chain_at(m, training, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f &&
+           !m->layers[j + 1].channel_dropout;
 }
 
 #endif

@@ -85,6 +85,10 @@ void cn_linear_forward(const cn_layer_ctx *c);
 void cn_linear_backward(const cn_layer_ctx *c);
 void cn_log_softmax_forward(const cn_layer_ctx *c);
 void cn_log_softmax_backward(const cn_layer_ctx *c);
+void cn_relu6_forward(const cn_layer_ctx *c);
+void cn_relu6_backward(const cn_layer_ctx *c);
+void cn_leaky_relu_forward(const cn_layer_ctx *c);
+void cn_leaky_relu_backward(const cn_layer_ctx *c);
 
 /* Statistics of one plane for a batch norm: {sum, sum of squared deviations from the
  * plane's mean}, in double (the conv's output pass and batchnorm2d.c alike). */
