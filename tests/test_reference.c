@@ -165,8 +165,8 @@ static void check_preset(const char *name) {
 }
 
 TEST(presets_match_pytorch) {
-    const char *names[] = {"seed000", "seed001", "seed002", "seed003", "seed004"};
-    for (int i = 0; i < 5; i++) check_preset(names[i]);
+    const char *names[] = {"seed000", "seed001", "seed002", "seed003", "seed004", "ds8k", "cifar-s9"};
+    for (int i = 0; i < 7; i++) check_preset(names[i]);
 }
 
 static void check_optimizer(const char *name) {
