@@ -138,7 +138,7 @@ static cn_status alloc_state(cn_session *s) {
     for (int i = 0; i < L; i++) {
         const cn_layer *l = &m->layers[i];
         if (!(s->saved[i] = cn_alloc_floats(cn_layer_saved_floats(l, s->capacity)))) return CN_ERR_NOMEM;
-        size_t need = cn_layer_scratch_floats(l);
+        size_t need = cn_layer_scratch_floats(l, s->plans[1].steps[i].reference_conv);
         if (need > scratch) scratch = need;
         if (l->kind == CN_LAYER_BATCHNORM2D && l->in.c > widest) widest = l->in.c;
     }

@@ -269,6 +269,23 @@ static cn_status check_layer_finite(const cn_model *m, const cn_layer *l) {
     return st;
 }
 
+/* The node of activation layer l (relu, relu6 as Clip(x, 0, 6), leaky_relu) on cur; NULL when out of memory. */
+static const char *add_activation(graph_builder *g, const cn_layer *l, const char *cur) {
+    if (l->kind == CN_LAYER_RELU) return add_node(g, "Relu", l->name, NULL, (const char *[]){cur, NULL}, NULL);
+    if (l->kind == CN_LAYER_LEAKY_RELU) {
+        Onnx__AttributeProto *attrs[] = {attr_float(g->p, "alpha", l->slope), NULL};
+        return add_node(g, "LeakyRelu", l->name, NULL, (const char *[]){cur, NULL}, attrs);
+    }
+    /* Clip: min and max are scalar inputs from opset 11 */
+    const float bounds[2] = {0.0f, 6.0f};
+    char lo[96], hi[96];
+    snprintf(lo, sizeof lo, "%s.min", l->name);
+    snprintf(hi, sizeof hi, "%s.max", l->name);
+    const char *lo_name = add_init(g, lo, 0, NULL, &bounds[0]), *hi_name = add_init(g, hi, 0, NULL, &bounds[1]);
+    if (!lo_name || !hi_name) return NULL;
+    return add_node(g, "Clip", l->name, NULL, (const char *[]){cur, lo_name, hi_name, NULL}, NULL);
+}
+
 /* Emits the graph nodes and initializers for every layer of `m`. */
 static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, const char **final_output) {
     pool *p = g->p;
@@ -349,24 +366,9 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                            (const char *[]){cur, names[0], names[1], names[2], names[3], NULL}, attrs);
             break;
         }
-        case CN_LAYER_RELU:
-            cur = add_node(g, "Relu", l->name, NULL, (const char *[]){cur, NULL}, NULL);
+        case CN_LAYER_RELU: case CN_LAYER_RELU6: case CN_LAYER_LEAKY_RELU:
+            cur = add_activation(g, l, cur);
             break;
-        case CN_LAYER_RELU6: {   /* Clip(x, 0, 6): min and max are scalar inputs from opset 11 */
-            const float bounds[2] = {0.0f, 6.0f};
-            char lo[96], hi[96];
-            snprintf(lo, sizeof lo, "%s.min", l->name);
-            snprintf(hi, sizeof hi, "%s.max", l->name);
-            const char *lo_name = add_init(g, lo, 0, NULL, &bounds[0]), *hi_name = add_init(g, hi, 0, NULL, &bounds[1]);
-            if (!lo_name || !hi_name) { st = CN_ERR_NOMEM; break; }
-            cur = add_node(g, "Clip", l->name, NULL, (const char *[]){cur, lo_name, hi_name, NULL}, NULL);
-            break;
-        }
-        case CN_LAYER_LEAKY_RELU: {
-            Onnx__AttributeProto *attrs[] = {attr_float(p, "alpha", l->slope), NULL};
-            cur = add_node(g, "LeakyRelu", l->name, NULL, (const char *[]){cur, NULL}, attrs);
-            break;
-        }
         case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D: {
             bool avg = l->kind == CN_LAYER_AVGPOOL2D;
             Onnx__AttributeProto *attrs[] = {

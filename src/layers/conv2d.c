@@ -217,12 +217,12 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
     }
 }
 
-size_t cn_layer_scratch_floats(const cn_layer *l) {
+size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv) {
     if (l->kind != CN_LAYER_CONV2D) return 0;
-    size_t reference = cn_conv2d_im2col_scratch_floats(l);   /* every conv may run it (a test switch) */
-    if (use_direct(l)) return max_size(direct_scratch_floats(l), reference);
-    if (cn_conv2d_depthwise_fast(l)) return max_size(cn_conv2d_depthwise_scratch_floats(l), reference);
-    return reference;
+    if (reference_conv) return cn_conv2d_im2col_scratch_floats(l);
+    if (use_direct(l)) return direct_scratch_floats(l);
+    if (cn_conv2d_depthwise_fast(l)) return cn_conv2d_depthwise_scratch_floats(l);
+    return cn_conv2d_im2col_scratch_floats(l);
 }
 
 /* Where a conv-led chain's output goes (see fusion.h). */

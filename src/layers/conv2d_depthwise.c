@@ -59,35 +59,44 @@ void cn_conv2d_forward_depthwise(const cn_layer_ctx *c) {
     }
 }
 
-void cn_conv2d_backward_depthwise(const cn_layer_ctx *c) {
+/* Sample b's backward: dW, db into the thread's partial gradients, dx when wanted. */
+static void backward_sample(const cn_layer_ctx *c, const cn_dw_geom *f, const cn_dw_geom *bw, int b, float *partial,
+                            float *prep) {
     const cn_layer *l = c->layer;
     const cn_kernel_set *ks = cn_kernels();
     const float *weight = c->model->params + l->weight_offset;
-    cn_dw_geom f = forward_geom(l), bw = backward_geom(l);
     int C = l->in.c, in_plane = l->in.h * l->in.w, out_plane = l->out.h * l->out.w;
+    cn_dw_epilogue none = { .scale = 1.0f };
+    for (int ch = 0; ch < C; ch++) {
+        size_t plane = (size_t)b * C + ch;
+        const float *dy = c->grad_out + plane * out_plane;
+        cn_dw_prepare(f, c->in + plane * in_plane, l->in.h, l->in.w, 1, l->pad, prep);
+        ks->dw3x3_wgrad(f, prep, dy, partial + l->weight_offset + 9 * ch);
+        if (l->bias_count) {
+            float s = 0.0f;
+            for (int i = 0; i < out_plane; i++) s += dy[i];
+            partial[l->bias_offset + ch] += s;
+        }
+        if (!c->grad_in) continue;
+        float flipped[9];
+        for (int k = 0; k < 9; k++) flipped[k] = weight[9 * ch + 8 - k];
+        cn_dw_prepare(bw, dy, l->out.h, l->out.w, l->stride, backward_pad(l), prep);
+        ks->dw3x3(bw, prep, flipped, &none, c->grad_in + plane * in_plane);
+    }
+}
+
+void cn_conv2d_backward_depthwise(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    cn_dw_geom f = forward_geom(l), bw = backward_geom(l);
     cn_thread_grads_zero(c, l->weight_offset, l->weight_count);
     if (l->bias_count) cn_thread_grads_zero(c, l->bias_offset, l->bias_count);
-    cn_dw_epilogue none = { .scale = 1.0f };
-    #pragma omp parallel for schedule(static) num_threads(c->threads)
-    for (int b = 0; b < c->batch; b++) {
-        float *partial = cn_thread_grads(c, c->threads > 1 ? omp_get_thread_num() : 0);
-        float *prep = cn_thread_scratch(c);
-        for (int ch = 0; ch < C; ch++) {
-            size_t plane = (size_t)b * C + ch;
-            const float *dy = c->grad_out + plane * out_plane;
-            cn_dw_prepare(&f, c->in + plane * in_plane, l->in.h, l->in.w, 1, l->pad, prep);
-            ks->dw3x3_wgrad(&f, prep, dy, partial + l->weight_offset + 9 * ch);
-            if (l->bias_count) {
-                float s = 0.0f;
-                for (int i = 0; i < out_plane; i++) s += dy[i];
-                partial[l->bias_offset + ch] += s;
-            }
-            if (!c->grad_in) continue;
-            float flipped[9];
-            for (int t = 0; t < 9; t++) flipped[t] = weight[9 * ch + 8 - t];
-            cn_dw_prepare(&bw, dy, l->out.h, l->out.w, l->stride, backward_pad(l), prep);
-            ks->dw3x3(&bw, prep, flipped, &none, c->grad_in + plane * in_plane);
-        }
+    #pragma omp parallel num_threads(c->threads)
+    {
+        /* contiguous shares, as a session's team splits the batch: the same sums either way */
+        int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
+        cn_thread_range(c->batch, t, T, &b0, &b1);
+        float *partial = cn_thread_grads(c, c->threads > 1 ? t : 0), *prep = cn_thread_scratch(c);
+        for (int b = b0; b < b1; b++) backward_sample(c, &f, &bw, b, partial, prep);
     }
     cn_thread_grads_reduce(c, l->weight_offset, l->weight_count);
     if (l->bias_count) cn_thread_grads_reduce(c, l->bias_offset, l->bias_count);

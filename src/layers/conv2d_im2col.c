@@ -49,40 +49,48 @@ void cn_conv2d_forward_im2col(const cn_layer_ctx *c) {
     }
 }
 
-void cn_conv2d_backward_im2col(const cn_layer_ctx *c) {
+/* Sample b's backward: dW, db into the thread's partial gradients, dx when wanted. */
+static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float *scratch) {
     const cn_layer *l = c->layer;
     const float *weight = c->model->params + l->weight_offset;
     int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out), G = l->groups;
     int ocg = l->out_channels / G, rows = (l->in.c / G) * l->kernel * l->kernel, pixels = l->out.h * l->out.w;
+    const float *grad_out = c->grad_out + (size_t)b * out_size;
+    const float *col = columns(l, c->in + (size_t)b * in_size, scratch);
+    for (int g = 0; g < G; g++)   // dW_g (OCg, rows) += dy_g (OCg, pixels) @ col_g (rows, pixels)^T
+        cn_gemm_nt(ocg, rows, pixels, grad_out + (size_t)g * ocg * pixels, col + (size_t)g * rows * pixels,
+                   partial + l->weight_offset + (size_t)g * ocg * rows);
+    if (l->bias_count) {
+        float *db = partial + l->bias_offset;
+        for (int oc = 0; oc < l->out_channels; oc++) {
+            const float *gp = grad_out + (size_t)oc * pixels;
+            float s = 0.0f;
+            for (int p = 0; p < pixels; p++) s += gp[p];
+            db[oc] += s;
+        }
+    }
+    if (!c->grad_in) return;
+    float *grad_in = c->grad_in + (size_t)b * in_size;
+    // dcol_g (rows, pixels) = W_g (OCg, rows)^T @ dy_g (OCg, pixels)
+    float *dcol = is_pointwise(l) ? grad_in : scratch + cn_conv2d_im2col_scratch_floats(l) / 2;
+    for (int g = 0; g < G; g++)
+        cn_gemm_tn(rows, pixels, ocg, weight + (size_t)g * ocg * rows, grad_out + (size_t)g * ocg * pixels,
+                   dcol + (size_t)g * rows * pixels);
+    if (!is_pointwise(l))
+        cn_col2im(dcol, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->dilation, l->out.h, l->out.w, grad_in);
+}
+
+void cn_conv2d_backward_im2col(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
     cn_thread_grads_zero(c, l->weight_offset, l->weight_count);
     if (l->bias_count) cn_thread_grads_zero(c, l->bias_offset, l->bias_count);
-    #pragma omp parallel for schedule(static) num_threads(c->threads)
-    for (int b = 0; b < c->batch; b++) {
-        float *partial = cn_thread_grads(c, c->threads > 1 ? omp_get_thread_num() : 0);
-        const float *grad_out = c->grad_out + (size_t)b * out_size;
-        float *scratch = cn_thread_scratch(c);
-        const float *col = columns(l, c->in + (size_t)b * in_size, scratch);
-        for (int g = 0; g < G; g++)   // dW_g (OCg, rows) += dy_g (OCg, pixels) @ col_g (rows, pixels)^T
-            cn_gemm_nt(ocg, rows, pixels, grad_out + (size_t)g * ocg * pixels, col + (size_t)g * rows * pixels,
-                       partial + l->weight_offset + (size_t)g * ocg * rows);
-        if (l->bias_count) {
-            float *db = partial + l->bias_offset;
-            for (int oc = 0; oc < l->out_channels; oc++) {
-                const float *gp = grad_out + (size_t)oc * pixels;
-                float s = 0.0f;
-                for (int p = 0; p < pixels; p++) s += gp[p];
-                db[oc] += s;
-            }
-        }
-        if (!c->grad_in) continue;
-        float *grad_in = c->grad_in + (size_t)b * in_size;
-        // dcol_g (rows, pixels) = W_g (OCg, rows)^T @ dy_g (OCg, pixels)
-        float *dcol = is_pointwise(l) ? grad_in : scratch + cn_conv2d_im2col_scratch_floats(l) / 2;
-        for (int g = 0; g < G; g++)
-            cn_gemm_tn(rows, pixels, ocg, weight + (size_t)g * ocg * rows, grad_out + (size_t)g * ocg * pixels,
-                       dcol + (size_t)g * rows * pixels);
-        if (!is_pointwise(l))
-            cn_col2im(dcol, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->dilation, l->out.h, l->out.w, grad_in);
+    #pragma omp parallel num_threads(c->threads)
+    {
+        /* contiguous shares, as a session's team splits the batch: the same sums either way */
+        int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
+        cn_thread_range(c->batch, t, T, &b0, &b1);
+        float *partial = cn_thread_grads(c, c->threads > 1 ? t : 0), *scratch = cn_thread_scratch(c);
+        for (int b = b0; b < b1; b++) backward_sample(c, b, partial, scratch);
     }
     cn_thread_grads_reduce(c, l->weight_offset, l->weight_count);
     if (l->bias_count) cn_thread_grads_reduce(c, l->bias_offset, l->bias_count);

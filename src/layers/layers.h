@@ -52,8 +52,9 @@ struct cn_layer_ctx {
 
 /* Floats of per-layer state kept between forward and backward for `batch` samples. */
 size_t cn_layer_saved_floats(const cn_layer *l, int batch);
-/* Floats of per-thread scratch memory a layer needs (im2col buffers). */
-size_t cn_layer_scratch_floats(const cn_layer *l);
+/* Floats of per-thread scratch memory a layer needs (im2col buffers); reference_conv: a conv2d
+ * runs the im2col reference path (cn_step.reference_conv). */
+size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv);
 
 void cn_conv2d_forward(const cn_layer_ctx *c);
 void cn_conv2d_backward(const cn_layer_ctx *c);
