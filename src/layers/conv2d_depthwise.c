@@ -59,10 +59,11 @@ void cn_conv2d_forward_depthwise(const cn_layer_ctx *c) {
     }
 }
 
-/* Sample b's backward: dW, db into the thread's partial gradients, dx when wanted. */
-static void backward_sample(const cn_layer_ctx *c, const cn_dw_geom *f, const cn_dw_geom *bw, int b, float *partial,
-                            float *prep) {
+/* Sample b's backward: dW, db into the thread's partial gradients, dx when wanted; geom: the
+ * forward and backward-input geometries. */
+static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float *prep, const void *geom) {
     const cn_layer *l = c->layer;
+    const cn_dw_geom *f = geom, *bw = f + 1;
     const cn_kernel_set *ks = cn_kernels();
     const float *weight = c->model->params + l->weight_offset;
     int C = l->in.c, in_plane = l->in.h * l->in.w, out_plane = l->out.h * l->out.w;
@@ -86,18 +87,6 @@ static void backward_sample(const cn_layer_ctx *c, const cn_dw_geom *f, const cn
 }
 
 void cn_conv2d_backward_depthwise(const cn_layer_ctx *c) {
-    const cn_layer *l = c->layer;
-    cn_dw_geom f = forward_geom(l), bw = backward_geom(l);
-    cn_thread_grads_zero(c, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_zero(c, l->bias_offset, l->bias_count);
-    #pragma omp parallel num_threads(c->threads)
-    {
-        /* contiguous shares, as a session's team splits the batch: the same sums either way */
-        int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
-        cn_thread_range(c->batch, t, T, &b0, &b1);
-        float *partial = cn_thread_grads(c, c->threads > 1 ? t : 0), *prep = cn_thread_scratch(c);
-        for (int b = b0; b < b1; b++) backward_sample(c, &f, &bw, b, partial, prep);
-    }
-    cn_thread_grads_reduce(c, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_reduce(c, l->bias_offset, l->bias_count);
+    const cn_dw_geom geom[2] = { forward_geom(c->layer), backward_geom(c->layer) };
+    cn_per_sample_backward(c, backward_sample, geom);
 }

@@ -50,7 +50,8 @@ void cn_conv2d_forward_im2col(const cn_layer_ctx *c) {
 }
 
 /* Sample b's backward: dW, db into the thread's partial gradients, dx when wanted. */
-static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float *scratch) {
+static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float *scratch, const void *unused) {
+    (void)unused;
     const cn_layer *l = c->layer;
     const float *weight = c->model->params + l->weight_offset;
     int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out), G = l->groups;
@@ -80,18 +81,4 @@ static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float 
         cn_col2im(dcol, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->dilation, l->out.h, l->out.w, grad_in);
 }
 
-void cn_conv2d_backward_im2col(const cn_layer_ctx *c) {
-    const cn_layer *l = c->layer;
-    cn_thread_grads_zero(c, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_zero(c, l->bias_offset, l->bias_count);
-    #pragma omp parallel num_threads(c->threads)
-    {
-        /* contiguous shares, as a session's team splits the batch: the same sums either way */
-        int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
-        cn_thread_range(c->batch, t, T, &b0, &b1);
-        float *partial = cn_thread_grads(c, c->threads > 1 ? t : 0), *scratch = cn_thread_scratch(c);
-        for (int b = b0; b < b1; b++) backward_sample(c, b, partial, scratch);
-    }
-    cn_thread_grads_reduce(c, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_reduce(c, l->bias_offset, l->bias_count);
-}
+void cn_conv2d_backward_im2col(const cn_layer_ctx *c) { cn_per_sample_backward(c, backward_sample, NULL); }

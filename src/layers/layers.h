@@ -117,5 +117,11 @@ static inline float *cn_thread_grads(const cn_layer_ctx *c, int t) {
 void cn_thread_grads_zero(const cn_layer_ctx *c, size_t offset, size_t count);
 /* c->grads[offset..+count) = sum over threads (in thread order) of the partials. */
 void cn_thread_grads_reduce(const cn_layer_ctx *c, size_t offset, size_t count);
+/* A layer's backward sample by sample: fn(c, b, partial, scratch, arg) for each sample b of
+ * contiguous shares of the batch (as a session's team splits it), adding the layer's weight and
+ * bias gradients into partial (its thread's partial gradients, zeroed first) with the thread's
+ * scratch; then c->grads gets the partials' sum in thread order. */
+typedef void (*cn_sample_backward_fn)(const cn_layer_ctx *c, int b, float *partial, float *scratch, const void *arg);
+void cn_per_sample_backward(const cn_layer_ctx *c, cn_sample_backward_fn fn, const void *arg);
 
 #endif
