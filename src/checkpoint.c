@@ -20,7 +20,7 @@ static cn_status visit_state_dict(const cn_model *m, tensor_visitor visit, void 
         const cn_layer *l = &m->layers[i];
         cn_status st = CN_OK;
         if (l->kind == CN_LAYER_CONV2D) {
-            int64_t shape[4] = {l->out_channels, l->in.c, l->kernel, l->kernel};
+            int64_t shape[4] = {l->out_channels, l->in.c / l->groups, l->kernel, l->kernel};
             snprintf(name, sizeof name, "%s.weight", l->name);
             st = visit(ctx, name, "F32", 4, shape, m->params + l->weight_offset);
         } else if (l->kind == CN_LAYER_LINEAR) {

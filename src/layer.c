@@ -12,7 +12,21 @@ static const struct { const char *name, *torch_name; } kind_names[CN_LAYER_KIND_
     [CN_LAYER_FLATTEN] = {"flatten", "Flatten"},
     [CN_LAYER_LINEAR] = {"linear", "Linear"},
     [CN_LAYER_LOG_SOFTMAX] = {"log_softmax", "LogSoftmax"},
+    [CN_LAYER_RELU6] = {"relu6", "ReLU6"},
+    [CN_LAYER_LEAKY_RELU] = {"leaky_relu", "LeakyReLU"},
 };
 
 const char *cn_layer_kind_name(cn_layer_kind kind) { return kind < CN_LAYER_KIND_COUNT ? kind_names[kind].name : "?"; }
 const char *cn_layer_torch_name(cn_layer_kind kind) { return kind < CN_LAYER_KIND_COUNT ? kind_names[kind].torch_name : "?"; }
+
+const char *cn_layer_word(const cn_layer *l) {
+    if (l->kind == CN_LAYER_BATCHNORM2D && l->flat_bn) return "batchnorm1d";
+    if (l->kind == CN_LAYER_DROPOUT && l->channel_dropout) return "dropout2d";
+    return cn_layer_kind_name(l->kind);
+}
+
+const char *cn_layer_torch_class(const cn_layer *l) {
+    if (l->kind == CN_LAYER_BATCHNORM2D && l->flat_bn) return "BatchNorm1d";
+    if (l->kind == CN_LAYER_DROPOUT && l->channel_dropout) return "Dropout2d";
+    return cn_layer_torch_name(l->kind);
+}

@@ -19,6 +19,8 @@ typedef enum {
     CN_LAYER_FLATTEN,
     CN_LAYER_LINEAR,
     CN_LAYER_LOG_SOFTMAX,
+    CN_LAYER_RELU6,        /* min(max(x, 0), 6) */
+    CN_LAYER_LEAKY_RELU,   /* x > 0 ? x : slope * x */
     CN_LAYER_KIND_COUNT
 } cn_layer_kind;
 
@@ -32,12 +34,17 @@ typedef struct {
     int spec_line;          /* line in the spec text, for messages */
     char name[32];          /* state-dict prefix */
     cn_shape in, out;
-    /* conv2d: out_channels, kernel, stride, pad, has_bias
+    /* conv2d: out_channels, kernel, stride, pad, has_bias, groups (in.c and out_channels
+     *   divisible by it; depthwise when groups == in.c), dilation (tap spacing)
      * maxpool2d/avgpool2d: kernel, stride, pad (stride defaults to kernel)
      * linear: out_channels = out_features, has_bias */
     int out_channels, kernel, stride, pad;
+    int groups, dilation;   /* 1 for every other layer */
     bool has_bias;
     float dropout_p;        /* dropout */
+    bool channel_dropout;   /* dropout written as dropout2d: drops whole channels (nn.Dropout2d) */
+    bool flat_bn;           /* batchnorm2d written as batchnorm1d: a flat (N, C) input (nn.BatchNorm1d) */
+    float slope;            /* leaky_relu: negative slope */
     float bn_eps, bn_momentum;
     /* Offsets into the model's params (and a session's gradients); counts 0 when absent. */
     size_t weight_offset, weight_count, bias_offset, bias_count;
@@ -47,8 +54,14 @@ typedef struct {
     uint64_t macs;          /* forward multiply-adds per sample */
 } cn_layer;
 
+/* conv2d: the span of its kernel on the input, (kernel - 1) * dilation + 1. */
+static inline int cn_conv_span(const cn_layer *l) { return (l->kernel - 1) * l->dilation + 1; }
+
 const char *cn_layer_kind_name(cn_layer_kind kind);
 /* PyTorch module class name (for summaries): "Conv2d", "BatchNorm2d", ... */
 const char *cn_layer_torch_name(cn_layer_kind kind);
+/* The spec word and PyTorch class of layer l, telling batchnorm1d and dropout2d apart. */
+const char *cn_layer_word(const cn_layer *l);
+const char *cn_layer_torch_class(const cn_layer *l);
 
 #endif

@@ -49,7 +49,7 @@ void cn_model_init_params(cn_model *m, cn_rng *rng) {
         float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
         if (l->kind == CN_LAYER_CONV2D || l->kind == CN_LAYER_LINEAR) {
             /* kaiming_uniform_(a=sqrt(5)): bound = sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in) */
-            int fan_in = l->kind == CN_LAYER_CONV2D ? l->in.c * l->kernel * l->kernel : l->in.c;
+            int fan_in = l->kind == CN_LAYER_CONV2D ? l->in.c / l->groups * l->kernel * l->kernel : l->in.c;
             float bound = 1.0f / sqrtf((float)fan_in);
             for (size_t k = 0; k < l->weight_count; k++) w[k] = (2.0f * cn_rng_uniform(rng) - 1.0f) * bound;
             for (size_t k = 0; k < l->bias_count; k++) b[k] = (2.0f * cn_rng_uniform(rng) - 1.0f) * bound;

@@ -44,15 +44,18 @@ static const struct { const char *word; cn_layer_kind kind; } layer_words[] = {
     {"flatten", CN_LAYER_FLATTEN},
     {"linear", CN_LAYER_LINEAR},
     {"log_softmax", CN_LAYER_LOG_SOFTMAX}, {"logsoftmax", CN_LAYER_LOG_SOFTMAX},
+    {"relu6", CN_LAYER_RELU6}, {"leaky_relu", CN_LAYER_LEAKY_RELU},
+    {"batchnorm1d", CN_LAYER_BATCHNORM2D}, {"dropout2d", CN_LAYER_DROPOUT},   /* flat_bn, channel_dropout */
 };
 
 /* Keys each layer accepts ("name" is accepted by all). */
 static const char *layer_keys(cn_layer_kind kind) {
     switch (kind) {
-    case CN_LAYER_CONV2D: return "out, k, stride, pad, bias, in";
+    case CN_LAYER_CONV2D: return "out, k, stride, pad, dilation, groups, bias, in";
     case CN_LAYER_BATCHNORM2D: return "eps, momentum";
     case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D: return "k, stride, pad";
     case CN_LAYER_DROPOUT: return "p";
+    case CN_LAYER_LEAKY_RELU: return "slope";
     case CN_LAYER_LINEAR: return "out, bias, in";
     default: return "";
     }
@@ -185,12 +188,18 @@ static cn_status infer_shape(parser *p, cn_layer *l) {
     const char *what = cn_layer_kind_name(l->kind);
     switch (l->kind) {
     case CN_LAYER_CONV2D: {
-        if (in.h + 2 * l->pad < l->kernel || in.w + 2 * l->pad < l->kernel)
-            return perr(p, CN_ERR_SHAPE, "%s: kernel %d with pad %d does not fit the %dx%dx%d input",
-                        what, l->kernel, l->pad, in.c, in.h, in.w);
-        l->out = (cn_shape){l->out_channels, window_out(in.h, l->kernel, l->stride, l->pad),
-                            window_out(in.w, l->kernel, l->stride, l->pad)};
-        l->weight_count = (size_t)l->out_channels * in.c * l->kernel * l->kernel;
+        int span = cn_conv_span(l);
+        if (in.c % l->groups || l->out_channels % l->groups)
+            return perr(p, CN_ERR_SHAPE, "%s: groups=%d must divide both the %d input channels and out=%d",
+                        what, l->groups, in.c, l->out_channels);
+        char dil[48] = "";
+        if (l->dilation != 1) snprintf(dil, sizeof dil, " (dilation %d: span %d)", l->dilation, span);
+        if (in.h + 2 * l->pad < span || in.w + 2 * l->pad < span)
+            return perr(p, CN_ERR_SHAPE, "%s: kernel %d%s with pad %d does not fit the %dx%dx%d input",
+                        what, l->kernel, dil, l->pad, in.c, in.h, in.w);
+        l->out = (cn_shape){l->out_channels, window_out(in.h, span, l->stride, l->pad),
+                            window_out(in.w, span, l->stride, l->pad)};
+        l->weight_count = (size_t)l->out_channels * (in.c / l->groups) * l->kernel * l->kernel;
         l->bias_count = l->has_bias ? (size_t)l->out_channels : 0;
         l->macs = (uint64_t)l->weight_count * l->out.h * l->out.w;
         break;
@@ -245,10 +254,13 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
     l->spec_line = p->line;
     l->bn_index = -1;
     l->stride = -1;
+    l->groups = 1;
+    l->dilation = 1;
     l->has_bias = true;
     l->bn_eps = 1e-5f;
     l->bn_momentum = 0.1f;
     l->dropout_p = 0.5f;
+    l->slope = 0.01f;
     int declared_in = -1;
     bool have_out = false, have_k = false;
     const char *what = cn_layer_kind_name(kind);
@@ -289,6 +301,12 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
         } else if (!strcmp(key, "stride")) {
             if (!parse_int(value, 1, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: stride=%s: expected an integer in [1, %d]", what, value, MAX_KERNEL);
             l->stride = iv;
+        } else if (!strcmp(key, "dilation")) {
+            if (!parse_int(value, 1, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: dilation=%s: expected an integer in [1, %d]", what, value, MAX_KERNEL);
+            l->dilation = iv;
+        } else if (!strcmp(key, "groups")) {
+            if (!parse_int(value, 1, MAX_CHANNELS, &iv)) return perr(p, CN_ERR_SPEC, "%s: groups=%s: expected an integer in [1, %d]", what, value, MAX_CHANNELS);
+            l->groups = iv;
         } else if (!strcmp(key, "pad")) {
             if (!parse_int(value, 0, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: pad=%s: expected an integer in [0, %d]", what, value, MAX_KERNEL);
             l->pad = iv;
@@ -297,6 +315,9 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
         } else if (!strcmp(key, "p")) {
             if (!parse_double(value, &dv) || dv < 0 || dv >= 1) return perr(p, CN_ERR_SPEC, "%s: p=%s: expected a probability in [0, 1)", what, value);
             l->dropout_p = (float)dv;
+        } else if (!strcmp(key, "slope")) {
+            if (!parse_double(value, &dv) || fabs(dv) > 1e6) return perr(p, CN_ERR_SPEC, "%s: slope=%s: expected a number in [-1e6, 1e6]", what, value);
+            l->slope = (float)dv;
         } else if (!strcmp(key, "eps")) {
             if (!parse_double(value, &dv) || dv <= 0 || dv > 1) return perr(p, CN_ERR_SPEC, "%s: eps=%s: expected a number in (0, 1]", what, value);
             l->bn_eps = (float)dv;
@@ -348,14 +369,19 @@ static cn_status parse_line(parser *p, char *line, cn_layer *layers, int *num_la
         cn_shape in = *num_layers ? layers[*num_layers - 1].out : m->input;
         cn_status st = parse_layer(p, layer_words[i].kind, args, in, l);
         if (st) return st;
+        l->flat_bn = !strcmp(word, "batchnorm1d");
+        l->channel_dropout = !strcmp(word, "dropout2d");
+        if (l->flat_bn && (in.h != 1 || in.w != 1))
+            return perr(p, CN_ERR_SHAPE, "batchnorm1d: needs a flat input (features) but gets %dx%dx%d; use batchnorm2d "
+                        "for images, or add 'flatten' first", in.c, in.h, in.w);
         st = infer_shape(p, l);
         if (st) return st;
         if (!l->name[0]) snprintf(l->name, sizeof l->name, "%d", *num_layers);
         (*num_layers)++;
         return CN_OK;
     }
-    return perr(p, CN_ERR_SPEC, "unknown layer or setting '%s' (expected input, train, conv2d, batchnorm2d, relu, "
-                "maxpool2d, avgpool2d, gap, dropout, flatten, linear, log_softmax)", word);
+    return perr(p, CN_ERR_SPEC, "unknown layer or setting '%s' (expected input, train, conv2d, batchnorm2d, batchnorm1d, "
+                "relu, relu6, leaky_relu, maxpool2d, avgpool2d, gap, dropout, dropout2d, flatten, linear, log_softmax)", word);
 }
 
 cn_status cn_spec_parse(const char *text, const char *source, cn_spec *spec) {

@@ -57,7 +57,7 @@ cn_status cn_summary_write(const cn_model *m, FILE *out) {
         if (!has_row(l->kind)) continue;
         row++;
         char name[64], shape[96], count[32];
-        snprintf(name, sizeof name, "%s-%d", cn_layer_torch_name(l->kind), row);
+        snprintf(name, sizeof name, "%s-%d", cn_layer_torch_class(l), row);
         if (flat)
             snprintf(shape, sizeof shape, "[-1, %d]", cn_shape_size(l->out));
         else

@@ -85,6 +85,15 @@ TEST(conv_3x3_pad_nobias) { check_layer("input 2x5x5\nconv2d out=3 k=3 pad=1 bia
 TEST(conv_1x1_pad) { check_layer("input 3x4x4\nconv2d out=2 k=1 pad=1\nflatten"); }
 TEST(conv_1x1) { check_layer("input 3x4x4\nconv2d out=2 k=1\nflatten"); }
 TEST(conv_5x5_stride2) { check_layer("input 2x7x7\nconv2d out=2 k=5 stride=2 pad=2\nflatten"); }
+TEST(conv_depthwise_3x3) { check_layer("input 3x6x6\nconv2d out=3 k=3 pad=1 groups=3\nflatten"); }
+TEST(conv_depthwise_3x3_stride2) { check_layer("input 3x7x7\nconv2d out=3 k=3 stride=2 pad=1 groups=3 bias=false\nflatten"); }
+TEST(conv_grouped) { check_layer("input 4x5x5\nconv2d out=6 k=3 pad=1 groups=2\nflatten"); }
+TEST(conv_dilated) { check_layer("input 2x7x7\nconv2d out=3 k=3 pad=2 dilation=2\nflatten"); }
+TEST(conv_dilated_grouped_stride2) { check_layer("input 4x9x9\nconv2d out=4 k=3 stride=2 pad=1 dilation=3 groups=4\nflatten"); }
+TEST(relu6) { check_layer("input 2x4x4\nrelu6\nflatten"); }
+TEST(leaky_relu) { check_layer("input 2x4x4\nleaky_relu slope=0.2\nflatten"); }
+TEST(batchnorm1d) { check_layer("input 6x1x1\nbatchnorm1d\nflatten"); }
+TEST(dropout2d) { check_layer("input 4x3x3\ndropout2d p=0.4\nflatten"); }
 TEST(batchnorm) { check_layer("input 3x4x4\nbatchnorm2d\nflatten"); }
 TEST(relu) { check_layer("input 2x4x4\nrelu\nflatten"); }
 TEST(maxpool) { check_layer("input 2x5x5\nmaxpool2d k=2\nflatten"); }
@@ -96,33 +105,66 @@ TEST(dropout) { check_layer("input 2x4x4\ndropout p=0.3\nflatten"); }
 TEST(linear) { check_layer("input 12x1x1\nlinear out=5"); }
 TEST(linear_nobias) { check_layer("input 12x1x1\nlinear out=5 bias=false"); }
 TEST(log_softmax) { check_layer("input 6x1x1\nlog_softmax"); }
+/* A batch of ones through a one-dropout model in training mode (the dropout statistics below). */
+typedef struct { cn_model *m; cn_session *s; float *x; int n; } ones_run;
+
+static const float *ones_forward(ones_run *r, const char *spec, int batch, uint64_t seed) {
+    memset(r, 0, sizeof *r);
+    CHECK(cn_model_from_spec(spec, "dropout", 7, &r->m) == CN_OK);
+    if (!r->m) return NULL;
+    r->n = batch * cn_shape_size(r->m->input);
+    CHECK(cn_session_create(r->m, batch, 2, 0, &r->s) == CN_OK);
+    r->x = malloc(r->n * sizeof *r->x);
+    for (int i = 0; i < r->n; i++) r->x[i] = 1.0f;
+    cn_session_set_training(r->s, true);
+    cn_session_set_dropout_seed(r->s, seed);
+    return cn_session_forward(r->s, r->x, batch, NULL);
+}
+
+/* Eval mode is the identity; frees the run. */
+static void ones_finish(ones_run *r) {
+    if (r->s) {
+        cn_session_set_training(r->s, false);
+        const float *y = cn_session_forward(r->s, r->x, r->n / cn_shape_size(r->m->input), NULL);
+        CHECK(memcmp(y, r->x, r->n * sizeof *y) == 0);
+    }
+    free(r->x);
+    cn_session_free(r->s);
+    cn_model_free(r->m);
+}
+
 /* Inverted dropout's semantics on ones: every output is 0 or 1/(1-p), the drop
  * rate is p (within 5 standard errors over 64*7*9*5 draws, an odd plane size),
  * each sample gets its own mask, and eval mode is the identity. */
 TEST(dropout_statistics) {
-    cn_model *m;
-    CHECK(cn_model_from_spec("input 7x9x5\ndropout p=0.3\nflatten", "dropout", 7, &m) == CN_OK);
-    int batch = 64, size = 7 * 9 * 5, n = batch * size, dropped = 0, bad = 0;
-    cn_session *s;
-    CHECK(cn_session_create(m, batch, 2, 0, &s) == CN_OK);
-    float *x = malloc(n * sizeof *x);
-    for (int i = 0; i < n; i++) x[i] = 1.0f;
-    cn_session_set_training(s, true);
-    cn_session_set_dropout_seed(s, 4242);
-    const float *y = cn_session_forward(s, x, batch, NULL);
-    for (int i = 0; i < n; i++) {
+    ones_run r;
+    const float *y = ones_forward(&r, "input 7x9x5\ndropout p=0.3\nflatten", 64, 4242);
+    int size = 7 * 9 * 5, n = 64 * size, dropped = 0, bad = 0;
+    for (int i = 0; y && i < n; i++) {
         if (y[i] == 0.0f) dropped++;
         else if (y[i] != 1.0f / 0.7f) bad++;
     }
     double rate = (double)dropped / n, se = sqrt(0.3 * 0.7 / n);
     CHECK_MSG(bad == 0 && fabs(rate - 0.3) < 5 * se, "drop rate %.4f (expected 0.3 +- %.4f), %d bad values", rate, 5 * se, bad);
-    CHECK(memcmp(y, y + size, size * sizeof *y) != 0);
-    cn_session_set_training(s, false);
-    y = cn_session_forward(s, x, batch, NULL);
-    CHECK(memcmp(y, x, n * sizeof *y) == 0);
-    free(x);
-    cn_session_free(s);
-    cn_model_free(m);
+    CHECK(y && memcmp(y, y + size, size * sizeof *y) != 0);
+    ones_finish(&r);
+}
+/* Dropout2d (nn.Dropout2d): every channel plane is either all 0 or all x / (1 - p), the
+ * channel drop rate is p (within 5 standard errors over 256*40 channels), and eval mode is
+ * the identity. */
+TEST(dropout2d_statistics) {
+    ones_run r;
+    const float *y = ones_forward(&r, "input 40x3x5\ndropout2d p=0.25\nflatten", 256, 99);
+    int planes = 256 * 40, plane = 15, dropped = 0, bad = 0;
+    for (int p = 0; y && p < planes; p++) {
+        float v = y[(size_t)p * plane];
+        if (v == 0.0f) dropped++;
+        else if (v != 1.0f / 0.75f) bad++;
+        for (int i = 1; i < plane; i++) if (y[(size_t)p * plane + i] != v) bad++;
+    }
+    double rate = (double)dropped / planes, se = sqrt(0.25 * 0.75 / planes);
+    CHECK_MSG(bad == 0 && fabs(rate - 0.25) < 5 * se, "channel drop rate %.4f (expected 0.25 +- %.4f), %d bad values", rate, 5 * se, bad);
+    ones_finish(&r);
 }
 /* Hidden ReLU/max-pool inputs of a stack cannot be kept off the kinks by
  * construction; a smaller step makes crossing one unlikely (float rounding
@@ -131,7 +173,9 @@ TEST(stack) { check_layer_h("input 1x8x8\nconv2d out=4 k=3 pad=1\nbatchnorm2d\nr
 
 int main(void) {
     RUN(conv_3x3_bias); RUN(conv_3x3_pad_nobias); RUN(conv_1x1_pad); RUN(conv_1x1); RUN(conv_5x5_stride2);
+    RUN(conv_depthwise_3x3); RUN(conv_depthwise_3x3_stride2); RUN(conv_grouped); RUN(conv_dilated); RUN(conv_dilated_grouped_stride2);
     RUN(batchnorm); RUN(relu); RUN(maxpool); RUN(maxpool_overlap); RUN(avgpool); RUN(avgpool_pad); RUN(gap);
+    RUN(relu6); RUN(leaky_relu); RUN(batchnorm1d); RUN(dropout2d); RUN(dropout2d_statistics);
     RUN(dropout); RUN(dropout_statistics); RUN(linear); RUN(linear_nobias); RUN(log_softmax); RUN(stack);
     return test_summary();
 }

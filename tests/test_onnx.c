@@ -106,6 +106,11 @@ TEST(import_quirks_opset13) { check_fixture("quirks13", 4 * 9 + 4 + 6 * 4 * 9 + 
 TEST(import_quirks_no_constant_folding) { check_fixture("quirks_nofold", 4 * 9 + 4 + 6 * 4 * 9 + 6 + 294 * 10 + 10, 13, 9); }
 /* Opset 9, initializers also listed as graph inputs. */
 TEST(import_seed002_opset9_initializers_as_inputs) { check_fixture("seed002_op9", 9032, 9, 16); }
+/* Conv group = channels (depthwise, stride 2) and dilations (one grouped, one strided), BNs fused by torch. */
+TEST(import_depthwise_separable_opset11) { check_fixture("dsconv_op11", 80 + 80 + 144 + 160 + 408 + 250, 11, 13); }
+TEST(import_dilated_opset17) { check_fixture("dilated_op17", 80 + 592 + 2320 + 170, 17, 11); }
+/* Clip(0, 6) as relu6, LeakyRelu, BatchNormalization of a flat tensor as batchnorm1d. */
+TEST(import_small_layers_opset13) { check_fixture("small_layers_op13", 80 + 80 + 144 + 32 + 170, 13, 10); }
 
 /* The document's Net keeps its module names as state-dict prefixes. */
 TEST(import_keeps_torch_names) {
@@ -170,10 +175,10 @@ TEST(onnx_checker_accepts_exports) {
     CHECK_MSG(rc == 0, "onnx.checker rejected an exported file");
 }
 
-static void round_trip(const char *preset, int fold) {
-    cn_model *m = NULL, *back = NULL;
-    CHECK(cn_model_load_spec(preset, 42, &m) == CN_OK);
-    if (!m) return;
+/* Exports m (named preset in messages) with or without folded batch norms, imports it back
+ * and compares layers, names, parameters and outputs; frees m. */
+static void round_trip_model(cn_model *m, const char *preset, int fold) {
+    cn_model *back = NULL;
     perturb_bn(m, 7);
     char file[64];
     snprintf(file, sizeof file, "%s-fold%d.onnx", preset, fold);
@@ -214,6 +219,25 @@ static void round_trip(const char *preset, int fold) {
     free(x); free(a); free(b);
     cn_model_free(m);
     cn_model_free(back);
+}
+
+static void round_trip(const char *preset, int fold) {
+    cn_model *m = NULL;
+    CHECK(cn_model_load_spec(preset, 42, &m) == CN_OK);
+    if (m) round_trip_model(m, preset, fold);
+}
+
+/* Conv group and dilations both ways, with and without a BN folded into a depthwise conv. */
+TEST(round_trip_grouped_dilated) {
+    const char *spec = "input 1x28x28\nconv2d out=8 k=3 pad=1 bias=false\nbatchnorm2d\nrelu\n"
+                       "conv2d out=8 k=3 stride=2 pad=1 groups=8\nbatchnorm2d\nrelu\n"
+                       "conv2d out=16 k=3 pad=2 dilation=2 groups=2\nrelu\nconv2d out=12 k=3 dilation=3 stride=2\n"
+                       "relu6\ndropout2d p=0.1\nleaky_relu slope=0.3\ngap\nflatten\nlinear out=12\nbatchnorm1d\nrelu\nlinear out=10\n";
+    for (int fold = 0; fold < 2; fold++) {
+        cn_model *m = NULL;
+        CHECK_MSG(cn_model_from_spec(spec, "grouped", 42, &m) == CN_OK, "%s", cn_last_error());
+        if (m) round_trip_model(m, fold ? "grouped-dilated-fold" : "grouped-dilated", fold);
+    }
 }
 
 TEST(round_trip_presets) {
@@ -461,7 +485,11 @@ TEST(error_bad_attributes) {
     Onnx__AttributeProto *group = find_attr(conv, "group"), *pads = find_attr(conv, "pads");
     group->i = 2;
     buf = pack(mp, &size);
-    expect_error(buf, size, CN_ERR_UNSUPPORTED, NEEDLES("node 2 \"/2/Conv\" (Conv): group=2"));
+    expect_error(buf, size, CN_ERR_SHAPE, NEEDLES("node 2 \"/2/Conv\" (Conv)", "8 input channels per group", "8 in 2 groups"));
+    free(buf);
+    group->i = 3;
+    buf = pack(mp, &size);
+    expect_error(buf, size, CN_ERR_SHAPE, NEEDLES("node 2 \"/2/Conv\" (Conv): group=3 must divide"));
     free(buf);
     group->i = 1;
     pads->ints[0] = 1;
@@ -660,9 +688,9 @@ int main(void) {
     RUN(import_quirks_opset11);
     RUN(import_quirks_opset13);
     RUN(import_quirks_no_constant_folding);
-    RUN(import_seed002_opset9_initializers_as_inputs);
+    RUN(import_seed002_opset9_initializers_as_inputs); RUN(import_depthwise_separable_opset11); RUN(import_dilated_opset17); RUN(import_small_layers_opset13);
     RUN(import_keeps_torch_names);
-    RUN(round_trip_presets);
+    RUN(round_trip_presets); RUN(round_trip_grouped_dilated);
     RUN(export_layout);
     RUN(export_adds_flatten);
     RUN(export_rejects_bad_arguments);

@@ -74,8 +74,9 @@ static void check_layer_fixture(const char *name) {
 
 TEST(layers_match_pytorch) {
     const char *cases[] = {"avgpool_k5", "batchnorm2d", "conv1x1_pad1", "conv3x3_pad0_bias", "conv3x3_pad1_nobias",
-                           "conv5x5_stride2_pad2", "conv_cin1", "flatten", "gap", "linear", "log_softmax",
-                           "maxpool_k2", "maxpool_k3_s2", "relu"};
+                           "conv5x5_stride2_pad2", "conv_cin1", "conv_depthwise3x3", "conv_depthwise3x3_s2",
+                           "conv_depthwise_mult2", "conv_grouped", "conv_dilated", "conv_dilated_s2_grouped", "flatten", "gap", "linear", "log_softmax",
+                           "maxpool_k2", "maxpool_k3_s2", "relu", "relu6", "leaky_relu", "batchnorm1d"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_layer_fixture(cases[i]);
 }
 
@@ -164,8 +165,8 @@ static void check_preset(const char *name) {
 }
 
 TEST(presets_match_pytorch) {
-    const char *names[] = {"seed000", "seed001", "seed002", "seed003", "seed004"};
-    for (int i = 0; i < 5; i++) check_preset(names[i]);
+    const char *names[] = {"seed000", "seed001", "seed002", "seed003", "seed004", "ds8k", "cifar-s9"};
+    for (int i = 0; i < 7; i++) check_preset(names[i]);
 }
 
 static void check_optimizer(const char *name) {

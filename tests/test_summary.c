@@ -90,7 +90,7 @@ static uint64_t macs_from_shapes(const cn_model *m) {
     for (int i = 0; i < m->num_layers; i++) {
         const cn_layer *l = &m->layers[i];
         if (l->kind == CN_LAYER_CONV2D)
-            total += (uint64_t)l->out.c * l->out.h * l->out.w * l->in.c * l->kernel * l->kernel;
+            total += (uint64_t)l->out.c * l->out.h * l->out.w * (l->in.c / l->groups) * l->kernel * l->kernel;
         else if (l->kind == CN_LAYER_LINEAR)
             total += (uint64_t)cn_shape_size(l->in) * l->out.c;
     }
@@ -118,6 +118,8 @@ TEST(summary_seed002) { check_preset("seed002"); }
 TEST(summary_seed003) { check_preset("seed003"); }
 TEST(summary_seed004) { check_preset("seed004"); }
 TEST(summary_seed004_net) { check_preset("seed004-net"); }
+TEST(summary_ds8k) { check_preset("ds8k"); }
+TEST(summary_cifar_s9) { check_preset("cifar-s9"); }
 
 /* The table as printed in the seed002 document (from its dashed line down to
  * "Estimated Total Size") must appear line for line at the top of our output. */
@@ -246,7 +248,7 @@ int main(void) {
     RUN(summary_seed002);
     RUN(summary_seed003);
     RUN(summary_seed004);
-    RUN(summary_seed004_net);
+    RUN(summary_seed004_net); RUN(summary_ds8k); RUN(summary_cifar_s9);
     RUN(summary_seed002_matches_document);
     RUN(summary_custom_linear_dropout);
     RUN(summary_seed001_macs_line);

@@ -26,6 +26,8 @@ static const struct {
     [CN_LAYER_FLATTEN] = {cn_flatten_forward, cn_flatten_backward},
     [CN_LAYER_LINEAR] = {cn_linear_forward, cn_linear_backward},
     [CN_LAYER_LOG_SOFTMAX] = {cn_log_softmax_forward, cn_log_softmax_backward},
+    [CN_LAYER_RELU6] = {cn_relu6_forward, cn_relu6_backward},
+    [CN_LAYER_LEAKY_RELU] = {cn_leaky_relu_forward, cn_leaky_relu_backward},
 };
 
 /* Layer i of a bound runner; a layer the plan leaves out (absorbed into a chain, a pass-

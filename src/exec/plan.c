@@ -1,5 +1,6 @@
 /* Execution plans: the fusion rules (layers/fusion.h) evaluated once per mode. */
 #include "exec/plan.h"
+#include "exec/session.h"
 #include "core/mem.h"
 #include <stdlib.h>
 
@@ -16,9 +17,9 @@ static cn_step fused_step(const cn_model *m, bool training, int i) {
     if (st.chain.pool) st.pool = i + st.chain.length - 1;
     st.grad_to_conv_relu = cn_grad_to_conv_relu(m, training, i);
     if (l->kind == CN_LAYER_CONV2D) {
-        st.peer = st.chain.bn ? i + 2 : bn_at(m, i + st.chain.length);
+        st.peer = st.chain.bn_first ? i + 1 : st.chain.bn ? i + 2 : bn_at(m, i + st.chain.length);
         st.bn_stats_out = st.peer >= 0 && cn_bn_stats_from_conv(m, training, st.peer);
-        st.rebuild_first = st.chain.length == 2 && !cn_grad_to_conv_relu(m, training, i + 2);
+        st.rebuild_first = st.chain.length == 2 && !st.chain.bn_first && !cn_grad_to_conv_relu(m, training, i + 2);
     } else if (l->kind == CN_LAYER_BATCHNORM2D) {
         st.stats_from_conv = cn_bn_stats_from_conv(m, training, i);
         st.grad_in_conv = st.chain.pool && cn_bn_grad_in_conv(m, training, i);
@@ -31,7 +32,8 @@ static cn_step fused_step(const cn_model *m, bool training, int i) {
     return st;
 }
 
-cn_status cn_plan_build(const cn_model *m, bool training, bool unfused, cn_plan *plan) {
+cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_plan *plan) {
+    bool reference = flags & CN_SESSION_REFERENCE_CONV, unfused = reference || (flags & CN_SESSION_UNFUSED);
     int L = m->num_layers;
     plan->training = training;
     plan->num_layers = L;
@@ -43,6 +45,7 @@ cn_status cn_plan_build(const cn_model *m, bool training, bool unfused, cn_plan 
         cn_step *st = &plan->steps[i];
         if (unfused) *st = (cn_step){ .forward = true, .backward = true, .chain = { 1, false, false, false }, .pool = -1, .peer = -1 };
         else *st = fused_step(m, training, i);
+        st->reference_conv = reference;
         cn_layer_kind kind = m->layers[i].kind;
         if (!training && (kind == CN_LAYER_DROPOUT || kind == CN_LAYER_FLATTEN)) {
             st->pass_through = true;

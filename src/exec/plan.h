@@ -36,6 +36,7 @@ typedef struct {
     bool grad_in_conv;          /* hands its input gradient over to the conv before (pool chain) */
     bool grad_in_conv_relu;     /* the conv + relu before forms its input gradient */
     bool applies_dropout;       /* applies its peer dropout in its output pass */
+    bool reference_conv;        /* runs the im2col reference path (a test switch) */
     /* batchnorm2d or conv2d */
     bool grad_to_conv_relu;     /* writes the relu-masked input gradient into the own output slot
                                    of the conv two layers back (value i - 1) */
@@ -48,9 +49,10 @@ typedef struct {
     int *buffer;                /* num_layers + 1: activation buffer of each value */
 } cn_plan;
 
-/* Works out the plan of `model` in one mode; `unfused`: every layer runs its own passes
- * (a test switch). Allocates steps and buffer; free with cn_plan_free. */
-cn_status cn_plan_build(const cn_model *model, bool training, bool unfused, cn_plan *plan);
+/* Works out the plan of `model` in one mode; flags (test switches, exec/session.h):
+ * CN_SESSION_UNFUSED, every layer runs its own passes; CN_SESSION_REFERENCE_CONV, that and
+ * every conv2d runs the im2col reference path. Allocates steps and buffer; free with cn_plan_free. */
+cn_status cn_plan_build(const cn_model *model, bool training, unsigned flags, cn_plan *plan);
 void cn_plan_free(cn_plan *plan);
 
 #endif

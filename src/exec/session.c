@@ -138,7 +138,7 @@ static cn_status alloc_state(cn_session *s) {
     for (int i = 0; i < L; i++) {
         const cn_layer *l = &m->layers[i];
         if (!(s->saved[i] = cn_alloc_floats(cn_layer_saved_floats(l, s->capacity)))) return CN_ERR_NOMEM;
-        size_t need = cn_layer_scratch_floats(l);
+        size_t need = cn_layer_scratch_floats(l, s->plans[1].steps[i].reference_conv);
         if (need > scratch) scratch = need;
         if (l->kind == CN_LAYER_BATCHNORM2D && l->in.c > widest) widest = l->in.c;
     }
@@ -189,9 +189,8 @@ cn_status cn_session_create(cn_model *model, int batch, int threads, unsigned fl
     s->model = model;
     s->capacity = batch;
     s->threads = threads < 1 ? 1 : threads;
-    bool unfused = flags & CN_SESSION_UNFUSED;
-    cn_status st = cn_plan_build(model, false, unfused, &s->plans[0]);
-    if (!st) st = cn_plan_build(model, true, unfused, &s->plans[1]);
+    cn_status st = cn_plan_build(model, false, flags, &s->plans[0]);
+    if (!st) st = cn_plan_build(model, true, flags, &s->plans[1]);
     if (!st) st = alloc_values(s);
     if (!st) st = alloc_state(s);
     if (!st) st = make_runners(s);

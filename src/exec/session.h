@@ -25,7 +25,8 @@
 typedef struct cn_session cn_session;
 
 enum {
-    CN_SESSION_UNFUSED = 1   /* every layer runs its own passes (no layers/fusion.h): for tests */
+    CN_SESSION_UNFUSED = 1,      /* every layer runs its own passes (no layers/fusion.h): for tests */
+    CN_SESSION_REFERENCE_CONV = 2 /* and every conv2d runs the im2col reference path: for tests */
 };
 
 /* A session for batches of up to `batch` samples on `threads` threads (< 1: 1), in eval

@@ -163,6 +163,9 @@ static cn_status build_plan(const cn_model *m, plan *p) {
             st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
         if (st) return st;
         if (l->kind == CN_LAYER_DROPOUT || l->kind == CN_LAYER_FLATTEN) continue;   /* identities at inference */
+        if (l->kind == CN_LAYER_CONV2D && (l->groups != 1 || l->dilation != 1))
+            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s: grouped or dilated conv2d (groups=%d dilation=%d) has no C export yet",
+                           m->source_name, l->name, l->groups, l->dilation);
         if (l->kind == CN_LAYER_RELU && p->num_ops > 0) {
             op *prev = &p->ops[p->num_ops - 1];
             bool between_ok = true;   /* only dropout/flatten between the previous op and this ReLU */

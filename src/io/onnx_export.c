@@ -96,7 +96,7 @@ static const char *add_init(graph_builder *g, const char *name, int ndim, const 
     onnx__tensor_proto__init(t);
     size_t count = 1;
     t->n_dims = (size_t)ndim;
-    t->dims = pool_alloc(p, (size_t)ndim, sizeof *t->dims);
+    t->dims = pool_alloc(p, (size_t)(ndim ? ndim : 1), sizeof *t->dims);   /* ndim 0: a scalar */
     if (!t->dims) return NULL;
     for (int i = 0; i < ndim; i++) { t->dims[i] = dims[i]; count *= (size_t)dims[i]; }
     t->has_data_type = 1;
@@ -269,6 +269,23 @@ static cn_status check_layer_finite(const cn_model *m, const cn_layer *l) {
     return st;
 }
 
+/* The node of activation layer l (relu, relu6 as Clip(x, 0, 6), leaky_relu) on cur; NULL when out of memory. */
+static const char *add_activation(graph_builder *g, const cn_layer *l, const char *cur) {
+    if (l->kind == CN_LAYER_RELU) return add_node(g, "Relu", l->name, NULL, (const char *[]){cur, NULL}, NULL);
+    if (l->kind == CN_LAYER_LEAKY_RELU) {
+        Onnx__AttributeProto *attrs[] = {attr_float(g->p, "alpha", l->slope), NULL};
+        return add_node(g, "LeakyRelu", l->name, NULL, (const char *[]){cur, NULL}, attrs);
+    }
+    /* Clip: min and max are scalar inputs from opset 11 */
+    const float bounds[2] = {0.0f, 6.0f};
+    char lo[96], hi[96];
+    snprintf(lo, sizeof lo, "%s.min", l->name);
+    snprintf(hi, sizeof hi, "%s.max", l->name);
+    const char *lo_name = add_init(g, lo, 0, NULL, &bounds[0]), *hi_name = add_init(g, hi, 0, NULL, &bounds[1]);
+    if (!lo_name || !hi_name) return NULL;
+    return add_node(g, "Clip", l->name, NULL, (const char *[]){cur, lo_name, hi_name, NULL}, NULL);
+}
+
 /* Emits the graph nodes and initializers for every layer of `m`. */
 static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, const char **final_output) {
     pool *p = g->p;
@@ -293,7 +310,7 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
         switch (l->kind) {
         case CN_LAYER_CONV2D: {
             int oc = l->out_channels, k = l->kernel;
-            int64_t wdims[4] = {oc, l->in.c, k, k}, bdims[1] = {oc};
+            int64_t wdims[4] = {oc, l->in.c / l->groups, k, k}, bdims[1] = {oc};
             const cn_layer *bn = (fold_bn && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D)
                                  ? &m->layers[i + 1] : NULL;
             const float *wout = w, *bout = l->bias_count ? b : NULL;
@@ -325,7 +342,7 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                 bname = add_init(g, name, 1, bdims, bout);
             }
             Onnx__AttributeProto *attrs[] = {
-                attr_ints(p, "dilations", 2, 1), attr_int(p, "group", 1), attr_ints(p, "kernel_shape", 2, k),
+                attr_ints(p, "dilations", 2, l->dilation), attr_int(p, "group", l->groups), attr_ints(p, "kernel_shape", 2, k),
                 attr_ints(p, "pads", 4, l->pad), attr_ints(p, "strides", 2, l->stride), NULL};
             if (!wname || (bout && !bname)) { st = CN_ERR_NOMEM; break; }
             cur = add_node(g, "Conv", l->name, NULL, (const char *[]){cur, wname, bname, NULL}, attrs);
@@ -349,8 +366,8 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                            (const char *[]){cur, names[0], names[1], names[2], names[3], NULL}, attrs);
             break;
         }
-        case CN_LAYER_RELU:
-            cur = add_node(g, "Relu", l->name, NULL, (const char *[]){cur, NULL}, NULL);
+        case CN_LAYER_RELU: case CN_LAYER_RELU6: case CN_LAYER_LEAKY_RELU:
+            cur = add_activation(g, l, cur);
             break;
         case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D: {
             bool avg = l->kind == CN_LAYER_AVGPOOL2D;

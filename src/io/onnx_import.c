@@ -39,7 +39,8 @@
 static const char SUPPORTED_OPS[] =
     "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, "
     "MatMul, Add, Pad, Constant, LogSoftmax, Softmax, Dropout, Identity, Shape, Gather, Unsqueeze, "
-    "Squeeze, Concat, Cast, ConstantOfShape, Slice, Transpose, Sub, Mul, Div (the last twelve on constants only)";
+    "Squeeze, Concat, Cast, ConstantOfShape, Slice, Transpose, Sub, Mul, Div (the last twelve on constants only), "
+    "Clip (0, 6: relu6), LeakyRelu";
 
 typedef enum { V_UNAVAILABLE, V_ACT, V_FLOAT, V_INT, V_OTHER } value_kind;
 
@@ -62,9 +63,10 @@ typedef struct {
     cn_layer_kind kind;
     int node;                 /* node index, for messages */
     char name[32];            /* state-dict prefix from the initializer name, or "" */
-    int out, k, stride, pad;
+    int out, k, stride, pad, groups, dilation;
     bool has_bias;
-    float eps;
+    bool flat;                /* batch norm of a flat (N, C) input: batchnorm1d */
+    float eps, slope;
     float *w, *b, *mean, *var;   /* owned */
     size_t wcount, bcount;
 } imp_layer;
@@ -542,8 +544,9 @@ static cn_status need_rank(const importer *im, int idx, int rank) {
 }
 
 /* Validates square kernel_shape / strides / pads / dilations of a 2-D window operator.
- * weight_k > 0: the kernel size from the weight tensor (kernel_shape is then optional). */
-static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, int *stride_out, int *pad_out) {
+ * weight_k > 0: the kernel size from the weight tensor (kernel_shape is then optional).
+ * dil_out NULL: dilations must be 1; else it gets the (equal) dilation. */
+static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, int *stride_out, int *pad_out, int *dil_out) {
     const int64_t *ks, *strides, *pads, *dil;
     int nk, ns, np, nd;
     char auto_pad[32];
@@ -570,9 +573,15 @@ static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, i
             return node_fail(im, idx, CN_ERR_UNSUPPORTED, "strides must be two equal values in [1, %d]", LIMIT_KERNEL);
         stride = (int)strides[0];
     }
-    if (nd >= 0)
+    int dilation = 1;
+    if (nd >= 0 && dil_out) {
+        if (nd != 2 || dil[0] != dil[1] || dil[0] < 1 || dil[0] > LIMIT_KERNEL)
+            return node_fail(im, idx, CN_ERR_UNSUPPORTED, "dilations must be two equal values in [1, %d]", LIMIT_KERNEL);
+        dilation = (int)dil[0];
+    } else if (nd >= 0) {
         for (int d = 0; d < nd; d++)
-            if (dil[d] != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "dilations must be 1 (dilated windows are not supported)");
+            if (dil[d] != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "dilations must be 1 (dilated pooling windows are not supported)");
+    }
     int pad = 0;
     if (!strcmp(auto_pad, "NOTSET")) {
         if (np >= 0) {
@@ -585,13 +594,14 @@ static cn_status window_attrs(importer *im, int idx, int weight_k, int *k_out, i
     } else if (!strcmp(auto_pad, "SAME_UPPER") || !strcmp(auto_pad, "SAME_LOWER")) {
         if (stride != 1 || k % 2 == 0)
             return node_fail(im, idx, CN_ERR_UNSUPPORTED, "auto_pad=%s is supported only with stride 1 and an odd kernel", auto_pad);
-        pad = (k - 1) / 2;
+        pad = (k - 1) / 2 * dilation;
     } else {
         return node_fail(im, idx, CN_ERR_FORMAT, "auto_pad=\"%s\": expected NOTSET, VALID, SAME_UPPER or SAME_LOWER", auto_pad);
     }
     *k_out = k;
     *stride_out = stride;
     *pad_out = pad;
+    if (dil_out) *dil_out = dilation;
     return CN_OK;
 }
 
@@ -627,33 +637,36 @@ static cn_status op_conv(importer *im, int idx) {
     if (st) return st;
     int64_t group;
     if ((st = attr_int(im, idx, "group", 1, &group))) return st;
-    if (group != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "group=%lld: grouped convolutions are not supported", (long long)group);
+    if (group < 1 || group > LIMIT_CHANNELS || im->shape.c % group || w->dims[0] % group)
+        return node_fail(im, idx, CN_ERR_SHAPE, "group=%lld must divide the %d input channels and the %lld output channels",
+                         (long long)group, im->shape.c, (long long)w->dims[0]);
     char dt[160];
     dims_text(w->dims, w->ndim, dt, sizeof dt);
     if (w->dims[2] != w->dims[3] || w->dims[2] < 1 || w->dims[2] > LIMIT_KERNEL)
         return node_fail(im, idx, CN_ERR_UNSUPPORTED, "weight \"%s\" has dims %s; expected a square kernel of size 1..%d",
                          CLEAN(w->name), dt, LIMIT_KERNEL);
-    if (w->dims[1] != im->shape.c)
-        return node_fail(im, idx, CN_ERR_SHAPE, "weight \"%s\" has dims %s: %lld input channels, but the input has %d",
-                         CLEAN(w->name), dt, (long long)w->dims[1], im->shape.c);
+    if (w->dims[1] != im->shape.c / group)
+        return node_fail(im, idx, CN_ERR_SHAPE, "weight \"%s\" has dims %s: %lld input channels per group, but the input has %d in %lld groups",
+                         CLEAN(w->name), dt, (long long)w->dims[1], im->shape.c, (long long)group);
     if (w->dims[0] < 1 || w->dims[0] > LIMIT_CHANNELS)
         return node_fail(im, idx, CN_ERR_UNSUPPORTED, "weight \"%s\" has dims %s; expected 1..%d output channels",
                          CLEAN(w->name), dt, LIMIT_CHANNELS);
-    int oc = (int)w->dims[0], k, stride, pad;
-    if ((st = window_attrs(im, idx, (int)w->dims[2], &k, &stride, &pad))) return st;
+    int oc = (int)w->dims[0], k, stride, pad, dilation;
+    if ((st = window_attrs(im, idx, (int)w->dims[2], &k, &stride, &pad, &dilation))) return st;
+    int span = (k - 1) * dilation + 1;
     if (b && !(b->ndim == 1 && b->dims[0] == oc)) {
         dims_text(b->dims, b->ndim, dt, sizeof dt);
         return node_fail(im, idx, CN_ERR_SHAPE, "bias \"%s\" has dims %s; expected [%d]", CLEAN(b->name), dt, oc);
     }
     pad += take_pad(im);
     if (pad > LIMIT_KERNEL) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "padding %d exceeds %d", pad, LIMIT_KERNEL);
-    cn_shape out = {oc, window_out(im->shape.h, k, stride, pad), window_out(im->shape.w, k, stride, pad)};
+    cn_shape out = {oc, window_out(im->shape.h, span, stride, pad), window_out(im->shape.w, span, stride, pad)};
     if (out.h < 1 || out.w < 1)
-        return node_fail(im, idx, CN_ERR_SHAPE, "a %dx%d kernel with padding %d does not fit the %dx%dx%d input",
-                         k, k, pad, im->shape.c, im->shape.h, im->shape.w);
+        return node_fail(im, idx, CN_ERR_SHAPE, "a %dx%d kernel (dilation %d) with padding %d does not fit the %dx%dx%d input",
+                         k, k, dilation, pad, im->shape.c, im->shape.h, im->shape.w);
     imp_layer *l = new_layer(im, idx, CN_LAYER_CONV2D);
     if (!l) return CN_ERR_UNSUPPORTED;
-    l->out = oc; l->k = k; l->stride = stride; l->pad = pad;
+    l->out = oc; l->k = k; l->stride = stride; l->pad = pad; l->groups = (int)group; l->dilation = dilation;
     l->wcount = w->count;
     l->w = copy_floats(w->f, w->count);
     l->has_bias = b != NULL;
@@ -671,7 +684,7 @@ static cn_status op_batchnorm(importer *im, int idx) {
     cn_status st = check_input_count(im, idx, 5, 5);
     if (!st) st = check_attrs(im, idx, "epsilon,momentum,spatial,training_mode,is_test,consumed_inputs");
     if (!st) st = data_input(im, idx, 0);
-    if (!st) st = need_rank(im, idx, 4);
+    if (!st && im->rank != 2) st = need_rank(im, idx, 4);
     if (st) return st;
     const value *t[4];
     static const char *role[4] = {"scale", "B", "mean", "var"};
@@ -704,6 +717,7 @@ static cn_status op_batchnorm(importer *im, int idx) {
     imp_layer *l = new_layer(im, idx, CN_LAYER_BATCHNORM2D);
     if (!l) return CN_ERR_UNSUPPORTED;
     l->eps = eps;
+    l->flat = im->rank == 2;
     l->wcount = l->bcount = (size_t)C;
     l->w = copy_floats(t[0]->f, (size_t)C);
     l->b = copy_floats(t[1]->f, (size_t)C);
@@ -711,7 +725,7 @@ static cn_status op_batchnorm(importer *im, int idx) {
     l->var = copy_floats(t[3]->f, (size_t)C);
     if (!l->w || !l->b || !l->mean || !l->var) return CN_ERR_NOMEM;
     name_from(l, t[0]->name, ".weight");
-    st = set_activation(im, idx, 4, im->shape);
+    st = set_activation(im, idx, im->rank, im->shape);
     im->fresh_weighted = false;
     return st;
 }
@@ -728,6 +742,53 @@ static cn_status op_relu(importer *im, int idx) {
     return st;
 }
 
+/* Clip(x, 0, 6) is relu6 (torch's nn.ReLU6); bounds are attributes before opset 11, scalar
+ * constant inputs from it. */
+static cn_status op_clip(importer *im, int idx) {
+    const Onnx__NodeProto *n = node_at(im, idx);
+    float bound[2] = {-INFINITY, INFINITY};
+    cn_status st = check_input_count(im, idx, 1, 3);
+    if (!st) st = check_attrs(im, idx, im->opset < 11 ? "min,max" : "");
+    if (!st) st = data_input(im, idx, 0);
+    if (!st) st = no_pending_pad(im, idx);
+    if (!st && im->opset < 11) {
+        st = attr_float(im, idx, "min", -INFINITY, &bound[0]);
+        if (!st) st = attr_float(im, idx, "max", INFINITY, &bound[1]);
+    }
+    for (size_t i = 1; !st && im->opset >= 11 && i < 3; i++) {
+        const value *v;
+        if (!*input_name(n, i)) continue;
+        if ((st = const_float(im, idx, i, -1, &v))) break;
+        if (v->count != 1) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "%s must be a scalar", i == 1 ? "min" : "max");
+        bound[i - 1] = v->f[0];
+    }
+    if (st) return st;
+    if (bound[0] != 0.0f || bound[1] != 6.0f)
+        return node_fail(im, idx, CN_ERR_UNSUPPORTED, "Clip to [%g, %g]: only Clip(0, 6) (relu6) is supported",
+                         (double)bound[0], (double)bound[1]);
+    if (!new_layer(im, idx, CN_LAYER_RELU6)) return CN_ERR_UNSUPPORTED;
+    st = set_activation(im, idx, im->rank, im->shape);
+    im->fresh_weighted = false;
+    return st;
+}
+
+static cn_status op_leaky_relu(importer *im, int idx) {
+    float alpha;
+    cn_status st = check_input_count(im, idx, 1, 1);
+    if (!st) st = check_attrs(im, idx, "alpha");
+    if (!st) st = data_input(im, idx, 0);
+    if (!st) st = no_pending_pad(im, idx);
+    if (!st) st = attr_float(im, idx, "alpha", 0.01f, &alpha);
+    if (st) return st;
+    if (!(fabsf(alpha) <= 1e6f)) return node_fail(im, idx, CN_ERR_UNSUPPORTED, "alpha=%g: expected a number in [-1e6, 1e6]", (double)alpha);
+    imp_layer *l = new_layer(im, idx, CN_LAYER_LEAKY_RELU);
+    if (!l) return CN_ERR_UNSUPPORTED;
+    l->slope = alpha;
+    st = set_activation(im, idx, im->rank, im->shape);
+    im->fresh_weighted = false;
+    return st;
+}
+
 static cn_status op_pool(importer *im, int idx, bool avg) {
     cn_status st = check_input_count(im, idx, 1, 1);
     if (!st) st = check_attrs(im, idx, avg ? "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides"
@@ -737,7 +798,7 @@ static cn_status op_pool(importer *im, int idx, bool avg) {
     if (st) return st;
     int k, stride, pad;
     int64_t ceil_mode, include_pad, storage;
-    if ((st = window_attrs(im, idx, 0, &k, &stride, &pad))) return st;
+    if ((st = window_attrs(im, idx, 0, &k, &stride, &pad, NULL))) return st;
     if ((st = attr_int(im, idx, "ceil_mode", 0, &ceil_mode))) return st;
     if ((st = attr_int(im, idx, "count_include_pad", 0, &include_pad))) return st;
     if ((st = attr_int(im, idx, "storage_order", 0, &storage))) return st;
@@ -1566,6 +1627,7 @@ static const op_entry OPS[] = {
     {"Shape", op_shape}, {"Gather", op_gather}, {"Unsqueeze", op_unsqueeze}, {"Squeeze", op_squeeze_only},
     {"Concat", op_concat}, {"Cast", op_cast}, {"ConstantOfShape", op_constant_of_shape}, {"Slice", op_slice},
     {"Transpose", op_transpose}, {"Sub", op_sub}, {"Mul", op_mul}, {"Div", op_div},
+    {"Clip", op_clip}, {"LeakyRelu", op_leaky_relu},
 };
 
 /* Ops that only compute constants / aliases may follow a final Softmax. */
@@ -1725,6 +1787,8 @@ static cn_status build_model(importer *im, const cn_shape input, const char *pro
         switch (l->kind) {
         case CN_LAYER_CONV2D:
             tb_printf(&t, "%s out=%d k=%d stride=%d pad=%d bias=%s", kind, l->out, l->k, l->stride, l->pad, l->has_bias ? "true" : "false");
+            if (l->groups != 1) tb_printf(&t, " groups=%d", l->groups);
+            if (l->dilation != 1) tb_printf(&t, " dilation=%d", l->dilation);
             break;
         case CN_LAYER_LINEAR:
             tb_printf(&t, "%s out=%d bias=%s", kind, l->out, l->has_bias ? "true" : "false");
@@ -1733,7 +1797,10 @@ static cn_status build_model(importer *im, const cn_shape input, const char *pro
             tb_printf(&t, "%s k=%d stride=%d pad=%d", kind, l->k, l->stride, l->pad);
             break;
         case CN_LAYER_BATCHNORM2D:
-            tb_printf(&t, "%s eps=%.9g", kind, (double)l->eps);
+            tb_printf(&t, "%s eps=%.9g", l->flat ? "batchnorm1d" : kind, (double)l->eps);
+            break;
+        case CN_LAYER_LEAKY_RELU:
+            tb_printf(&t, "%s slope=%.9g", kind, (double)l->slope);
             break;
         default:
             tb_printf(&t, "%s", kind);

@@ -3,6 +3,7 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 #include "kernels/kernels.h"
+#include <string.h>
 
 #define WG(name) name
 typedef __m256 vf;
@@ -16,6 +17,7 @@ typedef __m256 vf;
 #define MR_MAX 6
 #include "kernels/conv_fwd_impl.h"
 #include "kernels/conv_chan_impl.h"
+#include "kernels/conv_dw_impl.h"
 
 static int wgrad_ld(int out_c) { return cn_round_up(out_c, VL); }
 
@@ -23,6 +25,7 @@ const cn_kernel_set cn_kernels_avx2 = {
     .name = "avx2", .vec = VL, .mr_max = MR_MAX,
     .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = conv_weight_grad, .conv_channels = conv_channels,
     .epilogue = cn_epilogue_plane_portable,
+    .dw3x3 = dw3x3, .dw3x3_wgrad = dw3x3_wgrad,
 };
 #else
 typedef int cn_conv_avx2_unused;

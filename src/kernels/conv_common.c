@@ -213,3 +213,30 @@ void cn_sum_rows(const float *x, int rows, int n, float *sum) {
     for (; i < n; i++)
         for (int r = 0; r < rows; r++) sum[i] += x[(size_t)r * n + i];
 }
+
+void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf) {
+    size_t half = (size_t)g->hp * g->ld;
+    memset(buf, 0, (g->stride == 1 ? half + 2 * CN_VEC_MAX : cn_dw_prepared_floats(g)) * sizeof *buf);
+    float *odd = buf + half;
+    /* source columns [x0, x1) land inside the plane */
+    int x0 = 0, x1 = sw;
+    while (x0 < x1 && pad + x0 * up < 0) x0++;
+    while (x1 > x0 && pad + (x1 - 1) * up >= g->wp) x1--;
+    for (int y = 0; y < sh; y++) {
+        int py = pad + y * up;
+        if (py < 0 || py >= g->hp) continue;
+        const float *s = src + (size_t)y * sw;
+        float *row = buf + (size_t)py * g->ld;
+        if (g->stride == 1 && up == 1) {
+            for (int x = x0; x < x1; x++) row[pad + x] = s[x];
+        } else if (g->stride == 1) {
+            for (int x = x0; x < x1; x++) row[pad + x * up] = s[x];
+        } else {
+            float *odd_row = odd + (size_t)py * g->ld;
+            for (int x = x0; x < x1; x++) {
+                int px = pad + x * up;
+                (px & 1 ? odd_row : row)[px >> 1] = s[x];
+            }
+        }
+    }
+}

@@ -27,10 +27,11 @@ void cn_axpy(int n, float a, const float *x, float *y);
 /* C (M,N) = A(K,M)^T @ B (K,N). */
 void cn_gemm_tn(int M, int N, int K, const float *A, const float *B, float *C);
 
-/* in (C,H,W) -> col (C*k*k, OH*OW), zero padding. */
-void cn_im2col(const float *in, int C, int H, int W, int k, int stride, int pad, int OH, int OW, float *col);
+/* in (C,H,W) -> col (C*k*k, OH*OW), zero padding; tap (ky, kx) of output (oy, ox) reads
+ * input (oy*stride - pad + ky*dil, ox*stride - pad + kx*dil). */
+void cn_im2col(const float *in, int C, int H, int W, int k, int stride, int pad, int dil, int OH, int OW, float *col);
 /* col (C*k*k, OH*OW) -> in (C,H,W), summing overlaps; `in` is overwritten. */
-void cn_col2im(const float *col, int C, int H, int W, int k, int stride, int pad, int OH, int OW, float *in);
+void cn_col2im(const float *col, int C, int H, int W, int k, int stride, int pad, int dil, int OH, int OW, float *in);
 
 /* ---- Element-wise and per-channel loops (eltwise.c) ---- */
 
@@ -139,6 +140,34 @@ static inline size_t cn_padded_floats(int c, int hp, int wp) { return (size_t)c 
 /* Floats of one output channel in q layout, rounded up to whole vectors. */
 static inline int cn_conv_q_stride(const cn_conv_geom *g) { return cn_round_up(g->out_h * g->wp, CN_VEC_MAX); }
 
+/* ---- Depthwise 3x3 convolution, one channel plane at a time ---------------------
+ * out (out_h, out_w): out[oy][ox] = sum over ky, kx of w[ky*3 + kx] * p[oy*stride + ky*dil]
+ * [ox*stride + kx*dil] over the zero-padded plane p (hp, wp), then the point-wise steps of
+ * cn_dw_epilogue. cn_dw_prepare lays the padded plane out for the kernels: stride 1 as hp
+ * rows of ld floats; stride 2 split into its even columns (hp rows of ld) followed by its
+ * odd columns (hp rows of ld), so every tap of a row of outputs is one contiguous run. */
+typedef struct {
+    int hp, wp;                 /* padded plane */
+    int out_h, out_w;
+    int stride, dil;            /* stride 1 or 2; dilation >= 1 */
+    int ld;                     /* row stride of the prepared plane: cn_dw_ld(wp) */
+} cn_dw_geom;
+static inline int cn_dw_ld(int wp) { return cn_round_up(wp, CN_VEC_MAX) + CN_VEC_MAX; }
+/* Floats of a prepared plane (both halves, and the slack the last row's tiles over-read). */
+static inline size_t cn_dw_prepared_floats(const cn_dw_geom *g) { return 2 * (size_t)g->hp * g->ld + 2 * CN_VEC_MAX; }
+/* Point-wise steps after the taps' sum v: v += bias; v = v * scale + shift (affine: an
+ * eval-mode batch norm after the conv); v = max(v, 0) (relu, as x > 0 ? x : 0). */
+typedef struct {
+    float bias;
+    int affine;
+    float scale, shift;
+    int relu;
+} cn_dw_epilogue;
+/* buf (cn_dw_prepared_floats) = the plane src (sh, sw) placed at (pad + y*up, pad + x*up) in
+ * a zero (g->hp, g->wp) plane, laid out for g->stride (above). up = 2 spreads a stride-2
+ * output gradient for the input gradient (a stride-1 pass over the spread plane). */
+void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf);
+
 typedef struct {
     const char *name;           /* "avx512", "avx2", "generic" */
     int vec;                    /* floats per vector */
@@ -177,6 +206,10 @@ typedef struct {
     /* wino_weight_grad: dwt (IC*9, ld) += the weight gradient (as weight_grad) from v, the
      *   transformed forward input, and z = cn_wino_grad_transform of dy^T; ld = cn_round_up(OC, vec). */
     void (*wino_weight_grad)(const cn_conv_geom *g, const float *v, const float *z, int ld, float *dwt);
+    /* Depthwise 3x3 (above): dw3x3: out (out_h, out_w) from the prepared plane p and the 9 weights w;
+     * dw3x3_wgrad: dw (9) += sum over outputs of dy (out_h, out_w) * the tap's input. */
+    void (*dw3x3)(const cn_dw_geom *g, const float *p, const float *w, const cn_dw_epilogue *ep, float *out);
+    void (*dw3x3_wgrad)(const cn_dw_geom *g, const float *p, const float *dy, float *dw);
 } cn_kernel_set;
 
 /* The best kernel set this CPU supports (chosen once). */

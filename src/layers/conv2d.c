@@ -18,13 +18,14 @@
  * applied in the output pass and undone at the start of the backward pass; a
  * following batch norm gets its statistics from the output pass and hands its
  * input gradient over.
- * Other strides fall back to im2col + GEMM per sample. */
+ * Depthwise 3x3 convolutions run conv2d_depthwise.c; other strides, grouped and dilated
+ * convolutions conv2d_im2col.c. */
 #include "layers/layers.h"
+#include "layers/conv2d_paths.h"
 #include "kernels/kernels.h"
 #include <string.h>
 
-static bool use_direct(const cn_layer *l) { return l->stride == 1; }
-static bool is_pointwise(const cn_layer *l) { return l->kernel == 1 && l->stride == 1 && l->pad == 0; }
+static bool use_direct(const cn_layer *l) { return cn_conv_is_direct(l); }
 
 /* Direct-path geometries: forward (in -> out) and backward input (dy -> dx). */
 static cn_conv_geom forward_geom(const cn_layer *l) {
@@ -216,11 +217,12 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
     }
 }
 
-size_t cn_layer_scratch_floats(const cn_layer *l) {
+size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv) {
     if (l->kind != CN_LAYER_CONV2D) return 0;
+    if (reference_conv) return cn_conv2d_im2col_scratch_floats(l);
     if (use_direct(l)) return direct_scratch_floats(l);
-    size_t rows = (size_t)l->in.c * l->kernel * l->kernel, cols = (size_t)l->out.h * l->out.w;
-    return 2 * rows * cols;   /* col + dcol */
+    if (cn_conv2d_depthwise_fast(l)) return cn_conv2d_depthwise_scratch_floats(l);
+    return cn_conv2d_im2col_scratch_floats(l);
 }
 
 /* Where a conv-led chain's output goes (see fusion.h). */
@@ -554,85 +556,16 @@ static void backward_direct(const cn_layer_ctx *c) {
     }
 }
 
-/* ---- im2col + GEMM fallback (strides other than 1) ---- */
-
-static void forward_im2col(const cn_layer_ctx *c) {
-    const cn_layer *l = c->layer;
-    const cn_model *m = c->model;
-    const float *weight = m->params + l->weight_offset;
-    const float *bias = l->bias_count ? m->params + l->bias_offset : NULL;
-    int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out);
-    int rows = l->in.c * l->kernel * l->kernel, pixels = l->out.h * l->out.w;
-    #pragma omp parallel for schedule(static) num_threads(c->threads)
-    for (int b = 0; b < c->batch; b++) {
-        const float *in = c->in + (size_t)b * in_size;
-        float *out = c->out + (size_t)b * out_size;
-        const float *col = in;
-        if (!is_pointwise(l)) {
-            float *scratch = cn_thread_scratch(c);
-            cn_im2col(in, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->out.h, l->out.w, scratch);
-            col = scratch;
-        }
-        cn_gemm_nn(l->out_channels, pixels, rows, weight, col, out, 0);
-        if (bias)
-            for (int oc = 0; oc < l->out_channels; oc++) {
-                float *o = out + (size_t)oc * pixels;
-                for (int p = 0; p < pixels; p++) o[p] += bias[oc];
-            }
-    }
-}
-
-static void backward_im2col(const cn_layer_ctx *c) {
-    const cn_layer *l = c->layer;
-    const float *weight = c->model->params + l->weight_offset;
-    int in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out);
-    int rows = l->in.c * l->kernel * l->kernel, pixels = l->out.h * l->out.w;
-    cn_thread_grads_zero(c, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_zero(c, l->bias_offset, l->bias_count);
-    #pragma omp parallel for schedule(static) num_threads(c->threads)
-    for (int b = 0; b < c->batch; b++) {
-        float *partial = cn_thread_grads(c, omp_get_thread_num());
-        const float *in = c->in + (size_t)b * in_size;
-        const float *grad_out = c->grad_out + (size_t)b * out_size;
-        float *scratch = cn_thread_scratch(c);
-        const float *col = in;
-        if (!is_pointwise(l)) {
-            cn_im2col(in, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->out.h, l->out.w, scratch);
-            col = scratch;
-        }
-        // dW (OC, rows) += grad_out (OC, pixels) @ col (rows, pixels)^T
-        cn_gemm_nt(l->out_channels, rows, pixels, grad_out, col, partial + l->weight_offset);
-        if (l->bias_count) {
-            float *db = partial + l->bias_offset;
-            for (int oc = 0; oc < l->out_channels; oc++) {
-                const float *g = grad_out + (size_t)oc * pixels;
-                float s = 0.0f;
-                for (int p = 0; p < pixels; p++) s += g[p];
-                db[oc] += s;
-            }
-        }
-        if (c->grad_in) {
-            float *grad_in = c->grad_in + (size_t)b * in_size;
-            if (is_pointwise(l)) {
-                cn_gemm_tn(rows, pixels, l->out_channels, weight, grad_out, grad_in);
-            } else {
-                // dcol (rows, pixels) = W (OC, rows)^T @ grad_out (OC, pixels)
-                float *dcol = scratch + (size_t)rows * pixels;
-                cn_gemm_tn(rows, pixels, l->out_channels, weight, grad_out, dcol);
-                cn_col2im(dcol, l->in.c, l->in.h, l->in.w, l->kernel, l->stride, l->pad, l->out.h, l->out.w, grad_in);
-            }
-        }
-    }
-    cn_thread_grads_reduce(c, l->weight_offset, l->weight_count);
-    if (l->bias_count) cn_thread_grads_reduce(c, l->bias_offset, l->bias_count);
-}
-
 void cn_conv2d_forward(const cn_layer_ctx *c) {
-    if (use_direct(c->layer)) forward_direct(c);
-    else forward_im2col(c);
+    if (c->step->reference_conv) cn_conv2d_forward_im2col(c);
+    else if (use_direct(c->layer)) forward_direct(c);
+    else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_forward_depthwise(c);
+    else cn_conv2d_forward_im2col(c);
 }
 
 void cn_conv2d_backward(const cn_layer_ctx *c) {
-    if (use_direct(c->layer)) backward_direct(c);
-    else backward_im2col(c);
+    if (c->step->reference_conv) cn_conv2d_backward_im2col(c);
+    else if (use_direct(c->layer)) backward_direct(c);
+    else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_backward_depthwise(c);
+    else cn_conv2d_backward_im2col(c);
 }

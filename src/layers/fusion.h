@@ -1,4 +1,4 @@
-/* Layer fusion: a chain led by a conv2d (stride 1) or batchnorm2d layer and
+/* Layer fusion: a chain led by a direct conv2d (stride 1, not grouped or dilated) or batchnorm2d layer and
  * followed by relu, optionally then a 2x2 stride-2 max-pool, is computed by
  * the leader in one pass over its output, forward and backward; the absorbed
  * relu/maxpool layers' own passes then do nothing. In eval mode a conv + relu
@@ -31,10 +31,17 @@
 #include "kernels/kernels.h"
 #include <stdbool.h>
 
+/* A conv2d on the direct kernels (conv2d.c): stride 1, not grouped, not dilated. The fusions
+ * below need one; other convolutions lead no chain. */
+static inline bool cn_conv_is_direct(const cn_layer *l) {
+    return l->kind == CN_LAYER_CONV2D && l->stride == 1 && l->groups == 1 && l->dilation == 1;
+}
+
 typedef struct {
     int length;         /* layers in the chain, 1 = no fusion */
     bool relu, pool;    /* absorbed layers: relu at leader+1, maxpool at leader+2 (or last, after bn) */
     bool bn;            /* eval mode: batchnorm2d at leader+2 */
+    bool bn_first;      /* eval mode, a fast depthwise conv: batchnorm2d at leader+1 (relu, if any, after it) */
 } cn_chain;
 
 static inline bool cn_fusable_pool(const cn_layer *l) {
@@ -43,10 +50,20 @@ static inline bool cn_fusable_pool(const cn_layer *l) {
 }
 
 /* The chain led by layer i in training or eval mode (length 1 when layer i leads none). */
+bool cn_conv2d_depthwise_fast(const cn_layer *l);   /* layers/conv2d_depthwise.c */
+
 static inline cn_chain cn_chain_at(const cn_model *m, bool training, int i) {
-    cn_chain ch = { 1, false, false, false };
+    cn_chain ch = { 1, false, false, false, false };
     const cn_layer *l = &m->layers[i];
-    bool leader = (l->kind == CN_LAYER_CONV2D && l->stride == 1) || l->kind == CN_LAYER_BATCHNORM2D;
+    /* Eval: a fast depthwise conv applies the batch norm after it, and a relu after that, as it
+     * stores each output vector (memory-bound work: one pass over the output instead of three). */
+    if (!training && cn_conv2d_depthwise_fast(l) && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D) {
+        ch.bn_first = true;
+        ch.length = 2;
+        if (i + 2 < m->num_layers && m->layers[i + 2].kind == CN_LAYER_RELU) { ch.relu = true; ch.length = 3; }
+        return ch;
+    }
+    bool leader = cn_conv_is_direct(l) || l->kind == CN_LAYER_BATCHNORM2D;
     if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
         return ch;
     ch.relu = true;
@@ -86,7 +103,7 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, bool training, int j
     if (!training || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     for (int len = 1; len <= 3 && j - len >= 0; len++) {
         const cn_layer *l = &m->layers[j - len];
-        if (cn_chain_at(m, training, j - len).length == len && l->kind == CN_LAYER_CONV2D && l->stride == 1) return true;
+        if (cn_chain_at(m, training, j - len).length == len && cn_conv_is_direct(l)) return true;
     }
     return false;
 }
@@ -102,7 +119,7 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, bool training, int j
 static inline bool cn_bn_grad_in_conv(const cn_model *m, bool training, int j) {
     if (!training || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     const cn_layer *l = &m->layers[j - 1];
-    return l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, training, j - 1).length == 1 && cn_chain_at(m, training, j).pool;
+    return cn_conv_is_direct(l) && cn_chain_at(m, training, j - 1).length == 1 && cn_chain_at(m, training, j).pool;
 }
 
 /* What a batch norm hands to the conv before it (see cn_bn_grad_in_conv); pooled planes
@@ -126,8 +143,8 @@ typedef struct {
 static inline bool cn_grad_to_conv_relu(const cn_model *m, bool training, int j) {
     if (!training || j < 2 || j >= m->num_layers) return false;
     const cn_layer *me = &m->layers[j], *l = &m->layers[j - 2];
-    bool takes = me->kind == CN_LAYER_BATCHNORM2D || (me->kind == CN_LAYER_CONV2D && me->stride == 1);
-    return takes && l->kind == CN_LAYER_CONV2D && l->stride == 1 && cn_chain_at(m, training, j - 2).length == 2;
+    bool takes = me->kind == CN_LAYER_BATCHNORM2D || cn_conv_is_direct(me);
+    return takes && cn_conv_is_direct(l) && cn_chain_at(m, training, j - 2).length == 2;
 }
 
 /* Batch-norm input gradient computed by the conv + relu before it: when a batchnorm2d
@@ -150,7 +167,8 @@ static inline bool cn_bn_grad_in_conv_relu(const cn_model *m, bool training, int
  * BN's per-channel passes measured slower). */
 static inline bool cn_dropout_fused_into_bn(const cn_model *m, bool training, int j) {
     return training && j >= 0 && j + 1 < m->num_layers && m->layers[j].kind == CN_LAYER_BATCHNORM2D &&
-           cn_chain_at(m, training, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f;
+           cn_chain_at(m, training, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f &&
+           !m->layers[j + 1].channel_dropout;
 }
 
 #endif

@@ -52,8 +52,9 @@ struct cn_layer_ctx {
 
 /* Floats of per-layer state kept between forward and backward for `batch` samples. */
 size_t cn_layer_saved_floats(const cn_layer *l, int batch);
-/* Floats of per-thread scratch memory a layer needs (im2col buffers). */
-size_t cn_layer_scratch_floats(const cn_layer *l);
+/* Floats of per-thread scratch memory a layer needs (im2col buffers); reference_conv: a conv2d
+ * runs the im2col reference path (cn_step.reference_conv). */
+size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv);
 
 void cn_conv2d_forward(const cn_layer_ctx *c);
 void cn_conv2d_backward(const cn_layer_ctx *c);
@@ -85,6 +86,10 @@ void cn_linear_forward(const cn_layer_ctx *c);
 void cn_linear_backward(const cn_layer_ctx *c);
 void cn_log_softmax_forward(const cn_layer_ctx *c);
 void cn_log_softmax_backward(const cn_layer_ctx *c);
+void cn_relu6_forward(const cn_layer_ctx *c);
+void cn_relu6_backward(const cn_layer_ctx *c);
+void cn_leaky_relu_forward(const cn_layer_ctx *c);
+void cn_leaky_relu_backward(const cn_layer_ctx *c);
 
 /* Statistics of one plane for a batch norm: {sum, sum of squared deviations from the
  * plane's mean}, in double (the conv's output pass and batchnorm2d.c alike). */
@@ -112,5 +117,11 @@ static inline float *cn_thread_grads(const cn_layer_ctx *c, int t) {
 void cn_thread_grads_zero(const cn_layer_ctx *c, size_t offset, size_t count);
 /* c->grads[offset..+count) = sum over threads (in thread order) of the partials. */
 void cn_thread_grads_reduce(const cn_layer_ctx *c, size_t offset, size_t count);
+/* A layer's backward sample by sample: fn(c, b, partial, scratch, arg) for each sample b of
+ * contiguous shares of the batch (as a session's team splits it), adding the layer's weight and
+ * bias gradients into partial (its thread's partial gradients, zeroed first) with the thread's
+ * scratch; then c->grads gets the partials' sum in thread order. */
+typedef void (*cn_sample_backward_fn)(const cn_layer_ctx *c, int b, float *partial, float *scratch, const void *arg);
+void cn_per_sample_backward(const cn_layer_ctx *c, cn_sample_backward_fn fn, const void *arg);
 
 #endif

@@ -26,11 +26,24 @@ void cn_dropout_forward(const cn_layer_ctx *c) {
         return;
     }
     cn_dropout_params d = cn_dropout_params_of(l);
+    int C = l->in.c, plane = size / C;
     #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int b = 0; b < c->batch; b++) {
         size_t o = (size_t)b * size;
         uint64_t stream = cn_dropout_stream(c->dropout_seed, c->index, c->first + b);   /* sample's index in the batch */
-        cn_dropout_forward_kernel(c->in + o, c->out + o, c->mask + o, size, stream, 0, d.threshold, d.keep_scale, NULL);
+        if (!l->channel_dropout) {
+            cn_dropout_forward_kernel(c->in + o, c->out + o, c->mask + o, size, stream, 0, d.threshold, d.keep_scale, NULL);
+            continue;
+        }
+        /* dropout2d: channel ch's keep bit is the element mask's bit ch of the sample's stream */
+        for (int ch = 0; ch < C; ch++) {
+            float one = 1.0f, unused;
+            uint8_t keep;
+            cn_dropout_forward_kernel(&one, &unused, &keep, 1, stream, (uint32_t)ch, d.threshold, 1.0f, NULL);
+            size_t p = o + (size_t)ch * plane;
+            memset(c->mask + p, keep, (size_t)plane);
+            for (int i = 0; i < plane; i++) c->out[p + i] = c->in[p + i] * ((float)keep * d.keep_scale);   /* x * noise */
+        }
     }
 }
 

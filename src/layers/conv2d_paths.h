@@ -1,0 +1,18 @@
+/* The paths of conv2d besides the direct kernels of conv2d.c (which dispatches):
+ * conv2d_im2col.c (any stride, groups, dilation: the reference) and conv2d_depthwise.c. */
+#ifndef CN_LAYERS_CONV2D_PATHS_H
+#define CN_LAYERS_CONV2D_PATHS_H
+#include "layers/layers.h"
+
+/* Floats of per-thread scratch of the im2col path. */
+size_t cn_conv2d_im2col_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_im2col(const cn_layer_ctx *c);
+void cn_conv2d_backward_im2col(const cn_layer_ctx *c);
+
+/* A depthwise 3x3 the depthwise kernels run: groups = in = out channels, stride 1 or 2, pad <= 2 * dilation. */
+bool cn_conv2d_depthwise_fast(const cn_layer *l);
+size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_depthwise(const cn_layer_ctx *c);
+void cn_conv2d_backward_depthwise(const cn_layer_ctx *c);
+
+#endif

@@ -1,0 +1,172 @@
+/* The depthwise 3x3 kernels (kernels.h: dw3x3, dw3x3_wgrad; layers/conv2d_depthwise.c) on
+ * every kernel set this CPU has, against the im2col reference path (CN_SESSION_REFERENCE_CONV):
+ * a training step's output, input gradient and parameter gradients, and the eval-mode chain
+ * depthwise conv + batch norm + relu (fusion.h: bn_first) against the three layers run alone.
+ * The fast path sums the 9 taps in another order (and with fused multiply-adds): results
+ * agree within 1e-5 of the sum of magnitudes. */
+#include "harness.h"
+#include "model.h"
+#include "exec/session.h"
+#include "exec/plan.h"
+#include "kernels/kernels.h"
+#include "core/rng.h"
+
+static const char *const kernel_sets[] = { "avx512", "avx2", "generic" };
+
+typedef struct { int c, h, w; const char *conv; } dw_case;
+
+/* Stride 1 and 2, even and odd sizes, rows of one, two and more vectors with tails, pads 0-2,
+ * dilation 1-3, with and without bias. */
+static const dw_case cases[] = {
+    { 5, 17, 17, "k=3 pad=1" },
+    { 3, 20, 20, "k=3 stride=2 pad=1 bias=false" },
+    { 4, 21, 19, "k=3 stride=2 pad=1" },
+    { 3, 19, 18, "k=3 pad=2 dilation=2" },
+    { 2, 23, 22, "k=3 stride=2 dilation=3" },
+    { 2, 34, 33, "k=3 bias=false" },
+    { 6, 5, 4, "k=3 pad=2" },
+    { 2, 9, 40, "k=3 stride=2 pad=2 dilation=1" },
+};
+
+static void fill(float *x, size_t n, cn_rng *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = 2.0f * cn_rng_uniform(rng) - 1.0f;
+}
+
+/* |a - b| <= 1e-5 * (1 + |b|) everywhere. */
+static bool close_all(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(b[i])))) return false;
+    return true;
+}
+
+static cn_model *model_of(const dw_case *dc, const char *tail) {
+    char spec[256];
+    snprintf(spec, sizeof spec, "input %dx%dx%d\nconv2d out=%d groups=%d %s\n%sflatten\n", dc->c, dc->h, dc->w, dc->c,
+             dc->c, dc->conv, tail);
+    cn_model *m = NULL;
+    if (cn_model_from_spec(spec, "depthwise", 3, &m) != CN_OK) fprintf(stderr, "  spec: %s\n", cn_last_error());
+    return m;
+}
+
+/* One training step, fast against reference: 1 when everything agrees. */
+static int check_training(const dw_case *dc, int threads) {
+    cn_model *m = model_of(dc, "");
+    if (!m) return 0;
+    int batch = 4;
+    cn_session *fast = NULL, *ref = NULL;
+    int ok = cn_session_create(m, batch, threads, 0, &fast) == CN_OK &&
+             cn_session_create(m, batch, threads, CN_SESSION_REFERENCE_CONV, &ref) == CN_OK;
+    size_t in_n = (size_t)batch * cn_shape_size(m->input), out_n = (size_t)batch * cn_model_num_classes(m);
+    float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y = malloc(out_n * sizeof *y);
+    float *dx_f = malloc(in_n * sizeof *dx_f), *dx_r = malloc(in_n * sizeof *dx_r), *g = malloc(m->num_params * sizeof *g);
+    cn_rng rng;
+    cn_rng_seed(&rng, 5);
+    fill(x, in_n, &rng);
+    fill(dy, out_n, &rng);
+    fill(m->params, m->num_params, &rng);
+    if (ok) {
+        cn_session_set_training(fast, true);
+        cn_session_set_training(ref, true);
+        memcpy(y, cn_session_forward(ref, x, batch, NULL), out_n * sizeof *y);
+        ok = close_all(cn_session_forward(fast, x, batch, NULL), y, out_n);
+        if (!ok) fprintf(stderr, "  %s %dx%dx%d: forward differs\n", dc->conv, dc->c, dc->h, dc->w);
+    }
+    if (ok) {
+        cn_session_backward_input(ref, dy, batch, dx_r);
+        memcpy(g, cn_session_grads(ref), m->num_params * sizeof *g);
+        cn_session_backward_input(fast, dy, batch, dx_f);
+        ok = close_all(dx_f, dx_r, in_n) && close_all(cn_session_grads(fast), g, m->num_params);
+        if (!ok) fprintf(stderr, "  %s %dx%dx%d: gradients differ\n", dc->conv, dc->c, dc->h, dc->w);
+    }
+    free(x); free(dy); free(y); free(dx_f); free(dx_r); free(g);
+    cn_session_free(fast);
+    cn_session_free(ref);
+    cn_model_free(m);
+    return ok;
+}
+
+/* Eval: depthwise conv + batchnorm2d (+ relu) as one fused pass, against the layers alone. */
+static int check_eval_chain(const dw_case *dc, const char *tail, int threads) {
+    cn_model *m = model_of(dc, tail);
+    if (!m) return 0;
+    int batch = 3;
+    cn_plan plan;
+    int ok = cn_plan_build(m, false, 0, &plan) == CN_OK;
+    if (ok) {
+        ok = plan.steps[0].chain.bn_first && plan.steps[0].chain.relu == (strstr(tail, "relu") != NULL) &&
+             !plan.steps[1].forward;
+        cn_plan_free(&plan);
+        if (!ok) fprintf(stderr, "  %s + %s: not fused\n", dc->conv, tail);
+    }
+    cn_session *fast = NULL, *ref = NULL;
+    ok = ok && cn_session_create(m, batch, threads, 0, &fast) == CN_OK &&
+         cn_session_create(m, batch, threads, CN_SESSION_REFERENCE_CONV, &ref) == CN_OK;
+    size_t in_n = (size_t)batch * cn_shape_size(m->input), out_n = (size_t)batch * cn_model_num_classes(m);
+    float *x = malloc(in_n * sizeof *x), *y = malloc(out_n * sizeof *y);
+    cn_rng rng;
+    cn_rng_seed(&rng, 6);
+    fill(x, in_n, &rng);
+    fill(m->params, m->num_params, &rng);
+    fill(m->buffers, m->num_buffers, &rng);
+    for (int ch = 0; ch < dc->c; ch++) m->buffers[dc->c + ch] = 0.5f + fabsf(m->buffers[dc->c + ch]);   /* variances */
+    if (ok) {
+        memcpy(y, cn_session_forward(ref, x, batch, NULL), out_n * sizeof *y);
+        ok = close_all(cn_session_forward(fast, x, batch, NULL), y, out_n);
+        if (!ok) fprintf(stderr, "  %s + %s %dx%dx%d: eval chain differs\n", dc->conv, tail, dc->c, dc->h, dc->w);
+    }
+    free(x); free(y);
+    cn_session_free(fast);
+    cn_session_free(ref);
+    cn_model_free(m);
+    return ok;
+}
+
+TEST(depthwise_matches_reference) {
+    int sets = 0;
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        sets++;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int threads = 1; threads <= 2; threads++)
+                CHECK_MSG(check_training(&cases[i], threads), "%s: case %zu, %d threads", kernel_sets[s], i, threads);
+    }
+    cn_kernels_select(NULL);
+    CHECK(sets >= 1);
+}
+
+TEST(depthwise_bn_relu_fused_in_eval) {
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            CHECK_MSG(check_eval_chain(&cases[i], "batchnorm2d\nrelu\n", 2), "%s: case %zu", kernel_sets[s], i);
+            CHECK_MSG(check_eval_chain(&cases[i], "batchnorm2d\n", 1), "%s: case %zu, no relu", kernel_sets[s], i);
+        }
+    }
+    cn_kernels_select(NULL);
+}
+
+/* Which convolutions take the fast depthwise path. */
+TEST(depthwise_fast_path_choice) {
+    const struct { const char *spec; bool fast; } cases_[] = {
+        { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=4\nflatten", true },
+        { "input 4x8x8\nconv2d out=4 k=3 stride=2 pad=1 groups=4 dilation=2\nflatten", true },
+        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=4\nflatten", false },       /* channel multiplier 2 */
+        { "input 4x8x8\nconv2d out=4 k=5 pad=2 groups=4\nflatten", false },
+        { "input 4x9x9\nconv2d out=4 k=3 stride=3 groups=4\nflatten", false },
+        { "input 4x8x8\nconv2d out=4 k=3 pad=3 groups=4\nflatten", false },       /* pad > 2 * dilation */
+        { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=2\nflatten", false },
+    };
+    for (size_t i = 0; i < sizeof cases_ / sizeof cases_[0]; i++) {
+        cn_model *m = NULL;
+        CHECK(cn_model_from_spec(cases_[i].spec, "t", 1, &m) == CN_OK);
+        if (m) CHECK_MSG(cn_conv2d_depthwise_fast(&m->layers[0]) == cases_[i].fast, "%s", cases_[i].spec);
+        cn_model_free(m);
+    }
+}
+
+int main(void) {
+    RUN(depthwise_matches_reference);
+    RUN(depthwise_bn_relu_fused_in_eval);
+    RUN(depthwise_fast_path_choice);
+    return test_summary();
+}
