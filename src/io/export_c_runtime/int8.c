@@ -38,7 +38,8 @@ static void requant(int32_t acc, float mult, float bias, int relu, int8_t *qout,
 /* int8 in (c,h,w) -> conv (oc, oh*pool, ow*pool) -> out (oc,oh,ow): int32 sums of int8
  * products, requantised to int8 (qout) or float (fout); weight (oc,c,k,k), zero padding p.
  * pool > 1 (qout only): a max pool of pool x pool with stride pool follows, fused; the
- * conv map is never stored. col: scratch of the DSP variant, unused here (may be null). */
+ * conv map is never stored. col: scratch of the DSP variant, unused here (may be null).
+ * The kernel rows and columns inside the image are found once per position. */
 static void conv2d_q(const int8_t *in, int8_t *qout, float *fout, const int8_t *weight, const float *mult,
                      const float *bias, int c, int h, int w, int oc, int k, int s, int p, int oh, int ow, int relu,
                      int pool, int16_t *col)
@@ -47,23 +48,25 @@ static void conv2d_q(const int8_t *in, int8_t *qout, float *fout, const int8_t *
     (void)col;
     for (o = 0; o < oc; o++)
         for (y = 0; y < oh; y++)
-            for (x = 0; x < ow; x++)
+            for (x = 0; x < ow; x++) {
+                int32_t best = 0;
                 for (py = 0; py < pool; py++)
                     for (px = 0; px < pool; px++) {
                         int cy = (y * pool + py) * s - p, cx = (x * pool + px) * s - p;
+                        int ky0 = cy < 0 ? -cy : 0, ky1 = cy + k > h ? h - cy : k;
+                        int kx0 = cx < 0 ? -cx : 0, kx1 = cx + k > w ? w - cx : k;
                         int32_t acc = 0;
-                        for (i = 0; i < c; i++)
-                            for (ky = 0; ky < k; ky++) {
-                                int iy = cy + ky;
-                                if (iy < 0 || iy >= h) continue;
-                                for (kx = 0; kx < k; kx++) {
-                                    int ix = cx + kx;
-                                    if (ix < 0 || ix >= w) continue;
-                                    acc += (int32_t)in[(i * h + iy) * w + ix] * (int32_t)weight[((o * c + i) * k + ky) * k + kx];
-                                }
-                            }
-                        requant(acc, mult[o], bias[o], relu, qout, fout, (o * oh + y) * ow + x, py == 0 && px == 0);
+                        for (i = 0; i < c; i++) {
+                            const int8_t *wt = weight + (o * c + i) * k * k;
+                            int at = (i * h + cy) * w + cx;   /* may be negative; at + ky * w + kx is inside */
+                            for (ky = ky0; ky < ky1; ky++)
+                                for (kx = kx0; kx < kx1; kx++) acc += (int32_t)in[at + ky * w + kx] * (int32_t)wt[ky * k + kx];
+                        }
+                        if ((py == 0 && px == 0) || acc > best) best = acc;
                     }
+                /* the max of the sums, requantised once: the same as the max of the requantised values */
+                requant(best, mult[o], bias[o], relu, qout, fout, (o * oh + y) * ow + x, 1);
+            }
 }
 
 /* @helper linear_q */
