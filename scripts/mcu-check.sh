@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs a model's C export on an emulated Arm Cortex-M and compares it with the host.
-# usage: scripts/mcu-check.sh [--data DIR] [--tiny] WEIGHTS [N]      (from the repository root)
+# usage: scripts/mcu-check.sh [--data DIR] [--tiny] [--only LIST] WEIGHTS [N]   (from the repository root)
 #
 # For each variant it exports WEIGHTS with `convnet export --format c` (float32, and
 # --int8 --target cortex-m4), builds a firmware from model.c and scripts/mcu/harness.c
@@ -16,23 +16,28 @@
 # -mcpu=cortex-m0plus for a 32 KB flash / 8 KB RAM part, linked into exactly those
 # limits and run on QEMU's microbit board (a Cortex-M0, the same ARMv6-M instructions):
 #   cortex-m0 int8: ... (fits 32768 / 8192)
+# --only LIST runs only the variants named, of m4-float, m4-int8 and m0-int8 (comma-separated;
+# m0-int8 implies --tiny), e.g. --only m0-int8 for the tiny part's accuracy on all 10,000 images.
 # Exit status: 0 when float agrees on every image and every firmware fits and runs;
 # 1 otherwise; 2 on bad usage; 3 when a toolchain package is missing (one line says
 # which apt-get command installs it).
 # Data: --data DIR, else $CONVNET_DATA/mnist, else ../shared/data/mnist.
 # Environment: CONVNET (default build/convnet), MCU_KEEP=1 keeps the work directory.
 set -eu
-data="" tiny=0
+data="" tiny=0 only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --data) [ $# -ge 2 ] || { echo "mcu-check: --data needs a directory" >&2; exit 2; }; data=$2; shift 2 ;;
         --tiny) tiny=1; shift ;;
+        --only) [ $# -ge 2 ] || { echo "mcu-check: --only needs a list" >&2; exit 2; }; only=",$2,"; shift 2
+                case "$only" in *,m0-int8,*) tiny=1 ;; esac ;;
         -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "mcu-check: unknown option '$1' (see --help)" >&2; exit 2 ;;
         *) break ;;
     esac
 done
-[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: scripts/mcu-check.sh [--data DIR] [--tiny] WEIGHTS [N]" >&2; exit 2; }
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: scripts/mcu-check.sh [--data DIR] [--tiny] [--only LIST] WEIGHTS [N]" >&2; exit 2; }
+wanted() { [ -z "$only" ] || case "$only" in *,"$1",*) return 0 ;; *) return 1 ;; esac; }
 weights=$1 n=${2:-1000}
 case "$n" in ''|*[!0-9]*) echo "mcu-check: N '$n': expected an integer from 1 to 10000" >&2; exit 2 ;; esac
 [ "$n" -ge 1 ] && [ "$n" -le 10000 ] || { echo "mcu-check: N '$n': expected an integer from 1 to 10000" >&2; exit 2; }
@@ -120,7 +125,7 @@ run_variant() {
 "$convnet" export --weights "$weights" --format c -o "$work/float" > /dev/null
 "$convnet" export --weights "$weights" --format c --int8 --target cortex-m4 --data "$data" -o "$work/int8" > /dev/null
 m4="-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
-run_variant float cortex-m4 mps2-an386 "$m4" 4194304 4194304 "$work/float"
-run_variant int8 cortex-m4 mps2-an386 "$m4" 4194304 4194304 "$work/int8"
-[ "$tiny" = 1 ] && run_variant int8 cortex-m0 microbit "-mcpu=cortex-m0plus -mthumb" 32768 8192 "$work/int8"
+wanted m4-float && run_variant float cortex-m4 mps2-an386 "$m4" 4194304 4194304 "$work/float"
+wanted m4-int8 && run_variant int8 cortex-m4 mps2-an386 "$m4" 4194304 4194304 "$work/int8"
+[ "$tiny" = 1 ] && wanted m0-int8 && run_variant int8 cortex-m0 microbit "-mcpu=cortex-m0plus -mthumb" 32768 8192 "$work/int8"
 exit $status

@@ -50,7 +50,8 @@ static void bn_scale_shift(const cn_model *m, const cn_layer *bn, int c, float *
     *shift = beta[c] - mean[c] * *scale;
 }
 
-static cn_status build_plan(const cn_model *m, export_plan *p) {
+/* target: named in errors ("generic C" or "cortex-m4") */
+static cn_status build_plan(const cn_model *m, const char *target, export_plan *p) {
     memset(p, 0, sizeof *p);
     p->m = m;
     p->ops = cn_calloc((size_t)m->num_layers, sizeof *p->ops);
@@ -125,7 +126,8 @@ static cn_status build_plan(const cn_model *m, export_plan *p) {
         case CN_LAYER_GAP: o->kind = OP_GAP; break;
         case CN_LAYER_LOG_SOFTMAX: o->kind = OP_LOG_SOFTMAX; break;
         default:
-            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s: %s has no C export", m->source_name, l->name, cn_layer_kind_name(l->kind));
+            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s: %s has no C export (target %s)", m->source_name, l->name,
+                           cn_layer_kind_name(l->kind), target);
         }
     }
     return CN_OK;
@@ -382,7 +384,7 @@ cn_status cn_export_c(const cn_model *m, const char *dir, float mean, float std,
         return cn_fail(CN_ERR_IO, "%s: exists and is not a directory", dir);
     }
     export_plan p;
-    cn_status st = build_plan(m, &p);
+    cn_status st = build_plan(m, flags & CN_EXPORT_C_CORTEX_M4 ? "cortex-m4" : "generic C", &p);
     if (!st && int8) {
         p.last_weighted = -1;
         for (int i = 0; i < p.num_ops; i++)
