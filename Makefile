@@ -43,7 +43,7 @@ LDLIBS  += $(PKG_LIBS) -lm -fopenmp
 KERNEL_CFLAGS := $(if $(filter 1,$(SANITIZE)),,-O3)
 
 GEN_SRCS := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRCS := $(shell find src -name '*.c' | sort)
+LIB_SRCS := $(shell find src -name '*.c' -not -path 'src/io/export_c_runtime/*' | sort)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/onnx.pb-c.o
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
@@ -93,6 +93,16 @@ $(BUILD)/gen/presets_data.h: $(PRESETS) scripts/embed-presets.sh
 	sh scripts/embed-presets.sh $(PRESETS) > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/src/presets/presets.o: $(BUILD)/gen/presets_data.h
 
+# The C export's helpers (src/io/export_c_runtime/*.c) are compiled on their own with
+# strict C99 warnings, then embedded as C strings (scripts/embed-c-runtime.sh).
+C_RUNTIME := $(sort $(wildcard src/io/export_c_runtime/*.c))
+C_RUNTIME_CFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
+$(BUILD)/gen/export_c_runtime.h: $(C_RUNTIME) scripts/embed-c-runtime.sh
+	@mkdir -p $(dir $@)
+	for f in $(C_RUNTIME); do $(CC) $(C_RUNTIME_CFLAGS) -c $$f -o $@.o || exit 1; done; rm -f $@.o
+	sh scripts/embed-c-runtime.sh $(C_RUNTIME) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/src/io/export_c_gen.o: $(BUILD)/gen/export_c_runtime.h
+
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 $(BUILD)/convnet: $(TOOL_SRCS) $(wildcard tools/*.h) $(BUILD)/libconvnet.a
 	$(CC) $(CFLAGS) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
@@ -129,7 +139,7 @@ FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra $(if $(filter 1,$(WE
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS)) $(FUZZ_BUILD)/obj/gen/onnx.pb-c.o
 FUZZ_BINS    := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
-$(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/presets_data.h deps
+$(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/presets_data.h $(BUILD)/gen/export_c_runtime.h deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 # The kernels select GCC-only code (target pragmas, __builtin_shuffle) and are no

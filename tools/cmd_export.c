@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 static const char *const formats[] = {"onnx", "c", "safetensors", NULL};
+static const char *const targets[] = {"generic", "cortex-m4", NULL};
 
 static void export_help(void) {
     printf("usage: convnet export --weights FILE --format onnx|c|safetensors -o OUT [options]\n\n"
@@ -31,6 +32,9 @@ static void export_help(void) {
            "  --int8            c: int8 weights and activations, scales calibrated on\n"
            "                    training images\n"
            "  --calibration N   c --int8: number of training images used (default 1000)\n"
+           "  --target NAME     c --int8: generic (portable C, the default) or cortex-m4 (adds\n"
+           "                    conv/linear using the Arm DSP extension's SMLAD, chosen at\n"
+           "                    compile time when __ARM_FEATURE_DSP is set; same results)\n"
            "  --data DIR        c --int8: where the dataset's IDX files are\n"
            "  --no-download     c --int8: never download missing dataset files\n"
            "  --dataset NAME    mnist | fashion-mnist | kmnist: for ONNX input, the class names\n"
@@ -97,19 +101,20 @@ static float *calibration_images(const cn_model *m, cn_data_options *d, int *cou
     return x;
 }
 
-static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out, int int8, int calibration,
-                    cn_data_options *d) {
+static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out, int int8, int cortex_m4,
+                    int calibration, cn_data_options *d) {
     float *calib = NULL;
     int count = calibration;
     const char *dataset = d->name;
     if (!d->name) d->name = info->dataset;
     if (int8 && !(calib = calibration_images(m, d, &count))) return 1;
     cn_export_c_stats stats;
-    cn_status st = cn_export_c(m, out, info->mean, info->std, int8, calib, int8 ? count : 0, &stats);
+    cn_status st = cn_export_c(m, out, info->mean, info->std,
+                                (int8 ? CN_EXPORT_C_INT8 : 0) | (cortex_m4 ? CN_EXPORT_C_CORTEX_M4 : 0), calib, int8 ? count : 0, &stats);
     free(calib);
     if (st) return cli_fail();
-    printf("wrote %s/model.h and %s/model.c: %s, %zu weights, flash %zu bytes, RAM %zu bytes",
-           out, out, int8 ? "int8" : "float32", stats.weight_count, stats.flash_bytes, stats.ram_bytes);
+    printf("wrote %s/model.h and %s/model.c: %s%s, %zu weights, flash %zu bytes, RAM %zu bytes",
+           out, out, int8 ? "int8" : "float32", cortex_m4 ? " (Cortex-M4 DSP)" : "", stats.weight_count, stats.flash_bytes, stats.ram_bytes);
     if (int8) printf(", calibrated on %d %s training images", count, dataset ? dataset : info->dataset);
     printf("\n");
     return 0;
@@ -122,15 +127,16 @@ static int ends_with(const char *s, const char *suffix) {
 
 int cmd_export(int argc, char **argv) {
     cli_command = "convnet export";
-    const char *weights = NULL, *format = NULL, *out = NULL, *data_dir = NULL, *dataset = NULL;
+    const char *weights = NULL, *format = NULL, *out = NULL, *data_dir = NULL, *dataset = NULL, *target = NULL;
     int fold_bn = 0, int8 = 0, calibration = 0, allow_download = 1;
-    enum { O_WEIGHTS = 256, O_FORMAT, O_FOLD, O_INT8, O_CALIB, O_DATA, O_DATASET, O_NODL, O_HELP };
+    enum { O_WEIGHTS = 256, O_FORMAT, O_FOLD, O_INT8, O_CALIB, O_DATA, O_DATASET, O_NODL, O_TARGET, O_HELP };
     static const struct option opts[] = {
         {"weights", required_argument, 0, O_WEIGHTS}, {"format", required_argument, 0, O_FORMAT},
         {"out", required_argument, 0, 'o'}, {"output", required_argument, 0, 'o'},
         {"fold-bn", no_argument, 0, O_FOLD}, {"int8", no_argument, 0, O_INT8},
         {"calibration", required_argument, 0, O_CALIB}, {"data", required_argument, 0, O_DATA},
         {"dataset", required_argument, 0, O_DATASET}, {"no-download", no_argument, 0, O_NODL},
+        {"target", required_argument, 0, O_TARGET},
         {"help", no_argument, 0, O_HELP}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
     cn_data_options d = {0};
@@ -146,6 +152,7 @@ int cmd_export(int argc, char **argv) {
         case O_CALIB: calibration = (int)cli_int("--calibration", optarg, 1, 60000); break;
         case O_DATA: data_dir = optarg; break;
         case O_NODL: allow_download = 0; break;
+        case O_TARGET: target = cli_choice("--target", optarg, targets, "generic or cortex-m4"); break;
         case O_DATASET: dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
         case O_HELP: case 'h': export_help(); return 0;
         default: return cli_bad_option(argv, optind);
@@ -168,6 +175,7 @@ int cmd_export(int argc, char **argv) {
     }
     int is_c = !strcmp(format, "c");
     if (int8 && !is_c) { fprintf(stderr, "%s: --int8 applies to --format c only (see 'convnet export --help')\n", cli_command); return 2; }
+    if (target && !int8) { fprintf(stderr, "%s: --target applies to --format c --int8 only (see 'convnet export --help')\n", cli_command); return 2; }
     if (calibration && !int8) { fprintf(stderr, "%s: --calibration applies to --format c --int8 only (see 'convnet export --help')\n", cli_command); return 2; }
     if (fold_bn && !strcmp(format, "safetensors")) {
         fprintf(stderr, "%s: --fold-bn applies to --format onnx or c only (see 'convnet export --help')\n", cli_command);
@@ -184,7 +192,7 @@ int cmd_export(int argc, char **argv) {
         d.name = dataset;
         d.dir = data_dir;
         d.allow_download = allow_download;
-        rc = export_c(m, &info, out, int8, calibration ? calibration : 1000, &d);
+        rc = export_c(m, &info, out, int8, target && !strcmp(target, "cortex-m4"), calibration ? calibration : 1000, &d);
     }
     else rc = export_safetensors(weights, m, &info, out);
     cn_model_free(m);

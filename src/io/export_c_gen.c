@@ -1,0 +1,422 @@
+/* C-source export (see io/export_c.h), the text: model.h and model.c for a plan
+ * that export_c.c built. model.c holds the weights as static const arrays, the
+ * helpers the plan calls, copied from src/io/export_c_runtime (embedded at
+ * build time as c_runtime_helpers, build/gen/export_c_runtime.h), and
+ * model_predict: one helper call per op over ping-pong buffers. */
+#include "io/export_c_plan.h"
+#include "export_c_runtime.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NUM_HELPERS ((int)(sizeof c_runtime_helpers / sizeof c_runtime_helpers[0]))
+
+/* ---- text ---------------------------------------------------------------------- */
+
+typedef struct { char *p; size_t len, cap; bool failed; } text;
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...) {
+    if (t->failed) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) { t->failed = true; return; }
+    if (t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 65536;
+        while (t->len + (size_t)n + 1 > cap) cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (!p) { t->failed = true; return; }
+        t->p = p;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+/* A C float literal that reads back as exactly `v` (v finite). */
+static void float_literal(float v, char *buf, size_t size) {
+    snprintf(buf, size, "%.9g", (double)v);
+    if (!strpbrk(buf, ".e")) strncat(buf, ".0", size - strlen(buf) - 1);
+    strncat(buf, "f", size - strlen(buf) - 1);
+}
+
+static size_t put_floats(text *t, const char *name, const float *v, size_t n) {
+    char lit[48];
+    put(t, "static const float %s[%zu] = {", name, n);
+    for (size_t i = 0; i < n; i++) {
+        float_literal(v[i], lit, sizeof lit);
+        put(t, "%s%s%s", i % 8 ? " " : "\n    ", lit, i + 1 < n ? "," : "");
+    }
+    put(t, "\n};\n");
+    return n * sizeof(float);
+}
+
+static size_t put_int8s(text *t, const char *name, const int8_t *v, size_t n) {
+    put(t, "static const int8_t %s[%zu] = {", name, n);
+    for (size_t i = 0; i < n; i++) put(t, "%s%d%s", i % 16 ? " " : "\n    ", v[i], i + 1 < n ? "," : "");
+    put(t, "\n};\n");
+    return n;
+}
+
+/* Thousands separators for comments. */
+static const char *grouped(size_t v, char *buf) {
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "%zu", v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* ---- generation ---------------------------------------------------------------------- */
+
+static const char *op_name(export_op_kind k) {
+    static const char *names[] = {"conv2d", "linear", "batchnorm2d", "relu", "maxpool2d", "avgpool2d", "gap", "log_softmax"};
+    return names[k];
+}
+
+/* Weights of every op as static const arrays; returns the flash bytes. */
+static size_t put_weights(text *t, const export_plan *p, bool int8) {
+    size_t bytes = 0;
+    char name[64];
+    for (int i = 0; i < p->num_ops; i++) {
+        const export_op *o = &p->ops[i];
+        const char *lname = p->m->layers[o->first].name;
+        if (o->kind != OP_CONV && o->kind != OP_LINEAR && o->kind != OP_AFFINE) continue;
+        bool q = int8 && o->quant_in;
+        put(t, "\n/* layer %s (%s%s) */\n", lname, op_name(o->kind), o->last > o->first ? ", folded/fused" : "");
+        if (o->kind == OP_AFFINE) {
+            snprintf(name, sizeof name, "op%d_%s", i, q ? "mult" : "scale");
+            bytes += put_floats(t, name, q ? o->mult : o->w, (size_t)o->channels);
+            snprintf(name, sizeof name, "op%d_shift", i);
+            bytes += put_floats(t, name, q ? o->qbias : o->b, (size_t)o->channels);
+            continue;
+        }
+        size_t wc = (size_t)o->channels * o->fan_in;
+        if (q) {
+            snprintf(name, sizeof name, "op%d_weight", i);
+            bytes += put_int8s(t, name, o->wq, wc);
+            snprintf(name, sizeof name, "op%d_mult", i);
+            bytes += put_floats(t, name, o->mult, (size_t)o->channels);
+            snprintf(name, sizeof name, "op%d_bias", i);
+            bytes += put_floats(t, name, o->qbias, (size_t)o->channels);
+        } else {
+            snprintf(name, sizeof name, "op%d_weight", i);
+            bytes += put_floats(t, name, o->w, wc);
+            if (o->b) {
+                snprintf(name, sizeof name, "op%d_bias", i);
+                bytes += put_floats(t, name, o->b, (size_t)o->channels);
+            }
+        }
+    }
+    return bytes;
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+
+/* ---- model_predict's body --------------------------------------------------------- */
+
+/* What the body of model_predict needs, gathered while it is written. */
+typedef struct {
+    bool int8, dsp;            /* int8 ops; DSP variants of conv2d_q/linear_q (cortex-m4) */
+    size_t need[4];            /* elements that buf0, buf1 (float), q0, q1 (int8) must hold; 0 = unused */
+    size_t col;                /* int16 scratch values of the DSP variants */
+    bool used[NUM_HELPERS];    /* helpers called */
+    int missing;               /* a helper name not in c_runtime_helpers (a build defect), or -1 */
+} emit_state;
+
+static const char *const buf_names[4] = {"buf0", "buf1", "q0", "q1"};
+
+static int helper_index(const char *name) {
+    for (int k = 0; k < NUM_HELPERS; k++)
+        if (!strcmp(c_runtime_helpers[k].name, name)) return k;
+    return -1;
+}
+
+static void use_helper(emit_state *e, const char *name) {
+    int k = helper_index(name);
+    if (k >= 0) e->used[k] = true;
+    else e->missing = 1;
+}
+
+static void need(emit_state *e, int buf, size_t n) { e->need[buf] = max_size(e->need[buf], n); }
+
+/* The max pool fused into int8 conv op i (the next op, when it has stride = kernel and
+ * no padding and the conv writes int8), or NULL. */
+static const export_op *fused_pool(const export_plan *p, int i, bool int8) {
+    const export_op *o = &p->ops[i], *next = i + 1 < p->num_ops ? &p->ops[i + 1] : NULL;
+    if (!int8 || o->kind != OP_CONV || !o->quant_out || !next || next->kind != OP_MAXPOOL) return NULL;
+    return next->stride == next->k && next->pad == 0 && next->quant_out ? next : NULL;
+}
+
+/* The body of model_predict: the input into buf0 (float) or q0 (int8), then one call
+ * per op over ping-pong buffers: buf0/buf1 for float, q0/q1 for int8. */
+static void put_calls(text *t, const export_plan *p, emit_state *e) {
+    int fcur = 0, qcur = 0;   /* current buffer of each region: 0 -> buf0/q0, 1 -> buf1/q1 */
+    bool int8 = e->int8;
+    const char *col = e->dsp ? "col" : "(int16_t *)0";
+    put(t, "    for (i = 0; i < MODEL_INPUT_SIZE; i++) {\n"
+           "        float x = inf ? inf[i] : (float)inu[i] / 255.0f;\n");
+    const char *norm = p->norm_per_channel
+        ? "(x - norm_mean[i / (MODEL_INPUT_H * MODEL_INPUT_W)]) / norm_std[i / (MODEL_INPUT_H * MODEL_INPUT_W)]"
+        : "(x - MODEL_NORM_MEAN) / MODEL_NORM_STD";
+    if (int8) put(t, "        q0[i] = q8(%s * INPUT_INV_SCALE);\n    }\n", norm);
+    else put(t, "        buf0[i] = %s;\n    }\n", norm);
+    need(e, int8 ? 2 : 0, (size_t)cn_shape_size(p->m->input));
+    if (int8) use_helper(e, "q8");
+    for (int i = 0; i < p->num_ops; i++) {
+        const export_op *o = &p->ops[i], *pool = fused_pool(p, i, int8), *end = pool ? pool : o;
+        const cn_layer *first = &p->m->layers[o->first], *last = &p->m->layers[end->last];
+        bool q = int8 && o->quant_in, qo = int8 && o->quant_out, conv = o->kind == OP_CONV;
+        int C = o->in.c, H = o->in.h, W = o->in.w, OC = end->out.c, OH = end->out.h, OW = end->out.w;
+        size_t out_n = (size_t)cn_shape_size(end->out);
+        char fused[32] = "";
+        if (pool) snprintf(fused, sizeof fused, ", max pool %d fused", pool->k);
+        put(t, "    /* layer%s %s%s%s: %s %dx%dx%d -> %dx%dx%d%s%s%s%s */\n", end->last > o->first ? "s" : "", first->name,
+            end->last > o->first ? "-" : "", end->last > o->first ? last->name : "", op_name(o->kind), C, H, W, OC, OH, OW,
+            o->bn_folded ? ", batch norm folded" : "", o->relu ? ", ReLU" : "", fused,
+            q ? (qo ? ", int8" : ", int8 -> float") : "");
+        const char *fin = fcur ? "buf1" : "buf0", *fout = fcur ? "buf0" : "buf1";
+        const char *qin = qcur ? "q1" : "q0", *qout = qcur ? "q0" : "q1";
+        char rescale[48];
+        float_literal(q && qo ? o->s_in / o->s_out : 1.0f, rescale, sizeof rescale);
+        static const char *const names[][2] = {
+            [OP_CONV] = {"conv2d", "conv2d_q"}, [OP_LINEAR] = {"linear", "linear_q"}, [OP_AFFINE] = {"affine", "affine_q"},
+            [OP_RELU] = {"relu", "relu_q"}, [OP_MAXPOOL] = {"maxpool", "maxpool_q"}, [OP_AVGPOOL] = {"avgpool", "avgpool_q"},
+            [OP_GAP] = {"gap", "gap_q"}, [OP_LOG_SOFTMAX] = {"log_softmax", "log_softmax"}};
+        const char *fn = names[o->kind][q];
+        use_helper(e, fn);
+        switch (o->kind) {
+        case OP_CONV: case OP_LINEAR:
+            if (q) {
+                use_helper(e, "requant");
+                if (e->dsp) e->col = max_size(e->col, o->fan_in);
+                put(t, "    %s(%s, %s, %s, op%d_weight, op%d_mult, op%d_bias, ", fn, qin, qo ? qout : "(int8_t *)0",
+                    qo ? "(float *)0" : "buf0", i, i, i);
+                if (qo) { need(e, 2 + !qcur, out_n); qcur ^= 1; }
+                else { need(e, 0, out_n); fcur = 0; }
+            } else {
+                put(t, "    %s(%s, %s, op%d_weight, ", fn, fin, fout, i);
+                if (o->b) put(t, "op%d_bias, ", i); else put(t, "(const float *)0, ");
+                need(e, !fcur, out_n);
+                fcur ^= 1;
+            }
+            if (conv) put(t, "%d, %d, %d, %d, %d, %d, %d, %d, %d, %d", C, H, W, OC, o->k, o->stride, o->pad, OH, OW, o->relu);
+            else put(t, "%d, %d, %d", cn_shape_size(o->in), OC, o->relu);
+            if (q && conv) put(t, ", %d", pool ? pool->k : 1);
+            put(t, "%s%s);\n", q ? ", " : "", q ? col : "");
+            if (pool) i++;
+            break;
+        case OP_AFFINE:
+            put(t, "    %s(%s, op%d_%s, op%d_shift, %d, %d, %d);\n", fn, q ? qin : fin, i, q ? "mult" : "scale", i, C, H * W, o->relu);
+            break;
+        case OP_RELU:
+            put(t, "    %s(%s, %d);\n", fn, q ? qin : fin, cn_shape_size(o->in));
+            break;
+        case OP_MAXPOOL: case OP_AVGPOOL: case OP_GAP:
+            if (o->kind == OP_GAP) put(t, "    %s(%s, %s, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H * W);
+            else put(t, "    %s(%s, %s, %d, %d, %d, %d, %d, %d, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H, W, o->k,
+                     o->stride, o->pad, OH, OW);
+            if (q && o->kind != OP_MAXPOOL) put(t, ", %s", rescale);
+            put(t, ");\n");
+            if (q) { need(e, 2 + !qcur, out_n); qcur ^= 1; }
+            else { need(e, !fcur, out_n); fcur ^= 1; }
+            break;
+        case OP_LOG_SOFTMAX:
+            put(t, "    %s(%s, %d);\n", fn, fin, C);
+            break;
+        }
+    }
+    put(t, "    for (i = 0; i < MODEL_NUM_CLASSES; i++) out[i] = %s[i];\n", fcur ? "buf1" : "buf0");
+}
+
+/* The helpers the body calls, in c_runtime_helpers' order; with the DSP variants, conv2d_q
+ * and linear_q come last, in both forms, chosen by the preprocessor. */
+static void put_helpers(text *t, const emit_state *e) {
+    int conv_q = helper_index("conv2d_q"), linear_q = helper_index("linear_q");
+    bool dsp = e->dsp && (e->used[conv_q] || e->used[linear_q]);
+    for (int k = 0; k < NUM_HELPERS; k++)
+        if (e->used[k] && !(dsp && (k == conv_q || k == linear_q))) put(t, "\n%s", c_runtime_helpers[k].text);
+    if (!dsp) return;
+    put(t, "\n#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(MODEL_NO_DSP)\n");
+    static const char *const dsp_names[] = {"dsp_prelude", "dsp_dot", "conv2d_q_dsp", "linear_q_dsp"};
+    for (int k = 0; k < 4; k++)
+        if (k < 2 || e->used[k == 2 ? conv_q : linear_q]) put(t, "\n%s", c_runtime_helpers[helper_index(dsp_names[k])].text);
+    put(t, "\n#else /* portable C */\n");
+    if (e->used[conv_q]) put(t, "\n%s", c_runtime_helpers[conv_q].text);
+    if (e->used[linear_q]) put(t, "\n%s", c_runtime_helpers[linear_q].text);
+    put(t, "\n#endif\n");
+}
+
+/* Writes `data` to path.tmp.<pid>, fsyncs and renames it over `path`. */
+static cn_status write_atomic(const char *path, const char *data, size_t size) {
+    size_t plen = strlen(path);
+    char *tmp = cn_calloc(plen + 32, 1);
+    if (!tmp) return CN_ERR_NOMEM;
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        cn_status st = cn_fail(CN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    cn_status st = CN_OK;
+    size_t written = 0;
+    while (written < size) {
+        ssize_t n = write(fd, data + written, size - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { st = cn_fail(CN_ERR_IO, "%s: write failed after %zu bytes: %s", tmp, written, strerror(errno)); break; }
+        written += (size_t)n;
+    }
+    if (st == CN_OK && fsync(fd) != 0) st = cn_fail(CN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && st == CN_OK) st = cn_fail(CN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (st == CN_OK && rename(tmp, path) != 0)
+        st = cn_fail(CN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    if (st != CN_OK) unlink(tmp);
+    free(tmp);
+    return st;
+}
+
+
+/* model.h: sizes, normalisation, flash and RAM, the two entry points. */
+static void put_header(text *h, const export_plan *p, bool int8, size_t weight_count, size_t flash, size_t ram,
+                       const float *mean, const float *std) {
+    const cn_model *m = p->m;
+    char g1[32], g2[32], g3[32];
+    int classes = cn_model_num_classes(m);
+    bool log_probs = m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
+    put(h, "/* model.h - generated by convnet from %s (%s).\n", m->source_name, int8 ? "int8" : "float32");
+    put(h, " * %s parameters after folding batch norm; flash %s bytes, RAM %s bytes (see model.c). */\n",
+        grouped(weight_count, g1), grouped(flash, g2), grouped(ram, g3));
+    put(h, "#ifndef MODEL_H\n#define MODEL_H\n\n");
+    put(h, "#define MODEL_INPUT_C %d\n#define MODEL_INPUT_H %d\n#define MODEL_INPUT_W %d\n", m->input.c, m->input.h, m->input.w);
+    put(h, "#define MODEL_INPUT_SIZE (MODEL_INPUT_C * MODEL_INPUT_H * MODEL_INPUT_W)\n");
+    put(h, "#define MODEL_NUM_CLASSES %d\n", classes);
+    if (p->norm_per_channel) {
+        put(h, "/* input normalisation applied inside model_predict, per channel c: (pixel - mean[c]) / std[c] */\n");
+        for (int k = 0; k < 2; k++) {
+            put(h, "#define MODEL_NORM_%s {", k ? "STD" : "MEAN");
+            for (int ch = 0; ch < m->input.c; ch++) {
+                char lit[48];
+                float_literal(k ? std[ch] : mean[ch], lit, sizeof lit);
+                put(h, "%s%s", ch ? ", " : "", lit);
+            }
+            put(h, "}\n");
+        }
+    } else {
+        char lit_mean[48], lit_std[48];
+        float_literal(mean[0], lit_mean, sizeof lit_mean);
+        float_literal(std[0], lit_std, sizeof lit_std);
+        put(h, "/* input normalisation applied inside model_predict: (pixel - mean) / std */\n");
+        put(h, "#define MODEL_NORM_MEAN %s\n#define MODEL_NORM_STD %s\n", lit_mean, lit_std);
+    }
+    put(h, "#define MODEL_FLASH_BYTES %zu\n#define MODEL_RAM_BYTES %zu\n\n", flash, ram);
+    put(h, "/* in: raw pixel intensities in [0, 1], %d x %d x %d (channel, row, column).\n", m->input.c, m->input.h, m->input.w);
+    put(h, " * out: the %d class scores (%s).\n", classes, log_probs ? "log-probabilities" : "logits");
+    put(h, " * Returns the index of the largest score (the first one on ties). */\n");
+    put(h, "int model_predict(const float in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES]);\n");
+    put(h, "/* The same with pixels 0..255 (read as pixel / 255.0f): the same results for the same\n"
+           " * image, without a float copy of it. */\n");
+    put(h, "int model_predict_u8(const unsigned char in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES]);\n\n#endif\n");
+}
+
+/* model.c's opening comment: what it holds and needs. */
+static void put_source_comment(text *c, const export_plan *p, const emit_state *e, size_t flash, size_t ram,
+                               int calib_count) {
+    char g1[32], g2[32];
+    put(c, "/* model.c - generated by convnet from %s (%s%s). Do not edit.\n *\n", p->m->source_name,
+        e->int8 ? "int8" : "float32", e->dsp ? ", Cortex-M4 DSP" : "");
+    put(c, " * Flash: %s bytes of static const weights, biases and scales.\n", grouped(flash, g1));
+    put(c, " * RAM: %s bytes, the locals of model_run: ping-pong activation buffers, each sized to\n"
+           " * the largest activation it holds (", grouped(ram, g2));
+    for (int k = 0, n = 0; k < 4; k++)
+        if (e->need[k]) put(c, "%s%s %zu bytes", n++ ? ", " : "", buf_names[k], e->need[k] * (k < 2 ? sizeof(float) : 1));
+    if (e->col) put(c, ", col %zu bytes of scratch", e->col * 2);
+    put(c, "), plus a few scalars of stack.\n");
+    if (e->int8)
+        put(c, " *\n * int8: per-output-channel symmetric weights; activations symmetric per tensor, scales\n"
+               " * calibrated on %d images (%.2fth percentile of |x|); int32 accumulation, requantised with a\n"
+               " * float multiplier per channel. Layers after the last conv/linear run in float. A max pool\n"
+               " * right after an int8 conv is fused into it.\n", calib_count, CALIB_PERCENTILE * 100.0);
+    if (e->dsp)
+        put(c, " * With the Arm DSP extension (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m4) conv and linear use\n"
+               " * SMLAD through arm_acle.h; define MODEL_NO_DSP for the portable code. Same results.\n");
+    put(c, " * Batch norm that follows a conv is folded into it; ReLU is fused where it follows\n"
+           " * conv/linear/batch norm; dropout and flatten are identities at inference.\n */\n");
+}
+
+cn_status cn_export_c_generate(const export_plan *p, const char *dir, const float *mean, const float *std, int flags, int calib_count,
+                               cn_export_c_stats *stats) {
+    bool int8 = flags & CN_EXPORT_C_INT8;
+    char lit_inv[48];
+    emit_state e = {.int8 = int8, .dsp = int8 && (flags & CN_EXPORT_C_CORTEX_M4)};
+    static const char *const fixed[] = {"q8", "requant", "conv2d_q", "linear_q", "dsp_prelude", "dsp_dot", "conv2d_q_dsp", "linear_q_dsp"};
+    for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++)
+        if (helper_index(fixed[k]) < 0) e.missing = 1;
+    text body = {0}, weights = {0}, c = {0}, h = {0};
+    put_calls(&body, p, &e);
+    if (e.missing) {
+        free(body.p);
+        return cn_fail(CN_ERR_UNSUPPORTED, "%s: a C helper is missing from src/io/export_c_runtime (build defect)", dir);
+    }
+    size_t ram = (e.need[0] + e.need[1]) * sizeof(float) + e.need[2] + e.need[3] + e.col * 2;
+    size_t weight_count = 0;
+    for (int i = 0; i < p->num_ops; i++) {
+        const export_op *o = &p->ops[i];
+        if (o->kind == OP_CONV || o->kind == OP_LINEAR)
+            weight_count += (size_t)o->channels * o->fan_in + (o->b ? (size_t)o->channels : 0);
+        if (o->kind == OP_AFFINE) weight_count += 2 * (size_t)o->channels;
+    }
+    size_t flash = put_weights(&weights, p, int8);
+    float_literal(int8 ? 1.0f / p->s_input : 1.0f, lit_inv, sizeof lit_inv);
+    put_header(&h, p, int8, weight_count, flash, ram, mean, std);
+
+    put_source_comment(&c, p, &e, flash, ram, calib_count);
+    put(&c, "#include \"model.h\"\n#include <math.h>\n%s\n", int8 ? "#include <stdint.h>\n" : "");
+    if (int8) put(&c, "/* 1 / scale of the normalised input */\n#define INPUT_INV_SCALE %s\n", lit_inv);
+    if (p->norm_per_channel)
+        put(&c, "static const float norm_mean[MODEL_INPUT_C] = MODEL_NORM_MEAN, norm_std[MODEL_INPUT_C] = MODEL_NORM_STD;\n");
+    if (weights.failed) c.failed = true; else put(&c, "%s", weights.p ? weights.p : "");
+    put_helpers(&c, &e);
+    put(&c, "\n/* inf: pixels in [0, 1], or null and inu: pixels 0..255 */\n"
+            "static int model_run(const float *inf, const unsigned char *inu, float out[MODEL_NUM_CLASSES])\n{\n");
+    for (int k = 0; k < 4; k++)
+        if (e.need[k]) put(&c, "    %s %s[%zu];   /* %zu bytes */\n", k < 2 ? "float" : "int8_t", buf_names[k], e.need[k],
+                           e.need[k] * (k < 2 ? sizeof(float) : 1));
+    if (e.col) put(&c, "    int16_t col[%zu];   /* %zu bytes */\n", e.col, e.col * 2);
+    put(&c, "    int i, best = 0;\n");
+    if (body.failed) c.failed = true; else put(&c, "%s", body.p);
+    put(&c, "    for (i = 1; i < MODEL_NUM_CLASSES; i++) if (out[i] > out[best]) best = i;\n    return best;\n}\n");
+    put(&c, "\nint model_predict(const float in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES])\n{\n"
+            "    return model_run(in, (const unsigned char *)0, out);\n}\n");
+    put(&c, "\nint model_predict_u8(const unsigned char in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES])\n{\n"
+            "    return model_run((const float *)0, in, out);\n}\n");
+
+    cn_status st = CN_OK;
+    if (c.failed || h.failed) st = cn_fail(CN_ERR_NOMEM, "%s: out of memory generating C source", dir);
+    char path[4096];
+    if (!st && snprintf(path, sizeof path, "%s/model.h", dir) >= (int)sizeof path) st = cn_fail(CN_ERR_ARG, "%s: path too long", dir);
+    if (!st) st = write_atomic(path, h.p, h.len);
+    if (!st) { snprintf(path, sizeof path, "%s/model.c", dir); st = write_atomic(path, c.p, c.len); }
+    free(weights.p); free(c.p); free(h.p); free(body.p);
+    if (!st && stats) {
+        stats->flash_bytes = flash;
+        stats->ram_bytes = ram;
+        stats->weight_count = weight_count;
+        stats->int8 = int8;
+    }
+    return st;
+}

@@ -1,0 +1,51 @@
+/* The C export's plan, shared by its two halves: export_c.c builds it from a model
+ * (batch norm folded into the conv before it, ReLU fused, dropout and flatten dropped)
+ * and, for int8, calibrates its activation scales and quantises its weights;
+ * export_c_gen.c writes model.h and model.c from it. Private to src/io. */
+#ifndef CN_IO_EXPORT_C_PLAN_H
+#define CN_IO_EXPORT_C_PLAN_H
+#include "io/export_c.h"
+#include "model.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+/* int8 activation scales: this percentile of |x| over the calibration images */
+#ifndef CALIB_PERCENTILE
+#define CALIB_PERCENTILE 0.9999
+#endif
+
+typedef enum { OP_CONV, OP_LINEAR, OP_AFFINE, OP_RELU, OP_MAXPOOL, OP_AVGPOOL, OP_GAP, OP_LOG_SOFTMAX } export_op_kind;
+
+typedef struct {
+    export_op_kind kind;
+    int first, last;        /* model layers covered; the op's output is the engine's acts[last + 1] */
+    cn_shape in, out;
+    int k, stride, pad;
+    bool relu;              /* fused ReLU */
+    bool bn_folded;         /* conv: the following batch norm is folded in */
+    int channels;           /* conv/linear: output channels; affine: channels */
+    size_t fan_in;          /* conv/linear: inputs per output channel */
+    float *w, *b;           /* conv/linear: weight (channels x fan_in), bias (channels) or NULL;
+                               affine: scale, shift (channels) */
+    /* int8 */
+    bool quant_in, quant_out;
+    float s_in, s_out;      /* activation scales (real = q * s) */
+    int8_t *wq;             /* conv/linear: quantised weight */
+    float *mult, *qbias;    /* per channel: requantisation multiplier and bias (in the output scale) */
+} export_op;
+
+typedef struct {
+    const cn_model *m;
+    export_op *ops;
+    int num_ops;
+    int last_weighted;      /* int8: index of the last conv/linear op */
+    float s_input;          /* int8: scale of the normalised input */
+    bool norm_per_channel;  /* the input channels have different mean/std (arrays norm_mean/norm_std in model.c) */
+} export_plan;
+
+
+/* Writes DIR/model.h and DIR/model.c for plan p (see cn_export_c for flags). */
+cn_status cn_export_c_generate(const export_plan *p, const char *dir, const float *mean, const float *std, int flags, int calib_count,
+                               cn_export_c_stats *stats);
+
+#endif

@@ -1,0 +1,108 @@
+/* The C export's helpers (the files in src/io/export_c_runtime), run on the host: the DSP
+ * variants of conv2d_q and linear_q (int8_dsp.c, with SMLAD/SXTB16 emulated in
+ * portable C) give the portable ones' outputs exactly, a max pool fused into conv2d_q
+ * gives conv2d_q then maxpool_q, and the strings embedded at build time
+ * (build/gen/export_c_runtime.h) are the files' text. */
+#include "harness.h"
+#include "io/export_c_runtime/float.c"
+#include "io/export_c_runtime/int8_dsp.c"
+#include "export_c_runtime.h"
+#include "core/rng.h"
+
+static cn_rng rng;
+static int rnd(int lo, int hi) { return lo + (int)(cn_rng_uniform(&rng) * (hi - lo + 1)) % (hi - lo + 1); }
+
+TEST(emulated_dsp_instructions) {
+    /* halves (3, -2) . (1000, -7) + 5; bytes 0x80 and 0x7f sign-extend to -128 and 127 */
+    CHECK(emu_smlad((int32_t)(3u | 0xfffeu << 16), (int32_t)(1000u | 0xfff9u << 16), 5) == 3 * 1000 + (-2) * (-7) + 5);
+    CHECK(emu_sxtb16((int32_t)0x127f0180u) == (int32_t)0x007fff80u);
+    static const int within[4] = {0, 2, 1, 3};
+    for (int j = 0; j < 12; j++) CHECK(COL_AT(j, 12) == (j & ~3) + within[j & 3]);
+    CHECK(COL_AT(13, 12) == 13);
+}
+
+/* conv2d_q, DSP variant against portable, on random int8 data of several shapes */
+TEST(conv2d_q_dsp_matches_portable) {
+    cn_rng_seed(&rng, 5);
+    for (int trial = 0; trial < 60; trial++) {
+        int c = rnd(1, 6), h = rnd(3, 12), w = rnd(3, 12), oc = rnd(1, 5), k = rnd(1, 3), s = rnd(1, 2), p = rnd(0, 1);
+        int ch = (h + 2 * p - k) / s + 1, cw = (w + 2 * p - k) / s + 1, pool = trial % 3 == 0 && ch >= 2 && cw >= 2 ? 2 : 1;
+        int oh = ch / pool, ow = cw / pool, relu = trial & 1, to_float = trial % 5 == 4 && pool == 1;
+        int8_t in[6 * 12 * 12], wt[5 * 6 * 9], q1[5 * 144], q2[5 * 144];
+        float mult[5], bias[5], f1[5 * 144], f2[5 * 144];
+        int16_t col[6 * 9];
+        for (int i = 0; i < c * h * w; i++) in[i] = (int8_t)rnd(-127, 127);
+        for (int i = 0; i < oc * c * k * k; i++) wt[i] = (int8_t)rnd(-127, 127);
+        for (int o = 0; o < oc; o++) { mult[o] = 0.001f * (float)rnd(1, 40); bias[o] = (float)rnd(-20, 20); }
+        conv2d_q_generic(in, to_float ? NULL : q1, f1, wt, mult, bias, c, h, w, oc, k, s, p, oh, ow, relu, pool, NULL);
+        conv2d_q(in, to_float ? NULL : q2, f2, wt, mult, bias, c, h, w, oc, k, s, p, oh, ow, relu, pool, col);
+        int n = oc * oh * ow, same = 1;
+        for (int i = 0; i < n; i++) same &= to_float ? f1[i] == f2[i] : q1[i] == q2[i];
+        CHECK_MSG(same, "trial %d: c %d h %d w %d oc %d k %d s %d p %d pool %d", trial, c, h, w, oc, k, s, p, pool);
+    }
+}
+
+TEST(linear_q_dsp_matches_portable) {
+    cn_rng_seed(&rng, 6);
+    for (int trial = 0; trial < 30; trial++) {
+        int n = rnd(1, 70), m = rnd(1, 9), to_float = trial & 1;
+        int8_t in[70], wt[9 * 70], q1[9], q2[9];
+        float mult[9], bias[9], f1[9], f2[9];
+        int16_t col[70];
+        for (int i = 0; i < n; i++) in[i] = (int8_t)rnd(-127, 127);
+        for (int i = 0; i < n * m; i++) wt[i] = (int8_t)rnd(-127, 127);
+        for (int o = 0; o < m; o++) { mult[o] = 0.0005f * (float)rnd(1, 40); bias[o] = (float)rnd(-20, 20); }
+        linear_q_generic(in, to_float ? NULL : q1, f1, wt, mult, bias, n, m, trial % 3 == 0, NULL);
+        linear_q(in, to_float ? NULL : q2, f2, wt, mult, bias, n, m, trial % 3 == 0, col);
+        for (int o = 0; o < m; o++) CHECK(to_float ? f1[o] == f2[o] : q1[o] == q2[o]);
+    }
+}
+
+/* conv2d_q with pool 2 = conv2d_q, then maxpool_q 2x2 stride 2 (odd sizes drop the last row/column) */
+TEST(fused_max_pool_matches_two_steps) {
+    cn_rng_seed(&rng, 7);
+    for (int trial = 0; trial < 20; trial++) {
+        int c = rnd(1, 4), h = rnd(4, 11), w = rnd(4, 11), oc = rnd(1, 4), relu = trial & 1;
+        int ch = h - 2, cw = w - 2, oh = ch / 2, ow = cw / 2;
+        int8_t in[4 * 121], wt[4 * 4 * 9], conv[4 * 81], pooled[4 * 25], fused[4 * 25];
+        float mult[4], bias[4];
+        for (int i = 0; i < c * h * w; i++) in[i] = (int8_t)rnd(-127, 127);
+        for (int i = 0; i < oc * c * 9; i++) wt[i] = (int8_t)rnd(-127, 127);
+        for (int o = 0; o < oc; o++) { mult[o] = 0.002f * (float)rnd(1, 20); bias[o] = (float)rnd(-30, 30); }
+        conv2d_q_generic(in, conv, NULL, wt, mult, bias, c, h, w, oc, 3, 1, 0, ch, cw, relu, 1, NULL);
+        maxpool_q(conv, pooled, oc, ch, cw, 2, 2, 0, oh, ow);
+        conv2d_q_generic(in, fused, NULL, wt, mult, bias, c, h, w, oc, 3, 1, 0, oh, ow, relu, 2, NULL);
+        CHECK_MSG(!memcmp(pooled, fused, (size_t)(oc * oh * ow)), "trial %d", trial);
+    }
+}
+
+/* Every embedded helper is a verbatim part of one of the runtime files. */
+TEST(embedded_text_is_the_files_text) {
+    static const char *const files[] = {"src/io/export_c_runtime/float.c", "src/io/export_c_runtime/int8.c",
+                                        "src/io/export_c_runtime/int8_dsp.c"};
+    char *text[3];
+    for (int f = 0; f < 3; f++) {
+        FILE *fp = fopen(files[f], "rb");
+        text[f] = calloc(1 << 17, 1);
+        CHECK_MSG(fp != NULL, "%s", files[f]);
+        if (fp) { (void)!fread(text[f], 1, (1 << 17) - 1, fp); fclose(fp); }
+    }
+    int count = (int)(sizeof c_runtime_helpers / sizeof c_runtime_helpers[0]);
+    CHECK(count == 21);
+    for (int k = 0; k < count; k++) {
+        int found = 0;
+        for (int f = 0; f < 3; f++) found |= strstr(text[f], c_runtime_helpers[k].text) != NULL;
+        CHECK_MSG(found, "helper %s", c_runtime_helpers[k].name);
+        CHECK_MSG(strstr(c_runtime_helpers[k].text, "@helper") == NULL, "helper %s holds a marker", c_runtime_helpers[k].name);
+    }
+    for (int f = 0; f < 3; f++) free(text[f]);
+}
+
+int main(void) {
+    RUN(emulated_dsp_instructions);
+    RUN(conv2d_q_dsp_matches_portable);
+    RUN(linear_q_dsp_matches_portable);
+    RUN(fused_max_pool_matches_two_steps);
+    RUN(embedded_text_is_the_files_text);
+    return test_summary();
+}

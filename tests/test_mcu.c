@@ -1,0 +1,82 @@
+/* The C export on an emulated microcontroller (scripts/mcu-check.sh), when the Arm
+ * toolchain and QEMU are installed (gcc-arm-none-eabi, picolibc-arm-none-eabi,
+ * qemu-system-arm; scripts/install-deps.sh test installs them) and MNIST is in
+ * ../shared/data/mnist; otherwise it says so and checks nothing. It trains mcu-tiny
+ * briefly (3,000 images, 2 epochs), then runs float and int8 on the Cortex-M4 board and
+ * int8 in 32 KB flash / 8 KB RAM on the Cortex-M0 board, on N test images:
+ * float and int8 must give the host export's class on every image (the same arithmetic:
+ * IEEE float without contraction, integer sums), int8's accuracy must stay within 2
+ * points of float's, and the M4's int8 (SMLAD) must take at most half of float's
+ * instructions. Binary: $BUILD/convnet (default build). */
+#include "harness.h"
+#include <stdbool.h>
+#include <unistd.h>
+
+#define DATA "../shared/data/mnist"
+#define OUT "/tmp/convnet-test-mcu"
+#define N 60
+
+typedef struct { char core[16], variant[16]; int agree, n; double acc; long flash, ram, insns; bool fits; } mcu_line;
+
+/* Parses the lines of scripts/mcu-check.sh; returns how many. */
+static int read_lines(const char *path, mcu_line *lines, int max) {
+    FILE *f = fopen(path, "r");
+    char buf[512];
+    int count = 0;
+    if (!f) return 0;
+    while (count < max && fgets(buf, sizeof buf, f)) {
+        mcu_line *l = &lines[count];
+        if (sscanf(buf, "%15s %15[^:]: agree %d/%d with the host export, accuracy %lf%%, flash %ld bytes, ram %ld bytes, %ld",
+                   l->core, l->variant, &l->agree, &l->n, &l->acc, &l->flash, &l->ram, &l->insns) == 8) {
+            l->fits = strstr(buf, "(fits 32768 / 8192)") != NULL;
+            count++;
+        }
+    }
+    fclose(f);
+    return count;
+}
+
+static bool tools_present(void) {
+    return system("command -v arm-none-eabi-gcc >/dev/null 2>&1 && command -v qemu-system-arm >/dev/null 2>&1"
+                  " && test -f /usr/lib/picolibc/arm-none-eabi/picolibc.specs") == 0;
+}
+
+TEST(mcu_tiny_on_emulated_cortex_m) {
+    const char *build = getenv("BUILD");
+    char cmd[1024];
+    if (!tools_present()) { fprintf(stderr, "  skip: gcc-arm-none-eabi, picolibc-arm-none-eabi or qemu-system-arm missing\n"); return; }
+    if (access(DATA "/t10k-images-idx3-ubyte.gz", R_OK) != 0) { fprintf(stderr, "  skip: no MNIST in %s\n", DATA); return; }
+    if (system("rm -rf " OUT " && mkdir -p " OUT) != 0) fprintf(stderr, "  note: could not clear %s\n", OUT);
+    snprintf(cmd, sizeof cmd,
+             "%s/convnet train --model mcu-tiny --data " DATA " --no-download --limit-train 3000 --limit-test 500 "
+             "--epochs 2 --batch-size 32 --seed 3 --threads 2 --quiet --out " OUT " > " OUT "/train.log 2>&1",
+             build && *build ? build : "build");
+    CHECK_MSG(system(cmd) == 0, "'%s' failed (see %s/train.log)", cmd, OUT);
+    snprintf(cmd, sizeof cmd, "CONVNET=%s/convnet sh scripts/mcu-check.sh --tiny --data " DATA " " OUT "/best.safetensors %d"
+             " > " OUT "/mcu.txt 2> " OUT "/mcu.err", build && *build ? build : "build", N);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s/mcu.err)", cmd, rc, OUT);
+    mcu_line l[3];
+    int count = read_lines(OUT "/mcu.txt", l, 3);
+    CHECK_MSG(count == 3, "%d result lines in %s/mcu.txt, expected 3", count, OUT);
+    if (count != 3) return;
+    CHECK(!strcmp(l[0].core, "cortex-m4") && !strcmp(l[0].variant, "float"));
+    CHECK(!strcmp(l[1].core, "cortex-m4") && !strcmp(l[1].variant, "int8"));
+    CHECK(!strcmp(l[2].core, "cortex-m0") && !strcmp(l[2].variant, "int8") && l[2].fits);
+    for (int i = 0; i < 3; i++) {
+        CHECK_MSG(l[i].n == N && l[i].agree == N, "%s %s: agree %d/%d with the host", l[i].core, l[i].variant, l[i].agree, l[i].n);
+        CHECK(l[i].flash > 0 && l[i].ram > 0 && l[i].insns > 0);
+    }
+    CHECK_MSG(l[1].acc >= l[0].acc - 2.0 && l[2].acc >= l[0].acc - 2.0, "int8 accuracy %.2f%% / %.2f%%, float %.2f%%",
+              l[1].acc, l[2].acc, l[0].acc);
+    CHECK_MSG(2 * l[1].insns <= l[0].insns, "int8 on the M4: %ld instructions per image, float %ld", l[1].insns, l[0].insns);
+    CHECK(l[2].flash <= 32768 && l[2].ram <= 8192);
+    if (getenv("TEST_VERBOSE")) (void)!system("cat " OUT "/mcu.txt >&2");
+}
+
+int main(void) {
+    RUN(mcu_tiny_on_emulated_cortex_m);
+    int rc = test_summary();
+    if (rc == 0 && system("rm -rf " OUT) != 0) fprintf(stderr, "note: could not remove %s\n", OUT);
+    return rc;
+}
