@@ -26,8 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EVAL_BATCH 500
-
 void cn_train_options_init(cn_train_options *o) {
     memset(o, 0, sizeof *o);
     o->dataset = "mnist";
@@ -112,54 +110,6 @@ cn_status cn_check_input_shape(const cn_model *m, const cn_split *split, const c
     if (channels != m->input.c || split->rows != m->input.h || split->cols != m->input.w)
         return cn_fail(CN_ERR_SHAPE, "%s images are %dx%dx%d but the model expects %dx%dx%d", what, channels, split->rows,
                        split->cols, m->input.c, m->input.h, m->input.w);
-    return CN_OK;
-}
-
-cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, const float *std, int threads,
-                      double *loss_sum, int *correct, int *predictions) {
-    cn_status st = cn_check_input_shape(m, split, "the");
-    if (st) return st;
-    cn_session *s;
-    st = cn_session_create(m, EVAL_BATCH, threads, 0, &s);
-    if (st) return st;
-    st = cn_evaluate_session(s, split, mean, std, loss_sum, correct, predictions);
-    cn_session_free(s);
-    return st;
-}
-
-cn_status cn_evaluate_session(cn_session *s, const cn_split *split, const float *mean, const float *std,
-                              double *loss_sum, int *correct, int *predictions) {
-    const cn_model *m = cn_session_model(s);
-    int pixels = (int)cn_split_image_size(split), classes = cn_model_num_classes(m), batch = cn_session_capacity(s);
-    cn_status st = cn_check_input_shape(m, split, "the");
-    if (st) return st;
-    float *x = cn_alloc_floats((size_t)batch * pixels);
-    int *labels = cn_calloc(batch, sizeof *labels), *idx = cn_calloc(batch, sizeof *idx);
-    if (!x || !labels || !idx) { cn_free_aligned(x); free(labels); free(idx); return CN_ERR_NOMEM; }
-    bool was_training = cn_session_training(s);
-    cn_session_set_training(s, false);
-    double total = 0.0;
-    int hits = 0;
-    for (int start = 0; start < split->count; start += batch) {
-        int n = split->count - start < batch ? split->count - start : batch;
-        for (int i = 0; i < n; i++) idx[i] = start + i;
-        cn_loader_fill(split, idx, n, mean, std, NULL, 0, x, labels);
-        const float *out = cn_session_forward(s, x, n, NULL);
-        int c;
-        total += cn_loss_batch(out, labels, n, classes, cn_model_outputs_log_probs(m), 0.0f, NULL, &c);
-        hits += c;
-        if (predictions)
-            for (int i = 0; i < n; i++) {
-                const float *s = out + (size_t)i * classes;
-                int best = 0;
-                for (int k = 1; k < classes; k++) if (s[k] > s[best]) best = k;
-                predictions[start + i] = best;
-            }
-    }
-    cn_session_set_training(s, was_training);
-    cn_free_aligned(x); free(labels); free(idx);
-    *loss_sum = total;
-    *correct = hits;
     return CN_OK;
 }
 
@@ -288,6 +238,15 @@ typedef struct {
     uint64_t seed;
     int train_limit, test_limit;
     int *test_pred;         /* (test count) predicted classes of the last test evaluation, or NULL */
+    const cn_exchange *x;   /* data-parallel: the ranks (train.h), or NULL */
+    bool lead;              /* rank 0 (or the only process): writes the files and prints */
+    bool quiet;
+    /* the training loop's buffers: this rank's share of a batch */
+    float *input, *grad;
+    int *labels, *order;
+    long steps;             /* batches per epoch */
+    FILE *metrics;          /* OUT/metrics.csv (lead only) */
+    history hist;
 } run;
 
 static cn_status setup_optimizer(run *r) {
@@ -517,21 +476,17 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     return cn_check_input_shape(r->model, &r->data.train, r->data.name);
 }
 
-/* OUT/confusion_matrix.png and OUT/misclassified.png from the final model: the predictions
- * of the last epoch's test evaluation, or a new evaluation when this run trained no epoch. */
-static void plot_test_results(run *r, bool have_predictions) {
+/* OUT/confusion_matrix.png and OUT/misclassified.png from the final model's test predictions. */
+static void plot_test_results(run *r) {
     const cn_split *test = &r->data.test;
     int classes = r->data.num_classes, *pred = r->test_pred;
     int64_t *counts = cn_calloc((size_t)classes * classes, sizeof *counts);
-    double loss;
-    int correct;
     enum { GRID = 64 };
     size_t pixels = cn_split_image_size(test);
     uint8_t *wrong = cn_calloc((size_t)GRID * pixels, 1);
     int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
-    if (!pred || !counts || !wrong ||
-        (!have_predictions && cn_evaluate_session(r->session, test, r->data.mean, r->data.std, &loss, &correct, pred))) {
-        fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
+    if (!counts || !wrong) {
+        fprintf(stderr, "convnet: warning: no result plots: out of memory\n");
         free(counts); free(wrong);
         return;
     }
@@ -568,135 +523,187 @@ static void plot_test_results(run *r, bool have_predictions) {
     free(counts); free(wrong);
 }
 
+/* The output directory, metrics.csv, model_summary.txt and the opening lines (the lead only). */
+static cn_status open_outputs(run *r, const cn_train_options *o) {
+    if (o->out_dir) snprintf(r->out_dir, sizeof r->out_dir, "%s", o->out_dir);
+    else if (o->resume) {
+        snprintf(r->out_dir, sizeof r->out_dir, "%s", o->resume);
+        char *slash = strrchr(r->out_dir, '/');
+        if (slash) *slash = '\0'; else snprintf(r->out_dir, sizeof r->out_dir, ".");
+    } else snprintf(r->out_dir, sizeof r->out_dir, "runs/%s", r->model->source_name);
+    if (!r->lead) return CN_OK;
+    cn_status st = ensure_writable_dir(r->out_dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.csv", r->out_dir);
+    if (!st) st = metrics_open(path, r->start_epoch, &r->metrics, &r->hist);
+    if (!st) {
+        snprintf(path, sizeof path, "%s/model_summary.txt", r->out_dir);
+        FILE *sf = fopen(path, "w");
+        if (!sf) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        else { st = cn_summary_write(r->model, sf); if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path); }
+    }
+    if (st || r->quiet) return st;
+    const cn_model *m = r->model;
+    printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
+           r->data.name, r->data.train.count, r->has_val ? " (+val)" : "", r->data.test.count);
+    printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads", r->recipe.optimizer,
+           r->recipe.lr, r->recipe.batch_size, r->recipe.epochs, r->recipe.epochs == 1 ? "" : "s", r->recipe.scheduler,
+           r->aug.enabled ? r->recipe.augment : "none", r->threads);
+    if (r->x) printf(" x %d ranks (%s batch norm)", r->x->ranks, o->local_bn ? "per-rank" : "synchronised");
+    printf("\nconvnet: writing %s/\n", r->out_dir);
+    if (r->start_epoch || r->start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r->start_epoch + 1, r->start_batch);
+    fflush(stdout);
+    return CN_OK;
+}
+
+/* True on every rank when a stop was requested on any (a signal reaches each rank). */
+static bool stop_requested(const run *r, const cn_train_options *o) {
+    double stop = o->stop_requested && *o->stop_requested;
+    if (r->x) r->x->sum_doubles(r->x, &stop, 1);
+    return stop > 0;
+}
+
+/* One epoch's training steps, from batch first_batch; the running loss and hits in
+ * r->partial_*. CN_ERR_INTERRUPTED after saving a resumable checkpoint. */
+static cn_status train_batches(run *r, const cn_train_options *o, int epoch, uint64_t epoch_seed, long first_batch) {
+    int B = r->recipe.batch_size, n_train = r->data.train.count, min_batch = r->x && r->x->ranks > 2 ? r->x->ranks : 2;
+    cn_progress bar;
+    cn_progress_begin(&bar, "train", r->steps, r->quiet);
+    cn_status st = CN_OK;
+    char path[4200];
+    for (long b = first_batch; b < r->steps; b++) {
+        int start = (int)(b * B), n = n_train - start < B ? n_train - start : B, first = 0, count = n;
+        /* a final batch too small to share (BatchNorm needs 2+ samples; PyTorch fails there) */
+        if (n < min_batch && n < B) break;
+        if (r->x) cn_exchange_share(n, r->x->rank, r->x->ranks, &first, &count);
+        cn_loader_fill(&r->data.train, r->order + start + first, count, r->data.mean, r->data.std, &r->aug,
+                       mix(epoch_seed, 0xA5A5), r->input, r->labels);
+        apply_schedule(r);
+        cn_session_set_dropout_seed(r->session, mix(epoch_seed, (uint64_t)b + 7));
+        int correct;
+        double loss = cn_session_train_step(r->session, r->input, r->labels, n, (float)r->recipe.label_smoothing,
+                                            r->grad, &correct);
+        if (!isfinite(loss)) {
+            snprintf(path, sizeof path, "%s/last.safetensors", r->out_dir);
+            st = cn_fail(CN_ERR_NUMERIC, "epoch %d, batch %ld: the loss is %s; stopping (lr %g too high?). The last good checkpoint is %s",
+                         epoch + 1, b + 1, isnan(loss) ? "NaN" : "infinite", r->opt.lr, access(path, F_OK) == 0 ? path : "(none yet)");
+            break;
+        }
+        /* the session's gradients are complete here (with an exchange: summed over the ranks) */
+        cn_optimizer_step(&r->opt, r->model->params, cn_session_grads(r->session));
+        cn_sched_batch_end(&r->sched);
+        r->partial_loss += loss;
+        r->partial_correct += correct;
+        r->partial_seen += n;
+        cn_progress_update(&bar, b + 1, r->partial_seen, r->partial_loss / r->partial_seen, 100.0 * r->partial_correct / r->partial_seen);
+        if (stop_requested(r, o)) {
+            cn_progress_end(&bar);
+            st = r->lead ? save_checkpoint(r, "last.safetensors", epoch, (int)b + 1, 1) : CN_OK;
+            if (!st && r->lead)
+                fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
+                        "convnet: resume with: convnet train --resume %s/last.safetensors\n",
+                        epoch + 1, b + 1, r->steps, r->out_dir, r->out_dir);
+            if (!st) st = cn_fail(CN_ERR_INTERRUPTED, "interrupted by a signal; state saved to %s/last.safetensors", r->out_dir);
+            break;
+        }
+    }
+    cn_progress_end(&bar);
+    return st;
+}
+
+/* After an epoch's steps: evaluation (shared by the ranks), the scheduler, and (the lead)
+ * the log line, metrics.csv, curves and checkpoints. */
+static cn_status end_epoch(run *r, int epoch, double t0) {
+    epoch_metrics e = {.epoch = epoch + 1, .lr = r->opt.lr};
+    e.train_loss = r->partial_loss / (r->partial_seen ? r->partial_seen : 1);
+    e.train_acc = 100.0 * r->partial_correct / (r->partial_seen ? r->partial_seen : 1);
+    double test_loss;
+    int test_correct;
+    cn_status st = cn_evaluate_shared(r->session, &r->data.test, r->data.mean, r->data.std, r->x, &test_loss,
+                                      &test_correct, r->test_pred);
+    if (st) return st;
+    e.test_loss = test_loss / r->data.test.count;
+    e.test_acc = 100.0 * test_correct / r->data.test.count;
+    if (r->has_val) {
+        double vl;
+        int vc;
+        st = cn_evaluate_shared(r->session, &r->val, r->data.mean, r->data.std, r->x, &vl, &vc, NULL);
+        if (st) return st;
+        e.val_loss = vl / r->val.count;
+        e.val_acc = 100.0 * vc / r->val.count;
+    }
+    cn_sched_epoch_end(&r->sched, r->has_val ? e.val_loss : e.test_loss);
+    r->partial_loss = 0; r->partial_correct = 0; r->partial_seen = 0;
+    e.seconds = cn_now_seconds() - t0;
+    double selection = r->has_val ? e.val_acc : e.test_acc;
+    int improved = selection > r->state.best_metric;
+    if (improved) { r->state.best_metric = selection; r->state.best_epoch = epoch + 1; }
+    if (!r->lead) return CN_OK;
+    if (!r->quiet) print_epoch(r, &e, r->data.test.count, test_correct, r->quiet);
+    metrics_write(r->metrics, &e, r->has_val);
+    history_add(&r->hist, &e);
+    plot_curves(r->out_dir, r->model->source_name, &r->hist, r->has_val);
+    st = save_checkpoint(r, "last.safetensors", epoch + 1, 0, 1);
+    if (!st && improved) st = save_checkpoint(r, "best.safetensors", epoch + 1, 0, 0);
+    return st;
+}
+
+/* Buffers of the training loop and the session (capacity: the global batch). */
+static cn_status alloc_loop(run *r, const cn_train_options *o) {
+    cn_model *m = r->model;
+    int B = r->recipe.batch_size, classes = cn_model_num_classes(m), pixels = cn_shape_size(m->input);
+    if (r->x && B < r->x->ranks)
+        return cn_fail(CN_ERR_ARG, "--batch-size %d: smaller than the %d ranks that share it", B, r->x->ranks);
+    r->input = cn_alloc_floats((size_t)B * pixels);
+    r->grad = cn_alloc_floats((size_t)B * classes);
+    r->labels = cn_calloc(B, sizeof *r->labels);
+    r->order = cn_calloc(r->data.train.count, sizeof *r->order);
+    r->test_pred = cn_calloc(r->data.test.count ? r->data.test.count : 1, sizeof *r->test_pred);
+    if (!r->input || !r->grad || !r->labels || !r->order || !r->test_pred) return CN_ERR_NOMEM;
+    cn_status st = cn_session_create(m, B, r->threads, 0, &r->session);
+    if (!st && r->x) st = cn_session_set_exchange(r->session, r->x, o->local_bn);
+    /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
+    if (!st) st = history_init(&r->hist, r->recipe.epochs > r->start_epoch ? r->recipe.epochs : r->start_epoch);
+    return st;
+}
+
 cn_status cn_train(const cn_train_options *o) {
     run r;
     memset(&r, 0, sizeof r);
+    r.x = o->exchange && o->exchange->ranks > 1 ? o->exchange : NULL;
+    r.lead = !r.x || r.x->rank == 0;
+    r.quiet = o->quiet || !r.lead;
     cn_status st = prepare(&r, o);
-    if (st) { free_run(&r); return st; }
     r.threads = o->threads > 0 ? o->threads : omp_get_num_procs();
     omp_set_num_threads(r.threads);
-    if (o->out_dir) snprintf(r.out_dir, sizeof r.out_dir, "%s", o->out_dir);
-    else if (o->resume) {
-        snprintf(r.out_dir, sizeof r.out_dir, "%s", o->resume);
-        char *slash = strrchr(r.out_dir, '/');
-        if (slash) *slash = '\0'; else snprintf(r.out_dir, sizeof r.out_dir, ".");
-    } else snprintf(r.out_dir, sizeof r.out_dir, "runs/%s", r.model->source_name);
-    if ((st = ensure_writable_dir(r.out_dir))) { free_run(&r); return st; }
-
-    cn_model *m = r.model;
-    int B = r.recipe.batch_size, classes = cn_model_num_classes(m), pixels = cn_shape_size(m->input);
-    int n_train = r.data.train.count;
-    long steps = (n_train + B - 1) / B;
-    float *x = cn_alloc_floats((size_t)B * pixels), *grad = cn_alloc_floats((size_t)B * classes);
-    int *labels = cn_calloc(B, sizeof *labels), *order = cn_calloc(n_train, sizeof *order);
-    FILE *metrics = NULL;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.csv", r.out_dir);
-    r.test_pred = cn_calloc(r.data.test.count ? r.data.test.count : 1, sizeof *r.test_pred);
+    if (!st) st = alloc_loop(&r, o);
+    if (!st) st = open_outputs(&r, o);
+    r.steps = (r.data.train.count + r.recipe.batch_size - 1) / r.recipe.batch_size;
     bool have_predictions = false;
-    if (!x || !grad || !labels || !order || !r.test_pred) st = CN_ERR_NOMEM;
-    if (!st) st = cn_session_create(m, B, r.threads, 0, &r.session);
-    cn_session *session = r.session;
-    history hist;
-    /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
-    if (!st) st = history_init(&hist, r.recipe.epochs > r.start_epoch ? r.recipe.epochs : r.start_epoch);
-    if (!st) st = metrics_open(path, r.start_epoch, &metrics, &hist);
-    if (!st) {
-        snprintf(path, sizeof path, "%s/model_summary.txt", r.out_dir);
-        FILE *sf = fopen(path, "w");
-        if (!sf) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        else { st = cn_summary_write(m, sf); if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path); }
-    }
-    if (!st && !o->quiet) {
-        printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
-               r.data.name, n_train, r.has_val ? " (+val)" : "", r.data.test.count);
-        printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads\n", r.recipe.optimizer,
-               r.recipe.lr, B, r.recipe.epochs, r.recipe.epochs == 1 ? "" : "s", r.recipe.scheduler,
-               r.aug.enabled ? r.recipe.augment : "none", r.threads);
-        printf("convnet: writing %s/\n", r.out_dir);
-        if (r.start_epoch || r.start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r.start_epoch + 1, r.start_batch);
-        fflush(stdout);
-    }
     for (int epoch = r.start_epoch; !st && epoch < r.recipe.epochs; epoch++) {
         double t0 = cn_now_seconds();
         uint64_t epoch_seed = mix(r.seed, (uint64_t)epoch + 1);
-        shuffled_order(order, n_train, epoch_seed);
-        cn_session_set_training(session, true);
-        cn_progress bar;
-        cn_progress_begin(&bar, "train", steps, o->quiet);
+        shuffled_order(r.order, r.data.train.count, epoch_seed);
+        cn_session_set_training(r.session, true);
         int first_batch = epoch == r.start_epoch ? r.start_batch : 0;
         if (first_batch == 0) { r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0; }
-        for (long b = first_batch; b < steps; b++) {
-            int start = (int)(b * B), n = n_train - start < B ? n_train - start : B;
-            if (n < 2 && n < B) break;   /* a final 1-image batch: BatchNorm needs 2+ samples (PyTorch fails there) */
-            cn_loader_fill(&r.data.train, order + start, n, r.data.mean, r.data.std, &r.aug, mix(epoch_seed, 0xA5A5), x, labels);
-            apply_schedule(&r);
-            cn_session_set_dropout_seed(session, mix(epoch_seed, (uint64_t)b + 7));
-            int correct;
-            double loss = cn_session_train_step(session, x, labels, n, (float)r.recipe.label_smoothing, grad, &correct);
-            if (!isfinite(loss)) {
-                cn_progress_end(&bar);
-                snprintf(path, sizeof path, "%s/last.safetensors", r.out_dir);
-                st = cn_fail(CN_ERR_NUMERIC, "epoch %d, batch %ld: the loss is %s; stopping (lr %g too high?). The last good checkpoint is %s",
-                             epoch + 1, b + 1, isnan(loss) ? "NaN" : "infinite", r.opt.lr, access(path, F_OK) == 0 ? path : "(none yet)");
-                break;
-            }
-            /* the session's gradients are complete here: a data-parallel run would all-reduce them first */
-            cn_optimizer_step(&r.opt, m->params, cn_session_grads(session));
-            cn_sched_batch_end(&r.sched);
-            r.partial_loss += loss;
-            r.partial_correct += correct;
-            r.partial_seen += n;
-            cn_progress_update(&bar, b + 1, r.partial_seen, r.partial_loss / r.partial_seen, 100.0 * r.partial_correct / r.partial_seen);
-            if (o->stop_requested && *o->stop_requested) {
-                cn_progress_end(&bar);
-                st = save_checkpoint(&r, "last.safetensors", epoch, (int)b + 1, 1);
-                if (!st) {
-                    fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
-                            "convnet: resume with: convnet train --resume %s/last.safetensors\n",
-                            epoch + 1, b + 1, steps, r.out_dir, r.out_dir);
-                    st = cn_fail(CN_ERR_INTERRUPTED, "interrupted by a signal; state saved to %s/last.safetensors", r.out_dir);
-                }
-                break;
-            }
-        }
-        cn_progress_end(&bar);
-        if (st) break;
-        epoch_metrics e = {.epoch = epoch + 1, .lr = r.opt.lr};
-        e.train_loss = r.partial_loss / (r.partial_seen ? r.partial_seen : 1);
-        e.train_acc = 100.0 * r.partial_correct / (r.partial_seen ? r.partial_seen : 1);
-        double test_loss;
-        int test_correct;
-        st = cn_evaluate_session(session, &r.data.test, r.data.mean, r.data.std, &test_loss, &test_correct, r.test_pred);
-        if (st) break;
-        have_predictions = true;
-        e.test_loss = test_loss / r.data.test.count;
-        e.test_acc = 100.0 * test_correct / r.data.test.count;
-        if (r.has_val) {
-            double vl;
-            int vc;
-            st = cn_evaluate_session(session, &r.val, r.data.mean, r.data.std, &vl, &vc, NULL);
-            if (st) break;
-            e.val_loss = vl / r.val.count;
-            e.val_acc = 100.0 * vc / r.val.count;
-        }
-        cn_sched_epoch_end(&r.sched, r.has_val ? e.val_loss : e.test_loss);
-        r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0;
-        e.seconds = cn_now_seconds() - t0;
-        print_epoch(&r, &e, r.data.test.count, test_correct, o->quiet);
-        metrics_write(metrics, &e, r.has_val);
-        history_add(&hist, &e);
-        plot_curves(r.out_dir, m->source_name, &hist, r.has_val);
-        double selection = r.has_val ? e.val_acc : e.test_acc;
-        int improved = selection > r.state.best_metric;
-        if (improved) { r.state.best_metric = selection; r.state.best_epoch = epoch + 1; }
-        st = save_checkpoint(&r, "last.safetensors", epoch + 1, 0, 1);
-        if (!st && improved) st = save_checkpoint(&r, "best.safetensors", epoch + 1, 0, 0);
+        st = train_batches(&r, o, epoch, epoch_seed, first_batch);
+        if (!st) st = end_epoch(&r, epoch, t0);
+        have_predictions = !st;
     }
-    if (!st) plot_test_results(&r, have_predictions);
-    if (metrics) fclose(metrics);
-    history_free(&hist);
-    cn_free_aligned(x); cn_free_aligned(grad); free(labels); free(order);
+    /* a run that trained no epoch here evaluates the final model for the result plots */
+    double loss;
+    int correct;
+    if (!st && !have_predictions &&
+        cn_evaluate_shared(r.session, &r.data.test, r.data.mean, r.data.std, r.x, &loss, &correct, r.test_pred) == CN_OK)
+        have_predictions = true;
+    if (!st && r.lead) {
+        if (have_predictions) plot_test_results(&r);
+        else fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
+    }
+    if (r.metrics) fclose(r.metrics);
+    history_free(&r.hist);
+    cn_free_aligned(r.input); cn_free_aligned(r.grad); free(r.labels); free(r.order);
     free_run(&r);
     return st;
 }

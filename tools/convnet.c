@@ -1,5 +1,6 @@
 /* convnet command-line tool: dispatches to the subcommands in tools/cmd_*.c. */
 #include "commands.h"
+#include "dist/dist.h"
 
 const char *cli_command = "convnet";
 
@@ -16,7 +17,17 @@ static void usage(FILE *f) {
                "  help      show this help\n");
 }
 
+static int run_command(int argc, char **argv);
+
+/* Under mpirun, each rank ends its part in the job (dist/dist.h): a rank that failed alone
+ * aborts the job rather than leave the others waiting. */
 int main(int argc, char **argv) {
+    int rc = run_command(argc, argv);
+    cn_dist_finish(rc == 130 ? 0 : rc);
+    return rc;
+}
+
+static int run_command(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "convnet: no command given (see 'convnet help')\n"); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
