@@ -639,7 +639,7 @@ static cn_status end_epoch(run *r, int epoch, double t0) {
     int improved = selection > r->state.best_metric;
     if (improved) { r->state.best_metric = selection; r->state.best_epoch = epoch + 1; }
     if (!r->lead) return CN_OK;
-    if (!r->quiet) print_epoch(r, &e, r->data.test.count, test_correct, r->quiet);
+    print_epoch(r, &e, r->data.test.count, test_correct, r->quiet);
     metrics_write(r->metrics, &e, r->has_val);
     history_add(&r->hist, &e);
     plot_curves(r->out_dir, r->model->source_name, &r->hist, r->has_val);

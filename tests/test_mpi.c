@@ -218,6 +218,36 @@ TEST(killed_rank_fails_the_job_and_keeps_the_checkpoint) {
     CHECK_MSG(train(0, 2, "kill", "--resume " ROOT "/kill/last.safetensors --epochs 2") == 0, "see " ROOT "/kill.log");
 }
 
+static int count_lines_with(const char *path, const char *text) {
+    char line[1024];
+    int n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* 2 ranks share 4 runs (2 settings x 2 seeds); rank 0 writes sweep.csv, sweep.md and
+ * sweep.png; run again, every run is found finished and none is trained again. */
+TEST(two_rank_sweep_writes_both_reports_and_resumes) {
+    const char *cmd = MPIRUN " 2 build/convnet sweep --model seed003 --grid \"lr=0.001,0.003\" --seeds 1-2 "
+                      "--epochs 1 --dataset idx --data " DATA " --no-download --limit-test 500 --out " ROOT "/sweep";
+    char full[1024];
+    snprintf(full, sizeof full, "%s > " ROOT "/sweep.log 2>&1", cmd);
+    CHECK_MSG(system(full) == 0, "see " ROOT "/sweep.log");
+    CHECK_MSG(count_lines_with(ROOT "/sweep/sweep.csv", ",done,") == 4, "sweep.csv lacks 4 finished runs");
+    CHECK_MSG(count_lines_with(ROOT "/sweep/sweep.md", "| lr=") == 2, "sweep.md lacks the 2 settings");
+    CHECK(access(ROOT "/sweep/sweep.png", R_OK) == 0);
+    CHECK(access(ROOT "/sweep/lr=0.003,seed=2/last.safetensors", R_OK) == 0);
+    int logged = count_lines_with(ROOT "/sweep/lr=0.001,seed=1/train.log", "Epoch 1/1");
+    snprintf(full, sizeof full, "%s > " ROOT "/sweep2.log 2>&1", cmd);
+    CHECK_MSG(system(full) == 0, "see " ROOT "/sweep2.log");
+    CHECK_MSG(count_lines_with(ROOT "/sweep/lr=0.001,seed=1/train.log", "Epoch 1/1") == logged && logged == 1,
+              "a finished run was trained again");
+    CHECK_MSG(count_lines_with(ROOT "/sweep/sweep.csv", ",done,") == 4, "sweep.csv lacks 4 finished runs after the rerun");
+}
+
 int main(void) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
@@ -228,5 +258,6 @@ int main(void) {
     RUN(resume_across_rank_counts);
     RUN(sigint_to_mpirun_saves_and_resumes);
     RUN(killed_rank_fails_the_job_and_keeps_the_checkpoint);
+    RUN(two_rank_sweep_writes_both_reports_and_resumes);
     return test_summary();
 }

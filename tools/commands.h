@@ -30,6 +30,7 @@ int cmd_summary(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* tools/cmd_predict.c: 1 if path names an ONNX model (ends in .onnx). */
 int cli_is_onnx(const char *path);

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
                "  predict   classify digit images (PNG/PGM) with a checkpoint or ONNX model\n"
                "  download  fetch a dataset (mnist, fashion-mnist, kmnist) and verify it\n"
                "  export    write a model as ONNX, C source or a convnet checkpoint\n"
+               "  sweep     train over a grid of settings and seeds; tables and a plot\n"
                "  help      show this help\n");
 }
 
@@ -37,8 +38,9 @@ static int run_command(int argc, char **argv) {
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "download")) return cmd_download(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
     fprintf(stderr, "convnet: unknown command '%s' (expected train, eval, models, summary, predict, export, "
-                    "download or help)\n", cmd);
+                    "download, sweep or help)\n", cmd);
     return 2;
 }
