@@ -5,6 +5,7 @@
 #include "core/mem.h"
 #include "progress.h"
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <omp.h>
 #include <stdio.h>
@@ -99,9 +100,11 @@ static cn_status train_one(const cn_sweep_options *o, const cn_sweep_plan *p, in
     return write_result(dir, cn_now_seconds() - t0);
 }
 
-static void report_run(const cn_sweep_options *o, const char *dir, const cn_sweep_result *r, int finished, int total) {
+static void report_run(const cn_sweep_options *o, const char *dir, const cn_sweep_result *r, bool interrupted,
+                       int finished, int total) {
     if (o->quiet) return;
-    if (r->done)
+    if (interrupted && !r->done) printf("sweep: [%d/%d] %s: interrupted (resumes when the sweep runs again)\n", finished, total, dir);
+    else if (r->done)
         printf("sweep: [%d/%d] %s: final %.2f%%, best %.2f%% (epoch %d), %.0f s\n", finished, total, dir, r->final_acc,
                r->best_acc, r->best_epoch, r->seconds);
     else printf("sweep: [%d/%d] %s: FAILED (see %s/train.log)\n", finished, total, dir, dir);
@@ -114,6 +117,7 @@ static cn_status run_children(const cn_sweep_options *o, const cn_sweep_plan *p,
     pid_t *pids = cn_calloc(n ? n : 1, sizeof *pids);
     if (!pids) return CN_ERR_NOMEM;
     int started = 0, running = 0, total = cn_sweep_runs(p);
+    bool forwarded = false;
     char dir[4200];
     while (started < n || running > 0) {
         while (running < jobs && started < n && !(o->stop_requested && *o->stop_requested)) {
@@ -131,14 +135,24 @@ static cn_status run_children(const cn_sweep_options *o, const cn_sweep_plan *p,
         }
         if (!running) break;
         int status;
-        pid_t pid = wait(&status);
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0) {
+            /* a stop reaches the children too when it came from the terminal; a signal sent to
+             * this process alone is passed on, so that each run saves its checkpoint */
+            if (o->stop_requested && *o->stop_requested && !forwarded) {
+                for (int k = 0; k < started; k++) kill(pids[k], SIGTERM);
+                forwarded = true;
+            }
+            usleep(50000);
+            continue;
+        }
         if (pid < 0) { if (errno == EINTR) continue; break; }
         running--;
         for (int k = 0; k < started; k++) {
             if (pids[k] != pid) continue;
             run_dir(o, p, todo[k], dir, sizeof dir);
             read_result(dir, &results[todo[k]]);
-            report_run(o, dir, &results[todo[k]], ++*finished, total);
+            report_run(o, dir, &results[todo[k]], WIFEXITED(status) && WEXITSTATUS(status) == 130, ++*finished, total);
         }
     }
     free(pids);
@@ -155,7 +169,7 @@ static cn_status run_here(const cn_sweep_options *o, const cn_sweep_plan *p, con
         if (st == CN_ERR_INTERRUPTED) return st;
         if (st && o->exchange->rank == 0 && !o->quiet) fprintf(stderr, "convnet sweep: %s\n", cn_last_error());
         read_result(dir, &results[todo[k]]);
-        if (o->exchange->rank == 0) report_run(o, dir, &results[todo[k]], ++*finished, cn_sweep_runs(p));
+        if (o->exchange->rank == 0) report_run(o, dir, &results[todo[k]], false, ++*finished, cn_sweep_runs(p));
     }
     return CN_OK;
 }
