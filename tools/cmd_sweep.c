@@ -90,12 +90,13 @@ int cmd_sweep(int argc, char **argv) {
         return 2;
     }
     cn_sweep_plan plan;
-    if (cn_sweep_plan_parse(grid, runs, seeds, &plan)) return cli_fail();
+    if (cn_sweep_plan_parse(grid, runs, seeds, &plan)) { cli_fail(); return 2; }   /* a bad option value */
     cn_sweep_plan fixed = {0};  /* --set: kept to the end (o.base may point into it) */
     if (set && (cn_sweep_plan_parse(NULL, set, "1", &fixed) || cn_sweep_apply(&fixed.settings[0], 1, &o.base))) {
         cn_sweep_plan_free(&plan);
         cn_sweep_plan_free(&fixed);
-        return cli_fail();
+        cli_fail();
+        return 2;
     }
     o.stop_requested = &stop_requested;
     signal(SIGINT, on_signal);

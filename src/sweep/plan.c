@@ -38,7 +38,7 @@ static cn_status add_token(cn_sweep_plan *p, cn_sweep_setting *s, const char *to
     if (s->count >= CN_SWEEP_MAX_KEYS || len >= sizeof s->tokens[0] || klen >= sizeof p->keys[0])
         return cn_fail(CN_ERR_ARG, "sweep setting '%.*s': at most %d keys of up to %zu characters", (int)len, token,
                        CN_SWEEP_MAX_KEYS, sizeof s->tokens[0] - 1);
-    if (!strncmp(token, "seed=", 5)) return cn_fail(CN_ERR_ARG, "sweep: give the seeds with --seeds, not as a setting");
+    if (!strncmp(token, "seed=", 5)) return cn_fail(CN_ERR_ARG, "seed is given with --seeds, not as a setting");
     char key[32];
     memcpy(key, token, klen);
     key[klen] = '\0';
@@ -53,7 +53,7 @@ static cn_status add_token(cn_sweep_plan *p, cn_sweep_setting *s, const char *to
     int known = 0;
     for (int i = 0; i < p->keys_count; i++) known |= !strcmp(p->keys[i], key);
     if (!known) {
-        if (p->keys_count >= CN_SWEEP_MAX_KEYS) return cn_fail(CN_ERR_ARG, "sweep: at most %d keys", CN_SWEEP_MAX_KEYS);
+        if (p->keys_count >= CN_SWEEP_MAX_KEYS) return cn_fail(CN_ERR_ARG, "at most %d keys", CN_SWEEP_MAX_KEYS);
         snprintf(p->keys[p->keys_count++], sizeof p->keys[0], "%s", key);
     }
     /* a value convnet train would refuse fails now, not in the middle of the sweep */
@@ -66,7 +66,7 @@ static cn_status add_token(cn_sweep_plan *p, cn_sweep_setting *s, const char *to
 }
 
 static cn_status grow(cn_sweep_plan *p, int count) {
-    if (count > CN_SWEEP_MAX_RUNS) return cn_fail(CN_ERR_ARG, "sweep: more than %d settings", CN_SWEEP_MAX_RUNS);
+    if (count > CN_SWEEP_MAX_RUNS) return cn_fail(CN_ERR_ARG, "more than %d settings", CN_SWEEP_MAX_RUNS);
     cn_sweep_setting *s = realloc(p->settings, (size_t)count * sizeof *s);
     if (!s) return CN_ERR_NOMEM;
     p->settings = s;
@@ -93,7 +93,7 @@ static cn_status parse_list(const char *list, cn_sweep_plan *p) {
         if (s->count) p->settings_count++;
         c = *end ? end + 1 : end;
     }
-    return p->settings_count ? CN_OK : cn_fail(CN_ERR_ARG, "sweep: the list '%s' has no settings", list);
+    return p->settings_count ? CN_OK : cn_fail(CN_ERR_ARG, "--runs: the list '%s' has no settings", list);
 }
 
 /* A grid: "key=v1,v2 key2=w1,w2": every combination, the first key slowest. */
@@ -159,8 +159,8 @@ static cn_status parse_seeds(const char *seeds, cn_sweep_plan *p) {
 cn_status cn_sweep_plan_parse(const char *grid, const char *list, const char *seeds, cn_sweep_plan *plan) {
     memset(plan, 0, sizeof *plan);
     cn_status st = parse_seeds(seeds ? seeds : "1", plan);
-    if (!st) st = grid ? parse_grid(grid, plan) : list ? parse_list(list, plan) : cn_fail(CN_ERR_ARG, "sweep: give --grid or --runs");
-    if (!st && (long)cn_sweep_runs(plan) > CN_SWEEP_MAX_RUNS) st = cn_fail(CN_ERR_ARG, "sweep: more than %d runs", CN_SWEEP_MAX_RUNS);
+    if (!st) st = grid ? parse_grid(grid, plan) : list ? parse_list(list, plan) : cn_fail(CN_ERR_ARG, "give --grid or --runs");
+    if (!st && (long)cn_sweep_runs(plan) > CN_SWEEP_MAX_RUNS) st = cn_fail(CN_ERR_ARG, "more than %d runs", CN_SWEEP_MAX_RUNS);
     if (st) cn_sweep_plan_free(plan);
     return st;
 }
