@@ -115,6 +115,17 @@ TEST(bn_model_2x1_matches_1x2) {
     check_identical("bn12", "bn21");
 }
 
+/* --local-bn: each rank's statistics of its 32 images, not the batch's 64: another model
+ * than SyncBatchNorm's (which bn_model_2x1_matches_1x2 trained), and the same on a rerun. */
+TEST(local_bn_uses_each_ranks_statistics) {
+    const char *args = "--model c8k --epochs 1 --lr 0.05 --local-bn";
+    CHECK_MSG(train(2, 1, "lbn", args) == 0, "see " ROOT "/lbn.log");
+    CHECK_MSG(train(2, 1, "lbn2", args) == 0, "see " ROOT "/lbn2.log");
+    check_identical("lbn", "lbn2");
+    double d = weight_diff("lbn", "bn21");
+    CHECK_MSG(d > 1e-4 && d < INFINITY, "--local-bn and SyncBatchNorm weights differ by %g", d);
+}
+
 /* A model without batch norm (chunked training) and with dropout. */
 TEST(plain_model_2x1_matches_1x2) {
     const char *args = "--model seed003 --epochs 1";
@@ -253,6 +264,7 @@ int main(void) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     RUN(small_idx_set);
     RUN(bn_model_2x1_matches_1x2);
+    RUN(local_bn_uses_each_ranks_statistics);
     RUN(plain_model_2x1_matches_1x2);
     RUN(four_by_one_near_two_by_two_and_deterministic);
     RUN(resume_across_rank_counts);
