@@ -54,21 +54,11 @@ static int train(int ranks, int threads, const char *out, const char *args) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
-/* metrics.csv without its last (seconds) column. */
+/* metrics.csv of ROOT/out without its last (seconds) column. */
 static void read_metrics(const char *out, char *buf, size_t size) {
-    char path[512], line[512];
-    snprintf(path, sizeof path, ROOT "/%s/metrics.csv", out);
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    CHECK_MSG(f != NULL, "%s missing", path);
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        char *comma = strrchr(line, ',');
-        if (comma) *comma = '\0';
-        strncat(buf, line, size - strlen(buf) - 2);
-        strcat(buf, "\n");
-    }
-    fclose(f);
+    char dir[512];
+    snprintf(dir, sizeof dir, ROOT "/%s", out);
+    harness_read_metrics(dir, buf, size);
 }
 
 static cn_model *load_last(const char *out) {
@@ -187,14 +177,9 @@ static int wait_status(pid_t pid) {
 }
 
 static int log_contains(const char *out, const char *text) {
-    char path[512], buf[8192];
+    char path[512];
     snprintf(path, sizeof path, ROOT "/%s.log", out);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return strstr(buf, text) != NULL;
+    return harness_file_contains(path, text);
 }
 
 /* SIGINT to mpirun: rank 0 saves a resumable checkpoint, and the run resumes from it. */

@@ -55,16 +55,6 @@ TEST(bad_plans_fail_with_one_message) {
     CHECK(cn_sweep_plan_parse(NULL, NULL, "1", &p) != CN_OK);
 }
 
-static int file_contains(const char *path, const char *text) {
-    char buf[8192];
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return strstr(buf, text) != NULL;
-}
-
 /* Two settings x two seeds: sweep.md puts the better mean first with its std and worst seed. */
 TEST(reports_from_results) {
     cn_sweep_plan p;
@@ -72,10 +62,10 @@ TEST(reports_from_results) {
     cn_sweep_result r[4] = {{1, 97.0, 97.5, 10, 4, 5}, {1, 98.0, 98.0, 12, 5, 5}, {1, 99.0, 99.1, 12, 4, 5}, {0}};
     CHECK(system("rm -rf " OUT "/reports && mkdir -p " OUT "/reports") == 0);
     CHECK_MSG(cn_sweep_write_reports(OUT "/reports", &p, r) == CN_OK, "%s", cn_last_error());
-    CHECK(file_contains(OUT "/reports/sweep.csv", "setting,lr,seed,status,epochs,final_acc,best_acc,best_epoch,seconds\n"
+    CHECK(harness_file_contains(OUT "/reports/sweep.csv", "setting,lr,seed,status,epochs,final_acc,best_acc,best_epoch,seconds\n"
                                                   "\"lr=0.01\",0.01,1,done,5,97.0000,97.5000,4,10.0\n"));
-    CHECK(file_contains(OUT "/reports/sweep.csv", "\"lr=0.1\",0.1,2,failed,,,,,\n"));
-    CHECK(file_contains(OUT "/reports/sweep.md", "| lr=0.1 | 1 | 99.00 ± 0.00 | 99.00 | 99.10 | 12 |\n"
+    CHECK(harness_file_contains(OUT "/reports/sweep.csv", "\"lr=0.1\",0.1,2,failed,,,,,\n"));
+    CHECK(harness_file_contains(OUT "/reports/sweep.md", "| lr=0.1 | 1 | 99.00 ± 0.00 | 99.00 | 99.10 | 12 |\n"
                                                  "| lr=0.01 | 2 | 97.50 ± 0.71 | 97.00 | 97.75 | 11 |\n"));
     CHECK(access(OUT "/reports/sweep.png", R_OK) == 0);
     cn_sweep_plan_free(&p);
@@ -95,8 +85,8 @@ TEST(two_runs_at_once_then_skipped) {
     o.base.overrides.epochs = 1;
     CHECK(system("rm -rf " OUT "/runs") == 0);
     CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
-    CHECK(file_contains(OUT "/runs/sweep.csv", ",0.003,1,done,1,"));
-    CHECK(file_contains(OUT "/runs/sweep.md", "| lr=0.001 | 1 |"));
+    CHECK(harness_file_contains(OUT "/runs/sweep.csv", ",0.003,1,done,1,"));
+    CHECK(harness_file_contains(OUT "/runs/sweep.md", "| lr=0.001 | 1 |"));
     CHECK(access(OUT "/runs/lr=0.001,seed=1/result", R_OK) == 0);
     /* the second sweep reads the finished runs and trains neither again */
     CHECK(unlink(OUT "/runs/sweep.md") == 0);
