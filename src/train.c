@@ -678,7 +678,7 @@ cn_status cn_train(const cn_train_options *o) {
     omp_set_num_threads(r.threads);
     if (!st) st = alloc_loop(&r, o);
     if (!st) st = open_outputs(&r, o);
-    r.steps = (r.data.train.count + r.recipe.batch_size - 1) / r.recipe.batch_size;
+    if (!st) r.steps = (r.data.train.count + r.recipe.batch_size - 1) / r.recipe.batch_size;
     bool have_predictions = false;
     for (int epoch = r.start_epoch; !st && epoch < r.recipe.epochs; epoch++) {
         double t0 = cn_now_seconds();

@@ -126,6 +126,7 @@ static const float *forward_eval_groups(cn_session *s, const float *input, int b
 const float *cn_session_forward(cn_session *s, const float *input, int batch, cn_rng *rng) {
     CN_ASSERT(batch >= 1 && batch <= s->capacity);
     if (!s->training && cn_session_uses_team(s, batch)) return forward_eval_groups(s, input, batch);
+    CN_ASSERT(!(s->training && s->exchange));   /* with an exchange, training runs through cn_session_train_step */
     if (s->training && rng) s->dropout_seed = cn_rng_next(rng);
     if (training_on_team(s, batch)) {
         set_share(s, batch);
@@ -157,7 +158,7 @@ void cn_session_backward(cn_session *s, const float *grad_output, int batch) {
  * gradients summed (in thread order) into the session's, each thread a range of them.
  * On return the session's gradients are complete (the all-reduce point, session.h). */
 void cn_session_backward_input(cn_session *s, const float *grad_output, int batch, float *grad_input) {
-    CN_ASSERT(s->training && batch >= 1 && batch <= s->capacity);
+    CN_ASSERT(s->training && !s->exchange && batch >= 1 && batch <= s->capacity);
     if (!training_on_team(s, batch)) {
         backward_layers(s, bind_whole(s, batch), grad_output, grad_input);
         return;

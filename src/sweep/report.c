@@ -2,6 +2,7 @@
 #include "sweep/sweep.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/replace_file.h"
 #include "io/plot.h"
 #include <errno.h>
 #include <math.h>
@@ -41,22 +42,10 @@ static setting_stats stats_of(const cn_sweep_plan *p, const cn_sweep_result *res
     return t;
 }
 
-static FILE *open_tmp(const char *path, char *tmp, size_t size) {
-    snprintf(tmp, size, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) cn_fail(CN_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    return f;
-}
-
-static cn_status close_tmp(FILE *f, const char *tmp, const char *path) {
-    if (fclose(f) || rename(tmp, path)) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    return CN_OK;
-}
-
 static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_sweep_result *results) {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/sweep.csv", out);
-    FILE *f = open_tmp(path, tmp, sizeof tmp);
+    FILE *f = cn_replace_open(path, tmp, sizeof tmp);
     if (!f) return CN_ERR_IO;
     int seeds = p->seed_last - p->seed_first + 1;
     fprintf(f, "setting");
@@ -74,7 +63,7 @@ static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_swe
                              r->best_acc, r->best_epoch, r->seconds);
         else fprintf(f, ",%d,failed,,,,,\n", p->seed_first + i % seeds);
     }
-    return close_tmp(f, tmp, path);
+    return cn_replace_commit(f, tmp, path);
 }
 
 static int by_mean_desc(const void *a, const void *b) {
@@ -86,7 +75,7 @@ static int by_mean_desc(const void *a, const void *b) {
 static cn_status write_md(const char *out, const cn_sweep_plan *p, const setting_stats *sorted) {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/sweep.md", out);
-    FILE *f = open_tmp(path, tmp, sizeof tmp);
+    FILE *f = cn_replace_open(path, tmp, sizeof tmp);
     if (!f) return CN_ERR_IO;
     fprintf(f, "# Sweep\n\nFinal-epoch test accuracy over seeds %d-%d (mean ± sample std, and the worst seed), "
                "best setting first; best-epoch accuracy is the mean over seeds of each run's best epoch.\n\n"
@@ -99,7 +88,7 @@ static cn_status write_md(const char *out, const cn_sweep_plan *p, const setting
         fprintf(f, "| %s | %d | %.2f ± %.2f | %.2f | %.2f | %.0f |\n", name, t->n, t->mean, t->std, t->worst,
                 t->mean_best, t->seconds);
     }
-    return close_tmp(f, tmp, path);
+    return cn_replace_commit(f, tmp, path);
 }
 
 /* Index of value v in vals[0..*n), appended when new; -1 when full. */

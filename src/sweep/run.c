@@ -3,6 +3,7 @@
 #include "sweep/sweep.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/replace_file.h"
 #include "progress.h"
 #include <errno.h>
 #include <signal.h>
@@ -57,12 +58,10 @@ static bool read_result(const char *dir, cn_sweep_result *r) {
 static cn_status write_result(const char *dir, double seconds) {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/result", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    FILE *f = cn_replace_open(path, tmp, sizeof tmp);
+    if (!f) return CN_ERR_IO;
     fprintf(f, "seconds %.3f\n", seconds);
-    if (fclose(f) || rename(tmp, path)) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    return CN_OK;
+    return cn_replace_commit(f, tmp, path);
 }
 
 /* Trains run i in this process, its output into <dir>/train.log; writes `result` when done. */
