@@ -220,7 +220,9 @@ cn_status cn_sweep(const cn_sweep_options *o, const cn_sweep_plan *p) {
     }
     for (int i = 0; i < total; i++) failed += !results[i].done;
     if (!st && (!x || x->rank == 0)) st = cn_sweep_write_reports(o->out_dir, p, results);
-    if (!st && failed) st = cn_fail(CN_ERR_ARG, "%d of %d runs failed (see their train.log in %s)", failed, total, o->out_dir);
+    /* rank 0 alone reports failed runs: another rank failing would abort the job (dist.h)
+     * while rank 0 writes the reports */
+    if (!st && failed && (!x || x->rank == 0)) st = cn_fail(CN_ERR_ARG, "%d of %d runs failed (see their train.log in %s)", failed, total, o->out_dir);
     free(results);
     free(todo);
     return st;
