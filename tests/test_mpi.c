@@ -93,16 +93,24 @@ static void check_identical(const char *a, const char *b) {
     CHECK_MSG(d == 0.0, "%s and %s: weights differ by up to %g", a, b, d);
 }
 
+/* Runs `args` as 1 process x 2 threads and as 2 ranks x 1 thread into ROOT/<name>12 and
+ * ROOT/<name>21, and checks that they are bit-identical. */
+static void check_2x1_matches_1x2(const char *name, const char *args) {
+    char a[64], b[64];
+    snprintf(a, sizeof a, "%s12", name);
+    snprintf(b, sizeof b, "%s21", name);
+    CHECK_MSG(train(0, 2, a, args) == 0, "see " ROOT "/%s.log", a);
+    CHECK_MSG(train(2, 1, b, args) == 0, "see " ROOT "/%s.log", b);
+    check_identical(a, b);
+}
+
 TEST(small_idx_set) {
     CHECK_MSG(make_data(), "cannot cut a small IDX set from " MNIST " into " DATA);
 }
 
 /* A batch-norm model with augmentation: SyncBatchNorm gathers the per-sample sums. */
 TEST(bn_model_2x1_matches_1x2) {
-    const char *args = "--model c8k --epochs 1 --lr 0.05";
-    CHECK_MSG(train(0, 2, "bn12", args) == 0, "see " ROOT "/bn12.log");
-    CHECK_MSG(train(2, 1, "bn21", args) == 0, "see " ROOT "/bn21.log");
-    check_identical("bn12", "bn21");
+    check_2x1_matches_1x2("bn", "--model c8k --epochs 1 --lr 0.05");
 }
 
 /* --local-bn: each rank's statistics of its 32 images, not the batch's 64: another model
@@ -116,12 +124,14 @@ TEST(local_bn_uses_each_ranks_statistics) {
     CHECK_MSG(d > 1e-4 && d < INFINITY, "--local-bn and SyncBatchNorm weights differ by %g", d);
 }
 
-/* A model without batch norm (chunked training) and with dropout. */
+/* A model without batch norm (chunked training). */
 TEST(plain_model_2x1_matches_1x2) {
-    const char *args = "--model seed003 --epochs 1";
-    CHECK_MSG(train(0, 2, "p12", args) == 0, "see " ROOT "/p12.log");
-    CHECK_MSG(train(2, 1, "p21", args) == 0, "see " ROOT "/p21.log");
-    check_identical("p12", "p21");
+    check_2x1_matches_1x2("p", "--model seed003 --epochs 1");
+}
+
+/* Batch norm with the dropout after it applied in its output pass (seed001). */
+TEST(bn_dropout_model_2x1_matches_1x2) {
+    check_2x1_matches_1x2("d", "--model seed001 --epochs 1");
 }
 
 /* 4 ranks x 1 thread against 2 x 2: the gradients are summed in another order, so they
@@ -251,6 +261,7 @@ int main(void) {
     RUN(bn_model_2x1_matches_1x2);
     RUN(local_bn_uses_each_ranks_statistics);
     RUN(plain_model_2x1_matches_1x2);
+    RUN(bn_dropout_model_2x1_matches_1x2);
     RUN(four_by_one_near_two_by_two_and_deterministic);
     RUN(resume_across_rank_counts);
     RUN(sigint_to_mpirun_saves_and_resumes);
