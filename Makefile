@@ -5,7 +5,7 @@ BUILD   ?= build
 SANITIZE ?= 0
 WERROR  ?= 1
 
-PKGS    := zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c libjpeg libarchive
+PKGS    := zlib libcurl libcrypto libcjson cairo libpng libprotobuf-c libjpeg libarchive ompi-c
 
 # The packages' compiler and linker flags are read only after the packages are
 # installed. $(PKG_MK) is an included makefile that make builds first: its recipe runs

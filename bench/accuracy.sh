@@ -4,20 +4,26 @@
 # the others over 1 seed; prints final-epoch test accuracy (mean +- std over
 # seeds) and the wall time per run, and writes bench/ACCURACY.md.
 #
-#   sh bench/accuracy.sh [--quick] [--threads N] [--data DIR] [PRESET...]
+#   sh bench/accuracy.sh [--quick] [--threads N] [--jobs N] [--data DIR] [PRESET...]
 #
 #   --quick    one seed per preset (c8k and c20k included)
+#   --threads  threads per run (default 2); --jobs: runs at once (default 1).
+#              --threads 1 --jobs <cores> trains more runs per hour; the wall
+#              time per run is then that of a run sharing the machine.
 #   PRESET...  only these presets (default: all of the table)
 #
-# Takes hours on a 2-core machine (it is for humans, not CI). Runs go to
-# runs/accuracy/<preset>-s<seed>/ (metrics.csv, train.log); a run whose
-# metrics.csv already has all its epochs is not repeated, so an interrupted
-# table can be resumed by rerunning the script. Also times the `fast` preset
+# The runs are two `convnet sweep`s (--runs "model=NAME ...", seeds 1-5 and
+# seed 1) into runs/accuracy/5seeds/ and runs/accuracy/1seed/ (one directory per
+# run: metrics.csv, train.log; sweep.csv, sweep.md, sweep.png beside them). Takes
+# hours on a 2-core machine (it is for humans, not CI); a finished run is not
+# repeated and an interrupted one resumes, so an interrupted table continues when
+# the script is run again. Also times the `fast` preset
 # against bench/fast_torch.py (PyTorch, same target) when `fast` is in the list.
 set -u
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh bench >&2 || exit 1
 THREADS=2
+JOBS=1
 DATA=../shared/data/mnist
 QUICK=0
 LIST=""
@@ -25,8 +31,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --threads) THREADS=$2; shift ;;
+        --jobs) JOBS=$2; shift ;;
         --data) DATA=$2; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) LIST="$LIST $1" ;;
     esac
     shift
@@ -59,6 +66,8 @@ claim() {
 # args <preset>: model name and extra CLI options of a table row.
 model_of() { case "$1" in seed004-tiny5) echo seed004 ;; *) echo "$1" ;; esac; }
 extra_of() { case "$1" in seed004-tiny5) echo "--epochs 5 --batch-size 256 --lr 0.01" ;; *) echo "" ;; esac; }
+# setting <preset>: the row's settings as sweep tokens (the same as model_of and extra_of).
+setting_of() { case "$1" in seed004-tiny5) echo "model=seed004 epochs=5 batch=256 lr=0.01" ;; *) echo "model=$1" ;; esac; }
 seeds_of() {
     if [ "$QUICK" = 1 ]; then echo 1; return; fi
     case "$1" in c8k|c20k) echo "1 2 3 4 5" ;; *) echo 1 ;; esac
@@ -75,27 +84,32 @@ mean_std() {
 
 ROWS=$TMPD/rows
 trap 'rm -rf "$TMPD"' EXIT
+# The runs: one sweep per seed count, as many runs at once as --jobs.
+MANY=""; ONE=""
+for p in $LIST; do
+    if [ "$(seeds_of "$p")" = 1 ]; then ONE="$ONE${ONE:+; }$(setting_of "$p")"
+    else MANY="$MANY${MANY:+; }$(setting_of "$p")"; fi
+done
+sweep() {   # sweep <runs> <seeds> <dir>
+    [ -n "$1" ] || return 0
+    echo "== $BIN sweep --runs \"$1\" --seeds $2 --threads $THREADS --jobs $JOBS --data $DATA --out $OUTROOT/$3"
+    $BIN sweep --runs "$1" --seeds "$2" --threads "$THREADS" --jobs "$JOBS" --data "$DATA" --out "$OUTROOT/$3" ||
+        echo "   some runs FAILED (see $OUTROOT/$3/sweep.csv and the runs' train.log)"
+}
+sweep "$MANY" 1-5 5seeds
+sweep "$ONE" 1 1seed
 for p in $LIST; do
     model=$(model_of "$p"); extra=$(extra_of "$p")
+    if [ "$(seeds_of "$p")" = 1 ]; then sub=1seed; else sub=5seeds; fi
+    name=$(setting_of "$p" | tr ' ' ',')
     accs=""; first=""; times=""; epochs=""
     for s in $(seeds_of "$p"); do
-        out=$OUTROOT/$p-s$s
-        if [ ! -s "$out/metrics.csv" ] || [ ! -f "$out/done" ]; then
-            rm -rf "$out"; mkdir -p "$out"
-            echo "== $p seed $s: $BIN train --model $model $extra --seed $s --threads $THREADS --quiet --data $DATA --out $out"
-            t0=$(date +%s.%N)
-            # shellcheck disable=SC2086
-            if ! $BIN train --model "$model" $extra --seed "$s" --threads "$THREADS" --quiet --data "$DATA" \
-                    --out "$out" > "$out/train.log" 2>&1; then
-                echo "   FAILED (see $out/train.log)"; continue
-            fi
-            t1=$(date +%s.%N)
-            echo "$t0 $t1" | awk '{ printf "%.1f\n", $2 - $1 }' > "$out/done"
-        fi
+        out=$OUTROOT/$sub/$name,seed=$s
+        [ -f "$out/result" ] || { echo "   $p seed $s: not finished (see $out/train.log)"; continue; }
         a=$(tail -1 "$out/metrics.csv" | cut -d, -f6)
         a1=$(sed -n 2p "$out/metrics.csv" | cut -d, -f6)
         e=$(tail -1 "$out/metrics.csv" | cut -d, -f1)
-        w=$(cat "$out/done")
+        w=$(awk '{ printf "%.1f", $2 }' "$out/result")
         echo "   $p seed $s: epoch 1 $a1%, final (epoch $e) $a%, wall ${w}s"
         accs="$accs $a"; first="$first $a1"; times="$times $w"; epochs=$e
     done

@@ -5,7 +5,7 @@
 # bench|all (make bench, bench/accuracy.sh, scripts/gen-fixtures.sh: PyTorch too).
 set -e
 BUILD_PKGS="gcc make pkg-config zlib1g-dev libcurl4-openssl-dev libssl-dev libcjson-dev \
-libcairo2-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libjpeg62-turbo-dev libarchive-dev"
+libcairo2-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libjpeg62-turbo-dev libarchive-dev libopenmpi-dev openmpi-bin"
 TEST_PKGS="clang libclang-rt-14-dev python3 python3-numpy python3-onnx dataset-fashion-mnist tmux \
 gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm"
 BENCH_PKGS="python3-torch python3-torchvision time"

@@ -30,8 +30,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EVAL_BATCH 500
-
 void cn_train_options_init(cn_train_options *o) {
     memset(o, 0, sizeof *o);
     o->seed = CN_SEED_UNSET;
@@ -123,60 +121,6 @@ cn_status cn_check_model_fits(const cn_model *m, const cn_dataset *ds) {
     if (classes < ds->num_classes)
         return cn_fail(CN_ERR_SHAPE, "the model outputs %d classes but %s has %d", classes, ds->name, ds->num_classes);
     return cn_check_input_shape(m, ds->train.count ? &ds->train : &ds->test, ds->name);
-}
-
-cn_status cn_evaluate(cn_model *m, const cn_split *split, const float *mean, const float *std, int threads,
-                      double *loss_sum, int *correct, int *predictions) {
-    cn_status st = cn_check_input_shape(m, split, "the");
-    if (st) return st;
-    cn_session *s;
-    st = cn_session_create(m, EVAL_BATCH, threads, 0, &s);
-    if (st) return st;
-    st = cn_evaluate_session(s, split, mean, std, loss_sum, correct, predictions);
-    cn_session_free(s);
-    return st;
-}
-
-cn_status cn_evaluate_session(cn_session *s, const cn_split *split, const float *mean, const float *std,
-                              double *loss_sum, int *correct, int *predictions) {
-    const cn_model *m = cn_session_model(s);
-    int pixels = (int)cn_split_image_size(split), classes = cn_model_num_classes(m), batch = cn_session_capacity(s);
-    cn_status st = cn_check_input_shape(m, split, "the");
-    if (st) return st;
-    /* The loss reads the score of each label: a label past the model's outputs would read past them. */
-    for (int i = 0; i < split->count; i++)
-        if (split->labels[i] >= classes)
-            return cn_fail(CN_ERR_SHAPE, "image %d has label %d but the model outputs only %d classes (0..%d)", i,
-                           split->labels[i], classes, classes - 1);
-    if (st) return st;
-    float *x = cn_alloc_floats((size_t)batch * pixels);
-    int *labels = cn_calloc(batch, sizeof *labels), *idx = cn_calloc(batch, sizeof *idx);
-    if (!x || !labels || !idx) { cn_free_aligned(x); free(labels); free(idx); return CN_ERR_NOMEM; }
-    bool was_training = cn_session_training(s);
-    cn_session_set_training(s, false);
-    double total = 0.0;
-    int hits = 0;
-    for (int start = 0; start < split->count; start += batch) {
-        int n = split->count - start < batch ? split->count - start : batch;
-        for (int i = 0; i < n; i++) idx[i] = start + i;
-        cn_loader_fill(split, idx, n, mean, std, NULL, 0, x, labels);
-        const float *out = cn_session_forward(s, x, n, NULL);
-        int c;
-        total += cn_loss_batch(out, labels, n, classes, cn_model_outputs_log_probs(m), 0.0f, NULL, &c);
-        hits += c;
-        if (predictions)
-            for (int i = 0; i < n; i++) {
-                const float *s = out + (size_t)i * classes;
-                int best = 0;
-                for (int k = 1; k < classes; k++) if (s[k] > s[best]) best = k;
-                predictions[start + i] = best;
-            }
-    }
-    cn_session_set_training(s, was_training);
-    cn_free_aligned(x); free(labels); free(idx);
-    *loss_sum = total;
-    *correct = hits;
-    return CN_OK;
 }
 
 /* Longest output directory: room is left for "/last.safetensors.tmp.<pid>" within PATH_MAX. */
@@ -313,6 +257,16 @@ typedef struct {
     int train_limit, test_limit;
     int *test_pred;         /* (test count) predicted classes of the last test evaluation, or NULL */
     int already_complete;   /* --resume of a run that has all its epochs: nothing to do */
+    const cn_exchange *x;   /* data-parallel: the ranks (train.h), or NULL */
+    bool lead;              /* rank 0 (or the only process): writes the files and prints */
+    bool quiet;
+    /* the training loop's buffers: this rank's share of a batch */
+    float *input, *grad;
+    int *labels, *order;
+    long steps;             /* batches per epoch */
+    FILE *metrics;          /* OUT/metrics.csv (lead only) */
+    history hist;
+    cn_dir_lock lock;       /* on OUT for the whole run (lead only) */
 } run;
 
 static cn_status setup_optimizer(run *r) {
@@ -516,21 +470,17 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     return cn_check_model_fits(r->model, &r->data);
 }
 
-/* OUT/confusion_matrix.png and OUT/misclassified.png from the final model: the predictions
- * of the last epoch's test evaluation, or a new evaluation when this run trained no epoch. */
-static void plot_test_results(run *r, bool have_predictions) {
+/* OUT/confusion_matrix.png and OUT/misclassified.png from the final model's test predictions. */
+static void plot_test_results(run *r) {
     const cn_split *test = &r->data.test;
     int classes = r->data.num_classes, *pred = r->test_pred;
     int64_t *counts = cn_calloc((size_t)classes * classes, sizeof *counts);
-    double loss;
-    int correct;
     enum { GRID = 64 };
     size_t pixels = cn_split_image_size(test);
     uint8_t *wrong = cn_calloc((size_t)GRID * pixels, 1);
     int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
-    if (!pred || !counts || !wrong ||
-        (!have_predictions && cn_evaluate_session(r->session, test, r->data.mean, r->data.std, &loss, &correct, pred))) {
-        fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
+    if (!counts || !wrong) {
+        fprintf(stderr, "convnet: warning: no result plots: out of memory\n");
         free(counts); free(wrong);
         return;
     }
@@ -582,12 +532,28 @@ static cn_status resolve_out_dir(run *r, const cn_train_options *o) {
     return CN_OK;
 }
 
-/* Creates OUT and takes its lock for the run (before anything in it changes),
- * checks that it is writable, sweeps temporaries of dead runs, then opens
- * metrics.csv (keeping the rows of a resumed run) and writes model_summary.txt. */
-static cn_status open_outputs(run *r, cn_dir_lock *lock, history *hist, FILE **metrics) {
+/* The opening lines (the lead only, unless quiet). */
+static void print_start(const run *r, const cn_train_options *o) {
+    const cn_model *m = r->model;
+    printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
+           r->data.name, r->data.train.count, r->has_val ? " (+val)" : "", r->data.test.count);
+    printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads", r->recipe.optimizer,
+           r->recipe.lr, r->recipe.batch_size, r->recipe.epochs, r->recipe.epochs == 1 ? "" : "s", r->recipe.scheduler,
+           r->aug.enabled ? r->recipe.augment : "none", r->threads);
+    if (r->x) printf(" x %d ranks (%s batch norm)", r->x->ranks, o->local_bn ? "per-rank" : "synchronised");
+    printf("\nconvnet: writing %s/\n", r->out_dir);
+    if (r->start_epoch || r->start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r->start_epoch + 1, r->start_batch);
+    fflush(stdout);
+}
+
+/* The lead only (the other ranks write nothing in OUT): creates OUT and takes its
+ * lock for the run (before anything in it changes), checks that it is writable,
+ * sweeps temporaries of dead runs, then opens metrics.csv (keeping the rows of a
+ * resumed run), writes model_summary.txt and prints the opening lines. */
+static cn_status open_outputs(run *r, const cn_train_options *o) {
+    if (!r->lead) return CN_OK;
     cn_status st = make_dirs(r->out_dir);
-    if (!st) st = cn_dir_lock_acquire(r->out_dir, lock);
+    if (!st) st = cn_dir_lock_acquire(r->out_dir, &r->lock);
     if (!st) st = probe_writable(r->out_dir);
     if (st) return st;
     cn_remove_stale_temporaries(r->out_dir);
@@ -600,15 +566,14 @@ static cn_status open_outputs(run *r, cn_dir_lock *lock, history *hist, FILE **m
         if (stat(path, &sb) == 0 && (st = cn_check_regular(path, "convnet's own output file"))) return st;
     }
     snprintf(path, sizeof path, "%s/metrics.csv", r->out_dir);
-    /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
-    st = history_init(hist, r->recipe.epochs > r->start_epoch ? r->recipe.epochs : r->start_epoch);
-    if (!st) st = metrics_open(path, r->start_epoch, metrics, hist);
+    st = metrics_open(path, r->start_epoch, &r->metrics, &r->hist);
     if (st) return st;
     snprintf(path, sizeof path, "%s/model_summary.txt", r->out_dir);
     FILE *sf = fopen(path, "w");
     if (!sf) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     st = cn_summary_write(r->model, sf);
     if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path);
+    if (!st && !r->quiet) print_start(r, o);
     return st;
 }
 
@@ -627,7 +592,8 @@ static bool loss_ok(double loss) { return isfinite(loss) && loss <= EXPLODING_LO
 
 /* An epoch whose losses are not finite or exploding, or whose weights are not
  * finite, diverged: nothing of it is kept (such an epoch, train loss 2.7e30 and
- * test loss NaN, used to be saved and then named "the last good checkpoint"). */
+ * test loss NaN, used to be saved and then named "the last good checkpoint").
+ * The losses and weights are the same on every rank, so the ranks agree. */
 static cn_status check_divergence(const run *r, const epoch_metrics *e) {
     bool weights_ok = weights_finite(r->model);
     if (loss_ok(e->train_loss) && loss_ok(e->test_loss) && (!r->has_val || loss_ok(e->val_loss)) && weights_ok)
@@ -641,147 +607,173 @@ static cn_status check_divergence(const run *r, const epoch_metrics *e) {
                    have_last ? " (the epoch before)" : "");
 }
 
-/* After the epoch's batches: evaluation, divergence check, metrics, plots, checkpoints. */
-static cn_status end_epoch(run *r, epoch_metrics *e, double t0, history *hist, FILE *metrics, int quiet) {
-    e->train_loss = r->partial_loss / (r->partial_seen ? r->partial_seen : 1);
-    e->train_acc = 100.0 * r->partial_correct / (r->partial_seen ? r->partial_seen : 1);
-    double test_loss;
-    int test_correct;
-    cn_status st = cn_evaluate_session(r->session, &r->data.test, r->data.mean, r->data.std, &test_loss, &test_correct,
-                               r->test_pred);
-    if (st) return st;
-    e->test_loss = test_loss / r->data.test.count;
-    e->test_acc = 100.0 * test_correct / r->data.test.count;
-    if (r->has_val) {
-        double vl;
-        int vc;
-        st = cn_evaluate_session(r->session, &r->val, r->data.mean, r->data.std, &vl, &vc, NULL);
-        if (st) return st;
-        e->val_loss = vl / r->val.count;
-        e->val_acc = 100.0 * vc / r->val.count;
-    }
-    if ((st = check_divergence(r, e))) return st;
-    e->seconds = cn_now_seconds() - t0;
-    cn_sched_epoch_end(&r->sched, r->has_val ? e->val_loss : e->test_loss);
-    r->partial_loss = 0; r->partial_correct = 0; r->partial_seen = 0;
-    print_epoch(r, e, r->data.test.count, test_correct, quiet);
-    metrics_write(metrics, e, r->has_val);
-    history_add(hist, e);
-    plot_curves(r->out_dir, r->model->source_name, hist, r->has_val);
-    double selection = r->has_val ? e->val_acc : e->test_acc;
-    int improved = selection > r->state.best_metric;
-    if (improved) { r->state.best_metric = selection; r->state.best_epoch = e->epoch; }
-    st = save_checkpoint(r, "last.safetensors", e->epoch, 0, 1);
-    if (!st && improved) st = save_checkpoint(r, "best.safetensors", e->epoch, 0, 0);
-    return st;
-}
-
-/* A stop request in the middle of an epoch: saves a resumable checkpoint after
- * `batches_done` batches (unless the weights already went non-finite). */
-static cn_status stop_mid_epoch(run *r, int epoch, long batches_done, long steps) {
+/* A stop request in the middle of an epoch: the lead saves a resumable checkpoint
+ * after `batches_done` batches (unless the weights already went non-finite). */
+static cn_status stop_mid_epoch(run *r, int epoch, long batches_done) {
     if (!weights_finite(r->model))
         return cn_fail(CN_ERR_NUMERIC, "interrupted in epoch %d with weights that are not finite; nothing saved", epoch + 1);
-    cn_status st = save_checkpoint(r, "last.safetensors", epoch, (int)batches_done, 1);
-    if (st) return st;
-    fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
-            "convnet: resume with: convnet train --resume %s/last.safetensors\n",
-            epoch + 1, batches_done, steps, r->out_dir, r->out_dir);
+    if (r->lead) {
+        cn_status st = save_checkpoint(r, "last.safetensors", epoch, (int)batches_done, 1);
+        if (st) return st;
+        fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
+                "convnet: resume with: convnet train --resume %s/last.safetensors\n",
+                epoch + 1, batches_done, r->steps, r->out_dir, r->out_dir);
+    }
     return cn_fail(CN_ERR_INTERRUPTED, "interrupted by a signal; state saved to %s/last.safetensors", r->out_dir);
 }
 
-static void print_start(const run *r, int n_train) {
-    const cn_model *m = r->model;
-    printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
-           r->data.name, n_train, r->has_val ? " (+val)" : "", r->data.test.count);
-    printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads\n", r->recipe.optimizer,
-           r->recipe.lr, r->recipe.batch_size, r->recipe.epochs, r->recipe.epochs == 1 ? "" : "s", r->recipe.scheduler,
-           r->aug.enabled ? r->recipe.augment : "none", r->threads);
-    printf("convnet: writing %s/\n", r->out_dir);
-    if (r->start_epoch || r->start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r->start_epoch + 1, r->start_batch);
-    fflush(stdout);
+/* True on every rank when a stop was requested on any (a signal reaches each rank). */
+static bool stop_requested(const run *r, const cn_train_options *o) {
+    double stop = o->stop_requested && *o->stop_requested;
+    if (r->x) r->x->sum_doubles(r->x, &stop, 1);
+    return stop > 0;
 }
 
-static bool stop_now(const cn_train_options *o) { return o->stop_requested && *o->stop_requested; }
+/* One epoch's training steps, from batch first_batch; the running loss and hits in
+ * r->partial_*. CN_ERR_INTERRUPTED after saving a resumable checkpoint. */
+static cn_status train_batches(run *r, const cn_train_options *o, int epoch, uint64_t epoch_seed, long first_batch) {
+    int B = r->recipe.batch_size, n_train = r->data.train.count, min_batch = r->x && r->x->ranks > 2 ? r->x->ranks : 2;
+    cn_progress bar;
+    cn_progress_begin(&bar, "train", r->steps, r->quiet);
+    cn_status st = CN_OK;
+    char path[4200];
+    for (long b = first_batch; b < r->steps; b++) {
+        int start = (int)(b * B), n = n_train - start < B ? n_train - start : B, first = 0, count = n;
+        /* a final batch too small to share (BatchNorm needs 2+ samples; PyTorch fails there) */
+        if (n < min_batch && n < B) break;
+        if (r->x) cn_exchange_share(n, r->x->rank, r->x->ranks, &first, &count);
+        cn_loader_fill(&r->data.train, r->order + start + first, count, r->data.mean, r->data.std, &r->aug,
+                       mix(epoch_seed, 0xA5A5), r->input, r->labels);
+        apply_schedule(r);
+        cn_session_set_dropout_seed(r->session, mix(epoch_seed, (uint64_t)b + 7));
+        int correct;
+        double loss = cn_session_train_step(r->session, r->input, r->labels, n, (float)r->recipe.label_smoothing,
+                                            r->grad, &correct);
+        if (!isfinite(loss)) {
+            snprintf(path, sizeof path, "%s/last.safetensors", r->out_dir);
+            st = cn_fail(CN_ERR_NUMERIC, "epoch %d, batch %ld: the loss is %s; stopping (lr %g too high?). The last good checkpoint is %s",
+                         epoch + 1, b + 1, isnan(loss) ? "NaN" : "infinite", r->opt.lr, access(path, F_OK) == 0 ? path : "(none yet)");
+            break;
+        }
+        /* the session's gradients are complete here (with an exchange: summed over the ranks) */
+        cn_optimizer_step(&r->opt, r->model->params, cn_session_grads(r->session));
+        cn_sched_batch_end(&r->sched);
+        r->partial_loss += loss;
+        r->partial_correct += correct;
+        r->partial_seen += n;
+        cn_progress_update(&bar, b + 1, r->partial_seen, r->partial_loss / r->partial_seen, 100.0 * r->partial_correct / r->partial_seen);
+        if (stop_requested(r, o)) {
+            cn_progress_end(&bar);
+            st = stop_mid_epoch(r, epoch, b + 1);
+            break;
+        }
+    }
+    cn_progress_end(&bar);
+    return st;
+}
+
+/* After an epoch's steps: evaluation (shared by the ranks), the scheduler, and (the lead)
+ * the log line, metrics.csv, curves and checkpoints, unless the epoch diverged. */
+static cn_status end_epoch(run *r, int epoch, double t0) {
+    epoch_metrics e = {.epoch = epoch + 1, .lr = r->opt.lr};
+    e.train_loss = r->partial_loss / (r->partial_seen ? r->partial_seen : 1);
+    e.train_acc = 100.0 * r->partial_correct / (r->partial_seen ? r->partial_seen : 1);
+    double test_loss;
+    int test_correct;
+    cn_status st = cn_evaluate_shared(r->session, &r->data.test, r->data.mean, r->data.std, r->x, &test_loss,
+                                      &test_correct, r->test_pred);
+    if (st) return st;
+    e.test_loss = test_loss / r->data.test.count;
+    e.test_acc = 100.0 * test_correct / r->data.test.count;
+    if (r->has_val) {
+        double vl;
+        int vc;
+        st = cn_evaluate_shared(r->session, &r->val, r->data.mean, r->data.std, r->x, &vl, &vc, NULL);
+        if (st) return st;
+        e.val_loss = vl / r->val.count;
+        e.val_acc = 100.0 * vc / r->val.count;
+    }
+    if ((st = check_divergence(r, &e))) return st;   /* before anything of the epoch is written */
+    cn_sched_epoch_end(&r->sched, r->has_val ? e.val_loss : e.test_loss);
+    r->partial_loss = 0; r->partial_correct = 0; r->partial_seen = 0;
+    e.seconds = cn_now_seconds() - t0;
+    double selection = r->has_val ? e.val_acc : e.test_acc;
+    int improved = selection > r->state.best_metric;
+    if (improved) { r->state.best_metric = selection; r->state.best_epoch = epoch + 1; }
+    if (!r->lead) return CN_OK;
+    print_epoch(r, &e, r->data.test.count, test_correct, r->quiet);
+    metrics_write(r->metrics, &e, r->has_val);
+    history_add(&r->hist, &e);
+    plot_curves(r->out_dir, r->model->source_name, &r->hist, r->has_val);
+    st = save_checkpoint(r, "last.safetensors", epoch + 1, 0, 1);
+    if (!st && improved) st = save_checkpoint(r, "best.safetensors", epoch + 1, 0, 0);
+    return st;
+}
+
+/* Buffers of the training loop and the session (capacity: the global batch). */
+static cn_status alloc_loop(run *r, const cn_train_options *o) {
+    cn_model *m = r->model;
+    int B = r->recipe.batch_size, classes = cn_model_num_classes(m), pixels = cn_shape_size(m->input);
+    if (r->x && B < r->x->ranks)
+        return cn_fail(CN_ERR_ARG, "--batch-size %d: smaller than the %d ranks that share it", B, r->x->ranks);
+    r->input = cn_alloc_floats((size_t)B * pixels);
+    r->grad = cn_alloc_floats((size_t)B * classes);
+    r->labels = cn_calloc(B, sizeof *r->labels);
+    r->order = cn_calloc(r->data.train.count, sizeof *r->order);
+    r->test_pred = cn_calloc(r->data.test.count ? r->data.test.count : 1, sizeof *r->test_pred);
+    if (!r->input || !r->grad || !r->labels || !r->order || !r->test_pred) return CN_ERR_NOMEM;
+    cn_status st = cn_session_create(m, B, r->threads, 0, &r->session);
+    if (!st && r->x) st = cn_session_set_exchange(r->session, r->x, o->local_bn);
+    /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
+    if (!st) st = history_init(&r->hist, r->recipe.epochs > r->start_epoch ? r->recipe.epochs : r->start_epoch);
+    return st;
+}
 
 cn_status cn_train(const cn_train_options *o) {
     run r;
     memset(&r, 0, sizeof r);
-    cn_dir_lock lock = {-1};
+    r.x = o->exchange && o->exchange->ranks > 1 ? o->exchange : NULL;
+    r.lead = !r.x || r.x->rank == 0;
+    r.quiet = o->quiet || !r.lead;
+    r.lock.fd = -1;
     cn_status st = prepare(&r, o);
     if (!st && r.already_complete) { free_run(&r); return CN_OK; }
     if (!st) st = resolve_out_dir(&r, o);
     if (st) { free_run(&r); return st; }
     r.threads = o->threads > 0 ? o->threads : omp_get_num_procs();
     omp_set_num_threads(r.threads);
-
-    cn_model *m = r.model;
-    int B = r.recipe.batch_size, classes = cn_model_num_classes(m), pixels = cn_shape_size(m->input);
-    int n_train = r.data.train.count;
-    long steps = (n_train + B - 1) / B;
-    float *x = cn_alloc_floats((size_t)B * pixels), *grad = cn_alloc_floats((size_t)B * classes);
-    int *labels = cn_calloc(B, sizeof *labels), *order = cn_calloc(n_train, sizeof *order);
-    FILE *metrics = NULL;
-    char path[MAX_OUT_DIR + 64];
-    r.test_pred = cn_calloc(r.data.test.count ? r.data.test.count : 1, sizeof *r.test_pred);
-    bool have_predictions = false;
-    history hist;
-    memset(&hist, 0, sizeof hist);
-    if (!x || !grad || !labels || !order || !r.test_pred) st = CN_ERR_NOMEM;
-    if (!st) st = cn_session_create(m, B, r.threads, 0, &r.session);
+    st = alloc_loop(&r, o);
     /* From here a signal stops the run at a batch boundary with a checkpoint; before, it ends the process at once. */
     if (!st && o->stop_honoured) *o->stop_honoured = 1;
-    if (!st) st = open_outputs(&r, &lock, &hist, &metrics);
-    if (!st && !o->quiet) print_start(&r, n_train);
-    cn_session *session = r.session;
+    if (!st) st = open_outputs(&r, o);
+    if (!st) r.steps = (r.data.train.count + r.recipe.batch_size - 1) / r.recipe.batch_size;
+    bool have_predictions = false;
     for (int epoch = r.start_epoch; !st && epoch < r.recipe.epochs; epoch++) {
         double t0 = cn_now_seconds();
         uint64_t epoch_seed = mix(r.seed, (uint64_t)epoch + 1);
-        shuffled_order(order, n_train, epoch_seed);
-        cn_session_set_training(session, true);
-        cn_progress bar;
-        cn_progress_begin(&bar, "train", steps, o->quiet);
+        shuffled_order(r.order, r.data.train.count, epoch_seed);
+        cn_session_set_training(r.session, true);
         int first_batch = epoch == r.start_epoch ? r.start_batch : 0;
         if (first_batch == 0) { r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0; }
-        for (long b = first_batch; b < steps; b++) {
-            int start = (int)(b * B), n = n_train - start < B ? n_train - start : B;
-            if (n < 2 && n < B) break;   /* a final 1-image batch: BatchNorm needs 2+ samples (PyTorch fails there) */
-            cn_loader_fill(&r.data.train, order + start, n, r.data.mean, r.data.std, &r.aug, mix(epoch_seed, 0xA5A5), x, labels);
-            apply_schedule(&r);
-            cn_session_set_dropout_seed(session, mix(epoch_seed, (uint64_t)b + 7));
-            int correct;
-            double loss = cn_session_train_step(session, x, labels, n, (float)r.recipe.label_smoothing, grad, &correct);
-            if (!isfinite(loss)) {
-                cn_progress_end(&bar);
-                snprintf(path, sizeof path, "%s/last.safetensors", r.out_dir);
-                st = cn_fail(CN_ERR_NUMERIC, "epoch %d, batch %ld: the loss is %s; stopping (lr %g too high?). The last good checkpoint is %s",
-                             epoch + 1, b + 1, isnan(loss) ? "NaN" : "infinite", r.opt.lr, access(path, F_OK) == 0 ? path : "(none yet)");
-                break;
-            }
-            /* the session's gradients are complete here: a data-parallel run would all-reduce them first */
-            cn_optimizer_step(&r.opt, m->params, cn_session_grads(session));
-            cn_sched_batch_end(&r.sched);
-            r.partial_loss += loss;
-            r.partial_correct += correct;
-            r.partial_seen += n;
-            cn_progress_update(&bar, b + 1, r.partial_seen, r.partial_loss / r.partial_seen, 100.0 * r.partial_correct / r.partial_seen);
-            if (stop_now(o)) {
-                cn_progress_end(&bar);
-                st = stop_mid_epoch(&r, epoch, b + 1, steps);
-                break;
-            }
-        }
-        cn_progress_end(&bar);
-        if (st) break;
-        epoch_metrics e = {.epoch = epoch + 1, .lr = r.opt.lr};
-        st = end_epoch(&r, &e, t0, &hist, metrics, o->quiet);
-        if (!st) have_predictions = true;
+        st = train_batches(&r, o, epoch, epoch_seed, first_batch);
+        if (!st) st = end_epoch(&r, epoch, t0);
+        have_predictions = !st;
     }
     if (o->stop_honoured) *o->stop_honoured = 0;
-    if (!st) plot_test_results(&r, have_predictions);
-    if (metrics) fclose(metrics);
-    history_free(&hist);
-    cn_dir_lock_release(&lock);
-    cn_free_aligned(x); cn_free_aligned(grad); free(labels); free(order);
+    /* a run that trained no epoch here evaluates the final model for the result plots */
+    double loss;
+    int correct;
+    if (!st && !have_predictions &&
+        cn_evaluate_shared(r.session, &r.data.test, r.data.mean, r.data.std, r.x, &loss, &correct, r.test_pred) == CN_OK)
+        have_predictions = true;
+    if (!st && r.lead) {
+        if (have_predictions) plot_test_results(&r);
+        else fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
+    }
+    if (r.metrics) fclose(r.metrics);
+    history_free(&r.hist);
+    cn_dir_lock_release(&r.lock);
+    cn_free_aligned(r.input); cn_free_aligned(r.grad); free(r.labels); free(r.order);
     free_run(&r);
     return st;
 }

@@ -34,6 +34,10 @@ typedef struct {
                                                *stop_requested (from the moment OUT is locked to the
                                                end of the last epoch) and to 0 otherwise, when a
                                                handler should end the process at once instead */
+    /* data-parallel training (exec/exchange.h; dist/dist.h: cn_dist_world() under mpirun), or NULL:
+     * each rank runs cn_train with the same options; rank 0 alone writes files and prints */
+    const cn_exchange *exchange;
+    int local_bn;               /* with an exchange: per-rank batch-norm statistics (else SyncBatchNorm) */
 } cn_train_options;
 
 /* Sets every field of `o` to "unset". */
@@ -59,6 +63,11 @@ cn_status cn_evaluate(cn_model *model, const cn_split *split, const float *mean,
  * passes, then back in the mode it was in): training evaluates with its own session. */
 cn_status cn_evaluate_session(cn_session *session, const cn_split *split, const float *mean, const float *std,
                               double *loss_sum, int *correct, int *predictions);
+/* The same shared by the ranks of a data-parallel run (exchange.h; NULL: this process
+ * alone): each rank evaluates a share of the batches, and every rank gets the results of
+ * all of them (the same numbers one process gets). */
+cn_status cn_evaluate_shared(cn_session *session, const cn_split *split, const float *mean, const float *std,
+                             const cn_exchange *x, double *loss_sum, int *correct, int *predictions);
 
 /* CN_ERR_SHAPE naming `what` unless split's images are the model's input shape. */
 cn_status cn_check_input_shape(const cn_model *m, const cn_split *split, const char *what);

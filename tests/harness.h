@@ -38,6 +38,35 @@ static inline int test_summary(void) {
     return harness_failed ? 1 : 0;
 }
 
+/* A run's OUT/metrics.csv into buf without its last (seconds) column: what two runs that
+ * train the same must agree on. An empty buf (and a failed check) when it is missing. */
+static inline void harness_read_metrics(const char *dir, char *buf, size_t size) {
+    char path[1024], line[512];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    CHECK_MSG(f != NULL, "%s missing", path);
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        char *comma = strrchr(line, ',');
+        if (comma) *comma = '\0';
+        strncat(buf, line, size - strlen(buf) - 2);
+        strcat(buf, "\n");
+    }
+    fclose(f);
+}
+
+/* 1 when the first 8 KB of the file at path contain text. */
+static inline int harness_file_contains(const char *path, const char *text) {
+    char buf[8192];
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return strstr(buf, text) != NULL;
+}
+
 /* Path of a committed fixture, relative to the repository root (tests run from it). */
 #define FIXTURE(rel) ("tests/fixtures/" rel)
 

@@ -29,26 +29,9 @@ static cn_train_options small_run(const char *out, int epochs, int train_images)
     return o;
 }
 
-/* metrics.csv with the last (seconds) column removed from every row. */
-static void read_metrics(const char *dir, char *buf, size_t size) {
-    char path[512], line[512];
-    snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    CHECK_MSG(f != NULL, "%s missing", path);
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        char *comma = strrchr(line, ',');
-        if (comma) *comma = '\0';
-        strncat(buf, line, size - strlen(buf) - 2);
-        strcat(buf, "\n");
-    }
-    fclose(f);
-}
-
 static double final_test_accuracy(const char *dir) {
     char buf[4096];
-    read_metrics(dir, buf, sizeof buf);
+    harness_read_metrics(dir, buf, sizeof buf);
     char *last = NULL;
     for (char *p = strtok(buf, "\n"); p; p = strtok(NULL, "\n")) last = p;
     double acc = 0;
@@ -99,8 +82,8 @@ TEST(same_seed_same_metrics) {
     CHECK(cn_train(&a) == CN_OK);
     CHECK(cn_train(&b) == CN_OK);
     char ma[4096], mb[4096];
-    read_metrics(a.out_dir, ma, sizeof ma);
-    read_metrics(b.out_dir, mb, sizeof mb);
+    harness_read_metrics(a.out_dir, ma, sizeof ma);
+    harness_read_metrics(b.out_dir, mb, sizeof mb);
     CHECK_MSG(strcmp(ma, mb) == 0, "metrics differ:\n%s---\n%s", ma, mb);
     CHECK(strlen(ma) > 60);
 }
@@ -113,8 +96,8 @@ TEST(resume_after_epoch_matches_uninterrupted) {
     cn_status st = resume_run("/tmp/convnet-test-train/part/last.safetensors", 4);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     char a[4096], b[4096];
-    read_metrics(full.out_dir, a, sizeof a);
-    read_metrics(part.out_dir, b, sizeof b);
+    harness_read_metrics(full.out_dir, a, sizeof a);
+    harness_read_metrics(part.out_dir, b, sizeof b);
     CHECK_MSG(strcmp(a, b) == 0, "resumed metrics differ:\n%s---\n%s", a, b);
 }
 
@@ -128,8 +111,8 @@ TEST(interrupt_mid_epoch_then_resume_matches) {
     cn_status st = resume_run("/tmp/convnet-test-train/part2/last.safetensors", 0);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     char a[4096], b[4096];
-    read_metrics(full.out_dir, a, sizeof a);
-    read_metrics(part.out_dir, b, sizeof b);
+    harness_read_metrics(full.out_dir, a, sizeof a);
+    harness_read_metrics(part.out_dir, b, sizeof b);
     CHECK_MSG(strcmp(a, b) == 0, "resumed metrics differ:\n%s---\n%s", a, b);
 }
 

@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "train.h"
 #include "io/safetensors.h"
+#include "dist/dist.h"
 #include <getopt.h>
 #include <signal.h>
 
@@ -16,6 +17,15 @@ static void on_signal(int sig) {
     if (cn_st_save_in_progress()) { stop_requested = 1; return; }
     if (stop_requested || !stop_honoured) { signal(sig, SIG_DFL); raise(sig); }
     stop_requested = 1;
+}
+
+/* Under mpirun: what the exchange cost (rank 0's view), one line on stderr. */
+static void dist_report(const cn_exchange *x) {
+    cn_dist_stats s = cn_dist_get_stats();
+    if (!s.sums) return;
+    fprintf(stderr, "convnet: %d ranks: %ld gradient all-reduces of %.0f floats, %.3f ms each; "
+            "%ld gathers (batch-norm sums, losses), %.3f ms each\n", x->ranks, s.sums, s.sum_floats / s.sums,
+            1e3 * s.sum_seconds / s.sums, s.gathers, s.gathers ? 1e3 * s.gather_seconds / s.gathers : 0.0);
 }
 
 static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
@@ -60,7 +70,12 @@ static void train_help(void) {
            "  --resume FILE          continue an interrupted run from its last.safetensors\n"
            "  --limit-train N        use only the first N training images\n"
            "  --limit-test N         use only the first N test images\n"
-           "  --quiet                no progress bar\n");
+           "  --quiet                no progress bar\n"
+           "  --local-bn             under mpirun: batch norm over each rank's samples (DDP)\n"
+           "                         instead of the whole batch (SyncBatchNorm, the default)\n\n"
+           "Under mpirun (mpirun -np R convnet train ...) the R ranks train one model on the\n"
+           "global batch (--batch-size), each on a share of it with its --threads; rank 0\n"
+           "writes the files and prints. See the README, \"Several processes (MPI)\".\n");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -70,7 +85,7 @@ int cmd_train(int argc, char **argv) {
     o.allow_download = 1;
     enum { O_DATA = 256, O_DATASET, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NESTEROV, O_WD, O_LS, O_SCHED, O_STEP,
            O_GAMMA, O_PATIENCE, O_FACTOR, O_MAXLR, O_PCT, O_DIV, O_FDIV, O_AUG, O_VAL, O_SEED, O_THREADS, O_OUT,
-           O_RESUME, O_LTRAIN, O_LTEST, O_QUIET, O_NODL, O_MODEL, O_HELP };
+           O_RESUME, O_LTRAIN, O_LTEST, O_QUIET, O_NODL, O_MODEL, O_HELP, O_LOCALBN };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
         {"dataset", required_argument, 0, O_DATASET}, {"epochs", required_argument, 0, O_EPOCHS},
@@ -87,7 +102,8 @@ int cmd_train(int argc, char **argv) {
         {"out", required_argument, 0, O_OUT}, {"resume", required_argument, 0, O_RESUME},
         {"limit-train", required_argument, 0, O_LTRAIN}, {"limit-test", required_argument, 0, O_LTEST},
         {"quiet", no_argument, 0, O_QUIET}, {"no-download", no_argument, 0, O_NODL},
-        {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
+        {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP},
+        {"local-bn", no_argument, 0, O_LOCALBN}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
     cn_recipe *r = &o.overrides;
     opterr = 0;
@@ -128,6 +144,7 @@ int cmd_train(int argc, char **argv) {
         case O_QUIET: o.quiet = 1; break;
         case O_QUIET + 100: break;  /* --no-cuda (seed004's flag): convnet always runs on the CPU */
         case O_NODL: o.allow_download = 0; break;
+        case O_LOCALBN: o.local_bn = 1; break;
         case O_HELP: case 'h': train_help(); return 0;
         default:
             fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet train --help')\n", cli_command, argv[optind - 1]);
@@ -143,7 +160,9 @@ int cmd_train(int argc, char **argv) {
     o.stop_honoured = &stop_honoured;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    o.exchange = cn_dist_world();
     cn_status st = cn_train(&o);
+    if (o.exchange && o.exchange->rank == 0) dist_report(o.exchange);
     if (st == CN_ERR_INTERRUPTED) return 130;
     return st ? cli_fail() : 0;
 }

@@ -9,7 +9,9 @@
 
 /* Prints "<command>: <library error>" and returns exit status 1. */
 static inline int cli_fail(void) {
-    fprintf(stderr, "%s: %s\n", cli_command, cn_last_error());
+    const char *rank = getenv("OMPI_COMM_WORLD_RANK");   /* under mpirun: which rank failed */
+    if (rank && strcmp(rank, "0")) fprintf(stderr, "%s (rank %s): %s\n", cli_command, rank, cn_last_error());
+    else fprintf(stderr, "%s: %s\n", cli_command, cn_last_error());
     return 1;
 }
 
@@ -28,6 +30,7 @@ int cmd_summary(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* tools/cmd_predict.c: 1 if path names an ONNX model (ends in .onnx). */
 int cli_is_onnx(const char *path);

@@ -8,9 +8,9 @@
  * file itself stays (removing it would let a third run lock a fresh file while
  * a second still holds the old one).
  *
- * Written to be reused by every command that owns a directory: `convnet train
- * --out`, and later each run directory of `convnet sweep` and, with MPI, rank 0
- * only (the other ranks write nothing there). */
+ * Taken by cn_train on its output directory (`convnet train --out`; each run
+ * directory of `convnet sweep`, whose runs go through cn_train; with MPI rank 0
+ * only: the other ranks write nothing there). */
 #ifndef CN_CORE_DIR_LOCK_H
 #define CN_CORE_DIR_LOCK_H
 #include "convnet.h"

@@ -42,9 +42,11 @@ static void backward_layer(const cn_runner *r, int i) {
     if (c->step->backward) layer_ops[c->layer->kind].backward(c);
 }
 
+/* input, grad_output, grad_input, labels: the samples offset .. of the whole batch (exchange:
+ * this rank's share; else all of it) */
 static void forward_layers(cn_session *s, cn_runner *r, const float *input) {
     size_t in_size = (size_t)cn_shape_size(s->model->input);
-    memcpy(cn_value_at(s, 0, r->slot), input + (size_t)r->first * in_size, (size_t)r->batch * in_size * sizeof(float));
+    memcpy(cn_value_at(s, 0, r->slot), input + (size_t)(r->first - s->offset) * in_size, (size_t)r->batch * in_size * sizeof(float));
     for (int i = 0; i < s->model->num_layers; i++) forward_layer(r, i);
 }
 
@@ -53,23 +55,36 @@ static void forward_layers(cn_session *s, cn_runner *r, const float *input) {
 static void backward_layers(cn_session *s, cn_runner *r, const float *grad_output, float *grad_input) {
     const cn_model *m = s->model;
     int L = m->num_layers, out_size = cn_shape_size(m->layers[L - 1].out);
-    size_t first = (size_t)r->first;
+    size_t first = (size_t)(r->first - s->offset);
     memcpy(cn_grad_at(s, L, r->slot), grad_output + first * out_size, (size_t)r->batch * out_size * sizeof(float));
     if (grad_input) r->ctx[0].grad_in = grad_input + first * cn_shape_size(m->input);
     for (int i = L - 1; i >= 0; i--) backward_layer(r, i);
 }
 
-/* The calling thread's worker, bound for a training pass of `batch` samples (its contiguous share). */
+/* The share of a training pass of `batch` samples that runs here (team.h: offset, share,
+ * active): with an exchange, this rank's (exchange.h) on up to one worker per sample. */
+static void set_share(cn_session *s, int batch) {
+    if (s->exchange) cn_exchange_share(batch, s->exchange->rank, s->exchange->ranks, &s->offset, &s->share);
+    else { s->offset = 0; s->share = batch; }
+    s->active = s->share < s->threads ? s->share : s->threads;
+}
+
+/* The calling thread's worker, bound for a training pass of `batch` samples (its contiguous
+ * part of the share, set_share). */
 static cn_runner *training_worker(cn_session *s, int batch) {
     int t = omp_get_thread_num(), first, end;
-    cn_thread_range(batch, t, s->threads, &first, &end);
+    cn_thread_range(s->share, t, s->active, &first, &end);
     cn_runner *w = &s->team[t];
     w->team_batch = batch;
-    cn_runner_bind(s, w, first, first, end - first);
+    cn_runner_bind(s, w, first, s->offset + first, end - first);
     return w;
 }
 
+/* The whole session on all of the batch (the input holds all of it, exchange or not). */
 static cn_runner *bind_whole(cn_session *s, int batch) {
+    s->offset = 0;
+    s->share = batch;
+    s->active = s->threads;
     s->whole.team_batch = batch;
     cn_runner_bind(s, &s->whole, 0, 0, batch);
     return &s->whole;
@@ -97,6 +112,7 @@ static const float *forward_eval_groups(cn_session *s, const float *input, int b
     int G = eval_group_size(s, batch), groups = (batch + G - 1) / G;
     int L = s->model->num_layers, out_size = cn_shape_size(s->model->layers[L - 1].out);
     (void)cn_kernels();     /* chosen once, here, not by the workers at the same time */
+    s->offset = 0;          /* the input holds all of the batch */
     #pragma omp parallel for schedule(static) num_threads(s->threads)
     for (int g = 0; g < groups; g++) {
         int first = g * G, n = batch - first < G ? batch - first : G;
@@ -112,10 +128,12 @@ static const float *forward_eval_groups(cn_session *s, const float *input, int b
 const float *cn_session_forward(cn_session *s, const float *input, int batch, cn_rng *rng) {
     CN_ASSERT(batch >= 1 && batch <= s->capacity);
     if (!s->training && cn_session_uses_team(s, batch)) return forward_eval_groups(s, input, batch);
+    CN_ASSERT(!(s->training && s->exchange));   /* with an exchange, training runs through cn_session_train_step */
     if (s->training && rng) s->dropout_seed = cn_rng_next(rng);
     if (training_on_team(s, batch)) {
+        set_share(s, batch);
         (void)cn_kernels();
-        #pragma omp parallel num_threads(s->threads)
+        #pragma omp parallel num_threads(s->active)
         forward_layers(s, training_worker(s, batch), input);
     } else {
         forward_layers(s, bind_whole(s, batch), input);
@@ -126,7 +144,7 @@ const float *cn_session_forward(cn_session *s, const float *input, int batch, cn
 /* Thread t's range of the session's parameter gradients += the other workers' (worker 0's
  * are the session's), in thread order. */
 static void sum_worker_grads(cn_session *s, int t) {
-    int T = s->threads;
+    int T = s->active;
     size_t P = s->model->num_params, k0 = P * t / T, k1 = P * (t + 1) / T;
     for (int u = 1; u < T; u++) {
         const float *part = s->team[u].grads;
@@ -142,12 +160,13 @@ void cn_session_backward(cn_session *s, const float *grad_output, int batch) {
  * gradients summed (in thread order) into the session's, each thread a range of them.
  * On return the session's gradients are complete (the all-reduce point, session.h). */
 void cn_session_backward_input(cn_session *s, const float *grad_output, int batch, float *grad_input) {
-    CN_ASSERT(s->training && batch >= 1 && batch <= s->capacity);
+    CN_ASSERT(s->training && !s->exchange && batch >= 1 && batch <= s->capacity);
     if (!training_on_team(s, batch)) {
         backward_layers(s, bind_whole(s, batch), grad_output, grad_input);
         return;
     }
-    #pragma omp parallel num_threads(s->threads)
+    set_share(s, batch);
+    #pragma omp parallel num_threads(s->active)
     {
         backward_layers(s, training_worker(s, batch), grad_output, grad_input);
         #pragma omp barrier
@@ -175,7 +194,9 @@ static void train_worker_chunks(cn_session *s, int t, const float *input, const 
                                 float smoothing, float *grad) {
     const cn_model *m = s->model;
     int L = m->num_layers, classes = cn_model_num_classes(m), first, end;
-    cn_thread_range(batch, t, s->threads, &first, &end);
+    cn_thread_range(s->share, t, s->active, &first, &end);
+    first += s->offset;
+    end += s->offset;
     cn_runner *w = &s->team[t];
     float *total = w->grads, *chunk = s->thread_grads + (size_t)(2 * s->threads + t) * m->num_params;
     w->step_loss = 0.0;
@@ -184,10 +205,11 @@ static void train_worker_chunks(cn_session *s, int t, const float *input, const 
     for (int c0 = first; c0 < end; c0 += TRAIN_CHUNK) {
         int n = end - c0 < TRAIN_CHUNK ? end - c0 : TRAIN_CHUNK, hits;
         w->grads = c0 == first ? total : chunk;
-        cn_runner_bind(s, w, first, c0, n);     /* the first chunk's buffers, reused */
+        cn_runner_bind(s, w, first - s->offset, c0, n);     /* the first chunk's buffers, reused */
         forward_layers(s, w, input);
-        w->step_loss += cn_loss_samples(cn_value_at(s, L, w->slot), labels + c0, n, batch, classes,
-                                        cn_model_outputs_log_probs(m), smoothing, grad + (size_t)c0 * classes, &hits);
+        size_t local = (size_t)(c0 - s->offset);
+        w->step_loss += cn_loss_samples(cn_value_at(s, L, w->slot), labels + local, n, batch, classes,
+                                        cn_model_outputs_log_probs(m), smoothing, grad + local * classes, &hits);
         w->step_correct += hits;
         backward_layers(s, w, grad, NULL);
         if (c0 != first)
@@ -196,9 +218,72 @@ static void train_worker_chunks(cn_session *s, int t, const float *input, const 
     w->grads = total;
 }
 
+/* The team's share of a chunked training step; the workers' gradients summed into the session's. */
+static void train_team_chunks(cn_session *s, const float *input, const int *labels, int batch, float smoothing,
+                              float *grad) {
+    set_share(s, batch);
+    (void)cn_kernels();     /* chosen once, here, not by the workers at the same time */
+    #pragma omp parallel num_threads(s->active)
+    {
+        int t = omp_get_thread_num();
+        train_worker_chunks(s, t, input, labels, batch, smoothing, grad);
+        #pragma omp barrier
+        sum_worker_grads(s, t);
+    }
+}
+
+/* A training step with an exchange (session.h: cn_session_set_exchange). The loss is summed
+ * in the order one process sums it: per sample (cn_loss_batch) or, chunked, per worker, so
+ * it is gathered as rows of {loss, hits} (per sample or per rank) and added up in order. */
+static double train_step_shared(cn_session *s, const float *input, const int *labels, int batch, float smoothing,
+                                float *grad, int *correct) {
+    const cn_model *m = s->model;
+    const cn_exchange *x = s->exchange;
+    int classes = cn_model_num_classes(m), rows;
+    double *row = s->loss_rows;
+    set_share(s, batch);
+    CN_ASSERT(s->share >= 1);
+    if (cn_session_trains_in_chunks(m)) {
+        train_team_chunks(s, input, labels, batch, smoothing, grad);
+        double loss = 0.0;
+        int hits = 0;
+        for (int t = 0; t < s->active; t++) { loss += s->team[t].step_loss; hits += s->team[t].step_correct; }
+        rows = x->ranks;
+        row[2 * x->rank] = loss;
+        row[2 * x->rank + 1] = hits;
+    } else {
+        (void)cn_kernels();
+        #pragma omp parallel num_threads(s->active)
+        forward_layers(s, training_worker(s, batch), input);
+        const float *out = cn_value_at(s, m->num_layers, 0);
+        for (int i = 0; i < s->share; i++) {
+            int hit;
+            size_t o = (size_t)i * classes;
+            row[2 * (s->offset + i)] = cn_loss_samples(out + o, labels + i, 1, batch, classes, cn_model_outputs_log_probs(m),
+                                                       smoothing, grad + o, &hit);
+            row[2 * (s->offset + i) + 1] = hit;
+        }
+        #pragma omp parallel num_threads(s->active)
+        {
+            backward_layers(s, training_worker(s, batch), grad, NULL);
+            #pragma omp barrier
+            sum_worker_grads(s, omp_get_thread_num());
+        }
+        rows = batch;
+    }
+    x->gather_rows(x, row, rows, 2);
+    x->sum_floats(x, s->grads, m->num_params);     /* the all-reduce: gradients summed over the ranks */
+    if (s->local_bn) x->broadcast_floats(x, s->model->buffers, m->num_buffers);
+    double loss = 0.0, hits = 0.0;
+    for (int i = 0; i < rows; i++) { loss += row[2 * i]; hits += row[2 * i + 1]; }
+    if (correct) *correct = (int)hits;
+    return loss;
+}
+
 double cn_session_train_step(cn_session *s, const float *input, const int *labels, int batch, float smoothing,
                              float *grad, int *correct) {
     CN_ASSERT(s->training && batch >= 1 && batch <= s->capacity);
+    if (s->exchange) return train_step_shared(s, input, labels, batch, smoothing, grad, correct);
     const cn_model *m = s->model;
     if (!training_on_team(s, batch) || !cn_session_trains_in_chunks(m)) {
         const float *out = cn_session_forward(s, input, batch, NULL);
@@ -207,17 +292,10 @@ double cn_session_train_step(cn_session *s, const float *input, const int *label
         cn_session_backward(s, grad, batch);
         return loss;
     }
-    (void)cn_kernels();     /* chosen once, here, not by the workers at the same time */
-    #pragma omp parallel num_threads(s->threads)
-    {
-        int t = omp_get_thread_num();
-        train_worker_chunks(s, t, input, labels, batch, smoothing, grad);
-        #pragma omp barrier
-        sum_worker_grads(s, t);
-    }
+    train_team_chunks(s, input, labels, batch, smoothing, grad);
     double loss = 0.0;
     int hits = 0;
-    for (int t = 0; t < s->threads; t++) { loss += s->team[t].step_loss; hits += s->team[t].step_correct; }
+    for (int t = 0; t < s->active; t++) { loss += s->team[t].step_loss; hits += s->team[t].step_correct; }
     if (correct) *correct = hits;
     return loss;
 }

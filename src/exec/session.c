@@ -58,6 +58,8 @@ void cn_runner_bind(cn_session *s, cn_runner *r, int slot, int first, int batch)
             .argmax = s->training && st->pool >= 0 ? (int32_t *)saved_at(s, r, st->pool, slot) : NULL,
             .relu_grad_dst = st->grad_to_conv_relu ? cn_value_at(s, i - 1, slot) : NULL,
             .peer = st->peer >= 0 ? &r->ctx[st->peer] : NULL,
+            .exchange = s->local_bn ? NULL : s->exchange,
+            .stats_first = s->local_bn ? s->offset : 0, .stats_batch = s->local_bn ? s->share : r->team_batch,
             .grads = r->grads, .partials = r->partials, .scratch = r->scratch, .scratch_stride = s->scratch_stride,
         };
         cn_layer_ctx *c = &r->ctx[i];
@@ -103,6 +105,7 @@ void cn_session_free(cn_session *s) {
     cn_free_aligned(s->scratch);
     cn_free_aligned(s->bn_stats);
     cn_free_aligned(s->eval_out);
+    free(s->loss_rows);
     cn_plan_free(&s->plans[0]);
     cn_plan_free(&s->plans[1]);
     free(s);
@@ -152,14 +155,10 @@ static cn_status alloc_state(cn_session *s) {
     return s->bn_stats && s->scratch && s->grads && s->thread_grads ? CN_OK : CN_ERR_NOMEM;
 }
 
-/* The runner for the session as a whole, and (several threads) the team of workers. */
-static cn_status make_runners(cn_session *s) {
+/* The team of workers: one per thread. */
+static cn_status make_team(cn_session *s) {
     const cn_model *m = s->model;
     int T = s->threads, L = m->num_layers;
-    s->whole = (cn_runner){ .threads = T, .scratch = s->scratch, .grads = s->grads, .partials = s->thread_grads,
-                            .bn_saved = s->saved };
-    if (!(s->whole.ctx = cn_calloc(L, sizeof *s->whole.ctx))) return CN_ERR_NOMEM;
-    if (T == 1) return CN_OK;
     s->eval_out = cn_alloc_floats((size_t)s->capacity * cn_shape_size(m->layers[L - 1].out));
     s->team = cn_calloc(T, sizeof *s->team);
     if (!s->eval_out || !s->team) return CN_ERR_NOMEM;
@@ -178,6 +177,28 @@ static cn_status make_runners(cn_session *s) {
             if (!w->bn_saved[i]) return CN_ERR_NOMEM;
         }
     }
+    return CN_OK;
+}
+
+/* The runner for the session as a whole, and (several threads) the team of workers. */
+static cn_status make_runners(cn_session *s) {
+    s->whole = (cn_runner){ .threads = s->threads, .scratch = s->scratch, .grads = s->grads,
+                            .partials = s->thread_grads, .bn_saved = s->saved };
+    if (!(s->whole.ctx = cn_calloc(s->model->num_layers, sizeof *s->whole.ctx))) return CN_ERR_NOMEM;
+    return s->threads > 1 ? make_team(s) : CN_OK;
+}
+
+cn_status cn_session_set_exchange(cn_session *s, const cn_exchange *x, bool local_bn) {
+    if (!x || x->ranks < 1 || x->rank < 0 || x->rank >= x->ranks)
+        return cn_fail(CN_ERR_ARG, "cn_session_set_exchange: no exchange, or rank outside 0..ranks-1");
+    if (!s->team) {
+        cn_status st = make_team(s);    /* a team of one: the same passes as one worker of a process */
+        if (st) return st;
+    }
+    if (!s->loss_rows && !(s->loss_rows = cn_calloc((size_t)s->capacity * 2 + 2 * (size_t)x->ranks, sizeof(double))))
+        return CN_ERR_NOMEM;
+    s->exchange = x;
+    s->local_bn = local_bn;
     return CN_OK;
 }
 

@@ -21,6 +21,7 @@
 #define CN_EXEC_SESSION_H
 #include "model.h"
 #include "core/rng.h"
+#include "exec/exchange.h"
 
 typedef struct cn_session cn_session;
 
@@ -61,6 +62,18 @@ void cn_session_backward_input(cn_session *s, const float *grad_output, int batc
  * buffer may then hold only some of the batch's outputs. */
 double cn_session_train_step(cn_session *s, const float *input, const int *labels, int batch, float smoothing,
                              float *grad, int *correct);
+/* Data-parallel training: this session is rank x->rank of x->ranks processes that each
+ * hold the same model and train it on one global batch. From now on
+ * cn_session_train_step takes the global batch size, and input, labels and grad hold
+ * only this rank's share of it (cn_exchange_share(batch, rank, ranks)); it returns the
+ * global loss and hits, and cn_session_grads holds the global gradients (summed over the
+ * ranks by one all-reduce). The batch norms combine the per-sample sums of the whole
+ * batch in sample order (SyncBatchNorm), so R ranks x 1 thread give the results of one
+ * process with R threads; `local_bn`: each rank's own samples (DDP's BatchNorm), with
+ * rank 0's running statistics copied to the others after each step. The session's
+ * capacity must be the global batch. Only cn_session_train_step may be used in training
+ * mode; eval mode is unaffected. x must outlive the session. */
+cn_status cn_session_set_exchange(cn_session *s, const cn_exchange *x, bool local_bn);
 /* dL/dparams of the last backward pass (model->num_params floats, the model's layout). */
 float *cn_session_grads(cn_session *s);
 

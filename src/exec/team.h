@@ -13,6 +13,7 @@
 #ifndef CN_EXEC_TEAM_H
 #define CN_EXEC_TEAM_H
 #include "exec/plan.h"
+#include "exec/exchange.h"
 #include "layers/layers.h"
 
 typedef struct cn_session cn_session;   /* as in exec/session.h */
@@ -50,7 +51,14 @@ struct cn_session {
     float *eval_out;        /* eval mode on the team: the batch's outputs */
     uint64_t dropout_seed;
     cn_runner whole;        /* the session as one runner */
-    cn_runner *team;        /* with several threads: one worker per thread, else NULL */
+    cn_runner *team;        /* with several threads or an exchange: one worker per thread, else NULL */
+    /* data-parallel training over processes (cn_session_set_exchange), else NULL */
+    const cn_exchange *exchange;
+    bool local_bn;          /* batch norms use this process's samples only (no exchange) */
+    double *loss_rows;      /* with an exchange: (capacity, 2) doubles: per-sample or per-rank {loss, hits} */
+    /* the current training pass: its samples offset .. offset+share-1 of the whole batch run
+     * here, on `active` workers (no exchange: all of the batch, on every worker) */
+    int offset, share, active;
 };
 
 static inline const cn_plan *cn_session_plan(const cn_session *s) { return &s->plans[s->training]; }

@@ -425,6 +425,77 @@ cn_status cn_plot_training_curves(const char *path, const char *title, int epoch
     return canvas_finish(&c);
 }
 
+/* ---------------------------------------------------------------- sweep ---- */
+
+/* Names under the x ticks at 1..n (draw_axes numbers them; these replace the numbers). */
+static void name_x_ticks(cairo_t *cr, const axes *a, int n, const char *const *names) {
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_rectangle(cr, a->left - 20, a->bottom + 6, a->right - a->left + 40, 20);
+    cairo_fill(cr);
+    set_font(cr, 12, false);
+    for (int i = 0; i < n; i++) text_at(cr, ax_x(a, i + 1), a->bottom + 8, names[i], 0.5, 0, ink);
+}
+
+cn_status cn_plot_sweep(const char *path, const char *title, const char *x_label, int n_x, const char *const *x_names,
+                        int n_series, const char *const *series_names, const double *mean, const double *lo,
+                        const double *hi) {
+    if (!path || !x_names || !series_names || !mean || !lo || !hi) return cn_fail(CN_ERR_ARG, "sweep plot: a NULL argument");
+    if (n_x < 1 || n_x > 50 || n_series < 1 || n_series > 8)
+        return cn_fail(CN_ERR_ARG, "%s: cannot plot %d values x %d series; expected 1..50 x 1..8", path, n_x, n_series);
+    const int width = 900, height = 520;
+    const rgb colours[8] = {{0.12, 0.47, 0.71}, {0.94, 0.45, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16},
+                            {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29}, {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50}};
+    double y_lo = INFINITY, y_hi = -INFINITY;
+    for (int i = 0; i < n_series * n_x; i++)
+        if (isfinite(mean[i])) { y_lo = fmin(y_lo, fmin(lo[i], mean[i])); y_hi = fmax(y_hi, fmax(hi[i], mean[i])); }
+    canvas c;
+    cn_status st = canvas_begin(&c, path, width, height);
+    if (st) return st;
+    cairo_t *cr = c.cr;
+    draw_title(cr, width, title, NULL);
+    axes a = {.left = 88, .right = width - 24, .top = 70, .bottom = height - 64 - 22 * ((n_series + 1) / 2),
+              .x_min = 0.5, .x_max = n_x + 0.5};
+    double y_step;
+    y_range(y_lo, y_hi, 0, 100, &a.y_min, &a.y_max, &y_step);
+    draw_axes(cr, &a, 1, y_step, x_label, "final test accuracy (%)");
+    name_x_ticks(cr, &a, n_x, x_names);
+    for (int k = 0; k < n_series; k++) {
+        const double *m = mean + (size_t)k * n_x, *l = lo + (size_t)k * n_x, *h = hi + (size_t)k * n_x;
+        rgb col = colours[k];
+        double shift = n_series > 1 ? (k - (n_series - 1) / 2.0) * 0.06 : 0;   /* bars side by side */
+        cairo_set_source_rgb(cr, col.r, col.g, col.b);
+        cairo_set_line_width(cr, 2);
+        bool pen = false;
+        for (int i = 0; i < n_x; i++) {
+            if (!isfinite(m[i])) { pen = false; continue; }
+            double px = ax_x(&a, i + 1 + shift), py = ax_y(&a, m[i]);
+            if (pen) cairo_line_to(cr, px, py); else cairo_move_to(cr, px, py);
+            pen = true;
+        }
+        cairo_stroke(cr);
+        for (int i = 0; i < n_x; i++) {
+            if (!isfinite(m[i])) continue;
+            double px = ax_x(&a, i + 1 + shift);
+            cairo_set_line_width(cr, 1.5);
+            cairo_move_to(cr, px, ax_y(&a, l[i]));
+            cairo_line_to(cr, px, ax_y(&a, h[i]));
+            cairo_stroke(cr);
+            draw_marker(cr, px, ax_y(&a, m[i]), 4.5, k % 3);
+            cairo_fill(cr);
+        }
+        /* legend below the axes, two columns */
+        double lx = 88 + (k % 2) * (width - 112) / 2.0, ly = height - 30 - 22 * ((n_series + 1) / 2 - 1 - k / 2);
+        cairo_move_to(cr, lx, ly);
+        cairo_line_to(cr, lx + 28, ly);
+        cairo_stroke(cr);
+        draw_marker(cr, lx + 14, ly, 4, k % 3);
+        cairo_fill(cr);
+        set_font(cr, 12, false);
+        text_at(cr, lx + 36, ly, series_names[k], 0, 0.5, ink);
+    }
+    return canvas_finish(&c);
+}
+
 /* ---------------------------------------------------- confusion matrix ---- */
 
 /* White → dark blue (like matplotlib's "Blues"), t in [0, 1]. */

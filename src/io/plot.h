@@ -51,4 +51,13 @@ cn_status cn_plot_image_grid(const char *path, const char *title, int count, con
                              int channels, int rows, int cols, const int *true_labels, const int *pred_labels,
                              const char *const *class_names);
 
+/* 900x520 PNG of a sweep: accuracy (%) against the swept values x_names[0..n_x) (a
+ * categorical axis, in the order given), one line per series: at each value the mean
+ * over seeds (marker) and a bar from the worst to the best seed. mean, lo, hi:
+ * (n_series, n_x), NAN where a series has no result at that value. Up to 8 series
+ * (each with a legend entry, series_names[k]); n_x: 1..50. */
+cn_status cn_plot_sweep(const char *path, const char *title, const char *x_label, int n_x, const char *const *x_names,
+                        int n_series, const char *const *series_names, const double *mean, const double *lo,
+                        const double *hi);
+
 #endif

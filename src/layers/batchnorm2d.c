@@ -10,8 +10,11 @@
  * the batch mean and variance; the backward's {sum dy, sum dy * xhat}, added in
  * sample order. The threads meet once per pass, when every plane's sums are in;
  * the results do not depend on the number of threads. Data-parallel training over
- * several processes would gather the other ranks' per-plane sums right there, before
- * they are combined (batch_statistics, backward_coefficients), and get the same results.
+ * several processes (c->exchange, exec/exchange.h) gathers the other ranks' per-plane
+ * sums right there, before they are combined (batch_statistics, backward_coefficients),
+ * and gets the same results (SyncBatchNorm). The statistics combine the samples
+ * stats_first .. stats_first+stats_batch-1 of the batch: all of it, or (--local-bn)
+ * this process's own.
  * saved: mean, invstd, then the backward coefficients k, mean_dy, mean_dy_xhat (C each). */
 #include "layers/layers.h"
 #include "kernels/kernels.h"
@@ -73,8 +76,6 @@ static void team_barrier(void) {
     #pragma omp barrier
 }
 
-/* Samples of the whole batch (all workers). */
-static int team_batch(const cn_layer_ctx *c) { return c->in_team ? c->team_batch : c->batch; }
 
 /* The per-channel state (saved): a worker has its own copy and writes it; the threads of
  * a layer's own team share the session's, which thread 0 writes while the others wait. */
@@ -85,6 +86,21 @@ static void state_written(const cn_layer_ctx *c) {
 
 /* Thread 0 of the team: updates what is shared (running statistics, gradients). */
 static bool team_leader(void) { return omp_get_thread_num() == 0; }
+
+/* Gradients of gamma and beta: the whole batch's sums are written once, by thread 0 of
+ * the team and, when the sums are gathered from several processes, of rank 0 only (the
+ * ranks' gradients are summed). */
+static bool writes_shared_grads(const cn_layer_ctx *c) {
+    return team_leader() && (!c->exchange || c->exchange->rank == 0);
+}
+
+/* Once every plane's sums of this process are in (after a team barrier): thread 0 gathers
+ * the other processes' rows (one per sample: C pairs) while the team waits. */
+static void gather_plane_sums(const cn_layer_ctx *c) {
+    if (!c->exchange) return;
+    if (team_leader()) c->exchange->gather_rows(c->exchange, c->plane_stats, c->team_batch, 2 * (size_t)c->layer->in.c);
+    team_barrier();
+}
 
 /* ---- forward ---- */
 
@@ -105,9 +121,9 @@ static void channel_stats(const double *stats, int B, int C, int plane, int ch, 
 /* Batch mean and invstd into saved; thread 0 updates the running statistics. */
 static void batch_statistics(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    int C = l->in.c, plane = l->in.h * l->in.w, B = team_batch(c);
+    int C = l->in.c, plane = l->in.h * l->in.w, B = c->stats_batch;
     float *running_mean = c->running, *running_var = running_mean + C;
-    const double *stats = c->plane_stats;
+    const double *stats = c->plane_stats + 2 * (size_t)c->stats_first * C;
     size_t count = (size_t)B * plane;
     for (int ch = 0; ch < C; ch++) {
         double mu, sq;
@@ -164,6 +180,7 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
                 for (int ch = 0; ch < C; ch++)
                     cn_bn_plane_stat(c->in + b * stride + (size_t)ch * plane, plane, stats + 2 * ((size_t)b * C + ch));
         team_barrier();     /* every plane's statistics are in */
+        gather_plane_sums(c);
         if (writes_state(c)) batch_statistics(c);
         state_written(c);
     }
@@ -206,10 +223,10 @@ void cn_batchnorm2d_forward(const cn_layer_ctx *c) {
 
 /* From the backward's per-plane sums of the whole batch (B samples), added in sample order:
  * the gradients of gamma and beta and the coefficients k, mean_dy, mean_dy_xhat (saved). */
-static void backward_coefficients(const cn_layer_ctx *c, int B) {
+static void backward_coefficients(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    int C = l->in.c, plane = l->in.h * l->in.w;
-    const double *sums = c->plane_stats;
+    int C = l->in.c, plane = l->in.h * l->in.w, B = c->stats_batch;
+    const double *sums = c->plane_stats + 2 * (size_t)c->stats_first * C;
     const float *gamma = c->model->params + l->weight_offset, *invstd = c->saved + C;
     float *k = c->saved + 2 * C, *mean_dy = c->saved + 3 * C, *mean_dy_xhat = c->saved + 4 * C;
     float *dgamma = c->grads + l->weight_offset, *dbeta = c->grads + l->bias_offset;
@@ -221,8 +238,8 @@ static void backward_coefficients(const cn_layer_ctx *c, int B) {
             sum_dy_xhat += sums[2 * ((size_t)b * C + ch) + 1];
         }
         /* a worker's gradients are summed over the workers: only thread 0's count */
-        dgamma[ch] = team_leader() ? (float)sum_dy_xhat : 0.0f;
-        dbeta[ch] = team_leader() ? (float)sum_dy : 0.0f;
+        dgamma[ch] = writes_shared_grads(c) ? (float)sum_dy_xhat : 0.0f;
+        dbeta[ch] = writes_shared_grads(c) ? (float)sum_dy : 0.0f;
         k[ch] = gamma[ch] * invstd[ch];
         mean_dy[ch] = (float)(sum_dy / count);
         mean_dy_xhat[ch] = (float)(sum_dy_xhat / count);
@@ -233,7 +250,7 @@ static void backward_coefficients(const cn_layer_ctx *c, int B) {
  * beta and the coefficients, then dx (or, fusion.h, what a conv before computes it from). */
 static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
     const cn_layer *l = c->layer;
-    int C = l->in.c, plane = l->in.h * l->in.w, B = team_batch(c);
+    int C = l->in.c, plane = l->in.h * l->in.w;
     size_t stride = (size_t)C * plane;
     bn_target t = bn_target_of(c);
     size_t out_stride = (size_t)C * t.out_plane;
@@ -256,7 +273,8 @@ static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
             cn_slices_bn_grad_sums(c->in + i, dy + i, 1, 0, plane, mean[ch], invstd[ch], &s[0], &s[1]);
         }
     team_barrier();     /* every plane's sums are in */
-    if (writes_state(c)) backward_coefficients(c, B);
+    gather_plane_sums(c);
+    if (writes_state(c)) backward_coefficients(c);
     state_written(c);
     if (!c->grad_in || c->step->grad_in_conv_relu) return;   /* the conv + relu before does it */
     if (c->step->grad_in_conv) {

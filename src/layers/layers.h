@@ -12,6 +12,7 @@
 #define CN_LAYERS_H
 #include "model.h"
 #include "exec/plan.h"
+#include "exec/exchange.h"
 #include "kernels/kernels.h"
 #include <omp.h>
 
@@ -46,6 +47,8 @@ struct cn_layer_ctx {
     float *scratch;             /* threads * scratch_stride floats: per-thread scratch (im2col etc.) */
     size_t scratch_stride;
     double *plane_stats;        /* batch norm: (team_batch, C, 2) per-plane sums of the whole batch */
+    int stats_first, stats_batch;   /* batch norm: the samples whose sums its statistics combine */
+    const cn_exchange *exchange;    /* batch norm: the other processes' sums come from here, or NULL */
     float *running;             /* batch norm: running mean, running var (C each) of the model */
     int64_t *batches_tracked;   /* batch norm: its num_batches_tracked in the model */
 };

@@ -1,0 +1,96 @@
+/* Open MPI behind exec/exchange.h: the world communicator, initialised on first use
+ * when the process was started by mpirun. */
+#include "dist/dist.h"
+#include <mpi.h>
+#include <stdlib.h>
+
+static int initialised;          /* 0: not yet looked, 1: MPI initialised, -1: not under mpirun */
+static int world_rank, world_size = 1;
+static cn_dist_stats stats;
+
+bool cn_dist_under_mpirun(void) {
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    return n && *n;
+}
+
+static void init_once(void) {
+    if (initialised) return;
+    if (!cn_dist_under_mpirun()) { initialised = -1; return; }
+    int provided;
+    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    initialised = 1;
+}
+
+int cn_dist_rank(void) { init_once(); return world_rank; }
+int cn_dist_size(void) { init_once(); return world_size; }
+
+static void gather_rows(const cn_exchange *x, double *buf, int rows, size_t width) {
+    (void)x;
+    double t0 = MPI_Wtime();
+    int counts[world_size], displs[world_size];
+    for (int r = 0; r < world_size; r++) {
+        int first, count;
+        cn_exchange_share(rows, r, world_size, &first, &count);
+        counts[r] = count * (int)width;
+        displs[r] = first * (int)width;
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_DOUBLE, MPI_COMM_WORLD);
+    stats.gather_seconds += MPI_Wtime() - t0;
+    stats.gathers++;
+}
+
+/* MPI counts are ints: large buffers go in pieces. */
+#define PIECE (1 << 30)
+
+static void sum_floats(const cn_exchange *x, float *buf, size_t n) {
+    (void)x;
+    double t0 = MPI_Wtime();
+    for (size_t i = 0; i < n; i += PIECE)
+        MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)(n - i < PIECE ? n - i : PIECE), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    stats.sum_seconds += MPI_Wtime() - t0;
+    stats.sums++;
+    stats.sum_floats += (double)n;
+}
+
+static void sum_doubles(const cn_exchange *x, double *buf, size_t n) {
+    (void)x;
+    for (size_t i = 0; i < n; i += PIECE)
+        MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)(n - i < PIECE ? n - i : PIECE), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void broadcast_floats(const cn_exchange *x, float *buf, size_t n) {
+    (void)x;
+    for (size_t i = 0; i < n; i += PIECE)
+        MPI_Bcast(buf + i, (int)(n - i < PIECE ? n - i : PIECE), MPI_FLOAT, 0, MPI_COMM_WORLD);
+}
+
+const cn_exchange *cn_dist_world(void) {
+    static cn_exchange world;
+    init_once();
+    if (world_size < 2) return NULL;
+    world = (cn_exchange){ .rank = world_rank, .ranks = world_size, .gather_rows = gather_rows,
+                           .sum_floats = sum_floats, .sum_doubles = sum_doubles,
+                           .broadcast_floats = broadcast_floats };
+    return &world;
+}
+
+bool cn_dist_any(bool flag) {
+    init_once();
+    if (world_size < 2) return flag;
+    int v = flag;
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    return v != 0;
+}
+
+void cn_dist_finish(int exit_code) {
+    if (initialised != 1) return;
+    int finalized;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    if (exit_code) MPI_Abort(MPI_COMM_WORLD, exit_code);
+    MPI_Finalize();
+}
+
+cn_dist_stats cn_dist_get_stats(void) { return stats; }

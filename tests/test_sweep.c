@@ -1,0 +1,108 @@
+/* Sweeps (src/sweep/): grid and list plans, the reports from given results, and a small
+ * sweep of two runs at once on one machine that a second call finds finished.
+ * (tests/test_mpi.c runs one under mpirun.) Data: ../shared/data/mnist. */
+#include "harness.h"
+#include "sweep/sweep.h"
+#include <unistd.h>
+
+#define OUT "/tmp/convnet-test-sweep"
+
+TEST(grid_gives_every_combination_first_key_slowest) {
+    cn_sweep_plan p;
+    CHECK_MSG(cn_sweep_plan_parse("lr=0.05,0.1 batch=64,128,256", NULL, "1-5", &p) == CN_OK, "%s", cn_last_error());
+    CHECK(p.settings_count == 6);
+    CHECK(cn_sweep_runs(&p) == 30);
+    CHECK(p.keys_count == 2 && !strcmp(p.keys[0], "lr") && !strcmp(p.keys[1], "batch"));
+    CHECK(!strcmp(p.settings[0].name, "lr=0.05,batch=64"));
+    CHECK(!strcmp(p.settings[2].name, "lr=0.05,batch=256"));
+    CHECK(!strcmp(p.settings[3].name, "lr=0.1,batch=64"));
+    CHECK(!strcmp(cn_sweep_value(&p.settings[5], "batch"), "256"));
+    cn_train_options o;
+    cn_train_options_init(&o);
+    CHECK(cn_sweep_apply(&p.settings[4], 3, &o) == CN_OK);
+    CHECK(o.overrides.lr == 0.1 && o.overrides.batch_size == 128 && o.seed == 3);
+    cn_sweep_plan_free(&p);
+}
+
+TEST(list_keeps_values_with_commas_and_models) {
+    cn_sweep_plan p;
+    CHECK_MSG(cn_sweep_plan_parse(NULL, "model=c8k augment=rotate=10,translate=0.1; model=seed003 lr=0.002", "7", &p) == CN_OK,
+              "%s", cn_last_error());
+    CHECK(p.settings_count == 2 && cn_sweep_runs(&p) == 2 && p.seed_first == 7);
+    CHECK(p.keys_count == 3);
+    CHECK(!strcmp(cn_sweep_value(&p.settings[0], "augment"), "rotate=10,translate=0.1"));
+    cn_train_options o;
+    cn_train_options_init(&o);
+    CHECK(cn_sweep_apply(&p.settings[1], 7, &o) == CN_OK);
+    CHECK(!strcmp(o.model, "seed003") && o.overrides.lr == 0.002);
+    cn_sweep_plan_free(&p);
+}
+
+TEST(bad_plans_fail_with_one_message) {
+    const char *grids[] = {"lr", "foo=1", "lr=abc", "lr=0.1,,0.2", "seed=1,2", "lr=1 lr=2", ""};
+    for (size_t i = 0; i < sizeof grids / sizeof grids[0]; i++) {
+        cn_sweep_plan p;
+        CHECK_MSG(cn_sweep_plan_parse(grids[i], NULL, "1", &p) != CN_OK, "grid '%s' accepted", grids[i]);
+        CHECK(strlen(cn_last_error()) > 10);
+    }
+    const char *seeds[] = {"5-1", "x", "1-", "-3", "0-5000"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        cn_sweep_plan p;
+        CHECK_MSG(cn_sweep_plan_parse("lr=0.1", NULL, seeds[i], &p) != CN_OK, "seeds '%s' accepted", seeds[i]);
+    }
+    cn_sweep_plan p;
+    CHECK(cn_sweep_plan_parse(NULL, " ; ", "1", &p) != CN_OK);
+    CHECK(cn_sweep_plan_parse(NULL, NULL, "1", &p) != CN_OK);
+}
+
+/* Two settings x two seeds: sweep.md puts the better mean first with its std and worst seed. */
+TEST(reports_from_results) {
+    cn_sweep_plan p;
+    CHECK(cn_sweep_plan_parse("lr=0.01,0.1", NULL, "1-2", &p) == CN_OK);
+    cn_sweep_result r[4] = {{1, 97.0, 97.5, 10, 4, 5}, {1, 98.0, 98.0, 12, 5, 5}, {1, 99.0, 99.1, 12, 4, 5}, {0}};
+    CHECK(system("rm -rf " OUT "/reports && mkdir -p " OUT "/reports") == 0);
+    CHECK_MSG(cn_sweep_write_reports(OUT "/reports", &p, r) == CN_OK, "%s", cn_last_error());
+    CHECK(harness_file_contains(OUT "/reports/sweep.csv", "setting,lr,seed,status,epochs,final_acc,best_acc,best_epoch,seconds\n"
+                                                  "\"lr=0.01\",0.01,1,done,5,97.0000,97.5000,4,10.0\n"));
+    CHECK(harness_file_contains(OUT "/reports/sweep.csv", "\"lr=0.1\",0.1,2,failed,,,,,\n"));
+    CHECK(harness_file_contains(OUT "/reports/sweep.md", "| lr=0.1 | 1 | 99.00 ± 0.00 | 99.00 | 99.10 | 12 |\n"
+                                                 "| lr=0.01 | 2 | 97.50 ± 0.71 | 97.00 | 97.75 | 11 |\n"));
+    CHECK(access(OUT "/reports/sweep.png", R_OK) == 0);
+    cn_sweep_plan_free(&p);
+}
+
+/* Two runs at once, each a child process; the second sweep skips both. */
+TEST(two_runs_at_once_then_skipped) {
+    cn_sweep_plan p;
+    CHECK(cn_sweep_plan_parse("lr=0.001,0.003", NULL, "1", &p) == CN_OK);
+    cn_sweep_options o = {.out_dir = OUT "/runs", .jobs = 2, .quiet = 1};
+    cn_train_options_init(&o.base);
+    o.base.model = "seed003";
+    o.base.data_dir = "../shared/data/mnist";
+    o.base.allow_download = 0;
+    o.base.train_limit = 256;
+    o.base.test_limit = 200;
+    o.base.overrides.epochs = 1;
+    CHECK(system("rm -rf " OUT "/runs") == 0);
+    CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
+    CHECK(harness_file_contains(OUT "/runs/sweep.csv", ",0.003,1,done,1,"));
+    CHECK(harness_file_contains(OUT "/runs/sweep.md", "| lr=0.001 | 1 |"));
+    CHECK(access(OUT "/runs/lr=0.001,seed=1/result", R_OK) == 0);
+    /* the second sweep reads the finished runs and trains neither again */
+    CHECK(unlink(OUT "/runs/sweep.md") == 0);
+    CHECK(system("touch -d '2000-01-01' '" OUT "/runs/lr=0.001,seed=1/last.safetensors'") == 0);
+    CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
+    CHECK(access(OUT "/runs/sweep.md", R_OK) == 0);
+    CHECK(system("test -z \"$(find '" OUT "/runs/lr=0.001,seed=1/last.safetensors' -newer '" OUT "/runs/sweep.csv' -o "
+                 "-newermt '2001-01-01' -name last.safetensors)\"") == 0);
+    cn_sweep_plan_free(&p);
+}
+
+int main(void) {
+    RUN(grid_gives_every_combination_first_key_slowest);
+    RUN(list_keeps_values_with_commas_and_models);
+    RUN(bad_plans_fail_with_one_message);
+    RUN(reports_from_results);
+    RUN(two_runs_at_once_then_skipped);
+    return test_summary();
+}
