@@ -92,6 +92,7 @@ cn_status cn_export_web_check(const cn_model *m) {
  * shift, computed as convnet's own eval does; dropout and flatten are dropped
  * (each op takes the previous op's output shape: flatten only renames it). */
 static cn_status build_blob(const cn_model *m, float mean, float std, buffer *b) {
+    if (!(std > 0)) return cn_fail(CN_ERR_ARG, "normalisation std %g; expected > 0", (double)std);
     int ops = 0;
     for (int i = 0; i < m->num_layers; i++) ops += web_op(m->layers[i].kind) > 0;
     put_u32(b, CN_WEB_MAGIC);
@@ -124,6 +125,18 @@ static cn_status build_blob(const cn_model *m, float mean, float std, buffer *b)
         prev = out;
     }
     return b->failed ? cn_fail(CN_ERR_NOMEM, "out of memory building the web blob") : CN_OK;
+}
+
+cn_status cn_export_web_blob(const cn_model *m, float mean, float std, void **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    cn_status st = cn_export_web_check(m);
+    buffer b = {0};
+    if (!st) st = build_blob(m, mean, std, &b);
+    if (st) { free(b.p); return st; }
+    *data = b.p;
+    *size = b.len;
+    return CN_OK;
 }
 
 /* ---- classes of the test digits --------------------------------------------------- */
@@ -253,7 +266,6 @@ cn_status cn_export_web(cn_model *m, const char *dir, const cn_checkpoint_info *
                         const uint8_t *labels, const int *indices, int count, cn_export_web_stats *stats) {
     if (count < 1 || count > MAX_DIGITS)
         return cn_fail(CN_ERR_ARG, "%d test digits for the page; expected 1 to %d", count, MAX_DIGITS);
-    if (!(info->std > 0)) return cn_fail(CN_ERR_ARG, "normalisation std %g; expected > 0", (double)info->std);
     cn_status st = cn_export_web_check(m);
     if (st) return st;
     for (size_t i = 0; i < m->num_params; i++)

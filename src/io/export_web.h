@@ -29,6 +29,10 @@ int cn_export_web_available(void);
  * (index, name, kind) and the target when a layer cannot run there. */
 cn_status cn_export_web_check(const cn_model *m);
 
+/* The model's blob (web_model.h) in *data (malloc'd, the caller frees it) and
+ * *size; fails as cn_export_web_check. */
+cn_status cn_export_web_blob(const cn_model *m, float mean, float std, void **data, size_t *size);
+
 /* Writes DIR/index.html (DIR is created if missing; the file atomically).
  * digits: count (1..100) test images of 28*28 bytes, labels: their labels,
  * indices: their places in the test set (NULL: 0..count-1), shown on the page.

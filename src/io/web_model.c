@@ -77,7 +77,7 @@ static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start, in
     l->out_c = (int)v[4]; l->out_h = (int)v[5]; l->out_w = (int)v[6];
     l->kernel = (int)v[7]; l->stride = (int)v[8]; l->pad = (int)v[9];
     long n = (long)(int32_t)v[10];
-    (void)v[11]; /* reserved, 0 */
+    if (v[11] != 0) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu: reserved word is %u, expected 0", i, at, v[11]);
     if (!shape_ok(l->in_c, l->in_h, l->in_w) || !shape_ok(l->out_c, l->out_h, l->out_w))
         return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu has shape %dx%dx%d -> %dx%dx%d", i, at, l->in_c,
                        l->in_h, l->in_w, l->out_c, l->out_h, l->out_w);

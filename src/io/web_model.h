@@ -10,7 +10,7 @@
  *   u32 magic CN_WEB_MAGIC, u32 version CN_WEB_VERSION,
  *   i32 input c, h, w, i32 layer count, i32 classes, f32 mean, f32 std,
  *   then per layer: i32 op (cn_web_op), i32 in c, h, w, i32 out c, h, w,
- *   i32 kernel, stride, pad, i32 float count n, then n f32:
+ *   i32 kernel, stride, pad, i32 float count n, u32 0 (reserved), then n f32:
  *     CN_WEB_CONV    weight (out_c, in_c, k, k), then bias (out_c) or nothing
  *     CN_WEB_LINEAR  weight (out, in), then bias (out) or nothing
  *     CN_WEB_AFFINE  scale (c), shift (c): an eval-mode batchnorm2d
