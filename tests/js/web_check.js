@@ -53,7 +53,7 @@ async function main() {
     const page = await browser.newPage();
     await page.setViewport({ width: 720, height: 660 });
     const requested = []; // anything but the page itself: it must need no network
-    page.on('request', (r) => { if (r.url() !== url.split('#')[0] && !r.url().startsWith('data:')) requested.push(r.url()); });
+    page.on('request', (r) => { if (r.url().split('#')[0] !== url.split('#')[0] && !r.url().startsWith('data:')) requested.push(r.url()); });
     page.on('pageerror', (e) => console.log(`PAGEERROR ${e.message}`));
     await page.goto(url);
     await page.waitForFunction(() => document.body.dataset.ready, { timeout: 20000 });
