@@ -39,7 +39,7 @@ static int write_inputs(void) {
     size_t n = (size_t)t->count * t->rows * t->cols;
     float *x = malloc(n * sizeof *x);
     if (!x) return 0;
-    for (size_t i = 0; i < n; i++) x[i] = (t->images[i] / 255.0f - mnist.mean) / mnist.std;
+    for (size_t i = 0; i < n; i++) x[i] = (t->images[i] / 255.0f - mnist.mean[0]) / mnist.std[0];
     char path[512];
     snprintf(path, sizeof path, "%s/inputs.f32", tmp_dir);
     FILE *f = fopen(path, "wb");
@@ -64,7 +64,7 @@ static int write_reference(cn_model *m, const char *name) {
     for (int s = 0; ok && s < t->count; s += batch) {
         int b = t->count - s < batch ? t->count - s : batch;
         for (size_t i = 0; i < (size_t)b * pixels; i++)
-            x[i] = (t->images[(size_t)s * pixels + i] / 255.0f - mnist.mean) / mnist.std;
+            x[i] = (t->images[(size_t)s * pixels + i] / 255.0f - mnist.mean[0]) / mnist.std[0];
         memcpy(out + (size_t)s * classes, cn_model_forward(m, x, b, NULL), (size_t)b * classes * sizeof *out);
     }
     char path[512];

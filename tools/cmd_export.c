@@ -130,7 +130,7 @@ static int export_web(cn_model *m, const cn_checkpoint_info *info, const char *o
     if (cn_dataset_load(dataset ? dataset : info->dataset, data_dir, allow_download, &ds)) return cli_fail();
     const cn_split *s = &ds.test;
     int rc = 1;
-    if (s->rows != 28 || s->cols != 28 || s->count < WEB_DIGITS) {
+    if (s->channels > 1 || s->rows != 28 || s->cols != 28 || s->count < WEB_DIGITS) {
         fprintf(stderr, "%s: %s test set has %d images of %dx%d; the page needs %d of 28x28\n", cli_command, ds.name,
                 s->count, s->rows, s->cols, WEB_DIGITS);
     } else {

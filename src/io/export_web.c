@@ -157,7 +157,7 @@ static cn_status classify_digits(cn_model *m, const cn_checkpoint_info *info, co
     cn_model_set_training(m, false);
     float *x = cn_calloc((size_t)count * DIGIT_PIXELS, sizeof *x);
     if (!x) return CN_ERR_NOMEM;
-    for (size_t i = 0; i < (size_t)count * DIGIT_PIXELS; i++) x[i] = (digits[i] / 255.0f - info->mean) / info->std;
+    for (size_t i = 0; i < (size_t)count * DIGIT_PIXELS; i++) x[i] = (digits[i] / 255.0f - info->mean[0]) / info->std[0];
     const float *out = cn_model_forward(m, x, count, NULL);
     for (int i = 0; i < count; i++) classes_out[i] = argmax(out + (size_t)i * classes, classes);
     free(x);
@@ -275,7 +275,7 @@ cn_status cn_export_web(cn_model *m, const char *dir, const cn_checkpoint_info *
     buffer blob = {0};
     int predicted[MAX_DIGITS], agree = 0;
     char *data = NULL;
-    if (!(st = build_blob(m, info->mean, info->std, &blob)) &&
+    if (!(st = build_blob(m, info->mean[0], info->std[0], &blob) /* one channel: cn_export_web_check */) &&
         !(st = classify_digits(m, info, &blob, digits, count, predicted, &agree))) {
         if (agree != count)
             st = cn_fail(CN_ERR_NUMERIC, "%s: the web runtime (host build) agrees with convnet on %d of %d test digits; "
