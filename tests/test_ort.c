@@ -19,6 +19,7 @@
 #include "js_env.h"
 #include "checkpoint.h"
 #include "model.h"
+#include "exec/session.h"
 #include "train.h"
 #include "data/dataset.h"
 #include "io/onnx.h"
@@ -57,21 +58,23 @@ static int write_inputs(void) {
 static int write_reference(cn_model *m, const char *name) {
     const cn_split *t = &mnist.test;
     int classes = cn_model_num_classes(m), batch = 500, pixels = t->rows * t->cols;
-    if (cn_model_reserve(m, batch, 2)) { fprintf(stderr, "  %s: %s\n", name, cn_last_error()); return 0; }
-    cn_model_set_training(m, false);
+    cn_session *session;
+    if (cn_session_create(m, batch, 2, 0, &session)) { fprintf(stderr, "  %s: %s\n", name, cn_last_error()); return 0; }
+    cn_session_set_training(session, false);
     float *x = malloc((size_t)batch * pixels * sizeof *x), *out = malloc((size_t)t->count * classes * sizeof *out);
     int ok = x && out;
     for (int s = 0; ok && s < t->count; s += batch) {
         int b = t->count - s < batch ? t->count - s : batch;
         for (size_t i = 0; i < (size_t)b * pixels; i++)
             x[i] = (t->images[(size_t)s * pixels + i] / 255.0f - mnist.mean[0]) / mnist.std[0];
-        memcpy(out + (size_t)s * classes, cn_model_forward(m, x, b, NULL), (size_t)b * classes * sizeof *out);
+        memcpy(out + (size_t)s * classes, cn_session_forward(session, x, b, NULL), (size_t)b * classes * sizeof *out);
     }
     char path[512];
     snprintf(path, sizeof path, "%s/%s.ref.f32", tmp_dir, name);
     FILE *f = ok ? fopen(path, "wb") : NULL;
     ok = f && fwrite(out, sizeof *out, (size_t)t->count * classes, f) == (size_t)t->count * classes;
     if (f) ok &= fclose(f) == 0;
+    cn_session_free(session);
     free(x);
     free(out);
     return ok;
@@ -86,6 +89,15 @@ static void list_model(const char *label, const char *onnx, const char *ref_name
 /* One preset: a short training run, convnet's reference outputs, the two ONNX files. */
 static void prepare_preset(const char *name) {
     char out_dir[512], ckpt[600], onnx[600];
+    cn_model *shape_of = NULL;
+    if (cn_model_load_spec(name, 1, &shape_of) == CN_OK &&
+        (shape_of->input.c != 1 || shape_of->input.h != 28 || shape_of->input.w != 28)) {
+        printf("INFO %s takes %dx%dx%d images: not run on MNIST here\n", name, shape_of->input.c, shape_of->input.h,
+               shape_of->input.w);
+        cn_model_free(shape_of);
+        return;
+    }
+    cn_model_free(shape_of);
     snprintf(out_dir, sizeof out_dir, "%s/train-%s", tmp_dir, name);
     cn_train_options o;
     cn_train_options_init(&o);

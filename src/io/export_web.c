@@ -4,6 +4,7 @@
 #include "io/export_web.h"
 #include "io/web_model.h"
 #include "model.h"
+#include "exec/session.h"
 #include "layers/layers.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -76,6 +77,10 @@ cn_status cn_export_web_check(const cn_model *m) {
         if (op < 0)
             return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %d '%s' (%s) is not supported by the %s target", m->source_name,
                            i, l->name, cn_layer_kind_name(l->kind), CN_WEB_TARGET);
+        if (l->kind == CN_LAYER_CONV2D && (l->groups != 1 || l->dilation != 1))
+            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %d '%s' (conv2d groups=%d dilation=%d): grouped and dilated "
+                           "convolutions are not supported by the %s target", m->source_name, i, l->name, l->groups,
+                           l->dilation, CN_WEB_TARGET);
         if ((size_t)cn_shape_size(l->out) > CN_WEB_MAX_ACTIVATION)
             return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %d '%s' (%s) outputs %d values; the %s target holds at most %d",
                            m->source_name, i, l->name, cn_layer_kind_name(l->kind), cn_shape_size(l->out),
@@ -152,15 +157,17 @@ static int argmax(const float *v, int n) {
 static cn_status classify_digits(cn_model *m, const cn_checkpoint_info *info, const buffer *blob, const uint8_t *digits,
                                  int count, int *classes_out, int *agree) {
     int classes = cn_model_num_classes(m);
-    cn_status st = cn_model_reserve(m, count, 1);
+    cn_session *session;
+    cn_status st = cn_session_create(m, count, 1, 0, &session);
     if (st) return st;
-    cn_model_set_training(m, false);
+    cn_session_set_training(session, false);
     float *x = cn_calloc((size_t)count * DIGIT_PIXELS, sizeof *x);
-    if (!x) return CN_ERR_NOMEM;
+    if (!x) { cn_session_free(session); return CN_ERR_NOMEM; }
     for (size_t i = 0; i < (size_t)count * DIGIT_PIXELS; i++) x[i] = (digits[i] / 255.0f - info->mean[0]) / info->std[0];
-    const float *out = cn_model_forward(m, x, count, NULL);
+    const float *out = cn_session_forward(session, x, count, NULL);
     for (int i = 0; i < count; i++) classes_out[i] = argmax(out + (size_t)i * classes, classes);
     free(x);
+    cn_session_free(session);
 
     cn_web_model wm;
     if ((st = cn_web_model_parse(blob->p, blob->len, &wm))) {
