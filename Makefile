@@ -43,7 +43,8 @@ LDLIBS  += $(PKG_LIBS) -lm -fopenmp
 KERNEL_CFLAGS := $(if $(filter 1,$(SANITIZE)),,-O3)
 
 GEN_SRCS := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRCS := $(shell find src -name '*.c' -not -path 'src/io/export_c_runtime/*' | sort)
+WEB_WASM_ONLY := src/io/web_wasm.c
+LIB_SRCS := $(filter-out $(WEB_WASM_ONLY),$(shell find src -name '*.c' -not -path 'src/io/export_c_runtime/*' | sort))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/onnx.pb-c.o
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
@@ -103,6 +104,17 @@ $(BUILD)/gen/export_c_runtime.h: $(C_RUNTIME) scripts/embed-c-runtime.sh
 	sh scripts/embed-c-runtime.sh $(C_RUNTIME) > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/src/io/export_c_gen.o: $(BUILD)/gen/export_c_runtime.h
 
+# The WebAssembly runtime of `convnet export --format web` (clang --target=wasm32-wasi,
+# lld, wasi-libc), embedded with the page template in libconvnet. Without that
+# toolchain the runtime is empty and the export says what to install.
+WEB_WASM_SRCS := $(WEB_WASM_ONLY) src/io/web_model.c src/io/preprocess.c src/core/error.c src/core/mem.c
+$(BUILD)/gen/web_runtime.wasm: $(WEB_WASM_SRCS) $(wildcard src/io/*.h src/core/*.h) include/convnet.h scripts/build-wasm.sh
+	@mkdir -p $(dir $@)
+	sh scripts/build-wasm.sh $@ $(WEB_WASM_SRCS)
+$(BUILD)/gen/web_assets.h: $(BUILD)/gen/web_runtime.wasm src/io/web_page.html scripts/embed-bytes.sh
+	{ sh scripts/embed-bytes.sh cn_web_runtime_wasm $<; sh scripts/embed-bytes.sh cn_web_page_html src/io/web_page.html; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/src/io/export_web.o: $(BUILD)/gen/web_assets.h
+
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 $(BUILD)/convnet: $(TOOL_SRCS) $(wildcard tools/*.h) $(BUILD)/libconvnet.a
 	$(CC) $(CFLAGS) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
@@ -139,7 +151,7 @@ FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra $(if $(filter 1,$(WE
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS)) $(FUZZ_BUILD)/obj/gen/onnx.pb-c.o
 FUZZ_BINS    := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
-$(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/presets_data.h $(BUILD)/gen/export_c_runtime.h deps
+$(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/presets_data.h $(BUILD)/gen/export_c_runtime.h $(BUILD)/gen/web_assets.h deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 # The kernels select GCC-only code (target pragmas, __builtin_shuffle) and are no

@@ -105,6 +105,19 @@ base_packages() {
 }
 step "apt-get install git make ca-certificates (nothing else)" base_packages
 
+# This machine reaches the package registries through certificate authorities of its
+# own (/usr/local/share/ca-certificates); the root gets them, as it gets resolv.conf,
+# and npm (Node.js ignores the system store) is told to use the system bundle, so that
+# make check's `npm ci` of tests/js reaches the npm registry.
+local_cas() {
+    ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1 || return 0
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    in_root 'update-ca-certificates' > "$work/ca.log" 2>&1 || { tail -5 "$work/ca.log" >&2; die "update-ca-certificates failed"; }
+    echo "cafile=/etc/ssl/certs/ca-certificates.crt" >> "$root/etc/npmrc"
+}
+step "this machine's certificate authorities" local_cas
+
 mkdir -p "$root/work/shared/data/mnist"
 cp "$mnist"/*.gz "$root/work/shared/data/mnist/"
 step "git clone (HEAD: $(git -C "$repo" rev-parse --short HEAD))" \

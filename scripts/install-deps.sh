@@ -7,7 +7,7 @@ set -e
 BUILD_PKGS="gcc make pkg-config zlib1g-dev libcurl4-openssl-dev libssl-dev libcjson-dev \
 libcairo2-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libjpeg62-turbo-dev libarchive-dev libopenmpi-dev openmpi-bin"
 TEST_PKGS="clang libclang-rt-14-dev python3 python3-numpy python3-onnx dataset-fashion-mnist tmux \
-gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm"
+gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm lld wasi-libc libclang-rt-dev-wasm32 nodejs npm chromium"
 BENCH_PKGS="python3-torch python3-torchvision time"
 case "${1:-test}" in
     build) PKGS="$BUILD_PKGS" ;;
@@ -16,8 +16,13 @@ case "${1:-test}" in
     *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
 esac
 missing=""
+# A package counts as present when installed or provided by an installed one
+# (e.g. npm by a nodejs package that bundles it).
+provided=$(dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null | sed -n 's/^install ok installed|//p' | tr ',' '\n' |
+           sed 's/^ *//; s/ .*//' | sort -u)
 for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        printf '%s\n' "$provided" | grep -qx "$p" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then echo "install-deps: all packages present"; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

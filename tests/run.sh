@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs each test program, prints its failures, and ends with "N passed, N failed".
+# Runs each test program, prints its failures (and its SKIP and INFO lines), and ends
+# with "N passed, N failed".
 passed=0; failed=0
 for t in "$@"; do
     out=$("$t" 2>&1); rc=$?
@@ -9,6 +10,7 @@ for t in "$@"; do
         echo "CRASHED $t (exit $rc)"
         failed=$((failed + 1)); continue
     fi
+    printf '%s\n' "$out" | grep -E '^(SKIP|INFO) ' # what a test skipped, and what it measured
     p=$(echo "$line" | cut -d' ' -f2); f=$(echo "$line" | cut -d' ' -f3)
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$f" -ne 0 ] || [ "$rc" -ne 0 ]; then

@@ -3,17 +3,18 @@
 #include "model.h"
 #include "io/onnx.h"
 #include "io/export_c.h"
+#include "io/export_web.h"
 #include "data/dataset.h"
 #include "train.h"
 #include <stdlib.h>
 #include <getopt.h>
 #include <sys/stat.h>
 
-static const char *const formats[] = {"onnx", "c", "safetensors", NULL};
+static const char *const formats[] = {"onnx", "c", "safetensors", "web", NULL};
 static const char *const targets[] = {"generic", "cortex-m4", NULL};
 
 static void export_help(void) {
-    printf("usage: convnet export --weights FILE --format onnx|c|safetensors -o OUT [options]\n\n"
+    printf("usage: convnet export --weights FILE --format onnx|c|safetensors|web -o OUT [options]\n\n"
            "Writes a trained model in another form:\n"
            "  onnx         OUT.onnx: opset 13, input \"input\" [batch,C,H,W] with a dynamic\n"
            "               batch dimension, output \"output\" [batch,classes]; BatchNorm kept as\n"
@@ -24,9 +25,13 @@ static void export_help(void) {
            "               pixels in [0,1] (normalisation inside, BatchNorm always folded);\n"
            "               float32, or int8 with --int8; prints the flash and RAM it needs.\n"
            "  safetensors  OUT.safetensors: a convnet checkpoint made from an ONNX model\n"
-           "               (FILE.onnx), usable by eval, predict, summary and export.\n\n"
+           "               (FILE.onnx), usable by eval, predict, summary and export.\n"
+           "  web          directory OUT with index.html: one self-contained page (no network,\n"
+           "               opens from file://) to draw a digit and see the top-3 classes; the\n"
+           "               model runs in WebAssembly. It embeds 20 test digits (from --data)\n"
+           "               with convnet's classes; OUT/index.html#selftest checks them.\n\n"
            "  --weights FILE    a convnet checkpoint (.safetensors) or an ONNX model (.onnx)\n"
-           "  --format NAME     onnx | c | safetensors (default: from OUT's extension)\n"
+           "  --format NAME     onnx | c | safetensors | web (default: from OUT's extension)\n"
            "  -o, --out OUT     output file (onnx, safetensors) or directory (c)\n"
            "  --fold-bn         onnx: fold BatchNorm into the preceding conv (c always folds)\n"
            "  --int8            c: int8 weights and activations, scales calibrated on\n"
@@ -35,8 +40,8 @@ static void export_help(void) {
            "  --target NAME     c --int8: generic (portable C, the default) or cortex-m4 (adds\n"
            "                    conv/linear using the Arm DSP extension's SMLAD, chosen at\n"
            "                    compile time when __ARM_FEATURE_DSP is set; same results)\n"
-           "  --data DIR        c --int8: where the dataset's IDX files are\n"
-           "  --no-download     c --int8: never download missing dataset files\n"
+           "  --data DIR        c --int8, web: where the dataset's IDX files are\n"
+           "  --no-download     c --int8, web: never download missing dataset files\n"
            "  --dataset NAME    mnist | fashion-mnist | kmnist: for ONNX input, the class names\n"
            "                    and the normalisation when the file's metadata has none\n"
            "                    (default mnist: mean 0.1307, std 0.3081, as torchvision's\n"
@@ -120,6 +125,40 @@ static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out
     return 0;
 }
 
+#define WEB_DIGITS 20
+
+/* OUT/index.html, with WEB_DIGITS test images spread over the test set. */
+static int export_web(cn_model *m, const cn_checkpoint_info *info, const char *out, const char *data_dir,
+                      const char *dataset, int allow_download) {
+    if (cn_export_web_check(m)) return cli_fail(); /* before loading any data */
+    cn_dataset ds;
+    if (cn_dataset_load(dataset ? dataset : info->dataset, data_dir, allow_download, &ds)) return cli_fail();
+    const cn_split *s = &ds.test;
+    int rc = 1;
+    if (s->channels > 1 || s->rows != 28 || s->cols != 28 || s->count < WEB_DIGITS) {
+        fprintf(stderr, "%s: %s test set has %d images of %dx%d; the page needs %d of 28x28\n", cli_command, ds.name,
+                s->count, s->rows, s->cols, WEB_DIGITS);
+    } else {
+        uint8_t digits[WEB_DIGITS * 28 * 28], labels[WEB_DIGITS];
+        int indices[WEB_DIGITS];
+        for (int i = 0; i < WEB_DIGITS; i++) {
+            indices[i] = (int)((long long)i * s->count / WEB_DIGITS);
+            memcpy(digits + (size_t)i * 28 * 28, s->images + (size_t)indices[i] * 28 * 28, 28 * 28);
+            labels[i] = s->labels[indices[i]];
+        }
+        cn_export_web_stats st;
+        if (cn_export_web(m, out, info, digits, labels, indices, WEB_DIGITS, &st)) cli_fail();
+        else {
+            printf("wrote %s/index.html: %zu bytes (WebAssembly runtime %zu bytes, model %zu bytes), %d %s test digits "
+                   "(the host build of the runtime agrees with convnet on %d/%d)\n", out, st.html_bytes, st.wasm_bytes,
+                   st.blob_bytes, st.digits, ds.name, st.agree, st.digits);
+            rc = 0;
+        }
+    }
+    cn_dataset_free(&ds);
+    return rc;
+}
+
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && !strcasecmp(s + n - k, suffix);
@@ -145,7 +184,7 @@ int cmd_export(int argc, char **argv) {
         if (cli_data_option(c, optarg, &d)) continue;
         switch (c) {
         case O_WEIGHTS: weights = optarg; break;
-        case O_FORMAT: format = cli_choice("--format", optarg, formats, "onnx, c or safetensors"); break;
+        case O_FORMAT: format = cli_choice("--format", optarg, formats, "onnx, c, safetensors or web"); break;
         case 'o': out = optarg; break;
         case O_FOLD: fold_bn = 1; break;
         case O_INT8: int8 = 1; break;
@@ -168,16 +207,16 @@ int cmd_export(int argc, char **argv) {
         if (ends_with(out, ".onnx")) format = "onnx";
         else if (ends_with(out, ".safetensors")) format = "safetensors";
         else {
-            fprintf(stderr, "%s: --format onnx|c|safetensors is required (OUT '%s' does not say) (see 'convnet export --help')\n",
+            fprintf(stderr, "%s: --format onnx|c|safetensors|web is required (OUT '%s' does not say) (see 'convnet export --help')\n",
                     cli_command, out);
             return 2;
         }
     }
-    int is_c = !strcmp(format, "c");
+    int is_c = !strcmp(format, "c"), is_web = !strcmp(format, "web");
     if (int8 && !is_c) { fprintf(stderr, "%s: --int8 applies to --format c only (see 'convnet export --help')\n", cli_command); return 2; }
     if (target && !int8) { fprintf(stderr, "%s: --target applies to --format c --int8 only (see 'convnet export --help')\n", cli_command); return 2; }
     if (calibration && !int8) { fprintf(stderr, "%s: --calibration applies to --format c --int8 only (see 'convnet export --help')\n", cli_command); return 2; }
-    if (fold_bn && !strcmp(format, "safetensors")) {
+    if (fold_bn && (!strcmp(format, "safetensors") || is_web)) {
         fprintf(stderr, "%s: --fold-bn applies to --format onnx or c only (see 'convnet export --help')\n", cli_command);
         return 2;
     }
@@ -194,6 +233,7 @@ int cmd_export(int argc, char **argv) {
         d.allow_download = allow_download;
         rc = export_c(m, &info, out, int8, target && !strcmp(target, "cortex-m4"), calibration ? calibration : 1000, &d);
     }
+    else if (is_web) rc = export_web(m, &info, out, data_dir, dataset, allow_download);
     else rc = export_safetensors(weights, m, &info, out);
     cn_model_free(m);
     return rc;

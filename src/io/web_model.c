@@ -1,0 +1,287 @@
+/* The web target's blob parser and interpreter (see web_model.h). Plain loops:
+ * it runs in WebAssembly (no SIMD, no threads) on one image at a time. */
+#include "io/web_model.h"
+#include "io/preprocess.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HEADER_WORDS 9
+#define LAYER_WORDS 12
+
+typedef struct {
+    const unsigned char *p;
+    size_t size, pos;
+} reader;
+
+static int read_word(reader *r, uint32_t *v) {
+    if (r->size - r->pos < 4) return 0;
+    memcpy(v, r->p + r->pos, 4);
+    r->pos += 4;
+    return 1;
+}
+
+static int shape_ok(int c, int h, int w) {
+    return c >= 1 && h >= 1 && w >= 1 && (size_t)c * h * w <= CN_WEB_MAX_ACTIVATION;
+}
+
+/* Floats layer `l` must carry, or -1 if its geometry is wrong. Sets has_bias. */
+static long expected_floats(cn_web_layer *l, long n) {
+    size_t in = (size_t)l->in_c * l->in_h * l->in_w, out = (size_t)l->out_c * l->out_h * l->out_w;
+    int same = l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w;
+    switch (l->op) {
+    case CN_WEB_CONV: {
+        if (l->kernel < 1 || l->stride < 1 || l->pad < 0 || l->in_h + 2 * l->pad < l->kernel ||
+            l->in_w + 2 * l->pad < l->kernel || l->out_h != (l->in_h + 2 * l->pad - l->kernel) / l->stride + 1 ||
+            l->out_w != (l->in_w + 2 * l->pad - l->kernel) / l->stride + 1)
+            return -1;
+        long wn = (long)l->out_c * l->in_c * l->kernel * l->kernel;
+        l->has_bias = n == wn + l->out_c;
+        return l->has_bias ? wn + l->out_c : wn;
+    }
+    case CN_WEB_LINEAR: {
+        if (l->out_h != 1 || l->out_w != 1) return -1;
+        long wn = (long)l->out_c * (long)in;
+        l->has_bias = n == wn + l->out_c;
+        return l->has_bias ? wn + l->out_c : wn;
+    }
+    case CN_WEB_AFFINE: return same ? 2L * l->in_c : -1;
+    case CN_WEB_RELU: return same ? 0 : -1;
+    case CN_WEB_MAXPOOL:
+    case CN_WEB_AVGPOOL:
+        if (l->out_c != l->in_c || l->kernel < 1 || l->stride < 1 || l->pad < 0 || 2 * l->pad > l->kernel ||
+            l->in_h + 2 * l->pad < l->kernel || l->in_w + 2 * l->pad < l->kernel ||
+            l->out_h != (l->in_h + 2 * l->pad - l->kernel) / l->stride + 1 ||
+            l->out_w != (l->in_w + 2 * l->pad - l->kernel) / l->stride + 1)
+            return -1;
+        return 0;
+    case CN_WEB_GAP: return l->out_c == l->in_c && l->out_h == 1 && l->out_w == 1 ? 0 : -1;
+    case CN_WEB_LOG_SOFTMAX: return in == out && l->out_h == 1 && l->out_w == 1 ? 0 : -1;
+    }
+    return -1;
+}
+
+/* Layer i at r->pos; its floats are read from m->weights, the aligned copy of
+ * the blob from byte `start` on. */
+static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start, int *prev_c, int *prev_h, int *prev_w) {
+    size_t at = r->pos;
+    uint32_t v[LAYER_WORDS];
+    for (int k = 0; k < LAYER_WORDS; k++)
+        if (!read_word(r, &v[k])) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu is truncated", i, at);
+    cn_web_layer *l = &m->layers[i];
+    memset(l, 0, sizeof *l);
+    l->op = (int)v[0];
+    l->in_c = (int)v[1]; l->in_h = (int)v[2]; l->in_w = (int)v[3];
+    l->out_c = (int)v[4]; l->out_h = (int)v[5]; l->out_w = (int)v[6];
+    l->kernel = (int)v[7]; l->stride = (int)v[8]; l->pad = (int)v[9];
+    long n = (long)(int32_t)v[10];
+    if (v[11] != 0) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu: reserved word is %u, expected 0", i, at, v[11]);
+    if (!shape_ok(l->in_c, l->in_h, l->in_w) || !shape_ok(l->out_c, l->out_h, l->out_w))
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu has shape %dx%dx%d -> %dx%dx%d", i, at, l->in_c,
+                       l->in_h, l->in_w, l->out_c, l->out_h, l->out_w);
+    size_t in = (size_t)l->in_c * l->in_h * l->in_w, prev = (size_t)*prev_c * *prev_h * *prev_w;
+    int chained = l->op == CN_WEB_LINEAR || l->op == CN_WEB_LOG_SOFTMAX
+                      ? in == prev
+                      : l->in_c == *prev_c && l->in_h == *prev_h && l->in_w == *prev_w;
+    if (!chained)
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu takes %dx%dx%d but the previous output is %dx%dx%d",
+                       i, at, l->in_c, l->in_h, l->in_w, *prev_c, *prev_h, *prev_w);
+    long want = n < 0 ? -1 : expected_floats(l, n);
+    if (want < 0 || n != want)
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d (op %d) at offset %zu: %ld floats or its geometry do not fit "
+                       "its shapes", i, l->op, at, n);
+    if ((size_t)n * 4 > r->size - r->pos)
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu declares %ld floats; only %zu bytes remain", i, at,
+                       n, r->size - r->pos);
+    const float *w = m->weights + (r->pos - start) / 4;
+    r->pos += (size_t)n * 4;
+    if (l->op == CN_WEB_CONV || l->op == CN_WEB_LINEAR) {
+        l->w = w;
+        l->b = l->has_bias ? w + (n - l->out_c) : NULL;
+    } else if (l->op == CN_WEB_AFFINE) {
+        l->w = w;
+        l->b = w + l->in_c;
+    }
+    for (long k = 0; k < n; k++)
+        if (!isfinite(w[k])) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d float %ld is not finite", i, k);
+    *prev_c = l->out_c; *prev_h = l->out_h; *prev_w = l->out_w;
+    size_t out = (size_t)l->out_c * l->out_h * l->out_w;
+    if (out > m->max_activation) m->max_activation = out;
+    return CN_OK;
+}
+
+cn_status cn_web_model_parse(const void *blob, size_t size, cn_web_model *m) {
+    memset(m, 0, sizeof *m);
+    reader r = {blob, size, 0};
+    uint32_t h[HEADER_WORDS];
+    for (int k = 0; k < HEADER_WORDS; k++)
+        if (!read_word(&r, &h[k])) return cn_fail(CN_ERR_FORMAT, "web blob: %zu bytes; the header needs %d", size, 4 * HEADER_WORDS);
+    if (h[0] != CN_WEB_MAGIC) return cn_fail(CN_ERR_FORMAT, "web blob: bad magic 0x%08x; expected 0x%08x", h[0], CN_WEB_MAGIC);
+    if (h[1] != CN_WEB_VERSION) return cn_fail(CN_ERR_FORMAT, "web blob: version %u; expected %u", h[1], CN_WEB_VERSION);
+    m->c = (int)h[2]; m->h = (int)h[3]; m->w = (int)h[4];
+    m->num_layers = (int)h[5];
+    m->classes = (int)h[6];
+    memcpy(&m->mean, &h[7], 4);
+    memcpy(&m->std, &h[8], 4);
+    if (!shape_ok(m->c, m->h, m->w) || m->num_layers < 1 || m->num_layers > CN_WEB_MAX_LAYERS || m->classes < 1 ||
+        m->classes > CN_WEB_MAX_CLASSES || !isfinite(m->mean) || !(m->std > 0) || !isfinite(m->std))
+        return cn_fail(CN_ERR_FORMAT, "web blob: header input %dx%dx%d, %d layers, %d classes, mean %g, std %g is out of range",
+                       m->c, m->h, m->w, m->num_layers, m->classes, (double)m->mean, (double)m->std);
+    /* An aligned copy of everything after the header; layers' floats point into it. */
+    m->weights = cn_calloc((size - r.pos) / 4 + 1, sizeof(float));
+    if (!m->weights) return CN_ERR_NOMEM;
+    memcpy(m->weights, (const unsigned char *)blob + r.pos, size - r.pos);
+    size_t start = r.pos;
+    m->max_activation = (size_t)m->c * m->h * m->w;
+    int pc = m->c, ph = m->h, pw = m->w;
+    for (int i = 0; i < m->num_layers; i++) {
+        cn_status st = parse_layer(&r, m, i, start, &pc, &ph, &pw);
+        if (st) { cn_web_model_free(m); return st; }
+    }
+    if (r.pos != size || (size_t)pc * ph * pw != (size_t)m->classes) {
+        cn_web_model_free(m);
+        return cn_fail(CN_ERR_FORMAT, "web blob: %zu trailing bytes or last output %dx%dx%d is not the %d classes",
+                       size - r.pos, pc, ph, pw, m->classes);
+    }
+    m->log_probs = m->layers[m->num_layers - 1].op == CN_WEB_LOG_SOFTMAX;
+    return CN_OK;
+}
+
+void cn_web_model_free(cn_web_model *m) {
+    free(m->weights);
+    m->weights = NULL;
+}
+
+size_t cn_web_model_workspace(const cn_web_model *m) { return 2 * m->max_activation; }
+
+/* x (in_c, in_h, in_w) -> y (out_c, out_h, out_w), zero padding. */
+static void conv(const cn_web_layer *l, const float *x, float *y) {
+    int k = l->kernel;
+    for (int oc = 0; oc < l->out_c; oc++)
+        for (int oy = 0; oy < l->out_h; oy++)
+            for (int ox = 0; ox < l->out_w; ox++) {
+                float sum = 0.0f;
+                for (int ic = 0; ic < l->in_c; ic++) {
+                    const float *w = l->w + ((size_t)oc * l->in_c + ic) * k * k;
+                    const float *xp = x + (size_t)ic * l->in_h * l->in_w;
+                    for (int ky = 0; ky < k; ky++) {
+                        int iy = oy * l->stride - l->pad + ky;
+                        if (iy < 0 || iy >= l->in_h) continue;
+                        for (int kx = 0; kx < k; kx++) {
+                            int ix = ox * l->stride - l->pad + kx;
+                            if (ix >= 0 && ix < l->in_w) sum += w[ky * k + kx] * xp[iy * l->in_w + ix];
+                        }
+                    }
+                }
+                y[((size_t)oc * l->out_h + oy) * l->out_w + ox] = l->b ? sum + l->b[oc] : sum;
+            }
+}
+
+/* Max or average (count_include_pad: the window clipped to the padded input) pooling. */
+static void pool(const cn_web_layer *l, const float *x, float *y) {
+    int H = l->in_h, W = l->in_w, k = l->kernel;
+    for (int c = 0; c < l->in_c; c++)
+        for (int oy = 0; oy < l->out_h; oy++)
+            for (int ox = 0; ox < l->out_w; ox++) {
+                const float *xp = x + (size_t)c * H * W;
+                int y0 = oy * l->stride - l->pad, x0 = ox * l->stride - l->pad;
+                float best = -INFINITY, sum = 0.0f;
+                for (int iy = y0; iy < y0 + k; iy++)
+                    for (int ix = x0; ix < x0 + k; ix++) {
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                        float v = xp[iy * W + ix];
+                        if (v > best || v != v) best = v; /* NaN propagates, as in PyTorch */
+                        sum += v;
+                    }
+                int y1 = y0 + k < H + l->pad ? y0 + k : H + l->pad, x1 = x0 + k < W + l->pad ? x0 + k : W + l->pad;
+                y[((size_t)c * l->out_h + oy) * l->out_w + ox] =
+                    l->op == CN_WEB_MAXPOOL ? best : sum / (float)((y1 - y0) * (x1 - x0));
+            }
+}
+
+static void run_layer(const cn_web_layer *l, const float *x, float *y) {
+    size_t plane = (size_t)l->in_h * l->in_w, n = (size_t)l->in_c * plane;
+    switch (l->op) {
+    case CN_WEB_CONV: conv(l, x, y); break;
+    case CN_WEB_MAXPOOL:
+    case CN_WEB_AVGPOOL: pool(l, x, y); break;
+    case CN_WEB_AFFINE:
+        for (size_t i = 0; i < n; i++) y[i] = x[i] * l->w[i / plane] + l->b[i / plane];
+        break;
+    case CN_WEB_RELU:
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case CN_WEB_GAP:
+        for (int c = 0; c < l->in_c; c++) {
+            float sum = 0.0f;
+            for (size_t i = 0; i < plane; i++) sum += x[c * plane + i];
+            y[c] = sum / (float)plane;
+        }
+        break;
+    case CN_WEB_LINEAR:
+        for (int o = 0; o < l->out_c; o++) {
+            const float *w = l->w + (size_t)o * n;
+            float sum = 0.0f;
+            for (size_t i = 0; i < n; i++) sum += w[i] * x[i];
+            y[o] = l->b ? sum + l->b[o] : sum;
+        }
+        break;
+    case CN_WEB_LOG_SOFTMAX: { /* x - max - log(sum(exp(x - max))), the sum in double as convnet */
+        float mx = x[0];
+        for (size_t i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+        double sum = 0.0;
+        for (size_t i = 0; i < n; i++) sum += exp((double)(x[i] - mx));
+        float lse = mx + (float)log(sum);
+        for (size_t i = 0; i < n; i++) y[i] = x[i] - lse;
+        break;
+    }
+    }
+}
+
+void cn_web_model_forward(const cn_web_model *m, const float *x, float *work, float *scores) {
+    float *a = work, *b = work + m->max_activation;
+    memcpy(a, x, (size_t)m->c * m->h * m->w * sizeof *a);
+    for (int i = 0; i < m->num_layers; i++) {
+        run_layer(&m->layers[i], a, b);
+        float *t = a; a = b; b = t;
+    }
+    memcpy(scores, a, (size_t)m->classes * sizeof *scores);
+}
+
+void cn_web_probabilities(const float *scores, int classes, int log_probs, float *p) {
+    float mx = scores[0];
+    for (int k = 1; k < classes; k++) if (scores[k] > mx) mx = scores[k];
+    double sum = 0;
+    for (int k = 0; k < classes; k++) sum += (p[k] = expf(log_probs ? scores[k] : scores[k] - mx));
+    for (int k = 0; k < classes; k++) p[k] = (float)(p[k] / sum);
+}
+
+static void classify(const cn_web_model *m, float *x, float *work, float *scores, float *probs) {
+    size_t n = (size_t)m->c * m->h * m->w;
+    for (size_t i = 0; i < n; i++) x[i] = (x[i] - m->mean) / m->std;
+    cn_web_model_forward(m, x, work, scores);
+    cn_web_probabilities(scores, m->classes, m->log_probs, probs);
+}
+
+cn_status cn_web_classify_drawing(const cn_web_model *m, const uint8_t *gray, int width, int height, float *work,
+                                  float *digit, float *scores, float *probs) {
+    if (m->c != 1 || m->h != CN_DIGIT_SIDE || m->w != CN_DIGIT_SIDE)
+        return cn_fail(CN_ERR_UNSUPPORTED, "the model takes %dx%dx%d inputs; drawings give 1x%dx%d", m->c, m->h, m->w,
+                       CN_DIGIT_SIDE, CN_DIGIT_SIDE);
+    cn_gray_image img = {width, height, (uint8_t *)gray};
+    cn_status st = cn_preprocess_digit(&img, digit);
+    if (st) return st;
+    float *x = work + cn_web_model_workspace(m);
+    memcpy(x, digit, sizeof(float) * CN_DIGIT_SIDE * CN_DIGIT_SIDE);
+    classify(m, x, work, scores, probs);
+    return CN_OK;
+}
+
+void cn_web_classify_raw(const cn_web_model *m, const uint8_t *pixels, float *work, float *scores, float *probs) {
+    float *x = work + cn_web_model_workspace(m);
+    size_t n = (size_t)m->c * m->h * m->w;
+    for (size_t i = 0; i < n; i++) x[i] = pixels[i] / 255.0f;
+    classify(m, x, work, scores, probs);
+}

@@ -1,0 +1,92 @@
+/* The web target's model: a weights blob and the interpreter that runs it.
+ *
+ * This file and web_model.c are compiled twice: into libconvnet (gcc, x86-64),
+ * where `convnet export --format web` writes the blob and checks it, and into
+ * the WebAssembly runtime (clang --target=wasm32-wasi, see web_wasm.c), which
+ * the exported page runs. Both builds do the same float operations in the same
+ * order, so the host can test exactly what the browser computes.
+ *
+ * Blob (little-endian, every field 4 bytes):
+ *   u32 magic CN_WEB_MAGIC, u32 version CN_WEB_VERSION,
+ *   i32 input c, h, w, i32 layer count, i32 classes, f32 mean, f32 std,
+ *   then per layer: i32 op (cn_web_op), i32 in c, h, w, i32 out c, h, w,
+ *   i32 kernel, stride, pad, i32 float count n, u32 0 (reserved), then n f32:
+ *     CN_WEB_CONV    weight (out_c, in_c, k, k), then bias (out_c) or nothing
+ *     CN_WEB_LINEAR  weight (out, in), then bias (out) or nothing
+ *     CN_WEB_AFFINE  scale (c), shift (c): an eval-mode batchnorm2d
+ *     others         no floats
+ * Dropout and flatten are not in the blob: in eval mode they do nothing to the
+ * (contiguous, C x H x W) activations. */
+#ifndef CN_IO_WEB_MODEL_H
+#define CN_IO_WEB_MODEL_H
+#include "convnet.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#define CN_WEB_MAGIC 0x42574e43u /* "CNWB" */
+#define CN_WEB_VERSION 1u
+#define CN_WEB_MAX_LAYERS 256
+#define CN_WEB_MAX_CLASSES 64
+#define CN_WEB_MAX_ACTIVATION (1 << 22) /* floats per activation (16 MiB) */
+
+typedef enum {
+    CN_WEB_CONV = 1,
+    CN_WEB_AFFINE,
+    CN_WEB_RELU,
+    CN_WEB_MAXPOOL,
+    CN_WEB_AVGPOOL,     /* count_include_pad, floor mode (as convnet's avgpool2d) */
+    CN_WEB_GAP,
+    CN_WEB_LINEAR,
+    CN_WEB_LOG_SOFTMAX
+} cn_web_op;
+
+typedef struct {
+    int op;                 /* cn_web_op */
+    int in_c, in_h, in_w, out_c, out_h, out_w;
+    int kernel, stride, pad;
+    int has_bias;           /* conv/linear */
+    const float *w, *b;     /* conv/linear: weight, bias (NULL without); affine: scale, shift */
+} cn_web_layer;
+
+typedef struct {
+    int c, h, w;            /* input shape */
+    int classes;
+    float mean, std;        /* input normalisation: (pixel / 255 - mean) / std */
+    int log_probs;          /* 1 when the last op is log_softmax */
+    int num_layers;
+    cn_web_layer layers[CN_WEB_MAX_LAYERS];
+    size_t max_activation;  /* floats of the largest activation */
+    float *weights;         /* the blob's floats (owned; 4-byte aligned copy) */
+} cn_web_model;
+
+/* Parses and checks a blob (magic, version, every shape and count against
+ * the previous layer's output). *m owns a copy of the floats afterwards;
+ * release with cn_web_model_free. CN_ERR_FORMAT names the offset. */
+cn_status cn_web_model_parse(const void *blob, size_t size, cn_web_model *m);
+void cn_web_model_free(cn_web_model *m);
+
+/* Floats of workspace cn_web_model_forward needs (two activation buffers);
+ * the classify functions below need c*h*w more (the input). */
+size_t cn_web_model_workspace(const cn_web_model *m);
+
+/* x: the normalised input (c*h*w floats); work: cn_web_model_workspace floats;
+ * scores: `classes` floats, the model's outputs (log-probabilities or logits). */
+void cn_web_model_forward(const cn_web_model *m, const float *x, float *work, float *scores);
+
+/* Probabilities from the scores (exp of log-probabilities, else a softmax),
+ * summed in double and renormalised, as `convnet predict` does. */
+void cn_web_probabilities(const float *scores, int classes, int log_probs, float *p);
+
+/* The page's path for a drawing: `gray` (height x width bytes, any size, ink
+ * dark on light or light on dark) -> cn_preprocess_digit (28x28 in [0,1], into
+ * digit) -> normalised -> forward -> scores and probabilities. `work` holds
+ * cn_web_model_workspace + 28*28 floats. Fails like cn_preprocess_digit (e.g.
+ * "no ink found" for a blank canvas). The model must take 1x28x28. */
+cn_status cn_web_classify_drawing(const cn_web_model *m, const uint8_t *gray, int width, int height, float *work,
+                                  float *digit, float *scores, float *probs);
+
+/* The self-test's path: a 28x28 test digit's bytes, used as they are (pixel /
+ * 255, normalised; no cropping or centring, as `convnet eval` feeds them). */
+void cn_web_classify_raw(const cn_web_model *m, const uint8_t *pixels, float *work, float *scores, float *probs);
+
+#endif

@@ -1,0 +1,236 @@
+/* `convnet export --format web`: the web runtime's interpreter (host build of
+ * src/io/web_model.c, the code the page runs in WebAssembly) against convnet's
+ * forward pass for every preset; its blob parser on damaged blobs; the export's
+ * errors; and the exported page in Debian's headless Chromium: the #selftest
+ * (with --dump-dom) and, through puppeteer-core (tests/js/web_check.js), digits
+ * drawn with the mouse, whose page answers must equal `convnet predict` on the
+ * same pixels. The browser parts skip (a SKIP line) without chromium, node/npm,
+ * MNIST or the WebAssembly toolchain at build time; the drawing part also under
+ * SANITIZE=1 (the plain build runs it). The page is made from
+ * tests/fixtures/onnx/torch_trained.onnx (trained in PyTorch, no training here).
+ * TEST_KEEP=1 keeps the working directory; WEB_SCREENSHOT=FILE.png saves the
+ * page after the first drawing (how docs/web-demo.png was made). */
+#include "harness.h"
+#include "js_env.h"
+#include "model.h"
+#include "exec/session.h"
+#include "io/export_web.h"
+#include "io/web_model.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include <cjson/cJSON.h>
+#include <unistd.h>
+
+#define WEIGHTS "tests/fixtures/onnx/torch_trained.onnx"
+#define CHROMIUM "/usr/bin/chromium"
+#define CHROMIUM_FLAGS "--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking " \
+                       "--disable-component-update --disable-sync"
+
+static char tmp_dir[256];
+static char page_dir[400];
+static int page_ok;
+
+/* 28x28 test inputs: MNIST test digits when there, else pseudo-random bytes. */
+static void test_pixels(uint8_t *px, int count) {
+    cn_dataset ds;
+    if (js_file_exists(MNIST_DIR) && cn_dataset_load("mnist", MNIST_DIR, 0, &ds) == CN_OK) {
+        memcpy(px, ds.test.images, (size_t)count * 784);
+        cn_dataset_free(&ds);
+        return;
+    }
+    cn_rng rng;
+    cn_rng_seed(&rng, 7);
+    for (size_t i = 0; i < (size_t)count * 784; i++) px[i] = (uint8_t)(cn_rng_uniform(&rng) * 256);
+}
+
+TEST(web_runtime_matches_convnet_for_every_preset) {
+    enum { N = 8 };
+    uint8_t px[N * 784];
+    test_pixels(px, N);
+    for (int p = 0; p < cn_preset_count(); p++) {
+        cn_model *m;
+        if (cn_model_load_spec(cn_preset_name(p), 3, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
+        if (cn_export_web_check(m) != CN_OK) {   /* layers the web target does not run: refused, naming both */
+            CHECK_MSG(strstr(cn_last_error(), "web") && strstr(cn_last_error(), "not supported"), "%s: %s",
+                      cn_preset_name(p), cn_last_error());
+            cn_model_free(m);
+            continue;
+        }
+        cn_rng rng; /* batch-norm statistics away from (0, 1), so the affine is not trivial */
+        cn_rng_seed(&rng, 11);
+        for (int i = 0; i < m->num_layers; i++)
+            if (m->layers[i].kind == CN_LAYER_BATCHNORM2D)
+                for (int c = 0; c < m->layers[i].in.c; c++) {
+                    m->buffers[m->layers[i].buffer_offset + c] = 0.2f * (cn_rng_uniform(&rng) - 0.5f);
+                    m->buffers[m->layers[i].buffer_offset + m->layers[i].in.c + c] = 0.5f + cn_rng_uniform(&rng);
+                }
+        void *blob = NULL;
+        size_t size = 0;
+        cn_web_model wm;
+        CHECK_MSG(cn_export_web_blob(m, 0.1307f, 0.3081f, &blob, &size) == CN_OK, "%s", cn_last_error());
+        CHECK_MSG(blob && cn_web_model_parse(blob, size, &wm) == CN_OK, "%s: %s", cn_preset_name(p), cn_last_error());
+        if (!blob || !wm.weights) { free(blob); cn_model_free(m); continue; }
+        int classes = cn_model_num_classes(m);
+        float *work = calloc(cn_web_model_workspace(&wm) + 784, sizeof *work), x[N * 784], scores[64], probs[64];
+        for (int i = 0; i < N * 784; i++) x[i] = (px[i] / 255.0f - 0.1307f) / 0.3081f;
+        cn_session *session = NULL;
+        CHECK(cn_session_create(m, N, 1, 0, &session) == CN_OK);
+        if (!session) { free(work); cn_web_model_free(&wm); free(blob); cn_model_free(m); continue; }
+        cn_session_set_training(session, false);
+        const float *ref = cn_session_forward(session, x, N, NULL);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            cn_web_classify_raw(&wm, px + i * 784, work, scores, probs);
+            for (int k = 0; k < classes; k++) {
+                double e = fabs(scores[k] - ref[i * classes + k]) / fmax(1.0, fabs(ref[i * classes + k]));
+                if (e > worst) worst = e;
+            }
+        }
+        CHECK_MSG(worst <= 1e-4, "%s: web runtime vs convnet: relative error %g", cn_preset_name(p), worst);
+        cn_session_free(session);
+        free(work);
+        cn_web_model_free(&wm);
+        free(blob);
+        cn_model_free(m);
+    }
+}
+
+TEST(damaged_blobs_are_rejected) {
+    cn_model *m;
+    if (cn_model_load_spec("seed000", 1, &m)) { CHECK_MSG(0, "%s", cn_last_error()); return; }
+    void *blob;
+    size_t size;
+    if (cn_export_web_blob(m, 0.1307f, 0.3081f, &blob, &size)) { CHECK_MSG(0, "%s", cn_last_error()); cn_model_free(m); return; }
+    cn_web_model wm;
+    for (size_t cut = 0; cut < size; cut += cut < 400 ? 1 : 997) /* every truncation near the header, then a sample */
+        CHECK_MSG(cn_web_model_parse(blob, cut, &wm) == CN_ERR_FORMAT, "%zu of %zu bytes accepted", cut, size);
+    unsigned char *b = blob;
+    for (size_t at = 0; at < 36 + 48; at += 4) { /* every header word and the first layer's */
+        uint32_t saved;
+        memcpy(&saved, b + at, 4);
+        uint32_t bad = saved ^ 0x40000001u;
+        memcpy(b + at, &bad, 4);
+        cn_status st = cn_web_model_parse(b, size, &wm);
+        if (st == CN_OK) cn_web_model_free(&wm);
+        /* a changed mean/std (words 7, 8) is still a valid blob; anything else is not */
+        CHECK_MSG(at == 28 || at == 32 || st == CN_ERR_FORMAT, "word at %zu changed: status %d", at, st);
+        memcpy(b + at, &saved, 4);
+    }
+    CHECK(cn_web_model_parse(blob, size, &wm) == CN_OK);
+    cn_web_model_free(&wm);
+    free(blob);
+    cn_model_free(m);
+}
+
+TEST(export_errors_name_the_target) {
+    cn_model *m;
+    const char *spec = "input 3x32x32\nconv2d out=4 k=3\nrelu\ngap\nflatten\nlinear out=10\n";
+    if (cn_model_from_spec(spec, "rgb.spec", 1, &m)) { CHECK_MSG(0, "%s", cn_last_error()); return; }
+    CHECK(cn_export_web_check(m) == CN_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(cn_last_error(), "3x32x32") && strstr(cn_last_error(), CN_WEB_TARGET), "%s", cn_last_error());
+    cn_model_free(m);
+    CHECK(js_run("%s/convnet export --weights %s --format web --fold-bn -o %s/x", js_build, WEIGHTS, tmp_dir) == 2);
+    CHECK_MSG(strstr(js_out, "--fold-bn applies to --format onnx or c only"), "%s", js_out);
+}
+
+/* The page, exported once for the browser tests. */
+static int export_page(void) {
+    snprintf(page_dir, sizeof page_dir, "%s/page", tmp_dir);
+    int st = js_run("%s/convnet export --weights %s --format web -o %s --data %s --no-download", js_build, WEIGHTS,
+                    page_dir, MNIST_DIR);
+    CHECK_MSG(st == 0 && strstr(js_out, "agrees with convnet on 20/20"), "exit %d: %s", st, js_out);
+    return st == 0;
+}
+
+TEST(selftest_in_headless_chromium) {
+    char profile[300];
+    snprintf(profile, sizeof profile, "%s/profile", tmp_dir);
+    int st = js_run("%s " CHROMIUM_FLAGS " --user-data-dir=%s --virtual-time-budget=10000 --dump-dom "
+                    "'file://%s/index.html#selftest' 2>/dev/null | grep -o '<output id=\"selftest\">[^<]*</output>'",
+                    CHROMIUM, profile, page_dir);
+    CHECK_MSG(st == 0 && strstr(js_out, "<output id=\"selftest\">20/20</output>"), "chromium --dump-dom: %s", js_out);
+    if (strstr(js_out, "selftest")) printf("INFO web self-test in headless chromium: %s", js_out);
+}
+
+/* `convnet predict --json` on one file: class and top-3 (class, probability). */
+static int predict(const char *file, int raw, int top[3], double p[3]) {
+    int st = js_run("%s/convnet predict --weights %s --json %s %s 2>/dev/null", js_build, WEIGHTS,
+                    raw ? "--no-preprocess" : "", file);
+    cJSON *root = st == 0 ? cJSON_Parse(js_out) : NULL;
+    cJSON *pred = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "predictions"), 0);
+    cJSON *list = cJSON_GetObjectItem(pred, "top");
+    int n = 0;
+    for (cJSON *t = list ? list->child : NULL; t && n < 3; t = t->next, n++) {
+        top[n] = cJSON_GetObjectItem(t, "class")->valueint;
+        p[n] = cJSON_GetObjectItem(t, "probability")->valuedouble;
+    }
+    cJSON_Delete(root);
+    CHECK_MSG(n == 3, "predict %s: %s", file, js_out);
+    return n == 3;
+}
+
+TEST(drawing_in_chromium_matches_convnet_predict) {
+    const char *shot = getenv("WEB_SCREENSHOT");
+    int st = JS_NODE("web_check.js", "'file://%s/index.html' %s %s", page_dir, tmp_dir, shot ? shot : "");
+    CHECK_MSG(st == 0, "web_check.js exited %d:\n%s", st, js_out);
+    char out[sizeof js_out];
+    memcpy(out, js_out, sizeof out);
+    int drawings = 0;
+    for (char *l = strstr(out, "DRAW "); l; l = strstr(l + 1, "DRAW ")) {
+        int i, top[3], ptop[3];
+        double prob[3], pp[3];
+        char bars[256];
+        if (sscanf(l, "DRAW %d top=%d,%d,%d probs=%lf,%lf,%lf bars=%255s", &i, &top[0], &top[1], &top[2], &prob[0],
+                   &prob[1], &prob[2], bars) != 8) { CHECK_MSG(0, "%.200s", l); continue; }
+        drawings++;
+        char file[600];
+        snprintf(file, sizeof file, "%s/draw%d.pgm", tmp_dir, i);
+        if (!predict(file, 0, ptop, pp)) continue;
+        for (int k = 0; k < 3; k++) {
+            CHECK_MSG(top[k] == ptop[k], "drawing %d: page's top-%d class %d, convnet predict's %d", i, k + 1, top[k], ptop[k]);
+            CHECK_MSG(fabs(prob[k] - pp[k]) <= 1e-5, "drawing %d: class %d p=%.7f on the page, %.6f by predict", i,
+                      top[k], prob[k], pp[k]);
+        }
+        char want[64];
+        snprintf(want, sizeof want, "%d:", top[0]);
+        CHECK_MSG(!strncmp(bars, want, strlen(want)), "drawing %d: the first bar is %s, expected class %d", i, bars, top[0]);
+        printf("INFO web drawing %d: page %d (p=%.4f), convnet predict %d (p=%.4f)\n", i, top[0], prob[0], ptop[0], pp[0]);
+        snprintf(file, sizeof file, "%s/draw%d-28.pgm", tmp_dir, i); /* the page's 28x28 input, as bytes */
+        if (predict(file, 1, ptop, pp))
+            CHECK_MSG(ptop[0] == top[0], "drawing %d: predict --no-preprocess on the page's 28x28 input says %d, the page %d",
+                      i, ptop[0], top[0]);
+    }
+    CHECK_MSG(drawings == 2, "%d drawings:\n%s", drawings, out);
+}
+
+int main(void) {
+    const char *b = getenv("BUILD");
+    if (b && *b) snprintf(js_build, sizeof js_build, "%s", b);
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/convnet-test-web-XXXXXX");
+    if (!mkdtemp(tmp_dir)) { printf("mkdtemp failed\nTESTS 0 1\n"); return 1; }
+    RUN(web_runtime_matches_convnet_for_every_preset);
+    RUN(damaged_blobs_are_rejected);
+    RUN(export_errors_name_the_target);
+    if (!cn_export_web_available())
+        printf("SKIP test_web browser tests: built without the WebAssembly toolchain (apt-get install -y %s)\n",
+               CN_WEB_TOOLCHAIN_PACKAGES);
+    else if (!js_file_exists(MNIST_DIR))
+        printf("SKIP test_web browser tests: no MNIST in %s\n", MNIST_DIR);
+    else if (!js_file_exists(CHROMIUM))
+        printf("SKIP test_web browser tests: no %s (apt-get install -y chromium)\n", CHROMIUM);
+    else if ((page_ok = export_page())) {
+        RUN(selftest_in_headless_chromium);
+#if defined(__SANITIZE_ADDRESS__)
+        printf("SKIP test_web drawing test: run by the plain build (make check), not under SANITIZE=1\n");
+#else
+        int env = js_env("test_web drawing test");
+        if (env < 0) harness_failed++;
+        else if (env > 0) RUN(drawing_in_chromium_matches_convnet_predict);
+#endif
+    } else {
+        harness_failed++;
+    }
+    if (getenv("TEST_KEEP")) fprintf(stderr, "  kept %s\n", tmp_dir);
+    else js_run("rm -rf %s", tmp_dir);
+    return test_summary();
+}
