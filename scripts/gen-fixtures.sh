@@ -5,4 +5,4 @@
 set -e
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh bench >&2
-exec /usr/bin/python3 tests/fixtures/gen_fixtures.py "$@"
+PYTHONDONTWRITEBYTECODE=1 exec /usr/bin/python3 tests/fixtures/gen_fixtures.py "$@"
