@@ -93,9 +93,10 @@ $(BUILD)/gen/presets_data.h: $(PRESETS) scripts/embed-presets.sh
 	sh scripts/embed-presets.sh $(PRESETS) > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/src/presets/presets.o: $(BUILD)/gen/presets_data.h
 
+# The CLI is a client of the public API: it sees include/ and tools/, not src/.
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 $(BUILD)/convnet: $(TOOL_SRCS) $(wildcard tools/*.h) $(BUILD)/libconvnet.a
-	$(CC) $(CFLAGS) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(filter-out -Isrc -I$(BUILD)/gen,$(CFLAGS)) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
 	@mkdir -p $(dir $@)

@@ -53,17 +53,7 @@ typedef struct {
     uint64_t macs;          /* forward multiply-adds per sample */
 } cn_layer;
 
-/* Training recipe defaults carried by a spec's `train` line (0/NULL = unset). */
-typedef struct {
-    char optimizer[16];     /* sgd | adam | adamw */
-    double lr, momentum, weight_decay, label_smoothing;
-    int nesterov;           /* -1 unset, 0/1 */
-    int epochs, batch_size;
-    char scheduler[16];     /* none | step | plateau | onecycle | cosine */
-    int step_size, patience;
-    double gamma, factor, max_lr, pct_start, div_factor, final_div_factor;
-    char augment[128];
-} cn_recipe;
+/* cn_recipe (include/convnet.h): the training recipe a spec's `train` line carries (0/"" = unset). */
 
 struct cn_model {
     char *spec_text;        /* the spec this model was built from (owned) */

@@ -5,10 +5,12 @@
 #include "checkpoint.h"
 #include "loss.h"
 #include "optim.h"
-#include "progress.h"
+#include "core/clock.h"
 #include "lr_schedule.h"
 #include "spec.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/note.h"
 #include "core/mem.h"
 #include "data/augment.h"
 #include "data/loader.h"
@@ -206,7 +208,7 @@ static void plot_curves(const char *out_dir, const char *model_name, const histo
     snprintf(title, sizeof title, "%s: training curves", model_name);
     if (cn_plot_training_curves(path, title, h->count, h->train_loss, h->test_loss, has_val ? h->val_loss : NULL,
                                 h->train_acc, h->test_acc, has_val ? h->val_acc : NULL))
-        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+        cn_note(CN_NOTE_WARNING, "%s", cn_last_error());
 }
 
 /* Keeps the header and the first `epochs` rows of OUT/metrics.csv (for resume), or starts it. */
@@ -235,12 +237,12 @@ static cn_status metrics_open(const char *path, int keep_epochs, FILE **out, his
             fclose(old);
         }
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) { free(kept); return cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno)); }
-    if (kept_len) fwrite(kept, 1, kept_len, f);
-    else fprintf(f, "epoch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,val_acc,seconds\n");
+    static const char header[] = "epoch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,val_acc,seconds\n";
+    cn_status st = kept_len ? cn_write_file_atomic(path, kept, kept_len) : cn_write_file_atomic(path, header, strlen(header));
     free(kept);
-    fflush(f);
+    if (st) return st;
+    FILE *f = fopen(path, "ab");   /* then one row per epoch, flushed as it ends */
+    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     *out = f;
     return CN_OK;
 }
@@ -270,6 +272,9 @@ typedef struct {
     uint64_t seed;
     int train_limit, test_limit;
     int *test_pred;         /* (test count) predicted classes of the last test evaluation, or NULL */
+    int borrowed_model;     /* model is the caller's (cn_train_options.model_handle) */
+    int borrowed_data;      /* data is a shallow copy of the caller's dataset ... */
+    cn_split own_train;     /* ... whose training split is copied here when a validation split is cut */
 } run;
 
 static cn_status setup_optimizer(run *r) {
@@ -368,18 +373,24 @@ static cn_status parse_stored_config(run *r, const char *config, const char *pat
     return CN_OK;
 }
 
-static void print_epoch(const run *r, const epoch_metrics *e, int test_count, int test_correct, int quiet) {
-    (void)quiet;
-    printf("Epoch %d/%d  lr %.6g  train loss %.4f  acc %.2f%%", e->epoch, r->recipe.epochs, e->lr, e->train_loss, e->train_acc);
-    if (r->has_val) printf("  val loss %.4f  acc %.2f%%", e->val_loss, e->val_acc);
-    printf("  %.1f s\n", e->seconds);
-    printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", e->test_loss, test_correct, test_count, e->test_acc);
-    fflush(stdout);
+/* Reports an event to the caller's callback; returns its answer (non-zero: stop). */
+static int emit(const cn_train_options *o, cn_train_event *e) {
+    return o->on_event ? o->on_event(o->user, e) : 0;
+}
+
+static void report_epoch(const cn_train_options *o, const run *r, const epoch_metrics *m, long steps, int test_correct) {
+    cn_train_event e = {.kind = CN_TRAIN_EPOCH_END, .epoch = m->epoch, .epochs = r->recipe.epochs, .batches = steps,
+                        .loss = m->train_loss, .acc = m->train_acc, .lr = m->lr, .test_loss = m->test_loss,
+                        .test_acc = m->test_acc, .val_loss = m->val_loss, .val_acc = m->val_acc, .seconds = m->seconds,
+                        .test_correct = test_correct, .test_count = r->data.test.count, .has_val = r->has_val,
+                        .out_dir = r->out_dir};
+    emit(o, &e);
 }
 
 static void free_run(run *r) {
-    cn_model_free(r->model);
-    cn_dataset_free(&r->data);
+    if (!r->borrowed_model) cn_model_free(r->model);
+    if (!r->borrowed_data) cn_dataset_free(&r->data);
+    else cn_split_free(&r->own_train);
     if (r->has_val) cn_split_free(&r->val);
     cn_optimizer_free(&r->opt);
     free(r->test_pred);
@@ -402,6 +413,35 @@ static cn_status load_initial_model(const char *name, uint64_t seed, cn_model **
     return cn_model_load_spec(name, seed, out);
 }
 
+/* A deep copy of a split (its images and labels), freed with cn_split_free. */
+static cn_status copy_split(const cn_split *from, cn_split *to) {
+    size_t pixels = (size_t)from->count * from->rows * from->cols;
+    *to = *from;
+    to->images = malloc(pixels ? pixels : 1);
+    to->labels = malloc(from->count ? (size_t)from->count : 1);
+    if (!to->images || !to->labels) {
+        free(to->images); free(to->labels);
+        memset(to, 0, sizeof *to);
+        return cn_fail(CN_ERR_NOMEM, "out of memory copying %d training images", from->count);
+    }
+    memcpy(to->images, from->images, pixels);
+    memcpy(to->labels, from->labels, (size_t)from->count);
+    return CN_OK;
+}
+
+/* OUT/model_summary.txt, written atomically. */
+static cn_status write_summary(const cn_model *m, const char *path) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return cn_fail(CN_ERR_NOMEM, "%s: out of memory", path);
+    cn_status st = cn_summary_write(m, f);
+    if (fclose(f) && !st) st = cn_fail(CN_ERR_NOMEM, "%s: out of memory", path);
+    if (!st) st = cn_write_file_atomic(path, text, size);
+    free(text);
+    return st;
+}
+
 /* Resolves the model, settings, data and state of a new or resumed run. */
 static cn_status prepare(run *r, const cn_train_options *o) {
     cn_status st;
@@ -422,8 +462,8 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         r->val.count = 0;
         if (o->overrides.epochs > 0) r->recipe.epochs = o->overrides.epochs;
     } else {
-        st = load_initial_model(o->model, o->seed, &r->model);
-        if (st) return st;
+        if (o->model_handle) { r->model = o->model_handle; r->borrowed_model = 1; }
+        else if ((st = load_initial_model(o->model, o->seed, &r->model))) return st;
         r->recipe = o->overrides;
         cn_recipe from_model = recipe_from_model(&r->model->recipe), defaults = builtin_defaults();
         recipe_fill(&r->recipe, &from_model);
@@ -432,14 +472,23 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     }
     st = cn_augment_parse(r->recipe.augment, &r->aug);
     if (st) return st;
-    st = cn_dataset_load(o->dataset, o->data_dir, o->allow_download, &r->data);
-    if (st) return st;
+    if (o->data_handle) {
+        r->data = *o->data_handle;  /* counts may be cut below: a copy; the pixels stay the caller's */
+        r->borrowed_data = 1;
+    } else if ((st = cn_dataset_load(o->dataset, o->data_dir, o->allow_download, &r->data))) {
+        return st;
+    }
     if (r->train_limit > 0 && r->train_limit < r->data.train.count) r->data.train.count = r->train_limit;
     if (r->test_limit > 0 && r->test_limit < r->data.test.count) r->data.test.count = r->test_limit;
     if (val_count > 0) {
         if (val_count >= r->data.train.count)
             return cn_fail(CN_ERR_ARG, "--val-split %d: must be smaller than the %d training images", val_count, r->data.train.count);
+        if (r->borrowed_data) { /* cutting the validation split rewrites the training split: copy it first */
+            if ((st = copy_split(&r->data.train, &r->own_train))) return st;
+            r->data.train = r->own_train;
+        }
         st = cn_dataset_split_validation(&r->data, val_count, r->seed, &r->val);
+        if (r->borrowed_data) r->own_train = r->data.train;  /* freed with the run */
         if (st) return st;
         r->has_val = 1;
     }
@@ -490,14 +539,14 @@ static void plot_test_results(run *r, bool have_predictions) {
     int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
     if (!pred || !counts || !wrong ||
         (!have_predictions && cn_evaluate(r->model, test, r->data.mean, r->data.std, r->threads, &loss, &correct, pred))) {
-        fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
+        cn_note(CN_NOTE_WARNING, "no result plots: %s", cn_last_error());
         free(counts); free(wrong);
         return;
     }
     size_t pixels = (size_t)test->rows * test->cols;
+    cn_confusion_add(counts, classes, test->labels, pred, test->count);
     for (int i = 0; i < test->count; i++) {
-        int t = test->labels[i], p = pred[i] < classes ? pred[i] : classes - 1;
-        counts[t * classes + p]++;
+        int t = test->labels[i];
         total_wrong += t != pred[i];
         if (t != pred[i] && n_wrong < GRID) {
             memcpy(wrong + n_wrong * pixels, test->images + i * pixels, pixels);
@@ -510,14 +559,14 @@ static void plot_test_results(run *r, bool have_predictions) {
     char path[4200], title[160];
     snprintf(path, sizeof path, "%s/confusion_matrix.png", r->out_dir);
     snprintf(title, sizeof title, "%s on %s test set: confusion matrix", r->model->source_name, r->data.name);
-    if (cn_plot_confusion_matrix(path, title, classes, counts, names)) fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+    if (cn_plot_confusion_matrix(path, title, classes, counts, names)) cn_note(CN_NOTE_WARNING, "%s", cn_last_error());
     snprintf(path, sizeof path, "%s/misclassified.png", r->out_dir);
     if (total_wrong > n_wrong)
         snprintf(title, sizeof title, "%s: misclassified test images (the first %d of %d)", r->model->source_name, n_wrong, total_wrong);
     else
         snprintf(title, sizeof title, "%s: misclassified test images", r->model->source_name);
     if (cn_plot_image_grid(path, title, n_wrong, wrong, test->rows, test->cols, wrong_true, wrong_pred, names))
-        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+        cn_note(CN_NOTE_WARNING, "%s", cn_last_error());
     free(counts); free(wrong);
 }
 
@@ -555,27 +604,25 @@ cn_status cn_train(const cn_train_options *o) {
     if (!st) st = metrics_open(path, r.start_epoch, &metrics, &hist);
     if (!st) {
         snprintf(path, sizeof path, "%s/model_summary.txt", r.out_dir);
-        FILE *sf = fopen(path, "w");
-        if (!sf) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        else { st = cn_summary_write(m, sf); if (fclose(sf) && !st) st = cn_fail(CN_ERR_IO, "%s: write failed", path); }
+        st = write_summary(m, path);
     }
-    if (!st && !o->quiet) {
-        printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
-               r.data.name, n_train, r.has_val ? " (+val)" : "", r.data.test.count);
-        printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads\n", r.recipe.optimizer,
-               r.recipe.lr, B, r.recipe.epochs, r.recipe.epochs == 1 ? "" : "s", r.recipe.scheduler,
-               r.aug.enabled ? r.recipe.augment : "none", r.threads);
-        printf("convnet: writing %s/\n", r.out_dir);
-        if (r.start_epoch || r.start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r.start_epoch + 1, r.start_batch);
-        fflush(stdout);
+    if (!st) {
+        cn_train_event e = {.kind = CN_TRAIN_BEGIN, .model_name = m->source_name, .params = m->num_params,
+                            .dataset = r.data.name, .train_count = n_train, .has_val = r.has_val,
+                            .test_count = r.data.test.count, .optimizer = r.recipe.optimizer, .lr = r.recipe.lr,
+                            .batch_size = B, .epochs = r.recipe.epochs, .scheduler = r.recipe.scheduler,
+                            .augment = r.aug.enabled ? r.recipe.augment : "none", .threads = r.threads,
+                            .out_dir = r.out_dir, .start_epoch = r.start_epoch, .start_batch = r.start_batch};
+        emit(o, &e);
     }
     for (int epoch = r.start_epoch; !st && epoch < r.recipe.epochs; epoch++) {
         double t0 = cn_now_seconds();
         uint64_t epoch_seed = mix(r.seed, (uint64_t)epoch + 1);
         shuffled_order(order, n_train, epoch_seed);
         cn_model_set_training(m, true);
-        cn_progress bar;
-        cn_progress_begin(&bar, "train", steps, o->quiet);
+        cn_train_event ev = {.kind = CN_TRAIN_EPOCH_BEGIN, .epoch = epoch + 1, .epochs = r.recipe.epochs, .batches = steps,
+                             .out_dir = r.out_dir};
+        emit(o, &ev);
         int first_batch = epoch == r.start_epoch ? r.start_batch : 0;
         if (first_batch == 0) { r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0; }
         for (long b = first_batch; b < steps; b++) {
@@ -587,7 +634,6 @@ cn_status cn_train(const cn_train_options *o) {
             int correct;
             double loss = cn_model_train_step(m, x, labels, n, (float)r.recipe.label_smoothing, grad, &correct);
             if (!isfinite(loss)) {
-                cn_progress_end(&bar);
                 snprintf(path, sizeof path, "%s/last.safetensors", r.out_dir);
                 st = cn_fail(CN_ERR_NUMERIC, "epoch %d, batch %ld: the loss is %s; stopping (lr %g too high?). The last good checkpoint is %s",
                              epoch + 1, b + 1, isnan(loss) ? "NaN" : "infinite", r.opt.lr, access(path, F_OK) == 0 ? path : "(none yet)");
@@ -598,21 +644,24 @@ cn_status cn_train(const cn_train_options *o) {
             r.partial_loss += loss;
             r.partial_correct += correct;
             r.partial_seen += n;
-            cn_progress_update(&bar, b + 1, r.partial_seen, r.partial_loss / r.partial_seen, 100.0 * r.partial_correct / r.partial_seen);
-            if (o->stop_requested && *o->stop_requested) {
-                cn_progress_end(&bar);
+            ev.kind = CN_TRAIN_BATCH;
+            ev.batch = b + 1;
+            ev.seen = r.partial_seen;
+            ev.loss = r.partial_loss / r.partial_seen;
+            ev.acc = 100.0 * r.partial_correct / r.partial_seen;
+            if (emit(o, &ev)) {
                 st = save_checkpoint(&r, "last.safetensors", epoch, (int)b + 1, 1);
                 if (!st) {
-                    fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
-                            "convnet: resume with: convnet train --resume %s/last.safetensors\n",
-                            epoch + 1, b + 1, steps, r.out_dir, r.out_dir);
+                    ev.kind = CN_TRAIN_STOPPED;
+                    emit(o, &ev);
                     st = cn_fail(CN_ERR_INTERRUPTED, "interrupted by a signal; state saved to %s/last.safetensors", r.out_dir);
                 }
                 break;
             }
         }
-        cn_progress_end(&bar);
         if (st) break;
+        ev.kind = CN_TRAIN_EVALUATING;
+        emit(o, &ev);
         epoch_metrics e = {.epoch = epoch + 1, .lr = r.opt.lr};
         e.train_loss = r.partial_loss / (r.partial_seen ? r.partial_seen : 1);
         e.train_acc = 100.0 * r.partial_correct / (r.partial_seen ? r.partial_seen : 1);
@@ -634,7 +683,7 @@ cn_status cn_train(const cn_train_options *o) {
         cn_sched_epoch_end(&r.sched, r.has_val ? e.val_loss : e.test_loss);
         r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0;
         e.seconds = cn_now_seconds() - t0;
-        print_epoch(&r, &e, r.data.test.count, test_correct, o->quiet);
+        report_epoch(o, &r, &e, steps, test_correct);
         metrics_write(metrics, &e, r.has_val);
         history_add(&hist, &e);
         plot_curves(r.out_dir, m->source_name, &hist, r.has_val);
@@ -645,6 +694,8 @@ cn_status cn_train(const cn_train_options *o) {
         if (!st && improved) st = save_checkpoint(&r, "best.safetensors", epoch + 1, 0, 0);
     }
     if (!st) plot_test_results(&r, have_predictions);
+    if ((!st || st == CN_ERR_INTERRUPTED) && o->info_out) *o->info_out = r.info;
+    if (!st && o->model_out && !r.borrowed_model) { *o->model_out = r.model; r.model = NULL; }
     if (metrics) fclose(metrics);
     history_free(&hist);
     cn_free_aligned(x); cn_free_aligned(grad); free(labels); free(order);

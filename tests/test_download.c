@@ -25,13 +25,13 @@ static int copy_file(const char *from, const char *to) {
     return fclose(out) == 0;
 }
 
-/* Number of directory entries containing ".part". */
+/* Number of temporary files left in dir (".tmp." from the atomic writes, ".part" as before). */
 static int count_part_files(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return -1;
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d))) if (strstr(e->d_name, ".part")) n++;
+    while ((e = readdir(d))) if (strstr(e->d_name, ".part") || strstr(e->d_name, ".tmp.")) n++;
     closedir(d);
     return n;
 }

@@ -1,8 +1,5 @@
 /* convnet download */
 #include "commands.h"
-#include "data/catalog.h"
-#include "data/dataset.h"
-#include "data/download.h"
 #include <getopt.h>
 
 static const char *const downloadable[] = {"mnist", "fashion-mnist", "kmnist", NULL};
@@ -49,9 +46,7 @@ int cmd_download(int argc, char **argv) {
     }
     if (!dataset) dataset = "mnist";
     char target[4096];
-    if (dir) snprintf(target, sizeof target, "%s", dir);
-    else if (cn_dataset_default_dir(dataset, target, sizeof target)) return cli_fail();
-    if (cn_dataset_download(dataset, target, !quiet)) return cli_fail();
-    if (!quiet) printf("%s: the %d files are in %s\n", dataset, CN_DATASET_FILES, target);
+    if (cn_data_download(dataset, dir, !quiet, target, sizeof target)) return cli_fail();
+    if (!quiet) printf("%s: the 4 files are in %s\n", dataset, target);
     return 0;
 }

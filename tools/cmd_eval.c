@@ -1,7 +1,5 @@
 /* convnet eval */
 #include "commands.h"
-#include "checkpoint.h"
-#include "train.h"
 #include <getopt.h>
 #include <stdlib.h>
 
@@ -40,42 +38,37 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet eval --help')\n", cli_command); return 2; }
-    cn_model *m;
-    cn_checkpoint_info info;
-    int norm_known;
-    if (cli_load_weights(weights, dataset, &m, &info, &norm_known)) return 1;
-    cn_dataset ds;
-    if (cn_dataset_load(dataset ? dataset : info.dataset, data_dir, allow_download, &ds)) { cn_model_free(m); return cli_fail(); }
-    if (!norm_known) { info.mean = ds.mean; info.std = ds.std; }
-    int n = ds.test.count, classes = ds.num_classes;
-    int *pred = calloc(n, sizeof *pred);
-    double loss;
-    int correct;
-    if (!pred || cn_evaluate(m, &ds.test, info.mean, info.std, threads > 0 ? threads : 2, &loss, &correct, pred)) {
-        free(pred); cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    cn_net *net;
+    if (cli_load_net(weights, dataset, &net)) return 1;
+    cn_data *data;
+    if (cn_data_load(dataset ? dataset : cn_net_dataset(net), data_dir, allow_download, &data)) {
+        cn_net_free(net);
+        return cli_fail();
     }
-    printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", loss / n, correct, n, 100.0 * correct / n);
-    long *confusion = calloc((size_t)classes * classes, sizeof *confusion);
-    for (int i = 0; confusion && i < n; i++)
-        if (pred[i] < classes) confusion[ds.test.labels[i] * classes + pred[i]]++;
+    int classes = cn_data_num_classes(data);
+    int64_t *confusion = calloc((size_t)classes * classes, sizeof *confusion);
+    cn_eval_result res;
+    if (!confusion || cn_net_evaluate(net, data, CN_SPLIT_TEST, threads, &res, confusion, NULL)) {
+        free(confusion); cn_net_free(net); cn_data_free(data); return cli_fail();
+    }
+    printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", res.loss, res.correct, res.count, res.accuracy);
     printf("%-14s %8s %8s %8s\n", "class", "correct", "total", "accuracy");
-    for (int k = 0; confusion && k < classes; k++) {
-        long total = 0;
+    for (int k = 0; k < classes; k++) {
+        long long total = 0, hits = confusion[k * classes + k];
         for (int j = 0; j < classes; j++) total += confusion[k * classes + j];
-        printf("%-14s %8ld %8ld %7.2f%%\n", ds.class_names[k], confusion[k * classes + k], total,
-               total ? 100.0 * confusion[k * classes + k] / total : 0.0);
+        printf("%-14s %8lld %8lld %7.2f%%\n", cn_data_class_name(data, k), hits, total, total ? 100.0 * hits / total : 0.0);
     }
     printf("\nconfusion matrix (rows: true class, columns: predicted)\n%6s", "");
     for (int j = 0; j < classes; j++) printf("%6d", j);
     printf("\n");
-    for (int k = 0; confusion && k < classes; k++) {
+    for (int k = 0; k < classes; k++) {
         printf("%6d", k);
-        for (int j = 0; j < classes; j++) printf("%6ld", confusion[k * classes + j]);
+        for (int j = 0; j < classes; j++) printf("%6lld", (long long)confusion[k * classes + j]);
         printf("\n");
     }
-    free(confusion); free(pred);
-    cn_model_free(m);
-    cn_dataset_free(&ds);
+    free(confusion);
+    cn_net_free(net);
+    cn_data_free(data);
     return 0;
 }
 

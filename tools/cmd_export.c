@@ -1,12 +1,7 @@
 /* convnet export */
 #include "commands.h"
-#include "model.h"
-#include "io/onnx.h"
-#include "io/export_c.h"
-#include "data/dataset.h"
 #include <stdlib.h>
 #include <getopt.h>
-#include <sys/stat.h>
 
 static const char *const formats[] = {"onnx", "c", "safetensors", NULL};
 
@@ -39,76 +34,42 @@ static void export_help(void) {
            "                    (default: the checkpoint's dataset)\n");
 }
 
-static int export_safetensors(const char *weights, cn_model *m, const cn_checkpoint_info *info, const char *out) {
-    if (cn_checkpoint_save(out, m, info, NULL)) return cli_fail();
+static int export_safetensors(const char *weights, const cn_net *net, const char *out) {
+    if (cn_net_save(net, out)) return cli_fail();
+    float mean, std;
+    cn_net_normalization(net, &mean, &std);
     printf("wrote %s: %s model, %zu parameters, %d classes (%s), normalisation mean %.4f std %.4f\n", out,
-           cli_is_onnx(weights) ? "imported ONNX" : "convnet", cn_model_param_count(m), cn_model_num_classes(m),
-           info->dataset, info->mean, info->std);
+           cli_ends_with(weights, ".onnx") ? "imported ONNX" : "convnet", cn_net_param_count(net), cn_net_num_classes(net),
+           cn_net_dataset(net), mean, std);
     return 0;
 }
 
-static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *out, int fold_bn) {
-    if (cn_onnx_export(m, out, fold_bn, info->mean, info->std)) return cli_fail();
-    struct stat sb;
-    long long bytes = stat(out, &sb) ? -1 : (long long)sb.st_size;
-    int bn = 0, foldable = 0; /* BNs right after a conv are the ones cn_onnx_export folds */
-    for (int i = 0; i < m->num_layers; i++)
-        if (m->layers[i].kind == CN_LAYER_BATCHNORM2D) {
-            bn++;
-            foldable += i > 0 && m->layers[i - 1].kind == CN_LAYER_CONV2D;
-        }
+static int export_onnx(const cn_net *net, const char *out, int fold_bn) {
+    cn_export_report r;
+    if (cn_net_export_onnx(net, out, fold_bn, &r)) return cli_fail();
     char what[96];
-    if (!bn) snprintf(what, sizeof what, "no BatchNorm");
-    else if (!fold_bn || !foldable) snprintf(what, sizeof what, "%d BatchNorm kept%s", bn, fold_bn ? " (none follows a conv directly)" : "");
-    else snprintf(what, sizeof what, "%d of %d BatchNorm folded into the preceding conv", foldable, bn);
-    printf("wrote %s: ONNX opset 13, dynamic batch, %zu parameters, %s, %lld bytes\n", out, cn_model_param_count(m),
-           what, bytes);
+    if (!r.batchnorm) snprintf(what, sizeof what, "no BatchNorm");
+    else if (!r.batchnorm_folded) snprintf(what, sizeof what, "%d BatchNorm kept%s", r.batchnorm, fold_bn ? " (none follows a conv directly)" : "");
+    else snprintf(what, sizeof what, "%d of %d BatchNorm folded into the preceding conv", r.batchnorm_folded, r.batchnorm);
+    printf("wrote %s: ONNX opset 13, dynamic batch, %zu parameters, %s, %lld bytes\n", out, cn_net_param_count(net),
+           what, r.bytes);
     return 0;
 }
 
-/* calib_count training images of the dataset, evenly spaced, as floats in [0, 1]. */
-static float *calibration_images(const char *dataset, const char *data_dir, int allow_download, int pixels, int *count) {
-    cn_dataset ds;
-    if (cn_dataset_load(dataset, data_dir, allow_download, &ds)) { cli_fail(); return NULL; }
-    const cn_split *s = &ds.train;
-    float *x = NULL;
-    if (s->rows * s->cols != pixels) {
-        fprintf(stderr, "%s: %s images are %dx%d but the model takes %d values per image\n", cli_command, ds.name,
-                s->rows, s->cols, pixels);
-    } else {
-        if (*count > s->count) *count = s->count;
-        x = malloc((size_t)*count * pixels * sizeof *x);
-        if (!x) fprintf(stderr, "%s: out of memory for %d calibration images\n", cli_command, *count);
-        for (int i = 0; x && i < *count; i++) {
-            const uint8_t *img = s->images + (size_t)((long long)i * s->count / *count) * pixels;
-            for (int j = 0; j < pixels; j++) x[(size_t)i * pixels + j] = img[j] / 255.0f;
-        }
-    }
-    cn_dataset_free(&ds);
-    return x;
-}
-
-static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out, int int8, int calibration,
-                    const char *data_dir, const char *dataset, int allow_download) {
-    float *calib = NULL;
-    int count = calibration;
-    if (int8 && !(calib = calibration_images(dataset ? dataset : info->dataset, data_dir, allow_download,
-                                             cn_shape_size(m->input), &count)))
-        return 1;
-    cn_export_c_stats stats;
-    cn_status st = cn_export_c(m, out, info->mean, info->std, int8, calib, int8 ? count : 0, &stats);
-    free(calib);
+static int export_c(const cn_net *net, const char *out, int int8, int calibration, const char *data_dir,
+                    const char *dataset, int allow_download) {
+    cn_data *calib = NULL;
+    const char *calib_name = dataset ? dataset : cn_net_dataset(net);
+    if (int8 && cn_data_load(calib_name, data_dir, allow_download, &calib)) return cli_fail();
+    cn_export_report r;
+    cn_status st = cn_net_export_c(net, out, int8, calib, calibration, &r);
+    cn_data_free(calib);
     if (st) return cli_fail();
     printf("wrote %s/model.h and %s/model.c: %s, %zu weights, flash %zu bytes, RAM %zu bytes",
-           out, out, int8 ? "int8" : "float32", stats.weight_count, stats.flash_bytes, stats.ram_bytes);
-    if (int8) printf(", calibrated on %d %s training images", count, dataset ? dataset : info->dataset);
+           out, out, int8 ? "int8" : "float32", r.weight_count, r.flash_bytes, r.ram_bytes);
+    if (int8) printf(", calibrated on %d %s training images", r.calibration_images, calib_name);
     printf("\n");
     return 0;
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcasecmp(s + n - k, suffix);
 }
 
 int cmd_export(int argc, char **argv) {
@@ -147,8 +108,8 @@ int cmd_export(int argc, char **argv) {
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet export --help')\n", cli_command); return 2; }
     if (!out) { fprintf(stderr, "%s: -o OUT is required (see 'convnet export --help')\n", cli_command); return 2; }
     if (!format) {
-        if (ends_with(out, ".onnx")) format = "onnx";
-        else if (ends_with(out, ".safetensors")) format = "safetensors";
+        if (cli_ends_with(out, ".onnx")) format = "onnx";
+        else if (cli_ends_with(out, ".safetensors")) format = "safetensors";
         else {
             fprintf(stderr, "%s: --format onnx|c|safetensors is required (OUT '%s' does not say) (see 'convnet export --help')\n",
                     cli_command, out);
@@ -163,13 +124,12 @@ int cmd_export(int argc, char **argv) {
         return 2;
     }
     if (!strcmp(weights, out)) { fprintf(stderr, "%s: -o '%s' would overwrite --weights\n", cli_command, out); return 2; }
-    cn_model *m;
-    cn_checkpoint_info info;
-    if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
+    cn_net *net;
+    if (cli_load_net(weights, dataset, &net)) return 1;
     int rc;
-    if (!strcmp(format, "onnx")) rc = export_onnx(m, &info, out, fold_bn);
-    else if (is_c) rc = export_c(m, &info, out, int8, calibration ? calibration : 1000, data_dir, dataset, allow_download);
-    else rc = export_safetensors(weights, m, &info, out);
-    cn_model_free(m);
+    if (!strcmp(format, "onnx")) rc = export_onnx(net, out, fold_bn);
+    else if (is_c) rc = export_c(net, out, int8, calibration ? calibration : 1000, data_dir, dataset, allow_download);
+    else rc = export_safetensors(weights, net, out);
+    cn_net_free(net);
     return rc;
 }

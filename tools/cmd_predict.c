@@ -1,53 +1,11 @@
-/* convnet predict; also cli_load_weights, the weights loader shared with eval and export. */
+/* convnet predict */
 #include "commands.h"
-#include "model.h"
-#include "data/catalog.h"
-#include "data/dataset.h"
-#include "io/image.h"
-#include "io/onnx.h"
-#include "io/preprocess.h"
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcasecmp(s + n - k, suffix);
-}
-
-int cli_is_onnx(const char *path) { return ends_with(path, ".onnx"); }
-
-/* Loads a checkpoint (.safetensors) or an ONNX model (.onnx). For ONNX, which
- * carries no dataset, `dataset` (NULL: mnist) names the class names and the
- * default normalisation; the file's normalize_mean/normalize_std metadata wins
- * when present. *norm_known is 0 only for an ONNX model without that metadata
- * and a dataset outside the catalog ("idx"): the caller then uses the data's own
- * mean/std. Prints the error and returns 1 on failure. */
-int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_checkpoint_info *info, int *norm_known) {
-    memset(info, 0, sizeof *info);
-    if (norm_known) *norm_known = 1;
-    if (!cli_is_onnx(path)) {
-        if (cn_checkpoint_load(path, m, info, NULL)) return cli_fail();
-        return 0;
-    }
-    cn_onnx_info oi;
-    if (cn_onnx_import_ex(path, &oi, m)) return cli_fail();
-    const char *name = dataset ? dataset : "mnist";
-    const cn_dataset_info *d = cn_dataset_info_find(name);
-    snprintf(info->dataset, sizeof info->dataset, "%s", d ? d->name : name);
-    info->mean = d ? d->mean : 0.0f;
-    info->std = d ? d->std : 1.0f;
-    if (oi.has_normalization) { info->mean = oi.mean; info->std = oi.std; }
-    else if (!d && norm_known) *norm_known = 0;
-    int classes = cn_model_num_classes(*m);
-    info->num_classes = classes < CN_MAX_CLASSES ? classes : CN_MAX_CLASSES;
-    for (int k = 0; k < info->num_classes; k++) {
-        if (d && d->num_classes == classes) snprintf(info->class_names[k], sizeof info->class_names[k], "%s", d->class_names[k]);
-        else snprintf(info->class_names[k], sizeof info->class_names[k], "%d", k);
-    }
-    return 0;
-}
+#define SIDE 28   /* predict feeds 1x28x28 digits (CN_DIGIT_PIXELS) */
 
 static const char *const catalog_datasets[] = {"mnist", "fashion-mnist", "kmnist", NULL};
 
@@ -82,71 +40,29 @@ typedef struct {
     float prob[CN_MAX_CLASSES];
 } prediction;
 
-/* Reads, preprocesses and normalises one image into x[28*28]. On failure,
+/* Reads and preprocesses one image into x[28*28] (pixel/255). On failure,
  * writes one line naming the file into err. */
-static int prepare_image(const char *path, int raw, int verbose, float mean, float std, float *x, char *err, size_t err_size) {
-    cn_gray_image img;
-    if (cn_image_load(path, &img)) { /* the message starts with the file name */
-        snprintf(err, err_size, "%s", cn_last_error());
-        return 0;
-    }
-    int n = CN_DIGIT_SIDE * CN_DIGIT_SIDE, ok = 1;
-    if (raw) {
-        if (img.width != CN_DIGIT_SIDE || img.height != CN_DIGIT_SIDE) {
-            snprintf(err, err_size, "%s: image is %dx%d; --no-preprocess needs %dx%d", path, img.width, img.height,
-                     CN_DIGIT_SIDE, CN_DIGIT_SIDE);
-            ok = 0;
-        } else {
-            for (int i = 0; i < n; i++) x[i] = img.pixels[i] / 255.0f;
-        }
-    } else {
-        cn_preprocess_info pi;
-        if (cn_preprocess_digit_ex(&img, x, &pi)) {
-            snprintf(err, err_size, "%s: %s", path, cn_last_error());
-            ok = 0;
-        } else if (verbose) {
-            fprintf(stderr, "%s: %dx%d, background %d%s, ink %d, box %dx%d at (%d,%d) -> %dx%d at (%d,%d)\n", path,
-                    img.width, img.height, pi.background, pi.inverted ? " (inverted)" : "", pi.ink_max, pi.box_width,
-                    pi.box_height, pi.box_x, pi.box_y, pi.scaled_width, pi.scaled_height, pi.shift_x, pi.shift_y);
-        }
-    }
-    cn_image_free(&img);
-    if (ok)
-        for (int i = 0; i < n; i++) x[i] = (x[i] - mean) / std;
-    return ok;
-}
-
-/* Probabilities from the model's scores: exp of log-probabilities, or a softmax of logits. */
-static void to_probabilities(const float *scores, int classes, int log_probs, float *p) {
-    if (log_probs) {
-        double sum = 0;
-        for (int k = 0; k < classes; k++) sum += (p[k] = expf(scores[k]));
-        for (int k = 0; k < classes; k++) p[k] = (float)(p[k] / sum); /* renormalise float rounding */
-        return;
-    }
-    float mx = scores[0];
-    for (int k = 1; k < classes; k++) if (scores[k] > mx) mx = scores[k];
-    double sum = 0;
-    for (int k = 0; k < classes; k++) sum += (p[k] = expf(scores[k] - mx));
-    for (int k = 0; k < classes; k++) p[k] = (float)(p[k] / sum);
-}
-
-static void rank(const float *p, int classes, int *order) {
-    for (int k = 0; k < classes; k++) order[k] = k;
-    for (int i = 1; i < classes; i++) { /* stable insertion sort: ties keep the lower class first */
-        int v = order[i], j = i;
-        while (j > 0 && p[order[j - 1]] < p[v]) { order[j] = order[j - 1]; j--; }
-        order[j] = v;
-    }
+static int prepare_image(const char *path, int raw, int verbose, float *x, char *err, size_t err_size) {
+    cn_digit_info d;
+    cn_status st = cn_image_to_digit(path, !raw, x, &d);
+    if (st == CN_ERR_SHAPE && raw)
+        snprintf(err, err_size, "%s: image is %dx%d; --no-preprocess needs %dx%d", path, d.width, d.height, SIDE, SIDE);
+    else if (st)
+        snprintf(err, err_size, "%s", cn_last_error()); /* the message starts with the file name */
+    else if (verbose && !raw)
+        fprintf(stderr, "%s: %dx%d, background %d%s, ink %d, box %dx%d at (%d,%d) -> %dx%d at (%d,%d)\n", path, d.width,
+                d.height, d.background, d.inverted ? " (inverted)" : "", d.ink_max, d.box_width, d.box_height, d.box_x,
+                d.box_y, d.scaled_width, d.scaled_height, d.shift_x, d.shift_y);
+    return st == CN_OK;
 }
 
 /* Probabilities to 6 decimals in the JSON (float precision; cJSON would print 17 digits). */
 static double rounded(float p) { return round((double)p * 1e6) / 1e6; }
 
-static int print_json(const char *weights, const cn_checkpoint_info *info, const prediction *preds, int count, int top,
+static int print_json(const char *weights, const cn_net *net, const prediction *preds, int count, int top,
                       int classes) {
     cJSON *root = cJSON_CreateObject(), *list = NULL;
-    int ok = root && cJSON_AddStringToObject(root, "weights", weights) && cJSON_AddStringToObject(root, "dataset", info->dataset) &&
+    int ok = root && cJSON_AddStringToObject(root, "weights", weights) && cJSON_AddStringToObject(root, "dataset", cn_net_dataset(net)) &&
              (list = cJSON_AddArrayToObject(root, "predictions"));
     for (int i = 0; ok && i < count; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -155,13 +71,13 @@ static int print_json(const char *weights, const cn_checkpoint_info *info, const
         if (!preds[i].ok) { ok = cJSON_AddStringToObject(o, "error", preds[i].error) != NULL; continue; }
         int best = preds[i].order[0];
         cJSON *arr = NULL;
-        ok = cJSON_AddNumberToObject(o, "class", best) && cJSON_AddStringToObject(o, "class_name", info->class_names[best]) &&
+        ok = cJSON_AddNumberToObject(o, "class", best) && cJSON_AddStringToObject(o, "class_name", cn_net_class_name(net, best)) &&
              cJSON_AddNumberToObject(o, "probability", rounded(preds[i].prob[best])) && (arr = cJSON_AddArrayToObject(o, "top"));
         for (int j = 0; ok && j < top && j < classes; j++) {
             int k = preds[i].order[j];
             cJSON *t = cJSON_CreateObject();
             ok = t && cJSON_AddItemToArray(arr, t) && cJSON_AddNumberToObject(t, "class", k) &&
-                 cJSON_AddStringToObject(t, "class_name", info->class_names[k]) &&
+                 cJSON_AddStringToObject(t, "class_name", cn_net_class_name(net, k)) &&
                  cJSON_AddNumberToObject(t, "probability", rounded(preds[i].prob[k]));
         }
     }
@@ -199,56 +115,50 @@ int cmd_predict(int argc, char **argv) {
     }
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet predict --help')\n", cli_command); return 2; }
     if (optind >= argc) { fprintf(stderr, "%s: no images given (see 'convnet predict --help')\n", cli_command); return 2; }
-    cn_model *m;
-    cn_checkpoint_info info;
-    if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
-    int classes = cn_model_num_classes(m), side = CN_DIGIT_SIDE;
-    if (m->input.c != 1 || m->input.h != side || m->input.w != side) {
+    cn_net *net;
+    if (cli_load_net(weights, dataset, &net)) return 1;
+    int classes = cn_net_num_classes(net), ch, h, w;
+    cn_net_input_shape(net, &ch, &h, &w);
+    if (ch != 1 || h != SIDE || w != SIDE) {
         fprintf(stderr, "%s: %s: the model takes %dx%dx%d inputs; predict feeds 1x%dx%d grayscale digits\n", cli_command,
-                weights, m->input.c, m->input.h, m->input.w, side, side);
-        cn_model_free(m);
+                weights, ch, h, w, SIDE, SIDE);
+        cn_net_free(net);
         return 1;
     }
     if (classes > CN_MAX_CLASSES) {
         fprintf(stderr, "%s: %s: the model has %d outputs; at most %d classes are supported\n", cli_command, weights,
                 classes, CN_MAX_CLASSES);
-        cn_model_free(m);
+        cn_net_free(net);
         return 1;
     }
-    if (info.num_classes != classes) /* names missing or not matching: number the classes */
-        for (int k = 0; k < classes; k++) snprintf(info.class_names[k], sizeof info.class_names[k], "%d", k);
     if (top > classes) top = classes;
-    int log_probs = m->num_layers > 0 && m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
-    if (cn_model_reserve(m, 1, 1)) { cn_model_free(m); return cli_fail(); }
-    cn_model_set_training(m, false);
 
     int count = argc - optind, failures = 0;
     prediction *preds = calloc((size_t)count, sizeof *preds);
-    if (!preds) { cn_model_free(m); fprintf(stderr, "%s: out of memory\n", cli_command); return 1; }
-    float x[CN_DIGIT_SIDE * CN_DIGIT_SIDE];
+    if (!preds) { cn_net_free(net); fprintf(stderr, "%s: out of memory\n", cli_command); return 1; }
+    float x[CN_DIGIT_PIXELS];
     for (int i = 0; i < count; i++) {
         prediction *p = &preds[i];
         p->file = argv[optind + i];
-        if (!prepare_image(p->file, raw, verbose, info.mean, info.std, x, p->error, sizeof p->error)) {
+        if (!prepare_image(p->file, raw, verbose, x, p->error, sizeof p->error)) {
             fflush(stdout);
             fprintf(stderr, "%s: %s\n", cli_command, p->error);
             failures++;
             continue;
         }
-        const float *scores = cn_model_forward(m, x, 1, NULL);
-        to_probabilities(scores, classes, log_probs, p->prob);
-        rank(p->prob, classes, p->order);
+        if (cn_net_predict(net, x, 1, p->prob)) { free(preds); cn_net_free(net); return cli_fail(); }
+        cn_rank_classes(p->prob, classes, p->order);
         p->ok = 1;
         if (json) continue;
         int best = p->order[0];
-        printf("%s: %s (p=%.3f)  top-%d:", p->file, info.class_names[best], p->prob[best], top);
+        printf("%s: %s (p=%.3f)  top-%d:", p->file, cn_net_class_name(net, best), p->prob[best], top);
         for (int j = 0; j < top; j++)
-            printf("%s %s %.3f", j ? "," : "", info.class_names[p->order[j]], p->prob[p->order[j]]);
+            printf("%s %s %.3f", j ? "," : "", cn_net_class_name(net, p->order[j]), p->prob[p->order[j]]);
         printf("\n");
         fflush(stdout);
     }
-    int rc = json ? print_json(weights, &info, preds, count, top, classes) : 0;
+    int rc = json ? print_json(weights, net, preds, count, top, classes) : 0;
     free(preds);
-    cn_model_free(m);
+    cn_net_free(net);
     return rc ? rc : failures ? 1 : 0;
 }

@@ -1,7 +1,5 @@
 /* convnet summary */
 #include "commands.h"
-#include "checkpoint.h"
-#include "summary.h"
 #include <getopt.h>
 
 static void summary_help(void) {
@@ -41,14 +39,9 @@ int cmd_summary(int argc, char **argv) {
                 cli_command, cli_command);
         return 2;
     }
-    cn_model *m = NULL;
-    if (weights) {
-        cn_checkpoint_info info;
-        if (cn_checkpoint_load(weights, &m, &info, NULL)) return cli_fail();
-    } else if (cn_model_load_spec(model_name, 1, &m)) {
-        return cli_fail();
-    }
-    cn_status st = cn_summary_write(m, stdout);
-    cn_model_free(m);
+    cn_net *net;
+    if (weights ? cn_net_load(weights, NULL, &net) : cn_net_from_preset(model_name, 1, &net)) return cli_fail();
+    cn_status st = cn_model_write_summary(cn_net_model(net), stdout);
+    cn_net_free(net);
     return st ? cli_fail() : 0;
 }

@@ -1,6 +1,6 @@
 /* convnet train */
 #include "commands.h"
-#include "train.h"
+#include "progress.h"
 #include <getopt.h>
 #include <signal.h>
 
@@ -9,6 +9,53 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
     if (stop_requested) { signal(sig, SIG_DFL); raise(sig); }
     stop_requested = 1;
+}
+
+typedef struct {
+    int quiet;
+    cli_progress bar;
+} train_view;
+
+/* Prints the run as it goes: the settings, a progress bar per epoch on a
+ * terminal, each epoch's metrics; asks to stop once a signal came. */
+static int on_train_event(void *user, const cn_train_event *e) {
+    train_view *v = user;
+    switch (e->kind) {
+    case CN_TRAIN_BEGIN:
+        if (v->quiet) break;
+        printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", e->model_name, e->params, e->dataset,
+               e->train_count, e->has_val ? " (+val)" : "", e->test_count);
+        printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads\n", e->optimizer, e->lr,
+               e->batch_size, e->epochs, e->epochs == 1 ? "" : "s", e->scheduler, e->augment, e->threads);
+        printf("convnet: writing %s/\n", e->out_dir);
+        if (e->start_epoch || e->start_batch) printf("convnet: resuming at epoch %d, batch %d\n", e->start_epoch + 1, e->start_batch);
+        fflush(stdout);
+        break;
+    case CN_TRAIN_EPOCH_BEGIN:
+        cli_progress_begin(&v->bar, "train", e->batches, v->quiet);
+        break;
+    case CN_TRAIN_BATCH:
+        cli_progress_update(&v->bar, e->batch, e->seen, e->loss, e->acc);
+        return stop_requested != 0;
+    case CN_TRAIN_EVALUATING:
+        cli_progress_end(&v->bar);
+        break;
+    case CN_TRAIN_EPOCH_END:
+        printf("Epoch %d/%d  lr %.6g  train loss %.4f  acc %.2f%%", e->epoch, e->epochs, e->lr, e->loss, e->acc);
+        if (e->has_val) printf("  val loss %.4f  acc %.2f%%", e->val_loss, e->val_acc);
+        printf("  %.1f s\n", e->seconds);
+        printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", e->test_loss, e->test_correct, e->test_count,
+               e->test_acc);
+        fflush(stdout);
+        break;
+    case CN_TRAIN_STOPPED:
+        cli_progress_end(&v->bar);
+        fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
+                "convnet: resume with: convnet train --resume %s/last.safetensors\n",
+                e->epoch, e->batch, e->batches, e->out_dir, e->out_dir);
+        break;
+    }
+    return 0;
 }
 
 static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
@@ -57,9 +104,10 @@ static void train_help(void) {
 
 int cmd_train(int argc, char **argv) {
     cli_command = "convnet train";
-    cn_train_options o;
-    cn_train_options_init(&o);
-    o.model = "seed001";
+    cn_train_config o;
+    cn_train_config_init(&o);
+    const char *model = "seed001", *resume = NULL;
+    train_view view = {0};
     o.allow_download = 1;
     enum { O_DATA = 256, O_DATASET, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NESTEROV, O_WD, O_LS, O_SCHED, O_STEP,
            O_GAMMA, O_PATIENCE, O_FACTOR, O_MAXLR, O_PCT, O_DIV, O_FDIV, O_AUG, O_VAL, O_SEED, O_THREADS, O_OUT,
@@ -82,11 +130,11 @@ int cmd_train(int argc, char **argv) {
         {"quiet", no_argument, 0, O_QUIET}, {"no-download", no_argument, 0, O_NODL},
         {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     int c;
-    cn_recipe *r = &o.overrides;
+    cn_recipe *r = &o.recipe;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_MODEL: o.model = optarg; break;
+        case O_MODEL: model = optarg; break;
         case O_DATA: o.data_dir = optarg; break;
         case O_DATASET: o.dataset = cli_choice("--dataset", optarg, cli_datasets, "mnist, fashion-mnist, kmnist or idx"); break;
         case O_EPOCHS: r->epochs = (int)cli_int("--epochs", optarg, 1, 100000); break;
@@ -114,10 +162,10 @@ int cmd_train(int argc, char **argv) {
         case O_SEED: o.seed = (uint64_t)cli_int("--seed", optarg, 0, 2147483647); break;
         case O_THREADS: o.threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case O_OUT: o.out_dir = optarg; break;
-        case O_RESUME: o.resume = optarg; break;
+        case O_RESUME: resume = optarg; break;
         case O_LTRAIN: o.train_limit = (int)cli_int("--limit-train", optarg, 2, 100000000); break;
         case O_LTEST: o.test_limit = (int)cli_int("--limit-test", optarg, 1, 100000000); break;
-        case O_QUIET: o.quiet = 1; break;
+        case O_QUIET: view.quiet = 1; break;
         case O_QUIET + 100: break;  /* --no-cuda (seed004's flag): convnet always runs on the CPU */
         case O_NODL: o.allow_download = 0; break;
         case O_HELP: case 'h': train_help(); return 0;
@@ -130,10 +178,20 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet train --help')\n", cli_command, argv[optind]);
         return 2;
     }
-    o.stop_requested = &stop_requested;
+    o.on_event = on_train_event;
+    o.user = &view;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    cn_status st = cn_train(&o);
+    cn_status st;
+    if (resume) {
+        st = cn_train_resume(resume, &o, NULL);
+    } else {
+        cn_net *net;  /* a preset, spec file, or weights to fine-tune */
+        st = cn_net_open(model, NULL, o.seed, &net);
+        if (!st) st = cn_net_train(net, &o);
+        cn_net_free(net);
+    }
+    cli_progress_end(&view.bar);  /* a run that failed mid-epoch leaves no bar behind */
     if (st == CN_ERR_INTERRUPTED) return 130;
     return st ? cli_fail() : 0;
 }

@@ -1,11 +1,12 @@
-/* Shared helpers of the convnet subcommands (tools/cmd_*.c). */
+/* Shared helpers of the convnet subcommands (tools/cmd_*.c). The CLI is a
+ * client of the public API only: include/convnet.h and the headers in tools/. */
 #ifndef CONVNET_COMMANDS_H
 #define CONVNET_COMMANDS_H
 #include "convnet.h"
 #include "cli_args.h"
-#include "checkpoint.h"
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Prints "<command>: <library error>" and returns exit status 1. */
 static inline int cli_fail(void) {
@@ -22,6 +23,21 @@ static inline int cli_bad_option(char **argv, int optind_now) {
     return 2;
 }
 
+/* 1 if s ends in suffix, ignoring case (".ONNX" too). */
+static inline int cli_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcasecmp(s + n - k, suffix);
+}
+
+/* Loads --weights FILE (a checkpoint or an ONNX model; dataset as cn_net_load).
+ * Prints the error and returns 1 on failure. */
+static inline int cli_load_net(const char *path, const char *dataset, cn_net **net) {
+    return cn_net_load(path, dataset, net) ? cli_fail() : 0;
+}
+
+/* tools/convnet.c: prints the library's notes on stderr (cn_set_note_handler). */
+void cli_print_note(void *user, cn_note_kind kind, const char *text);
+
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_models(int argc, char **argv);
@@ -29,13 +45,5 @@ int cmd_summary(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_export(int argc, char **argv);
-
-/* tools/cmd_predict.c: 1 if path names an ONNX model (ends in .onnx). */
-int cli_is_onnx(const char *path);
-/* Loads a checkpoint (.safetensors) or an ONNX model (.onnx); for ONNX, dataset
- * (NULL: mnist) gives class names and the default mean/std unless the file's
- * metadata has them; *norm_known (may be NULL) is 0 when neither says (dataset
- * "idx" without metadata). Prints the error and returns 1 on failure. */
-int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_checkpoint_info *info, int *norm_known);
 
 #endif

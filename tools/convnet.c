@@ -1,7 +1,31 @@
 /* convnet command-line tool: dispatches to the subcommands in tools/cmd_*.c. */
 #include "commands.h"
+#include "progress.h"
+#include <unistd.h>
 
 const char *cli_command = "convnet";
+
+/* Notes from the library: warnings as "convnet: warning: ...", progress lines
+ * redrawn in place on a terminal (and dropped otherwise), info lines as they
+ * are, except that on a terminal a finished progress bar stands for the info
+ * line that follows it. */
+void cli_print_note(void *user, cn_note_kind kind, const char *text) {
+    static int drawn, bar_ended;
+    int tty = isatty(STDERR_FILENO), ended = bar_ended;
+    (void)user;
+    bar_ended = 0;
+    if (kind == CN_NOTE_PROGRESS) {
+        if (!tty) return;
+        if (*text) { cli_progress_draw_line(text); drawn = 1; return; }
+        if (drawn) { fputc('\n', stderr); drawn = 0; bar_ended = 1; }
+    } else if (kind == CN_NOTE_INFO) {
+        if (!ended) fprintf(stderr, "%s\n", text);
+    } else {
+        if (drawn) { fputc('\n', stderr); drawn = 0; }
+        fprintf(stderr, "convnet: warning: %s\n", text);
+    }
+    fflush(stderr);
+}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: convnet COMMAND [options]   (convnet COMMAND --help for details)\n\n"
@@ -17,6 +41,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    cn_set_note_handler(cli_print_note, NULL);
     if (argc < 2) { fprintf(stderr, "convnet: no command given (see 'convnet help')\n"); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);

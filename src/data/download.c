@@ -1,8 +1,9 @@
 #include "data/download.h"
-#include "progress.h"
 #include "data/catalog.h"
 #include "data/dataset.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/note.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -69,10 +70,10 @@ static cn_status make_dirs(const char *dir) {
 }
 
 typedef struct {
-    FILE *out;
+    cn_atomic_file *out;
     EVP_MD_CTX *md;
     int write_failed, too_big;
-    int show, tty;
+    int show, drawn;
     const char *label;
     double start, last_draw;
     curl_off_t received;
@@ -88,7 +89,7 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *user) {
     transfer *t = user;
     size_t n = size * nmemb;
     if (t->received + (curl_off_t)n > MAX_DOWNLOAD_BYTES) { t->too_big = 1; return 0; }
-    if (fwrite(data, 1, n, t->out) != n) { t->write_failed = 1; return 0; }
+    if (cn_atomic_write(t->out, data, n)) { t->write_failed = 1; return 0; }
     EVP_DigestUpdate(t->md, data, n);
     t->received += (curl_off_t)n;
     return n;
@@ -100,7 +101,8 @@ static void human_size(double bytes, char *buf, size_t size) {
     else snprintf(buf, size, "%.1f kB", bytes / 1e3);
 }
 
-static void draw_bar(const transfer *t, curl_off_t now, curl_off_t total, int final) {
+/* A progress line for the note handler (CN_NOTE_PROGRESS), which draws it in place. */
+static void draw_bar(transfer *t, curl_off_t now, curl_off_t total) {
     double elapsed = now_seconds() - t->start;
     char done[32], all[32], rate[32];
     human_size((double)now, done, sizeof done);
@@ -115,39 +117,39 @@ static void draw_bar(const transfer *t, curl_off_t now, curl_off_t total, int fi
         char line[256];
         snprintf(line, sizeof line, "%-28s [%s] %3d%% %s of %s  %s/s", t->label, bar,
                  (int)(100.0 * (double)now / (double)total), done, all, rate);
-        cn_progress_draw_line(line);
+        cn_note(CN_NOTE_PROGRESS, "%s", line);
     } else {
-        char line[256];
-        snprintf(line, sizeof line, "%-28s %s  %s/s", t->label, done, rate);
-        cn_progress_draw_line(line);
+        cn_note(CN_NOTE_PROGRESS, "%-28s %s  %s/s", t->label, done, rate);
     }
-    if (final) fputc('\n', stderr);
-    fflush(stderr);
+    t->drawn = 1;
 }
 
 static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
     (void)ultotal; (void)ulnow;
     transfer *t = user;
-    if (t->show && t->tty) {
+    if (t->show) {
         double now = now_seconds();
         if ((dlnow > 0 || dltotal > 0) && now - t->last_draw >= 0.1) {
             t->last_draw = now;
-            draw_bar(t, dlnow, dltotal, 0);
+            draw_bar(t, dlnow, dltotal);
         }
     }
     return 0;
 }
 
-/* Downloads url to tmp_path, checking the MD5. The error message is set on failure. */
-static cn_status fetch(const char *url, const char *tmp_path, const char *expected_md5, const char *label,
+/* Downloads url to path (atomically: core/atomic_file.h), checking the MD5 before
+ * the file takes its name. The error message is set on failure. With `show`,
+ * progress lines go to the note handler while it runs, then the finished bar,
+ * the end of the progress display (an empty progress note) and one info note. */
+static cn_status fetch(const char *url, const char *path, const char *expected_md5, const char *label,
                        int show, const char *dir) {
-    FILE *out = fopen(tmp_path, "wb");
-    if (!out) return cn_fail(CN_ERR_IO, "%s: cannot create: %s", tmp_path, strerror(errno));
-    transfer t = {.out = out, .md = EVP_MD_CTX_new(), .show = show, .tty = isatty(STDERR_FILENO),
-                  .label = label, .start = now_seconds()};
+    cn_atomic_file out;
+    cn_status st = cn_atomic_begin(&out, path);
+    if (st) return st;
+    transfer t = {.out = &out, .md = EVP_MD_CTX_new(), .show = show, .label = label, .start = now_seconds()};
     CURL *curl = curl_easy_init();
     if (!t.md || !curl || !EVP_DigestInit_ex(t.md, EVP_md5(), NULL)) {
-        fclose(out); remove(tmp_path);
+        cn_atomic_abort(&out);
         EVP_MD_CTX_free(t.md);
         if (curl) curl_easy_cleanup(curl);
         return cn_fail(CN_ERR_UNSUPPORTED, "cannot initialise libcurl or OpenSSL MD5");
@@ -172,21 +174,17 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "convnet (libcurl)");
     CURLcode rc = curl_easy_perform(curl);
     curl_easy_cleanup(curl);
-    int close_failed = fclose(out) != 0;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     EVP_DigestFinal_ex(t.md, digest, &len);
     EVP_MD_CTX_free(t.md);
-    if (show && t.tty && rc == CURLE_OK) draw_bar(&t, t.received, t.received, 1);
-    else if (show && t.tty && t.last_draw > 0) fputc('\n', stderr);
-    cn_status st = CN_OK;
+    if (show && rc == CURLE_OK) draw_bar(&t, t.received, t.received);
+    if (show && t.drawn) cn_note(CN_NOTE_PROGRESS, "%s", "");
     if (rc != CURLE_OK) {
-        if (t.write_failed) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", tmp_path, strerror(errno));
+        if (t.write_failed) st = out.status;
         else if (t.too_big) st = cn_fail(CN_ERR_NETWORK, "%s: more than %lld bytes, expected a dataset file", url,
                                          (long long)MAX_DOWNLOAD_BYTES);
         else st = cn_fail(CN_ERR_NETWORK, "%s: %s", url, curl_error[0] ? curl_error : curl_easy_strerror(rc));
-    } else if (close_failed) {
-        st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", tmp_path, strerror(errno));
     } else {
         char got[2 * EVP_MAX_MD_SIZE + 1];
         to_hex(digest, len, got);
@@ -194,14 +192,17 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
             st = cn_fail(CN_ERR_CHECKSUM, "%s: MD5 %s does not match the published %s (download deleted from %s)",
                          url, got, expected_md5, dir);
     }
-    if (st != CN_OK) remove(tmp_path);
-    else if (show && !t.tty)
-    {
+    if (st != CN_OK) {
+        cn_atomic_abort(&out);
+        return st;
+    }
+    if ((st = cn_atomic_commit(&out))) return st;
+    if (show) {
         char size[32];
         human_size((double)t.received, size, sizeof size);
-        fprintf(stderr, "downloaded %s (%s) from %s\n", label, size, url);
+        cn_note(CN_NOTE_INFO, "downloaded %s (%s) from %s", label, size, url);
     }
-    return st;
+    return CN_OK;
 }
 
 cn_status cn_dataset_download(const char *name, const char *dir, int show_progress) {
@@ -242,13 +243,12 @@ cn_status cn_dataset_download(const char *name, const char *dir, int show_progre
         return cn_fail(CN_ERR_UNSUPPORTED, "libcurl failed to initialise");
     st = CN_OK;
     for (int i = 0; i < CN_DATASET_FILES && st == CN_OK; i++) {
-        char file[128], final_path[PATH_CAP + 160], tmp_path[PATH_CAP + 200];
+        char file[128], final_path[PATH_CAP + 160];
         snprintf(file, sizeof file, "%s.gz", cn_dataset_file_names[i]);
         snprintf(final_path, sizeof final_path, "%s/%s", target, file);
         char have[33];
         if (access(final_path, F_OK) == 0 && cn_file_md5(final_path, have) == CN_OK && !strcmp(have, info->md5[i]))
             continue;
-        snprintf(tmp_path, sizeof tmp_path, "%s.part.%ld", final_path, (long)getpid());
         char errors[1024] = "";
         size_t elen = 0;
         int all_checksum = 1;
@@ -256,14 +256,8 @@ cn_status cn_dataset_download(const char *name, const char *dir, int show_progre
         for (int m = 0; mirrors[m]; m++) {
             char url[PATH_CAP + 160];
             snprintf(url, sizeof url, "%s%s", mirrors[m], file);
-            cn_status s = fetch(url, tmp_path, info->md5[i], file, show_progress, target);
+            cn_status s = fetch(url, final_path, info->md5[i], file, show_progress, target);
             if (s == CN_OK) {
-                if (rename(tmp_path, final_path) != 0) {
-                    s = cn_fail(CN_ERR_IO, "%s: cannot rename to %s: %s", tmp_path, final_path, strerror(errno));
-                    remove(tmp_path);
-                    st = s;
-                    goto next_file;
-                }
                 st = CN_OK;
                 break;
             }

@@ -1,4 +1,5 @@
 #include "data/stats.h"
+#include "core/atomic_file.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,15 +50,11 @@ static int read_cache(const char *cache_path, const char *file, long long size, 
 
 static void write_cache(const char *cache_path, const char *file, long long size, long long mtime,
                         double mean, double std) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid()) >= (int)sizeof tmp) return;
-    FILE *f = fopen(tmp, "w");
-    if (!f) return;
-    int ok = fprintf(f, "# convnet: normalisation statistics of the training images (pixel/255)\n"
-                        "file %s\nsize %lld\nmtime %lld\nmean %.9f\nstd %.9f\n",
-                     file, size, mtime, mean, std) > 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, cache_path) != 0) remove(tmp);
+    char text[1024];
+    int n = snprintf(text, sizeof text, "# convnet: normalisation statistics of the training images (pixel/255)\n"
+                                        "file %s\nsize %lld\nmtime %lld\nmean %.9f\nstd %.9f\n",
+                     file, size, mtime, mean, std);
+    if (n > 0 && n < (int)sizeof text) (void)cn_write_file_atomic(cache_path, text, (size_t)n); /* a cache: failure is fine */
 }
 
 void cn_split_cached_stats(const cn_split *train, const char *images_path, const char *cache_path,

@@ -5,6 +5,7 @@
  * temporary file that is renamed over `path`. */
 #include "io/onnx.h"
 #include "model.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "onnx.pb-c.h"
@@ -219,36 +220,6 @@ static Onnx__StringStringEntryProto *meta(pool *p, const char *key, const char *
     e->key = pool_printf(p, "%s", key);
     e->value = pool_printf(p, "%s", value);
     return e->key && e->value ? e : NULL;
-}
-
-/* Writes `size` bytes to path.tmp.<pid>, fsyncs and renames it over `path`. */
-static cn_status write_atomic(const char *path, const void *data, size_t size) {
-    size_t plen = strlen(path);
-    char *tmp = cn_calloc(plen + 32, 1);
-    if (!tmp) return CN_ERR_NOMEM;
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        cn_status st = cn_fail(CN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    cn_status st = CN_OK;
-    const unsigned char *bytes = data;
-    size_t written = 0;
-    while (written < size) {
-        ssize_t n = write(fd, bytes + written, size - written);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { st = cn_fail(CN_ERR_IO, "%s: write failed after %zu bytes: %s", tmp, written, strerror(errno)); break; }
-        written += (size_t)n;
-    }
-    if (st == CN_OK && fsync(fd) != 0) st = cn_fail(CN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && st == CN_OK) st = cn_fail(CN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (st == CN_OK && rename(tmp, path) != 0)
-        st = cn_fail(CN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    if (st != CN_OK) unlink(tmp);
-    free(tmp);
-    return st;
 }
 
 static cn_status check_finite(const cn_model *m, const cn_layer *l, const char *what, const float *v, size_t n) {
@@ -484,7 +455,7 @@ cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, float
     size_t packed = onnx__model_proto__pack(model, buf);
     pool_free(&p);
     if (packed != size) { free(buf); return cn_fail(CN_ERR_IO, "%s: protobuf packing wrote %zu of %zu bytes", path, packed, size); }
-    st = write_atomic(path, buf, size);
+    st = cn_write_file_atomic(path, buf, size);
     free(buf);
     return st;
 }

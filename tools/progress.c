@@ -1,3 +1,4 @@
+/* The CLI's progress bar (tools/progress.h). */
 #include "progress.h"
 #include <stdio.h>
 #include <time.h>
@@ -5,35 +6,35 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-double cn_now_seconds(void) {
+static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void cn_progress_begin(cn_progress *p, const char *label, long total, int quiet) {
+void cli_progress_begin(cli_progress *p, const char *label, long total, int quiet) {
     p->label = label;
     p->total = total > 0 ? total : 1;
     p->enabled = !quiet && isatty(STDERR_FILENO);
-    p->start = cn_now_seconds();
+    p->start = now_seconds();
     p->last_draw = 0.0;
 }
 
-int cn_terminal_columns(void) {
+int cli_terminal_columns(void) {
     struct winsize ws;
     if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
     return 80;
 }
 
-void cn_progress_draw_line(const char *line) {
-    int width = cn_terminal_columns() - 1;
+void cli_progress_draw_line(const char *line) {
+    int width = cli_terminal_columns() - 1;
     fprintf(stderr, "\r\033[K%.*s", width > 0 ? width : 0, line);
     fflush(stderr);
 }
 
-void cn_progress_update(cn_progress *p, long done, long images, double loss, double acc) {
+void cli_progress_update(cli_progress *p, long done, long images, double loss, double acc) {
     if (!p->enabled) return;
-    double now = cn_now_seconds();
+    double now = now_seconds();
     if (done < p->total && now - p->last_draw < 0.1) return;   /* at most 10 redraws per second */
     p->last_draw = now;
     double elapsed = now - p->start, rate = elapsed > 0 ? images / elapsed : 0.0;
@@ -46,7 +47,7 @@ void cn_progress_update(cn_progress *p, long done, long images, double loss, dou
     snprintf(tail + n, sizeof tail - n, "  ETA %.0fs", eta);
     char head[64];
     snprintf(head, sizeof head, "%s %ld/%ld ", p->label, done, p->total);
-    int bar_width = cn_terminal_columns() - 1 - (int)strlen(head) - (int)strlen(tail) - 2;
+    int bar_width = cli_terminal_columns() - 1 - (int)strlen(head) - (int)strlen(tail) - 2;
     if (bar_width > 24) bar_width = 24;
     if (bar_width >= 5) {
         char bar[25];
@@ -57,11 +58,12 @@ void cn_progress_update(cn_progress *p, long done, long images, double loss, dou
     } else {
         snprintf(line, sizeof line, "%s%s", head, tail);
     }
-    cn_progress_draw_line(line);
+    cli_progress_draw_line(line);
 }
 
-void cn_progress_end(cn_progress *p) {
+void cli_progress_end(cli_progress *p) {
     if (!p->enabled) return;
+    p->enabled = 0;
     fprintf(stderr, "\r\033[K");
     fflush(stderr);
 }

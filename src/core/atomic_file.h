@@ -1,0 +1,40 @@
+/* Atomic file writes: every file convnet writes goes through here. The bytes
+ * go to PATH.tmp.<pid> (created 0644), which is fsynced, renamed over PATH,
+ * and then the directory is fsynced so that the rename itself is durable.
+ * A reader sees the old file or the new one, never part of one; on any
+ * failure the temporary file is removed and PATH is untouched.
+ *
+ *     cn_atomic_file af;
+ *     if (cn_atomic_begin(&af, path)) return ...;      error message set
+ *     cn_atomic_write(&af, bytes, n);                   any number of times
+ *     return cn_atomic_commit(&af);                     or cn_atomic_abort(&af)
+ *
+ * Not shared between threads. Messages name PATH and the temporary file. */
+#ifndef CN_CORE_ATOMIC_FILE_H
+#define CN_CORE_ATOMIC_FILE_H
+#include "convnet.h"
+#include <stddef.h>
+
+typedef struct {
+    char *path, *tmp;       /* owned copies */
+    int fd;                 /* of tmp; -1 after commit/abort */
+    size_t written;         /* bytes written so far */
+    cn_status status;       /* first failure of cn_atomic_write, or CN_OK */
+} cn_atomic_file;
+
+/* Creates PATH.tmp.<pid>. On failure (CN_ERR_IO "cannot create temporary
+ * file", CN_ERR_NOMEM) nothing is left to clean up. */
+cn_status cn_atomic_begin(cn_atomic_file *af, const char *path);
+/* Appends bytes; after a failure further writes are skipped and the first
+ * failure is returned (again) by cn_atomic_commit. */
+cn_status cn_atomic_write(cn_atomic_file *af, const void *data, size_t size);
+/* fsync, close, rename over PATH, fsync the directory (where the filesystem can);
+ * frees af. On failure removes the temporary file. */
+cn_status cn_atomic_commit(cn_atomic_file *af);
+/* Removes the temporary file and frees af (after a failure elsewhere). */
+void cn_atomic_abort(cn_atomic_file *af);
+
+/* The whole sequence for a buffer that is ready. */
+cn_status cn_write_file_atomic(const char *path, const void *data, size_t size);
+
+#endif
