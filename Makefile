@@ -26,7 +26,9 @@ $(PKG_MK): Makefile scripts/install-deps.sh
 	  printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\n' "$$cflags" "$$libs" > $@.tmp && mv $@.tmp $@
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
+# -fPIC: the same objects make libconvnet.a and libconvnet.so; -fno-semantic-interposition
+# keeps gcc inlining and calling the library's own functions directly, as without -fPIC.
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC -fno-semantic-interposition -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
@@ -49,8 +51,8 @@ TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 PRESETS  := $(sort $(wildcard src/presets/*.spec))
 
-.PHONY: all check clean bench fuzz deps train
-all: $(BUILD)/convnet
+.PHONY: all check clean bench fuzz deps train install install-check
+all: $(BUILD)/convnet $(BUILD)/$(SO_REAL)
 
 # Installs missing Debian packages (as root) or prints the apt-get command.
 deps:
@@ -68,11 +70,46 @@ $(BUILD)/libconvnet.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/obj/src/kernels/%.o: src/kernels/%.c
+# The shared library: soname libconvnet.so.MAJOR, real name with the full version
+# (CONVNET_VERSION in include/convnet.h).
+VERSION  := $(shell sed -n 's/^\#define CONVNET_VERSION "\(.*\)"/\1/p' include/convnet.h)
+SO_MAJOR := $(firstword $(subst ., ,$(VERSION)))
+SO_NAME  := libconvnet.so.$(SO_MAJOR)
+SO_REAL  := libconvnet.so.$(VERSION)
+$(BUILD)/$(SO_REAL): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,$(SO_NAME) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	ln -sf $(SO_REAL) $(BUILD)/$(SO_NAME) && ln -sf $(SO_NAME) $(BUILD)/libconvnet.so
+
+# `make install PREFIX=/usr/local DESTDIR=`: the header, both libraries, convnet.pc
+# for pkg-config and the convnet binary.
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+install: $(BUILD)/convnet $(BUILD)/libconvnet.a $(BUILD)/$(SO_REAL)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(BUILD)/convnet $(DESTDIR)$(BINDIR)/convnet
+	install -m 644 include/convnet.h $(DESTDIR)$(INCLUDEDIR)/convnet.h
+	install -m 644 $(BUILD)/libconvnet.a $(DESTDIR)$(LIBDIR)/libconvnet.a
+	install -m 755 $(BUILD)/$(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_REAL)
+	ln -sf $(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libconvnet.so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES@|$(PKGS)|; s|@LIBS@|-lm -fopenmp|' scripts/convnet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/convnet.pc
+
+# Objects are rebuilt when the compiler flags change (e.g. -fPIC was added).
+FLAGS_STAMP := $(BUILD)/.cflags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS) $(KERNEL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(KERNEL_CFLAGS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/obj/src/kernels/%.o: src/kernels/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -83,7 +120,7 @@ $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/onnx.pb-c.c: $(ONNX_PROTO)
 	@test -n "$(ONNX_PROTO)" || { echo "error: onnx.proto not found; run: bash scripts/install-deps.sh" >&2; exit 1; }
 	cp $(ONNX_PROTO) $(BUILD)/gen/onnx.proto
 	cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
-$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -w -c $< -o $@
 
@@ -102,9 +139,16 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
+# The examples build against an install in $(BUILD)/check-prefix through pkg-config alone
+# (tests/examples.sh); EXAMPLES_DATA is the MNIST directory the train example uses.
+EXAMPLES_DATA ?= $(firstword $(wildcard ../shared/data/mnist /work/shared/data/mnist))
+CHECK_PREFIX := $(CURDIR)/$(BUILD)/check-prefix
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/convnet $(TEST_BINS)
-	@BUILD=$(BUILD) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS)
+	@rm -rf $(CHECK_PREFIX) && $(MAKE) --no-print-directory -s install PREFIX=$(CHECK_PREFIX) DESTDIR= > /dev/null
+	@BUILD=$(BUILD) CHECK_PREFIX=$(CHECK_PREFIX) EXAMPLES_DATA=$(EXAMPLES_DATA) CC=$(CC) \
+	  EXAMPLES_CFLAGS="$(if $(filter 1,$(SANITIZE)),-fsanitize=address -fsanitize=undefined)" \
+	  LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS) tests/examples.sh
 
 bench: $(BUILD)/convnet
 	@sh scripts/install-deps.sh bench

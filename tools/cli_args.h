@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Name of the running subcommand for messages, e.g. "convnet train" (tools/convnet.c). */
+/* Name of the running subcommand for messages, e.g. "convnet train" (set by main, tools/convnet.c). */
 extern const char *cli_command;
 
 static inline void __attribute__((noreturn)) cli_usage_error(const char *option, const char *value, const char *expected) {

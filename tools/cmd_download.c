@@ -18,16 +18,13 @@ static void download_help(void) {
 }
 
 int cmd_download(int argc, char **argv) {
-    cli_command = "convnet download";
     const char *dataset = NULL, *dir = NULL;
     int quiet = 0;
     enum { O_DATASET = 256, O_DATA, O_QUIET, O_HELP };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET}, {"data", required_argument, 0, O_DATA},
         {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    for (int c; (c = cli_next_option(argc, argv, "h", opts)) != -1;) {
         switch (c) {
         case O_DATASET: dataset = cli_choice("--dataset", optarg, downloadable, "mnist, fashion-mnist or kmnist"); break;
         case O_DATA: dir = optarg; break;

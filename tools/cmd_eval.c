@@ -15,16 +15,13 @@ static void eval_help(void) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    cli_command = "convnet eval";
     const char *weights = NULL, *data_dir = NULL, *dataset = NULL;
     int threads = 0, allow_download = 1;
     static const struct option opts[] = {
         {"weights", required_argument, 0, 'w'}, {"data", required_argument, 0, 'd'},
         {"dataset", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
         {"no-download", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    for (int c; (c = cli_next_option(argc, argv, "h", opts)) != -1;) {
         switch (c) {
         case 'w': weights = optarg; break;
         case 'd': data_dir = optarg; break;
@@ -32,9 +29,7 @@ int cmd_eval(int argc, char **argv) {
         case 't': threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case 'n': allow_download = 0; break;
         case 'h': eval_help(); return 0;
-        default:
-            fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet eval --help')\n", cli_command, argv[optind - 1]);
-            return 2;
+        default: return cli_bad_option(argv, optind);
         }
     }
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet eval --help')\n", cli_command); return 2; }

@@ -73,7 +73,6 @@ static int export_c(const cn_net *net, const char *out, int int8, int calibratio
 }
 
 int cmd_export(int argc, char **argv) {
-    cli_command = "convnet export";
     const char *weights = NULL, *format = NULL, *out = NULL, *data_dir = NULL, *dataset = NULL;
     int fold_bn = 0, int8 = 0, calibration = 0, allow_download = 1;
     enum { O_WEIGHTS = 256, O_FORMAT, O_FOLD, O_INT8, O_CALIB, O_DATA, O_DATASET, O_NODL, O_HELP };
@@ -84,9 +83,7 @@ int cmd_export(int argc, char **argv) {
         {"calibration", required_argument, 0, O_CALIB}, {"data", required_argument, 0, O_DATA},
         {"dataset", required_argument, 0, O_DATASET}, {"no-download", no_argument, 0, O_NODL},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    for (int c; (c = cli_next_option(argc, argv, "ho:", opts)) != -1;) {
         switch (c) {
         case O_WEIGHTS: weights = optarg; break;
         case O_FORMAT: format = cli_choice("--format", optarg, formats, "onnx, c or safetensors"); break;

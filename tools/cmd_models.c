@@ -2,7 +2,6 @@
 #include "commands.h"
 
 int cmd_models(int argc, char **argv) {
-    cli_command = "convnet models";
     if (argc > 1) {
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
             printf("usage: convnet models\n\nLists the built-in presets with their aliases, parameter counts, "

@@ -90,7 +90,6 @@ static int print_json(const char *weights, const cn_net *net, const prediction *
 }
 
 int cmd_predict(int argc, char **argv) {
-    cli_command = "convnet predict";
     const char *weights = NULL, *dataset = NULL;
     int top = 3, json = 0, raw = 0, verbose = 0;
     enum { O_WEIGHTS = 256, O_TOP, O_JSON, O_DATASET, O_RAW, O_VERBOSE, O_HELP };
@@ -99,9 +98,7 @@ int cmd_predict(int argc, char **argv) {
         {"json", no_argument, 0, O_JSON}, {"dataset", required_argument, 0, O_DATASET},
         {"no-preprocess", no_argument, 0, O_RAW}, {"verbose", no_argument, 0, O_VERBOSE},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    for (int c; (c = cli_next_option(argc, argv, "h", opts)) != -1;) {
         switch (c) {
         case O_WEIGHTS: weights = optarg; break;
         case O_TOP: top = (int)cli_int("--top", optarg, 1, CN_MAX_CLASSES); break;

@@ -15,14 +15,11 @@ static void summary_help(void) {
 }
 
 int cmd_summary(int argc, char **argv) {
-    cli_command = "convnet summary";
     const char *model_name = NULL, *weights = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"weights", required_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    for (int c; (c = cli_next_option(argc, argv, "h", opts)) != -1;) {
         switch (c) {
         case 'm': model_name = optarg; break;
         case 'w': weights = optarg; break;

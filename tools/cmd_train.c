@@ -103,7 +103,6 @@ static void train_help(void) {
 }
 
 int cmd_train(int argc, char **argv) {
-    cli_command = "convnet train";
     cn_train_config o;
     cn_train_config_init(&o);
     const char *model = "seed001", *resume = NULL;
@@ -129,10 +128,8 @@ int cmd_train(int argc, char **argv) {
         {"limit-train", required_argument, 0, O_LTRAIN}, {"limit-test", required_argument, 0, O_LTEST},
         {"quiet", no_argument, 0, O_QUIET}, {"no-download", no_argument, 0, O_NODL},
         {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    int c;
     cn_recipe *r = &o.recipe;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    for (int c; (c = cli_next_option(argc, argv, "h", opts)) != -1;) {
         switch (c) {
         case O_MODEL: model = optarg; break;
         case O_DATA: o.data_dir = optarg; break;
@@ -169,9 +166,7 @@ int cmd_train(int argc, char **argv) {
         case O_QUIET + 100: break;  /* --no-cuda (seed004's flag): convnet always runs on the CPU */
         case O_NODL: o.allow_download = 0; break;
         case O_HELP: case 'h': train_help(); return 0;
-        default:
-            fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet train --help')\n", cli_command, argv[optind - 1]);
-            return 2;
+        default: return cli_bad_option(argv, optind);
         }
     }
     if (optind < argc) {

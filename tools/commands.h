@@ -4,6 +4,7 @@
 #define CONVNET_COMMANDS_H
 #include "convnet.h"
 #include "cli_args.h"
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,13 @@ static inline int cli_fail(void) {
 
 static const char *const cli_datasets[] = {"mnist", "fashion-mnist", "kmnist", "idx", NULL};
 #define CLI_DATASETS_EXPECTED "mnist, fashion-mnist, kmnist or idx"
+
+/* The next option of argv: getopt_long without its own messages (an unknown
+ * option comes back as '?' or ':', for cli_bad_option). */
+static inline int cli_next_option(int argc, char **argv, const char *shorts, const struct option *opts) {
+    opterr = 0;
+    return getopt_long(argc, argv, shorts, opts, NULL);
+}
 
 /* Reports an unknown option (getopt_long returned '?' or ':') and returns 2. */
 static inline int cli_bad_option(char **argv, int optind_now) {

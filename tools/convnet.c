@@ -44,13 +44,16 @@ int main(int argc, char **argv) {
     cn_set_note_handler(cli_print_note, NULL);
     if (argc < 2) { fprintf(stderr, "convnet: no command given (see 'convnet help')\n"); return 2; }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(cmd, "models")) return cmd_models(argc - 1, argv + 1);
-    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
-    if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);
-    if (!strcmp(cmd, "download")) return cmd_download(argc - 1, argv + 1);
-    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
+    static const struct { const char *name; int (*run)(int, char **); } commands[] = {
+        {"train", cmd_train}, {"eval", cmd_eval}, {"models", cmd_models}, {"summary", cmd_summary},
+        {"predict", cmd_predict}, {"download", cmd_download}, {"export", cmd_export}};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name)) {
+            static char name[32];  /* "convnet train", for messages */
+            snprintf(name, sizeof name, "convnet %s", commands[i].name);
+            cli_command = name;
+            return commands[i].run(argc - 1, argv + 1);
+        }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
     fprintf(stderr, "convnet: unknown command '%s' (expected train, eval, models, summary, predict, export, "
                     "download or help)\n", cmd);

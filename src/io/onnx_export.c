@@ -6,17 +6,15 @@
 #include "io/onnx.h"
 #include "model.h"
 #include "core/atomic_file.h"
+#include "io/export_check.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include "onnx.pb-c.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define EXPORT_OPSET 13
 #define EXPORT_IR_VERSION 7   /* IR version of ONNX 1.8, the first with opset 13 */
@@ -222,14 +220,6 @@ static Onnx__StringStringEntryProto *meta(pool *p, const char *key, const char *
     return e->key && e->value ? e : NULL;
 }
 
-static cn_status check_finite(const cn_model *m, const cn_layer *l, const char *what, const float *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return cn_fail(CN_ERR_NUMERIC, "%s: layer %s (%s) %s[%zu] is %g; cannot export non-finite parameters",
-                           m->source_name, l->name, cn_layer_kind_name(l->kind), what, i, (double)v[i]);
-    return CN_OK;
-}
-
 /* Emits the graph nodes and initializers for every layer of `m`. */
 static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, const char **final_output) {
     pool *p = g->p;
@@ -241,10 +231,10 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
         const cn_layer *l = &m->layers[i];
         const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
         char name[96];
-        st = check_finite(m, l, "weight", w, l->weight_count);
-        if (!st) st = check_finite(m, l, "bias", b, l->bias_count);
+        st = cn_export_check_finite(m, l, "weight", w, l->weight_count);
+        if (!st) st = cn_export_check_finite(m, l, "bias", b, l->bias_count);
         if (!st && l->kind == CN_LAYER_BATCHNORM2D)
-            st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
+            st = cn_export_check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
         if (st) break;
         /* Gemm and LogSoftmax take 2-D input: flatten an N x C x 1 x 1 tensor first. */
         if ((l->kind == CN_LAYER_LINEAR || l->kind == CN_LAYER_LOG_SOFTMAX) && rank == 4) {
@@ -265,9 +255,9 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                 /* BN(conv(x)) = conv(x) * g/sqrt(var+eps) + (beta - mean * g/sqrt(var+eps)), per channel. */
                 const float *gamma = m->params + bn->weight_offset, *beta = m->params + bn->bias_offset;
                 const float *mean = m->buffers + bn->buffer_offset, *var = mean + oc;
-                st = check_finite(m, bn, "weight", gamma, bn->weight_count);
-                if (!st) st = check_finite(m, bn, "bias", beta, bn->bias_count);
-                if (!st) st = check_finite(m, bn, "running statistics", mean, 2 * (size_t)oc);
+                st = cn_export_check_finite(m, bn, "weight", gamma, bn->weight_count);
+                if (!st) st = cn_export_check_finite(m, bn, "bias", beta, bn->bias_count);
+                if (!st) st = cn_export_check_finite(m, bn, "running statistics", mean, 2 * (size_t)oc);
                 if (st) break;
                 size_t per = l->weight_count / (size_t)oc;
                 free(scratch_w); free(scratch_b);
