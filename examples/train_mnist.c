@@ -17,14 +17,16 @@ static int on_event(void *user, const cn_train_event *e) {
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: %s DATA_DIR OUT_DIR [EPOCHS [TRAIN_IMAGES]]\n", argv[0]); return 2; }
     cn_net *net;
-    if (cn_net_from_preset("seed001", 1, &net)) { fprintf(stderr, "%s\n", cn_last_error()); return 1; }
-    printf("seed001: %zu parameters\n", cn_net_param_count(net));
+    if (cn_net_from_preset("tinynet", 1, &net)) { fprintf(stderr, "%s\n", cn_last_error()); return 1; }
+    printf("tinynet: %zu parameters\n", cn_net_param_count(net));
 
     cn_train_config cfg;
     cn_train_config_init(&cfg);
     cfg.data_dir = argv[1];
     cfg.out_dir = argv[2];
-    cfg.recipe.epochs = argc > 3 ? atoi(argv[3]) : 1;
+    cfg.recipe.epochs = argc > 3 ? atoi(argv[3]) : 1;  /* unset fields: the preset's recipe */
+    cfg.recipe.batch_size = 32;
+    cfg.recipe.lr = 0.003;
     cfg.train_limit = argc > 4 ? atoi(argv[4]) : 0;
     cfg.test_limit = cfg.train_limit ? 1000 : 0;
     cfg.threads = 2;
