@@ -80,7 +80,7 @@ const char *cn_status_name(cn_status status);
 typedef enum {
     CN_NOTE_WARNING,    /* something went wrong that did not stop the call (e.g. a plot) */
     CN_NOTE_INFO,       /* a finished step worth telling (e.g. "downloaded ...") */
-    CN_NOTE_PROGRESS    /* a progress line to draw in place (text without newline); "" clears it */
+    CN_NOTE_PROGRESS    /* a progress line to redraw in place; "" ends the display (the last line stays) */
 } cn_note_kind;
 
 /* Receives the library's notes: `text` is one line without a trailing newline,
@@ -268,8 +268,8 @@ typedef struct {
     long batch, batches, seen;
     /* CN_TRAIN_BATCH: running means of the epoch so far; CN_TRAIN_EPOCH_END: the epoch's */
     double loss, acc;               /* train loss (mean per image), accuracy in percent */
-    /* CN_TRAIN_EPOCH_END */
-    double lr, test_loss, test_acc, val_loss, val_acc, seconds;
+    /* CN_TRAIN_EPOCH_END (and has_val, test_count as above); val_* only when has_val */
+    double lr, test_loss, test_acc, val_loss, val_acc, seconds;  /* mean losses, accuracies in percent */
     int test_correct;
 } cn_train_event;
 
@@ -308,7 +308,8 @@ cn_status cn_net_train(cn_net *net, const cn_train_config *cfg);
 /* Continues an interrupted or finished run from its OUT/last.safetensors, with
  * the settings stored there; cfg->recipe.epochs (if set) may extend it, and
  * the dataset fields, threads, out_dir (default: the checkpoint's directory)
- * and callback apply. *out (may be NULL) receives the trained net. */
+ * and callback apply. On success *out (may be NULL) receives the trained net;
+ * otherwise it is set to NULL. */
 cn_status cn_train_resume(const char *checkpoint, const cn_train_config *cfg, cn_net **out);
 
 /* -------------------------------------------------------------- evaluation */
@@ -320,8 +321,11 @@ typedef struct {
     double accuracy;        /* percent */
 } cn_eval_result;
 
-/* Evaluates `net` on a split of `data` in eval mode. The net's normalisation is
- * used when it knows one, else the dataset's (cn_net_normalization).
+/* Evaluates `net` on a split of `data` in eval mode with `threads` threads
+ * (<= 0: 2), in batches of 500, or of the size its working memory already has
+ * (the training batch after cn_net_train, 1 after a first cn_net_predict).
+ * The net's normalisation is used when it knows one, else the dataset's
+ * (cn_net_normalization).
  * confusion (may be NULL): classes*classes counts (classes =
  * cn_data_num_classes), row = true class, column = predicted class;
  * predictions outside the dataset's classes are not counted.
