@@ -76,8 +76,13 @@ VERSION  := $(shell sed -n 's/^\#define CONVNET_VERSION "\(.*\)"/\1/p' include/c
 SO_MAJOR := $(firstword $(subst ., ,$(VERSION)))
 SO_NAME  := libconvnet.so.$(SO_MAJOR)
 SO_REAL  := libconvnet.so.$(VERSION)
-$(BUILD)/$(SO_REAL): $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,$(SO_NAME) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+# It exports the functions of include/convnet.h only (a version script made from it).
+$(BUILD)/libconvnet.map: include/convnet.h
+	@mkdir -p $(BUILD)
+	{ echo 'CONVNET_$(SO_MAJOR) {'; echo '  global:'; \
+	  sed -n 's/^[a-zA-Z].*[ *]\(cn_[a-z0-9_]*\)(.*/    \1;/p' $<; echo '  local: *;'; echo '};'; } > $@
+$(BUILD)/$(SO_REAL): $(LIB_OBJS) $(BUILD)/libconvnet.map
+	$(CC) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script,$(BUILD)/libconvnet.map -o $@ $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
 	ln -sf $(SO_REAL) $(BUILD)/$(SO_NAME) && ln -sf $(SO_NAME) $(BUILD)/libconvnet.so
 
 # `make install PREFIX=/usr/local DESTDIR=`: the header, both libraries, convnet.pc

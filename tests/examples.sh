@@ -30,6 +30,10 @@ for src in examples/*.c; do
     check "build-$name" $CC -std=c11 -Wall -Wextra -Werror $EXAMPLES_CFLAGS "$src" -o "$out/$name" $flags
 done
 check linked-shared sh -c "ldd '$out/classify' | grep -q 'libconvnet.so.0 => $CHECK_PREFIX/lib/'"
+# The shared library exports the header's functions and nothing else.
+public=$(sed -n 's/^[a-zA-Z].*[ *]\(cn_[a-z0-9_]*\)(.*/\1/p' "$CHECK_PREFIX/include/convnet.h" | sort)
+exported=$(nm -D --defined-only "$CHECK_PREFIX/lib/libconvnet.so" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort)
+check exports test "$public" = "$exported"
 
 if [ -z "$EXAMPLES_DATA" ] || [ ! -d "$EXAMPLES_DATA" ]; then
     echo "FAIL examples: no MNIST directory: set EXAMPLES_DATA=DIR (make check EXAMPLES_DATA=...)"
