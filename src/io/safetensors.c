@@ -522,45 +522,42 @@ static cn_status lookup(const cn_st_file *f, const char *name, size_t expected_c
 }
 
 /* cn_st_read_floats (as_double false) and cn_st_read_doubles: the tensor (as
- * lookup), of a floating-point dtype, converted into a new array in *out. */
-static cn_status read_float_tensor(const cn_st_file *f, const char *name, size_t expected_count, bool as_double,
-                                   void **out, size_t *out_count) {
+ * lookup), of a floating-point dtype, converted into a new array (returned;
+ * NULL on failure, with *st set). */
+static void *read_float_tensor(const cn_st_file *f, const char *name, size_t expected_count, bool as_double,
+                               const char *caller, bool has_out, size_t *out_count, cn_status *st) {
     const cn_st_tensor *t;
     size_t n;
-    *out = NULL;
-    cn_status st = lookup(f, name, expected_count, &t, &n);
-    if (st != CN_OK) return st;
-    if (!is_float_dtype(t->dtype))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s, expected F32, F64, F16 or BF16",
-                       f->source, name, t->dtype);
+    if (!has_out) { *st = cn_fail(CN_ERR_ARG, "%s: out is NULL", caller); return NULL; }
+    if ((*st = lookup(f, name, expected_count, &t, &n)) != CN_OK) return NULL;
+    if (!is_float_dtype(t->dtype)) {
+        *st = cn_fail(CN_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s, expected F32, F64, F16 or BF16",
+                      f->source, name, t->dtype);
+        return NULL;
+    }
     void *v = cn_calloc(n ? n : 1, as_double ? sizeof(double) : sizeof(float));
-    if (!v) return CN_ERR_NOMEM;
+    if (!v) { *st = CN_ERR_NOMEM; return NULL; }
     const unsigned char *p = f->data + t->offset;
     bool f32 = !strcmp(t->dtype, "F32");
     for (size_t i = 0; i < n; i++) {
         if (as_double) ((double *)v)[i] = load_float_elem(t->dtype, p, i);
         else ((float *)v)[i] = f32 ? bits_to_float(load_le32(p + 4 * i)) : (float)load_float_elem(t->dtype, p, i);
     }
-    *out = v;
     if (out_count) *out_count = n;
-    return CN_OK;
+    return v;
 }
 
-cn_status cn_st_read_floats(const cn_st_file *f, const char *name, size_t expected_count,
-                            float **out, size_t *out_count) {
-    if (!out) return cn_fail(CN_ERR_ARG, "cn_st_read_floats: out is NULL");
-    void *v;
-    cn_status st = read_float_tensor(f, name, expected_count, false, &v, out_count);
-    *out = v;
+cn_status cn_st_read_floats(const cn_st_file *f, const char *name, size_t expected_count, float **out, size_t *out_count) {
+    cn_status st;
+    float *v = read_float_tensor(f, name, expected_count, false, "cn_st_read_floats", out != NULL, out_count, &st);
+    if (out) *out = v;
     return st;
 }
 
-cn_status cn_st_read_doubles(const cn_st_file *f, const char *name, size_t expected_count,
-                             double **out, size_t *out_count) {
-    if (!out) return cn_fail(CN_ERR_ARG, "cn_st_read_doubles: out is NULL");
-    void *v;
-    cn_status st = read_float_tensor(f, name, expected_count, true, &v, out_count);
-    *out = v;
+cn_status cn_st_read_doubles(const cn_st_file *f, const char *name, size_t expected_count, double **out, size_t *out_count) {
+    cn_status st;
+    double *v = read_float_tensor(f, name, expected_count, true, "cn_st_read_doubles", out != NULL, out_count, &st);
+    if (out) *out = v;
     return st;
 }
 
