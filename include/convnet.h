@@ -75,6 +75,12 @@ const char *cn_last_error(void);
 /* A short name for a status code, e.g. "format error" (static storage). */
 const char *cn_status_name(cn_status status);
 
+/* 1 while the library is writing a file (from any thread: a checkpoint, an
+ * export, a plot), 0 otherwise. Async-signal-safe: a SIGINT/SIGTERM handler
+ * may ask it and let the write finish instead of ending the process there
+ * (the file would be intact, but PATH.tmp.<pid> would be left behind). */
+int cn_write_in_progress(void);
+
 /* ------------------------------------------------------------------- notes */
 
 typedef enum {

@@ -2,9 +2,15 @@
 #include "core/error.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Atomic files being written, by any thread (a signal handler reads it). */
+static volatile sig_atomic_t writes_running;
+
+int cn_write_in_progress(void) { return writes_running > 0; }
 
 static char *dup_text(const char *s) {
     size_t n = strlen(s) + 1;
@@ -13,6 +19,8 @@ static char *dup_text(const char *s) {
 }
 
 static void release(cn_atomic_file *af) {
+    if (af->counted) __atomic_sub_fetch(&writes_running, 1, __ATOMIC_SEQ_CST);
+    af->counted = 0;
     free(af->path);
     free(af->tmp);
     af->path = af->tmp = NULL;
@@ -23,6 +31,8 @@ cn_status cn_atomic_begin(cn_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
     af->fd = -1;
     size_t plen = strlen(path);
+    __atomic_add_fetch(&writes_running, 1, __ATOMIC_SEQ_CST);   /* before the temporary file exists */
+    af->counted = 1;
     af->path = dup_text(path);
     af->tmp = malloc(plen + 32);
     if (!af->path || !af->tmp) { release(af); return cn_fail(CN_ERR_NOMEM, "%s: out of memory", path); }

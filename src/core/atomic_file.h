@@ -9,7 +9,8 @@
  *     cn_atomic_write(&af, bytes, n);                   any number of times
  *     return cn_atomic_commit(&af);                     or cn_atomic_abort(&af)
  *
- * Not shared between threads. Messages name PATH and the temporary file. */
+ * Not shared between threads. Messages name PATH and the temporary file.
+ * From begin to commit/abort, cn_write_in_progress() (include/convnet.h) is 1. */
 #ifndef CN_CORE_ATOMIC_FILE_H
 #define CN_CORE_ATOMIC_FILE_H
 #include "convnet.h"
@@ -20,6 +21,7 @@ typedef struct {
     int fd;                 /* of tmp; -1 after commit/abort */
     size_t written;         /* bytes written so far */
     cn_status status;       /* first failure of cn_atomic_write, or CN_OK */
+    int counted;            /* counted in cn_write_in_progress (include/convnet.h) */
 } cn_atomic_file;
 
 /* Creates PATH.tmp.<pid>. On failure (CN_ERR_IO "cannot create temporary
