@@ -254,18 +254,22 @@ typedef struct cn_recipe {
 } cn_recipe;
 
 typedef enum {
-    CN_TRAIN_BEGIN,         /* settings resolved, about to train (fields: setup) */
+    CN_TRAIN_READY,         /* from here until CN_TRAIN_FINISHED, a stop request (a non-zero
+                               answer to CN_TRAIN_BATCH) is honoured: out_dir, epochs, batches */
+    CN_TRAIN_BEGIN,         /* OUT prepared, settings resolved, about to train (fields: setup) */
     CN_TRAIN_EPOCH_BEGIN,   /* epoch, batches */
     CN_TRAIN_BATCH,         /* epoch, batch (done, 1-based), batches, seen, loss, acc (running) */
     CN_TRAIN_EVALUATING,    /* the epoch's batches are done; evaluating on test (and val) */
     CN_TRAIN_EPOCH_END,     /* every metric of the epoch; files are written after this */
-    CN_TRAIN_STOPPED        /* stopped on request after `batch`; last.safetensors saved in out_dir */
+    CN_TRAIN_STOPPED,       /* stopped on request after `batch`; last.safetensors saved in out_dir */
+    CN_TRAIN_FINISHED       /* the epochs are over (or failed); only the final plots follow */
 } cn_train_event_kind;
 
 typedef struct {
     cn_train_event_kind kind;
     /* CN_TRAIN_BEGIN */
     const char *model_name, *dataset, *optimizer, *scheduler, *augment, *out_dir;
+    const char *checkpoint;         /* the checkpoint a resumed run continues from, else NULL */
     size_t params;
     int train_count, test_count, has_val, batch_size, threads;
     int start_epoch, start_batch;   /* a resumed run: where it continues (0-based epoch) */

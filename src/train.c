@@ -598,6 +598,9 @@ cn_status cn_train(const cn_train_options *o) {
     bool have_predictions = false;
     if (!x || !grad || !labels || !order || !r.test_pred) st = CN_ERR_NOMEM;
     if (!st) st = cn_model_reserve(m, B, r.threads);
+    cn_train_event ev = {.kind = CN_TRAIN_READY, .epochs = r.recipe.epochs, .batches = steps, .out_dir = r.out_dir};
+    bool ready = !st;
+    if (ready) emit(o, &ev);
     history hist;
     /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
     if (!st) st = history_init(&hist, r.recipe.epochs > r.start_epoch ? r.recipe.epochs : r.start_epoch);
@@ -612,7 +615,8 @@ cn_status cn_train(const cn_train_options *o) {
                             .test_count = r.data.test.count, .optimizer = r.recipe.optimizer, .lr = r.recipe.lr,
                             .batch_size = B, .epochs = r.recipe.epochs, .scheduler = r.recipe.scheduler,
                             .augment = r.aug.enabled ? r.recipe.augment : "none", .threads = r.threads,
-                            .out_dir = r.out_dir, .start_epoch = r.start_epoch, .start_batch = r.start_batch};
+                            .out_dir = r.out_dir, .start_epoch = r.start_epoch, .start_batch = r.start_batch,
+                            .checkpoint = o->resume};
         emit(o, &e);
     }
     for (int epoch = r.start_epoch; !st && epoch < r.recipe.epochs; epoch++) {
@@ -620,8 +624,8 @@ cn_status cn_train(const cn_train_options *o) {
         uint64_t epoch_seed = mix(r.seed, (uint64_t)epoch + 1);
         shuffled_order(order, n_train, epoch_seed);
         cn_model_set_training(m, true);
-        cn_train_event ev = {.kind = CN_TRAIN_EPOCH_BEGIN, .epoch = epoch + 1, .epochs = r.recipe.epochs, .batches = steps,
-                             .out_dir = r.out_dir};
+        ev.kind = CN_TRAIN_EPOCH_BEGIN;
+        ev.epoch = epoch + 1;
         emit(o, &ev);
         int first_batch = epoch == r.start_epoch ? r.start_batch : 0;
         if (first_batch == 0) { r.partial_loss = 0; r.partial_correct = 0; r.partial_seen = 0; }
@@ -693,6 +697,8 @@ cn_status cn_train(const cn_train_options *o) {
         st = save_checkpoint(&r, "last.safetensors", epoch + 1, 0, 1);
         if (!st && improved) st = save_checkpoint(&r, "best.safetensors", epoch + 1, 0, 0);
     }
+    ev.kind = CN_TRAIN_FINISHED;
+    if (ready) emit(o, &ev);
     if (!st) plot_test_results(&r, have_predictions);
     if ((!st || st == CN_ERR_INTERRUPTED) && o->info_out) *o->info_out = r.info;
     if (!st && o->model_out && !r.borrowed_model) { *o->model_out = r.model; r.model = NULL; }

@@ -41,7 +41,7 @@ static void write_split(const char *prefix, int n, unsigned seed) {
 
 static cn_data *data;
 
-static int events[6], stop_at_batch;
+static int events[16], stop_at_batch;
 
 static int count_events(void *user, const cn_train_event *e) {
     (void)user;
@@ -140,7 +140,8 @@ TEST(train_evaluate_save_load_export) {
     memset(events, 0, sizeof events);
     cn_status st = cn_net_train(net, &cfg);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
-    CHECK(events[CN_TRAIN_BEGIN] == 1 && events[CN_TRAIN_EPOCH_BEGIN] == 2 && events[CN_TRAIN_EVALUATING] == 2);
+    CHECK(events[CN_TRAIN_READY] == 1 && events[CN_TRAIN_BEGIN] == 1 && events[CN_TRAIN_FINISHED] == 1);
+    CHECK(events[CN_TRAIN_EPOCH_BEGIN] == 2 && events[CN_TRAIN_EVALUATING] == 2);
     CHECK(events[CN_TRAIN_EPOCH_END] == 2 && events[CN_TRAIN_BATCH] == 2 * TRAIN / 20 && events[CN_TRAIN_STOPPED] == 0);
     CHECK(!strcmp(cn_net_dataset(net), "idx") && cn_net_normalization(net, NULL, NULL) == 1);
     CHECK(access(DIR "/run/metrics.csv", F_OK) == 0 && access(DIR "/run/best.safetensors", F_OK) == 0);

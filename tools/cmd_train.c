@@ -48,6 +48,9 @@ static int on_train_event(void *user, const cn_train_event *e) {
                e->test_acc);
         fflush(stdout);
         break;
+    case CN_TRAIN_READY:      /* a signal now asks for a checkpoint at the next batch (on_signal) */
+    case CN_TRAIN_FINISHED:
+        break;
     case CN_TRAIN_STOPPED:
         cli_progress_end(&v->bar);
         fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
