@@ -6,6 +6,7 @@
 #include "io/export_c_plan.h"
 #include "export_c_runtime.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/mem.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -261,36 +262,6 @@ static void put_helpers(text *t, const emit_state *e) {
     put(t, "\n#endif\n");
 }
 
-/* Writes `data` to path.tmp.<pid>, fsyncs and renames it over `path`. */
-static cn_status write_atomic(const char *path, const char *data, size_t size) {
-    size_t plen = strlen(path);
-    char *tmp = cn_calloc(plen + 32, 1);
-    if (!tmp) return CN_ERR_NOMEM;
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        cn_status st = cn_fail(CN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    cn_status st = CN_OK;
-    size_t written = 0;
-    while (written < size) {
-        ssize_t n = write(fd, data + written, size - written);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { st = cn_fail(CN_ERR_IO, "%s: write failed after %zu bytes: %s", tmp, written, strerror(errno)); break; }
-        written += (size_t)n;
-    }
-    if (st == CN_OK && fsync(fd) != 0) st = cn_fail(CN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && st == CN_OK) st = cn_fail(CN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (st == CN_OK && rename(tmp, path) != 0)
-        st = cn_fail(CN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    if (st != CN_OK) unlink(tmp);
-    free(tmp);
-    return st;
-}
-
-
 /* model.h: sizes, normalisation, flash and RAM, the two entry points. */
 static void put_header(text *h, const export_plan *p, bool int8, size_t weight_count, size_t flash, size_t ram,
                        const float *mean, const float *std) {
@@ -409,8 +380,8 @@ cn_status cn_export_c_generate(const export_plan *p, const char *dir, const floa
     if (c.failed || h.failed) st = cn_fail(CN_ERR_NOMEM, "%s: out of memory generating C source", dir);
     char path[4096];
     if (!st && snprintf(path, sizeof path, "%s/model.h", dir) >= (int)sizeof path) st = cn_fail(CN_ERR_ARG, "%s: path too long", dir);
-    if (!st) st = write_atomic(path, h.p, h.len);
-    if (!st) { snprintf(path, sizeof path, "%s/model.c", dir); st = write_atomic(path, c.p, c.len); }
+    if (!st) st = cn_write_file_atomic(path, h.p, h.len);
+    if (!st) { snprintf(path, sizeof path, "%s/model.c", dir); st = cn_write_file_atomic(path, c.p, c.len); }
     free(weights.p); free(c.p); free(h.p); free(body.p);
     if (!st && stats) {
         stats->flash_bytes = flash;
