@@ -43,7 +43,7 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
     for (int i = 0; i <= L; i++) plan->buffer[i] = i;
     for (int i = 0; i < L; i++) {
         cn_step *st = &plan->steps[i];
-        if (unfused) *st = (cn_step){ .forward = true, .backward = true, .chain = { 1, false, false, false }, .pool = -1, .peer = -1 };
+        if (unfused) *st = (cn_step){ .forward = true, .backward = true, .chain = { .length = 1 }, .pool = -1, .peer = -1 };
         else *st = fused_step(m, training, i);
         st->reference_conv = reference;
         cn_layer_kind kind = m->layers[i].kind;
