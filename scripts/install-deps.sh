@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages convnet needs to build, test and benchmark.
 # As root it runs apt-get; otherwise it prints the exact command to run (one line)
-# and fails. Modes: build (compile and train), test (make check, make fuzz),
+# and fails. Modes: build (compile and train; clang, lld and wasi-libc build the
+# WebAssembly runtime that `convnet export --format web` embeds), test (make check, make fuzz),
 # bench|all (make bench, bench/accuracy.sh, scripts/gen-fixtures.sh: PyTorch too).
 set -e
 BUILD_PKGS="gcc make pkg-config zlib1g-dev libcurl4-openssl-dev libssl-dev libcjson-dev \
-libcairo2-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libjpeg62-turbo-dev libarchive-dev libopenmpi-dev openmpi-bin"
-TEST_PKGS="clang libclang-rt-14-dev python3 python3-numpy python3-onnx dataset-fashion-mnist tmux \
-gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm lld wasi-libc libclang-rt-dev-wasm32 nodejs npm chromium"
+libcairo2-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libjpeg62-turbo-dev libarchive-dev libopenmpi-dev openmpi-bin \
+clang lld wasi-libc libclang-rt-dev-wasm32"
+TEST_PKGS="libclang-rt-14-dev python3 python3-numpy python3-onnx dataset-fashion-mnist tmux \
+gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm nodejs npm chromium"
 BENCH_PKGS="python3-torch python3-torchvision time"
 case "${1:-test}" in
     build) PKGS="$BUILD_PKGS" ;;

@@ -223,6 +223,8 @@ int main(void) {
         RUN(selftest_in_headless_chromium);
 #if defined(__SANITIZE_ADDRESS__)
         printf("SKIP test_web drawing test: run by the plain build (make check), not under SANITIZE=1\n");
+        (void)js_env;
+        (void)drawing_in_chromium_matches_convnet_predict;
 #else
         int env = js_env("test_web drawing test");
         if (env < 0) harness_failed++;
