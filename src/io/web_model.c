@@ -33,9 +33,10 @@ static long expected_floats(cn_web_layer *l, long n) {
     int same = l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w;
     switch (l->op) {
     case CN_WEB_CONV: {
-        if (l->kernel < 1 || l->stride < 1 || l->pad < 0 || l->in_h + 2 * l->pad < l->kernel ||
-            l->in_w + 2 * l->pad < l->kernel || l->out_h != (l->in_h + 2 * l->pad - l->kernel) / l->stride + 1 ||
-            l->out_w != (l->in_w + 2 * l->pad - l->kernel) / l->stride + 1)
+        /* in long: a damaged blob's fields may be near INT_MAX */
+        long ph = (long)l->in_h + 2L * l->pad, pw = (long)l->in_w + 2L * l->pad;
+        if (l->kernel < 1 || l->stride < 1 || l->pad < 0 || ph < l->kernel || pw < l->kernel ||
+            l->out_h != (ph - l->kernel) / l->stride + 1 || l->out_w != (pw - l->kernel) / l->stride + 1)
             return -1;
         long wn = (long)l->out_c * l->in_c * l->kernel * l->kernel;
         l->has_bias = n == wn + l->out_c;
