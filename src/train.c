@@ -9,6 +9,7 @@
 #include "progress.h"
 #include "lr_schedule.h"
 #include "spec.h"
+#include "core/atomic_file.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/file_open.h"
@@ -144,13 +145,18 @@ static cn_status make_dirs(const char *dir) {
 static cn_status probe_writable(const char *dir) {
     char probe[MAX_OUT_DIR + 64];
     snprintf(probe, sizeof probe, "%s/.write-test.tmp.%d", dir, (int)getpid());   /* a stale one is swept as a temporary */
+    cn_write_guard_enter();   /* a signal handler lets the probe finish and remove its file */
     FILE *f = fopen(probe, "wb");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: output directory is not writable: %s", dir, strerror(errno));
+    if (!f) {
+        cn_write_guard_leave();
+        return cn_fail(CN_ERR_IO, "%s: output directory is not writable: %s", dir, strerror(errno));
+    }
     char block[4096] = {0};
     int ok = fwrite(block, 1, sizeof block, f) == sizeof block;
     ok = (fflush(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
     unlink(probe);
+    cn_write_guard_leave();
     if (!ok) return cn_fail(CN_ERR_IO, "%s: cannot write to the output directory (disk full?)", dir);
     return CN_OK;
 }

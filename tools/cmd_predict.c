@@ -11,6 +11,7 @@
 #include "data/csv.h"
 #include "data/image_planes.h"
 #include "train.h"
+#include "core/atomic_file.h"
 #include <dirent.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
@@ -298,22 +299,16 @@ static int predict_csv(cn_model *m, const cn_checkpoint_info *info, const char *
 }
 
 static int write_results_csv(const char *out, const prediction *preds, int count, const cn_checkpoint_info *info) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fprintf(f, "file,class,class_name,probability\n") > 0;
-    for (int i = 0; ok && i < count; i++) {
+    cn_atomic_file af;
+    if (cn_atomic_begin(&af, out)) return cli_fail();
+    FILE *f = cn_atomic_stream(&af);
+    if (f) fprintf(f, "file,class,class_name,probability\n");
+    for (int i = 0; f && i < count; i++) {
         if (!preds[i].ok) continue;
         int best = preds[i].order[0];
-        ok = fprintf(f, "\"%s\",%d,\"%s\",%.6f\n", preds[i].file, best, info->class_names[best], preds[i].prob[best]) > 0;
+        fprintf(f, "\"%s\",%d,\"%s\",%.6f\n", preds[i].file, best, info->class_names[best], preds[i].prob[best]);
     }
-    if (f) ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, out) != 0) {
-        remove(tmp);
-        fprintf(stderr, "%s: %s: cannot write\n", cli_command, out);
-        return 1;
-    }
-    return 0;
+    return cn_atomic_commit(&af) ? cli_fail() : 0;
 }
 
 int cmd_predict(int argc, char **argv) {

@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "train.h"
 #include "io/safetensors.h"
+#include "core/atomic_file.h"
 #include "dist/dist.h"
 #include <getopt.h>
 #include <signal.h>
@@ -14,7 +15,7 @@ static volatile sig_atomic_t stop_requested, stop_honoured;
  * being written is never cut short: signals then only ask to stop (a kill
  * there left last.safetensors.tmp.PID behind). */
 static void on_signal(int sig) {
-    if (cn_st_save_in_progress()) { stop_requested = 1; return; }
+    if (cn_write_in_progress()) { stop_requested = 1; return; }
     if (stop_requested || !stop_honoured) { signal(sig, SIG_DFL); raise(sig); }
     stop_requested = 1;
 }

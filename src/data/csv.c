@@ -1,6 +1,7 @@
 /* Kaggle CSV image files. See csv.h. */
 #include "data/csv.h"
 #include "io/image.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include <errno.h>
@@ -211,18 +212,13 @@ cn_status cn_csv_load_dataset(const cn_data_options *o, const char *dir, cn_data
 }
 
 cn_status cn_csv_write_submission(const char *path, const int *predictions, int count) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return cn_fail(CN_ERR_ARG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fprintf(f, "ImageId,Label\n") > 0;
-    for (int i = 0; ok && i < count; i++) ok = fprintf(f, "%d,%d\n", i + 1, predictions[i]) > 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return cn_fail(CN_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    cn_atomic_file af;
+    cn_status st = cn_atomic_begin(&af, path);
+    if (st) return st;
+    FILE *f = cn_atomic_stream(&af);
+    if (f) {
+        fprintf(f, "ImageId,Label\n");
+        for (int i = 0; i < count; i++) fprintf(f, "%d,%d\n", i + 1, predictions[i]);
     }
-    return CN_OK;
+    return cn_atomic_commit(&af);
 }

@@ -1,5 +1,6 @@
 /* The decoded-image cache. See image_cache.h. */
 #include "data/image_cache.h"
+#include "core/atomic_file.h"
 #include "core/mem.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,10 +58,8 @@ int cn_image_cache_read(const char *path, uint64_t key, cn_split *out, int *skip
 }
 
 int cn_image_cache_write(const char *path, uint64_t key, const cn_split *s, int skipped) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) return 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return 0;
+    cn_atomic_file af;
+    if (cn_atomic_begin(&af, path)) return 0;
     uint8_t h[HEADER_BYTES];
     memcpy(h, magic, 8);
     put_u32(h + 8, (uint32_t)key);
@@ -71,13 +70,11 @@ int cn_image_cache_write(const char *path, uint64_t key, const cn_split *s, int 
     put_u32(h + 28, (uint32_t)s->cols);
     put_u32(h + 32, (uint32_t)skipped);
     uint8_t *raw = cn_calloc((size_t)s->count, 2);
-    int ok = raw != NULL && fwrite(h, 1, sizeof h, f) == sizeof h;
-    for (int i = 0; ok && i < s->count; i++) { raw[2 * i] = (uint8_t)s->labels[i]; raw[2 * i + 1] = (uint8_t)(s->labels[i] >> 8); }
-    ok = ok && fwrite(raw, 2, (size_t)s->count, f) == (size_t)s->count;
-    size_t images = cn_split_image_size(s) * (size_t)s->count;
-    ok = ok && fwrite(s->images, 1, images, f) == images;
+    if (!raw) { cn_atomic_abort(&af); return 0; }
+    for (int i = 0; i < s->count; i++) { raw[2 * i] = (uint8_t)s->labels[i]; raw[2 * i + 1] = (uint8_t)(s->labels[i] >> 8); }
+    cn_atomic_write(&af, h, sizeof h);
+    cn_atomic_write(&af, raw, 2 * (size_t)s->count);
+    cn_atomic_write(&af, s->images, cn_split_image_size(s) * (size_t)s->count);
     free(raw);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) { remove(tmp); return 0; }
-    return 1;
+    return cn_atomic_commit(&af) == CN_OK;
 }

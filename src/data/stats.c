@@ -1,4 +1,5 @@
 #include "data/stats.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/file_open.h"
 #include <errno.h>
@@ -88,20 +89,19 @@ static int read_cache(const char *cache_path, const char *file, long long size, 
 
 static void write_cache(const char *cache_path, const char *file, long long size, long long mtime, int channels,
                         const float *mean, const float *std) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache_path, (long)getpid()) >= (int)sizeof tmp) return;
-    FILE *f = fopen(tmp, "w");
-    if (!f) return;
-    int ok = fprintf(f, "# convnet: normalisation statistics of the training images (pixel/255), per channel\n"
-                        "file %s\nsize %lld\nmtime %lld\n", file, size, mtime) > 0;
+    cn_atomic_file af;
+    if (cn_atomic_begin(&af, cache_path)) return;
+    FILE *f = cn_atomic_stream(&af);
+    if (!f) { cn_atomic_abort(&af); return; }
+    fprintf(f, "# convnet: normalisation statistics of the training images (pixel/255), per channel\n"
+                        "file %s\nsize %lld\nmtime %lld\n", file, size, mtime);
     for (int k = 0; k < 2; k++) {
         const float *v = k == 0 ? mean : std;
-        ok = fprintf(f, "%s", k == 0 ? "mean " : "std ") > 0 && ok;
-        for (int c = 0; c < channels; c++) ok = fprintf(f, "%s%.9g", c ? "," : "", (double)v[c]) > 0 && ok;
-        ok = fprintf(f, "\n") > 0 && ok;
+        fprintf(f, "%s", k == 0 ? "mean " : "std ");
+        for (int c = 0; c < channels; c++) fprintf(f, "%s%.9g", c ? "," : "", (double)v[c]);
+        fprintf(f, "\n");
     }
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, cache_path) != 0) remove(tmp);
+    cn_atomic_commit(&af);   /* a cache: a failure only means it is computed again next time */
 }
 
 void cn_split_cached_stats(const cn_split *train, const char *images_path, const char *cache_path,

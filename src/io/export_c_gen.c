@@ -6,7 +6,7 @@
 #include "io/export_c_plan.h"
 #include "export_c_runtime.h"
 #include "core/error.h"
-#include "core/file.h"
+#include "core/atomic_file.h"
 #include "core/mem.h"
 #include <errno.h>
 #include <fcntl.h>

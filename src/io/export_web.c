@@ -7,6 +7,7 @@
 #include "exec/session.h"
 #include "layers/layers.h"
 #include "core/error.h"
+#include "core/atomic_file.h"
 #include "core/file.h"
 #include "core/mem.h"
 #include "web_assets.h" /* generated: cn_web_runtime_wasm[_size], cn_web_page_html[_size] */

@@ -7,7 +7,7 @@
 #include "data/norm_text.h"
 #include "model.h"
 #include "core/error.h"
-#include "core/file.h"
+#include "core/atomic_file.h"
 #include "core/mem.h"
 #include "onnx.pb-c.h"
 #include <errno.h>

@@ -1,6 +1,7 @@
 /* PNG charts with cairo. See plot.h. Coordinates are cairo user space (pixels,
  * y down); "plot area" is the framed rectangle inside which data is drawn. */
 #include "io/plot.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include <cairo.h>
 #include <errno.h>
@@ -56,12 +57,11 @@ static void canvas_abort(canvas *c) {
 }
 
 static cairo_status_t write_to_file(void *closure, const unsigned char *data, unsigned int length) {
-    return fwrite(data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+    return cn_atomic_write(closure, data, length) == CN_OK ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
 }
 
-/* Checks the drawing, writes PATH.tmp.PID, renames it to PATH; frees the canvas. */
+/* Checks the drawing and writes the PNG atomically (core/atomic_file.h); frees the canvas. */
 static cn_status canvas_finish(canvas *c) {
-    cn_status result = CN_OK;
     cairo_status_t st = cairo_status(c->cr);
     cairo_destroy(c->cr);
     if (st != CAIRO_STATUS_SUCCESS) {
@@ -69,28 +69,17 @@ static cn_status canvas_finish(canvas *c) {
         return cairo_failure(c->path, "drawing failed", st);
     }
     cairo_surface_flush(c->surface);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->path, (long)getpid()) >= (int)sizeof tmp) {
-        cairo_surface_destroy(c->surface);
-        return cn_fail(CN_ERR_ARG, "%.200s...: path is too long; expected at most %zu bytes", c->path, sizeof tmp - 32);
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        result = cn_fail(CN_ERR_IO, "%s: cannot create %s: %s", c->path, tmp, strerror(errno));
-        cairo_surface_destroy(c->surface);
+    cn_atomic_file af;
+    cn_status result = cn_atomic_begin(&af, c->path);
+    if (result) { cairo_surface_destroy(c->surface); return result; }
+    st = cairo_surface_write_to_png_stream(c->surface, write_to_file, &af);
+    cairo_surface_destroy(c->surface);
+    if (st != CAIRO_STATUS_SUCCESS) {
+        result = af.status ? af.status : cairo_failure(c->path, "cannot write the PNG", st);
+        cn_atomic_abort(&af);
         return result;
     }
-    st = cairo_surface_write_to_png_stream(c->surface, write_to_file, f);
-    cairo_surface_destroy(c->surface);
-    bool closed = fclose(f) == 0;
-    if (st != CAIRO_STATUS_SUCCESS)
-        result = cairo_failure(c->path, "cannot write the PNG", st);
-    else if (!closed)
-        result = cn_fail(CN_ERR_IO, "%s: cannot write %s: %s", c->path, tmp, strerror(errno));
-    else if (rename(tmp, c->path) != 0)
-        result = cn_fail(CN_ERR_IO, "%s: cannot rename %s to it: %s", c->path, tmp, strerror(errno));
-    if (result != CN_OK) remove(tmp);
-    return result;
+    return cn_atomic_commit(&af);
 }
 
 /* ------------------------------------------------------------- text ---- */

@@ -1,5 +1,6 @@
 /* safetensors reader/writer; format and validation rules in safetensors.h. */
 #include "io/safetensors.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/file_open.h"
 #include "core/mem.h"
@@ -761,22 +762,6 @@ static void tb_json_string(text_buf *b, const char *s) {
     tb_put(b, "\"", 1);
 }
 
-/* Writes all n bytes to fd. */
-static bool write_all(int fd, const void *buf, size_t n) {
-    const unsigned char *p = buf;
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) { if (errno == EINTR) continue; return false; }
-        p += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
-static volatile sig_atomic_t saves_running;
-
-int cn_st_save_in_progress(void) { return saves_running > 0; }
-
 /* name is "<something>.tmp.<digits>" (atomic writers) or "<something>.part.<digits>"
  * (downloads); *pid gets the digits. */
 static bool temporary_of(const char *name, long *pid) {
@@ -841,54 +826,14 @@ cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
         return cn_fail(CN_ERR_NOMEM, "%s: safetensors header could not be built (out of memory or too large)", path);
     }
 
-    size_t plen = strlen(path);
-    char *tmp = cn_calloc(plen + 32, 1);
-    if (!tmp) { free(b.p); return CN_ERR_NOMEM; }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-
-    cn_status st = CN_OK;
-    saves_running++;   /* from here to the rename (or the unlink), signal handlers let it finish */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        st = cn_fail(CN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        saves_running--;
-        free(b.p);
-        free(tmp);
-        return st;
-    }
+    cn_atomic_file af;
+    cn_status st = cn_atomic_begin(&af, path);
+    if (st) { free(b.p); return st; }
     unsigned char prefix[8];
     for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
-    size_t written = 0;
-    bool ok = write_all(fd, prefix, 8) && write_all(fd, b.p, b.len);
-    if (ok) written = 8 + b.len;
-    for (int i = 0; ok && i < w->count; i++) {
-        ok = write_all(fd, w->tensors[i].bytes, w->tensors[i].info.nbytes);
-        if (ok) written += w->tensors[i].info.nbytes;
-    }
-    if (!ok) st = cn_fail(CN_ERR_IO, "%s: offset %zu: write failed: %s", tmp, written, strerror(errno));
-    if (st == CN_OK && fsync(fd) != 0) st = cn_fail(CN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && st == CN_OK) st = cn_fail(CN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (st == CN_OK && rename(tmp, path) != 0)
-        st = cn_fail(CN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    if (st != CN_OK) unlink(tmp);
-    saves_running--;
-    if (st == CN_OK) {
-        /* Make the rename durable. Filesystems that cannot fsync a directory
-         * (EINVAL) are fine; the file itself is already on disk. */
-        char *dir = dup_string(path);
-        if (dir) {
-            char *slash = strrchr(dir, '/');
-            const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
-            int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                if (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)
-                    st = cn_fail(CN_ERR_IO, "%s: written, but fsync of directory %s failed: %s", path, d, strerror(errno));
-                close(dfd);
-            }
-            free(dir);
-        }
-    }
+    cn_atomic_write(&af, prefix, 8);
+    cn_atomic_write(&af, b.p, b.len);
+    for (int i = 0; i < w->count; i++) cn_atomic_write(&af, w->tensors[i].bytes, w->tensors[i].info.nbytes);
     free(b.p);
-    free(tmp);
-    return st;
+    return cn_atomic_commit(&af);
 }

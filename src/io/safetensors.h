@@ -89,15 +89,9 @@ cn_status cn_st_writer_add(cn_st_writer *w, const char *name, const char *dtype,
                            const int64_t *shape, const void *data);
 /* Sets a "__metadata__" string (replacing an earlier value for the same key). */
 cn_status cn_st_writer_metadata(cn_st_writer *w, const char *key, const char *value);
-/* Writes the file atomically: path.tmp.<pid>, fflush + fsync, rename over
- * path, fsync the directory. On any error the old file at `path` is untouched
- * and the temporary file is removed. While it runs, cn_st_save_in_progress()
- * is 1, for signal handlers that must not end the process mid-save. */
+/* Writes the file atomically (core/atomic_file.h): on any error the old file
+ * at `path` is untouched and the temporary file is removed. */
 cn_status cn_st_writer_save(cn_st_writer *w, const char *path);
-/* 1 while cn_st_writer_save is writing (from any thread); async-signal-safe:
- * a SIGINT/SIGTERM handler asks it and, if 1, lets the save finish (a
- * process killed there leaves path.tmp.<pid> behind). */
-int cn_st_save_in_progress(void);
 /* Removes DIR/<name>.tmp.<pid> files (safetensors and PNG writers' temporaries)
  * and DIR/<name>.part.<pid> (downloads) whose process no longer exists: a run
  * killed inside a save leaves one, as large as the checkpoint. Files of live

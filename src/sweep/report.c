@@ -2,7 +2,7 @@
 #include "sweep/sweep.h"
 #include "core/error.h"
 #include "core/mem.h"
-#include "core/replace_file.h"
+#include "core/atomic_file.h"
 #include "io/plot.h"
 #include <errno.h>
 #include <math.h>
@@ -43,10 +43,12 @@ static setting_stats stats_of(const cn_sweep_plan *p, const cn_sweep_result *res
 }
 
 static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_sweep_result *results) {
-    char path[4200], tmp[4300];
+    char path[4200];
     snprintf(path, sizeof path, "%s/sweep.csv", out);
-    FILE *f = cn_replace_open(path, tmp, sizeof tmp);
-    if (!f) return CN_ERR_IO;
+    cn_atomic_file af;
+    if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
+    FILE *f = cn_atomic_stream(&af);
+    if (!f) return cn_atomic_commit(&af);
     int seeds = p->seed_last - p->seed_first + 1;
     fprintf(f, "setting");
     for (int k = 0; k < p->keys_count; k++) fprintf(f, ",%s", p->keys[k]);
@@ -63,7 +65,7 @@ static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_swe
                              r->best_acc, r->best_epoch, r->seconds);
         else fprintf(f, ",%d,failed,,,,,\n", p->seed_first + i % seeds);
     }
-    return cn_replace_commit(f, tmp, path);
+    return cn_atomic_commit(&af);
 }
 
 static int by_mean_desc(const void *a, const void *b) {
@@ -73,10 +75,12 @@ static int by_mean_desc(const void *a, const void *b) {
 }
 
 static cn_status write_md(const char *out, const cn_sweep_plan *p, const setting_stats *sorted) {
-    char path[4200], tmp[4300];
+    char path[4200];
     snprintf(path, sizeof path, "%s/sweep.md", out);
-    FILE *f = cn_replace_open(path, tmp, sizeof tmp);
-    if (!f) return CN_ERR_IO;
+    cn_atomic_file af;
+    if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
+    FILE *f = cn_atomic_stream(&af);
+    if (!f) return cn_atomic_commit(&af);
     fprintf(f, "# Sweep\n\nFinal-epoch test accuracy over seeds %d-%d (mean ± sample std, and the worst seed), "
                "best setting first; best-epoch accuracy is the mean over seeds of each run's best epoch.\n\n"
                "| setting | runs | final acc %% | worst %% | best-epoch acc %% | wall s/run |\n|---|---|---|---|---|---|\n",
@@ -88,7 +92,7 @@ static cn_status write_md(const char *out, const cn_sweep_plan *p, const setting
         fprintf(f, "| %s | %d | %.2f ± %.2f | %.2f | %.2f | %.0f |\n", name, t->n, t->mean, t->std, t->worst,
                 t->mean_best, t->seconds);
     }
-    return cn_replace_commit(f, tmp, path);
+    return cn_atomic_commit(&af);
 }
 
 /* Index of value v in vals[0..*n), appended when new; -1 when full. */

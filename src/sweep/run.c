@@ -3,7 +3,7 @@
 #include "sweep/sweep.h"
 #include "core/error.h"
 #include "core/mem.h"
-#include "core/replace_file.h"
+#include "core/atomic_file.h"
 #include "progress.h"
 #include <errno.h>
 #include <signal.h>
@@ -56,12 +56,14 @@ static bool read_result(const char *dir, cn_sweep_result *r) {
 }
 
 static cn_status write_result(const char *dir, double seconds) {
-    char path[4200], tmp[4300];
+    char path[4200];
     snprintf(path, sizeof path, "%s/result", dir);
-    FILE *f = cn_replace_open(path, tmp, sizeof tmp);
-    if (!f) return CN_ERR_IO;
+    cn_atomic_file af;
+    if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
+    FILE *f = cn_atomic_stream(&af);
+    if (!f) return cn_atomic_commit(&af);
     fprintf(f, "seconds %.3f\n", seconds);
-    return cn_replace_commit(f, tmp, path);
+    return cn_atomic_commit(&af);
 }
 
 /* Trains run i in this process, its output into <dir>/train.log; writes `result` when done. */
