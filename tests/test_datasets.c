@@ -563,6 +563,42 @@ static void expect_folder_error(const char *dir, int skip_bad, const char *fragm
     if (st == CN_OK) cn_dataset_free(&ds);
 }
 
+/* Images in sub-folders of a class folder count, in ImageFolder's order:
+ * folders by full path ("0/a" < "0/a-b" < "0/a/x"), files by name. The
+ * expected order is what torchvision 0.14's ImageFolder gives for this tree. */
+TEST(nested_class_folders_in_imagefolder_order) {
+    static const struct { const char *file; int value; } tree[] = {
+        {"0/z.png", 1}, {"0/a-b/m.png", 2}, {"0/a/x/q.png", 3}, {"0/a/b.png", 4}, {"0/A/c.png", 5},
+        {"1/k.png", 6}, {"1/deep/er/e.png", 7}, {"1/.hidden/h.png", 99}};
+    static const int expected[] = {1, 5, 4, 2, 3, 6, 7};   /* hidden folders are skipped */
+    char dir[300], p[600];
+    path_in(dir, sizeof dir, tmp_root, "nested");
+    uint8_t planes[SIDE * SIDE];
+    for (size_t i = 0; i < sizeof tree / sizeof tree[0]; i++)
+        for (int s = 0; s < 2; s++) {
+            snprintf(p, sizeof p, "%s/%s/%s", dir, s ? "test" : "train", tree[i].file);
+            char *slash = strrchr(p, '/');
+            *slash = '\0';
+            mkdirs(p);
+            *slash = '/';
+            memset(planes, tree[i].value * 2, sizeof planes);
+            write_png(p, planes, 1, SIDE, SIDE);
+        }
+    static cn_dataset ds;
+    cn_data_options o = {.name = "folder", .dir = dir, .channels = 1, .rows = SIDE, .cols = SIDE};
+    CHECK_MSG(cn_dataset_open(&o, &ds) == CN_OK, "%s", cn_last_error());
+    CHECK_MSG(ds.train.count == 7 && ds.test.count == 7, "%d, %d images", ds.train.count, ds.test.count);
+    for (int i = 0; i < 7 && i < ds.train.count; i++)
+        CHECK_MSG(ds.train.images[(size_t)i * SIDE * SIDE] == expected[i] * 2 && ds.train.labels[i] == (i >= 5),
+                  "image %d: value %d label %d; expected %d", i, ds.train.images[(size_t)i * SIDE * SIDE] / 2,
+                  ds.train.labels[i], expected[i]);
+    cn_dataset_free(&ds);
+    /* A symbolic link loop inside a class folder ends with one line. */
+    snprintf(p, sizeof p, "%s/train/1/deep/loop", dir);
+    CHECK(symlink("..", p) == 0);
+    expect_folder_error(dir, 0, "folders nested more than 16 deep in a class folder");
+}
+
 TEST(bad_folders_and_csv_name_the_culprit) {
     static images train, test;
     make_images(&train, 4, 31);
@@ -694,6 +730,7 @@ int main(void) {
     RUN(jpeg_folder_within_tolerance);
     RUN(colour_folder_learns_and_exports_agree);
     RUN(cifar10_batches_tarball_and_mirror);
+    RUN(nested_class_folders_in_imagefolder_order);
     RUN(bad_folders_and_csv_name_the_culprit);
     RUN(kaggle_submission_file);
     RUN(colour_augmentation_moves_planes_together);

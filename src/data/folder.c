@@ -132,8 +132,77 @@ static cn_status add_entry(entry_list *l, const char *path, const struct stat *s
     return CN_OK;
 }
 
-/* Lists split_dir/<class>/<image> for every class of ds, in label order then
- * name order. Every class folder must exist and hold an image; no others. */
+#define MAX_DEPTH 16   /* nested folders inside a class folder (a symlink loop ends here) */
+
+typedef struct {
+    char **items;
+    int count, cap;
+} path_list;
+
+static void paths_free(path_list *l) {
+    for (int i = 0; i < l->count; i++) free(l->items[i]);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends `dir` and, recursively, every sub-folder under it not starting with
+ * '.' (following symbolic links, as ImageFolder's os.walk(followlinks=True)). */
+static cn_status collect_folders(const char *dir, int depth, path_list *out) {
+    if (depth > MAX_DEPTH)
+        return cn_fail(CN_ERR_FORMAT, "%s: folders nested more than %d deep in a class folder (a symbolic link loop?)",
+                       dir, MAX_DEPTH);
+    if (out->count >= MAX_FILES) return cn_fail(CN_ERR_UNSUPPORTED, "%s: more than %d folders", dir, MAX_FILES);
+    if (out->count == out->cap) {
+        int cap = out->cap ? 2 * out->cap : 16;
+        char **grown = realloc(out->items, (size_t)cap * sizeof *grown);
+        if (!grown) return CN_ERR_NOMEM;
+        out->items = grown;
+        out->cap = cap;
+    }
+    if (!(out->items[out->count] = strdup(dir))) return CN_ERR_NOMEM;
+    out->count++;
+    char **subs, path[PATH_CAP];
+    int nsubs;
+    cn_status st = list_names(dir, 1, &subs, &nsubs);
+    for (int i = 0; st == CN_OK && i < nsubs; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", dir, subs[i]) >= (int)sizeof path)
+            st = cn_fail(CN_ERR_ARG, "%s/%s: path too long", dir, subs[i]);
+        else st = collect_folders(path, depth + 1, out);
+    }
+    names_free(subs, nsubs);
+    return st;
+}
+
+/* Appends the images of one class folder with label k, in ImageFolder's
+ * order: the folder and its sub-folders sorted by full path (sorted(os.walk)),
+ * and the files of each in name order. */
+static cn_status list_class(const char *class_dir, const char *split_dir, int k, entry_list *list) {
+    path_list folders = {0};
+    cn_status st = collect_folders(class_dir, 0, &folders);
+    if (st == CN_OK) qsort(folders.items, (size_t)folders.count, sizeof *folders.items, by_name);
+    int before = list->count;
+    char path[PATH_CAP];
+    for (int d = 0; st == CN_OK && d < folders.count; d++) {
+        char **files;
+        int nfiles;
+        if ((st = list_names(folders.items[d], 0, &files, &nfiles))) break;
+        for (int i = 0; st == CN_OK && i < nfiles; i++) {
+            if (snprintf(path, sizeof path, "%s/%s", folders.items[d], files[i]) >= (int)sizeof path)
+                st = cn_fail(CN_ERR_ARG, "%s/%s: path too long", folders.items[d], files[i]);
+            else if (list->count >= MAX_FILES)
+                st = cn_fail(CN_ERR_UNSUPPORTED, "%s: more than %d images", split_dir, MAX_FILES);
+            else st = add_entry(list, path, stat_of(files[i]), k);
+        }
+        names_free(files, nfiles);
+    }
+    if (st == CN_OK && list->count == before)
+        st = cn_fail(CN_ERR_FORMAT, "%s: empty class folder; expected at least one .png, .jpg or .jpeg image", class_dir);
+    paths_free(&folders);
+    return st;
+}
+
+/* Lists split_dir/<class>/.../<image> for every class of ds, in label order,
+ * then list_class's order. Every class folder must exist and hold an image; no others. */
 static cn_status list_split(const char *split_dir, const char *train_dir, const cn_dataset *ds, entry_list *list) {
     char **dirs;
     int ndirs;
@@ -146,7 +215,7 @@ static cn_status list_split(const char *split_dir, const char *train_dir, const 
                                  split_dir, dirs[i], train_dir);
     }
     names_free(dirs, ndirs);
-    char class_dir[PATH_CAP], path[PATH_CAP];
+    char class_dir[PATH_CAP];
     for (int k = 0; st == CN_OK && k < ds->num_classes; k++) {
         struct stat sb;
         if (snprintf(class_dir, sizeof class_dir, "%s/%s", split_dir, ds->class_names[k]) >= (int)sizeof class_dir) {
@@ -158,19 +227,7 @@ static cn_status list_split(const char *split_dir, const char *train_dir, const 
                          class_dir, train_dir);
             break;
         }
-        char **files;
-        int nfiles;
-        if ((st = list_names(class_dir, 0, &files, &nfiles))) break;
-        if (nfiles == 0)
-            st = cn_fail(CN_ERR_FORMAT, "%s: empty class folder; expected at least one .png, .jpg or .jpeg image", class_dir);
-        for (int i = 0; st == CN_OK && i < nfiles; i++) {
-            if (snprintf(path, sizeof path, "%s/%s", class_dir, files[i]) >= (int)sizeof path)
-                st = cn_fail(CN_ERR_ARG, "%s/%s: path too long", class_dir, files[i]);
-            else if (list->count >= MAX_FILES)
-                st = cn_fail(CN_ERR_UNSUPPORTED, "%s: more than %d images", split_dir, MAX_FILES);
-            else st = add_entry(list, path, stat_of(files[i]), k);
-        }
-        names_free(files, nfiles);
+        st = list_class(class_dir, split_dir, k, list);
     }
     return st;
 }

@@ -6,9 +6,11 @@
  * sorted(), as ImageFolder's find_classes), label k = the k-th name; folders
  * starting with '.' are ignored (ImageFolder would make .ipynb_checkpoints a
  * class). Test (and val, when present) must have a folder for every class and
- * no other. Images are the files of a class folder ending in .png, .jpg or
- * .jpeg (any case) in byte order of their names, ImageFolder's order; other
- * files and sub-folders are ignored. PNG and JPEG are decoded as
+ * no other. Images are the files ending in .png, .jpg or .jpeg (any case) in
+ * a class folder and its sub-folders at any depth (up to 16, following
+ * symbolic links; hidden folders skipped), in ImageFolder's order: folders by
+ * full path in byte order (sorted(os.walk(...))), the files of each by name;
+ * other files are ignored. PNG and JPEG are decoded as
  * io/image.h's cn_image_decode_color, then:
  *   channels  --grayscale: 1, by PIL's convert("L") (L = (19595 R + 38470 G +
  *             7471 B + 32768) >> 16, what transforms.Grayscale does); else the
