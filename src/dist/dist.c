@@ -2,7 +2,9 @@
  * when the process was started by mpirun. */
 #include "dist/dist.h"
 #include <mpi.h>
+#include "exec/tree_sum.h"
 #include <stdlib.h>
+#include <string.h>
 
 static int initialised;          /* 0: not yet looked, 1: MPI initialised, -1: not under mpirun */
 static int world_rank, world_size = 1;
@@ -43,12 +45,35 @@ static void gather_rows(const cn_exchange *x, double *buf, int rows, size_t widt
 
 /* MPI counts are ints: large buffers go in pieces. */
 #define PIECE (1 << 30)
+#define GATHER_PIECE ((size_t)1 << 20)   /* floats per rank per all-gather of sum_floats */
 
+/* The gradient all-reduce in a fixed order (exchange.h): every rank's buffer is
+ * all-gathered, piece by piece, and every rank adds them up in exec/tree_sum.h's tree
+ * order, the order in which one process adds its threads' gradients. It moves R times
+ * the data of MPI_Allreduce's ring (small for these models: R x 4 bytes per parameter). */
 static void sum_floats(const cn_exchange *x, float *buf, size_t n) {
     (void)x;
+    static float *all;
+    static size_t all_size;
     double t0 = MPI_Wtime();
-    for (size_t i = 0; i < n; i += PIECE)
-        MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)(n - i < PIECE ? n - i : PIECE), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    size_t R = (size_t)world_size, piece = n < GATHER_PIECE ? n : GATHER_PIECE;
+    if (all_size < R * piece) {
+        free(all);
+        all = malloc(R * piece * sizeof *all);
+        all_size = all ? R * piece : 0;
+    }
+    for (size_t i = 0; i < n; i += piece) {
+        size_t count = n - i < piece ? n - i : piece;
+        if (!all) {   /* no room to gather: MPI's own order (within rounding of the tree's) */
+            MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+            continue;
+        }
+        MPI_Allgather(buf + i, (int)count, MPI_FLOAT, all, (int)count, MPI_FLOAT, MPI_COMM_WORLD);
+        float *bufs[world_size];
+        for (int r = 0; r < world_size; r++) bufs[r] = all + (size_t)r * count;
+        cn_tree_sum(bufs, world_size, 0, count);
+        memcpy(buf + i, all, count * sizeof *buf);
+    }
     stats.sum_seconds += MPI_Wtime() - t0;
     stats.sums++;
     stats.sum_floats += (double)n;

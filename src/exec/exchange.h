@@ -16,8 +16,10 @@ struct cn_exchange {
     /* buf holds `rows` rows of `width` doubles in global order; this rank's rows
      * cn_exchange_share(rows, rank, ranks) are filled; on return every row is. */
     void (*gather_rows)(const cn_exchange *x, double *buf, int rows, size_t width);
-    /* buf[0..n) = the sum over the ranks of each rank's buf (all-reduce, MPI_SUM). */
+    /* buf[0..n) = the sum over the ranks of each rank's buf, added in the tree order of
+     * exec/tree_sum.h over rank index (an all-reduce whose order is fixed). */
     void (*sum_floats)(const cn_exchange *x, float *buf, size_t n);
+    /* buf[0..n) = the sum over the ranks (all-reduce, MPI_SUM: any order). */
     void (*sum_doubles)(const cn_exchange *x, double *buf, size_t n);
     /* buf[0..n) = rank 0's buf on every rank. */
     void (*broadcast_floats)(const cn_exchange *x, float *buf, size_t n);

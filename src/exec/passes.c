@@ -5,6 +5,7 @@
  * core's cache. */
 #include "exec/session.h"
 #include "exec/team.h"
+#include "exec/tree_sum.h"
 #include "loss.h"
 #include "core/error.h"
 #include <omp.h>
@@ -69,11 +70,27 @@ static void set_share(cn_session *s, int batch) {
     s->active = s->share < s->threads ? s->share : s->threads;
 }
 
+/* Worker t's samples [*first, *end) of this rank's share (set_share). When every worker of
+ * every rank gets a sample, the batch is cut into ranks x threads equal parts by global
+ * worker index (rank * threads + t), as one process of ranks x threads threads cuts it, so
+ * both run the same samples on the same worker; otherwise the share is cut over `active`. */
+static void worker_range(const cn_session *s, int t, int batch, int *first, int *end) {
+    const cn_exchange *x = s->exchange;
+    if (x && batch >= x->ranks * s->threads) {
+        int W = x->ranks * s->threads, count;
+        cn_exchange_share(batch, x->rank * s->threads + t, W, first, &count);
+        *first -= s->offset;
+        *end = *first + count;
+        return;
+    }
+    cn_thread_range(s->share, t, s->active, first, end);
+}
+
 /* The calling thread's worker, bound for a training pass of `batch` samples (its contiguous
- * part of the share, set_share). */
+ * part of the share, worker_range). */
 static cn_runner *training_worker(cn_session *s, int batch) {
     int t = omp_get_thread_num(), first, end;
-    cn_thread_range(s->share, t, s->active, &first, &end);
+    worker_range(s, t, batch, &first, &end);
     cn_runner *w = &s->team[t];
     w->team_batch = batch;
     cn_runner_bind(s, w, first, s->offset + first, end - first);
@@ -141,15 +158,14 @@ const float *cn_session_forward(cn_session *s, const float *input, int batch, cn
     return cn_value_at(s, s->model->num_layers, 0);
 }
 
-/* Thread t's range of the session's parameter gradients += the other workers' (worker 0's
- * are the session's), in thread order. */
+/* Thread t's range of the session's parameter gradients = the workers' summed in the
+ * fixed tree order of exec/tree_sum.h (worker 0's are the session's). */
 static void sum_worker_grads(cn_session *s, int t) {
     int T = s->active;
     size_t P = s->model->num_params, k0 = P * t / T, k1 = P * (t + 1) / T;
-    for (int u = 1; u < T; u++) {
-        const float *part = s->team[u].grads;
-        for (size_t k = k0; k < k1; k++) s->grads[k] += part[k];
-    }
+    float *bufs[T];
+    for (int u = 0; u < T; u++) bufs[u] = s->team[u].grads;
+    cn_tree_sum(bufs, T, k0, k1);
 }
 
 void cn_session_backward(cn_session *s, const float *grad_output, int batch) {
@@ -194,7 +210,7 @@ static void train_worker_chunks(cn_session *s, int t, const float *input, const 
                                 float smoothing, float *grad) {
     const cn_model *m = s->model;
     int L = m->num_layers, classes = cn_model_num_classes(m), first, end;
-    cn_thread_range(s->share, t, s->active, &first, &end);
+    worker_range(s, t, batch, &first, &end);
     first += s->offset;
     end += s->offset;
     cn_runner *w = &s->team[t];
@@ -245,12 +261,20 @@ static double train_step_shared(cn_session *s, const float *input, const int *la
     CN_ASSERT(s->share >= 1);
     if (cn_session_trains_in_chunks(m)) {
         train_team_chunks(s, input, labels, batch, smoothing, grad);
-        double loss = 0.0;
-        int hits = 0;
-        for (int t = 0; t < s->active; t++) { loss += s->team[t].step_loss; hits += s->team[t].step_correct; }
-        rows = x->ranks;
-        row[2 * x->rank] = loss;
-        row[2 * x->rank + 1] = hits;
+        if (batch >= x->ranks * s->threads) {   /* a row per worker, in global worker order (worker_range) */
+            rows = x->ranks * s->threads;
+            for (int t = 0; t < s->threads; t++) {
+                row[2 * (x->rank * s->threads + t)] = s->team[t].step_loss;
+                row[2 * (x->rank * s->threads + t) + 1] = s->team[t].step_correct;
+            }
+        } else {
+            double loss = 0.0;
+            int hits = 0;
+            for (int t = 0; t < s->active; t++) { loss += s->team[t].step_loss; hits += s->team[t].step_correct; }
+            rows = x->ranks;
+            row[2 * x->rank] = loss;
+            row[2 * x->rank + 1] = hits;
+        }
     } else {
         (void)cn_kernels();
         #pragma omp parallel num_threads(s->active)
@@ -272,7 +296,7 @@ static double train_step_shared(cn_session *s, const float *input, const int *la
         rows = batch;
     }
     x->gather_rows(x, row, rows, 2);
-    x->sum_floats(x, s->grads, m->num_params);     /* the all-reduce: gradients summed over the ranks */
+    x->sum_floats(x, s->grads, m->num_params);     /* the all-reduce: gradients summed over the ranks (tree order) */
     if (s->local_bn) x->broadcast_floats(x, s->model->buffers, m->num_buffers);
     double loss = 0.0, hits = 0.0;
     for (int i = 0; i < rows; i++) { loss += row[2 * i]; hits += row[2 * i + 1]; }
