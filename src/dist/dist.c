@@ -4,7 +4,6 @@
 #include <mpi.h>
 #include "exec/tree_sum.h"
 #include <stdlib.h>
-#include <string.h>
 
 static int initialised;          /* 0: not yet looked, 1: MPI initialised, -1: not under mpirun */
 static int world_rank, world_size = 1;
@@ -45,34 +44,40 @@ static void gather_rows(const cn_exchange *x, double *buf, int rows, size_t widt
 
 /* MPI counts are ints: large buffers go in pieces. */
 #define PIECE (1 << 30)
-#define GATHER_PIECE ((size_t)1 << 20)   /* floats per rank per all-gather of sum_floats */
+#define SUM_PIECE ((size_t)1 << 24)   /* floats per step of sum_floats (its buffer's size) */
 
-/* The gradient all-reduce in a fixed order (exchange.h): every rank's buffer is
- * all-gathered, piece by piece, and every rank adds them up in exec/tree_sum.h's tree
- * order, the order in which one process adds its threads' gradients. It moves R times
- * the data of MPI_Allreduce's ring (small for these models: R x 4 bytes per parameter). */
+/* The gradient all-reduce in a fixed order (exchange.h), with a ring all-reduce's traffic:
+ * the buffer is cut into R slices (cn_exchange_share); rank j receives every rank's slice j
+ * (MPI_Alltoallv), adds them up in exec/tree_sum.h's tree order over rank index, the order
+ * in which one process adds its threads' gradients, and the summed slices are all-gathered
+ * (MPI_Allgatherv). Each rank sends and receives 2 (R-1)/R of the buffer, as in a ring. */
 static void sum_floats(const cn_exchange *x, float *buf, size_t n) {
     (void)x;
     static float *all;
     static size_t all_size;
     double t0 = MPI_Wtime();
-    size_t R = (size_t)world_size, piece = n < GATHER_PIECE ? n : GATHER_PIECE;
-    if (all_size < R * piece) {
+    int R = world_size, me = world_rank;
+    size_t piece = n < SUM_PIECE ? n : SUM_PIECE;
+    if (all_size < piece + (size_t)R) {
         free(all);
-        all = malloc(R * piece * sizeof *all);
-        all_size = all ? R * piece : 0;
+        all = malloc((piece + (size_t)R) * sizeof *all);
+        all_size = all ? piece + (size_t)R : 0;
     }
     for (size_t i = 0; i < n; i += piece) {
-        size_t count = n - i < piece ? n - i : piece;
-        if (!all) {   /* no room to gather: MPI's own order (within rounding of the tree's) */
-            MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        int count = (int)(n - i < piece ? n - i : piece);
+        if (!all) {   /* no room: MPI's own order (within rounding of the tree's) */
+            MPI_Allreduce(MPI_IN_PLACE, buf + i, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
             continue;
         }
-        MPI_Allgather(buf + i, (int)count, MPI_FLOAT, all, (int)count, MPI_FLOAT, MPI_COMM_WORLD);
-        float *bufs[world_size];
-        for (int r = 0; r < world_size; r++) bufs[r] = all + (size_t)r * count;
-        cn_tree_sum(bufs, world_size, 0, count);
-        memcpy(buf + i, all, count * sizeof *buf);
+        int counts[R], displs[R], mine[R], at[R], first, size;
+        for (int r = 0; r < R; r++) cn_exchange_share(count, r, R, &displs[r], &counts[r]);
+        cn_exchange_share(count, me, R, &first, &size);
+        for (int r = 0; r < R; r++) { mine[r] = size; at[r] = r * size; }
+        MPI_Alltoallv(buf + i, counts, displs, MPI_FLOAT, all, mine, at, MPI_FLOAT, MPI_COMM_WORLD);
+        float *bufs[R];
+        for (int r = 0; r < R; r++) bufs[r] = all + (size_t)r * size;
+        cn_tree_sum(bufs, R, 0, (size_t)size);
+        MPI_Allgatherv(all, size, MPI_FLOAT, buf + i, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
     }
     stats.sum_seconds += MPI_Wtime() - t0;
     stats.sums++;
