@@ -73,6 +73,18 @@ MODELS = {"seed000": seed000, "seed001": seed001, "seed002": seed002, "seed003":
 INPUT_SHAPE = {"cifar-c": (3, 32, 32)}   # the others: (1, 28, 28)
 LOGITS = {"seed000"}   # ends in Linear: CrossEntropyLoss; the others end in LogSoftmax: NLLLoss
 
+# The presets that have a PyTorch twin in the fixtures (tests/fixtures/torch_models.py: ds8k,
+# cifar-s9, ...), the same modules the numerics tests compare against.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+import torch_models  # noqa: E402
+
+for _name in torch_models.NAMES:
+    if _name not in MODELS:
+        MODELS[_name] = (lambda n: lambda: torch_models.build(n))(_name)
+        INPUT_SHAPE[_name] = torch_models.input_shape(_name)
+        if not torch_models.ends_with_log_softmax(torch_models.build(_name)):
+            LOGITS.add(_name)
+
 
 def measure(step, batch, seconds, repeats):
     for _ in range(3):
