@@ -48,4 +48,10 @@ cn_status cn_int8_evaluate(const cn_int8_model *q, const cn_split *split, int th
  * pixel / 255.0f; NULL when out of memory or the split is empty. Free with free(). */
 float *cn_int8_calibration_images(const cn_split *train, int *count);
 
+/* cn_int8_model_create with the calibration images of cn_int8_calibration_images(train,
+ * calib_count): the model as `convnet export --format c --int8 --calibration N` quantises it.
+ * *calib_count: N in, the number used out. */
+cn_status cn_int8_model_calibrated(const cn_model *m, const float *mean, const float *std, const cn_split *train,
+                                   int *calib_count, cn_int8_model **out);
+
 #endif

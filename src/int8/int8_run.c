@@ -180,3 +180,17 @@ float *cn_int8_calibration_images(const cn_split *train, int *count) {
     }
     return x;
 }
+
+cn_status cn_int8_model_calibrated(const cn_model *m, const float *mean, const float *std, const cn_split *train,
+                                   int *calib_count, cn_int8_model **out) {
+    *out = NULL;
+    if (cn_split_image_size(train) != (size_t)cn_shape_size(m->input))
+        return cn_fail(CN_ERR_SHAPE, "%s: the training images have %zu pixels, the model takes %d", m->source_name,
+                       cn_split_image_size(train), cn_shape_size(m->input));
+    if (train->count < 1) return cn_fail(CN_ERR_ARG, "%s: int8 calibration needs training images; there are none", m->source_name);
+    float *calib = cn_int8_calibration_images(train, calib_count);
+    if (!calib) return cn_fail(CN_ERR_NOMEM, "%s: out of memory for %d calibration images", m->source_name, *calib_count);
+    cn_status st = cn_int8_model_create(m, mean, std, calib, *calib_count, out);
+    free(calib);
+    return st;
+}
