@@ -1,6 +1,6 @@
 /* The int8 kernels (src/kernels/int8.h) on every kernel set this CPU runs (and the forced
  * fallbacks), against the C export's own helpers (src/int8/int8_reference.h: conv2d_q,
- * linear_q, affine_q, maxpool_q): the same bytes and the same floats, exactly, on random
+ * linear_q, affine_q, maxpool_q, gap_q): the same bytes and the same floats, exactly, on random
  * shapes, including sums that wrap in int32 on the way (a fan-in of 70,000). */
 #include "harness.h"
 #include "kernels/int8.h"
@@ -145,7 +145,7 @@ TEST(linear_matches_export_helpers) {
     cn_i8_kernels_select(NULL);
 }
 
-TEST(maxpool_and_relu_match_export_helpers) {
+TEST(pooling_and_relu_match_export_helpers) {
     cn_rng_seed(&rng, 13);
     for (int trial = 0; trial < 60; trial++) {
         int c = rnd(1, 20), h = rnd(2, 13), w = rnd(2, 13), k = rnd(1, 3), s = rnd(1, 3), cp = (c + 3) / 4 * 4;
@@ -163,6 +163,20 @@ TEST(maxpool_and_relu_match_export_helpers) {
         for (int ch = 0; ch < c; ch++)
             for (int i = 0; i < oh * ow; i++) same &= out[i * cp + ch] - CN_I8_ZERO == ref[ch * oh * ow + i];
         CHECK_MSG(same, "trial %d: c %d %dx%d k %d s %d p %d", trial, c, h, w, k, s, p);
+    }
+    for (int trial = 0; trial < 30; trial++) {   /* global average pooling */
+        int c = rnd(1, 70), plane = rnd(1, 60), cp = (c + 3) / 4 * 4;
+        int8_t in[70 * 60], ref[70];
+        uint8_t biased[72 * 60], out[72];
+        for (int i = 0; i < c * plane; i++) in[i] = (int8_t)rnd(-127, 127);
+        for (int i = 0; i < plane; i++)
+            for (int ch = 0; ch < cp; ch++) biased[i * cp + ch] = ch < c ? (uint8_t)(in[ch * plane + i] + CN_I8_ZERO) : 7;
+        export_op o = {.kind = OP_GAP, .in = {c, plane, 1}, .out = {c, 1, 1}, .s_in = rndf(0.01f, 0.1f), .s_out = rndf(0.005f, 0.1f)};
+        cn_i8_ref_int8_op(&o, in, ref);
+        cn_i8_gap(biased, plane, cp, c, o.s_in / o.s_out, out);
+        int same = 1;
+        for (int ch = 0; ch < c; ch++) same &= out[ch] - CN_I8_ZERO == ref[ch];
+        CHECK_MSG(same, "gap trial %d: c %d plane %d", trial, c, plane);
     }
     uint8_t x[300];
     for (int i = 0; i < 300; i++) x[i] = (uint8_t)(i % 255 + 1);
@@ -185,7 +199,7 @@ TEST(kernel_set_choice) {
 int main(void) {
     RUN(conv_matches_export_helpers);
     RUN(linear_matches_export_helpers);
-    RUN(maxpool_and_relu_match_export_helpers);
+    RUN(pooling_and_relu_match_export_helpers);
     RUN(kernel_set_choice);
     return test_summary();
 }

@@ -125,6 +125,10 @@ static cn_status build_steps(cn_int8_model *q) {
         case OP_RELU: st->kind = STEP_RELU; st->out = cur; break;
         case OP_AFFINE: st->kind = STEP_REF; st->out = cur; break;
         case OP_MAXPOOL: st->kind = STEP_MAXPOOL; st->out = add_tensor(q, o->out, consumer_pad(p, i)); break;
+        case OP_GAP:
+            st->kind = q->tensors[cur].cp <= 1024 && !q->tensors[cur].pad ? STEP_GAP : STEP_REF;
+            st->out = add_tensor(q, o->out, consumer_pad(p, i));
+            break;
         default: st->kind = STEP_REF; st->out = add_tensor(q, o->out, consumer_pad(p, i)); break;   /* avg pools */
         }
         cur = st->out;

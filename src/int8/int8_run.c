@@ -42,7 +42,7 @@ static void quantise_input(const cn_int8_model *q, const float *px, uint8_t *dst
         for (int y = 0; y < t->h; y++)
             for (int x = 0; x < t->w; x++) {
                 float v = px[((size_t)c * t->h + y) * t->w + x];
-                dst[i8_at(t, y, x) + c] = (uint8_t)(cn_i8_ref_q8((v - q->mean[c]) / q->std[c] * q->inv_scale) + CN_I8_ZERO);
+                dst[i8_at(t, y, x) + c] = (uint8_t)(cn_i8_q8((v - q->mean[c]) / q->std[c] * q->inv_scale) + CN_I8_ZERO);
             }
 }
 
@@ -72,6 +72,11 @@ static void run_step(const cn_int8_model *q, const i8_step *st, const chunk_buff
             cn_i8_maxpool(tensor_image(q, b, st->in, i) + i8_at(in, 0, 0), in->h, in->w, in->cp, o->k, o->stride, o->pad,
                           out->h, out->w, tensor_image(q, b, st->out, i) + i8_at(out, 0, 0),
                           (size_t)(out->w + 2 * out->pad) * out->cp, (size_t)out->cp);
+        break;
+    case STEP_GAP:
+        for (int i = 0; i < n; i++)
+            cn_i8_gap(tensor_image(q, b, st->in, i), in->h * in->w, in->cp, in->c, o->s_in / o->s_out,
+                      tensor_image(q, b, st->out, i) + i8_at(out, 0, 0));
         break;
     case STEP_REF:
         for (int i = 0; i < n; i++) {

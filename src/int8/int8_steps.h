@@ -21,6 +21,7 @@ typedef enum {
     STEP_CONV,      /* conv or linear (+ a batch norm after it, fused): kernel set */
     STEP_MAXPOOL,   /* cn_i8_maxpool */
     STEP_RELU,      /* cn_i8_relu, in place */
+    STEP_GAP,       /* cn_i8_gap */
     STEP_REF        /* batch norm (in place), average pooling: the export's int8 helper on a (c,h,w) copy */
 } i8_step_kind;
 

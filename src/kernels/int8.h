@@ -19,6 +19,15 @@
 #define CN_I8_BLOCK 16          /* output channels per packed weight block */
 #define CN_I8_ZERO 128          /* the biased byte of 0 */
 
+/* q8 of the C export (src/io/export_c_runtime/int8.c): round half away from zero (v +- 0.5f,
+ * then truncation), saturated to [-127, 127]. */
+static inline int32_t cn_i8_q8(float v) {
+    v = v >= 0.0f ? v + 0.5f : v - 0.5f;
+    if (v > 127.0f) v = 127.0f;
+    if (v < -127.0f) v = -127.0f;
+    return (int32_t)v;
+}
+
 /* One convolution: in (in_h, in_w, in_cp) biased bytes, already zero-padded (128) by the
  * caller, in_cp % 4 == 0; output (out_h, out_w, out_c) with
  *   out(y, x, oc) = sum over ky, kx < k and c < in_cp of
@@ -75,6 +84,9 @@ void cn_i8_pack(const cn_i8_kernel_set *ks, const int8_t *w, int out_c, int taps
  * wins): in (h, w, cp) -> out byte (y, x, c) at out[y*o_row + x*o_pix + c], all cp channels. */
 void cn_i8_maxpool(const uint8_t *in, int h, int w, int cp, int k, int s, int p, int oh, int ow, uint8_t *out,
                    size_t o_row, size_t o_pix);
+/* Global average pooling of biased bytes as the export's gap_q: in (plane pixels, cp) ->
+ * out (c bytes): q8((float)(sum of the channel's values) * rescale / (float)plane). */
+void cn_i8_gap(const uint8_t *in, int plane, int cp, int c, float rescale, uint8_t *out);
 /* ReLU of n biased bytes in place: max(x, 128). */
 void cn_i8_relu(uint8_t *x, size_t n);
 

@@ -78,9 +78,28 @@ void cn_i8_pack(const cn_i8_kernel_set *ks, const int8_t *w, int out_c, int taps
     }
 }
 
+/* 2x2, stride 2, no padding: the larger of the two rows, then of each pair of pixels. */
+static void maxpool2x2(const uint8_t *in, int w, int cp, int oh, int ow, uint8_t *out, size_t o_row, size_t o_pix) {
+    uint8_t rows[4096];
+    size_t n = (size_t)2 * ow * cp;
+    for (int y = 0; y < oh; y++) {
+        const uint8_t *r0 = in + (size_t)2 * y * w * cp, *r1 = r0 + (size_t)w * cp;
+        for (size_t i = 0; i < n; i++) rows[i] = r0[i] > r1[i] ? r0[i] : r1[i];
+        for (int x = 0; x < ow; x++) {
+            const uint8_t *a = rows + (size_t)2 * x * cp, *b = a + cp;
+            uint8_t *o = out + y * o_row + x * o_pix;
+            for (int c = 0; c < cp; c++) o[c] = a[c] > b[c] ? a[c] : b[c];
+        }
+    }
+}
+
 CN_MULTIVERSION
 void cn_i8_maxpool(const uint8_t *in, int h, int w, int cp, int k, int s, int p, int oh, int ow, uint8_t *out,
                    size_t o_row, size_t o_pix) {
+    if (k == 2 && s == 2 && p == 0 && (size_t)2 * ow * cp <= 4096) {
+        maxpool2x2(in, w, cp, oh, ow, out, o_row, o_pix);
+        return;
+    }
     for (int y = 0; y < oh; y++)
         for (int x = 0; x < ow; x++) {
             uint8_t *o = out + y * o_row + x * o_pix;
@@ -96,6 +115,17 @@ void cn_i8_maxpool(const uint8_t *in, int h, int w, int cp, int k, int s, int p,
                 }
             }
         }
+}
+
+CN_MULTIVERSION
+void cn_i8_gap(const uint8_t *in, int plane, int cp, int c, float rescale, uint8_t *out) {
+    int32_t sum[1024] = {0};
+    for (int i = 0; i < plane; i++)
+        for (int ch = 0; ch < cp; ch++) sum[ch] += in[(size_t)i * cp + ch];
+    for (int ch = 0; ch < c; ch++) {
+        int32_t q = sum[ch] - CN_I8_ZERO * plane;   /* the sum of the values */
+        out[ch] = (uint8_t)(cn_i8_q8((float)q * rescale / (float)plane) + CN_I8_ZERO);
+    }
 }
 
 CN_MULTIVERSION

@@ -1,14 +1,6 @@
 /* int8 convolution for any CPU (int8.h): plain loops over the int8 packed weights. */
 #include "kernels/int8.h"
 
-/* q8 of the C export (src/io/export_c_runtime/int8.c): round half away from zero, saturate */
-static int32_t q8(float v) {
-    v = v >= 0.0f ? v + 0.5f : v - 0.5f;
-    if (v > 127.0f) v = 127.0f;
-    if (v < -127.0f) v = -127.0f;
-    return (int32_t)v;
-}
-
 /* The epilogue of int8.h for one output: the sum acc (biased inputs) of channel oc. */
 static void store_one(const cn_i8_conv_geom *g, const cn_i8_epilogue *ep, int32_t acc, int y, int x, int oc,
                       uint8_t *qout, float *fout) {
@@ -19,11 +11,11 @@ static void store_one(const cn_i8_conv_geom *g, const cn_i8_epilogue *ep, int32_
         fout[y * g->f_row + x * g->f_pix + oc * g->f_chan] = v;
         return;
     }
-    int32_t q = q8(v);
+    int32_t q = cn_i8_q8(v);
     if (ep->post_mult) {
         float v2 = (float)q * ep->post_mult[oc] + ep->post_shift[oc];
         if (ep->post_relu && v2 < 0.0f) v2 = 0.0f;
-        q = q8(v2);
+        q = cn_i8_q8(v2);
     }
     qout[y * g->q_row + x * g->q_pix + oc] = (uint8_t)(q + CN_I8_ZERO);
 }
