@@ -134,6 +134,7 @@ bench: $(BUILD)/convnet
 	@sh scripts/install-deps.sh bench
 	sh bench/run.sh throughput
 	sh bench/run.sh epoch
+	sh bench/run.sh int8
 
 clean:
 	rm -rf build build-san

@@ -4,6 +4,9 @@
 #   sh bench/run.sh [throughput] [MODEL...]   training/inference img/s of convnet and PyTorch
 #   sh bench/run.sh profile MODEL [ARGS]      per-layer times of one step (bench/profile.c; see its usage)
 #   sh bench/run.sh epoch                     epoch time, peak RSS, augmentation overhead (CLI + bench/torch_epoch.py)
+#   sh bench/run.sh int8 [MODEL...]           int8 inference on the CPU (convnet eval --int8) against float
+#                                             inference, img/s (bench/int8_throughput.c; default seed001,
+#                                             seed003, seed004)
 #   sh bench/run.sh decode                    decoding 70,000 MNIST PNGs: convnet's image folder vs torchvision's
 #                                             ImageFolder + PIL (bench/decode_bench.sh)
 #
@@ -19,7 +22,7 @@
 set -e
 sh scripts/install-deps.sh bench >&2 || exit 1
 MODE=throughput
-case "$1" in throughput|profile|epoch|decode) MODE=$1; shift ;; esac
+case "$1" in throughput|profile|epoch|decode|int8) MODE=$1; shift ;; esac
 if [ "$MODE" = decode ]; then exec sh bench/decode_bench.sh "$@"; fi
 
 THREADS=${THREADS:-2}
@@ -127,8 +130,8 @@ run_throughput() {
     done
     throughput_table > "$TMP/table.md"
     cat "$TMP/table.md"
-    # keep the epoch mode's section of an earlier run
-    if [ -f "$OUT" ]; then sed -n '/^## Epoch time and augmentation/,$p' "$OUT" > "$TMP/epoch-section.md"; else : > "$TMP/epoch-section.md"; fi
+    # keep the other modes' sections of an earlier run (epoch, int8)
+    if [ -f "$OUT" ]; then awk '/^## / { keep = ($0 !~ /^## Throughput/) } keep' "$OUT" > "$TMP/epoch-section.md"; else : > "$TMP/epoch-section.md"; fi
     {
         echo "# Benchmark results"
         echo
@@ -222,8 +225,7 @@ run_epoch() {
         fi
     } > "$TMP/epoch.md"
     cat "$TMP/epoch.md"
-    [ -f "$OUT" ] || echo "# Benchmark results" > "$OUT"
-    sed -i '/^## Epoch time and augmentation/,$d' "$OUT"
+    drop_section "Epoch time and augmentation"
     {
         echo "## Epoch time and augmentation"
         echo
@@ -237,6 +239,56 @@ run_epoch() {
     echo "wrote $OUT" >&2
 }
 
+# drop_section TITLE: removes "## TITLE" and its text (up to the next "## " heading) from
+# $OUT, which is created if missing; a mode then appends its new section.
+drop_section() {
+    [ -f "$OUT" ] || echo "# Benchmark results" > "$OUT"
+    awk -v title="## $1" '/^## / { skip = ($0 == title) } !skip' "$OUT" > "$TMP/out.md" && cat "$TMP/out.md" > "$OUT"
+}
+
+# int8 inference on the CPU against float inference (bench/int8_throughput.c), ROUNDS rounds;
+# the table gives the medians over the rounds. Appends its section to $OUT (replacing an earlier one).
+run_int8() {
+    build_bench_program int8_throughput
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+    : > "$TMP/int8.tsv"
+    for round in $(seq "$ROUNDS"); do
+        echo "round $round/$ROUNDS: int8 ..." >&2
+        "$BUILD/bench/int8_throughput" --threads "$THREADS" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" \
+            --repeats "$REPEATS" "$@" >> "$TMP/int8.tsv"
+    done
+    awk -F '\t' '
+        function median(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        { if (!($1 in n)) order[++models] = $1; k = ++n[$1]; fl[$1, k] = $2; i8[$1, k] = $3; r[$1, k] = $4; set[$1] = $5 }
+        END {
+            print "| model | float infer img/s | int8 infer img/s | int8 / float | int8 kernels |"
+            print "|---|---:|---:|---:|---|"
+            for (m = 1; m <= models; m++) {
+                name = order[m]
+                for (k = 1; k <= n[name]; k++) { a[k] = fl[name, k]; b[k] = i8[name, k]; c[k] = r[name, k] }
+                printf "| %s | %d | %d | %.2fx |", name, median(a, n[name]), median(b, n[name]), median(c, n[name])
+                printf " %s |\n", set[name]
+            }
+        }' "$TMP/int8.tsv" > "$TMP/int8.md"
+    cat "$TMP/int8.md"
+    drop_section "int8 inference"
+    {
+        echo "## int8 inference"
+        echo
+        echo "Written by \`sh bench/run.sh int8\` (part of \`make bench\`): bench/int8_throughput.c, random-init models,"
+        echo "random MNIST-like images in memory, $THREADS threads, batch $BATCH; float = the eval-mode forward (input"
+        echo "already normalised), int8 = \`cn_int8_predict\` (what \`convnet eval --int8\` runs; normalisation and"
+        echo "quantisation of the raw pixels included). Best of $REPEATS runs of ~${SECONDS_PER_RUN} s in each of $ROUNDS rounds, median"
+        echo "over the rounds. Load average before the run: $LOAD_BEFORE; $(date -u '+%Y-%m-%d %H:%M UTC')."
+        echo
+        cat "$TMP/int8.md"
+    } >> "$OUT"
+    echo "wrote $OUT" >&2
+}
+
 run_profile() {
     build_bench_program profile
     "$BUILD/bench/profile" --threads "$THREADS" --batch "$BATCH" "$@"
@@ -246,4 +298,5 @@ case "$MODE" in
 throughput) run_throughput "$@" ;;
 profile) run_profile "$@" ;;
 epoch) run_epoch "$@" ;;
+int8) run_int8 "$@" ;;
 esac

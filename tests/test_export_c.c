@@ -4,6 +4,7 @@
  * present, else random images. */
 #include "harness.h"
 #include "fixture.h"
+#include "export_c_host.h"
 #include "io/export_c.h"
 #include "model.h"
 #include "exec/session.h"
@@ -15,29 +16,9 @@
 
 #define NUM_IMAGES 200
 #define NUM_CALIB 300
-#ifndef MNIST_IMAGES
-#define MNIST_IMAGES "../shared/data/mnist/t10k-images-idx3-ubyte.gz"
-#endif
 
 static char tmp_dir[64];
 static float *images;      /* NUM_CALIB + NUM_IMAGES images of 784 pixels in [0, 1] */
-
-/* MNIST test images (the first `count`), or NULL if the file is not there. */
-static float *read_mnist(int count) {
-    gzFile f = gzopen(MNIST_IMAGES, "rb");
-    if (!f) return NULL;
-    unsigned char header[16];
-    unsigned char *raw = malloc((size_t)count * 784);
-    float *x = NULL;
-    if (gzread(f, header, 16) == 16 && header[2] == 8 && header[3] == 3 &&
-        gzread(f, raw, (unsigned)count * 784) == count * 784) {
-        x = malloc((size_t)count * 784 * sizeof *x);
-        for (int i = 0; i < count * 784; i++) x[i] = raw[i] / 255.0f;
-    }
-    free(raw);
-    gzclose(f);
-    return x;
-}
 
 /* Random stand-ins: blobs of ink on a dark background. */
 static float *random_images(int count) {
@@ -53,76 +34,15 @@ static float *random_images(int count) {
     return x;
 }
 
-static int run(const char *cmd) {
-    int rc = system(cmd);
-    if (rc != 0) fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
-
-static const char DRIVER[] =
-    "#include \"model.h\"\n"
-    "#include <stdio.h>\n"
-    "#include <stdlib.h>\n"
-    "/* driver N: reads N images from inputs.bin, writes N x classes scores to outputs.bin and N predictions to preds.bin */\n"
-    "int main(int argc, char **argv)\n"
-    "{\n"
-    "    int n = argc > 1 ? atoi(argv[1]) : 0, i;\n"
-    "    static float in[MODEL_INPUT_SIZE], out[MODEL_NUM_CLASSES];\n"
-    "    FILE *fi = fopen(\"inputs.bin\", \"rb\"), *fo = fopen(\"outputs.bin\", \"wb\"), *fp = fopen(\"preds.bin\", \"wb\");\n"
-    "    if (!fi || !fo || !fp) return 1;\n"
-    "    for (i = 0; i < n; i++) {\n"
-    "        int p;\n"
-    "        if (fread(in, sizeof in, 1, fi) != 1) return 2;\n"
-    "        p = model_predict(in, out);\n"
-    "        fwrite(out, sizeof out, 1, fo);\n"
-    "        fwrite(&p, sizeof p, 1, fp);\n"
-    "    }\n"
-    "    fclose(fi); fclose(fo); fclose(fp);\n"
-    "    return 0;\n"
-    "}\n";
-
-static int write_file(const char *path, const void *data, size_t size) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t n = fwrite(data, 1, size, f);
-    fclose(f);
-    return n == size ? 0 : -1;
-}
-
-static void *read_file(const char *path, size_t size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    void *p = malloc(size);
-    size_t n = fread(p, 1, size, f);
-    fclose(f);
-    if (n != size) { free(p); return NULL; }
-    return p;
-}
-
 /* Exports `m`, compiles model.c strictly and with the driver, runs it on NUM_IMAGES images.
  * Returns the scores (NUM_IMAGES x classes) and predictions (malloc'd), or false. */
 static bool export_and_run(cn_model *m, const char *name, int int8, cn_export_c_stats *stats, float **scores, int **preds) {
-    char dir[160], cmd[1024], path[200];
+    char dir[160];
     snprintf(dir, sizeof dir, "%s/%s", tmp_dir, name);
     cn_status st = cn_export_c(m, dir, (const float[]){0.1307f}, (const float[]){0.3081f}, int8, images, NUM_CALIB, stats);
     CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
     if (st) return false;
-    snprintf(cmd, sizeof cmd, "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic -c model.c -o model.o", dir);
-    CHECK_MSG(run(cmd) == 0, "%s: model.c does not compile as strict C99", name);
-    snprintf(path, sizeof path, "%s/driver.c", dir);
-    CHECK(write_file(path, DRIVER, sizeof DRIVER - 1) == 0);
-    snprintf(path, sizeof path, "%s/inputs.bin", dir);
-    CHECK(write_file(path, images + (size_t)NUM_CALIB * 784, (size_t)NUM_IMAGES * 784 * sizeof(float)) == 0);
-    snprintf(cmd, sizeof cmd, "cd %s && cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic driver.c model.c -lm -o driver "
-             "&& ./driver %d", dir, NUM_IMAGES);
-    if (run(cmd) != 0) { CHECK_MSG(false, "%s: driver failed", name); return false; }
-    int classes = cn_model_num_classes(m);
-    snprintf(path, sizeof path, "%s/outputs.bin", dir);
-    *scores = read_file(path, (size_t)NUM_IMAGES * classes * sizeof(float));
-    snprintf(path, sizeof path, "%s/preds.bin", dir);
-    *preds = read_file(path, (size_t)NUM_IMAGES * sizeof(int));
-    CHECK(*scores && *preds);
-    return *scores && *preds;
+    return export_c_host_run(dir, name, images + (size_t)NUM_CALIB * 784, NUM_IMAGES, cn_model_num_classes(m), scores, preds);
 }
 
 /* The engine's eval outputs for the NUM_IMAGES test images. */
@@ -289,9 +209,9 @@ TEST(errors) {
 int main(void) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/convnet-export-c-XXXXXX");
     if (!mkdtemp(tmp_dir)) { perror("mkdtemp"); return 1; }
-    images = read_mnist(NUM_CALIB + NUM_IMAGES);
+    images = export_c_host_mnist(MNIST_TEST_IMAGES, NUM_CALIB + NUM_IMAGES);
     if (!images) {
-        printf("note: %s not found; using random images\n", MNIST_IMAGES);
+        printf("note: %s not found; using random images\n", MNIST_TEST_IMAGES);
         images = random_images(NUM_CALIB + NUM_IMAGES);
     }
     RUN(float_seed001_matches_engine);

@@ -2,12 +2,14 @@
 #include "commands.h"
 #include "checkpoint.h"
 #include "train.h"
+#include "int8/int8_model.h"
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 
 static void eval_help(void) {
-    printf("usage: convnet eval --weights FILE [--data DIR] [--dataset NAME] [--threads N] [data options]\n\n"
+    printf("usage: convnet eval --weights FILE [--data DIR] [--dataset NAME] [--threads N] [--int8 [--calibration N]]\n"
+           "                    [data options]\n\n"
            "Evaluates a checkpoint (.safetensors) or an ONNX model (.onnx) on the test set:\n"
            "the seed log line, per-class accuracy and the confusion matrix.\n\n"
            "An ONNX model is fed (pixel/255 - mean) / std with the mean/std from its metadata\n"
@@ -15,7 +17,11 @@ static void eval_help(void) {
            "exported by torch.onnx.export has none, and then the dataset's own values are\n"
            "used (mnist: 0.1307, 0.3081, as torchvision's MNIST examples normalise).\n"
            "--dataset picks the dataset for ONNX models (default mnist) or overrides the\n"
-           "checkpoint's. Data options, as for 'convnet train':\n" CLI_DATA_HELP);
+           "checkpoint's.\n\n"
+           "--int8 runs the model in int8 on the CPU (AVX-512 VNNI, AVX2 or portable kernels),\n"
+           "quantised as 'convnet export --format c --int8' quantises it: scales calibrated on\n"
+           "N evenly spaced training images (--calibration N, default 1000), so the classes are\n"
+           "those of the exported C. Data options, as for 'convnet train':\n" CLI_DATA_HELP);
 }
 
 /* The confusion matrix in full up to 20 classes; beyond, the most frequent confusions. */
@@ -51,15 +57,28 @@ static void print_confusions(const long *confusion, int classes, const cn_datase
         printf("  %s -> %s: %ld\n", ds->class_names[best[i].t], ds->class_names[best[i].p], best[i].count);
 }
 
+/* --int8: the test split through the int8 model, calibrated on `calibration` training images. */
+static cn_status evaluate_int8(const cn_model *m, const cn_dataset *ds, const cn_checkpoint_info *info, int calibration,
+                               int threads, double *loss, int *correct, int *pred) {
+    cn_int8_model *q;
+    cn_status st = cn_int8_model_calibrated(m, info->mean, info->std, &ds->train, &calibration, &q);
+    if (st) return st;
+    printf("int8: calibrated on %d %s training images, %s kernels\n", calibration, ds->name, cn_int8_model_kernels(q));
+    st = cn_int8_evaluate(q, &ds->test, threads, loss, correct, pred);
+    cn_int8_model_free(q);
+    return st;
+}
+
 int cmd_eval(int argc, char **argv) {
     cli_command = "convnet eval";
     const char *weights = NULL, *data_dir = NULL, *dataset = NULL;
-    int threads = 0, allow_download = 1;
+    int threads = 0, allow_download = 1, int8 = 0, calibration = 0;
     cn_data_options d = {0};
     static const struct option opts[] = {
         {"weights", required_argument, 0, 'w'}, {"data", required_argument, 0, 'd'},
         {"dataset", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
-        {"no-download", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
+        {"no-download", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {"int8", no_argument, 0, 'i'},
+        {"calibration", required_argument, 0, 'c'}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -70,6 +89,8 @@ int cmd_eval(int argc, char **argv) {
         case 's': dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
         case 't': threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case 'n': allow_download = 0; break;
+        case 'i': int8 = 1; break;
+        case 'c': calibration = (int)cli_int("--calibration", optarg, 1, 60000); break;
         case 'h': eval_help(); return 0;
         default:
             fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet eval --help')\n", cli_command, argv[optind - 1]);
@@ -77,6 +98,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet eval --help')\n", cli_command); return 2; }
+    if (calibration && !int8) { fprintf(stderr, "%s: --calibration applies to --int8 only (see 'convnet eval --help')\n", cli_command); return 2; }
     cli_data_finish(&d);
     cn_model *m;
     cn_checkpoint_info info;
@@ -91,7 +113,7 @@ int cmd_eval(int argc, char **argv) {
     int given_norm = d.norm_channels > 0;
     /* Only the test files are read (and downloaded); the training images only when the
      * normalisation must come from them (an ONNX model without metadata on idx data). */
-    d.parts = norm_known && !given_norm ? CN_DATASET_TEST : CN_DATASET_TRAIN | CN_DATASET_TEST;
+    d.parts = norm_known && !given_norm && !int8 ? CN_DATASET_TEST : CN_DATASET_TRAIN | CN_DATASET_TEST;
     if (cn_dataset_open(&d, &ds) || cn_check_model_fits(m, &ds)) {
         cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
     }
@@ -108,7 +130,9 @@ int cmd_eval(int argc, char **argv) {
     int *pred = calloc(n, sizeof *pred);
     double loss;
     int correct;
-    if (!pred || cn_evaluate(m, &ds.test, info.mean, info.std, threads > 0 ? threads : 2, &loss, &correct, pred)) {
+    int nthreads = threads > 0 ? threads : 2;
+    if (!pred || (int8 ? evaluate_int8(m, &ds, &info, calibration ? calibration : 1000, nthreads, &loss, &correct, pred)
+                       : cn_evaluate(m, &ds.test, info.mean, info.std, nthreads, &loss, &correct, pred))) {
         free(pred); cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
     }
     if (!isfinite(loss)) {   /* finite but huge weights (a diverged run) give NaN scores */

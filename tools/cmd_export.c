@@ -4,6 +4,7 @@
 #include "io/onnx.h"
 #include "io/export_c.h"
 #include "io/export_web.h"
+#include "int8/int8_model.h"
 #include "data/dataset.h"
 #include "train.h"
 #include <stdlib.h>
@@ -88,20 +89,10 @@ static float *calibration_images(const cn_model *m, cn_data_options *d, int *cou
     static cn_dataset ds;   /* static: 32 kB of class names */
     if (!d->channels) { d->channels = m->input.c; d->rows = m->input.h; d->cols = m->input.w; }
     if (cn_dataset_open(d, &ds)) { cli_fail(); return NULL; }
-    const cn_split *s = &ds.train;
     float *x = NULL;
-    int pixels = cn_shape_size(m->input);
-    if (cn_check_input_shape(m, s, ds.name)) {
-        cli_fail();
-    } else {
-        if (*count > s->count) *count = s->count;
-        x = malloc((size_t)*count * pixels * sizeof *x);
-        if (!x) fprintf(stderr, "%s: out of memory for %d calibration images\n", cli_command, *count);
-        for (int i = 0; x && i < *count; i++) {
-            const uint8_t *img = s->images + (size_t)((long long)i * s->count / *count) * pixels;
-            for (int j = 0; j < pixels; j++) x[(size_t)i * pixels + j] = img[j] / 255.0f;
-        }
-    }
+    if (cn_check_input_shape(m, &ds.train, ds.name)) cli_fail();
+    else if (!(x = cn_int8_calibration_images(&ds.train, count)))
+        fprintf(stderr, "%s: out of memory for %d calibration images (or none in %s)\n", cli_command, *count, ds.name);
     cn_dataset_free(&ds);
     return x;
 }

@@ -12,6 +12,7 @@
 #include "data/image_planes.h"
 #include "train.h"
 #include "core/atomic_file.h"
+#include "int8/int8_model.h"
 #include <dirent.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
@@ -86,7 +87,12 @@ static void predict_help(void) {
            "                    take precedence. Checkpoints carry both themselves.\n"
            "  --no-preprocess   feed 28x28 images as they are (pixel/255, no inversion,\n"
            "                    cropping or centring), e.g. digits cut out of MNIST\n"
-           "  --verbose         also print what preprocessing found (stderr)\n\n"
+           "  --verbose         also print what preprocessing found (stderr)\n"
+           "  --int8            run the model in int8 on the CPU, quantised as 'convnet export\n"
+           "                    --format c --int8' does (the same classes as the exported C):\n"
+           "                    scales calibrated on training images of the checkpoint's dataset\n"
+           "  --calibration N   --int8: how many (default 1000)\n"
+           "  --data DIR        --int8: where the dataset's files are (else the usual places)\n\n"
            "An image that cannot be read gives one error line naming it; the others are\n"
            "still classified, and the exit status is 1.\n");
 }
@@ -282,13 +288,14 @@ static int collect_files(char **args, int n, char ***out) {
 }
 
 /* --csv: every image of the file through the model in batches (as eval does), then Kaggle's submission. */
-static int predict_csv(cn_model *m, const cn_checkpoint_info *info, const char *csv, const char *out) {
+static int predict_csv(cn_model *m, const cn_int8_model *q, const cn_checkpoint_info *info, const char *csv, const char *out) {
     cn_split s;
     if (cn_csv_read(csv, m->input.c, m->input.h, m->input.w, 0, 0, &s, NULL)) return cli_fail();
     int *pred = calloc((size_t)s.count, sizeof *pred);
     double loss;
     int correct;
-    cn_status st = pred ? cn_evaluate(m, &s, info->mean, info->std, 2, &loss, &correct, pred) : CN_ERR_NOMEM;
+    cn_status st = !pred ? CN_ERR_NOMEM : q ? cn_int8_evaluate(q, &s, 2, &loss, &correct, pred)
+                                           : cn_evaluate(m, &s, info->mean, info->std, 2, &loss, &correct, pred);
     if (st == CN_OK) st = cn_csv_write_submission(out, pred, s.count);
     int n = s.count;
     free(pred);
@@ -311,17 +318,31 @@ static int write_results_csv(const char *out, const prediction *preds, int count
     return cn_atomic_commit(&af) ? cli_fail() : 0;
 }
 
+/* --int8: m quantised as the int8 C export quantises it, calibrated on `calibration` training
+ * images of the checkpoint's dataset. Prints the error and returns NULL on failure. */
+static cn_int8_model *int8_model(const cn_model *m, const cn_checkpoint_info *info, const char *data_dir, int calibration) {
+    static cn_dataset ds;   /* static: 32 kB of class names */
+    cn_data_options d = {.name = info->dataset, .dir = data_dir, .allow_download = 1, .channels = m->input.c,
+                         .rows = m->input.h, .cols = m->input.w, .parts = CN_DATASET_TRAIN};
+    cn_int8_model *q = NULL;
+    if (cn_dataset_open(&d, &ds)) { cli_fail(); return NULL; }
+    if (cn_int8_model_calibrated(m, info->mean, info->std, &ds.train, &calibration, &q)) cli_fail();
+    cn_dataset_free(&ds);
+    return q;
+}
+
 int cmd_predict(int argc, char **argv) {
     cli_command = "convnet predict";
-    const char *weights = NULL, *dataset = NULL, *csv = NULL, *out = NULL;
-    int top = 3, json = 0, raw = 0, verbose = 0;
-    enum { O_WEIGHTS = 256, O_TOP, O_JSON, O_DATASET, O_RAW, O_VERBOSE, O_CSV, O_HELP };
+    const char *weights = NULL, *dataset = NULL, *csv = NULL, *out = NULL, *data_dir = NULL;
+    int top = 3, json = 0, raw = 0, verbose = 0, int8 = 0, calibration = 0;
+    enum { O_WEIGHTS = 256, O_TOP, O_JSON, O_DATASET, O_RAW, O_VERBOSE, O_CSV, O_HELP, O_INT8, O_CALIB, O_DATA };
     static const struct option opts[] = {
         {"weights", required_argument, 0, O_WEIGHTS}, {"top", required_argument, 0, O_TOP},
         {"json", no_argument, 0, O_JSON}, {"dataset", required_argument, 0, O_DATASET},
         {"no-preprocess", no_argument, 0, O_RAW}, {"verbose", no_argument, 0, O_VERBOSE},
         {"csv", required_argument, 0, O_CSV}, {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, O_HELP}, {"int8", no_argument, 0, O_INT8},
+        {"calibration", required_argument, 0, O_CALIB}, {"data", required_argument, 0, O_DATA}, {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
@@ -334,6 +355,9 @@ int cmd_predict(int argc, char **argv) {
         case O_VERBOSE: verbose = 1; break;
         case O_CSV: csv = optarg; break;
         case 'o': out = optarg; break;
+        case O_INT8: int8 = 1; break;
+        case O_CALIB: calibration = (int)cli_int("--calibration", optarg, 1, 60000); break;
+        case O_DATA: data_dir = cli_path("--data", optarg); break;
         case O_HELP: case 'h': predict_help(); return 0;
         default: return cli_bad_option(argv, optind);
         }
@@ -344,15 +368,22 @@ int cmd_predict(int argc, char **argv) {
         return 2;
     }
     if (!csv && optind >= argc) { fprintf(stderr, "%s: no images given (see 'convnet predict --help')\n", cli_command); return 2; }
+    if ((calibration || data_dir) && !int8) {
+        fprintf(stderr, "%s: --calibration and --data apply to --int8 only (see 'convnet predict --help')\n", cli_command);
+        return 2;
+    }
     cn_model *m;
     static cn_checkpoint_info info;   /* static: 32 kB of class names */
     if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
-    if (csv) { int rc = predict_csv(m, &info, csv, out); cn_model_free(m); return rc; }
+    cn_int8_model *q = int8 ? int8_model(m, &info, data_dir, calibration ? calibration : 1000) : NULL;
+    if (int8 && !q) { cn_model_free(m); return 1; }
+    if (csv) { int rc = predict_csv(m, q, &info, csv, out); cn_int8_model_free(q); cn_model_free(m); return rc; }
     int classes = cn_model_num_classes(m), side = CN_DIGIT_SIDE;
     int digit_model = m->input.c == 1 && m->input.h == side && m->input.w == side;
     if (classes > CN_MAX_CLASSES) {
         fprintf(stderr, "%s: %s: the model has %d outputs; at most %d classes are supported\n", cli_command, weights,
                 classes, CN_MAX_CLASSES);
+        cn_int8_model_free(q);
         cn_model_free(m);
         return 1;
     }
@@ -361,11 +392,11 @@ int cmd_predict(int argc, char **argv) {
     if (top > classes) top = classes;
     int log_probs = m->num_layers > 0 && m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
     cn_session *session;
-    if (cn_session_create(m, 1, 1, 0, &session)) { cn_model_free(m); return cli_fail(); }
+    if (cn_session_create(m, 1, 1, 0, &session)) { cn_int8_model_free(q); cn_model_free(m); return cli_fail(); }
 
     char **files;
     int count = collect_files(argv + optind, argc - optind, &files), failures = 0;
-    if (count < 0) { cn_session_free(session); cn_model_free(m); return 1; }
+    if (count < 0) { cn_session_free(session); cn_int8_model_free(q); cn_model_free(m); return 1; }
     prediction *preds = calloc((size_t)count + 1, sizeof *preds);
     int *orders = calloc((size_t)count * classes + 1, sizeof *orders);
     float *probs = calloc((size_t)count * classes + 1, sizeof *probs), *x = malloc(cn_shape_size(m->input) * sizeof *x);
@@ -374,6 +405,7 @@ int cmd_predict(int argc, char **argv) {
         for (int i = 0; i < count; i++) free(files[i]);
         free(files);
         cn_session_free(session);
+        cn_int8_model_free(q);
         cn_model_free(m); fprintf(stderr, "%s: out of memory\n", cli_command); return 1;
     }
     for (int i = 0; i < count; i++) {
@@ -381,15 +413,26 @@ int cmd_predict(int argc, char **argv) {
         p->file = files[i];
         p->order = orders + (size_t)i * classes;
         p->prob = probs + (size_t)i * classes;
-        int ok = digit_model ? prepare_image(p->file, raw, verbose, info.mean[0], info.std[0], x, p->error, sizeof p->error)
-                             : prepare_any_image(p->file, m, info.mean, info.std, x, p->error, sizeof p->error);
+        /* int8: pixels in [0, 1] (mean 0, std 1 leave them as they are); the int8 model normalises */
+        static const float none_mean[CN_MAX_CHANNELS], none_std[CN_MAX_CHANNELS] = {1, 1, 1, 1};
+        const float *mean = q ? none_mean : info.mean, *std = q ? none_std : info.std;
+        int ok = digit_model ? prepare_image(p->file, raw, verbose, mean[0], std[0], x, p->error, sizeof p->error)
+                             : prepare_any_image(p->file, m, mean, std, x, p->error, sizeof p->error);
         if (!ok) {
             fflush(stdout);
             fprintf(stderr, "%s: %s\n", cli_command, p->error);
             failures++;
             continue;
         }
-        const float *scores = cn_session_forward(session, x, 1, NULL);
+        float q_scores[CN_MAX_CLASSES];
+        const float *scores = q ? q_scores : cn_session_forward(session, x, 1, NULL);
+        if (q && cn_int8_predict(q, x, 1, 1, q_scores, NULL)) {   /* out of memory */
+            snprintf(p->error, sizeof p->error, "%s: %s", p->file, cn_last_error());
+            fflush(stdout);
+            fprintf(stderr, "%s: %s\n", cli_command, p->error);
+            failures++;
+            continue;
+        }
         int finite = 1;
         for (int k = 0; k < classes; k++) finite &= isfinite(scores[k]) != 0;
         if (!finite) {   /* finite but huge weights (a diverged run) give NaN scores */
@@ -417,6 +460,7 @@ int cmd_predict(int argc, char **argv) {
     for (int i = 0; i < count; i++) free(files[i]);
     free(files);
     cn_session_free(session);
+    cn_int8_model_free(q);
     cn_model_free(m);
     return rc ? rc : failures ? 1 : 0;
 }

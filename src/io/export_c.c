@@ -361,53 +361,67 @@ static cn_status quantise_weights(export_plan *p) {
     return CN_OK;
 }
 
-cn_status cn_export_c(const cn_model *m, const char *dir, const float *mean, const float *std, int flags,
-                      const float *calib_images, int calib_count, cn_export_c_stats *stats) {
-    if (!m || !dir || !*dir) return cn_fail(CN_ERR_ARG, "C export: no model or no output directory given");
-    if (flags & ~(CN_EXPORT_C_INT8 | CN_EXPORT_C_CORTEX_M4))
-        return cn_fail(CN_ERR_ARG, "%s: unknown C export flags 0x%x", dir, (unsigned)flags);
+void cn_export_c_plan_free(export_plan *p) {
+    free_plan(p);
+    memset(p, 0, sizeof *p);
+}
+
+cn_status cn_export_c_plan(const cn_model *m, const float *mean, const float *std, int flags, const float *calib_images,
+                           int calib_count, const char *what, const char *target, export_plan *p) {
+    memset(p, 0, sizeof *p);
     int int8 = flags & CN_EXPORT_C_INT8;
     bool per_channel = false;
     for (int c = 0; c < m->input.c; c++) {
         if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] <= 0.0f)
             return cn_fail(CN_ERR_ARG, "%s: normalisation mean %g / std %g of channel %d: expected finite values with std > 0",
-                           dir, (double)mean[c], (double)std[c], c);
+                           what, (double)mean[c], (double)std[c], c);
         per_channel |= mean[c] != mean[0] || std[c] != std[0];
     }
     if (int8 && (!calib_images || calib_count < 1))
-        return cn_fail(CN_ERR_ARG, "%s: int8 export needs calibration images (got %d)", dir, calib_count);
+        return cn_fail(CN_ERR_ARG, "%s: int8 quantisation needs calibration images (got %d)", what, calib_count);
     if (int8) {
         size_t n = (size_t)calib_count * cn_shape_size(m->input);
         for (size_t i = 0; i < n; i++)
             if (!isfinite(calib_images[i]))
-                return cn_fail(CN_ERR_NUMERIC, "%s: calibration image %zu has a non-finite pixel (index %zu)", dir,
+                return cn_fail(CN_ERR_NUMERIC, "%s: calibration image %zu has a non-finite pixel (index %zu)", what,
                                i / cn_shape_size(m->input), i % cn_shape_size(m->input));
     }
-    struct stat sb;
-    if (stat(dir, &sb) != 0) {
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-            return cn_fail(CN_ERR_IO, "%s: cannot create the directory: %s", dir, strerror(errno));
-    } else if (!S_ISDIR(sb.st_mode)) {
-        return cn_fail(CN_ERR_IO, "%s: exists and is not a directory", dir);
-    }
-    export_plan p;
-    cn_status st = build_plan(m, flags & CN_EXPORT_C_CORTEX_M4 ? "cortex-m4" : "generic C", &p);
-    p.norm_per_channel = per_channel;
+    cn_status st = build_plan(m, target, p);
+    p->norm_per_channel = per_channel;
     if (!st && int8) {
-        p.last_weighted = -1;
-        for (int i = 0; i < p.num_ops; i++)
-            if (p.ops[i].kind == OP_CONV || p.ops[i].kind == OP_LINEAR) p.last_weighted = i;
-        if (p.last_weighted < 0)
+        p->last_weighted = -1;
+        for (int i = 0; i < p->num_ops; i++)
+            if (p->ops[i].kind == OP_CONV || p->ops[i].kind == OP_LINEAR) p->last_weighted = i;
+        if (p->last_weighted < 0)
             st = cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has no conv2d or linear layer to quantise", m->source_name);
-        for (int i = 0; !st && i < p.last_weighted; i++)
-            if (p.ops[i].kind == OP_LOG_SOFTMAX)
-                st = cn_fail(CN_ERR_UNSUPPORTED, "%s: int8 export needs log_softmax after the last conv/linear layer",
+        for (int i = 0; !st && i < p->last_weighted; i++)
+            if (p->ops[i].kind == OP_LOG_SOFTMAX)
+                st = cn_fail(CN_ERR_UNSUPPORTED, "%s: int8 quantisation needs log_softmax after the last conv/linear layer",
                              m->source_name);
-        if (!st) st = calibrate(&p, mean, std, calib_images, calib_count);
-        if (!st) st = quantise_weights(&p);
+        if (!st) st = calibrate(p, mean, std, calib_images, calib_count);
+        if (!st) st = quantise_weights(p);
     }
-    if (!st) st = cn_export_c_generate(&p, dir, mean, std, flags, calib_count, stats);
-    free_plan(&p);
+    if (st) cn_export_c_plan_free(p);
     return st;
 }
 
+cn_status cn_export_c(const cn_model *m, const char *dir, const float *mean, const float *std, int flags,
+                      const float *calib_images, int calib_count, cn_export_c_stats *stats) {
+    if (!m || !dir || !*dir) return cn_fail(CN_ERR_ARG, "C export: no model or no output directory given");
+    if (flags & ~(CN_EXPORT_C_INT8 | CN_EXPORT_C_CORTEX_M4))
+        return cn_fail(CN_ERR_ARG, "%s: unknown C export flags 0x%x", dir, (unsigned)flags);
+    export_plan p;
+    cn_status st = cn_export_c_plan(m, mean, std, flags, calib_images, calib_count, dir,
+                                    flags & CN_EXPORT_C_CORTEX_M4 ? "cortex-m4" : "generic C", &p);
+    if (st) return st;
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            st = cn_fail(CN_ERR_IO, "%s: cannot create the directory: %s", dir, strerror(errno));
+    } else if (!S_ISDIR(sb.st_mode)) {
+        st = cn_fail(CN_ERR_IO, "%s: exists and is not a directory", dir);
+    }
+    if (!st) st = cn_export_c_generate(&p, dir, mean, std, flags, calib_count, stats);
+    cn_export_c_plan_free(&p);
+    return st;
+}

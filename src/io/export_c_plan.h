@@ -1,7 +1,8 @@
 /* The C export's plan, shared by its two halves: export_c.c builds it from a model
  * (batch norm folded into the conv before it, ReLU fused, dropout and flatten dropped)
  * and, for int8, calibrates its activation scales and quantises its weights;
- * export_c_gen.c writes model.h and model.c from it. Private to src/io. */
+ * export_c_gen.c writes model.h and model.c from it. The int8 CPU inference
+ * (src/int8/) runs the same int8 plan, so that the two give the same classes. */
 #ifndef CN_IO_EXPORT_C_PLAN_H
 #define CN_IO_EXPORT_C_PLAN_H
 #include "io/export_c.h"
@@ -43,6 +44,16 @@ typedef struct {
     bool norm_per_channel;  /* the input channels have different mean/std (arrays norm_mean/norm_std in model.c) */
 } export_plan;
 
+
+/* Builds the plan of model m in *p (freed with cn_export_c_plan_free; nothing to free on
+ * failure). flags & CN_EXPORT_C_INT8: also calibrates the activation scales on
+ * calib_images (calib_count images of C*H*W pixels in [0, 1]) and quantises the
+ * weights, as cn_export_c says. mean/std: the input normalisation (checked: finite,
+ * std > 0). what: names the result in argument errors (a directory, a model);
+ * target: names the consumer in "layer X has no C export (target T)" errors. */
+cn_status cn_export_c_plan(const cn_model *m, const float *mean, const float *std, int flags, const float *calib_images,
+                           int calib_count, const char *what, const char *target, export_plan *p);
+void cn_export_c_plan_free(export_plan *p);
 
 /* Writes DIR/model.h and DIR/model.c for plan p (see cn_export_c for flags). */
 cn_status cn_export_c_generate(const export_plan *p, const char *dir, const float *mean, const float *std, int flags, int calib_count,

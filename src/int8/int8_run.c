@@ -1,0 +1,201 @@
+/* The int8 model (int8_model.h), run: chunks of images over threads, each chunk step by
+ * step (int8_steps.h); evaluation of a split; the calibration images. */
+#include "int8/int8_steps.h"
+#include "int8/int8_reference.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "loss.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One thread's buffers for a chunk. */
+typedef struct {
+    uint8_t *ws;            /* I8_CHUNK * image_bytes: every tensor of every image */
+    float *fa, *fb;         /* I8_CHUNK * float_size each: the float tail's ping-pong */
+    int8_t *ca, *cb;        /* chw_size each: STEP_REF's (c,h,w) copies */
+} chunk_buffers;
+
+static uint8_t *tensor_image(const cn_int8_model *q, const chunk_buffers *b, int t, int img) {
+    const i8_tensor *x = &q->tensors[t];
+    return b->ws + I8_CHUNK * x->prefix + (size_t)img * x->bytes;
+}
+
+/* Interior of tensor t of one image <-> (c,h,w) int8. */
+static void to_chw(const i8_tensor *t, const uint8_t *src, int8_t *dst) {
+    for (int c = 0; c < t->c; c++)
+        for (int y = 0; y < t->h; y++)
+            for (int x = 0; x < t->w; x++) dst[((size_t)c * t->h + y) * t->w + x] = (int8_t)(src[i8_at(t, y, x) + c] - CN_I8_ZERO);
+}
+
+static void from_chw(const i8_tensor *t, const int8_t *src, uint8_t *dst) {
+    for (int c = 0; c < t->c; c++)
+        for (int y = 0; y < t->h; y++)
+            for (int x = 0; x < t->w; x++) dst[i8_at(t, y, x) + c] = (uint8_t)(src[((size_t)c * t->h + y) * t->w + x] + CN_I8_ZERO);
+}
+
+/* The input of one image (pixels in [0, 1], (c,h,w)) into tensor 0, as the generated
+ * model_predict quantises it: q8((x - mean) / std * INPUT_INV_SCALE). */
+static void quantise_input(const cn_int8_model *q, const float *px, uint8_t *dst) {
+    const i8_tensor *t = &q->tensors[0];
+    for (int c = 0; c < t->c; c++)
+        for (int y = 0; y < t->h; y++)
+            for (int x = 0; x < t->w; x++) {
+                float v = px[((size_t)c * t->h + y) * t->w + x];
+                dst[i8_at(t, y, x) + c] = (uint8_t)(cn_i8_q8((v - q->mean[c]) / q->std[c] * q->inv_scale) + CN_I8_ZERO);
+            }
+}
+
+static void run_conv(const cn_int8_model *q, const i8_step *st, const chunk_buffers *b, int n) {
+    const i8_tensor *in = &q->tensors[st->in], *out = st->out >= 0 ? &q->tensors[st->out] : NULL;
+    if (st->linear) {   /* the chunk's images as the pixels of one row */
+        const export_op *o = st->op;
+        cn_i8_conv_geom g = {.in_h = 1, .in_w = n, .in_cp = (int)in->bytes, .k = 1, .stride = 1, .out_h = 1, .out_w = n,
+                             .out_c = o->channels, .q_pix = out ? out->bytes : 0, .f_pix = q->float_size, .f_chan = 1};
+        q->ks->conv(&g, st->packed, &st->ep, tensor_image(q, b, st->in, 0),
+                    out ? tensor_image(q, b, st->out, 0) + i8_at(out, 0, 0) : NULL, b->fa);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        q->ks->conv(&st->g, st->packed, &st->ep, tensor_image(q, b, st->in, i),
+                    out ? tensor_image(q, b, st->out, i) + i8_at(out, 0, 0) : NULL, b->fa + (size_t)i * q->float_size);
+}
+
+static void run_step(const cn_int8_model *q, const i8_step *st, const chunk_buffers *b, int n) {
+    const i8_tensor *in = &q->tensors[st->in], *out = &q->tensors[st->out < 0 ? st->in : st->out];
+    const export_op *o = st->op;
+    switch (st->kind) {
+    case STEP_CONV: run_conv(q, st, b, n); break;
+    case STEP_RELU: cn_i8_relu(tensor_image(q, b, st->in, 0), (size_t)n * in->bytes); break;
+    case STEP_MAXPOOL:
+        for (int i = 0; i < n; i++)
+            cn_i8_maxpool(tensor_image(q, b, st->in, i) + i8_at(in, 0, 0), in->h, in->w, in->cp, o->k, o->stride, o->pad,
+                          out->h, out->w, tensor_image(q, b, st->out, i) + i8_at(out, 0, 0),
+                          (size_t)(out->w + 2 * out->pad) * out->cp, (size_t)out->cp);
+        break;
+    case STEP_GAP:
+        for (int i = 0; i < n; i++)
+            cn_i8_gap(tensor_image(q, b, st->in, i), in->h * in->w, in->cp, in->c, o->s_in / o->s_out,
+                      tensor_image(q, b, st->out, i) + i8_at(out, 0, 0));
+        break;
+    case STEP_REF:
+        for (int i = 0; i < n; i++) {
+            to_chw(in, tensor_image(q, b, st->in, i), b->ca);
+            cn_i8_ref_int8_op(o, b->ca, b->cb);
+            from_chw(out, st->out == st->in ? b->ca : b->cb, tensor_image(q, b, st->out, i));
+        }
+        break;
+    }
+}
+
+/* Images first .. first+n-1 (n <= I8_CHUNK): scores (n, classes), classes_out (n). */
+static void run_chunk(const cn_int8_model *q, const chunk_buffers *b, const float *images, int n, float *scores,
+                      int *classes_out) {
+    size_t pixels = (size_t)cn_shape_size(q->input);
+    for (int i = 0; i < n; i++) quantise_input(q, images + (size_t)i * pixels, tensor_image(q, b, 0, i));
+    for (int s = 0; s < q->num_steps; s++) run_step(q, &q->steps[s], b, n);
+    const export_plan *p = &q->plan;
+    for (int i = 0; i < n; i++) {
+        float *cur = b->fa + (size_t)i * q->float_size, *other = b->fb + (size_t)i * q->float_size;
+        for (int j = p->last_weighted + 1; j < p->num_ops; j++) cn_i8_ref_float_op(&p->ops[j], &cur, &other);
+        int best = 0;
+        for (int k = 1; k < q->classes; k++) if (cur[k] > cur[best]) best = k;
+        if (scores) memcpy(scores + (size_t)i * q->classes, cur, (size_t)q->classes * sizeof *cur);
+        if (classes_out) classes_out[i] = best;
+    }
+}
+
+cn_status cn_int8_predict(const cn_int8_model *q, const float *images, int n, int threads, float *scores,
+                          int *classes_out) {
+    if (!q || (n > 0 && !images) || n < 0 || threads < 1)
+        return cn_fail(CN_ERR_ARG, "int8 inference: bad arguments (%d images, %d threads)", n, threads);
+    int chunks = (n + I8_CHUNK - 1) / I8_CHUNK;
+    if (threads > chunks) threads = chunks > 0 ? chunks : 1;
+    size_t pixels = (size_t)cn_shape_size(q->input);
+    chunk_buffers *bufs = cn_calloc((size_t)threads, sizeof *bufs);
+    cn_status st = bufs ? CN_OK : CN_ERR_NOMEM;
+    for (int t = 0; t < threads && !st; t++) {
+        chunk_buffers *b = &bufs[t];
+        b->ws = malloc(I8_CHUNK * q->image_bytes);
+        b->fa = cn_alloc_floats(I8_CHUNK * q->float_size);
+        b->fb = cn_alloc_floats(I8_CHUNK * q->float_size);
+        b->ca = malloc(q->chw_size);
+        b->cb = malloc(q->chw_size);
+        if (!b->ws || !b->fa || !b->fb || !b->ca || !b->cb) st = CN_ERR_NOMEM;
+        else memset(b->ws, CN_I8_ZERO, I8_CHUNK * q->image_bytes);   /* the borders stay zero */
+    }
+    if (!st) {
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int c = 0; c < chunks; c++) {
+            int first = c * I8_CHUNK, count = n - first < I8_CHUNK ? n - first : I8_CHUNK;
+            run_chunk(q, &bufs[omp_get_thread_num()], images + (size_t)first * pixels, count,
+                      scores ? scores + (size_t)first * q->classes : NULL, classes_out ? classes_out + first : NULL);
+        }
+    }
+    for (int t = 0; bufs && t < threads; t++) {
+        free(bufs[t].ws); cn_free_aligned(bufs[t].fa); cn_free_aligned(bufs[t].fb); free(bufs[t].ca); free(bufs[t].cb);
+    }
+    free(bufs);
+    return st == CN_ERR_NOMEM ? cn_fail(CN_ERR_NOMEM, "int8 inference: out of memory for %d threads' buffers", threads) : st;
+}
+
+#define EVAL_IMAGES 1024
+
+cn_status cn_int8_evaluate(const cn_int8_model *q, const cn_split *split, int threads, double *loss_sum, int *correct,
+                           int *predictions) {
+    size_t pixels = (size_t)cn_shape_size(q->input);
+    if (cn_split_image_size(split) != pixels)
+        return cn_fail(CN_ERR_SHAPE, "int8 inference: the images have %zu pixels, the model takes %zu",
+                       cn_split_image_size(split), pixels);
+    for (int i = 0; i < split->count; i++)
+        if (split->labels[i] >= q->classes)
+            return cn_fail(CN_ERR_SHAPE, "image %d has label %d but the model outputs only %d classes (0..%d)", i,
+                           split->labels[i], q->classes, q->classes - 1);
+    float *x = malloc(EVAL_IMAGES * pixels * sizeof *x), *scores = malloc((size_t)EVAL_IMAGES * q->classes * sizeof *scores);
+    int *labels = malloc(EVAL_IMAGES * sizeof *labels), *pred = malloc(EVAL_IMAGES * sizeof *pred);
+    cn_status st = x && scores && labels && pred ? CN_OK : cn_fail(CN_ERR_NOMEM, "int8 inference: out of memory");
+    double total = 0.0;
+    int hits = 0;
+    for (int start = 0; start < split->count && !st; start += EVAL_IMAGES) {
+        int n = split->count - start < EVAL_IMAGES ? split->count - start : EVAL_IMAGES;
+        const uint8_t *src = split->images + (size_t)start * pixels;
+        for (size_t i = 0; i < (size_t)n * pixels; i++) x[i] = src[i] / 255.0f;
+        for (int i = 0; i < n; i++) labels[i] = split->labels[start + i];
+        st = cn_int8_predict(q, x, n, threads, scores, pred);
+        if (st) break;
+        int c = 0;
+        total += cn_loss_batch(scores, labels, n, q->classes, q->log_probs, 0.0f, NULL, &c);
+        hits += c;
+        if (predictions) memcpy(predictions + start, pred, (size_t)n * sizeof *pred);
+    }
+    free(x); free(scores); free(labels); free(pred);
+    *loss_sum = total;
+    *correct = hits;
+    return st;
+}
+
+float *cn_int8_calibration_images(const cn_split *train, int *count) {
+    if (*count > train->count) *count = train->count;
+    if (*count < 1) return NULL;
+    size_t pixels = cn_split_image_size(train);
+    float *x = malloc((size_t)*count * pixels * sizeof *x);
+    for (int i = 0; x && i < *count; i++) {
+        const uint8_t *img = train->images + (size_t)((long long)i * train->count / *count) * pixels;
+        for (size_t j = 0; j < pixels; j++) x[(size_t)i * pixels + j] = img[j] / 255.0f;
+    }
+    return x;
+}
+
+cn_status cn_int8_model_calibrated(const cn_model *m, const float *mean, const float *std, const cn_split *train,
+                                   int *calib_count, cn_int8_model **out) {
+    *out = NULL;
+    if (cn_split_image_size(train) != (size_t)cn_shape_size(m->input))
+        return cn_fail(CN_ERR_SHAPE, "%s: the training images have %zu pixels, the model takes %d", m->source_name,
+                       cn_split_image_size(train), cn_shape_size(m->input));
+    if (train->count < 1) return cn_fail(CN_ERR_ARG, "%s: int8 calibration needs training images; there are none", m->source_name);
+    float *calib = cn_int8_calibration_images(train, calib_count);
+    if (!calib) return cn_fail(CN_ERR_NOMEM, "%s: out of memory for %d calibration images", m->source_name, *calib_count);
+    cn_status st = cn_int8_model_create(m, mean, std, calib, *calib_count, out);
+    free(calib);
+    return st;
+}

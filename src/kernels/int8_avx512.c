@@ -1,0 +1,172 @@
+/* int8 convolution for AVX-512 VNNI (int8.h): vpdpbusd sums 4 products of biased input
+ * bytes (broadcast, one pixel's 4 channels) and int8 weights (16 output channels) into
+ * each int32 lane. A tile is up to MR consecutive output pixels of one row times one or
+ * two blocks of 16 output channels: MR x 2 zmm accumulators, two weight loads and MR
+ * broadcasts per group of 4 inputs. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma")
+#include <immintrin.h>
+#include <string.h>
+#include "kernels/int8.h"
+
+#define MR1 12          /* pixels per tile with one block of 16 output channels */
+#define MR2 8           /* with two */
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
+
+static inline __m512i q8v(__m512 v) {
+    __mmask16 ge = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
+    v = _mm512_add_ps(v, _mm512_mask_blend_ps(ge, _mm512_set1_ps(-0.5f), _mm512_set1_ps(0.5f)));
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvttps_epi32(v);
+}
+
+static inline __m512 relu_v(__m512 v) {
+    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
+}
+
+/* The epilogue's per-channel values of one block, in registers (loaded once per conv: the
+ * byte stores of the outputs may alias anything, so values read through ep would be read
+ * again after every store). */
+typedef struct {
+    __m512i comp;
+    __m512 mult, bias, post_mult, post_shift;
+    __mmask16 m;
+    int oc0, n;
+} block_consts;
+
+static inline block_consts load_block(const cn_i8_epilogue *ep, int oc0, int out_c) {
+    block_consts k = {.oc0 = oc0, .n = out_c - oc0 < 16 ? out_c - oc0 : 16};
+    k.m = lanes(k.n);
+    k.comp = _mm512_maskz_loadu_epi32(k.m, ep->comp + oc0);
+    k.mult = _mm512_maskz_loadu_ps(k.m, ep->mult + oc0);
+    k.bias = _mm512_maskz_loadu_ps(k.m, ep->bias + oc0);
+    k.post_mult = ep->post_mult ? _mm512_maskz_loadu_ps(k.m, ep->post_mult + oc0) : _mm512_setzero_ps();
+    k.post_shift = ep->post_mult ? _mm512_maskz_loadu_ps(k.m, ep->post_shift + oc0) : _mm512_setzero_ps();
+    return k;
+}
+
+/* Flags of the epilogue, and where outputs go. */
+typedef struct {
+    const cn_i8_conv_geom *g;
+    int relu, post, post_relu;
+    uint8_t *qout;
+    float *fout;
+} out_desc;
+
+/* The epilogue (int8.h) of one accumulator: output pixel (y, x), the block's channels. */
+static inline void store(const out_desc *d, const block_consts *k, __m512i acc, int y, int x) {
+    const cn_i8_conv_geom *g = d->g;
+    __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, k->comp));
+    v = _mm512_add_ps(_mm512_mul_ps(v, k->mult), k->bias);
+    if (d->relu) v = relu_v(v);
+    if (!d->qout) {
+        if (g->f_chan == 1) {
+            _mm512_mask_storeu_ps(d->fout + y * g->f_row + x * g->f_pix + k->oc0, k->m, v);
+        } else {
+            float t[16];
+            _mm512_storeu_ps(t, v);
+            float *o = d->fout + y * g->f_row + x * g->f_pix + (size_t)k->oc0 * g->f_chan;
+            for (int i = 0; i < k->n; i++) o[(size_t)i * g->f_chan] = t[i];
+        }
+        return;
+    }
+    __m512i q = q8v(v);
+    if (d->post) {
+        __m512 v2 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), k->post_mult), k->post_shift);
+        if (d->post_relu) v2 = relu_v(v2);
+        q = q8v(v2);
+    }
+    _mm512_mask_cvtepi32_storeu_epi8(d->qout + y * g->q_row + x * g->q_pix + k->oc0, k->m,
+                                     _mm512_add_epi32(q, _mm512_set1_epi32(CN_I8_ZERO)));
+}
+
+/* A tile of mr output pixels times nb blocks of 16 channels (w: the first block's weights,
+ * the second bstride bytes on). Pixel j reads its taps from p0 + j * step; it is output
+ * (y, x) with x advancing along the row and, past row_end, wrapping to the next row after
+ * skip columns (flat stride-1 tiles: the columns past out_w are computed, not stored). */
+static inline __attribute__((always_inline)) void tile(const out_desc *d, const block_consts *k, const int8_t *w,
+                                                       size_t bstride, const uint8_t *p0, size_t step, int mr, int nb,
+                                                       int y, int x, int row_end, int skip) {
+    const cn_i8_conv_geom *g = d->g;
+    __m512i acc[MR1][2];
+    for (int j = 0; j < mr; j++) { acc[j][0] = _mm512_setzero_si512(); acc[j][1] = _mm512_setzero_si512(); }
+    int groups = g->in_cp / 4;
+    for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0; kx < g->k; kx++) {
+            const uint8_t *p = p0 + ((size_t)ky * g->in_w + kx) * g->in_cp;
+            const int8_t *wt = w + (size_t)(ky * g->k + kx) * groups * 64;
+            for (int gi = 0; gi < groups; gi++, p += 4, wt += 64) {
+                __m512i w0 = _mm512_loadu_si512(wt), w1 = w0;
+                if (nb > 1) w1 = _mm512_loadu_si512(wt + bstride);
+                for (int j = 0; j < mr; j++) {
+                    int32_t a4;
+                    memcpy(&a4, p + j * step, 4);
+                    __m512i a = _mm512_set1_epi32(a4);
+                    acc[j][0] = _mm512_dpbusd_epi32(acc[j][0], a, w0);
+                    if (nb > 1) acc[j][1] = _mm512_dpbusd_epi32(acc[j][1], a, w1);
+                }
+            }
+        }
+    for (int j = 0; j < mr; j++) {
+        if (x >= row_end) { x += skip - row_end; y++; }
+        if (x >= 0) {
+            store(d, &k[0], acc[j][0], y, x);
+            if (nb > 1) store(d, &k[1], acc[j][1], y, x);
+        }
+        x++;
+    }
+}
+
+#define TILE1(M) case M: tile(d, k, w, bstride, p0, step, M, 1, y, x, row_end, skip); break;
+#define TILE2(M) case M: tile(d, k, w, bstride, p0, step, M, 2, y, x, row_end, skip); break;
+
+/* One tile of mr pixels (mr <= MR1, or MR2 when nb = 2). */
+static void tile_any(const out_desc *d, const block_consts *k, const int8_t *w, size_t bstride, const uint8_t *p0,
+                     size_t step, int mr, int nb, int y, int x, int row_end, int skip) {
+    if (nb > 1) {
+        switch (mr) { TILE2(1) TILE2(2) TILE2(3) TILE2(4) TILE2(5) TILE2(6) TILE2(7) TILE2(8) }
+        return;
+    }
+    switch (mr) {
+    TILE1(1) TILE1(2) TILE1(3) TILE1(4) TILE1(5) TILE1(6) TILE1(7) TILE1(8) TILE1(9) TILE1(10) TILE1(11) TILE1(12)
+    }
+}
+
+static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilogue *ep, const uint8_t *in,
+                 uint8_t *qout, float *fout) {
+    int blocks = (g->out_c + CN_I8_BLOCK - 1) / CN_I8_BLOCK, s = g->stride;
+    size_t bstride = (size_t)g->k * g->k * g->in_cp * CN_I8_BLOCK;
+    out_desc d = {.g = g, .relu = ep->relu, .post = ep->post_mult != NULL, .post_relu = ep->post_relu, .qout = qout, .fout = fout};
+    for (int b = 0; b < blocks; b += 2) {
+        int nb = blocks - b >= 2 ? 2 : 1, mr_max = nb > 1 ? MR2 : MR1;
+        const int8_t *w = (const int8_t *)packed + (size_t)b * bstride;
+        block_consts k[2];
+        k[0] = load_block(ep, b * CN_I8_BLOCK, g->out_c);
+        k[1] = nb > 1 ? load_block(ep, (b + 1) * CN_I8_BLOCK, g->out_c) : k[0];
+        if (s == 1) {
+            /* flat: output pixel (y, x) is input pixel q = y * in_w + x, for q up to the last valid one */
+            int last = (g->out_h - 1) * g->in_w + g->out_w;
+            for (int q = 0; q < last; q += mr_max) {
+                int mr = last - q < mr_max ? last - q : mr_max;
+                int y = q / g->in_w, x = q % g->in_w;
+                /* columns out_w .. in_w-1 are not stored: x past row_end wraps to -skip..-1 of the next row */
+                if (x >= g->out_w) { x -= g->in_w; y++; }
+                tile_any(&d, k, w, bstride, in + (size_t)q * g->in_cp, (size_t)g->in_cp, mr, nb, y, x, g->out_w,
+                         g->out_w - g->in_w);
+            }
+            continue;
+        }
+        for (int y = 0; y < g->out_h; y++)
+            for (int x = 0; x < g->out_w; x += mr_max) {
+                int mr = g->out_w - x < mr_max ? g->out_w - x : mr_max;
+                tile_any(&d, k, w, bstride, in + ((size_t)y * s * g->in_w + (size_t)x * s) * g->in_cp, (size_t)s * g->in_cp,
+                         mr, nb, y, x, g->out_w + mr, 0);
+            }
+    }
+}
+
+const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .conv = conv};
+#else
+typedef int cn_int8_avx512_unused;
+#endif
