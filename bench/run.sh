@@ -70,20 +70,21 @@ throughput_table() {
         FNR == NR { torch_train[$1, $2] = $4; torch_infer[$1, $2] = $5; t = "torch " $2; count[t]++; add(t, 1, $4); add(t, 2, $5); next }
         {
             name = $2
-            if (!(name in params)) { order[++models] = name; params[name] = $3; macs[name] = $4 }
+            if (!(name in params)) { order[++models] = name; params[name] = $3; macs[name] = $4; issued[name] = $10 }
             count[name]++; add(name, 1, $5); add(name, 2, $6)
             if (($1, name) in torch_train) { k = ++ratios[name]; rat[name, 1, k] = $5 / torch_train[$1, name]; rat[name, 2, k] = $6 / torch_infer[$1, name] }
         }
         END {
-            print "| model | params | MACs | convnet train img/s | torch train img/s | ratio | convnet infer img/s | torch infer img/s | ratio | direct-equivalent train GFLOP/s | % of peak |"
-            print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            print "| model | params | MACs | convnet train img/s | torch train img/s | ratio | convnet infer img/s | torch infer img/s | ratio | direct-equivalent train GFLOP/s | % of peak | issued train MACs | issued train GFLOP/s | % of peak |"
+            print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             for (m = 1; m <= models; m++) {
                 name = order[m]; t = "torch " name
                 train = median_of(name, 1); infer = median_of(name, 2); gflops = train * 6 * macs[name] * 1e-9
                 tt = count[t] ? sprintf("%d", median_of(t, 1)) : "-"; ti = count[t] ? sprintf("%d", median_of(t, 2)) : "-"
                 rt = ratios[name] ? sprintf("%.2fx", ratio_of(name, 1)) : "-"; ri = ratios[name] ? sprintf("%.2fx", ratio_of(name, 2)) : "-"
-                printf "| %s | %d | %.2fM | %d | %s | %s | %d | %s | %s | %.1f | %.1f%% |\n", name, params[name], macs[name] / 1e6,
-                       train, tt, rt, infer, ti, ri, gflops, 100 * gflops / peak
+                issued_gflops = train * 2 * issued[name] * 1e-9
+                printf "| %s | %d | %.2fM | %d | %s | %s | %d | %s | %s | %.1f | %.1f%% | %.2fM | %.1f | %.1f%% |\n", name, params[name], macs[name] / 1e6,
+                       train, tt, rt, infer, ti, ri, gflops, 100 * gflops / peak, issued[name] / 1e6, issued_gflops, 100 * issued_gflops / peak
             }
         }' "$TMP/torch.tsv" "$TMP/convnet.tsv"
 }

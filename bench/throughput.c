@@ -8,20 +8,37 @@
  * loss gradient, backward and an SGD-with-momentum update over the flat
  * parameters; an inference step is forward in eval mode. Prints one
  * tab-separated line per model:
- *   model params macs train_img_s infer_img_s train_gflops infer_gflops train_pct_peak
+ *   model params macs train_img_s infer_img_s train_gflops infer_gflops train_pct_peak issued_train_macs
  * where training costs 6 x MACs and inference 2 x MACs floating-point
- * operations per image. */
+ * operations per image ("direct-equivalent": Winograd does fewer), and
+ * issued_train_macs is what the kernels really issue per image in a training
+ * step (issued_train_macs below). */
 #include "convnet.h"
 #include "model.h"
 #include "loss.h"
 #include "optim.h"
 #include "exec/session.h"
+#include "layers/layers.h"
 #include "core/rng.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Multiply-adds per image of a training step as the chosen kernels issue them: each conv's
+ * forward, input gradient (not for the first layer, which needs none) and weight gradient by
+ * cn_conv2d_issued_macs; other layers' forward MACs once per pass. */
+static double issued_train_macs(const cn_model *m) {
+    double total = 0.0;
+    for (int i = 0; i < m->num_layers; i++) {
+        const cn_layer *l = &m->layers[i];
+        if (l->kind == CN_LAYER_CONV2D)
+            total += cn_conv2d_issued_macs(l, 0) + (i ? cn_conv2d_issued_macs(l, 1) : 0.0) + cn_conv2d_issued_macs(l, 2);
+        else total += (double)l->macs * (i ? 3 : 2);
+    }
+    return total;
+}
 
 typedef struct {
     int threads, batch, repeats;
@@ -110,8 +127,8 @@ static int bench_model(const char *name, const bench_options *o) {
     const char *slash = strrchr(name, '/'), *base = slash ? slash + 1 : name;
     size_t len = strlen(base);
     int spec = len > 5 && !strcmp(base + len - 5, ".spec");
-    printf("%.*s\t%zu\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\n", (int)(spec ? len - 5 : len), base, cn_model_param_count(m), macs, train, infer,
-           train_gflops, infer_gflops, 100.0 * train_gflops / o->peak_gflops);
+    printf("%.*s\t%zu\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\n", (int)(spec ? len - 5 : len), base, cn_model_param_count(m), macs, train, infer,
+           train_gflops, infer_gflops, 100.0 * train_gflops / o->peak_gflops, issued_train_macs(m));
     fflush(stdout);
     cn_optimizer_free(&s.opt);
     free(s.images); free(s.grad); free(s.labels);

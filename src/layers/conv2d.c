@@ -569,3 +569,34 @@ void cn_conv2d_backward(const cn_layer_ctx *c) {
     else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_backward_depthwise(c);
     else cn_conv2d_backward_im2col(c);
 }
+
+/* Multiply-adds the kernels issue for one image of geometry g by method m, as their loops
+ * run: the pixel form over whole q-layout rows (padding columns, rows rounded to vectors),
+ * Winograd's 1-D F(m,3) along rows alpha per tile and kernel row, the channel form over
+ * output channels rounded up to its row length. */
+static double issued_macs(const conv_method *m, const cn_conv_geom *g) {
+    double in_c = g->in_c, k = g->k;
+    if (m->winograd && m->channels) return in_c * k * (double)g->out_h * cn_wino_tiles(g) * cn_wino_alpha(g) * m->ld;
+    if (m->winograd) return in_c * k * g->out_c * (double)m->q_stride / g->wino_m * cn_wino_alpha(g);
+    if (m->channels) return in_c * k * k * (double)g->out_h * g->out_w * m->ld;
+    return in_c * k * k * g->out_c * (double)m->q_stride;
+}
+
+double cn_conv2d_issued_macs(const cn_layer *l, int pass) {
+    double direct = (double)l->macs;
+    if (!use_direct(l)) return direct;   /* depthwise, grouped, strided, dilated: their MACs */
+    const cn_kernel_set *ks = cn_kernels();
+    if (pass == 0) {
+        cn_conv_geom f = forward_geom(l);
+        conv_method m = method_of(ks, &f);
+        return issued_macs(&m, &f);
+    }
+    if (pass == 1) {
+        cn_conv_geom bw = backward_geom(l);
+        conv_method m = method_of(ks, &bw);
+        return issued_macs(&m, &bw);
+    }
+    if (!wgrad_winograd(ks, l)) return direct;
+    cn_conv_geom w = wgrad_geom(l);
+    return (double)l->in.c * l->kernel * cn_wino_alpha(&w) * l->out.h * cn_wino_tiles(&w) * backward_ld(ks, l);
+}

@@ -60,6 +60,11 @@ size_t cn_layer_saved_floats(const cn_layer *l, int batch);
 size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv);
 
 void cn_conv2d_forward(const cn_layer_ctx *c);
+/* Multiply-adds per image that the chosen kernels issue for conv l in pass 0 (forward), 1
+ * (input gradient) or 2 (weight gradient): fewer than l->macs where Winograd runs, more where
+ * vector rounding and padding columns add lanes; l->macs for the layers the direct kernels
+ * do not run. */
+double cn_conv2d_issued_macs(const cn_layer *l, int pass);
 void cn_conv2d_backward(const cn_layer_ctx *c);
 void cn_batchnorm2d_forward(const cn_layer_ctx *c);
 void cn_batchnorm2d_backward(const cn_layer_ctx *c);
