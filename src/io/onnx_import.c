@@ -154,8 +154,11 @@ static cn_status import_model(const Onnx__ModelProto *mp, const char *file, cn_o
         goto done;
     }
     im->graph = g;
-    snprintf(info->producer, sizeof info->producer, "%s%s%s", CLEAN(mp->producer_name),
-             mp->producer_version && *mp->producer_version ? " " : "", CLEAN(mp->producer_version));
+    /* A label only: a longer producer string is cut at the field's size. */
+    if (snprintf(info->producer, sizeof info->producer, "%s%s%s", CLEAN(mp->producer_name),
+                 mp->producer_version && *mp->producer_version ? " " : "", CLEAN(mp->producer_version))
+        >= (int)sizeof info->producer)
+        info->producer[sizeof info->producer - 1] = '\0';
     info->opset = im->opset;
     if ((st = read_metadata(mp, file, info))) goto done;
     if (g->n_node > MAX_NODES || g->n_initializer > MAX_VALUES / 2) {
