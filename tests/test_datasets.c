@@ -458,11 +458,15 @@ TEST(colour_folder_learns_and_exports_agree) {
     /* ONNX export, imported again */
     char onnx[400];
     path_in(onnx, sizeof onnx, tmp_root, "colour.onnx");
-    CHECK(cn_onnx_export(m, onnx, 1, info.mean, info.std) == CN_OK);
+    CHECK(cn_onnx_export_labeled(m, onnx, 1, info.mean, info.std, info.dataset, info.num_classes,
+                                 (const char (*)[CN_CLASS_NAME_MAX])info.class_names) == CN_OK);
     cn_model *back = NULL;
-    cn_onnx_info oi;
+    static cn_onnx_info oi;
     CHECK_MSG(cn_onnx_import_ex(onnx, &oi, &back) == CN_OK, "%s", cn_last_error());
     CHECK(oi.has_normalization && oi.mean[2] == info.mean[2] && oi.std[1] == info.std[1]);
+    /* the class names and the dataset travel in the ONNX metadata */
+    CHECK(oi.num_class_names == 3 && !strcmp(oi.class_names[0], "blue") && !strcmp(oi.class_names[2], "red"));
+    CHECK(!strcmp(oi.dataset, "folder"));
     if (back) {
         CHECK(cn_evaluate(back, &ds.test, oi.mean, oi.std, 2, &loss, &onnx_correct, po) == CN_OK);
         CHECK(memcmp(pe, po, n * sizeof *pe) == 0);
@@ -471,6 +475,14 @@ TEST(colour_folder_learns_and_exports_agree) {
     CHECK_MSG(c_export_predictions(m, &info, &ds.test, pc), "C export did not run");
     CHECK(memcmp(pe, pc, n * sizeof *pe) == 0);
     CHECK_MSG(cli_predictions(weights, dir, n, pp), "convnet predict did not run");
+    {   /* predict on the exported ONNX file names the classes from its metadata */
+        char cmd[1400], text[4096] = "";
+        snprintf(cmd, sizeof cmd, "build/convnet predict --weights %s %s/test/red 2>&1", onnx, dir);
+        FILE *p = popen(cmd, "r");
+        size_t got = p ? fread(text, 1, sizeof text - 1, p) : 0;
+        text[got] = '\0';
+        CHECK_MSG(p && pclose(p) == 0 && strstr(text, ": red (p="), "predict on the ONNX export printed: %s", text);
+    }
     CHECK(memcmp(pe, pp, n * sizeof *pe) == 0);
     free(pe); free(po); free(pc); free(pp);
     cn_dataset_free(&ds);

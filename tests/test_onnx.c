@@ -403,6 +403,53 @@ TEST(error_unsupported_operator) {
     free(raw);
 }
 
+/* Metadata "classes" and "dataset": read back, and bad values refused in one line. */
+TEST(class_names_metadata) {
+    uint8_t *raw, *buf;
+    size_t size;
+    Onnx__ModelProto *mp = load_fixture_proto("seed003", &raw);
+    if (!mp) { CHECK(mp); free(raw); return; }
+    Onnx__StringStringEntryProto classes = ONNX__STRING_STRING_ENTRY_PROTO__INIT, dataset = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+    classes.key = "classes";
+    dataset.key = "dataset";
+    dataset.value = "digits";
+    Onnx__StringStringEntryProto *props[3] = {&classes, &dataset, &classes};
+    size_t old_n = mp->n_metadata_props;
+    Onnx__StringStringEntryProto **old_props = mp->metadata_props;
+    mp->metadata_props = props;
+    mp->n_metadata_props = 2;
+    classes.value = "zero,one,two,three,four,five,six,seven,eight,nine";
+    buf = pack(mp, &size);
+    static cn_onnx_info info;
+    cn_model *m = NULL;
+    CHECK_MSG(cn_onnx_import_memory(buf, size, "model.onnx", &info, &m) == CN_OK, "%s", cn_last_error());
+    CHECK(info.num_class_names == 10 && !strcmp(info.class_names[0], "zero") && !strcmp(info.class_names[9], "nine"));
+    CHECK(!strcmp(info.dataset, "digits"));
+    cn_model_free(m);
+    free(buf);
+    classes.value = "zero,one,two";
+    buf = pack(mp, &size);
+    expect_error(buf, size, CN_ERR_FORMAT, NEEDLES("model.onnx: metadata classes has 3 names but the model outputs 10 classes"));
+    free(buf);
+    classes.value = "zero,,two";
+    buf = pack(mp, &size);
+    expect_error(buf, size, CN_ERR_FORMAT, NEEDLES("model.onnx: metadata classes: name 2 is 0 bytes; expected 1 to 31"));
+    free(buf);
+    classes.value = "a-class-name-far-longer-than-the-limit,b";
+    buf = pack(mp, &size);
+    expect_error(buf, size, CN_ERR_FORMAT, NEEDLES("name 1 is 38 bytes; expected 1 to 31"));
+    free(buf);
+    mp->n_metadata_props = 3;
+    classes.value = "a,b";
+    buf = pack(mp, &size);
+    expect_error(buf, size, CN_ERR_FORMAT, NEEDLES("model.onnx: metadata classes is given twice"));
+    free(buf);
+    mp->metadata_props = old_props;
+    mp->n_metadata_props = old_n;
+    onnx__model_proto__free_unpacked(mp, NULL);
+    free(raw);
+}
+
 TEST(error_missing_initializer) {
     uint8_t *raw, *buf;
     size_t size;
@@ -695,6 +742,7 @@ int main(void) {
     RUN(export_adds_flatten);
     RUN(export_rejects_bad_arguments);
     RUN(error_unsupported_operator);
+    RUN(class_names_metadata);
     RUN(error_missing_initializer);
     RUN(error_bad_tensor_data);
     RUN(error_bad_attributes);

@@ -66,7 +66,9 @@ static int export_safetensors(const char *weights, cn_model *m, const cn_checkpo
 }
 
 static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *out, int fold_bn) {
-    if (cn_onnx_export(m, out, fold_bn, info->mean, info->std)) return cli_fail();
+    if (cn_onnx_export_labeled(m, out, fold_bn, info->mean, info->std, info->dataset, info->num_classes,
+                               (const char (*)[CN_CLASS_NAME_MAX])info->class_names))
+        return cli_fail();
     struct stat sb;
     long long bytes = stat(out, &sb) ? -1 : (long long)sb.st_size;
     int bn = 0, foldable = 0; /* BNs right after a conv are the ones cn_onnx_export folds */

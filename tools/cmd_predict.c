@@ -27,10 +27,11 @@ static int ends_with(const char *s, const char *suffix) {
 
 int cli_is_onnx(const char *path) { return ends_with(path, ".onnx"); }
 
-/* Loads a checkpoint (.safetensors) or an ONNX model (.onnx). For ONNX, which
- * carries no dataset, `dataset` (NULL: mnist) names the class names and the
- * default normalisation; the file's normalize_mean/normalize_std metadata wins
- * when present. *norm_known is 0 only for an ONNX model without that metadata
+/* Loads a checkpoint (.safetensors) or an ONNX model (.onnx). For ONNX, the
+ * file's metadata (as `convnet export` writes it) gives the normalisation, the
+ * dataset and the class names where present; otherwise `dataset` (NULL: the
+ * file's "dataset" metadata, else mnist) names the class names and the default
+ * normalisation. *norm_known is 0 only for an ONNX model without that metadata
  * and a dataset outside the catalog ("idx"): the caller then uses the data's own
  * mean/std. Prints the error and returns 1 on failure. */
 int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_checkpoint_info *info, int *norm_known) {
@@ -40,9 +41,9 @@ int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_che
         if (cn_checkpoint_load(path, m, info, NULL)) return cli_fail();
         return 0;
     }
-    cn_onnx_info oi;
+    static cn_onnx_info oi;
     if (cn_onnx_import_ex(path, &oi, m)) return cli_fail();
-    const char *name = dataset ? dataset : "mnist";
+    const char *name = dataset ? dataset : *oi.dataset ? oi.dataset : "mnist";
     const cn_dataset_info *d = cn_dataset_info_find(name);
     snprintf(info->dataset, sizeof info->dataset, "%s", d ? d->name : name);
     for (int c = 0; c < CN_MAX_CHANNELS; c++) {
@@ -53,7 +54,8 @@ int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_che
     int classes = cn_model_num_classes(*m);
     info->num_classes = classes < CN_MAX_CLASSES ? classes : CN_MAX_CLASSES;
     for (int k = 0; k < info->num_classes; k++) {
-        if (d && d->num_classes == classes) snprintf(info->class_names[k], sizeof info->class_names[k], "%s", d->class_names[k]);
+        if (oi.num_class_names == classes) memcpy(info->class_names[k], oi.class_names[k], sizeof info->class_names[k]);
+        else if (d && d->num_classes == classes) snprintf(info->class_names[k], sizeof info->class_names[k], "%s", d->class_names[k]);
         else snprintf(info->class_names[k], sizeof info->class_names[k], "%d", k);
     }
     return 0;

@@ -9,7 +9,8 @@
  * out (inference graph). Initializers carry our state-dict names ("0.weight",
  * "1.running_mean", ...). The model expects normalised input, as in PyTorch;
  * the normalisation is stored in metadata_props "normalize_mean" and
- * "normalize_std" ((pixel in [0,1] - mean) / std).
+ * "normalize_std" ((pixel in [0,1] - mean) / std), and, when the export is
+ * labeled, "dataset" and "classes" (the class names in output order).
  *
  * Import reads what torch.onnx.export writes for such models (opsets 7-17;
  * fixtures from PyTorch 1.13 at opsets 9, 11 and 13, also checked by hand at
@@ -58,6 +59,7 @@
 #ifndef CN_IO_ONNX_H
 #define CN_IO_ONNX_H
 #include "convnet.h"
+#include "data/dataset.h"
 #include <stddef.h>
 
 /* Largest ONNX file read (bytes). */
@@ -74,6 +76,9 @@ typedef struct {
     float mean[4], std[4];       /* per input channel (one value in the file: every channel); valid when has_normalization */
     int softmax_as_log_softmax;  /* the graph ended in Softmax; the model outputs log-probabilities */
     char producer[64];           /* producer_name and producer_version, e.g. "pytorch 1.13.0" */
+    char dataset[32];            /* metadata "dataset" ("" when absent) */
+    int num_class_names;         /* metadata "classes": one name per model output, or 0 when absent */
+    char class_names[CN_MAX_CLASSES][CN_CLASS_NAME_MAX];
 } cn_onnx_info;
 
 /* Writes `m` to `path` as an ONNX model (see above). fold_bn != 0 folds every
@@ -83,6 +88,11 @@ typedef struct {
  * (comma-separated when there are several channels). The file is written
  * atomically (temporary file + rename). The model's parameters must be finite. */
 cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std);
+/* Same, and records the dataset's name (metadata "dataset", when not NULL/empty)
+ * and the class names in output order (metadata "classes", comma-separated as in
+ * checkpoints; written when num_names equals the model's output count). */
+cn_status cn_onnx_export_labeled(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std,
+                                 const char *dataset, int num_names, const char (*class_names)[CN_CLASS_NAME_MAX]);
 
 /* Reads the ONNX model at `path` into a new model (in eval mode; its spec text
  * records the imported layers; layer names come from the initializer names

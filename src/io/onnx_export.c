@@ -407,7 +407,20 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
     return CN_OK;
 }
 
+/* "name,name,...": the class names as the checkpoint's "classes" metadata holds them. */
+static char *join_names(pool *p, int count, const char (*names)[CN_CLASS_NAME_MAX]) {
+    size_t size = (size_t)count * CN_CLASS_NAME_MAX + 1, len = 0;
+    char *text = pool_alloc(p, size, 1);
+    for (int k = 0; text && k < count; k++) len += (size_t)snprintf(text + len, size - len, "%s%s", k ? "," : "", names[k]);
+    return text;
+}
+
 cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std) {
+    return cn_onnx_export_labeled(m, path, fold_bn, mean, std, NULL, 0, NULL);
+}
+
+cn_status cn_onnx_export_labeled(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std,
+                                 const char *dataset, int num_names, const char (*class_names)[CN_CLASS_NAME_MAX]) {
     if (!m || !path || !*path) return cn_fail(CN_ERR_ARG, "onnx export: no model or no output path given");
     int channels = m->input.c >= 1 && m->input.c <= 4 ? m->input.c : 1;
     for (int c = 0; c < channels; c++)
@@ -433,7 +446,7 @@ cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const
     Onnx__OperatorSetIdProto **opsets = pool_alloc(&p, 1, sizeof *opsets);
     Onnx__ValueInfoProto **inputs = pool_alloc(&p, 1, sizeof *inputs);
     Onnx__ValueInfoProto **outputs = pool_alloc(&p, 1, sizeof *outputs);
-    Onnx__StringStringEntryProto **props = pool_alloc(&p, 3, sizeof *props);
+    Onnx__StringStringEntryProto **props = pool_alloc(&p, 5, sizeof *props);
     if (!graph || !model || !opset || !opsets || !inputs || !outputs || !props) { pool_free(&p); return CN_ERR_NOMEM; }
     onnx__graph_proto__init(graph);
     onnx__model_proto__init(model);
@@ -446,6 +459,13 @@ cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const
     props[0] = meta(&p, "normalize_mean", mean_text);
     props[1] = meta(&p, "normalize_std", std_text);
     props[2] = meta(&p, "preprocessing", "input = (pixel intensity in [0, 1] - normalize_mean) / normalize_std, per channel");
+    size_t num_props = 3;
+    /* The class names, when there is one per output (the order of the model's outputs). */
+    if (class_names && num_names == classes) {
+        const char *names = join_names(&p, num_names, class_names);
+        if (!(props[num_props++] = names ? meta(&p, "classes", names) : NULL)) p.failed = 1;
+    }
+    if (dataset && *dataset && !(props[num_props++] = meta(&p, "dataset", dataset))) p.failed = 1;
 
     graph->name = pool_printf(&p, "%s", m->source_name ? m->source_name : "convnet");
     graph->n_node = g.num_nodes;
@@ -469,7 +489,7 @@ cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const
     model->doc_string = pool_printf(&p, "%s: expects normalised input, see metadata normalize_mean/normalize_std",
                                     m->source_name ? m->source_name : "convnet");
     model->graph = graph;
-    model->n_metadata_props = 3;
+    model->n_metadata_props = num_props;
     model->metadata_props = props;
     if (p.failed || !inputs[0] || !outputs[0] || !props[0] || !props[1] || !props[2]) {
         pool_free(&p);

@@ -103,16 +103,40 @@ static cn_status read_input(importer *im, const Onnx__GraphProto *g) {
 /* normalize_mean and normalize_std (as cn_onnx_export writes them): both or
  * neither, each once, finite, std > 0; a bad value is an error naming the key
  * (it used to fall back to the dataset's defaults silently). */
+/* Metadata "classes" (as cn_onnx_export_labeled writes it): comma-separated names,
+ * each 1 to CN_CLASS_NAME_MAX - 1 bytes, at most CN_MAX_CLASSES of them. */
+static cn_status read_class_names(const char *file, const char *text, cn_onnx_info *info) {
+    for (const char *p = text;; p++) {
+        size_t n = strcspn(p, ",");
+        if (info->num_class_names == CN_MAX_CLASSES)
+            return cn_fail(CN_ERR_FORMAT, "%s: metadata classes has more than %d names", file, CN_MAX_CLASSES);
+        if (n == 0 || n >= CN_CLASS_NAME_MAX)
+            return cn_fail(CN_ERR_FORMAT, "%s: metadata classes: name %d is %zu bytes; expected 1 to %d", file,
+                           info->num_class_names + 1, n, CN_CLASS_NAME_MAX - 1);
+        memcpy(info->class_names[info->num_class_names], p, n);
+        info->class_names[info->num_class_names++][n] = '\0';
+        p += n;
+        if (!*p) return CN_OK;
+    }
+}
+
+/* normalize_mean/normalize_std (below), and "dataset" and "classes" when present. */
 static cn_status read_metadata(const Onnx__ModelProto *mp, const char *file, cn_onnx_info *info) {
-    static const char *const keys[2] = {"normalize_mean", "normalize_std"};
-    const char *text[2] = {NULL, NULL};
+    static const char *const keys[4] = {"normalize_mean", "normalize_std", "dataset", "classes"};
+    const char *text[4] = {NULL, NULL, NULL, NULL};
     for (size_t i = 0; i < mp->n_metadata_props; i++) {
         const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 4; k++) {
             if (!e->key || strcmp(e->key, keys[k])) continue;
             if (text[k]) return cn_fail(CN_ERR_FORMAT, "%s: metadata %s is given twice", file, keys[k]);
             text[k] = e->value ? e->value : "";
         }
+    }
+    if (text[2] && snprintf(info->dataset, sizeof info->dataset, "%s", text[2]) >= (int)sizeof info->dataset)
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata dataset is longer than %zu bytes", file, sizeof info->dataset - 1);
+    if (text[3]) {
+        cn_status st = read_class_names(file, text[3], info);
+        if (st) return st;
     }
     if (!text[0] && !text[1]) return CN_OK;
     if (!text[0] || !text[1])
@@ -226,6 +250,12 @@ static cn_status import_model(const Onnx__ModelProto *mp, const char *file, cn_o
     if (im->num_layers == 0) { st = cn_fail(CN_ERR_UNSUPPORTED, "%s: the graph has no layers", file); goto done; }
     info->softmax_as_log_softmax = im->softmax;
     st = cn_onnx_build_model(im, input, info->producer, out);
+    if (!st && info->num_class_names && info->num_class_names != cn_model_num_classes(*out)) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: metadata classes has %d names but the model outputs %d classes", file,
+                     info->num_class_names, cn_model_num_classes(*out));
+        cn_model_free(*out);
+        *out = NULL;
+    }
 done:
     free_importer(im);
     free(im);
