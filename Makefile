@@ -123,8 +123,8 @@ $(BUILD)/convnet: $(TOOL_SRCS) $(wildcard tools/*.h) $(BUILD)/libconvnet.a
 	$(CC) $(CFLAGS) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
+	@mkdir -p $(dir $@) $(BUILD)/tmp
+	$(CC) $(CFLAGS) -DTEST_TMP='"$(CURDIR)/$(BUILD)/tmp"' $< -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/convnet $(TEST_BINS)

@@ -9,6 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A scratch folder of this build's own (the Makefile passes $(BUILD)/tmp as an
+ * absolute path and creates it), so that two checkouts or two builds can run
+ * their tests at once without sharing files. */
+#ifndef TEST_TMP
+#define TEST_TMP "/tmp"
+#endif
+
 static int harness_passed, harness_failed, harness_current_failed;
 static const char *harness_current_name;
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define DATA "../shared/data/mnist"
-#define OUT "/tmp/convnet-test-mcu"
+#define OUT TEST_TMP "/test-mcu"
 #define N 60
 
 typedef struct { char core[16], variant[16]; int agree, n; double acc; long flash, ram, insns; bool fits; } mcu_line;

@@ -11,7 +11,7 @@
 #include <zlib.h>
 
 #define MNIST "../shared/data/mnist"
-#define ROOT "/tmp/convnet-test-mpi"
+#define ROOT TEST_TMP "/test-mpi"
 #define DATA ROOT "/data"
 #define MPIRUN "mpirun --oversubscribe --bind-to none -np"
 /* 640 training images (10 batches of 64), 500 test images */

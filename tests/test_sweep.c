@@ -5,7 +5,7 @@
 #include "sweep/sweep.h"
 #include <unistd.h>
 
-#define OUT "/tmp/convnet-test-sweep"
+#define OUT TEST_TMP "/test-sweep"
 
 TEST(grid_gives_every_combination_first_key_slowest) {
     cn_sweep_plan p;

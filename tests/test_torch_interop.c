@@ -29,8 +29,8 @@ static void check_preset(const char *preset) {
     cn_session_set_training(s, false);
     const float *y = cn_session_forward(s, x, N, NULL);
     char ckpt[256], io[256], cmd[1024];
-    snprintf(ckpt, sizeof ckpt, "/tmp/convnet-interop-%s.safetensors", preset);
-    snprintf(io, sizeof io, "/tmp/convnet-interop-%s-io.safetensors", preset);
+    snprintf(ckpt, sizeof ckpt, TEST_TMP "/interop-%s.safetensors", preset);
+    snprintf(io, sizeof io, TEST_TMP "/interop-%s-io.safetensors", preset);
     cn_checkpoint_info info = {.epoch = 1, .dataset = "mnist", .mean = {0.1307f}, .std = {0.3081f}, .num_classes = 10};
     CHECK_MSG(cn_checkpoint_save(ckpt, m, &info, NULL) == CN_OK, "%s", cn_last_error());
     cn_st_writer *w = cn_st_writer_new();

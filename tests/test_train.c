@@ -54,7 +54,7 @@ static cn_status resume_run(const char *checkpoint, int epochs) {
 }
 
 TEST(learns_on_2000_images) {
-    cn_train_options o = small_run("/tmp/convnet-test-train/learn", 3, 2000);
+    cn_train_options o = small_run(TEST_TMP "/test-train/learn", 3, 2000);
     cn_status st = cn_train(&o);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     double acc = final_test_accuracy(o.out_dir);
@@ -75,8 +75,8 @@ TEST(learns_on_2000_images) {
 }
 
 TEST(same_seed_same_metrics) {
-    cn_train_options a = small_run("/tmp/convnet-test-train/det-a", 2, 1000);
-    cn_train_options b = small_run("/tmp/convnet-test-train/det-b", 2, 1000);
+    cn_train_options a = small_run(TEST_TMP "/test-train/det-a", 2, 1000);
+    cn_train_options b = small_run(TEST_TMP "/test-train/det-b", 2, 1000);
     snprintf(a.overrides.augment, sizeof a.overrides.augment, "rotate=10,translate=0.1");
     snprintf(b.overrides.augment, sizeof b.overrides.augment, "rotate=10,translate=0.1");
     CHECK(cn_train(&a) == CN_OK);
@@ -89,11 +89,11 @@ TEST(same_seed_same_metrics) {
 }
 
 TEST(resume_after_epoch_matches_uninterrupted) {
-    cn_train_options full = small_run("/tmp/convnet-test-train/full", 4, 1000);
+    cn_train_options full = small_run(TEST_TMP "/test-train/full", 4, 1000);
     CHECK(cn_train(&full) == CN_OK);
-    cn_train_options part = small_run("/tmp/convnet-test-train/part", 2, 1000);
+    cn_train_options part = small_run(TEST_TMP "/test-train/part", 2, 1000);
     CHECK(cn_train(&part) == CN_OK);
-    cn_status st = resume_run("/tmp/convnet-test-train/part/last.safetensors", 4);
+    cn_status st = resume_run(TEST_TMP "/test-train/part/last.safetensors", 4);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     char a[4096], b[4096];
     harness_read_metrics(full.out_dir, a, sizeof a);
@@ -102,13 +102,13 @@ TEST(resume_after_epoch_matches_uninterrupted) {
 }
 
 TEST(interrupt_mid_epoch_then_resume_matches) {
-    cn_train_options full = small_run("/tmp/convnet-test-train/full2", 2, 1000);
+    cn_train_options full = small_run(TEST_TMP "/test-train/full2", 2, 1000);
     CHECK(cn_train(&full) == CN_OK);
     volatile sig_atomic_t stop = 1;   /* stops after the first batch */
-    cn_train_options part = small_run("/tmp/convnet-test-train/part2", 2, 1000);
+    cn_train_options part = small_run(TEST_TMP "/test-train/part2", 2, 1000);
     part.stop_requested = &stop;
     CHECK(cn_train(&part) == CN_ERR_INTERRUPTED);
-    cn_status st = resume_run("/tmp/convnet-test-train/part2/last.safetensors", 0);
+    cn_status st = resume_run(TEST_TMP "/test-train/part2/last.safetensors", 0);
     CHECK_MSG(st == CN_OK, "%s", cn_last_error());
     char a[4096], b[4096];
     harness_read_metrics(full.out_dir, a, sizeof a);
@@ -117,15 +117,15 @@ TEST(interrupt_mid_epoch_then_resume_matches) {
 }
 
 TEST(missing_data_is_one_clear_error) {
-    cn_train_options o = small_run("/tmp/convnet-test-train/nodata", 1, 1000);
-    o.data_dir = "/tmp/convnet-test-train/no-such-dir";
+    cn_train_options o = small_run(TEST_TMP "/test-train/nodata", 1, 1000);
+    o.data_dir = TEST_TMP "/test-train/no-such-dir";
     CHECK(cn_train(&o) == CN_ERR_IO);
     CHECK(strstr(cn_last_error(), "train-images-idx3-ubyte") != NULL);
     CHECK(strchr(cn_last_error(), '\n') == NULL);
 }
 
 int main(void) {
-    if (system("rm -rf /tmp/convnet-test-train") != 0) return 1;
+    if (system("rm -rf " TEST_TMP "/test-train") != 0) return 1;
     RUN(learns_on_2000_images);
     RUN(same_seed_same_metrics);
     RUN(resume_after_epoch_matches_uninterrupted);
