@@ -14,6 +14,8 @@ static const struct { const char *name, *torch_name; } kind_names[CN_LAYER_KIND_
     [CN_LAYER_LOG_SOFTMAX] = {"log_softmax", "LogSoftmax"},
     [CN_LAYER_RELU6] = {"relu6", "ReLU6"},
     [CN_LAYER_LEAKY_RELU] = {"leaky_relu", "LeakyReLU"},
+    [CN_LAYER_ADD] = {"add", "Add"},            /* torch: a + b (no module) */
+    [CN_LAYER_CONCAT] = {"concat", "Concat"},   /* torch: torch.cat((a, b), 1) (no module) */
 };
 
 const char *cn_layer_kind_name(cn_layer_kind kind) { return kind < CN_LAYER_KIND_COUNT ? kind_names[kind].name : "?"; }

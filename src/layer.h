@@ -21,8 +21,13 @@ typedef enum {
     CN_LAYER_LOG_SOFTMAX,
     CN_LAYER_RELU6,        /* min(max(x, 0), 6) */
     CN_LAYER_LEAKY_RELU,   /* x > 0 ? x : slope * x */
+    CN_LAYER_ADD,          /* element-wise sum of its inputs (equal shapes): a residual join */
+    CN_LAYER_CONCAT,       /* its inputs one after the other along channels (equal H, W) */
     CN_LAYER_KIND_COUNT
 } cn_layer_kind;
+
+/* Inputs a layer may read (add/concat join up to this many branches). */
+#define CN_MAX_INPUTS 8
 
 /* Per-sample activation shape; a flat vector has h = w = 1. */
 typedef struct { int c, h, w; } cn_shape;
@@ -32,7 +37,12 @@ static inline int cn_shape_size(cn_shape s) { return s.c * s.h * s.w; }
 typedef struct {
     cn_layer_kind kind;
     int spec_line;          /* line in the spec text, for messages */
-    char name[32];          /* state-dict prefix */
+    char name[32];          /* state-dict prefix; what from= refers to */
+    /* The values it reads (value v: the output of layer v - 1; value 0: the model input).
+     * A plain layer reads one, by default the previous layer's output (value i); a spec's
+     * from= names others; add and concat read two or more. in is inputs[0]'s shape. */
+    int num_inputs;
+    int inputs[CN_MAX_INPUTS];
     cn_shape in, out;
     /* conv2d: out_channels, kernel, stride, pad, has_bias, groups (in.c and out_channels
      *   divisible by it; depthwise when groups == in.c), dilation (tap spacing)

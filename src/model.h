@@ -44,6 +44,19 @@ static inline int cn_model_outputs_log_probs(const cn_model *m) {
     return m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
 }
 
+/* Shape of value v (layer.h: the output of layer v - 1; value 0: the model input). */
+static inline cn_shape cn_model_value_shape(const cn_model *m, int v) {
+    return v == 0 ? m->input : m->layers[v - 1].out;
+}
+
+/* True when some layer reads anything but the previous layer's output (from=, add,
+ * concat): the model is a graph, not a plain stack. */
+static inline bool cn_model_has_branches(const cn_model *m) {
+    for (int i = 0; i < m->num_layers; i++)
+        if (m->layers[i].num_inputs != 1 || m->layers[i].inputs[0] != i) return true;
+    return false;
+}
+
 /* Parameter initialisation as PyTorch: kaiming_uniform(a=sqrt(5)) weights,
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases, BN weight 1, bias 0, stats (0, 1). */
 void cn_model_init_params(cn_model *model, cn_rng *rng);

@@ -31,6 +31,7 @@ typedef struct {
     const char *source;
     int line;
     cn_spec *spec;
+    const cn_layer *layers;     /* the layers parsed so far (from= looks them up) */
 } parser;
 
 static const struct { const char *word; cn_layer_kind kind; } layer_words[] = {
@@ -46,9 +47,10 @@ static const struct { const char *word; cn_layer_kind kind; } layer_words[] = {
     {"log_softmax", CN_LAYER_LOG_SOFTMAX}, {"logsoftmax", CN_LAYER_LOG_SOFTMAX},
     {"relu6", CN_LAYER_RELU6}, {"leaky_relu", CN_LAYER_LEAKY_RELU},
     {"batchnorm1d", CN_LAYER_BATCHNORM2D}, {"dropout2d", CN_LAYER_DROPOUT},   /* flat_bn, channel_dropout */
+    {"add", CN_LAYER_ADD}, {"concat", CN_LAYER_CONCAT},
 };
 
-/* Keys each layer accepts ("name" is accepted by all). */
+/* Keys each layer accepts ("name" and "from" are accepted by all). */
 static const char *layer_keys(cn_layer_kind kind) {
     switch (kind) {
     case CN_LAYER_CONV2D: return "out, k, stride, pad, dilation, groups, bias, in";
@@ -183,10 +185,40 @@ static cn_status parse_input(parser *p, char *args) {
 /* Output size of a sliding window; <= 0 when the window does not fit. */
 static int window_out(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
 
+/* What from= calls value v: "input", or the name of the layer that outputs it. */
+static const char *value_name(const parser *p, int v) { return v == 0 ? "input" : p->layers[v - 1].name; }
+
+static cn_shape value_shape(const parser *p, int v) { return v == 0 ? p->spec->input : p->layers[v - 1].out; }
+
+/* add: every input has the first one's shape; concat: the first one's height and width,
+ * and the output has all their channels. */
+static cn_status infer_join_shape(parser *p, cn_layer *l) {
+    const char *what = cn_layer_kind_name(l->kind);
+    cn_shape first = l->in, out = first;
+    for (int k = 1; k < l->num_inputs; k++) {
+        cn_shape s = value_shape(p, l->inputs[k]);
+        bool fits = l->kind == CN_LAYER_ADD ? s.c == first.c && s.h == first.h && s.w == first.w
+                                            : s.h == first.h && s.w == first.w;
+        if (!fits)
+            return perr(p, CN_ERR_SHAPE, "%s: '%s' outputs %dx%dx%d but '%s' outputs %dx%dx%d; %s", what,
+                        value_name(p, l->inputs[k]), s.c, s.h, s.w, value_name(p, l->inputs[0]), first.c, first.h, first.w,
+                        l->kind == CN_LAYER_ADD ? "add needs equal shapes" : "concat needs equal heights and widths (it joins channels)");
+        if (l->kind == CN_LAYER_CONCAT) out.c += s.c;
+    }
+    l->out = out;
+    l->macs = l->kind == CN_LAYER_ADD ? (uint64_t)(l->num_inputs - 1) * cn_shape_size(out) : 0;
+    return CN_OK;
+}
+
 static cn_status infer_shape(parser *p, cn_layer *l) {
     cn_shape in = l->in;
     const char *what = cn_layer_kind_name(l->kind);
     switch (l->kind) {
+    case CN_LAYER_ADD: case CN_LAYER_CONCAT: {
+        cn_status st = infer_join_shape(p, l);
+        if (st) return st;
+        break;
+    }
     case CN_LAYER_CONV2D: {
         int span = cn_conv_span(l);
         if (in.c % l->groups || l->out_channels % l->groups)
@@ -247,10 +279,37 @@ static cn_status infer_shape(parser *p, cn_layer *l) {
     return CN_OK;
 }
 
-static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape in, cn_layer *l) {
+/* from=a,b,...: the values layer `index` reads, looked up among the earlier layers' names
+ * (or "input"). */
+static cn_status parse_from(parser *p, cn_layer *l, int index, char *value) {
+    const char *what = cn_layer_kind_name(l->kind);
+    bool join = l->kind == CN_LAYER_ADD || l->kind == CN_LAYER_CONCAT;
+    l->num_inputs = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(value, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (l->num_inputs == (join ? CN_MAX_INPUTS : 1))
+            return join ? perr(p, CN_ERR_SPEC, "%s: from= names more than %d layers", what, CN_MAX_INPUTS)
+                        : perr(p, CN_ERR_SPEC, "%s: from= takes one layer (only add and concat join several)", what);
+        int v = -1;
+        if (!strcmp(tok, "input")) v = 0;
+        for (int j = index - 1; v < 0 && j >= 0; j--)
+            if (!strcmp(p->layers[j].name, tok)) v = j + 1;
+        if (v < 0)
+            return perr(p, CN_ERR_SPEC, "%s: from=%s: no earlier layer is named '%s' (expected 'input' or a name= "
+                        "given on an earlier line)", what, tok, tok);
+        for (int k = 0; k < l->num_inputs; k++)
+            if (l->inputs[k] == v) return perr(p, CN_ERR_SPEC, "%s: from= names '%s' twice", what, tok);
+        l->inputs[l->num_inputs++] = v;
+    }
+    if (l->num_inputs == 0) return perr(p, CN_ERR_SPEC, "%s: from= names no layer", what);
+    return CN_OK;
+}
+
+static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, int index, cn_layer *l) {
     memset(l, 0, sizeof *l);
     l->kind = kind;
-    l->in = in;
+    l->num_inputs = 1;
+    l->inputs[0] = index;
     l->spec_line = p->line;
     l->bn_index = -1;
     l->stride = -1;
@@ -262,7 +321,7 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
     l->dropout_p = 0.5f;
     l->slope = 0.01f;
     int declared_in = -1;
-    bool have_out = false, have_k = false;
+    bool have_out = false, have_k = false, have_from = false;
     const char *what = cn_layer_kind_name(kind);
     char *save = NULL;
     for (char *tok = strtok_r(args, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
@@ -285,10 +344,17 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
         if (!strcmp(key, "name")) {
             if (!*value || strlen(value) >= sizeof l->name)
                 return perr(p, CN_ERR_SPEC, "%s: name must be 1-%zu characters", what, sizeof l->name - 1);
+            if (!strcmp(value, "input") || strchr(value, ','))
+                return perr(p, CN_ERR_SPEC, "%s: name=%s: 'input' and names with a comma are reserved for from=", what, value);
             snprintf(l->name, sizeof l->name, "%s", value);
+        } else if (!strcmp(key, "from")) {
+            if (have_from) return perr(p, CN_ERR_SPEC, "%s: from= given twice", what);
+            cn_status st = parse_from(p, l, index, value);
+            if (st) return st;
+            have_from = true;
         } else if (!known) {
             const char *keys = layer_keys(kind);
-            return perr(p, CN_ERR_SPEC, "%s: unknown key '%s' (expected %s%sname)", what, key, keys, *keys ? ", " : "");
+            return perr(p, CN_ERR_SPEC, "%s: unknown key '%s' (expected %s%sname, from)", what, key, keys, *keys ? ", " : "");
         } else if (!strcmp(key, "out")) {
             if (!parse_int(value, 1, MAX_CHANNELS, &iv)) return perr(p, CN_ERR_SPEC, "%s: out=%s: expected an integer in [1, %d]", what, value, MAX_CHANNELS);
             l->out_channels = iv; have_out = true;
@@ -330,6 +396,9 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, cn_shape
         return perr(p, CN_ERR_SPEC, "%s: missing out=N", what);
     if ((kind == CN_LAYER_CONV2D || kind == CN_LAYER_MAXPOOL2D || kind == CN_LAYER_AVGPOOL2D) && !have_k)
         return perr(p, CN_ERR_SPEC, "%s: missing k=N (kernel size)", what);
+    if ((kind == CN_LAYER_ADD || kind == CN_LAYER_CONCAT) && l->num_inputs < 2)
+        return perr(p, CN_ERR_SPEC, "%s: needs from=a,b (two or more earlier layers, or 'input', to join)", what);
+    l->in = l->inputs[0] == 0 ? p->spec->input : p->layers[l->inputs[0] - 1].out;
     if (l->stride < 0) l->stride = (kind == CN_LAYER_CONV2D) ? 1 : (l->kernel ? l->kernel : 1);
     if (declared_in >= 0) {
         int actual = (kind == CN_LAYER_LINEAR) ? cn_shape_size(l->in) : l->in.c;
@@ -366,8 +435,9 @@ static cn_status parse_line(parser *p, char *line, cn_layer *layers, int *num_la
         if (strcmp(word, layer_words[i].word)) continue;
         if (*num_layers >= MAX_LAYERS) return perr(p, CN_ERR_SPEC, "more than %d layers", MAX_LAYERS);
         cn_layer *l = &layers[*num_layers];
-        cn_shape in = *num_layers ? layers[*num_layers - 1].out : m->input;
-        cn_status st = parse_layer(p, layer_words[i].kind, args, in, l);
+        p->layers = layers;
+        cn_status st = parse_layer(p, layer_words[i].kind, args, *num_layers, l);
+        cn_shape in = l->in;
         if (st) return st;
         l->flat_bn = !strcmp(word, "batchnorm1d");
         l->channel_dropout = !strcmp(word, "dropout2d");
@@ -381,12 +451,12 @@ static cn_status parse_line(parser *p, char *line, cn_layer *layers, int *num_la
         return CN_OK;
     }
     return perr(p, CN_ERR_SPEC, "unknown layer or setting '%s' (expected input, train, conv2d, batchnorm2d, batchnorm1d, "
-                "relu, relu6, leaky_relu, maxpool2d, avgpool2d, gap, dropout, dropout2d, flatten, linear, log_softmax)", word);
+                "relu, relu6, leaky_relu, maxpool2d, avgpool2d, gap, dropout, dropout2d, flatten, linear, log_softmax, add, concat)", word);
 }
 
 cn_status cn_spec_parse(const char *text, const char *source, cn_spec *spec) {
     memset(spec, 0, sizeof *spec);
-    parser p = {source ? source : "spec", 0, spec};
+    parser p = {source ? source : "spec", 0, spec, NULL};
     spec->input = (cn_shape){1, 28, 28};
     spec->recipe.nesterov = -1;
     cn_layer *layers = cn_calloc(MAX_LAYERS, sizeof *layers);
@@ -434,6 +504,18 @@ cn_status cn_spec_parse(const char *text, const char *source, cn_spec *spec) {
                 st = perr(&p, CN_ERR_SPEC, "layer name '%s' is already used on line %d", layers[i].name, layers[j].spec_line);
                 break;
             }
+    /* Every layer's output goes somewhere: a branch nothing reads is a mistake in the spec. */
+    for (int i = 0; st == CN_OK && i + 1 < num_layers; i++) {
+        bool read = false;
+        for (int j = i + 1; j < num_layers && !read; j++)
+            for (int k = 0; k < layers[j].num_inputs; k++) read |= layers[j].inputs[k] == i + 1;
+        if (!read) {
+            p.line = layers[i].spec_line;
+            st = perr(&p, CN_ERR_SPEC, "%s '%s': no later layer reads its output (the next line reads from=%s); "
+                      "join it with add or concat, or drop it", cn_layer_kind_name(layers[i].kind), layers[i].name,
+                      layers[i + 1].inputs[0] == 0 ? "input" : layers[layers[i + 1].inputs[0] - 1].name);
+        }
+    }
     if (st) { free(layers); return st; }
     spec->layers = layers;
     spec->num_layers = num_layers;

@@ -26,7 +26,10 @@ char *cn_summary_format_count(uint64_t value, char *buf, size_t size) {
 
 /* Whether layer `kind` appears as a row: torchsummary hooks nn.Module children
  * only, and the seed models apply flatten and log_softmax functionally. */
-static bool has_row(cn_layer_kind kind) { return kind != CN_LAYER_FLATTEN && kind != CN_LAYER_LOG_SOFTMAX; }
+static bool has_row(cn_layer_kind kind) {
+    /* add and concat are `a + b` and torch.cat in a module's forward: no module, no row */
+    return kind != CN_LAYER_FLATTEN && kind != CN_LAYER_LOG_SOFTMAX && kind != CN_LAYER_ADD && kind != CN_LAYER_CONCAT;
+}
 
 /* Whether the activation after a layer is a flat (N, F) tensor rather than
  * (N, C, H, W); `flat_in` is the state before it. Only flatten and linear

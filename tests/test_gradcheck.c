@@ -171,11 +171,28 @@ TEST(dropout2d_statistics) {
  * error ~1e-7 |L| / h stays ~1e-4). */
 TEST(stack) { check_layer_h("input 1x8x8\nconv2d out=4 k=3 pad=1\nbatchnorm2d\nrelu\nmaxpool2d k=2\nconv2d out=3 k=3\ngap\nflatten\nlinear out=4\nlog_softmax", 2e-4f); }
 
+/* Branches (from=, add, concat): the gradients of a value read by several layers are
+ * summed (the model input's too), add passes dL/dout to every input, concat splits it. */
+TEST(add_input_twice) { check_layer("input 3x4x4\nconv2d out=3 k=3 pad=1 name=c\nadd from=c,input\nflatten"); }
+TEST(concat_three) { check_layer("input 2x3x3\nconv2d out=3 k=1 name=a\nconv2d out=1 k=3 pad=1 from=input name=b\nconcat from=b,input,a\nflatten"); }
+TEST(residual_block) {
+    check_layer_h("input 2x6x6\nconv2d out=4 k=3 pad=1 bias=false name=stem\nbatchnorm2d\nrelu name=s\n"
+                  "conv2d out=4 k=3 pad=1 bias=false\nbatchnorm2d\nrelu\nconv2d out=4 k=3 pad=1 bias=false\nbatchnorm2d name=main\n"
+                  "add from=main,s\nrelu name=relu_in\nconv2d out=6 k=3 stride=2 pad=1 name=down\n"
+                  "conv2d out=6 k=1 stride=2 from=relu_in name=proj\nadd from=down,proj\n"
+                  "gap\nflatten\nlinear out=4\nlog_softmax", 2e-4f);
+}
+TEST(concat_model) {
+    check_layer_h("input 2x6x6\nconv2d out=3 k=3 pad=1 name=a\nrelu name=ra\nconv2d out=2 k=1 from=input name=b\n"
+                  "batchnorm2d name=bb\nconcat from=ra,bb\nconv2d out=3 k=3\ngap\nflatten\nlinear out=3", 2e-4f);
+}
+
 int main(void) {
     RUN(conv_3x3_bias); RUN(conv_3x3_pad_nobias); RUN(conv_1x1_pad); RUN(conv_1x1); RUN(conv_5x5_stride2);
     RUN(conv_depthwise_3x3); RUN(conv_depthwise_3x3_stride2); RUN(conv_grouped); RUN(conv_dilated); RUN(conv_dilated_grouped_stride2);
     RUN(batchnorm); RUN(relu); RUN(maxpool); RUN(maxpool_overlap); RUN(avgpool); RUN(avgpool_pad); RUN(gap);
     RUN(relu6); RUN(leaky_relu); RUN(batchnorm1d); RUN(dropout2d); RUN(dropout2d_statistics);
     RUN(dropout); RUN(dropout_statistics); RUN(linear); RUN(linear_nobias); RUN(log_softmax); RUN(stack);
+    RUN(add_input_twice); RUN(concat_three); RUN(residual_block); RUN(concat_model);
     return test_summary();
 }

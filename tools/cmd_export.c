@@ -105,6 +105,7 @@ static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out
     int count = calibration;
     const char *dataset = d->name;
     if (!d->name) d->name = info->dataset;
+    if (cn_export_c_check(m)) return cli_fail();   /* before loading any data */
     if (int8 && !(calib = calibration_images(m, d, &count))) return 1;
     cn_export_c_stats stats;
     cn_status st = cn_export_c(m, out, info->mean, info->std,

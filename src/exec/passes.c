@@ -29,6 +29,8 @@ static const struct {
     [CN_LAYER_LOG_SOFTMAX] = {cn_log_softmax_forward, cn_log_softmax_backward},
     [CN_LAYER_RELU6] = {cn_relu6_forward, cn_relu6_backward},
     [CN_LAYER_LEAKY_RELU] = {cn_leaky_relu_forward, cn_leaky_relu_backward},
+    [CN_LAYER_ADD] = {cn_add_forward, cn_add_backward},
+    [CN_LAYER_CONCAT] = {cn_concat_forward, cn_concat_backward},
 };
 
 /* Layer i of a bound runner; a layer the plan leaves out (absorbed into a chain, a pass-
@@ -41,6 +43,39 @@ static void forward_layer(const cn_runner *r, int i) {
 static void backward_layer(const cn_runner *r, int i) {
     const cn_layer_ctx *c = &r->ctx[i];
     if (c->step->backward) layer_ops[c->layer->kind].backward(c);
+}
+
+/* A model with branches (exec/plan.h): before layer i's backward, the extra gradient buffers
+ * of its output value are added into the value's own, so layer i sees the sum over its
+ * readers. The model input's gradient, when wanted (grad_input: this runner's samples), is
+ * summed the same way and copied out; otherwise the layers reading the input write none. */
+static void add_extra_grads(cn_session *s, const cn_runner *r, int v) {
+    const cn_plan *p = cn_session_plan(s);
+    size_t n = (size_t)r->batch * cn_shape_size(cn_model_value_shape(s->model, v));
+    float *sum = cn_grad_at(s, v, r->slot);
+    for (int g = p->num_layers + 1; g < p->num_grads; g++) {
+        if (p->grad_value[g] != v) continue;
+        const float *extra = cn_grad_buffer_at(s, g, r->slot);
+        for (size_t k = 0; k < n; k++) sum[k] += extra[k];
+    }
+}
+
+static void backward_branched(cn_session *s, cn_runner *r, float *grad_input) {
+    const cn_model *m = s->model;
+    int L = m->num_layers;
+    for (int i = 0; !grad_input && i < L; i++)
+        for (int k = 0; k < m->layers[i].num_inputs; k++)
+            if (m->layers[i].inputs[k] == 0) {
+                r->ctx[i].grad_ins[k] = NULL;
+                if (k == 0) r->ctx[i].grad_in = NULL;
+            }
+    for (int i = L - 1; i >= 0; i--) {
+        if (i + 1 < L) add_extra_grads(s, r, i + 1);
+        backward_layer(r, i);
+    }
+    if (!grad_input) return;
+    add_extra_grads(s, r, 0);
+    memcpy(grad_input, cn_grad_at(s, 0, r->slot), (size_t)r->batch * cn_shape_size(m->input) * sizeof(float));
 }
 
 /* input, grad_output, grad_input, labels: the samples offset .. of the whole batch (exchange:
@@ -58,6 +93,10 @@ static void backward_layers(cn_session *s, cn_runner *r, const float *grad_outpu
     int L = m->num_layers, out_size = cn_shape_size(m->layers[L - 1].out);
     size_t first = (size_t)(r->first - s->offset);
     memcpy(cn_grad_at(s, L, r->slot), grad_output + first * out_size, (size_t)r->batch * out_size * sizeof(float));
+    if (cn_session_plan(s)->branched) {
+        backward_branched(s, r, grad_input ? grad_input + first * cn_shape_size(m->input) : NULL);
+        return;
+    }
     if (grad_input) r->ctx[0].grad_in = grad_input + first * cn_shape_size(m->input);
     for (int i = L - 1; i >= 0; i--) backward_layer(r, i);
 }

@@ -32,14 +32,47 @@ static cn_step fused_step(const cn_model *m, bool training, int i) {
     return st;
 }
 
+/* Eval, every layer on its own: value v takes the lowest buffer no live value holds. A
+ * buffer is live until the last reader of the values it holds (the output, value L, forever);
+ * layer i's output never shares with what layer i reads. Pass-throughs alias their input. */
+static cn_status share_buffers_by_lifetime(const cn_model *m, cn_plan *plan) {
+    int L = m->num_layers;
+    int *last_read = cn_calloc(2 * ((size_t)L + 1), sizeof *last_read), *busy_until = last_read + L + 1;
+    if (!last_read) return CN_ERR_NOMEM;
+    for (int v = 0; v <= L; v++) last_read[v] = v == L ? L : -1;
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < m->layers[i].num_inputs; k++)
+            if (i > last_read[m->layers[i].inputs[k]]) last_read[m->layers[i].inputs[k]] = i;
+    for (int b = 0; b <= L; b++) busy_until[b] = -1;
+    plan->buffer[0] = 0;
+    busy_until[0] = last_read[0];
+    for (int i = 0; i < L; i++) {
+        int v = i + 1, b = 0;
+        if (plan->steps[i].pass_through) b = plan->buffer[m->layers[i].inputs[0]];
+        else while (busy_until[b] >= i) b++;   /* a free one exists: at most L + 1 values */
+        plan->buffer[v] = b;
+        if (last_read[v] > busy_until[b]) busy_until[b] = last_read[v];
+    }
+    free(last_read);
+    return CN_OK;
+}
+
 cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_plan *plan) {
-    bool reference = flags & CN_SESSION_REFERENCE_CONV, unfused = reference || (flags & CN_SESSION_UNFUSED);
+    plan->branched = cn_model_has_branches(m);
+    bool reference = flags & CN_SESSION_REFERENCE_CONV;
+    bool unfused = reference || (flags & CN_SESSION_UNFUSED) || plan->branched;
     int L = m->num_layers;
     plan->training = training;
     plan->num_layers = L;
     plan->steps = cn_calloc(L, sizeof *plan->steps);
     plan->buffer = cn_calloc(L + 1, sizeof *plan->buffer);
-    if (!plan->steps || !plan->buffer) { cn_plan_free(plan); return CN_ERR_NOMEM; }
+    plan->buffer_floats = cn_calloc(L + 1, sizeof *plan->buffer_floats);
+    plan->grad_of_input = cn_calloc(L, sizeof *plan->grad_of_input);
+    plan->grad_value = cn_calloc((size_t)L * CN_MAX_INPUTS + L + 1, sizeof *plan->grad_value);
+    if (!plan->steps || !plan->buffer || !plan->buffer_floats || !plan->grad_of_input || !plan->grad_value) {
+        cn_plan_free(plan);
+        return CN_ERR_NOMEM;
+    }
     for (int i = 0; i <= L; i++) plan->buffer[i] = i;
     for (int i = 0; i < L; i++) {
         cn_step *st = &plan->steps[i];
@@ -50,15 +83,40 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
         if (!training && (kind == CN_LAYER_DROPOUT || kind == CN_LAYER_FLATTEN)) {
             st->pass_through = true;
             st->forward = false;
-            plan->buffer[i + 1] = plan->buffer[i];
+            plan->buffer[i + 1] = plan->buffer[m->layers[i].inputs[0]];
         }
     }
+    if (!training && unfused && share_buffers_by_lifetime(m, plan)) { cn_plan_free(plan); return CN_ERR_NOMEM; }
+    for (int v = 0; v <= L; v++) {
+        size_t n = (size_t)cn_shape_size(cn_model_value_shape(m, v));
+        if (n > plan->buffer_floats[plan->buffer[v]]) plan->buffer_floats[plan->buffer[v]] = n;
+    }
+    /* Gradient buffers (branched): the last reader of a value writes the value's own, every
+     * earlier reader an extra one. */
+    plan->num_grads = L + 1;
+    bool *has_reader = cn_calloc((size_t)L + 1, sizeof *has_reader);
+    if (!has_reader) { cn_plan_free(plan); return CN_ERR_NOMEM; }
+    for (int v = 0; v <= L; v++) plan->grad_value[v] = v;
+    for (int i = L - 1; i >= 0; i--)
+        for (int k = 0; k < m->layers[i].num_inputs; k++) {
+            int v = m->layers[i].inputs[k];
+            if (!has_reader[v]) { plan->grad_of_input[i][k] = v; has_reader[v] = true; continue; }
+            plan->grad_value[plan->num_grads] = v;
+            plan->grad_of_input[i][k] = plan->num_grads++;
+        }
+    free(has_reader);
     return CN_OK;
 }
 
 void cn_plan_free(cn_plan *plan) {
     free(plan->steps);
     free(plan->buffer);
+    free(plan->buffer_floats);
+    free(plan->grad_of_input);
+    free(plan->grad_value);
     plan->steps = NULL;
     plan->buffer = NULL;
+    plan->buffer_floats = NULL;
+    plan->grad_of_input = NULL;
+    plan->grad_value = NULL;
 }

@@ -2,17 +2,25 @@
  * per session: which layers run, which fused chains they lead (layers/fusion.h),
  * which neighbour each fused layer works with, and which buffer holds each value.
  *
- * Values are the tensors between layers: value i is the input of layer i, value
- * L (the number of layers) the model's output; buffer[v] names the activation
- * buffer that holds value v. In training every value has its own buffer (the
- * backward pass reads them all); in eval a pass-through layer (dropout, flatten)
- * outputs its input value, so the two share one buffer and the layer does
- * nothing. This value -> buffer map is where buffer lifetimes belong: a graph
- * with branches (residual, concat) gives each value its producer and its last
- * reader, and values whose lifetimes do not overlap share a buffer.
+ * Values are the tensors between layers: value v is the output of layer v - 1
+ * (value 0 the model input, value L, the number of layers, the model's output);
+ * in a plain stack value i is the input of layer i, in a model with branches
+ * (layer.h: inputs, from=) a layer may read any earlier value, and add/concat
+ * read several. buffer[v] names the activation buffer that holds value v. In
+ * training every value has its own buffer (the backward pass reads them all); in
+ * eval a pass-through layer (dropout, flatten) outputs its input value, so the
+ * two share one buffer and the layer does nothing. An eval plan whose layers
+ * each run their own passes (a model with branches, or CN_SESSION_UNFUSED) goes
+ * further: each value lives from the layer that writes it to the last layer that
+ * reads it, and a value takes over the buffer of one whose last reader has run.
  *
- * Gradients flow between neighbouring values only: d(value v) lives in
- * gradient buffer v % 2 (two buffers sized for the largest value). */
+ * Gradients of a plain stack flow between neighbouring values only: d(value v)
+ * lives in gradient buffer v % 2 (two buffers sized for the largest value). With
+ * branches (plan->branched) each value has its own gradient buffer; a value read
+ * by several layers gets the gradient its last reader writes there, and each
+ * other reader writes into an extra buffer of its own, which the backward pass
+ * adds in (in a fixed order) before the value's producer runs. Fusion (layers/fusion.h)
+ * looks at neighbouring layers only, so a model with branches runs unfused. */
 #ifndef CN_EXEC_PLAN_H
 #define CN_EXEC_PLAN_H
 #include "model.h"
@@ -44,9 +52,16 @@ typedef struct {
 
 typedef struct {
     bool training;
+    bool branched;              /* the model has branches (model.h: cn_model_has_branches) */
     int num_layers;
     cn_step *steps;             /* num_layers */
     int *buffer;                /* num_layers + 1: activation buffer of each value */
+    size_t *buffer_floats;      /* num_layers + 1: floats per sample of each buffer (its widest value) */
+    /* branched, training: gradient buffers 0..L are the values', L+1 .. num_grads-1 the extra
+     * ones of values with several readers */
+    int num_grads;
+    int (*grad_of_input)[CN_MAX_INPUTS];    /* num_layers: the gradient buffer each input's gradient goes to */
+    int *grad_value;            /* num_grads: the value whose gradient each buffer holds (a share of) */
 } cn_plan;
 
 /* Works out the plan of `model` in one mode; flags (test switches, exec/session.h):

@@ -7,17 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Samples-first size of value v (the input of layer v; v = L: the model's output). */
+/* Samples-first size of value v (the output of layer v - 1; v = 0: the model's input). */
 static int value_size(const cn_model *m, int v) {
-    return cn_shape_size(v < m->num_layers ? m->layers[v].in : m->layers[m->num_layers - 1].out);
+    return cn_shape_size(cn_model_value_shape(m, v));
 }
 
+/* A buffer shared by values of different sizes (exec/plan.h) keeps each sample slot at its
+ * widest value's stride, so that team workers' slots never overlap; a runner's samples
+ * are contiguous (value_size apart) from its slot's start. */
 float *cn_value_at(const cn_session *s, int v, int slot) {
-    return s->values[cn_session_plan(s)->buffer[v]] + (size_t)slot * value_size(s->model, v);
+    const cn_plan *p = cn_session_plan(s);
+    int b = p->buffer[v];
+    return s->values[b] + (size_t)slot * p->buffer_floats[b];
 }
 
 float *cn_grad_at(const cn_session *s, int v, int slot) {
+    if (s->grad_vals) return cn_grad_buffer_at(s, v, slot);
     return s->grad_bufs[v % 2] + (size_t)slot * s->grad_stride;
+}
+
+float *cn_grad_buffer_at(const cn_session *s, int g, int slot) {
+    return s->grad_vals[g] + (size_t)slot * value_size(s->model, s->plans[1].grad_value[g]);
 }
 
 size_t cn_layer_saved_floats(const cn_layer *l, int batch) {
@@ -53,7 +63,8 @@ void cn_runner_bind(cn_session *s, cn_runner *r, int slot, int first, int batch)
             .threads = r->threads, .training = s->training, .in_team = r->in_team,
             .batch = batch, .first = first, .team_batch = r->team_batch, .dropout_seed = s->dropout_seed,
             .in = cn_value_at(s, i, slot), .out = cn_value_at(s, end, slot), .own_out = cn_value_at(s, i + 1, slot),
-            .grad_out = cn_grad_at(s, end, slot), .grad_in = i > 0 ? cn_grad_at(s, i, slot) : NULL,
+            .grad_out = cn_grad_at(s, end, slot),
+            .grad_in = p->branched ? cn_grad_buffer_at(s, p->grad_of_input[i][0], slot) : i > 0 ? cn_grad_at(s, i, slot) : NULL,
             .saved = saved_at(s, r, i, slot),
             .argmax = s->training && st->pool >= 0 ? (int32_t *)saved_at(s, r, st->pool, slot) : NULL,
             .relu_grad_dst = st->grad_to_conv_relu ? cn_value_at(s, i - 1, slot) : NULL,
@@ -63,6 +74,11 @@ void cn_runner_bind(cn_session *s, cn_runner *r, int slot, int first, int batch)
             .grads = r->grads, .partials = r->partials, .scratch = r->scratch, .scratch_stride = s->scratch_stride,
         };
         cn_layer_ctx *c = &r->ctx[i];
+        for (int k = 0; k < l->num_inputs; k++) {
+            c->ins[k] = cn_value_at(s, l->inputs[k], slot);
+            c->grad_ins[k] = p->branched ? cn_grad_buffer_at(s, p->grad_of_input[i][k], slot) : c->grad_in;
+        }
+        c->in = c->ins[0];
         if (l->kind == CN_LAYER_DROPOUT) c->mask = (uint8_t *)s->saved[i] + (size_t)slot * cn_shape_size(l->in);
         if (l->kind == CN_LAYER_BATCHNORM2D) {
             c->plane_stats = s->bn_stats + (size_t)l->bn_index * s->bn_stats_stride;
@@ -98,6 +114,8 @@ void cn_session_free(cn_session *s) {
     for (int i = 0; s->saved && i < L; i++) cn_free_aligned(s->saved[i]);
     free(s->values);
     free(s->saved);
+    for (int g = 0; s->grad_vals && g < s->plans[1].num_grads; g++) cn_free_aligned(s->grad_vals[g]);
+    free(s->grad_vals);
     cn_free_aligned(s->grad_bufs[0]);
     cn_free_aligned(s->grad_bufs[1]);
     cn_free_aligned(s->grads);
@@ -111,8 +129,9 @@ void cn_session_free(cn_session *s) {
     free(s);
 }
 
-/* Activation buffers (one per value: the training plan's layout, which the eval plan's
- * shares) and the two gradient buffers, sized for the largest value. */
+/* Activation buffers (one per value: the training plan's layout; each as wide as the
+ * widest value either plan keeps in it) and the gradient buffers: two sized for the
+ * largest value, or (branches) the training plan's, one per value and extra reader. */
 static cn_status alloc_values(cn_session *s) {
     const cn_model *m = s->model;
     int L = m->num_layers, batch = s->capacity;
@@ -120,10 +139,18 @@ static cn_status alloc_values(cn_session *s) {
     s->values = cn_calloc(L + 1, sizeof *s->values);
     if (!s->values) return CN_ERR_NOMEM;
     for (int v = 0; v <= L; v++) {
-        size_t n;
+        size_t n, width = s->plans[0].buffer_floats[v] > s->plans[1].buffer_floats[v] ? s->plans[0].buffer_floats[v]
+                                                                                      : s->plans[1].buffer_floats[v];
         if (!cn_mul_ok((size_t)batch, (size_t)value_size(m, v), &n)) return cn_fail(CN_ERR_NOMEM, "batch too large");
         if (n > largest) largest = n;
-        if (!(s->values[v] = cn_alloc_floats(n))) return CN_ERR_NOMEM;
+        if (!cn_mul_ok((size_t)batch, width, &n)) return cn_fail(CN_ERR_NOMEM, "batch too large");
+        if (!(s->values[v] = cn_alloc_floats(n ? n : 1))) return CN_ERR_NOMEM;
+    }
+    if (s->plans[1].branched) {
+        const cn_plan *p = &s->plans[1];
+        if (!(s->grad_vals = cn_calloc(p->num_grads, sizeof *s->grad_vals))) return CN_ERR_NOMEM;
+        for (int g = 0; g < p->num_grads; g++)
+            if (!(s->grad_vals[g] = cn_alloc_floats((size_t)batch * value_size(m, p->grad_value[g])))) return CN_ERR_NOMEM;
     }
     s->grad_bufs[0] = cn_alloc_floats(largest);
     s->grad_bufs[1] = cn_alloc_floats(largest);

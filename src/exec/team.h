@@ -40,6 +40,7 @@ struct cn_session {
     cn_plan plans[2];       /* [0] eval, [1] training */
     float **values;         /* activation buffers (capacity samples each), indexed by plan buffer */
     float *grad_bufs[2];    /* gradients of the values: value v's in buffer v % 2 */
+    float **grad_vals;      /* a model with branches: the training plan's num_grads gradient buffers */
     size_t grad_stride;     /* floats per sample of each gradient buffer */
     float **saved;          /* per layer: its state kept from forward to backward (capacity samples) */
     float *grads;           /* dL/dparams (num_params) */
@@ -66,6 +67,8 @@ static inline const cn_plan *cn_session_plan(const cn_session *s) { return &s->p
 float *cn_value_at(const cn_session *s, int v, int slot);
 /* dL/d(value v) at sample `slot`. */
 float *cn_grad_at(const cn_session *s, int v, int slot);
+/* Gradient buffer g of a branched training plan (exec/plan.h) at sample `slot`. */
+float *cn_grad_buffer_at(const cn_session *s, int g, int slot);
 /* Binds runner r's layers to the samples slot .. slot+batch-1 of the session's buffers,
  * the first of which is sample `first` of the whole batch. */
 void cn_runner_bind(cn_session *s, cn_runner *r, int slot, int first, int batch);

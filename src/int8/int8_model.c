@@ -145,6 +145,9 @@ cn_status cn_int8_model_create(const cn_model *m, const float *mean, const float
                                int calib_count, cn_int8_model **out) {
     *out = NULL;
     if (!m || !mean || !std) return cn_fail(CN_ERR_ARG, "int8 inference: no model or no normalisation given");
+    if (cn_model_has_branches(m))
+        return cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has branches (from=, add, concat); int8 inference runs plain "
+                       "layer stacks only", m->source_name);
     if (m->input.c > CN_MAX_CHANNELS)
         return cn_fail(CN_ERR_UNSUPPORTED, "%s: %d input channels; int8 inference takes at most %d", m->source_name,
                        m->input.c, CN_MAX_CHANNELS);

@@ -366,10 +366,19 @@ void cn_export_c_plan_free(export_plan *p) {
     memset(p, 0, sizeof *p);
 }
 
+cn_status cn_export_c_check(const cn_model *m) {
+    if (cn_model_has_branches(m))
+        return cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has branches (from=, add, concat); the C export runs plain "
+                       "layer stacks only (export it to ONNX instead)", m->source_name);
+    return CN_OK;
+}
+
 cn_status cn_export_c_plan(const cn_model *m, const float *mean, const float *std, int flags, const float *calib_images,
                            int calib_count, const char *what, const char *target, export_plan *p) {
     memset(p, 0, sizeof *p);
     int int8 = flags & CN_EXPORT_C_INT8;
+    cn_status st0 = cn_export_c_check(m);
+    if (st0) return st0;
     bool per_channel = false;
     for (int c = 0; c < m->input.c; c++) {
         if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] <= 0.0f)

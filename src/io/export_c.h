@@ -59,6 +59,8 @@ typedef struct {
  * in [0, 1]) are required, otherwise they may be NULL. `stats` (may be NULL)
  * receives the flash/RAM figures that the header comment states.
  * The model's parameters must be finite. */
+/* CN_ERR_UNSUPPORTED (one line) for a model cn_export_c cannot write: one with branches. */
+cn_status cn_export_c_check(const cn_model *m);
 cn_status cn_export_c(const cn_model *m, const char *dir, const float *mean, const float *std, int flags,
                       const float *calib_images, int calib_count, cn_export_c_stats *stats);
 

@@ -422,6 +422,9 @@ cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const
 cn_status cn_onnx_export_labeled(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std,
                                  const char *dataset, int num_names, const char (*class_names)[CN_CLASS_NAME_MAX]) {
     if (!m || !path || !*path) return cn_fail(CN_ERR_ARG, "onnx export: no model or no output path given");
+    if (cn_model_has_branches(m))
+        return cn_fail(CN_ERR_UNSUPPORTED, "%s: %s has branches (from=, add, concat); the ONNX export writes plain "
+                       "layer stacks only", path, m->source_name);
     int channels = m->input.c >= 1 && m->input.c <= 4 ? m->input.c : 1;
     for (int c = 0; c < channels; c++)
         if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] <= 0.0f)

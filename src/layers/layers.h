@@ -36,6 +36,10 @@ struct cn_layer_ctx {
     float *own_out;             /* the layer's own output slot (value i + 1): scratch when it leads a chain */
     const float *grad_out;      /* backward: dL/d(out) */
     float *grad_in;             /* backward: dL/d(in); NULL when the input needs no gradient */
+    /* add, concat: every input (ins[0] = in) and its gradient (grad_ins[0] = grad_in; NULL where
+     * none is needed), layer->num_inputs of each */
+    const float *ins[CN_MAX_INPUTS];
+    float *grad_ins[CN_MAX_INPUTS];
     float *saved;               /* cn_layer_saved_floats(layer, batch) floats kept from forward to backward */
     uint8_t *mask;              /* dropout: the keep mask (B, in size) bytes, in its saved state */
     int32_t *argmax;            /* training, a chain with a pool: the pool's argmax (B, C, pooled), else NULL */
@@ -98,6 +102,11 @@ void cn_relu6_forward(const cn_layer_ctx *c);
 void cn_relu6_backward(const cn_layer_ctx *c);
 void cn_leaky_relu_forward(const cn_layer_ctx *c);
 void cn_leaky_relu_backward(const cn_layer_ctx *c);
+/* add: out = ins[0] + ins[1] + ...; concat: the inputs' channels one after the other (join.c) */
+void cn_add_forward(const cn_layer_ctx *c);
+void cn_add_backward(const cn_layer_ctx *c);
+void cn_concat_forward(const cn_layer_ctx *c);
+void cn_concat_backward(const cn_layer_ctx *c);
 
 /* Statistics of one plane for a batch norm: {sum, sum of squared deviations from the
  * plane's mean}, in double (the conv's output pass and batchnorm2d.c alike). */
