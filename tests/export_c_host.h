@@ -4,8 +4,69 @@
 #ifndef CONVNET_TEST_EXPORT_C_HOST_H
 #define CONVNET_TEST_EXPORT_C_HOST_H
 #include "harness.h"
+#include "model.h"
+#include "core/rng.h"
 #include <stdbool.h>
 #include <zlib.h>
+
+/* The layers beyond the seeds, for both tests: a depthwise conv with stride 2, a grouped
+ * and dilated conv with a max pool after it (fused into the int8 conv), a grouped 1x1, a
+ * dilated depthwise conv without padding or bias, relu6 (in the int8 region, saturating:
+ * see export_c_host_new_layers), leaky_relu, batchnorm1d after a linear (folded into it),
+ * dropout2d and dropout (dropped). */
+#define NEW_LAYERS_SPEC                                                    \
+    "input 1x28x28\n"                                                      \
+    "conv2d out=8 k=3 pad=1\nbatchnorm2d\nrelu6\n"                          \
+    "conv2d out=8 k=3 stride=2 pad=1 groups=8\nbatchnorm2d\nleaky_relu slope=0.1\n" \
+    "conv2d out=16 k=3 pad=2 dilation=2 groups=2\nmaxpool2d k=2\ndropout2d p=0.25\n" \
+    "conv2d out=24 k=1 groups=4\nrelu\n"                                    \
+    "conv2d out=24 k=3 dilation=2 groups=24 bias=false\nrelu6\n"            \
+    "flatten\nlinear out=32\nbatchnorm1d\nleaky_relu slope=0.2\ndropout p=0.1\n" \
+    "linear out=10\nlog_softmax\n"
+/* A grouped, dilated conv as the last weighted layer (int8 writes float from it), with
+ * leaky_relu in the int8 region and relu6 and leaky_relu after it (float). */
+#define NEW_LAYERS_TAIL_SPEC                                               \
+    "input 1x28x28\n"                                                      \
+    "conv2d out=20 k=5 stride=2\nleaky_relu slope=0.1\n"                    \
+    "conv2d out=10 k=3 dilation=2 groups=10\nrelu6\ngap\nflatten\nleaky_relu slope=0.3\nlog_softmax\n"
+
+/* Non-trivial batch-norm statistics (random-init models), so that folding and the
+ * per-channel affine are exercised. */
+static inline void export_c_host_perturb_bn(cn_model *m) {
+    cn_rng rng;
+    cn_rng_seed(&rng, 5);
+    for (int i = 0; i < m->num_layers; i++) {
+        cn_layer *l = &m->layers[i];
+        if (l->kind != CN_LAYER_BATCHNORM2D) continue;
+        int C = l->in.c;
+        float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset, *s = m->buffers + l->buffer_offset;
+        for (int c = 0; c < C; c++) {
+            w[c] = 0.8f + 0.4f * cn_rng_uniform(&rng);
+            b[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
+            s[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
+            s[C + c] = 0.5f + cn_rng_uniform(&rng);
+        }
+    }
+}
+
+/* "new-layers" (NEW_LAYERS_SPEC) or "new-layers-tail" (NEW_LAYERS_TAIL_SPEC) with seed
+ * `seed`, batch norms perturbed and the first batch norm's scale times 8, so that the
+ * first relu6 saturates on many pixels; NULL for another name. */
+static inline cn_model *export_c_host_new_layers(const char *name, uint64_t seed) {
+    bool tail = !strcmp(name, "new-layers-tail");
+    if (!tail && strcmp(name, "new-layers")) return NULL;
+    cn_model *m = NULL;
+    cn_status st = cn_model_from_spec(tail ? NEW_LAYERS_TAIL_SPEC : NEW_LAYERS_SPEC, name, seed, &m);
+    CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
+    if (!m) return NULL;
+    export_c_host_perturb_bn(m);
+    for (int i = 0; i < m->num_layers; i++)
+        if (m->layers[i].kind == CN_LAYER_BATCHNORM2D) {
+            for (int c = 0; c < m->layers[i].in.c; c++) m->params[m->layers[i].weight_offset + c] *= 8.0f;
+            break;
+        }
+    return m;
+}
 
 #define MNIST_TEST_IMAGES "../shared/data/mnist/t10k-images-idx3-ubyte.gz"
 #define MNIST_TEST_LABELS "../shared/data/mnist/t10k-labels-idx1-ubyte.gz"
@@ -95,7 +156,7 @@ static inline void *read_file(const char *path, size_t size) {
  * (n x 784 floats). Returns the scores (n x classes) and predictions (malloc'd), or false. */
 static inline bool export_c_host_run(const char *dir, const char *name, const float *inputs, int n, int classes, float **scores,
                                      int **preds) {
-    char cmd[1024], path[200];
+    char cmd[1024], path[400];
     snprintf(cmd, sizeof cmd, "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic -c model.c -o model.o", dir);
     CHECK_MSG(run(cmd) == 0, "%s: model.c does not compile as strict C99", name);
     snprintf(path, sizeof path, "%s/driver.c", dir);

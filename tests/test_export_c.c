@@ -17,7 +17,7 @@
 #define NUM_IMAGES 200
 #define NUM_CALIB 300
 
-static char tmp_dir[64];
+static char tmp_dir[200];
 static float *images;      /* NUM_CALIB + NUM_IMAGES images of 784 pixels in [0, 1] */
 
 /* Random stand-ins: blobs of ink on a dark background. */
@@ -37,7 +37,7 @@ static float *random_images(int count) {
 /* Exports `m`, compiles model.c strictly and with the driver, runs it on NUM_IMAGES images.
  * Returns the scores (NUM_IMAGES x classes) and predictions (malloc'd), or false. */
 static bool export_and_run(cn_model *m, const char *name, int int8, cn_export_c_stats *stats, float **scores, int **preds) {
-    char dir[160];
+    char dir[300];
     snprintf(dir, sizeof dir, "%s/%s", tmp_dir, name);
     cn_status st = cn_export_c(m, dir, (const float[]){0.1307f}, (const float[]){0.3081f}, int8, images, NUM_CALIB, stats);
     CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
@@ -68,24 +68,6 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
-/* Non-trivial BN statistics so that folding and the per-channel affine are exercised. */
-static void perturb_bn(cn_model *m) {
-    cn_rng rng;
-    cn_rng_seed(&rng, 5);
-    for (int i = 0; i < m->num_layers; i++) {
-        cn_layer *l = &m->layers[i];
-        if (l->kind != CN_LAYER_BATCHNORM2D) continue;
-        int C = l->in.c;
-        float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset, *s = m->buffers + l->buffer_offset;
-        for (int c = 0; c < C; c++) {
-            w[c] = 0.8f + 0.4f * cn_rng_uniform(&rng);
-            b[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
-            s[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
-            s[C + c] = 0.5f + cn_rng_uniform(&rng);
-        }
-    }
-}
-
 /* Every helper of the generator: avgpool with padding, BN not after a conv, a
  * strided conv, max-pool padding, a standalone ReLU, dropout, two linears. */
 static const char CUSTOM_SPEC[] =
@@ -94,8 +76,10 @@ static const char CUSTOM_SPEC[] =
     "conv2d out=8 k=3 stride=2 bias=false\nmaxpool2d k=2 pad=1\nrelu\nflatten\ndropout p=0.2\n"
     "linear out=32\nrelu\nlinear out=10\n";
 
-/* A preset by name, or CUSTOM_SPEC for "custom". */
+/* A preset by name, CUSTOM_SPEC for "custom", or export_c_host_new_layers' models
+ * ("new-layers", "new-layers-tail": batch norms already perturbed). */
 static cn_model *load(const char *name, uint64_t seed) {
+    if (!strncmp(name, "new-layers", 10)) return export_c_host_new_layers(name, seed);
     cn_model *m = NULL;
     cn_status st = strcmp(name, "custom") ? cn_model_load_spec(name, seed, &m)
                                           : cn_model_from_spec(CUSTOM_SPEC, "custom", seed, &m);
@@ -106,7 +90,7 @@ static cn_model *load(const char *name, uint64_t seed) {
 static void check_float(const char *preset, bool bn) {
     cn_model *m = load(preset, 11);
     if (!m) return;
-    if (bn) perturb_bn(m);
+    if (bn) export_c_host_perturb_bn(m);
     float *scores = NULL;
     int *preds = NULL;
     cn_export_c_stats stats;
@@ -132,13 +116,45 @@ TEST(float_seed001_matches_engine) { check_float("seed001", false); check_float(
 TEST(float_seed000_bn_folded) { check_float("seed000", true); }
 TEST(float_seed002_seed003_seed004) { check_float("seed002", false); check_float("seed003", false); check_float("seed004", true); }
 TEST(float_custom_all_helpers) { check_float("custom", true); }
+/* grouped, depthwise and dilated conv2d, relu6, leaky_relu, batchnorm1d, dropout2d */
+TEST(float_new_layers_match_engine) { check_float("new-layers", false); check_float("new-layers-tail", false); }
+
+/* The new layers' generated code: every batch norm folded (into the convs and, batchnorm1d,
+ * into the linear before it), the grouped/dilated helper called, dropout gone; with
+ * --target cortex-m4, conv2d_gq in its SMLAD and portable forms, and on the host (the
+ * portable form) the same scores as the generic int8 export, bit for bit. */
+TEST(new_layers_generated_code) {
+    cn_model *m = load("new-layers", 21);
+    if (!m) return;
+    char dir[300], cmd[4096];
+    snprintf(dir, sizeof dir, "%s/new-layers-contract", tmp_dir);
+    CHECK(cn_export_c(m, dir, (const float[]){0.1307f}, (const float[]){0.3081f}, 0, NULL, 0, NULL) == CN_OK);
+    snprintf(cmd, sizeof cmd, "! grep -q 'affine' %s/model.c && test \"$(grep -c '^    conv2d_grouped(' %s/model.c)\" = 4"
+             " && grep -q 'layers 14-15: linear .*batch norm folded' %s/model.c && test \"$(grep -c '^    relu6(' %s/model.c)\" = 2"
+             " && grep -q '^    leaky_relu(buf[01], 32, 0.200000003f);' %s/model.c && ! grep -qi 'dropout(' %s/model.c",
+             dir, dir, dir, dir, dir, dir);
+    CHECK_MSG(run(cmd) == 0, "new-layers float model.c: %s", cmd);
+    float *s1 = NULL, *s2 = NULL;
+    int *p1 = NULL, *p2 = NULL;
+    bool ok = export_and_run(m, "new-layers-int8-generic", CN_EXPORT_C_INT8, NULL, &s1, &p1);
+    ok = export_and_run(m, "new-layers-int8-m4", CN_EXPORT_C_INT8 | CN_EXPORT_C_CORTEX_M4, NULL, &s2, &p2) && ok;
+    if (ok) {
+        CHECK_MSG(!memcmp(s1, s2, (size_t)NUM_IMAGES * 10 * sizeof *s1), "int8 generic and cortex-m4 (portable) scores differ");
+        snprintf(cmd, sizeof cmd, "f=%s/new-layers-int8-m4/model.c; test \"$(grep -c '^static void conv2d_gq(' $f)\" = 2"
+                 " && grep -q '^#if defined(__ARM_FEATURE_DSP)' $f && grep -q '^    conv2d_gq(q[01], q[01], (float \\*)0, op[0-9]*_weight, op[0-9]*_mult, op[0-9]*_bias, 8, 14, 14, 16, 3, 1, 2, 7, 7, 0, 2, 2, 2, col);' $f"
+                 " && grep -q '^    relu6_q(q[01], 6272, [0-9]*);' $f && grep -q '^    leaky_relu_q(q[01], 1568, 0.100000001f);' $f", tmp_dir);
+        CHECK_MSG(run(cmd) == 0, "new-layers cortex-m4 int8 model.c: %s", cmd);
+    }
+    free(s1); free(s2); free(p1); free(p2);
+    cn_model_free(m);
+}
 
 /* Generated files: the documented signature, no allocation, only <math.h>/<stdint.h>. */
 TEST(generated_source_contract) {
     cn_model *m = NULL;
     CHECK(cn_model_load_spec("seed001", 3, &m) == CN_OK);
     if (!m) return;
-    char dir[160], path[200];
+    char dir[300], path[400];
     snprintf(dir, sizeof dir, "%s/contract", tmp_dir);
     CHECK(cn_export_c(m, dir, (const float[]){0.1307f}, (const float[]){0.3081f}, 0, NULL, 0, NULL) == CN_OK);
     snprintf(path, sizeof path, "%s/model.h", dir);
@@ -160,7 +176,7 @@ TEST(generated_source_contract) {
 static void check_int8(const char *preset, bool bn, int min_agree_permille) {
     cn_model *m = load(preset, 21);
     if (!m) return;
-    if (bn) perturb_bn(m);
+    if (bn) export_c_host_perturb_bn(m);
     float *scores = NULL, *fscores = NULL;
     int *preds = NULL, *fpreds = NULL;
     cn_export_c_stats stats, fstats;
@@ -187,12 +203,13 @@ TEST(int8_seed001_agrees_with_float) { check_int8("seed001", true, 970); }
 /* Others: a margin below the 97% bar, since random-init logits are close together. */
 TEST(int8_other_presets) { check_int8("seed000", true, 960); check_int8("seed003", false, 960); check_int8("seed004", true, 960); }
 TEST(int8_seed002_and_custom) { check_int8("seed002", false, 960); check_int8("custom", true, 960); }
+TEST(int8_new_layers_agree_with_float) { check_int8("new-layers", false, 900); check_int8("new-layers-tail", false, 900); }
 
 TEST(errors) {
     cn_model *m = NULL;
     CHECK(cn_model_load_spec("seed002", 1, &m) == CN_OK);
     if (!m) return;
-    char path[200];
+    char path[400];
     CHECK(cn_export_c(m, tmp_dir, (const float[]){0.1f}, (const float[]){0.3f}, 1, NULL, 0, NULL) == CN_ERR_ARG);
     CHECK(strstr(cn_last_error(), "calibration") != NULL);
     CHECK(cn_export_c(m, tmp_dir, (const float[]){0.1f}, (const float[]){-1.0f}, 0, NULL, 0, NULL) == CN_ERR_ARG);
@@ -207,7 +224,7 @@ TEST(errors) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/convnet-export-c-XXXXXX");
+    snprintf(tmp_dir, sizeof tmp_dir, TEST_TMP "/convnet-export-c-XXXXXX");
     if (!mkdtemp(tmp_dir)) { perror("mkdtemp"); return 1; }
     images = export_c_host_mnist(MNIST_TEST_IMAGES, NUM_CALIB + NUM_IMAGES);
     if (!images) {
@@ -218,14 +235,17 @@ int main(void) {
     RUN(float_seed000_bn_folded);
     RUN(float_seed002_seed003_seed004);
     RUN(float_custom_all_helpers);
+    RUN(float_new_layers_match_engine);
+    RUN(new_layers_generated_code);
     RUN(generated_source_contract);
     RUN(int8_seed001_agrees_with_float);
     RUN(int8_other_presets);
     RUN(int8_seed002_and_custom);
+    RUN(int8_new_layers_agree_with_float);
     RUN(errors);
     free(images);
-    char cmd[128];
+    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", tmp_dir);
+    if (!getenv("KEEP_TMP") && system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", tmp_dir);
     return test_summary();
 }

@@ -58,6 +58,87 @@ TEST(linear_q_dsp_matches_portable) {
     }
 }
 
+/* The grouped/dilated helpers against the plain ones: for each group, conv2d_q (int8) and
+ * conv2d (float) on the group's input channels with the kernel dilated by inserting zeros
+ * ((k-1)*d + 1 taps a side) give the group's output channels, exactly. */
+TEST(grouped_dilated_match_plain_convs) {
+    cn_rng_seed(&rng, 8);
+    for (int trial = 0; trial < 60; trial++) {
+        int groups = rnd(1, 4), cg = rnd(1, 3), og = rnd(1, 3), c = groups * cg, oc = groups * og;
+        int k = rnd(1, 3), d = rnd(1, 3), s = rnd(1, 2), p = rnd(0, 2), span = (k - 1) * d + 1;
+        int h = rnd(span, 10), w = rnd(span, 10);
+        if (h + 2 * p < span || w + 2 * p < span) continue;
+        int oh = (h + 2 * p - span) / s + 1, ow = (w + 2 * p - span) / s + 1, relu = trial & 1;
+        int8_t in[12 * 100], wt[12 * 3 * 9], wd[3 * 3 * 49], q1[12 * 196], q2[12 * 196];
+        float fin[12 * 100], fwt[12 * 3 * 9], fwd[3 * 3 * 49], f1[12 * 196], f2[12 * 196], mult[12], bias[12];
+        for (int i = 0; i < c * h * w; i++) { in[i] = (int8_t)rnd(-127, 127); fin[i] = 0.01f * (float)in[i]; }
+        for (int i = 0; i < oc * cg * k * k; i++) { wt[i] = (int8_t)rnd(-127, 127); fwt[i] = 0.003f * (float)wt[i]; }
+        for (int o = 0; o < oc; o++) { mult[o] = 0.001f * (float)rnd(1, 40); bias[o] = (float)rnd(-20, 20); }
+        conv2d_gq_generic(in, q1, NULL, wt, mult, bias, c, h, w, oc, k, s, p, oh, ow, relu, 1, groups, d, NULL);
+        conv2d_grouped(fin, f1, fwt, bias, c, h, w, oc, k, s, p, oh, ow, relu, groups, d);
+        for (int g = 0; g < groups; g++) {
+            memset(wd, 0, sizeof wd);
+            memset(fwd, 0, sizeof fwd);
+            for (int o = 0; o < og; o++)
+                for (int i = 0; i < cg; i++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int src = (((g * og + o) * cg + i) * k + ky) * k + kx, dst = ((o * cg + i) * span + ky * d) * span + kx * d;
+                            wd[dst] = wt[src];
+                            fwd[dst] = fwt[src];
+                        }
+            size_t in_off = (size_t)g * cg * h * w, out_off = (size_t)g * og * oh * ow;
+            conv2d_q_generic(in + in_off, q2 + out_off, NULL, wd, mult + g * og, bias + g * og, cg, h, w, og, span, s, p, oh, ow,
+                             relu, 1, NULL);
+            conv2d(fin + in_off, f2 + out_off, fwd, bias + g * og, cg, h, w, og, span, s, p, oh, ow, relu);
+        }
+        int n = oc * oh * ow;
+        CHECK_MSG(!memcmp(q1, q2, (size_t)n), "int8 trial %d: groups %d cg %d og %d k %d d %d s %d p %d h %d w %d", trial,
+                  groups, cg, og, k, d, s, p, h, w);
+        CHECK_MSG(!memcmp(f1, f2, (size_t)n * sizeof *f1), "float trial %d: groups %d k %d d %d", trial, groups, k, d);
+    }
+}
+
+/* conv2d_gq, DSP variant against portable: groups, dilation, a fused pool, float output */
+TEST(conv2d_gq_dsp_matches_portable) {
+    cn_rng_seed(&rng, 9);
+    for (int trial = 0; trial < 60; trial++) {
+        int groups = rnd(1, 4), cg = rnd(1, 3), og = rnd(1, 3), c = groups * cg, oc = groups * og;
+        int k = rnd(1, 3), d = rnd(1, 2), s = rnd(1, 2), p = rnd(0, 2), span = (k - 1) * d + 1;
+        int h = rnd(span + 1, 10), w = rnd(span + 1, 10);
+        int ch = (h + 2 * p - span) / s + 1, cw = (w + 2 * p - span) / s + 1, pool = trial % 3 == 0 && ch >= 2 && cw >= 2 ? 2 : 1;
+        int oh = ch / pool, ow = cw / pool, relu = trial & 1, to_float = trial % 5 == 4 && pool == 1;
+        int8_t in[12 * 100], wt[12 * 3 * 9], q1[12 * 196], q2[12 * 196];
+        float mult[12], bias[12], f1[12 * 196], f2[12 * 196];
+        int16_t col[3 * 9];
+        for (int i = 0; i < c * h * w; i++) in[i] = (int8_t)rnd(-127, 127);
+        for (int i = 0; i < oc * cg * k * k; i++) wt[i] = (int8_t)rnd(-127, 127);
+        for (int o = 0; o < oc; o++) { mult[o] = 0.001f * (float)rnd(1, 40); bias[o] = (float)rnd(-20, 20); }
+        conv2d_gq_generic(in, to_float ? NULL : q1, f1, wt, mult, bias, c, h, w, oc, k, s, p, oh, ow, relu, pool, groups, d, NULL);
+        conv2d_gq(in, to_float ? NULL : q2, f2, wt, mult, bias, c, h, w, oc, k, s, p, oh, ow, relu, pool, groups, d, col);
+        int n = oc * oh * ow, same = 1;
+        for (int i = 0; i < n; i++) same &= to_float ? f1[i] == f2[i] : q1[i] == q2[i];
+        CHECK_MSG(same, "trial %d: groups %d cg %d og %d k %d d %d s %d p %d pool %d", trial, groups, cg, og, k, d, s, p, pool);
+    }
+}
+
+/* relu6_q clamps to [0, top]; leaky_relu_q scales negative values only, rounding as q8 */
+TEST(relu6_and_leaky_relu_int8) {
+    int8_t x[5] = {-100, -3, 0, 20, 90}, y[5];
+    memcpy(y, x, sizeof x);
+    relu6_q(y, 5, 37);
+    CHECK(y[0] == 0 && y[1] == 0 && y[2] == 0 && y[3] == 20 && y[4] == 37);
+    memcpy(y, x, sizeof x);
+    leaky_relu_q(y, 5, 0.1f);
+    CHECK(y[0] == -10 && y[1] == 0 && y[2] == 0 && y[3] == 20 && y[4] == 90);   /* -0.3 rounds to 0 */
+    float f[4] = {-2.0f, 0.0f, 3.0f, 7.5f};
+    relu6(f, 4);
+    CHECK(f[0] == 0.0f && f[1] == 0.0f && f[2] == 3.0f && f[3] == 6.0f);
+    float g[3] = {-2.0f, 0.5f, -0.0f};
+    leaky_relu(g, 3, 0.25f);
+    CHECK(g[0] == -0.5f && g[1] == 0.5f && g[2] == 0.0f);
+}
+
 /* conv2d_q with pool 2 = conv2d_q, then maxpool_q 2x2 stride 2 (odd sizes drop the last row/column) */
 TEST(fused_max_pool_matches_two_steps) {
     cn_rng_seed(&rng, 7);
@@ -88,7 +169,7 @@ TEST(embedded_text_is_the_files_text) {
         if (fp) { (void)!fread(text[f], 1, (1 << 17) - 1, fp); fclose(fp); }
     }
     int count = (int)(sizeof c_runtime_helpers / sizeof c_runtime_helpers[0]);
-    CHECK(count == 21);
+    CHECK(count == 28);
     for (int k = 0; k < count; k++) {
         int found = 0;
         for (int f = 0; f < 3; f++) found |= strstr(text[f], c_runtime_helpers[k].text) != NULL;
@@ -102,6 +183,9 @@ int main(void) {
     RUN(emulated_dsp_instructions);
     RUN(conv2d_q_dsp_matches_portable);
     RUN(linear_q_dsp_matches_portable);
+    RUN(grouped_dilated_match_plain_convs);
+    RUN(conv2d_gq_dsp_matches_portable);
+    RUN(relu6_and_leaky_relu_int8);
     RUN(fused_max_pool_matches_two_steps);
     RUN(embedded_text_is_the_files_text);
     return test_summary();

@@ -1,6 +1,8 @@
 /* int8 inference on the CPU (src/int8/int8_model.h) against the int8 C export compiled on
  * the host: seed001, seed003 and seed004 trained one epoch on 3,000 MNIST training images,
- * and a model with every int8 step (random weights): for the same calibration images,
+ * a model with every int8 step (random weights), and export_c_host.h's models with the layers
+ * beyond the seeds (grouped, depthwise and dilated convs, relu6, leaky_relu, batchnorm1d,
+ * dropout2d; trained briefly and random): for the same calibration images,
  * the int8 model gives bitwise the exported model_predict's scores and the same class on
  * every one of 1,000 MNIST test images, on every int8 kernel set this CPU runs (and with 1
  * and 2 threads on the best one). Without ../shared/data/mnist, random images and untrained weights. */
@@ -19,7 +21,7 @@
 #define NUM_TEST 1000
 
 static const char *const sets[] = {"avx512-vnni", "avx2", "generic"};
-static char tmp_dir[64];
+static char tmp_dir[200];
 static float *train_x, *test_x;       /* pixels in [0, 1]; the first NUM_CALIB training images calibrate */
 static int *train_y, *test_y;
 static const float mean[1] = {0.1307f}, stdv[1] = {0.3081f};
@@ -45,24 +47,6 @@ static float *random_images(int count, uint64_t seed) {
                 for (int xx = cx - 3; xx <= cx + 3; xx++) x[n * 784 + y * 28 + xx] = cn_rng_uniform(&rng);
         }
     return x;
-}
-
-/* Non-trivial batch-norm statistics (random-init models). */
-static void perturb_bn(cn_model *m) {
-    cn_rng rng;
-    cn_rng_seed(&rng, 5);
-    for (int i = 0; i < m->num_layers; i++) {
-        cn_layer *l = &m->layers[i];
-        if (l->kind != CN_LAYER_BATCHNORM2D) continue;
-        int C = l->in.c;
-        float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset, *s = m->buffers + l->buffer_offset;
-        for (int c = 0; c < C; c++) {
-            w[c] = 0.8f + 0.4f * cn_rng_uniform(&rng);
-            b[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
-            s[c] = 0.2f * cn_rng_uniform(&rng) - 0.1f;
-            s[C + c] = 0.5f + cn_rng_uniform(&rng);
-        }
-    }
 }
 
 /* One epoch of Adam (lr 0.001, batch 64) over the training images. */
@@ -109,12 +93,15 @@ static int float_hits(cn_model *m) {
 
 static void check_model(const char *name, bool train) {
     cn_model *m = NULL;
-    cn_status st = strcmp(name, "custom") ? cn_model_load_spec(name, 7, &m) : cn_model_from_spec(CUSTOM_SPEC, "custom", 7, &m);
+    bool new_layers = !strncmp(name, "new-layers", 10);   /* export_c_host.h's models, BN already perturbed */
+    cn_status st = new_layers ? CN_OK : strcmp(name, "custom") ? cn_model_load_spec(name, 7, &m)
+                                                               : cn_model_from_spec(CUSTOM_SPEC, "custom", 7, &m);
+    if (new_layers) m = export_c_host_new_layers(name, 7);
     CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
     if (!m) return;
     if (train) train_briefly(m);
-    else perturb_bn(m);
-    char dir[160];
+    else if (!new_layers) export_c_host_perturb_bn(m);
+    char dir[300];
     snprintf(dir, sizeof dir, "%s/%s", tmp_dir, name);
     float *c_scores = NULL, *scores = malloc((size_t)NUM_TEST * 10 * sizeof *scores), *scores1 = malloc((size_t)NUM_TEST * 10 * sizeof *scores1);
     int *c_preds = NULL, classes[NUM_TEST];
@@ -159,14 +146,22 @@ TEST(seed001_identical_to_c_export) { check_model("seed001", train_y != NULL); }
 TEST(seed003_identical_to_c_export) { check_model("seed003", train_y != NULL); }
 TEST(seed004_identical_to_c_export) { check_model("seed004", train_y != NULL); }
 TEST(every_step_identical_to_c_export) { check_model("custom", false); }
+/* grouped, depthwise and dilated convs (the export's conv2d_gq), relu6 and leaky_relu in
+ * int8 and in the float tail, batchnorm1d folded, dropout2d: trained briefly, and untrained
+ * with a saturating relu6 */
+TEST(new_layers_identical_to_c_export) {
+    check_model("new-layers", train_y != NULL);
+    check_model("new-layers", false);
+    check_model("new-layers-tail", false);
+}
 
 TEST(refusals) {
     cn_model *m = NULL;
     cn_int8_model *q = NULL;
-    CHECK(cn_model_from_spec("input 1x28x28\nconv2d out=4 k=3\nrelu6\nflatten\nlinear out=10\n", "r6", 1, &m) == CN_OK);
+    CHECK(cn_model_from_spec("input 1x28x28\nconv2d out=4 k=3\nflatten\nlog_softmax\nlinear out=10\n", "ls", 1, &m) == CN_OK);
     if (m) {
         CHECK(cn_int8_model_create(m, mean, stdv, train_x, 10, &q) == CN_ERR_UNSUPPORTED && !q);
-        CHECK_MSG(strstr(cn_last_error(), "relu6") && strstr(cn_last_error(), "int8"), "%s", cn_last_error());
+        CHECK_MSG(strstr(cn_last_error(), "log_softmax") && strstr(cn_last_error(), "int8"), "%s", cn_last_error());
         CHECK(cn_int8_model_create(m, mean, stdv, NULL, 0, &q) == CN_ERR_ARG && !q);
         cn_model_free(m);
     }
@@ -180,7 +175,7 @@ TEST(refusals) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/convnet-int8-XXXXXX");
+    snprintf(tmp_dir, sizeof tmp_dir, TEST_TMP "/convnet-int8-XXXXXX");
     if (!mkdtemp(tmp_dir)) { perror("mkdtemp"); return 1; }
     train_x = export_c_host_mnist(MNIST_TRAIN_IMAGES, NUM_TRAIN);
     train_y = export_c_host_mnist_labels(MNIST_TRAIN_LABELS, NUM_TRAIN);
@@ -198,9 +193,10 @@ int main(void) {
     RUN(seed003_identical_to_c_export);
     RUN(seed004_identical_to_c_export);
     RUN(every_step_identical_to_c_export);
+    RUN(new_layers_identical_to_c_export);
     RUN(refusals);
     free(train_x); free(train_y); free(test_x); free(test_y);
-    char cmd[128];
+    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", tmp_dir);
     return test_summary();

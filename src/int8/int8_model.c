@@ -20,13 +20,17 @@ int cn_int8_model_num_classes(const cn_int8_model *q) { return q->classes; }
 int cn_int8_model_log_probs(const cn_int8_model *q) { return q->log_probs; }
 const char *cn_int8_model_kernels(const cn_int8_model *q) { return q->ks->name; }
 
-/* The border that the tensor written by op j needs: the padding of the conv that reads it
- * (after any ops that work in place), 0 otherwise. */
+/* A conv that the int8 kernels run (no groups, no dilation); the others run the export's
+ * conv2d_gq (STEP_REF). */
+static bool kernel_conv(const export_op *o) { return o->kind == OP_CONV && o->groups == 1 && o->dilation == 1; }
+
+/* The border that the tensor written by op j needs: the padding of the kernel conv that
+ * reads it (after any ops that work in place), 0 otherwise. */
 static int consumer_pad(const export_plan *p, int j) {
     for (int k = j + 1; k <= p->last_weighted; k++) {
         export_op_kind kind = p->ops[k].kind;
-        if (kind == OP_RELU || kind == OP_AFFINE) continue;
-        return kind == OP_CONV ? p->ops[k].pad : 0;
+        if (kind == OP_RELU || kind == OP_AFFINE || kind == OP_RELU6 || kind == OP_LEAKY_RELU) continue;
+        return kernel_conv(&p->ops[k]) ? p->ops[k].pad : 0;
     }
     return 0;
 }
@@ -114,7 +118,7 @@ static cn_status build_steps(cn_int8_model *q) {
     for (int i = 0; i <= p->last_weighted && !status;) {
         const export_op *o = &p->ops[i];
         i8_step *st = &q->steps[q->num_steps++];
-        if (o->kind == OP_CONV || o->kind == OP_LINEAR) {
+        if (kernel_conv(o) || o->kind == OP_LINEAR) {
             i += conv_step(q, i, cur, st, &status);
             cur = st->out;
             continue;
@@ -123,7 +127,11 @@ static cn_status build_steps(cn_int8_model *q) {
         st->in = cur;
         switch (o->kind) {
         case OP_RELU: st->kind = STEP_RELU; st->out = cur; break;
-        case OP_AFFINE: st->kind = STEP_REF; st->out = cur; break;
+        case OP_AFFINE: case OP_RELU6: case OP_LEAKY_RELU: st->kind = STEP_REF; st->out = cur; break;
+        case OP_CONV:   /* grouped or dilated */
+            st->kind = STEP_REF;
+            st->out = i < p->last_weighted ? add_tensor(q, o->out, consumer_pad(p, i)) : -1;
+            break;
         case OP_MAXPOOL: st->kind = STEP_MAXPOOL; st->out = add_tensor(q, o->out, consumer_pad(p, i)); break;
         case OP_GAP:
             st->kind = q->tensors[cur].cp <= 1024 && !q->tensors[cur].pad ? STEP_GAP : STEP_REF;

@@ -5,9 +5,10 @@
  * It computes the same int32 sums and the same float requantisation as the exported
  * model_predict, and the layers after the last conv/linear with the export's own float
  * helpers, so its scores are bitwise those of the exported C and its classes identical.
- * Layers the int8 C export refuses (anything but conv2d without groups or dilation,
- * linear, batchnorm2d, relu, max/avg pooling, global average pooling, dropout, flatten,
- * log_softmax after the last conv/linear) are refused with one error line. */
+ * Convs without groups or dilation and linears run on the int8 kernels; grouped,
+ * depthwise and dilated convs, relu6, leaky_relu, average pooling and a batch norm not
+ * fused run the export's own int8 helpers. What the int8 C export refuses (e.g. a
+ * log_softmax before the last conv/linear) is refused with one error line. */
 #ifndef CN_INT8_MODEL_H
 #define CN_INT8_MODEL_H
 #include "convnet.h"

@@ -32,8 +32,15 @@ void cn_i8_ref_int8_op(const export_op *o, int8_t *in, int8_t *out) {
     case OP_AFFINE: affine_q(in, o->mult, o->qbias, C, H * W, o->relu); break;
     case OP_AVGPOOL: avgpool_q(in, out, C, H, W, o->k, o->stride, o->pad, o->out.h, o->out.w, rescale); break;
     case OP_GAP: gap_q(in, out, C, H * W, rescale); break;
+    case OP_RELU6: relu6_q(in, C * H * W, o->relu6_top); break;
+    case OP_LEAKY_RELU: leaky_relu_q(in, C * H * W, o->slope); break;
     default: break;   /* the others have kernels (int8.h) */
     }
+}
+
+void cn_i8_ref_conv_op(const export_op *o, const int8_t *in, int8_t *qout, float *fout) {
+    conv2d_gq(in, qout, fout, o->wq, o->mult, o->qbias, o->in.c, o->in.h, o->in.w, o->out.c, o->k, o->stride, o->pad,
+              o->out.h, o->out.w, o->relu, 1, o->groups, o->dilation, (int16_t *)0);
 }
 
 void cn_i8_ref_float_op(const export_op *o, float **cur, float **other) {
@@ -42,6 +49,8 @@ void cn_i8_ref_float_op(const export_op *o, float **cur, float **other) {
     switch (o->kind) {
     case OP_AFFINE: affine(in, o->w, o->b, C, H * W, o->relu); return;
     case OP_RELU: relu(in, C * H * W); return;
+    case OP_RELU6: relu6(in, C * H * W); return;
+    case OP_LEAKY_RELU: leaky_relu(in, C * H * W, o->slope); return;
     case OP_LOG_SOFTMAX: log_softmax(in, C); return;   /* as the generated call */
     case OP_MAXPOOL: maxpool(in, out, C, H, W, o->k, o->stride, o->pad, o->out.h, o->out.w); break;
     case OP_AVGPOOL: avgpool(in, out, C, H, W, o->k, o->stride, o->pad, o->out.h, o->out.w); break;

@@ -1,7 +1,7 @@
 /* The C export's own helpers (src/io/export_c_runtime/int8.c and float.c), compiled into
  * the library: the int8 CPU inference runs them for the steps it has no kernel for (the
  * float layers after the last conv/linear, int8 average pooling, a batch norm not fused
- * into a conv) and quantises its input with their q8, and the tests use them as the
+ * into a conv, grouped or dilated convs, relu6 and leaky_relu) and quantises its input with their q8, and the tests use them as the
  * reference of the int8 kernels. Shapes: (channel, row, column) in one flat array, as
  * those files say. */
 #ifndef CN_INT8_REFERENCE_H
@@ -19,9 +19,13 @@ void cn_i8_ref_linear_q(const int8_t *in, int8_t *qout, float *fout, const int8_
                         const float *bias, int n, int m, int relu);
 void cn_i8_ref_maxpool_q(const int8_t *in, int8_t *out, int c, int h, int w, int k, int s, int p, int oh, int ow);
 
-/* The int8 op o of a quantised plan (OP_AFFINE, OP_AVGPOOL or OP_GAP) on one image:
- * in (o->in) -> out (o->out); OP_AFFINE works in place (out is in). */
+/* The int8 op o of a quantised plan (OP_AFFINE, OP_AVGPOOL, OP_GAP, OP_RELU6 or
+ * OP_LEAKY_RELU) on one image: in (o->in) -> out (o->out); OP_AFFINE, OP_RELU6 and
+ * OP_LEAKY_RELU work in place (out is in). */
 void cn_i8_ref_int8_op(const export_op *o, int8_t *in, int8_t *out);
+/* The int8 conv op o (any groups and dilation; the export's conv2d_gq without a fused
+ * pool) on one image: in (o->in) -> qout (o->out) or, qout NULL, fout (o->out, float). */
+void cn_i8_ref_conv_op(const export_op *o, const int8_t *in, int8_t *qout, float *fout);
 /* The float op o (not OP_CONV or OP_LINEAR) on one image: reads *cur, writes *other or in
  * place; *cur follows the output (swapped with *other when it moved). */
 void cn_i8_ref_float_op(const export_op *o, float **cur, float **other);

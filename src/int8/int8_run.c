@@ -81,7 +81,12 @@ static void run_step(const cn_int8_model *q, const i8_step *st, const chunk_buff
     case STEP_REF:
         for (int i = 0; i < n; i++) {
             to_chw(in, tensor_image(q, b, st->in, i), b->ca);
-            cn_i8_ref_int8_op(o, b->ca, b->cb);
+            if (o->kind == OP_CONV && st->out < 0) {   /* the last conv: float (c,h,w) */
+                cn_i8_ref_conv_op(o, b->ca, NULL, b->fa + (size_t)i * q->float_size);
+                continue;
+            }
+            if (o->kind == OP_CONV) cn_i8_ref_conv_op(o, b->ca, b->cb, NULL);
+            else cn_i8_ref_int8_op(o, b->ca, b->cb);
             from_chw(out, st->out == st->in ? b->ca : b->cb, tensor_image(q, b, st->out, i));
         }
         break;

@@ -22,7 +22,8 @@ typedef enum {
     STEP_MAXPOOL,   /* cn_i8_maxpool */
     STEP_RELU,      /* cn_i8_relu, in place */
     STEP_GAP,       /* cn_i8_gap */
-    STEP_REF        /* batch norm (in place), average pooling: the export's int8 helper on a (c,h,w) copy */
+    STEP_REF        /* batch norm, relu6, leaky_relu (in place), average pooling, grouped or dilated conv
+                       (out -1: float output): the export's int8 helper on a (c,h,w) copy */
 } i8_step_kind;
 
 typedef struct {

@@ -65,9 +65,6 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
             st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
         if (st) return st;
         if (l->kind == CN_LAYER_DROPOUT || l->kind == CN_LAYER_FLATTEN) continue;   /* identities at inference */
-        if (l->kind == CN_LAYER_CONV2D && (l->groups != 1 || l->dilation != 1))
-            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s: grouped or dilated conv2d (groups=%d dilation=%d) has no C export yet",
-                           m->source_name, l->name, l->groups, l->dilation);
         if (l->kind == CN_LAYER_RELU && p->num_ops > 0) {
             export_op *prev = &p->ops[p->num_ops - 1];
             bool between_ok = true;   /* only dropout/flatten between the previous op and this ReLU */
@@ -86,6 +83,8 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
         o->k = l->kernel;
         o->stride = l->stride;
         o->pad = l->pad;
+        o->groups = l->kind == CN_LAYER_CONV2D && l->groups > 1 ? l->groups : 1;
+        o->dilation = l->kind == CN_LAYER_CONV2D && l->dilation > 1 ? l->dilation : 1;
         switch (l->kind) {
         case CN_LAYER_CONV2D: case CN_LAYER_LINEAR: {
             o->kind = l->kind == CN_LAYER_CONV2D ? OP_CONV : OP_LINEAR;
@@ -95,7 +94,8 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
             o->w = dup_floats(w, l->weight_count);
             o->b = l->bias_count ? dup_floats(b, (size_t)oc) : NULL;
             if (!o->w || (l->bias_count && !o->b)) return CN_ERR_NOMEM;
-            if (l->kind == CN_LAYER_CONV2D && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D) {
+            /* a batch norm right after (batchnorm2d after a conv, batchnorm1d after a linear) folds in */
+            if (i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D && m->layers[i + 1].in.c == oc) {
                 const cn_layer *bn = &m->layers[i + 1];
                 st = check_finite(m, bn, "weight", m->params + bn->weight_offset, bn->weight_count);
                 if (!st) st = check_finite(m, bn, "bias", m->params + bn->bias_offset, bn->bias_count);
@@ -124,6 +124,8 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
             break;
         }
         case CN_LAYER_RELU: o->kind = OP_RELU; break;
+        case CN_LAYER_RELU6: o->kind = OP_RELU6; break;
+        case CN_LAYER_LEAKY_RELU: o->kind = OP_LEAKY_RELU; o->slope = l->slope; break;
         case CN_LAYER_MAXPOOL2D: o->kind = OP_MAXPOOL; break;
         case CN_LAYER_AVGPOOL2D: o->kind = OP_AVGPOOL; break;
         case CN_LAYER_GAP: o->kind = OP_GAP; break;
@@ -141,19 +143,22 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
  * images. It depends only on the plan, not on which intermediate activations
  * the engine keeps (its fused kernels skip some). */
 
+/* Grouped and dilated too: output channel oc reads the CG input channels of group oc / (OC / groups). */
 static void ref_conv(const export_op *o, const float *in, float *out) {
-    int C = o->in.c, H = o->in.h, W = o->in.w, OC = o->out.c, OH = o->out.h, OW = o->out.w, k = o->k, s = o->stride, p = o->pad;
+    int H = o->in.h, W = o->in.w, OC = o->out.c, OH = o->out.h, OW = o->out.w, k = o->k, s = o->stride, p = o->pad;
+    int CG = o->in.c / o->groups, OG = OC / o->groups, d = o->dilation;
     for (int oc = 0; oc < OC; oc++)
         for (int y = 0; y < OH; y++)
             for (int x = 0; x < OW; x++) {
                 float acc = 0.0f;
-                for (int i = 0; i < C; i++)
+                const float *src = in + (size_t)(oc / OG) * CG * H * W;
+                for (int i = 0; i < CG; i++)
                     for (int ky = 0; ky < k; ky++) {
-                        int iy = y * s - p + ky;
+                        int iy = y * s - p + ky * d;
                         if (iy < 0 || iy >= H) continue;
                         for (int kx = 0; kx < k; kx++) {
-                            int ix = x * s - p + kx;
-                            if (ix >= 0 && ix < W) acc += in[(i * H + iy) * W + ix] * o->w[((size_t)(oc * C + i) * k + ky) * k + kx];
+                            int ix = x * s - p + kx * d;
+                            if (ix >= 0 && ix < W) acc += src[(i * H + iy) * W + ix] * o->w[((size_t)(oc * CG + i) * k + ky) * k + kx];
                         }
                     }
                 if (o->b) acc += o->b[oc];
@@ -212,6 +217,12 @@ static void ref_op(const export_op *o, float **cur, float **other) {
     case OP_RELU:
         for (int i = 0; i < n; i++) if (in[i] < 0.0f) in[i] = 0.0f;
         return;
+    case OP_RELU6:
+        for (int i = 0; i < n; i++) in[i] = in[i] > 0.0f ? (in[i] < 6.0f ? in[i] : 6.0f) : 0.0f;
+        return;
+    case OP_LEAKY_RELU:
+        for (int i = 0; i < n; i++) if (!(in[i] > 0.0f)) in[i] *= o->slope;
+        return;
     case OP_MAXPOOL: case OP_AVGPOOL: ref_pool(o, in, out); break;
     case OP_GAP: {
         int plane = o->in.h * o->in.w;
@@ -228,8 +239,8 @@ static void ref_op(const export_op *o, float **cur, float **other) {
     *other = in;
 }
 
-/* int8 ops whose output gets its own calibrated scale; the others (ReLU, max
- * pooling) keep their input's. Averages get their own: they span a much
+/* int8 ops whose output gets its own calibrated scale; the others (ReLU, ReLU6, leaky
+ * ReLU, max pooling) keep their input's. Averages get their own: they span a much
  * narrower range than the activations they average. */
 static bool calibrated_output(export_op_kind k) {
     return k == OP_CONV || k == OP_LINEAR || k == OP_AFFINE || k == OP_AVGPOOL || k == OP_GAP;
@@ -330,6 +341,7 @@ static int8_t quantise(float v) {
 static cn_status quantise_weights(export_plan *p) {
     for (int i = 0; i <= p->last_weighted; i++) {
         export_op *o = &p->ops[i];
+        if (o->kind == OP_RELU6) o->relu6_top = quantise(6.0f / o->s_in);
         if (o->kind != OP_CONV && o->kind != OP_LINEAR && o->kind != OP_AFFINE) continue;
         int C = o->channels;
         o->mult = cn_calloc((size_t)C, sizeof *o->mult);

@@ -16,8 +16,11 @@
  * model_predict, each sized to the largest activation it holds (the RAM use is
  * stated in the header comment). It needs only <math.h> (and <stdint.h> for int8) and
  * compiles with `cc -std=c99 -Wall -Wextra -Werror -pedantic`. A batchnorm2d
- * that directly follows a conv2d is folded into it; other BNs become a
- * per-channel scale and shift. ReLUs that follow conv/linear/BN are fused.
+ * that directly follows a conv2d (a batchnorm1d that follows a linear) is folded
+ * into it; other BNs become a per-channel scale and shift. ReLUs that follow
+ * conv/linear/BN are fused; relu6 and leaky_relu are in-place helpers. Grouped,
+ * depthwise and dilated convs run conv2d_grouped (float) / conv2d_gq (int8).
+ * dropout, dropout2d and flatten are dropped.
  *
  * The helpers it calls are copied from the files in src/io/export_c_runtime, embedded at
  * build time.
@@ -30,9 +33,10 @@
  * or linear layer runs in int8; that layer writes float, and what follows it
  * (e.g. pooling, log_softmax) runs in float. A max pool with stride = kernel and
  * no padding right after an int8 conv is fused into it (the conv map is never
- * stored; same results).
+ * stored; same results). relu6 and leaky_relu keep their input's scale (relu6
+ * clamps at q8(6 / scale), leaky_relu rounds q * slope with q8).
  *
- * flags & CN_EXPORT_C_CORTEX_M4 (int8): conv and linear also get variants using
+ * flags & CN_EXPORT_C_CORTEX_M4 (int8): conv (grouped too) and linear also get variants using
  * the Arm DSP extension's SMLAD through arm_acle.h (export_c_runtime/int8_dsp.c),
  * chosen at compile time when __ARM_FEATURE_DSP is defined (and MODEL_NO_DSP is
  * not), with the portable code otherwise; the results are identical. */

@@ -84,7 +84,8 @@ static const char *grouped(size_t v, char *buf) {
 /* ---- generation ---------------------------------------------------------------------- */
 
 static const char *op_name(export_op_kind k) {
-    static const char *names[] = {"conv2d", "linear", "batchnorm2d", "relu", "maxpool2d", "avgpool2d", "gap", "log_softmax"};
+    static const char *names[] = {"conv2d", "linear", "batchnorm2d", "relu", "maxpool2d", "avgpool2d", "gap", "log_softmax",
+                                  "relu6", "leaky_relu"};
     return names[k];
 }
 
@@ -186,9 +187,12 @@ static void put_calls(text *t, const export_plan *p, emit_state *e) {
         size_t out_n = (size_t)cn_shape_size(end->out);
         char fused[32] = "";
         if (pool) snprintf(fused, sizeof fused, ", max pool %d fused", pool->k);
-        put(t, "    /* layer%s %s%s%s: %s %dx%dx%d -> %dx%dx%d%s%s%s%s */\n", end->last > o->first ? "s" : "", first->name,
-            end->last > o->first ? "-" : "", end->last > o->first ? last->name : "", op_name(o->kind), C, H, W, OC, OH, OW,
-            o->bn_folded ? ", batch norm folded" : "", o->relu ? ", ReLU" : "", fused,
+        bool grouped = conv && (o->groups > 1 || o->dilation > 1);
+        char conv_kind[48] = "";
+        if (grouped) snprintf(conv_kind, sizeof conv_kind, " (groups %d, dilation %d)", o->groups, o->dilation);
+        put(t, "    /* layer%s %s%s%s: %s%s %dx%dx%d -> %dx%dx%d%s%s%s%s */\n", end->last > o->first ? "s" : "", first->name,
+            end->last > o->first ? "-" : "", end->last > o->first ? last->name : "", op_name(o->kind), conv_kind, C, H, W, OC,
+            OH, OW, o->bn_folded ? ", batch norm folded" : "", o->relu ? ", ReLU" : "", fused,
             q ? (qo ? ", int8" : ", int8 -> float") : "");
         const char *fin = fcur ? "buf1" : "buf0", *fout = fcur ? "buf0" : "buf1";
         const char *qin = qcur ? "q1" : "q0", *qout = qcur ? "q0" : "q1";
@@ -197,8 +201,9 @@ static void put_calls(text *t, const export_plan *p, emit_state *e) {
         static const char *const names[][2] = {
             [OP_CONV] = {"conv2d", "conv2d_q"}, [OP_LINEAR] = {"linear", "linear_q"}, [OP_AFFINE] = {"affine", "affine_q"},
             [OP_RELU] = {"relu", "relu_q"}, [OP_MAXPOOL] = {"maxpool", "maxpool_q"}, [OP_AVGPOOL] = {"avgpool", "avgpool_q"},
-            [OP_GAP] = {"gap", "gap_q"}, [OP_LOG_SOFTMAX] = {"log_softmax", "log_softmax"}};
-        const char *fn = names[o->kind][q];
+            [OP_GAP] = {"gap", "gap_q"}, [OP_LOG_SOFTMAX] = {"log_softmax", "log_softmax"},
+            [OP_RELU6] = {"relu6", "relu6_q"}, [OP_LEAKY_RELU] = {"leaky_relu", "leaky_relu_q"}};
+        const char *fn = grouped ? (q ? "conv2d_gq" : "conv2d_grouped") : names[o->kind][q];
         use_helper(e, fn);
         switch (o->kind) {
         case OP_CONV: case OP_LINEAR:
@@ -218,6 +223,7 @@ static void put_calls(text *t, const export_plan *p, emit_state *e) {
             if (conv) put(t, "%d, %d, %d, %d, %d, %d, %d, %d, %d, %d", C, H, W, OC, o->k, o->stride, o->pad, OH, OW, o->relu);
             else put(t, "%d, %d, %d", cn_shape_size(o->in), OC, o->relu);
             if (q && conv) put(t, ", %d", pool ? pool->k : 1);
+            if (grouped) put(t, ", %d, %d", o->groups, o->dilation);
             put(t, "%s%s);\n", q ? ", " : "", q ? col : "");
             if (pool) i++;
             break;
@@ -227,6 +233,16 @@ static void put_calls(text *t, const export_plan *p, emit_state *e) {
         case OP_RELU:
             put(t, "    %s(%s, %d);\n", fn, q ? qin : fin, cn_shape_size(o->in));
             break;
+        case OP_RELU6:
+            if (q) put(t, "    %s(%s, %d, %d);\n", fn, qin, cn_shape_size(o->in), o->relu6_top);
+            else put(t, "    %s(%s, %d);\n", fn, fin, cn_shape_size(o->in));
+            break;
+        case OP_LEAKY_RELU: {
+            char slope[48];
+            float_literal(o->slope, slope, sizeof slope);
+            put(t, "    %s(%s, %d, %s);\n", fn, q ? qin : fin, cn_shape_size(o->in), slope);
+            break;
+        }
         case OP_MAXPOOL: case OP_AVGPOOL: case OP_GAP:
             if (o->kind == OP_GAP) put(t, "    %s(%s, %s, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H * W);
             else put(t, "    %s(%s, %s, %d, %d, %d, %d, %d, %d, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H, W, o->k,
@@ -244,21 +260,32 @@ static void put_calls(text *t, const export_plan *p, emit_state *e) {
     put(t, "    for (i = 0; i < MODEL_NUM_CLASSES; i++) out[i] = %s[i];\n", fcur ? "buf1" : "buf0");
 }
 
-/* The helpers the body calls, in c_runtime_helpers' order; with the DSP variants, conv2d_q
- * and linear_q come last, in both forms, chosen by the preprocessor. */
+/* The int8 helpers with a DSP variant (int8_dsp.c), and the variant's name. */
+static const char *const dsp_pairs[][2] = {
+    {"conv2d_q", "conv2d_q_dsp"}, {"conv2d_gq", "conv2d_gq_dsp"}, {"linear_q", "linear_q_dsp"}};
+#define NUM_DSP_PAIRS ((int)(sizeof dsp_pairs / sizeof dsp_pairs[0]))
+
+/* The helpers the body calls, in c_runtime_helpers' order; with the DSP variants, the
+ * helpers that have one come last, in both forms, chosen by the preprocessor. */
 static void put_helpers(text *t, const emit_state *e) {
-    int conv_q = helper_index("conv2d_q"), linear_q = helper_index("linear_q");
-    bool dsp = e->dsp && (e->used[conv_q] || e->used[linear_q]);
+    bool dsp = false, has_dsp[NUM_HELPERS];
+    memset(has_dsp, 0, sizeof has_dsp);
+    for (int k = 0; k < NUM_DSP_PAIRS && e->dsp; k++) {
+        int portable = helper_index(dsp_pairs[k][0]);
+        has_dsp[portable] = true;
+        dsp |= e->used[portable];
+    }
     for (int k = 0; k < NUM_HELPERS; k++)
-        if (e->used[k] && !(dsp && (k == conv_q || k == linear_q))) put(t, "\n%s", c_runtime_helpers[k].text);
+        if (e->used[k] && !(dsp && has_dsp[k])) put(t, "\n%s", c_runtime_helpers[k].text);
     if (!dsp) return;
     put(t, "\n#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(MODEL_NO_DSP)\n");
-    static const char *const dsp_names[] = {"dsp_prelude", "dsp_dot", "conv2d_q_dsp", "linear_q_dsp"};
-    for (int k = 0; k < 4; k++)
-        if (k < 2 || e->used[k == 2 ? conv_q : linear_q]) put(t, "\n%s", c_runtime_helpers[helper_index(dsp_names[k])].text);
+    put(t, "\n%s", c_runtime_helpers[helper_index("dsp_prelude")].text);
+    put(t, "\n%s", c_runtime_helpers[helper_index("dsp_dot")].text);
+    for (int k = 0; k < NUM_DSP_PAIRS; k++)
+        if (e->used[helper_index(dsp_pairs[k][0])]) put(t, "\n%s", c_runtime_helpers[helper_index(dsp_pairs[k][1])].text);
     put(t, "\n#else /* portable C */\n");
-    if (e->used[conv_q]) put(t, "\n%s", c_runtime_helpers[conv_q].text);
-    if (e->used[linear_q]) put(t, "\n%s", c_runtime_helpers[linear_q].text);
+    for (int k = 0; k < NUM_DSP_PAIRS; k++)
+        if (e->used[helper_index(dsp_pairs[k][0])]) put(t, "\n%s", c_runtime_helpers[helper_index(dsp_pairs[k][0])].text);
     put(t, "\n#endif\n");
 }
 
@@ -325,8 +352,9 @@ static void put_source_comment(text *c, const export_plan *p, const emit_state *
     if (e->dsp)
         put(c, " * With the Arm DSP extension (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m4) conv and linear use\n"
                " * SMLAD through arm_acle.h; define MODEL_NO_DSP for the portable code. Same results.\n");
-    put(c, " * Batch norm that follows a conv is folded into it; ReLU is fused where it follows\n"
-           " * conv/linear/batch norm; dropout and flatten are identities at inference.\n */\n");
+    put(c, " * Batch norm that follows a conv (batchnorm1d: a linear) is folded into it; ReLU is fused\n"
+           " * where it follows conv/linear/batch norm; dropout, dropout2d and flatten are identities\n"
+           " * at inference.\n */\n");
 }
 
 cn_status cn_export_c_generate(const export_plan *p, const char *dir, const float *mean, const float *std, int flags, int calib_count,
@@ -334,9 +362,11 @@ cn_status cn_export_c_generate(const export_plan *p, const char *dir, const floa
     bool int8 = flags & CN_EXPORT_C_INT8;
     char lit_inv[48];
     emit_state e = {.int8 = int8, .dsp = int8 && (flags & CN_EXPORT_C_CORTEX_M4)};
-    static const char *const fixed[] = {"q8", "requant", "conv2d_q", "linear_q", "dsp_prelude", "dsp_dot", "conv2d_q_dsp", "linear_q_dsp"};
+    static const char *const fixed[] = {"q8", "requant", "dsp_prelude", "dsp_dot"};
     for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++)
         if (helper_index(fixed[k]) < 0) e.missing = 1;
+    for (int k = 0; k < NUM_DSP_PAIRS; k++)
+        if (helper_index(dsp_pairs[k][0]) < 0 || helper_index(dsp_pairs[k][1]) < 0) e.missing = 1;
     text body = {0}, weights = {0}, c = {0}, h = {0};
     put_calls(&body, p, &e);
     if (e.missing) {

@@ -1,5 +1,6 @@
 /* The C export's plan, shared by its two halves: export_c.c builds it from a model
- * (batch norm folded into the conv before it, ReLU fused, dropout and flatten dropped)
+ * (batch norm folded into the conv or linear before it, ReLU fused, dropout, dropout2d
+ * and flatten dropped)
  * and, for int8, calibrates its activation scales and quantises its weights;
  * export_c_gen.c writes model.h and model.c from it. The int8 CPU inference
  * (src/int8/) runs the same int8 plan, so that the two give the same classes. */
@@ -15,13 +16,18 @@
 #define CALIB_PERCENTILE 0.9999
 #endif
 
-typedef enum { OP_CONV, OP_LINEAR, OP_AFFINE, OP_RELU, OP_MAXPOOL, OP_AVGPOOL, OP_GAP, OP_LOG_SOFTMAX } export_op_kind;
+typedef enum {
+    OP_CONV, OP_LINEAR, OP_AFFINE, OP_RELU, OP_MAXPOOL, OP_AVGPOOL, OP_GAP, OP_LOG_SOFTMAX,
+    OP_RELU6, OP_LEAKY_RELU   /* in place; int8: the input's scale */
+} export_op_kind;
 
 typedef struct {
     export_op_kind kind;
     int first, last;        /* model layers covered; the op's output is the engine's acts[last + 1] */
     cn_shape in, out;
     int k, stride, pad;
+    int groups, dilation;   /* conv: groups (weight (channels, in.c / groups, k, k)), tap spacing; 1 otherwise */
+    float slope;            /* leaky_relu: negative slope */
     bool relu;              /* fused ReLU */
     bool bn_folded;         /* conv: the following batch norm is folded in */
     int channels;           /* conv/linear: output channels; affine: channels */
@@ -33,6 +39,7 @@ typedef struct {
     float s_in, s_out;      /* activation scales (real = q * s) */
     int8_t *wq;             /* conv/linear: quantised weight */
     float *mult, *qbias;    /* per channel: requantisation multiplier and bias (in the output scale) */
+    int relu6_top;          /* relu6: q8(6 / s_in), the int8 value of 6 */
 } export_op;
 
 typedef struct {

@@ -33,6 +33,36 @@ static void conv2d(const float *in, float *out, const float *weight, const float
             }
 }
 
+/* @helper conv2d_grouped */
+/* in (c,h,w) -> out (oc,oh,ow); weight (oc, c/groups, k, k): output channel o reads the
+ * c/groups input channels of its group, o / (oc/groups) (depthwise when groups == c);
+ * taps d apart (dilation d); zero padding p; bias may be null */
+static void conv2d_grouped(const float *in, float *out, const float *weight, const float *bias, int c, int h, int w,
+                           int oc, int k, int s, int p, int oh, int ow, int relu, int groups, int d)
+{
+    int cg = c / groups, og = oc / groups, o, y, x, i, ky, kx;
+    for (o = 0; o < oc; o++) {
+        const float *src = in + (o / og) * cg * h * w;
+        for (y = 0; y < oh; y++)
+            for (x = 0; x < ow; x++) {
+                float acc = 0.0f;
+                for (i = 0; i < cg; i++)
+                    for (ky = 0; ky < k; ky++) {
+                        int iy = y * s - p + ky * d;
+                        if (iy < 0 || iy >= h) continue;
+                        for (kx = 0; kx < k; kx++) {
+                            int ix = x * s - p + kx * d;
+                            if (ix < 0 || ix >= w) continue;
+                            acc += src[(i * h + iy) * w + ix] * weight[((o * cg + i) * k + ky) * k + kx];
+                        }
+                    }
+                if (bias) acc += bias[o];
+                if (relu && acc < 0.0f) acc = 0.0f;
+                out[(o * oh + y) * ow + x] = acc;
+            }
+    }
+}
+
 /* @helper linear */
 /* in (n) -> out (m) = weight (m,n) @ in + bias; bias may be null */
 static void linear(const float *in, float *out, const float *weight, const float *bias, int n, int m, int relu)
@@ -63,6 +93,25 @@ static void relu(float *x, int n)
 {
     int i;
     for (i = 0; i < n; i++) if (x[i] < 0.0f) x[i] = 0.0f;
+}
+
+/* @helper relu6 */
+/* in place: min(max(x, 0), 6) */
+static void relu6(float *x, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        float v = x[i] > 0.0f ? x[i] : 0.0f;
+        x[i] = v < 6.0f ? v : 6.0f;
+    }
+}
+
+/* @helper leaky_relu */
+/* in place: x > 0 ? x : x * slope */
+static void leaky_relu(float *x, int n, float slope)
+{
+    int i;
+    for (i = 0; i < n; i++) if (!(x[i] > 0.0f)) x[i] = x[i] * slope;
 }
 
 /* @helper maxpool */
@@ -136,6 +185,6 @@ static void log_softmax(float *x, int n)
 /* Not copied: references every helper, so that this file compiles on its own with
  * -Wunused-function on (tests/test_export_c_runtime.c includes it too). */
 void (*const export_c_runtime_float[])(void) = {
-    (void (*)(void))conv2d, (void (*)(void))linear, (void (*)(void))affine, (void (*)(void))relu,
-    (void (*)(void))maxpool, (void (*)(void))avgpool, (void (*)(void))gap, (void (*)(void))log_softmax,
+    (void (*)(void))conv2d, (void (*)(void))conv2d_grouped, (void (*)(void))linear, (void (*)(void))affine,
+    (void (*)(void))relu, (void (*)(void))relu6, (void (*)(void))leaky_relu, (void (*)(void))maxpool, (void (*)(void))avgpool, (void (*)(void))gap, (void (*)(void))log_softmax,
 };

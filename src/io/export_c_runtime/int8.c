@@ -69,6 +69,43 @@ static void conv2d_q(const int8_t *in, int8_t *qout, float *fout, const int8_t *
             }
 }
 
+/* @helper conv2d_gq */
+/* conv2d_q for grouped, depthwise or dilated convolutions: weight (oc, c/groups, k, k);
+ * output channel o reads the c/groups input channels of its group, o / (oc/groups)
+ * (depthwise when groups == c); taps d apart (dilation d). Otherwise as conv2d_q: int32
+ * sums requantised to qout or fout, a pool x pool max pool fused, col unused. The taps
+ * inside the image are found once per position. */
+static void conv2d_gq(const int8_t *in, int8_t *qout, float *fout, const int8_t *weight, const float *mult,
+                      const float *bias, int c, int h, int w, int oc, int k, int s, int p, int oh, int ow, int relu,
+                      int pool, int groups, int d, int16_t *col)
+{
+    int cg = c / groups, og = oc / groups, o, y, x, i, ky, kx, py, px;
+    (void)col;
+    for (o = 0; o < oc; o++) {
+        const int8_t *src = in + (o / og) * cg * h * w;
+        for (y = 0; y < oh; y++)
+            for (x = 0; x < ow; x++) {
+                int32_t best = 0;
+                for (py = 0; py < pool; py++)
+                    for (px = 0; px < pool; px++) {
+                        int cy = (y * pool + py) * s - p, cx = (x * pool + px) * s - p;
+                        /* taps ky in [ky0, ky1) have 0 <= cy + ky * d < h; likewise kx */
+                        int ky0 = cy < 0 ? (-cy + d - 1) / d : 0, ky1 = cy + (k - 1) * d >= h ? (h - cy + d - 1) / d : k;
+                        int kx0 = cx < 0 ? (-cx + d - 1) / d : 0, kx1 = cx + (k - 1) * d >= w ? (w - cx + d - 1) / d : k;
+                        int32_t acc = 0;
+                        for (i = 0; i < cg; i++) {
+                            const int8_t *wt = weight + (o * cg + i) * k * k, *plane = src + i * h * w;
+                            for (ky = ky0; ky < ky1; ky++)
+                                for (kx = kx0; kx < kx1; kx++)
+                                    acc += (int32_t)plane[(cy + ky * d) * w + cx + kx * d] * (int32_t)wt[ky * k + kx];
+                        }
+                        if ((py == 0 && px == 0) || acc > best) best = acc;
+                    }
+                requant(best, mult[o], bias[o], relu, qout, fout, (o * oh + y) * ow + x, 1);
+            }
+    }
+}
+
 /* @helper linear_q */
 /* int8 in (n) -> out (m): int32 dot products with weight (m,n), requantised as in
  * conv2d_q. col: scratch of the DSP variant, unused here (may be null). */
@@ -101,6 +138,25 @@ static void relu_q(int8_t *x, int n)
 {
     int i;
     for (i = 0; i < n; i++) if (x[i] < 0) x[i] = 0;
+}
+
+/* @helper relu6_q */
+/* relu6 in place, same scale in and out: q clamped to [0, top], top = q8(6 / scale) */
+static void relu6_q(int8_t *x, int n, int top)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        if (x[i] < 0) x[i] = 0;
+        if (x[i] > top) x[i] = (int8_t)top;
+    }
+}
+
+/* @helper leaky_relu_q */
+/* leaky_relu in place, same scale in and out: a negative q becomes q8(q * slope) */
+static void leaky_relu_q(int8_t *x, int n, float slope)
+{
+    int i;
+    for (i = 0; i < n; i++) if (x[i] < 0) x[i] = q8((float)x[i] * slope);
 }
 
 /* @helper maxpool_q */
@@ -159,6 +215,6 @@ static void gap_q(const int8_t *in, int8_t *out, int c, int plane, float rescale
 /* @end */
 /* Not copied: references every helper (see float.c). */
 void (*const export_c_runtime_int8[])(void) = {
-    (void (*)(void))conv2d_q, (void (*)(void))linear_q, (void (*)(void))affine_q, (void (*)(void))relu_q,
-    (void (*)(void))maxpool_q, (void (*)(void))avgpool_q, (void (*)(void))gap_q,
+    (void (*)(void))conv2d_q, (void (*)(void))conv2d_gq, (void (*)(void))linear_q, (void (*)(void))affine_q,
+    (void (*)(void))relu_q, (void (*)(void))relu6_q, (void (*)(void))leaky_relu_q, (void (*)(void))maxpool_q, (void (*)(void))avgpool_q, (void (*)(void))gap_q,
 };

@@ -1,4 +1,4 @@
-/* conv2d_q and linear_q for Arm cores with the DSP extension (Cortex-M4, M7, M33...):
+/* conv2d_q, conv2d_gq and linear_q for Arm cores with the DSP extension (Cortex-M4, M7, M33...):
  * the same contracts and the same int32 sums as int8.c's (integer sums do not depend
  * on their order), with two multiply-adds per SMLAD instruction, as CMSIS-NN does.
  * `convnet export --target cortex-m4` copies them under
@@ -7,9 +7,11 @@
  * Elsewhere (the build-time check, tests/test_export_c_runtime.c) MODEL_SMLAD and
  * MODEL_SXTB16 are emulated in portable C below, so these kernels run on the host. */
 #define conv2d_q conv2d_q_generic
+#define conv2d_gq conv2d_gq_generic
 #define linear_q linear_q_generic
 #include "int8.c"
 #undef conv2d_q
+#undef conv2d_gq
 #undef linear_q
 
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
@@ -88,6 +90,37 @@ static void conv2d_q(const int8_t *in, int8_t *qout, float *fout, const int8_t *
                 }
 }
 
+/* @helper conv2d_gq_dsp */
+/* conv2d_gq (int8.c) with SMLAD: at each conv position and for each group, the group's
+ * input patch (c/groups, k, k) with taps d apart, zero outside the image, goes to col (at
+ * least c/groups*k*k values), and the weights of each output channel of the group are
+ * dotted with it. */
+static void conv2d_gq(const int8_t *in, int8_t *qout, float *fout, const int8_t *weight, const float *mult,
+                      const float *bias, int c, int h, int w, int oc, int k, int s, int p, int oh, int ow, int relu,
+                      int pool, int groups, int d, int16_t *col)
+{
+    int cg = c / groups, og = oc / groups, n = cg * k * k, n4 = n & ~3, g, o, y, x, i, ky, kx, py, px;
+    for (y = 0; y < oh; y++)
+        for (x = 0; x < ow; x++)
+            for (py = 0; py < pool; py++)
+                for (px = 0; px < pool; px++) {
+                    int cy = (y * pool + py) * s - p, cx = (x * pool + px) * s - p;
+                    for (g = 0; g < groups; g++) {
+                        const int8_t *src = in + g * cg * h * w;
+                        int j = 0;
+                        for (i = 0; i < cg; i++)
+                            for (ky = 0; ky < k; ky++)
+                                for (kx = 0; kx < k; kx++, j++) {
+                                    int iy = cy + ky * d, ix = cx + kx * d;
+                                    col[COL_AT(j, n4)] = (iy < 0 || iy >= h || ix < 0 || ix >= w) ? 0 : src[(i * h + iy) * w + ix];
+                                }
+                        for (o = g * og; o < (g + 1) * og; o++)
+                            requant(dot_q(weight + o * n, col, n), mult[o], bias[o], relu, qout, fout,
+                                    (o * oh + y) * ow + x, py == 0 && px == 0);
+                    }
+                }
+}
+
 /* @helper linear_q_dsp */
 /* linear_q (int8.c) with SMLAD: the input goes to col (at least n values) once */
 static void linear_q(const int8_t *in, int8_t *qout, float *fout, const int8_t *weight, const float *mult,
@@ -100,4 +133,6 @@ static void linear_q(const int8_t *in, int8_t *qout, float *fout, const int8_t *
 
 /* @end */
 /* Not copied: references every helper (see float.c). */
-void (*const export_c_runtime_int8_dsp[])(void) = { (void (*)(void))conv2d_q, (void (*)(void))linear_q };
+void (*const export_c_runtime_int8_dsp[])(void) = {
+    (void (*)(void))conv2d_q, (void (*)(void))conv2d_gq, (void (*)(void))linear_q
+};
