@@ -1,7 +1,11 @@
-/* The depthwise 3x3 kernels (kernels.h: dw3x3, dw3x3_wgrad; layers/conv2d_depthwise.c) on
- * every kernel set this CPU has, against the im2col reference path (CN_SESSION_REFERENCE_CONV):
- * a training step's output, input gradient and parameter gradients, and the eval-mode chain
- * depthwise conv + batch norm + relu (fusion.h: bn_first) against the three layers run alone.
+/* The depthwise 3x3 kernels (kernels.h: dw3x3, dw3x3_wgrad, dw3x3_dgrad_s2;
+ * layers/conv2d_depthwise.c) on every kernel set this CPU has, against the im2col reference
+ * path (CN_SESSION_REFERENCE_CONV, every layer unfused): a training step's output, input
+ * gradient and parameter gradients, alone and followed by a batch norm (+ relu) whose
+ * statistics come from the conv's pass and whose input gradient the conv forms itself
+ * (fusion.h: cn_bn_stats_from_conv, cn_bn_grad_in_dw_conv); the stride-2 input gradient by
+ * parity classes against a direct sum; and the eval-mode chain depthwise conv + batch norm +
+ * relu (fusion.h: bn_first) against the three layers run alone.
  * The fast path sums the 9 taps in another order (and with fused multiply-adds): results
  * agree within 1e-5 of the sum of magnitudes. */
 #include "harness.h"
@@ -48,10 +52,28 @@ static cn_model *model_of(const dw_case *dc, const char *tail) {
     return m;
 }
 
-/* One training step, fast against reference: 1 when everything agrees. */
-static int check_training(const dw_case *dc, int threads) {
-    cn_model *m = model_of(dc, "");
+/* Whether the plan of m (training) fuses the batch norm at layer 1 (if any) with the depthwise
+ * conv at layer 0 as fusion.h says: statistics from the conv pass, input gradient formed by the conv. */
+static bool bn_fused_with_conv(const cn_model *m) {
+    cn_plan plan;
+    if (cn_plan_build(m, true, 0, &plan) != CN_OK) return false;
+    bool ok = plan.steps[0].bn_stats_out && plan.steps[1].stats_from_conv && plan.steps[1].grad_in_dw_conv &&
+              plan.steps[0].peer == 1;
+    cn_plan_free(&plan);
+    return ok;
+}
+
+/* One training step, fast against reference: 1 when everything agrees. tail: the layers after
+ * the conv (a batch norm there must be fused with it; its running statistics must agree). */
+static int check_training(const dw_case *dc, const char *tail, int threads) {
+    cn_model *m = model_of(dc, tail);
     if (!m) return 0;
+    bool bn = strstr(tail, "batchnorm2d") != NULL;
+    if (bn && !bn_fused_with_conv(m)) {
+        fprintf(stderr, "  %s + %s: batch norm not fused in training\n", dc->conv, tail);
+        cn_model_free(m);
+        return 0;
+    }
     int batch = 4;
     cn_session *fast = NULL, *ref = NULL;
     int ok = cn_session_create(m, batch, threads, 0, &fast) == CN_OK &&
@@ -64,21 +86,27 @@ static int check_training(const dw_case *dc, int threads) {
     fill(x, in_n, &rng);
     fill(dy, out_n, &rng);
     fill(m->params, m->num_params, &rng);
+    size_t nb = m->num_buffers;
+    float *buffers0 = malloc((nb + 1) * sizeof *buffers0), *buffers_ref = malloc((nb + 1) * sizeof *buffers_ref);
+    memcpy(buffers0, m->buffers, nb * sizeof *buffers0);
     if (ok) {
         cn_session_set_training(fast, true);
         cn_session_set_training(ref, true);
         memcpy(y, cn_session_forward(ref, x, batch, NULL), out_n * sizeof *y);
-        ok = close_all(cn_session_forward(fast, x, batch, NULL), y, out_n);
-        if (!ok) fprintf(stderr, "  %s %dx%dx%d: forward differs\n", dc->conv, dc->c, dc->h, dc->w);
+        /* the running statistics each pass leaves, from the same start */
+        memcpy(buffers_ref, m->buffers, nb * sizeof *buffers_ref);
+        memcpy(m->buffers, buffers0, nb * sizeof *buffers0);
+        ok = close_all(cn_session_forward(fast, x, batch, NULL), y, out_n) && close_all(m->buffers, buffers_ref, nb);
+        if (!ok) fprintf(stderr, "  %s + %s %dx%dx%d: forward differs\n", dc->conv, tail, dc->c, dc->h, dc->w);
     }
     if (ok) {
         cn_session_backward_input(ref, dy, batch, dx_r);
         memcpy(g, cn_session_grads(ref), m->num_params * sizeof *g);
         cn_session_backward_input(fast, dy, batch, dx_f);
         ok = close_all(dx_f, dx_r, in_n) && close_all(cn_session_grads(fast), g, m->num_params);
-        if (!ok) fprintf(stderr, "  %s %dx%dx%d: gradients differ\n", dc->conv, dc->c, dc->h, dc->w);
+        if (!ok) fprintf(stderr, "  %s + %s %dx%dx%d: gradients differ\n", dc->conv, tail, dc->c, dc->h, dc->w);
     }
-    free(x); free(dy); free(y); free(dx_f); free(dx_r); free(g);
+    free(x); free(dy); free(y); free(dx_f); free(dx_r); free(g); free(buffers0); free(buffers_ref);
     cn_session_free(fast);
     cn_session_free(ref);
     cn_model_free(m);
@@ -128,7 +156,78 @@ TEST(depthwise_matches_reference) {
         sets++;
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             for (int threads = 1; threads <= 2; threads++)
-                CHECK_MSG(check_training(&cases[i], threads), "%s: case %zu, %d threads", kernel_sets[s], i, threads);
+                CHECK_MSG(check_training(&cases[i], "", threads), "%s: case %zu, %d threads", kernel_sets[s], i, threads);
+    }
+    cn_kernels_select(NULL);
+    CHECK(sets >= 1);
+}
+
+/* Training: depthwise conv + batch norm (+ relu), the batch norm's statistics taken in the
+ * conv's pass and its input gradient formed by the conv, against the layers run alone. */
+TEST(depthwise_bn_fused_in_training) {
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int threads = 1; threads <= 2; threads++) {
+                CHECK_MSG(check_training(&cases[i], "batchnorm2d\nrelu\n", threads), "%s: case %zu, %d threads",
+                          kernel_sets[s], i, threads);
+                CHECK_MSG(check_training(&cases[i], "batchnorm2d\n", threads), "%s: case %zu, %d threads, no relu",
+                          kernel_sets[s], i, threads);
+            }
+    }
+    cn_kernels_select(NULL);
+}
+
+/* dw3x3_dgrad_s2 against the input gradient summed directly (in double) over every tap:
+ * even and odd sizes, rows of one to several vectors, pads 0 .. 2 * dilation, dilation 1-3. */
+static int check_dgrad_s2(const cn_kernel_set *ks, int h, int w, int pad, int dil, cn_rng *rng) {
+    int oh = (h + 2 * pad - 2 * dil - 1) / 2 + 1, ow = (w + 2 * pad - 2 * dil - 1) / 2 + 1;
+    if (oh < 1 || ow < 1) return 1;
+    cn_dw_geom g = cn_dw_s2_grad_geom(h, w, oh, ow, pad, dil);
+    float *dy = malloc((size_t)oh * ow * sizeof *dy), *dx = malloc((size_t)h * w * sizeof *dx);
+    float *prep = malloc(cn_dw_prepared_floats(&g) * sizeof *prep), wt[9];
+    double *want = calloc((size_t)h * w, sizeof *want), *mag = calloc((size_t)h * w, sizeof *mag);
+    fill(dy, (size_t)oh * ow, rng);
+    fill(wt, 9, rng);
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    int iy = 2 * oy - pad + ky * dil, ix = 2 * ox - pad + kx * dil;
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                    double t = (double)wt[ky * 3 + kx] * dy[oy * ow + ox];
+                    want[iy * w + ix] += t;
+                    mag[iy * w + ix] += fabs(t);
+                }
+    for (size_t i = 0; i < (size_t)h * w; i++) dx[i] = NAN;   /* every pixel must be written */
+    cn_dw_prepare(&g, dy, oh, ow, 1, cn_dw_s2_border(dil), prep);
+    ks->dw3x3_dgrad_s2(&g, prep, wt, dx);
+    int ok = 1;
+    for (size_t i = 0; i < (size_t)h * w && ok; i++)
+        if (!(fabs(dx[i] - want[i]) <= 1e-5 * (1.0 + mag[i]))) {
+            fprintf(stderr, "  %s: %dx%d pad %d dil %d: dx[%zu] = %g, want %g\n", ks->name, h, w, pad, dil, i, dx[i], want[i]);
+            ok = 0;
+        }
+    free(dy); free(dx); free(prep); free(want); free(mag);
+    return ok;
+}
+
+TEST(depthwise_stride2_input_gradient_by_parity) {
+    cn_rng rng;
+    cn_rng_seed(&rng, 7);
+    int sets = 0;
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        sets++;
+        const cn_kernel_set *ks = cn_kernels();
+        const int sizes[] = { 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 28, 31, 32, 33, 47 };
+        for (int dil = 1; dil <= 3; dil++)
+            for (int pad = 0; pad <= 2 * dil; pad++)
+                for (size_t a = 0; a < sizeof sizes / sizeof sizes[0]; a++) {
+                    int h = sizes[a], w = sizes[(a * 7 + 3) % (sizeof sizes / sizeof sizes[0])];
+                    CHECK_MSG(check_dgrad_s2(ks, h, w, pad, dil, &rng), "%s %dx%d pad %d dil %d", ks->name, h, w, pad, dil);
+                    CHECK_MSG(check_dgrad_s2(ks, w, h, pad, dil, &rng), "%s %dx%d pad %d dil %d", ks->name, w, h, pad, dil);
+                }
     }
     cn_kernels_select(NULL);
     CHECK(sets >= 1);
@@ -166,6 +265,8 @@ TEST(depthwise_fast_path_choice) {
 
 int main(void) {
     RUN(depthwise_matches_reference);
+    RUN(depthwise_bn_fused_in_training);
+    RUN(depthwise_stride2_input_gradient_by_parity);
     RUN(depthwise_bn_relu_fused_in_eval);
     RUN(depthwise_fast_path_choice);
     return test_summary();

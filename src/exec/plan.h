@@ -43,6 +43,8 @@ typedef struct {
     bool stats_from_conv;       /* its plane statistics come from the conv before (training) */
     bool grad_in_conv;          /* hands its input gradient over to the conv before (pool chain) */
     bool grad_in_conv_relu;     /* the conv + relu before forms its input gradient */
+    bool grad_in_dw_conv;       /* the depthwise conv before forms its input gradient (from the
+                                   chain's output gradient: fusion.h) */
     bool applies_dropout;       /* applies its peer dropout in its output pass */
     bool reference_conv;        /* runs the im2col reference path (a test switch) */
     /* batchnorm2d or conv2d */

@@ -492,7 +492,7 @@ const cn_kernel_set cn_kernels_avx512 = {
     .epilogue = epilogue_plane,
     .wino_mr = WINO_MR, .wino_mr4 = WINO_MR4, .wino_input = wino_input, .wino_conv = wino_conv, .wino_channels = wino_channels_zmm,
     .wino_weight_grad = wino_weight_grad,
-    .dw3x3 = dw3x3_zmm, .dw3x3_wgrad = dw3x3_wgrad_zmm,
+    .dw3x3 = dw3x3_zmm, .dw3x3_wgrad = dw3x3_wgrad_zmm, .dw3x3_dgrad_s2 = dw3x3_dgrad_s2_zmm,
 };
 #else
 typedef int cn_conv_avx512_unused;

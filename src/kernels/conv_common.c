@@ -214,6 +214,11 @@ void cn_sum_rows(const float *x, int rows, int n, float *sum) {
         for (int r = 0; r < rows; r++) sum[i] += x[(size_t)r * n + i];
 }
 
+/* Zeroed in one pass (memset), then each source row copied in: contiguously (stride 1) or
+ * split into its even and odd columns by two strided loops (stride 2), which the compiler
+ * vectorises (CN_MULTIVERSION: permutes of AVX-512 or AVX2) where a per-element choice of
+ * destination did not vectorise. */
+CN_MULTIVERSION
 void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf) {
     size_t half = (size_t)g->hp * g->ld;
     memset(buf, 0, (g->stride == 1 ? half + 2 * CN_VEC_MAX : cn_dw_prepared_floats(g)) * sizeof *buf);
@@ -225,12 +230,22 @@ void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up
     for (int y = 0; y < sh; y++) {
         int py = pad + y * up;
         if (py < 0 || py >= g->hp) continue;
-        const float *s = src + (size_t)y * sw;
-        float *row = buf + (size_t)py * g->ld;
+        const float *restrict s = src + (size_t)y * sw;
+        float *restrict row = buf + (size_t)py * g->ld;
         if (g->stride == 1 && up == 1) {
-            for (int x = x0; x < x1; x++) row[pad + x] = s[x];
+            memcpy(row + pad + x0, s + x0, (size_t)(x1 - x0) * sizeof *s);
         } else if (g->stride == 1) {
             for (int x = x0; x < x1; x++) row[pad + x * up] = s[x];
+        } else if (up == 1) {
+            /* column pad + x goes to half (pad + x) & 1 at (pad + x) >> 1; the first source
+             * column of each parity and how many follow it two apart */
+            float *restrict odd_row = odd + (size_t)py * g->ld;
+            int xe = x0 + ((pad + x0) & 1), xo = x0 + !((pad + x0) & 1);
+            int ne = xe < x1 ? (x1 - xe + 1) / 2 : 0, no = xo < x1 ? (x1 - xo + 1) / 2 : 0;
+            float *de = row + ((pad + xe) >> 1), *dodd = odd_row + ((pad + xo) >> 1);
+            const float *se = s + xe, *so = s + xo;
+            for (int j = 0; j < ne; j++) de[j] = se[2 * j];
+            for (int j = 0; j < no; j++) dodd[j] = so[2 * j];
         } else {
             float *odd_row = odd + (size_t)py * g->ld;
             for (int x = x0; x < x1; x++) {

@@ -1,5 +1,5 @@
-/* Depthwise 3x3 kernels of kernels.h (cn_kernel_set.dw3x3, dw3x3_wgrad) on one channel
- * plane prepared by cn_dw_prepare. Included once per kernel set, after it defines its
+/* Depthwise 3x3 kernels of kernels.h (cn_kernel_set.dw3x3, dw3x3_wgrad, dw3x3_dgrad_s2) on one
+ * channel plane prepared by cn_dw_prepare. Included once per kernel set, after it defines its
  * vector type and operations: vf, VL, VLOAD, VSTORE, VBCAST, VFMA, VZERO and WG(name).
  *
  * A row of outputs is a run of vectors: output columns ox .. ox+VL-1 of tap (ky, kx) read
@@ -88,3 +88,78 @@ static void WG(dw3x3_wgrad)(const cn_dw_geom *g, const float *p, const float *dy
         dw[t] += s;
     }
 }
+
+/* Lanes interleaved: zip_lo(e, o) = e0 o0 e1 o1 .. of the lower halves, zip_hi of the upper. */
+#if VL == 16
+#define DW_ZIP_LO { 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23 }
+#define DW_ZIP_HI { 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31 }
+#elif VL == 8
+#define DW_ZIP_LO { 0, 8, 1, 9, 2, 10, 3, 11 }
+#define DW_ZIP_HI { 4, 12, 5, 13, 6, 14, 7, 15 }
+#elif VL == 4
+#define DW_ZIP_LO { 0, 4, 1, 5 }
+#define DW_ZIP_HI { 2, 6, 3, 7 }
+#else
+#error "conv_dw_impl.h: no lane interleave for this VL"
+#endif
+
+/* The taps along one axis that reach input positions of parity q (0: even, 1: odd) in a
+ * stride-2 input gradient (kernels.h: cn_dw_s2_grad_geom): those k with q + pad - k*dil even,
+ * each with its offset into dy's prepared rows (or columns), (q + pad - k*dil) / 2 + border,
+ * to which input row (column) 2j + q adds j. Returns how many (0 to 3). */
+static inline int WG(dw_s2_taps)(const cn_dw_geom *g, int q, int k_of[3], int off[3]) {
+    int n = 0, border = cn_dw_s2_border(g->dil);
+    for (int k = 0; k < 3; k++) {
+        int t = q + g->pad - k * g->dil;
+        if (t & 1) continue;
+        k_of[n] = k;
+        off[n] = t / 2 + border;    /* t even: exact */
+        n++;
+    }
+    return n;
+}
+
+/* One tap list of a parity class (qy, qx): the weight and the prepared row and column offsets. */
+typedef struct { vf w; int row, col; } WG(dw_s2_tap);
+
+static void WG(dw3x3_dgrad_s2)(const cn_dw_geom *g, const float *p, const float *w, float *dx) {
+    int ky_of[2][3], kx_of[2][3], row_off[2][3], col_off[2][3], nky[2], nkx[2];
+    for (int q = 0; q < 2; q++) {
+        nky[q] = WG(dw_s2_taps)(g, q, ky_of[q], row_off[q]);
+        nkx[q] = WG(dw_s2_taps)(g, q, kx_of[q], col_off[q]);
+    }
+    /* the taps of class (qy, qx), at taps[qy][qx][0 .. nky[qy] * nkx[qx]) */
+    WG(dw_s2_tap) taps[2][2][9];
+    for (int qy = 0; qy < 2; qy++)
+        for (int qx = 0; qx < 2; qx++)
+            for (int a = 0; a < nky[qy]; a++)
+                for (int b = 0; b < nkx[qx]; b++)
+                    taps[qy][qx][a * nkx[qx] + b] = (WG(dw_s2_tap)){ VBCAST(w[ky_of[qy][a] * 3 + kx_of[qx][b]]),
+                                                                   row_off[qy][a], col_off[qx][b] };
+    int W = g->out_w, even_cols = (W + 1) / 2;
+    float tail[2 * VL];
+    for (int iy = 0; iy < g->out_h; iy++) {
+        int qy = iy & 1;
+        const float *rows = p + (size_t)(iy >> 1) * g->ld;
+        const WG(dw_s2_tap) *te = taps[qy][0], *to = taps[qy][1];
+        int ne = nky[qy] * nkx[0], no = nky[qy] * nkx[1];
+        float *o = dx + (size_t)iy * W;
+        for (int i = 0; i < even_cols; i += VL) {
+            /* even columns 2i, 2i+2, .. and odd ones 2i+1, 2i+3, .. of row iy */
+            vf e = VZERO(), od = VZERO();
+            for (int t = 0; t < ne; t++) e = VFMA(te[t].w, VLOAD(rows + (size_t)te[t].row * g->ld + te[t].col + i), e);
+            for (int t = 0; t < no; t++) od = VFMA(to[t].w, VLOAD(rows + (size_t)to[t].row * g->ld + to[t].col + i), od);
+            vf lo = __builtin_shuffle(e, od, (WG(dw_vi))DW_ZIP_LO), hi = __builtin_shuffle(e, od, (WG(dw_vi))DW_ZIP_HI);
+            if (2 * i + 2 * VL <= W) {
+                VSTORE(o + 2 * i, lo);
+                VSTORE(o + 2 * i + VL, hi);
+            } else {
+                VSTORE(tail, lo);
+                VSTORE(tail + VL, hi);
+                memcpy(o + 2 * i, tail, (size_t)(W - 2 * i) * sizeof(float));
+            }
+        }
+    }
+}
+#undef DW_ZIP_LO
+#undef DW_ZIP_HI

@@ -24,5 +24,5 @@ const cn_kernel_set cn_kernels_generic = {
     .name = "generic", .vec = VL, .mr_max = MR_MAX,
     .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = conv_weight_grad, .conv_channels = conv_channels,
     .epilogue = cn_epilogue_plane_portable,
-    .dw3x3 = dw3x3, .dw3x3_wgrad = dw3x3_wgrad,
+    .dw3x3 = dw3x3, .dw3x3_wgrad = dw3x3_wgrad, .dw3x3_dgrad_s2 = dw3x3_dgrad_s2,
 };

@@ -291,6 +291,51 @@ void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int pla
     }
 }
 
+/* ---- batch norm (and relu) backward from the chain's output gradient -------
+ * For a conv that forms its output gradient itself from what the batch norm after it hands
+ * over (fusion.h: cn_bn_grad_in_dw_conv): dy = y > 0 ? g : 0 (a relu after the batch norm,
+ * y its output) or dy = g (y NULL), never written. The same float operations as
+ * cn_chain_grad followed by cn_slices_bn_grad_sums or cn_slices_bn_grad_input on one plane. */
+
+typedef int v8i __attribute__((vector_size(32)));
+
+CN_MULTIVERSION
+void cn_bn_relu_grad_sums(const float *x, const float *g, const float *y, int plane, float mean, float invstd,
+                          double *sum_dy, double *sum_dy_xhat) {
+    if (!y) { cn_slices_bn_grad_sums(x, g, 1, 0, plane, mean, invstd, sum_dy, sum_dy_xhat); return; }
+    v8d s0 = {0}, s1 = {0};
+    double t0 = 0.0, t1 = 0.0;
+    const v8f zero = {0};
+    int i = 0;
+    for (; i + 8 <= plane; i += 8) {
+        v8f xv, gv, yv;
+        memcpy(&xv, x + i, sizeof xv);
+        memcpy(&gv, g + i, sizeof gv);
+        memcpy(&yv, y + i, sizeof yv);
+        gv = (v8f)((v8i)gv & (yv > zero));     /* y > 0 ? g : +0 */
+        v8f xhat = (xv - mean) * invstd;
+        s0 += __builtin_convertvector(gv, v8d);
+        s1 += __builtin_convertvector(gv * xhat, v8d);
+    }
+    for (; i < plane; i++) {
+        float dy = y[i] > 0.0f ? g[i] : 0.0f;
+        t0 += dy;
+        t1 += dy * ((x[i] - mean) * invstd);
+    }
+    *sum_dy = hsum8(&s0) + t0;
+    *sum_dy_xhat = hsum8(&s1) + t1;
+}
+
+CN_MULTIVERSION
+void cn_bn_relu_grad_input(const float *x, const float *g, const float *y, float *dx, int plane, float mean,
+                           float invstd, float k, float mean_dy, float mean_dy_xhat) {
+    if (!y) { cn_slices_bn_grad_input(x, g, dx, 1, 0, plane, mean, invstd, k, mean_dy, mean_dy_xhat, 0); return; }
+    for (int i = 0; i < plane; i++) {
+        float dy = y[i] > 0.0f ? g[i] : 0.0f, xhat = (x[i] - mean) * invstd;
+        dx[i] = k * (dy - mean_dy - xhat * mean_dy_xhat);
+    }
+}
+
 /* ---- batch norm followed by relu and a 2x2 max-pool: sparse backward -------
  * The gradient reaching the BN output is non-zero only at the pool winners:
  * dy[argmax[o]] = y[o] > 0 ? g[o] : 0 (y, g: pooled output and its gradient). */

@@ -78,6 +78,15 @@ void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t 
 void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int planes, size_t stride, int plane,
                              float mean, float invstd, float k, float mean_dy, float mean_dy_xhat, int relu_mask);
 
+/* Batch norm (+ relu) backward over one plane from the chain's output gradient g, for a conv
+ * that forms its own output gradient (fusion.h: cn_bn_grad_in_dw_conv): with dy = y > 0 ? g : 0
+ * (y: the relu's output) or dy = g (y NULL), the sums and dx of cn_slices_bn_grad_sums and
+ * cn_slices_bn_grad_input (no mask), the same float operations, dy never written. */
+void cn_bn_relu_grad_sums(const float *x, const float *g, const float *y, int plane, float mean, float invstd,
+                          double *sum_dy, double *sum_dy_xhat);
+void cn_bn_relu_grad_input(const float *x, const float *g, const float *y, float *dx, int plane, float mean,
+                           float invstd, float k, float mean_dy, float mean_dy_xhat);
+
 /* Batch norm followed by relu and a 2x2 max-pool (a fused chain), backward: the
  * gradient at the BN output is dy[argmax[o]] = y[o] > 0 ? g[o] : 0 at the pool
  * winners and 0 elsewhere (y, g, argmax: pooled output, its gradient, winners;
@@ -151,6 +160,7 @@ typedef struct {
     int out_h, out_w;
     int stride, dil;            /* stride 1 or 2; dilation >= 1 */
     int ld;                     /* row stride of the prepared plane: cn_dw_ld(wp) */
+    int pad;                    /* dw3x3_dgrad_s2 only: the forward convolution's padding */
 } cn_dw_geom;
 static inline int cn_dw_ld(int wp) { return cn_round_up(wp, CN_VEC_MAX) + CN_VEC_MAX; }
 /* Floats of a prepared plane (both halves, and the slack the last row's tiles over-read). */
@@ -165,8 +175,23 @@ typedef struct {
 } cn_dw_epilogue;
 /* buf (cn_dw_prepared_floats) = the plane src (sh, sw) placed at (pad + y*up, pad + x*up) in
  * a zero (g->hp, g->wp) plane, laid out for g->stride (above). up = 2 spreads a stride-2
- * output gradient for the input gradient (a stride-1 pass over the spread plane). */
+ * output gradient for a stride-1 pass over the spread plane (dw3x3_dgrad_s2 does without). */
 void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf);
+/* Input gradient of a stride-2 depthwise 3x3 by parity classes (kernels.h: dw3x3_dgrad_s2),
+ * without spreading dy with zeros: input pixel (iy, ix) of the forward (pad p, dilation d) takes
+ *   dx[iy][ix] = sum over taps (ky, kx) with iy + p - ky*d and ix + p - kx*d both even of
+ *                w[ky*3 + kx] * dy[(iy + p - ky*d) / 2][(ix + p - kx*d) / 2]   (0 outside dy),
+ * a row of even columns ix and a row of odd ones each being a contiguous run over dy's row,
+ * interleaved as they are stored (about 1/4 of the spread plane's multiply-adds).
+ * dy (oh, ow) is prepared by cn_dw_prepare(g, dy, oh, ow, 1, cn_dw_s2_border(d), buf) with
+ * g = cn_dw_s2_grad_geom(...): a stride-1 plane with a zero border wide enough for every tap. */
+static inline int cn_dw_s2_border(int dil) { return dil + 1; }
+static inline cn_dw_geom cn_dw_s2_grad_geom(int in_h, int in_w, int oh, int ow, int pad, int dil) {
+    int b = cn_dw_s2_border(dil);
+    /* stride 1: dy's prepared layout (the kernel knows the forward's stride was 2) */
+    return (cn_dw_geom){ .hp = oh + 2 * b, .wp = ow + 2 * b, .out_h = in_h, .out_w = in_w, .stride = 1,
+                         .dil = dil, .ld = cn_dw_ld(ow + 2 * b), .pad = pad };
+}
 
 typedef struct {
     const char *name;           /* "avx512", "avx2", "generic" */
@@ -210,6 +235,9 @@ typedef struct {
      * dw3x3_wgrad: dw (9) += sum over outputs of dy (out_h, out_w) * the tap's input. */
     void (*dw3x3)(const cn_dw_geom *g, const float *p, const float *w, const cn_dw_epilogue *ep, float *out);
     void (*dw3x3_wgrad)(const cn_dw_geom *g, const float *p, const float *dy, float *dw);
+    /* dw3x3_dgrad_s2: dx (out_h, out_w) = the stride-2 input gradient (above, cn_dw_s2_grad_geom)
+     * from the prepared dy p and the forward's 9 weights w (not flipped). */
+    void (*dw3x3_dgrad_s2)(const cn_dw_geom *g, const float *p, const float *w, float *dx);
 } cn_kernel_set;
 
 /* The best kernel set this CPU supports (chosen once). */

@@ -269,6 +269,11 @@ static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
                 cn_pooled_bn_grad_sums(t.x_win + o, g + o, t.out + o, 1, 0, t.out_plane, mean[ch], invstd[ch], &s[0], &s[1]);
                 continue;
             }
+            if (c->step->grad_in_dw_conv) {     /* dy never written: the conv before forms it too */
+                cn_bn_relu_grad_sums(c->in + i, g + i, t.chain.relu ? t.out + i : NULL, plane, mean[ch], invstd[ch],
+                                     &s[0], &s[1]);
+                continue;
+            }
             if (t.chain.length == 2) cn_chain_grad(g + i, t.out + i, NULL, plane, plane, c->own_out + i);
             cn_slices_bn_grad_sums(c->in + i, dy + i, 1, 0, plane, mean[ch], invstd[ch], &s[0], &s[1]);
         }
@@ -276,7 +281,7 @@ static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
     gather_plane_sums(c);
     if (writes_state(c)) backward_coefficients(c);
     state_written(c);
-    if (!c->grad_in || c->step->grad_in_conv_relu) return;   /* the conv + relu before does it */
+    if (!c->grad_in || c->step->grad_in_conv_relu || c->step->grad_in_dw_conv) return;   /* the conv before does it */
     if (c->step->grad_in_conv) {
         /* the conv before rebuilds dL/d(its output) from a copy of the chain's output gradient,
          * whose buffer its input gradient may share */

@@ -1,12 +1,15 @@
 /* conv2d, depthwise 3x3 (groups = in = out channels), stride 1 or 2, any dilation, on
- * the depthwise kernels of the kernel set (kernels.h: dw3x3, dw3x3_wgrad), one channel
- * plane at a time while it is in cache:
+ * the depthwise kernels of the kernel set (kernels.h: dw3x3, dw3x3_wgrad, dw3x3_dgrad_s2), one
+ * channel plane at a time while it is in cache:
  *   forward          out = dw3x3(prepared x) + bias, then (eval, fusion.h: a chain with
- *                    bn_first) the batch norm's affine map and the relu
+ *                    bn_first) the batch norm's affine map and the relu; (training, a batch
+ *                    norm after: fusion.h cn_bn_stats_from_conv) the plane's statistics for it
  *   backward weight  dW[c] += dw3x3_wgrad(prepared x, dy), db[c] += sum dy
- *   backward input   dx = dw3x3 at stride 1 with the flipped kernel over dy spread by the
- *                    stride and padded by span - 1 - pad (a stride-2 gradient spread with
- *                    zeros between its values: 4x the multiply-adds needed there)
+ *   backward input   stride 1: dx = dw3x3 with the flipped kernel over dy padded by
+ *                    span - 1 - pad; stride 2: dx = dw3x3_dgrad_s2 over dy, by the parity
+ *                    classes of the input pixels (no zeros spread between dy's values)
+ * dy is the output gradient, or (fusion.h: cn_bn_grad_in_dw_conv) formed plane by plane from
+ * what the batch norm after hands over, in scratch.
  * Samples are split over threads; parameter gradients are summed per thread and the
  * partials added in thread order (layers.h). */
 #include "layers/layers.h"
@@ -23,18 +26,28 @@ static cn_dw_geom forward_geom(const cn_layer *l) {
     return (cn_dw_geom){ .hp = hp, .wp = wp, .out_h = l->out.h, .out_w = l->out.w, .stride = l->stride,
                          .dil = l->dilation, .ld = cn_dw_ld(wp) };
 }
-/* Stride 1 over the output gradient spread by the stride, padded by span - 1 - pad. */
-static int backward_pad(const cn_layer *l) { return cn_conv_span(l) - 1 - l->pad; }
+/* Stride 1: a stride-1 pass over the output gradient padded by span - 1 - pad; stride 2: the
+ * parity classes' geometry (kernels.h: cn_dw_s2_grad_geom), dy with its zero border. */
+static int backward_pad(const cn_layer *l) {
+    return l->stride == 2 ? cn_dw_s2_border(l->dilation) : cn_conv_span(l) - 1 - l->pad;
+}
 static cn_dw_geom backward_geom(const cn_layer *l) {
+    if (l->stride == 2) return cn_dw_s2_grad_geom(l->in.h, l->in.w, l->out.h, l->out.w, l->pad, l->dilation);
     int hp = l->in.h + cn_conv_span(l) - 1, wp = l->in.w + cn_conv_span(l) - 1;
     return (cn_dw_geom){ .hp = hp, .wp = wp, .out_h = l->in.h, .out_w = l->in.w, .stride = 1,
                          .dil = l->dilation, .ld = cn_dw_ld(wp) };
 }
 
-size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l) {
+/* Per-thread scratch: the prepared plane (either geometry), then (backward) one output
+ * gradient plane formed from a batch norm's handover. */
+static size_t prepared_floats(const cn_layer *l) {
     cn_dw_geom f = forward_geom(l), b = backward_geom(l);
     size_t pf = cn_dw_prepared_floats(&f), pb = cn_dw_prepared_floats(&b);
-    return pf > pb ? pf : pb;
+    return (size_t)cn_round_up((int)(pf > pb ? pf : pb), CN_VEC_MAX);
+}
+
+size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l) {
+    return prepared_floats(l) + (size_t)l->out.h * l->out.w;
 }
 
 void cn_conv2d_forward_depthwise(const cn_layer_ctx *c) {
@@ -43,8 +56,10 @@ void cn_conv2d_forward_depthwise(const cn_layer_ctx *c) {
     const float *weight = c->model->params + l->weight_offset;
     const float *bias = l->bias_count ? c->model->params + l->bias_offset : NULL;
     const cn_layer *bn = c->step->chain.bn_first ? c->peer->layer : NULL;
-    cn_dw_geom g = forward_geom(l);
     int C = l->in.c, in_plane = l->in.h * l->in.w, out_plane = l->out.h * l->out.w;
+    /* (B, C, 2) statistics of the output planes for the batch norm after, or NULL */
+    double *stats = c->step->bn_stats_out ? c->peer->plane_stats + 2 * (size_t)c->first * C : NULL;
+    cn_dw_geom g = forward_geom(l);
     #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int b = 0; b < c->batch; b++) {
         float *prep = cn_thread_scratch(c);
@@ -53,24 +68,44 @@ void cn_conv2d_forward_depthwise(const cn_layer_ctx *c) {
                                   .relu = c->step->chain.relu };
             if (bn) cn_batchnorm2d_eval_affine(c->model, bn, ch, &ep.scale, &ep.shift);
             size_t plane = (size_t)b * C + ch;
+            float *out = c->out + plane * out_plane;
             cn_dw_prepare(&g, c->in + plane * in_plane, l->in.h, l->in.w, 1, l->pad, prep);
-            ks->dw3x3(&g, prep, weight + 9 * ch, &ep, c->out + plane * out_plane);
+            ks->dw3x3(&g, prep, weight + 9 * ch, &ep, out);
+            if (stats) cn_bn_plane_stat(out, out_plane, stats + 2 * plane);   /* the plane still in cache */
         }
     }
 }
 
+/* dL/d(output plane (b, ch)) from what the batch norm after hands over (fusion.h:
+ * cn_bn_grad_in_dw_conv): its input (this conv's output), the chain's output gradient and,
+ * with a relu, the chain's output, and its saved coefficients. */
+static void bn_handover_grad(const cn_layer_ctx *bn, int b, int ch, float *dy) {
+    const cn_layer *l = bn->layer;
+    int C = l->in.c, plane = l->in.h * l->in.w;
+    size_t o = ((size_t)b * C + ch) * plane;
+    const float *saved = bn->saved;   /* mean, invstd, k, mean_dy, mean_dy_xhat (C each): batchnorm2d.c */
+    cn_bn_relu_grad_input(bn->in + o, bn->grad_out + o, bn->step->chain.relu ? bn->out + o : NULL, dy, plane,
+                          saved[ch], saved[C + ch], saved[2 * C + ch], saved[3 * C + ch], saved[4 * C + ch]);
+}
+
 /* Sample b's backward: dW, db into the thread's partial gradients, dx when wanted; geom: the
  * forward and backward-input geometries. */
-static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float *prep, const void *geom) {
+static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float *scratch, const void *geom) {
     const cn_layer *l = c->layer;
     const cn_dw_geom *f = geom, *bw = f + 1;
     const cn_kernel_set *ks = cn_kernels();
     const float *weight = c->model->params + l->weight_offset;
     int C = l->in.c, in_plane = l->in.h * l->in.w, out_plane = l->out.h * l->out.w;
+    const cn_layer_ctx *bn = c->peer && c->peer->step->grad_in_dw_conv ? c->peer : NULL;
+    float *prep = scratch, *dy_formed = scratch + prepared_floats(l);
     cn_dw_epilogue none = { .scale = 1.0f };
     for (int ch = 0; ch < C; ch++) {
         size_t plane = (size_t)b * C + ch;
         const float *dy = c->grad_out + plane * out_plane;
+        if (bn) {
+            bn_handover_grad(bn, b, ch, dy_formed);
+            dy = dy_formed;
+        }
         cn_dw_prepare(f, c->in + plane * in_plane, l->in.h, l->in.w, 1, l->pad, prep);
         ks->dw3x3_wgrad(f, prep, dy, partial + l->weight_offset + 9 * ch);
         if (l->bias_count) {
@@ -79,10 +114,15 @@ static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float 
             partial[l->bias_offset + ch] += s;
         }
         if (!c->grad_in) continue;
-        float flipped[9];
-        for (int k = 0; k < 9; k++) flipped[k] = weight[9 * ch + 8 - k];
-        cn_dw_prepare(bw, dy, l->out.h, l->out.w, l->stride, backward_pad(l), prep);
-        ks->dw3x3(bw, prep, flipped, &none, c->grad_in + plane * in_plane);
+        float *dx = c->grad_in + plane * in_plane;
+        cn_dw_prepare(bw, dy, l->out.h, l->out.w, 1, backward_pad(l), prep);
+        if (l->stride == 2) {
+            ks->dw3x3_dgrad_s2(bw, prep, weight + 9 * ch, dx);
+        } else {
+            float flipped[9];
+            for (int k = 0; k < 9; k++) flipped[k] = weight[9 * ch + 8 - k];
+            ks->dw3x3(bw, prep, flipped, &none, dx);
+        }
     }
 }
 

@@ -94,7 +94,8 @@ static inline bool cn_layer_absorbed(const cn_model *m, bool training, int i) {
 }
 
 /* Batch-norm statistics from the conv pass: when a batchnorm2d layer j takes the
- * output of a chain led by a direct conv2d, in training the conv writes, for
+ * output of a chain led by a direct conv2d, or of a fast depthwise conv2d (which leads
+ * no chain in training), in training the conv writes, for
  * every (sample, channel) plane of that output, {sum, sum of squared deviations
  * from the plane's mean} (into BN's plane statistics) while the plane is still in
  * cache, instead of BN reading its input once more. True when layer j gets its
@@ -104,8 +105,26 @@ static inline bool cn_bn_stats_from_conv(const cn_model *m, bool training, int j
     for (int len = 1; len <= 3 && j - len >= 0; len++) {
         const cn_layer *l = &m->layers[j - len];
         if (cn_chain_at(m, training, j - len).length == len && cn_conv_is_direct(l)) return true;
+        if (len == 1 && cn_conv2d_depthwise_fast(l)) return true;
     }
     return false;
+}
+
+/* Batch-norm input gradient computed by the depthwise conv before it: when a fast depthwise
+ * conv2d (layer j-1) feeds a batchnorm2d layer j whose chain has no pool (BN alone, or BN +
+ * relu), in training BN's backward only takes its sums (from its input, the chain's output
+ * gradient and, with the relu, the chain's output: cn_bn_relu_grad_sums) and its per-channel
+ * coefficients {k, mean_dy, mean_dy_xhat} (saved state), and writes neither its input
+ * gradient nor the gradient at its own output; the conv forms dL/d(its output) plane by plane
+ * from the same (cn_bn_relu_grad_input, the same float operations as BN's own pass) while
+ * the plane is in cache, and takes its weight and input gradients from it. The chain's
+ * output gradient (gradient buffer of value j + length) and the conv's input gradient (of
+ * value j - 1) are the two different gradient buffers, so nothing is overwritten early. */
+static inline bool cn_bn_grad_in_dw_conv(const cn_model *m, bool training, int j) {
+    if (!training || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
+    const cn_layer *l = &m->layers[j - 1];
+    return cn_conv2d_depthwise_fast(l) && cn_chain_at(m, training, j - 1).length == 1 &&
+           !cn_chain_at(m, training, j).pool;
 }
 
 /* Batch-norm input gradient computed by the conv before it: when a direct conv2d
