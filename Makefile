@@ -1,5 +1,8 @@
-# convnet — build with GNU make.  `make` builds build/convnet and build/libconvnet.a;
-# `make check` builds and runs every test; `make check SANITIZE=1` does so under ASan+UBSan.
+# convnet — build with GNU make.  `make` builds build/convnet, build/libconvnet.a and
+# build/libconvnet.so.$(VERSION); `make check` builds and runs every test (and the examples
+# against an installed copy); `make check SANITIZE=1` does so under ASan+UBSan;
+# `make install PREFIX=/usr/local DESTDIR=` installs the library, its header, convnet.pc
+# and the binary.
 CC      ?= gcc
 BUILD   ?= build
 SANITIZE ?= 0
@@ -26,7 +29,8 @@ $(PKG_MK): Makefile scripts/install-deps.sh
 	  printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\n' "$$cflags" "$$libs" > $@.tmp && mv $@.tmp $@
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
+# -fPIC: the same objects make libconvnet.a and libconvnet.so.
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
@@ -42,6 +46,13 @@ LDLIBS  += $(PKG_LIBS) -lm -fopenmp
 # tiles at -O3 with ASan+UBSan instrumentation; -O1 checks the same code.)
 KERNEL_CFLAGS := $(if $(filter 1,$(SANITIZE)),,-O3)
 
+# Objects are rebuilt when the compiler flags change (e.g. -fPIC added): $(FLAGS_STAMP)
+# holds them and is rewritten only when they differ.
+FLAGS_STAMP := $(BUILD)/flags.stamp
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+$(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS) $(KERNEL_CFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS) $(KERNEL_CFLAGS)' > $(FLAGS_STAMP))
+endif
+
 GEN_SRCS := $(BUILD)/gen/onnx.pb-c.c
 WEB_WASM_ONLY := src/io/web_wasm.c
 LIB_SRCS := $(filter-out $(WEB_WASM_ONLY),$(shell find src -name '*.c' -not -path 'src/io/export_c_runtime/*' | sort))
@@ -50,8 +61,15 @@ TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 PRESETS  := $(sort $(wildcard src/presets/*.spec))
 
-.PHONY: all check clean bench fuzz deps train
-all: $(BUILD)/convnet
+.PHONY: all check clean bench fuzz deps train install
+all: $(BUILD)/convnet $(BUILD)/$(SHARED_LIB)
+
+# The library's version: the shared library's soname is libconvnet.so.$(SOVERSION).
+VERSION   := 1.0.0
+SOVERSION := 1
+SHARED_LIB := libconvnet.so.$(VERSION)
+PREFIX  ?= /usr/local
+DESTDIR ?=
 
 # Installs missing Debian packages (as root) or prints the apt-get command.
 deps:
@@ -69,11 +87,33 @@ $(BUILD)/libconvnet.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/obj/src/kernels/%.o: src/kernels/%.c
+# The shared library exports only the functions of convnet.h (a version script made from it).
+$(BUILD)/libconvnet.map: include/convnet.h scripts/export-map.sh
+	@mkdir -p $(dir $@)
+	sh scripts/export-map.sh include/convnet.h > $@.tmp && mv $@.tmp $@
+$(BUILD)/$(SHARED_LIB): $(LIB_OBJS) $(BUILD)/libconvnet.map
+	$(CC) -shared -Wl,-soname,libconvnet.so.$(SOVERSION) -Wl,--version-script=$(BUILD)/libconvnet.map \
+	  -o $@ $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+
+# pkg-config's description of the installed library (Libs.private: for static linking).
+$(BUILD)/convnet.pc: scripts/convnet.pc.in Makefile $(PKG_MK)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(PKG_LIBS) -lm -fopenmp|' $< > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/convnet $(BUILD)/libconvnet.a $(BUILD)/$(SHARED_LIB) $(BUILD)/convnet.pc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/convnet $(DESTDIR)$(PREFIX)/bin/convnet
+	install -m 644 include/convnet.h $(DESTDIR)$(PREFIX)/include/convnet.h
+	install -m 644 $(BUILD)/libconvnet.a $(DESTDIR)$(PREFIX)/lib/libconvnet.a
+	install -m 755 $(BUILD)/$(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/$(SHARED_LIB)
+	ln -sf $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/libconvnet.so.$(SOVERSION)
+	ln -sf libconvnet.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libconvnet.so
+	install -m 644 $(BUILD)/convnet.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/convnet.pc
+
+$(BUILD)/obj/src/kernels/%.o: src/kernels/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -84,7 +124,7 @@ $(BUILD)/gen/onnx.pb-c.h $(BUILD)/gen/onnx.pb-c.c: $(ONNX_PROTO)
 	@test -n "$(ONNX_PROTO)" || { echo "error: onnx.proto not found; run: bash scripts/install-deps.sh" >&2; exit 1; }
 	cp $(ONNX_PROTO) $(BUILD)/gen/onnx.proto
 	cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
-$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -w -c $< -o $@
 

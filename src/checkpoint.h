@@ -12,16 +12,8 @@
 
 #define CN_CHECKPOINT_FORMAT "1"
 
-typedef struct {
-    int epoch;                  /* completed epochs */
-    char dataset[32];
-    /* Input normalisation per channel (the model's input channels; metadata
-     * "mean"/"std" as comma-separated lists, one value for every channel in
-     * files written before colour support). */
-    float mean[CN_MAX_CHANNELS], std[CN_MAX_CHANNELS];
-    int num_classes;
-    char class_names[CN_MAX_CLASSES][CN_CLASS_NAME_MAX];
-} cn_checkpoint_info;
+/* What a checkpoint holds besides weights and training state (convnet.h). */
+typedef cn_model_info cn_checkpoint_info;
 
 /* Everything besides the weights that a resumed run needs. */
 typedef struct {

@@ -1,4 +1,5 @@
 #include "progress.h"
+#include "core/note.h"
 #include <stdio.h>
 #include <time.h>
 #include <string.h>
@@ -27,8 +28,7 @@ int cn_terminal_columns(void) {
 
 void cn_progress_draw_line(const char *line) {
     int width = cn_terminal_columns() - 1;
-    fprintf(stderr, "\r\033[K%.*s", width > 0 ? width : 0, line);
-    fflush(stderr);
+    cn_note(CN_NOTE_PROGRESS, "\r\033[K%.*s", width > 0 ? width : 0, line);
 }
 
 void cn_progress_update(cn_progress *p, long done, long images, double loss, double acc) {
@@ -62,6 +62,5 @@ void cn_progress_update(cn_progress *p, long done, long images, double loss, dou
 
 void cn_progress_end(cn_progress *p) {
     if (!p->enabled) return;
-    fprintf(stderr, "\r\033[K");
-    fflush(stderr);
+    cn_note(CN_NOTE_PROGRESS, "\r\033[K");
 }

@@ -7,16 +7,7 @@
 #include "layer.h"
 
 /* Training recipe defaults carried by a spec's `train` line (0/NULL = unset). */
-typedef struct {
-    char optimizer[16];     /* sgd | adam | adamw */
-    double lr, momentum, weight_decay, label_smoothing;
-    int nesterov;           /* -1 unset, 0/1 */
-    int epochs, batch_size;
-    char scheduler[16];     /* none | step | plateau | onecycle | cosine */
-    int step_size, patience;
-    double gamma, factor, max_lr, pct_start, div_factor, final_div_factor;
-    char augment[128];
-} cn_recipe;
+/* cn_recipe (a spec's train line): convnet.h */
 
 /* What a spec text says: the input shape, the layers with every shape inferred,
  * and the recipe of its `train` line. */

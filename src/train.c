@@ -13,6 +13,7 @@
 #include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/file_open.h"
+#include "core/note.h"
 #include "core/mem.h"
 #include "data/augment.h"
 #include "data/catalog.h"
@@ -196,7 +197,7 @@ static void plot_curves(const char *out_dir, const char *model_name, const histo
     snprintf(title, sizeof title, "%s: training curves", model_name);
     if (cn_plot_training_curves(path, title, h->count, h->train_loss, h->test_loss, has_val ? h->val_loss : NULL,
                                 h->train_acc, h->test_acc, has_val ? h->val_acc : NULL))
-        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+        cn_note(CN_NOTE_WARNING, "convnet: warning: %s", cn_last_error());
 }
 
 /* Keeps the header and the first `epochs` rows of OUT/metrics.csv (for resume), or starts it. */
@@ -337,11 +338,11 @@ static cn_status save_checkpoint(run *r, const char *name, int epoch, int batch,
 
 static void print_epoch(const run *r, const epoch_metrics *e, int test_count, int test_correct, int quiet) {
     (void)quiet;
-    printf("Epoch %d/%d  lr %.6g  train loss %.4f  acc %.2f%%", e->epoch, r->recipe.epochs, e->lr, e->train_loss, e->train_acc);
-    if (r->has_val) printf("  val loss %.4f  acc %.2f%%", e->val_loss, e->val_acc);
-    printf("  %.1f s\n", e->seconds);
-    printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", e->test_loss, test_correct, test_count, e->test_acc);
-    fflush(stdout);
+    char val[80] = "";
+    if (r->has_val) snprintf(val, sizeof val, "  val loss %.4f  acc %.2f%%", e->val_loss, e->val_acc);
+    cn_note(CN_NOTE_INFO, "Epoch %d/%d  lr %.6g  train loss %.4f  acc %.2f%%%s  %.1f s\n"
+            "Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)", e->epoch, r->recipe.epochs, e->lr, e->train_loss,
+            e->train_acc, val, e->seconds, e->test_loss, test_correct, test_count, e->test_acc);
 }
 
 static void free_run(run *r) {
@@ -395,10 +396,9 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         dataset = stored_dataset;
         if (o->overrides.epochs > 0) r->recipe.epochs = o->overrides.epochs;
         if (rs.epochs_done >= r->recipe.epochs) {   /* nothing to train: change nothing (metrics.csv and the plots were rewritten) */
-            printf("convnet: %s: the run is already complete (%ld epoch%s done, %d asked); nothing changed. "
-                   "Pass --epochs N with N > %ld to train further.\n", o->resume, rs.epochs_done,
+            cn_note(CN_NOTE_INFO, "convnet: %s: the run is already complete (%ld epoch%s done, %d asked); nothing changed. "
+                   "Pass --epochs N with N > %ld to train further.", o->resume, rs.epochs_done,
                    rs.epochs_done == 1 ? "" : "s", r->recipe.epochs, rs.epochs_done);
-            fflush(stdout);
             r->already_complete = 1;
             return CN_OK;
         }
@@ -432,7 +432,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     data.threads = o->threads;
     st = cn_dataset_open(&data, &r->data);
     if (st) return st;
-    if (r->data.skipped) fprintf(stderr, "convnet: skipped %d unreadable images (--skip-bad)\n", r->data.skipped);
+    if (r->data.skipped) cn_note(CN_NOTE_WARNING, "convnet: skipped %d unreadable images (--skip-bad)", r->data.skipped);
     if (r->data.val.count > 0 && val_count == 0) {   /* a folder's val/ split */
         r->val = r->data.val;
         memset(&r->data.val, 0, sizeof r->data.val);
@@ -486,7 +486,7 @@ static void plot_test_results(run *r) {
     uint8_t *wrong = cn_calloc((size_t)GRID * pixels, 1);
     int wrong_true[GRID], wrong_pred[GRID], n_wrong = 0, total_wrong = 0;
     if (!counts || !wrong) {
-        fprintf(stderr, "convnet: warning: no result plots: out of memory\n");
+        cn_note(CN_NOTE_WARNING, "convnet: warning: no result plots: out of memory");
         free(counts); free(wrong);
         return;
     }
@@ -506,10 +506,10 @@ static void plot_test_results(run *r) {
     snprintf(path, sizeof path, "%s/confusion_matrix.png", r->out_dir);
     snprintf(title, sizeof title, "%s on %s test set: confusion matrix", r->model->source_name, r->data.name);
     if (classes > CN_PLOT_MAX_CLASSES)
-        fprintf(stderr, "convnet: note: no confusion_matrix.png for %d classes (the plot is drawn up to %d)\n", classes,
+        cn_note(CN_NOTE_WARNING, "convnet: note: no confusion_matrix.png for %d classes (the plot is drawn up to %d)", classes,
                 CN_PLOT_MAX_CLASSES);
     else if (cn_plot_confusion_matrix(path, title, classes, counts, names))
-        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+        cn_note(CN_NOTE_WARNING, "convnet: warning: %s", cn_last_error());
     snprintf(path, sizeof path, "%s/misclassified.png", r->out_dir);
     if (total_wrong > n_wrong)
         snprintf(title, sizeof title, "%s: misclassified test images (the first %d of %d)", r->model->source_name, n_wrong, total_wrong);
@@ -519,7 +519,7 @@ static void plot_test_results(run *r) {
     for (int i = 0; i < n_wrong; i++) named &= wrong_pred[i] < classes;
     if (cn_plot_image_grid(path, title, n_wrong, wrong, test->channels > 0 ? test->channels : 1, test->rows, test->cols,
                            wrong_true, wrong_pred, named ? names : NULL))
-        fprintf(stderr, "convnet: warning: %s\n", cn_last_error());
+        cn_note(CN_NOTE_WARNING, "convnet: warning: %s", cn_last_error());
     free(counts); free(wrong);
 }
 
@@ -541,15 +541,16 @@ static cn_status resolve_out_dir(run *r, const cn_train_options *o) {
 /* The opening lines (the lead only, unless quiet). */
 static void print_start(const run *r, const cn_train_options *o) {
     const cn_model *m = r->model;
-    printf("convnet: %s, %zu params; %s: %d train%s / %d test images\n", m->source_name, m->num_params,
-           r->data.name, r->data.train.count, r->has_val ? " (+val)" : "", r->data.test.count);
-    printf("convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads", r->recipe.optimizer,
-           r->recipe.lr, r->recipe.batch_size, r->recipe.epochs, r->recipe.epochs == 1 ? "" : "s", r->recipe.scheduler,
-           r->aug.enabled ? r->recipe.augment : "none", r->threads);
-    if (r->x) printf(" x %d ranks (%s batch norm)", r->x->ranks, o->local_bn ? "per-rank" : "synchronised");
-    printf("\nconvnet: writing %s/\n", r->out_dir);
-    if (r->start_epoch || r->start_batch) printf("convnet: resuming at epoch %d, batch %d\n", r->start_epoch + 1, r->start_batch);
-    fflush(stdout);
+    char ranks[64] = "";
+    if (r->x) snprintf(ranks, sizeof ranks, " x %d ranks (%s batch norm)", r->x->ranks, o->local_bn ? "per-rank" : "synchronised");
+    cn_note(CN_NOTE_INFO, "convnet: %s, %zu params; %s: %d train%s / %d test images\n"
+            "convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads%s\n"
+            "convnet: writing %s/", m->source_name, m->num_params, r->data.name, r->data.train.count,
+            r->has_val ? " (+val)" : "", r->data.test.count, r->recipe.optimizer, r->recipe.lr, r->recipe.batch_size,
+            r->recipe.epochs, r->recipe.epochs == 1 ? "" : "s", r->recipe.scheduler,
+            r->aug.enabled ? r->recipe.augment : "none", r->threads, ranks, r->out_dir);
+    if (r->start_epoch || r->start_batch)
+        cn_note(CN_NOTE_INFO, "convnet: resuming at epoch %d, batch %d", r->start_epoch + 1, r->start_batch);
 }
 
 /* The lead only (the other ranks write nothing in OUT): creates OUT and takes its
@@ -621,8 +622,8 @@ static cn_status stop_mid_epoch(run *r, int epoch, long batches_done) {
     if (r->lead) {
         cn_status st = save_checkpoint(r, "last.safetensors", epoch, (int)batches_done, 1);
         if (st) return st;
-        fprintf(stderr, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
-                "convnet: resume with: convnet train --resume %s/last.safetensors\n",
+        cn_note(CN_NOTE_WARNING, "convnet: interrupted in epoch %d after batch %ld/%ld; saved %s/last.safetensors\n"
+                "convnet: resume with: convnet train --resume %s/last.safetensors",
                 epoch + 1, batches_done, r->steps, r->out_dir, r->out_dir);
     }
     return cn_fail(CN_ERR_INTERRUPTED, "interrupted by a signal; state saved to %s/last.safetensors", r->out_dir);
@@ -774,7 +775,7 @@ cn_status cn_train(const cn_train_options *o) {
         have_predictions = true;
     if (!st && r.lead) {
         if (have_predictions) plot_test_results(&r);
-        else fprintf(stderr, "convnet: warning: no result plots: %s\n", cn_last_error());
+        else cn_note(CN_NOTE_WARNING, "convnet: warning: no result plots: %s", cn_last_error());
     }
     if (r.metrics) fclose(r.metrics);
     history_free(&r.hist);

@@ -1,6 +1,7 @@
 /* convnet command-line tool: dispatches to the subcommands in tools/cmd_*.c. */
 #include "commands.h"
 #include "dist/dist.h"
+#include "cli_notes.h"
 
 const char *cli_command = "convnet";
 
@@ -23,6 +24,7 @@ static int run_command(int argc, char **argv);
 /* Under mpirun, each rank ends its part in the job (dist/dist.h): a rank that failed alone
  * aborts the job rather than leave the others waiting. */
 int main(int argc, char **argv) {
+    cli_notes_install();
     int rc = run_command(argc, argv);
     cn_dist_finish(rc == 130 ? 0 : rc);
     return rc;

@@ -9,10 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CN_MAX_CLASSES 1000
-#define CN_MAX_CHANNELS 4
-#define CN_MAX_SIDE 256            /* image rows and cols of the image formats */
-#define CN_CLASS_NAME_MAX 32       /* bytes, with the terminating NUL */
+/* CN_MAX_CLASSES, CN_MAX_CHANNELS, CN_MAX_SIDE, CN_CLASS_NAME_MAX: convnet.h */
 
 typedef struct {
     int count, rows, cols;
@@ -38,20 +35,6 @@ typedef struct {
     int from_cache;             /* splits read from the decoded-image cache (image folders) */
 } cn_dataset;
 
-/* How to read a dataset: everything but the name may be left 0/NULL. */
-typedef struct {
-    const char *name;           /* see cn_dataset_load; NULL: "mnist" */
-    const char *dir;            /* NULL: search the default places */
-    int allow_download;
-    int channels, rows, cols;   /* the shape the model expects (0: any); csv: its --shape (default 1x28x28) */
-    int resize_rows, resize_cols; /* folder: --resize HxW (0: images must have the expected size) */
-    int grayscale;              /* folder: RGB -> 1 channel with PIL's weights (torchvision Grayscale) */
-    int skip_bad;               /* folder: leave out (and count) images that do not decode */
-    int norm_channels;          /* >0: mean/std given (1 value: every channel), not computed */
-    float mean[CN_MAX_CHANNELS], std[CN_MAX_CHANNELS];
-    int threads;                /* decoding threads (0: OpenMP's default) */
-    int parts;                  /* MNIST family and idx: CN_DATASET_TRAIN | CN_DATASET_TEST (0: both) */
-} cn_data_options;
 
 /* Finds (or, if allow_download, downloads) and loads a named dataset:
  * "mnist", "fashion-mnist", "kmnist", or "idx" (any four IDX files).
@@ -71,9 +54,8 @@ cn_status cn_dataset_load(const char *name, const char *dir, int allow_download,
  * std are per channel: given, published (the named datasets), or computed
  * from the training images and cached beside the data. */
 cn_status cn_dataset_open(const cn_data_options *o, cn_dataset *out);
-/* Parts of a dataset (cn_data_options.parts, cn_dataset_load_parts). */
-#define CN_DATASET_TRAIN 1
-#define CN_DATASET_TEST 2
+/* Parts of a dataset (cn_data_options.parts, cn_dataset_load_parts): CN_DATASET_TRAIN,
+ * CN_DATASET_TEST (convnet.h, as cn_data_options). */
 /* The same for some parts only: CN_DATASET_TEST finds, downloads and loads
  * just the two test files (`convnet eval`); the other split stays empty
  * (count 0). A test-only idx load takes its classes and mean/std from the

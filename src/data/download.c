@@ -1,5 +1,6 @@
 #include "data/download.h"
 #include "progress.h"
+#include "core/note.h"
 #include "data/catalog.h"
 #include "data/dataset.h"
 #include "core/error.h"
@@ -124,8 +125,7 @@ static void draw_bar(const transfer *t, curl_off_t now, curl_off_t total, int fi
         snprintf(line, sizeof line, "%-28s %s  %s/s", t->label, done, rate);
         cn_progress_draw_line(line);
     }
-    if (final) fputc('\n', stderr);
-    fflush(stderr);
+    if (final) cn_note(CN_NOTE_PROGRESS, "\n");
 }
 
 static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
@@ -181,7 +181,7 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
     EVP_DigestFinal_ex(t.md, digest, &len);
     EVP_MD_CTX_free(t.md);
     if (show && t.tty && rc == CURLE_OK) draw_bar(&t, t.received, t.received, 1);
-    else if (show && t.tty && t.last_draw > 0) fputc('\n', stderr);
+    else if (show && t.tty && t.last_draw > 0) cn_note(CN_NOTE_PROGRESS, "\n");
     cn_status st = CN_OK;
     if (rc != CURLE_OK) {
         if (t.write_failed) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", tmp_path, strerror(errno));
@@ -202,7 +202,7 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
     {
         char size[32];
         human_size((double)t.received, size, sizeof size);
-        fprintf(stderr, "downloaded %s (%s) from %s\n", label, size, url);
+        cn_note(CN_NOTE_WARNING, "downloaded %s (%s) from %s", label, size, url);
     }
     return st;
 }

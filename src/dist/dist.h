@@ -10,6 +10,7 @@
  * the other ranks and names the one that died. */
 #ifndef CN_DIST_DIST_H
 #define CN_DIST_DIST_H
+#include "convnet.h"
 #include "exec/exchange.h"
 #include <stdbool.h>
 
@@ -30,11 +31,7 @@ void cn_dist_finish(int exit_code);
 
 /* Time spent in the exchange since the start: all-reduces of sums (the gradients) and
  * gathers of rows (batch-norm sums, losses), with their counts. */
-typedef struct {
-    double sum_seconds, gather_seconds;
-    long sums, gathers;
-    double sum_floats;          /* floats all-reduced in all */
-} cn_dist_stats;
+/* cn_dist_stats: convnet.h */
 cn_dist_stats cn_dist_get_stats(void);
 
 #endif

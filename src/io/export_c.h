@@ -45,14 +45,7 @@
 #include "convnet.h"
 #include <stddef.h>
 
-enum { CN_EXPORT_C_INT8 = 1, CN_EXPORT_C_CORTEX_M4 = 2 };
-
-typedef struct {
-    size_t flash_bytes;      /* static const data: weights, biases, scales, multipliers */
-    size_t ram_bytes;        /* activation buffers and scratch (the locals of model_predict) */
-    size_t weight_count;     /* parameters after folding BN */
-    int int8;
-} cn_export_c_stats;
+/* CN_EXPORT_C_INT8, CN_EXPORT_C_CORTEX_M4 and cn_export_c_stats: convnet.h */
 
 /* Writes DIR/model.h and DIR/model.c (DIR is created if missing; each file is
  * written atomically). mean/std: the normalisation the model was trained with,

@@ -16,10 +16,7 @@
 /* The apt-get line for the toolchain the runtime is built with. */
 #define CN_WEB_TOOLCHAIN_PACKAGES "clang lld wasi-libc libclang-rt-dev-wasm32"
 
-typedef struct {
-    size_t html_bytes, wasm_bytes, blob_bytes;
-    int digits, agree;          /* test digits; where the host build of the runtime agrees with convnet */
-} cn_export_web_stats;
+/* cn_export_web_stats: convnet.h */
 
 /* 1 when the build embedded the WebAssembly runtime (clang, lld and wasi-libc were there). */
 int cn_export_web_available(void);

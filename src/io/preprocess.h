@@ -28,7 +28,7 @@
 #include "convnet.h"
 #include "io/image.h"
 
-#define CN_DIGIT_SIDE 28          /* output is CN_DIGIT_SIDE x CN_DIGIT_SIDE */
+/* CN_DIGIT_SIDE (28, convnet.h): the output is CN_DIGIT_SIDE x CN_DIGIT_SIDE */
 #define CN_DIGIT_BOX 20           /* the digit's longer side after scaling */
 #define CN_PREPROCESS_MIN_CONTRAST 32   /* grey levels of ink above the background */
 #define CN_PREPROCESS_INK_FRACTION 0.1

@@ -3,6 +3,7 @@
 #include "sweep/sweep.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/note.h"
 #include "core/atomic_file.h"
 #include "progress.h"
 #include <errno.h>
@@ -104,12 +105,11 @@ static cn_status train_one(const cn_sweep_options *o, const cn_sweep_plan *p, in
 static void report_run(const cn_sweep_options *o, const char *dir, const cn_sweep_result *r, bool interrupted,
                        int finished, int total) {
     if (o->quiet) return;
-    if (interrupted && !r->done) printf("sweep: [%d/%d] %s: interrupted (resumes when the sweep runs again)\n", finished, total, dir);
+    if (interrupted && !r->done) cn_note(CN_NOTE_INFO, "sweep: [%d/%d] %s: interrupted (resumes when the sweep runs again)", finished, total, dir);
     else if (r->done)
-        printf("sweep: [%d/%d] %s: final %.2f%%, best %.2f%% (epoch %d), %.0f s\n", finished, total, dir, r->final_acc,
+        cn_note(CN_NOTE_INFO, "sweep: [%d/%d] %s: final %.2f%%, best %.2f%% (epoch %d), %.0f s", finished, total, dir, r->final_acc,
                r->best_acc, r->best_epoch, r->seconds);
-    else printf("sweep: [%d/%d] %s: FAILED (see %s/train.log)\n", finished, total, dir, dir);
-    fflush(stdout);
+    else cn_note(CN_NOTE_INFO, "sweep: [%d/%d] %s: FAILED (see %s/train.log)", finished, total, dir, dir);
 }
 
 /* Runs `todo` (run indices) `jobs` at a time, each in a child process. */
@@ -128,7 +128,7 @@ static cn_status run_children(const cn_sweep_options *o, const cn_sweep_plan *p,
             if (pid < 0) break;
             if (pid == 0) {
                 cn_status st = train_one(o, p, todo[started], dir);
-                if (st && st != CN_ERR_INTERRUPTED) fprintf(stderr, "convnet sweep: %s\n", cn_last_error());
+                if (st && st != CN_ERR_INTERRUPTED) cn_note(CN_NOTE_WARNING, "convnet sweep: %s", cn_last_error());
                 _exit(st == CN_ERR_INTERRUPTED ? 130 : st ? 1 : 0);
             }
             pids[started++] = pid;
@@ -168,7 +168,7 @@ static cn_status run_here(const cn_sweep_options *o, const cn_sweep_plan *p, con
         run_dir(o, p, todo[k], dir, sizeof dir);
         cn_status st = train_one(o, p, todo[k], dir);
         if (st == CN_ERR_INTERRUPTED) return st;
-        if (st && o->exchange->rank == 0 && !o->quiet) fprintf(stderr, "convnet sweep: %s\n", cn_last_error());
+        if (st && o->exchange->rank == 0 && !o->quiet) cn_note(CN_NOTE_WARNING, "convnet sweep: %s", cn_last_error());
         read_result(dir, &results[todo[k]]);
         if (o->exchange->rank == 0) report_run(o, dir, &results[todo[k]], false, ++*finished, cn_sweep_runs(p));
     }
@@ -209,7 +209,7 @@ cn_status cn_sweep(const cn_sweep_options *o, const cn_sweep_plan *p) {
     }
     int jobs = o->jobs > 0 ? o->jobs : omp_get_num_procs();
     if (!o->quiet && (!x || x->rank == 0))
-        printf("sweep: %d runs (%d settings x %d seeds), %s %d; writing %s/\n", total, p->settings_count,
+        cn_note(CN_NOTE_INFO, "sweep: %d runs (%d settings x %d seeds), %s %d; writing %s/", total, p->settings_count,
                p->seed_last - p->seed_first + 1, x ? "ranks" : "at once", x ? x->ranks : jobs, o->out_dir);
     cn_status st = x ? run_here(o, p, todo, n, results, &finished)
                      : run_children(o, p, todo, n, jobs, results, &finished);

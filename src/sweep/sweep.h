@@ -53,14 +53,7 @@ typedef struct {
     int best_epoch, epochs;
 } cn_sweep_result;
 
-typedef struct {
-    cn_train_options base;  /* model, data, limits, threads per run (default 1), ... */
-    const char *out_dir;    /* default runs/sweep */
-    int jobs;               /* runs at once in one process group (0: one per core); ignored under mpirun */
-    const cn_exchange *exchange;    /* under mpirun: rank r runs every R-th run; rank 0 writes the reports */
-    int quiet;              /* no line per finished run */
-    volatile sig_atomic_t *stop_requested;
-} cn_sweep_options;
+/* cn_sweep_options: convnet.h */
 
 /* Runs the plan (skipping finished runs) and writes the reports. CN_ERR_INTERRUPTED when
  * stopped by a signal (the runs under way saved resumable checkpoints). A failed run is

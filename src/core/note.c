@@ -1,0 +1,28 @@
+/* The note handler (core/note.h): one per process, set by the program. */
+#include "core/note.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdatomic.h>
+
+/* Set once at start-up by the program; read from any thread (training threads, sweep children). */
+static cn_note_handler handler;
+static void *handler_user;
+
+void cn_set_note_handler(cn_note_handler fn, void *user) {
+    handler_user = user;
+    handler = fn;
+    atomic_thread_fence(memory_order_release);
+}
+
+int cn_note_wanted(void) { return handler != NULL; }
+
+void cn_note(cn_note_kind kind, const char *fmt, ...) {
+    cn_note_handler fn = handler;
+    if (!fn) return;
+    char text[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fn(kind, text, handler_user);
+}

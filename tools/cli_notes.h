@@ -1,0 +1,8 @@
+/* Prints the library's notes (convnet.h's note handler) on stdout and stderr. */
+#ifndef CONVNET_CLI_NOTES_H
+#define CONVNET_CLI_NOTES_H
+
+/* Sets the handler; called once by main before any command runs. */
+void cli_notes_install(void);
+
+#endif
