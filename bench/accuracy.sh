@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ -n "$LIST" ] || LIST="seed000 seed001 seed002 seed003 seed004 seed004-tiny5 c8k c20k fast fast994 ds8k"
+[ -n "$LIST" ] || LIST="seed000 seed001 seed002 seed003 seed004 seed004-tiny5 c8k c20k fast fast994 ds8k res20k"
 make -s build/convnet || exit 1
 # Run a private copy: other work rebuilding build/convnet mid-table would otherwise
 # fail runs with "Text file busy" or change the binary between seeds.

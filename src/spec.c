@@ -206,7 +206,7 @@ static cn_status infer_join_shape(parser *p, cn_layer *l) {
         if (l->kind == CN_LAYER_CONCAT) out.c += s.c;
     }
     l->out = out;
-    l->macs = l->kind == CN_LAYER_ADD ? (uint64_t)(l->num_inputs - 1) * cn_shape_size(out) : 0;
+    l->macs = 0;    /* additions and copies: no multiply-adds */
     return CN_OK;
 }
 

@@ -105,14 +105,18 @@ TEST(losses_match_pytorch) {
     check_loss("nll", "log_probs", 1);
 }
 
-static void check_preset(const char *name) {
+/* Preset `name`, or (fixture not NULL) the model whose spec the fixture's metadata holds. */
+static void check_preset(const char *name, const char *fixture) {
     char rel[128];
     snprintf(rel, sizeof rel, "presets/%s.safetensors", name);
+    if (fixture) snprintf(rel, sizeof rel, "%s", fixture);
     cn_st_file *f = fixture_open(rel);
     CHECK(f);
     if (!f) return;
-    cn_model *m;
-    CHECK(cn_model_load_spec(name, 1, &m) == CN_OK);
+    cn_model *m = NULL;
+    cn_status st = fixture ? cn_model_from_spec(fixture_meta(f, "spec"), name, 1, &m) : cn_model_load_spec(name, 1, &m);
+    CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
+    if (st) { cn_st_close(f); return; }
     CHECK_MSG(cn_checkpoint_read_weights(f, rel, m) == CN_OK, "%s", cn_last_error());
     for (int i = 0; i < m->num_layers; i++) if (m->layers[i].kind == CN_LAYER_DROPOUT) m->layers[i].dropout_p = 0.0f;
     int batch = (int)fixture_meta_num(f, "batch");
@@ -165,8 +169,14 @@ static void check_preset(const char *name) {
 }
 
 TEST(presets_match_pytorch) {
-    const char *names[] = {"seed000", "seed001", "seed002", "seed003", "seed004", "ds8k", "cifar-s9"};
-    for (int i = 0; i < 7; i++) check_preset(names[i]);
+    const char *names[] = {"seed000", "seed001", "seed002", "seed003", "seed004", "ds8k", "cifar-s9", "res20k"};
+    for (int i = 0; i < 8; i++) check_preset(names[i], NULL);
+}
+
+/* A model with a concat of three branches (torch_models.ConcatNet; its spec is in the
+ * fixture): forward, loss, every parameter gradient and BN statistic as PyTorch's. */
+TEST(concat_model_matches_pytorch) {
+    check_preset("concat", "branches/concat.safetensors");
 }
 
 static void check_optimizer(const char *name) {
@@ -265,6 +275,7 @@ int main(void) {
     RUN(layers_match_pytorch);
     RUN(losses_match_pytorch);
     RUN(presets_match_pytorch);
+    RUN(concat_model_matches_pytorch);
     RUN(optimizers_match_pytorch);
     RUN(schedules_match_pytorch);
     return test_summary();

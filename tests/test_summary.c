@@ -120,6 +120,9 @@ TEST(summary_seed004) { check_preset("seed004"); }
 TEST(summary_seed004_net) { check_preset("seed004-net"); }
 TEST(summary_ds8k) { check_preset("ds8k"); }
 TEST(summary_cifar_s9) { check_preset("cifar-s9"); }
+/* A residual model: rows in the order PyTorch runs the modules (the projection's after the
+ * main branch's), none for the additions. */
+TEST(summary_res20k) { check_preset("res20k"); }
 
 /* The table as printed in the seed002 document (from its dashed line down to
  * "Estimated Total Size") must appear line for line at the top of our output. */
@@ -248,7 +251,7 @@ int main(void) {
     RUN(summary_seed002);
     RUN(summary_seed003);
     RUN(summary_seed004);
-    RUN(summary_seed004_net); RUN(summary_ds8k); RUN(summary_cifar_s9);
+    RUN(summary_seed004_net); RUN(summary_ds8k); RUN(summary_cifar_s9); RUN(summary_res20k);
     RUN(summary_seed002_matches_document);
     RUN(summary_custom_linear_dropout);
     RUN(summary_seed001_macs_line);

@@ -48,8 +48,8 @@ static void check_preset(const char *preset) {
 
 TEST(checkpoints_load_into_pytorch) {
     if (!torch_available()) { fprintf(stderr, "  note: python3-torch not installed; PyTorch interop check skipped\n"); return; }
-    const char *presets[] = {"seed000", "seed001", "seed002", "seed003", "seed004", "ds8k"};
-    for (int i = 0; i < 6; i++) check_preset(presets[i]);
+    const char *presets[] = {"seed000", "seed001", "seed002", "seed003", "seed004", "ds8k", "res20k"};
+    for (int i = 0; i < 7; i++) check_preset(presets[i]);
 }
 
 int main(void) {

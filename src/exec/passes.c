@@ -370,5 +370,7 @@ void cn_session_forward_layer(cn_session *s, int i, int batch) {
 
 void cn_session_backward_layer(cn_session *s, int i, int batch) {
     CN_ASSERT(s->training && batch >= 1 && batch <= s->capacity);
-    backward_layer(bind_whole(s, batch), i);
+    cn_runner *r = bind_whole(s, batch);
+    if (cn_session_plan(s)->branched && i + 1 < s->model->num_layers) add_extra_grads(s, r, i + 1);
+    backward_layer(r, i);
 }

@@ -80,7 +80,7 @@ float *cn_session_grads(cn_session *s);
 /* One layer of the passes above, for per-layer profiling and tests: the input goes into
  * cn_session_value(s, 0) first, dL/d(output) into cn_session_value_grad(s) before the
  * backward layers; layer i's forward runs after layers 0..i-1, its backward after
- * layers L-1..i+1. cn_session_value(s, v): value v (the input of layer v; v = L: the
+ * layers L-1..i+1 (with branches, it first adds up its output's gradient from its readers). cn_session_value(s, v): value v (the input of layer v; v = L: the
  * output) of the current mode's plan. */
 void cn_session_forward_layer(cn_session *s, int i, int batch);
 void cn_session_backward_layer(cn_session *s, int i, int batch);

@@ -62,8 +62,8 @@ static int web_op(cn_layer_kind kind) {
 
 cn_status cn_export_web_check(const cn_model *m) {
     if (cn_model_has_branches(m))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has branches (from=, add, concat); the %s target runs plain "
-                       "layer stacks only", m->source_name, CN_WEB_TARGET);
+        return cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has branches (from=, add, concat): not supported by the web "
+                       "export, whose %s runtime runs plain layer stacks only", m->source_name, CN_WEB_TARGET);
     if (!cn_export_web_available())
         return cn_fail(CN_ERR_UNSUPPORTED, "this convnet was built without the WebAssembly runtime of the %s target "
                        "(clang, lld or wasi-libc were missing); install them with: apt-get install -y %s, then run "
