@@ -7,7 +7,9 @@
  * float and int8 must give the host export's class on every image (the same arithmetic:
  * IEEE float without contraction, integer sums), int8's accuracy must stay within 2
  * points of float's, and the M4's int8 (SMLAD) must take at most half of float's
- * instructions. Binary: $BUILD/convnet (default build). */
+ * instructions. Then ds8k (depthwise-separable: the export's grouped conv2d and its SMLAD
+ * variant), trained the same way, float and int8 on the M4: the host export's class on every
+ * image, int8 at most half of float's instructions. Binary: $BUILD/convnet (default build). */
 #include "harness.h"
 #include <stdbool.h>
 #include <unistd.h>
@@ -41,24 +43,34 @@ static bool tools_present(void) {
                   " && test -f /usr/lib/picolibc/arm-none-eabi/picolibc.specs") == 0;
 }
 
+/* Trains `model` briefly (3,000 images, 2 epochs) into OUT/model; false if the test cannot run. */
+static bool train_briefly(const char *model) {
+    const char *build = getenv("BUILD");
+    char cmd[1024];
+    if (!tools_present()) { fprintf(stderr, "  skip: gcc-arm-none-eabi, picolibc-arm-none-eabi or qemu-system-arm missing\n"); return false; }
+    if (access(DATA "/t10k-images-idx3-ubyte.gz", R_OK) != 0) { fprintf(stderr, "  skip: no MNIST in %s\n", DATA); return false; }
+    snprintf(cmd, sizeof cmd, "rm -rf " OUT "/%s && mkdir -p " OUT "/%s", model, model);
+    if (system(cmd) != 0) fprintf(stderr, "  note: could not clear %s/%s\n", OUT, model);
+    snprintf(cmd, sizeof cmd,
+             "%s/convnet train --model %s --data " DATA " --no-download --limit-train 3000 --limit-test 500 "
+             "--epochs 2 --batch-size 32 --seed 3 --threads 2 --quiet --out " OUT "/%s > " OUT "/%s/train.log 2>&1",
+             build && *build ? build : "build", model, model, model);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "'%s' failed (see %s/%s/train.log)", cmd, OUT, model);
+    return rc == 0;
+}
+
 TEST(mcu_tiny_on_emulated_cortex_m) {
     const char *build = getenv("BUILD");
     char cmd[1024];
-    if (!tools_present()) { fprintf(stderr, "  skip: gcc-arm-none-eabi, picolibc-arm-none-eabi or qemu-system-arm missing\n"); return; }
-    if (access(DATA "/t10k-images-idx3-ubyte.gz", R_OK) != 0) { fprintf(stderr, "  skip: no MNIST in %s\n", DATA); return; }
-    if (system("rm -rf " OUT " && mkdir -p " OUT) != 0) fprintf(stderr, "  note: could not clear %s\n", OUT);
-    snprintf(cmd, sizeof cmd,
-             "%s/convnet train --model mcu-tiny --data " DATA " --no-download --limit-train 3000 --limit-test 500 "
-             "--epochs 2 --batch-size 32 --seed 3 --threads 2 --quiet --out " OUT " > " OUT "/train.log 2>&1",
-             build && *build ? build : "build");
-    CHECK_MSG(system(cmd) == 0, "'%s' failed (see %s/train.log)", cmd, OUT);
-    snprintf(cmd, sizeof cmd, "CONVNET=%s/convnet sh scripts/mcu-check.sh --tiny --data " DATA " " OUT "/best.safetensors %d"
-             " > " OUT "/mcu.txt 2> " OUT "/mcu.err", build && *build ? build : "build", N);
+    if (!train_briefly("mcu-tiny")) return;
+    snprintf(cmd, sizeof cmd, "CONVNET=%s/convnet sh scripts/mcu-check.sh --tiny --data " DATA " " OUT "/mcu-tiny/best.safetensors %d"
+             " > " OUT "/mcu-tiny/mcu.txt 2> " OUT "/mcu-tiny/mcu.err", build && *build ? build : "build", N);
     int rc = system(cmd);
-    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s/mcu.err)", cmd, rc, OUT);
+    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s/mcu-tiny/mcu.err)", cmd, rc, OUT);
     mcu_line l[3];
-    int count = read_lines(OUT "/mcu.txt", l, 3);
-    CHECK_MSG(count == 3, "%d result lines in %s/mcu.txt, expected 3", count, OUT);
+    int count = read_lines(OUT "/mcu-tiny/mcu.txt", l, 3);
+    CHECK_MSG(count == 3, "%d result lines in %s/mcu-tiny/mcu.txt, expected 3", count, OUT);
     if (count != 3) return;
     CHECK(!strcmp(l[0].core, "cortex-m4") && !strcmp(l[0].variant, "float"));
     CHECK(!strcmp(l[1].core, "cortex-m4") && !strcmp(l[1].variant, "int8"));
@@ -71,11 +83,37 @@ TEST(mcu_tiny_on_emulated_cortex_m) {
               l[1].acc, l[2].acc, l[0].acc);
     CHECK_MSG(2 * l[1].insns <= l[0].insns, "int8 on the M4: %ld instructions per image, float %ld", l[1].insns, l[0].insns);
     CHECK(l[2].flash <= 32768 && l[2].ram <= 8192);
-    if (getenv("TEST_VERBOSE")) (void)!system("cat " OUT "/mcu.txt >&2");
+    if (getenv("TEST_VERBOSE")) (void)!system("cat " OUT "/mcu-tiny/mcu.txt >&2");
+}
+
+/* ds8k: depthwise 3x3 convs (stride 1 and 2) and pointwise 1x1 convs, float and int8 (SMLAD) on the M4 */
+TEST(ds8k_on_emulated_cortex_m4) {
+    const char *build = getenv("BUILD");
+    char cmd[1024];
+    if (!train_briefly("ds8k")) return;
+    snprintf(cmd, sizeof cmd, "CONVNET=%s/convnet sh scripts/mcu-check.sh --data " DATA " " OUT "/ds8k/best.safetensors %d"
+             " > " OUT "/ds8k/mcu.txt 2> " OUT "/ds8k/mcu.err", build && *build ? build : "build", N);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s/ds8k/mcu.err)", cmd, rc, OUT);
+    mcu_line l[2];
+    int count = read_lines(OUT "/ds8k/mcu.txt", l, 2);
+    CHECK_MSG(count == 2, "%d result lines in %s/ds8k/mcu.txt, expected 2", count, OUT);
+    if (count != 2) return;
+    CHECK(!strcmp(l[0].core, "cortex-m4") && !strcmp(l[0].variant, "float"));
+    CHECK(!strcmp(l[1].core, "cortex-m4") && !strcmp(l[1].variant, "int8"));
+    for (int i = 0; i < 2; i++) {
+        CHECK_MSG(l[i].n == N && l[i].agree == N, "ds8k %s: agree %d/%d with the host", l[i].variant, l[i].agree, l[i].n);
+        CHECK(l[i].flash > 0 && l[i].ram > 0 && l[i].insns > 0);
+    }
+    CHECK_MSG(2 * l[1].insns <= l[0].insns, "ds8k int8 on the M4: %ld instructions per image, float %ld", l[1].insns, l[0].insns);
+    CHECK_MSG(l[1].flash < l[0].flash && l[1].ram < l[0].ram, "ds8k int8 flash %ld / ram %ld, float %ld / %ld", l[1].flash,
+              l[1].ram, l[0].flash, l[0].ram);
+    if (getenv("TEST_VERBOSE")) (void)!system("cat " OUT "/ds8k/mcu.txt >&2");
 }
 
 int main(void) {
     RUN(mcu_tiny_on_emulated_cortex_m);
+    RUN(ds8k_on_emulated_cortex_m4);
     int rc = test_summary();
     if (rc == 0 && system("rm -rf " OUT) != 0) fprintf(stderr, "note: could not remove %s\n", OUT);
     return rc;
