@@ -244,6 +244,28 @@ TEST(depthwise_bn_relu_fused_in_eval) {
     cn_kernels_select(NULL);
 }
 
+/* The depthwise-separable presets: in training, every depthwise conv hands its output plane
+ * statistics to the batch norm after it and forms that batch norm's input gradient itself. */
+TEST(depthwise_presets_fuse_bn_in_training) {
+    const char *presets[] = { "ds8k", "cifar-s9" };
+    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
+        cn_model *m = NULL;
+        CHECK(cn_model_load_spec(presets[p], 1, &m) == CN_OK);
+        cn_plan plan;
+        if (!m || cn_plan_build(m, true, 0, &plan) != CN_OK) { cn_model_free(m); CHECK(0); continue; }
+        int depthwise = 0;
+        for (int i = 0; i + 1 < m->num_layers; i++) {
+            if (!cn_conv2d_depthwise_fast(&m->layers[i])) continue;
+            depthwise++;
+            CHECK_MSG(plan.steps[i].bn_stats_out && plan.steps[i + 1].stats_from_conv && plan.steps[i + 1].grad_in_dw_conv,
+                      "%s: layer %d", presets[p], i);
+        }
+        CHECK_MSG(depthwise >= 4, "%s: %d depthwise convs", presets[p], depthwise);
+        cn_plan_free(&plan);
+        cn_model_free(m);
+    }
+}
+
 /* Which convolutions take the fast depthwise path. */
 TEST(depthwise_fast_path_choice) {
     const struct { const char *spec; bool fast; } cases_[] = {
@@ -268,6 +290,7 @@ int main(void) {
     RUN(depthwise_bn_fused_in_training);
     RUN(depthwise_stride2_input_gradient_by_parity);
     RUN(depthwise_bn_relu_fused_in_eval);
+    RUN(depthwise_presets_fuse_bn_in_training);
     RUN(depthwise_fast_path_choice);
     return test_summary();
 }

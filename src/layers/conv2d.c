@@ -18,7 +18,8 @@
  * applied in the output pass and undone at the start of the backward pass; a
  * following batch norm gets its statistics from the output pass and hands its
  * input gradient over.
- * Depthwise 3x3 convolutions run conv2d_depthwise.c; other strides, grouped and dilated
+ * Depthwise 3x3 convolutions run conv2d_depthwise.c; other grouped ones at stride 1 without
+ * dilation conv2d_grouped.c (these kernels, group by group); other strides and dilated
  * convolutions conv2d_im2col.c. */
 #include "layers/layers.h"
 #include "layers/conv2d_paths.h"
@@ -222,6 +223,7 @@ size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv) {
     if (reference_conv) return cn_conv2d_im2col_scratch_floats(l);
     if (use_direct(l)) return direct_scratch_floats(l);
     if (cn_conv2d_depthwise_fast(l)) return cn_conv2d_depthwise_scratch_floats(l);
+    if (cn_conv2d_grouped_direct(l)) return cn_conv2d_grouped_scratch_floats(l);
     return cn_conv2d_im2col_scratch_floats(l);
 }
 
@@ -560,6 +562,7 @@ void cn_conv2d_forward(const cn_layer_ctx *c) {
     if (c->step->reference_conv) cn_conv2d_forward_im2col(c);
     else if (use_direct(c->layer)) forward_direct(c);
     else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_forward_depthwise(c);
+    else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_forward_grouped(c);
     else cn_conv2d_forward_im2col(c);
 }
 
@@ -567,6 +570,7 @@ void cn_conv2d_backward(const cn_layer_ctx *c) {
     if (c->step->reference_conv) cn_conv2d_backward_im2col(c);
     else if (use_direct(c->layer)) backward_direct(c);
     else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_backward_depthwise(c);
+    else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_backward_grouped(c);
     else cn_conv2d_backward_im2col(c);
 }
 

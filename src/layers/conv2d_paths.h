@@ -1,5 +1,6 @@
 /* The paths of conv2d besides the direct kernels of conv2d.c (which dispatches):
- * conv2d_im2col.c (any stride, groups, dilation: the reference) and conv2d_depthwise.c. */
+ * conv2d_im2col.c (any stride, groups, dilation: the reference), conv2d_depthwise.c and
+ * conv2d_grouped.c. */
 #ifndef CN_LAYERS_CONV2D_PATHS_H
 #define CN_LAYERS_CONV2D_PATHS_H
 #include "layers/layers.h"
@@ -14,5 +15,12 @@ bool cn_conv2d_depthwise_fast(const cn_layer *l);
 size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l);
 void cn_conv2d_forward_depthwise(const cn_layer_ctx *c);
 void cn_conv2d_backward_depthwise(const cn_layer_ctx *c);
+
+/* A grouped conv the direct kernels run group by group: groups > 1, stride 1, no dilation, not a
+ * fast depthwise 3x3. */
+bool cn_conv2d_grouped_direct(const cn_layer *l);
+size_t cn_conv2d_grouped_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_grouped(const cn_layer_ctx *c);
+void cn_conv2d_backward_grouped(const cn_layer_ctx *c);
 
 #endif
