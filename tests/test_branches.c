@@ -9,6 +9,7 @@
 #include "exec/session.h"
 #include "exec/team.h"
 #include "core/rng.h"
+#include "loss.h"
 #include <sys/wait.h>
 
 /* A ResNet basic block with a 1x1 projection, as the README shows it. */
@@ -193,6 +194,44 @@ static int header_has(const char *path, const char *text) {
     return strstr(buf + 8, text) != NULL;
 }
 
+/* A training step on a team of 2 workers, in chunks (no batch norm: exec/passes.c), against
+ * forward, loss and backward on 1 thread: same loss and hits, gradients within rounding (the
+ * chunks' sums are grouped differently). */
+TEST(chunked_training_step) {
+    const char *spec = "input 2x8x8\nconv2d out=4 k=3 pad=1 name=a\nrelu name=ra\nconv2d out=4 k=3 pad=1 name=b\n"
+                       "conv2d out=4 k=1 from=input name=input_c\nadd from=b,input_c,ra name=s\nrelu\ngap\nflatten\nlinear out=3";
+    cn_model *m;
+    cn_status st = cn_model_from_spec(spec, "chunks", 2, &m);
+    CHECK_MSG(st == CN_OK, "%s", cn_last_error());
+    if (st) return;
+    CHECK(cn_session_trains_in_chunks(m));
+    enum { B = 40 };
+    int n_in = B * cn_shape_size(m->input), labels[B], hits[2];
+    float *x = malloc(n_in * sizeof *x), grad[2][B * 3];
+    cn_rng rng;
+    cn_rng_seed(&rng, 3);
+    for (int i = 0; i < n_in; i++) x[i] = cn_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < B; i++) labels[i] = i % 3;
+    cn_session *team, *one;
+    CHECK(cn_session_create(m, B, 2, 0, &team) == CN_OK && cn_session_create(m, B, 1, 0, &one) == CN_OK);
+    cn_session_set_training(team, true);
+    cn_session_set_training(one, true);
+    double loss_team = cn_session_train_step(team, x, labels, B, 0.0f, grad[0], &hits[0]);
+    const float *y = cn_session_forward(one, x, B, NULL);
+    double loss_one = cn_loss_batch(y, labels, B, 3, 0, 0.0f, grad[1], &hits[1]);
+    cn_session_backward(one, grad[1], B);
+    CHECK_NEAR(loss_team, loss_one, 1e-5);
+    CHECK(hits[0] == hits[1]);
+    const float *g0 = cn_session_grads(team), *g1 = cn_session_grads(one);
+    double worst = 0.0;
+    for (size_t i = 0; i < m->num_params; i++) worst = fmax(worst, fabs((double)g0[i] - g1[i]) / fmax(1e-3, fabs((double)g1[i])));
+    CHECK_MSG(worst < 1e-4, "worst relative gradient difference %g", worst);
+    free(x);
+    cn_session_free(team);
+    cn_session_free(one);
+    cn_model_free(m);
+}
+
 /* Save and load: the spec with its from= lines comes back, the state dict uses the layers'
  * names, and outputs are the same. */
 TEST(checkpoint_round_trip) {
@@ -277,6 +316,7 @@ int main(void) {
     RUN(errors);
     RUN(forward_by_hand);
     RUN(eval_buffer_lifetimes);
+    RUN(chunked_training_step);
     RUN(checkpoint_round_trip);
     RUN(exports_refuse_branches);
     return test_summary();

@@ -110,6 +110,10 @@ TEST(import_seed002_opset9_initializers_as_inputs) { check_fixture("seed002_op9"
 TEST(import_depthwise_separable_opset11) { check_fixture("dsconv_op11", 80 + 80 + 144 + 160 + 408 + 250, 11, 13); }
 TEST(import_dilated_opset17) { check_fixture("dilated_op17", 80 + 592 + 2320 + 170, 17, 11); }
 /* Clip(0, 6) as relu6, LeakyRelu, BatchNormalization of a flat tensor as batchnorm1d. */
+/* torch.onnx.export of branches: res20k (Add of a block and its shortcut, BN folded into the
+ * convs by torch: 19,706 - 288 BN + 144 conv biases), and torch.cat of three branches. */
+TEST(import_residual_opset17) { check_fixture("residual_op17", 19562, 17, 17); }
+TEST(import_concat_opset11) { check_fixture("concat_op11", 3766, 11, 12); }
 TEST(import_small_layers_opset13) { check_fixture("small_layers_op13", 80 + 80 + 144 + 32 + 170, 13, 10); }
 
 /* The document's Net keeps its module names as state-dict prefixes. */
@@ -195,7 +199,13 @@ static void round_trip_model(cn_model *m, const char *preset, int fold) {
     int dropouts = 0, bn_after_conv = 0;
     for (int i = 0; i < m->num_layers; i++) {
         if (m->layers[i].kind == CN_LAYER_DROPOUT) dropouts++;
-        if (i > 0 && m->layers[i].kind == CN_LAYER_BATCHNORM2D && m->layers[i - 1].kind == CN_LAYER_CONV2D) bn_after_conv++;
+        /* folded: a BN that alone reads the conv before it */
+        int readers = 0;
+        for (int j = 0; j < m->num_layers; j++)
+            for (int k = 0; k < m->layers[j].num_inputs; k++) readers += m->layers[j].inputs[k] == i;
+        if (i > 0 && m->layers[i].kind == CN_LAYER_BATCHNORM2D && m->layers[i - 1].kind == CN_LAYER_CONV2D &&
+            m->layers[i].inputs[0] == i && readers == 1)
+            bn_after_conv++;
     }
     int expected_layers = m->num_layers - dropouts - (fold ? bn_after_conv : 0);
     CHECK_MSG(back->num_layers == expected_layers, "%s fold=%d: %d layers, expected %d", preset, fold, back->num_layers, expected_layers);
@@ -238,6 +248,69 @@ TEST(round_trip_grouped_dilated) {
         CHECK_MSG(cn_model_from_spec(spec, "grouped", 42, &m) == CN_OK, "%s", cn_last_error());
         if (m) round_trip_model(m, fold ? "grouped-dilated-fold" : "grouped-dilated", fold);
     }
+}
+
+/* Branches: export writes Add and Concat nodes (a chain of Adds for three inputs, a Flatten
+ * before adding a flat and a N x C x 1 x 1 tensor), import maps them back onto from=, add and
+ * concat: same layers, from= links, names, parameters and outputs; --fold-bn folds only the
+ * batch norms that alone read their conv. */
+TEST(round_trip_branches) {
+    /* a concat of four branches (b is read by bb as well: --fold-bn keeps bb), an add of three
+     * (the third: the input itself, pooled and widened) and an add of two flat values */
+    const char *spec = "input 1x28x28\n"
+        "conv2d out=8 k=3 pad=1 bias=false name=c1\nbatchnorm2d name=c1_bn\nrelu name=r1\nmaxpool2d k=2 name=p1\n"
+        "conv2d out=8 k=3 pad=1 name=a\nrelu name=ra\nconv2d out=4 k=1 from=p1 name=b\nbatchnorm2d name=bb\n"
+        "concat from=ra,b,bb,p1 name=cat\nconv2d out=8 k=3 stride=2 pad=1 bias=false name=c2\nbatchnorm2d name=c2_bn\n"
+        "relu name=r2\navgpool2d k=4 from=input\nconv2d out=8 k=1 name=input_pool\nconv2d out=8 k=1 from=cat stride=2 name=p2\n"
+        "add from=r2,p2,input_pool name=sum3\ngap name=g\nflatten name=f\nlinear out=8 name=l1\nflatten from=g name=gf\n"
+        "add from=l1,gf name=sum\nrelu name=r3\nlinear out=10 name=fc\n";
+    const char *models[][2] = {{"res20k", NULL}, {"branches", spec}};
+    for (int i = 0; i < 2; i++)
+        for (int fold = 0; fold < 2; fold++) {
+            cn_model *m = NULL;
+            cn_status st = models[i][1] ? cn_model_from_spec(models[i][1], models[i][0], 42, &m) : cn_model_load_spec(models[i][0], 42, &m);
+            CHECK_MSG(st == CN_OK, "%s: %s", models[i][0], cn_last_error());
+            if (!m) continue;
+            char label[64];
+            snprintf(label, sizeof label, "%s%s", models[i][0], fold ? "-fold" : "");
+            /* the links survive: every layer of the import reads the same layers (by name) */
+            cn_model *copy = NULL;
+            CHECK(cn_model_from_spec(m->spec_text, "copy", 42, &copy) == CN_OK);
+            round_trip_model(m, label, fold);
+            if (!fold && copy) {
+                cn_model *back = NULL;
+                char file[96];
+                snprintf(file, sizeof file, "%.60s-fold0.onnx", label);
+                CHECK(cn_onnx_import(tmp_path(file), &back) == CN_OK);
+                for (int l = 0; back && l < copy->num_layers; l++) {
+                    const cn_layer *a = &copy->layers[l], *b = &back->layers[l];
+                    CHECK_MSG(a->kind == b->kind && a->num_inputs == b->num_inputs, "%s layer %d", label, l);
+                    for (int k = 0; k < a->num_inputs && k < b->num_inputs; k++)
+                        CHECK_MSG(a->inputs[k] == b->inputs[k], "%s layer %d input %d: %d vs %d\n%s", label, l, k,
+                                  a->inputs[k], b->inputs[k], back->spec_text);
+                }
+                cn_model_free(back);
+            }
+            cn_model_free(copy);
+        }
+    /* add of a flat (linear) and an N x C x 1 x 1 (gap) value: the export flattens the latter
+     * (the import then has that flatten as a layer of its own); same outputs */
+    cn_model *m = NULL, *back = NULL;
+    CHECK(cn_model_from_spec("input 1x6x6\nconv2d out=4 k=3 name=c\ngap name=g\nflatten\nlinear out=4 name=l\n"
+                             "add from=l,g\nlinear out=3", "mixed", 5, &m) == CN_OK);
+    const char *path = tmp_path("mixed-ranks.onnx");
+    CHECK(m && cn_onnx_export(m, path, 0, (const float[]){0.1307f}, (const float[]){0.3081f}) == CN_OK);
+    onnx_check(path);
+    cn_status st = cn_onnx_import(path, &back);
+    CHECK_MSG(st == CN_OK, "%s", cn_last_error());
+    if (m && back) {
+        CHECK(back->num_layers == m->num_layers + 1 && back->layers[4].kind == CN_LAYER_FLATTEN && back->layers[5].kind == CN_LAYER_ADD);
+        float *x = random_inputs(3, 5), *a = forward_copy(m, x, 3), *b = forward_copy(back, x, 3);
+        if (a && b) CHECK_ALLCLOSE(b, a, 9, 1e-6);
+        free(x); free(a); free(b);
+    }
+    cn_model_free(m);
+    cn_model_free(back);
 }
 
 TEST(round_trip_presets) {
@@ -575,7 +648,8 @@ TEST(error_branching_and_outputs) {
     char *old = conv->input[0];
     conv->input[0] = g->node[0]->output[0];
     buf = pack(mp, &size);
-    expect_error(buf, size, CN_ERR_UNSUPPORTED, NEEDLES("node 2 \"/2/Conv\" (Conv): reads \"/0/Conv_output_0\", an earlier activation", "branches"));
+    /* (a branch: the conv now reads the first conv, and the relu's output goes nowhere) */
+    expect_error(buf, size, CN_ERR_UNSUPPORTED, NEEDLES("node 1 \"/1/Relu\" (Relu): no later node reads its output, and it is not the graph's output"));
     free(buf);
     conv->input[0] = old;
     /* Graph output names an intermediate tensor. */
@@ -735,9 +809,9 @@ int main(void) {
     RUN(import_quirks_opset11);
     RUN(import_quirks_opset13);
     RUN(import_quirks_no_constant_folding);
-    RUN(import_seed002_opset9_initializers_as_inputs); RUN(import_depthwise_separable_opset11); RUN(import_dilated_opset17); RUN(import_small_layers_opset13);
+    RUN(import_seed002_opset9_initializers_as_inputs); RUN(import_depthwise_separable_opset11); RUN(import_dilated_opset17); RUN(import_residual_opset17); RUN(import_concat_opset11); RUN(import_small_layers_opset13);
     RUN(import_keeps_torch_names);
-    RUN(round_trip_presets); RUN(round_trip_grouped_dilated);
+    RUN(round_trip_presets); RUN(round_trip_branches); RUN(round_trip_grouped_dilated);
     RUN(export_layout);
     RUN(export_adds_flatten);
     RUN(export_rejects_bad_arguments);

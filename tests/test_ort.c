@@ -12,6 +12,8 @@
  *   model trained in PyTorch (tests/fixtures/gen_torch_trained_onnx.py): `convnet
  *   eval` must report the accuracy ORT gets, convnet's import must agree with ORT
  *   as above, and so must the file `convnet export --format onnx` writes from it.
+ * - A model with branches (CONCAT_SPEC: concat of four branches, an add of a flat and a
+ *   pooled value), trained and checked as the presets are (res20k is one of them).
  * Skips (a SKIP line) without node/npm or MNIST; under SANITIZE=1 too (the plain
  * build runs it; the parsers involved have their own sanitized tests and fuzzers).
  * TEST_KEEP=1 keeps the working directory. */
@@ -86,11 +88,37 @@ static void list_model(const char *label, const char *onnx, const char *ref_name
     models_listed++;
 }
 
-/* One preset: a short training run, convnet's reference outputs, the two ONNX files. */
-static void prepare_preset(const char *name) {
+/* One preset (or spec file, then `label` names it): a short training run, convnet's reference
+ * outputs, the two ONNX files. */
+static void prepare_model(const char *model, const char *label);
+static void prepare_preset(const char *name) { prepare_model(name, name); }
+
+/* A model with branches beyond the residual preset's: a concat of three branches (one of
+ * them read by a batch norm as well, which --fold-bn must then keep), and an add of a flat
+ * (linear) and an N x C x 1 x 1 (gap) value, which the export flattens first. */
+static const char *CONCAT_SPEC =
+    "input 1x28x28\n"
+    "conv2d out=8 k=3 pad=1 bias=false name=c1\nbatchnorm2d name=c1_bn\nrelu name=r1\nmaxpool2d k=2 name=p1\n"
+    "conv2d out=8 k=3 pad=1 name=a\nrelu name=ra\n"
+    "conv2d out=4 k=1 from=p1 name=b\nbatchnorm2d name=bb\n"
+    "concat from=ra,b,bb,p1 name=cat\n"
+    "conv2d out=16 k=3 stride=2 pad=1 bias=false name=c2\nbatchnorm2d name=c2_bn\nrelu name=r2\n"
+    "gap name=g\nflatten name=f\nlinear out=16 name=l1\nadd from=l1,g name=sum\nrelu name=r3\nlinear out=10 name=fc\n";
+
+static void prepare_concat(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/concat.spec", tmp_dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(CONCAT_SPEC, f) >= 0);
+    if (f) fclose(f);
+    prepare_model(path, "concat");
+}
+
+static void prepare_model(const char *model, const char *label) {
+    const char *name = label;
     char out_dir[512], ckpt[600], onnx[600];
     cn_model *shape_of = NULL;
-    if (cn_model_load_spec(name, 1, &shape_of) == CN_OK &&
+    if (cn_model_load_spec(model, 1, &shape_of) == CN_OK &&
         (shape_of->input.c != 1 || shape_of->input.h != 28 || shape_of->input.w != 28)) {
         printf("INFO %s takes %dx%dx%d images: not run on MNIST here\n", name, shape_of->input.c, shape_of->input.h,
                shape_of->input.w);
@@ -101,7 +129,7 @@ static void prepare_preset(const char *name) {
     snprintf(out_dir, sizeof out_dir, "%s/train-%s", tmp_dir, name);
     cn_train_options o;
     cn_train_options_init(&o);
-    o.model = name;
+    o.model = model;
     o.data_dir = MNIST_DIR;
     o.allow_download = 0;
     o.overrides.epochs = 1;
@@ -185,6 +213,7 @@ TEST(ort_agrees_with_convnet_on_mnist) {
     manifest = fopen(path, "w");
     if (!manifest) { CHECK_MSG(0, "%s: cannot create", path); return; }
     for (int i = 0; i < cn_preset_count(); i++) prepare_preset(cn_preset_name(i));
+    prepare_concat();
     int torch_correct = prepare_torch();
     fclose(manifest);
     check_ort_results(torch_correct);

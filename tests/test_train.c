@@ -116,6 +116,35 @@ TEST(interrupt_mid_epoch_then_resume_matches) {
     CHECK_MSG(strcmp(a, b) == 0, "resumed metrics differ:\n%s---\n%s", a, b);
 }
 
+/* A model with branches (a residual add and a concat) trains, saves and resumes bit-exactly too. */
+TEST(resume_branched_model_matches_uninterrupted) {
+    const char *spec_path = TEST_TMP "/test-train/branched.spec";
+    FILE *f = fopen(spec_path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("input 1x28x28\nconv2d out=8 k=3 pad=1 bias=false name=stem\nbatchnorm2d name=stem_bn\nrelu\nmaxpool2d k=2 name=pool\n"
+          "conv2d out=8 k=3 pad=1 bias=false name=c1\nbatchnorm2d name=b1\nrelu\nconv2d out=8 k=3 pad=1 bias=false name=c2\n"
+          "batchnorm2d name=b2\nadd from=b2,pool\nrelu name=r\nconv2d out=4 k=1 from=pool name=side\nconcat from=r,side\n"
+          "gap\nflatten\nlinear out=10\n", f);
+    CHECK(fclose(f) == 0);
+    cn_train_options full = small_run(TEST_TMP "/test-train/branched-full", 3, 1000);
+    cn_train_options part = small_run(TEST_TMP "/test-train/branched-part", 2, 1000);
+    full.model = part.model = spec_path;
+    snprintf(full.overrides.optimizer, sizeof full.overrides.optimizer, "adam");   /* as seed004's recipe */
+    snprintf(part.overrides.optimizer, sizeof part.overrides.optimizer, "adam");
+    cn_status st = cn_train(&full);
+    CHECK_MSG(st == CN_OK, "%s", cn_last_error());
+    CHECK(cn_train(&part) == CN_OK);
+    st = resume_run(TEST_TMP "/test-train/branched-part/last.safetensors", 3);
+    CHECK_MSG(st == CN_OK, "%s", cn_last_error());
+    char a[4096], b[4096];
+    harness_read_metrics(full.out_dir, a, sizeof a);
+    harness_read_metrics(part.out_dir, b, sizeof b);
+    CHECK_MSG(strcmp(a, b) == 0, "resumed metrics differ:\n%s---\n%s", a, b);
+    CHECK_MSG(final_test_accuracy(full.out_dir) >= 25.0, "test accuracy %.2f%% after 3 epochs on 1000 images (chance: 10%%)",
+              final_test_accuracy(full.out_dir));
+}
+
 TEST(missing_data_is_one_clear_error) {
     cn_train_options o = small_run(TEST_TMP "/test-train/nodata", 1, 1000);
     o.data_dir = TEST_TMP "/test-train/no-such-dir";
@@ -130,6 +159,7 @@ int main(void) {
     RUN(same_seed_same_metrics);
     RUN(resume_after_epoch_matches_uninterrupted);
     RUN(interrupt_mid_epoch_then_resume_matches);
+    RUN(resume_branched_model_matches_uninterrupted);
     RUN(missing_data_is_one_clear_error);
     return test_summary();
 }

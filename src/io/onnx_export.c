@@ -259,19 +259,60 @@ static const char *add_activation(graph_builder *g, const cn_layer *l, const cha
     return add_node(g, "Clip", l->name, NULL, (const char *[]){cur, lo_name, hi_name, NULL}, NULL);
 }
 
-/* Emits the graph nodes and initializers for every layer of `m`. */
+/* Layers that read value v (layer.h). */
+static int readers_of(const cn_model *m, int v) {
+    int n = 0;
+    for (int i = 0; i < m->num_layers; i++)
+        for (int k = 0; k < m->layers[i].num_inputs; k++) n += m->layers[i].inputs[k] == v;
+    return n;
+}
+
+/* add (Add of two tensors, Sum of more) or concat (Concat on axis 1) of layer l's inputs, the tensors names[] of ranks ranks[]; flat inputs of rank 4
+ * (N x C x 1 x 1) are flattened first when another input is rank 2. *rank gets the result's. */
+static const char *add_join(graph_builder *g, const cn_layer *l, const char **names, const int *ranks, int *rank) {
+    const char *in[CN_MAX_INPUTS + 1];
+    *rank = 4;
+    for (int k = 0; k < l->num_inputs; k++) if (ranks[k] == 2) *rank = 2;
+    for (int k = 0; k < l->num_inputs; k++) {
+        in[k] = names[k];
+        if (ranks[k] == 4 && *rank == 2) {
+            char fl[64];
+            snprintf(fl, sizeof fl, "%s_flatten%d", l->name, k);
+            Onnx__AttributeProto *attrs[] = {attr_int(g->p, "axis", 1), NULL};
+            in[k] = add_node(g, "Flatten", fl, NULL, (const char *[]){names[k], NULL}, attrs);
+            if (!in[k]) return NULL;
+        }
+    }
+    in[l->num_inputs] = NULL;
+    if (l->kind == CN_LAYER_CONCAT) {
+        Onnx__AttributeProto *attrs[] = {attr_int(g->p, "axis", 1), NULL};
+        return add_node(g, "Concat", l->name, NULL, in, attrs);
+    }
+    return add_node(g, l->num_inputs == 2 ? "Add" : "Sum", l->name, NULL, in, NULL);
+}
+
+/* Emits the graph nodes and initializers for every layer of `m`. Value v (layer.h) is the
+ * tensor value_name[v] of rank value_rank[v]; each layer reads its inputs' tensors. */
 static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, const char **final_output) {
     pool *p = g->p;
+    int L = m->num_layers;
+    const char **value_name = pool_alloc(p, (size_t)L + 1, sizeof *value_name);
+    int *value_rank = pool_alloc(p, (size_t)L + 1, sizeof *value_rank);
+    if (!value_name || !value_rank) return CN_ERR_NOMEM;
+    value_name[0] = "input";
+    value_rank[0] = 4;
     const char *cur = "input";
     int rank = 4;           /* rank of the tensor `cur` (4: NCHW, 2: N x features) */
     float *scratch_w = NULL, *scratch_b = NULL;
     cn_status st = CN_OK;
-    for (int i = 0; i < m->num_layers && st == CN_OK; i++) {
+    for (int i = 0; i < L && st == CN_OK; i++) {
         const cn_layer *l = &m->layers[i];
         const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
         char name[96];
         st = check_layer_finite(m, l);
         if (st) break;
+        cur = value_name[l->inputs[0]];
+        rank = value_rank[l->inputs[0]];
         /* Gemm and LogSoftmax take 2-D input: flatten an N x C x 1 x 1 tensor first. */
         if ((l->kind == CN_LAYER_LINEAR || l->kind == CN_LAYER_LOG_SOFTMAX) && rank == 4) {
             char fl[48];
@@ -284,7 +325,9 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
         case CN_LAYER_CONV2D: {
             int oc = l->out_channels, k = l->kernel;
             int64_t wdims[4] = {oc, l->in.c / l->groups, k, k}, bdims[1] = {oc};
-            const cn_layer *bn = (fold_bn && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D)
+            /* folded: a BN that alone reads the conv's output */
+            const cn_layer *bn = (fold_bn && i + 1 < L && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D &&
+                                  m->layers[i + 1].inputs[0] == i + 1 && readers_of(m, i + 1) == 1)
                                  ? &m->layers[i + 1] : NULL;
             const float *wout = w, *bout = l->bias_count ? b : NULL;
             if (bn) {
@@ -319,7 +362,18 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                 attr_ints(p, "pads", 4, l->pad), attr_ints(p, "strides", 2, l->stride), NULL};
             if (!wname || (bout && !bname)) { st = CN_ERR_NOMEM; break; }
             cur = add_node(g, "Conv", l->name, NULL, (const char *[]){cur, wname, bname, NULL}, attrs);
-            if (bn) i++;   /* the BN is consumed */
+            if (bn) {   /* the BN is consumed: its output is the conv's */
+                value_name[i + 1] = cur;
+                value_rank[i + 1] = rank;
+                i++;
+            }
+            break;
+        }
+        case CN_LAYER_ADD: case CN_LAYER_CONCAT: {
+            const char *names[CN_MAX_INPUTS];
+            int ranks[CN_MAX_INPUTS];
+            for (int k = 0; k < l->num_inputs; k++) { names[k] = value_name[l->inputs[k]]; ranks[k] = value_rank[l->inputs[k]]; }
+            cur = add_join(g, l, names, ranks, &rank);
             break;
         }
         case CN_LAYER_BATCHNORM2D: {
@@ -387,6 +441,8 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                          cn_layer_kind_name(l->kind));
         }
         if (st == CN_OK && (!cur || p->failed)) st = CN_ERR_NOMEM;
+        value_name[i + 1] = cur;
+        value_rank[i + 1] = rank;
     }
     free(scratch_w);
     free(scratch_b);
@@ -422,9 +478,6 @@ cn_status cn_onnx_export(const cn_model *m, const char *path, int fold_bn, const
 cn_status cn_onnx_export_labeled(const cn_model *m, const char *path, int fold_bn, const float *mean, const float *std,
                                  const char *dataset, int num_names, const char (*class_names)[CN_CLASS_NAME_MAX]) {
     if (!m || !path || !*path) return cn_fail(CN_ERR_ARG, "onnx export: no model or no output path given");
-    if (cn_model_has_branches(m))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: %s has branches (from=, add, concat); the ONNX export writes plain "
-                       "layer stacks only", path, m->source_name);
     int channels = m->input.c >= 1 && m->input.c <= 4 ? m->input.c : 1;
     for (int c = 0; c < channels; c++)
         if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] <= 0.0f)

@@ -2,11 +2,12 @@
  * for a sequential CNN -> our spec text + weights (see io/onnx.h).
  *
  * The graph is walked in node order (ONNX requires topological order) keeping
- * one "current activation". Every compute node must read exactly that tensor
- * as its data input and produces the next one; constants (initializers,
- * Constant nodes, Identity aliases) and shape arithmetic on int64 values are
- * evaluated on the way. A node reading an older activation means the graph
- * branches, which convnet's sequential models cannot express.
+ * one "current activation". A compute node reads that tensor as its data input
+ * and produces the next one; constants (initializers, Constant nodes, Identity
+ * aliases) and shape arithmetic on int64 values are evaluated on the way. A node
+ * reading an older activation follows a branch of the graph (follow_branch): its
+ * layer reads that activation's layer (the spec's from=), and Add/Sum of two or
+ * more activations and Concat of them along channels become add and concat layers.
  *
  * The parts: io/onnx_import_internal.h lists them (decoding, layers, constant
  * folding, model building); this file is the driver. */
@@ -24,8 +25,8 @@
 
 static const char SUPPORTED_OPS[] =
     "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, "
-    "MatMul, Add, Pad, Constant, LogSoftmax, Softmax, Dropout, Identity, Shape, Gather, Unsqueeze, "
-    "Squeeze, Concat, Cast, ConstantOfShape, Slice, Transpose, Sub, Mul, Div (the last twelve on constants only), "
+    "MatMul, Add, Sum, Concat, Pad, Constant, LogSoftmax, Softmax, Dropout, Identity, Shape, Gather, Unsqueeze, "
+    "Squeeze, Cast, ConstantOfShape, Slice, Transpose, Sub, Mul, Div (the last ten on constants only), "
     "Clip (0, 6: relu6), LeakyRelu";
 
 /* Frees the values and layers the import made (not im itself). */
@@ -50,6 +51,43 @@ static const cn_onnx_op *find_op(const cn_onnx_op *table, const char *op) {
 /* Ops that only compute constants / aliases may follow a final Softmax. */
 static bool is_constant_op(const char *op) {
     return find_op(CN_ONNX_CONSTANT_OPS, op) || !strcmp(op, "Identity");
+}
+
+/* Before a compute node: when its first activation input is not the current one (the graph
+ * branches: a residual shortcut, a concat's second branch), that one becomes current, and the
+ * layer the node adds reads it (new_layer records the layer whose output it is). */
+static cn_status follow_branch(importer *im, int idx) {
+    const Onnx__NodeProto *n = node_at(im, idx);
+    for (size_t i = 0; i < n->n_input; i++) {
+        int vi = cn_onnx_find_value(im, input_name(n, i));
+        if (vi < 0 || im->values[vi].kind != V_ACT) continue;
+        if (vi == im->cur) return CN_OK;
+        if (im->pend_pad)
+            return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "reads \"%s\" while the zero padding of node %d waits for "
+                                     "its Conv or pool: padding is supported only right before one", CLEAN(input_name(n, i)),
+                                     im->pad_node);
+        const value *v = &im->values[vi];
+        im->cur = vi;
+        im->rank = v->act_rank;
+        im->shape = v->act_shape;
+        im->fresh_weighted = false;
+        return CN_OK;
+    }
+    return CN_OK;
+}
+
+/* Every imported layer but the last is read by a later one: an output nothing reads (a branch
+ * that goes nowhere) is named by its node. */
+static cn_status check_every_layer_read(const importer *im) {
+    for (int i = 0; i + 1 < im->num_layers; i++) {
+        bool read = false;
+        for (int j = i + 1; j < im->num_layers && !read; j++)
+            for (int k = 0; k < im->layers[j].num_from; k++) read |= im->layers[j].from[k] == i;
+        if (!read)
+            return cn_onnx_node_fail(im, im->layers[i].node, CN_ERR_UNSUPPORTED, "no later node reads its output, and it is not "
+                                     "the graph's output (a branch that goes nowhere)");
+    }
+    return CN_OK;
 }
 
 static cn_status read_input(importer *im, const Onnx__GraphProto *g) {
@@ -91,7 +129,7 @@ static cn_status read_input(importer *im, const Onnx__GraphProto *g) {
                        (long long)d[3], LIMIT_CHANNELS, LIMIT_SPATIAL);
     im->input_batch = d[0] > 0 ? d[0] : -1;
     cn_shape s = {(int)d[1], (int)d[2], (int)d[3]};
-    value v = {.kind = V_ACT, .act_rank = 4, .act_shape = s, .origin_node = -1};
+    value v = {.kind = V_ACT, .act_rank = 4, .act_shape = s, .origin_node = -1, .layer = -1};
     int vi;
     cn_status st = cn_onnx_add_value(im, in->name, "graph input", v, &vi);
     if (st) return st;
@@ -231,8 +269,10 @@ static cn_status import_model(const Onnx__ModelProto *mp, const char *file, cn_o
                          CLEAN(n->name), CLEAN(op), SUPPORTED_OPS);
             break;
         }
-        st = e->fn(im, (int)idx);
+        if (find_op(CN_ONNX_LAYER_OPS, op)) st = follow_branch(im, (int)idx);
+        if (!st) st = e->fn(im, (int)idx);
     }
+    if (!st) st = check_every_layer_read(im);
     if (st) goto done;
     if (im->pend_pad) { st = cn_onnx_node_fail(im, im->pad_node, CN_ERR_UNSUPPORTED, "zero padding at the end of the graph is not supported"); goto done; }
     if (g->n_output != 1) {

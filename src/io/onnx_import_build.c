@@ -39,6 +39,7 @@ static void tb_printf(text_buf *t, const char *fmt, ...) {
 }
 
 static bool name_taken(const importer *im, const char *name, int except) {
+    if (!strcmp(name, "input")) return true;    /* from=input means the model's input */
     for (int j = 0; j < im->num_layers; j++)
         if (j != except && !strcmp(im->layers[j].name, name)) return true;
     return false;
@@ -132,6 +133,14 @@ cn_status cn_onnx_build_model(importer *im, const cn_shape input, const char *pr
             tb_printf(&t, "%s", kind);
         }
         if (l->name[0]) tb_printf(&t, " name=%s", l->name);
+        if (l->num_from != 1 || l->from[0] != i - 1) {     /* a branch: name the layers it reads */
+            for (int k = 0; k < l->num_from; k++) {
+                int j = l->from[k];
+                if (j < 0) tb_printf(&t, "%sinput", k ? "," : " from=");
+                else if (im->layers[j].name[0]) tb_printf(&t, "%s%s", k ? "," : " from=", im->layers[j].name);
+                else tb_printf(&t, "%s%d", k ? "," : " from=", j);
+            }
+        }
         tb_printf(&t, "   # node %d\n", l->node);
     }
     if (t.failed) { free(t.p); return cn_fail(CN_ERR_NOMEM, "%s: out of memory writing the spec", im->file); }

@@ -365,7 +365,9 @@ cn_status cn_onnx_set_activation(importer *im, int idx, int rank, cn_shape shape
     const Onnx__NodeProto *n = node_at(im, idx);
     char what[200];
     snprintf(what, sizeof what, "output of node %d \"%s\"", idx, CLEAN(n->name));
-    value v = {.kind = V_ACT, .act_rank = rank, .act_shape = shape, .origin_node = idx};
+    bool added = im->num_layers > 0 && im->layers[im->num_layers - 1].node == idx;
+    value v = {.kind = V_ACT, .act_rank = rank, .act_shape = shape, .origin_node = idx,
+               .layer = added ? im->num_layers - 1 : im->values[im->cur].layer};
     int vi;
     cn_status st = cn_onnx_add_value(im, n->output[0], what, v, &vi);
     if (st) return st;

@@ -44,6 +44,7 @@ typedef struct {
     int act_rank;             /* V_ACT: 4 (N,C,H,W) or 2 (N,F) */
     cn_shape act_shape;
     int origin_node;          /* producing node, -1 for initializers and graph inputs */
+    int layer;                /* V_ACT: the imported layer whose output it is, -1 for the graph input */
 } value;
 
 typedef struct {
@@ -56,6 +57,8 @@ typedef struct {
     float eps, slope;
     float *w, *b, *mean, *var;   /* owned */
     size_t wcount, bcount;
+    int num_from;             /* the layers whose outputs it reads (-1: the graph input): */
+    int from[CN_MAX_INPUTS];  /* the previous one in a chain; more for add and concat */
 } imp_layer;
 
 typedef struct {
@@ -67,7 +70,9 @@ typedef struct {
     int32_t *table;           /* open addressing: value index + 1, 0 = empty */
     size_t table_size;
     uint64_t hash_seed;       /* random per import: names crafted to collide cannot cluster the table */
-    /* the chain */
+    /* the chain: the activation the next compute node reads. A node that reads another one
+     * (a branch of the graph) makes that one current first (onnx_import.c), so that each layer
+     * records the layer it reads (imp_layer.from) and the spec says from= where needed. */
     int cur;                  /* value index of the current activation */
     int rank;
     cn_shape shape;
@@ -154,7 +159,8 @@ float *cn_onnx_copy_floats(const float *src, size_t n);
 
 /* ---- outputs (onnx_import_decode.c) ------------------------------------- */
 
-/* Output 0 becomes the current activation (rank 4 or 2, shape), other outputs unavailable. */
+/* Output 0 becomes the current activation (rank 4 or 2, shape), other outputs unavailable; it is
+ * the output of the layer node idx added, or else (a pass-through) of the current one's layer. */
 cn_status cn_onnx_set_activation(importer *im, int idx, int rank, cn_shape shape);
 /* Output 0 becomes constant v (its arrays are taken over, freed on error). */
 cn_status cn_onnx_set_constant(importer *im, int idx, value v);

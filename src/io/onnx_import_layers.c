@@ -21,6 +21,8 @@ static imp_layer *new_layer(importer *im, int idx, cn_layer_kind kind) {
     memset(l, 0, sizeof *l);
     l->kind = kind;
     l->node = idx;
+    l->num_from = 1;
+    l->from[0] = im->values[im->cur].layer;
     return l;
 }
 
@@ -508,9 +510,86 @@ static cn_status op_matmul(importer *im, int idx) {
 }
 
 
+/* Whether input i of node idx is a computed activation. */
+static bool is_activation(const importer *im, int idx, size_t i) {
+    int vi = cn_onnx_find_value(im, input_name(node_at(im, idx), i));
+    return vi >= 0 && im->values[vi].kind == V_ACT;
+}
+
+/* Add/Sum (CN_LAYER_ADD: equal shapes) or Concat on axis 1 (CN_LAYER_CONCAT: equal ranks, heights
+ * and widths) of the node's inputs, every one a computed activation (the driver made input 0
+ * current): a join layer reading their layers. */
+static cn_status join_layer(importer *im, int idx, cn_layer_kind kind) {
+    const Onnx__NodeProto *n = node_at(im, idx);
+    const char *what = kind == CN_LAYER_ADD ? "adds" : "concatenates";
+    if (n->n_input < 2 || n->n_input > CN_MAX_INPUTS)
+        return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "%s %zu tensors; expected 2 to %d", what, n->n_input, CN_MAX_INPUTS);
+    cn_status st = no_pending_pad(im, idx);
+    if (st) return st;
+    const value *first = &im->values[im->cur];
+    cn_shape out = first->act_shape;
+    int from[CN_MAX_INPUTS];
+    for (size_t i = 0; i < n->n_input; i++) {
+        int vi = cn_onnx_find_value(im, input_name(n, i));
+        if (vi < 0 || im->values[vi].kind != V_ACT)
+            return cn_onnx_wrong_value(im, idx, input_name(n, i), vi, kind == CN_LAYER_ADD
+                                       ? "a computed activation (with one constant, Add is a bias after Conv, Gemm or MatMul)"
+                                       : "a computed activation (or all inputs constant)");
+        const value *v = &im->values[vi];
+        if (im->values[vi].origin_node >= 0 && !strcmp(node_at(im, v->origin_node)->op_type, "Pad"))
+            return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "reads \"%s\", the output of a Pad: padding is supported "
+                                     "only right before a Conv or pool", CLEAN(input_name(n, i)));
+        cn_shape s = v->act_shape;
+        bool fits = v->act_rank == first->act_rank && s.h == out.h && s.w == out.w &&
+                    (kind == CN_LAYER_CONCAT || s.c == first->act_shape.c);
+        if (!fits)
+            return cn_onnx_node_fail(im, idx, CN_ERR_SHAPE, "\"%s\" is %s%d x %d x %d but \"%s\" is %s%d x %d x %d; %s", CLEAN(input_name(n, i)),
+                                     v->act_rank == 2 ? "(flat) " : "", s.c, s.h, s.w, CLEAN(input_name(n, 0)),
+                                     first->act_rank == 2 ? "(flat) " : "", first->act_shape.c, first->act_shape.h,
+                                     first->act_shape.w, kind == CN_LAYER_ADD ? "Add needs equal shapes (no broadcasting)"
+                                                                              : "Concat needs equal ranks, heights and widths");
+        for (size_t j = 0; j < i; j++)
+            if (from[j] == v->layer)
+                return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "%s the output of one layer with itself", what);
+        from[i] = v->layer;
+        if (kind == CN_LAYER_CONCAT && i > 0) out.c += s.c;
+    }
+    if (kind == CN_LAYER_CONCAT) {
+        int64_t axis;
+        if ((st = cn_onnx_check_attrs(im, idx, "axis")) || (st = cn_onnx_attr_int(im, idx, "axis", 1, &axis))) return st;
+        if (axis < 0) axis += first->act_rank;
+        if (axis != 1)
+            return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "axis=%lld: only channels (axis 1) are concatenated", (long long)axis);
+    } else if ((st = cn_onnx_check_attrs(im, idx, ""))) {
+        return st;
+    }
+    if (out.c > LIMIT_CHANNELS && first->act_rank == 4)
+        return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "%d channels; at most %d are supported", out.c, LIMIT_CHANNELS);
+    imp_layer *l = new_layer(im, idx, kind);
+    if (!l) return CN_ERR_UNSUPPORTED;
+    l->num_from = (int)n->n_input;
+    memcpy(l->from, from, sizeof from);
+    st = cn_onnx_set_activation(im, idx, first->act_rank, out);
+    im->fresh_weighted = false;
+    return st;
+}
+
+static cn_status op_sum(importer *im, int idx) { return join_layer(im, idx, CN_LAYER_ADD); }
+
+/* Concat: of activations along channels; of constants (shape arithmetic), onnx_import_fold.c. */
+static cn_status op_concat_layer(importer *im, int idx) {
+    const Onnx__NodeProto *n = node_at(im, idx);
+    for (size_t i = 0; i < n->n_input; i++)
+        if (is_activation(im, idx, i)) return join_layer(im, idx, CN_LAYER_CONCAT);
+    for (const cn_onnx_op *e = CN_ONNX_CONSTANT_OPS; e->op; e++)
+        if (!strcmp(e->op, "Concat")) return e->fn(im, idx);
+    return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "no Concat of constants");
+}
+
 static cn_status op_add(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
     if (cn_onnx_is_constant_value(im, input_name(n, 0)) && cn_onnx_is_constant_value(im, input_name(n, 1))) return cn_onnx_const_binary(im, idx, '+');
+    if (n->n_input == 2 && is_activation(im, idx, 0) && is_activation(im, idx, 1)) return join_layer(im, idx, CN_LAYER_ADD);
     cn_status st = cn_onnx_check_input_count(im, idx, 2, 2);
     if (!st) st = cn_onnx_check_attrs(im, idx, "");
     if (st) return st;
@@ -668,5 +747,5 @@ const cn_onnx_op CN_ONNX_LAYER_OPS[] = {
     {"AveragePool", op_avgpool}, {"GlobalAveragePool", op_gap}, {"Flatten", op_flatten}, {"Reshape", op_reshape},
     {"Gemm", op_gemm}, {"MatMul", op_matmul}, {"Add", op_add}, {"Pad", op_pad},
     {"LogSoftmax", op_logsoftmax}, {"Softmax", op_plain_softmax}, {"Dropout", op_dropout}, {"Identity", op_identity},
-    {"Clip", op_clip}, {"LeakyRelu", op_leaky_relu}, {NULL, NULL},
+    {"Clip", op_clip}, {"LeakyRelu", op_leaky_relu}, {"Sum", op_sum}, {"Concat", op_concat_layer}, {NULL, NULL},
 };
