@@ -1,5 +1,6 @@
 /* Helpers of the tests that compile and run the C export on the host (test_export_c.c,
- * test_int8.c): MNIST images, a driver program, running model_predict over images.
+ * test_int8.c): MNIST images, a driver program, running model_predict over images; and
+ * the models with the layers beyond the seeds that those tests and test_web.c export.
  * Include after harness.h. */
 #ifndef CONVNET_TEST_EXPORT_C_HOST_H
 #define CONVNET_TEST_EXPORT_C_HOST_H
@@ -112,7 +113,7 @@ static inline int run(const char *cmd) {
     return rc;
 }
 
-static const char DRIVER[] =
+static const char DRIVER[] __attribute__((unused)) =
     "#include \"model.h\"\n"
     "#include <stdio.h>\n"
     "#include <stdlib.h>\n"

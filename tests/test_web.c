@@ -1,16 +1,21 @@
 /* `convnet export --format web`: the web runtime's interpreter (host build of
  * src/io/web_model.c, the code the page runs in WebAssembly) against convnet's
- * forward pass for every preset; its blob parser on damaged blobs; the export's
+ * forward pass for every preset and for export_c_host.h's models with the layers beyond
+ * the seeds; its blob parser on damaged blobs (and, with node, the wasm32 build of it on
+ * blobs whose shape products wrap 32 bits: tests/js/web_blob_check.js); the export's
  * errors; and the exported page in Debian's headless Chromium: the #selftest
- * (with --dump-dom) and, through puppeteer-core (tests/js/web_check.js), digits
+ * (with --dump-dom: 20/20 classes, scores within 1e-4) of that page and of a page of the
+ * new-layers model trained one epoch, and, through puppeteer-core (tests/js/web_check.js), digits
  * drawn with the mouse, whose page answers must equal `convnet predict` on the
  * same pixels. The browser parts skip (a SKIP line) without chromium, node/npm,
  * MNIST or the WebAssembly toolchain at build time; the drawing part also under
  * SANITIZE=1 (the plain build runs it). The page is made from
- * tests/fixtures/onnx/torch_trained.onnx (trained in PyTorch, no training here).
+ * tests/fixtures/onnx/torch_trained.onnx (trained in PyTorch); the new-layers model trains
+ * one epoch on 2,000 images.
  * TEST_KEEP=1 keeps the working directory; WEB_SCREENSHOT=FILE.png saves the
  * page after the first drawing (how docs/web-demo.png was made). */
 #include "harness.h"
+#include "export_c_host.h"
 #include "js_env.h"
 #include "model.h"
 #include "exec/session.h"
@@ -43,17 +48,24 @@ static void test_pixels(uint8_t *px, int count) {
     for (size_t i = 0; i < (size_t)count * 784; i++) px[i] = (uint8_t)(cn_rng_uniform(&rng) * 256);
 }
 
+/* Every preset, then export_c_host.h's models with the layers beyond the seeds (grouped,
+ * depthwise and dilated convs, relu6, leaky_relu, batchnorm1d, dropout2d). */
 TEST(web_runtime_matches_convnet_for_every_preset) {
     enum { N = 8 };
     uint8_t px[N * 784];
     test_pixels(px, N);
-    for (int p = 0; p < cn_preset_count(); p++) {
+    static const char *const extra[] = {"new-layers", "new-layers-tail"};
+    int presets = cn_preset_count();
+    for (int p = 0; p < presets + 2; p++) {
         cn_model *m;
-        if (cn_model_load_spec(cn_preset_name(p), 3, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
-        if (cn_export_web_check(m) != CN_OK) {   /* layers the web target does not run: refused, naming both */
+        const char *name = p < presets ? cn_preset_name(p) : extra[p - presets];
+        if (p >= presets) {
+            if (!(m = export_c_host_new_layers(name, 3))) continue;
+        } else if (cn_model_load_spec(name, 3, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
+        if (cn_export_web_check(m) != CN_OK) {   /* only inputs other than 1x28x28 and branches are refused */
             CHECK_MSG(strstr(cn_last_error(), "web") &&
-                          (strstr(cn_last_error(), "not supported") || strstr(cn_last_error(), "draws 1x28x28")),
-                      "%s: %s", cn_preset_name(p), cn_last_error());
+                          (strstr(cn_last_error(), "draws 1x28x28") || strstr(cn_last_error(), "branches")),
+                      "%s: %s", name, cn_last_error());
             cn_model_free(m);
             continue;
         }
@@ -69,7 +81,7 @@ TEST(web_runtime_matches_convnet_for_every_preset) {
         size_t size = 0;
         cn_web_model wm;
         CHECK_MSG(cn_export_web_blob(m, 0.1307f, 0.3081f, &blob, &size) == CN_OK, "%s", cn_last_error());
-        CHECK_MSG(blob && cn_web_model_parse(blob, size, &wm) == CN_OK, "%s: %s", cn_preset_name(p), cn_last_error());
+        CHECK_MSG(blob && cn_web_model_parse(blob, size, &wm) == CN_OK, "%s: %s", name, cn_last_error());
         if (!blob || !wm.weights) { free(blob); cn_model_free(m); continue; }
         int classes = cn_model_num_classes(m);
         float *work = calloc(cn_web_model_workspace(&wm) + 784, sizeof *work), x[N * 784], scores[64], probs[64];
@@ -87,7 +99,7 @@ TEST(web_runtime_matches_convnet_for_every_preset) {
                 if (e > worst) worst = e;
             }
         }
-        CHECK_MSG(worst <= 1e-4, "%s: web runtime vs convnet: relative error %g", cn_preset_name(p), worst);
+        CHECK_MSG(worst <= 1e-4, "%s: web runtime vs convnet: relative error %g", name, worst);
         cn_session_free(session);
         free(work);
         cn_web_model_free(&wm);
@@ -106,7 +118,7 @@ TEST(damaged_blobs_are_rejected) {
     for (size_t cut = 0; cut < size; cut += cut < 400 ? 1 : 997) /* every truncation near the header, then a sample */
         CHECK_MSG(cn_web_model_parse(blob, cut, &wm) == CN_ERR_FORMAT, "%zu of %zu bytes accepted", cut, size);
     unsigned char *b = blob;
-    for (size_t at = 0; at < 36 + 48; at += 4) { /* every header word and the first layer's */
+    for (size_t at = 0; at < 36 + 60; at += 4) { /* every header word and the first layer's */
         uint32_t saved;
         memcpy(&saved, b + at, 4);
         uint32_t bad = saved ^ 0x40000001u;
@@ -121,6 +133,79 @@ TEST(damaged_blobs_are_rejected) {
     cn_web_model_free(&wm);
     free(blob);
     cn_model_free(m);
+}
+
+/* Blobs whose shape products wrap 32-bit arithmetic (wasm32's size_t and long): the parser
+ * takes them in 64 bits and refuses them, on the host and in the wasm32 runtime itself (run
+ * with node by tests/js/web_blob_check.js, no packages); a valid blob loads there too. */
+static void blob_word(unsigned char *b, size_t *at, uint32_t v) { memcpy(b + *at, &v, 4); *at += 4; }
+static void blob_header(unsigned char *b, size_t *at, int c, int h, int w, int layers, int classes) {
+    float mean = 0.1307f, std = 0.3081f;
+    uint32_t m, s;
+    memcpy(&m, &mean, 4);
+    memcpy(&s, &std, 4);
+    uint32_t words[9] = {CN_WEB_MAGIC, CN_WEB_VERSION, (uint32_t)c, (uint32_t)h, (uint32_t)w, (uint32_t)layers,
+                         (uint32_t)classes, m, s};
+    for (int k = 0; k < 9; k++) blob_word(b, at, words[k]);
+}
+/* op, in c h w, out c h w, kernel, stride, pad, groups, dilation, alpha 0, n, reserved 0 */
+static void blob_layer(unsigned char *b, size_t *at, const int32_t v[12], int32_t n) {
+    for (int k = 0; k < 12; k++) blob_word(b, at, (uint32_t)v[k]);
+    blob_word(b, at, 0);
+    blob_word(b, at, (uint32_t)n);
+    blob_word(b, at, 0);
+}
+
+TEST(wasm32_parser_guards) {
+    enum { BLOBS = 4 };
+    unsigned char bad[3][256];
+    size_t len[3] = {0, 0, 0};
+    /* 1: input 65536x65536x1: c*h is 2^32, 0 in 32 bits */
+    blob_header(bad[0], &len[0], 65536, 65536, 1, 1, 1);
+    blob_layer(bad[0], &len[0], (const int32_t[]){CN_WEB_RELU, 65536, 65536, 1, 65536, 65536, 1, 0, 0, 0, 1, 1}, 0);
+    /* 2: a conv with a 65536x65536 kernel (padded to fit): 2^32 weights, 0 in 32 bits, and 0 declared */
+    blob_header(bad[1], &len[1], 1, 28, 28, 1, 1);
+    blob_layer(bad[1], &len[1], (const int32_t[]){CN_WEB_CONV, 1, 28, 28, 1, 1, 1, 65536, 1, 32754, 1, 1}, 0);
+    /* 3: a linear declaring 1025 * 1047553 = 2^30 + 1 floats: 4 bytes in 32 bits, and 4 bytes follow */
+    blob_header(bad[2], &len[2], 1025, 1, 1, 1, 10);
+    blob_layer(bad[2], &len[2], (const int32_t[]){CN_WEB_LINEAR, 1025, 1, 1, 1047553, 1, 1, 0, 0, 0, 1, 1}, 1073741825);
+    blob_word(bad[2], &len[2], 0);
+    for (int i = 0; i < 3; i++) {
+        cn_web_model wm;
+        cn_status st = cn_web_model_parse(bad[i], len[i], &wm);
+        if (st == CN_OK) cn_web_model_free(&wm);
+        CHECK_MSG(st == CN_ERR_FORMAT, "blob %d: host parser status %d", i + 1, st);
+    }
+    char runtime[300];
+    snprintf(runtime, sizeof runtime, "%s/gen/web_runtime.wasm", js_build);
+    if (!cn_export_web_available() || !js_file_exists(runtime) || js_run("node --version") != 0) {
+        printf("SKIP test_web wasm32 parser guards: no node or no %s\n", runtime);
+        return;
+    }
+    cn_model *m = export_c_host_new_layers("new-layers", 3);
+    void *good = NULL;
+    size_t good_len = 0;
+    CHECK(m && cn_export_web_blob(m, 0.1307f, 0.3081f, &good, &good_len) == CN_OK);
+    cn_model_free(m);
+    char files[BLOBS][400], list[2048] = "";
+    for (int i = 0; i < BLOBS; i++) {
+        snprintf(files[i], sizeof files[i], "%s/blob%d.bin", tmp_dir, i);
+        FILE *f = fopen(files[i], "wb");
+        CHECK(f && fwrite(i ? bad[i - 1] : good, 1, i ? len[i - 1] : good_len, f) == (i ? len[i - 1] : good_len));
+        if (f) fclose(f);
+        strncat(list, " ", sizeof list - strlen(list) - 1);
+        strncat(list, files[i], sizeof list - strlen(list) - 1);
+    }
+    free(good);
+    int st = js_run("node tests/js/web_blob_check.js %s%s", runtime, list);
+    CHECK_MSG(st == 0, "web_blob_check.js exited %d: %s", st, js_out);
+    CHECK_MSG(strstr(js_out, "BLOB 0 status 0: ok"), "the valid blob in wasm32: %s", js_out);
+    for (int i = 1; i < BLOBS; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "BLOB %d status %d: web blob", i, CN_ERR_FORMAT);
+        CHECK_MSG(strstr(js_out, want), "damaged blob %d in wasm32: expected '%s...':\n%s", i, want, js_out);
+    }
+    CHECK(!strstr(js_out, "trap"));
 }
 
 TEST(export_errors_name_the_target) {
@@ -143,14 +228,43 @@ static int export_page(void) {
     return st == 0;
 }
 
-TEST(selftest_in_headless_chromium) {
-    char profile[300];
-    snprintf(profile, sizeof profile, "%s/profile", tmp_dir);
+/* Opens DIR/index.html#selftest in headless Chromium: the page's classes must be convnet's
+ * on all 20 digits and its scores within 1e-4 (relative, at least 1) of convnet's. */
+static void check_selftest(const char *dir, const char *what) {
+    char profile[600];
+    snprintf(profile, sizeof profile, "%s/profile", dir);
     int st = js_run("%s " CHROMIUM_FLAGS " --user-data-dir=%s --virtual-time-budget=10000 --dump-dom "
-                    "'file://%s/index.html#selftest' 2>/dev/null | grep -o '<output id=\"selftest\">[^<]*</output>'",
-                    CHROMIUM, profile, page_dir);
-    CHECK_MSG(st == 0 && strstr(js_out, "<output id=\"selftest\">20/20</output>"), "chromium --dump-dom: %s", js_out);
-    if (strstr(js_out, "selftest")) printf("INFO web self-test in headless chromium: %s", js_out);
+                    "'file://%s/index.html#selftest' 2>/dev/null | grep -o '<output id=\"selftest[-a-z]*\">[^<]*</output>'",
+                    CHROMIUM, profile, dir);
+    CHECK_MSG(st == 0 && strstr(js_out, "<output id=\"selftest\">20/20</output>"), "%s: chromium --dump-dom: %s", what, js_out);
+    const char *e = strstr(js_out, "<output id=\"selftest-error\">");
+    double err = -1;
+    CHECK_MSG(e && sscanf(e, "<output id=\"selftest-error\">%lf", &err) == 1 && err >= 0 && err <= 1e-4,
+              "%s: the page's largest score error against convnet: %s", what, js_out);
+    if (strstr(js_out, "selftest")) printf("INFO web self-test of %s in headless chromium: %s", what, js_out);
+}
+
+TEST(selftest_in_headless_chromium) { check_selftest(page_dir, "the torch-trained model"); }
+
+/* A page of a model with the layers beyond the seeds (export_c_host.h's NEW_LAYERS_SPEC:
+ * grouped, depthwise and dilated convs, relu6, leaky_relu, batchnorm1d, dropout2d), trained
+ * one epoch on 2,000 images: exported, then its self-test in Chromium. */
+TEST(new_layers_page_in_headless_chromium) {
+    char spec[400], dir[400];
+    snprintf(spec, sizeof spec, "%s/new-layers.spec", tmp_dir);
+    snprintf(dir, sizeof dir, "%s/new-layers-page", tmp_dir);
+    FILE *f = fopen(spec, "w");
+    CHECK(f && fputs(NEW_LAYERS_SPEC, f) >= 0);
+    if (!f) return;
+    fclose(f);
+    int st = js_run("%s/convnet train --model %s --data %s --no-download --limit-train 2000 --limit-test 200 --epochs 1 "
+                    "--batch-size 32 --seed 1 --threads 2 --quiet --out %s/new-layers-run", js_build, spec, MNIST_DIR, tmp_dir);
+    CHECK_MSG(st == 0, "training the new-layers model: exit %d: %s", st, js_out);
+    if (st) return;
+    st = js_run("%s/convnet export --weights %s/new-layers-run/last.safetensors --format web -o %s --data %s --no-download",
+                js_build, tmp_dir, dir, MNIST_DIR);
+    CHECK_MSG(st == 0 && strstr(js_out, "agrees with convnet on 20/20"), "exit %d: %s", st, js_out);
+    if (!st) check_selftest(dir, "the new-layers model");
 }
 
 /* `convnet predict --json` on one file: class and top-3 (class, probability). */
@@ -207,10 +321,11 @@ TEST(drawing_in_chromium_matches_convnet_predict) {
 int main(void) {
     const char *b = getenv("BUILD");
     if (b && *b) snprintf(js_build, sizeof js_build, "%s", b);
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/convnet-test-web-XXXXXX");
+    snprintf(tmp_dir, sizeof tmp_dir, TEST_TMP "/convnet-test-web-XXXXXX");
     if (!mkdtemp(tmp_dir)) { printf("mkdtemp failed\nTESTS 0 1\n"); return 1; }
     RUN(web_runtime_matches_convnet_for_every_preset);
     RUN(damaged_blobs_are_rejected);
+    RUN(wasm32_parser_guards);
     RUN(export_errors_name_the_target);
     if (!cn_export_web_available())
         printf("SKIP test_web browser tests: built without the WebAssembly toolchain (apt-get install -y %s)\n",
@@ -221,6 +336,7 @@ int main(void) {
         printf("SKIP test_web browser tests: no %s (apt-get install -y chromium)\n", CHROMIUM);
     else if ((page_ok = export_page())) {
         RUN(selftest_in_headless_chromium);
+        RUN(new_layers_page_in_headless_chromium);
 #if defined(__SANITIZE_ADDRESS__)
         printf("SKIP test_web drawing test: run by the plain build (make check), not under SANITIZE=1\n");
         (void)js_env;

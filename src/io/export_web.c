@@ -13,6 +13,7 @@
 #include "web_assets.h" /* generated: cn_web_runtime_wasm[_size], cn_web_page_html[_size] */
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,8 @@ static int web_op(cn_layer_kind kind) {
     case CN_LAYER_CONV2D: return CN_WEB_CONV;
     case CN_LAYER_BATCHNORM2D: return CN_WEB_AFFINE;
     case CN_LAYER_RELU: return CN_WEB_RELU;
+    case CN_LAYER_RELU6: return CN_WEB_RELU6;
+    case CN_LAYER_LEAKY_RELU: return CN_WEB_LEAKY_RELU;
     case CN_LAYER_MAXPOOL2D: return CN_WEB_MAXPOOL;
     case CN_LAYER_AVGPOOL2D: return CN_WEB_AVGPOOL;
     case CN_LAYER_GAP: return CN_WEB_GAP;
@@ -81,10 +84,6 @@ cn_status cn_export_web_check(const cn_model *m) {
         if (op < 0)
             return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %d '%s' (%s) is not supported by the %s target", m->source_name,
                            i, l->name, cn_layer_kind_name(l->kind), CN_WEB_TARGET);
-        if (l->kind == CN_LAYER_CONV2D && (l->groups != 1 || l->dilation != 1))
-            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %d '%s' (conv2d groups=%d dilation=%d): grouped and dilated "
-                           "convolutions are not supported by the %s target", m->source_name, i, l->name, l->groups,
-                           l->dilation, CN_WEB_TARGET);
         if ((size_t)cn_shape_size(l->out) > CN_WEB_MAX_ACTIVATION)
             return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %d '%s' (%s) outputs %d values; the %s target holds at most %d",
                            m->source_name, i, l->name, cn_layer_kind_name(l->kind), cn_shape_size(l->out),
@@ -98,7 +97,7 @@ cn_status cn_export_web_check(const cn_model *m) {
 }
 
 /* The model as a blob (web_model.h). BatchNorm becomes its eval-mode scale and
- * shift, computed as convnet's own eval does; dropout and flatten are dropped
+ * shift, computed as convnet's own eval does; dropout, dropout2d and flatten are dropped
  * (each op takes the previous op's output shape: flatten only renames it). */
 static cn_status build_blob(const cn_model *m, float mean, float std, buffer *b) {
     if (!(std > 0)) return cn_fail(CN_ERR_ARG, "normalisation std %g; expected > 0", (double)std);
@@ -116,12 +115,20 @@ static cn_status build_blob(const cn_model *m, float mean, float std, buffer *b)
         const cn_layer *l = &m->layers[i];
         int op = web_op(l->kind);
         if (op <= 0) continue;
-        cn_shape out = op == CN_WEB_RELU ? prev : l->out;
+        if (l->kind == CN_LAYER_BATCHNORM2D && l->flat_bn) prev = l->in;   /* batchnorm1d: features x 1 x 1 */
+        bool elementwise = op == CN_WEB_RELU || op == CN_WEB_RELU6 || op == CN_WEB_LEAKY_RELU;
+        cn_shape out = elementwise ? prev : l->out;
         size_t n = op == CN_WEB_AFFINE ? 2 * (size_t)l->in.c : l->weight_count + l->bias_count;
         if (op != CN_WEB_AFFINE && op != CN_WEB_CONV && op != CN_WEB_LINEAR) n = 0;
-        int32_t words[12] = {op, prev.c, prev.h, prev.w, out.c, out.h, out.w, l->kernel, l->stride, l->pad, (int32_t)n, 0};
-        if (op == CN_WEB_LINEAR || op == CN_WEB_GAP || op == CN_WEB_LOG_SOFTMAX) words[7] = words[8] = words[9] = 0;
+        bool conv = op == CN_WEB_CONV;
+        int32_t words[14] = {op, prev.c, prev.h, prev.w, out.c, out.h, out.w, l->kernel, l->stride, l->pad,
+                             conv ? l->groups : 1, conv ? l->dilation : 1, 0, (int32_t)n};
+        if (op == CN_WEB_LINEAR || op == CN_WEB_GAP || op == CN_WEB_LOG_SOFTMAX || elementwise || op == CN_WEB_AFFINE)
+            words[7] = words[8] = words[9] = 0;
         for (int k = 0; k < 12; k++) put_i32(b, words[k]);
+        put_f32(b, op == CN_WEB_LEAKY_RELU ? l->slope : 0.0f);
+        put_i32(b, words[13]);
+        put_u32(b, 0);
         if (op == CN_WEB_AFFINE) {
             float scale[l->in.c], shift[l->in.c];
             for (int ch = 0; ch < l->in.c; ch++) cn_batchnorm2d_eval_affine(m, l, ch, &scale[ch], &shift[ch]);
@@ -156,10 +163,11 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
-/* convnet's classes for the digits (pixel / 255, normalised, eval mode), and how many
- * of them the host build of the web runtime, run on the blob, gives too. */
+/* convnet's classes and scores (count x classes) for the digits (pixel / 255, normalised,
+ * eval mode), and how many of them the host build of the web runtime, run on the blob,
+ * gives too. */
 static cn_status classify_digits(cn_model *m, const cn_checkpoint_info *info, const buffer *blob, const uint8_t *digits,
-                                 int count, int *classes_out, int *agree) {
+                                 int count, int *classes_out, float *scores_out, int *agree) {
     int classes = cn_model_num_classes(m);
     cn_session *session;
     cn_status st = cn_session_create(m, count, 1, 0, &session);
@@ -170,6 +178,7 @@ static cn_status classify_digits(cn_model *m, const cn_checkpoint_info *info, co
     for (size_t i = 0; i < (size_t)count * DIGIT_PIXELS; i++) x[i] = (digits[i] / 255.0f - info->mean[0]) / info->std[0];
     const float *out = cn_session_forward(session, x, count, NULL);
     for (int i = 0; i < count; i++) classes_out[i] = argmax(out + (size_t)i * classes, classes);
+    memcpy(scores_out, out, (size_t)count * classes * sizeof *out);
     free(x);
     cn_session_free(session);
 
@@ -216,7 +225,7 @@ static int add_base64(cJSON *obj, const char *key, const unsigned char *src, siz
 
 /* The page's data as JSON text ('<' escaped, so that it can sit in a <script>). */
 static char *page_data(const cn_model *m, const cn_checkpoint_info *info, const buffer *blob, const uint8_t *digits,
-                       const uint8_t *labels, const int *indices, const int *predicted, int count) {
+                       const uint8_t *labels, const int *indices, const int *predicted, const float *scores, int count) {
     int classes = cn_model_num_classes(m);
     cJSON *root = cJSON_CreateObject(), *names = NULL, *list = NULL;
     int ok = root && cJSON_AddStringToObject(root, "model", m->source_name) &&
@@ -235,6 +244,15 @@ static char *page_data(const cn_model *m, const cn_checkpoint_info *info, const 
         ok = d && cJSON_AddItemToArray(list, d) && cJSON_AddNumberToObject(d, "index", indices ? indices[i] : i) &&
              cJSON_AddNumberToObject(d, "label", labels[i]) && cJSON_AddNumberToObject(d, "convnet", predicted[i]) &&
              add_base64(d, "pixels", digits + (size_t)i * DIGIT_PIXELS, DIGIT_PIXELS);
+        /* convnet's scores, for the self-test's error figure; %.9g gives the float back exactly */
+        cJSON *sc = ok ? cJSON_AddArrayToObject(d, "scores") : NULL;
+        ok = sc != NULL;
+        for (int k = 0; ok && k < classes; k++) {
+            char num[32] = "null";   /* a non-finite score (JSON has no inf): not compared */
+            float v = scores[(size_t)i * classes + k];
+            if (isfinite(v)) snprintf(num, sizeof num, "%.9g", (double)v);
+            ok = cJSON_AddItemToArray(sc, cJSON_CreateRaw(num));
+        }
     }
     char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
@@ -285,13 +303,14 @@ cn_status cn_export_web(cn_model *m, const char *dir, const cn_checkpoint_info *
                            i, (double)m->params[i]);
     buffer blob = {0};
     int predicted[MAX_DIGITS], agree = 0;
+    float scores[MAX_DIGITS * CN_WEB_MAX_CLASSES];
     char *data = NULL;
     if (!(st = build_blob(m, info->mean[0], info->std[0], &blob) /* one channel: cn_export_web_check */) &&
-        !(st = classify_digits(m, info, &blob, digits, count, predicted, &agree))) {
+        !(st = classify_digits(m, info, &blob, digits, count, predicted, scores, &agree))) {
         if (agree != count)
             st = cn_fail(CN_ERR_NUMERIC, "%s: the web runtime (host build) agrees with convnet on %d of %d test digits; "
                          "expected all", m->source_name, agree, count);
-        else if (!(data = page_data(m, info, &blob, digits, labels, indices, predicted, count)))
+        else if (!(data = page_data(m, info, &blob, digits, labels, indices, predicted, scores, count)))
             st = CN_ERR_NOMEM;
         else
             st = write_page(dir, data, stats);

@@ -5,11 +5,12 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define HEADER_WORDS 9
-#define LAYER_WORDS 12
+#define LAYER_WORDS 15
 
 typedef struct {
     const unsigned char *p;
@@ -23,39 +24,64 @@ static int read_word(reader *r, uint32_t *v) {
     return 1;
 }
 
+/* Every product of shape fields is taken in 64 bits (wasm32's size_t and long have 32)
+ * and bounded before use. c*h*w of a shape that passes shape_ok fits CN_WEB_MAX_ACTIVATION. */
 static int shape_ok(int c, int h, int w) {
-    return c >= 1 && h >= 1 && w >= 1 && (size_t)c * h * w <= CN_WEB_MAX_ACTIVATION;
+    if (c < 1 || h < 1 || w < 1 || c > CN_WEB_MAX_ACTIVATION || h > CN_WEB_MAX_ACTIVATION || w > CN_WEB_MAX_ACTIVATION)
+        return 0;
+    int64_t ch = (int64_t)c * h;   /* < 2^44 */
+    return ch <= CN_WEB_MAX_ACTIVATION && ch * w <= CN_WEB_MAX_ACTIVATION;
 }
 
-/* Floats layer `l` must carry, or -1 if its geometry is wrong. Sets has_bias. */
-static long expected_floats(cn_web_layer *l, long n) {
-    size_t in = (size_t)l->in_c * l->in_h * l->in_w, out = (size_t)l->out_c * l->out_h * l->out_w;
+/* a * b for a, b >= 0, or -1 when it exceeds INT32_MAX (more floats than a blob can declare) */
+static int64_t mul_capped(int64_t a, int64_t b) {
+    if (a < 0 || b < 0) return -1;
+    if (b != 0 && a > INT32_MAX / b) return -1;
+    return a * b;
+}
+
+/* The output size of a conv or pool along one axis: (in + 2 pad - span) / stride + 1, or -1
+ * when the padded input is shorter than the span. In 64 bits: a damaged blob's fields may be
+ * near INT_MAX. */
+static int64_t out_len(int64_t in, int64_t pad, int64_t span, int64_t stride) {
+    int64_t padded = in + 2 * pad;
+    return padded < span ? -1 : (padded - span) / stride + 1;
+}
+
+/* Floats layer `l` must carry, or -1 if its geometry is wrong. Sets has_bias. Shapes have
+ * passed shape_ok. */
+static int64_t expected_floats(cn_web_layer *l, int64_t n) {
+    int64_t in = (int64_t)l->in_c * l->in_h * l->in_w, out = (int64_t)l->out_c * l->out_h * l->out_w;
     int same = l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w;
+    int plain = l->groups == 1 && l->dilation == 1 && l->alpha == 0.0f;   /* the fields of non-conv layers */
+    if (l->op != CN_WEB_CONV && l->op != CN_WEB_LEAKY_RELU && !plain) return -1;
     switch (l->op) {
     case CN_WEB_CONV: {
-        /* in long: a damaged blob's fields may be near INT_MAX */
-        long ph = (long)l->in_h + 2L * l->pad, pw = (long)l->in_w + 2L * l->pad;
-        if (l->kernel < 1 || l->stride < 1 || l->pad < 0 || ph < l->kernel || pw < l->kernel ||
-            l->out_h != (ph - l->kernel) / l->stride + 1 || l->out_w != (pw - l->kernel) / l->stride + 1)
+        if (l->kernel < 1 || l->stride < 1 || l->pad < 0 || l->groups < 1 || l->dilation < 1 || l->alpha != 0.0f ||
+            l->in_c % l->groups || l->out_c % l->groups)
             return -1;
-        long wn = (long)l->out_c * l->in_c * l->kernel * l->kernel;
+        int64_t span = ((int64_t)l->kernel - 1) * l->dilation + 1;
+        if (l->out_h != out_len(l->in_h, l->pad, span, l->stride) || l->out_w != out_len(l->in_w, l->pad, span, l->stride))
+            return -1;
+        int64_t wn = mul_capped(mul_capped((int64_t)l->out_c, l->in_c / l->groups), mul_capped(l->kernel, l->kernel));
+        if (wn < 0) return -1;
         l->has_bias = n == wn + l->out_c;
         return l->has_bias ? wn + l->out_c : wn;
     }
     case CN_WEB_LINEAR: {
         if (l->out_h != 1 || l->out_w != 1) return -1;
-        long wn = (long)l->out_c * (long)in;
+        int64_t wn = mul_capped(l->out_c, in);
+        if (wn < 0) return -1;
         l->has_bias = n == wn + l->out_c;
         return l->has_bias ? wn + l->out_c : wn;
     }
-    case CN_WEB_AFFINE: return same ? 2L * l->in_c : -1;
-    case CN_WEB_RELU: return same ? 0 : -1;
+    case CN_WEB_AFFINE: return same ? 2 * (int64_t)l->in_c : -1;
+    case CN_WEB_RELU: case CN_WEB_RELU6: return same ? 0 : -1;
+    case CN_WEB_LEAKY_RELU: return same && l->groups == 1 && l->dilation == 1 && isfinite(l->alpha) ? 0 : -1;
     case CN_WEB_MAXPOOL:
     case CN_WEB_AVGPOOL:
-        if (l->out_c != l->in_c || l->kernel < 1 || l->stride < 1 || l->pad < 0 || 2 * l->pad > l->kernel ||
-            l->in_h + 2 * l->pad < l->kernel || l->in_w + 2 * l->pad < l->kernel ||
-            l->out_h != (l->in_h + 2 * l->pad - l->kernel) / l->stride + 1 ||
-            l->out_w != (l->in_w + 2 * l->pad - l->kernel) / l->stride + 1)
+        if (l->out_c != l->in_c || l->kernel < 1 || l->stride < 1 || l->pad < 0 || 2 * (int64_t)l->pad > l->kernel ||
+            l->out_h != out_len(l->in_h, l->pad, l->kernel, l->stride) || l->out_w != out_len(l->in_w, l->pad, l->kernel, l->stride))
             return -1;
         return 0;
     case CN_WEB_GAP: return l->out_c == l->in_c && l->out_h == 1 && l->out_w == 1 ? 0 : -1;
@@ -77,25 +103,28 @@ static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start, in
     l->in_c = (int)v[1]; l->in_h = (int)v[2]; l->in_w = (int)v[3];
     l->out_c = (int)v[4]; l->out_h = (int)v[5]; l->out_w = (int)v[6];
     l->kernel = (int)v[7]; l->stride = (int)v[8]; l->pad = (int)v[9];
-    long n = (long)(int32_t)v[10];
-    if (v[11] != 0) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu: reserved word is %u, expected 0", i, at, v[11]);
+    l->groups = (int)v[10]; l->dilation = (int)v[11];
+    memcpy(&l->alpha, &v[12], 4);
+    int64_t n = (int32_t)v[13];
+    if (v[14] != 0) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu: reserved word is %u, expected 0", i, at, v[14]);
     if (!shape_ok(l->in_c, l->in_h, l->in_w) || !shape_ok(l->out_c, l->out_h, l->out_w))
         return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu has shape %dx%dx%d -> %dx%dx%d", i, at, l->in_c,
                        l->in_h, l->in_w, l->out_c, l->out_h, l->out_w);
-    size_t in = (size_t)l->in_c * l->in_h * l->in_w, prev = (size_t)*prev_c * *prev_h * *prev_w;
-    int chained = l->op == CN_WEB_LINEAR || l->op == CN_WEB_LOG_SOFTMAX
+    /* both shapes passed shape_ok: the products fit */
+    int64_t in = (int64_t)l->in_c * l->in_h * l->in_w, prev = (int64_t)*prev_c * *prev_h * *prev_w;
+    int chained = l->op == CN_WEB_LINEAR || l->op == CN_WEB_LOG_SOFTMAX || (l->in_h == 1 && l->in_w == 1)
                       ? in == prev
                       : l->in_c == *prev_c && l->in_h == *prev_h && l->in_w == *prev_w;
     if (!chained)
         return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu takes %dx%dx%d but the previous output is %dx%dx%d",
                        i, at, l->in_c, l->in_h, l->in_w, *prev_c, *prev_h, *prev_w);
-    long want = n < 0 ? -1 : expected_floats(l, n);
+    int64_t want = n < 0 ? -1 : expected_floats(l, n);
     if (want < 0 || n != want)
-        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d (op %d) at offset %zu: %ld floats or its geometry do not fit "
-                       "its shapes", i, l->op, at, n);
-    if ((size_t)n * 4 > r->size - r->pos)
-        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu declares %ld floats; only %zu bytes remain", i, at,
-                       n, r->size - r->pos);
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d (op %d) at offset %zu: %lld floats or its geometry do not fit "
+                       "its shapes", i, l->op, at, (long long)n);
+    if ((uint64_t)n * 4 > (uint64_t)(r->size - r->pos))   /* n < 2^31: no wrap in 64 bits */
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu declares %lld floats; only %zu bytes remain", i, at,
+                       (long long)n, r->size - r->pos);
     const float *w = m->weights + (r->pos - start) / 4;
     r->pos += (size_t)n * 4;
     if (l->op == CN_WEB_CONV || l->op == CN_WEB_LINEAR) {
@@ -105,8 +134,8 @@ static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start, in
         l->w = w;
         l->b = w + l->in_c;
     }
-    for (long k = 0; k < n; k++)
-        if (!isfinite(w[k])) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d float %ld is not finite", i, k);
+    for (int64_t k = 0; k < n; k++)
+        if (!isfinite(w[k])) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d float %lld is not finite", i, (long long)k);
     *prev_c = l->out_c; *prev_h = l->out_h; *prev_w = l->out_w;
     size_t out = (size_t)l->out_c * l->out_h * l->out_w;
     if (out > m->max_activation) m->max_activation = out;
@@ -157,21 +186,22 @@ void cn_web_model_free(cn_web_model *m) {
 
 size_t cn_web_model_workspace(const cn_web_model *m) { return 2 * m->max_activation; }
 
-/* x (in_c, in_h, in_w) -> y (out_c, out_h, out_w), zero padding. */
+/* x (in_c, in_h, in_w) -> y (out_c, out_h, out_w), zero padding; output channel oc reads
+ * the in_c / groups input channels of its group, oc / (out_c / groups); taps `dilation` apart. */
 static void conv(const cn_web_layer *l, const float *x, float *y) {
-    int k = l->kernel;
+    int k = l->kernel, d = l->dilation, cg = l->in_c / l->groups, og = l->out_c / l->groups;
     for (int oc = 0; oc < l->out_c; oc++)
         for (int oy = 0; oy < l->out_h; oy++)
             for (int ox = 0; ox < l->out_w; ox++) {
                 float sum = 0.0f;
-                for (int ic = 0; ic < l->in_c; ic++) {
-                    const float *w = l->w + ((size_t)oc * l->in_c + ic) * k * k;
-                    const float *xp = x + (size_t)ic * l->in_h * l->in_w;
+                for (int ic = 0; ic < cg; ic++) {
+                    const float *w = l->w + ((size_t)oc * cg + ic) * k * k;
+                    const float *xp = x + ((size_t)(oc / og) * cg + ic) * l->in_h * l->in_w;
                     for (int ky = 0; ky < k; ky++) {
-                        int iy = oy * l->stride - l->pad + ky;
+                        int iy = oy * l->stride - l->pad + ky * d;
                         if (iy < 0 || iy >= l->in_h) continue;
                         for (int kx = 0; kx < k; kx++) {
-                            int ix = ox * l->stride - l->pad + kx;
+                            int ix = ox * l->stride - l->pad + kx * d;
                             if (ix >= 0 && ix < l->in_w) sum += w[ky * k + kx] * xp[iy * l->in_w + ix];
                         }
                     }
@@ -213,6 +243,15 @@ static void run_layer(const cn_web_layer *l, const float *x, float *y) {
         break;
     case CN_WEB_RELU:
         for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case CN_WEB_RELU6:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i] > 0.0f ? x[i] : 0.0f;
+            y[i] = v < 6.0f ? v : 6.0f;
+        }
+        break;
+    case CN_WEB_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : x[i] * l->alpha;
         break;
     case CN_WEB_GAP:
         for (int c = 0; c < l->in_c; c++) {

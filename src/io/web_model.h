@@ -10,13 +10,17 @@
  *   u32 magic CN_WEB_MAGIC, u32 version CN_WEB_VERSION,
  *   i32 input c, h, w, i32 layer count, i32 classes, f32 mean, f32 std,
  *   then per layer: i32 op (cn_web_op), i32 in c, h, w, i32 out c, h, w,
- *   i32 kernel, stride, pad, i32 float count n, u32 0 (reserved), then n f32:
- *     CN_WEB_CONV    weight (out_c, in_c, k, k), then bias (out_c) or nothing
+ *   i32 kernel, stride, pad, i32 groups, dilation (conv; 1 otherwise), f32 alpha
+ *   (leaky_relu's slope; 0 otherwise), i32 float count n, u32 0 (reserved), then n f32:
+ *     CN_WEB_CONV    weight (out_c, in_c / groups, k, k), then bias (out_c) or nothing
  *     CN_WEB_LINEAR  weight (out, in), then bias (out) or nothing
- *     CN_WEB_AFFINE  scale (c), shift (c): an eval-mode batchnorm2d
+ *     CN_WEB_AFFINE  scale (c), shift (c): an eval-mode batchnorm2d or batchnorm1d
  *     others         no floats
- * Dropout and flatten are not in the blob: in eval mode they do nothing to the
- * (contiguous, C x H x W) activations. */
+ * Dropout, dropout2d and flatten are not in the blob: in eval mode they do nothing
+ * to the (contiguous, C x H x W) activations; a layer whose input is flat (n x 1 x 1)
+ * takes any previous output of n values. The parser computes every product of
+ * shape fields in 64 bits and bounds it before use, so that a damaged blob cannot
+ * wrap the 32-bit size_t of wasm32. */
 #ifndef CN_IO_WEB_MODEL_H
 #define CN_IO_WEB_MODEL_H
 #include "convnet.h"
@@ -24,7 +28,7 @@
 #include <stdint.h>
 
 #define CN_WEB_MAGIC 0x42574e43u /* "CNWB" */
-#define CN_WEB_VERSION 1u
+#define CN_WEB_VERSION 2u
 #define CN_WEB_MAX_LAYERS 256
 #define CN_WEB_MAX_CLASSES 64
 #define CN_WEB_MAX_ACTIVATION (1 << 22) /* floats per activation (16 MiB) */
@@ -37,13 +41,17 @@ typedef enum {
     CN_WEB_AVGPOOL,     /* count_include_pad, floor mode (as convnet's avgpool2d) */
     CN_WEB_GAP,
     CN_WEB_LINEAR,
-    CN_WEB_LOG_SOFTMAX
+    CN_WEB_LOG_SOFTMAX,
+    CN_WEB_RELU6,       /* min(max(x, 0), 6) */
+    CN_WEB_LEAKY_RELU   /* x > 0 ? x : alpha * x */
 } cn_web_op;
 
 typedef struct {
     int op;                 /* cn_web_op */
     int in_c, in_h, in_w, out_c, out_h, out_w;
     int kernel, stride, pad;
+    int groups, dilation;   /* conv: channel groups (depthwise when groups = in_c), tap spacing */
+    float alpha;            /* leaky_relu: negative slope */
     int has_bias;           /* conv/linear */
     const float *w, *b;     /* conv/linear: weight, bias (NULL without); affine: scale, shift */
 } cn_web_layer;
