@@ -158,9 +158,12 @@ $(BUILD)/gen/web_assets.h: $(BUILD)/gen/web_runtime.wasm src/io/web_page.html sc
 	{ sh scripts/embed-bytes.sh cn_web_runtime_wasm $<; sh scripts/embed-bytes.sh cn_web_page_html src/io/web_page.html; } > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/src/io/export_web.o: $(BUILD)/gen/web_assets.h
 
+# The CLI is a client of the public API: include/convnet.h and its own tools/*.h only
+# (no -Isrc: an internal header there does not compile).
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
-$(BUILD)/convnet: $(TOOL_SRCS) $(wildcard tools/*.h) $(BUILD)/libconvnet.a
-	$(CC) $(CFLAGS) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
+TOOL_CFLAGS := $(filter-out -Isrc -I$(BUILD)/gen -fPIC,$(CFLAGS))
+$(BUILD)/convnet: $(TOOL_SRCS) $(wildcard tools/*.h) include/convnet.h $(BUILD)/libconvnet.a
+	$(CC) $(TOOL_CFLAGS) -Itools $(TOOL_SRCS) -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
 	@mkdir -p $(dir $@) $(BUILD)/tmp

@@ -1,7 +1,6 @@
 /* The data options shared by train, eval and export. See cli_data.h. */
 #include "cli_data.h"
 #include "cli_args.h"
-#include "data/norm_text.h"
 #include <stdio.h>
 
 const char *const cli_datasets[] = {"mnist", "fashion-mnist", "kmnist", "idx", "folder", "csv", "cifar10", NULL};

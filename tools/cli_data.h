@@ -4,7 +4,7 @@
  * option code to cli_data_option first. */
 #ifndef CONVNET_CLI_DATA_H
 #define CONVNET_CLI_DATA_H
-#include "data/dataset.h"
+#include "convnet.h"
 #include <getopt.h>
 
 enum { CLI_O_RESIZE = 900, CLI_O_GRAYSCALE, CLI_O_SKIP_BAD, CLI_O_SHAPE, CLI_O_MEAN, CLI_O_STD };

@@ -1,9 +1,5 @@
 /* convnet download */
 #include "commands.h"
-#include "data/catalog.h"
-#include "data/dataset.h"
-#include "data/download.h"
-#include "data/cifar.h"
 #include <getopt.h>
 
 static const char *const downloadable[] = {"mnist", "fashion-mnist", "kmnist", "cifar10", NULL};
@@ -54,11 +50,11 @@ int cmd_download(int argc, char **argv) {
     if (dir) snprintf(target, sizeof target, "%s", dir);
     else if (cn_dataset_default_dir(dataset, target, sizeof target)) return cli_fail();
     if (!strcmp(dataset, "cifar10")) {
-        if (cn_cifar10_download(target, !quiet)) return cli_fail();
+        if (cn_download(dataset, target, !quiet)) return cli_fail();
         if (!quiet) printf("cifar10: the batches are in %s/cifar-10-batches-bin\n", target);
         return 0;
     }
-    if (cn_dataset_download(dataset, target, !quiet)) return cli_fail();
-    if (!quiet) printf("%s: the %d files are in %s\n", dataset, CN_DATASET_FILES, target);
+    if (cn_download(dataset, target, !quiet)) return cli_fail();
+    if (!quiet) printf("%s: the 4 files are in %s\n", dataset, target);   /* train/test images and labels */
     return 0;
 }

@@ -1,8 +1,5 @@
 /* convnet eval */
 #include "commands.h"
-#include "checkpoint.h"
-#include "train.h"
-#include "int8/int8_model.h"
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -25,7 +22,7 @@ static void eval_help(void) {
 }
 
 /* The confusion matrix in full up to 20 classes; beyond, the most frequent confusions. */
-static void print_confusions(const long *confusion, int classes, const cn_dataset *ds) {
+static void print_confusions(const long *confusion, int classes, const cn_data *ds) {
     if (classes <= 20) {
         printf("\nconfusion matrix (rows: true class, columns: predicted)\n%6s", "");
         for (int j = 0; j < classes; j++) printf("%6d", j);
@@ -54,17 +51,17 @@ static void print_confusions(const long *confusion, int classes, const cn_datase
         }
     printf("\n%d classes: the %zu most frequent confusions (true -> predicted: count)\n", classes, top);
     for (size_t i = 0; i < top; i++)
-        printf("  %s -> %s: %ld\n", ds->class_names[best[i].t], ds->class_names[best[i].p], best[i].count);
+        printf("  %s -> %s: %ld\n", cn_data_class_name(ds, best[i].t), cn_data_class_name(ds, best[i].p), best[i].count);
 }
 
 /* --int8: the test split through the int8 model, calibrated on `calibration` training images. */
-static cn_status evaluate_int8(const cn_model *m, const cn_dataset *ds, const cn_checkpoint_info *info, int calibration,
-                               int threads, double *loss, int *correct, int *pred) {
+static cn_status evaluate_int8(const cn_model *m, const cn_data *ds, const cn_model_info *info, int calibration,
+                               int threads, cn_eval_result *r) {
     cn_int8_model *q;
-    cn_status st = cn_int8_model_calibrated(m, info->mean, info->std, &ds->train, &calibration, &q);
+    cn_status st = cn_int8_calibrate(m, info->mean, info->std, ds, &calibration, &q);
     if (st) return st;
-    printf("int8: calibrated on %d %s training images, %s kernels\n", calibration, ds->name, cn_int8_model_kernels(q));
-    st = cn_int8_evaluate(q, &ds->test, threads, loss, correct, pred);
+    printf("int8: calibrated on %d %s training images, %s kernels\n", calibration, cn_data_name(ds), cn_int8_model_kernels(q));
+    st = cn_int8_evaluate_data(q, ds, threads, r);
     cn_int8_model_free(q);
     return st;
 }
@@ -101,60 +98,60 @@ int cmd_eval(int argc, char **argv) {
     if (calibration && !int8) { fprintf(stderr, "%s: --calibration applies to --int8 only (see 'convnet eval --help')\n", cli_command); return 2; }
     cli_data_finish(&d);
     cn_model *m;
-    cn_checkpoint_info info;
+    static cn_model_info info;   /* static: 32 kB of class names */
     int norm_known;
     if (cli_load_weights(weights, dataset, &m, &info, &norm_known)) return 1;
-    static cn_dataset ds;   /* static: 32 kB of class names */
+    cn_data *ds = NULL;
     d.name = dataset ? dataset : info.dataset;
     d.dir = data_dir;
     d.allow_download = allow_download;
-    if (!d.channels) { d.channels = m->input.c; d.rows = m->input.h; d.cols = m->input.w; }
+    if (!d.channels) cn_model_input_shape(m, &d.channels, &d.rows, &d.cols);
     d.threads = threads;
     int given_norm = d.norm_channels > 0;
     /* Only the test files are read (and downloaded); the training images only when the
      * normalisation must come from them (an ONNX model without metadata on idx data). */
     d.parts = norm_known && !given_norm && !int8 ? CN_DATASET_TEST : CN_DATASET_TRAIN | CN_DATASET_TEST;
-    if (cn_dataset_open(&d, &ds) || cn_check_model_fits(m, &ds)) {
-        cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    if (cn_data_open(&d, &ds) || cn_data_check_model(ds, m)) {
+        cn_model_free(m); cn_data_free(ds); return cli_fail();
     }
-    if (ds.skipped) fprintf(stderr, "%s: skipped %d unreadable images (--skip-bad)\n", cli_command, ds.skipped);
-    if (!norm_known || given_norm) { memcpy(info.mean, ds.mean, sizeof info.mean); memcpy(info.std, ds.std, sizeof info.std); }
-    if (!strcmp(ds.name, "folder") && info.num_classes == ds.num_classes)
-        for (int k = 0; k < ds.num_classes; k++)
-            if (strcmp(info.class_names[k], ds.class_names[k])) {
+    if (cn_data_skipped(ds)) fprintf(stderr, "%s: skipped %d unreadable images (--skip-bad)\n", cli_command, cn_data_skipped(ds));
+    if (!norm_known || given_norm) {
+        memcpy(info.mean, cn_data_mean(ds), sizeof info.mean);
+        memcpy(info.std, cn_data_std(ds), sizeof info.std);
+    }
+    int classes = cn_data_num_classes(ds);
+    if (!strcmp(cn_data_name(ds), "folder") && info.num_classes == classes)
+        for (int k = 0; k < classes; k++)
+            if (strcmp(info.class_names[k], cn_data_class_name(ds, k))) {
                 fprintf(stderr, "%s: %s/test/%s: class %d is '%s' in %s; the test folders must be the training classes\n",
-                        cli_command, ds.dir, ds.class_names[k], k, info.class_names[k], weights);
-                cn_model_free(m); cn_dataset_free(&ds); return 1;
+                        cli_command, cn_data_dir(ds), cn_data_class_name(ds, k), k, info.class_names[k], weights);
+                cn_model_free(m); cn_data_free(ds); return 1;
             }
-    int n = ds.test.count, classes = ds.num_classes;
-    int *pred = calloc(n, sizeof *pred);
-    double loss;
-    int correct;
+    cn_eval_result r;
     int nthreads = threads > 0 ? threads : 2;
-    if (!pred || (int8 ? evaluate_int8(m, &ds, &info, calibration ? calibration : 1000, nthreads, &loss, &correct, pred)
-                       : cn_evaluate(m, &ds.test, info.mean, info.std, nthreads, &loss, &correct, pred))) {
-        free(pred); cn_model_free(m); cn_dataset_free(&ds); return cli_fail();
+    if (int8 ? evaluate_int8(m, ds, &info, calibration ? calibration : 1000, nthreads, &r)
+             : cn_evaluate_data(m, ds, info.mean, info.std, nthreads, &r)) {
+        cn_model_free(m); cn_data_free(ds); return cli_fail();
     }
-    if (!isfinite(loss)) {   /* finite but huge weights (a diverged run) give NaN scores */
+    int n = r.count;
+    const long *confusion = r.confusion;
+    if (!isfinite(r.loss_sum)) {   /* finite but huge weights (a diverged run) give NaN scores */
         fprintf(stderr, "%s: %s: the model's outputs are not finite on the test set (loss %g); its weights diverged\n",
-                cli_command, weights, loss / n);
-        free(pred); cn_model_free(m); cn_dataset_free(&ds); return 1;
+                cli_command, weights, r.loss_sum / n);
+        cn_eval_result_free(&r); cn_model_free(m); cn_data_free(ds); return 1;
     }
-    printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", loss / n, correct, n, 100.0 * correct / n);
-    long *confusion = calloc((size_t)classes * classes, sizeof *confusion);
-    for (int i = 0; confusion && i < n; i++)
-        if (pred[i] < classes) confusion[(size_t)ds.test.labels[i] * classes + pred[i]]++;
+    printf("Test set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n\n", r.loss_sum / n, r.correct, n, 100.0 * r.correct / n);
     printf("%-14s %8s %8s %8s\n", "class", "correct", "total", "accuracy");
-    for (int k = 0; confusion && k < classes; k++) {
+    for (int k = 0; k < classes; k++) {
         long total = 0;
         for (int j = 0; j < classes; j++) total += confusion[k * classes + j];
-        printf("%-14s %8ld %8ld %7.2f%%\n", ds.class_names[k], confusion[k * classes + k], total,
+        printf("%-14s %8ld %8ld %7.2f%%\n", cn_data_class_name(ds, k), confusion[k * classes + k], total,
                total ? 100.0 * confusion[k * classes + k] / total : 0.0);
     }
-    if (confusion) print_confusions(confusion, classes, &ds);
-    free(confusion); free(pred);
+    print_confusions(confusion, classes, ds);
+    cn_eval_result_free(&r);
     cn_model_free(m);
-    cn_dataset_free(&ds);
+    cn_data_free(ds);
     return 0;
 }
 

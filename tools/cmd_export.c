@@ -1,12 +1,5 @@
 /* convnet export */
 #include "commands.h"
-#include "model.h"
-#include "io/onnx.h"
-#include "io/export_c.h"
-#include "io/export_web.h"
-#include "int8/int8_model.h"
-#include "data/dataset.h"
-#include "train.h"
 #include <stdlib.h>
 #include <getopt.h>
 #include <sys/stat.h>
@@ -52,31 +45,26 @@ static void export_help(void) {
            "                    --skip-bad, --shape)\n");
 }
 
-static int export_safetensors(const char *weights, cn_model *m, const cn_checkpoint_info *info, const char *out) {
-    if (cn_checkpoint_save(out, m, info, NULL)) return cli_fail();
+static int export_safetensors(const char *weights, cn_model *m, const cn_model_info *info, const char *out) {
+    if (cn_model_save(out, m, info)) return cli_fail();
     char mean[80] = "", std[80] = "";
-    for (int c = 0; c < m->input.c && c < CN_MAX_CHANNELS; c++) {   /* 4 decimals, comma-separated per channel */
+    int channels, rows, cols;
+    cn_model_input_shape(m, &channels, &rows, &cols);
+    for (int c = 0; c < channels && c < CN_MAX_CHANNELS; c++) {   /* 4 decimals, comma-separated per channel */
         snprintf(mean + strlen(mean), sizeof mean - strlen(mean), "%s%.4f", c ? "," : "", info->mean[c]);
         snprintf(std + strlen(std), sizeof std - strlen(std), "%s%.4f", c ? "," : "", info->std[c]);
     }
     printf("wrote %s: %s model, %zu parameters, %d classes (%s), normalisation mean %s std %s\n", out,
-           cli_is_onnx(weights) ? "imported ONNX" : "convnet", cn_model_param_count(m), cn_model_num_classes(m),
+           cn_path_is_onnx(weights) ? "imported ONNX" : "convnet", cn_model_param_count(m), cn_model_num_classes(m),
            info->dataset, mean, std);
     return 0;
 }
 
-static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *out, int fold_bn) {
-    if (cn_onnx_export_labeled(m, out, fold_bn, info->mean, info->std, info->dataset, info->num_classes,
-                               (const char (*)[CN_CLASS_NAME_MAX])info->class_names))
-        return cli_fail();
+static int export_onnx(cn_model *m, const cn_model_info *info, const char *out, int fold_bn) {
+    if (cn_export_onnx(m, out, fold_bn, info)) return cli_fail();
     struct stat sb;
     long long bytes = stat(out, &sb) ? -1 : (long long)sb.st_size;
-    int bn = 0, foldable = 0; /* BNs right after a conv are the ones cn_onnx_export folds */
-    for (int i = 0; i < m->num_layers; i++)
-        if (m->layers[i].kind == CN_LAYER_BATCHNORM2D) {
-            bn++;
-            foldable += i > 0 && m->layers[i - 1].kind == CN_LAYER_CONV2D;
-        }
+    int foldable, bn = cn_model_batchnorm_count(m, &foldable); /* BNs right after a conv are the ones fold_bn folds */
     char what[96];
     if (!bn) snprintf(what, sizeof what, "no BatchNorm");
     else if (!fold_bn || !foldable) snprintf(what, sizeof what, "%d BatchNorm kept%s", bn, fold_bn ? " (none follows a conv directly)" : "");
@@ -86,31 +74,21 @@ static int export_onnx(cn_model *m, const cn_checkpoint_info *info, const char *
     return 0;
 }
 
-/* calib_count training images of the dataset, evenly spaced, as floats in [0, 1]. */
-static float *calibration_images(const cn_model *m, cn_data_options *d, int *count) {
-    static cn_dataset ds;   /* static: 32 kB of class names */
-    if (!d->channels) { d->channels = m->input.c; d->rows = m->input.h; d->cols = m->input.w; }
-    if (cn_dataset_open(d, &ds)) { cli_fail(); return NULL; }
-    float *x = NULL;
-    if (cn_check_input_shape(m, &ds.train, ds.name)) cli_fail();
-    else if (!(x = cn_int8_calibration_images(&ds.train, count)))
-        fprintf(stderr, "%s: out of memory for %d calibration images (or none in %s)\n", cli_command, *count, ds.name);
-    cn_dataset_free(&ds);
-    return x;
-}
-
-static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out, int int8, int cortex_m4,
+static int export_c(cn_model *m, const cn_model_info *info, const char *out, int int8, int cortex_m4,
                     int calibration, cn_data_options *d) {
-    float *calib = NULL;
     int count = calibration;
     const char *dataset = d->name;
     if (!d->name) d->name = info->dataset;
     if (cn_export_c_check(m)) return cli_fail();   /* before loading any data */
-    if (int8 && !(calib = calibration_images(m, d, &count))) return 1;
+    cn_data *calib = NULL;   /* int8: the training images to calibrate on */
+    if (int8) {
+        if (!d->channels) cn_model_input_shape(m, &d->channels, &d->rows, &d->cols);
+        if (cn_data_open(d, &calib)) return cli_fail();
+    }
     cn_export_c_stats stats;
-    cn_status st = cn_export_c(m, out, info->mean, info->std,
-                                (int8 ? CN_EXPORT_C_INT8 : 0) | (cortex_m4 ? CN_EXPORT_C_CORTEX_M4 : 0), calib, int8 ? count : 0, &stats);
-    free(calib);
+    cn_status st = cn_export_c_source(m, out, info, (int8 ? CN_EXPORT_C_INT8 : 0) | (cortex_m4 ? CN_EXPORT_C_CORTEX_M4 : 0),
+                                      calib, &count, &stats);
+    cn_data_free(calib);
     if (st) return cli_fail();
     printf("wrote %s/model.h and %s/model.c: %s%s, %zu weights, flash %zu bytes, RAM %zu bytes",
            out, out, int8 ? "int8" : "float32", cortex_m4 ? " (Cortex-M4 DSP)" : "", stats.weight_count, stats.flash_bytes, stats.ram_bytes);
@@ -119,37 +97,20 @@ static int export_c(cn_model *m, const cn_checkpoint_info *info, const char *out
     return 0;
 }
 
-#define WEB_DIGITS 20
-
-/* OUT/index.html, with WEB_DIGITS test images spread over the test set. */
-static int export_web(cn_model *m, const cn_checkpoint_info *info, const char *out, const char *data_dir,
+/* OUT/index.html, with 20 test images spread over the test set. */
+static int export_web(cn_model *m, const cn_model_info *info, const char *out, const char *data_dir,
                       const char *dataset, int allow_download) {
     if (cn_export_web_check(m)) return cli_fail(); /* before loading any data */
-    cn_dataset ds;
-    if (cn_dataset_load(dataset ? dataset : info->dataset, data_dir, allow_download, &ds)) return cli_fail();
-    const cn_split *s = &ds.test;
-    int rc = 1;
-    if (s->channels > 1 || s->rows != 28 || s->cols != 28 || s->count < WEB_DIGITS) {
-        fprintf(stderr, "%s: %s test set has %d images of %dx%d; the page needs %d of 28x28\n", cli_command, ds.name,
-                s->count, s->rows, s->cols, WEB_DIGITS);
-    } else {
-        uint8_t digits[WEB_DIGITS * 28 * 28], labels[WEB_DIGITS];
-        int indices[WEB_DIGITS];
-        for (int i = 0; i < WEB_DIGITS; i++) {
-            indices[i] = (int)((long long)i * s->count / WEB_DIGITS);
-            memcpy(digits + (size_t)i * 28 * 28, s->images + (size_t)indices[i] * 28 * 28, 28 * 28);
-            labels[i] = s->labels[indices[i]];
-        }
-        cn_export_web_stats st;
-        if (cn_export_web(m, out, info, digits, labels, indices, WEB_DIGITS, &st)) cli_fail();
-        else {
-            printf("wrote %s/index.html: %zu bytes (WebAssembly runtime %zu bytes, model %zu bytes), %d %s test digits "
-                   "(the host build of the runtime agrees with convnet on %d/%d)\n", out, st.html_bytes, st.wasm_bytes,
-                   st.blob_bytes, st.digits, ds.name, st.agree, st.digits);
-            rc = 0;
-        }
-    }
-    cn_dataset_free(&ds);
+    cn_data_options d = {.name = dataset ? dataset : info->dataset, .dir = data_dir, .allow_download = allow_download};
+    cn_data *ds;
+    if (cn_data_open(&d, &ds)) return cli_fail();
+    cn_export_web_stats st;
+    int rc = cn_export_web_page(m, out, info, ds, &st) ? cli_fail() : 0;
+    if (!rc)
+        printf("wrote %s/index.html: %zu bytes (WebAssembly runtime %zu bytes, model %zu bytes), %d %s test digits "
+               "(the host build of the runtime agrees with convnet on %d/%d)\n", out, st.html_bytes, st.wasm_bytes,
+               st.blob_bytes, st.digits, cn_data_name(ds), st.agree, st.digits);
+    cn_data_free(ds);
     return rc;
 }
 
@@ -216,7 +177,7 @@ int cmd_export(int argc, char **argv) {
     }
     if (!strcmp(weights, out)) { fprintf(stderr, "%s: -o '%s' would overwrite --weights\n", cli_command, out); return 2; }
     cn_model *m;
-    cn_checkpoint_info info;
+    static cn_model_info info;   /* static: 32 kB of class names */
     if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
     int rc;
     if (!strcmp(format, "onnx")) rc = export_onnx(m, &info, out, fold_bn);

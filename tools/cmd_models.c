@@ -1,6 +1,5 @@
 /* convnet models */
 #include "commands.h"
-#include "model.h"
 
 int cmd_models(int argc, char **argv) {
     cli_command = "convnet models";

@@ -1,65 +1,12 @@
-/* convnet predict; also cli_load_weights, the weights loader shared with eval and export. */
+/* convnet predict */
 #include "commands.h"
-#include "model.h"
-#include "exec/session.h"
-#include "data/catalog.h"
-#include "data/dataset.h"
-#include "io/image.h"
-#include "io/onnx.h"
-#include "io/preprocess.h"
-#include "data/augment.h"
-#include "data/csv.h"
-#include "data/image_planes.h"
-#include "train.h"
-#include "core/atomic_file.h"
-#include "int8/int8_model.h"
 #include <dirent.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcasecmp(s + n - k, suffix);
-}
-
-int cli_is_onnx(const char *path) { return ends_with(path, ".onnx"); }
-
-/* Loads a checkpoint (.safetensors) or an ONNX model (.onnx). For ONNX, the
- * file's metadata (as `convnet export` writes it) gives the normalisation, the
- * dataset and the class names where present; otherwise `dataset` (NULL: the
- * file's "dataset" metadata, else mnist) names the class names and the default
- * normalisation. *norm_known is 0 only for an ONNX model without that metadata
- * and a dataset outside the catalog ("idx"): the caller then uses the data's own
- * mean/std. Prints the error and returns 1 on failure. */
-int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_checkpoint_info *info, int *norm_known) {
-    memset(info, 0, sizeof *info);
-    if (norm_known) *norm_known = 1;
-    if (!cli_is_onnx(path)) {
-        if (cn_checkpoint_load(path, m, info, NULL)) return cli_fail();
-        return 0;
-    }
-    static cn_onnx_info oi;
-    if (cn_onnx_import_ex(path, &oi, m)) return cli_fail();
-    const char *name = dataset ? dataset : *oi.dataset ? oi.dataset : "mnist";
-    const cn_dataset_info *d = cn_dataset_info_find(name);
-    snprintf(info->dataset, sizeof info->dataset, "%s", d ? d->name : name);
-    for (int c = 0; c < CN_MAX_CHANNELS; c++) {
-        info->mean[c] = oi.has_normalization ? oi.mean[c] : d ? d->mean : 0.0f;
-        info->std[c] = oi.has_normalization ? oi.std[c] : d ? d->std : 1.0f;
-    }
-    if (!oi.has_normalization && !d && norm_known) *norm_known = 0;
-    int classes = cn_model_num_classes(*m);
-    info->num_classes = classes < CN_MAX_CLASSES ? classes : CN_MAX_CLASSES;
-    for (int k = 0; k < info->num_classes; k++) {
-        if (oi.num_class_names == classes) memcpy(info->class_names[k], oi.class_names[k], sizeof info->class_names[k]);
-        else if (d && d->num_classes == classes) snprintf(info->class_names[k], sizeof info->class_names[k], "%s", d->class_names[k]);
-        else snprintf(info->class_names[k], sizeof info->class_names[k], "%d", k);
-    }
-    return 0;
-}
+#include <strings.h>
 
 static const char *const catalog_datasets[] = {"mnist", "fashion-mnist", "kmnist", NULL};
 
@@ -107,87 +54,6 @@ typedef struct {
     float *prob;
 } prediction;
 
-/* Reads one PNG/JPEG for a model of any input shape and normalises it into x
- * (C*H*W) as the data loader does. On failure, one line naming the file into err. */
-static int prepare_any_image(const char *path, const cn_model *m, const float *mean, const float *std, float *x,
-                             char *err, size_t err_size) {
-    uint8_t *data, *planes = NULL;
-    size_t size;
-    cn_color_image img = {0};
-    cn_status st = cn_image_read_file(path, &data, &size);
-    if (st == CN_OK) { st = cn_image_decode_color(data, size, path, &img); free(data); }
-    size_t plane = (size_t)m->input.h * m->input.w;
-    if (st == CN_OK && !(planes = malloc(plane * m->input.c))) st = CN_ERR_NOMEM;
-    if (st == CN_OK) st = cn_image_to_planes(&img, m->input.c, m->input.h, m->input.w, 1, 1, path, planes);
-    cn_color_image_free(&img);
-    if (st != CN_OK) { snprintf(err, err_size, "%s", cn_last_error()); free(planes); return 0; }
-    for (int c = 0; c < m->input.c; c++) {
-        cn_normalizer norm;
-        cn_normalizer_init(&norm, mean[c], std[c]);
-        for (size_t i = c * plane; i < (c + 1) * plane; i++) x[i] = norm.lut[planes[i]];
-    }
-    free(planes);
-    return 1;
-}
-
-/* Reads, preprocesses and normalises one image into x[28*28] (a 1x28x28 model). On failure,
- * writes one line naming the file into err. */
-static int prepare_image(const char *path, int raw, int verbose, float mean, float std, float *x, char *err, size_t err_size) {
-    cn_gray_image img;
-    if (cn_image_load(path, &img)) { /* the message starts with the file name */
-        snprintf(err, err_size, "%s", cn_last_error());
-        return 0;
-    }
-    int n = CN_DIGIT_SIDE * CN_DIGIT_SIDE, ok = 1;
-    if (raw) {
-        if (img.width != CN_DIGIT_SIDE || img.height != CN_DIGIT_SIDE) {
-            snprintf(err, err_size, "%s: image is %dx%d; --no-preprocess needs %dx%d", path, img.width, img.height,
-                     CN_DIGIT_SIDE, CN_DIGIT_SIDE);
-            ok = 0;
-        } else {
-            for (int i = 0; i < n; i++) x[i] = img.pixels[i] / 255.0f;
-        }
-    } else {
-        cn_preprocess_info pi;
-        if (cn_preprocess_digit_ex(&img, x, &pi)) {
-            snprintf(err, err_size, "%s: %s", path, cn_last_error());
-            ok = 0;
-        } else if (verbose) {
-            fprintf(stderr, "%s: %dx%d, background %d%s, ink %d, box %dx%d at (%d,%d) -> %dx%d at (%d,%d)\n", path,
-                    img.width, img.height, pi.background, pi.inverted ? " (inverted)" : "", pi.ink_max, pi.box_width,
-                    pi.box_height, pi.box_x, pi.box_y, pi.scaled_width, pi.scaled_height, pi.shift_x, pi.shift_y);
-        }
-    }
-    cn_image_free(&img);
-    if (ok)
-        for (int i = 0; i < n; i++) x[i] = (x[i] - mean) / std;
-    return ok;
-}
-
-/* Probabilities from the model's scores: exp of log-probabilities, or a softmax of logits. */
-static void to_probabilities(const float *scores, int classes, int log_probs, float *p) {
-    if (log_probs) {
-        double sum = 0;
-        for (int k = 0; k < classes; k++) sum += (p[k] = expf(scores[k]));
-        for (int k = 0; k < classes; k++) p[k] = (float)(p[k] / sum); /* renormalise float rounding */
-        return;
-    }
-    float mx = scores[0];
-    for (int k = 1; k < classes; k++) if (scores[k] > mx) mx = scores[k];
-    double sum = 0;
-    for (int k = 0; k < classes; k++) sum += (p[k] = expf(scores[k] - mx));
-    for (int k = 0; k < classes; k++) p[k] = (float)(p[k] / sum);
-}
-
-static void rank(const float *p, int classes, int *order) {
-    for (int k = 0; k < classes; k++) order[k] = k;
-    for (int i = 1; i < classes; i++) { /* stable insertion sort: ties keep the lower class first */
-        int v = order[i], j = i;
-        while (j > 0 && p[order[j - 1]] < p[v]) { order[j] = order[j - 1]; j--; }
-        order[j] = v;
-    }
-}
-
 /* Length of the valid UTF-8 sequence at s (1-4 bytes), or 0 if the bytes there are not one
  * (overlong forms, surrogates and code points past U+10FFFF are invalid too). */
 static size_t utf8_sequence(const unsigned char *s) {
@@ -221,7 +87,7 @@ static cJSON *add_text(cJSON *o, const char *key, const char *value) {
 /* Probabilities to 6 decimals in the JSON (float precision; cJSON would print 17 digits). */
 static double rounded(float p) { return round((double)p * 1e6) / 1e6; }
 
-static int print_json(const char *weights, const cn_checkpoint_info *info, const prediction *preds, int count, int top,
+static int print_json(const char *weights, const cn_model_info *info, const prediction *preds, int count, int top,
                       int classes) {
     cJSON *root = cJSON_CreateObject(), *list = NULL;
     int ok = root && add_text(root, "weights", weights) && add_text(root, "dataset", info->dataset) &&
@@ -290,47 +156,73 @@ static int collect_files(char **args, int n, char ***out) {
 }
 
 /* --csv: every image of the file through the model in batches (as eval does), then Kaggle's submission. */
-static int predict_csv(cn_model *m, const cn_int8_model *q, const cn_checkpoint_info *info, const char *csv, const char *out) {
-    cn_split s;
-    if (cn_csv_read(csv, m->input.c, m->input.h, m->input.w, 0, 0, &s, NULL)) return cli_fail();
-    int *pred = calloc((size_t)s.count, sizeof *pred);
-    double loss;
-    int correct;
-    cn_status st = !pred ? CN_ERR_NOMEM : q ? cn_int8_evaluate(q, &s, 2, &loss, &correct, pred)
-                                           : cn_evaluate(m, &s, info->mean, info->std, 2, &loss, &correct, pred);
-    if (st == CN_OK) st = cn_csv_write_submission(out, pred, s.count);
-    int n = s.count;
-    free(pred);
-    cn_split_free(&s);
-    if (st) return cli_fail();
+static int predict_csv(cn_model *m, const cn_int8_model *q, const cn_model_info *info, const char *csv, const char *out) {
+    int n;
+    if (cn_predict_csv(m, q, info->mean, info->std, csv, out, 2, &n)) return cli_fail();
     printf("wrote %s: %d predictions (ImageId,Label)\n", out, n);
     return 0;
 }
 
-static int write_results_csv(const char *out, const prediction *preds, int count, const cn_checkpoint_info *info) {
-    cn_atomic_file af;
-    if (cn_atomic_begin(&af, out)) return cli_fail();
-    FILE *f = cn_atomic_stream(&af);
-    if (f) fprintf(f, "file,class,class_name,probability\n");
-    for (int i = 0; f && i < count; i++) {
+/* -o with images: file,class,class_name,probability per classified image, written atomically. */
+static int write_results_csv(const char *out, const prediction *preds, int count, const cn_model_info *info) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) { fprintf(stderr, "%s: out of memory\n", cli_command); return 1; }
+    fprintf(f, "file,class,class_name,probability\n");
+    for (int i = 0; i < count; i++) {
         if (!preds[i].ok) continue;
         int best = preds[i].order[0];
         fprintf(f, "\"%s\",%d,\"%s\",%.6f\n", preds[i].file, best, info->class_names[best], preds[i].prob[best]);
     }
-    return cn_atomic_commit(&af) ? cli_fail() : 0;
+    int failed = fclose(f) != 0;
+    int rc = failed ? (fprintf(stderr, "%s: out of memory\n", cli_command), 1)
+                    : cn_write_file_atomic(out, text, size) ? cli_fail() : 0;
+    free(text);
+    return rc;
 }
 
 /* --int8: m quantised as the int8 C export quantises it, calibrated on `calibration` training
  * images of the checkpoint's dataset. Prints the error and returns NULL on failure. */
-static cn_int8_model *int8_model(const cn_model *m, const cn_checkpoint_info *info, const char *data_dir, int calibration) {
-    static cn_dataset ds;   /* static: 32 kB of class names */
-    cn_data_options d = {.name = info->dataset, .dir = data_dir, .allow_download = 1, .channels = m->input.c,
-                         .rows = m->input.h, .cols = m->input.w, .parts = CN_DATASET_TRAIN};
+static cn_int8_model *int8_model(const cn_model *m, const cn_model_info *info, const char *data_dir, int calibration) {
+    cn_data_options d = {.name = info->dataset, .dir = data_dir, .allow_download = 1, .parts = CN_DATASET_TRAIN};
+    cn_model_input_shape(m, &d.channels, &d.rows, &d.cols);
+    cn_data *ds;
     cn_int8_model *q = NULL;
-    if (cn_dataset_open(&d, &ds)) { cli_fail(); return NULL; }
-    if (cn_int8_model_calibrated(m, info->mean, info->std, &ds.train, &calibration, &q)) cli_fail();
-    cn_dataset_free(&ds);
+    if (cn_data_open(&d, &ds)) { cli_fail(); return NULL; }
+    if (cn_int8_calibrate(m, info->mean, info->std, ds, &calibration, &q)) cli_fail();
+    cn_data_free(ds);
     return q;
+}
+
+/* One image into p (probabilities, classes ranked); 0 with the error printed when it fails. */
+static int classify(const char *weights, const cn_model *m, cn_session *session, const cn_int8_model *q,
+                    const cn_model_info *info, int raw, int verbose, int log_probs, float *x, prediction *p) {
+    /* int8: pixels in [0, 1] (mean 0, std 1 leave them as they are); the int8 model normalises */
+    static const float none_mean[CN_MAX_CHANNELS], none_std[CN_MAX_CHANNELS] = {1, 1, 1, 1};
+    const float *mean = q ? none_mean : info->mean, *std = q ? none_std : info->std;
+    cn_image_report rep;
+    cn_status st = cn_image_prepare(p->file, m, mean, std, raw, x, &rep);
+    if (st) {
+        snprintf(p->error, sizeof p->error, "%s", cn_last_error());
+        fflush(stdout);
+        fprintf(stderr, "%s: %s\n", cli_command, p->error);
+        return 0;
+    }
+    if (verbose && rep.digit)
+        fprintf(stderr, "%s: %dx%d, background %d%s, ink %d, box %dx%d at (%d,%d) -> %dx%d at (%d,%d)\n", p->file,
+                rep.width, rep.height, rep.background, rep.inverted ? " (inverted)" : "", rep.ink_max, rep.box_width,
+                rep.box_height, rep.box_x, rep.box_y, rep.scaled_width, rep.scaled_height, rep.shift_x, rep.shift_y);
+    st = q ? cn_int8_predict_probabilities(q, log_probs, x, 1, 1, p->prob) : cn_predict(session, x, 1, p->prob);
+    if (st) {
+        snprintf(p->error, sizeof p->error, "%s: %s", p->file, cn_last_error());
+        fflush(stdout);
+        if (st == CN_ERR_NUMERIC) fprintf(stderr, "%s: %s: %s\n", cli_command, weights, p->error);   /* diverged weights */
+        else fprintf(stderr, "%s: %s\n", cli_command, p->error);
+        return 0;
+    }
+    cn_rank_classes(p->prob, cn_model_num_classes(m), p->order);
+    return 1;
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -375,13 +267,13 @@ int cmd_predict(int argc, char **argv) {
         return 2;
     }
     cn_model *m;
-    static cn_checkpoint_info info;   /* static: 32 kB of class names */
+    static cn_model_info info;   /* static: 32 kB of class names */
     if (cli_load_weights(weights, dataset, &m, &info, NULL)) return 1;
     cn_int8_model *q = int8 ? int8_model(m, &info, data_dir, calibration ? calibration : 1000) : NULL;
     if (int8 && !q) { cn_model_free(m); return 1; }
     if (csv) { int rc = predict_csv(m, q, &info, csv, out); cn_int8_model_free(q); cn_model_free(m); return rc; }
-    int classes = cn_model_num_classes(m), side = CN_DIGIT_SIDE;
-    int digit_model = m->input.c == 1 && m->input.h == side && m->input.w == side;
+    int classes = cn_model_num_classes(m), channels, rows, cols;
+    cn_model_input_shape(m, &channels, &rows, &cols);
     if (classes > CN_MAX_CLASSES) {
         fprintf(stderr, "%s: %s: the model has %d outputs; at most %d classes are supported\n", cli_command, weights,
                 classes, CN_MAX_CLASSES);
@@ -392,7 +284,7 @@ int cmd_predict(int argc, char **argv) {
     if (info.num_classes != classes) /* names missing or not matching: number the classes */
         for (int k = 0; k < classes; k++) snprintf(info.class_names[k], sizeof info.class_names[k], "%d", k);
     if (top > classes) top = classes;
-    int log_probs = m->num_layers > 0 && m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
+    int log_probs = cn_model_outputs_log_probabilities(m);
     cn_session *session;
     if (cn_session_create(m, 1, 1, 0, &session)) { cn_int8_model_free(q); cn_model_free(m); return cli_fail(); }
 
@@ -401,7 +293,8 @@ int cmd_predict(int argc, char **argv) {
     if (count < 0) { cn_session_free(session); cn_int8_model_free(q); cn_model_free(m); return 1; }
     prediction *preds = calloc((size_t)count + 1, sizeof *preds);
     int *orders = calloc((size_t)count * classes + 1, sizeof *orders);
-    float *probs = calloc((size_t)count * classes + 1, sizeof *probs), *x = malloc(cn_shape_size(m->input) * sizeof *x);
+    float *probs = calloc((size_t)count * classes + 1, sizeof *probs);
+    float *x = malloc((size_t)channels * rows * cols * sizeof *x);
     if (!preds || !orders || !probs || !x) {
         free(preds); free(orders); free(probs); free(x);
         for (int i = 0; i < count; i++) free(files[i]);
@@ -415,38 +308,10 @@ int cmd_predict(int argc, char **argv) {
         p->file = files[i];
         p->order = orders + (size_t)i * classes;
         p->prob = probs + (size_t)i * classes;
-        /* int8: pixels in [0, 1] (mean 0, std 1 leave them as they are); the int8 model normalises */
-        static const float none_mean[CN_MAX_CHANNELS], none_std[CN_MAX_CHANNELS] = {1, 1, 1, 1};
-        const float *mean = q ? none_mean : info.mean, *std = q ? none_std : info.std;
-        int ok = digit_model ? prepare_image(p->file, raw, verbose, mean[0], std[0], x, p->error, sizeof p->error)
-                             : prepare_any_image(p->file, m, mean, std, x, p->error, sizeof p->error);
-        if (!ok) {
-            fflush(stdout);
-            fprintf(stderr, "%s: %s\n", cli_command, p->error);
+        if (!classify(weights, m, session, q, &info, raw, verbose, log_probs, x, p)) {
             failures++;
             continue;
         }
-        float q_scores[CN_MAX_CLASSES];
-        const float *scores = q ? q_scores : cn_session_forward(session, x, 1, NULL);
-        if (q && cn_int8_predict(q, x, 1, 1, q_scores, NULL)) {   /* out of memory */
-            snprintf(p->error, sizeof p->error, "%s: %s", p->file, cn_last_error());
-            fflush(stdout);
-            fprintf(stderr, "%s: %s\n", cli_command, p->error);
-            failures++;
-            continue;
-        }
-        int finite = 1;
-        for (int k = 0; k < classes; k++) finite &= isfinite(scores[k]) != 0;
-        if (!finite) {   /* finite but huge weights (a diverged run) give NaN scores */
-            snprintf(p->error, sizeof p->error, "%s: the model's outputs are not finite (%g); its weights diverged",
-                     p->file, (double)scores[0]);
-            fflush(stdout);
-            fprintf(stderr, "%s: %s: %s\n", cli_command, weights, p->error);
-            failures++;
-            continue;
-        }
-        to_probabilities(scores, classes, log_probs, p->prob);
-        rank(p->prob, classes, p->order);
         p->ok = 1;
         if (json) continue;
         int best = p->order[0];

@@ -1,7 +1,5 @@
 /* convnet summary */
 #include "commands.h"
-#include "checkpoint.h"
-#include "summary.h"
 #include <getopt.h>
 
 static void summary_help(void) {
@@ -43,8 +41,8 @@ int cmd_summary(int argc, char **argv) {
     }
     cn_model *m = NULL;
     if (weights) {
-        cn_checkpoint_info info;
-        if (cn_checkpoint_load(weights, &m, &info, NULL)) return cli_fail();
+        static cn_model_info info;   /* static: 32 kB of class names */
+        if (cn_model_load(weights, NULL, &m, &info, NULL)) return cli_fail();
     } else if (cn_model_load_spec(model_name, 1, &m)) {
         return cli_fail();
     }

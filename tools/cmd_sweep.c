@@ -1,7 +1,5 @@
 /* convnet sweep */
 #include "commands.h"
-#include "sweep/sweep.h"
-#include "dist/dist.h"
 #include <getopt.h>
 #include <signal.h>
 
@@ -89,22 +87,12 @@ int cmd_sweep(int argc, char **argv) {
         fprintf(stderr, "%s: give one of --grid or --runs (see 'convnet sweep --help')\n", cli_command);
         return 2;
     }
-    cn_sweep_plan plan;
-    if (cn_sweep_plan_parse(grid, runs, seeds, &plan)) { cli_fail(); return 2; }   /* a bad option value */
-    cn_sweep_plan fixed = {0};  /* --set: kept to the end (o.base may point into it) */
-    if (set && (cn_sweep_plan_parse(NULL, set, "1", &fixed) || cn_sweep_apply(&fixed.settings[0], 1, &o.base))) {
-        cn_sweep_plan_free(&plan);
-        cn_sweep_plan_free(&fixed);
-        cli_fail();
-        return 2;
-    }
+    if (cn_sweep_check(grid, runs, seeds, set)) { cli_fail(); return 2; }   /* a bad option value */
     o.stop_requested = &stop_requested;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     if (cn_dist_under_mpirun()) o.exchange = cn_dist_world();
-    cn_status st = cn_sweep(&o, &plan);
-    cn_sweep_plan_free(&plan);
-    cn_sweep_plan_free(&fixed);
+    cn_status st = cn_sweep_execute(&o, grid, runs, seeds, set);
     if (st == CN_ERR_INTERRUPTED) return 130;
     return st ? cli_fail() : 0;
 }

@@ -1,9 +1,5 @@
 /* convnet train */
 #include "commands.h"
-#include "train.h"
-#include "io/safetensors.h"
-#include "core/atomic_file.h"
-#include "dist/dist.h"
 #include <getopt.h>
 #include <signal.h>
 
@@ -21,11 +17,11 @@ static void on_signal(int sig) {
 }
 
 /* Under mpirun: what the exchange cost (rank 0's view), one line on stderr. */
-static void dist_report(const cn_exchange *x) {
+static void dist_report(void) {
     cn_dist_stats s = cn_dist_get_stats();
     if (!s.sums) return;
     fprintf(stderr, "convnet: %d ranks: %ld gradient all-reduces of %.0f floats, %.3f ms each; "
-            "%ld gathers (batch-norm sums, losses), %.3f ms each\n", x->ranks, s.sums, s.sum_floats / s.sums,
+            "%ld gathers (batch-norm sums, losses), %.3f ms each\n", cn_dist_size(), s.sums, s.sum_floats / s.sums,
             1e3 * s.sum_seconds / s.sums, s.gathers, s.gathers ? 1e3 * s.gather_seconds / s.gathers : 0.0);
 }
 
@@ -163,7 +159,7 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     o.exchange = cn_dist_world();
     cn_status st = cn_train(&o);
-    if (o.exchange && o.exchange->rank == 0) dist_report(o.exchange);
+    if (o.exchange && cn_dist_rank() == 0) dist_report();
     if (st == CN_ERR_INTERRUPTED) return 130;
     return st ? cli_fail() : 0;
 }

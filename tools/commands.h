@@ -3,7 +3,6 @@
 #define CONVNET_COMMANDS_H
 #include "convnet.h"
 #include "cli_args.h"
-#include "checkpoint.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -32,12 +31,10 @@ int cmd_download(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 
-/* tools/cmd_predict.c: 1 if path names an ONNX model (ends in .onnx). */
-int cli_is_onnx(const char *path);
-/* Loads a checkpoint (.safetensors) or an ONNX model (.onnx); for ONNX, dataset
- * (NULL: mnist) gives class names and the default mean/std unless the file's
- * metadata has them; *norm_known (may be NULL) is 0 when neither says (dataset
- * "idx" without metadata). Prints the error and returns 1 on failure. */
-int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_checkpoint_info *info, int *norm_known);
+/* cn_model_load (convnet.h), printing the error: returns 1 on failure. */
+static inline int cli_load_weights(const char *path, const char *dataset, cn_model **m, cn_model_info *info,
+                                   int *norm_known) {
+    return cn_model_load(path, dataset, m, info, norm_known) ? cli_fail() : 0;
+}
 
 #endif

@@ -1,6 +1,5 @@
 /* convnet command-line tool: dispatches to the subcommands in tools/cmd_*.c. */
 #include "commands.h"
-#include "dist/dist.h"
 #include "cli_notes.h"
 
 const char *cli_command = "convnet";

@@ -16,7 +16,7 @@ void cn_model_input_shape(const cn_model *m, int *channels, int *rows, int *cols
     *cols = m->input.w;
 }
 
-int cn_model_outputs_log_probabilities(const cn_model *m) { return cn_model_outputs_log_probs(m); }
+int cn_model_outputs_log_probabilities(const cn_model *m) { return m->num_layers > 0 && cn_model_outputs_log_probs(m); }
 
 int cn_model_batchnorm_count(const cn_model *m, int *foldable) {
     int bn = 0, fold = 0;

@@ -47,7 +47,7 @@ cn_status cn_predict(cn_session *s, const float *x, int n, float *probs) {
         return cn_fail(CN_ERR_ARG, "cn_predict: %d images; the session takes 1 to %d", n, cn_session_capacity(s));
     const cn_model *m = cn_session_model(s);
     const float *scores = cn_session_forward(s, x, n, NULL);
-    return scores_to_probabilities(scores, n, cn_model_num_classes(m), cn_model_outputs_log_probs(m), probs);
+    return scores_to_probabilities(scores, n, cn_model_num_classes(m), cn_model_outputs_log_probabilities(m), probs);
 }
 
 cn_status cn_int8_predict_probabilities(const cn_int8_model *q, int log_probs, const float *x, int n, int threads,
