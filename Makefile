@@ -169,9 +169,14 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libconvnet.a
 	@mkdir -p $(dir $@) $(BUILD)/tmp
 	$(CC) $(CFLAGS) -DTEST_TMP='"$(CURDIR)/$(BUILD)/tmp"' $< -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
 
+# test_api is a client of the public header alone, as the CLI is.
+$(BUILD)/tests/test_api: tests/test_api.c tests/harness.h include/convnet.h $(BUILD)/libconvnet.a
+	@mkdir -p $(dir $@) $(BUILD)/tmp
+	$(CC) $(TOOL_CFLAGS) -DTEST_TMP='"$(CURDIR)/$(BUILD)/tmp"' $< -o $@ $(BUILD)/libconvnet.a $(LDFLAGS) $(LDLIBS)
+
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/convnet $(TEST_BINS)
-	@BUILD=$(BUILD) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS)
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS) tests/examples.sh
 
 bench: $(BUILD)/convnet
 	@sh scripts/install-deps.sh bench
