@@ -18,9 +18,10 @@
  * applied in the output pass and undone at the start of the backward pass; a
  * following batch norm gets its statistics from the output pass and hands its
  * input gradient over.
- * Depthwise 3x3 convolutions run conv2d_depthwise.c; other grouped ones at stride 1 without
- * dilation conv2d_grouped.c (these kernels, group by group); other strides and dilated
- * convolutions conv2d_im2col.c. */
+ * Depthwise 3x3 convolutions run conv2d_depthwise.c; at stride 1, other grouped ones without
+ * dilation conv2d_grouped.c (these kernels, group by group) and dilated ones without groups
+ * conv2d_dilated.c (these kernels, phase by phase); the rest (other strides, grouped and
+ * dilated at once) conv2d_im2col.c. */
 #include "layers/layers.h"
 #include "layers/conv2d_paths.h"
 #include "kernels/kernels.h"
@@ -224,6 +225,7 @@ size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv) {
     if (use_direct(l)) return direct_scratch_floats(l);
     if (cn_conv2d_depthwise_fast(l)) return cn_conv2d_depthwise_scratch_floats(l);
     if (cn_conv2d_grouped_direct(l)) return cn_conv2d_grouped_scratch_floats(l);
+    if (cn_conv2d_dilated_direct(l)) return cn_conv2d_dilated_scratch_floats(l);
     return cn_conv2d_im2col_scratch_floats(l);
 }
 
@@ -563,6 +565,7 @@ void cn_conv2d_forward(const cn_layer_ctx *c) {
     else if (use_direct(c->layer)) forward_direct(c);
     else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_forward_depthwise(c);
     else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_forward_grouped(c);
+    else if (cn_conv2d_dilated_direct(c->layer)) cn_conv2d_forward_dilated(c);
     else cn_conv2d_forward_im2col(c);
 }
 
@@ -571,6 +574,7 @@ void cn_conv2d_backward(const cn_layer_ctx *c) {
     else if (use_direct(c->layer)) backward_direct(c);
     else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_backward_depthwise(c);
     else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_backward_grouped(c);
+    else if (cn_conv2d_dilated_direct(c->layer)) cn_conv2d_backward_dilated(c);
     else cn_conv2d_backward_im2col(c);
 }
 

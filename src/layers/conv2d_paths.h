@@ -1,6 +1,6 @@
 /* The paths of conv2d besides the direct kernels of conv2d.c (which dispatches):
- * conv2d_im2col.c (any stride, groups, dilation: the reference), conv2d_depthwise.c and
- * conv2d_grouped.c. */
+ * conv2d_im2col.c (any stride, groups, dilation: the reference), conv2d_depthwise.c,
+ * conv2d_grouped.c and conv2d_dilated.c. */
 #ifndef CN_LAYERS_CONV2D_PATHS_H
 #define CN_LAYERS_CONV2D_PATHS_H
 #include "layers/layers.h"
@@ -22,5 +22,11 @@ bool cn_conv2d_grouped_direct(const cn_layer *l);
 size_t cn_conv2d_grouped_scratch_floats(const cn_layer *l);
 void cn_conv2d_forward_grouped(const cn_layer_ctx *c);
 void cn_conv2d_backward_grouped(const cn_layer_ctx *c);
+
+/* A dilated conv the direct kernels run phase by phase: dilation > 1, stride 1, not grouped. */
+bool cn_conv2d_dilated_direct(const cn_layer *l);
+size_t cn_conv2d_dilated_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_dilated(const cn_layer_ctx *c);
+void cn_conv2d_backward_dilated(const cn_layer_ctx *c);
 
 #endif

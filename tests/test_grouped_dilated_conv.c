@@ -1,7 +1,7 @@
-/* Grouped convolutions on the direct kernels, group by group (layers/conv2d_grouped.c), on
- * every kernel set this CPU has, against the im2col reference path (CN_SESSION_REFERENCE_CONV):
- * a training step's output, input gradient and parameter gradients, and which convolutions
- * take the path. The direct kernels sum the taps in another order (and with fused
+/* Grouped convolutions on the direct kernels, group by group (layers/conv2d_grouped.c), and
+ * dilated ones phase by phase (layers/conv2d_dilated.c), on every kernel set this CPU has,
+ * against the im2col reference path (CN_SESSION_REFERENCE_CONV): a training step's output,
+ * input gradient and parameter gradients, and which convolutions take the paths. The direct kernels sum the taps in another order (and with fused
  * multiply-adds): results agree within 1e-5 of the larger magnitude. */
 #include "harness.h"
 #include "model.h"
@@ -26,6 +26,20 @@ static const grouped_case cases[] = {
     { 16, 6, 6, "out=16 k=3 pad=1 groups=2" },
 };
 
+/* Dilation 2 to 4 (phases of unequal sizes, phases without outputs), 2x2 to 5x5 kernels, pads
+ * 0 to past the span, odd and even sizes, with and without bias. */
+static const grouped_case dilated_cases[] = {
+    { 3, 12, 12, "out=5 k=3 pad=2 dilation=2" },
+    { 2, 13, 11, "out=4 k=3 dilation=2 bias=false" },
+    { 4, 17, 20, "out=8 k=3 pad=3 dilation=3" },
+    { 3, 9, 10, "out=2 k=2 pad=1 dilation=4" },
+    { 2, 15, 14, "out=3 k=5 pad=4 dilation=2" },
+    { 5, 7, 7, "out=6 k=3 dilation=3" },
+    { 1, 33, 9, "out=7 k=3 pad=5 dilation=2 bias=false" },
+};
+
+static bool on_fast_path(const cn_layer *l) { return cn_conv2d_grouped_direct(l) || cn_conv2d_dilated_direct(l); }
+
 static void fill(float *x, size_t n, cn_rng *rng) {
     for (size_t i = 0; i < n; i++) x[i] = 2.0f * cn_rng_uniform(rng) - 1.0f;
 }
@@ -49,8 +63,8 @@ static cn_model *model_of(const grouped_case *gc) {
 static int check_training(const grouped_case *gc, int threads) {
     cn_model *m = model_of(gc);
     if (!m) return 0;
-    if (!cn_conv2d_grouped_direct(&m->layers[0])) {
-        fprintf(stderr, "  %s: not on the grouped direct path\n", gc->conv);
+    if (!on_fast_path(&m->layers[0])) {
+        fprintf(stderr, "  %s: not on the grouped or dilated direct path\n", gc->conv);
         cn_model_free(m);
         return 0;
     }
@@ -100,27 +114,46 @@ TEST(grouped_matches_reference) {
     CHECK(sets >= 1);
 }
 
-/* Which convolutions take the grouped direct path. */
+TEST(dilated_matches_reference) {
+    int sets = 0;
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        sets++;
+        for (size_t i = 0; i < sizeof dilated_cases / sizeof dilated_cases[0]; i++)
+            for (int threads = 1; threads <= 2; threads++)
+                CHECK_MSG(check_training(&dilated_cases[i], threads), "%s: dilated case %zu, %d threads", kernel_sets[s],
+                          i, threads);
+    }
+    cn_kernels_select(NULL);
+    CHECK(sets >= 1);
+}
+
+/* Which convolutions take the grouped or dilated direct path. */
 TEST(grouped_path_choice) {
-    const struct { const char *spec; bool grouped; } cases_[] = {
-        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=2\nflatten", true },
-        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=4\nflatten", true },     /* channel multiplier 2 */
-        { "input 4x8x8\nconv2d out=4 k=5 pad=2 groups=4\nflatten", true },     /* depthwise, not 3x3 */
-        { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=4\nflatten", false },    /* the depthwise 3x3 path */
-        { "input 4x8x8\nconv2d out=8 k=3 pad=1\nflatten", false },             /* the plain direct path */
-        { "input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1 groups=2\nflatten", false },
-        { "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2 groups=2\nflatten", false },
+    const struct { const char *spec; bool grouped, dilated; } cases_[] = {
+        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=2\nflatten", true, false },
+        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=4\nflatten", true, false },     /* channel multiplier 2 */
+        { "input 4x8x8\nconv2d out=4 k=5 pad=2 groups=4\nflatten", true, false },     /* depthwise, not 3x3 */
+        { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=4\nflatten", false, false },    /* the depthwise 3x3 path */
+        { "input 4x8x8\nconv2d out=4 k=3 pad=2 dilation=2 groups=4\nflatten", false, false },
+        { "input 4x8x8\nconv2d out=8 k=3 pad=1\nflatten", false, false },             /* the plain direct path */
+        { "input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1 groups=2\nflatten", false, false },
+        { "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2 groups=2\nflatten", false, false },  /* im2col */
+        { "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2\nflatten", false, true },
+        { "input 4x9x9\nconv2d out=8 k=3 stride=2 dilation=2\nflatten", false, false },
     };
     for (size_t i = 0; i < sizeof cases_ / sizeof cases_[0]; i++) {
         cn_model *m = NULL;
         CHECK(cn_model_from_spec(cases_[i].spec, "t", 1, &m) == CN_OK);
-        if (m) CHECK_MSG(cn_conv2d_grouped_direct(&m->layers[0]) == cases_[i].grouped, "%s", cases_[i].spec);
+        if (m) CHECK_MSG(cn_conv2d_grouped_direct(&m->layers[0]) == cases_[i].grouped &&
+                         cn_conv2d_dilated_direct(&m->layers[0]) == cases_[i].dilated, "%s", cases_[i].spec);
         cn_model_free(m);
     }
 }
 
 int main(void) {
     RUN(grouped_matches_reference);
+    RUN(dilated_matches_reference);
     RUN(grouped_path_choice);
     return test_summary();
 }
