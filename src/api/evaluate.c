@@ -22,18 +22,26 @@ static cn_status fill_result(const cn_split *test, int classes, const int *pred,
     return CN_OK;
 }
 
-cn_status cn_evaluate_data(cn_model *model, const cn_data *data, const float *mean, const float *std, int threads,
-                           cn_eval_result *out) {
+/* The test split of `data` through the model (q NULL) or its int8 version. */
+static cn_status evaluate_test(cn_model *model, const cn_int8_model *q, const cn_data *data, const float *mean,
+                               const float *std, int threads, cn_eval_result *out) {
     memset(out, 0, sizeof *out);
     const cn_dataset *ds = cn_data_dataset(data);
     int *pred = calloc((size_t)ds->test.count + 1, sizeof *pred);
     if (!pred) return cn_fail(CN_ERR_NOMEM, "out of memory for %d predictions", ds->test.count);
     double loss;
     int correct;
-    cn_status st = cn_evaluate(model, &ds->test, mean, std, threads > 0 ? threads : 1, &loss, &correct, pred);
+    if (threads < 1) threads = 1;
+    cn_status st = q ? cn_int8_evaluate(q, &ds->test, threads, &loss, &correct, pred)
+                     : cn_evaluate(model, &ds->test, mean, std, threads, &loss, &correct, pred);
     if (!st) st = fill_result(&ds->test, ds->num_classes, pred, loss, correct, out);
     free(pred);
     return st;
+}
+
+cn_status cn_evaluate_data(cn_model *model, const cn_data *data, const float *mean, const float *std, int threads,
+                           cn_eval_result *out) {
+    return evaluate_test(model, NULL, data, mean, std, threads, out);
 }
 
 void cn_eval_result_free(cn_eval_result *r) {
@@ -49,14 +57,5 @@ cn_status cn_int8_calibrate(const cn_model *model, const float *mean, const floa
 }
 
 cn_status cn_int8_evaluate_data(const cn_int8_model *q, const cn_data *data, int threads, cn_eval_result *out) {
-    memset(out, 0, sizeof *out);
-    const cn_dataset *ds = cn_data_dataset(data);
-    int *pred = calloc((size_t)ds->test.count + 1, sizeof *pred);
-    if (!pred) return cn_fail(CN_ERR_NOMEM, "out of memory for %d predictions", ds->test.count);
-    double loss;
-    int correct;
-    cn_status st = cn_int8_evaluate(q, &ds->test, threads > 0 ? threads : 1, &loss, &correct, pred);
-    if (!st) st = fill_result(&ds->test, ds->num_classes, pred, loss, correct, out);
-    free(pred);
-    return st;
+    return evaluate_test(NULL, q, data, NULL, NULL, threads, out);
 }
