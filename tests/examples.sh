@@ -2,7 +2,7 @@
 # make check: installs convnet into a scratch prefix (make install PREFIX=...), builds each
 # examples/*.c against it with `pkg-config --cflags --libs convnet` alone, and runs them:
 # train_mnist (1 epoch on 2,000 MNIST images) -> evaluate and classify its checkpoint.
-# Also checks what was installed and that libconvnet.so exports only convnet.h's functions.
+# Also checks what was installed and that libconvnet.so exports convnet.h's functions, no others.
 # Prints "TESTS passed failed" as the C tests do (tests/run.sh adds them up).
 BUILD=${BUILD:-build}
 root=$(pwd)
@@ -31,6 +31,8 @@ nm -D --defined-only "$prefix/lib/libconvnet.so" | awk '$2 == "T" {sub(/@.*/, ""
 sed -n 's/.*[^a-z_0-9]\(cn_[a-z0-9_]*\)(.*/\1/p' include/convnet.h | sort -u >"$tmp/declared"
 extra=$(comm -23 "$tmp/exported" "$tmp/declared" | tr '\n' ' ')
 [ -z "$extra" ] && ok || fail "libconvnet.so exports functions convnet.h does not declare: $extra"
+missing=$(comm -13 "$tmp/exported" "$tmp/declared" | tr '\n' ' ')
+[ -z "$missing" ] && ok || fail "convnet.h declares functions libconvnet.so does not export: $missing"
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 for src in examples/*.c; do
