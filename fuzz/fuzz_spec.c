@@ -17,9 +17,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_check_error(st, "fuzz.spec");
     if (st == CN_OK) {
         if (!m || m->num_layers < 1 || cn_model_num_classes(m) < 2) abort();
-        /* Every layer's output feeds the next one. */
-        for (int i = 1; i < m->num_layers; i++)
-            if (memcmp(&m->layers[i].in, &m->layers[i - 1].out, sizeof(cn_shape))) abort();
+        /* Every layer reads 1..CN_MAX_INPUTS earlier values (layer.h; the previous layer's output
+         * unless from= says otherwise), and its input shape is its first one's. */
+        for (int i = 0; i < m->num_layers; i++) {
+            const cn_layer *l = &m->layers[i];
+            if (l->num_inputs < 1 || l->num_inputs > CN_MAX_INPUTS) abort();
+            for (int k = 0; k < l->num_inputs; k++)
+                if (l->inputs[k] < 0 || l->inputs[k] > i) abort();
+            cn_shape first = cn_model_value_shape(m, l->inputs[0]);
+            if (memcmp(&l->in, &first, sizeof(cn_shape))) abort();
+        }
         size_t acts = (size_t)cn_shape_size(m->input);
         for (int i = 0; i < m->num_layers; i++) acts += (size_t)cn_shape_size(m->layers[i].out);
         cn_session *s = NULL;

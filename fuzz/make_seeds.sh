@@ -95,6 +95,22 @@ relu
 linear out=10 bias=false name=head
 log_softmax
 SPEC
+cat > $C/spec/branches.spec <<'SPEC'
+input 1x12x12
+conv2d out=4 k=3 pad=1 bias=false name=stem
+batchnorm2d name=stem_bn
+relu name=s
+conv2d out=4 k=3 pad=1 name=a
+add from=a,s name=sum
+conv2d out=2 k=1 from=input name=b
+concat from=sum,b,input name=cat
+conv2d out=6 k=3 stride=2 pad=1
+gap name=g
+flatten name=f
+linear out=6 name=l
+add from=l,g
+linear out=3
+SPEC
 printf 'input 3x8x8\ntrain optimizer=sgd momentum=0.9 nesterov=true scheduler=plateau patience=2 factor=0.5\nconv 3 k=3\n' > $C/spec/error_missing_eq.spec
 printf 'input 2x5x7\nconv2d out=3 k=2 stride=3 pad=2\nbn\ngap\nlogsoftmax\n' > $C/spec/odd_shapes.spec
 printf 'input 1x1x1\nflatten\nlinear out=2\n' > $C/spec/one_pixel.spec
