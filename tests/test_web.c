@@ -54,12 +54,16 @@ TEST(web_runtime_matches_convnet_for_every_preset) {
     enum { N = 8 };
     uint8_t px[N * 784];
     test_pixels(px, N);
-    static const char *const extra[] = {"new-layers", "new-layers-tail"};
+    /* and a batchnorm1d right after a flatten of a 4x13x13 map (the blob's flat input rule) */
+    static const char *const extra[] = {"new-layers", "new-layers-tail", "flat-bn"};
+    static const char FLAT_BN_SPEC[] = "input 1x28x28\nconv2d out=4 k=3 stride=2\nrelu\nflatten\nbatchnorm1d\nlinear out=10\n";
     int presets = cn_preset_count();
-    for (int p = 0; p < presets + 2; p++) {
+    for (int p = 0; p < presets + 3; p++) {
         cn_model *m;
         const char *name = p < presets ? cn_preset_name(p) : extra[p - presets];
-        if (p >= presets) {
+        if (!strcmp(name, "flat-bn")) {
+            if (cn_model_from_spec(FLAT_BN_SPEC, name, 3, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
+        } else if (p >= presets) {
             if (!(m = export_c_host_new_layers(name, 3))) continue;
         } else if (cn_model_load_spec(name, 3, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
         if (cn_export_web_check(m) != CN_OK) {   /* only inputs other than 1x28x28 and branches are refused */
