@@ -16,6 +16,11 @@ void cn_set_note_handler(cn_note_handler fn, void *user) {
 
 int cn_note_wanted(void) { return handler != NULL; }
 
+void cn_note_handler_get(cn_note_handler *fn, void **user) {
+    *fn = handler;
+    *user = handler_user;
+}
+
 void cn_note(cn_note_kind kind, const char *fmt, ...) {
     cn_note_handler fn = handler;
     if (!fn) return;

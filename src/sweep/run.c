@@ -8,7 +8,6 @@
 #include "progress.h"
 #include <errno.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +66,25 @@ static cn_status write_result(const char *dir, double seconds) {
     return cn_atomic_commit(&af);
 }
 
-/* Trains run i in this process, its output into <dir>/train.log; writes `result` when done. */
+/* While a run trains: its log lines (CN_NOTE_INFO) go to its train.log, other notes to the
+ * program's handler as before. */
+typedef struct {
+    FILE *log;
+    cn_note_handler outer;
+    void *outer_user;
+} run_log;
+
+static void note_to_log(cn_note_kind kind, const char *text, void *user) {
+    run_log *l = user;
+    if (kind == CN_NOTE_INFO) {
+        fprintf(l->log, "%s\n", text);
+        fflush(l->log);
+    } else if (l->outer) {
+        l->outer(kind, text, l->outer_user);
+    }
+}
+
+/* Trains run i in this process, its log into <dir>/train.log; writes `result` when done. */
 static cn_status train_one(const cn_sweep_options *o, const cn_sweep_plan *p, int i, const char *dir) {
     int seeds = p->seed_last - p->seed_first + 1;
     cn_train_options t = o->base;
@@ -84,17 +101,16 @@ static cn_status train_one(const cn_sweep_options *o, const cn_sweep_plan *p, in
     if (access(last, R_OK) == 0) t.resume = last;     /* an interrupted run goes on */
     if (mkdir(o->out_dir, 0777) && errno != EEXIST) return cn_fail(CN_ERR_IO, "%s: cannot create: %s", o->out_dir, strerror(errno));
     if (mkdir(dir, 0777) && errno != EEXIST) return cn_fail(CN_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    /* the run's lines go to its log, not between the sweep's */
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644), saved = dup(1);
-    if (fd < 0 || saved < 0) { if (fd >= 0) close(fd); return cn_fail(CN_ERR_IO, "%s: cannot write: %s", log, strerror(errno)); }
-    fflush(stdout);
-    dup2(fd, 1);
-    close(fd);
+    /* the run's lines go to its log, not between the sweep's (one run at a time in this
+     * process: a child of run_children, or run_here's loop) */
+    run_log rl = {.log = fopen(log, "a")};
+    if (!rl.log) return cn_fail(CN_ERR_IO, "%s: cannot write: %s", log, strerror(errno));
+    cn_note_handler_get(&rl.outer, &rl.outer_user);
+    cn_set_note_handler(note_to_log, &rl);
     double t0 = cn_now_seconds();
     st = cn_train(&t);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
+    cn_set_note_handler(rl.outer, rl.outer_user);
+    if (fclose(rl.log) && !st) st = cn_fail(CN_ERR_IO, "%s: cannot write: %s", log, strerror(errno));
     if (st) {
         cn_error_prefix("%s", dir);
         return st;
