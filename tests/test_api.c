@@ -307,6 +307,108 @@ TEST(sweep_check_errors) {
     CHECK(strstr(cn_last_error(), "nosuchkey") != NULL);
 }
 
+/* The rest of the surface on the trained model of DIR/run: the CSV submission, int8
+ * probabilities, image preparation, the summary, small helpers, the web export's refusal. */
+TEST(csv_images_summary_and_helpers) {
+    cn_model *m = NULL;
+    static cn_model_info info;
+    CHECK(cn_model_load(DIR "/run/best.safetensors", NULL, &m, &info, NULL) == CN_OK);
+    cn_data *d = open_data();
+    if (!m || !d) { cn_model_free(m); cn_data_free(d); return; }
+    /* CSV: the first 20 test images, unlabelled; the submission's classes are evaluation's */
+    FILE *f = fopen(DIR "/test.csv", "w");
+    for (int i = 0; i < 20; i++) {
+        const uint8_t *img = cn_data_image(d, CN_SPLIT_TEST, i);
+        for (int p = 0; p < SIDE * SIDE; p++) fprintf(f, p ? ",%d" : "%d", img[p]);
+        fputc('\n', f);
+    }
+    fclose(f);
+    int n = -1;
+    CHECK_MSG(cn_predict_csv(m, NULL, info.mean, info.std, DIR "/test.csv", DIR "/submission.csv", 2, &n) == CN_OK, "%s",
+              cn_last_error());
+    CHECK(n == 20);
+    f = fopen(DIR "/submission.csv", "r");
+    char line[64];
+    int rows = 0, agree = 0, id, label;
+    CHECK(f && fgets(line, sizeof line, f) && !strcmp(line, "ImageId,Label\n"));
+    while (f && fscanf(f, "%d,%d", &id, &label) == 2) {
+        rows++;
+        agree += id == rows && label == cn_data_label(d, CN_SPLIT_TEST, id - 1);
+    }
+    if (f) fclose(f);
+    CHECK(rows == 20 && agree >= 16);   /* the model is right on most (see the evaluation) */
+    CHECK(cn_predict_csv(m, NULL, info.mean, info.std, DIR "/no.csv", DIR "/s2.csv", 1, &n) == CN_ERR_IO);
+    CHECK(n == 0 && strstr(cn_last_error(), "no.csv") != NULL);
+    CHECK(access(DIR "/s2.csv", F_OK) != 0);
+
+    /* int8 probabilities: rows sum to 1 */
+    cn_int8_model *q = NULL;
+    int calibration = 40;
+    CHECK(cn_int8_calibrate(m, info.mean, info.std, d, &calibration, &q) == CN_OK);
+    float x[2 * SIDE * SIDE], probs[2 * CLASSES];
+    for (int i = 0; i < 2; i++)
+        for (int p = 0; p < SIDE * SIDE; p++) x[i * SIDE * SIDE + p] = cn_data_image(d, CN_SPLIT_TEST, i)[p] / 255.0f;
+    CHECK(q && cn_int8_predict_probabilities(q, cn_model_outputs_log_probabilities(m), x, 2, 1, probs) == CN_OK);
+    CHECK_NEAR(probs[0] + probs[1] + probs[2], 1.0, 1e-5);
+    CHECK_NEAR(probs[3] + probs[4] + probs[5], 1.0, 1e-5);
+    cn_int8_model_free(q);
+
+    /* the web page wants 28x28 digits */
+    cn_export_web_stats ws;
+    cn_status st = cn_export_web_page(m, DIR "/web", &info, d, &ws);
+    CHECK(st == CN_ERR_SHAPE || st == CN_ERR_UNSUPPORTED);   /* (unsupported: a build without the wasm runtime) */
+
+    /* summary to a stream */
+    FILE *t = tmpfile();
+    CHECK(t && cn_summary_write(m, t) == CN_OK);
+    char text[4096] = "";
+    if (t) { rewind(t); text[fread(text, 1, sizeof text - 1, t)] = '\0'; fclose(t); }
+    CHECK_MSG(strstr(text, "Conv2d-1") && strstr(text, "Linear-"), "%s", text);
+
+    /* helpers */
+    float v[CN_MAX_CHANNELS];
+    CHECK(cn_parse_floats("0.5,0.25", v, CN_MAX_CHANNELS) == 2 && v[1] == 0.25f);
+    CHECK(cn_parse_floats("0.5,x", v, CN_MAX_CHANNELS) == 0);
+    char where[64];
+    CHECK(cn_dataset_default_dir("mnist", where, sizeof where) == CN_OK && strstr(where, "mnist") != NULL);
+    CHECK(cn_dataset_default_dir("mnist", where, 3) == CN_ERR_ARG);
+    cn_data_free(d);
+    cn_model_free(m);
+}
+
+/* A digit picture for a 1x28x28 model: MNIST-like preparation, normalised; raw needs 28x28. */
+TEST(image_prepare_digit) {
+    cn_model *m;
+    CHECK(cn_model_load_spec("seed001", 1, &m) == CN_OK);
+    float mean[CN_MAX_CHANNELS] = {0.1307f}, std[CN_MAX_CHANNELS] = {0.3081f}, x[28 * 28];
+    cn_image_report rep;
+    CHECK_MSG(cn_image_prepare(FIXTURE("images/digit3_inverted_scaled.png"), m, mean, std, 0, x, &rep) == CN_OK, "%s",
+              cn_last_error());
+    CHECK(rep.digit && rep.inverted && rep.width > 28 && rep.scaled_width <= 20 && rep.scaled_height <= 20);
+    float lo = x[0], hi = x[0];
+    for (int i = 0; i < 28 * 28; i++) { if (x[i] < lo) lo = x[i]; if (x[i] > hi) hi = x[i]; }
+    CHECK_NEAR(lo, -0.1307 / 0.3081, 1e-5);   /* background 0, normalised */
+    CHECK_NEAR(hi, (1 - 0.1307) / 0.3081, 1e-5);   /* the strongest ink is 1 */
+    CHECK(cn_image_prepare(FIXTURE("images/digit3_inverted_scaled.png"), m, mean, std, 1, x, &rep) == CN_ERR_SHAPE);
+    CHECK(strstr(cn_last_error(), "28x28") != NULL);
+    CHECK(cn_image_prepare(FIXTURE("images/digit3_original.pgm"), m, mean, std, 1, x, NULL) == CN_OK);
+    cn_model_free(m);
+}
+
+/* A sweep through the API, without a note handler: each run's train.log still holds its log. */
+TEST(sweep_execute_writes_logs) {
+    cn_sweep_options o = {.out_dir = DIR "/sweep", .jobs = 1, .quiet = 1};
+    cn_train_options_init(&o.base);
+    o.base.model = DIR "/api.spec";
+    o.base.dataset = "idx";
+    o.base.data_dir = DATA;
+    o.base.overrides.epochs = 1;
+    CHECK_MSG(cn_sweep_execute(&o, "lr=0.01,0.02", NULL, "1", NULL) == CN_OK, "%s", cn_last_error());
+    CHECK(harness_file_contains(DIR "/sweep/lr=0.01,seed=1/train.log", "Test set: Average loss: "));
+    CHECK(harness_file_contains(DIR "/sweep/lr=0.02,seed=1/train.log", "Epoch 1/1"));
+    CHECK(harness_file_contains(DIR "/sweep/sweep.csv", "lr"));
+}
+
 int main(void) {
     mkdir(TEST_TMP, 0777);
     if (system("rm -rf " DIR) != 0) return 1;
@@ -321,5 +423,8 @@ int main(void) {
     RUN(rank_ties_keep_lower_class_first);
     RUN(stop_then_resume);
     RUN(sweep_check_errors);
+    RUN(csv_images_summary_and_helpers);
+    RUN(image_prepare_digit);
+    RUN(sweep_execute_writes_logs);
     return test_summary();
 }
