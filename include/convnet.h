@@ -69,7 +69,7 @@ typedef enum {
                          lines); text without the final newline (it may hold inner ones) */
     CN_NOTE_WARNING,  /* a line for the error stream; text without the final newline */
     CN_NOTE_PROGRESS  /* terminal bytes redrawing a status line in place ("\r\033[K..."),
-                         sent only when the error stream is a terminal; write them as they are */
+                         sent only after cn_set_progress_columns; write them as they are */
 } cn_note_kind;
 /* Called from the thread (or forked process) that produced the message; it must not
  * call back into the library. `text` is valid during the call only. */
@@ -77,6 +77,11 @@ typedef void (*cn_note_handler)(cn_note_kind kind, const char *text, void *user)
 /* Sets the process's handler (NULL: drop messages). Set it once, before other calls;
  * it is not synchronised with notes being delivered on other threads. */
 void cn_set_note_handler(cn_note_handler fn, void *user);
+/* Progress bars (training batches, downloads) as CN_NOTE_PROGRESS notes, drawn for a
+ * terminal `columns` wide (lines are cut to columns - 1). 0, the default: no progress
+ * notes (a download then says each finished file in a CN_NOTE_WARNING line). Set it
+ * once, like the handler: e.g. the terminal's width when the error stream is one. */
+void cn_set_progress_columns(int columns);
 
 typedef struct cn_model cn_model;
 

@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <time.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 double cn_now_seconds(void) {
     struct timespec ts;
@@ -15,16 +13,12 @@ double cn_now_seconds(void) {
 void cn_progress_begin(cn_progress *p, const char *label, long total, int quiet) {
     p->label = label;
     p->total = total > 0 ? total : 1;
-    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->enabled = !quiet && cn_progress_columns() > 0;
     p->start = cn_now_seconds();
     p->last_draw = 0.0;
 }
 
-int cn_terminal_columns(void) {
-    struct winsize ws;
-    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-    return 80;
-}
+int cn_terminal_columns(void) { return cn_progress_columns() > 0 ? cn_progress_columns() : 80; }
 
 void cn_progress_draw_line(const char *line) {
     int width = cn_terminal_columns() - 1;

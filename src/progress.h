@@ -1,4 +1,5 @@
-/* Progress display on stderr: a bar redrawn in place on a terminal
+/* Progress display: a bar redrawn in place on a terminal (CN_NOTE_PROGRESS notes, when the
+ * program set cn_set_progress_columns)
  * ("train  312/469 [=======>   ] 11520 img/s  loss 0.0812  acc 97.41%  ETA 3s"),
  * nothing per batch otherwise (the caller prints one line per epoch). */
 #ifndef CN_PROGRESS_H
@@ -8,7 +9,7 @@
 typedef struct {
     const char *label;
     long total;
-    int enabled;                /* stderr is a TTY and not quiet */
+    int enabled;                /* progress notes wanted (cn_set_progress_columns) and not quiet */
     double start, last_draw;
 } cn_progress;
 
@@ -19,9 +20,9 @@ void cn_progress_update(cn_progress *p, long done, long images, double loss, dou
 /* Clears the bar line. */
 void cn_progress_end(cn_progress *p);
 
-/* Width of the terminal on stderr (80 if unknown). */
+/* Width of the terminal progress is drawn for (cn_set_progress_columns; 80 if unset). */
 int cn_terminal_columns(void);
-/* Redraws `line` in place on stderr, cut to the terminal width so it never
+/* Redraws `line` in place (a CN_NOTE_PROGRESS note), cut to the terminal width so it never
  * wraps (a wrapped line cannot be redrawn with \r). */
 void cn_progress_draw_line(const char *line);
 

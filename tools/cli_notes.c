@@ -3,6 +3,8 @@
 #include "cli_notes.h"
 #include "convnet.h"
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 static void print_note(cn_note_kind kind, const char *text, void *user) {
     (void)user;
@@ -23,4 +25,10 @@ static void print_note(cn_note_kind kind, const char *text, void *user) {
     }
 }
 
-void cli_notes_install(void) { cn_set_note_handler(print_note, NULL); }
+void cli_notes_install(void) {
+    cn_set_note_handler(print_note, NULL);
+    if (isatty(STDERR_FILENO)) {   /* progress bars on a terminal only, as wide as it is */
+        struct winsize ws;
+        cn_set_progress_columns(ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80);
+    }
+}

@@ -2,7 +2,8 @@
 #ifndef CONVNET_CLI_NOTES_H
 #define CONVNET_CLI_NOTES_H
 
-/* Sets the handler; called once by main before any command runs. */
+/* Sets the handler, and the progress bars' width when stderr is a terminal; called once by
+ * main before any command runs. */
 void cli_notes_install(void);
 
 #endif

@@ -16,6 +16,12 @@ void cn_set_note_handler(cn_note_handler fn, void *user) {
 
 int cn_note_wanted(void) { return handler != NULL; }
 
+static int progress_columns;
+
+void cn_set_progress_columns(int columns) { progress_columns = columns > 0 ? columns : 0; }
+
+int cn_progress_columns(void) { return progress_columns; }
+
 void cn_note_handler_get(cn_note_handler *fn, void **user) {
     *fn = handler;
     *user = handler_user;

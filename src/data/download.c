@@ -146,7 +146,7 @@ static cn_status fetch(const char *url, const char *tmp_path, const char *expect
                        int show, const char *dir) {
     FILE *out = fopen(tmp_path, "wb");
     if (!out) return cn_fail(CN_ERR_IO, "%s: cannot create: %s", tmp_path, strerror(errno));
-    transfer t = {.out = out, .md = EVP_MD_CTX_new(), .show = show, .tty = isatty(STDERR_FILENO),
+    transfer t = {.out = out, .md = EVP_MD_CTX_new(), .show = show, .tty = cn_progress_columns() > 0,
                   .label = label, .start = now_seconds()};
     CURL *curl = curl_easy_init();
     if (!t.md || !curl || !EVP_DigestInit_ex(t.md, EVP_md5(), NULL)) {
