@@ -10,8 +10,9 @@
  *   cn_last_error() gives one human-readable line (what failed, where, what was
  *   expected), kept per thread until the next failure of that thread. Output
  *   arguments are left untouched, zeroed or NULL on failure, as each says.
- * - The library never exits the process and never prints: messages for a
- *   person (progress, warnings, the training log) go to the note handler
+ * - The library never exits the process (only an internal-error assertion,
+ *   a bug, aborts with one line) and never prints: messages for a person
+ *   (progress, warnings, the training log) go to the note handler
  *   (cn_set_note_handler); none is set by default.
  * - Ownership: a handle returned through `**out` belongs to the caller and is
  *   released with the matching *_free (which accepts NULL). Strings returned
@@ -137,7 +138,8 @@ int cn_model_outputs_log_probabilities(const cn_model *model);
 /* The number of batchnorm2d layers, and of those that directly follow a conv2d
  * (`foldable`, may be NULL: what ONNX export with fold_bn folds). */
 int cn_model_batchnorm_count(const cn_model *model, int *foldable);
-/* The model's name (the preset's, the spec's `name` line, or "onnx-import"). */
+/* The name the model was built under: the preset's name or the `source_name` / path
+ * it came from (names the default output folder runs/<name> and plot titles). */
 const char *cn_model_name(const cn_model *model);
 /* Writes the layer table (torchsummary's layout) and the forward MACs to `out`. */
 cn_status cn_summary_write(const cn_model *model, FILE *out);
@@ -354,8 +356,10 @@ cn_status cn_int8_evaluate_data(const cn_int8_model *q, const cn_data *data, int
 /* ---- Prediction -------------------------------------------------------------------- */
 
 /* An execution context of a model: activations and scratch for batches of up
- * to `batch` images, a worker team of `threads`, the mode (eval). Several
- * sessions may run one model at once; the model must outlive its sessions. */
+ * to `batch` images, a worker team of `threads` (< 1: 1), the mode (eval) and the
+ * execution plan, worked out once here. Several sessions may run one model at
+ * once, in different threads (they only read it); the model must outlive its
+ * sessions. flags: 0 (other values are the tests' switches that turn fusion off). */
 typedef struct cn_session cn_session;
 cn_status cn_session_create(cn_model *model, int batch, int threads, unsigned flags, cn_session **out);
 void cn_session_free(cn_session *s);
