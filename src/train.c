@@ -3,6 +3,7 @@
  * run interrupted anywhere resumes bit-exactly from (epoch, batch). */
 #include "train.h"
 #include "train_resume.h"
+#include "kernels/bf16.h"
 #include "checkpoint.h"
 #include "loss.h"
 #include "optim.h"
@@ -267,6 +268,7 @@ typedef struct {
     const cn_exchange *x;   /* data-parallel: the ranks (train.h), or NULL */
     bool lead;              /* rank 0 (or the only process): writes the files and prints */
     bool quiet;
+    bool bf16;              /* --precision bf16: the training session's convolutions in mixed precision */
     /* the training loop's buffers: this rank's share of a batch */
     float *input, *grad;
     int *labels, *order;
@@ -331,6 +333,10 @@ static cn_status save_checkpoint(run *r, const char *name, int epoch, int batch,
              "partial_loss=%.17g partial_correct=%ld partial_seen=%ld",
              cfg, (unsigned long long)r->seed, r->val_split, r->train_limit, r->test_limit, batch,
              r->partial_loss, r->partial_correct, r->partial_seen);
+    if (r->bf16) {   /* fp32 runs store nothing: their checkpoints stay as before */
+        size_t n = strlen(st.config);
+        snprintf(st.config + n, sizeof st.config - n, " precision=bf16");
+    }
     cn_status s = cn_checkpoint_save(path, r->model, &r->info, with_state ? &st : NULL);
     if (s) cn_error_prefix("saving checkpoint");
     return s;
@@ -374,6 +380,10 @@ static cn_status load_initial_model(const char *name, uint64_t seed, cn_model **
 /* Resolves the model, settings, data and state of a new or resumed run. */
 static cn_status prepare(run *r, const cn_train_options *o) {
     cn_status st;
+    if (o->precision && strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16"))
+        return cn_fail(CN_ERR_ARG, "--precision %.40s: expected fp32 or bf16", o->precision);
+    r->bf16 = o->precision && !strcmp(o->precision, "bf16");
+    if (r->bf16 && (st = cn_bf16_require())) return st;   /* before any data is read */
     r->seed = o->seed == CN_SEED_UNSET ? 1 : o->seed;
     r->train_limit = o->train_limit;
     r->test_limit = o->test_limit;
@@ -392,6 +402,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         r->partial_loss = rs.partial_loss;
         r->partial_correct = rs.partial_correct;
         r->partial_seen = rs.partial_seen;
+        r->bf16 = !strcmp(rs.precision, "bf16");
         snprintf(stored_dataset, sizeof stored_dataset, "%s", rs.dataset);
         dataset = stored_dataset;
         if (o->overrides.epochs > 0) r->recipe.epochs = o->overrides.epochs;
@@ -544,11 +555,12 @@ static void print_start(const run *r, const cn_train_options *o) {
     char ranks[64] = "";
     if (r->x) snprintf(ranks, sizeof ranks, " x %d ranks (%s batch norm)", r->x->ranks, o->local_bn ? "per-rank" : "synchronised");
     cn_note(CN_NOTE_INFO, "convnet: %s, %zu params; %s: %d train%s / %d test images\n"
-            "convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads%s\n"
+            "convnet: %s lr %g, batch %d, %d epoch%s, scheduler %s, augment %s, %d threads%s%s\n"
             "convnet: writing %s/", m->source_name, m->num_params, r->data.name, r->data.train.count,
             r->has_val ? " (+val)" : "", r->data.test.count, r->recipe.optimizer, r->recipe.lr, r->recipe.batch_size,
             r->recipe.epochs, r->recipe.epochs == 1 ? "" : "s", r->recipe.scheduler,
-            r->aug.enabled ? r->recipe.augment : "none", r->threads, ranks, r->out_dir);
+            r->aug.enabled ? r->recipe.augment : "none", r->threads, ranks,
+            r->bf16 ? ", precision bf16 (mixed)" : "", r->out_dir);
     if (r->start_epoch || r->start_batch)
         cn_note(CN_NOTE_INFO, "convnet: resuming at epoch %d, batch %d", r->start_epoch + 1, r->start_batch);
 }
@@ -729,7 +741,7 @@ static cn_status alloc_loop(run *r, const cn_train_options *o) {
     r->order = cn_calloc(r->data.train.count, sizeof *r->order);
     r->test_pred = cn_calloc(r->data.test.count ? r->data.test.count : 1, sizeof *r->test_pred);
     if (!r->input || !r->grad || !r->labels || !r->order || !r->test_pred) return CN_ERR_NOMEM;
-    cn_status st = cn_session_create(m, B, r->threads, 0, &r->session);
+    cn_status st = cn_session_create(m, B, r->threads, r->bf16 ? CN_SESSION_BF16 : 0, &r->session);
     if (!st && r->x) st = cn_session_set_exchange(r->session, r->x, o->local_bn);
     /* Room for the kept rows too: a run resumed with fewer --epochs than it already has. */
     if (!st) st = history_init(&r->hist, r->recipe.epochs > r->start_epoch ? r->recipe.epochs : r->start_epoch);

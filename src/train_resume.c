@@ -32,6 +32,12 @@ static cn_status parse_stored_config(cn_resume_settings *s, const char *config, 
         else if (sscanf(tok, "partial_loss=%lg", &d) == 1) s->partial_loss = d;
         else if (sscanf(tok, "partial_correct=%ld", &l) == 1) s->partial_correct = l;
         else if (sscanf(tok, "partial_seen=%ld", &l) == 1) s->partial_seen = l;
+        else if (!strncmp(tok, "precision=", 10)) {
+            if (strcmp(tok + 10, "fp32") && strcmp(tok + 10, "bf16"))
+                return cn_fail(CN_ERR_FORMAT, "%s: metadata train_config has precision '%.20s'; expected fp32 or bf16",
+                               path, tok + 10);
+            snprintf(s->precision, sizeof s->precision, "%s", tok + 10);
+        }
         else if (!strncmp(tok, "augment=", 8)) snprintf(s->recipe.augment, sizeof s->recipe.augment, "%s", tok + 8);
         else {
             cn_status st = cn_recipe_parse_token(tok, path, &s->recipe);
@@ -113,11 +119,13 @@ static cn_status check_options(const cn_train_options *o, const cn_resume_settin
         snprintf(b, sizeof b, "%llu", (unsigned long long)s->seed);
         return contradicts("seed", a, b, path);
     }
+    if (o->precision && strcmp(o->precision, s->precision)) return contradicts("precision", o->precision, s->precision, path);
     return check_recipe(&o->overrides, &s->recipe, path);
 }
 
 cn_status cn_resume_read(const cn_train_options *o, cn_resume_settings *s) {
     memset(s, 0, sizeof *s);
+    snprintf(s->precision, sizeof s->precision, "fp32");
     cn_st_file *f;
     cn_status st = cn_st_open(o->resume, &f);
     if (st) return st;

@@ -13,12 +13,13 @@ typedef struct {
     long partial_correct, partial_seen;
     char dataset[32];            /* stored dataset name (control bytes as '?') */
     long epochs_done;            /* metadata epoch */
+    char precision[8];           /* "fp32" (a train_config without precision=) or "bf16" */
 } cn_resume_settings;
 
 /* Reads the settings of the run o->resume continues and rejects options that
  * contradict them: --model (the checkpoint has the model), a --dataset other
  * than the stored one, and any setting of o->overrides (but epochs), seed,
- * val_split, train_limit or test_limit that differs from the stored value
+ * val_split, train_limit, test_limit or precision that differs from the stored value
  * (repeating a stored value is fine). The message names the option, the
  * stored value and the file. */
 cn_status cn_resume_read(const cn_train_options *o, cn_resume_settings *out);

@@ -26,6 +26,7 @@ static void dist_report(void) {
 }
 
 static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
+static const char *const precisions[] = {"fp32", "bf16", NULL};
 static const char *const schedulers[] = {"none", "step", "plateau", "onecycle", "cosine", NULL};
 
 static void train_help(void) {
@@ -68,6 +69,9 @@ static void train_help(void) {
            "  --limit-train N        use only the first N training images\n"
            "  --limit-test N         use only the first N test images\n"
            "  --quiet                no progress bar\n"
+           "  --precision P          fp32 (default) | bf16: mixed precision, the convolutions'\n"
+           "                         products on bfloat16 operands (needs AVX512_BF16); weights,\n"
+           "                         optimizer, batch norm and loss stay float32\n"
            "  --local-bn             under mpirun: batch norm over each rank's samples (DDP)\n"
            "                         instead of the whole batch (SyncBatchNorm, the default)\n\n"
            "Under mpirun (mpirun -np R convnet train ...) the R ranks train one model on the\n"
@@ -82,7 +86,7 @@ int cmd_train(int argc, char **argv) {
     o.allow_download = 1;
     enum { O_DATA = 256, O_DATASET, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NESTEROV, O_WD, O_LS, O_SCHED, O_STEP,
            O_GAMMA, O_PATIENCE, O_FACTOR, O_MAXLR, O_PCT, O_DIV, O_FDIV, O_AUG, O_VAL, O_SEED, O_THREADS, O_OUT,
-           O_RESUME, O_LTRAIN, O_LTEST, O_QUIET, O_NODL, O_MODEL, O_HELP, O_LOCALBN };
+           O_RESUME, O_LTRAIN, O_LTEST, O_QUIET, O_NODL, O_MODEL, O_HELP, O_LOCALBN, O_PRECISION };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
         {"dataset", required_argument, 0, O_DATASET}, {"epochs", required_argument, 0, O_EPOCHS},
@@ -100,7 +104,7 @@ int cmd_train(int argc, char **argv) {
         {"limit-train", required_argument, 0, O_LTRAIN}, {"limit-test", required_argument, 0, O_LTEST},
         {"quiet", no_argument, 0, O_QUIET}, {"no-download", no_argument, 0, O_NODL},
         {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP},
-        {"local-bn", no_argument, 0, O_LOCALBN}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
+        {"local-bn", no_argument, 0, O_LOCALBN}, {"precision", required_argument, 0, O_PRECISION}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
     cn_recipe *r = &o.overrides;
     opterr = 0;
@@ -142,6 +146,7 @@ int cmd_train(int argc, char **argv) {
         case O_QUIET + 100: break;  /* --no-cuda (seed004's flag): convnet always runs on the CPU */
         case O_NODL: o.allow_download = 0; break;
         case O_LOCALBN: o.local_bn = 1; break;
+        case O_PRECISION: o.precision = cli_choice("--precision", optarg, precisions, "fp32 or bf16"); break;
         case O_HELP: case 'h': train_help(); return 0;
         default:
             fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet train --help')\n", cli_command, argv[optind - 1]);

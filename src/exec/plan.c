@@ -61,7 +61,8 @@ static cn_status share_buffers_by_lifetime(const cn_model *m, cn_plan *plan) {
 cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_plan *plan) {
     plan->branched = cn_model_has_branches(m);
     bool reference = flags & CN_SESSION_REFERENCE_CONV;
-    bool unfused = reference || (flags & CN_SESSION_UNFUSED) || plan->branched;
+    bool bf16 = training && (flags & CN_SESSION_BF16);
+    bool unfused = reference || bf16 || (flags & CN_SESSION_UNFUSED) || plan->branched;
     int L = m->num_layers;
     plan->training = training;
     plan->num_layers = L;
@@ -80,6 +81,7 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
         if (unfused) *st = (cn_step){ .forward = true, .backward = true, .chain = { .length = 1 }, .pool = -1, .peer = -1 };
         else *st = fused_step(m, training, i);
         st->reference_conv = reference;
+        st->bf16_conv = bf16 && m->layers[i].kind == CN_LAYER_CONV2D;
         cn_layer_kind kind = m->layers[i].kind;
         if (!training && (kind == CN_LAYER_DROPOUT || kind == CN_LAYER_FLATTEN)) {
             st->pass_through = true;

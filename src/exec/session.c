@@ -2,6 +2,7 @@
  * each layer to its buffers (exec/team.h). */
 #include "exec/session.h"
 #include "exec/team.h"
+#include "kernels/bf16.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include <stdlib.h>
@@ -168,7 +169,7 @@ static cn_status alloc_state(cn_session *s) {
     for (int i = 0; i < L; i++) {
         const cn_layer *l = &m->layers[i];
         if (!(s->saved[i] = cn_alloc_floats(cn_layer_saved_floats(l, s->capacity)))) return CN_ERR_NOMEM;
-        size_t need = cn_layer_scratch_floats(l, s->plans[1].steps[i].reference_conv);
+        size_t need = cn_layer_scratch_floats(l, &s->plans[1].steps[i]);   /* the training plan's: a superset of the eval plan's paths */
         if (need > scratch) scratch = need;
         if (l->kind == CN_LAYER_BATCHNORM2D && l->in.c > widest) widest = l->in.c;
     }
@@ -232,6 +233,10 @@ cn_status cn_session_set_exchange(cn_session *s, const cn_exchange *x, bool loca
 cn_status cn_session_create(cn_model *model, int batch, int threads, unsigned flags, cn_session **out) {
     *out = NULL;
     if (batch < 1) return cn_fail(CN_ERR_ARG, "batch size %d: expected at least 1", batch);
+    if (flags & CN_SESSION_BF16) {
+        cn_status st = cn_bf16_require();
+        if (st) return st;
+    }
     cn_session *s = cn_calloc(1, sizeof *s);
     if (!s) return CN_ERR_NOMEM;
     s->model = model;

@@ -27,7 +27,10 @@ typedef struct cn_session cn_session;
 
 enum {
     CN_SESSION_UNFUSED = 1,      /* every layer runs its own passes (no layers/fusion.h): for tests */
-    CN_SESSION_REFERENCE_CONV = 2 /* and every conv2d runs the im2col reference path: for tests */
+    CN_SESSION_REFERENCE_CONV = 2, /* and every conv2d runs the im2col reference path: for tests */
+    CN_SESSION_BF16 = 4          /* training passes in mixed precision (--precision bf16): every layer
+                                    unfused, every conv2d on bf16 operands (layers/conv2d_bf16.c);
+                                    needs cn_bf16_available() (kernels/bf16.h); eval stays float32 */
 };
 
 /* A session for batches of up to `batch` samples on `threads` threads (< 1: 1), in eval

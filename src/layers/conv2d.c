@@ -219,9 +219,10 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
     }
 }
 
-size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv) {
+size_t cn_layer_scratch_floats(const cn_layer *l, const cn_step *step) {
     if (l->kind != CN_LAYER_CONV2D) return 0;
-    if (reference_conv) return cn_conv2d_im2col_scratch_floats(l);
+    if (step->bf16_conv) return cn_conv2d_bf16_scratch_floats(l);
+    if (step->reference_conv) return cn_conv2d_im2col_scratch_floats(l);
     if (use_direct(l)) return direct_scratch_floats(l);
     if (cn_conv2d_depthwise_fast(l)) return cn_conv2d_depthwise_scratch_floats(l);
     if (cn_conv2d_grouped_direct(l)) return cn_conv2d_grouped_scratch_floats(l);
@@ -561,7 +562,8 @@ static void backward_direct(const cn_layer_ctx *c) {
 }
 
 void cn_conv2d_forward(const cn_layer_ctx *c) {
-    if (c->step->reference_conv) cn_conv2d_forward_im2col(c);
+    if (c->step->bf16_conv) cn_conv2d_forward_bf16(c);
+    else if (c->step->reference_conv) cn_conv2d_forward_im2col(c);
     else if (use_direct(c->layer)) forward_direct(c);
     else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_forward_depthwise(c);
     else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_forward_grouped(c);
@@ -570,7 +572,8 @@ void cn_conv2d_forward(const cn_layer_ctx *c) {
 }
 
 void cn_conv2d_backward(const cn_layer_ctx *c) {
-    if (c->step->reference_conv) cn_conv2d_backward_im2col(c);
+    if (c->step->bf16_conv) cn_conv2d_backward_bf16(c);
+    else if (c->step->reference_conv) cn_conv2d_backward_im2col(c);
     else if (use_direct(c->layer)) backward_direct(c);
     else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_backward_depthwise(c);
     else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_backward_grouped(c);

@@ -10,6 +10,12 @@ size_t cn_conv2d_im2col_scratch_floats(const cn_layer *l);
 void cn_conv2d_forward_im2col(const cn_layer_ctx *c);
 void cn_conv2d_backward_im2col(const cn_layer_ctx *c);
 
+/* Mixed precision (conv2d_bf16.c): the training plan's convolutions under --precision bf16
+ * (cn_step.bf16_conv), any stride, groups and dilation. Needs cn_bf16_available(). */
+size_t cn_conv2d_bf16_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_bf16(const cn_layer_ctx *c);
+void cn_conv2d_backward_bf16(const cn_layer_ctx *c);
+
 /* A depthwise 3x3 the depthwise kernels run: groups = in = out channels, stride 1 or 2, pad <= 2 * dilation. */
 bool cn_conv2d_depthwise_fast(const cn_layer *l);
 size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l);

@@ -59,9 +59,9 @@ struct cn_layer_ctx {
 
 /* Floats of per-layer state kept between forward and backward for `batch` samples. */
 size_t cn_layer_saved_floats(const cn_layer *l, int batch);
-/* Floats of per-thread scratch memory a layer needs (im2col buffers); reference_conv: a conv2d
- * runs the im2col reference path (cn_step.reference_conv). */
-size_t cn_layer_scratch_floats(const cn_layer *l, bool reference_conv);
+/* Floats of per-thread scratch memory a layer needs (im2col buffers) on the paths its step
+ * chooses (cn_step.reference_conv, cn_step.bf16_conv). */
+size_t cn_layer_scratch_floats(const cn_layer *l, const cn_step *step);
 
 void cn_conv2d_forward(const cn_layer_ctx *c);
 /* Multiply-adds per image that the chosen kernels issue for conv l in pass 0 (forward), 1

@@ -1,0 +1,58 @@
+/* bf16 matrix products for mixed-precision training (--precision bf16), as PyTorch's CPU
+ * autocast runs them: the operands rounded to bfloat16 (the top 16 bits of a float32,
+ * round-to-nearest-even), the products summed in float32.
+ *
+ * bfloat16 keeps float32's 8-bit exponent and 7 of its 23 mantissa bits. A product of two
+ * bf16 values has at most 16 significant bits, so it is exact in float32: the only
+ * rounding besides the operands' is that of the float32 sums.
+ *
+ * Operands are packed in pairs along the summed dimension K, as AVX512_BF16's vdpbf16ps
+ * (_mm512_dpbf16_ps) reads them: a 32-bit word holds two bf16 values, element 2j in its low
+ * half and 2j+1 in its high half. K2 = ceil(K / 2) pairs; an odd K's last pair is padded
+ * with a zero. Every lane of vdpbf16ps does acc += hi_a * hi_b, then acc += lo_a * lo_b
+ * (Intel's pseudocode), pair after pair: cn_bf16_gemm_reference does the same in scalar
+ * code (its only difference: vdpbf16ps treats denormal inputs and results as zero). */
+#ifndef CN_KERNELS_BF16_H
+#define CN_KERNELS_BF16_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "convnet.h"
+
+/* f rounded to bfloat16, round-to-nearest-even (as PyTorch's float -> bfloat16); NaN stays a
+ * (quiet) NaN; the bits of the bf16 value. */
+static inline uint16_t cn_bf16_from_float(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static inline float cn_bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline size_t cn_bf16_pairs(int k) { return ((size_t)k + 1) / 2; }
+
+/* Whether cn_bf16_gemm can run: the CPU has AVX512_BF16 and the chosen float kernel set
+ * (kernels.h: cn_kernels, which cn_kernels_select forces in tests) is "avx512". */
+bool cn_bf16_available(void);
+/* CN_OK when cn_bf16_available(), else CN_ERR_UNSUPPORTED with one line saying what is missing. */
+cn_status cn_bf16_require(void);
+
+/* ap (M, K2) = the pairs of A (M, K), A[m][k] = a[m*sm + k*sk], rounded to bf16. */
+void cn_bf16_pack_a(int M, int K, const float *a, size_t sm, size_t sk, uint32_t *ap);
+/* bp (K2, N) = the pairs of B (K, N), B[k][n] = b[k*sk + n*sn], rounded to bf16. */
+void cn_bf16_pack_b(int K, int N, const float *b, size_t sk, size_t sn, uint32_t *bp);
+
+/* C (M, N; row stride ldc) = A @ B, or C += A @ B when accumulate, from ap and bp as packed
+ * above, summed in float32 pair by pair in K order. Needs cn_bf16_available(). */
+void cn_bf16_gemm(int M, int N, int K2, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc, int accumulate);
+/* The same in scalar code, the same float operations in the same order (any CPU). */
+void cn_bf16_gemm_reference(int M, int N, int K2, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc,
+                            int accumulate);
+
+#endif
