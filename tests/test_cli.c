@@ -89,6 +89,7 @@ TEST(bad_arguments_give_one_line_and_exit_code) {
         {"train --optimizer rmsprop", 2, "--optimizer 'rmsprop'"},
         {"train --scheduler warm", 2, "--scheduler 'warm'"},
         {"train --dataset cifar", 2, "--dataset 'cifar'"},
+        {"train --precision fp16", 2, "--precision 'fp16': expected fp32 or bf16"},
         {"train --bogus", 2, "'--bogus'"},
         {"train --epochs", 2, "--epochs"},
         {"train stray", 2, "'stray'"},
