@@ -266,7 +266,7 @@ typedef struct {
                                                (from locking OUT to the end of the last epoch) */
     const cn_exchange *exchange;/* data-parallel ranks (cn_dist_world()), or NULL */
     int local_bn;               /* with an exchange: per-rank batch-norm statistics */
-    const char *precision;      /* "fp32" or "bf16" (mixed precision: the convolutions' products on
+    const char *precision;      /* "fp32" or "bf16" (mixed precision: the conv and linear products on
                                    bf16 operands, AVX512_BF16; CN_ERR_UNSUPPORTED without it); NULL:
                                    fp32, or the stored one when resuming */
 } cn_train_options;

@@ -3,9 +3,9 @@
  *  - the AVX512_BF16 product equals the scalar reference that rounds the operands to bf16 and
  *    sums in float32 pair by pair (the same float operations), and that reference equals a
  *    double-precision sum of the rounded products within float32 summation error;
- *  - the bf16 conv path on values that bf16 holds exactly equals the float32 im2col reference
- *    path within summation order (forward, input and weight gradients; strides, groups,
- *    dilation, padding, bias): it indexes and packs like the reference;
+ *  - the bf16 conv and linear paths on values that bf16 holds exactly equal the float32 im2col
+ *    reference path and linear layer within summation order (forward, input and weight
+ *    gradients; strides, groups, dilation, padding, bias): they index and pack like those;
  *  - a seed001 training step in bf16 (32 MNIST images) is within a bf16-sized tolerance of
  *    float32's loss and gradients (as PyTorch's autocast is: see the test), and bit-identical
  *    run to run for a fixed thread count;
@@ -117,8 +117,9 @@ static bool close_all(const float *a, const float *b, size_t n, float tol, doubl
     return ok;
 }
 
-/* The bf16 conv path, on inputs, weights and output gradients that bf16 holds exactly, against
- * the float32 im2col reference: the same products, summed in another order. */
+/* The bf16 conv and linear paths, on inputs, weights and output gradients that bf16 holds
+ * exactly, against the float32 im2col reference and linear layer: the same products, summed in
+ * another order. One layer each: a second layer's input would be the first's float32 output. */
 TEST(bf16_conv_equals_fp32_on_bf16_values) {
     if (!cn_bf16_available()) { fprintf(stderr, "  SKIP: no AVX512_BF16\n"); return; }
     static const char *const convs[] = {
@@ -128,11 +129,13 @@ TEST(bf16_conv_equals_fp32_on_bf16_values) {
         "input 1x28x28\nconv2d out=8 k=3 pad=1 bias=false\nflatten\n",
         "input 8x9x9\nconv2d out=7 k=1 pad=1\nflatten\n",
         "input 5x8x8\nconv2d out=33 k=5 pad=1\nflatten\n",
+        "input 3x5x5\nflatten\nlinear out=10\n",
+        "input 1x1x41\nflatten\nlinear out=33 bias=false\n",
     };
     for (size_t ci = 0; ci < sizeof convs / sizeof convs[0]; ci++) {
         cn_model *m = NULL;
         if (cn_model_from_spec(convs[ci], "bf16conv", 3, &m) != CN_OK) { CHECK_MSG(0, "spec: %s", cn_last_error()); continue; }
-        int batch = 5, threads = 2;
+        int batch = strstr(convs[ci], "linear") ? 37 : 5, threads = 2;   /* 37: a weight-gradient chunk and a tail */
         cn_session *bf = NULL, *ref = NULL;
         CHECK(cn_session_create(m, batch, threads, CN_SESSION_BF16, &bf) == CN_OK);
         CHECK(cn_session_create(m, batch, threads, CN_SESSION_REFERENCE_CONV, &ref) == CN_OK);

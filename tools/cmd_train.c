@@ -69,7 +69,7 @@ static void train_help(void) {
            "  --limit-train N        use only the first N training images\n"
            "  --limit-test N         use only the first N test images\n"
            "  --quiet                no progress bar\n"
-           "  --precision P          fp32 (default) | bf16: mixed precision, the convolutions'\n"
+           "  --precision P          fp32 (default) | bf16: mixed precision, the conv and linear\n"
            "                         products on bfloat16 operands (needs AVX512_BF16); weights,\n"
            "                         optimizer, batch norm and loss stay float32\n"
            "  --local-bn             under mpirun: batch norm over each rank's samples (DDP)\n"

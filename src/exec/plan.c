@@ -82,6 +82,7 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
         else *st = fused_step(m, training, i);
         st->reference_conv = reference;
         st->bf16_conv = bf16 && m->layers[i].kind == CN_LAYER_CONV2D;
+        st->bf16_linear = bf16 && m->layers[i].kind == CN_LAYER_LINEAR;
         cn_layer_kind kind = m->layers[i].kind;
         if (!training && (kind == CN_LAYER_DROPOUT || kind == CN_LAYER_FLATTEN)) {
             st->pass_through = true;

@@ -48,6 +48,8 @@ typedef struct {
     bool applies_dropout;       /* applies its peer dropout in its output pass */
     bool reference_conv;        /* runs the im2col reference path (a test switch) */
     bool bf16_conv;             /* training, --precision bf16: runs the mixed-precision path (conv2d_bf16.c) */
+    /* linear */
+    bool bf16_linear;           /* training, --precision bf16: runs the mixed-precision path (linear_bf16.c) */
     /* batchnorm2d or conv2d */
     bool grad_to_conv_relu;     /* writes the relu-masked input gradient into the own output slot
                                    of the conv two layers back (value i - 1) */
@@ -70,7 +72,7 @@ typedef struct {
 /* Works out the plan of `model` in one mode; flags (test switches, exec/session.h):
  * CN_SESSION_UNFUSED, every layer runs its own passes; CN_SESSION_REFERENCE_CONV, that and
  * every conv2d runs the im2col reference path; CN_SESSION_BF16 (training plan only): every layer
- * runs its own passes and every conv2d the mixed-precision path. Allocates steps and buffer; free with cn_plan_free. */
+ * runs its own passes and every conv2d and linear layer its mixed-precision path. Allocates steps and buffer; free with cn_plan_free. */
 cn_status cn_plan_build(const cn_model *model, bool training, unsigned flags, cn_plan *plan);
 void cn_plan_free(cn_plan *plan);
 

@@ -29,7 +29,7 @@ enum {
     CN_SESSION_UNFUSED = 1,      /* every layer runs its own passes (no layers/fusion.h): for tests */
     CN_SESSION_REFERENCE_CONV = 2, /* and every conv2d runs the im2col reference path: for tests */
     CN_SESSION_BF16 = 4          /* training passes in mixed precision (--precision bf16): every layer
-                                    unfused, every conv2d on bf16 operands (layers/conv2d_bf16.c);
+                                    unfused, every conv2d and linear on bf16 operands (layers/conv2d_bf16.c, linear_bf16.c);
                                     needs cn_bf16_available() (kernels/bf16.h); eval stays float32 */
 };
 

@@ -220,6 +220,7 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
 }
 
 size_t cn_layer_scratch_floats(const cn_layer *l, const cn_step *step) {
+    if (step->bf16_linear) return cn_linear_bf16_scratch_floats(l);
     if (l->kind != CN_LAYER_CONV2D) return 0;
     if (step->bf16_conv) return cn_conv2d_bf16_scratch_floats(l);
     if (step->reference_conv) return cn_conv2d_im2col_scratch_floats(l);

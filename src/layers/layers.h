@@ -96,6 +96,10 @@ void cn_flatten_forward(const cn_layer_ctx *c);
 void cn_flatten_backward(const cn_layer_ctx *c);
 void cn_linear_forward(const cn_layer_ctx *c);
 void cn_linear_backward(const cn_layer_ctx *c);
+/* The same in mixed precision (linear_bf16.c; cn_step.bf16_linear, needs cn_bf16_available()). */
+size_t cn_linear_bf16_scratch_floats(const cn_layer *l);
+void cn_linear_forward_bf16(const cn_layer_ctx *c);
+void cn_linear_backward_bf16(const cn_layer_ctx *c);
 void cn_log_softmax_forward(const cn_layer_ctx *c);
 void cn_log_softmax_backward(const cn_layer_ctx *c);
 void cn_relu6_forward(const cn_layer_ctx *c);

@@ -8,6 +8,7 @@
 
 // in (B,I), weight (O,I), bias (O) -> out (B,O)
 void cn_linear_forward(const cn_layer_ctx *c) {
+    if (c->step->bf16_linear) { cn_linear_forward_bf16(c); return; }
     const cn_layer *l = c->layer;
     const cn_model *m = c->model;
     int I = l->in.c, O = l->out_channels;
@@ -28,6 +29,7 @@ void cn_linear_forward(const cn_layer_ctx *c) {
 }
 
 void cn_linear_backward(const cn_layer_ctx *c) {
+    if (c->step->bf16_linear) { cn_linear_backward_bf16(c); return; }
     const cn_layer *l = c->layer;
     const cn_model *m = c->model;
     int I = l->in.c, O = l->out_channels, B = c->batch;
