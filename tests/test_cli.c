@@ -464,6 +464,82 @@ TEST(export_onnx_and_back) {
     CHECK_MSG(CN("summary --weights %s", back) == 0, "%s", err_text);
 }
 
+/* A summary table without what an ONNX graph cannot hold: Dropout rows (an inference
+ * graph has none), the rows' numbers (renumbered without them) and the activation
+ * memory lines (smaller without them). Everything else, params and MACs included, stays. */
+static char *without_dropout(const char *table) {
+    char *out = calloc(strlen(table) + 1, 1), *o = out;
+    for (const char *line = table; out && *line;) {
+        size_t n = strcspn(line, "\n") + (line[strcspn(line, "\n")] ? 1 : 0);
+        char row[256];
+        snprintf(row, sizeof row, "%.*s", (int)n, line);
+        line += n;
+        if (strstr(row, "Dropout-") || strstr(row, "pass size (MB)") || strstr(row, "Estimated Total Size")) continue;
+        char type[64];
+        int k = 0;
+        if (sscanf(row, " %63[A-Za-z0-9]-%*d %n", type, &k) == 1 && k > 0 && strchr(row, '[')) {
+            o += sprintf(o, "%s %s", type, strchr(row, '['));
+        } else {
+            o += sprintf(o, "%s", row);
+        }
+    }
+    return out;
+}
+
+/* summary --model accepts model files as eval --weights loads them: an exported .onnx, a
+ * checkpoint and a checkpoint under another name give the preset's table (the ONNX graph
+ * without its Dropout rows); a binary file
+ * that is no model gives one error line. (Fresh seed001 weights: no training needed.) */
+TEST(summary_of_model_files_matches_the_preset) {
+    char ckpt[400], onnx[400], renamed[400], junk[400];
+    snprintf(ckpt, sizeof ckpt, "%s/fresh.safetensors", tmp_dir);
+    snprintf(onnx, sizeof onnx, "%s/fresh.onnx", tmp_dir);
+    snprintf(renamed, sizeof renamed, "%s/fresh.weights", tmp_dir);
+    snprintf(junk, sizeof junk, "%s/junk.bin", tmp_dir);
+    cn_model *m = NULL;
+    static cn_model_info info;
+    CHECK_MSG(cn_model_load_spec("seed001", 1, &m) == CN_OK, "%s", cn_last_error());
+    if (!m) return;
+    snprintf(info.dataset, sizeof info.dataset, "mnist");
+    info.mean[0] = 0.1307f;
+    info.std[0] = 0.3081f;
+    CHECK_MSG(cn_model_save(ckpt, m, &info) == CN_OK, "%s", cn_last_error());
+    CHECK_MSG(cn_export_onnx(m, onnx, 0, &info) == CN_OK, "%s", cn_last_error());
+    cn_model_free(m);
+    CHECK(sh("cp %s %s", ckpt, renamed) == 0);
+    FILE *f = fopen(junk, "wb");
+    CHECK(f && fwrite("abc\0def", 1, 7, f) == 7);
+    if (f) fclose(f);
+
+    CHECK_MSG(CN("summary --model seed001") == 0, "%s", err_text);
+    char *want = strdup(out_text);
+    CHECK(strstr(want, "Conv2d-1") && strstr(want, "Total params: "));
+    const char *files[] = {ckpt, renamed};
+    for (int i = 0; i < 2; i++) {
+        int st = CN("summary --model %s", files[i]);
+        CHECK_MSG(st == 0 && !strcmp(out_text, want), "summary --model %s: exit %d: %s\ngot:\n%s\nwant:\n%s", files[i],
+                  st, err_text, out_text, want);
+    }
+    char *want_onnx = without_dropout(want);
+    CHECK(want_onnx && strstr(want_onnx, "Conv2d [-1, 16, 26, 26]") && !strstr(want_onnx, "Dropout"));
+    for (int i = 0; i < 2; i++) {
+        int st = CN(i ? "summary --weights %s" : "summary --model %s", onnx);
+        char *got = without_dropout(out_text);
+        CHECK_MSG(st == 0 && got && want_onnx && !strcmp(got, want_onnx), "summary of %s: exit %d: %s\ngot:\n%s\nwant:\n%s",
+                  onnx, st, err_text, got, want_onnx);
+        free(got);
+    }
+    free(want_onnx);
+    free(want);
+
+    int st = CN("summary --model %s", junk);
+    CHECK_MSG(st == 1 && strstr(err_text, "junk.bin: neither a preset") && strchr(err_text, '\n') == err_text + strlen(err_text) - 1,
+              "exit %d: %s", st, err_text);
+    st = CN("summary --model %s/missing.onnx", tmp_dir);
+    CHECK_MSG(st == 1 && strstr(err_text, "missing.onnx") && strchr(err_text, '\n') == err_text + strlen(err_text) - 1,
+              "exit %d: %s", st, err_text);
+}
+
 TEST(export_onnx_of_a_torch_model) {
     /* a model written by torch.onnx.export (fixture): predict and export to a checkpoint */
     const char *fx = FIXTURE("onnx/seed003.onnx");
@@ -614,6 +690,7 @@ int main(void) {
     RUN(help_for_every_subcommand_exits_zero);
     RUN(models_lists_every_preset_with_its_parameter_count);
     RUN(download_from_a_file_mirror);
+    RUN(summary_of_model_files_matches_the_preset);
     RUN(predict_classifies_the_fixture_digits);
     RUN(predict_json_output);
     RUN(predict_json_escapes_names_and_skips_fifos);
