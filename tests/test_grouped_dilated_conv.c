@@ -151,9 +151,66 @@ TEST(grouped_path_choice) {
     }
 }
 
+/* cn_conv2d_issued_macs counts what the grouped and dilated paths' kernels issue: ks->conv over
+ * whole q-layout rows (padding columns, rows rounded up to CN_VEC_MAX = 16 floats) and
+ * ks->weight_grad over wgrad_ld(OC) lanes; the layers no direct path runs keep l->macs. */
+TEST(issued_macs_of_grouped_and_dilated) {
+    CHECK(CN_VEC_MAX == 16);
+    cn_model *m = NULL;
+    /* groups=2 on 4x8x8, pad 1: per group ICg=2, OCg=4, padded width 10, 8 rows -> q row 80 */
+    CHECK(cn_model_from_spec("input 4x8x8\nconv2d out=8 k=3 pad=1 groups=2\nflatten", "g", 1, &m) == CN_OK);
+    if (m) {
+        const cn_layer *l = &m->layers[0];
+        int ld = cn_kernels()->wgrad_ld(4);
+        CHECK(l->macs == 8 * 2 * 9 * 64);
+        CHECK_MSG(cn_conv2d_issued_macs(l, 0) == 2.0 * (2 * 9 * 4 * 80), "%g", cn_conv2d_issued_macs(l, 0));
+        /* input gradient: dy_g (4 channels) padded by 1 to 10x10, 2 output channels, 8 rows of 10 */
+        CHECK_MSG(cn_conv2d_issued_macs(l, 1) == 2.0 * (4 * 9 * 2 * 80), "%g", cn_conv2d_issued_macs(l, 1));
+        CHECK_MSG(ld >= 4 && cn_conv2d_issued_macs(l, 2) == 2.0 * (2 * 9) * 64 * ld, "%g", cn_conv2d_issued_macs(l, 2));
+        CHECK(cn_conv2d_issued_macs(l, 0) > l->macs);
+    }
+    cn_model_free(m);
+    /* dilation 2 on 4x8x8, pad 2 (padded 12x12): four phases of 6x6 inputs, 4x4 outputs each:
+     * forward q row round_up(4*6, 16) = 32; input gradient dy_p padded by 2 to 8x8, 6 rows of 8 = 48 */
+    m = NULL;
+    CHECK(cn_model_from_spec("input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2\nflatten", "d", 1, &m) == CN_OK);
+    if (m) {
+        const cn_layer *l = &m->layers[0];
+        int ld = cn_kernels()->wgrad_ld(8);
+        CHECK(l->macs == 8 * 4 * 9 * 64);
+        CHECK_MSG(cn_conv2d_issued_macs(l, 0) == 4.0 * (4 * 9 * 8 * 32), "%g", cn_conv2d_issued_macs(l, 0));
+        CHECK_MSG(cn_conv2d_issued_macs(l, 1) == 4.0 * (8 * 9 * 4 * 48), "%g", cn_conv2d_issued_macs(l, 1));
+        CHECK_MSG(ld >= 8 && cn_conv2d_issued_macs(l, 2) == 4.0 * (4 * 9) * 16 * ld, "%g", cn_conv2d_issued_macs(l, 2));
+    }
+    cn_model_free(m);
+    /* a dilated conv whose output is smaller than d x d: only the phases with outputs count
+     * (5x5 input, dilation 3, k 2, no pad: 2x2 outputs, phases (0..1, 0..1) of 2x2 inputs, 1x1 out) */
+    m = NULL;
+    CHECK(cn_model_from_spec("input 1x5x5\nconv2d out=2 k=2 dilation=3\nflatten", "d3", 1, &m) == CN_OK);
+    if (m) {
+        const cn_layer *l = &m->layers[0];
+        CHECK(l->out.h == 2 && l->out.w == 2 && cn_conv2d_dilated_direct(l));
+        CHECK_MSG(cn_conv2d_issued_macs(l, 0) == 4.0 * (1 * 4 * 2 * 16), "%g", cn_conv2d_issued_macs(l, 0));
+    }
+    cn_model_free(m);
+    /* paths without direct kernels: their nominal MACs */
+    const char *nominal[] = { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=4\nflatten",           /* depthwise 3x3 */
+                              "input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1 groups=2\nflatten",  /* im2col */
+                              "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2 groups=2\nflatten" };
+    for (int i = 0; i < 3; i++) {
+        m = NULL;
+        CHECK(cn_model_from_spec(nominal[i], "n", 1, &m) == CN_OK);
+        if (m)
+            for (int pass = 0; pass < 3; pass++)
+                CHECK_MSG(cn_conv2d_issued_macs(&m->layers[0], pass) == (double)m->layers[0].macs, "%s pass %d", nominal[i], pass);
+        cn_model_free(m);
+    }
+}
+
 int main(void) {
     RUN(grouped_matches_reference);
     RUN(dilated_matches_reference);
     RUN(grouped_path_choice);
+    RUN(issued_macs_of_grouped_and_dilated);
     return test_summary();
 }

@@ -596,7 +596,12 @@ static double issued_macs(const conv_method *m, const cn_conv_geom *g) {
 
 double cn_conv2d_issued_macs(const cn_layer *l, int pass) {
     double direct = (double)l->macs;
-    if (!use_direct(l)) return direct;   /* depthwise, grouped, strided, dilated: their MACs */
+    if (!use_direct(l)) {
+        if (cn_conv2d_depthwise_fast(l)) return direct;   /* depthwise, strided, im2col: their MACs */
+        if (cn_conv2d_grouped_direct(l)) return cn_conv2d_grouped_issued_macs(l, pass);
+        if (cn_conv2d_dilated_direct(l)) return cn_conv2d_dilated_issued_macs(l, pass);
+        return direct;
+    }
     const cn_kernel_set *ks = cn_kernels();
     if (pass == 0) {
         cn_conv_geom f = forward_geom(l);

@@ -38,6 +38,22 @@ static cn_conv_geom phase_backward_geom(const cn_conv_geom *f) {
                            .wp = f->out_w + 2 * p, .out_h = f->hp, .out_w = f->wp, .wino_m = 2 };
 }
 
+double cn_conv2d_dilated_issued_macs(const cn_layer *l, int pass) {
+    int d = l->dilation, ld = cn_kernels()->wgrad_ld(l->out.c);
+    double sum = 0.0;
+    for (int py = 0; py < d && py < l->out.h; py++)
+        for (int px = 0; px < d && px < l->out.w; px++) {
+            cn_conv_geom f = phase_geom(l, py, px), bw = phase_backward_geom(&f);
+            double taps = (double)f.in_c * f.k * f.k;
+            /* ks->conv over whole q-layout rows (padding columns, rows rounded to vectors);
+             * ks->weight_grad over every tap x output pixel x ld lanes */
+            if (pass == 0) sum += taps * f.out_c * cn_conv_q_stride(&f);
+            else if (pass == 1) sum += (double)bw.in_c * bw.k * bw.k * bw.out_c * cn_conv_q_stride(&bw);
+            else sum += taps * f.out_h * f.out_w * ld;
+        }
+    return sum;
+}
+
 /* Per-thread scratch, in this order (each piece a whole number of vectors); sized for phase
  * (0, 0), the largest. */
 typedef struct {

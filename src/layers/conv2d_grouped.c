@@ -32,6 +32,21 @@ static cn_conv_geom group_backward_geom(const cn_layer *l) {
                            .out_h = l->in.h, .out_w = l->in.w, .wino_m = 2 };
 }
 
+/* Pixel-form conv (ks->conv) over whole q-layout rows: every padding column of g, rows
+ * rounded up to vectors. */
+static double pixel_form_macs(const cn_conv_geom *g) {
+    return (double)g->in_c * g->k * g->k * g->out_c * cn_conv_q_stride(g);
+}
+
+double cn_conv2d_grouped_issued_macs(const cn_layer *l, int pass) {
+    cn_conv_geom f = group_forward_geom(l), bw = group_backward_geom(l);
+    double G = l->groups;
+    if (pass == 0) return G * pixel_form_macs(&f);
+    if (pass == 1) return G * pixel_form_macs(&bw);
+    /* ks->weight_grad: every tap x output pixel x ld lanes (OCg rounded up to vectors) */
+    return G * f.in_c * f.k * f.k * (double)f.out_h * f.out_w * cn_kernels()->wgrad_ld(f.out_c);
+}
+
 /* Per-thread scratch, in this order (each piece a whole number of vectors). */
 typedef struct {
     float *packed;      /* one group's packed weights (forward, or flipped for backward input) */

@@ -28,11 +28,16 @@ bool cn_conv2d_grouped_direct(const cn_layer *l);
 size_t cn_conv2d_grouped_scratch_floats(const cn_layer *l);
 void cn_conv2d_forward_grouped(const cn_layer_ctx *c);
 void cn_conv2d_backward_grouped(const cn_layer_ctx *c);
+/* Multiply-adds per image its kernels issue in pass 0 (forward), 1 (input gradient), 2 (weight
+ * gradient), as cn_conv2d_issued_macs counts them (padding columns, q rows and ld lanes). */
+double cn_conv2d_grouped_issued_macs(const cn_layer *l, int pass);
 
 /* A dilated conv the direct kernels run phase by phase: dilation > 1, stride 1, not grouped. */
 bool cn_conv2d_dilated_direct(const cn_layer *l);
 size_t cn_conv2d_dilated_scratch_floats(const cn_layer *l);
 void cn_conv2d_forward_dilated(const cn_layer_ctx *c);
 void cn_conv2d_backward_dilated(const cn_layer_ctx *c);
+/* As cn_conv2d_grouped_issued_macs, summed over the phases that have outputs. */
+double cn_conv2d_dilated_issued_macs(const cn_layer *l, int pass);
 
 #endif

@@ -66,8 +66,8 @@ size_t cn_layer_scratch_floats(const cn_layer *l, const cn_step *step);
 void cn_conv2d_forward(const cn_layer_ctx *c);
 /* Multiply-adds per image that the chosen kernels issue for conv l in pass 0 (forward), 1
  * (input gradient) or 2 (weight gradient): fewer than l->macs where Winograd runs, more where
- * vector rounding and padding columns add lanes; l->macs for the layers the direct kernels
- * do not run. */
+ * vector rounding and padding columns add lanes (the plain, grouped and dilated direct paths);
+ * l->macs for the layers the direct kernels do not run (depthwise, strided, im2col). */
 double cn_conv2d_issued_macs(const cn_layer *l, int pass);
 void cn_conv2d_backward(const cn_layer_ctx *c);
 void cn_batchnorm2d_forward(const cn_layer_ctx *c);
