@@ -145,6 +145,33 @@ TEST(import_keeps_torch_names) {
     cn_model_free(m);
 }
 
+/* Nested modules: torch names the scopes "/stem/stem.0/Conv" (each scope the module's name cut
+ * back to its last non-numeric atom); the layer takes PyTorch's module path "stem.0", the name
+ * the res20k preset gives its stem conv. (The fixture's blocks are ModuleDicts whose `run` is
+ * not a forward: torch records no "block1" scope, so those convs are "conv1", "proj.0", ...) */
+TEST(import_names_nested_modules_by_module_path) {
+    cn_model *m = NULL, *preset = NULL;
+    CHECK(cn_onnx_import("tests/fixtures/onnx/residual_op17.onnx", &m) == CN_OK);
+    CHECK(cn_model_load_spec("res20k", 1, &preset) == CN_OK);
+    if (m && preset) {
+        CHECK_MSG(!strcmp(m->layers[0].name, "stem.0") && !strcmp(preset->layers[0].name, "stem.0"), "%s / %s",
+                  m->layers[0].name, preset->layers[0].name);
+        int proj = 0;
+        for (int i = 0; i < m->num_layers; i++) proj += !strcmp(m->layers[i].name, "proj.0");
+        CHECK(proj == 1);
+    }
+    cn_model_free(m);
+    cn_model_free(preset);
+    m = NULL;
+    CHECK(cn_onnx_import("tests/fixtures/onnx/concat_op11.onnx", &m) == CN_OK);
+    if (m) {
+        CHECK_MSG(!strcmp(m->layers[0].name, "stem.0"), "%s", m->layers[0].name);
+        for (int i = 0; i < m->num_layers; i++)
+            CHECK_MSG(strncmp(m->layers[i].name, "stem.stem", 9), "layer %d named %s", i, m->layers[i].name);
+    }
+    cn_model_free(m);
+}
+
 /* ---- export -> import round trips ------------------------------------------------- */
 
 static int python_onnx_available(void) {
@@ -811,6 +838,7 @@ int main(void) {
     RUN(import_quirks_no_constant_folding);
     RUN(import_seed002_opset9_initializers_as_inputs); RUN(import_depthwise_separable_opset11); RUN(import_dilated_opset17); RUN(import_residual_opset17); RUN(import_concat_opset11); RUN(import_small_layers_opset13);
     RUN(import_keeps_torch_names);
+    RUN(import_names_nested_modules_by_module_path);
     RUN(round_trip_presets); RUN(round_trip_branches); RUN(round_trip_grouped_dilated);
     RUN(export_layout);
     RUN(export_adds_flatten);

@@ -45,21 +45,36 @@ static bool name_taken(const importer *im, const char *name, int except) {
     return false;
 }
 
-/* Module path of a torch node name: "/features/0/Conv" -> "features.0"; "" when there is none. */
+/* Module path of a torch node name: "/features/0/Conv" -> "features.0"; "" when there is none.
+ * torch.onnx.export names each scope by the module's qualified name cut back to its last
+ * non-numeric atom (torch/onnx/utils.py, _unqualified_variable_name): module "stem.0" gives the
+ * scope "stem.0" under "stem" ("/stem/stem.0/Conv"), "layer1.0.conv1" gives "conv1" under
+ * "layer1.0". So each scope adds one module level, its last atom: "/stem/stem.0/Conv" ->
+ * "stem.0" (PyTorch's module path and state_dict prefix), "/layer1/layer1.0/conv1/Conv" ->
+ * "layer1.0.conv1". */
 static void module_path(const char *node_name, char *out, size_t size) {
     out[0] = '\0';
     if (!node_name || node_name[0] != '/') return;
     const char *last = strrchr(node_name, '/');
-    size_t n = (size_t)(last - node_name);
-    if (n <= 1 || n >= size) return;
-    for (size_t i = 1; i < n; i++) {
-        char c = node_name[i];
-        if (c == '/') c = '.';
-        else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-            { out[0] = '\0'; return; }
-        out[i - 1] = c;
+    size_t len = 0;
+    for (const char *scope = node_name + 1; scope < last;) {
+        const char *end = memchr(scope, '/', (size_t)(last - scope));
+        if (!end) end = last;
+        const char *atom = scope;
+        for (const char *p = scope; p < end; p++) {
+            char c = *p;
+            if (c == '.') atom = p + 1;
+            else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+                { out[0] = '\0'; return; }
+        }
+        size_t n = (size_t)(end - atom);
+        if (n == 0 || len + (len ? 1 : 0) + n >= size) { out[0] = '\0'; return; }
+        if (len) out[len++] = '.';
+        memcpy(out + len, atom, n);
+        len += n;
+        out[len] = '\0';
+        scope = end + 1;
     }
-    out[n - 1] = '\0';
 }
 
 static bool is_weighted(cn_layer_kind kind) {
