@@ -41,9 +41,11 @@ static int load_model_arg(const char *name, cn_model **m) {
         return cn_model_load(name, NULL, m, &info, NULL) ? cli_fail() : 0;
     if (cn_model_load_spec(name, 1, m) == CN_OK) return 0;
     if (!looks_binary(name)) return cli_fail();
+    char spec_error[512];
+    snprintf(spec_error, sizeof spec_error, "%s", cn_last_error());
     if (cn_model_load(name, NULL, m, &info, NULL) == CN_OK) return 0;
-    fprintf(stderr, "%s: %s: neither a preset, a text spec file nor a loadable model file (.onnx, .safetensors): %s\n",
-            cli_command, name, cn_last_error());
+    fprintf(stderr, "%s: neither a preset, a text spec file (%s) nor a loadable model file (.onnx, .safetensors: %s)\n",
+            cli_command, spec_error, cn_last_error());
     return 1;
 }
 
