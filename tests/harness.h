@@ -65,13 +65,28 @@ static inline void harness_read_metrics(const char *dir, char *buf, size_t size)
 
 /* 1 when the first 8 KB of the file at path contain text. */
 static inline int harness_file_contains(const char *path, const char *text) {
-    char buf[8192];
-    FILE *f = fopen(path, "r");
+    /* The whole file (binary files too: a NUL byte does not end the search), up to 256 MB. */
+    FILE *f = fopen(path, "rb");
     if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
+    size_t cap = 1 << 16, n = 0, want = strlen(text);
+    char *buf = malloc(cap);
+    int found = 0;
+    while (buf) {
+        if (n == cap) {
+            if (cap >= ((size_t)256 << 20)) break;
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) break;
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        if (got == 0) break;
+        n += got;
+    }
+    if (buf) found = memmem(buf, n, text, want) != NULL;
+    free(buf);
     fclose(f);
-    return strstr(buf, text) != NULL;
+    return found;
 }
 
 /* Path of a committed fixture, relative to the repository root (tests run from it). */
