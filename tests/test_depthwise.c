@@ -8,7 +8,7 @@
  * relu (fusion.h: bn_first) against the three layers run alone.
  * The fast path sums the 9 taps in another order (and with fused multiply-adds): results
  * agree within 1e-5 of the sum of magnitudes. */
-#include "harness.h"
+#include "conv_vs_reference.h"
 #include "model.h"
 #include "exec/session.h"
 #include "exec/plan.h"
@@ -31,17 +31,6 @@ static const dw_case cases[] = {
     { 6, 5, 4, "k=3 pad=2" },
     { 2, 9, 40, "k=3 stride=2 pad=2 dilation=1" },
 };
-
-static void fill(float *x, size_t n, cn_rng *rng) {
-    for (size_t i = 0; i < n; i++) x[i] = 2.0f * cn_rng_uniform(rng) - 1.0f;
-}
-
-/* |a - b| <= 1e-5 * (1 + |b|) everywhere. */
-static bool close_all(const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(b[i])))) return false;
-    return true;
-}
 
 static cn_model *model_of(const dw_case *dc, const char *tail) {
     char spec[256];
@@ -74,41 +63,9 @@ static int check_training(const dw_case *dc, const char *tail, int threads) {
         cn_model_free(m);
         return 0;
     }
-    int batch = 4;
-    cn_session *fast = NULL, *ref = NULL;
-    int ok = cn_session_create(m, batch, threads, 0, &fast) == CN_OK &&
-             cn_session_create(m, batch, threads, CN_SESSION_REFERENCE_CONV, &ref) == CN_OK;
-    size_t in_n = (size_t)batch * cn_shape_size(m->input), out_n = (size_t)batch * cn_model_num_classes(m);
-    float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y = malloc(out_n * sizeof *y);
-    float *dx_f = malloc(in_n * sizeof *dx_f), *dx_r = malloc(in_n * sizeof *dx_r), *g = malloc(m->num_params * sizeof *g);
-    cn_rng rng;
-    cn_rng_seed(&rng, 5);
-    fill(x, in_n, &rng);
-    fill(dy, out_n, &rng);
-    fill(m->params, m->num_params, &rng);
-    size_t nb = m->num_buffers;
-    float *buffers0 = malloc((nb + 1) * sizeof *buffers0), *buffers_ref = malloc((nb + 1) * sizeof *buffers_ref);
-    memcpy(buffers0, m->buffers, nb * sizeof *buffers0);
-    if (ok) {
-        cn_session_set_training(fast, true);
-        cn_session_set_training(ref, true);
-        memcpy(y, cn_session_forward(ref, x, batch, NULL), out_n * sizeof *y);
-        /* the running statistics each pass leaves, from the same start */
-        memcpy(buffers_ref, m->buffers, nb * sizeof *buffers_ref);
-        memcpy(m->buffers, buffers0, nb * sizeof *buffers0);
-        ok = close_all(cn_session_forward(fast, x, batch, NULL), y, out_n) && close_all(m->buffers, buffers_ref, nb);
-        if (!ok) fprintf(stderr, "  %s + %s %dx%dx%d: forward differs\n", dc->conv, tail, dc->c, dc->h, dc->w);
-    }
-    if (ok) {
-        cn_session_backward_input(ref, dy, batch, dx_r);
-        memcpy(g, cn_session_grads(ref), m->num_params * sizeof *g);
-        cn_session_backward_input(fast, dy, batch, dx_f);
-        ok = close_all(dx_f, dx_r, in_n) && close_all(cn_session_grads(fast), g, m->num_params);
-        if (!ok) fprintf(stderr, "  %s + %s %dx%dx%d: gradients differ\n", dc->conv, tail, dc->c, dc->h, dc->w);
-    }
-    free(x); free(dy); free(y); free(dx_f); free(dx_r); free(g); free(buffers0); free(buffers_ref);
-    cn_session_free(fast);
-    cn_session_free(ref);
+    char what[160];
+    snprintf(what, sizeof what, "%s + %s %dx%dx%d", dc->conv, tail, dc->c, dc->h, dc->w);
+    int ok = fast_step_matches_reference(m, 4, threads, 5, what);
     cn_model_free(m);
     return ok;
 }

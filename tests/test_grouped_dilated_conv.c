@@ -3,7 +3,7 @@
  * against the im2col reference path (CN_SESSION_REFERENCE_CONV): a training step's output,
  * input gradient and parameter gradients, and which convolutions take the paths. The direct kernels sum the taps in another order (and with fused
  * multiply-adds): results agree within 1e-5 of the larger magnitude. */
-#include "harness.h"
+#include "conv_vs_reference.h"
 #include "model.h"
 #include "exec/session.h"
 #include "kernels/kernels.h"
@@ -40,17 +40,6 @@ static const grouped_case dilated_cases[] = {
 
 static bool on_fast_path(const cn_layer *l) { return cn_conv2d_grouped_direct(l) || cn_conv2d_dilated_direct(l); }
 
-static void fill(float *x, size_t n, cn_rng *rng) {
-    for (size_t i = 0; i < n; i++) x[i] = 2.0f * cn_rng_uniform(rng) - 1.0f;
-}
-
-/* |a - b| <= 1e-5 * (1 + |b|) everywhere. */
-static bool close_all(const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(b[i])))) return false;
-    return true;
-}
-
 static cn_model *model_of(const grouped_case *gc) {
     char spec[256];
     snprintf(spec, sizeof spec, "input %dx%dx%d\nconv2d %s\nflatten\n", gc->c, gc->h, gc->w, gc->conv);
@@ -68,35 +57,9 @@ static int check_training(const grouped_case *gc, int threads) {
         cn_model_free(m);
         return 0;
     }
-    int batch = 3;
-    cn_session *fast = NULL, *ref = NULL;
-    int ok = cn_session_create(m, batch, threads, 0, &fast) == CN_OK &&
-             cn_session_create(m, batch, threads, CN_SESSION_REFERENCE_CONV, &ref) == CN_OK;
-    size_t in_n = (size_t)batch * cn_shape_size(m->input), out_n = (size_t)batch * cn_model_num_classes(m);
-    float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y = malloc(out_n * sizeof *y);
-    float *dx_f = malloc(in_n * sizeof *dx_f), *dx_r = malloc(in_n * sizeof *dx_r), *g = malloc(m->num_params * sizeof *g);
-    cn_rng rng;
-    cn_rng_seed(&rng, 11);
-    fill(x, in_n, &rng);
-    fill(dy, out_n, &rng);
-    fill(m->params, m->num_params, &rng);
-    if (ok) {
-        cn_session_set_training(fast, true);
-        cn_session_set_training(ref, true);
-        memcpy(y, cn_session_forward(ref, x, batch, NULL), out_n * sizeof *y);
-        ok = close_all(cn_session_forward(fast, x, batch, NULL), y, out_n);
-        if (!ok) fprintf(stderr, "  %s %dx%dx%d: forward differs\n", gc->conv, gc->c, gc->h, gc->w);
-    }
-    if (ok) {
-        cn_session_backward_input(ref, dy, batch, dx_r);
-        memcpy(g, cn_session_grads(ref), m->num_params * sizeof *g);
-        cn_session_backward_input(fast, dy, batch, dx_f);
-        ok = close_all(dx_f, dx_r, in_n) && close_all(cn_session_grads(fast), g, m->num_params);
-        if (!ok) fprintf(stderr, "  %s %dx%dx%d: gradients differ\n", gc->conv, gc->c, gc->h, gc->w);
-    }
-    free(x); free(dy); free(y); free(dx_f); free(dx_r); free(g);
-    cn_session_free(fast);
-    cn_session_free(ref);
+    char what[160];
+    snprintf(what, sizeof what, "%s %dx%dx%d", gc->conv, gc->c, gc->h, gc->w);
+    int ok = fast_step_matches_reference(m, 3, threads, 11, what);
     cn_model_free(m);
     return ok;
 }
