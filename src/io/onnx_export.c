@@ -293,6 +293,50 @@ static const char *add_join(graph_builder *g, const cn_layer *l, const char **na
 
 /* Emits the graph nodes and initializers for every layer of `m`. Value v (layer.h) is the
  * tensor value_name[v] of rank value_rank[v]; each layer reads its inputs' tensors. */
+/* The weights and bias of conv l with batch norm bn (which alone reads l's output) folded in,
+ * into *scratch_w (l->weight_count floats) and *scratch_b (out_channels), which it (re)allocates:
+ * BN(conv(x)) = conv(x) * g/sqrt(var+eps) + (beta - mean * g/sqrt(var+eps)), per channel. */
+static cn_status fold_bn_into_conv(const cn_model *m, const cn_layer *l, const cn_layer *bn, float **scratch_w,
+                                   float **scratch_b) {
+    int oc = l->out_channels;
+    const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
+    const float *gamma = m->params + bn->weight_offset, *beta = m->params + bn->bias_offset;
+    const float *mean = m->buffers + bn->buffer_offset, *var = mean + oc;
+    cn_status st = check_layer_finite(m, bn);
+    if (st) return st;
+    size_t per = l->weight_count / (size_t)oc;
+    free(*scratch_w);
+    free(*scratch_b);
+    float *fw = *scratch_w = cn_calloc(l->weight_count, sizeof *fw);
+    float *fb = *scratch_b = cn_calloc((size_t)oc, sizeof *fb);
+    if (!fw || !fb) return CN_ERR_NOMEM;
+    for (int c = 0; c < oc; c++) {
+        double scale = (double)gamma[c] / sqrt((double)var[c] + (double)bn->bn_eps);
+        for (size_t j = 0; j < per; j++) fw[c * per + j] = (float)(w[c * per + j] * scale);
+        double bias = l->bias_count ? b[c] : 0.0;
+        fb[c] = (float)((bias - mean[c]) * scale + beta[c]);
+    }
+    return CN_OK;
+}
+
+/* Linear layer l (weights w, bias b) as a Gemm node reading `in`; its output's name, or NULL when
+ * out of memory. */
+static const char *add_gemm(graph_builder *g, const cn_layer *l, const float *w, const float *b, const char *in) {
+    pool *p = g->p;
+    char name[96];
+    int64_t wdims[2] = {l->out_channels, l->in.c}, bdims[1] = {l->out_channels};
+    snprintf(name, sizeof name, "%s.weight", l->name);
+    const char *wname = add_init(g, name, 2, wdims, w), *bname = NULL;
+    if (l->bias_count) {
+        snprintf(name, sizeof name, "%s.bias", l->name);
+        bname = add_init(g, name, 1, bdims, b);
+    }
+    Onnx__AttributeProto *attrs[] = {attr_float(p, "alpha", 1.0f), attr_float(p, "beta", 1.0f),
+                                     attr_int(p, "transB", 1), NULL};
+    if (!wname || (l->bias_count && !bname)) return NULL;
+    return add_node(g, "Gemm", l->name, NULL, (const char *[]){in, wname, bname, NULL}, attrs);
+}
+
 static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, const char **final_output) {
     pool *p = g->p;
     int L = m->num_layers;
@@ -331,22 +375,8 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                                  ? &m->layers[i + 1] : NULL;
             const float *wout = w, *bout = l->bias_count ? b : NULL;
             if (bn) {
-                /* BN(conv(x)) = conv(x) * g/sqrt(var+eps) + (beta - mean * g/sqrt(var+eps)), per channel. */
-                const float *gamma = m->params + bn->weight_offset, *beta = m->params + bn->bias_offset;
-                const float *mean = m->buffers + bn->buffer_offset, *var = mean + oc;
-                st = check_layer_finite(m, bn);
+                st = fold_bn_into_conv(m, l, bn, &scratch_w, &scratch_b);
                 if (st) break;
-                size_t per = l->weight_count / (size_t)oc;
-                free(scratch_w); free(scratch_b);
-                scratch_w = cn_calloc(l->weight_count, sizeof *scratch_w);
-                scratch_b = cn_calloc((size_t)oc, sizeof *scratch_b);
-                if (!scratch_w || !scratch_b) { st = CN_ERR_NOMEM; break; }
-                for (int c = 0; c < oc; c++) {
-                    double scale = (double)gamma[c] / sqrt((double)var[c] + (double)bn->bn_eps);
-                    for (size_t j = 0; j < per; j++) scratch_w[c * per + j] = (float)(w[c * per + j] * scale);
-                    double bias = l->bias_count ? b[c] : 0.0;
-                    scratch_b[c] = (float)((bias - mean[c]) * scale + beta[c]);
-                }
                 wout = scratch_w;
                 bout = scratch_b;
             }
@@ -417,20 +447,9 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
                 rank = 2;
             }
             break;
-        case CN_LAYER_LINEAR: {
-            int64_t wdims[2] = {l->out_channels, l->in.c}, bdims[1] = {l->out_channels};
-            snprintf(name, sizeof name, "%s.weight", l->name);
-            const char *wname = add_init(g, name, 2, wdims, w), *bname = NULL;
-            if (l->bias_count) {
-                snprintf(name, sizeof name, "%s.bias", l->name);
-                bname = add_init(g, name, 1, bdims, b);
-            }
-            Onnx__AttributeProto *attrs[] = {attr_float(p, "alpha", 1.0f), attr_float(p, "beta", 1.0f),
-                                             attr_int(p, "transB", 1), NULL};
-            if (!wname || (l->bias_count && !bname)) { st = CN_ERR_NOMEM; break; }
-            cur = add_node(g, "Gemm", l->name, NULL, (const char *[]){cur, wname, bname, NULL}, attrs);
+        case CN_LAYER_LINEAR:
+            cur = add_gemm(g, l, w, b, cur);   /* NULL: out of memory, reported below */
             break;
-        }
         case CN_LAYER_LOG_SOFTMAX: {
             Onnx__AttributeProto *attrs[] = {attr_int(p, "axis", 1), NULL};
             cur = add_node(g, "LogSoftmax", l->name, NULL, (const char *[]){cur, NULL}, attrs);
