@@ -66,7 +66,6 @@ typedef struct {
     float *dy_pad;      /* backward: dy_p padded by k-1 (with slack) */
 } phase_scratch;
 
-static size_t whole_vectors(size_t n) { return (n + CN_VEC_MAX - 1) / CN_VEC_MAX * CN_VEC_MAX; }
 static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Splits base (NULL: just measure) into the pieces above; returns the floats used. */
@@ -83,12 +82,7 @@ static size_t carve(const cn_layer *l, float *base, phase_scratch *s) {
         cn_padded_floats(bw.in_c, bw.hp, bw.wp),
     };
     float **piece[7] = { &s->packed, &s->x_p, &s->out_q, &s->dy_p, &s->dyt, &s->dwt, &s->dy_pad };
-    size_t used = 0;
-    for (int i = 0; i < 7; i++) {
-        *piece[i] = base ? base + used : NULL;
-        used += whole_vectors(sizes[i]);
-    }
-    return used;
+    return cn_carve_scratch(base, sizes, piece, 7);
 }
 
 size_t cn_conv2d_dilated_scratch_floats(const cn_layer *l) {

@@ -57,7 +57,6 @@ typedef struct {
     float *dy_pad;      /* backward: one group's padded dy (backward geometry, with slack) */
 } group_scratch;
 
-static size_t whole_vectors(size_t n) { return (n + CN_VEC_MAX - 1) / CN_VEC_MAX * CN_VEC_MAX; }
 static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Splits base (NULL: just measure) into the pieces above; returns the floats used. */
@@ -73,12 +72,7 @@ static size_t carve(const cn_layer *l, float *base, group_scratch *s) {
         cn_padded_floats(bw.in_c, bw.hp, bw.wp),
     };
     float **piece[6] = { &s->packed, &s->x_pad, &s->out_q, &s->dyt, &s->dwt, &s->dy_pad };
-    size_t used = 0;
-    for (int i = 0; i < 6; i++) {
-        *piece[i] = base ? base + used : NULL;
-        used += whole_vectors(sizes[i]);
-    }
-    return used;
+    return cn_carve_scratch(base, sizes, piece, 6);
 }
 
 size_t cn_conv2d_grouped_scratch_floats(const cn_layer *l) {

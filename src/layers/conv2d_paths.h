@@ -40,4 +40,16 @@ void cn_conv2d_backward_dilated(const cn_layer_ctx *c);
 /* As cn_conv2d_grouped_issued_macs, summed over the phases that have outputs. */
 double cn_conv2d_dilated_issued_macs(const cn_layer *l, int pass);
 
+/* Lays n scratch pieces of sizes[i] floats out one after another from base, each starting on a
+ * whole vector (CN_VEC_MAX floats): *pieces[i] = base + offset (NULL when base is NULL, to
+ * measure). Returns the floats used. Shared by the grouped and dilated direct paths. */
+static inline size_t cn_carve_scratch(float *base, const size_t *sizes, float **const *pieces, int n) {
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        *pieces[i] = base ? base + used : NULL;
+        used += (sizes[i] + CN_VEC_MAX - 1) / CN_VEC_MAX * CN_VEC_MAX;
+    }
+    return used;
+}
+
 #endif
