@@ -15,6 +15,7 @@
 #include "exec/exchange.h"
 #include "kernels/kernels.h"
 #include <omp.h>
+#include <string.h>
 
 typedef struct cn_layer_ctx cn_layer_ctx;
 struct cn_layer_ctx {
@@ -96,6 +97,14 @@ void cn_flatten_forward(const cn_layer_ctx *c);
 void cn_flatten_backward(const cn_layer_ctx *c);
 void cn_linear_forward(const cn_layer_ctx *c);
 void cn_linear_backward(const cn_layer_ctx *c);
+/* out (rows, O) = the bias in every row (zeros when bias is NULL): where the linear layers'
+ * products are accumulated. */
+static inline void cn_linear_rows_from_bias(float *out, int rows, int O, const float *bias) {
+    for (int r = 0; r < rows; r++) {
+        if (bias) memcpy(out + (size_t)r * O, bias, O * sizeof *out);
+        else memset(out + (size_t)r * O, 0, O * sizeof *out);
+    }
+}
 /* The same in mixed precision (linear_bf16.c; cn_step.bf16_linear, needs cn_bf16_available()). */
 size_t cn_linear_bf16_scratch_floats(const cn_layer *l);
 void cn_linear_forward_bf16(const cn_layer_ctx *c);

@@ -20,10 +20,7 @@ void cn_linear_forward(const cn_layer_ctx *c) {
     for (int g = 0; g < groups; g++) {
         int b0 = g * ROWS, rows = c->batch - b0 < ROWS ? c->batch - b0 : ROWS;
         float *out = c->out + (size_t)b0 * O;
-        for (int r = 0; r < rows; r++) {
-            if (bias) memcpy(out + (size_t)r * O, bias, O * sizeof *out);
-            else memset(out + (size_t)r * O, 0, O * sizeof *out);
-        }
+        cn_linear_rows_from_bias(out, rows, O, bias);
         cn_gemm_nt(rows, O, I, c->in + (size_t)b0 * I, weight, out);
     }
 }

@@ -47,10 +47,7 @@ void cn_linear_forward_bf16(const cn_layer_ctx *c) {
         for (int g = 0; g < groups; g++) {
             int b0 = g * ROWS, rows = c->batch - b0 < ROWS ? c->batch - b0 : ROWS;
             float *out = c->out + (size_t)b0 * O;
-            for (int r = 0; r < rows; r++) {
-                if (bias) memcpy(out + (size_t)r * O, bias, O * sizeof *out);
-                else memset(out + (size_t)r * O, 0, O * sizeof *out);
-            }
+            cn_linear_rows_from_bias(out, rows, O, bias);
             cn_bf16_pack_a(rows, I, c->in + (size_t)b0 * I, (size_t)I, 1, xp);
             cn_bf16_gemm(rows, O, I2, xp, wp, out, (size_t)O, 1);
         }
