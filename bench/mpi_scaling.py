@@ -14,10 +14,11 @@ compute / (compute + exchange) >= 0.8, and the efficiency at 128 images per node
 Assumptions: alpha 30 us at 10 Gb/s (TCP), 5 us at 100 Gb/s (RDMA); beta the line rate;
 one rank per node using all its cores; no overlap; compute scales linearly with B/N.
 """
-MODELS = {  # params, BN channels (in order), node training img/s (2 cores, batch 128)
-    "c8k": (7580, [10, 10, 16, 10, 10, 16, 16], 13099),
-    "seed001": (19452, [8, 16, 8, 16, 32, 32, 10], 9312),
-    "seed004-net": (1199882, [], 2533),
+MODELS = {  # params, BN channels (in order), node training img/s (2 cores, batch 128;
+    # build/bench/throughput on the 2-core AMD EPYC (AVX2) of 2026-12-06, commit 6e3a581)
+    "c8k": (7580, [10, 10, 16, 10, 10, 16, 16], 7094),
+    "seed001": (19452, [8, 16, 8, 16, 32, 32, 10], 3729),
+    "seed004-net": (1199882, [], 1630),
 }
 LINKS = {"10 Gb/s": (30e-6, 1.25e9), "100 Gb/s": (5e-6, 12.5e9)}
 
