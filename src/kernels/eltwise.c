@@ -278,12 +278,23 @@ void cn_slices_bn_grad_input(const float *x, const float *dy, float *dx, int pla
         const float *p = x + (size_t)b * stride, *g = dy + (size_t)b * stride;
         float *d = dx + (size_t)b * stride;
         if (b + 1 < planes) { prefetch_plane(p + stride, plane); prefetch_plane(g + stride, plane); }
-        if (relu_mask)
-            for (int i = 0; i < plane; i++) {
+        if (relu_mask) {
+            /* written out in vectors: gcc leaves the conditional store scalar (a branch per value) */
+            const v8f zero = {0};
+            int i = 0;
+            for (; i + 8 <= plane; i += 8) {
+                v8f xv, gv;
+                memcpy(&xv, p + i, sizeof xv);
+                memcpy(&gv, g + i, sizeof gv);
+                v8f xhat = (xv - mean) * invstd, v = k * (gv - mean_dy - xhat * mean_dy_xhat);
+                v = (v8f)((v8i)v & (xv > zero));    /* x > 0 ? v : +0 */
+                memcpy(d + i, &v, sizeof v);
+            }
+            for (; i < plane; i++) {
                 float xhat = (p[i] - mean) * invstd, v = k * (g[i] - mean_dy - xhat * mean_dy_xhat);
                 d[i] = p[i] > 0.0f ? v : 0.0f;
             }
-        else
+        } else
             for (int i = 0; i < plane; i++) {
                 float xhat = (p[i] - mean) * invstd;
                 d[i] = k * (g[i] - mean_dy - xhat * mean_dy_xhat);
