@@ -74,22 +74,29 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #define POOL_TAKES8(v, best) (((v) > (best)) | (((v) != (v)) & ((best) == (best))))
 #define SELECT8(mask, a, b) ((v8f)(((mask) & (v8i)(a)) | (~(mask) & (v8i)(b))))
 
+/* Rows here are short (7-28 pairs in the presets): a row of n >= 8 ends with one vector
+ * step at n - 8 that overlaps the last full one (same values written twice) instead of a
+ * scalar tail. The steps read inputs and write outputs that do not overlap. */
+static inline int last_step(int done, int n) { return n >= 8 && done < n ? n - 8 : -1; }
+
 /* Pair maxima of a flat row segment: h[j] = winner of (x[2j], x[2j+1]) for j < n,
  * odd[j] = 1 when the second one won. */
-static inline void pool_pairs(const float *x, int n, float *h, int32_t *odd) {
+static inline void pool_pairs_step(const float *x, int j, float *h, int32_t *odd) {
     static const v8i even_lanes = {0, 2, 4, 6, 8, 10, 12, 14}, odd_lanes = {1, 3, 5, 7, 9, 11, 13, 15};
+    v8f lo, hi;
+    memcpy(&lo, x + 2 * j, sizeof lo);
+    memcpy(&hi, x + 2 * j + 8, sizeof hi);
+    v8f first = __builtin_shuffle(lo, hi, even_lanes), second = __builtin_shuffle(lo, hi, odd_lanes);
+    v8i take = POOL_TAKES8(second, first);
+    v8f win = SELECT8(take, second, first);
+    v8i took = take & 1;
+    memcpy(h + j, &win, sizeof win);
+    memcpy(odd + j, &took, sizeof took);
+}
+static inline void pool_pairs(const float *x, int n, float *h, int32_t *odd) {
     int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        v8f lo, hi;
-        memcpy(&lo, x + 2 * j, sizeof lo);
-        memcpy(&hi, x + 2 * j + 8, sizeof hi);
-        v8f first = __builtin_shuffle(lo, hi, even_lanes), second = __builtin_shuffle(lo, hi, odd_lanes);
-        v8i take = POOL_TAKES8(second, first);
-        v8f win = SELECT8(take, second, first);
-        v8i took = take & 1;
-        memcpy(h + j, &win, sizeof win);
-        memcpy(odd + j, &took, sizeof took);
-    }
+    for (; j + 8 <= n; j += 8) pool_pairs_step(x, j, h, odd);
+    if (last_step(j, n) >= 0) { pool_pairs_step(x, n - 8, h, odd); return; }
     for (; j < n; j++) {
         int t = pool_takes(x[2 * j + 1], x[2 * j]);
         h[j] = t ? x[2 * j + 1] : x[2 * j];
@@ -100,28 +107,31 @@ static inline void pool_pairs(const float *x, int n, float *h, int32_t *odd) {
 /* 2x2 max of two rows r0, r1 (w floats each) -> y (w/2), argmax (w/2) indices into the
  * (h, w) input plane for output row oy. Each window (a b / c d) is reduced as
  * ((a,b),(c,d)), which picks the same winner as scanning a, b, c, d in order. */
+static inline void pool_rows_step(const float *top, const float *bottom, const int32_t *top_odd,
+                                  const int32_t *bottom_odd, int i, int w, int oy, float *y, int32_t *argmax) {
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    v8f t, b;
+    v8i to, bo;
+    memcpy(&t, top + i, sizeof t);
+    memcpy(&b, bottom + i, sizeof b);
+    v8i take = POOL_TAKES8(b, t);
+    v8f win = SELECT8(take, b, t);
+    memcpy(y + i, &win, sizeof win);
+    if (!argmax) return;
+    memcpy(&to, top_odd + i, sizeof to);
+    memcpy(&bo, bottom_odd + i, sizeof bo);
+    v8i col = 2 * (i + lane);
+    v8i idx = (take & ((2 * oy + 1) * w + col + bo)) | (~take & (2 * oy * w + col + to));
+    memcpy(argmax + i, &idx, sizeof idx);
+}
 static inline void pool_row_pair(const float *r0, const float *r1, int w, int oy, float *y, int32_t *argmax) {
     float top[CN_EPILOGUE_MAX_WIDTH / 2], bottom[CN_EPILOGUE_MAX_WIDTH / 2];
     int32_t top_odd[CN_EPILOGUE_MAX_WIDTH / 2], bottom_odd[CN_EPILOGUE_MAX_WIDTH / 2];
     int n = w / 2, i = 0;
     pool_pairs(r0, n, top, top_odd);
     pool_pairs(r1, n, bottom, bottom_odd);
-    v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    for (; i + 8 <= n; i += 8) {
-        v8f t, b;
-        v8i to, bo;
-        memcpy(&t, top + i, sizeof t);
-        memcpy(&b, bottom + i, sizeof b);
-        v8i take = POOL_TAKES8(b, t);
-        v8f win = SELECT8(take, b, t);
-        memcpy(y + i, &win, sizeof win);
-        if (!argmax) continue;
-        memcpy(&to, top_odd + i, sizeof to);
-        memcpy(&bo, bottom_odd + i, sizeof bo);
-        v8i col = 2 * (i + lane);
-        v8i idx = (take & ((2 * oy + 1) * w + col + bo)) | (~take & (2 * oy * w + col + to));
-        memcpy(argmax + i, &idx, sizeof idx);
-    }
+    for (; i + 8 <= n; i += 8) pool_rows_step(top, bottom, top_odd, bottom_odd, i, w, oy, y, argmax);
+    if (last_step(i, n) >= 0) { pool_rows_step(top, bottom, top_odd, bottom_odd, n - 8, w, oy, y, argmax); return; }
     for (; i < n; i++) {
         int t = pool_takes(bottom[i], top[i]);
         y[i] = t ? bottom[i] : top[i];
@@ -129,25 +139,52 @@ static inline void pool_row_pair(const float *r0, const float *r1, int w, int oy
     }
 }
 
-/* t (n) = relu(x * scale + shift) * post_scale + post_shift, each step when enabled. */
+/* relu(x * scale + shift) * post_scale + post_shift of 8 values, each step when enabled
+ * (multiply, then add; relu as v > 0 ? v : +0, NaN to 0). */
+static inline void transform8(const cn_epilogue *e, const float *x, v8f *out) {
+    const v8f zero = {0};
+    v8f v;
+    memcpy(&v, x, sizeof v);
+    if (e->affine) v = v * e->scale + e->shift;
+    if (e->relu) v = (v8f)((v8i)v & (v > zero));
+    if (e->post_affine) v = v * e->post_scale + e->post_shift;
+    *out = v;
+}
+static inline float transform1(const cn_epilogue *e, float v) {
+    if (e->affine) v = v * e->scale + e->shift;
+    if (e->relu) v = v > 0.0f ? v : 0.0f;
+    if (e->post_affine) v = v * e->post_scale + e->post_shift;
+    return v;
+}
+
+/* t (n) = transform of x (n); t may be x. The overlapping last vector is formed before
+ * any store, so an in-place row is transformed once. */
 static inline void transform_row(const cn_epilogue *e, const float *x, int n, float *t) {
-    if (e->affine && e->relu)
-        for (int i = 0; i < n; i++) { float v = x[i] * e->scale + e->shift; t[i] = v > 0.0f ? v : 0.0f; }
-    else if (e->affine)
-        for (int i = 0; i < n; i++) t[i] = x[i] * e->scale + e->shift;
-    else if (e->relu)
-        for (int i = 0; i < n; i++) t[i] = x[i] > 0.0f ? x[i] : 0.0f;
-    else
-        memcpy(t, x, (size_t)n * sizeof *t);
-    if (e->post_affine)
-        for (int i = 0; i < n; i++) t[i] = t[i] * e->post_scale + e->post_shift;
+    if (!e->affine && !e->relu && !e->post_affine) {
+        if (t != x) memcpy(t, x, (size_t)n * sizeof *t);
+        return;
+    }
+    if (n < 8) {
+        for (int i = 0; i < n; i++) t[i] = transform1(e, x[i]);
+        return;
+    }
+    v8f last, v;
+    transform8(e, x + n - 8, &last);
+    for (int i = 0; i + 8 <= n; i += 8) {
+        transform8(e, x + i, &v);
+        memcpy(t + i, &v, sizeof v);
+    }
+    memcpy(t + n - 8, &last, sizeof last);
 }
 
 /* Portable epilogue (the AVX-512 kernel set has its own, see conv_avx512.c). */
 CN_MULTIVERSION
 void cn_epilogue_plane_portable(const cn_epilogue *e, const float *x, float *y, int32_t *argmax) {
     if (!e->pool) {
-        for (int r = 0; r < e->h; r++) transform_row(e, x + (size_t)r * e->x_stride, e->w, y + (size_t)r * e->w);
+        if (e->x_stride == e->w)    /* a compact source is one long row */
+            transform_row(e, x, e->h * e->w, y);
+        else
+            for (int r = 0; r < e->h; r++) transform_row(e, x + (size_t)r * e->x_stride, e->w, y + (size_t)r * e->w);
         return;
     }
     float row0[CN_EPILOGUE_MAX_WIDTH], row1[CN_EPILOGUE_MAX_WIDTH];
