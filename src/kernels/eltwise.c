@@ -7,23 +7,39 @@
 #include <string.h>
 
 typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
+typedef double v4d __attribute__((vector_size(32)));
+/* Eight double sums as two 4-lane halves (lanes 0-3 and 4-7). A 64-byte vector type would
+ * be one register with AVX-512, but gcc spills it to the stack lane by lane where the
+ * widest vector is 32 bytes (AVX2); each lane's additions are the same either way. */
+typedef struct { v4d lo, hi; } d8;
+
+/* Prefetching (below) and sums: vectors go through pointers (passing vectors by value is
+ * ABI-dependent across the multiversioned builds). */
+static inline void f8_to_d8(const v8f *v, d8 *out) {
+    out->lo = __builtin_convertvector(__builtin_shufflevector(*v, *v, 0, 1, 2, 3), v4d);
+    out->hi = __builtin_convertvector(__builtin_shufflevector(*v, *v, 4, 5, 6, 7), v4d);
+}
+static inline void load8_as_double(const float *p, d8 *out) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    f8_to_d8(&v, out);
+}
+/* acc += the eight values of v, converted to double */
+static inline void d8_add_f8(d8 *acc, const v8f *v) {
+    d8 d;
+    f8_to_d8(v, &d);
+    acc->lo += d.lo;
+    acc->hi += d.hi;
+}
+/* The lanes' total in the order (0+4 + 1+5) + (2+6 + 3+7). */
+static inline double hsum8(const d8 *v) {
+    return ((v->lo[0] + v->hi[0]) + (v->lo[1] + v->hi[1])) + ((v->lo[2] + v->hi[2]) + (v->lo[3] + v->hi[3]));
+}
 
 /* Per-channel loops visit one plane of each sample, planes far apart: the
  * hardware prefetcher does not follow, so the next plane is prefetched. */
 static inline void prefetch_plane(const float *p, int n) {
     for (int i = 0; i < n; i += 16) __builtin_prefetch(p + i);
-}
-
-/* (vectors go through pointers: passing 64-byte vectors by value is ABI-dependent) */
-static inline void load8_as_double(const float *p, v8d *out) {
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    *out = __builtin_convertvector(v, v8d);
-}
-
-static inline double hsum8(const v8d *v) {
-    return (((*v)[0] + (*v)[4]) + ((*v)[1] + (*v)[5])) + (((*v)[2] + (*v)[6]) + ((*v)[3] + (*v)[7]));
 }
 
 /* lowbias32 (Chris Wellons' integer hash): every input bit affects every output bit. */
@@ -229,45 +245,56 @@ void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_
 // sum of x over the slices, in double
 CN_MULTIVERSION
 double cn_slices_sum(const float *x, int planes, size_t stride, int plane) {
-    v8d acc0 = {0}, acc1 = {0};
+    d8 acc0 = {0}, acc1 = {0};
     double tail = 0.0;
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride;
         if (b + 1 < planes) prefetch_plane(p + stride, plane);
         int i = 0;
         for (; i + 16 <= plane; i += 16) {
-            v8d a, b;
+            d8 a, b;
             load8_as_double(p + i, &a);
             load8_as_double(p + i + 8, &b);
-            acc0 += a; acc1 += b;
+            acc0.lo += a.lo; acc0.hi += a.hi;
+            acc1.lo += b.lo; acc1.hi += b.hi;
         }
-        for (; i + 8 <= plane; i += 8) { v8d a; load8_as_double(p + i, &a); acc0 += a; }
+        for (; i + 8 <= plane; i += 8) {
+            d8 a;
+            load8_as_double(p + i, &a);
+            acc0.lo += a.lo; acc0.hi += a.hi;
+        }
         for (; i < plane; i++) tail += p[i];
     }
-    acc0 += acc1;
+    acc0.lo += acc1.lo; acc0.hi += acc1.hi;
     return hsum8(&acc0) + tail;
 }
 
 // sum of (x - mean)^2 over the slices, in double
 CN_MULTIVERSION
 double cn_slices_sq_dev(const float *x, int planes, size_t stride, int plane, double mean) {
-    v8d acc0 = {0}, acc1 = {0};
+    d8 acc0 = {0}, acc1 = {0};
     double tail = 0.0;
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride;
         if (b + 1 < planes) prefetch_plane(p + stride, plane);
         int i = 0;
         for (; i + 16 <= plane; i += 16) {
-            v8d d0, d1;
+            d8 d0, d1;
             load8_as_double(p + i, &d0);
             load8_as_double(p + i + 8, &d1);
-            d0 -= mean; d1 -= mean;
-            acc0 += d0 * d0; acc1 += d1 * d1;
+            d0.lo -= mean; d0.hi -= mean; d1.lo -= mean; d1.hi -= mean;
+            acc0.lo += d0.lo * d0.lo; acc0.hi += d0.hi * d0.hi;
+            acc1.lo += d1.lo * d1.lo; acc1.hi += d1.hi * d1.hi;
         }
-        for (; i + 8 <= plane; i += 8) { v8d d; load8_as_double(p + i, &d); d -= mean; acc0 += d * d; }
+        for (; i + 8 <= plane; i += 8) {
+            d8 d;
+            load8_as_double(p + i, &d);
+            d.lo -= mean; d.hi -= mean;
+            acc0.lo += d.lo * d.lo; acc0.hi += d.hi * d.hi;
+        }
         for (; i < plane; i++) { double d = p[i] - mean; tail += d * d; }
     }
-    acc0 += acc1;
+    acc0.lo += acc1.lo; acc0.hi += acc1.hi;
     return hsum8(&acc0) + tail;
 }
 
@@ -286,7 +313,7 @@ void cn_slices_affine(const float *x, float *y, int planes, size_t stride, int p
 CN_MULTIVERSION
 void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t stride, int plane, float mean,
                             float invstd, double *sum_dy, double *sum_dy_xhat) {
-    v8d s0 = {0}, s1 = {0};
+    d8 s0 = {0}, s1 = {0};
     double t0 = 0.0, t1 = 0.0;
     for (int b = 0; b < planes; b++) {
         const float *p = x + (size_t)b * stride, *g = dy + (size_t)b * stride;
@@ -297,8 +324,9 @@ void cn_slices_bn_grad_sums(const float *x, const float *dy, int planes, size_t 
             memcpy(&xv, p + i, sizeof xv);
             memcpy(&gv, g + i, sizeof gv);
             v8f xhat = (xv - mean) * invstd;
-            s0 += __builtin_convertvector(gv, v8d);
-            s1 += __builtin_convertvector(gv * xhat, v8d);
+            v8f gx = gv * xhat;
+            d8_add_f8(&s0, &gv);
+            d8_add_f8(&s1, &gx);
         }
         for (; i < plane; i++) { t0 += g[i]; t1 += g[i] * ((p[i] - mean) * invstd); }
     }
@@ -351,7 +379,7 @@ CN_MULTIVERSION
 void cn_bn_relu_grad_sums(const float *x, const float *g, const float *y, int plane, float mean, float invstd,
                           double *sum_dy, double *sum_dy_xhat) {
     if (!y) { cn_slices_bn_grad_sums(x, g, 1, 0, plane, mean, invstd, sum_dy, sum_dy_xhat); return; }
-    v8d s0 = {0}, s1 = {0};
+    d8 s0 = {0}, s1 = {0};
     double t0 = 0.0, t1 = 0.0;
     const v8f zero = {0};
     int i = 0;
@@ -362,8 +390,9 @@ void cn_bn_relu_grad_sums(const float *x, const float *g, const float *y, int pl
         memcpy(&yv, y + i, sizeof yv);
         gv = (v8f)((v8i)gv & (yv > zero));     /* y > 0 ? g : +0 */
         v8f xhat = (xv - mean) * invstd;
-        s0 += __builtin_convertvector(gv, v8d);
-        s1 += __builtin_convertvector(gv * xhat, v8d);
+        v8f gx = gv * xhat;
+        d8_add_f8(&s0, &gv);
+        d8_add_f8(&s1, &gx);
     }
     for (; i < plane; i++) {
         float dy = y[i] > 0.0f ? g[i] : 0.0f;
@@ -393,7 +422,7 @@ CN_MULTIVERSION
 void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, int planes, size_t out_stride,
                             int n_out, float mean, float invstd, double *sum_dy, double *sum_dy_xhat) {
     typedef int32_t v8i_ __attribute__((vector_size(32)));
-    v8d a0 = {0}, a1 = {0};
+    d8 a0 = {0}, a1 = {0};
     double s0 = 0.0, s1 = 0.0;
     for (int b = 0; b < planes; b++) {
         const float *xp = x_win + (size_t)b * out_stride, *gp = g + (size_t)b * out_stride, *yp = y + (size_t)b * out_stride;
@@ -404,8 +433,9 @@ void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, 
             memcpy(&gv, gp + o, sizeof gv);
             memcpy(&yv, yp + o, sizeof yv);
             v8f dy = 0.0f + (v8f)((v8i_)(yv > 0.0f) & (v8i_)gv);
-            a0 += __builtin_convertvector(dy, v8d);
-            a1 += __builtin_convertvector(dy * ((xv - mean) * invstd), v8d);
+            v8f dx = dy * ((xv - mean) * invstd);
+            d8_add_f8(&a0, &dy);
+            d8_add_f8(&a1, &dx);
         }
         for (; o < n_out; o++) {
             float dy = 0.0f + (yp[o] > 0.0f ? gp[o] : 0.0f);
