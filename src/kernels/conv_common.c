@@ -133,8 +133,12 @@ static inline __attribute__((always_inline)) void transpose8x8(const float *src,
     static const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
     static const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
     static const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
-    v8f r[8] = {{0}}, t[8], u[8];
-    for (int i = 0; i < n_rows; i++) memcpy(&r[i], src + i * sp, sizeof r[i]);
+    v8f r[8], t[8], u[8];
+    /* (zero rows one by one: an initialiser on the array became a rep stos to the stack) */
+    for (int i = 0; i < 8; i++) {
+        if (i < n_rows) memcpy(&r[i], src + i * sp, sizeof r[i]);
+        else r[i] = (v8f){0};
+    }
     for (int i = 0; i < 8; i += 2) {
         t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
         t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
