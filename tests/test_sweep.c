@@ -59,7 +59,8 @@ TEST(bad_plans_fail_with_one_message) {
 TEST(reports_from_results) {
     cn_sweep_plan p;
     CHECK(cn_sweep_plan_parse("lr=0.01,0.1", NULL, "1-2", &p) == CN_OK);
-    cn_sweep_result r[4] = {{1, 97.0, 97.5, 10, 4, 5}, {1, 98.0, 98.0, 12, 5, 5}, {1, 99.0, 99.1, 12, 4, 5}, {0}};
+    cn_sweep_result r[4] = {{1, 97.0, 97.5, 10, 4, 5, 0, 97.0}, {1, 98.0, 98.0, 12, 5, 5, 0, 98.0},
+                            {1, 99.0, 99.1, 12, 4, 5, 0, 99.0}, {0}};
     CHECK(system("rm -rf " OUT "/reports && mkdir -p " OUT "/reports") == 0);
     CHECK_MSG(cn_sweep_write_reports(OUT "/reports", &p, r) == CN_OK, "%s", cn_last_error());
     CHECK(harness_file_contains(OUT "/reports/sweep.csv", "setting,lr,seed,status,epochs,final_acc,best_acc,best_epoch,seconds\n"
@@ -68,6 +69,60 @@ TEST(reports_from_results) {
     CHECK(harness_file_contains(OUT "/reports/sweep.md", "| lr=0.1 | 1 | 99.00 ± 0.00 | 99.00 | 99.10 | 12 |\n"
                                                  "| lr=0.01 | 2 | 97.50 ± 0.71 | 97.00 | 97.75 | 11 |\n"));
     CHECK(access(OUT "/reports/sweep.png", R_OK) == 0);
+    cn_sweep_plan_free(&p);
+}
+
+/* Runs scored on a validation split: the reports name the validation accuracy, rank on it
+ * (not on the test accuracy, which goes the other way here) and give the test beside it. */
+TEST(reports_rank_on_validation) {
+    cn_sweep_plan p;
+    CHECK(cn_sweep_plan_parse("lr=0.01,0.1", NULL, "1", &p) == CN_OK);
+    cn_sweep_result r[2] = {{1, 98.5, 98.6, 10, 4, 5, 1, 99.3}, {1, 98.9, 98.9, 12, 5, 5, 1, 99.1}};
+    CHECK(system("rm -rf " OUT "/val-reports && mkdir -p " OUT "/val-reports") == 0);
+    CHECK_MSG(cn_sweep_write_reports(OUT "/val-reports", &p, r) == CN_OK, "%s", cn_last_error());
+    CHECK(harness_file_contains(OUT "/val-reports/sweep.csv",
+                                "setting,lr,seed,status,epochs,final_val_acc,best_val_acc,best_epoch,seconds,final_test_acc\n"
+                                "\"lr=0.01\",0.01,1,done,5,98.5000,98.6000,4,10.0,99.3000\n"));
+    CHECK(harness_file_contains(OUT "/val-reports/sweep.md", "| final val acc % |"));
+    CHECK(harness_file_contains(OUT "/val-reports/sweep.md", "| lr=0.1 | 1 | 98.90 ± 0.00 | 98.90 | 98.90 | 12 | 99.10 |\n"
+                                                     "| lr=0.01 | 1 | 98.50 ± 0.00 | 98.50 | 98.60 | 10 | 99.30 |\n"));
+    cn_sweep_plan_free(&p);
+}
+
+/* A real run with base.val_split: its result is metrics.csv's last val_acc, and its test
+ * accuracy the last test_acc. */
+TEST(val_split_run_reads_validation_columns) {
+    cn_sweep_plan p;
+    CHECK(cn_sweep_plan_parse("lr=0.003", NULL, "1", &p) == CN_OK);
+    cn_sweep_options o = {.out_dir = OUT "/val-run", .jobs = 1, .quiet = 1};
+    cn_train_options_init(&o.base);
+    o.base.model = "seed003";
+    o.base.data_dir = "../shared/data/mnist";
+    o.base.allow_download = 0;
+    o.base.train_limit = 300;
+    o.base.test_limit = 200;
+    o.base.val_split = 100;
+    o.base.overrides.epochs = 1;
+    CHECK(system("rm -rf " OUT "/val-run") == 0);
+    CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
+    FILE *f = fopen(OUT "/val-run/lr=0.003,seed=1/metrics.csv", "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    char line[512];
+    double test_acc = -1, val_acc = -1;
+    while (fgets(line, sizeof line, f)) {
+        int epoch;
+        double lr, tl, ta, sl, vl;
+        if (sscanf(line, "%d,%lg,%lg,%lg,%lg,%lg,%lg,%lg", &epoch, &lr, &tl, &ta, &sl, &test_acc, &vl, &val_acc) != 8)
+            continue;
+    }
+    fclose(f);
+    CHECK(val_acc >= 0 && test_acc >= 0);
+    char expect[160];
+    snprintf(expect, sizeof expect, ",0.003,1,done,1,%.4f,%.4f,1,", val_acc, val_acc);
+    CHECK_MSG(harness_file_contains(OUT "/val-run/sweep.csv", expect), "sweep.csv lacks %s", expect);
+    snprintf(expect, sizeof expect, ",%.4f\n", test_acc);
+    CHECK_MSG(harness_file_contains(OUT "/val-run/sweep.csv", expect), "sweep.csv lacks the test accuracy %s", expect);
     cn_sweep_plan_free(&p);
 }
 
@@ -103,6 +158,8 @@ int main(void) {
     RUN(list_keeps_values_with_commas_and_models);
     RUN(bad_plans_fail_with_one_message);
     RUN(reports_from_results);
+    RUN(reports_rank_on_validation);
+    RUN(val_split_run_reads_validation_columns);
     RUN(two_runs_at_once_then_skipped);
     return test_summary();
 }

@@ -31,6 +31,9 @@ static void sweep_help(void) {
            "  --jobs N               runs at once (default: one per core); each run --threads 1\n"
            "  --threads N            threads per run (default 1)\n"
            "  --out DIR              output directory (default runs/sweep)\n"
+           "  --val-split N          hold out N training images in every run and rank the settings\n"
+           "                         on their final validation accuracy (the test accuracy is\n"
+           "                         reported beside it, not used to rank)\n"
            "  --data DIR, --dataset NAME, --no-download, --limit-train N, --limit-test N\n"
            "                         as for convnet train\n"
            "  --quiet                no line per finished run\n\n"
@@ -46,7 +49,7 @@ int cmd_sweep(int argc, char **argv) {
     o.base.allow_download = 1;
     const char *grid = NULL, *runs = NULL, *seeds = "1", *set = NULL;
     enum { O_MODEL = 256, O_GRID, O_RUNS, O_SEEDS, O_SET, O_EPOCHS, O_JOBS, O_THREADS, O_OUT, O_DATA, O_DATASET,
-           O_NODL, O_LTRAIN, O_LTEST, O_QUIET, O_HELP };
+           O_NODL, O_LTRAIN, O_LTEST, O_QUIET, O_VAL, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"grid", required_argument, 0, O_GRID},
         {"runs", required_argument, 0, O_RUNS}, {"seeds", required_argument, 0, O_SEEDS},
@@ -55,7 +58,8 @@ int cmd_sweep(int argc, char **argv) {
         {"out", required_argument, 0, O_OUT}, {"data", required_argument, 0, O_DATA},
         {"dataset", required_argument, 0, O_DATASET}, {"no-download", no_argument, 0, O_NODL},
         {"limit-train", required_argument, 0, O_LTRAIN}, {"limit-test", required_argument, 0, O_LTEST},
-        {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, O_QUIET}, {"val-split", required_argument, 0, O_VAL},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -75,6 +79,7 @@ int cmd_sweep(int argc, char **argv) {
         case O_LTRAIN: o.base.train_limit = (int)cli_int("--limit-train", optarg, 2, 100000000); break;
         case O_LTEST: o.base.test_limit = (int)cli_int("--limit-test", optarg, 1, 100000000); break;
         case O_QUIET: o.quiet = 1; break;
+        case O_VAL: o.base.val_split = (int)cli_int("--val-split", optarg, 1, 10000000); break;
         case O_HELP: case 'h': sweep_help(); return 0;
         default: return cli_bad_option(argv, optind);
         }

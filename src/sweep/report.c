@@ -14,6 +14,7 @@
 typedef struct {
     int setting, n;
     double mean, std, worst, best, mean_best, seconds;
+    double mean_test;       /* mean final test accuracy (with a validation split: for the record) */
 } setting_stats;
 
 static setting_stats stats_of(const cn_sweep_plan *p, const cn_sweep_result *results, int s) {
@@ -26,6 +27,7 @@ static setting_stats stats_of(const cn_sweep_plan *p, const cn_sweep_result *res
         t.n++;
         sum += r->final_acc;
         t.mean_best += r->best_acc;
+        t.mean_test += r->final_test_acc;
         t.seconds += r->seconds;
         t.worst = fmin(t.worst, r->final_acc);
         t.best = fmax(t.best, r->final_acc);
@@ -38,8 +40,15 @@ static setting_stats stats_of(const cn_sweep_plan *p, const cn_sweep_result *res
     }
     t.std = t.n > 1 ? sqrt(sq / (t.n - 1)) : 0;   /* sample std, as bench/accuracy.sh */
     t.mean_best /= t.n;
+    t.mean_test /= t.n;
     t.seconds /= t.n;
     return t;
+}
+
+/* 1 when the runs were scored on a validation split (any finished run says so). */
+static int on_validation(const cn_sweep_plan *p, const cn_sweep_result *results) {
+    for (int i = 0; i < cn_sweep_runs(p); i++) if (results[i].done && results[i].on_val) return 1;
+    return 0;
 }
 
 static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_sweep_result *results) {
@@ -49,10 +58,11 @@ static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_swe
     if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
     FILE *f = cn_atomic_stream(&af);
     if (!f) return cn_atomic_commit(&af);
-    int seeds = p->seed_last - p->seed_first + 1;
+    int seeds = p->seed_last - p->seed_first + 1, val = on_validation(p, results);
     fprintf(f, "setting");
     for (int k = 0; k < p->keys_count; k++) fprintf(f, ",%s", p->keys[k]);
-    fprintf(f, ",seed,status,epochs,final_acc,best_acc,best_epoch,seconds\n");
+    fprintf(f, val ? ",seed,status,epochs,final_val_acc,best_val_acc,best_epoch,seconds,final_test_acc\n"
+                   : ",seed,status,epochs,final_acc,best_acc,best_epoch,seconds\n");
     for (int i = 0; i < cn_sweep_runs(p); i++) {
         const cn_sweep_setting *s = &p->settings[i / seeds];
         const cn_sweep_result *r = &results[i];
@@ -61,9 +71,12 @@ static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_swe
             const char *v = cn_sweep_value(s, p->keys[k]);
             fprintf(f, v && strchr(v, ',') ? ",\"%s\"" : ",%s", v ? v : "");
         }
-        if (r->done) fprintf(f, ",%d,done,%d,%.4f,%.4f,%d,%.1f\n", p->seed_first + i % seeds, r->epochs, r->final_acc,
+        if (r->done) fprintf(f, ",%d,done,%d,%.4f,%.4f,%d,%.1f", p->seed_first + i % seeds, r->epochs, r->final_acc,
                              r->best_acc, r->best_epoch, r->seconds);
-        else fprintf(f, ",%d,failed,,,,,\n", p->seed_first + i % seeds);
+        else fprintf(f, ",%d,failed,,,,,", p->seed_first + i % seeds);
+        if (val && r->done) fprintf(f, ",%.4f", r->final_test_acc);
+        else if (val) fprintf(f, ",");
+        fprintf(f, "\n");
     }
     return cn_atomic_commit(&af);
 }
@@ -74,23 +87,32 @@ static int by_mean_desc(const void *a, const void *b) {
     return (x->mean < y->mean) - (x->mean > y->mean);
 }
 
-static cn_status write_md(const char *out, const cn_sweep_plan *p, const setting_stats *sorted) {
+static cn_status write_md(const char *out, const cn_sweep_plan *p, const setting_stats *sorted, int val) {
     char path[4200];
     snprintf(path, sizeof path, "%s/sweep.md", out);
     cn_atomic_file af;
     if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
     FILE *f = cn_atomic_stream(&af);
     if (!f) return cn_atomic_commit(&af);
-    fprintf(f, "# Sweep\n\nFinal-epoch test accuracy over seeds %d-%d (mean ± sample std, and the worst seed), "
-               "best setting first; best-epoch accuracy is the mean over seeds of each run's best epoch.\n\n"
-               "| setting | runs | final acc %% | worst %% | best-epoch acc %% | wall s/run |\n|---|---|---|---|---|---|\n",
-            p->seed_first, p->seed_last);
+    if (val)
+        fprintf(f, "# Sweep\n\nFinal-epoch validation accuracy (--val-split) over seeds %d-%d (mean ± sample std, and "
+                   "the worst seed), best setting first; best-epoch accuracy is the mean over seeds of each run's best "
+                   "epoch on the validation split. The final test accuracy (mean over seeds) is for the record, not "
+                   "for ranking.\n\n| setting | runs | final val acc %% | worst %% | best-epoch val acc %% | wall s/run | "
+                   "final test acc %% |\n|---|---|---|---|---|---|---|\n", p->seed_first, p->seed_last);
+    else
+        fprintf(f, "# Sweep\n\nFinal-epoch test accuracy over seeds %d-%d (mean ± sample std, and the worst seed), "
+                   "best setting first; best-epoch accuracy is the mean over seeds of each run's best epoch.\n\n"
+                   "| setting | runs | final acc %% | worst %% | best-epoch acc %% | wall s/run |\n|---|---|---|---|---|---|\n",
+                p->seed_first, p->seed_last);
     for (int i = 0; i < p->settings_count; i++) {
         const setting_stats *t = &sorted[i];
         const char *name = p->settings[t->setting].name;
-        if (!t->n) { fprintf(f, "| %s | 0 | failed | | | |\n", name); continue; }
-        fprintf(f, "| %s | %d | %.2f ± %.2f | %.2f | %.2f | %.0f |\n", name, t->n, t->mean, t->std, t->worst,
+        if (!t->n) { fprintf(f, val ? "| %s | 0 | failed | | | | |\n" : "| %s | 0 | failed | | | |\n", name); continue; }
+        fprintf(f, "| %s | %d | %.2f ± %.2f | %.2f | %.2f | %.0f |", name, t->n, t->mean, t->std, t->worst,
                 t->mean_best, t->seconds);
+        if (val) fprintf(f, " %.2f |", t->mean_test);
+        fprintf(f, "\n");
     }
     return cn_atomic_commit(&af);
 }
@@ -114,7 +136,7 @@ static void series_name(const cn_sweep_setting *s, char *buf, size_t size) {
 }
 
 /* sweep.png: final accuracy against the first key's values, a line per rest of the setting. */
-static cn_status write_plot(const char *out, const cn_sweep_plan *p, const setting_stats *stats) {
+static cn_status write_plot(const char *out, const cn_sweep_plan *p, const setting_stats *stats, int val) {
     enum { MAX_X = 50, MAX_S = 8 };
     const char *xs[MAX_X], *ss[MAX_S];
     char names[MAX_S][800];
@@ -146,7 +168,8 @@ static cn_status write_plot(const char *out, const cn_sweep_plan *p, const setti
         }
     char path[4200], title[200];
     snprintf(path, sizeof path, "%s/sweep.png", out);
-    snprintf(title, sizeof title, "sweep: final test accuracy against %s (mean, worst to best seed)", p->keys[0]);
+    snprintf(title, sizeof title, "sweep: final %s accuracy against %s (mean, worst to best seed)", val ? "validation" : "test",
+             p->keys[0]);
     return cn_plot_sweep(path, title, p->keys[0], nx, xs, ns, ss, mean, lo, hi);
 }
 
@@ -156,9 +179,10 @@ cn_status cn_sweep_write_reports(const char *out_dir, const cn_sweep_plan *p, co
     for (int i = 0; i < p->settings_count; i++) stats[i] = stats_of(p, results, i);
     memcpy(sorted, stats, (size_t)p->settings_count * sizeof *stats);
     qsort(sorted, p->settings_count, sizeof *sorted, by_mean_desc);
+    int val = on_validation(p, results);
     cn_status st = write_csv(out_dir, p, results);
-    if (!st) st = write_md(out_dir, p, sorted);
-    if (!st) st = write_plot(out_dir, p, stats);
+    if (!st) st = write_md(out_dir, p, sorted, val);
+    if (!st) st = write_plot(out_dir, p, stats, val);
     free(stats);
     free(sorted);
     return st;

@@ -23,7 +23,9 @@ static void run_dir(const cn_sweep_options *o, const cn_sweep_plan *p, int i, ch
     for (char *c = buf + strlen(o->out_dir) + 1; *c; c++) if (*c == '/') *c = '_';
 }
 
-/* Final and best test accuracy from a finished run's metrics.csv. */
+/* Final and best accuracy from a finished run's metrics.csv: of the validation split when
+ * the run had one (columns epoch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,
+ * val_acc,seconds; val_* empty without a split), else of the test set. */
 static bool read_metrics(const char *dir, cn_sweep_result *r) {
     char path[4200], line[512];
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
@@ -31,12 +33,22 @@ static bool read_metrics(const char *dir, cn_sweep_result *r) {
     if (!f) return false;
     r->epochs = 0;
     r->best_acc = -1;
+    r->on_val = 0;
     while (fgets(line, sizeof line, f)) {
         int epoch;
-        double lr, tl, ta, sl, acc;
-        if (sscanf(line, "%d,%lg,%lg,%lg,%lg,%lg", &epoch, &lr, &tl, &ta, &sl, &acc) != 6) continue;
+        double lr, tl, ta, sl, test_acc, val_loss, val_acc;
+        if (sscanf(line, "%d,%lg,%lg,%lg,%lg,%lg", &epoch, &lr, &tl, &ta, &sl, &test_acc) != 6) continue;
+        const char *after_test = line;   /* past the 6th comma: val_loss,val_acc,seconds */
+        for (int commas = 0; commas < 6 && after_test; commas++) {
+            after_test = strchr(after_test, ',');
+            if (after_test) after_test++;
+        }
+        bool has_val = after_test && sscanf(after_test, "%lg,%lg", &val_loss, &val_acc) == 2;
+        double acc = has_val ? val_acc : test_acc;
+        r->on_val = has_val;
         r->epochs = epoch;
         r->final_acc = acc;
+        r->final_test_acc = test_acc;
         if (acc > r->best_acc) { r->best_acc = acc; r->best_epoch = epoch; }
     }
     fclose(f);
@@ -122,6 +134,9 @@ static void report_run(const cn_sweep_options *o, const char *dir, const cn_swee
                        int finished, int total) {
     if (o->quiet) return;
     if (interrupted && !r->done) cn_note(CN_NOTE_INFO, "sweep: [%d/%d] %s: interrupted (resumes when the sweep runs again)", finished, total, dir);
+    else if (r->done && r->on_val)
+        cn_note(CN_NOTE_INFO, "sweep: [%d/%d] %s: final val %.2f%%, best val %.2f%% (epoch %d), final test %.2f%%, %.0f s", finished,
+               total, dir, r->final_acc, r->best_acc, r->best_epoch, r->final_test_acc, r->seconds);
     else if (r->done)
         cn_note(CN_NOTE_INFO, "sweep: [%d/%d] %s: final %.2f%%, best %.2f%% (epoch %d), %.0f s", finished, total, dir, r->final_acc,
                r->best_acc, r->best_epoch, r->seconds);
@@ -193,19 +208,21 @@ static cn_status run_here(const cn_sweep_options *o, const cn_sweep_plan *p, con
 
 /* Every rank's results on every rank: each fills its own runs, the rest are zeros. */
 static void collect(const cn_exchange *x, cn_sweep_result *results, int total) {
-    double *v = cn_calloc((size_t)total * 6, sizeof *v);
+    enum { FIELDS = 8 };
+    double *v = cn_calloc((size_t)total * FIELDS, sizeof *v);
     if (!v) return;
     for (int i = 0; i < total; i++) {
         const cn_sweep_result *r = &results[i];
         if (i % x->ranks != x->rank || !r->done) continue;
-        double row[6] = {1, r->final_acc, r->best_acc, r->seconds, r->best_epoch, r->epochs};
-        memcpy(v + 6 * (size_t)i, row, sizeof row);
+        double row[FIELDS] = {1, r->final_acc, r->best_acc, r->seconds, r->best_epoch, r->epochs, r->on_val, r->final_test_acc};
+        memcpy(v + FIELDS * (size_t)i, row, sizeof row);
     }
-    x->sum_doubles(x, v, (size_t)total * 6);
+    x->sum_doubles(x, v, (size_t)total * FIELDS);
     for (int i = 0; i < total; i++) {
-        const double *row = v + 6 * (size_t)i;
+        const double *row = v + FIELDS * (size_t)i;
         results[i] = (cn_sweep_result){.done = row[0] > 0, .final_acc = row[1], .best_acc = row[2], .seconds = row[3],
-                                       .best_epoch = (int)row[4], .epochs = (int)row[5]};
+                                       .best_epoch = (int)row[4], .epochs = (int)row[5], .on_val = row[6] > 0,
+                                       .final_test_acc = row[7]};
     }
     free(v);
 }

@@ -13,7 +13,8 @@
  * resumes from its last.safetensors), sweep.csv (one row per run), sweep.md (mean ± std
  * and worst final accuracy over the seeds of each setting, best first) and sweep.png
  * (final accuracy against the values of the first key, a line per setting of the
- * others). */
+ * others). With a validation split (base.val_split) the reports rank the settings on
+ * the validation accuracy, and give the test accuracy beside it, not used to rank. */
 #ifndef CN_SWEEP_SWEEP_H
 #define CN_SWEEP_SWEEP_H
 #include "train.h"
@@ -46,11 +47,16 @@ const char *cn_sweep_value(const cn_sweep_setting *s, const char *key);
 /* Applies setting s and seed to a copy of `base`: o->overrides, o->model, o->seed. */
 cn_status cn_sweep_apply(const cn_sweep_setting *s, uint64_t seed, cn_train_options *o);
 
-/* The outcome of one run. */
+/* The outcome of one run. With a validation split (base.val_split > 0: metrics.csv's
+ * val_acc column) final_acc, best_acc and best_epoch are validation accuracies, the
+ * numbers a recipe is chosen on, and final_test_acc is the final test accuracy, kept
+ * for the record; without one, all three are test accuracies. */
 typedef struct {
     int done;               /* 1: finished (these numbers hold), 0: failed or not run */
     double final_acc, best_acc, seconds;
     int best_epoch, epochs;
+    int on_val;             /* 1: final_acc, best_acc are validation accuracies */
+    double final_test_acc;  /* final-epoch test accuracy (= final_acc when on_val is 0) */
 } cn_sweep_result;
 
 /* cn_sweep_options: convnet.h */
