@@ -158,6 +158,10 @@ TEST(parse_specs) {
               "%s", text);
     cn_augment b;
     CHECK(cn_augment_parse(text, &b) == CN_OK && !memcmp(&a, &b, sizeof a));
+    CHECK(cn_augment_parse("hflip=0.5,rotate=10", &a) == CN_OK && a.enabled && a.hflip_p == 0.5f);
+    cn_augment_format(&a, text, sizeof text);
+    CHECK_MSG(!strcmp(text, "hflip=0.5,rotate=10"), "%s", text);
+    CHECK(cn_augment_parse("hflip=0", &a) == CN_OK && !a.enabled);
     CHECK(cn_augment_parse("interp=bilinear", &a) == CN_OK && !a.enabled);
     CHECK(cn_augment_parse("rotate=0", &a) == CN_OK && !a.enabled);
     cn_augment_format(&a, text, sizeof text);
@@ -179,6 +183,8 @@ TEST(parse_specs) {
         {"elastic=34:0", "elastic=34:0"},
         {"interp=cubic", "interp=cubic: expected nearest or bilinear"},
         {"rotate=5,rotate=6", "'rotate' given twice"},
+        {"hflip=1.5", "hflip=1.5: expected a probability in 0..1"},
+        {"hflip", "'hflip': expected key=value"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_MSG(cn_augment_parse(bad[i].spec, &a) == CN_ERR_ARG, "%s accepted", bad[i].spec);
@@ -380,6 +386,49 @@ TEST(loader_speed_on_mnist) {
     cn_dataset_free(&ds);
 }
 
+/* hflip=P is RandomHorizontalFlip(P): one draw U[0, 1) per image, mirrored left-right
+ * (column x takes column W-1-x, as torch.flip(-1)) when it is below P, before the
+ * other steps, which then take their draws as without the flip. */
+TEST(hflip_mirrors_with_its_probability) {
+    cn_normalizer norm;
+    cn_normalizer_init(&norm, 0.2860f, 0.3530f);
+    static unsigned char scratch[64 * 1024] __attribute__((aligned(64)));
+    float out[PX];
+    uint8_t mirrored[PX];
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++) mirrored[y * 28 + x] = digits[2][y * 28 + 27 - x];
+    CHECK(memcmp(mirrored, digits[2], PX) != 0);   /* a digit is not symmetric */
+    cn_augment a;
+    CHECK(cn_augment_parse("hflip=0.5", &a) == CN_OK);
+    int flips = 0;
+    for (uint64_t s = 0; s < 200; s++) {
+        cn_rng rng, copy;
+        cn_rng_seed(&rng, s);
+        copy = rng;
+        cn_augment_image(&a, digits[2], 28, 28, &norm, &rng, scratch, out);
+        int flip = cn_rng_uniform(&copy) < 0.5f;
+        const uint8_t *want = flip ? mirrored : digits[2];
+        int same = 1;
+        for (int i = 0; i < PX && same; i++) same = out[i] == norm.lut[want[i]];
+        CHECK_MSG(same, "seed %llu: not the %s image", (unsigned long long)s, flip ? "mirrored" : "original");
+        flips += flip;
+    }
+    CHECK_MSG(flips > 70 && flips < 130, "%d flips of 200 at p=0.5", flips);
+    /* hflip=1 then rotate: the mirror rotated by the angle of the second draw */
+    CHECK(cn_augment_parse("hflip=1,rotate=10", &a) == CN_OK);
+    cn_rng rng, copy;
+    cn_rng_seed(&rng, 7);
+    copy = rng;
+    cn_augment_image(&a, digits[2], 28, 28, &norm, &rng, scratch, out);
+    CHECK(cn_rng_uniform(&copy) < 1.0f);
+    float angle = -10.0f + 20.0f * cn_rng_uniform(&copy);
+    uint8_t rotated[PX];
+    cn_rotate_apply_u8(mirrored, 28, 28, angle, 0, rotated);
+    int same = 1;
+    for (int i = 0; i < PX && same; i++) same = out[i] == norm.lut[rotated[i]];
+    CHECK(same);
+}
+
 int main(void) {
     load_fixtures();
     RUN(affine_agrees_with_torchvision);
@@ -388,6 +437,7 @@ int main(void) {
     RUN(parse_specs);
     RUN(normalizer_matches_pytorch_formula);
     RUN(pipeline_draws_like_torchvision);
+    RUN(hflip_mirrors_with_its_probability);
     RUN(elastic_is_a_gentle_warp);
     RUN(loader_is_thread_count_independent);
     RUN(loader_speed_on_mnist);

@@ -31,7 +31,7 @@ static int parse_pair(const char *text, float lo, float hi, float *a, float *b) 
 }
 
 static int any_enabled(const cn_augment *a) {
-    return a->rotate_deg > 0 || a->translate > 0 || a->scale_min != 1.0f || a->scale_max != 1.0f ||
+    return a->hflip_p > 0 || a->rotate_deg > 0 || a->translate > 0 || a->scale_min != 1.0f || a->scale_max != 1.0f ||
            a->shear_deg > 0 || a->erase_p > 0 || a->elastic_alpha > 0;
 }
 
@@ -46,21 +46,21 @@ cn_status cn_augment_parse(const char *text, cn_augment *out) {
     if (strlen(text) >= sizeof buf) return cn_fail(CN_ERR_ARG, "augmentation spec: longer than %zu characters", sizeof buf - 1);
     strcpy(buf, text);
     unsigned seen = 0;
-    static const char *const keys[] = {"rotate", "translate", "scale", "shear", "erase", "elastic", "interp"};
+    static const char *const keys[] = {"rotate", "translate", "scale", "shear", "erase", "elastic", "interp", "hflip"};
     for (char *save = NULL, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*item)) item++;
         char *tail = item + strlen(item);
         while (tail > item && isspace((unsigned char)tail[-1])) *--tail = '\0';
         if (!*item) continue;
         char *eq = strchr(item, '=');
-        if (!eq) return cn_fail(CN_ERR_ARG, "augmentation spec: '%s': expected key=value (keys: rotate, translate, "
-                                "scale, shear, erase, elastic, interp)", item);
+        if (!eq) return cn_fail(CN_ERR_ARG, "augmentation spec: '%s': expected key=value (keys: hflip, rotate, "
+                                "translate, scale, shear, erase, elastic, interp)", item);
         *eq = '\0';
         const char *key = item, *value = eq + 1;
         int k = -1;
         for (int i = 0; i < (int)(sizeof keys / sizeof keys[0]); i++) if (!strcmp(key, keys[i])) k = i;
-        if (k < 0) return cn_fail(CN_ERR_ARG, "augmentation spec: unknown key '%s': expected rotate, translate, "
-                                  "scale, shear, erase, elastic or interp", key);
+        if (k < 0) return cn_fail(CN_ERR_ARG, "augmentation spec: unknown key '%s': expected hflip, rotate, "
+                                  "translate, scale, shear, erase, elastic or interp", key);
         if (seen & (1u << k)) return cn_fail(CN_ERR_ARG, "augmentation spec: '%s' given twice", key);
         seen |= 1u << k;
         int ok = 1;
@@ -85,6 +85,7 @@ cn_status cn_augment_parse(const char *text, cn_augment *out) {
             else ok = 0;
             expect = "nearest or bilinear";
             break;
+        case 7: ok = parse_number(value, 0, 1, &out->hflip_p); expect = "a probability in 0..1"; break;
         }
         if (!ok) return cn_fail(CN_ERR_ARG, "augmentation spec: %s=%s: expected %s", key, value, expect);
     }
@@ -98,6 +99,7 @@ void cn_augment_format(const cn_augment *a, char *buf, size_t size) {
     if (!a->enabled) { snprintf(buf, size, "none"); return; }
     size_t len = 0;
 #define APPEND(...) do { if (len < size) len += (size_t)snprintf(buf + len, size - len, __VA_ARGS__); } while (0)
+    if (a->hflip_p > 0) APPEND("hflip=%g", a->hflip_p);
     if (a->rotate_deg > 0) APPEND("%srotate=%g", len ? "," : "", a->rotate_deg);
     if (a->translate > 0) APPEND("%stranslate=%g", len ? "," : "", a->translate);
     if (a->scale_min != 1.0f || a->scale_max != 1.0f) APPEND("%sscale=%g:%g", len ? "," : "", a->scale_min, a->scale_max);
@@ -160,6 +162,12 @@ void cn_augment_image(const cn_augment *aug, const uint8_t *src, int rows, int c
     float *floats = (float *)((uint8_t *)scratch + 2 * align64(n));
     const uint8_t *img = src;
     int next = 0;
+    if (aug->hflip_p > 0 && cn_rng_uniform(rng) < aug->hflip_p) {   /* torch.rand(1) < p */
+        for (int y = 0; y < rows; y++)
+            for (int x = 0; x < cols; x++) stage[next][(size_t)y * cols + x] = img[(size_t)y * cols + (cols - 1 - x)];
+        img = stage[next];
+        next ^= 1;
+    }
     if (aug->rotate_deg > 0) {
         float angle = uniform(rng, -aug->rotate_deg, aug->rotate_deg);
         cn_rotate_apply_u8(img, rows, cols, angle, aug->bilinear, stage[next]);

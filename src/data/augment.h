@@ -1,6 +1,7 @@
 /* Training-time augmentation of 28x28-style uint8 images.
  *
  * Spec text (cn_augment_parse), comma-separated key=value:
+ *   hflip=P           RandomHorizontalFlip(p=P): mirror left-right when U[0, 1) < P
  *   rotate=D          RandomRotation(D): angle ~ U(-D, D), counter-clockwise
  *   translate=F       RandomAffine(translate=(F, F)): shifts of round(U(-F*W, F*W)) pixels
  *   scale=A:B         RandomAffine(scale=(A, B))
@@ -11,6 +12,8 @@
  * "" or "none" disables augmentation.
  *
  * Per image, in this order (each step only when enabled):
+ *   0. horizontal flip (one draw per image, flipped or not), first as in the usual
+ *      Compose([RandomHorizontalFlip(), RandomAffine(...), ...]);
  *   1. rotation, as torchvision's RandomRotation on a PIL image (affine.h);
  *   2. translate/scale/shear, as RandomAffine(degrees=0, ...) on a PIL image;
  *      steps 1 and 2 are separate resamplings, exactly like the seed003 recipe
@@ -36,12 +39,13 @@
 
 typedef struct {
     float rotate_deg, translate, scale_min, scale_max, shear_deg, erase_p, elastic_alpha, elastic_sigma;
+    float hflip_p;  /* probability of a left-right mirror (0: never) */
     int enabled;   /* 0: images pass through unchanged (only normalised) */
     int bilinear;  /* interp=bilinear for rotate/affine; 0 = nearest */
 } cn_augment;
 
 /* Parses spec text into *out (see above). Unknown keys, malformed or
- * out-of-range values: CN_ERR_ARG naming the item. Ranges: rotate 0..180,
+ * out-of-range values: CN_ERR_ARG naming the item. Ranges: hflip 0..1, rotate 0..180,
  * translate 0..1, scale 0 < A <= B <= 10, shear 0..80, erase 0..1,
  * elastic alpha 0..1000 and sigma 0.5..20. */
 cn_status cn_augment_parse(const char *text, cn_augment *out);
