@@ -1,6 +1,7 @@
 # convnet — build with GNU make.  `make` builds build/convnet, build/libconvnet.a and
 # build/libconvnet.so.$(VERSION); `make check` builds and runs every test (and the examples
-# against an installed copy); `make check SANITIZE=1` does so under ASan+UBSan;
+# against an installed copy, and scripts/check-source-limits.sh: no file over 1,000 lines,
+# no function over 150); `make check SANITIZE=1` does so under ASan+UBSan;
 # `make install PREFIX=/usr/local DESTDIR=` installs the library, its header, convnet.pc
 # and the binary.
 CC      ?= gcc
@@ -176,7 +177,7 @@ $(BUILD)/tests/test_api: tests/test_api.c tests/harness.h include/convnet.h $(BU
 
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/convnet $(TEST_BINS)
-	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS) tests/examples.sh
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" sh tests/run.sh $(TEST_BINS) tests/examples.sh scripts/check-source-limits.sh
 
 bench: $(BUILD)/convnet
 	@sh scripts/install-deps.sh bench
