@@ -211,22 +211,35 @@ cn_status cn_onnx_check_attrs(const importer *im, int idx, const char *allowed) 
     return CN_OK;
 }
 
-cn_status cn_onnx_attr_int(const importer *im, int idx, const char *name, int64_t dflt, int64_t *out) {
+/* Attribute `name` of node idx into *out, NULL when absent. A present one must be of `type`
+ * (int, float or string), or carry that kind of value without a type (older exporters);
+ * `expected` names the kind for the message. */
+static cn_status typed_attr(const importer *im, int idx, const char *name, Onnx__AttributeProto__AttributeType type,
+                            const char *expected, const Onnx__AttributeProto **out) {
     const Onnx__AttributeProto *a = attr_find(node_at(im, idx), name);
-    *out = dflt;
+    *out = NULL;
     if (!a) return CN_OK;
-    if (!a->has_i && !(a->has_type && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT))
-        return cn_onnx_node_fail(im, idx, CN_ERR_FORMAT, "attribute %s: expected an integer", name);
-    *out = a->i;
+    bool has_value = type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT ? a->has_i
+                   : type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT ? a->has_f : a->has_s;
+    if (!has_value && !(a->has_type && a->type == type))
+        return cn_onnx_node_fail(im, idx, CN_ERR_FORMAT, "attribute %s: expected %s", name, expected);
+    *out = a;
     return CN_OK;
 }
 
-cn_status cn_onnx_attr_float(const importer *im, int idx, const char *name, float dflt, float *out) {
-    const Onnx__AttributeProto *a = attr_find(node_at(im, idx), name);
+cn_status cn_onnx_attr_int(const importer *im, int idx, const char *name, int64_t dflt, int64_t *out) {
+    const Onnx__AttributeProto *a;
     *out = dflt;
-    if (!a) return CN_OK;
-    if (!a->has_f && !(a->has_type && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT))
-        return cn_onnx_node_fail(im, idx, CN_ERR_FORMAT, "attribute %s: expected a float", name);
+    cn_status st = typed_attr(im, idx, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, "an integer", &a);
+    if (!st && a) *out = a->i;
+    return st;
+}
+
+cn_status cn_onnx_attr_float(const importer *im, int idx, const char *name, float dflt, float *out) {
+    const Onnx__AttributeProto *a;
+    *out = dflt;
+    cn_status st = typed_attr(im, idx, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, "a float", &a);
+    if (st || !a) return st;
     if (!isfinite(a->f)) return cn_onnx_node_fail(im, idx, CN_ERR_NUMERIC, "attribute %s is %g; expected a finite number", name, (double)a->f);
     *out = a->f;
     return CN_OK;
@@ -247,11 +260,10 @@ cn_status cn_onnx_attr_ints(const importer *im, int idx, const char *name, const
 }
 
 cn_status cn_onnx_attr_string(const importer *im, int idx, const char *name, const char *dflt, char *out, size_t size) {
-    const Onnx__AttributeProto *a = attr_find(node_at(im, idx), name);
+    const Onnx__AttributeProto *a;
     snprintf(out, size, "%s", dflt);
-    if (!a) return CN_OK;
-    if (!a->has_s && !(a->has_type && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING))
-        return cn_onnx_node_fail(im, idx, CN_ERR_FORMAT, "attribute %s: expected a string", name);
+    cn_status st = typed_attr(im, idx, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, "a string", &a);
+    if (st || !a) return st;
     size_t n = a->s.len < size - 1 ? a->s.len : size - 1;
     if (n) memcpy(out, a->s.data, n);
     out[n] = '\0';
@@ -275,6 +287,11 @@ cn_status cn_onnx_check_input_count(const importer *im, int idx, size_t lo, size
     if (n->n_output < 1 || !n->output[0] || !*n->output[0])
         return cn_onnx_node_fail(im, idx, CN_ERR_FORMAT, "has no output");
     return CN_OK;
+}
+
+cn_status cn_onnx_check_node(const importer *im, int idx, size_t lo, size_t hi, const char *allowed) {
+    cn_status st = cn_onnx_check_input_count(im, idx, lo, hi);
+    return st ? st : cn_onnx_check_attrs(im, idx, allowed);
 }
 
 /* Describes why value `vi` (input `name`) is not what a node needed. */

@@ -15,8 +15,7 @@
 
 static cn_status op_constant(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 0, 0);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "value,value_float,value_floats,value_int,value_ints");
+    cn_status st = cn_onnx_check_node(im, idx, 0, 0, "value,value_float,value_floats,value_int,value_ints");
     if (st) return st;
     if (n->n_attribute != 1) return cn_onnx_node_fail(im, idx, CN_ERR_FORMAT, "expected exactly one value attribute");
     const Onnx__AttributeProto *a = n->attribute[0];
@@ -61,8 +60,7 @@ static cn_status new_ints(value *v, int ndim, const int64_t *dims, size_t count)
 
 static cn_status op_shape(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "start,end");
+    cn_status st = cn_onnx_check_node(im, idx, 1, 1, "start,end");
     if (st) return st;
     int vi = cn_onnx_find_value(im, input_name(n, 0));
     if (vi < 0 || im->values[vi].kind != V_ACT) {
@@ -94,8 +92,7 @@ static cn_status op_shape(importer *im, int idx) {
 }
 
 static cn_status op_gather(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 2, 2);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "axis");
+    cn_status st = cn_onnx_check_node(im, idx, 2, 2, "axis");
     if (st) return st;
     const value *data, *ind;
     int64_t axis;
@@ -122,8 +119,7 @@ static cn_status op_gather(importer *im, int idx) {
 static cn_status op_squeeze(importer *im, int idx, bool unsqueeze) {
     const Onnx__NodeProto *n = node_at(im, idx);
     bool axes_input = im->opset >= 13;
-    cn_status st = cn_onnx_check_input_count(im, idx, unsqueeze && axes_input ? 2 : 1, axes_input ? 2 : 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, axes_input ? "" : "axes");
+    cn_status st = cn_onnx_check_node(im, idx, unsqueeze && axes_input ? 2 : 1, axes_input ? 2 : 1, axes_input ? "" : "axes");
     if (st) return st;
     const value *data;
     if ((st = cn_onnx_const_int(im, idx, 0, &data))) return st;
@@ -171,8 +167,7 @@ static cn_status op_squeeze(importer *im, int idx, bool unsqueeze) {
 
 static cn_status op_concat(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 16);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "axis");
+    cn_status st = cn_onnx_check_node(im, idx, 1, 16, "axis");
     if (st) return st;
     int64_t axis;
     if ((st = cn_onnx_attr_int(im, idx, "axis", 0, &axis))) return st;
@@ -194,8 +189,7 @@ static cn_status op_concat(importer *im, int idx) {
 }
 
 static cn_status op_cast(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "to,saturate");
+    cn_status st = cn_onnx_check_node(im, idx, 1, 1, "to,saturate");
     if (st) return st;
     const value *data;
     int64_t to;
@@ -250,8 +244,7 @@ static cn_status const_any(const importer *im, int idx, size_t input, const valu
 /* ConstantOfShape: a filled constant (torch builds F.pad's pads with it). */
 static cn_status op_constant_of_shape(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "value");
+    cn_status st = cn_onnx_check_node(im, idx, 1, 1, "value");
     if (st) return st;
     const value *shape;
     if ((st = cn_onnx_const_int(im, idx, 0, &shape))) return st;
@@ -284,8 +277,7 @@ static cn_status op_constant_of_shape(importer *im, int idx) {
 }
 
 static cn_status op_transpose(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "perm");
+    cn_status st = cn_onnx_check_node(im, idx, 1, 1, "perm");
     if (st) return st;
     const value *data;
     if ((st = const_any(im, idx, 0, &data))) return st;
@@ -318,8 +310,7 @@ static cn_status op_transpose(importer *im, int idx) {
 static cn_status op_slice(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
     bool inputs = im->opset >= 10;
-    cn_status st = cn_onnx_check_input_count(im, idx, inputs ? 3 : 1, inputs ? 5 : 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, inputs ? "" : "starts,ends,axes");
+    cn_status st = cn_onnx_check_node(im, idx, inputs ? 3 : 1, inputs ? 5 : 1, inputs ? "" : "starts,ends,axes");
     if (st) return st;
     const value *data;
     if ((st = const_any(im, idx, 0, &data))) return st;
@@ -410,8 +401,7 @@ cn_status cn_onnx_reshape_constant(importer *im, int idx, const value *data, con
 cn_status cn_onnx_const_binary(importer *im, int idx, char op) {
     const value *a, *b;
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 2, 2);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "");
+    cn_status st = cn_onnx_check_node(im, idx, 2, 2, "");
     for (size_t k = 0; !st && k < 2; k++) {
         int vi = cn_onnx_find_value(im, input_name(n, k));
         if (vi >= 0 && im->values[vi].kind == V_ACT)

@@ -144,6 +144,8 @@ cn_status cn_onnx_attr_ints(const importer *im, int idx, const char *name, const
 cn_status cn_onnx_attr_string(const importer *im, int idx, const char *name, const char *dflt, char *out, size_t size);
 /* lo..hi non-empty inputs (trailing optional ones may be empty) and an output. */
 cn_status cn_onnx_check_input_count(const importer *im, int idx, size_t lo, size_t hi);
+/* The checks every node starts with: cn_onnx_check_input_count, then cn_onnx_check_attrs. */
+cn_status cn_onnx_check_node(const importer *im, int idx, size_t lo, size_t hi, const char *allowed);
 /* Why value vi (input `name`, -1: unknown) is not `expected`. */
 cn_status cn_onnx_wrong_value(const importer *im, int idx, const char *name, int vi, const char *expected);
 /* Input `input` must be the current activation. */

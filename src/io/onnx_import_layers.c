@@ -39,6 +39,21 @@ static void name_from(imp_layer *l, const char *init_name, const char *suffix) {
     l->name[n - s] = '\0';
 }
 
+/* The checks of a node that reads the current activation: cn_onnx_check_node, then input 0
+ * must be that activation. */
+static cn_status check_data_node(const importer *im, int idx, size_t lo, size_t hi, const char *allowed) {
+    cn_status st = cn_onnx_check_node(im, idx, lo, hi, allowed);
+    return st ? st : cn_onnx_data_input(im, idx, 0);
+}
+
+/* The node's output becomes the current activation, the output of a layer without weights
+ * (so a constant added next is no bias). */
+static cn_status set_unweighted_activation(importer *im, int idx, int rank, cn_shape shape) {
+    cn_status st = cn_onnx_set_activation(im, idx, rank, shape);
+    im->fresh_weighted = false;
+    return st;
+}
+
 static cn_status need_rank(const importer *im, int idx, int rank) {
     if (im->rank == rank) return CN_OK;
     if (rank == 4)
@@ -132,9 +147,7 @@ static cn_status no_pending_pad(const importer *im, int idx) {
 static cn_status op_conv(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
     const value *w, *b = NULL;
-    cn_status st = cn_onnx_check_input_count(im, idx, 2, 3);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "auto_pad,dilations,group,kernel_shape,pads,strides");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 2, 3, "auto_pad,dilations,group,kernel_shape,pads,strides");
     if (!st) st = need_rank(im, idx, 4);
     if (!st) st = cn_onnx_const_float(im, idx, 1, 4, &w);
     if (!st && *input_name(n, 2)) st = cn_onnx_const_float(im, idx, 2, -1, &b);
@@ -185,9 +198,7 @@ static cn_status op_conv(importer *im, int idx) {
 
 static cn_status op_batchnorm(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 5, 5);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "epsilon,momentum,spatial,training_mode,is_test,consumed_inputs");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 5, 5, "epsilon,momentum,spatial,training_mode,is_test,consumed_inputs");
     if (!st && im->rank != 2) st = need_rank(im, idx, 4);
     if (st) return st;
     const value *t[4];
@@ -229,21 +240,15 @@ static cn_status op_batchnorm(importer *im, int idx) {
     l->var = cn_onnx_copy_floats(t[3]->f, (size_t)C);
     if (!l->w || !l->b || !l->mean || !l->var) return CN_ERR_NOMEM;
     name_from(l, t[0]->name, ".weight");
-    st = cn_onnx_set_activation(im, idx, im->rank, im->shape);
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, im->rank, im->shape);
 }
 
 static cn_status op_relu(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 1, "");
     if (!st) st = no_pending_pad(im, idx);
     if (st) return st;
     if (!new_layer(im, idx, CN_LAYER_RELU)) return CN_ERR_UNSUPPORTED;
-    st = cn_onnx_set_activation(im, idx, im->rank, im->shape);
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, im->rank, im->shape);
 }
 
 /* Clip(x, 0, 6) is relu6 (torch's nn.ReLU6); bounds are attributes before opset 11, scalar
@@ -251,9 +256,7 @@ static cn_status op_relu(importer *im, int idx) {
 static cn_status op_clip(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
     float bound[2] = {-INFINITY, INFINITY};
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 3);
-    if (!st) st = cn_onnx_check_attrs(im, idx, im->opset < 11 ? "min,max" : "");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 3, im->opset < 11 ? "min,max" : "");
     if (!st) st = no_pending_pad(im, idx);
     if (!st && im->opset < 11) {
         st = cn_onnx_attr_float(im, idx, "min", -INFINITY, &bound[0]);
@@ -271,16 +274,12 @@ static cn_status op_clip(importer *im, int idx) {
         return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "Clip to [%g, %g]: only Clip(0, 6) (relu6) is supported",
                          (double)bound[0], (double)bound[1]);
     if (!new_layer(im, idx, CN_LAYER_RELU6)) return CN_ERR_UNSUPPORTED;
-    st = cn_onnx_set_activation(im, idx, im->rank, im->shape);
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, im->rank, im->shape);
 }
 
 static cn_status op_leaky_relu(importer *im, int idx) {
     float alpha;
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "alpha");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 1, "alpha");
     if (!st) st = no_pending_pad(im, idx);
     if (!st) st = cn_onnx_attr_float(im, idx, "alpha", 0.01f, &alpha);
     if (st) return st;
@@ -288,16 +287,12 @@ static cn_status op_leaky_relu(importer *im, int idx) {
     imp_layer *l = new_layer(im, idx, CN_LAYER_LEAKY_RELU);
     if (!l) return CN_ERR_UNSUPPORTED;
     l->slope = alpha;
-    st = cn_onnx_set_activation(im, idx, im->rank, im->shape);
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, im->rank, im->shape);
 }
 
 static cn_status op_pool(importer *im, int idx, bool avg) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, avg ? "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides"
-                                           : "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,strides");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 1, avg ? "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides"
+                                                      : "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,strides");
     if (!st) st = need_rank(im, idx, 4);
     if (st) return st;
     int k, stride, pad;
@@ -332,22 +327,16 @@ static cn_status op_pool(importer *im, int idx, bool avg) {
     imp_layer *l = new_layer(im, idx, avg ? CN_LAYER_AVGPOOL2D : CN_LAYER_MAXPOOL2D);
     if (!l) return CN_ERR_UNSUPPORTED;
     l->k = k; l->stride = stride; l->pad = pad;
-    st = cn_onnx_set_activation(im, idx, 4, (cn_shape){im->shape.c, oh, ow});
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, 4, (cn_shape){im->shape.c, oh, ow});
 }
 
 static cn_status op_gap(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 1, "");
     if (!st) st = need_rank(im, idx, 4);
     if (!st) st = no_pending_pad(im, idx);
     if (st) return st;
     if (!new_layer(im, idx, CN_LAYER_GAP)) return CN_ERR_UNSUPPORTED;
-    st = cn_onnx_set_activation(im, idx, 4, (cn_shape){im->shape.c, 1, 1});
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, 4, (cn_shape){im->shape.c, 1, 1});
 }
 
 /* Flattens the current activation to N x F (a flatten layer when it is still N x C x H x W). */
@@ -367,9 +356,7 @@ static cn_status flatten_to_2d(importer *im, int idx) {
 }
 
 static cn_status op_flatten(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "axis");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 1, "axis");
     if (st) return st;
     int64_t axis;
     if ((st = cn_onnx_attr_int(im, idx, "axis", 1, &axis))) return st;
@@ -381,8 +368,7 @@ static cn_status op_flatten(importer *im, int idx) {
 
 
 static cn_status op_reshape(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 2, 2);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "allowzero");
+    cn_status st = cn_onnx_check_node(im, idx, 2, 2, "allowzero");
     if (st) return st;
     const value *shape;
     int64_t allowzero;
@@ -475,9 +461,7 @@ static cn_status add_bias(importer *im, int idx, const value *b, float beta) {
 
 static cn_status op_gemm(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 2, 3);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "alpha,beta,transA,transB,broadcast");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 2, 3, "alpha,beta,transA,transB,broadcast");
     if (!st) st = need_rank(im, idx, 2);
     if (!st) st = no_pending_pad(im, idx);
     if (st) return st;
@@ -497,9 +481,7 @@ static cn_status op_gemm(importer *im, int idx) {
 }
 
 static cn_status op_matmul(importer *im, int idx) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 2, 2);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 2, 2, "");
     if (!st) st = need_rank(im, idx, 2);
     if (!st) st = no_pending_pad(im, idx);
     if (st) return st;
@@ -569,9 +551,7 @@ static cn_status join_layer(importer *im, int idx, cn_layer_kind kind) {
     if (!l) return CN_ERR_UNSUPPORTED;
     l->num_from = (int)n->n_input;
     memcpy(l->from, from, sizeof from);
-    st = cn_onnx_set_activation(im, idx, first->act_rank, out);
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, first->act_rank, out);
 }
 
 static cn_status op_sum(importer *im, int idx) { return join_layer(im, idx, CN_LAYER_ADD); }
@@ -590,8 +570,7 @@ static cn_status op_add(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
     if (cn_onnx_is_constant_value(im, input_name(n, 0)) && cn_onnx_is_constant_value(im, input_name(n, 1))) return cn_onnx_const_binary(im, idx, '+');
     if (n->n_input == 2 && is_activation(im, idx, 0) && is_activation(im, idx, 1)) return join_layer(im, idx, CN_LAYER_ADD);
-    cn_status st = cn_onnx_check_input_count(im, idx, 2, 2);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "");
+    cn_status st = cn_onnx_check_node(im, idx, 2, 2, "");
     if (st) return st;
     /* Either operand order: activation + constant. */
     size_t act = cn_onnx_find_value(im, input_name(n, 0)) == im->cur ? 0 : 1;
@@ -610,9 +589,7 @@ static cn_status op_add(importer *im, int idx) {
 
 static cn_status op_pad(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, im->opset >= 11 ? 3 : 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, im->opset >= 11 ? "mode" : "mode,pads,value");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, im->opset >= 11 ? 3 : 1, im->opset >= 11 ? "mode" : "mode,pads,value");
     if (!st) st = need_rank(im, idx, 4);
     if (st) return st;
     char mode[32];
@@ -670,9 +647,7 @@ static cn_status op_pad(importer *im, int idx) {
 }
 
 static cn_status op_softmax(importer *im, int idx, bool log) {
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "axis");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 1, "axis");
     if (!st) st = no_pending_pad(im, idx);
     if (st) return st;
     int64_t axis;
@@ -688,9 +663,7 @@ static cn_status op_softmax(importer *im, int idx, bool log) {
         im->softmax = true;
         im->terminal_node = idx;
     }
-    st = cn_onnx_set_activation(im, idx, im->rank, im->shape);
-    im->fresh_weighted = false;
-    return st;
+    return set_unweighted_activation(im, idx, im->rank, im->shape);
 }
 
 /* Output 0 becomes an alias of the current activation (Identity, Dropout at inference). */
@@ -708,9 +681,7 @@ static cn_status pass_through(importer *im, int idx) {
 
 static cn_status op_dropout(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 3);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "ratio,seed,is_test");
-    if (!st) st = cn_onnx_data_input(im, idx, 0);
+    cn_status st = check_data_node(im, idx, 1, 3, "ratio,seed,is_test");
     if (st) return st;
     if (*input_name(n, 2)) {
         const value *mode;
@@ -724,8 +695,7 @@ static cn_status op_dropout(importer *im, int idx) {
 /* Identity: an alias of a constant or of the current activation. */
 static cn_status op_identity(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
-    cn_status st = cn_onnx_check_input_count(im, idx, 1, 1);
-    if (!st) st = cn_onnx_check_attrs(im, idx, "");
+    cn_status st = cn_onnx_check_node(im, idx, 1, 1, "");
     if (st) return st;
     int vi = cn_onnx_find_value(im, input_name(n, 0));
     if (vi >= 0 && (im->values[vi].kind == V_FLOAT || im->values[vi].kind == V_INT || im->values[vi].kind == V_OTHER)) {
