@@ -106,3 +106,19 @@ uint64_t cn_model_macs(const cn_model *m) {
 }
 
 int cn_model_num_classes(const cn_model *m) { return m->layers[m->num_layers - 1].out.c; }
+
+static cn_status check_finite(const cn_model *m, const cn_layer *l, const char *what, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return cn_fail(CN_ERR_NUMERIC, "%s: layer %s (%s) %s[%zu] is %g; cannot export non-finite parameters",
+                           m->source_name, l->name, cn_layer_kind_name(l->kind), what, i, (double)v[i]);
+    return CN_OK;
+}
+
+cn_status cn_model_check_layer_finite(const cn_model *m, const cn_layer *l) {
+    cn_status st = check_finite(m, l, "weight", m->params + l->weight_offset, l->weight_count);
+    if (!st) st = check_finite(m, l, "bias", m->params + l->bias_offset, l->bias_count);
+    if (!st && l->kind == CN_LAYER_BATCHNORM2D)
+        st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
+    return st;
+}

@@ -61,4 +61,8 @@ static inline bool cn_model_has_branches(const cn_model *m) {
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases, BN weight 1, bias 0, stats (0, 1). */
 void cn_model_init_params(cn_model *model, cn_rng *rng);
 
+/* For the exporters: CN_OK when every parameter and running statistic of layer l is finite,
+ * else CN_ERR_NUMERIC naming the model, the layer and the first value that is not. */
+cn_status cn_model_check_layer_finite(const cn_model *m, const cn_layer *l);
+
 #endif

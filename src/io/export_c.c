@@ -33,14 +33,6 @@ static float *dup_floats(const float *src, size_t n) {
     return d;
 }
 
-static cn_status check_finite(const cn_model *m, const cn_layer *l, const char *what, const float *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return cn_fail(CN_ERR_NUMERIC, "%s: layer %s (%s) %s[%zu] is %g; cannot export non-finite parameters",
-                           m->source_name, l->name, cn_layer_kind_name(l->kind), what, i, (double)v[i]);
-    return CN_OK;
-}
-
 /* BN eval as the engine computes it: y = x * scale + shift, per channel. */
 static void bn_scale_shift(const cn_model *m, const cn_layer *bn, int c, float *scale, float *shift) {
     const float *gamma = m->params + bn->weight_offset, *beta = m->params + bn->bias_offset;
@@ -59,10 +51,7 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
     for (int i = 0; i < m->num_layers; i++) {
         const cn_layer *l = &m->layers[i];
         const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
-        cn_status st = check_finite(m, l, "weight", w, l->weight_count);
-        if (!st) st = check_finite(m, l, "bias", b, l->bias_count);
-        if (!st && l->kind == CN_LAYER_BATCHNORM2D)
-            st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
+        cn_status st = cn_model_check_layer_finite(m, l);
         if (st) return st;
         if (l->kind == CN_LAYER_DROPOUT || l->kind == CN_LAYER_FLATTEN) continue;   /* identities at inference */
         if (l->kind == CN_LAYER_RELU && p->num_ops > 0) {
@@ -97,10 +86,7 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
             /* a batch norm right after (batchnorm2d after a conv, batchnorm1d after a linear) folds in */
             if (i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D && m->layers[i + 1].in.c == oc) {
                 const cn_layer *bn = &m->layers[i + 1];
-                st = check_finite(m, bn, "weight", m->params + bn->weight_offset, bn->weight_count);
-                if (!st) st = check_finite(m, bn, "bias", m->params + bn->bias_offset, bn->bias_count);
-                if (!st) st = check_finite(m, bn, "running statistics", m->buffers + bn->buffer_offset, 2 * (size_t)oc);
-                if (st) return st;
+                if ((st = cn_model_check_layer_finite(m, bn))) return st;
                 if (!o->b && !(o->b = cn_calloc((size_t)oc, sizeof *o->b))) return CN_ERR_NOMEM;
                 for (int c = 0; c < oc; c++) {
                     float scale, shift;

@@ -223,25 +223,6 @@ static Onnx__StringStringEntryProto *meta(pool *p, const char *key, const char *
     return e->key && e->value ? e : NULL;
 }
 
-/* Writes `size` bytes to path.tmp.<pid>, fsyncs and renames it over `path`. */
-
-static cn_status check_finite(const cn_model *m, const cn_layer *l, const char *what, const float *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return cn_fail(CN_ERR_NUMERIC, "%s: layer %s (%s) %s[%zu] is %g; cannot export non-finite parameters",
-                           m->source_name, l->name, cn_layer_kind_name(l->kind), what, i, (double)v[i]);
-    return CN_OK;
-}
-
-/* Every parameter and running statistic of layer l is finite. */
-static cn_status check_layer_finite(const cn_model *m, const cn_layer *l) {
-    cn_status st = check_finite(m, l, "weight", m->params + l->weight_offset, l->weight_count);
-    if (!st) st = check_finite(m, l, "bias", m->params + l->bias_offset, l->bias_count);
-    if (!st && l->kind == CN_LAYER_BATCHNORM2D)
-        st = check_finite(m, l, "running statistics", m->buffers + l->buffer_offset, 2 * (size_t)l->in.c);
-    return st;
-}
-
 /* The node of activation layer l (relu, relu6 as Clip(x, 0, 6), leaky_relu) on cur; NULL when out of memory. */
 static const char *add_activation(graph_builder *g, const cn_layer *l, const char *cur) {
     if (l->kind == CN_LAYER_RELU) return add_node(g, "Relu", l->name, NULL, (const char *[]){cur, NULL}, NULL);
@@ -302,7 +283,7 @@ static cn_status fold_bn_into_conv(const cn_model *m, const cn_layer *l, const c
     const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
     const float *gamma = m->params + bn->weight_offset, *beta = m->params + bn->bias_offset;
     const float *mean = m->buffers + bn->buffer_offset, *var = mean + oc;
-    cn_status st = check_layer_finite(m, bn);
+    cn_status st = cn_model_check_layer_finite(m, bn);
     if (st) return st;
     size_t per = l->weight_count / (size_t)oc;
     free(*scratch_w);
@@ -353,7 +334,7 @@ static cn_status build_graph(const cn_model *m, graph_builder *g, int fold_bn, c
         const cn_layer *l = &m->layers[i];
         const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
         char name[96];
-        st = check_layer_finite(m, l);
+        st = cn_model_check_layer_finite(m, l);
         if (st) break;
         cur = value_name[l->inputs[0]];
         rank = value_rank[l->inputs[0]];
