@@ -72,6 +72,17 @@ FILE *cn_atomic_stream(cn_atomic_file *af) {
     return af->stream;
 }
 
+cn_status cn_atomic_begin_text(cn_atomic_file *af, const char *path, FILE **f) {
+    *f = NULL;
+    cn_status st = cn_atomic_begin(af, path);
+    if (st) return st;
+    *f = cn_atomic_stream(af);
+    if (*f) return CN_OK;
+    st = af->status;
+    cn_atomic_abort(af);
+    return st;
+}
+
 /* Closes the temporary file (through its stream, if one was made); 0 on success. */
 static int close_tmp(cn_atomic_file *af) {
     int rc = af->stream ? fclose(af->stream) : close(af->fd);

@@ -7,7 +7,7 @@
  *     cn_atomic_file af;
  *     if (cn_atomic_begin(&af, path)) return ...;      error message set
  *     cn_atomic_write(&af, bytes, n);                   any number of times
- *       (or fprintf(cn_atomic_stream(&af), ...) for text)
+ *       (or, for text, cn_atomic_begin_text and fprintf)
  *     return cn_atomic_commit(&af);                     or cn_atomic_abort(&af)
  *
  * Not shared between threads. Messages name PATH and the temporary file.
@@ -38,6 +38,9 @@ cn_status cn_atomic_write(cn_atomic_file *af, const void *data, size_t size);
  * do not fclose it). Its errors are caught by cn_atomic_commit. NULL (and the
  * error set) if the stream cannot be made; commit then fails too. */
 FILE *cn_atomic_stream(cn_atomic_file *af);
+/* For a text writer: cn_atomic_begin, then *f = cn_atomic_stream. On failure (the error set,
+ * *f NULL) nothing is left to clean up; else write to *f and cn_atomic_commit. */
+cn_status cn_atomic_begin_text(cn_atomic_file *af, const char *path, FILE **f);
 /* flush, fsync, close, rename over PATH, fsync the directory (where the
  * filesystem can); frees af. On failure removes the temporary file. */
 cn_status cn_atomic_commit(cn_atomic_file *af);

@@ -213,12 +213,10 @@ cn_status cn_csv_load_dataset(const cn_data_options *o, const char *dir, cn_data
 
 cn_status cn_csv_write_submission(const char *path, const int *predictions, int count) {
     cn_atomic_file af;
-    cn_status st = cn_atomic_begin(&af, path);
+    FILE *f;
+    cn_status st = cn_atomic_begin_text(&af, path, &f);
     if (st) return st;
-    FILE *f = cn_atomic_stream(&af);
-    if (f) {
-        fprintf(f, "ImageId,Label\n");
-        for (int i = 0; i < count; i++) fprintf(f, "%d,%d\n", i + 1, predictions[i]);
-    }
+    fprintf(f, "ImageId,Label\n");
+    for (int i = 0; i < count; i++) fprintf(f, "%d,%d\n", i + 1, predictions[i]);
     return cn_atomic_commit(&af);
 }

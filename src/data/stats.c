@@ -90,9 +90,8 @@ static int read_cache(const char *cache_path, const char *file, long long size, 
 static void write_cache(const char *cache_path, const char *file, long long size, long long mtime, int channels,
                         const float *mean, const float *std) {
     cn_atomic_file af;
-    if (cn_atomic_begin(&af, cache_path)) return;
-    FILE *f = cn_atomic_stream(&af);
-    if (!f) { cn_atomic_abort(&af); return; }
+    FILE *f;
+    if (cn_atomic_begin_text(&af, cache_path, &f)) return;
     fprintf(f, "# convnet: normalisation statistics of the training images (pixel/255), per channel\n"
                         "file %s\nsize %lld\nmtime %lld\n", file, size, mtime);
     for (int k = 0; k < 2; k++) {

@@ -51,13 +51,17 @@ static int on_validation(const cn_sweep_plan *p, const cn_sweep_result *results)
     return 0;
 }
 
-static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_sweep_result *results) {
+/* Starts the atomic write of the report out/name, a text (see cn_atomic_begin_text). */
+static cn_status begin_report(cn_atomic_file *af, const char *out, const char *name, FILE **f) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/sweep.csv", out);
+    snprintf(path, sizeof path, "%s/%s", out, name);
+    return cn_atomic_begin_text(af, path, f);
+}
+
+static cn_status write_csv(const char *out, const cn_sweep_plan *p, const cn_sweep_result *results) {
     cn_atomic_file af;
-    if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
-    FILE *f = cn_atomic_stream(&af);
-    if (!f) return cn_atomic_commit(&af);
+    FILE *f;
+    if (begin_report(&af, out, "sweep.csv", &f)) return CN_ERR_IO;
     int seeds = p->seed_last - p->seed_first + 1, val = on_validation(p, results);
     fprintf(f, "setting");
     for (int k = 0; k < p->keys_count; k++) fprintf(f, ",%s", p->keys[k]);
@@ -88,12 +92,9 @@ static int by_mean_desc(const void *a, const void *b) {
 }
 
 static cn_status write_md(const char *out, const cn_sweep_plan *p, const setting_stats *sorted, int val) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/sweep.md", out);
     cn_atomic_file af;
-    if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
-    FILE *f = cn_atomic_stream(&af);
-    if (!f) return cn_atomic_commit(&af);
+    FILE *f;
+    if (begin_report(&af, out, "sweep.md", &f)) return CN_ERR_IO;
     if (val)
         fprintf(f, "# Sweep\n\nFinal-epoch validation accuracy (--val-split) over seeds %d-%d (mean ± sample std, and "
                    "the worst seed), best setting first; best-epoch accuracy is the mean over seeds of each run's best "

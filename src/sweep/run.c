@@ -71,9 +71,8 @@ static cn_status write_result(const char *dir, double seconds) {
     char path[4200];
     snprintf(path, sizeof path, "%s/result", dir);
     cn_atomic_file af;
-    if (cn_atomic_begin(&af, path)) return CN_ERR_IO;
-    FILE *f = cn_atomic_stream(&af);
-    if (!f) return cn_atomic_commit(&af);
+    FILE *f;
+    if (cn_atomic_begin_text(&af, path, &f)) return CN_ERR_IO;
     fprintf(f, "seconds %.3f\n", seconds);
     return cn_atomic_commit(&af);
 }
