@@ -324,22 +324,37 @@ static cn_status unknown_format(const char *name, const uint8_t *bytes, size_t s
     return cn_fail(CN_ERR_FORMAT, "%s: byte 0: found bytes %s; expected %s", name, hex, expected);
 }
 
+/* The checks before the format is sniffed: data given unless size is 0, and not empty
+ * (`expected` names the formats for the message). *name becomes "<memory>" when NULL. */
+static cn_status check_image_data(const void *data, size_t size, const char **name, const char *expected) {
+    if (!*name) *name = "<memory>";
+    if (!data && size) return cn_fail(CN_ERR_ARG, "%s: image data is NULL", *name);
+    if (size == 0) return cn_fail(CN_ERR_FORMAT, "%s: byte 0: the file is empty; expected %s", *name, expected);
+    return CN_OK;
+}
+
+static bool is_png(const uint8_t *bytes, size_t size) {
+    return size >= sizeof png_signature && memcmp(bytes, png_signature, sizeof png_signature) == 0;
+}
+
+static bool is_jpeg(const uint8_t *bytes, size_t size) {
+    return size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff;
+}
+
 cn_status cn_image_load_memory(const void *data, size_t size, const char *name, cn_gray_image *out) {
     CN_ASSERT(out != NULL);
     *out = (cn_gray_image){0, 0, NULL};
-    if (!name) name = "<memory>";
-    if (!data && size) return cn_fail(CN_ERR_ARG, "%s: image data is NULL", name);
+    cn_status status = check_image_data(data, size, &name, "a PNG or PGM image");
+    if (status) return status;
     const uint8_t *bytes = data;
-    if (size == 0) return cn_fail(CN_ERR_FORMAT, "%s: byte 0: the file is empty; expected a PNG or PGM image", name);
-    if (size >= sizeof png_signature && memcmp(bytes, png_signature, sizeof png_signature) == 0)
-        return load_png(bytes, size, name, false, out, NULL);
+    if (is_png(bytes, size)) return load_png(bytes, size, name, false, out, NULL);
     if (size >= 2 && bytes[0] == 'P' && (bytes[1] == '2' || bytes[1] == '5'))
         return load_pgm(bytes, size, name, out);
     if (size >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '7')
         return cn_fail(CN_ERR_UNSUPPORTED, "%s: byte 0: found a Netpbm P%c (%s) image; expected PNG or PGM (P2/P5)",
                        name, bytes[1], bytes[1] == '1' || bytes[1] == '4' ? "bitmap"
                                        : bytes[1] == '3' || bytes[1] == '6' ? "colour PPM" : "PAM");
-    if (size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff)
+    if (is_jpeg(bytes, size))
         return cn_fail(CN_ERR_UNSUPPORTED, "%s: byte 0: found a JPEG image; expected PNG or PGM (convert it first)", name);
     return unknown_format(name, bytes, size, "a PNG signature (89 50 4e 47) or a PGM magic (P2/P5)");
 }
@@ -393,19 +408,17 @@ cn_status cn_image_load(const char *path, cn_gray_image *out) {
 cn_status cn_image_decode_color(const void *data, size_t size, const char *name, cn_color_image *out) {
     CN_ASSERT(out != NULL);
     *out = (cn_color_image){0, 0, 0, NULL};
-    if (!name) name = "<memory>";
-    if (!data && size) return cn_fail(CN_ERR_ARG, "%s: image data is NULL", name);
+    cn_status status = check_image_data(data, size, &name, "a PNG or JPEG image");
+    if (status) return status;
     const uint8_t *bytes = data;
-    if (size == 0) return cn_fail(CN_ERR_FORMAT, "%s: byte 0: the file is empty; expected a PNG or JPEG image", name);
-    if (size >= sizeof png_signature && memcmp(bytes, png_signature, sizeof png_signature) == 0) {
+    if (is_png(bytes, size)) {
         cn_gray_image img;
         int channels = 0;
-        cn_status status = load_png(bytes, size, name, true, &img, &channels);
+        status = load_png(bytes, size, name, true, &img, &channels);
         if (status == CN_OK) *out = (cn_color_image){img.width, img.height, channels, img.pixels};
         return status;
     }
-    if (size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff)
-        return cn_jpeg_decode(bytes, size, name, out);
+    if (is_jpeg(bytes, size)) return cn_jpeg_decode(bytes, size, name, out);
     return unknown_format(name, bytes, size, "a PNG signature (89 50 4e 47) or a JPEG one (ff d8 ff)");
 }
 
