@@ -550,48 +550,51 @@ static cn_status lookup(const cn_st_file *f, const char *name, size_t expected_c
     return CN_OK;
 }
 
-cn_status cn_st_read_floats(const cn_st_file *f, const char *name, size_t expected_count,
-                            float **out, size_t *out_count) {
+/* Tensor `name` (of a float dtype; expected_count elements unless 0) converted to float, or to
+ * double when as_double, in a new array; NULL on failure, with *st saying why. *count (if not
+ * NULL) gets its element count. */
+static void *read_float_tensor(const cn_st_file *f, const char *name, size_t expected_count, bool as_double,
+                               size_t *count, cn_status *st) {
     const cn_st_tensor *t;
     size_t n;
-    if (!out) return cn_fail(CN_ERR_ARG, "cn_st_read_floats: out is NULL");
-    *out = NULL;
-    cn_status st = lookup(f, name, expected_count, &t, &n);
-    if (st != CN_OK) return st;
-    if (!is_float_dtype(t->dtype))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s, expected F32, F64, F16 or BF16",
-                       f->source, name, t->dtype);
-    float *v = cn_calloc(n ? n : 1, sizeof(float));
-    if (!v) return CN_ERR_NOMEM;
-    const unsigned char *p = f->data + t->offset;
-    if (!strcmp(t->dtype, "F32")) {
-        for (size_t i = 0; i < n; i++) v[i] = bits_to_float(load_le32(p + 4 * i));
-    } else {
-        for (size_t i = 0; i < n; i++) v[i] = (float)load_float_elem(t->dtype, p, i);
+    *st = lookup(f, name, expected_count, &t, &n);
+    if (*st != CN_OK) return NULL;
+    if (!is_float_dtype(t->dtype)) {
+        *st = cn_fail(CN_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s, expected F32, F64, F16 or BF16",
+                      f->source, name, t->dtype);
+        return NULL;
     }
-    *out = v;
-    if (out_count) *out_count = n;
-    return CN_OK;
+    void *v = cn_calloc(n ? n : 1, as_double ? sizeof(double) : sizeof(float));
+    if (!v) { *st = CN_ERR_NOMEM; return NULL; }
+    const unsigned char *p = f->data + t->offset;
+    if (as_double) {
+        double *d = v;
+        for (size_t i = 0; i < n; i++) d[i] = load_float_elem(t->dtype, p, i);
+    } else if (!strcmp(t->dtype, "F32")) {
+        float *d = v;
+        for (size_t i = 0; i < n; i++) d[i] = bits_to_float(load_le32(p + 4 * i));
+    } else {
+        float *d = v;
+        for (size_t i = 0; i < n; i++) d[i] = (float)load_float_elem(t->dtype, p, i);
+    }
+    if (count) *count = n;
+    return v;
+}
+
+cn_status cn_st_read_floats(const cn_st_file *f, const char *name, size_t expected_count,
+                            float **out, size_t *out_count) {
+    if (!out) return cn_fail(CN_ERR_ARG, "cn_st_read_floats: out is NULL");
+    cn_status st;
+    *out = read_float_tensor(f, name, expected_count, false, out_count, &st);
+    return st;
 }
 
 cn_status cn_st_read_doubles(const cn_st_file *f, const char *name, size_t expected_count,
                              double **out, size_t *out_count) {
-    const cn_st_tensor *t;
-    size_t n;
     if (!out) return cn_fail(CN_ERR_ARG, "cn_st_read_doubles: out is NULL");
-    *out = NULL;
-    cn_status st = lookup(f, name, expected_count, &t, &n);
-    if (st != CN_OK) return st;
-    if (!is_float_dtype(t->dtype))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s, expected F32, F64, F16 or BF16",
-                       f->source, name, t->dtype);
-    double *v = cn_calloc(n ? n : 1, sizeof(double));
-    if (!v) return CN_ERR_NOMEM;
-    const unsigned char *p = f->data + t->offset;
-    for (size_t i = 0; i < n; i++) v[i] = load_float_elem(t->dtype, p, i);
-    *out = v;
-    if (out_count) *out_count = n;
-    return CN_OK;
+    cn_status st;
+    *out = read_float_tensor(f, name, expected_count, true, out_count, &st);
+    return st;
 }
 
 cn_status cn_st_read_int64(const cn_st_file *f, const char *name, size_t expected_count,
