@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/atomic_file.h"
 #include "core/mem.h"
+#include "core/text.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -18,32 +19,6 @@
 
 #define NUM_HELPERS ((int)(sizeof c_runtime_helpers / sizeof c_runtime_helpers[0]))
 
-/* ---- text ---------------------------------------------------------------------- */
-
-typedef struct { char *p; size_t len, cap; bool failed; } text;
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text *t, const char *fmt, ...) {
-    if (t->failed) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) { t->failed = true; return; }
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 65536;
-        while (t->len + (size_t)n + 1 > cap) cap *= 2;
-        char *p = realloc(t->p, cap);
-        if (!p) { t->failed = true; return; }
-        t->p = p;
-        t->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
-
 /* A C float literal that reads back as exactly `v` (v finite). */
 static void float_literal(float v, char *buf, size_t size) {
     snprintf(buf, size, "%.9g", (double)v);
@@ -51,21 +26,21 @@ static void float_literal(float v, char *buf, size_t size) {
     strncat(buf, "f", size - strlen(buf) - 1);
 }
 
-static size_t put_floats(text *t, const char *name, const float *v, size_t n) {
+static size_t put_floats(cn_text *t, const char *name, const float *v, size_t n) {
     char lit[48];
-    put(t, "static const float %s[%zu] = {", name, n);
+    cn_text_printf(t, "static const float %s[%zu] = {", name, n);
     for (size_t i = 0; i < n; i++) {
         float_literal(v[i], lit, sizeof lit);
-        put(t, "%s%s%s", i % 8 ? " " : "\n    ", lit, i + 1 < n ? "," : "");
+        cn_text_printf(t, "%s%s%s", i % 8 ? " " : "\n    ", lit, i + 1 < n ? "," : "");
     }
-    put(t, "\n};\n");
+    cn_text_printf(t, "\n};\n");
     return n * sizeof(float);
 }
 
-static size_t put_int8s(text *t, const char *name, const int8_t *v, size_t n) {
-    put(t, "static const int8_t %s[%zu] = {", name, n);
-    for (size_t i = 0; i < n; i++) put(t, "%s%d%s", i % 16 ? " " : "\n    ", v[i], i + 1 < n ? "," : "");
-    put(t, "\n};\n");
+static size_t put_int8s(cn_text *t, const char *name, const int8_t *v, size_t n) {
+    cn_text_printf(t, "static const int8_t %s[%zu] = {", name, n);
+    for (size_t i = 0; i < n; i++) cn_text_printf(t, "%s%d%s", i % 16 ? " " : "\n    ", v[i], i + 1 < n ? "," : "");
+    cn_text_printf(t, "\n};\n");
     return n;
 }
 
@@ -90,7 +65,7 @@ static const char *op_name(export_op_kind k) {
 }
 
 /* Weights of every op as static const arrays; returns the flash bytes. */
-static size_t put_weights(text *t, const export_plan *p, bool int8) {
+static size_t put_weights(cn_text *t, const export_plan *p, bool int8) {
     size_t bytes = 0;
     char name[64];
     for (int i = 0; i < p->num_ops; i++) {
@@ -98,7 +73,7 @@ static size_t put_weights(text *t, const export_plan *p, bool int8) {
         const char *lname = p->m->layers[o->first].name;
         if (o->kind != OP_CONV && o->kind != OP_LINEAR && o->kind != OP_AFFINE) continue;
         bool q = int8 && o->quant_in;
-        put(t, "\n/* layer %s (%s%s) */\n", lname, op_name(o->kind), o->last > o->first ? ", folded/fused" : "");
+        cn_text_printf(t, "\n/* layer %s (%s%s) */\n", lname, op_name(o->kind), o->last > o->first ? ", folded/fused" : "");
         if (o->kind == OP_AFFINE) {
             snprintf(name, sizeof name, "op%d_%s", i, q ? "mult" : "scale");
             bytes += put_floats(t, name, q ? o->mult : o->w, (size_t)o->channels);
@@ -166,17 +141,17 @@ static const export_op *fused_pool(const export_plan *p, int i, bool int8) {
 
 /* The body of model_predict: the input into buf0 (float) or q0 (int8), then one call
  * per op over ping-pong buffers: buf0/buf1 for float, q0/q1 for int8. */
-static void put_calls(text *t, const export_plan *p, emit_state *e) {
+static void put_calls(cn_text *t, const export_plan *p, emit_state *e) {
     int fcur = 0, qcur = 0;   /* current buffer of each region: 0 -> buf0/q0, 1 -> buf1/q1 */
     bool int8 = e->int8;
     const char *col = e->dsp ? "col" : "(int16_t *)0";
-    put(t, "    for (i = 0; i < MODEL_INPUT_SIZE; i++) {\n"
+    cn_text_printf(t, "    for (i = 0; i < MODEL_INPUT_SIZE; i++) {\n"
            "        float x = inf ? inf[i] : (float)inu[i] / 255.0f;\n");
     const char *norm = p->norm_per_channel
         ? "(x - norm_mean[i / (MODEL_INPUT_H * MODEL_INPUT_W)]) / norm_std[i / (MODEL_INPUT_H * MODEL_INPUT_W)]"
         : "(x - MODEL_NORM_MEAN) / MODEL_NORM_STD";
-    if (int8) put(t, "        q0[i] = q8(%s * INPUT_INV_SCALE);\n    }\n", norm);
-    else put(t, "        buf0[i] = %s;\n    }\n", norm);
+    if (int8) cn_text_printf(t, "        q0[i] = q8(%s * INPUT_INV_SCALE);\n    }\n", norm);
+    else cn_text_printf(t, "        buf0[i] = %s;\n    }\n", norm);
     need(e, int8 ? 2 : 0, (size_t)cn_shape_size(p->m->input));
     if (int8) use_helper(e, "q8");
     for (int i = 0; i < p->num_ops; i++) {
@@ -190,7 +165,7 @@ static void put_calls(text *t, const export_plan *p, emit_state *e) {
         bool grouped = conv && (o->groups > 1 || o->dilation > 1);
         char conv_kind[48] = "";
         if (grouped) snprintf(conv_kind, sizeof conv_kind, " (groups %d, dilation %d)", o->groups, o->dilation);
-        put(t, "    /* layer%s %s%s%s: %s%s %dx%dx%d -> %dx%dx%d%s%s%s%s */\n", end->last > o->first ? "s" : "", first->name,
+        cn_text_printf(t, "    /* layer%s %s%s%s: %s%s %dx%dx%d -> %dx%dx%d%s%s%s%s */\n", end->last > o->first ? "s" : "", first->name,
             end->last > o->first ? "-" : "", end->last > o->first ? last->name : "", op_name(o->kind), conv_kind, C, H, W, OC,
             OH, OW, o->bn_folded ? ", batch norm folded" : "", o->relu ? ", ReLU" : "", fused,
             q ? (qo ? ", int8" : ", int8 -> float") : "");
@@ -210,54 +185,54 @@ static void put_calls(text *t, const export_plan *p, emit_state *e) {
             if (q) {
                 use_helper(e, "requant");
                 if (e->dsp) e->col = max_size(e->col, o->fan_in);
-                put(t, "    %s(%s, %s, %s, op%d_weight, op%d_mult, op%d_bias, ", fn, qin, qo ? qout : "(int8_t *)0",
+                cn_text_printf(t, "    %s(%s, %s, %s, op%d_weight, op%d_mult, op%d_bias, ", fn, qin, qo ? qout : "(int8_t *)0",
                     qo ? "(float *)0" : "buf0", i, i, i);
                 if (qo) { need(e, 2 + !qcur, out_n); qcur ^= 1; }
                 else { need(e, 0, out_n); fcur = 0; }
             } else {
-                put(t, "    %s(%s, %s, op%d_weight, ", fn, fin, fout, i);
-                if (o->b) put(t, "op%d_bias, ", i); else put(t, "(const float *)0, ");
+                cn_text_printf(t, "    %s(%s, %s, op%d_weight, ", fn, fin, fout, i);
+                if (o->b) cn_text_printf(t, "op%d_bias, ", i); else cn_text_printf(t, "(const float *)0, ");
                 need(e, !fcur, out_n);
                 fcur ^= 1;
             }
-            if (conv) put(t, "%d, %d, %d, %d, %d, %d, %d, %d, %d, %d", C, H, W, OC, o->k, o->stride, o->pad, OH, OW, o->relu);
-            else put(t, "%d, %d, %d", cn_shape_size(o->in), OC, o->relu);
-            if (q && conv) put(t, ", %d", pool ? pool->k : 1);
-            if (grouped) put(t, ", %d, %d", o->groups, o->dilation);
-            put(t, "%s%s);\n", q ? ", " : "", q ? col : "");
+            if (conv) cn_text_printf(t, "%d, %d, %d, %d, %d, %d, %d, %d, %d, %d", C, H, W, OC, o->k, o->stride, o->pad, OH, OW, o->relu);
+            else cn_text_printf(t, "%d, %d, %d", cn_shape_size(o->in), OC, o->relu);
+            if (q && conv) cn_text_printf(t, ", %d", pool ? pool->k : 1);
+            if (grouped) cn_text_printf(t, ", %d, %d", o->groups, o->dilation);
+            cn_text_printf(t, "%s%s);\n", q ? ", " : "", q ? col : "");
             if (pool) i++;
             break;
         case OP_AFFINE:
-            put(t, "    %s(%s, op%d_%s, op%d_shift, %d, %d, %d);\n", fn, q ? qin : fin, i, q ? "mult" : "scale", i, C, H * W, o->relu);
+            cn_text_printf(t, "    %s(%s, op%d_%s, op%d_shift, %d, %d, %d);\n", fn, q ? qin : fin, i, q ? "mult" : "scale", i, C, H * W, o->relu);
             break;
         case OP_RELU:
-            put(t, "    %s(%s, %d);\n", fn, q ? qin : fin, cn_shape_size(o->in));
+            cn_text_printf(t, "    %s(%s, %d);\n", fn, q ? qin : fin, cn_shape_size(o->in));
             break;
         case OP_RELU6:
-            if (q) put(t, "    %s(%s, %d, %d);\n", fn, qin, cn_shape_size(o->in), o->relu6_top);
-            else put(t, "    %s(%s, %d);\n", fn, fin, cn_shape_size(o->in));
+            if (q) cn_text_printf(t, "    %s(%s, %d, %d);\n", fn, qin, cn_shape_size(o->in), o->relu6_top);
+            else cn_text_printf(t, "    %s(%s, %d);\n", fn, fin, cn_shape_size(o->in));
             break;
         case OP_LEAKY_RELU: {
             char slope[48];
             float_literal(o->slope, slope, sizeof slope);
-            put(t, "    %s(%s, %d, %s);\n", fn, q ? qin : fin, cn_shape_size(o->in), slope);
+            cn_text_printf(t, "    %s(%s, %d, %s);\n", fn, q ? qin : fin, cn_shape_size(o->in), slope);
             break;
         }
         case OP_MAXPOOL: case OP_AVGPOOL: case OP_GAP:
-            if (o->kind == OP_GAP) put(t, "    %s(%s, %s, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H * W);
-            else put(t, "    %s(%s, %s, %d, %d, %d, %d, %d, %d, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H, W, o->k,
+            if (o->kind == OP_GAP) cn_text_printf(t, "    %s(%s, %s, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H * W);
+            else cn_text_printf(t, "    %s(%s, %s, %d, %d, %d, %d, %d, %d, %d, %d", fn, q ? qin : fin, q ? qout : fout, C, H, W, o->k,
                      o->stride, o->pad, OH, OW);
-            if (q && o->kind != OP_MAXPOOL) put(t, ", %s", rescale);
-            put(t, ");\n");
+            if (q && o->kind != OP_MAXPOOL) cn_text_printf(t, ", %s", rescale);
+            cn_text_printf(t, ");\n");
             if (q) { need(e, 2 + !qcur, out_n); qcur ^= 1; }
             else { need(e, !fcur, out_n); fcur ^= 1; }
             break;
         case OP_LOG_SOFTMAX:
-            put(t, "    %s(%s, %d);\n", fn, fin, C);
+            cn_text_printf(t, "    %s(%s, %d);\n", fn, fin, C);
             break;
         }
     }
-    put(t, "    for (i = 0; i < MODEL_NUM_CLASSES; i++) out[i] = %s[i];\n", fcur ? "buf1" : "buf0");
+    cn_text_printf(t, "    for (i = 0; i < MODEL_NUM_CLASSES; i++) out[i] = %s[i];\n", fcur ? "buf1" : "buf0");
 }
 
 /* The int8 helpers with a DSP variant (int8_dsp.c), and the variant's name. */
@@ -267,7 +242,7 @@ static const char *const dsp_pairs[][2] = {
 
 /* The helpers the body calls, in c_runtime_helpers' order; with the DSP variants, the
  * helpers that have one come last, in both forms, chosen by the preprocessor. */
-static void put_helpers(text *t, const emit_state *e) {
+static void put_helpers(cn_text *t, const emit_state *e) {
     bool dsp = false, has_dsp[NUM_HELPERS];
     memset(has_dsp, 0, sizeof has_dsp);
     for (int k = 0; k < NUM_DSP_PAIRS && e->dsp; k++) {
@@ -276,83 +251,83 @@ static void put_helpers(text *t, const emit_state *e) {
         dsp |= e->used[portable];
     }
     for (int k = 0; k < NUM_HELPERS; k++)
-        if (e->used[k] && !(dsp && has_dsp[k])) put(t, "\n%s", c_runtime_helpers[k].text);
+        if (e->used[k] && !(dsp && has_dsp[k])) cn_text_printf(t, "\n%s", c_runtime_helpers[k].text);
     if (!dsp) return;
-    put(t, "\n#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(MODEL_NO_DSP)\n");
-    put(t, "\n%s", c_runtime_helpers[helper_index("dsp_prelude")].text);
-    put(t, "\n%s", c_runtime_helpers[helper_index("dsp_dot")].text);
+    cn_text_printf(t, "\n#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(MODEL_NO_DSP)\n");
+    cn_text_printf(t, "\n%s", c_runtime_helpers[helper_index("dsp_prelude")].text);
+    cn_text_printf(t, "\n%s", c_runtime_helpers[helper_index("dsp_dot")].text);
     for (int k = 0; k < NUM_DSP_PAIRS; k++)
-        if (e->used[helper_index(dsp_pairs[k][0])]) put(t, "\n%s", c_runtime_helpers[helper_index(dsp_pairs[k][1])].text);
-    put(t, "\n#else /* portable C */\n");
+        if (e->used[helper_index(dsp_pairs[k][0])]) cn_text_printf(t, "\n%s", c_runtime_helpers[helper_index(dsp_pairs[k][1])].text);
+    cn_text_printf(t, "\n#else /* portable C */\n");
     for (int k = 0; k < NUM_DSP_PAIRS; k++)
-        if (e->used[helper_index(dsp_pairs[k][0])]) put(t, "\n%s", c_runtime_helpers[helper_index(dsp_pairs[k][0])].text);
-    put(t, "\n#endif\n");
+        if (e->used[helper_index(dsp_pairs[k][0])]) cn_text_printf(t, "\n%s", c_runtime_helpers[helper_index(dsp_pairs[k][0])].text);
+    cn_text_printf(t, "\n#endif\n");
 }
 
 /* model.h: sizes, normalisation, flash and RAM, the two entry points. */
-static void put_header(text *h, const export_plan *p, bool int8, size_t weight_count, size_t flash, size_t ram,
+static void put_header(cn_text *h, const export_plan *p, bool int8, size_t weight_count, size_t flash, size_t ram,
                        const float *mean, const float *std) {
     const cn_model *m = p->m;
     char g1[32], g2[32], g3[32];
     int classes = cn_model_num_classes(m);
     bool log_probs = m->layers[m->num_layers - 1].kind == CN_LAYER_LOG_SOFTMAX;
-    put(h, "/* model.h - generated by convnet from %s (%s).\n", m->source_name, int8 ? "int8" : "float32");
-    put(h, " * %s parameters after folding batch norm; flash %s bytes, RAM %s bytes (see model.c). */\n",
+    cn_text_printf(h, "/* model.h - generated by convnet from %s (%s).\n", m->source_name, int8 ? "int8" : "float32");
+    cn_text_printf(h, " * %s parameters after folding batch norm; flash %s bytes, RAM %s bytes (see model.c). */\n",
         grouped(weight_count, g1), grouped(flash, g2), grouped(ram, g3));
-    put(h, "#ifndef MODEL_H\n#define MODEL_H\n\n");
-    put(h, "#define MODEL_INPUT_C %d\n#define MODEL_INPUT_H %d\n#define MODEL_INPUT_W %d\n", m->input.c, m->input.h, m->input.w);
-    put(h, "#define MODEL_INPUT_SIZE (MODEL_INPUT_C * MODEL_INPUT_H * MODEL_INPUT_W)\n");
-    put(h, "#define MODEL_NUM_CLASSES %d\n", classes);
+    cn_text_printf(h, "#ifndef MODEL_H\n#define MODEL_H\n\n");
+    cn_text_printf(h, "#define MODEL_INPUT_C %d\n#define MODEL_INPUT_H %d\n#define MODEL_INPUT_W %d\n", m->input.c, m->input.h, m->input.w);
+    cn_text_printf(h, "#define MODEL_INPUT_SIZE (MODEL_INPUT_C * MODEL_INPUT_H * MODEL_INPUT_W)\n");
+    cn_text_printf(h, "#define MODEL_NUM_CLASSES %d\n", classes);
     if (p->norm_per_channel) {
-        put(h, "/* input normalisation applied inside model_predict, per channel c: (pixel - mean[c]) / std[c] */\n");
+        cn_text_printf(h, "/* input normalisation applied inside model_predict, per channel c: (pixel - mean[c]) / std[c] */\n");
         for (int k = 0; k < 2; k++) {
-            put(h, "#define MODEL_NORM_%s {", k ? "STD" : "MEAN");
+            cn_text_printf(h, "#define MODEL_NORM_%s {", k ? "STD" : "MEAN");
             for (int ch = 0; ch < m->input.c; ch++) {
                 char lit[48];
                 float_literal(k ? std[ch] : mean[ch], lit, sizeof lit);
-                put(h, "%s%s", ch ? ", " : "", lit);
+                cn_text_printf(h, "%s%s", ch ? ", " : "", lit);
             }
-            put(h, "}\n");
+            cn_text_printf(h, "}\n");
         }
     } else {
         char lit_mean[48], lit_std[48];
         float_literal(mean[0], lit_mean, sizeof lit_mean);
         float_literal(std[0], lit_std, sizeof lit_std);
-        put(h, "/* input normalisation applied inside model_predict: (pixel - mean) / std */\n");
-        put(h, "#define MODEL_NORM_MEAN %s\n#define MODEL_NORM_STD %s\n", lit_mean, lit_std);
+        cn_text_printf(h, "/* input normalisation applied inside model_predict: (pixel - mean) / std */\n");
+        cn_text_printf(h, "#define MODEL_NORM_MEAN %s\n#define MODEL_NORM_STD %s\n", lit_mean, lit_std);
     }
-    put(h, "#define MODEL_FLASH_BYTES %zu\n#define MODEL_RAM_BYTES %zu\n\n", flash, ram);
-    put(h, "/* in: raw pixel intensities in [0, 1], %d x %d x %d (channel, row, column).\n", m->input.c, m->input.h, m->input.w);
-    put(h, " * out: the %d class scores (%s).\n", classes, log_probs ? "log-probabilities" : "logits");
-    put(h, " * Returns the index of the largest score (the first one on ties). */\n");
-    put(h, "int model_predict(const float in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES]);\n");
-    put(h, "/* The same with pixels 0..255 (read as pixel / 255.0f): the same results for the same\n"
+    cn_text_printf(h, "#define MODEL_FLASH_BYTES %zu\n#define MODEL_RAM_BYTES %zu\n\n", flash, ram);
+    cn_text_printf(h, "/* in: raw pixel intensities in [0, 1], %d x %d x %d (channel, row, column).\n", m->input.c, m->input.h, m->input.w);
+    cn_text_printf(h, " * out: the %d class scores (%s).\n", classes, log_probs ? "log-probabilities" : "logits");
+    cn_text_printf(h, " * Returns the index of the largest score (the first one on ties). */\n");
+    cn_text_printf(h, "int model_predict(const float in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES]);\n");
+    cn_text_printf(h, "/* The same with pixels 0..255 (read as pixel / 255.0f): the same results for the same\n"
            " * image, without a float copy of it. */\n");
-    put(h, "int model_predict_u8(const unsigned char in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES]);\n\n#endif\n");
+    cn_text_printf(h, "int model_predict_u8(const unsigned char in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES]);\n\n#endif\n");
 }
 
 /* model.c's opening comment: what it holds and needs. */
-static void put_source_comment(text *c, const export_plan *p, const emit_state *e, size_t flash, size_t ram,
+static void put_source_comment(cn_text *c, const export_plan *p, const emit_state *e, size_t flash, size_t ram,
                                int calib_count) {
     char g1[32], g2[32];
-    put(c, "/* model.c - generated by convnet from %s (%s%s). Do not edit.\n *\n", p->m->source_name,
+    cn_text_printf(c, "/* model.c - generated by convnet from %s (%s%s). Do not edit.\n *\n", p->m->source_name,
         e->int8 ? "int8" : "float32", e->dsp ? ", Cortex-M4 DSP" : "");
-    put(c, " * Flash: %s bytes of static const weights, biases and scales.\n", grouped(flash, g1));
-    put(c, " * RAM: %s bytes, the locals of model_run: ping-pong activation buffers, each sized to\n"
+    cn_text_printf(c, " * Flash: %s bytes of static const weights, biases and scales.\n", grouped(flash, g1));
+    cn_text_printf(c, " * RAM: %s bytes, the locals of model_run: ping-pong activation buffers, each sized to\n"
            " * the largest activation it holds (", grouped(ram, g2));
     for (int k = 0, n = 0; k < 4; k++)
-        if (e->need[k]) put(c, "%s%s %zu bytes", n++ ? ", " : "", buf_names[k], e->need[k] * (k < 2 ? sizeof(float) : 1));
-    if (e->col) put(c, ", col %zu bytes of scratch", e->col * 2);
-    put(c, "), plus a few scalars of stack.\n");
+        if (e->need[k]) cn_text_printf(c, "%s%s %zu bytes", n++ ? ", " : "", buf_names[k], e->need[k] * (k < 2 ? sizeof(float) : 1));
+    if (e->col) cn_text_printf(c, ", col %zu bytes of scratch", e->col * 2);
+    cn_text_printf(c, "), plus a few scalars of stack.\n");
     if (e->int8)
-        put(c, " *\n * int8: per-output-channel symmetric weights; activations symmetric per tensor, scales\n"
+        cn_text_printf(c, " *\n * int8: per-output-channel symmetric weights; activations symmetric per tensor, scales\n"
                " * calibrated on %d images (%.2fth percentile of |x|); int32 accumulation, requantised with a\n"
                " * float multiplier per channel. Layers after the last conv/linear run in float. A max pool\n"
                " * right after an int8 conv is fused into it.\n", calib_count, CALIB_PERCENTILE * 100.0);
     if (e->dsp)
-        put(c, " * With the Arm DSP extension (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m4) conv and linear use\n"
+        cn_text_printf(c, " * With the Arm DSP extension (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m4) conv and linear use\n"
                " * SMLAD through arm_acle.h; define MODEL_NO_DSP for the portable code. Same results.\n");
-    put(c, " * Batch norm that follows a conv (batchnorm1d: a linear) is folded into it; ReLU is fused\n"
+    cn_text_printf(c, " * Batch norm that follows a conv (batchnorm1d: a linear) is folded into it; ReLU is fused\n"
            " * where it follows conv/linear/batch norm; dropout, dropout2d and flatten are identities\n"
            " * at inference.\n */\n");
 }
@@ -367,7 +342,7 @@ cn_status cn_export_c_generate(const export_plan *p, const char *dir, const floa
         if (helper_index(fixed[k]) < 0) e.missing = 1;
     for (int k = 0; k < NUM_DSP_PAIRS; k++)
         if (helper_index(dsp_pairs[k][0]) < 0 || helper_index(dsp_pairs[k][1]) < 0) e.missing = 1;
-    text body = {0}, weights = {0}, c = {0}, h = {0};
+    cn_text body = {0}, weights = {0}, c = {0}, h = {0};
     put_calls(&body, p, &e);
     if (e.missing) {
         free(body.p);
@@ -386,24 +361,24 @@ cn_status cn_export_c_generate(const export_plan *p, const char *dir, const floa
     put_header(&h, p, int8, weight_count, flash, ram, mean, std);
 
     put_source_comment(&c, p, &e, flash, ram, calib_count);
-    put(&c, "#include \"model.h\"\n#include <math.h>\n%s\n", int8 ? "#include <stdint.h>\n" : "");
-    if (int8) put(&c, "/* 1 / scale of the normalised input */\n#define INPUT_INV_SCALE %s\n", lit_inv);
+    cn_text_printf(&c, "#include \"model.h\"\n#include <math.h>\n%s\n", int8 ? "#include <stdint.h>\n" : "");
+    if (int8) cn_text_printf(&c, "/* 1 / scale of the normalised input */\n#define INPUT_INV_SCALE %s\n", lit_inv);
     if (p->norm_per_channel)
-        put(&c, "static const float norm_mean[MODEL_INPUT_C] = MODEL_NORM_MEAN, norm_std[MODEL_INPUT_C] = MODEL_NORM_STD;\n");
-    if (weights.failed) c.failed = true; else put(&c, "%s", weights.p ? weights.p : "");
+        cn_text_printf(&c, "static const float norm_mean[MODEL_INPUT_C] = MODEL_NORM_MEAN, norm_std[MODEL_INPUT_C] = MODEL_NORM_STD;\n");
+    if (weights.failed) c.failed = true; else cn_text_printf(&c, "%s", weights.p ? weights.p : "");
     put_helpers(&c, &e);
-    put(&c, "\n/* inf: pixels in [0, 1], or null and inu: pixels 0..255 */\n"
+    cn_text_printf(&c, "\n/* inf: pixels in [0, 1], or null and inu: pixels 0..255 */\n"
             "static int model_run(const float *inf, const unsigned char *inu, float out[MODEL_NUM_CLASSES])\n{\n");
     for (int k = 0; k < 4; k++)
-        if (e.need[k]) put(&c, "    %s %s[%zu];   /* %zu bytes */\n", k < 2 ? "float" : "int8_t", buf_names[k], e.need[k],
+        if (e.need[k]) cn_text_printf(&c, "    %s %s[%zu];   /* %zu bytes */\n", k < 2 ? "float" : "int8_t", buf_names[k], e.need[k],
                            e.need[k] * (k < 2 ? sizeof(float) : 1));
-    if (e.col) put(&c, "    int16_t col[%zu];   /* %zu bytes */\n", e.col, e.col * 2);
-    put(&c, "    int i, best = 0;\n");
-    if (body.failed) c.failed = true; else put(&c, "%s", body.p);
-    put(&c, "    for (i = 1; i < MODEL_NUM_CLASSES; i++) if (out[i] > out[best]) best = i;\n    return best;\n}\n");
-    put(&c, "\nint model_predict(const float in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES])\n{\n"
+    if (e.col) cn_text_printf(&c, "    int16_t col[%zu];   /* %zu bytes */\n", e.col, e.col * 2);
+    cn_text_printf(&c, "    int i, best = 0;\n");
+    if (body.failed) c.failed = true; else cn_text_printf(&c, "%s", body.p);
+    cn_text_printf(&c, "    for (i = 1; i < MODEL_NUM_CLASSES; i++) if (out[i] > out[best]) best = i;\n    return best;\n}\n");
+    cn_text_printf(&c, "\nint model_predict(const float in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES])\n{\n"
             "    return model_run(in, (const unsigned char *)0, out);\n}\n");
-    put(&c, "\nint model_predict_u8(const unsigned char in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES])\n{\n"
+    cn_text_printf(&c, "\nint model_predict_u8(const unsigned char in[MODEL_INPUT_SIZE], float out[MODEL_NUM_CLASSES])\n{\n"
             "    return model_run((const float *)0, in, out);\n}\n");
 
     cn_status st = CN_OK;

@@ -5,6 +5,7 @@
 #include "io/onnx_import_internal.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "core/text.h"
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,31 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
-
-/* Appends printf output to a growing text. */
-typedef struct { char *p; size_t len, cap; bool failed; } text_buf;
-
-static void tb_printf(text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(text_buf *t, const char *fmt, ...) {
-    if (t->failed) return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line) { t->failed = true; return; }
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = (t->cap ? t->cap * 2 : 4096) + (size_t)n;
-        char *p = cn_calloc(cap, 1);
-        if (!p) { t->failed = true; return; }
-        if (t->len) memcpy(p, t->p, t->len);
-        free(t->p);
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, line, (size_t)n + 1);
-    t->len += (size_t)n;
-}
 
 static bool name_taken(const importer *im, const char *name, int except) {
     if (!strcmp(name, "input")) return true;    /* from=input means the model's input */
@@ -119,44 +95,44 @@ static void assign_names(importer *im) {
 
 cn_status cn_onnx_build_model(importer *im, const cn_shape input, const char *producer, cn_model **out) {
     assign_names(im);
-    text_buf t = {0};
-    tb_printf(&t, "# imported from ONNX (%s, opset %d)\n", producer[0] ? producer : "unknown producer", im->opset);
-    if (im->softmax) tb_printf(&t, "# the graph ended in Softmax: imported as log_softmax (outputs are log-probabilities)\n");
-    tb_printf(&t, "name onnx-import\ninput %dx%dx%d\n", input.c, input.h, input.w);
+    cn_text t = {0};
+    cn_text_printf(&t, "# imported from ONNX (%s, opset %d)\n", producer[0] ? producer : "unknown producer", im->opset);
+    if (im->softmax) cn_text_printf(&t, "# the graph ended in Softmax: imported as log_softmax (outputs are log-probabilities)\n");
+    cn_text_printf(&t, "name onnx-import\ninput %dx%dx%d\n", input.c, input.h, input.w);
     for (int i = 0; i < im->num_layers; i++) {
         const imp_layer *l = &im->layers[i];
         const char *kind = cn_layer_kind_name(l->kind);
         switch (l->kind) {
         case CN_LAYER_CONV2D:
-            tb_printf(&t, "%s out=%d k=%d stride=%d pad=%d bias=%s", kind, l->out, l->k, l->stride, l->pad, l->has_bias ? "true" : "false");
-            if (l->groups != 1) tb_printf(&t, " groups=%d", l->groups);
-            if (l->dilation != 1) tb_printf(&t, " dilation=%d", l->dilation);
+            cn_text_printf(&t, "%s out=%d k=%d stride=%d pad=%d bias=%s", kind, l->out, l->k, l->stride, l->pad, l->has_bias ? "true" : "false");
+            if (l->groups != 1) cn_text_printf(&t, " groups=%d", l->groups);
+            if (l->dilation != 1) cn_text_printf(&t, " dilation=%d", l->dilation);
             break;
         case CN_LAYER_LINEAR:
-            tb_printf(&t, "%s out=%d bias=%s", kind, l->out, l->has_bias ? "true" : "false");
+            cn_text_printf(&t, "%s out=%d bias=%s", kind, l->out, l->has_bias ? "true" : "false");
             break;
         case CN_LAYER_MAXPOOL2D: case CN_LAYER_AVGPOOL2D:
-            tb_printf(&t, "%s k=%d stride=%d pad=%d", kind, l->k, l->stride, l->pad);
+            cn_text_printf(&t, "%s k=%d stride=%d pad=%d", kind, l->k, l->stride, l->pad);
             break;
         case CN_LAYER_BATCHNORM2D:
-            tb_printf(&t, "%s eps=%.9g", l->flat ? "batchnorm1d" : kind, (double)l->eps);
+            cn_text_printf(&t, "%s eps=%.9g", l->flat ? "batchnorm1d" : kind, (double)l->eps);
             break;
         case CN_LAYER_LEAKY_RELU:
-            tb_printf(&t, "%s slope=%.9g", kind, (double)l->slope);
+            cn_text_printf(&t, "%s slope=%.9g", kind, (double)l->slope);
             break;
         default:
-            tb_printf(&t, "%s", kind);
+            cn_text_printf(&t, "%s", kind);
         }
-        if (l->name[0]) tb_printf(&t, " name=%s", l->name);
+        if (l->name[0]) cn_text_printf(&t, " name=%s", l->name);
         if (l->num_from != 1 || l->from[0] != i - 1) {     /* a branch: name the layers it reads */
             for (int k = 0; k < l->num_from; k++) {
                 int j = l->from[k];
-                if (j < 0) tb_printf(&t, "%sinput", k ? "," : " from=");
-                else if (im->layers[j].name[0]) tb_printf(&t, "%s%s", k ? "," : " from=", im->layers[j].name);
-                else tb_printf(&t, "%s%d", k ? "," : " from=", j);
+                if (j < 0) cn_text_printf(&t, "%sinput", k ? "," : " from=");
+                else if (im->layers[j].name[0]) cn_text_printf(&t, "%s%s", k ? "," : " from=", im->layers[j].name);
+                else cn_text_printf(&t, "%s%d", k ? "," : " from=", j);
             }
         }
-        tb_printf(&t, "   # node %d\n", l->node);
+        cn_text_printf(&t, "   # node %d\n", l->node);
     }
     if (t.failed) { free(t.p); return cn_fail(CN_ERR_NOMEM, "%s: out of memory writing the spec", im->file); }
     cn_model *m = NULL;

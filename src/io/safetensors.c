@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/file_open.h"
 #include "core/mem.h"
+#include "core/text.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -724,45 +725,15 @@ cn_status cn_st_writer_metadata(cn_st_writer *w, const char *key, const char *va
     return CN_OK;
 }
 
-/* Growable text buffer for the JSON header. */
-typedef struct { char *p; size_t len, cap; bool failed; } text_buf;
-
-static void tb_put(text_buf *b, const char *s, size_t n) {
-    if (b->failed) return;
-    size_t need;
-    if (!cn_add_ok(b->len, n + 1, &need)) { b->failed = true; return; }
-    if (need > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < need) { if (!cn_mul_ok(ncap, 2, &ncap)) { b->failed = true; return; } }
-        char *p = realloc(b->p, ncap);
-        if (!p) { b->failed = true; return; }
-        b->p = p;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-static void tb_str(text_buf *b, const char *s) { tb_put(b, s, strlen(s)); }
-static void tb_fmt(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_fmt(text_buf *b, const char *fmt, ...) {
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) { b->failed = true; return; }
-    tb_put(b, tmp, (size_t)n);
-}
 /* A JSON string literal: quotes, backslashes and control bytes escaped. */
-static void tb_json_string(text_buf *b, const char *s) {
-    tb_put(b, "\"", 1);
+static void json_string(cn_text *b, const char *s) {
+    cn_text_put(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') { char e[2] = {'\\', (char)*p}; tb_put(b, e, 2); }
-        else if (*p < 0x20) tb_fmt(b, "\\u%04x", *p);
-        else tb_put(b, (const char *)p, 1);
+        if (*p == '"' || *p == '\\') { char e[2] = {'\\', (char)*p}; cn_text_put(b, e, 2); }
+        else if (*p < 0x20) cn_text_printf(b, "\\u%04x", *p);
+        else cn_text_put(b, (const char *)p, 1);
     }
-    tb_put(b, "\"", 1);
+    cn_text_put(b, "\"", 1);
 }
 
 /* name is "<something>.tmp.<digits>" (atomic writers) or "<something>.part.<digits>"
@@ -797,33 +768,33 @@ int cn_remove_stale_temporaries(const char *dir) {
 cn_status cn_st_writer_save(cn_st_writer *w, const char *path) {
     if (!w || !path) return cn_fail(CN_ERR_ARG, "cn_st_writer_save: writer or path is NULL");
     /* Header: metadata first, then tensors in the order added, packed back to back. */
-    text_buf b = {0};
-    tb_str(&b, "{");
+    cn_text b = {0};
+    cn_text_puts(&b, "{");
     if (w->meta_count) {
-        tb_str(&b, "\"__metadata__\":{");
+        cn_text_puts(&b, "\"__metadata__\":{");
         for (int i = 0; i < w->meta_count; i++) {
-            if (i) tb_str(&b, ",");
-            tb_json_string(&b, w->meta_keys[i]);
-            tb_str(&b, ":");
-            tb_json_string(&b, w->meta_values[i]);
+            if (i) cn_text_puts(&b, ",");
+            json_string(&b, w->meta_keys[i]);
+            cn_text_puts(&b, ":");
+            json_string(&b, w->meta_values[i]);
         }
-        tb_str(&b, "}");
+        cn_text_puts(&b, "}");
     }
     size_t offset = 0;
     bool too_big = false;
     for (int i = 0; i < w->count; i++) {
         const cn_st_tensor *t = &w->tensors[i].info;
-        if (i || w->meta_count) tb_str(&b, ",");
-        tb_json_string(&b, t->name);
-        tb_fmt(&b, ":{\"dtype\":\"%s\",\"shape\":[", t->dtype);
-        for (int d = 0; d < t->ndim; d++) tb_fmt(&b, "%s%" PRId64, d ? "," : "", t->shape[d]);
+        if (i || w->meta_count) cn_text_puts(&b, ",");
+        json_string(&b, t->name);
+        cn_text_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", t->dtype);
+        for (int d = 0; d < t->ndim; d++) cn_text_printf(&b, "%s%" PRId64, d ? "," : "", t->shape[d]);
         size_t end;
         if (!cn_add_ok(offset, t->nbytes, &end)) too_big = true;
-        tb_fmt(&b, "],\"data_offsets\":[%zu,%zu]}", offset, end);
+        cn_text_printf(&b, "],\"data_offsets\":[%zu,%zu]}", offset, end);
         offset = end;
     }
-    tb_str(&b, "}");
-    while (!b.failed && b.len % 8) tb_str(&b, " "); /* pad so the data section is 8-byte aligned */
+    cn_text_puts(&b, "}");
+    while (!b.failed && b.len % 8) cn_text_puts(&b, " "); /* pad so the data section is 8-byte aligned */
     if (b.failed || too_big || (uint64_t)b.len > CN_ST_MAX_HEADER) {
         free(b.p);
         return cn_fail(CN_ERR_NOMEM, "%s: safetensors header could not be built (out of memory or too large)", path);
