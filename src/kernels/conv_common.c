@@ -218,14 +218,12 @@ void cn_sum_rows(const float *x, int rows, int n, float *sum) {
         for (int r = 0; r < rows; r++) sum[i] += x[(size_t)r * n + i];
 }
 
-/* Zeroed in one pass (memset), then each source row copied in: contiguously (stride 1) or
- * split into its even and odd columns by two strided loops (stride 2), which the compiler
- * vectorises (CN_MULTIVERSION: permutes of AVX-512 or AVX2) where a per-element choice of
- * destination did not vectorise. */
-CN_MULTIVERSION
-void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf) {
+/* The source values of cn_dw_prepare, written over a buffer whose other floats are zero:
+ * each source row copied in contiguously (stride 1) or split into its even and odd columns
+ * by two strided loops (stride 2), which the compiler vectorises (CN_MULTIVERSION callers:
+ * permutes of AVX-512 or AVX2) where a per-element choice of destination did not. */
+static inline __attribute__((always_inline)) void dw_place(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf) {
     size_t half = (size_t)g->hp * g->ld;
-    memset(buf, 0, (g->stride == 1 ? half + 2 * CN_VEC_MAX : cn_dw_prepared_floats(g)) * sizeof *buf);
     float *odd = buf + half;
     /* source columns [x0, x1) land inside the plane */
     int x0 = 0, x1 = sw;
@@ -258,4 +256,17 @@ void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up
             }
         }
     }
+}
+
+/* Zeroed in one pass (memset), then the source values placed. */
+CN_MULTIVERSION
+void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf) {
+    size_t half = (size_t)g->hp * g->ld;
+    memset(buf, 0, (g->stride == 1 ? half + 2 * CN_VEC_MAX : cn_dw_prepared_floats(g)) * sizeof *buf);
+    dw_place(g, src, sh, sw, up, pad, buf);
+}
+
+CN_MULTIVERSION
+void cn_dw_prepare_again(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf) {
+    dw_place(g, src, sh, sw, up, pad, buf);
 }

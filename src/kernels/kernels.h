@@ -177,6 +177,10 @@ typedef struct {
  * a zero (g->hp, g->wp) plane, laid out for g->stride (above). up = 2 spreads a stride-2
  * output gradient for a stride-1 pass over the spread plane (dw3x3_dgrad_s2 does without). */
 void cn_dw_prepare(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf);
+/* The same on a buffer that cn_dw_prepare laid out for the same g, sh, sw, up and pad (a
+ * thread's next plane of a layer): only the source values are written, over the previous
+ * plane's; the zeros around them are still in place. */
+void cn_dw_prepare_again(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf);
 /* Input gradient of a stride-2 depthwise 3x3 by parity classes (kernels.h: dw3x3_dgrad_s2),
  * without spreading dy with zeros: input pixel (iy, ix) of the forward (pad p, dilation d) takes
  *   dx[iy][ix] = sum over taps (ky, kx) with iy + p - ky*d and ix + p - kx*d both even of

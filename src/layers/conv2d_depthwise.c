@@ -38,8 +38,9 @@ static cn_dw_geom backward_geom(const cn_layer *l) {
                          .dil = l->dilation, .ld = cn_dw_ld(wp) };
 }
 
-/* Per-thread scratch: the prepared plane (either geometry), then (backward) one output
- * gradient plane formed from a batch norm's handover. */
+/* Per-thread scratch: two prepared planes (the forward input, and in the backward pass the
+ * output gradient: each keeps its zeros from one channel to the next), then (backward) one
+ * output gradient plane formed from a batch norm's handover. */
 static size_t prepared_floats(const cn_layer *l) {
     cn_dw_geom f = forward_geom(l), b = backward_geom(l);
     size_t pf = cn_dw_prepared_floats(&f), pb = cn_dw_prepared_floats(&b);
@@ -47,7 +48,7 @@ static size_t prepared_floats(const cn_layer *l) {
 }
 
 size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l) {
-    return prepared_floats(l) + (size_t)l->out.h * l->out.w;
+    return 2 * prepared_floats(l) + (size_t)l->out.h * l->out.w;
 }
 
 void cn_conv2d_forward_depthwise(const cn_layer_ctx *c) {
@@ -60,19 +61,25 @@ void cn_conv2d_forward_depthwise(const cn_layer_ctx *c) {
     /* (B, C, 2) statistics of the output planes for the batch norm after, or NULL */
     double *stats = c->step->bn_stats_out ? c->peer->plane_stats + 2 * (size_t)c->first * C : NULL;
     cn_dw_geom g = forward_geom(l);
-    #pragma omp parallel for schedule(static) num_threads(c->threads)
+    #pragma omp parallel num_threads(c->threads)
+    {
+    float *prep = cn_thread_scratch(c);
+    int laid_out = 0;   /* prep holds this geometry's zeros from an earlier plane */
+    #pragma omp for schedule(static)
     for (int b = 0; b < c->batch; b++) {
-        float *prep = cn_thread_scratch(c);
         for (int ch = 0; ch < C; ch++) {
             cn_dw_epilogue ep = { .bias = bias ? bias[ch] : 0.0f, .affine = bn != NULL, .scale = 1.0f,
                                   .relu = c->step->chain.relu };
             if (bn) cn_batchnorm2d_eval_affine(c->model, bn, ch, &ep.scale, &ep.shift);
             size_t plane = (size_t)b * C + ch;
             float *out = c->out + plane * out_plane;
-            cn_dw_prepare(&g, c->in + plane * in_plane, l->in.h, l->in.w, 1, l->pad, prep);
+            (laid_out ? cn_dw_prepare_again : cn_dw_prepare)(&g, c->in + plane * in_plane, l->in.h, l->in.w, 1,
+                                                             l->pad, prep);
+            laid_out = 1;
             ks->dw3x3(&g, prep, weight + 9 * ch, &ep, out);
             if (stats) cn_bn_plane_stat(out, out_plane, stats + 2 * plane);   /* the plane still in cache */
         }
+    }
     }
 }
 
@@ -97,7 +104,7 @@ static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float 
     const float *weight = c->model->params + l->weight_offset;
     int C = l->in.c, in_plane = l->in.h * l->in.w, out_plane = l->out.h * l->out.w;
     const cn_layer_ctx *bn = c->peer && c->peer->step->grad_in_dw_conv ? c->peer : NULL;
-    float *prep = scratch, *dy_formed = scratch + prepared_floats(l);
+    float *prep_x = scratch, *prep_dy = scratch + prepared_floats(l), *dy_formed = prep_dy + prepared_floats(l);
     cn_dw_epilogue none = { .scale = 1.0f };
     for (int ch = 0; ch < C; ch++) {
         size_t plane = (size_t)b * C + ch;
@@ -106,8 +113,9 @@ static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float 
             bn_handover_grad(bn, b, ch, dy_formed);
             dy = dy_formed;
         }
-        cn_dw_prepare(f, c->in + plane * in_plane, l->in.h, l->in.w, 1, l->pad, prep);
-        ks->dw3x3_wgrad(f, prep, dy, partial + l->weight_offset + 9 * ch);
+        /* the first channel lays each buffer out, later ones only write their values */
+        (ch ? cn_dw_prepare_again : cn_dw_prepare)(f, c->in + plane * in_plane, l->in.h, l->in.w, 1, l->pad, prep_x);
+        ks->dw3x3_wgrad(f, prep_x, dy, partial + l->weight_offset + 9 * ch);
         if (l->bias_count) {
             float s = 0.0f;
             for (int i = 0; i < out_plane; i++) s += dy[i];
@@ -115,13 +123,13 @@ static void backward_sample(const cn_layer_ctx *c, int b, float *partial, float 
         }
         if (!c->grad_in) continue;
         float *dx = c->grad_in + plane * in_plane;
-        cn_dw_prepare(bw, dy, l->out.h, l->out.w, 1, backward_pad(l), prep);
+        (ch ? cn_dw_prepare_again : cn_dw_prepare)(bw, dy, l->out.h, l->out.w, 1, backward_pad(l), prep_dy);
         if (l->stride == 2) {
-            ks->dw3x3_dgrad_s2(bw, prep, weight + 9 * ch, dx);
+            ks->dw3x3_dgrad_s2(bw, prep_dy, weight + 9 * ch, dx);
         } else {
             float flipped[9];
             for (int k = 0; k < 9; k++) flipped[k] = weight[9 * ch + 8 - k];
-            ks->dw3x3(bw, prep, flipped, &none, dx);
+            ks->dw3x3(bw, prep_dy, flipped, &none, dx);
         }
     }
 }
