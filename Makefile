@@ -152,7 +152,7 @@ WEB_WASM_SRCS := $(WEB_WASM_ONLY) src/io/web_model.c src/io/preprocess.c src/cor
 # (The toolchain's files are prerequisites too: a runtime built empty before they were
 # installed is built again once they are.)
 WASM_TOOLCHAIN := $(wildcard /usr/bin/clang /usr/bin/wasm-ld /usr/share/wasi-sysroot)
-$(BUILD)/gen/web_runtime.wasm: $(WEB_WASM_SRCS) $(wildcard src/io/*.h src/core/*.h) include/convnet.h scripts/build-wasm.sh $(WASM_TOOLCHAIN)
+$(BUILD)/gen/web_runtime.wasm: $(WEB_WASM_SRCS) $(wildcard src/io/*.h src/core/*.h) src/kernels/log_softmax.h include/convnet.h scripts/build-wasm.sh $(WASM_TOOLCHAIN)
 	@mkdir -p $(dir $@)
 	sh scripts/build-wasm.sh $@ $(WEB_WASM_SRCS)
 $(BUILD)/gen/web_assets.h: $(BUILD)/gen/web_runtime.wasm src/io/web_page.html scripts/embed-bytes.sh

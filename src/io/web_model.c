@@ -4,6 +4,7 @@
 #include "io/preprocess.h"
 #include "core/error.h"
 #include "core/mem.h"
+#include "kernels/log_softmax.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -268,15 +269,7 @@ static void run_layer(const cn_web_layer *l, const float *x, float *y) {
             y[o] = l->b ? sum + l->b[o] : sum;
         }
         break;
-    case CN_WEB_LOG_SOFTMAX: { /* x - max - log(sum(exp(x - max))), the sum in double as convnet */
-        float mx = x[0];
-        for (size_t i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-        double sum = 0.0;
-        for (size_t i = 0; i < n; i++) sum += exp((double)(x[i] - mx));
-        float lse = mx + (float)log(sum);
-        for (size_t i = 0; i < n; i++) y[i] = x[i] - lse;
-        break;
-    }
+    case CN_WEB_LOG_SOFTMAX: cn_log_softmax_row(x, y, n); break;   /* as convnet's layer */
     }
 }
 

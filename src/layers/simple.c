@@ -1,6 +1,7 @@
 /* dropout (inverted), flatten and log_softmax. */
 #include "layers/layers.h"
 #include "kernels/kernels.h"
+#include "kernels/log_softmax.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,16 +71,7 @@ void cn_flatten_backward(const cn_layer_ctx *c) {
 // in (B,N) -> out (B,N): x - max - log(sum(exp(x - max)))
 void cn_log_softmax_forward(const cn_layer_ctx *c) {
     int n = c->layer->in.c;
-    for (int b = 0; b < c->batch; b++) {
-        const float *x = c->in + (size_t)b * n;
-        float *y = c->out + (size_t)b * n;
-        float mx = x[0];
-        for (int i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-        double sum = 0.0;
-        for (int i = 0; i < n; i++) sum += exp((double)(x[i] - mx));
-        float lse = mx + (float)log(sum);
-        for (int i = 0; i < n; i++) y[i] = x[i] - lse;
-    }
+    for (int b = 0; b < c->batch; b++) cn_log_softmax_row(c->in + (size_t)b * n, c->out + (size_t)b * n, (size_t)n);
 }
 
 // dx = dy - softmax * sum(dy)
