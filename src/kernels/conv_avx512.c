@@ -42,13 +42,7 @@ typedef __m512 vf;
 #undef VFMA
 #undef VZERO
 #undef WG_SUFFIX
-#define vf __m256
-#define VL 8
-#define VLOAD(p) _mm256_loadu_ps(p)
-#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
-#define VBCAST(x) _mm256_set1_ps(x)
-#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#define VZERO() _mm256_setzero_ps()
+#include "kernels/vec_ymm.h"      /* vf is __m256 from here on */
 #define WG_SUFFIX ymm
 #include "kernels/conv_chan_impl.h"
 

@@ -14,15 +14,6 @@ static inline vf generic_load(const float *p) { vf v; memcpy(&v, p, sizeof v); r
 #define VZERO() ((vf){0, 0, 0, 0})
 #define ACC_MAX 12
 #define MR_MAX 6
-#include "kernels/conv_fwd_impl.h"
-#include "kernels/conv_chan_impl.h"
-#include "kernels/conv_dw_impl.h"
-
-static int wgrad_ld(int out_c) { return cn_round_up(out_c, VL); }
-
-const cn_kernel_set cn_kernels_generic = {
-    .name = "generic", .vec = VL, .mr_max = MR_MAX,
-    .conv = conv_forward, .wgrad_ld = wgrad_ld, .weight_grad = conv_weight_grad, .conv_channels = conv_channels,
-    .epilogue = cn_epilogue_plane_portable,
-    .dw3x3 = dw3x3, .dw3x3_wgrad = dw3x3_wgrad, .dw3x3_dgrad_s2 = dw3x3_dgrad_s2,
-};
+#define SET_VAR cn_kernels_generic
+#define SET_NAME "generic"
+#include "kernels/conv_set_impl.h"
