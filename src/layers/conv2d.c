@@ -219,18 +219,6 @@ static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_
     }
 }
 
-size_t cn_layer_scratch_floats(const cn_layer *l, const cn_step *step) {
-    if (step->bf16_linear) return cn_linear_bf16_scratch_floats(l);
-    if (l->kind != CN_LAYER_CONV2D) return 0;
-    if (step->bf16_conv) return cn_conv2d_bf16_scratch_floats(l);
-    if (step->reference_conv) return cn_conv2d_im2col_scratch_floats(l);
-    if (use_direct(l)) return direct_scratch_floats(l);
-    if (cn_conv2d_depthwise_fast(l)) return cn_conv2d_depthwise_scratch_floats(l);
-    if (cn_conv2d_grouped_direct(l)) return cn_conv2d_grouped_scratch_floats(l);
-    if (cn_conv2d_dilated_direct(l)) return cn_conv2d_dilated_scratch_floats(l);
-    return cn_conv2d_im2col_scratch_floats(l);
-}
-
 /* Where a conv-led chain's output goes (see fusion.h). */
 typedef struct {
     cn_chain chain;
@@ -562,24 +550,40 @@ static void backward_direct(const cn_layer_ctx *c) {
     }
 }
 
-void cn_conv2d_forward(const cn_layer_ctx *c) {
-    if (c->step->bf16_conv) cn_conv2d_forward_bf16(c);
-    else if (c->step->reference_conv) cn_conv2d_forward_im2col(c);
-    else if (use_direct(c->layer)) forward_direct(c);
-    else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_forward_depthwise(c);
-    else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_forward_grouped(c);
-    else if (cn_conv2d_dilated_direct(c->layer)) cn_conv2d_forward_dilated(c);
-    else cn_conv2d_forward_im2col(c);
+/* ---- the way a convolution runs -------------------------------------------
+ * One choice, from the step's switches and the layer's shape, serves the forward pass, the
+ * backward pass and the scratch size. */
+typedef struct {
+    void (*forward)(const cn_layer_ctx *c);
+    void (*backward)(const cn_layer_ctx *c);
+    size_t (*scratch_floats)(const cn_layer *l);
+} conv_path;
+
+static const conv_path bf16_path = {cn_conv2d_forward_bf16, cn_conv2d_backward_bf16, cn_conv2d_bf16_scratch_floats};
+static const conv_path im2col_path = {cn_conv2d_forward_im2col, cn_conv2d_backward_im2col, cn_conv2d_im2col_scratch_floats};
+static const conv_path direct_path = {forward_direct, backward_direct, direct_scratch_floats};
+static const conv_path depthwise_path = {cn_conv2d_forward_depthwise, cn_conv2d_backward_depthwise,
+                                         cn_conv2d_depthwise_scratch_floats};
+static const conv_path grouped_path = {cn_conv2d_forward_grouped, cn_conv2d_backward_grouped, cn_conv2d_grouped_scratch_floats};
+static const conv_path dilated_path = {cn_conv2d_forward_dilated, cn_conv2d_backward_dilated, cn_conv2d_dilated_scratch_floats};
+
+static const conv_path *path_of(const cn_layer *l, const cn_step *step) {
+    if (step->bf16_conv) return &bf16_path;
+    if (step->reference_conv) return &im2col_path;
+    if (use_direct(l)) return &direct_path;
+    if (cn_conv2d_depthwise_fast(l)) return &depthwise_path;
+    if (cn_conv2d_grouped_direct(l)) return &grouped_path;
+    if (cn_conv2d_dilated_direct(l)) return &dilated_path;
+    return &im2col_path;
 }
 
-void cn_conv2d_backward(const cn_layer_ctx *c) {
-    if (c->step->bf16_conv) cn_conv2d_backward_bf16(c);
-    else if (c->step->reference_conv) cn_conv2d_backward_im2col(c);
-    else if (use_direct(c->layer)) backward_direct(c);
-    else if (cn_conv2d_depthwise_fast(c->layer)) cn_conv2d_backward_depthwise(c);
-    else if (cn_conv2d_grouped_direct(c->layer)) cn_conv2d_backward_grouped(c);
-    else if (cn_conv2d_dilated_direct(c->layer)) cn_conv2d_backward_dilated(c);
-    else cn_conv2d_backward_im2col(c);
+void cn_conv2d_forward(const cn_layer_ctx *c) { path_of(c->layer, c->step)->forward(c); }
+void cn_conv2d_backward(const cn_layer_ctx *c) { path_of(c->layer, c->step)->backward(c); }
+
+size_t cn_layer_scratch_floats(const cn_layer *l, const cn_step *step) {
+    if (step->bf16_linear) return cn_linear_bf16_scratch_floats(l);
+    if (l->kind != CN_LAYER_CONV2D) return 0;
+    return path_of(l, step)->scratch_floats(l);
 }
 
 /* Multiply-adds the kernels issue for one image of geometry g by method m, as their loops
