@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,6 +306,21 @@ static cn_status parse_from(parser *p, cn_layer *l, int index, char *value) {
     return CN_OK;
 }
 
+/* The integer keys of a layer line (but in=, which is checked against the input): each one's
+ * range and its field of cn_layer. */
+struct int_key { const char *key; int lo, hi; size_t offset; };
+static const struct int_key int_keys[] = {
+    {"out", 1, MAX_CHANNELS, offsetof(cn_layer, out_channels)}, {"k", 1, MAX_KERNEL, offsetof(cn_layer, kernel)},
+    {"stride", 1, MAX_KERNEL, offsetof(cn_layer, stride)}, {"dilation", 1, MAX_KERNEL, offsetof(cn_layer, dilation)},
+    {"groups", 1, MAX_CHANNELS, offsetof(cn_layer, groups)}, {"pad", 0, MAX_KERNEL, offsetof(cn_layer, pad)},
+};
+
+static const struct int_key *int_key(const char *key) {
+    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
+        if (!strcmp(int_keys[i].key, key)) return &int_keys[i];
+    return NULL;
+}
+
 static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, int index, cn_layer *l) {
     memset(l, 0, sizeof *l);
     l->kind = kind;
@@ -321,7 +337,7 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, int inde
     l->dropout_p = 0.5f;
     l->slope = 0.01f;
     int declared_in = -1;
-    bool have_out = false, have_k = false, have_from = false;
+    bool have_from = false;
     const char *what = cn_layer_kind_name(kind);
     char *save = NULL;
     for (char *tok = strtok_r(args, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
@@ -339,6 +355,7 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, int inde
                 hit += n;
             }
         }
+        const struct int_key *ik;
         int iv;
         double dv;
         if (!strcmp(key, "name")) {
@@ -355,27 +372,12 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, int inde
         } else if (!known) {
             const char *keys = layer_keys(kind);
             return perr(p, CN_ERR_SPEC, "%s: unknown key '%s' (expected %s%sname, from)", what, key, keys, *keys ? ", " : "");
-        } else if (!strcmp(key, "out")) {
-            if (!parse_int(value, 1, MAX_CHANNELS, &iv)) return perr(p, CN_ERR_SPEC, "%s: out=%s: expected an integer in [1, %d]", what, value, MAX_CHANNELS);
-            l->out_channels = iv; have_out = true;
+        } else if ((ik = int_key(key))) {
+            if (!parse_int(value, ik->lo, ik->hi, (int *)((char *)l + ik->offset)))
+                return perr(p, CN_ERR_SPEC, "%s: %s=%s: expected an integer in [%d, %d]", what, key, value, ik->lo, ik->hi);
         } else if (!strcmp(key, "in")) {
             if (!parse_int(value, 1, 1 << 28, &iv)) return perr(p, CN_ERR_SPEC, "%s: in=%s: expected a positive integer", what, value);
             declared_in = iv;
-        } else if (!strcmp(key, "k")) {
-            if (!parse_int(value, 1, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: k=%s: expected an integer in [1, %d]", what, value, MAX_KERNEL);
-            l->kernel = iv; have_k = true;
-        } else if (!strcmp(key, "stride")) {
-            if (!parse_int(value, 1, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: stride=%s: expected an integer in [1, %d]", what, value, MAX_KERNEL);
-            l->stride = iv;
-        } else if (!strcmp(key, "dilation")) {
-            if (!parse_int(value, 1, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: dilation=%s: expected an integer in [1, %d]", what, value, MAX_KERNEL);
-            l->dilation = iv;
-        } else if (!strcmp(key, "groups")) {
-            if (!parse_int(value, 1, MAX_CHANNELS, &iv)) return perr(p, CN_ERR_SPEC, "%s: groups=%s: expected an integer in [1, %d]", what, value, MAX_CHANNELS);
-            l->groups = iv;
-        } else if (!strcmp(key, "pad")) {
-            if (!parse_int(value, 0, MAX_KERNEL, &iv)) return perr(p, CN_ERR_SPEC, "%s: pad=%s: expected an integer in [0, %d]", what, value, MAX_KERNEL);
-            l->pad = iv;
         } else if (!strcmp(key, "bias")) {
             if (!parse_bool(value, &l->has_bias)) return perr(p, CN_ERR_SPEC, "%s: bias=%s: expected true or false", what, value);
         } else if (!strcmp(key, "p")) {
@@ -392,9 +394,10 @@ static cn_status parse_layer(parser *p, cn_layer_kind kind, char *args, int inde
             l->bn_momentum = (float)dv;
         }
     }
-    if ((kind == CN_LAYER_CONV2D || kind == CN_LAYER_LINEAR) && !have_out)
+    /* out= and k= were given when they are set: their values are at least 1 */
+    if ((kind == CN_LAYER_CONV2D || kind == CN_LAYER_LINEAR) && l->out_channels == 0)
         return perr(p, CN_ERR_SPEC, "%s: missing out=N", what);
-    if ((kind == CN_LAYER_CONV2D || kind == CN_LAYER_MAXPOOL2D || kind == CN_LAYER_AVGPOOL2D) && !have_k)
+    if ((kind == CN_LAYER_CONV2D || kind == CN_LAYER_MAXPOOL2D || kind == CN_LAYER_AVGPOOL2D) && l->kernel == 0)
         return perr(p, CN_ERR_SPEC, "%s: missing k=N (kernel size)", what);
     if ((kind == CN_LAYER_ADD || kind == CN_LAYER_CONCAT) && l->num_inputs < 2)
         return perr(p, CN_ERR_SPEC, "%s: needs from=a,b (two or more earlier layers, or 'input', to join)", what);
