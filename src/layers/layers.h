@@ -105,6 +105,15 @@ static inline void cn_linear_rows_from_bias(float *out, int rows, int O, const f
         else memset(out + (size_t)r * O, 0, O * sizeof *out);
     }
 }
+/* dbias (O) = the column sums of grad_out (B, O), each in float32 over the rows in order: the
+ * bias gradient of the float32 and the bf16 linear layers alike. */
+static inline void cn_linear_bias_grad(const float *grad_out, int B, int O, float *dbias) {
+    for (int o = 0; o < O; o++) {
+        float db = 0.0f;
+        for (int b = 0; b < B; b++) db += grad_out[(size_t)b * O + o];
+        dbias[o] = db;
+    }
+}
 /* The same in mixed precision (linear_bf16.c; cn_step.bf16_linear, needs cn_bf16_available()). */
 size_t cn_linear_bf16_scratch_floats(const cn_layer *l);
 void cn_linear_forward_bf16(const cn_layer_ctx *c);

@@ -32,7 +32,6 @@ void cn_linear_backward(const cn_layer_ctx *c) {
     int I = l->in.c, O = l->out_channels, B = c->batch;
     const float *weight = m->params + l->weight_offset;
     float *dweight = c->grads + l->weight_offset;
-    float *dbias = l->bias_count ? c->grads + l->bias_offset : NULL;
     // dW (O,I) = grad_out (B,O)^T @ in (B,I); rows of dW are independent. Columns in
     // blocks of I_BLOCK so that the block of `in` (B, I_BLOCK) stays in cache for every o;
     // each dW element still sums over b in order.
@@ -45,12 +44,7 @@ void cn_linear_backward(const cn_layer_ctx *c) {
             for (int b = 0; b < B; b++) cn_axpy(n, c->grad_out[(size_t)b * O + o], c->in + (size_t)b * I + i0, dw);
         }
     }
-    if (dbias)
-        for (int o = 0; o < O; o++) {
-            float db = 0.0f;
-            for (int b = 0; b < B; b++) db += c->grad_out[(size_t)b * O + o];
-            dbias[o] = db;
-        }
+    if (l->bias_count) cn_linear_bias_grad(c->grad_out, B, O, c->grads + l->bias_offset);
     if (!c->grad_in) return;
     // grad_in (B,I) = grad_out (B,O) @ W (O,I), ROWS samples per pass over the weights
     int groups = (B + ROWS - 1) / ROWS;

@@ -60,7 +60,6 @@ void cn_linear_backward_bf16(const cn_layer_ctx *c) {
     int I = l->in.c, O = l->out_channels, B = c->batch;
     const float *weight = m->params + l->weight_offset;
     float *dweight = c->grads + l->weight_offset;
-    float *dbias = l->bias_count ? c->grads + l->bias_offset : NULL;
     #pragma omp parallel num_threads(c->threads)
     {
         int T = omp_get_num_threads(), t = omp_get_thread_num(), o0, o1;
@@ -86,10 +85,5 @@ void cn_linear_backward_bf16(const cn_layer_ctx *c) {
             }
         }
     }
-    if (dbias)
-        for (int o = 0; o < O; o++) {
-            float db = 0.0f;
-            for (int b = 0; b < B; b++) db += c->grad_out[(size_t)b * O + o];
-            dbias[o] = db;
-        }
+    if (l->bias_count) cn_linear_bias_grad(c->grad_out, B, O, c->grads + l->bias_offset);
 }
