@@ -13,8 +13,8 @@ typedef double v4d __attribute__((vector_size(32)));
  * widest vector is 32 bytes (AVX2); each lane's additions are the same either way. */
 typedef struct { v4d lo, hi; } d8;
 
-/* Prefetching (below) and sums: vectors go through pointers (passing vectors by value is
- * ABI-dependent across the multiversioned builds). */
+/* (vectors go through pointers: passing them by value is ABI-dependent across the
+ * multiversioned builds) */
 static inline void f8_to_d8(const v8f *v, d8 *out) {
     out->lo = __builtin_convertvector(__builtin_shufflevector(*v, *v, 0, 1, 2, 3), v4d);
     out->hi = __builtin_convertvector(__builtin_shufflevector(*v, *v, 4, 5, 6, 7), v4d);
@@ -93,7 +93,7 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 /* Rows here are short (7-28 pairs in the presets): a row of n >= 8 ends with one vector
  * step at n - 8 that overlaps the last full one (same values written twice) instead of a
  * scalar tail. The steps read inputs and write outputs that do not overlap. */
-static inline int last_step(int done, int n) { return n >= 8 && done < n ? n - 8 : -1; }
+static inline int needs_last_step(int done, int n) { return n >= 8 && done < n; }
 
 /* Pair maxima of a flat row segment: h[j] = winner of (x[2j], x[2j+1]) for j < n,
  * odd[j] = 1 when the second one won. */
@@ -112,7 +112,7 @@ static inline void pool_pairs_step(const float *x, int j, float *h, int32_t *odd
 static inline void pool_pairs(const float *x, int n, float *h, int32_t *odd) {
     int j = 0;
     for (; j + 8 <= n; j += 8) pool_pairs_step(x, j, h, odd);
-    if (last_step(j, n) >= 0) { pool_pairs_step(x, n - 8, h, odd); return; }
+    if (needs_last_step(j, n)) { pool_pairs_step(x, n - 8, h, odd); return; }
     for (; j < n; j++) {
         int t = pool_takes(x[2 * j + 1], x[2 * j]);
         h[j] = t ? x[2 * j + 1] : x[2 * j];
@@ -147,7 +147,7 @@ static inline void pool_row_pair(const float *r0, const float *r1, int w, int oy
     pool_pairs(r0, n, top, top_odd);
     pool_pairs(r1, n, bottom, bottom_odd);
     for (; i + 8 <= n; i += 8) pool_rows_step(top, bottom, top_odd, bottom_odd, i, w, oy, y, argmax);
-    if (last_step(i, n) >= 0) { pool_rows_step(top, bottom, top_odd, bottom_odd, n - 8, w, oy, y, argmax); return; }
+    if (needs_last_step(i, n)) { pool_rows_step(top, bottom, top_odd, bottom_odd, n - 8, w, oy, y, argmax); return; }
     for (; i < n; i++) {
         int t = pool_takes(bottom[i], top[i]);
         y[i] = t ? bottom[i] : top[i];
