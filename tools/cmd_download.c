@@ -38,11 +38,7 @@ int cmd_download(int argc, char **argv) {
         }
     }
     if (optind < argc) { /* the dataset as a positional argument */
-        if (dataset || optind + 1 < argc) {
-            fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet download --help')\n", cli_command,
-                    argv[dataset ? optind : optind + 1]);
-            return 2;
-        }
+        if (dataset || optind + 1 < argc) return cli_unexpected_argument(argv[dataset ? optind : optind + 1]);
         dataset = cli_choice("dataset", argv[optind], downloadable, "mnist, fashion-mnist, kmnist or cifar10");
     }
     if (!dataset) dataset = "mnist";

@@ -89,9 +89,7 @@ int cmd_eval(int argc, char **argv) {
         case 'i': int8 = 1; break;
         case 'c': calibration = (int)cli_int("--calibration", optarg, 1, 60000); break;
         case 'h': eval_help(); return 0;
-        default:
-            fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet eval --help')\n", cli_command, argv[optind - 1]);
-            return 2;
+        default: return cli_bad_option(argv, optind);
         }
     }
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet eval --help')\n", cli_command); return 2; }

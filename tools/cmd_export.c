@@ -152,10 +152,7 @@ int cmd_export(int argc, char **argv) {
         default: return cli_bad_option(argv, optind);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet export --help')\n", cli_command, argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return cli_unexpected_argument(argv[optind]);
     if (!weights) { fprintf(stderr, "%s: --weights FILE is required (see 'convnet export --help')\n", cli_command); return 2; }
     if (!out) { fprintf(stderr, "%s: -o OUT is required (see 'convnet export --help')\n", cli_command); return 2; }
     if (!format) {

@@ -9,8 +9,7 @@ int cmd_models(int argc, char **argv) {
                    "forward MACs per image and descriptions.\n");
             return 0;
         }
-        fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet models --help')\n", cli_command, argv[1]);
-        return 2;
+        return cli_unexpected_argument(argv[1]);
     }
     printf("%-12s %-16s %10s %10s  %s\n", "preset", "alias", "params", "MACs", "description");
     for (int i = 0; i < cn_preset_count(); i++) {

@@ -65,10 +65,7 @@ int cmd_summary(int argc, char **argv) {
         default: return cli_bad_option(argv, optind);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see '%s --help')\n", cli_command, argv[optind], cli_command);
-        return 2;
-    }
+    if (optind < argc) return cli_unexpected_argument(argv[optind]);
     if (!model_name == !weights) {
         fprintf(stderr, "%s: give exactly one of --model NAME|FILE or --weights FILE (see '%s --help')\n",
                 cli_command, cli_command);

@@ -48,46 +48,29 @@ int cmd_sweep(int argc, char **argv) {
     o.base.model = "seed001";
     o.base.allow_download = 1;
     const char *grid = NULL, *runs = NULL, *seeds = "1", *set = NULL;
-    enum { O_MODEL = 256, O_GRID, O_RUNS, O_SEEDS, O_SET, O_EPOCHS, O_JOBS, O_THREADS, O_OUT, O_DATA, O_DATASET,
-           O_NODL, O_LTRAIN, O_LTEST, O_QUIET, O_VAL, O_HELP };
+    enum { O_GRID = 256, O_RUNS, O_SEEDS, O_SET, O_JOBS, O_OUT, O_QUIET, O_HELP };
     static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL}, {"grid", required_argument, 0, O_GRID},
-        {"runs", required_argument, 0, O_RUNS}, {"seeds", required_argument, 0, O_SEEDS},
-        {"set", required_argument, 0, O_SET}, {"epochs", required_argument, 0, O_EPOCHS},
-        {"jobs", required_argument, 0, O_JOBS}, {"threads", required_argument, 0, O_THREADS},
-        {"out", required_argument, 0, O_OUT}, {"data", required_argument, 0, O_DATA},
-        {"dataset", required_argument, 0, O_DATASET}, {"no-download", no_argument, 0, O_NODL},
-        {"limit-train", required_argument, 0, O_LTRAIN}, {"limit-test", required_argument, 0, O_LTEST},
-        {"quiet", no_argument, 0, O_QUIET}, {"val-split", required_argument, 0, O_VAL},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"grid", required_argument, 0, O_GRID}, {"runs", required_argument, 0, O_RUNS},
+        {"seeds", required_argument, 0, O_SEEDS}, {"set", required_argument, 0, O_SET},
+        {"jobs", required_argument, 0, O_JOBS}, {"out", required_argument, 0, O_OUT},
+        {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, O_HELP}, CLI_RUN_OPTIONS, {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_run_option(c, optarg, &o.base)) continue;
         switch (c) {
-        case O_MODEL: o.base.model = optarg; break;
         case O_GRID: grid = optarg; break;
         case O_RUNS: runs = optarg; break;
         case O_SEEDS: seeds = optarg; break;
         case O_SET: set = optarg; break;
-        case O_EPOCHS: o.base.overrides.epochs = (int)cli_int("--epochs", optarg, 1, 100000); break;
         case O_JOBS: o.jobs = (int)cli_int("--jobs", optarg, 1, 1024); break;
-        case O_THREADS: o.base.threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case O_OUT: o.out_dir = optarg; break;
-        case O_DATA: o.base.data_dir = optarg; break;
-        case O_DATASET: o.base.dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
-        case O_NODL: o.base.allow_download = 0; break;
-        case O_LTRAIN: o.base.train_limit = (int)cli_int("--limit-train", optarg, 2, 100000000); break;
-        case O_LTEST: o.base.test_limit = (int)cli_int("--limit-test", optarg, 1, 100000000); break;
         case O_QUIET: o.quiet = 1; break;
-        case O_VAL: o.base.val_split = (int)cli_int("--val-split", optarg, 1, 10000000); break;
         case O_HELP: case 'h': sweep_help(); return 0;
         default: return cli_bad_option(argv, optind);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet sweep --help')\n", cli_command, argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return cli_unexpected_argument(argv[optind]);
     if (!grid == !runs) {
         fprintf(stderr, "%s: give one of --grid or --runs (see 'convnet sweep --help')\n", cli_command);
         return 2;

@@ -84,12 +84,10 @@ int cmd_train(int argc, char **argv) {
     cn_train_options o;
     cn_train_options_init(&o);
     o.allow_download = 1;
-    enum { O_DATA = 256, O_DATASET, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NESTEROV, O_WD, O_LS, O_SCHED, O_STEP,
-           O_GAMMA, O_PATIENCE, O_FACTOR, O_MAXLR, O_PCT, O_DIV, O_FDIV, O_AUG, O_VAL, O_SEED, O_THREADS, O_OUT,
-           O_RESUME, O_LTRAIN, O_LTEST, O_QUIET, O_NODL, O_MODEL, O_HELP, O_LOCALBN, O_PRECISION };
+    enum { O_BATCH = 256, O_LR, O_OPT, O_MOM, O_NESTEROV, O_WD, O_LS, O_SCHED, O_STEP, O_GAMMA, O_PATIENCE, O_FACTOR,
+           O_MAXLR, O_PCT, O_DIV, O_FDIV, O_AUG, O_SEED, O_OUT, O_RESUME, O_QUIET, O_NO_CUDA, O_HELP, O_LOCALBN,
+           O_PRECISION };
     static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
-        {"dataset", required_argument, 0, O_DATASET}, {"epochs", required_argument, 0, O_EPOCHS},
         {"batch-size", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
         {"optimizer", required_argument, 0, O_OPT}, {"momentum", required_argument, 0, O_MOM},
         {"nesterov", no_argument, 0, O_NESTEROV}, {"weight-decay", required_argument, 0, O_WD},
@@ -98,23 +96,17 @@ int cmd_train(int argc, char **argv) {
         {"patience", required_argument, 0, O_PATIENCE}, {"factor", required_argument, 0, O_FACTOR},
         {"max-lr", required_argument, 0, O_MAXLR}, {"pct-start", required_argument, 0, O_PCT},
         {"div-factor", required_argument, 0, O_DIV}, {"final-div-factor", required_argument, 0, O_FDIV},
-        {"augment", required_argument, 0, O_AUG}, {"val-split", required_argument, 0, O_VAL},
-        {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
+        {"augment", required_argument, 0, O_AUG}, {"seed", required_argument, 0, O_SEED},
         {"out", required_argument, 0, O_OUT}, {"resume", required_argument, 0, O_RESUME},
-        {"limit-train", required_argument, 0, O_LTRAIN}, {"limit-test", required_argument, 0, O_LTEST},
-        {"quiet", no_argument, 0, O_QUIET}, {"no-download", no_argument, 0, O_NODL},
-        {"no-cuda", no_argument, 0, O_QUIET + 100}, {"help", no_argument, 0, O_HELP},
-        {"local-bn", no_argument, 0, O_LOCALBN}, {"precision", required_argument, 0, O_PRECISION}, CLI_DATA_OPTIONS, {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, O_QUIET}, {"no-cuda", no_argument, 0, O_NO_CUDA}, {"help", no_argument, 0, O_HELP},
+        {"local-bn", no_argument, 0, O_LOCALBN}, {"precision", required_argument, 0, O_PRECISION}, CLI_RUN_OPTIONS,
+        CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     int c;
     cn_recipe *r = &o.overrides;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (cli_data_option(c, optarg, &o.data)) continue;
+        if (cli_run_option(c, optarg, &o) || cli_data_option(c, optarg, &o.data)) continue;
         switch (c) {
-        case O_MODEL: o.model = cli_path("--model", optarg); break;
-        case O_DATA: o.data_dir = cli_path("--data", optarg); break;
-        case O_DATASET: o.dataset = cli_choice("--dataset", optarg, cli_datasets, CLI_DATASETS_EXPECTED); break;
-        case O_EPOCHS: r->epochs = (int)cli_int("--epochs", optarg, 1, 100000); break;
         case O_BATCH: r->batch_size = (int)cli_int("--batch-size", optarg, 1, 65536); break;
         case O_LR: r->lr = cli_double("--lr", optarg, 1e-12, 100); break;
         case O_OPT: snprintf(r->optimizer, sizeof r->optimizer, "%s", cli_choice("--optimizer", optarg, optimizers, "sgd, adam or adamw")); break;
@@ -135,28 +127,18 @@ int cmd_train(int argc, char **argv) {
             if (strlen(optarg) >= sizeof r->augment) cli_usage_error("--augment", optarg, "a shorter augmentation spec");
             snprintf(r->augment, sizeof r->augment, "%s", optarg);
             break;
-        case O_VAL: o.val_split = (int)cli_int("--val-split", optarg, 1, 10000000); break;
         case O_SEED: o.seed = (uint64_t)cli_int("--seed", optarg, 0, 2147483647); break;
-        case O_THREADS: o.threads = (int)cli_int("--threads", optarg, 1, 256); break;
         case O_OUT: o.out_dir = cli_path("--out", optarg); break;
         case O_RESUME: o.resume = cli_path("--resume", optarg); break;
-        case O_LTRAIN: o.train_limit = (int)cli_int("--limit-train", optarg, 2, 100000000); break;
-        case O_LTEST: o.test_limit = (int)cli_int("--limit-test", optarg, 1, 100000000); break;
         case O_QUIET: o.quiet = 1; break;
-        case O_QUIET + 100: break;  /* --no-cuda (seed004's flag): convnet always runs on the CPU */
-        case O_NODL: o.allow_download = 0; break;
+        case O_NO_CUDA: break;  /* --no-cuda (seed004's flag): convnet always runs on the CPU */
         case O_LOCALBN: o.local_bn = 1; break;
         case O_PRECISION: o.precision = cli_choice("--precision", optarg, precisions, "fp32 or bf16"); break;
         case O_HELP: case 'h': train_help(); return 0;
-        default:
-            fprintf(stderr, "%s: unknown or incomplete option '%s' (see 'convnet train --help')\n", cli_command, argv[optind - 1]);
-            return 2;
+        default: return cli_bad_option(argv, optind);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see 'convnet train --help')\n", cli_command, argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return cli_unexpected_argument(argv[optind]);
     cli_data_finish(&o.data);
     o.stop_requested = &stop_requested;
     o.stop_honoured = &stop_honoured;

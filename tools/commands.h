@@ -15,10 +15,17 @@ static inline int cli_fail(void) {
 }
 
 #include "cli_data.h"
+#include "cli_run.h"
 
 /* Reports an unknown option (getopt_long returned '?' or ':') and returns 2. */
 static inline int cli_bad_option(char **argv, int optind_now) {
     fprintf(stderr, "%s: unknown or incomplete option '%s' (see '%s --help')\n", cli_command, argv[optind_now - 1], cli_command);
+    return 2;
+}
+
+/* Reports an argument that no option takes and returns 2. */
+static inline int cli_unexpected_argument(const char *arg) {
+    fprintf(stderr, "%s: unexpected argument '%s' (see '%s --help')\n", cli_command, arg, cli_command);
     return 2;
 }
 
