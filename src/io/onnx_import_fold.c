@@ -13,6 +13,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The value of a Constant's value_float(s) (floats) or value_int(s) attribute a: one value (0-d)
+ * or a list (1-D). Int values equal to BATCH_DIM move off it (it marks the batch size). */
+static cn_status attribute_value(const importer *im, int idx, const Onnx__AttributeProto *a, bool floats, value *v) {
+    bool one = !strcmp(a->name, floats ? "value_float" : "value_int");
+    size_t count = one ? 1 : floats ? a->n_floats : a->n_ints;
+    if (count > MAX_TENSOR_ELEMENTS) return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "too many values");
+    v->kind = floats ? V_FLOAT : V_INT; v->ndim = one ? 0 : 1; v->dims[0] = (int64_t)count; v->count = count; v->owned = true;
+    if (floats) {
+        v->f = cn_calloc(count ? count : 1, sizeof *v->f);
+        if (!v->f) return CN_ERR_NOMEM;
+        if (one) v->f[0] = a->f; else if (count) memcpy(v->f, a->floats, count * sizeof *v->f);
+    } else {
+        v->i = cn_calloc(count ? count : 1, sizeof *v->i);
+        if (!v->i) return CN_ERR_NOMEM;
+        if (one) v->i[0] = a->i; else if (count) memcpy(v->i, a->ints, count * sizeof *v->i);
+        for (size_t k = 0; k < count; k++) if (v->i[k] == BATCH_DIM) v->i[k] = BATCH_DIM + 1;
+    }
+    return CN_OK;
+}
+
 static cn_status op_constant(importer *im, int idx) {
     const Onnx__NodeProto *n = node_at(im, idx);
     cn_status st = cn_onnx_check_node(im, idx, 0, 0, "value,value_float,value_floats,value_int,value_ints");
@@ -26,23 +46,9 @@ static cn_status op_constant(importer *im, int idx) {
         char what[200];
         snprintf(what, sizeof what, "node %d \"%s\" (Constant) value", idx, CLEAN(n->name));
         if ((st = cn_onnx_decode_tensor(im, a->t, what, &v))) return st;
-    } else if (!strcmp(name, "value_float") || !strcmp(name, "value_floats")) {
-        bool one = !strcmp(name, "value_float");
-        size_t count = one ? 1 : a->n_floats;
-        if (count > MAX_TENSOR_ELEMENTS) return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "too many values");
-        v.kind = V_FLOAT; v.ndim = one ? 0 : 1; v.dims[0] = (int64_t)count; v.count = count; v.owned = true;
-        v.f = cn_calloc(count ? count : 1, sizeof *v.f);
-        if (!v.f) return CN_ERR_NOMEM;
-        if (one) v.f[0] = a->f; else if (count) memcpy(v.f, a->floats, count * sizeof *v.f);
     } else {
-        bool one = !strcmp(name, "value_int");
-        size_t count = one ? 1 : a->n_ints;
-        if (count > MAX_TENSOR_ELEMENTS) return cn_onnx_node_fail(im, idx, CN_ERR_UNSUPPORTED, "too many values");
-        v.kind = V_INT; v.ndim = one ? 0 : 1; v.dims[0] = (int64_t)count; v.count = count; v.owned = true;
-        v.i = cn_calloc(count ? count : 1, sizeof *v.i);
-        if (!v.i) return CN_ERR_NOMEM;
-        if (one) v.i[0] = a->i; else if (count) memcpy(v.i, a->ints, count * sizeof *v.i);
-        for (size_t k = 0; k < count; k++) if (v.i[k] == BATCH_DIM) v.i[k] = BATCH_DIM + 1;
+        bool floats = !strcmp(name, "value_float") || !strcmp(name, "value_floats");
+        if ((st = attribute_value(im, idx, a, floats, &v))) return st;
     }
     return cn_onnx_set_constant(im, idx, v);
 }
@@ -230,6 +236,21 @@ static void row_major_strides(const value *v, int64_t *strides) {
     for (int d = v->ndim - 1; d >= 0; d--) { strides[d] = s; s *= v->dims[d]; }
 }
 
+/* A new constant *v of dims (nd) whose element at (row-major) index is data's element
+ * base + sum over d of index[d] * stride[d]: a strided view of data (Transpose, Slice). */
+static cn_status strided_copy(const value *data, int nd, const int64_t *dims, int64_t base, const int64_t *stride, value *v) {
+    cn_status st = new_like(v, data, nd, dims);
+    if (st) return st;
+    int64_t index[MAX_DIMS] = {0};
+    for (size_t k = 0; k < v->count; k++) {
+        int64_t off = base;
+        for (int d = 0; d < nd; d++) off += index[d] * stride[d];
+        copy_element(v, k, data, (size_t)off);
+        for (int d = nd - 1; d >= 0 && ++index[d] == dims[d]; d--) index[d] = 0;
+    }
+    return CN_OK;
+}
+
 /* A constant input (int or float) of any shape. */
 static cn_status const_any(const importer *im, int idx, size_t input, const value **out) {
     const Onnx__NodeProto *n = node_at(im, idx);
@@ -295,15 +316,10 @@ static cn_status op_transpose(importer *im, int idx) {
         dims[d] = data->dims[p[d]];
     }
     row_major_strides(data, in_strides);
+    int64_t stride[MAX_DIMS];   /* output axis d walks input axis p[d] */
+    for (int d = 0; d < nd; d++) stride[d] = in_strides[p[d]];
     value v;
-    if ((st = new_like(&v, data, nd, dims))) return st;
-    int64_t index[MAX_DIMS] = {0};
-    for (size_t k = 0; k < v.count; k++) {
-        int64_t off = 0;
-        for (int d = 0; d < nd; d++) off += index[d] * in_strides[p[d]];
-        copy_element(&v, k, data, (size_t)off);
-        for (int d = nd - 1; d >= 0 && ++index[d] == dims[d]; d--) index[d] = 0;
-    }
+    if ((st = strided_copy(data, nd, dims, 0, stride, &v))) return st;
     return cn_onnx_set_constant(im, idx, v);
 }
 
@@ -354,15 +370,13 @@ static cn_status op_slice(importer *im, int idx) {
         dims[a] = len > 0 ? len : 0;
     }
     row_major_strides(data, in_strides);
-    value v;
-    if ((st = new_like(&v, data, nd, dims))) return st;
-    int64_t index[MAX_DIMS] = {0};
-    for (size_t k = 0; k < v.count; k++) {
-        int64_t off = 0;
-        for (int d = 0; d < nd; d++) off += (begin[d] + index[d] * step[d]) * in_strides[d];
-        copy_element(&v, k, data, (size_t)off);
-        for (int d = nd - 1; d >= 0 && ++index[d] == dims[d]; d--) index[d] = 0;
+    int64_t base = 0, stride[MAX_DIMS];   /* element index[d] of axis d is begin[d] + index[d] * step[d] */
+    for (int d = 0; d < nd; d++) {
+        base += begin[d] * in_strides[d];
+        stride[d] = step[d] * in_strides[d];
     }
+    value v;
+    if ((st = strided_copy(data, nd, dims, base, stride, &v))) return st;
     return cn_onnx_set_constant(im, idx, v);
 }
 
