@@ -383,7 +383,9 @@ static cn_status prepare(run *r, const cn_train_options *o) {
     if (o->precision && strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16"))
         return cn_fail(CN_ERR_ARG, "--precision %.40s: expected fp32 or bf16", o->precision);
     r->bf16 = o->precision && !strcmp(o->precision, "bf16");
-    if (r->bf16 && (st = cn_bf16_require())) return st;   /* before any data is read */
+    /* before any data is read; a resumed run after its checkpoint's settings, so that a
+     * contradicting --precision is named as such on any CPU */
+    if (r->bf16 && !o->resume && (st = cn_bf16_require())) return st;
     r->seed = o->seed == CN_SEED_UNSET ? 1 : o->seed;
     r->train_limit = o->train_limit;
     r->test_limit = o->test_limit;
@@ -403,6 +405,7 @@ static cn_status prepare(run *r, const cn_train_options *o) {
         r->partial_correct = rs.partial_correct;
         r->partial_seen = rs.partial_seen;
         r->bf16 = !strcmp(rs.precision, "bf16");
+        if (r->bf16 && (st = cn_bf16_require())) return st;
         snprintf(stored_dataset, sizeof stored_dataset, "%s", rs.dataset);
         dataset = stored_dataset;
         if (o->overrides.epochs > 0) r->recipe.epochs = o->overrides.epochs;
