@@ -1,8 +1,10 @@
 #!/bin/sh
 # Reruns the accuracy table: every preset trained with its own recipe (its
 # defaults, exactly `convnet train --model NAME`), the goal presets (c8k, c20k, fast,
-# fast994, ds8k, res20k) over 5 seeds, the others over 1 seed; prints final-epoch test accuracy (mean +- std over
-# seeds) and the wall time per run, and writes bench/ACCURACY.md.
+# fast994, ds8k, res20k, fashion93) over 5 seeds, the others over 1 seed; prints final-epoch test accuracy (mean +- std over
+# seeds) and the wall time per run, and writes bench/ACCURACY.md. fashion93 trains on
+# Fashion-MNIST (--dataset fashion-mnist, found in /usr/share/datasets/fashion-mnist from
+# Debian's dataset-fashion-mnist, or $CONVNET_DATA/fashion-mnist); the others on MNIST (--data).
 #
 #   sh bench/accuracy.sh [--quick] [--threads N] [--jobs N] [--data DIR] [PRESET...]
 #
@@ -12,8 +14,9 @@
 #              time per run is then that of a run sharing the machine.
 #   PRESET...  only these presets (default: all of the table)
 #
-# The runs are two `convnet sweep`s (--runs "model=NAME ...", seeds 1-5 and
-# seed 1) into runs/accuracy/5seeds/ and runs/accuracy/1seed/ (one directory per
+# The runs are `convnet sweep`s (--runs "model=NAME ...", seeds 1-5 and
+# seed 1) into runs/accuracy/5seeds/ and runs/accuracy/1seed/, and fashion93's into
+# runs/accuracy/fashion-5seeds/ (one directory per
 # run: metrics.csv, train.log; sweep.csv, sweep.md, sweep.png beside them). Takes
 # hours on a 2-core machine (it is for humans, not CI); a finished run is not
 # repeated and an interrupted one resumes, so an interrupted table continues when
@@ -38,7 +41,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ -n "$LIST" ] || LIST="seed000 seed001 seed002 seed003 seed004 seed004-tiny5 c8k c20k fast fast994 ds8k res20k"
+[ -n "$LIST" ] || LIST="seed000 seed001 seed002 seed003 seed004 seed004-tiny5 c8k c20k fast fast994 ds8k res20k fashion93"
 make -s build/convnet || exit 1
 # Run a private copy: other work rebuilding build/convnet mid-table would otherwise
 # fail runs with "Text file busy" or change the binary between seeds.
@@ -63,17 +66,20 @@ claim() {
         fast994) echo "goal >=99.4% mean, <=15 s per run" ;;
         ds8k) echo "goal >=99.4% (<8k params, depthwise-separable, <=15 epochs)" ;;
         res20k) echo "goal >=99.5% (<20k params, residual, <=20 epochs)" ;;
+        fashion93) echo "goal >=93.0% on Fashion-MNIST, <=5 min per run" ;;
         *) echo "-" ;;
     esac
 }
 # args <preset>: model name and extra CLI options of a table row.
 model_of() { case "$1" in seed004-tiny5) echo seed004 ;; *) echo "$1" ;; esac; }
-extra_of() { case "$1" in seed004-tiny5) echo "--epochs 5 --batch-size 256 --lr 0.01" ;; *) echo "" ;; esac; }
+extra_of() { case "$1" in seed004-tiny5) echo "--epochs 5 --batch-size 256 --lr 0.01" ;; fashion93) echo "--dataset fashion-mnist" ;; *) echo "" ;; esac; }
+# Presets trained on Fashion-MNIST (their own sweep, --dataset fashion-mnist, no --data).
+is_fashion() { case "$1" in fashion93) return 0 ;; *) return 1 ;; esac; }
 # setting <preset>: the row's settings as sweep tokens (the same as model_of and extra_of).
 setting_of() { case "$1" in seed004-tiny5) echo "model=seed004 epochs=5 batch=256 lr=0.01" ;; *) echo "model=$1" ;; esac; }
 seeds_of() {
     if [ "$QUICK" = 1 ]; then echo 1; return; fi
-    case "$1" in c8k|c20k|fast|fast994|ds8k|res20k) echo "1 2 3 4 5" ;; *) echo 1 ;; esac
+    case "$1" in c8k|c20k|fast|fast994|ds8k|res20k|fashion93) echo "1 2 3 4 5" ;; *) echo 1 ;; esac
 }
 params_of() { $BIN models 2>/dev/null | awk -v m="$1" '$1 == m { print $3 }'; }
 
@@ -88,22 +94,26 @@ mean_std() {
 ROWS=$TMPD/rows
 trap 'rm -rf "$TMPD"' EXIT
 # The runs: one sweep per seed count, as many runs at once as --jobs.
-MANY=""; ONE=""
+MANY=""; ONE=""; FASHION=""
 for p in $LIST; do
-    if [ "$(seeds_of "$p")" = 1 ]; then ONE="$ONE${ONE:+; }$(setting_of "$p")"
+    if is_fashion "$p"; then FASHION="$FASHION${FASHION:+; }$(setting_of "$p")"
+    elif [ "$(seeds_of "$p")" = 1 ]; then ONE="$ONE${ONE:+; }$(setting_of "$p")"
     else MANY="$MANY${MANY:+; }$(setting_of "$p")"; fi
 done
-sweep() {   # sweep <runs> <seeds> <dir>
+sweep() {   # sweep <runs> <seeds> <dir> mnist|fashion
     [ -n "$1" ] || return 0
-    echo "== $BIN sweep --runs \"$1\" --seeds $2 --threads $THREADS --jobs $JOBS --data $DATA --out $OUTROOT/$3"
-    $BIN sweep --runs "$1" --seeds "$2" --threads "$THREADS" --jobs "$JOBS" --data "$DATA" --out "$OUTROOT/$3" ||
+    if [ "$4" = fashion ]; then set -- "$1" "$2" "$3" --dataset fashion-mnist; else set -- "$1" "$2" "$3" --data "$DATA"; fi
+    echo "== $BIN sweep --runs \"$1\" --seeds $2 --threads $THREADS --jobs $JOBS $4 $5 --out $OUTROOT/$3"
+    $BIN sweep --runs "$1" --seeds "$2" --threads "$THREADS" --jobs "$JOBS" "$4" "$5" --out "$OUTROOT/$3" ||
         echo "   some runs FAILED (see $OUTROOT/$3/sweep.csv and the runs' train.log)"
 }
-sweep "$MANY" 1-5 5seeds
-sweep "$ONE" 1 1seed
+sweep "$MANY" 1-5 5seeds mnist
+sweep "$ONE" 1 1seed mnist
+sweep "$FASHION" "$( [ "$QUICK" = 1 ] && echo 1 || echo 1-5 )" fashion-5seeds fashion
 for p in $LIST; do
     model=$(model_of "$p"); extra=$(extra_of "$p")
-    if [ "$(seeds_of "$p")" = 1 ]; then sub=1seed; else sub=5seeds; fi
+    if is_fashion "$p"; then sub=fashion-5seeds
+    elif [ "$(seeds_of "$p")" = 1 ]; then sub=1seed; else sub=5seeds; fi
     name=$(setting_of "$p" | tr ' ' ',')
     accs=""; first=""; times=""; epochs=""
     for s in $(seeds_of "$p"); do
@@ -138,7 +148,8 @@ esac
     echo
     echo "Generated by \`sh bench/accuracy.sh$( [ "$QUICK" = 1 ] && echo ' --quick')\` on $(date -u +%Y-%m-%d) ($(nproc) cores, --threads $THREADS, $(git rev-parse --short HEAD 2>/dev/null))."
     echo "Each preset is trained with its own recipe (\`convnet train --model NAME\`, no other options"
-    echo "unless shown); accuracy is the **final-epoch** test accuracy on the 10,000 MNIST test images,"
+    echo "unless shown); accuracy is the **final-epoch** test accuracy on the 10,000 MNIST test images"
+    echo "(fashion93: the 10,000 Fashion-MNIST test images),"
     echo "mean ± sample std over seeds (--seed 1..N), with the worst seed; wall time is per run,"
     echo "data loading included. Recipes were chosen on a 5,000-image validation split (--val-split 5000),"
     echo "never on the test set."
