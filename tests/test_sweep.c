@@ -89,20 +89,27 @@ TEST(reports_rank_on_validation) {
     cn_sweep_plan_free(&p);
 }
 
+/* A quiet sweep into out_dir of seed003 for one epoch on train_limit MNIST images (200 test
+ * images), jobs runs at once. */
+static cn_sweep_options seed003_sweep(const char *out_dir, int jobs, int train_limit) {
+    cn_sweep_options o = {.out_dir = out_dir, .jobs = jobs, .quiet = 1};
+    cn_train_options_init(&o.base);
+    o.base.model = "seed003";
+    o.base.data_dir = "../shared/data/mnist";
+    o.base.allow_download = 0;
+    o.base.train_limit = train_limit;
+    o.base.test_limit = 200;
+    o.base.overrides.epochs = 1;
+    return o;
+}
+
 /* A real run with base.val_split: its result is metrics.csv's last val_acc, and its test
  * accuracy the last test_acc. */
 TEST(val_split_run_reads_validation_columns) {
     cn_sweep_plan p;
     CHECK(cn_sweep_plan_parse("lr=0.003", NULL, "1", &p) == CN_OK);
-    cn_sweep_options o = {.out_dir = OUT "/val-run", .jobs = 1, .quiet = 1};
-    cn_train_options_init(&o.base);
-    o.base.model = "seed003";
-    o.base.data_dir = "../shared/data/mnist";
-    o.base.allow_download = 0;
-    o.base.train_limit = 300;
-    o.base.test_limit = 200;
+    cn_sweep_options o = seed003_sweep(OUT "/val-run", 1, 300);
     o.base.val_split = 100;
-    o.base.overrides.epochs = 1;
     CHECK(system("rm -rf " OUT "/val-run") == 0);
     CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
     FILE *f = fopen(OUT "/val-run/lr=0.003,seed=1/metrics.csv", "r");
@@ -130,14 +137,7 @@ TEST(val_split_run_reads_validation_columns) {
 TEST(two_runs_at_once_then_skipped) {
     cn_sweep_plan p;
     CHECK(cn_sweep_plan_parse("lr=0.001,0.003", NULL, "1", &p) == CN_OK);
-    cn_sweep_options o = {.out_dir = OUT "/runs", .jobs = 2, .quiet = 1};
-    cn_train_options_init(&o.base);
-    o.base.model = "seed003";
-    o.base.data_dir = "../shared/data/mnist";
-    o.base.allow_download = 0;
-    o.base.train_limit = 256;
-    o.base.test_limit = 200;
-    o.base.overrides.epochs = 1;
+    cn_sweep_options o = seed003_sweep(OUT "/runs", 2, 256);
     CHECK(system("rm -rf " OUT "/runs") == 0);
     CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
     CHECK(harness_file_contains(OUT "/runs/sweep.csv", ",0.003,1,done,1,"));
