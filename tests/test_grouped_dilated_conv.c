@@ -1,5 +1,6 @@
-/* Grouped convolutions on the direct kernels, group by group (layers/conv2d_grouped.c), and
- * dilated ones phase by phase (layers/conv2d_dilated.c), on every kernel set this CPU has,
+/* Grouped convolutions on the direct kernels, group by group (layers/conv2d_grouped.c),
+ * dilated ones phase by phase (layers/conv2d_dilated.c) and strided ones after space-to-depth
+ * (layers/conv2d_strided.c), on every kernel set this CPU has,
  * against the im2col reference path (CN_SESSION_REFERENCE_CONV): a training step's output,
  * input gradient and parameter gradients, and which convolutions take the paths. The direct kernels sum the taps in another order (and with fused
  * multiply-adds): results agree within 1e-5 of the larger magnitude. */
@@ -38,7 +39,23 @@ static const grouped_case dilated_cases[] = {
     { 1, 33, 9, "out=7 k=3 pad=5 dilation=2 bias=false" },
 };
 
-static bool on_fast_path(const cn_layer *l) { return cn_conv2d_grouped_direct(l) || cn_conv2d_dilated_direct(l); }
+/* Stride 2 to 4, 1x1 to 5x5 kernels (a stride larger than the kernel: phases no tap reads), pads
+ * 0 to k - 1, odd and even sizes (input rows and columns no output reads), with and without bias;
+ * res20k's 3x3 and 1x1 stride-2 convolutions. */
+static const grouped_case strided_cases[] = {
+    { 16, 14, 14, "out=32 k=3 stride=2 pad=1 bias=false" },
+    { 16, 14, 14, "out=32 k=1 stride=2 bias=false" },
+    { 3, 13, 11, "out=5 k=3 stride=2" },
+    { 2, 12, 12, "out=4 k=2 stride=2" },
+    { 4, 17, 20, "out=8 k=5 stride=2 pad=2" },
+    { 3, 15, 14, "out=6 k=3 stride=3 pad=1 bias=false" },
+    { 2, 19, 9, "out=3 k=2 stride=4 pad=1" },
+    { 1, 28, 28, "out=8 k=4 stride=2 pad=1" },
+};
+
+static bool on_fast_path(const cn_layer *l) {
+    return cn_conv2d_grouped_direct(l) || cn_conv2d_dilated_direct(l) || cn_conv2d_strided_direct(l);
+}
 
 static cn_model *model_of(const grouped_case *gc) {
     char spec[256];
@@ -53,7 +70,7 @@ static int check_training(const grouped_case *gc, int threads) {
     cn_model *m = model_of(gc);
     if (!m) return 0;
     if (!on_fast_path(&m->layers[0])) {
-        fprintf(stderr, "  %s: not on the grouped or dilated direct path\n", gc->conv);
+        fprintf(stderr, "  %s: not on the grouped, dilated or strided direct path\n", gc->conv);
         cn_model_free(m);
         return 0;
     }
@@ -91,25 +108,43 @@ TEST(dilated_matches_reference) {
     CHECK(sets >= 1);
 }
 
-/* Which convolutions take the grouped or dilated direct path. */
+TEST(strided_matches_reference) {
+    int sets = 0;
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        sets++;
+        for (size_t i = 0; i < sizeof strided_cases / sizeof strided_cases[0]; i++)
+            for (int threads = 1; threads <= 2; threads++)
+                CHECK_MSG(check_training(&strided_cases[i], threads), "%s: strided case %zu, %d threads", kernel_sets[s],
+                          i, threads);
+    }
+    cn_kernels_select(NULL);
+    CHECK(sets >= 1);
+}
+
+/* Which convolutions take the grouped, dilated or strided direct path. */
 TEST(grouped_path_choice) {
-    const struct { const char *spec; bool grouped, dilated; } cases_[] = {
-        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=2\nflatten", true, false },
-        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=4\nflatten", true, false },     /* channel multiplier 2 */
-        { "input 4x8x8\nconv2d out=4 k=5 pad=2 groups=4\nflatten", true, false },     /* depthwise, not 3x3 */
-        { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=4\nflatten", false, false },    /* the depthwise 3x3 path */
-        { "input 4x8x8\nconv2d out=4 k=3 pad=2 dilation=2 groups=4\nflatten", false, false },
-        { "input 4x8x8\nconv2d out=8 k=3 pad=1\nflatten", false, false },             /* the plain direct path */
-        { "input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1 groups=2\nflatten", false, false },
-        { "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2 groups=2\nflatten", false, false },  /* im2col */
-        { "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2\nflatten", false, true },
-        { "input 4x9x9\nconv2d out=8 k=3 stride=2 dilation=2\nflatten", false, false },
+    const struct { const char *spec; bool grouped, dilated, strided; } cases_[] = {
+        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=2\nflatten", true, false, false },
+        { "input 4x8x8\nconv2d out=8 k=3 pad=1 groups=4\nflatten", true, false, false },     /* channel multiplier 2 */
+        { "input 4x8x8\nconv2d out=4 k=5 pad=2 groups=4\nflatten", true, false, false },     /* depthwise, not 3x3 */
+        { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=4\nflatten", false, false, false },    /* the depthwise 3x3 path */
+        { "input 4x8x8\nconv2d out=4 k=3 pad=2 dilation=2 groups=4\nflatten", false, false, false },
+        { "input 4x8x8\nconv2d out=8 k=3 pad=1\nflatten", false, false, false },             /* the plain direct path */
+        { "input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1 groups=2\nflatten", false, false, false },
+        { "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2 groups=2\nflatten", false, false, false },  /* im2col */
+        { "input 4x8x8\nconv2d out=8 k=3 pad=2 dilation=2\nflatten", false, true, false },
+        { "input 4x9x9\nconv2d out=8 k=3 stride=2 dilation=2\nflatten", false, false, false },
+        { "input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1\nflatten", false, false, true },
+        { "input 4x8x8\nconv2d out=8 k=1 stride=2\nflatten", false, false, true },
+        { "input 4x8x8\nconv2d out=4 k=3 stride=2 pad=1 groups=4\nflatten", false, false, false },  /* depthwise */
     };
     for (size_t i = 0; i < sizeof cases_ / sizeof cases_[0]; i++) {
         cn_model *m = NULL;
         CHECK(cn_model_from_spec(cases_[i].spec, "t", 1, &m) == CN_OK);
         if (m) CHECK_MSG(cn_conv2d_grouped_direct(&m->layers[0]) == cases_[i].grouped &&
-                         cn_conv2d_dilated_direct(&m->layers[0]) == cases_[i].dilated, "%s", cases_[i].spec);
+                         cn_conv2d_dilated_direct(&m->layers[0]) == cases_[i].dilated &&
+                         cn_conv2d_strided_direct(&m->layers[0]) == cases_[i].strided, "%s", cases_[i].spec);
         cn_model_free(m);
     }
 }
@@ -156,6 +191,19 @@ TEST(issued_macs_of_grouped_and_dilated) {
         CHECK_MSG(cn_conv2d_issued_macs(l, 0) == 4.0 * (1 * 4 * 2 * 16), "%g", cn_conv2d_issued_macs(l, 0));
     }
     cn_model_free(m);
+    /* stride 2, 3x3, pad 1 on 4x8x8: 4 phases of 4 channels, 2x2 taps, x' 5x5 -> 4x4 outputs:
+     * forward q row round_up(4*5, 16) = 32; input gradient dy padded by 1 to 6x6, 5 rows of 6 = 32 */
+    m = NULL;
+    CHECK(cn_model_from_spec("input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1\nflatten", "s", 1, &m) == CN_OK);
+    if (m) {
+        const cn_layer *l = &m->layers[0];
+        int ld = cn_kernels()->wgrad_ld(8);
+        CHECK(l->macs == 8 * 4 * 9 * 16);
+        CHECK_MSG(cn_conv2d_issued_macs(l, 0) == 16.0 * 4 * 8 * 32, "%g", cn_conv2d_issued_macs(l, 0));
+        CHECK_MSG(cn_conv2d_issued_macs(l, 1) == 8.0 * 4 * 16 * 32, "%g", cn_conv2d_issued_macs(l, 1));
+        CHECK_MSG(ld >= 8 && cn_conv2d_issued_macs(l, 2) == 16.0 * 4 * 16 * ld, "%g", cn_conv2d_issued_macs(l, 2));
+    }
+    cn_model_free(m);
     /* paths without direct kernels: their nominal MACs */
     const char *nominal[] = { "input 4x8x8\nconv2d out=4 k=3 pad=1 groups=4\nflatten",           /* depthwise 3x3 */
                               "input 4x8x8\nconv2d out=8 k=3 stride=2 pad=1 groups=2\nflatten",  /* im2col */
@@ -173,6 +221,7 @@ TEST(issued_macs_of_grouped_and_dilated) {
 int main(void) {
     RUN(grouped_matches_reference);
     RUN(dilated_matches_reference);
+    RUN(strided_matches_reference);
     RUN(grouped_path_choice);
     RUN(issued_macs_of_grouped_and_dilated);
     return test_summary();

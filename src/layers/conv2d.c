@@ -20,8 +20,9 @@
  * input gradient over.
  * Depthwise 3x3 convolutions run conv2d_depthwise.c; at stride 1, other grouped ones without
  * dilation conv2d_grouped.c (these kernels, group by group) and dilated ones without groups
- * conv2d_dilated.c (these kernels, phase by phase); the rest (other strides, grouped and
- * dilated at once) conv2d_im2col.c. */
+ * conv2d_dilated.c (these kernels, phase by phase), strided ones without groups or dilation
+ * conv2d_strided.c (these kernels, after space-to-depth); the rest (strided depthwise other
+ * than 3x3, grouped and dilated at once) conv2d_im2col.c. */
 #include "layers/layers.h"
 #include "layers/conv2d_paths.h"
 #include "kernels/kernels.h"
@@ -566,6 +567,7 @@ static const conv_path depthwise_path = {cn_conv2d_forward_depthwise, cn_conv2d_
                                          cn_conv2d_depthwise_scratch_floats};
 static const conv_path grouped_path = {cn_conv2d_forward_grouped, cn_conv2d_backward_grouped, cn_conv2d_grouped_scratch_floats};
 static const conv_path dilated_path = {cn_conv2d_forward_dilated, cn_conv2d_backward_dilated, cn_conv2d_dilated_scratch_floats};
+static const conv_path strided_path = {cn_conv2d_forward_strided, cn_conv2d_backward_strided, cn_conv2d_strided_scratch_floats};
 
 static const conv_path *path_of(const cn_layer *l, const cn_step *step) {
     if (step->bf16_conv) return &bf16_path;
@@ -574,6 +576,7 @@ static const conv_path *path_of(const cn_layer *l, const cn_step *step) {
     if (cn_conv2d_depthwise_fast(l)) return &depthwise_path;
     if (cn_conv2d_grouped_direct(l)) return &grouped_path;
     if (cn_conv2d_dilated_direct(l)) return &dilated_path;
+    if (cn_conv2d_strided_direct(l)) return &strided_path;
     return &im2col_path;
 }
 
@@ -604,6 +607,7 @@ double cn_conv2d_issued_macs(const cn_layer *l, int pass) {
         if (cn_conv2d_depthwise_fast(l)) return direct;   /* depthwise, strided, im2col: their MACs */
         if (cn_conv2d_grouped_direct(l)) return cn_conv2d_grouped_issued_macs(l, pass);
         if (cn_conv2d_dilated_direct(l)) return cn_conv2d_dilated_issued_macs(l, pass);
+        if (cn_conv2d_strided_direct(l)) return cn_conv2d_strided_issued_macs(l, pass);
         return direct;
     }
     const cn_kernel_set *ks = cn_kernels();

@@ -1,6 +1,6 @@
 /* The paths of conv2d besides the direct kernels of conv2d.c (which dispatches):
  * conv2d_im2col.c (any stride, groups, dilation: the reference), conv2d_depthwise.c,
- * conv2d_grouped.c and conv2d_dilated.c. */
+ * conv2d_grouped.c, conv2d_dilated.c and conv2d_strided.c. */
 #ifndef CN_LAYERS_CONV2D_PATHS_H
 #define CN_LAYERS_CONV2D_PATHS_H
 #include "layers/layers.h"
@@ -39,6 +39,14 @@ void cn_conv2d_forward_dilated(const cn_layer_ctx *c);
 void cn_conv2d_backward_dilated(const cn_layer_ctx *c);
 /* As cn_conv2d_grouped_issued_macs, summed over the phases that have outputs. */
 double cn_conv2d_dilated_issued_macs(const cn_layer *l, int pass);
+
+/* A strided conv the direct kernels run by space-to-depth: stride > 1, not grouped or dilated. */
+bool cn_conv2d_strided_direct(const cn_layer *l);
+size_t cn_conv2d_strided_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_strided(const cn_layer_ctx *c);
+void cn_conv2d_backward_strided(const cn_layer_ctx *c);
+/* As cn_conv2d_grouped_issued_macs, for the space-to-depth convolution. */
+double cn_conv2d_strided_issued_macs(const cn_layer *l, int pass);
 
 /* Lays n scratch pieces of sizes[i] floats out one after another from base, each starting on a
  * whole vector (CN_VEC_MAX floats): *pieces[i] = base + offset (NULL when base is NULL, to

@@ -162,5 +162,14 @@ void cn_thread_grads_reduce(const cn_layer_ctx *c, size_t offset, size_t count);
  * scratch; then c->grads gets the partials' sum in thread order. */
 typedef void (*cn_sample_backward_fn)(const cn_layer_ctx *c, int b, float *partial, float *scratch, const void *arg);
 void cn_per_sample_backward(const cn_layer_ctx *c, cn_sample_backward_fn fn, const void *arg);
+/* The same with work around each thread's share: prepare(c, scratch, arg) before its first
+ * sample and finish(c, partial, scratch, arg) after its last (either may be NULL; both run in
+ * every thread, also one with no samples). */
+typedef struct {
+    void (*prepare)(const cn_layer_ctx *c, float *scratch, const void *arg);
+    cn_sample_backward_fn sample;
+    void (*finish)(const cn_layer_ctx *c, float *partial, float *scratch, const void *arg);
+} cn_sample_backward;
+void cn_per_sample_backward_with(const cn_layer_ctx *c, const cn_sample_backward *pass, const void *arg);
 
 #endif

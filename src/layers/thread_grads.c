@@ -17,6 +17,10 @@ void cn_thread_grads_reduce(const cn_layer_ctx *c, size_t offset, size_t count) 
 }
 
 void cn_per_sample_backward(const cn_layer_ctx *c, cn_sample_backward_fn fn, const void *arg) {
+    cn_per_sample_backward_with(c, &(cn_sample_backward){ .sample = fn }, arg);
+}
+
+void cn_per_sample_backward_with(const cn_layer_ctx *c, const cn_sample_backward *pass, const void *arg) {
     const cn_layer *l = c->layer;
     cn_thread_grads_zero(c, l->weight_offset, l->weight_count);
     if (l->bias_count) cn_thread_grads_zero(c, l->bias_offset, l->bias_count);
@@ -26,7 +30,9 @@ void cn_per_sample_backward(const cn_layer_ctx *c, cn_sample_backward_fn fn, con
         int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
         cn_thread_range(c->batch, t, T, &b0, &b1);
         float *partial = cn_thread_grads(c, c->threads > 1 ? t : 0), *scratch = cn_thread_scratch(c);
-        for (int b = b0; b < b1; b++) fn(c, b, partial, scratch, arg);
+        if (pass->prepare) pass->prepare(c, scratch, arg);
+        for (int b = b0; b < b1; b++) pass->sample(c, b, partial, scratch, arg);
+        if (pass->finish) pass->finish(c, partial, scratch, arg);
     }
     cn_thread_grads_reduce(c, l->weight_offset, l->weight_count);
     if (l->bias_count) cn_thread_grads_reduce(c, l->bias_offset, l->bias_count);
