@@ -24,6 +24,7 @@
 # against bench/fast_torch.py (PyTorch, same target) when `fast` is in the list.
 set -u
 cd "$(dirname "$0")/.."
+. bench/malloc_env.sh
 sh scripts/install-deps.sh bench >&2 || exit 1
 THREADS=2
 JOBS=1

@@ -20,6 +20,7 @@
 # Environment: THREADS (2), BATCH (128), BENCH_SECONDS per timed run (0.4), REPEATS (3),
 # ROUNDS (3); epoch mode: DATA (../shared/data/mnist), EPOCH_REPEATS (3).
 set -e
+. bench/malloc_env.sh
 sh scripts/install-deps.sh bench >&2 || exit 1
 MODE=throughput
 case "$1" in throughput|profile|epoch|decode|int8) MODE=$1; shift ;; esac
