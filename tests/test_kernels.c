@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "model.h"
 #include "exec/session.h"
+#include "exec/plan.h"
 #include "kernels/kernels.h"
 #include "core/rng.h"
 #include "loss.h"
@@ -454,63 +455,100 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
     return diff / scale;
 }
 
-/* Two models of preset p with the same parameters, with sessions for `batch` samples on
+/* Two models of `spec` with the same parameters, with sessions for `batch` samples on
  * threads[0] and threads[1] threads (flags[u]); 0 (all freed, an error reported) on failure. */
-static int preset_pair(int p, int batch, const int threads[2], const unsigned flags[2], cn_model *m[2], cn_session *s[2]) {
+static int spec_pair(const char *spec, const char *name, int batch, const int threads[2], const unsigned flags[2],
+                     cn_model *m[2], cn_session *s[2]) {
     m[0] = m[1] = NULL;
     s[0] = s[1] = NULL;
     int ok = 1;
     for (int u = 0; u < 2; u++)
-        ok = ok && cn_model_from_spec(cn_preset_spec(p), cn_preset_name(p), 3, &m[u]) == CN_OK &&
+        ok = ok && cn_model_from_spec(spec, name, 3, &m[u]) == CN_OK &&
              cn_session_create(m[u], batch, threads[u], flags[u], &s[u]) == CN_OK;
     if (!ok) {
-        fprintf(stderr, "  %s: %s\n", cn_preset_name(p), cn_last_error());
+        fprintf(stderr, "  %s: %s\n", name, cn_last_error());
         free_pair(m, s);
     }
     return ok;
 }
 
-/* Every preset, whole model, fused (layers/fusion.h) against unfused: a training step's
- * outputs and parameter gradients within rounding (batch-norm sums are reordered by some
- * fusions), eval outputs bit-identical; 1 and 2 threads. */
-TEST(presets_fused_match_unfused) {
+static int preset_pair(int p, int batch, const int threads[2], const unsigned flags[2], cn_model *m[2], cn_session *s[2]) {
+    return spec_pair(cn_preset_spec(p), cn_preset_name(p), batch, threads, flags, m, s);
+}
+
+/* The model of `spec`, fused (layers/fusion.h) against unfused: a training step's outputs,
+ * parameter gradients and input gradient within rounding (batch-norm sums are reordered by
+ * some fusions), eval outputs bit-identical; 1 and 2 threads. */
+static void check_fused_matches_unfused(const char *spec, const char *name) {
     enum { BATCH = 5 };
-    for (int p = 0; p < cn_preset_count(); p++)
-        for (int threads = 1; threads <= 2; threads++) {
-            cn_model *m[2];
-            cn_session *s[2];
-            int ok = preset_pair(p, BATCH, (const int[2]){ threads, threads }, (const unsigned[2]){ 0, CN_SESSION_UNFUSED },
-                                 m, s);
-            CHECK(ok);
-            if (!ok) continue;
-            cn_rng rng;
-            cn_rng_seed(&rng, 21);
-            size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
-            float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y[2];
-            fill(x, in_n, &rng);
-            fill(dy, out_n, &rng);
-            fill_running_stats(m[0], &rng);
-            memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
-            for (int u = 0; u < 2; u++) {
-                y[u] = malloc(out_n * sizeof(float));
-                cn_session_set_training(s[u], false);
-                memcpy(y[u], cn_session_forward(s[u], x, BATCH, NULL), out_n * sizeof(float));
-            }
-            CHECK_MSG(memcmp(y[0], y[1], out_n * sizeof(float)) == 0, "%s, %d threads: eval outputs differ",
-                      cn_preset_name(p), threads);
-            for (int u = 0; u < 2; u++) {
-                cn_session_set_training(s[u], true);
-                cn_session_set_dropout_seed(s[u], 99);
-                memcpy(y[u], cn_session_forward(s[u], x, BATCH, NULL), out_n * sizeof(float));
-                cn_session_backward(s[u], dy, BATCH);
-            }
-            double dout = max_rel_diff(y[0], y[1], out_n);
-            double dgrad = max_rel_diff(cn_session_grads(s[0]), cn_session_grads(s[1]), m[0]->num_params);
-            CHECK_MSG(dout < 1e-5 && dgrad < 1e-4, "%s, %d threads: training step differs (outputs %.3g, gradients %.3g)",
-                      cn_preset_name(p), threads, dout, dgrad);
-            free(x); free(dy); free(y[0]); free(y[1]);
-            free_pair(m, s);
+    for (int threads = 1; threads <= 2; threads++) {
+        cn_model *m[2];
+        cn_session *s[2];
+        int ok = spec_pair(spec, name, BATCH, (const int[2]){ threads, threads }, (const unsigned[2]){ 0, CN_SESSION_UNFUSED },
+                           m, s);
+        CHECK(ok);
+        if (!ok) continue;
+        cn_rng rng;
+        cn_rng_seed(&rng, 21);
+        size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
+        float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *y[2], *dx[2];
+        fill(x, in_n, &rng);
+        fill(dy, out_n, &rng);
+        fill_running_stats(m[0], &rng);
+        memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
+        for (int u = 0; u < 2; u++) {
+            y[u] = malloc(out_n * sizeof(float));
+            dx[u] = malloc(in_n * sizeof(float));
+            cn_session_set_training(s[u], false);
+            memcpy(y[u], cn_session_forward(s[u], x, BATCH, NULL), out_n * sizeof(float));
         }
+        CHECK_MSG(memcmp(y[0], y[1], out_n * sizeof(float)) == 0, "%s, %d threads: eval outputs differ", name, threads);
+        for (int u = 0; u < 2; u++) {
+            cn_session_set_training(s[u], true);
+            cn_session_set_dropout_seed(s[u], 99);
+            memcpy(y[u], cn_session_forward(s[u], x, BATCH, NULL), out_n * sizeof(float));
+            cn_session_backward_input(s[u], dy, BATCH, dx[u]);
+        }
+        double dout = max_rel_diff(y[0], y[1], out_n), din = max_rel_diff(dx[0], dx[1], in_n);
+        double dgrad = max_rel_diff(cn_session_grads(s[0]), cn_session_grads(s[1]), m[0]->num_params);
+        CHECK_MSG(dout < 1e-5 && dgrad < 1e-4 && din < 1e-4,
+                  "%s, %d threads: training step differs (outputs %.3g, gradients %.3g, input gradient %.3g)", name,
+                  threads, dout, dgrad, din);
+        free(x); free(dy); free(y[0]); free(y[1]); free(dx[0]); free(dx[1]);
+        free_pair(m, s);
+    }
+}
+
+TEST(presets_fused_match_unfused) {
+    for (int p = 0; p < cn_preset_count(); p++) check_fused_matches_unfused(cn_preset_spec(p), cn_preset_name(p));
+}
+
+/* Models with branches fuse within their plain runs (exec/plan.c): chains that end where a
+ * value has several readers, chains right after a join, a dropout applied by its batch norm
+ * inside a branch, pool chains on both sides of a concat. */
+TEST(branched_fused_match_unfused) {
+    static const char *const specs[] = {
+        "input 3x12x12\nconv2d out=8 k=3 pad=1 bias=false\nbatchnorm2d\nrelu name=r0\n"
+        "conv2d out=8 k=3 pad=1\nrelu\nbatchnorm2d\ndropout p=0.1\nmaxpool2d k=2 name=a\n"
+        "conv2d out=4 k=1 from=r0\nbatchnorm2d\nrelu\nmaxpool2d k=2 name=b\nconcat from=a,b\n"
+        "conv2d out=6 k=3 pad=1\nbatchnorm2d\nrelu\nflatten\nlinear out=5\n",
+        "input 1x10x10\nconv2d out=6 k=3 pad=1\nrelu name=main\nconv2d out=6 k=3 pad=1\nrelu\n"
+        "conv2d out=6 k=3 pad=1 name=s\nadd from=main,s\nrelu\nbatchnorm2d\nrelu name=t\n"
+        "conv2d out=6 k=3 pad=1 from=t\nbatchnorm2d name=u\nadd from=t,u\nrelu\nmaxpool2d k=2\nflatten\nlinear out=3\n",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "branched %zu", i);
+        cn_model *m = NULL;
+        cn_plan plan = { 0 };
+        CHECK(cn_model_from_spec(specs[i], name, 3, &m) == CN_OK && cn_plan_build(m, true, 0, &plan) == CN_OK);
+        int chains = 0;
+        for (int l = 0; plan.steps && l < plan.num_layers; l++) chains += plan.steps[l].chain.length > 1;
+        CHECK_MSG(plan.branched && chains >= 3, "%s: %d fused chains", name, chains);
+        cn_plan_free(&plan);
+        cn_model_free(m);
+        check_fused_matches_unfused(specs[i], name);
+    }
 }
 
 /* Eval mode with 2 threads runs groups of samples through the whole model on per-thread
@@ -728,6 +766,7 @@ int main(void) {
     RUN(conv_backward_is_deterministic);
     RUN(fused_chains_match_separate_layers);
     RUN(presets_fused_match_unfused);
+    RUN(branched_fused_match_unfused);
     RUN(eval_groups_match_batch_pass);
     RUN(training_workers_match_batch_pass);
     RUN(train_step_matches_separate_passes);

@@ -33,6 +33,37 @@ static cn_step fused_step(const cn_model *m, bool training, int i) {
     return st;
 }
 
+/* Training plans of a model with branches fuse within its plain runs (exec/plan.h): segment
+ * [a, b] is a run of layers in which each layer after the first reads only the value before
+ * it, and that value has no other reader. *end gets b for the segment starting at a. */
+static cn_status plain_runs(const cn_model *m, int **segment_end) {
+    int L = m->num_layers;
+    int *readers = cn_calloc((size_t)L + 1, sizeof *readers), *end = cn_calloc((size_t)L, sizeof *end);
+    if (!readers || !end) { free(readers); free(end); return CN_ERR_NOMEM; }
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < m->layers[i].num_inputs; k++) readers[m->layers[i].inputs[k]]++;
+    for (int b = L - 1; b >= 0; b--) {
+        bool linked = b + 1 < L && m->layers[b + 1].num_inputs == 1 && m->layers[b + 1].inputs[0] == b + 1 &&
+                      readers[b + 1] == 1;
+        end[b] = linked ? end[b + 1] : b;
+    }
+    free(readers);
+    *segment_end = end;
+    return CN_OK;
+}
+
+/* Layer i's fused step when it lies in the plain run [a, b]: the fusion rules see that run
+ * as a model of its own, and the step's layer indices are shifted back. */
+static cn_step fused_step_in_run(const cn_model *m, bool training, int a, int b, int i) {
+    cn_model run = *m;
+    run.layers = m->layers + a;
+    run.num_layers = b - a + 1;
+    cn_step st = fused_step(&run, training, i - a);
+    if (st.pool >= 0) st.pool += a;
+    if (st.peer >= 0) st.peer += a;
+    return st;
+}
+
 /* Eval, every layer on its own: value v takes the lowest buffer no live value holds. A
  * buffer is live until the last reader of the values it holds (the output, value L, forever);
  * layer i's output never shares with what layer i reads. Pass-throughs alias their input. */
@@ -62,7 +93,10 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
     plan->branched = cn_model_has_branches(m);
     bool reference = flags & CN_SESSION_REFERENCE_CONV;
     bool bf16 = training && (flags & CN_SESSION_BF16);
-    bool unfused = reference || bf16 || (flags & CN_SESSION_UNFUSED) || plan->branched;
+    /* eval plans of branched models stay unfused: their buffers are shared by lifetime */
+    bool unfused = reference || bf16 || (flags & CN_SESSION_UNFUSED) || (plan->branched && !training);
+    int *run_end = NULL;
+    if (!unfused && plan->branched && plain_runs(m, &run_end) != CN_OK) return CN_ERR_NOMEM;
     int L = m->num_layers;
     plan->training = training;
     plan->num_layers = L;
@@ -72,13 +106,16 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
     plan->grad_of_input = cn_calloc(L, sizeof *plan->grad_of_input);
     plan->grad_value = cn_calloc((size_t)L * CN_MAX_INPUTS + L + 1, sizeof *plan->grad_value);
     if (!plan->steps || !plan->buffer || !plan->buffer_floats || !plan->grad_of_input || !plan->grad_value) {
+        free(run_end);
         cn_plan_free(plan);
         return CN_ERR_NOMEM;
     }
     for (int i = 0; i <= L; i++) plan->buffer[i] = i;
-    for (int i = 0; i < L; i++) {
+    for (int i = 0, a = 0; i < L; i++) {
         cn_step *st = &plan->steps[i];
+        if (run_end && i > run_end[a]) a = i;
         if (unfused) *st = (cn_step){ .forward = true, .backward = true, .chain = { .length = 1 }, .pool = -1, .peer = -1 };
+        else if (run_end) *st = fused_step_in_run(m, training, a, run_end[a], i);
         else *st = fused_step(m, training, i);
         st->reference_conv = reference;
         st->bf16_conv = bf16 && m->layers[i].kind == CN_LAYER_CONV2D;
@@ -90,6 +127,7 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
             plan->buffer[i + 1] = plan->buffer[m->layers[i].inputs[0]];
         }
     }
+    free(run_end);
     if (!training && unfused && share_buffers_by_lifetime(m, plan)) { cn_plan_free(plan); return CN_ERR_NOMEM; }
     for (int v = 0; v <= L; v++) {
         size_t n = (size_t)cn_shape_size(cn_model_value_shape(m, v));

@@ -20,7 +20,10 @@
  * by several layers gets the gradient its last reader writes there, and each
  * other reader writes into an extra buffer of its own, which the backward pass
  * adds in (in a fixed order) before the value's producer runs. Fusion (layers/fusion.h)
- * looks at neighbouring layers only, so a model with branches runs unfused. */
+ * looks at neighbouring layers only: a training plan of a model with branches fuses within
+ * its plain runs (each layer after a run's first reads only the value before it, which has no
+ * other reader), so no chain hides a value that another layer reads; its eval plan runs
+ * unfused, sharing buffers by lifetime. */
 #ifndef CN_EXEC_PLAN_H
 #define CN_EXEC_PLAN_H
 #include "model.h"
