@@ -426,8 +426,8 @@ typedef struct {
  * images of `calibration_data` (required then, else ignored). */
 cn_status cn_export_c_source(const cn_model *model, const char *dir, const cn_model_info *info, int flags,
                              const cn_data *calibration_data, int *calibration, cn_export_c_stats *stats);
-/* CN_ERR_UNSUPPORTED (one line) for a model the C export cannot write (one with
- * branches): check before loading calibration data. */
+/* CN_ERR_UNSUPPORTED (one line) for a model the C export cannot write (a layer it
+ * has no code for): check before loading calibration data. */
 cn_status cn_export_c_check(const cn_model *model);
 
 typedef struct {

@@ -31,6 +31,32 @@
     "conv2d out=20 k=5 stride=2\nleaky_relu slope=0.1\n"                    \
     "conv2d out=10 k=3 dilation=2 groups=10\nrelu6\ngap\nflatten\nleaky_relu slope=0.3\nlog_softmax\n"
 
+/* Branches beyond res20k's residual blocks, for the exports: a concat of six branches (the
+ * model input read by two convs with different padding, relu6 on a value that later layers
+ * still read, a conv whose output feeds both its batch norm and the concat, so the batch
+ * norm stays unfolded), an add of three inputs with a ReLU after it, an add of a flattened
+ * conv output and a linear (shapes that differ in C x H x W, not in size), a flat concat,
+ * and a branch in the float tail after the last linear (an add of its output and a
+ * leaky_relu of it). */
+#define BRANCHES_SPEC                                                      \
+    "input 1x28x28\n"                                                      \
+    "conv2d out=8 k=3 stride=2 pad=1 name=stem\nrelu name=stem_relu\n"     \
+    "conv2d out=8 k=3 pad=1 name=a\nbatchnorm2d name=a_bn\nrelu name=a_relu\n" \
+    "conv2d out=4 k=1 from=stem_relu name=b\n"                              \
+    "relu6 from=stem_relu name=c6\n"                                        \
+    "maxpool2d k=3 stride=1 pad=1 from=stem_relu name=d\n"                  \
+    "conv2d out=4 k=5 stride=2 pad=2 from=input name=i5\n"                  \
+    "concat from=a_relu,b,c6,d,a,i5 name=cat\n"                             \
+    "conv2d out=16 k=3 stride=2 pad=1 name=e\nbatchnorm2d name=e_bn\nrelu name=e_relu\n" \
+    "conv2d out=16 k=3 pad=1 name=f\nbatchnorm2d name=f_bn\n"              \
+    "conv2d out=16 k=1 stride=2 from=cat name=g\n"                          \
+    "add from=f_bn,e_relu,g name=sum\nrelu name=sum_relu\n"                \
+    "conv2d out=4 k=3 stride=2 name=h\nflatten name=hf\nlinear out=36 name=fc_h\n" \
+    "add from=hf,fc_h name=flat_sum\n"                                      \
+    "gap from=sum_relu name=pool\nflatten name=pf\n"                       \
+    "concat from=flat_sum,pf name=cat2\n"                                   \
+    "linear out=10 name=fc\nleaky_relu slope=0.1 name=fc_lr\nadd from=fc,fc_lr name=fc_sum\nlog_softmax\n"
+
 /* Non-trivial batch-norm statistics (random-init models), so that folding and the
  * per-channel affine are exercised. */
 static inline void export_c_host_perturb_bn(cn_model *m) {
@@ -66,6 +92,16 @@ static inline cn_model *export_c_host_new_layers(const char *name, uint64_t seed
             for (int c = 0; c < m->layers[i].in.c; c++) m->params[m->layers[i].weight_offset + c] *= 8.0f;
             break;
         }
+    return m;
+}
+
+/* "branches": BRANCHES_SPEC with seed `seed`, batch norms perturbed; NULL for another name. */
+static inline cn_model *export_c_host_branches(const char *name, uint64_t seed) {
+    if (strcmp(name, "branches")) return NULL;
+    cn_model *m = NULL;
+    cn_status st = cn_model_from_spec(BRANCHES_SPEC, name, seed, &m);
+    CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
+    if (m) export_c_host_perturb_bn(m);
     return m;
 }
 

@@ -77,9 +77,11 @@ static const char CUSTOM_SPEC[] =
     "linear out=32\nrelu\nlinear out=10\n";
 
 /* A preset by name, CUSTOM_SPEC for "custom", or export_c_host_new_layers' models
- * ("new-layers", "new-layers-tail": batch norms already perturbed). */
+ * ("new-layers", "new-layers-tail") and export_c_host_branches' ("branches"), batch norms
+ * already perturbed. */
 static cn_model *load(const char *name, uint64_t seed) {
     if (!strncmp(name, "new-layers", 10)) return export_c_host_new_layers(name, seed);
+    if (!strcmp(name, "branches")) return export_c_host_branches(name, seed);
     cn_model *m = NULL;
     cn_status st = strcmp(name, "custom") ? cn_model_load_spec(name, seed, &m)
                                           : cn_model_from_spec(CUSTOM_SPEC, "custom", seed, &m);
@@ -100,9 +102,13 @@ static void check_float(const char *preset, bool bn) {
         float *ref = engine_scores(m);
         int classes = cn_model_num_classes(m);
         CHECK_ALLCLOSE(scores, ref, (size_t)NUM_IMAGES * classes, 1e-5);
-        int same = 0;
-        for (int i = 0; i < NUM_IMAGES; i++) same += preds[i] == argmax(scores + i * classes, classes);
+        int same = 0, engine = 0;
+        for (int i = 0; i < NUM_IMAGES; i++) {
+            same += preds[i] == argmax(scores + i * classes, classes);
+            engine += preds[i] == argmax(ref + i * classes, classes);
+        }
         CHECK_MSG(same == NUM_IMAGES, "%s: %d of %d returned indices are the argmax", preset, same, NUM_IMAGES);
+        CHECK_MSG(engine == NUM_IMAGES, "%s: the C export's class is the engine's on %d of %d images", preset, engine, NUM_IMAGES);
         CHECK(!stats.int8 && stats.flash_bytes == 4 * stats.weight_count);
         CHECK(stats.ram_bytes >= 2 * 784 * sizeof(float));
         free(ref);
@@ -118,6 +124,54 @@ TEST(float_seed002_seed003_seed004) { check_float("seed002", false); check_float
 TEST(float_custom_all_helpers) { check_float("custom", true); }
 /* grouped, depthwise and dilated conv2d, relu6, leaky_relu, batchnorm1d, dropout2d */
 TEST(float_new_layers_match_engine) { check_float("new-layers", false); check_float("new-layers-tail", false); }
+
+/* Branches: res20k (residual blocks, one with a 1x1 stride-2 projection) and BRANCHES_SPEC
+ * (concats, a three-input add, an add of differently shaped values of one size, a branch
+ * in the float tail) */
+TEST(float_branches_match_engine) { check_float("res20k", true); check_float("branches", false); }
+
+/* The branches' generated code: res20k's adds with their ReLU fused and its batch norms all
+ * folded; in BRANCHES_SPEC a batch norm whose conv output the concat also reads stays an
+ * affine, relu6 and leaky_relu work on copies of values that later layers still read, and
+ * the float tail's add reads the linear's output; with --target cortex-m4 the same int8
+ * scores as the generic export (the host runs the portable form). */
+TEST(branches_generated_code) {
+    char dir[300], cmd[4096];
+    const char *names[] = {"res20k", "branches"};
+    for (int n = 0; n < 2; n++) {
+        cn_model *m = load(names[n], 21);
+        if (!m) continue;
+        if (n == 0) export_c_host_perturb_bn(m);
+        snprintf(dir, sizeof dir, "%s/%s-contract", tmp_dir, names[n]);
+        CHECK(cn_export_c(m, dir, (const float[]){0.1307f}, (const float[]){0.3081f}, 0, NULL, 0, NULL) == CN_OK);
+        if (n == 0)
+            snprintf(cmd, sizeof cmd, "f=%s/model.c; ! grep -q 'affine' $f && test \"$(grep -c '^        add(in, 2, buf[0-9]*, [0-9]*, 1);' $f)\" = 2"
+                     " && grep -q 'layers block2.proj.0-block2.proj.1: conv2d from block1.relu 16x14x14 -> 32x7x7, batch norm folded' $f"
+                     " && grep -q 'layers block2.add-block2.relu: add from block2.bn2, block2.proj.1 32x7x7 -> 32x7x7, ReLU' $f", dir);
+        else
+            snprintf(cmd, sizeof cmd, "f=%s/model.c; test \"$(grep -c '^    affine(' $f)\" = 1 && grep -q '^    copy(buf[0-9]*, buf[0-9]*, 1568);' $f"
+                     " && grep -q '^    relu6(buf[0-9]*, 1568);' $f && grep -q '^        concat(in, size, 6, buf[0-9]*);' $f"
+                     " && grep -q 'static const int size\\[6\\] = {1568, 784, 1568, 1568, 1568, 784};' $f"
+                     " && grep -q '^        add(in, 3, buf[0-9]*, 784, 1);' $f && grep -q '^    copy(buf[0-9]*, buf[0-9]*, 10);' $f", dir);
+        CHECK_MSG(run(cmd) == 0, "%s float model.c: %s", names[n], cmd);
+        float *s1 = NULL, *s2 = NULL;
+        int *p1 = NULL, *p2 = NULL;
+        char n1[64], n2[64];
+        snprintf(n1, sizeof n1, "%s-int8-generic", names[n]);
+        snprintf(n2, sizeof n2, "%s-int8-m4", names[n]);
+        bool ok = export_and_run(m, n1, CN_EXPORT_C_INT8, NULL, &s1, &p1);
+        ok = export_and_run(m, n2, CN_EXPORT_C_INT8 | CN_EXPORT_C_CORTEX_M4, NULL, &s2, &p2) && ok;
+        if (ok) {
+            CHECK_MSG(!memcmp(s1, s2, (size_t)NUM_IMAGES * 10 * sizeof *s1), "%s: int8 generic and cortex-m4 (portable) scores differ", names[n]);
+            snprintf(cmd, sizeof cmd, "f=%s/%s/model.c; grep -q '^        add_q(in, rescale, %d, q[0-9]*, %d, 1);' $f"
+                     " && grep -q '^        static const float rescale\\[%d\\] = {' $f%s", tmp_dir, n2, n ? 3 : 2, n ? 784 : 3136,
+                     n ? 3 : 2, n ? " && grep -q '^        concat_q(in, size, rescale, 6, q[0-9]*);' $f && grep -q '^    copy_q(q[0-9]*, q[0-9]*, 1568);' $f" : "");
+            CHECK_MSG(run(cmd) == 0, "%s cortex-m4 int8 model.c: %s", names[n], cmd);
+        }
+        free(s1); free(s2); free(p1); free(p2);
+        cn_model_free(m);
+    }
+}
 
 /* The new layers' generated code: every batch norm folded (into the convs and, batchnorm1d,
  * into the linear before it), the grouped/dilated helper called, dropout gone; with
@@ -204,6 +258,7 @@ TEST(int8_seed001_agrees_with_float) { check_int8("seed001", true, 970); }
 TEST(int8_other_presets) { check_int8("seed000", true, 960); check_int8("seed003", false, 960); check_int8("seed004", true, 960); }
 TEST(int8_seed002_and_custom) { check_int8("seed002", false, 960); check_int8("custom", true, 960); }
 TEST(int8_new_layers_agree_with_float) { check_int8("new-layers", false, 900); check_int8("new-layers-tail", false, 900); }
+TEST(int8_branches_agree_with_float) { check_int8("res20k", true, 960); check_int8("branches", false, 900); }
 
 TEST(errors) {
     cn_model *m = NULL;
@@ -236,12 +291,15 @@ int main(void) {
     RUN(float_seed002_seed003_seed004);
     RUN(float_custom_all_helpers);
     RUN(float_new_layers_match_engine);
+    RUN(float_branches_match_engine);
     RUN(new_layers_generated_code);
+    RUN(branches_generated_code);
     RUN(generated_source_contract);
     RUN(int8_seed001_agrees_with_float);
     RUN(int8_other_presets);
     RUN(int8_seed002_and_custom);
     RUN(int8_new_layers_agree_with_float);
+    RUN(int8_branches_agree_with_float);
     RUN(errors);
     free(images);
     char cmd[300];

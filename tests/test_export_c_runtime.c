@@ -1,7 +1,8 @@
 /* The C export's helpers (the files in src/io/export_c_runtime), run on the host: the DSP
  * variants of conv2d_q and linear_q (int8_dsp.c, with SMLAD/SXTB16 emulated in
  * portable C) give the portable ones' outputs exactly, a max pool fused into conv2d_q
- * gives conv2d_q then maxpool_q, and the strings embedded at build time
+ * gives conv2d_q then maxpool_q, the joins (add, concat and their int8 forms) compute
+ * what their comments say, and the strings embedded at build time
  * (build/gen/export_c_runtime.h) are the files' text. */
 #include "harness.h"
 #include "io/export_c_runtime/float.c"
@@ -139,6 +140,38 @@ TEST(relu6_and_leaky_relu_int8) {
     CHECK(g[0] == -0.5f && g[1] == 0.5f && g[2] == 0.0f);
 }
 
+/* The joins: add sums in PyTorch's order, ReLU after; concat copies along channels; add_q
+ * takes each input times its rescale, sums in float and rounds once (half away from zero,
+ * saturated); concat_q rounds each value into the output scale (rescale 1 keeps it). */
+TEST(joins) {
+    float a[3] = {1.0f, -2.0f, 1e8f}, b[3] = {0.5f, 1.0f, 1.0f}, c[3] = {0.25f, 0.5f, -1e8f}, y[3];
+    const float *two[2] = {a, b}, *three[3] = {a, b, c};
+    add(two, 2, y, 3, 1);
+    CHECK(y[0] == 1.5f && y[1] == 0.0f && y[2] == 1e8f);
+    add(three, 3, y, 3, 0);
+    CHECK(y[0] == 1.75f && y[1] == -0.5f && y[2] == 0.0f);   /* (1e8 + 1) - 1e8: the 1 is lost, as in PyTorch */
+    float cat[5];
+    const int sizes[2] = {3, 2};
+    concat(two, sizes, 2, cat);
+    CHECK(cat[0] == 1.0f && cat[2] == 1e8f && cat[3] == 0.5f && cat[4] == 1.0f);
+    int8_t qa[4] = {10, -10, 127, 3}, qb[4] = {5, 5, 127, -3}, qy[4], qc[8];
+    const int8_t *qtwo[2] = {qa, qb};
+    const float r[2] = {0.5f, 0.25f};
+    add_q(qtwo, r, 2, qy, 4, 0);
+    CHECK(qy[0] == 6 && qy[1] == -4 && qy[2] == 95 && qy[3] == 1);   /* 6.25, -3.75, 95.25, 0.75 */
+    add_q(qtwo, (const float[]){1.0f, 1.0f}, 2, qy, 4, 1);
+    CHECK(qy[0] == 15 && qy[1] == 0 && qy[2] == 127 && qy[3] == 0);  /* -5 ReLU'd, 254 saturated */
+    const int qsizes[2] = {4, 4};
+    concat_q(qtwo, qsizes, (const float[]){1.0f, 0.5f}, 2, qc);
+    CHECK(!memcmp(qc, qa, 4) && qc[4] == 3 && qc[5] == 3 && qc[6] == 64 && qc[7] == -2);   /* 2.5 -> 3, -1.5 -> -2 */
+    int8_t qd[4];
+    copy_q(qa, qd, 4);
+    CHECK(!memcmp(qd, qa, 4));
+    float fd[3];
+    copy(a, fd, 3);
+    CHECK(!memcmp(fd, a, sizeof a));
+}
+
 /* conv2d_q with pool 2 = conv2d_q, then maxpool_q 2x2 stride 2 (odd sizes drop the last row/column) */
 TEST(fused_max_pool_matches_two_steps) {
     cn_rng_seed(&rng, 7);
@@ -169,7 +202,7 @@ TEST(embedded_text_is_the_files_text) {
         if (fp) { (void)!fread(text[f], 1, (1 << 17) - 1, fp); fclose(fp); }
     }
     int count = (int)(sizeof c_runtime_helpers / sizeof c_runtime_helpers[0]);
-    CHECK(count == 28);
+    CHECK(count == 34);
     for (int k = 0; k < count; k++) {
         int found = 0;
         for (int f = 0; f < 3; f++) found |= strstr(text[f], c_runtime_helpers[k].text) != NULL;
@@ -187,6 +220,7 @@ int main(void) {
     RUN(conv2d_gq_dsp_matches_portable);
     RUN(relu6_and_leaky_relu_int8);
     RUN(fused_max_pool_matches_two_steps);
+    RUN(joins);
     RUN(embedded_text_is_the_files_text);
     return test_summary();
 }

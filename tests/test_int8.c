@@ -2,7 +2,8 @@
  * the host: seed001, seed003 and seed004 trained one epoch on 3,000 MNIST training images,
  * a model with every int8 step (random weights), and export_c_host.h's models with the layers
  * beyond the seeds (grouped, depthwise and dilated convs, relu6, leaky_relu, batchnorm1d,
- * dropout2d; trained briefly and random): for the same calibration images,
+ * dropout2d; trained briefly and random), and models with branches (res20k, and
+ * export_c_host.h's BRANCHES_SPEC): for the same calibration images,
  * the int8 model gives bitwise the exported model_predict's scores and the same class on
  * every one of 1,000 MNIST test images, on every int8 kernel set this CPU runs (and with 1
  * and 2 threads on the best one). Without ../shared/data/mnist, random images and untrained weights. */
@@ -93,10 +94,11 @@ static int float_hits(cn_model *m) {
 
 static void check_model(const char *name, bool train) {
     cn_model *m = NULL;
-    bool new_layers = !strncmp(name, "new-layers", 10);   /* export_c_host.h's models, BN already perturbed */
+    /* export_c_host.h's models, BN already perturbed */
+    bool new_layers = !strncmp(name, "new-layers", 10) || !strcmp(name, "branches");
     cn_status st = new_layers ? CN_OK : strcmp(name, "custom") ? cn_model_load_spec(name, 7, &m)
                                                                : cn_model_from_spec(CUSTOM_SPEC, "custom", 7, &m);
-    if (new_layers) m = export_c_host_new_layers(name, 7);
+    if (new_layers) m = strcmp(name, "branches") ? export_c_host_new_layers(name, 7) : export_c_host_branches(name, 7);
     CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
     if (!m) return;
     if (train) train_briefly(m);
@@ -155,6 +157,16 @@ TEST(new_layers_identical_to_c_export) {
     check_model("new-layers-tail", false);
 }
 
+/* Branches: res20k (residual blocks with a 1x1 stride-2 projection; a value read by convs
+ * with different padding, an int8 add of two scales) and BRANCHES_SPEC (concats, a
+ * three-input add, a flattened add, relu6 on a copy, a branch in the float tail), trained
+ * briefly and untrained */
+TEST(branches_identical_to_c_export) {
+    check_model("res20k", train_y != NULL);
+    check_model("branches", train_y != NULL);
+    check_model("branches", false);
+}
+
 TEST(refusals) {
     cn_model *m = NULL;
     cn_int8_model *q = NULL;
@@ -170,6 +182,15 @@ TEST(refusals) {
         CHECK(cn_int8_model_create(m, mean, (const float[]){0.0f}, train_x, 10, &q) == CN_ERR_ARG && !q);
         m->params[0] = NAN;
         CHECK(cn_int8_model_create(m, mean, stdv, train_x, 10, &q) == CN_ERR_NUMERIC && !q);
+        cn_model_free(m);
+    }
+    /* a layer after the last linear that reads an int8 value from before it (the pooled map) */
+    CHECK(cn_model_from_spec("input 1x28x28\nconv2d out=4 k=3 stride=2 name=a\ngap name=g\nflatten name=gf\nlinear out=4 name=l\n"
+                             "add from=gf,l name=s\n", "tail", 1, &m) == CN_OK);
+    if (m) {
+        CHECK(cn_int8_model_create(m, mean, stdv, train_x, 10, &q) == CN_ERR_UNSUPPORTED && !q);
+        CHECK_MSG(strstr(cn_last_error(), "layer s (add) reads 'g', an int8 activation from before the last conv/linear layer 'l'") &&
+                  strstr(cn_last_error(), "(target int8 CPU inference)") && !strchr(cn_last_error(), '\n'), "%s", cn_last_error());
         cn_model_free(m);
     }
 }
@@ -194,6 +215,7 @@ int main(void) {
     RUN(seed004_identical_to_c_export);
     RUN(every_step_identical_to_c_export);
     RUN(new_layers_identical_to_c_export);
+    RUN(branches_identical_to_c_export);
     RUN(refusals);
     free(train_x); free(train_y); free(test_x); free(test_y);
     char cmd[300];

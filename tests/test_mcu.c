@@ -9,7 +9,8 @@
  * points of float's, and the M4's int8 (SMLAD) must take at most half of float's
  * instructions. Then ds8k (depthwise-separable: the export's grouped conv2d and its SMLAD
  * variant), trained the same way, float and int8 on the M4: the host export's class on every
- * image, int8 at most half of float's instructions. Binary: $BUILD/convnet (default build). */
+ * image, int8 at most half of float's instructions; and res20k (residual blocks) the same
+ * way, the host's class on every image, int8 at most half of float's instructions. Binary: $BUILD/convnet (default build). */
 #include "harness.h"
 #include <stdbool.h>
 #include <unistd.h>
@@ -86,34 +87,47 @@ TEST(mcu_tiny_on_emulated_cortex_m) {
     if (getenv("TEST_VERBOSE")) (void)!system("cat " OUT "/mcu-tiny/mcu.txt >&2");
 }
 
-/* ds8k: depthwise 3x3 convs (stride 1 and 2) and pointwise 1x1 convs, float and int8 (SMLAD) on the M4 */
-TEST(ds8k_on_emulated_cortex_m4) {
+/* `model`, trained briefly, float and int8 (SMLAD) on the M4: the host export's class on every
+ * image, int8 smaller in flash and RAM; half_insns: int8 at most half of float's instructions. */
+static void check_on_m4(const char *model, bool half_insns) {
     const char *build = getenv("BUILD");
-    char cmd[1024];
-    if (!train_briefly("ds8k")) return;
-    snprintf(cmd, sizeof cmd, "CONVNET=%s/convnet sh scripts/mcu-check.sh --data " DATA " " OUT "/ds8k/best.safetensors %d"
-             " > " OUT "/ds8k/mcu.txt 2> " OUT "/ds8k/mcu.err", build && *build ? build : "build", N);
+    char cmd[1024], out[300];
+    if (!train_briefly(model)) return;
+    snprintf(cmd, sizeof cmd, "CONVNET=%s/convnet sh scripts/mcu-check.sh --data " DATA " " OUT "/%s/best.safetensors %d"
+             " > " OUT "/%s/mcu.txt 2> " OUT "/%s/mcu.err", build && *build ? build : "build", model, N, model, model);
     int rc = system(cmd);
-    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s/ds8k/mcu.err)", cmd, rc, OUT);
+    CHECK_MSG(rc == 0, "'%s' exited with %d (see %s/%s/mcu.err)", cmd, rc, OUT, model);
     mcu_line l[2];
-    int count = read_lines(OUT "/ds8k/mcu.txt", l, 2);
-    CHECK_MSG(count == 2, "%d result lines in %s/ds8k/mcu.txt, expected 2", count, OUT);
+    snprintf(out, sizeof out, OUT "/%s/mcu.txt", model);
+    int count = read_lines(out, l, 2);
+    CHECK_MSG(count == 2, "%d result lines in %s, expected 2", count, out);
     if (count != 2) return;
     CHECK(!strcmp(l[0].core, "cortex-m4") && !strcmp(l[0].variant, "float"));
     CHECK(!strcmp(l[1].core, "cortex-m4") && !strcmp(l[1].variant, "int8"));
     for (int i = 0; i < 2; i++) {
-        CHECK_MSG(l[i].n == N && l[i].agree == N, "ds8k %s: agree %d/%d with the host", l[i].variant, l[i].agree, l[i].n);
+        CHECK_MSG(l[i].n == N && l[i].agree == N, "%s %s: agree %d/%d with the host", model, l[i].variant, l[i].agree, l[i].n);
         CHECK(l[i].flash > 0 && l[i].ram > 0 && l[i].insns > 0);
     }
-    CHECK_MSG(2 * l[1].insns <= l[0].insns, "ds8k int8 on the M4: %ld instructions per image, float %ld", l[1].insns, l[0].insns);
-    CHECK_MSG(l[1].flash < l[0].flash && l[1].ram < l[0].ram, "ds8k int8 flash %ld / ram %ld, float %ld / %ld", l[1].flash,
+    if (half_insns)
+        CHECK_MSG(2 * l[1].insns <= l[0].insns, "%s int8 on the M4: %ld instructions per image, float %ld", model, l[1].insns,
+                  l[0].insns);
+    CHECK_MSG(l[1].flash < l[0].flash && l[1].ram < l[0].ram, "%s int8 flash %ld / ram %ld, float %ld / %ld", model, l[1].flash,
               l[1].ram, l[0].flash, l[0].ram);
-    if (getenv("TEST_VERBOSE")) (void)!system("cat " OUT "/ds8k/mcu.txt >&2");
+    printf("  %s on the M4: float %.2f%%, int8 %.2f%% of %d images; %ld and %ld instructions per image\n", model, l[0].acc,
+           l[1].acc, N, l[0].insns, l[1].insns);
+    if (getenv("TEST_VERBOSE")) { snprintf(cmd, sizeof cmd, "cat %s >&2", out); (void)!system(cmd); }
 }
+
+/* ds8k: depthwise 3x3 convs (stride 1 and 2) and pointwise 1x1 convs, float and int8 (SMLAD) on the M4 */
+TEST(ds8k_on_emulated_cortex_m4) { check_on_m4("ds8k", true); }
+
+/* res20k: residual blocks (adds of two scales in int8, a 1x1 stride-2 projection), float and int8 on the M4 */
+TEST(res20k_on_emulated_cortex_m4) { check_on_m4("res20k", true); }
 
 int main(void) {
     RUN(mcu_tiny_on_emulated_cortex_m);
     RUN(ds8k_on_emulated_cortex_m4);
+    RUN(res20k_on_emulated_cortex_m4);
     int rc = test_summary();
     if (rc == 0 && system("rm -rf " OUT) != 0) fprintf(stderr, "note: could not remove %s\n", OUT);
     return rc;

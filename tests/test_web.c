@@ -4,8 +4,9 @@
  * the seeds; its blob parser on damaged blobs (and, with node, the wasm32 build of it on
  * blobs whose shape products wrap 32 bits: tests/js/web_blob_check.js); the export's
  * errors; and the exported page in Debian's headless Chromium: the #selftest
- * (with --dump-dom: 20/20 classes, scores within 1e-4) of that page and of a page of the
- * new-layers model trained one epoch, and, through puppeteer-core (tests/js/web_check.js), digits
+ * (with --dump-dom: 20/20 classes, scores within 1e-4) of that page and of pages of the
+ * new-layers model, res20k and a model with concats (BRANCHES_SPEC) trained one epoch,
+ * and, through puppeteer-core (tests/js/web_check.js), digits
  * drawn with the mouse, whose page answers must equal `convnet predict` on the
  * same pixels. The browser parts skip (a SKIP line) without chromium, node/npm,
  * MNIST or the WebAssembly toolchain at build time; the drawing part also under
@@ -48,28 +49,31 @@ static void test_pixels(uint8_t *px, int count) {
     for (size_t i = 0; i < (size_t)count * 784; i++) px[i] = (uint8_t)(cn_rng_uniform(&rng) * 256);
 }
 
-/* Every preset, then export_c_host.h's models with the layers beyond the seeds (grouped,
- * depthwise and dilated convs, relu6, leaky_relu, batchnorm1d, dropout2d). */
+/* Every preset (res20k: residual blocks), then export_c_host.h's models with the layers
+ * beyond the seeds (grouped, depthwise and dilated convs, relu6, leaky_relu, batchnorm1d,
+ * dropout2d) and with branches (BRANCHES_SPEC: concats, adds of two and three values, an
+ * add of a flattened map and a linear's output). */
 TEST(web_runtime_matches_convnet_for_every_preset) {
     enum { N = 8 };
     uint8_t px[N * 784];
     test_pixels(px, N);
     /* and a batchnorm1d right after a flatten of a 4x13x13 map (the blob's flat input rule) */
-    static const char *const extra[] = {"new-layers", "new-layers-tail", "flat-bn"};
+    static const char *const extra[] = {"new-layers", "new-layers-tail", "flat-bn", "branches"};
     static const char FLAT_BN_SPEC[] = "input 1x28x28\nconv2d out=4 k=3 stride=2\nrelu\nflatten\nbatchnorm1d\nlinear out=10\n";
     int presets = cn_preset_count();
-    for (int p = 0; p < presets + 3; p++) {
+    for (int p = 0; p < presets + 4; p++) {
         cn_model *m;
         const char *name = p < presets ? cn_preset_name(p) : extra[p - presets];
         if (!strcmp(name, "flat-bn")) {
             if (cn_model_from_spec(FLAT_BN_SPEC, name, 3, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
+        } else if (!strcmp(name, "branches")) {
+            if (!(m = export_c_host_branches(name, 3))) continue;
         } else if (p >= presets) {
             if (!(m = export_c_host_new_layers(name, 3))) continue;
         } else if (cn_model_load_spec(name, 3, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
-        if (cn_export_web_check(m) != CN_OK) {   /* only inputs other than 1x28x28 and branches are refused */
-            CHECK_MSG(strstr(cn_last_error(), "web") &&
-                          (strstr(cn_last_error(), "draws 1x28x28") || strstr(cn_last_error(), "branches")),
-                      "%s: %s", name, cn_last_error());
+        if (cn_export_web_check(m) != CN_OK) {   /* only inputs other than 1x28x28 are refused */
+            CHECK_MSG(strstr(cn_last_error(), "web") && strstr(cn_last_error(), "draws 1x28x28"), "%s: %s", name,
+                      cn_last_error());
             cn_model_free(m);
             continue;
         }
@@ -139,6 +143,63 @@ TEST(damaged_blobs_are_rejected) {
     cn_model_free(m);
 }
 
+/* Offset of the first layer with op `op` in a blob, or 0: layers of 15 words, then as many
+ * input words as word 14 says, then word 13's floats. */
+static size_t find_layer(const unsigned char *b, size_t size, int op) {
+    uint32_t layers;
+    memcpy(&layers, b + 20, 4);
+    for (size_t at = 36, i = 0; i < layers && at + 60 <= size; i++) {
+        uint32_t w[15];
+        memcpy(w, b + at, sizeof w);
+        if ((int)w[0] == op) return at;
+        at += 60 + 4 * (size_t)w[14] + 4 * (size_t)w[13];
+    }
+    return 0;
+}
+
+/* The words of branches in a blob: an add or concat that reads a later value, its own output,
+ * too few values, or values that do not fit its shapes, and a plain layer that reads two,
+ * are refused with the layer named; the unchanged blobs load. */
+TEST(branch_words_are_checked) {
+    const char *names[] = {"res20k", "branches"};
+    for (int n = 0; n < 2; n++) {
+        cn_model *m = n ? export_c_host_branches(names[n], 1) : NULL;
+        if (!n && cn_model_load_spec(names[n], 1, &m)) { CHECK_MSG(0, "%s", cn_last_error()); continue; }
+        void *blob = NULL;
+        size_t size = 0;
+        cn_web_model wm;
+        CHECK(m && cn_export_web_blob(m, 0.1307f, 0.3081f, &blob, &size) == CN_OK);
+        cn_model_free(m);
+        if (!blob) continue;
+        unsigned char *b = blob;
+        size_t join = find_layer(b, size, n ? CN_WEB_CONCAT : CN_WEB_ADD), conv = find_layer(b, size, CN_WEB_CONV);
+        CHECK(join > 0 && conv > 0);
+        uint32_t index = (uint32_t)((join - 36) / 4), saved[3];   /* an upper bound of the layer's number */
+        memcpy(saved, b + join + 56, sizeof saved);
+        /* word 14 (the count), the first input, the second input */
+        const uint32_t bad[][3] = {{1, saved[1], saved[2]}, {saved[0], index + 1, saved[2]}, {saved[0], saved[1], 0},
+                                   {9, saved[1], saved[2]}};
+        const char *want[] = {"expected 2 to 8", "an earlier layer's output", "do not fit", "expected 2 to 8"};
+        for (int k = 0; k < 4; k++) {
+            memcpy(b + join + 56, bad[k], sizeof bad[k]);
+            cn_status st = cn_web_model_parse(blob, size, &wm);
+            if (st == CN_OK) cn_web_model_free(&wm);
+            CHECK_MSG(st == CN_ERR_FORMAT && strstr(cn_last_error(), want[k]), "%s, change %d: status %d, %s", names[n], k, st,
+                      cn_last_error());
+            memcpy(b + join + 56, saved, sizeof saved);
+        }
+        uint32_t two = 2;
+        memcpy(&saved[0], b + conv + 56, 4);
+        memcpy(b + conv + 56, &two, 4);
+        CHECK_MSG(cn_web_model_parse(blob, size, &wm) == CN_ERR_FORMAT && strstr(cn_last_error(), "expected 1"), "%s: %s",
+                  names[n], cn_last_error());
+        memcpy(b + conv + 56, &saved[0], 4);
+        CHECK_MSG(cn_web_model_parse(blob, size, &wm) == CN_OK, "%s: %s", names[n], cn_last_error());
+        cn_web_model_free(&wm);
+        free(blob);
+    }
+}
+
 /* Blobs whose shape products wrap 32-bit arithmetic (wasm32's size_t and long): the parser
  * takes them in 64 bits and refuses them, on the host and in the wasm32 runtime itself (run
  * with node by tests/js/web_blob_check.js, no packages); a valid blob loads there too. */
@@ -152,16 +213,17 @@ static void blob_header(unsigned char *b, size_t *at, int c, int h, int w, int l
                          (uint32_t)classes, m, s};
     for (int k = 0; k < 9; k++) blob_word(b, at, words[k]);
 }
-/* op, in c h w, out c h w, kernel, stride, pad, groups, dilation, alpha 0, n, reserved 0 */
+/* op, in c h w, out c h w, kernel, stride, pad, groups, dilation, alpha 0, n, 1 input: value 0 */
 static void blob_layer(unsigned char *b, size_t *at, const int32_t v[12], int32_t n) {
     for (int k = 0; k < 12; k++) blob_word(b, at, (uint32_t)v[k]);
     blob_word(b, at, 0);
     blob_word(b, at, (uint32_t)n);
+    blob_word(b, at, 1);
     blob_word(b, at, 0);
 }
 
 TEST(wasm32_parser_guards) {
-    enum { BLOBS = 4 };
+    enum { BLOBS = 5 };   /* a valid blob, the three damaged ones, a valid blob with branches */
     unsigned char bad[3][256];
     size_t len[3] = {0, 0, 0};
     /* 1: input 65536x65536x1: c*h is 2^32, 0 in 32 bits */
@@ -186,25 +248,32 @@ TEST(wasm32_parser_guards) {
         printf("SKIP test_web wasm32 parser guards: no node or no %s\n", runtime);
         return;
     }
-    cn_model *m = export_c_host_new_layers("new-layers", 3);
-    void *good = NULL;
-    size_t good_len = 0;
-    CHECK(m && cn_export_web_blob(m, 0.1307f, 0.3081f, &good, &good_len) == CN_OK);
+    cn_model *m = export_c_host_new_layers("new-layers", 3), *mb = export_c_host_branches("branches", 3);
+    void *good[2] = {NULL, NULL};
+    size_t good_len[2] = {0, 0};
+    CHECK(m && cn_export_web_blob(m, 0.1307f, 0.3081f, &good[0], &good_len[0]) == CN_OK);
+    CHECK(mb && cn_export_web_blob(mb, 0.1307f, 0.3081f, &good[1], &good_len[1]) == CN_OK);
     cn_model_free(m);
+    cn_model_free(mb);
     char files[BLOBS][400], list[2048] = "";
     for (int i = 0; i < BLOBS; i++) {
         snprintf(files[i], sizeof files[i], "%s/blob%d.bin", tmp_dir, i);
+        bool valid = i == 0 || i == BLOBS - 1;
+        const void *data = valid ? good[i ? 1 : 0] : bad[i - 1];
+        size_t n = valid ? good_len[i ? 1 : 0] : len[i - 1];
         FILE *f = fopen(files[i], "wb");
-        CHECK(f && fwrite(i ? bad[i - 1] : good, 1, i ? len[i - 1] : good_len, f) == (i ? len[i - 1] : good_len));
+        CHECK(f && data && fwrite(data, 1, n, f) == n);
         if (f) fclose(f);
         strncat(list, " ", sizeof list - strlen(list) - 1);
         strncat(list, files[i], sizeof list - strlen(list) - 1);
     }
-    free(good);
+    free(good[0]);
+    free(good[1]);
     int st = js_run("node tests/js/web_blob_check.js %s%s", runtime, list);
     CHECK_MSG(st == 0, "web_blob_check.js exited %d: %s", st, js_out);
     CHECK_MSG(strstr(js_out, "BLOB 0 status 0: ok"), "the valid blob in wasm32: %s", js_out);
-    for (int i = 1; i < BLOBS; i++) {
+    CHECK_MSG(strstr(js_out, "BLOB 4 status 0: ok"), "the valid blob with branches in wasm32: %s", js_out);
+    for (int i = 1; i < BLOBS - 1; i++) {
         char want[64];
         snprintf(want, sizeof want, "BLOB %d status %d: web blob", i, CN_ERR_FORMAT);
         CHECK_MSG(strstr(js_out, want), "damaged blob %d in wasm32: expected '%s...':\n%s", i, want, js_out);
@@ -250,25 +319,38 @@ static void check_selftest(const char *dir, const char *what) {
 
 TEST(selftest_in_headless_chromium) { check_selftest(page_dir, "the torch-trained model"); }
 
-/* A page of a model with the layers beyond the seeds (export_c_host.h's NEW_LAYERS_SPEC:
- * grouped, depthwise and dilated convs, relu6, leaky_relu, batchnorm1d, dropout2d), trained
- * one epoch on 2,000 images: exported, then its self-test in Chromium. */
-TEST(new_layers_page_in_headless_chromium) {
-    char spec[400], dir[400];
-    snprintf(spec, sizeof spec, "%s/new-layers.spec", tmp_dir);
-    snprintf(dir, sizeof dir, "%s/new-layers-page", tmp_dir);
-    FILE *f = fopen(spec, "w");
-    CHECK(f && fputs(NEW_LAYERS_SPEC, f) >= 0);
-    if (!f) return;
-    fclose(f);
+/* A page of model `name` (a preset, or spec_text written to NAME.spec), trained one epoch on
+ * 2,000 images: exported, then its self-test in Chromium. */
+static void check_trained_page(const char *name, const char *spec_text) {
+    char model[400], dir[400];
+    snprintf(model, sizeof model, "%s", name);
+    snprintf(dir, sizeof dir, "%s/%s-page", tmp_dir, name);
+    if (spec_text) {
+        snprintf(model, sizeof model, "%s/%s.spec", tmp_dir, name);
+        FILE *f = fopen(model, "w");
+        CHECK(f && fputs(spec_text, f) >= 0);
+        if (!f) return;
+        fclose(f);
+    }
     int st = js_run("%s/convnet train --model %s --data %s --no-download --limit-train 2000 --limit-test 200 --epochs 1 "
-                    "--batch-size 32 --seed 1 --threads 2 --quiet --out %s/new-layers-run", js_build, spec, MNIST_DIR, tmp_dir);
-    CHECK_MSG(st == 0, "training the new-layers model: exit %d: %s", st, js_out);
+                    "--batch-size 32 --seed 1 --threads 2 --quiet --out %s/%s-run", js_build, model, MNIST_DIR, tmp_dir, name);
+    CHECK_MSG(st == 0, "training %s: exit %d: %s", name, st, js_out);
     if (st) return;
-    st = js_run("%s/convnet export --weights %s/new-layers-run/last.safetensors --format web -o %s --data %s --no-download",
-                js_build, tmp_dir, dir, MNIST_DIR);
-    CHECK_MSG(st == 0 && strstr(js_out, "agrees with convnet on 20/20"), "exit %d: %s", st, js_out);
-    if (!st) check_selftest(dir, "the new-layers model");
+    st = js_run("%s/convnet export --weights %s/%s-run/last.safetensors --format web -o %s --data %s --no-download",
+                js_build, tmp_dir, name, dir, MNIST_DIR);
+    CHECK_MSG(st == 0 && strstr(js_out, "agrees with convnet on 20/20"), "%s: exit %d: %s", name, st, js_out);
+    if (!st) check_selftest(dir, name);
+}
+
+/* A page of a model with the layers beyond the seeds (export_c_host.h's NEW_LAYERS_SPEC:
+ * grouped, depthwise and dilated convs, relu6, leaky_relu, batchnorm1d, dropout2d). */
+TEST(new_layers_page_in_headless_chromium) { check_trained_page("new-layers", NEW_LAYERS_SPEC); }
+
+/* Pages of models with branches: res20k (residual blocks) and export_c_host.h's BRANCHES_SPEC
+ * (concats, adds, a branch after the last linear). */
+TEST(branched_pages_in_headless_chromium) {
+    check_trained_page("res20k", NULL);
+    check_trained_page("branches", BRANCHES_SPEC);
 }
 
 /* `convnet predict --json` on one file: class and top-3 (class, probability). */
@@ -329,6 +411,7 @@ int main(void) {
     if (!mkdtemp(tmp_dir)) { printf("mkdtemp failed\nTESTS 0 1\n"); return 1; }
     RUN(web_runtime_matches_convnet_for_every_preset);
     RUN(damaged_blobs_are_rejected);
+    RUN(branch_words_are_checked);
     RUN(wasm32_parser_guards);
     RUN(export_errors_name_the_target);
     if (!cn_export_web_available())
@@ -341,6 +424,7 @@ int main(void) {
     else if ((page_ok = export_page())) {
         RUN(selftest_in_headless_chromium);
         RUN(new_layers_page_in_headless_chromium);
+        RUN(branched_pages_in_headless_chromium);
 #if defined(__SANITIZE_ADDRESS__)
         printf("SKIP test_web drawing test: run by the plain build (make check), not under SANITIZE=1\n");
         (void)js_env;

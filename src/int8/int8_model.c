@@ -12,6 +12,7 @@ void cn_int8_model_free(cn_int8_model *q) {
     for (int i = 0; i < q->num_steps; i++) { free(q->steps[i].packed); free(q->steps[i].comp); }
     free(q->steps);
     free(q->tensors);
+    free(q->tail_slot);
     cn_export_c_plan_free(&q->plan);
     free(q);
 }
@@ -24,13 +25,25 @@ const char *cn_int8_model_kernels(const cn_int8_model *q) { return q->ks->name; 
  * conv2d_gq (STEP_REF). */
 static bool kernel_conv(const export_op *o) { return o->kind == OP_CONV && o->groups == 1 && o->dilation == 1; }
 
-/* The border that the tensor written by op j needs: the padding of the kernel conv that
- * reads it (after any ops that work in place), 0 otherwise. */
-static int consumer_pad(const export_plan *p, int j) {
+/* The border op o needs of the tensor it reads: a kernel conv's padding; 0 for the linear,
+ * max pool and GAP kernels, which read the tensor as one block; -1 (any) for the others,
+ * which address its interior. */
+static int reader_pad(const export_op *o) {
+    if (kernel_conv(o)) return o->pad;
+    return o->kind == OP_LINEAR || o->kind == OP_MAXPOOL || o->kind == OP_GAP ? 0 : -1;
+}
+
+/* The border of the tensor that holds value v, written by op j (-1: the input): what its
+ * first reader with a need asks for, looking through an in-place op that takes v over (the
+ * same tensor then holds that op's output); 0 when none asks. */
+static int value_pad(const export_plan *p, int v, int j) {
     for (int k = j + 1; k <= p->last_weighted; k++) {
-        export_op_kind kind = p->ops[k].kind;
-        if (kind == OP_RELU || kind == OP_AFFINE || kind == OP_RELU6 || kind == OP_LEAKY_RELU) continue;
-        return kernel_conv(&p->ops[k]) ? p->ops[k].pad : 0;
+        const export_op *o = &p->ops[k];
+        bool reads = false;
+        for (int i = 0; i < o->num_in; i++) reads |= o->in_v[i] == v;
+        if (!reads) continue;
+        if (export_op_in_place(o->kind) && export_sole_reader(p, v, k)) return value_pad(p, o->out_v, k);
+        if (reader_pad(o) >= 0) return reader_pad(o);
     }
     return 0;
 }
@@ -45,6 +58,40 @@ static int add_tensor(cn_int8_model *q, cn_shape s, int pad) {
     q->image_bytes += t->bytes;
     if (t->bytes > q->chw_size) q->chw_size = t->bytes;
     return q->num_tensors++;
+}
+
+/* While the steps are built: the tensor of each value, and the copies of values made for
+ * readers that need another border. */
+typedef struct {
+    int *value_tensor;      /* per value */
+    int (*copies)[3];       /* value, border, tensor */
+    int num_copies;
+} build_ctx;
+
+static i8_step *new_step(cn_int8_model *q) { return memset(&q->steps[q->num_steps++], 0, sizeof(i8_step)); }
+
+/* A STEP_COPY of tensor t into a new tensor with border pad; returns the new tensor. */
+static int copy_tensor(cn_int8_model *q, int t, int pad) {
+    const i8_tensor *x = &q->tensors[t];
+    int u = add_tensor(q, (cn_shape){x->c, x->h, x->w}, pad);
+    i8_step *st = new_step(q);
+    st->kind = STEP_COPY;
+    st->in = t;
+    st->out = u;
+    return u;
+}
+
+/* The tensor of value v with border pad (-1: any): its own, or a copy (made once). */
+static int input_tensor(cn_int8_model *q, build_ctx *b, int v, int pad) {
+    int t = b->value_tensor[v];
+    if (pad < 0 || q->tensors[t].pad == pad) return t;
+    for (int i = 0; i < b->num_copies; i++)
+        if (b->copies[i][0] == v && b->copies[i][1] == pad) return b->copies[i][2];
+    int u = copy_tensor(q, t, pad);
+    b->copies[b->num_copies][0] = v;
+    b->copies[b->num_copies][1] = pad;
+    b->copies[b->num_copies++][2] = u;
+    return u;
 }
 
 /* The conv/linear op o as a STEP_CONV reading tensor `in`: weights reordered to
@@ -77,17 +124,22 @@ static cn_status pack_weights(cn_int8_model *q, const export_op *o, i8_step *st)
     return CN_OK;
 }
 
-/* The step of conv/linear op i reading tensor `in`; a batch norm right after it (int8 on
- * both sides) is fused as the epilogue's post-affine. Returns the number of ops used. */
-static int conv_step(cn_int8_model *q, int i, int in, i8_step *st, cn_status *status) {
+/* The step of conv/linear op i reading tensor `in`; a batch norm right after it that alone
+ * reads its output (int8 on both sides) is fused as the epilogue's post-affine. Returns the
+ * number of ops used. */
+static int conv_step(cn_int8_model *q, build_ctx *b, int i, int in, i8_step *st, cn_status *status) {
     const export_plan *p = &q->plan;
     const export_op *o = &p->ops[i], *bn = NULL;
-    if (i < p->last_weighted && p->ops[i + 1].kind == OP_AFFINE) bn = &p->ops[i + 1];
+    if (i < p->last_weighted && p->ops[i + 1].kind == OP_AFFINE && p->ops[i + 1].in_v[0] == o->out_v &&
+        export_sole_reader(p, o->out_v, i + 1))
+        bn = &p->ops[i + 1];
+    const export_op *end = bn ? bn : o;
     st->kind = STEP_CONV;
     st->op = o;
     st->in = in;
     st->linear = o->kind == OP_LINEAR;
-    st->out = i < p->last_weighted ? add_tensor(q, (bn ? bn : o)->out, consumer_pad(p, bn ? i + 1 : i)) : -1;
+    st->out = i < p->last_weighted ? add_tensor(q, end->out, value_pad(p, end->out_v, bn ? i + 1 : i)) : -1;
+    if (st->out >= 0) b->value_tensor[end->out_v] = st->out;
     st->ep = (cn_i8_epilogue){.mult = o->mult, .bias = o->qbias, .relu = o->relu};
     if (bn) { st->ep.post_mult = bn->mult; st->ep.post_shift = bn->qbias; st->ep.post_relu = bn->relu; }
     const i8_tensor *t = &q->tensors[in];
@@ -107,55 +159,74 @@ static int conv_step(cn_int8_model *q, int i, int in, i8_step *st, cn_status *st
     return bn ? 2 : 1;
 }
 
-/* Steps and tensors of the int8 region, sizes of the float tail. */
+/* The steps of op i (not a kernel conv or a linear). */
+static void other_steps(cn_int8_model *q, build_ctx *b, int i) {
+    const export_plan *p = &q->plan;
+    const export_op *o = &p->ops[i];
+    if (export_op_in_place(o->kind)) {   /* relu, batch norm, relu6, leaky_relu */
+        int t = b->value_tensor[o->in_v[0]];
+        if (!export_sole_reader(p, o->in_v[0], i)) t = copy_tensor(q, t, value_pad(p, o->out_v, i));
+        i8_step *st = new_step(q);
+        st->op = o;
+        st->kind = o->kind == OP_RELU ? STEP_RELU : STEP_REF;
+        st->in = st->out = b->value_tensor[o->out_v] = t;
+        return;
+    }
+    int in = input_tensor(q, b, o->in_v[0], reader_pad(o));
+    int ins[CN_MAX_INPUTS] = {0};
+    for (int k = 0; k < o->num_in; k++) ins[k] = k ? input_tensor(q, b, o->in_v[k], -1) : in;
+    i8_step *st = new_step(q);
+    st->op = o;
+    st->in = in;
+    memcpy(st->ins, ins, sizeof ins);
+    switch (o->kind) {
+    case OP_MAXPOOL: st->kind = STEP_MAXPOOL; break;
+    case OP_GAP: st->kind = q->tensors[in].cp <= 1024 ? STEP_GAP : STEP_REF; break;
+    case OP_ADD: st->kind = STEP_ADD; break;
+    case OP_CONCAT: st->kind = STEP_CONCAT; break;
+    default: st->kind = STEP_REF; break;   /* grouped or dilated convs, average pools */
+    }
+    st->out = o->kind == OP_CONV && i == p->last_weighted ? -1 : add_tensor(q, o->out, value_pad(p, o->out_v, i));
+    if (st->out >= 0) b->value_tensor[o->out_v] = st->out;
+}
+
+/* Steps and tensors of the int8 region; slots of the float tail. */
 static cn_status build_steps(cn_int8_model *q) {
     const export_plan *p = &q->plan;
-    q->steps = cn_calloc((size_t)p->num_ops, sizeof *q->steps);
-    q->tensors = cn_calloc((size_t)p->num_ops + 1, sizeof *q->tensors);
-    if (!q->steps || !q->tensors) return CN_ERR_NOMEM;
-    int cur = add_tensor(q, q->input, consumer_pad(p, -1));
-    cn_status status = CN_OK;
+    /* at most one copy per op input, one per in-place op and one step or tensor per op */
+    size_t most = (size_t)p->num_ops * (CN_MAX_INPUTS + 2) + 1;
+    q->steps = cn_calloc(most, sizeof *q->steps);
+    q->tensors = cn_calloc(most, sizeof *q->tensors);
+    q->tail_slot = cn_calloc((size_t)p->num_values, sizeof *q->tail_slot);
+    build_ctx b = {.value_tensor = cn_calloc((size_t)p->num_values, sizeof *b.value_tensor),
+                   .copies = cn_calloc(most, sizeof *b.copies)};
+    cn_status status = q->steps && q->tensors && q->tail_slot && b.value_tensor && b.copies ? CN_OK : CN_ERR_NOMEM;
+    if (!status) b.value_tensor[0] = add_tensor(q, q->input, value_pad(p, 0, -1));
     for (int i = 0; i <= p->last_weighted && !status;) {
         const export_op *o = &p->ops[i];
-        i8_step *st = &q->steps[q->num_steps++];
         if (kernel_conv(o) || o->kind == OP_LINEAR) {
-            i += conv_step(q, i, cur, st, &status);
-            cur = st->out;
+            int in = input_tensor(q, &b, o->in_v[0], reader_pad(o));
+            i += conv_step(q, &b, i, in, new_step(q), &status);
             continue;
         }
-        st->op = o;
-        st->in = cur;
-        switch (o->kind) {
-        case OP_RELU: st->kind = STEP_RELU; st->out = cur; break;
-        case OP_AFFINE: case OP_RELU6: case OP_LEAKY_RELU: st->kind = STEP_REF; st->out = cur; break;
-        case OP_CONV:   /* grouped or dilated */
-            st->kind = STEP_REF;
-            st->out = i < p->last_weighted ? add_tensor(q, o->out, consumer_pad(p, i)) : -1;
-            break;
-        case OP_MAXPOOL: st->kind = STEP_MAXPOOL; st->out = add_tensor(q, o->out, consumer_pad(p, i)); break;
-        case OP_GAP:
-            st->kind = q->tensors[cur].cp <= 1024 && !q->tensors[cur].pad ? STEP_GAP : STEP_REF;
-            st->out = add_tensor(q, o->out, consumer_pad(p, i));
-            break;
-        default: st->kind = STEP_REF; st->out = add_tensor(q, o->out, consumer_pad(p, i)); break;   /* avg pools */
-        }
-        cur = st->out;
-        i++;
+        other_steps(q, &b, i++);
     }
+    free(b.value_tensor);
+    free(b.copies);
+    if (status) return status;
+    for (int v = 0; v < p->num_values; v++) q->tail_slot[v] = -1;
     for (int i = p->last_weighted; i < p->num_ops; i++) {
         size_t n = (size_t)cn_shape_size(p->ops[i].out);
         if (n > q->float_size) q->float_size = n;
+        q->tail_slot[p->ops[i].out_v] = q->num_tail++;
     }
-    return status;
+    return CN_OK;
 }
 
 cn_status cn_int8_model_create(const cn_model *m, const float *mean, const float *std, const float *calib_images,
                                int calib_count, cn_int8_model **out) {
     *out = NULL;
     if (!m || !mean || !std) return cn_fail(CN_ERR_ARG, "int8 inference: no model or no normalisation given");
-    if (cn_model_has_branches(m))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has branches (from=, add, concat); int8 inference runs plain "
-                       "layer stacks only", m->source_name);
     if (m->input.c > CN_MAX_CHANNELS)
         return cn_fail(CN_ERR_UNSUPPORTED, "%s: %d input channels; int8 inference takes at most %d", m->source_name,
                        m->input.c, CN_MAX_CHANNELS);

@@ -7,8 +7,10 @@
  * helpers, so its scores are bitwise those of the exported C and its classes identical.
  * Convs without groups or dilation and linears run on the int8 kernels; grouped,
  * depthwise and dilated convs, relu6, leaky_relu, average pooling and a batch norm not
- * fused run the export's own int8 helpers. What the int8 C export refuses (e.g. a
- * log_softmax before the last conv/linear) is refused with one error line. */
+ * fused run the export's own int8 helpers; add and concat the export's arithmetic
+ * (add_q, concat_q) on the kernels' tensors. Models with branches run as the export
+ * runs them (int8_steps.h). What the int8 C export refuses (e.g. a log_softmax before
+ * the last conv/linear) is refused with one error line. */
 #ifndef CN_INT8_MODEL_H
 #define CN_INT8_MODEL_H
 #include "convnet.h"

@@ -43,20 +43,25 @@ void cn_i8_ref_conv_op(const export_op *o, const int8_t *in, int8_t *qout, float
               o->out.h, o->out.w, o->relu, 1, o->groups, o->dilation, (int16_t *)0);
 }
 
-void cn_i8_ref_float_op(const export_op *o, float **cur, float **other) {
-    float *in = *cur, *out = *other;
-    int C = o->in.c, H = o->in.h, W = o->in.w;
+void cn_i8_ref_join_q(const export_op *o, const int8_t *const *in, int8_t *out) {
+    if (o->kind == OP_ADD) add_q(in, o->rescale, o->num_in, out, cn_shape_size(o->out), o->relu);
+    else if (o->kind == OP_CONCAT) concat_q(in, o->in_n, o->rescale, o->num_in, out);
+}
+
+void cn_i8_ref_float_op(const export_op *o, const float *const *ins, float *out) {
+    int C = o->in.c, H = o->in.h, W = o->in.w, n = C * H * W;
+    if (export_op_in_place(o->kind)) copy(ins[0], out, n);   /* as the export does when a branch still reads it */
     switch (o->kind) {
-    case OP_AFFINE: affine(in, o->w, o->b, C, H * W, o->relu); return;
-    case OP_RELU: relu(in, C * H * W); return;
-    case OP_RELU6: relu6(in, C * H * W); return;
-    case OP_LEAKY_RELU: leaky_relu(in, C * H * W, o->slope); return;
-    case OP_LOG_SOFTMAX: log_softmax(in, C); return;   /* as the generated call */
-    case OP_MAXPOOL: maxpool(in, out, C, H, W, o->k, o->stride, o->pad, o->out.h, o->out.w); break;
-    case OP_AVGPOOL: avgpool(in, out, C, H, W, o->k, o->stride, o->pad, o->out.h, o->out.w); break;
-    case OP_GAP: gap(in, out, C, H * W); break;
-    case OP_CONV: case OP_LINEAR: return;   /* never after the last conv/linear */
+    case OP_AFFINE: affine(out, o->w, o->b, C, H * W, o->relu); break;
+    case OP_RELU: relu(out, n); break;
+    case OP_RELU6: relu6(out, n); break;
+    case OP_LEAKY_RELU: leaky_relu(out, n, o->slope); break;
+    case OP_LOG_SOFTMAX: log_softmax(out, C); break;   /* as the generated call */
+    case OP_MAXPOOL: maxpool(ins[0], out, C, H, W, o->k, o->stride, o->pad, o->out.h, o->out.w); break;
+    case OP_AVGPOOL: avgpool(ins[0], out, C, H, W, o->k, o->stride, o->pad, o->out.h, o->out.w); break;
+    case OP_GAP: gap(ins[0], out, C, H * W); break;
+    case OP_ADD: add(ins, o->num_in, out, cn_shape_size(o->out), o->relu); break;
+    case OP_CONCAT: concat(ins, o->in_n, o->num_in, out); break;
+    case OP_CONV: case OP_LINEAR: break;   /* never after the last conv/linear */
     }
-    *cur = out;
-    *other = in;
 }

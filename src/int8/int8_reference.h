@@ -1,7 +1,8 @@
 /* The C export's own helpers (src/io/export_c_runtime/int8.c and float.c), compiled into
  * the library: the int8 CPU inference runs them for the steps it has no kernel for (the
  * float layers after the last conv/linear, int8 average pooling, a batch norm not fused
- * into a conv, grouped or dilated convs, relu6 and leaky_relu) and quantises its input with their q8, and the tests use them as the
+ * into a conv, grouped or dilated convs, relu6 and leaky_relu, joins of flattened inputs)
+ * and quantises its input with their q8, and the tests use them as the
  * reference of the int8 kernels. Shapes: (channel, row, column) in one flat array, as
  * those files say. */
 #ifndef CN_INT8_REFERENCE_H
@@ -26,8 +27,11 @@ void cn_i8_ref_int8_op(const export_op *o, int8_t *in, int8_t *out);
 /* The int8 conv op o (any groups and dilation; the export's conv2d_gq without a fused
  * pool) on one image: in (o->in) -> qout (o->out) or, qout NULL, fout (o->out, float). */
 void cn_i8_ref_conv_op(const export_op *o, const int8_t *in, int8_t *qout, float *fout);
-/* The float op o (not OP_CONV or OP_LINEAR) on one image: reads *cur, writes *other or in
- * place; *cur follows the output (swapped with *other when it moved). */
-void cn_i8_ref_float_op(const export_op *o, float **cur, float **other);
+/* The int8 join o (OP_ADD: add_q, OP_CONCAT: concat_q) on one image: in[k] (c,h,w) the
+ * op's inputs (o->in_n[k] values each) -> out (o->out). */
+void cn_i8_ref_join_q(const export_op *o, const int8_t *const *in, int8_t *out);
+/* The float op o (not OP_CONV or OP_LINEAR) on one image: ins[k] its inputs -> out (a
+ * buffer of its own; the in-place helpers work on a copy of ins[0] there). */
+void cn_i8_ref_float_op(const export_op *o, const float *const *ins, float *out);
 
 #endif

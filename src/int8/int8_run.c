@@ -12,9 +12,15 @@
 /* One thread's buffers for a chunk. */
 typedef struct {
     uint8_t *ws;            /* I8_CHUNK * image_bytes: every tensor of every image */
-    float *fa, *fb;         /* I8_CHUNK * float_size each: the float tail's ping-pong */
-    int8_t *ca, *cb;        /* chw_size each: STEP_REF's (c,h,w) copies */
+    float *fa;              /* num_tail slots of I8_CHUNK * float_size: the float tail's values; slot 0,
+                               the last conv/linear's output, at fa */
+    int8_t *ca, *cb;        /* CN_MAX_INPUTS * chw_size and chw_size: (c,h,w) copies (STEP_REF, joins) */
 } chunk_buffers;
+
+/* Image img's part of float tail slot s. */
+static float *tail_value(const cn_int8_model *q, const chunk_buffers *b, int s, int img) {
+    return b->fa + ((size_t)s * I8_CHUNK + (size_t)img) * q->float_size;
+}
 
 static uint8_t *tensor_image(const cn_int8_model *q, const chunk_buffers *b, int t, int img) {
     const i8_tensor *x = &q->tensors[t];
@@ -61,6 +67,53 @@ static void run_conv(const cn_int8_model *q, const i8_step *st, const chunk_buff
                     out ? tensor_image(q, b, st->out, i) + i8_at(out, 0, 0) : NULL, b->fa + (size_t)i * q->float_size);
 }
 
+/* add_q or concat_q of the export (export_c_runtime/int8.c) on one image. When every input
+ * has the output's rows and columns (add: its shape), the same float arithmetic on the
+ * biased bytes: add: q8(the sum over inputs k, in order, of (float)q_k * rescale[k], ReLU'd
+ * when the op has it); concat: each input's channels in turn, q8((float)q * rescale[k]).
+ * Otherwise (flattened inputs) the export's own helper on (c,h,w) copies. */
+static void run_join(const cn_int8_model *q, const i8_step *st, const chunk_buffers *b, int img) {
+    const export_op *o = st->op;
+    const i8_tensor *out = &q->tensors[st->out], *t[CN_MAX_INPUTS];
+    const uint8_t *src[CN_MAX_INPUTS];
+    uint8_t *dst = tensor_image(q, b, st->out, img);
+    bool direct = true;
+    for (int k = 0; k < o->num_in; k++) {
+        t[k] = &q->tensors[st->ins[k]];
+        src[k] = tensor_image(q, b, st->ins[k], img);
+        direct &= t[k]->h == out->h && t[k]->w == out->w && (st->kind == STEP_CONCAT || t[k]->c == out->c);
+    }
+    if (!direct) {
+        const int8_t *chw[CN_MAX_INPUTS];
+        for (int k = 0; k < o->num_in; k++) {
+            to_chw(t[k], src[k], b->ca + (size_t)k * q->chw_size);
+            chw[k] = b->ca + (size_t)k * q->chw_size;
+        }
+        cn_i8_ref_join_q(o, chw, b->cb);
+        from_chw(out, b->cb, dst);
+        return;
+    }
+    for (int y = 0; y < out->h; y++)
+        for (int x = 0; x < out->w; x++) {
+            uint8_t *d = dst + i8_at(out, y, x);
+            const uint8_t *s[CN_MAX_INPUTS];
+            for (int k = 0; k < o->num_in; k++) s[k] = src[k] + i8_at(t[k], y, x);
+            if (st->kind == STEP_ADD) {
+                for (int c = 0; c < out->c; c++) {
+                    float v = (float)(s[0][c] - CN_I8_ZERO) * o->rescale[0];
+                    for (int k = 1; k < o->num_in; k++) v += (float)(s[k][c] - CN_I8_ZERO) * o->rescale[k];
+                    d[c] = (uint8_t)(cn_i8_q8((o->relu && v < 0.0f) ? 0.0f : v) + CN_I8_ZERO);
+                }
+                continue;
+            }
+            for (int k = 0; k < o->num_in; k++) {
+                for (int c = 0; c < t[k]->c; c++)
+                    d[c] = (uint8_t)(cn_i8_q8((float)(s[k][c] - CN_I8_ZERO) * o->rescale[k]) + CN_I8_ZERO);
+                d += t[k]->c;
+            }
+        }
+}
+
 static void run_step(const cn_int8_model *q, const i8_step *st, const chunk_buffers *b, int n) {
     const i8_tensor *in = &q->tensors[st->in], *out = &q->tensors[st->out < 0 ? st->in : st->out];
     const export_op *o = st->op;
@@ -78,11 +131,20 @@ static void run_step(const cn_int8_model *q, const i8_step *st, const chunk_buff
             cn_i8_gap(tensor_image(q, b, st->in, i), in->h * in->w, in->cp, in->c, o->s_in / o->s_out,
                       tensor_image(q, b, st->out, i) + i8_at(out, 0, 0));
         break;
+    case STEP_COPY:
+        for (int i = 0; i < n; i++)
+            for (int y = 0; y < in->h; y++)
+                memcpy(tensor_image(q, b, st->out, i) + i8_at(out, y, 0), tensor_image(q, b, st->in, i) + i8_at(in, y, 0),
+                       (size_t)in->w * in->cp);
+        break;
+    case STEP_ADD: case STEP_CONCAT:
+        for (int i = 0; i < n; i++) run_join(q, st, b, i);
+        break;
     case STEP_REF:
         for (int i = 0; i < n; i++) {
             to_chw(in, tensor_image(q, b, st->in, i), b->ca);
             if (o->kind == OP_CONV && st->out < 0) {   /* the last conv: float (c,h,w) */
-                cn_i8_ref_conv_op(o, b->ca, NULL, b->fa + (size_t)i * q->float_size);
+                cn_i8_ref_conv_op(o, b->ca, NULL, tail_value(q, b, 0, i));
                 continue;
             }
             if (o->kind == OP_CONV) cn_i8_ref_conv_op(o, b->ca, b->cb, NULL);
@@ -101,8 +163,13 @@ static void run_chunk(const cn_int8_model *q, const chunk_buffers *b, const floa
     for (int s = 0; s < q->num_steps; s++) run_step(q, &q->steps[s], b, n);
     const export_plan *p = &q->plan;
     for (int i = 0; i < n; i++) {
-        float *cur = b->fa + (size_t)i * q->float_size, *other = b->fb + (size_t)i * q->float_size;
-        for (int j = p->last_weighted + 1; j < p->num_ops; j++) cn_i8_ref_float_op(&p->ops[j], &cur, &other);
+        for (int j = p->last_weighted + 1; j < p->num_ops; j++) {
+            const export_op *o = &p->ops[j];
+            const float *ins[CN_MAX_INPUTS];
+            for (int k = 0; k < o->num_in; k++) ins[k] = tail_value(q, b, q->tail_slot[o->in_v[k]], i);
+            cn_i8_ref_float_op(o, ins, tail_value(q, b, q->tail_slot[o->out_v], i));
+        }
+        const float *cur = tail_value(q, b, q->tail_slot[p->out_value], i);
         int best = 0;
         for (int k = 1; k < q->classes; k++) if (cur[k] > cur[best]) best = k;
         if (scores) memcpy(scores + (size_t)i * q->classes, cur, (size_t)q->classes * sizeof *cur);
@@ -122,11 +189,10 @@ cn_status cn_int8_predict(const cn_int8_model *q, const float *images, int n, in
     for (int t = 0; t < threads && !st; t++) {
         chunk_buffers *b = &bufs[t];
         b->ws = malloc(I8_CHUNK * q->image_bytes);
-        b->fa = cn_alloc_floats(I8_CHUNK * q->float_size);
-        b->fb = cn_alloc_floats(I8_CHUNK * q->float_size);
-        b->ca = malloc(q->chw_size);
+        b->fa = cn_alloc_floats((size_t)q->num_tail * I8_CHUNK * q->float_size);
+        b->ca = malloc(CN_MAX_INPUTS * q->chw_size);
         b->cb = malloc(q->chw_size);
-        if (!b->ws || !b->fa || !b->fb || !b->ca || !b->cb) st = CN_ERR_NOMEM;
+        if (!b->ws || !b->fa || !b->ca || !b->cb) st = CN_ERR_NOMEM;
         else memset(b->ws, CN_I8_ZERO, I8_CHUNK * q->image_bytes);   /* the borders stay zero */
     }
     if (!st) {
@@ -138,7 +204,7 @@ cn_status cn_int8_predict(const cn_int8_model *q, const float *images, int n, in
         }
     }
     for (int t = 0; bufs && t < threads; t++) {
-        free(bufs[t].ws); cn_free_aligned(bufs[t].fa); cn_free_aligned(bufs[t].fb); free(bufs[t].ca); free(bufs[t].cb);
+        free(bufs[t].ws); cn_free_aligned(bufs[t].fa); free(bufs[t].ca); free(bufs[t].cb);
     }
     free(bufs);
     return st == CN_ERR_NOMEM ? cn_fail(CN_ERR_NOMEM, "int8 inference: out of memory for %d threads' buffers", threads) : st;

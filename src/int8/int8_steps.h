@@ -7,7 +7,12 @@
  * the tensor. A chunk of up to I8_CHUNK images runs step by step; a tensor holds the chunk's
  * images one after the other, so a linear layer is one 1x1 convolution over them. The
  * last conv/linear writes float (channel, row, column) per image; the ops after it run
- * with the export's float helpers. */
+ * with the export's float helpers, each value of that float tail in a slot of its own.
+ *
+ * Branches: each value of the plan lives in a tensor (value_tensor) with the border its
+ * first kernel reader needs; a reader that needs another border reads a copy (STEP_COPY,
+ * made once per value and border), and an in-place op whose input a later op still reads
+ * works on a copy too. */
 #ifndef CN_INT8_STEPS_H
 #define CN_INT8_STEPS_H
 #include "int8/int8_model.h"
@@ -22,8 +27,11 @@ typedef enum {
     STEP_MAXPOOL,   /* cn_i8_maxpool */
     STEP_RELU,      /* cn_i8_relu, in place */
     STEP_GAP,       /* cn_i8_gap */
-    STEP_REF        /* batch norm, relu6, leaky_relu (in place), average pooling, grouped or dilated conv
+    STEP_REF,       /* batch norm, relu6, leaky_relu (in place), average pooling, grouped or dilated conv
                        (out -1: float output): the export's int8 helper on a (c,h,w) copy */
+    STEP_COPY,      /* the interior of tensor in into tensor out (another border, or a copy to change) */
+    STEP_ADD,       /* the export's add_q over tensors ins[] (op->num_in of them) */
+    STEP_CONCAT     /* the export's concat_q over tensors ins[], channels one input after the other */
 } i8_step_kind;
 
 typedef struct {
@@ -37,6 +45,7 @@ typedef struct {
     i8_step_kind kind;
     const export_op *op;    /* the plan's op (for STEP_CONV with a fused batch norm, the conv's) */
     int in, out;            /* tensors; out == in: in place; out -1: float output */
+    int ins[CN_MAX_INPUTS]; /* STEP_ADD, STEP_CONCAT: the input tensors (ins[0] == in) */
     bool linear;            /* STEP_CONV of a linear layer: in_w = out_w = the chunk's images, set per run */
     cn_i8_conv_geom g;      /* STEP_CONV: one image (a conv) */
     void *packed;           /* STEP_CONV: weights packed for the model's kernel set */
@@ -53,6 +62,8 @@ struct cn_int8_model {
     int num_tensors;
     size_t image_bytes;     /* all tensors of one image */
     size_t float_size;      /* floats of the largest activation from the last conv/linear on */
+    int num_tail;           /* float tail slots: the last conv/linear's output, then one per op after it */
+    int *tail_slot;         /* per value of the plan: its float tail slot, or -1 */
     size_t chw_size;        /* bytes of the largest int8 tensor (STEP_REF's copies) */
     cn_shape input;
     int classes, log_probs;

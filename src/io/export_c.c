@@ -1,12 +1,12 @@
 /* C-source export (see io/export_c.h), the model side: a plan of ops (BN folded,
  * ReLU fused) built from the model and, for int8, calibrated with a float
- * reference of that plan and quantised; export_c_gen.c writes the source. */
+ * reference of that plan (export_c_calib.c) and quantised; export_c_gen.c writes
+ * the source. */
 #include "io/export_c_plan.h"
 #include "core/error.h"
 #include "core/mem.h"
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CALIB_BINS 4096
 #define MAX_INT8_FAN_IN 133000   /* 127 * 127 * fan_in must fit in int32 */
 
 /* ---- plan ----------------------------------------------------------------------- */
@@ -25,6 +24,7 @@ static void free_plan(export_plan *p) {
         free(o->w); free(o->b); free(o->wq); free(o->mult); free(o->qbias);
     }
     free(p->ops);
+    free(p->readers);   /* and last_reader, the same allocation */
 }
 
 static float *dup_floats(const float *src, size_t n) {
@@ -42,31 +42,112 @@ static void bn_scale_shift(const cn_model *m, const cn_layer *bn, int c, float *
     *shift = beta[c] - mean[c] * *scale;
 }
 
+/* Values while the plan is built: the value each model value stands for (dropout and
+ * flatten pass theirs on: canon) and how many layers read each (the model's output counts
+ * as one). */
+typedef struct { int *canon, *readers; } value_map;
+
+static cn_status map_values(const cn_model *m, value_map *vm) {
+    int L = m->num_layers;
+    vm->canon = cn_calloc(2 * ((size_t)L + 1), sizeof *vm->canon);
+    if (!vm->canon) return CN_ERR_NOMEM;
+    vm->readers = vm->canon + L + 1;
+    for (int i = 0; i < L; i++) {
+        const cn_layer *l = &m->layers[i];
+        bool pass = l->kind == CN_LAYER_DROPOUT || l->kind == CN_LAYER_FLATTEN;
+        vm->canon[i + 1] = pass ? vm->canon[l->inputs[0]] : i + 1;
+        for (int k = 0; !pass && k < l->num_inputs; k++) vm->readers[vm->canon[l->inputs[k]]]++;
+    }
+    vm->readers[vm->canon[L]]++;
+    return CN_OK;
+}
+
+/* Conv or linear layer i into op o; a batch norm right after it (batchnorm2d after a conv,
+ * batchnorm1d after a linear) folds in when it reads the layer's output and nothing else
+ * does (a branch that reads the conv's own output keeps it unfolded). */
+static cn_status weighted_op(const cn_model *m, const value_map *vm, int i, export_op *o) {
+    const cn_layer *l = &m->layers[i];
+    int oc = l->out_channels;
+    o->kind = l->kind == CN_LAYER_CONV2D ? OP_CONV : OP_LINEAR;
+    o->channels = oc;
+    o->fan_in = l->weight_count / (size_t)oc;
+    o->w = dup_floats(m->params + l->weight_offset, l->weight_count);
+    o->b = l->bias_count ? dup_floats(m->params + l->bias_offset, (size_t)oc) : NULL;
+    if (!o->w || (l->bias_count && !o->b)) return CN_ERR_NOMEM;
+    const cn_layer *bn = i + 1 < m->num_layers ? &m->layers[i + 1] : NULL;
+    if (!bn || bn->kind != CN_LAYER_BATCHNORM2D || bn->in.c != oc || bn->inputs[0] != i + 1 || vm->readers[i + 1] != 1)
+        return CN_OK;
+    cn_status st = cn_model_check_layer_finite(m, bn);
+    if (st) return st;
+    if (!o->b && !(o->b = cn_calloc((size_t)oc, sizeof *o->b))) return CN_ERR_NOMEM;
+    for (int c = 0; c < oc; c++) {
+        float scale, shift;
+        bn_scale_shift(m, bn, c, &scale, &shift);
+        for (size_t j = 0; j < o->fan_in; j++) o->w[c * o->fan_in + j] *= scale;
+        o->b[c] = o->b[c] * scale + shift;
+    }
+    o->last = i + 1;
+    o->out_v = i + 2;
+    o->out = bn->out;
+    o->bn_folded = true;
+    return CN_OK;
+}
+
+/* A ReLU at layer i whose input is the output of the last op, which nothing else reads:
+ * fused into that op when it is a conv, linear, batch norm or add. */
+static bool fuse_relu(export_plan *p, const value_map *vm, int i) {
+    const cn_layer *l = &p->m->layers[i];
+    if (l->kind != CN_LAYER_RELU || p->num_ops == 0) return false;
+    export_op *prev = &p->ops[p->num_ops - 1];
+    int v = vm->canon[l->inputs[0]];
+    if (v != prev->out_v || vm->readers[v] != 1 || prev->relu ||
+        (prev->kind != OP_CONV && prev->kind != OP_LINEAR && prev->kind != OP_AFFINE && prev->kind != OP_ADD))
+        return false;
+    prev->relu = true;
+    prev->last = i;
+    prev->out_v = i + 1;
+    return true;
+}
+
+/* Readers of each value among the ops (p->readers, p->last_reader). */
+static cn_status count_readers(export_plan *p, int out_value) {
+    p->num_values = p->m->num_layers + 1;
+    p->out_value = out_value;
+    p->readers = cn_calloc(2 * (size_t)p->num_values, sizeof *p->readers);
+    if (!p->readers) return CN_ERR_NOMEM;
+    p->last_reader = p->readers + p->num_values;
+    for (int v = 0; v < p->num_values; v++) p->last_reader[v] = -1;
+    for (int j = 0; j < p->num_ops; j++)
+        for (int k = 0; k < p->ops[j].num_in; k++) {
+            p->readers[p->ops[j].in_v[k]]++;
+            p->last_reader[p->ops[j].in_v[k]] = j;
+        }
+    p->readers[out_value]++;
+    p->last_reader[out_value] = p->num_ops;
+    return CN_OK;
+}
+
 /* target: named in errors ("generic C" or "cortex-m4") */
 static cn_status build_plan(const cn_model *m, const char *target, export_plan *p) {
     memset(p, 0, sizeof *p);
     p->m = m;
+    value_map vm;
+    if (map_values(m, &vm)) return CN_ERR_NOMEM;
     p->ops = cn_calloc((size_t)m->num_layers, sizeof *p->ops);
-    if (!p->ops) return CN_ERR_NOMEM;
-    for (int i = 0; i < m->num_layers; i++) {
+    cn_status st = p->ops ? CN_OK : CN_ERR_NOMEM;
+    for (int i = 0; i < m->num_layers && !st; i++) {
         const cn_layer *l = &m->layers[i];
-        const float *w = m->params + l->weight_offset, *b = m->params + l->bias_offset;
-        cn_status st = cn_model_check_layer_finite(m, l);
-        if (st) return st;
+        if ((st = cn_model_check_layer_finite(m, l))) break;
         if (l->kind == CN_LAYER_DROPOUT || l->kind == CN_LAYER_FLATTEN) continue;   /* identities at inference */
-        if (l->kind == CN_LAYER_RELU && p->num_ops > 0) {
-            export_op *prev = &p->ops[p->num_ops - 1];
-            bool between_ok = true;   /* only dropout/flatten between the previous op and this ReLU */
-            for (int j = prev->last + 1; j < i; j++)
-                if (m->layers[j].kind != CN_LAYER_DROPOUT && m->layers[j].kind != CN_LAYER_FLATTEN) between_ok = false;
-            if (between_ok && !prev->relu && (prev->kind == OP_CONV || prev->kind == OP_LINEAR || prev->kind == OP_AFFINE)) {
-                prev->relu = true;
-                prev->last = i;
-                continue;
-            }
-        }
+        if (fuse_relu(p, &vm, i)) continue;
         export_op *o = &p->ops[p->num_ops++];
         o->first = o->last = i;
+        o->out_v = i + 1;
+        o->num_in = l->num_inputs;
+        for (int k = 0; k < l->num_inputs; k++) {
+            o->in_v[k] = vm.canon[l->inputs[k]];
+            o->in_n[k] = cn_shape_size(cn_model_value_shape(m, l->inputs[k]));
+        }
         o->in = l->in;
         o->out = l->out;
         o->k = l->kernel;
@@ -75,37 +156,16 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
         o->groups = l->kind == CN_LAYER_CONV2D && l->groups > 1 ? l->groups : 1;
         o->dilation = l->kind == CN_LAYER_CONV2D && l->dilation > 1 ? l->dilation : 1;
         switch (l->kind) {
-        case CN_LAYER_CONV2D: case CN_LAYER_LINEAR: {
-            o->kind = l->kind == CN_LAYER_CONV2D ? OP_CONV : OP_LINEAR;
-            int oc = l->out_channels;
-            o->channels = oc;
-            o->fan_in = l->weight_count / (size_t)oc;
-            o->w = dup_floats(w, l->weight_count);
-            o->b = l->bias_count ? dup_floats(b, (size_t)oc) : NULL;
-            if (!o->w || (l->bias_count && !o->b)) return CN_ERR_NOMEM;
-            /* a batch norm right after (batchnorm2d after a conv, batchnorm1d after a linear) folds in */
-            if (i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D && m->layers[i + 1].in.c == oc) {
-                const cn_layer *bn = &m->layers[i + 1];
-                if ((st = cn_model_check_layer_finite(m, bn))) return st;
-                if (!o->b && !(o->b = cn_calloc((size_t)oc, sizeof *o->b))) return CN_ERR_NOMEM;
-                for (int c = 0; c < oc; c++) {
-                    float scale, shift;
-                    bn_scale_shift(m, bn, c, &scale, &shift);
-                    for (size_t j = 0; j < o->fan_in; j++) o->w[c * o->fan_in + j] *= scale;
-                    o->b[c] = o->b[c] * scale + shift;
-                }
-                o->last = ++i;
-                o->out = bn->out;
-                o->bn_folded = true;
-            }
+        case CN_LAYER_CONV2D: case CN_LAYER_LINEAR:
+            st = weighted_op(m, &vm, i, o);
+            i = o->last;
             break;
-        }
         case CN_LAYER_BATCHNORM2D: {
             o->kind = OP_AFFINE;
             o->channels = l->in.c;
             o->w = cn_calloc((size_t)l->in.c, sizeof *o->w);
             o->b = cn_calloc((size_t)l->in.c, sizeof *o->b);
-            if (!o->w || !o->b) return CN_ERR_NOMEM;
+            if (!o->w || !o->b) { st = CN_ERR_NOMEM; break; }
             for (int c = 0; c < l->in.c; c++) bn_scale_shift(m, l, c, &o->w[c], &o->b[c]);
             break;
         }
@@ -116,203 +176,15 @@ static cn_status build_plan(const cn_model *m, const char *target, export_plan *
         case CN_LAYER_AVGPOOL2D: o->kind = OP_AVGPOOL; break;
         case CN_LAYER_GAP: o->kind = OP_GAP; break;
         case CN_LAYER_LOG_SOFTMAX: o->kind = OP_LOG_SOFTMAX; break;
+        case CN_LAYER_ADD: o->kind = OP_ADD; break;
+        case CN_LAYER_CONCAT: o->kind = OP_CONCAT; break;
         default:
-            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s: %s has no C export (target %s)", m->source_name, l->name,
-                           cn_layer_kind_name(l->kind), target);
+            st = cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s: %s has no C export (target %s)", m->source_name, l->name,
+                         cn_layer_kind_name(l->kind), target);
         }
     }
-    return CN_OK;
-}
-
-/* ---- int8 calibration: a float reference of the plan ---------------------------------
- * The same arithmetic as the generated float code, run on the calibration
- * images. It depends only on the plan, not on which intermediate activations
- * the engine keeps (its fused kernels skip some). */
-
-/* Grouped and dilated too: output channel oc reads the CG input channels of group oc / (OC / groups). */
-static void ref_conv(const export_op *o, const float *in, float *out) {
-    int H = o->in.h, W = o->in.w, OC = o->out.c, OH = o->out.h, OW = o->out.w, k = o->k, s = o->stride, p = o->pad;
-    int CG = o->in.c / o->groups, OG = OC / o->groups, d = o->dilation;
-    for (int oc = 0; oc < OC; oc++)
-        for (int y = 0; y < OH; y++)
-            for (int x = 0; x < OW; x++) {
-                float acc = 0.0f;
-                const float *src = in + (size_t)(oc / OG) * CG * H * W;
-                for (int i = 0; i < CG; i++)
-                    for (int ky = 0; ky < k; ky++) {
-                        int iy = y * s - p + ky * d;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int kx = 0; kx < k; kx++) {
-                            int ix = x * s - p + kx * d;
-                            if (ix >= 0 && ix < W) acc += src[(i * H + iy) * W + ix] * o->w[((size_t)(oc * CG + i) * k + ky) * k + kx];
-                        }
-                    }
-                if (o->b) acc += o->b[oc];
-                out[(oc * OH + y) * OW + x] = (o->relu && acc < 0.0f) ? 0.0f : acc;
-            }
-}
-
-static void ref_pool(const export_op *o, const float *in, float *out) {
-    int C = o->in.c, H = o->in.h, W = o->in.w, OH = o->out.h, OW = o->out.w, k = o->k, s = o->stride, p = o->pad;
-    bool avg = o->kind == OP_AVGPOOL;
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < OH; y++)
-            for (int x = 0; x < OW; x++) {
-                int y0 = y * s - p, x0 = x * s - p, y1 = y0 + k, x1 = x0 + k, seen = 0;
-                float v = 0.0f;
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
-                        int iy = y0 + ky, ix = x0 + kx;
-                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                        float e = in[(c * H + iy) * W + ix];
-                        if (avg) v += e;
-                        else if (!seen || e > v) v = e;
-                        seen = 1;
-                    }
-                if (avg) {
-                    if (y1 > H + p) y1 = H + p;
-                    if (x1 > W + p) x1 = W + p;
-                    v /= (float)((y1 - y0) * (x1 - x0));
-                }
-                out[(c * OH + y) * OW + x] = v;
-            }
-}
-
-/* Runs op `o` on one sample: reads *cur, writes the other buffer or in place; *cur follows the output. */
-static void ref_op(const export_op *o, float **cur, float **other) {
-    float *in = *cur, *out = *other;
-    int n = cn_shape_size(o->in);
-    switch (o->kind) {
-    case OP_CONV: ref_conv(o, in, out); break;
-    case OP_LINEAR:
-        for (int j = 0; j < o->channels; j++) {
-            float acc = o->b ? o->b[j] : 0.0f;
-            for (int i = 0; i < n; i++) acc += o->w[(size_t)j * n + i] * in[i];
-            out[j] = (o->relu && acc < 0.0f) ? 0.0f : acc;
-        }
-        break;
-    case OP_AFFINE: {
-        int plane = o->in.h * o->in.w;
-        for (int c = 0; c < o->channels; c++)
-            for (int i = 0; i < plane; i++) {
-                float v = in[c * plane + i] * o->w[c] + o->b[c];
-                in[c * plane + i] = (o->relu && v < 0.0f) ? 0.0f : v;
-            }
-        return;
-    }
-    case OP_RELU:
-        for (int i = 0; i < n; i++) if (in[i] < 0.0f) in[i] = 0.0f;
-        return;
-    case OP_RELU6:
-        for (int i = 0; i < n; i++) in[i] = in[i] > 0.0f ? (in[i] < 6.0f ? in[i] : 6.0f) : 0.0f;
-        return;
-    case OP_LEAKY_RELU:
-        for (int i = 0; i < n; i++) if (!(in[i] > 0.0f)) in[i] *= o->slope;
-        return;
-    case OP_MAXPOOL: case OP_AVGPOOL: ref_pool(o, in, out); break;
-    case OP_GAP: {
-        int plane = o->in.h * o->in.w;
-        for (int c = 0; c < o->in.c; c++) {
-            float sum = 0.0f;
-            for (int i = 0; i < plane; i++) sum += in[c * plane + i];
-            out[c] = sum / (float)plane;
-        }
-        break;
-    }
-    case OP_LOG_SOFTMAX: return;   /* never inside the int8 region */
-    }
-    *cur = out;
-    *other = in;
-}
-
-/* int8 ops whose output gets its own calibrated scale; the others (ReLU, ReLU6, leaky
- * ReLU, max pooling) keep their input's. Averages get their own: they span a much
- * narrower range than the activations they average. */
-static bool calibrated_output(export_op_kind k) {
-    return k == OP_CONV || k == OP_LINEAR || k == OP_AFFINE || k == OP_AVGPOOL || k == OP_GAP;
-}
-
-/* Calibrates the scales of the int8 region: the input and every calibrated op
- * output up to the last conv/linear. Pass 0 finds max |x| per tensor, pass 1
- * fills a histogram over [0, max] for the percentile. Threads work on separate
- * images with private buffers and counters, so the result does not depend on
- * scheduling. */
-static cn_status calibrate(export_plan *p, const float *mean, const float *std, const float *images, int count) {
-    const cn_model *m = p->m;
-    int ntensors = 1, nops = p->last_weighted;   /* ops 0 .. last_weighted - 1 feed the int8 region */
-    int *tensor_of_op = cn_calloc((size_t)p->num_ops + 1, sizeof *tensor_of_op);
-    if (!tensor_of_op) return CN_ERR_NOMEM;
-    for (int i = 0; i < nops; i++) tensor_of_op[i] = calibrated_output(p->ops[i].kind) ? ntensors++ : -1;
-    size_t largest = (size_t)cn_shape_size(m->input);
-    for (int i = 0; i < nops; i++) largest = largest > (size_t)cn_shape_size(p->ops[i].out) ? largest : (size_t)cn_shape_size(p->ops[i].out);
-    int threads = omp_get_max_threads();
-    if (threads > 16) threads = 16;
-    if (threads > count) threads = count;
-    if (threads < 1) threads = 1;
-    float *bufs = cn_calloc((size_t)threads * 2 * largest, sizeof *bufs);
-    double *tmax = cn_calloc((size_t)threads * ntensors, sizeof *tmax), *maxv = cn_calloc((size_t)ntensors, sizeof *maxv);
-    uint64_t *hist = cn_calloc((size_t)threads * ntensors * CALIB_BINS, sizeof *hist);
-    float *scales = cn_calloc((size_t)ntensors, sizeof *scales);
-    cn_status st = CN_OK;
-    if (!bufs || !tmax || !maxv || !hist || !scales) st = CN_ERR_NOMEM;
-    int in_size = cn_shape_size(m->input), plane = m->input.h * m->input.w;
-    for (int pass = 0; pass < 2 && !st; pass++) {
-        #pragma omp parallel for schedule(static) num_threads(threads)
-        for (int img = 0; img < count; img++) {
-            int t = omp_get_thread_num();
-            float *cur = bufs + (size_t)t * 2 * largest, *other = cur + largest;
-            const float *src = images + (size_t)img * in_size;
-            for (int i = 0; i < in_size; i++) cur[i] = (src[i] - mean[i / plane]) / std[i / plane];
-            for (int i = -1; i < nops; i++) {
-                if (i >= 0) ref_op(&p->ops[i], &cur, &other);
-                int ti = i < 0 ? 0 : tensor_of_op[i];
-                if (ti < 0) continue;
-                size_t n = (size_t)cn_shape_size(i < 0 ? m->input : p->ops[i].out);
-                if (pass == 0) {
-                    double *mx = &tmax[(size_t)t * ntensors + ti];
-                    for (size_t k = 0; k < n; k++) if (fabs((double)cur[k]) > *mx) *mx = fabs((double)cur[k]);
-                } else if (maxv[ti] > 0) {
-                    uint64_t *h = hist + ((size_t)t * ntensors + ti) * CALIB_BINS;
-                    double to_bin = CALIB_BINS / maxv[ti];
-                    for (size_t k = 0; k < n; k++) {
-                        double b = fabs((double)cur[k]) * to_bin;
-                        h[b >= CALIB_BINS - 1 ? CALIB_BINS - 1 : (int)b]++;
-                    }
-                }
-            }
-        }
-        if (pass == 0)
-            for (int ti = 0; ti < ntensors; ti++)
-                for (int t = 0; t < threads; t++) if (tmax[(size_t)t * ntensors + ti] > maxv[ti]) maxv[ti] = tmax[(size_t)t * ntensors + ti];
-    }
-    for (int ti = 0; ti < ntensors && !st; ti++) {
-        if (!isfinite(maxv[ti]))
-            st = cn_fail(CN_ERR_NUMERIC, "%s: calibration produced non-finite activations", m->source_name);
-        uint64_t total = 0, seen = 0;
-        for (int t = 0; t < threads; t++)
-            for (int b = 0; b < CALIB_BINS; b++) total += hist[((size_t)t * ntensors + ti) * CALIB_BINS + b];
-        double threshold = maxv[ti], need = ceil(CALIB_PERCENTILE * (double)total);
-        for (int b = 0; b < CALIB_BINS && total; b++) {
-            for (int t = 0; t < threads; t++) seen += hist[((size_t)t * ntensors + ti) * CALIB_BINS + b];
-            if ((double)seen >= need) { threshold = maxv[ti] * (b + 1) / CALIB_BINS; break; }
-        }
-        scales[ti] = threshold > 0 ? (float)(threshold / 127.0) : 1.0f;
-    }
-    if (!st) {
-        /* Scales along the int8 region: calibrated after conv/linear/affine/averages, inherited otherwise. */
-        float s = scales[0];
-        p->s_input = s;
-        for (int i = 0; i <= p->last_weighted; i++) {
-            export_op *o = &p->ops[i];
-            o->quant_in = true;
-            o->s_in = s;
-            if (i == p->last_weighted) break;
-            o->quant_out = true;
-            if (tensor_of_op[i] >= 0) s = scales[tensor_of_op[i]];
-            o->s_out = s;
-        }
-    }
-    free(tensor_of_op); free(bufs); free(tmax); free(maxv); free(hist); free(scales);
+    if (!st) st = count_readers(p, vm.canon[m->num_layers]);
+    free(vm.canon);
     return st;
 }
 
@@ -365,9 +237,32 @@ void cn_export_c_plan_free(export_plan *p) {
 }
 
 cn_status cn_export_c_check(const cn_model *m) {
-    if (cn_model_has_branches(m))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has branches (from=, add, concat); the C export runs plain "
-                       "layer stacks only (export it to ONNX instead)", m->source_name);
+    for (int i = 0; i < m->num_layers; i++)
+        if (m->layers[i].kind >= CN_LAYER_KIND_COUNT)
+            return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s has no C export", m->source_name, m->layers[i].name);
+    return CN_OK;
+}
+
+/* The int8 region (ops up to the last conv/linear) and the float tail after it: log_softmax
+ * only in the tail, and no tail op reads an int8 value from before the last conv/linear. */
+static cn_status check_int8_region(const export_plan *p, const char *target) {
+    const cn_model *m = p->m;
+    for (int i = 0; i < p->last_weighted; i++)
+        if (p->ops[i].kind == OP_LOG_SOFTMAX)
+            return cn_fail(CN_ERR_UNSUPPORTED, "%s: int8 quantisation needs log_softmax after the last conv/linear layer",
+                           m->source_name);
+    for (int j = p->last_weighted + 1; j < p->num_ops; j++)
+        for (int k = 0; k < p->ops[j].num_in; k++) {
+            int v = p->ops[j].in_v[k], producer = -1;
+            for (int i = 0; i < p->num_ops; i++)
+                if (p->ops[i].out_v == v) producer = i;
+            if (producer < p->last_weighted)
+                return cn_fail(CN_ERR_UNSUPPORTED, "%s: layer %s (%s) reads '%s', an int8 activation from before the last "
+                               "conv/linear layer '%s'; int8 runs the layers after that one in float only on its output "
+                               "(target %s)", m->source_name, m->layers[p->ops[j].first].name,
+                               cn_layer_word(&m->layers[p->ops[j].first]), v ? m->layers[v - 1].name : "input",
+                               m->layers[p->ops[p->last_weighted].first].name, target);
+        }
     return CN_OK;
 }
 
@@ -401,11 +296,8 @@ cn_status cn_export_c_plan(const cn_model *m, const float *mean, const float *st
             if (p->ops[i].kind == OP_CONV || p->ops[i].kind == OP_LINEAR) p->last_weighted = i;
         if (p->last_weighted < 0)
             st = cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has no conv2d or linear layer to quantise", m->source_name);
-        for (int i = 0; !st && i < p->last_weighted; i++)
-            if (p->ops[i].kind == OP_LOG_SOFTMAX)
-                st = cn_fail(CN_ERR_UNSUPPORTED, "%s: int8 quantisation needs log_softmax after the last conv/linear layer",
-                             m->source_name);
-        if (!st) st = calibrate(p, mean, std, calib_images, calib_count);
+        if (!st) st = check_int8_region(p, target);
+        if (!st) st = cn_export_c_calibrate(p, mean, std, calib_images, calib_count);
         if (!st) st = quantise_weights(p);
     }
     if (st) cn_export_c_plan_free(p);

@@ -12,15 +12,24 @@
  * one on ties).
  *
  * The generated code uses no malloc and no globals other than `static const`
- * weights; activations live in ping-pong buffers that are local arrays of
- * model_predict, each sized to the largest activation it holds (the RAM use is
- * stated in the header comment). It needs only <math.h> (and <stdint.h> for int8) and
+ * weights; activations live in buffers that are local arrays of model_run, each
+ * sized at export time to the largest activation it holds (the RAM use is stated
+ * in the header comment). A value keeps its buffer from the op that writes it to
+ * the last op that reads it; then the buffer is reused (a plain stack ping-pongs
+ * between two). It needs only <math.h> (and <stdint.h> for int8) and
  * compiles with `cc -std=c99 -Wall -Wextra -Werror -pedantic`. A batchnorm2d
  * that directly follows a conv2d (a batchnorm1d that follows a linear) is folded
  * into it; other BNs become a per-channel scale and shift. ReLUs that follow
- * conv/linear/BN are fused; relu6 and leaky_relu are in-place helpers. Grouped,
+ * conv/linear/BN/add are fused; relu6 and leaky_relu are in-place helpers. Grouped,
  * depthwise and dilated convs run conv2d_grouped (float) / conv2d_gq (int8).
  * dropout, dropout2d and flatten are dropped.
+ *
+ * Branches (from=, add, concat): each op reads the buffers of the values its layer
+ * reads; add sums them in PyTorch's order (add), concat copies them one after the
+ * other along channels (concat). A fold or fusion happens only where the folded layer
+ * alone reads the value it takes over (a batch norm stays an affine when a branch also
+ * reads its conv's output), and an in-place helper whose input a later layer still
+ * reads works on a copy of it.
  *
  * The helpers it calls are copied from the files in src/io/export_c_runtime, embedded at
  * build time.
@@ -34,7 +43,11 @@
  * (e.g. pooling, log_softmax) runs in float. A max pool with stride = kernel and
  * no padding right after an int8 conv is fused into it (the conv map is never
  * stored; same results). relu6 and leaky_relu keep their input's scale (relu6
- * clamps at q8(6 / scale), leaky_relu rounds q * slope with q8).
+ * clamps at q8(6 / scale), leaky_relu rounds q * slope with q8). add and concat
+ * get an output scale of their own, calibrated as a conv's; each input k comes in
+ * times rescale_k = its scale / the output scale: add_q sums those in float and
+ * rounds once (ReLU fused), concat_q rounds each input's values. A layer after the
+ * last conv/linear that reads an int8 value from before it is refused.
  *
  * flags & CN_EXPORT_C_CORTEX_M4 (int8): conv (grouped too) and linear also get variants using
  * the Arm DSP extension's SMLAD through arm_acle.h (export_c_runtime/int8_dsp.c),
@@ -56,7 +69,8 @@
  * in [0, 1]) are required, otherwise they may be NULL. `stats` (may be NULL)
  * receives the flash/RAM figures that the header comment states.
  * The model's parameters must be finite. */
-/* CN_ERR_UNSUPPORTED (one line) for a model cn_export_c cannot write: one with branches. */
+/* CN_ERR_UNSUPPORTED (one line) for a model cn_export_c cannot write: one with a layer kind
+ * it has no code for (every kind of layer.h has some). */
 cn_status cn_export_c_check(const cn_model *m);
 cn_status cn_export_c(const cn_model *m, const char *dir, const float *mean, const float *std, int flags,
                       const float *calib_images, int calib_count, cn_export_c_stats *stats);

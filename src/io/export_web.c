@@ -58,15 +58,14 @@ static int web_op(cn_layer_kind kind) {
     case CN_LAYER_GAP: return CN_WEB_GAP;
     case CN_LAYER_LINEAR: return CN_WEB_LINEAR;
     case CN_LAYER_LOG_SOFTMAX: return CN_WEB_LOG_SOFTMAX;
+    case CN_LAYER_ADD: return CN_WEB_ADD;
+    case CN_LAYER_CONCAT: return CN_WEB_CONCAT;
     case CN_LAYER_DROPOUT: case CN_LAYER_FLATTEN: return 0;
     default: return -1;
     }
 }
 
 cn_status cn_export_web_check(const cn_model *m) {
-    if (cn_model_has_branches(m))
-        return cn_fail(CN_ERR_UNSUPPORTED, "%s: the model has branches (from=, add, concat): not supported by the web "
-                       "export, whose %s runtime runs plain layer stacks only", m->source_name, CN_WEB_TARGET);
     if (!cn_export_web_available())
         return cn_fail(CN_ERR_UNSUPPORTED, "this convnet was built without the WebAssembly runtime of the %s target "
                        "(clang, lld or wasi-libc were missing); install them with: apt-get install -y %s, then run "
@@ -97,12 +96,16 @@ cn_status cn_export_web_check(const cn_model *m) {
 }
 
 /* The model as a blob (web_model.h). BatchNorm becomes its eval-mode scale and
- * shift, computed as convnet's own eval does; dropout, dropout2d and flatten are dropped
- * (each op takes the previous op's output shape: flatten only renames it). */
+ * shift, computed as convnet's own eval does; dropout, dropout2d and flatten are dropped:
+ * each model value maps to the blob value it passes on, with that value's shape (flatten
+ * only renames it). */
 static cn_status build_blob(const cn_model *m, float mean, float std, buffer *b) {
     if (!(std > 0)) return cn_fail(CN_ERR_ARG, "normalisation std %g; expected > 0", (double)std);
-    int ops = 0;
-    for (int i = 0; i < m->num_layers; i++) ops += web_op(m->layers[i].kind) > 0;
+    int ops = 0, L = m->num_layers;
+    for (int i = 0; i < L; i++) ops += web_op(m->layers[i].kind) > 0;
+    int *blob_value = cn_calloc((size_t)L + 1, sizeof *blob_value);   /* per model value */
+    cn_shape *shape = cn_calloc((size_t)L + 1, sizeof *shape);         /* its shape in the blob */
+    if (!blob_value || !shape) { free(blob_value); free(shape); return CN_ERR_NOMEM; }
     put_u32(b, CN_WEB_MAGIC);
     put_u32(b, CN_WEB_VERSION);
     put_i32(b, m->input.c); put_i32(b, m->input.h); put_i32(b, m->input.w);
@@ -110,25 +113,26 @@ static cn_status build_blob(const cn_model *m, float mean, float std, buffer *b)
     put_i32(b, cn_model_num_classes(m));
     put_f32(b, mean);
     put_f32(b, std);
-    cn_shape prev = m->input;
-    for (int i = 0; i < m->num_layers; i++) {
+    shape[0] = m->input;
+    for (int i = 0, written = 0; i < L; i++) {
         const cn_layer *l = &m->layers[i];
         int op = web_op(l->kind);
-        if (op <= 0) continue;
-        if (l->kind == CN_LAYER_BATCHNORM2D && l->flat_bn) prev = l->in;   /* batchnorm1d: features x 1 x 1 */
-        bool elementwise = op == CN_WEB_RELU || op == CN_WEB_RELU6 || op == CN_WEB_LEAKY_RELU;
-        cn_shape out = elementwise ? prev : l->out;
+        cn_shape in = shape[l->inputs[0]];
+        if (op <= 0) { blob_value[i + 1] = blob_value[l->inputs[0]]; shape[i + 1] = in; continue; }
+        if (l->kind == CN_LAYER_BATCHNORM2D && l->flat_bn) in = l->in;   /* batchnorm1d: features x 1 x 1 */
+        bool elementwise = op == CN_WEB_RELU || op == CN_WEB_RELU6 || op == CN_WEB_LEAKY_RELU || op == CN_WEB_ADD;
+        cn_shape out = elementwise ? in : l->out;
         size_t n = op == CN_WEB_AFFINE ? 2 * (size_t)l->in.c : l->weight_count + l->bias_count;
         if (op != CN_WEB_AFFINE && op != CN_WEB_CONV && op != CN_WEB_LINEAR) n = 0;
         bool conv = op == CN_WEB_CONV;
-        int32_t words[14] = {op, prev.c, prev.h, prev.w, out.c, out.h, out.w, l->kernel, l->stride, l->pad,
+        int32_t words[14] = {op, in.c, in.h, in.w, out.c, out.h, out.w, l->kernel, l->stride, l->pad,
                              conv ? l->groups : 1, conv ? l->dilation : 1, 0, (int32_t)n};
-        if (op == CN_WEB_LINEAR || op == CN_WEB_GAP || op == CN_WEB_LOG_SOFTMAX || elementwise || op == CN_WEB_AFFINE)
-            words[7] = words[8] = words[9] = 0;
+        if (!conv && op != CN_WEB_MAXPOOL && op != CN_WEB_AVGPOOL) words[7] = words[8] = words[9] = 0;
         for (int k = 0; k < 12; k++) put_i32(b, words[k]);
         put_f32(b, op == CN_WEB_LEAKY_RELU ? l->slope : 0.0f);
         put_i32(b, words[13]);
-        put_u32(b, 0);
+        put_i32(b, l->num_inputs);
+        for (int k = 0; k < l->num_inputs; k++) put_i32(b, blob_value[l->inputs[k]]);
         if (op == CN_WEB_AFFINE) {
             float scale[l->in.c], shift[l->in.c];
             for (int ch = 0; ch < l->in.c; ch++) cn_batchnorm2d_eval_affine(m, l, ch, &scale[ch], &shift[ch]);
@@ -138,8 +142,11 @@ static cn_status build_blob(const cn_model *m, float mean, float std, buffer *b)
             put_bytes(b, m->params + l->weight_offset, l->weight_count * sizeof(float));
             if (l->bias_count) put_bytes(b, m->params + l->bias_offset, l->bias_count * sizeof(float));
         }
-        prev = out;
+        blob_value[i + 1] = ++written;
+        shape[i + 1] = out;
     }
+    free(blob_value);
+    free(shape);
     return b->failed ? cn_fail(CN_ERR_NOMEM, "out of memory building the web blob") : CN_OK;
 }
 

@@ -77,7 +77,8 @@ static int64_t expected_floats(cn_web_layer *l, int64_t n) {
         return l->has_bias ? wn + l->out_c : wn;
     }
     case CN_WEB_AFFINE: return same ? 2 * (int64_t)l->in_c : -1;
-    case CN_WEB_RELU: case CN_WEB_RELU6: return same ? 0 : -1;
+    case CN_WEB_RELU: case CN_WEB_RELU6: case CN_WEB_ADD: return same ? 0 : -1;
+    case CN_WEB_CONCAT: return 0;   /* its shapes: inputs_fit */
     case CN_WEB_LEAKY_RELU: return same && l->groups == 1 && l->dilation == 1 && isfinite(l->alpha) ? 0 : -1;
     case CN_WEB_MAXPOOL:
     case CN_WEB_AVGPOOL:
@@ -91,9 +92,34 @@ static int64_t expected_floats(cn_web_layer *l, int64_t n) {
     return -1;
 }
 
+/* The values layer l reads against its declared shapes (each value's shape has passed
+ * shape_ok, so the products fit): the first one as its in shape (a flat in shape takes any
+ * value of as many floats); an add's others of its in size; a concat's of its out height
+ * and width (flat: any), their channels (flat: sizes) adding up to its out channels.
+ * Sets in_n. */
+static int inputs_fit(const cn_web_model *m, cn_web_layer *l) {
+    int64_t in = (int64_t)l->in_c * l->in_h * l->in_w, sum = 0;
+    int flat_out = l->out_h == 1 && l->out_w == 1;
+    for (int j = 0; j < l->num_inputs; j++) {
+        const int *s = m->value_shape[l->inputs[j]];
+        int64_t n = (int64_t)s[0] * s[1] * s[2];
+        l->in_n[j] = (size_t)n;
+        if (j == 0) {
+            int flat = l->op == CN_WEB_LINEAR || l->op == CN_WEB_LOG_SOFTMAX || (l->in_h == 1 && l->in_w == 1);
+            if (flat ? n != in : s[0] != l->in_c || s[1] != l->in_h || s[2] != l->in_w) return 0;
+        }
+        if (l->op == CN_WEB_ADD && n != in) return 0;
+        if (l->op == CN_WEB_CONCAT) {
+            if (!flat_out && (s[1] != l->out_h || s[2] != l->out_w)) return 0;
+            sum += flat_out ? n : s[0];
+        }
+    }
+    return l->op != CN_WEB_CONCAT || sum == l->out_c;
+}
+
 /* Layer i at r->pos; its floats are read from m->weights, the aligned copy of
  * the blob from byte `start` on. */
-static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start, int *prev_c, int *prev_h, int *prev_w) {
+static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start) {
     size_t at = r->pos;
     uint32_t v[LAYER_WORDS];
     for (int k = 0; k < LAYER_WORDS; k++)
@@ -107,18 +133,28 @@ static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start, in
     l->groups = (int)v[10]; l->dilation = (int)v[11];
     memcpy(&l->alpha, &v[12], 4);
     int64_t n = (int32_t)v[13];
-    if (v[14] != 0) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu: reserved word is %u, expected 0", i, at, v[14]);
+    int join = l->op == CN_WEB_ADD || l->op == CN_WEB_CONCAT;
+    if (join ? v[14] < 2 || v[14] > CN_WEB_MAX_INPUTS : v[14] != 1)
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu reads %u values; expected %s", i, at, v[14],
+                       join ? "2 to 8" : "1");
+    l->num_inputs = (int)v[14];
+    for (int k = 0; k < l->num_inputs; k++) {
+        uint32_t in;
+        if (!read_word(r, &in)) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu is truncated", i, at);
+        if (in > (uint32_t)i)
+            return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu reads value %u; expected 0 to %d (the input or "
+                           "an earlier layer's output)", i, at, in, i);
+        l->inputs[k] = (int)in;
+    }
     if (!shape_ok(l->in_c, l->in_h, l->in_w) || !shape_ok(l->out_c, l->out_h, l->out_w))
         return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu has shape %dx%dx%d -> %dx%dx%d", i, at, l->in_c,
                        l->in_h, l->in_w, l->out_c, l->out_h, l->out_w);
-    /* both shapes passed shape_ok: the products fit */
-    int64_t in = (int64_t)l->in_c * l->in_h * l->in_w, prev = (int64_t)*prev_c * *prev_h * *prev_w;
-    int chained = l->op == CN_WEB_LINEAR || l->op == CN_WEB_LOG_SOFTMAX || (l->in_h == 1 && l->in_w == 1)
-                      ? in == prev
-                      : l->in_c == *prev_c && l->in_h == *prev_h && l->in_w == *prev_w;
-    if (!chained)
-        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu takes %dx%dx%d but the previous output is %dx%dx%d",
-                       i, at, l->in_c, l->in_h, l->in_w, *prev_c, *prev_h, *prev_w);
+    if (!inputs_fit(m, l)) {
+        const int *s = m->value_shape[l->inputs[0]];
+        return cn_fail(CN_ERR_FORMAT, "web blob: layer %d at offset %zu takes %dx%dx%d -> %dx%dx%d but reads values that do "
+                       "not fit (the first is %dx%dx%d)", i, at, l->in_c, l->in_h, l->in_w, l->out_c, l->out_h, l->out_w,
+                       s[0], s[1], s[2]);
+    }
     int64_t want = n < 0 ? -1 : expected_floats(l, n);
     if (want < 0 || n != want)
         return cn_fail(CN_ERR_FORMAT, "web blob: layer %d (op %d) at offset %zu: %lld floats or its geometry do not fit "
@@ -137,9 +173,37 @@ static cn_status parse_layer(reader *r, cn_web_model *m, int i, size_t start, in
     }
     for (int64_t k = 0; k < n; k++)
         if (!isfinite(w[k])) return cn_fail(CN_ERR_FORMAT, "web blob: layer %d float %lld is not finite", i, (long long)k);
-    *prev_c = l->out_c; *prev_h = l->out_h; *prev_w = l->out_w;
-    size_t out = (size_t)l->out_c * l->out_h * l->out_w;
-    if (out > m->max_activation) m->max_activation = out;
+    m->value_shape[i + 1][0] = l->out_c;
+    m->value_shape[i + 1][1] = l->out_h;
+    m->value_shape[i + 1][2] = l->out_w;
+    return CN_OK;
+}
+
+/* Workspace buffers: value v (written by layer v - 1) takes the lowest buffer whose values
+ * have all been read before that layer; the model's output lives to the end. */
+static cn_status place_values(cn_web_model *m) {
+    int L = m->num_layers, last[CN_WEB_MAX_LAYERS + 1], buf[CN_WEB_MAX_LAYERS + 1], busy[CN_WEB_MAX_LAYERS + 1], nbuf = 0;
+    int64_t size[CN_WEB_MAX_LAYERS + 1], total = 0;
+    for (int v = 0; v <= L; v++) last[v] = v == L ? L : -1;
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < m->layers[i].num_inputs; k++)
+            if (i > last[m->layers[i].inputs[k]]) last[m->layers[i].inputs[k]] = i;
+    for (int v = 0; v <= L; v++) {
+        int b = 0;
+        while (b < nbuf && busy[b] >= v - 1) b++;
+        if (b == nbuf) size[nbuf++] = 0;
+        busy[b] = last[v];
+        buf[v] = b;
+        int64_t n = (int64_t)m->value_shape[v][0] * m->value_shape[v][1] * m->value_shape[v][2];   /* shape_ok: < 2^23 */
+        if (n > size[b]) size[b] = n;
+    }
+    int64_t at[CN_WEB_MAX_LAYERS + 1];
+    for (int b = 0; b < nbuf; b++) { at[b] = total; total += size[b]; }   /* at most 257 * 2^22 */
+    if (total > CN_WEB_MAX_WORKSPACE)
+        return cn_fail(CN_ERR_FORMAT, "web blob: its values need %lld floats of buffers at once; the runtime holds at most %d",
+                       (long long)total, CN_WEB_MAX_WORKSPACE);
+    for (int v = 0; v <= L; v++) m->value_at[v] = (size_t)at[buf[v]];
+    m->workspace = (size_t)total;
     return CN_OK;
 }
 
@@ -165,19 +229,22 @@ cn_status cn_web_model_parse(const void *blob, size_t size, cn_web_model *m) {
     if (!m->weights) return CN_ERR_NOMEM;
     memcpy(m->weights, (const unsigned char *)blob + r.pos, size - r.pos);
     size_t start = r.pos;
-    m->max_activation = (size_t)m->c * m->h * m->w;
-    int pc = m->c, ph = m->h, pw = m->w;
+    m->value_shape[0][0] = m->c; m->value_shape[0][1] = m->h; m->value_shape[0][2] = m->w;
     for (int i = 0; i < m->num_layers; i++) {
-        cn_status st = parse_layer(&r, m, i, start, &pc, &ph, &pw);
+        cn_status st = parse_layer(&r, m, i, start);
         if (st) { cn_web_model_free(m); return st; }
     }
+    const int *last = m->value_shape[m->num_layers];
+    int pc = last[0], ph = last[1], pw = last[2];
     if (r.pos != size || (size_t)pc * ph * pw != (size_t)m->classes) {
         cn_web_model_free(m);
         return cn_fail(CN_ERR_FORMAT, "web blob: %zu trailing bytes or last output %dx%dx%d is not the %d classes",
                        size - r.pos, pc, ph, pw, m->classes);
     }
     m->log_probs = m->layers[m->num_layers - 1].op == CN_WEB_LOG_SOFTMAX;
-    return CN_OK;
+    cn_status st = place_values(m);
+    if (st) cn_web_model_free(m);
+    return st;
 }
 
 void cn_web_model_free(cn_web_model *m) {
@@ -185,7 +252,7 @@ void cn_web_model_free(cn_web_model *m) {
     m->weights = NULL;
 }
 
-size_t cn_web_model_workspace(const cn_web_model *m) { return 2 * m->max_activation; }
+size_t cn_web_model_workspace(const cn_web_model *m) { return m->workspace; }
 
 /* x (in_c, in_h, in_w) -> y (out_c, out_h, out_w), zero padding; output channel oc reads
  * the in_c / groups input channels of its group, oc / (out_c / groups); taps `dilation` apart. */
@@ -233,9 +300,24 @@ static void pool(const cn_web_layer *l, const float *x, float *y) {
             }
 }
 
-static void run_layer(const cn_web_layer *l, const float *x, float *y) {
+/* Layer l: xs[k] the values it reads -> y. */
+static void run_layer(const cn_web_layer *l, const float *const *xs, float *y) {
     size_t plane = (size_t)l->in_h * l->in_w, n = (size_t)l->in_c * plane;
+    const float *x = xs[0];
     switch (l->op) {
+    case CN_WEB_ADD:   /* as convnet's add: ((x0 + x1) + x2) + ... */
+        for (size_t i = 0; i < n; i++) {
+            float sum = xs[0][i] + xs[1][i];
+            for (int k = 2; k < l->num_inputs; k++) sum += xs[k][i];
+            y[i] = sum;
+        }
+        break;
+    case CN_WEB_CONCAT:
+        for (int k = 0; k < l->num_inputs; k++) {
+            memcpy(y, xs[k], l->in_n[k] * sizeof *y);
+            y += l->in_n[k];
+        }
+        break;
     case CN_WEB_CONV: conv(l, x, y); break;
     case CN_WEB_MAXPOOL:
     case CN_WEB_AVGPOOL: pool(l, x, y); break;
@@ -274,13 +356,14 @@ static void run_layer(const cn_web_layer *l, const float *x, float *y) {
 }
 
 void cn_web_model_forward(const cn_web_model *m, const float *x, float *work, float *scores) {
-    float *a = work, *b = work + m->max_activation;
-    memcpy(a, x, (size_t)m->c * m->h * m->w * sizeof *a);
+    memcpy(work + m->value_at[0], x, (size_t)m->c * m->h * m->w * sizeof *work);
     for (int i = 0; i < m->num_layers; i++) {
-        run_layer(&m->layers[i], a, b);
-        float *t = a; a = b; b = t;
+        const cn_web_layer *l = &m->layers[i];
+        const float *xs[CN_WEB_MAX_INPUTS];
+        for (int k = 0; k < l->num_inputs; k++) xs[k] = work + m->value_at[l->inputs[k]];
+        run_layer(l, xs, work + m->value_at[i + 1]);
     }
-    memcpy(scores, a, (size_t)m->classes * sizeof *scores);
+    memcpy(scores, work + m->value_at[m->num_layers], (size_t)m->classes * sizeof *scores);
 }
 
 void cn_web_probabilities(const float *scores, int classes, int log_probs, float *p) {

@@ -11,16 +11,21 @@
  *   i32 input c, h, w, i32 layer count, i32 classes, f32 mean, f32 std,
  *   then per layer: i32 op (cn_web_op), i32 in c, h, w, i32 out c, h, w,
  *   i32 kernel, stride, pad, i32 groups, dilation (conv; 1 otherwise), f32 alpha
- *   (leaky_relu's slope; 0 otherwise), i32 float count n, u32 0 (reserved), then n f32:
+ *   (leaky_relu's slope; 0 otherwise), i32 float count n, i32 input count k (1; 2 to
+ *   CN_WEB_MAX_INPUTS for add and concat), then k i32: the values it reads (0 the
+ *   input, j the output of layer j - 1; below its own number + 1), then n f32:
  *     CN_WEB_CONV    weight (out_c, in_c / groups, k, k), then bias (out_c) or nothing
  *     CN_WEB_LINEAR  weight (out, in), then bias (out) or nothing
  *     CN_WEB_AFFINE  scale (c), shift (c): an eval-mode batchnorm2d or batchnorm1d
  *     others         no floats
- * Dropout, dropout2d and flatten are not in the blob: in eval mode they do nothing
- * to the (contiguous, C x H x W) activations; a layer whose input is flat (n x 1 x 1)
- * takes any previous output of n values. The parser computes every product of
- * shape fields in 64 bits and bounds it before use, so that a damaged blob cannot
- * wrap the 32-bit size_t of wasm32. */
+ * The in shape is that of the first value read. Dropout, dropout2d and flatten are not
+ * in the blob: in eval mode they do nothing to the (contiguous, C x H x W) activations;
+ * a layer whose input is flat (n x 1 x 1) takes any value of n values, an add any values
+ * of its input's size, a concat values of its output's height and width (flat: any
+ * sizes) whose channels add up to its own. The parser computes every product of shape
+ * fields in 64 bits and bounds it before use, so that a damaged blob cannot wrap the
+ * 32-bit size_t of wasm32. Each value lives in a workspace buffer from the layer that
+ * writes it to the last one that reads it; buffers are reused after that. */
 #ifndef CN_IO_WEB_MODEL_H
 #define CN_IO_WEB_MODEL_H
 #include "convnet.h"
@@ -28,10 +33,12 @@
 #include <stdint.h>
 
 #define CN_WEB_MAGIC 0x42574e43u /* "CNWB" */
-#define CN_WEB_VERSION 2u
+#define CN_WEB_VERSION 3u
 #define CN_WEB_MAX_LAYERS 256
 #define CN_WEB_MAX_CLASSES 64
+#define CN_WEB_MAX_INPUTS 8
 #define CN_WEB_MAX_ACTIVATION (1 << 22) /* floats per activation (16 MiB) */
+#define CN_WEB_MAX_WORKSPACE (1 << 24)  /* floats of all the buffers live at once (64 MiB) */
 
 typedef enum {
     CN_WEB_CONV = 1,
@@ -43,7 +50,9 @@ typedef enum {
     CN_WEB_LINEAR,
     CN_WEB_LOG_SOFTMAX,
     CN_WEB_RELU6,       /* min(max(x, 0), 6) */
-    CN_WEB_LEAKY_RELU   /* x > 0 ? x : alpha * x */
+    CN_WEB_LEAKY_RELU,  /* x > 0 ? x : alpha * x */
+    CN_WEB_ADD,         /* ((in0 + in1) + in2) + ..., element-wise (a residual join) */
+    CN_WEB_CONCAT       /* in0, then in1, ...: along channels */
 } cn_web_op;
 
 typedef struct {
@@ -54,6 +63,9 @@ typedef struct {
     float alpha;            /* leaky_relu: negative slope */
     int has_bias;           /* conv/linear */
     const float *w, *b;     /* conv/linear: weight, bias (NULL without); affine: scale, shift */
+    int num_inputs;
+    int inputs[CN_WEB_MAX_INPUTS];  /* the values it reads */
+    size_t in_n[CN_WEB_MAX_INPUTS]; /* floats of each */
 } cn_web_layer;
 
 typedef struct {
@@ -63,7 +75,9 @@ typedef struct {
     int log_probs;          /* 1 when the last op is log_softmax */
     int num_layers;
     cn_web_layer layers[CN_WEB_MAX_LAYERS];
-    size_t max_activation;  /* floats of the largest activation */
+    int value_shape[CN_WEB_MAX_LAYERS + 1][3];  /* c, h, w of each value */
+    size_t value_at[CN_WEB_MAX_LAYERS + 1];     /* where each value sits in the workspace */
+    size_t workspace;       /* floats of the workspace buffers */
     float *weights;         /* the blob's floats (owned; 4-byte aligned copy) */
 } cn_web_model;
 
@@ -73,7 +87,7 @@ typedef struct {
 cn_status cn_web_model_parse(const void *blob, size_t size, cn_web_model *m);
 void cn_web_model_free(cn_web_model *m);
 
-/* Floats of workspace cn_web_model_forward needs (two activation buffers);
+/* Floats of workspace cn_web_model_forward needs (the activation buffers);
  * the classify functions below need c*h*w more (the input). */
 size_t cn_web_model_workspace(const cn_web_model *m);
 

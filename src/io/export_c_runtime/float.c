@@ -181,10 +181,45 @@ static void log_softmax(float *x, int n)
     for (i = 0; i < n; i++) x[i] = x[i] - lse;
 }
 
+/* @helper copy */
+/* out (n) = in (n): a value that an in-place helper is about to change while a later layer
+ * still reads it (a branch) */
+static void copy(const float *in, float *out, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) out[i] = in[i];
+}
+
+/* @helper add */
+/* k >= 2 inputs of n values -> out (n) = ((in[0] + in[1]) + in[2]) + ..., in that order
+ * (PyTorch's a + b + c); then ReLU when relu. out may be one of the inputs. */
+static void add(const float *const *in, int k, float *out, int n, int relu)
+{
+    int i, j;
+    for (i = 0; i < n; i++) {
+        float v = in[0][i] + in[1][i];
+        for (j = 2; j < k; j++) v += in[j][i];
+        out[i] = (relu && v < 0.0f) ? 0.0f : v;
+    }
+}
+
+/* @helper concat */
+/* k inputs (c_j,h,w) of size[j] = c_j*h*w values -> out (sum c_j, h, w): in[0], then in[1], ...
+ * (a concatenation along channels) */
+static void concat(const float *const *in, const int *size, int k, float *out)
+{
+    int i, j;
+    for (j = 0; j < k; j++) {
+        for (i = 0; i < size[j]; i++) out[i] = in[j][i];
+        out += size[j];
+    }
+}
+
 /* @end */
 /* Not copied: references every helper, so that this file compiles on its own with
  * -Wunused-function on (tests/test_export_c_runtime.c includes it too). */
 void (*const export_c_runtime_float[])(void) = {
     (void (*)(void))conv2d, (void (*)(void))conv2d_grouped, (void (*)(void))linear, (void (*)(void))affine,
     (void (*)(void))relu, (void (*)(void))relu6, (void (*)(void))leaky_relu, (void (*)(void))maxpool, (void (*)(void))avgpool, (void (*)(void))gap, (void (*)(void))log_softmax,
+    (void (*)(void))copy, (void (*)(void))add, (void (*)(void))concat,
 };

@@ -212,9 +212,46 @@ static void gap_q(const int8_t *in, int8_t *out, int c, int plane, float rescale
     }
 }
 
+/* @helper copy_q */
+/* out (n) = in (n): a value that an in-place helper is about to change while a later layer
+ * still reads it (a branch) */
+static void copy_q(const int8_t *in, int8_t *out, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) out[i] = in[i];
+}
+
+/* @helper add_q */
+/* int8 sum of k >= 2 inputs of n values, each in its own scale: out = q8(v) with
+ * v = in[0] * rescale[0] + in[1] * rescale[1] + ..., summed in float in that order
+ * (rescale[j] = input j's scale / the output scale), ReLU'd first when relu. */
+static void add_q(const int8_t *const *in, const float *rescale, int k, int8_t *out, int n, int relu)
+{
+    int i, j;
+    for (i = 0; i < n; i++) {
+        float v = (float)in[0][i] * rescale[0];
+        for (j = 1; j < k; j++) v += (float)in[j][i] * rescale[j];
+        out[i] = q8((relu && v < 0.0f) ? 0.0f : v);
+    }
+}
+
+/* @helper concat_q */
+/* int8 concatenation along channels: out = in[0] (size[0] values), then in[1], ..., each value
+ * requantised to the output scale, q8(q * rescale[j]) (rescale[j] = input j's scale / the
+ * output scale; 1 leaves it as it is) */
+static void concat_q(const int8_t *const *in, const int *size, const float *rescale, int k, int8_t *out)
+{
+    int i, j;
+    for (j = 0; j < k; j++) {
+        for (i = 0; i < size[j]; i++) out[i] = q8((float)in[j][i] * rescale[j]);
+        out += size[j];
+    }
+}
+
 /* @end */
 /* Not copied: references every helper (see float.c). */
 void (*const export_c_runtime_int8[])(void) = {
     (void (*)(void))conv2d_q, (void (*)(void))conv2d_gq, (void (*)(void))linear_q, (void (*)(void))affine_q,
     (void (*)(void))relu_q, (void (*)(void))relu6_q, (void (*)(void))leaky_relu_q, (void (*)(void))maxpool_q, (void (*)(void))avgpool_q, (void (*)(void))gap_q,
+    (void (*)(void))copy_q, (void (*)(void))add_q, (void (*)(void))concat_q,
 };
