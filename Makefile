@@ -184,6 +184,7 @@ bench: $(BUILD)/convnet
 	sh bench/run.sh throughput
 	sh bench/run.sh epoch
 	sh bench/run.sh int8
+	sh bench/run.sh bf16
 
 clean:
 	rm -rf build build-san

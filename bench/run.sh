@@ -7,6 +7,9 @@
 #   sh bench/run.sh int8 [MODEL...]           int8 inference on the CPU (convnet eval --int8) against float
 #                                             inference, img/s (bench/int8_throughput.c; default seed001,
 #                                             seed003, seed004)
+#   sh bench/run.sh bf16 [MODEL...]           mixed-precision training (--precision bf16) against float32
+#                                             training, img/s (bench/throughput.c --bf16; default seed001,
+#                                             seed003); needs AVX512_BF16
 #   sh bench/run.sh decode                    decoding 70,000 MNIST PNGs: convnet's image folder vs torchvision's
 #                                             ImageFolder + PIL (bench/decode_bench.sh)
 #
@@ -23,7 +26,7 @@ set -e
 . bench/malloc_env.sh
 sh scripts/install-deps.sh bench >&2 || exit 1
 MODE=throughput
-case "$1" in throughput|profile|epoch|decode|int8) MODE=$1; shift ;; esac
+case "$1" in throughput|profile|epoch|decode|int8|bf16) MODE=$1; shift ;; esac
 if [ "$MODE" = decode ]; then exec sh bench/decode_bench.sh "$@"; fi
 
 THREADS=${THREADS:-2}
@@ -291,6 +294,59 @@ run_int8() {
     echo "wrote $OUT" >&2
 }
 
+# bf16 mixed-precision training against float32 (bench/throughput.c with and without --bf16,
+# alternately in each of ROUNDS rounds); medians over the rounds. Appends its section to $OUT.
+run_bf16() {
+    build_bench_program throughput
+    [ $# -gt 0 ] || set -- seed001 seed003
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+    : > "$TMP/bf16.tsv"
+    for round in $(seq "$ROUNDS"); do
+        echo "round $round/$ROUNDS: float32, bf16 ..." >&2
+        for precision in fp32 bf16; do
+            flag=; [ $precision = bf16 ] && flag=--bf16
+            if ! "$BUILD/bench/throughput" --threads "$THREADS" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" \
+                    --repeats "$REPEATS" $flag "$@" 2> "$TMP/bf16.err" | sed "s/^/$precision\t/" >> "$TMP/bf16.tsv"; then :; fi
+            if [ -s "$TMP/bf16.err" ]; then cat "$TMP/bf16.err" >&2; break 2; fi
+        done
+    done
+    if [ -s "$TMP/bf16.err" ]; then
+        printf 'bf16 training did not run on this machine: %s\n' "$(head -1 "$TMP/bf16.err")" > "$TMP/bf16.md"
+    else
+        awk -F '\t' '
+            function median(a, n,   i, j, t) {
+                for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+                return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+            }
+            { if (!($2 in seen)) { seen[$2] = 1; order[++models] = $2 } k = ++n[$1, $2]; v[$1, $2, k] = $5 }
+            END {
+                print "| model | float32 train img/s | bf16 train img/s | bf16 / float32 |"
+                print "|---|---:|---:|---:|"
+                for (m = 1; m <= models; m++) {
+                    name = order[m]
+                    for (k = 1; k <= n["fp32", name]; k++) a[k] = v["fp32", name, k]
+                    for (k = 1; k <= n["bf16", name]; k++) b[k] = v["bf16", name, k]
+                    f = median(a, n["fp32", name]); h = median(b, n["bf16", name])
+                    printf "| %s | %d | %d | %.2fx |\n", name, f, h, h / f
+                }
+            }' "$TMP/bf16.tsv" > "$TMP/bf16.md"
+    fi
+    cat "$TMP/bf16.md"
+    drop_section "bf16 training"
+    {
+        echo "## bf16 training"
+        echo
+        echo "Written by \`sh bench/run.sh bf16\` (part of \`make bench\`): bench/throughput.c training steps (SGD with"
+        echo "momentum, random MNIST-like images in memory), float32 against \`--precision bf16\` (the same sessions"
+        echo "\`convnet train\` runs), $THREADS threads, batch $BATCH, best of $REPEATS runs of ~${SECONDS_PER_RUN} s, the two"
+        echo "alternating in each of $ROUNDS rounds; medians over the rounds. Load average before the run: $LOAD_BEFORE;"
+        echo "$(date -u '+%Y-%m-%d %H:%M UTC')."
+        echo
+        cat "$TMP/bf16.md"
+    } >> "$OUT"
+    echo "wrote $OUT" >&2
+}
+
 run_profile() {
     build_bench_program profile
     "$BUILD/bench/profile" --threads "$THREADS" --batch "$BATCH" "$@"
@@ -298,6 +354,7 @@ run_profile() {
 
 case "$MODE" in
 throughput) run_throughput "$@" ;;
+bf16) run_bf16 "$@" ;;
 profile) run_profile "$@" ;;
 epoch) run_epoch "$@" ;;
 int8) run_int8 "$@" ;;

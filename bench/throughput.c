@@ -1,6 +1,6 @@
 /* Training and inference throughput of the preset models, in images per second.
  *
- *   throughput [--threads N] [--batch N] [--seconds S] [--repeats N] [--peak GFLOPS] [MODEL...]
+ *   throughput [--threads N] [--batch N] [--seconds S] [--repeats N] [--peak GFLOPS] [--bf16] [MODEL...]
  *
  * For each model (default: every preset): random inputs and labels held in
  * memory, a few warm-up steps, then `repeats` timed runs of about `seconds`
@@ -12,7 +12,8 @@
  * where training costs 6 x MACs and inference 2 x MACs floating-point
  * operations per image ("direct-equivalent": Winograd does fewer), and
  * issued_train_macs is what the kernels really issue per image in a training
- * step (issued_train_macs below). */
+ * step (issued_train_macs below). --bf16 trains in mixed precision (CN_SESSION_BF16, what
+ * `convnet train --precision bf16` runs; needs AVX512_BF16); inference stays float32. */
 #include "convnet.h"
 #include "model.h"
 #include "loss.h"
@@ -43,6 +44,7 @@ static double issued_train_macs(const cn_model *m) {
 typedef struct {
     int threads, batch, repeats;
     double seconds, peak_gflops;
+    bool bf16;
 } bench_options;
 
 typedef struct {
@@ -103,9 +105,9 @@ static int bench_model(const char *name, const bench_options *o) {
     s.images = malloc(in_size * sizeof *s.images);
     s.grad = malloc((size_t)s.batch * s.classes * sizeof *s.grad);
     s.labels = malloc((size_t)s.batch * sizeof *s.labels);
-    if (!s.images || !s.grad || !s.labels || cn_session_create(m, s.batch, o->threads, 0, &s.session) != CN_OK ||
+    if (!s.images || !s.grad || !s.labels || cn_session_create(m, s.batch, o->threads, o->bf16 ? CN_SESSION_BF16 : 0, &s.session) != CN_OK ||
         cn_optimizer_init(&s.opt, CN_OPT_SGD, cn_model_param_count(m)) != CN_OK) {
-        fprintf(stderr, "throughput: %s: out of memory\n", name);
+        fprintf(stderr, "throughput: %s: %s\n", name, cn_last_error());
         return 1;
     }
     cn_rng_seed(&s.rng, 42);
@@ -163,8 +165,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--repeats") && more) o.repeats = parse_int(argv[++i], 1, "repeat count");
         else if (!strcmp(a, "--seconds") && more) o.seconds = parse_double(argv[++i], "seconds");
         else if (!strcmp(a, "--peak") && more) o.peak_gflops = parse_double(argv[++i], "peak");
+        else if (!strcmp(a, "--bf16")) o.bf16 = true;
         else if (a[0] == '-') {
-            fprintf(stderr, "usage: throughput [--threads N] [--batch N] [--seconds S] [--repeats N] [--peak GFLOPS] [MODEL...]\n");
+            fprintf(stderr, "usage: throughput [--threads N] [--batch N] [--seconds S] [--repeats N] [--peak GFLOPS] [--bf16] [MODEL...]\n");
             return 2;
         } else if (num_models < 64) models[num_models++] = a;
     }
