@@ -1,4 +1,5 @@
-/* The depthwise 3x3 kernels (kernels.h: dw3x3, dw3x3_wgrad, dw3x3_dgrad_s2;
+/* The depthwise 3x3 kernels (kernels.h: dw3x3, dw3x3_wgrad, dw3x3_dgrad_s2, and for output
+ * planes of at most CN_DWC_MAX_PLANE pixels the channel-vectorised cn_dwc_*;
  * layers/conv2d_depthwise.c) on every kernel set this CPU has, against the im2col reference
  * path (CN_SESSION_REFERENCE_CONV, every layer unfused): a training step's output, input
  * gradient and parameter gradients, alone and followed by a batch norm (+ relu) whose
@@ -12,6 +13,7 @@
 #include "model.h"
 #include "exec/session.h"
 #include "exec/plan.h"
+#include "layers/conv2d_paths.h"
 #include "kernels/kernels.h"
 #include "core/rng.h"
 
@@ -20,7 +22,8 @@ static const char *const kernel_sets[] = { "avx512", "avx2", "generic" };
 typedef struct { int c, h, w; const char *conv; } dw_case;
 
 /* Stride 1 and 2, even and odd sizes, rows of one, two and more vectors with tails, pads 0-2,
- * dilation 1-3, with and without bias. */
+ * dilation 1-3, with and without bias; output planes on both sides of CN_DWC_MAX_PLANE, and
+ * channel counts of one, two and three blocks of 16 on the small-map path. */
 static const dw_case cases[] = {
     { 5, 17, 17, "k=3 pad=1" },
     { 3, 20, 20, "k=3 stride=2 pad=1 bias=false" },
@@ -30,6 +33,10 @@ static const dw_case cases[] = {
     { 2, 34, 33, "k=3 bias=false" },
     { 6, 5, 4, "k=3 pad=2" },
     { 2, 9, 40, "k=3 stride=2 pad=2 dilation=1" },
+    { 20, 9, 9, "k=3 pad=1" },
+    { 17, 12, 11, "k=3 pad=2 dilation=2 bias=false" },
+    { 33, 7, 7, "k=3 stride=2 pad=1" },
+    { 3, 40, 40, "k=3 stride=2 pad=1 bias=false" },
 };
 
 static cn_model *model_of(const dw_case *dc, const char *tail) {
@@ -238,6 +245,21 @@ TEST(depthwise_fast_path_choice) {
         cn_model *m = NULL;
         CHECK(cn_model_from_spec(cases_[i].spec, "t", 1, &m) == CN_OK);
         if (m) CHECK_MSG(cn_conv2d_depthwise_fast(&m->layers[0]) == cases_[i].fast, "%s", cases_[i].spec);
+        cn_model_free(m);
+    }
+    /* of the fast ones, output planes of up to CN_DWC_MAX_PLANE = 196 pixels run the channel-vectorised kernels */
+    const struct { const char *spec; bool channels; } planes[] = {
+        { "input 4x14x14\nconv2d out=4 k=3 pad=1 groups=4\nflatten", true },
+        { "input 4x15x14\nconv2d out=4 k=3 pad=1 groups=4\nflatten", false },
+        { "input 4x28x28\nconv2d out=4 k=3 stride=2 pad=1 groups=4\nflatten", true },
+        { "input 4x32x32\nconv2d out=4 k=3 stride=2 pad=1 groups=4\nflatten", false },
+        { "input 4x14x14\nconv2d out=4 k=5 pad=2 groups=4\nflatten", false },
+    };
+    CHECK(CN_DWC_MAX_PLANE == 196);
+    for (size_t i = 0; i < sizeof planes / sizeof planes[0]; i++) {
+        cn_model *m = NULL;
+        CHECK(cn_model_from_spec(planes[i].spec, "t", 1, &m) == CN_OK);
+        if (m) CHECK_MSG(cn_conv2d_depthwise_channels(&m->layers[0]) == planes[i].channels, "%s", planes[i].spec);
         cn_model_free(m);
     }
 }

@@ -33,6 +33,23 @@ void cn_im2col(const float *in, int C, int H, int W, int k, int stride, int pad,
 /* col (C*k*k, OH*OW) -> in (C,H,W), summing overlaps; `in` is overwritten. */
 void cn_col2im(const float *col, int C, int H, int W, int k, int stride, int pad, int dil, int OH, int OW, float *in);
 
+/* ---- Depthwise 3x3 vectorised over channels (dw_channels.c), for small maps ----
+ * Images are (rows, cols, ld): a pixel's channels contiguous, ld = cn_round_up(C, 16), lanes
+ * C..ld-1 zero. x_t/dx_t are the zero-padded input (hp, wp, ld); output pixel (oy, ox) reads
+ * tap (ky, kx) at (oy*stride + ky*dil, ox*stride + kx*dil); w_t, dw_t are (9, ld). */
+typedef struct {
+    int ld;
+    int hp, wp;
+    int out_h, out_w;
+    int stride, dil;
+} cn_dwc_geom;
+// out_t (out_h*out_w, ld) = sum over the 9 taps of w_t[tap] * x_t[the tap's input pixel]
+void cn_dwc_forward(const cn_dwc_geom *g, const float *restrict x_t, const float *restrict w_t, float *restrict out_t);
+// dw_t (9, ld) += sum over output pixels of dy_t[pixel] * x_t[the tap's input pixel]
+void cn_dwc_weight_grad(const cn_dwc_geom *g, const float *restrict x_t, const float *restrict dy_t, float *restrict dw_t);
+// dx_t (hp, wp, ld) += w_t[tap] * dy_t[pixel] at each output pixel's tap inputs
+void cn_dwc_input_grad(const cn_dwc_geom *g, const float *restrict dy_t, const float *restrict w_t, float *restrict dx_t);
+
 /* ---- Element-wise and per-channel loops (eltwise.c) ---- */
 
 // y (n) = x > 0 ? x : 0

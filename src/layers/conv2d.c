@@ -567,12 +567,15 @@ static const conv_path depthwise_path = {cn_conv2d_forward_depthwise, cn_conv2d_
                                          cn_conv2d_depthwise_scratch_floats};
 static const conv_path grouped_path = {cn_conv2d_forward_grouped, cn_conv2d_backward_grouped, cn_conv2d_grouped_scratch_floats};
 static const conv_path dilated_path = {cn_conv2d_forward_dilated, cn_conv2d_backward_dilated, cn_conv2d_dilated_scratch_floats};
+static const conv_path depthwise_channels_path = {cn_conv2d_forward_depthwise_channels, cn_conv2d_backward_depthwise_channels,
+                                                  cn_conv2d_depthwise_channels_scratch_floats};
 static const conv_path strided_path = {cn_conv2d_forward_strided, cn_conv2d_backward_strided, cn_conv2d_strided_scratch_floats};
 
 static const conv_path *path_of(const cn_layer *l, const cn_step *step) {
     if (step->bf16_conv) return &bf16_path;
     if (step->reference_conv) return &im2col_path;
     if (use_direct(l)) return &direct_path;
+    if (cn_conv2d_depthwise_channels(l)) return &depthwise_channels_path;
     if (cn_conv2d_depthwise_fast(l)) return &depthwise_path;
     if (cn_conv2d_grouped_direct(l)) return &grouped_path;
     if (cn_conv2d_dilated_direct(l)) return &dilated_path;

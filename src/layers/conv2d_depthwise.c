@@ -138,3 +138,147 @@ void cn_conv2d_backward_depthwise(const cn_layer_ctx *c) {
     const cn_dw_geom geom[2] = { forward_geom(c->layer), backward_geom(c->layer) };
     cn_per_sample_backward(c, backward_sample, geom);
 }
+
+/* ---- Small maps: the channel-vectorised kernels (kernels.h: cn_dwc_*) ----
+ * Each sample is transposed to (rows, cols, channels) once, all channels run together, and the
+ * output is transposed back, then gets the same per-plane steps (bias, eval batch norm and
+ * relu, the statistics for a batch norm after) as above. The weight gradient is summed over a
+ * thread's samples in (9, ld) and added to its partial gradients at the end. */
+
+bool cn_conv2d_depthwise_channels(const cn_layer *l) {
+    return cn_conv2d_depthwise_fast(l) && l->out.h * l->out.w <= CN_DWC_MAX_PLANE;
+}
+
+static cn_dwc_geom channels_geom(const cn_layer *l) {
+    return (cn_dwc_geom){ .ld = cn_round_up(l->in.c, 16), .hp = l->in.h + 2 * l->pad, .wp = l->in.w + 2 * l->pad,
+                          .out_h = l->out.h, .out_w = l->out.w, .stride = l->stride, .dil = l->dilation };
+}
+
+/* Per-thread scratch of the small-map path, in this order. */
+typedef struct {
+    float *x_t;         /* padded input (hp, wp, ld); backward: also the padded dx */
+    float *dx_t;        /* backward: the padded input gradient (hp, wp, ld) */
+    float *out_t;       /* forward: the output (pixels, ld); backward: dy^T */
+    float *dy;          /* backward: dy (C, pixels) formed from a batch norm's handover */
+    float *w_t, *dw_t;  /* (9, ld) */
+} dwc_scratch;
+
+static size_t dwc_carve(const cn_layer *l, float *base, dwc_scratch *s) {
+    cn_dwc_geom g = channels_geom(l);
+    size_t image = (size_t)g.hp * g.wp * g.ld, pixels = (size_t)g.out_h * g.out_w;
+    size_t sizes[6] = { image, image, pixels * g.ld, pixels * l->in.c, 9 * (size_t)g.ld, 9 * (size_t)g.ld };
+    float **piece[6] = { &s->x_t, &s->dx_t, &s->out_t, &s->dy, &s->w_t, &s->dw_t };
+    return cn_carve_scratch(base, sizes, piece, 6);
+}
+
+size_t cn_conv2d_depthwise_channels_scratch_floats(const cn_layer *l) {
+    dwc_scratch s;
+    return dwc_carve(l, NULL, &s);
+}
+
+/* The scratch's images zeroed (borders and lanes C..ld-1 stay so) and w_t from the weight (C, 9). */
+static void dwc_lay_out(const cn_layer *l, const float *weight, const dwc_scratch *s) {
+    cn_dwc_geom g = channels_geom(l);
+    size_t image = (size_t)g.hp * g.wp * g.ld, pixels = (size_t)g.out_h * g.out_w;
+    memset(s->x_t, 0, image * sizeof(float));
+    memset(s->out_t, 0, pixels * g.ld * sizeof(float));
+    memset(s->w_t, 0, 9 * (size_t)g.ld * sizeof(float));
+    for (int ch = 0; ch < l->in.c; ch++)
+        for (int t = 0; t < 9; t++) s->w_t[(size_t)t * g.ld + ch] = weight[9 * ch + t];
+}
+
+/* x (C, H, W) into the interior of x_t (hp, wp, ld). */
+static void dwc_transpose_in(const cn_layer *l, const cn_dwc_geom *g, const float *x, float *x_t) {
+    int H = l->in.h, W = l->in.w;
+    for (int y = 0; y < H; y++)
+        cn_transpose(x + (size_t)y * W, l->in.c, W, H * W, x_t + ((size_t)(y + l->pad) * g->wp + l->pad) * g->ld, g->ld);
+}
+
+void cn_conv2d_forward_depthwise_channels(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    const float *weight = c->model->params + l->weight_offset;
+    const float *bias = l->bias_count ? c->model->params + l->bias_offset : NULL;
+    const cn_layer *bn = c->step->chain.bn_first ? c->peer->layer : NULL;
+    int C = l->in.c, pixels = l->out.h * l->out.w;
+    double *stats = c->step->bn_stats_out ? c->peer->plane_stats + 2 * (size_t)c->first * C : NULL;
+    cn_dwc_geom g = channels_geom(l);
+    #pragma omp parallel num_threads(c->threads)
+    {
+    dwc_scratch s;
+    dwc_carve(l, cn_thread_scratch(c), &s);
+    dwc_lay_out(l, weight, &s);
+    #pragma omp for schedule(static)
+    for (int b = 0; b < c->batch; b++) {
+        dwc_transpose_in(l, &g, c->in + (size_t)b * cn_shape_size(l->in), s.x_t);
+        cn_dwc_forward(&g, s.x_t, s.w_t, s.out_t);
+        float *out = c->out + (size_t)b * cn_shape_size(l->out);
+        cn_transpose(s.out_t, pixels, C, g.ld, out, pixels);
+        for (int ch = 0; ch < C; ch++) {
+            float *o = out + (size_t)ch * pixels, bv = bias ? bias[ch] : 0.0f, scale = 1.0f, shift = 0.0f;
+            if (bn) cn_batchnorm2d_eval_affine(c->model, bn, ch, &scale, &shift);
+            for (int i = 0; i < pixels; i++) {
+                float v = o[i] + bv;
+                if (bn) v = v * scale + shift;
+                if (c->step->chain.relu) v = v > 0.0f ? v : 0.0f;
+                o[i] = v;
+            }
+            if (stats) cn_bn_plane_stat(o, pixels, stats + 2 * ((size_t)b * C + ch));
+        }
+    }
+    }
+}
+
+static void dwc_backward_prepare(const cn_layer_ctx *c, float *scratch, const void *unused) {
+    (void)unused;
+    const cn_layer *l = c->layer;
+    dwc_scratch s;
+    dwc_carve(l, scratch, &s);
+    dwc_lay_out(l, c->model->params + l->weight_offset, &s);
+    memset(s.dw_t, 0, 9 * (size_t)channels_geom(l).ld * sizeof(float));
+}
+
+static void dwc_backward_sample(const cn_layer_ctx *c, int b, float *partial, float *scratch, const void *unused) {
+    (void)unused;
+    const cn_layer *l = c->layer;
+    int C = l->in.c, H = l->in.h, W = l->in.w, pixels = l->out.h * l->out.w;
+    cn_dwc_geom g = channels_geom(l);
+    dwc_scratch s;
+    dwc_carve(l, scratch, &s);
+    const cn_layer_ctx *bn = c->peer && c->peer->step->grad_in_dw_conv ? c->peer : NULL;
+    const float *dy = c->grad_out + (size_t)b * cn_shape_size(l->out);
+    if (bn) {
+        for (int ch = 0; ch < C; ch++) bn_handover_grad(bn, b, ch, s.dy + (size_t)ch * pixels);
+        dy = s.dy;
+    }
+    cn_transpose(dy, C, pixels, pixels, s.out_t, g.ld);
+    dwc_transpose_in(l, &g, c->in + (size_t)b * cn_shape_size(l->in), s.x_t);
+    cn_dwc_weight_grad(&g, s.x_t, s.out_t, s.dw_t);
+    if (l->bias_count)
+        for (int ch = 0; ch < C; ch++) {
+            float sum = 0.0f;
+            for (int i = 0; i < pixels; i++) sum += dy[(size_t)ch * pixels + i];
+            partial[l->bias_offset + ch] += sum;
+        }
+    if (!c->grad_in) return;
+    memset(s.dx_t, 0, (size_t)g.hp * g.wp * g.ld * sizeof(float));
+    cn_dwc_input_grad(&g, s.out_t, s.w_t, s.dx_t);
+    float *dx = c->grad_in + (size_t)b * cn_shape_size(l->in);
+    for (int y = 0; y < H; y++)
+        cn_transpose(s.dx_t + ((size_t)(y + l->pad) * g.wp + l->pad) * g.ld, W, C, g.ld, dx + (size_t)y * W, H * W);
+}
+
+static void dwc_backward_finish(const cn_layer_ctx *c, float *partial, float *scratch, const void *unused) {
+    (void)unused;
+    const cn_layer *l = c->layer;
+    int ld = channels_geom(l).ld;
+    dwc_scratch s;
+    dwc_carve(l, scratch, &s);
+    float *dw = partial + l->weight_offset;
+    for (int ch = 0; ch < l->in.c; ch++)
+        for (int t = 0; t < 9; t++) dw[9 * ch + t] += s.dw_t[(size_t)t * ld + ch];
+}
+
+void cn_conv2d_backward_depthwise_channels(const cn_layer_ctx *c) {
+    const cn_sample_backward pass = { dwc_backward_prepare, dwc_backward_sample, dwc_backward_finish };
+    cn_per_sample_backward_with(c, &pass, NULL);
+}

@@ -21,6 +21,15 @@ bool cn_conv2d_depthwise_fast(const cn_layer *l);
 size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l);
 void cn_conv2d_forward_depthwise(const cn_layer_ctx *c);
 void cn_conv2d_backward_depthwise(const cn_layer_ctx *c);
+/* Such a depthwise conv with an output plane of at most CN_DWC_MAX_PLANE pixels runs the
+ * channel-vectorised kernels instead (conv2d_depthwise.c, kernels.h: cn_dwc_*). Measured on
+ * one AVX-512 core (bench/profile): 14x14 and smaller outputs train 1.5-2.5x faster that way
+ * (ds8k, cifar-s9's 8x8 layers); 16x16 outputs of 64-96 channels 20-30% slower. */
+#define CN_DWC_MAX_PLANE 196
+bool cn_conv2d_depthwise_channels(const cn_layer *l);
+size_t cn_conv2d_depthwise_channels_scratch_floats(const cn_layer *l);
+void cn_conv2d_forward_depthwise_channels(const cn_layer_ctx *c);
+void cn_conv2d_backward_depthwise_channels(const cn_layer_ctx *c);
 
 /* A grouped conv the direct kernels run group by group: groups > 1, stride 1, no dilation, not a
  * fast depthwise 3x3. */
