@@ -24,7 +24,6 @@
 # against bench/fast_torch.py (PyTorch, same target) when `fast` is in the list.
 set -u
 cd "$(dirname "$0")/.."
-. bench/malloc_env.sh
 sh scripts/install-deps.sh bench >&2 || exit 1
 THREADS=2
 JOBS=1
@@ -138,8 +137,8 @@ done
 TORCH=""
 case " $LIST " in *" fast "*)
     if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-        echo "== PyTorch: /usr/bin/python3 bench/fast_torch.py --threads $THREADS --data $DATA"
-        TORCH=$(/usr/bin/python3 bench/fast_torch.py --threads "$THREADS" --data "$DATA" 2>&1 | tail -1)
+        echo "== PyTorch: /usr/bin/python3 bench/fast_torch.py --threads $THREADS --data $DATA (bench/torch_python.sh)"
+        TORCH=$(bench/torch_python.sh bench/fast_torch.py --threads "$THREADS" --data "$DATA" 2>&1 | tail -1)
         echo "   $TORCH"
     fi ;;
 esac

@@ -16,7 +16,7 @@ PNG_DIR=${PNG_DIR:-/tmp/convnet-mnist-png}
 THREADS=${THREADS:-2}
 RUNS=${RUNS:-3}
 BUILD=${BUILD:-build}
-PY=/usr/bin/python3
+PY=bench/torch_python.sh   # /usr/bin/python3 with glibc keeping freed memory
 
 if [ ! -f "$PNG_DIR/.complete" ]; then
     echo "writing 70,000 PNGs to $PNG_DIR (once) ..." >&2

@@ -23,7 +23,6 @@
 # Environment: THREADS (2), BATCH (128), BENCH_SECONDS per timed run (0.4), REPEATS (3),
 # ROUNDS (3); epoch mode: DATA (../shared/data/mnist), EPOCH_REPEATS (3).
 set -e
-. bench/malloc_env.sh
 sh scripts/install-deps.sh bench >&2 || exit 1
 MODE=throughput
 case "$1" in throughput|profile|epoch|decode|int8|bf16) MODE=$1; shift ;; esac
@@ -36,7 +35,7 @@ REPEATS=${REPEATS:-3}
 ROUNDS=${ROUNDS:-3}
 PEAK=   # measured at the start of a throughput run (bench/peak.c), never a constant
 BUILD=${BUILD:-build}
-TORCH_PY=/usr/bin/python3
+TORCH_PY=bench/torch_python.sh   # /usr/bin/python3 with glibc keeping freed memory
 OUT=bench/RESULTS.md
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

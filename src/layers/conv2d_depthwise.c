@@ -139,7 +139,7 @@ void cn_conv2d_backward_depthwise(const cn_layer_ctx *c) {
     cn_per_sample_backward(c, backward_sample, geom);
 }
 
-/* ---- Small maps: the channel-vectorised kernels (kernels.h: cn_dwc_*) ----
+/* ---- Small maps in training: the channel-vectorised kernels (kernels.h: cn_dwc_*) ----
  * Each sample is transposed to (rows, cols, channels) once, all channels run together, and the
  * output is transposed back, then gets the same per-plane steps (bias, eval batch norm and
  * relu, the statistics for a batch norm after) as above. The weight gradient is summed over a
@@ -173,7 +173,8 @@ static size_t dwc_carve(const cn_layer *l, float *base, dwc_scratch *s) {
 
 size_t cn_conv2d_depthwise_channels_scratch_floats(const cn_layer *l) {
     dwc_scratch s;
-    return dwc_carve(l, NULL, &s);
+    size_t channels = dwc_carve(l, NULL, &s), planes = cn_conv2d_depthwise_scratch_floats(l);
+    return channels > planes ? channels : planes;   /* eval runs the plane kernels */
 }
 
 /* The scratch's images zeroed (borders and lanes C..ld-1 stay so) and w_t from the weight (C, 9). */
@@ -195,6 +196,10 @@ static void dwc_transpose_in(const cn_layer *l, const cn_dwc_geom *g, const floa
 }
 
 void cn_conv2d_forward_depthwise_channels(const cn_layer_ctx *c) {
+    if (!c->training) {     /* eval: the plane kernels, with the batch norm and relu fused, are faster */
+        cn_conv2d_forward_depthwise(c);
+        return;
+    }
     const cn_layer *l = c->layer;
     const float *weight = c->model->params + l->weight_offset;
     const float *bias = l->bias_count ? c->model->params + l->bias_offset : NULL;
