@@ -153,6 +153,26 @@ TEST(two_runs_at_once_then_skipped) {
     cn_sweep_plan_free(&p);
 }
 
+/* An interrupted run (its checkpoint but no `result`) resumes with the model its checkpoint
+ * stores, although the sweep names the model (base.model here): it trains only the epochs
+ * left, and the report reads its whole metrics.csv. */
+TEST(interrupted_run_resumes) {
+    cn_sweep_plan p;
+    CHECK(cn_sweep_plan_parse("lr=0.003", NULL, "1", &p) == CN_OK);
+    cn_sweep_options o = seed003_sweep(OUT "/resumed", 1, 256);
+    CHECK(system("rm -rf " OUT "/resumed") == 0);
+    CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
+    CHECK(unlink(OUT "/resumed/lr=0.003,seed=1/result") == 0);   /* as if stopped after epoch 1 of 2 */
+    o.base.overrides.epochs = 2;
+    CHECK_MSG(cn_sweep(&o, &p) == CN_OK, "%s", cn_last_error());
+    CHECK(access(OUT "/resumed/lr=0.003,seed=1/result", R_OK) == 0);
+    CHECK(harness_file_contains(OUT "/resumed/sweep.csv", ",0.003,1,done,2,"));
+    CHECK(harness_file_contains(OUT "/resumed/lr=0.003,seed=1/metrics.csv", "\n2,"));
+    CHECK(!harness_file_contains(OUT "/resumed/lr=0.003,seed=1/train.log", "Epoch 1/2"));
+    CHECK(harness_file_contains(OUT "/resumed/lr=0.003,seed=1/train.log", "Epoch 2/2"));
+    cn_sweep_plan_free(&p);
+}
+
 int main(void) {
     RUN(grid_gives_every_combination_first_key_slowest);
     RUN(list_keeps_values_with_commas_and_models);
@@ -161,5 +181,6 @@ int main(void) {
     RUN(reports_rank_on_validation);
     RUN(val_split_run_reads_validation_columns);
     RUN(two_runs_at_once_then_skipped);
+    RUN(interrupted_run_resumes);
     return test_summary();
 }

@@ -109,7 +109,10 @@ static cn_status train_one(const cn_sweep_options *o, const cn_sweep_plan *p, in
     t.quiet = 1;
     t.threads = o->base.threads > 0 ? o->base.threads : 1;
     t.stop_requested = o->stop_requested;
-    if (access(last, R_OK) == 0) t.resume = last;     /* an interrupted run goes on */
+    if (access(last, R_OK) == 0) {   /* an interrupted run goes on, with the model its checkpoint stores */
+        t.resume = last;
+        t.model = NULL;
+    }
     if (mkdir(o->out_dir, 0777) && errno != EEXIST) return cn_fail(CN_ERR_IO, "%s: cannot create: %s", o->out_dir, strerror(errno));
     if (mkdir(dir, 0777) && errno != EEXIST) return cn_fail(CN_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     /* the run's lines go to its log, not between the sweep's (one run at a time in this
