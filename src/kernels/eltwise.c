@@ -74,6 +74,15 @@ void cn_relu_forward_kernel(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+// y (n) = a + b > 0 ? a + b : 0
+CN_MULTIVERSION
+void cn_add_relu_kernel(const float *a, const float *b, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = a[i] + b[i];
+        y[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
 // dx (n) = x > 0 ? dy : 0
 CN_MULTIVERSION
 void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n) {

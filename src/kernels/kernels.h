@@ -54,6 +54,8 @@ void cn_dwc_input_grad(const cn_dwc_geom *g, const float *restrict dy_t, const f
 
 // y (n) = x > 0 ? x : 0
 void cn_relu_forward_kernel(const float *x, float *y, size_t n);
+// y (n) = a + b > 0 ? a + b : 0 (an add fused with the relu after it)
+void cn_add_relu_kernel(const float *a, const float *b, float *y, size_t n);
 // dx (n) = x > 0 ? dy : 0
 void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n);
 /* x (planes,H,W) -> y (planes,H/2,W/2): 2x2 max-pool, stride 2, no padding; the first

@@ -1,5 +1,6 @@
-/* Layer fusion: a chain led by a direct conv2d (stride 1, not grouped or dilated) or batchnorm2d layer and
- * followed by relu, optionally then a 2x2 stride-2 max-pool, is computed by
+/* Layer fusion: a chain led by a direct conv2d (stride 1, not grouped or dilated) or batchnorm2d
+ * layer and followed by relu, optionally then a 2x2 stride-2 max-pool (in training also an add, a
+ * residual join, followed by relu), is computed by
  * the leader in one pass over its output, forward and backward; the absorbed
  * relu/maxpool layers' own passes then do nothing. In eval mode a conv + relu
  * chain also absorbs a batchnorm2d that follows the relu (BN's per-channel
@@ -61,6 +62,14 @@ static inline cn_chain cn_chain_at(const cn_model *m, bool training, int i) {
         ch.bn_first = true;
         ch.length = 2;
         if (i + 2 < m->num_layers && m->layers[i + 2].kind == CN_LAYER_RELU) { ch.relu = true; ch.length = 3; }
+        return ch;
+    }
+    /* Training: an add (a residual join) followed by relu writes relu(sum) in one pass, and its
+     * backward hands each input the relu-masked gradient (join.c). (Eval plans of branched models
+     * are unfused.) */
+    if (training && l->kind == CN_LAYER_ADD && i + 1 < m->num_layers && m->layers[i + 1].kind == CN_LAYER_RELU) {
+        ch.relu = true;
+        ch.length = 2;
         return ch;
     }
     bool leader = cn_conv_is_direct(l) || l->kind == CN_LAYER_BATCHNORM2D;

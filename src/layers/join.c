@@ -3,29 +3,52 @@
  * one; backward hands each input its share of dL/d(out) (c->grad_ins, NULL where the plan
  * needs none). The plan adds up the gradients of a value that several layers read. */
 #include "layers/layers.h"
+#include "kernels/kernels.h"
 #include <string.h>
 
-// ins k (B,C,H,W) each -> out (B,C,H,W) = ((ins0 + ins1) + ins2) + ..., PyTorch's order for a + b + c
+// ins k (B,C,H,W) each -> out (B,C,H,W) = ((ins0 + ins1) + ins2) + ..., PyTorch's order for a + b + c;
+// in a chain with the relu after it (fusion.h, training), out is the relu's output: relu(that sum)
 void cn_add_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     size_t n = (size_t)c->batch * cn_shape_size(l->out);
-    const float *a = c->ins[0], *b = c->ins[1];
-    float *y = c->out;
-    #pragma omp parallel for schedule(static) num_threads(c->threads)
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
-    for (int k = 2; k < l->num_inputs; k++) {
-        const float *x = c->ins[k];
-        #pragma omp parallel for schedule(static) num_threads(c->threads)
-        for (size_t i = 0; i < n; i++) y[i] += x[i];
+    bool relu = c->step->chain.relu;
+    #pragma omp parallel num_threads(c->threads)
+    {
+        size_t i0, i1;
+        cn_thread_chunk(n, &i0, &i1);
+        const float *a = c->ins[0] + i0, *b = c->ins[1] + i0;
+        float *y = c->out + i0;
+        size_t m = i1 - i0;
+        if (relu && l->num_inputs == 2) {
+            cn_add_relu_kernel(a, b, y, m);
+        } else {
+            for (size_t i = 0; i < m; i++) y[i] = a[i] + b[i];
+            for (int k = 2; k < l->num_inputs; k++) {
+                const float *x = c->ins[k] + i0;
+                for (size_t i = 0; i < m; i++) y[i] += x[i];
+            }
+            if (relu) cn_relu_forward_kernel(y, y, m);
+        }
     }
 }
 
-// dL/d(ins k) = dL/d(out) for every input
+// dL/d(ins k) = dL/d(out) for every input; with the relu fused, dL/d(sum) = out > 0 ? dL/d(out) : 0
+// (out: the relu's output, positive exactly where the sum is: relu's own backward mask)
 void cn_add_backward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
-    size_t bytes = (size_t)c->batch * cn_shape_size(l->out) * sizeof(float);
-    for (int k = 0; k < l->num_inputs; k++)
-        if (c->grad_ins[k]) memcpy(c->grad_ins[k], c->grad_out, bytes);
+    size_t n = (size_t)c->batch * cn_shape_size(l->out);
+    if (!c->step->chain.relu) {
+        for (int k = 0; k < l->num_inputs; k++)
+            if (c->grad_ins[k]) memcpy(c->grad_ins[k], c->grad_out, n * sizeof(float));
+        return;
+    }
+    #pragma omp parallel num_threads(c->threads)
+    {
+        size_t i0, i1;
+        cn_thread_chunk(n, &i0, &i1);
+        for (int k = 0; k < l->num_inputs; k++)
+            if (c->grad_ins[k]) cn_relu_backward_kernel(c->out + i0, c->grad_out + i0, c->grad_ins[k] + i0, i1 - i0);
+    }
 }
 
 /* Floats per sample of input k (its channels times the shared plane). */
