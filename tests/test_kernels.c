@@ -542,15 +542,17 @@ TEST(branched_fused_match_unfused) {
         cn_model *m = NULL;
         cn_plan plan = { 0 };
         CHECK(cn_model_from_spec(specs[i], name, 3, &m) == CN_OK && cn_plan_build(m, true, 0, &plan) == CN_OK);
-        int chains = 0, add_relu = 0, adds = 0;
+        int chains = 0, add_relu = 0, adds = 0, bn_by_add = 0;
         for (int l = 0; plan.steps && l < plan.num_layers; l++) {
             chains += plan.steps[l].chain.length > 1;
+            bn_by_add += plan.steps[l].applied_by_add;
             if (m->layers[l].kind != CN_LAYER_ADD) continue;
             adds++;
             add_relu += plan.steps[l].chain.relu && !plan.steps[l + 1].forward && !plan.steps[l + 1].backward;
         }
         CHECK_MSG(plan.branched && chains >= 3, "%s: %d fused chains", name, chains);
         CHECK_MSG(add_relu == adds, "%s: %d of %d adds (each followed by relu) lead an add + relu chain", name, add_relu, adds);
+        CHECK_MSG(bn_by_add == (i == 1), "%s: %d batch norms applied by an add", name, bn_by_add);   /* u in spec 1 */
         cn_plan_free(&plan);
         cn_model_free(m);
         check_fused_matches_unfused(specs[i], name);

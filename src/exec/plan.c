@@ -64,6 +64,30 @@ static cn_step fused_step_in_run(const cn_model *m, bool training, int a, int b,
     return st;
 }
 
+/* Training, branched: a batch norm whose output only an add reads leaves its affine map to the
+ * add (cn_step.applied_by_add), which reads the batch norm's input instead of its output: one
+ * pass over the activations less each way. */
+static cn_status bn_applied_by_adds(const cn_model *m, cn_plan *plan) {
+    int L = m->num_layers;
+    int *readers = cn_calloc((size_t)L + 1, sizeof *readers);
+    if (!readers) return CN_ERR_NOMEM;
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < m->layers[i].num_inputs; k++) readers[m->layers[i].inputs[k]]++;
+    for (int i = 0; i < L; i++) {
+        if (m->layers[i].kind != CN_LAYER_ADD) continue;
+        for (int k = 0; k < m->layers[i].num_inputs; k++) {
+            int v = m->layers[i].inputs[k], j = v - 1;
+            if (j < 0 || m->layers[j].kind != CN_LAYER_BATCHNORM2D || readers[v] != 1) continue;
+            cn_step *bn = &plan->steps[j];
+            if (!bn->forward || bn->chain.length != 1 || bn->applies_dropout) continue;
+            bn->applied_by_add = true;
+            plan->steps[i].bn_inputs |= 1u << k;
+        }
+    }
+    free(readers);
+    return CN_OK;
+}
+
 /* Eval, every layer on its own: value v takes the lowest buffer no live value holds. A
  * buffer is live until the last reader of the values it holds (the output, value L, forever);
  * layer i's output never shares with what layer i reads. Pass-throughs alias their input. */
@@ -128,6 +152,7 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
         }
     }
     free(run_end);
+    if (training && !unfused && plan->branched && bn_applied_by_adds(m, plan)) { cn_plan_free(plan); return CN_ERR_NOMEM; }
     if (!training && unfused && share_buffers_by_lifetime(m, plan)) { cn_plan_free(plan); return CN_ERR_NOMEM; }
     for (int v = 0; v <= L; v++) {
         size_t n = (size_t)cn_shape_size(cn_model_value_shape(m, v));

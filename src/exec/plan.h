@@ -49,6 +49,11 @@ typedef struct {
     bool grad_in_dw_conv;       /* the depthwise conv before forms its input gradient (from the
                                    chain's output gradient: fusion.h) */
     bool applies_dropout;       /* applies its peer dropout in its output pass */
+    bool applied_by_add;        /* training: its output's only reader, an add, applies its affine map
+                                   (reading this layer's input); its forward takes the statistics only */
+    /* add */
+    unsigned bn_inputs;         /* training: bit k set when input k is the output of a batch norm that
+                                   this add applies (applied_by_add) */
     bool reference_conv;        /* runs the im2col reference path (a test switch) */
     bool bf16_conv;             /* training, --precision bf16: runs the mixed-precision path (conv2d_bf16.c) */
     /* linear */

@@ -78,6 +78,10 @@ void cn_runner_bind(cn_session *s, cn_runner *r, int slot, int first, int batch)
         for (int k = 0; k < l->num_inputs; k++) {
             c->ins[k] = cn_value_at(s, l->inputs[k], slot);
             c->grad_ins[k] = p->branched ? cn_grad_buffer_at(s, p->grad_of_input[i][k], slot) : c->grad_in;
+            if (st->bn_inputs >> k & 1) {   /* bound already: the batch norm comes earlier */
+                c->bn_ins[k] = &r->ctx[l->inputs[k] - 1];
+                c->ins[k] = c->bn_ins[k]->in;
+            }
         }
         c->in = c->ins[0];
         if (l->kind == CN_LAYER_DROPOUT) c->mask = (uint8_t *)s->saved[i] + (size_t)slot * cn_shape_size(l->in);

@@ -83,6 +83,21 @@ void cn_add_relu_kernel(const float *a, const float *b, float *y, size_t n) {
     }
 }
 
+// y (n) = [y +] (x * affine[0] + affine[1], or x), then relu (kernels.h)
+CN_MULTIVERSION
+void cn_add_term_kernel(const float *x, const float *affine, float *y, size_t n, int accumulate, int relu) {
+    if (affine) {
+        float a = affine[0], b = affine[1];
+        if (accumulate) for (size_t i = 0; i < n; i++) y[i] = y[i] + (x[i] * a + b);
+        else for (size_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+    } else {
+        if (accumulate) for (size_t i = 0; i < n; i++) y[i] = y[i] + x[i];
+        else for (size_t i = 0; i < n; i++) y[i] = x[i];
+    }
+    if (relu)
+        for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
 // dx (n) = x > 0 ? dy : 0
 CN_MULTIVERSION
 void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n) {

@@ -56,6 +56,9 @@ void cn_dwc_input_grad(const cn_dwc_geom *g, const float *restrict dy_t, const f
 void cn_relu_forward_kernel(const float *x, float *y, size_t n);
 // y (n) = a + b > 0 ? a + b : 0 (an add fused with the relu after it)
 void cn_add_relu_kernel(const float *a, const float *b, float *y, size_t n);
+// One term of an add's sum, in PyTorch's order: t = x * affine[0] + affine[1] (a batch norm's
+// map; affine NULL: t = x), y (n) = accumulate ? y + t : t, then y = y > 0 ? y : 0 when relu
+void cn_add_term_kernel(const float *x, const float *affine, float *y, size_t n, int accumulate, int relu);
 // dx (n) = x > 0 ? dy : 0
 void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n);
 /* x (planes,H,W) -> y (planes,H/2,W/2): 2x2 max-pool, stride 2, no padding; the first

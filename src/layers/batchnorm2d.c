@@ -151,7 +151,7 @@ void cn_batchnorm2d_eval_affine(const cn_model *m, const cn_layer *l, int ch, fl
 }
 
 /* y = x * scale + shift of channel ch, from the batch (training) or running statistics. */
-static void channel_affine(const cn_layer_ctx *c, int ch, float *scale, float *shift) {
+void cn_batchnorm2d_channel_affine(const cn_layer_ctx *c, int ch, float *scale, float *shift) {
     if (c->training) affine_of(c->model, c->layer, ch, c->saved[ch], c->saved[c->layer->in.c + ch], scale, shift);
     else cn_batchnorm2d_eval_affine(c->model, c->layer, ch, scale, shift);
 }
@@ -162,7 +162,7 @@ static void apply_chain_plane(const cn_layer_ctx *c, const bn_target *t, const c
     const cn_layer *l = c->layer;
     cn_epilogue e = { .h = l->in.h, .w = l->in.w, .x_stride = l->in.w, .affine = 1, .relu = t->chain.relu,
                       .pool = t->chain.pool };
-    channel_affine(c, ch, &e.scale, &e.shift);
+    cn_batchnorm2d_channel_affine(c, ch, &e.scale, &e.shift);
     size_t o = ((size_t)b * l->in.c + ch) * t->out_plane;
     ks->epilogue(&e, x, t->out + o, t->argmax ? t->argmax + o : NULL);
     if (t->argmax) cn_gather(x, t->argmax + o, t->out_plane, t->x_win + o);
@@ -183,6 +183,7 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
         gather_plane_sums(c);
         if (writes_state(c)) batch_statistics(c);
         state_written(c);
+        if (c->step->applied_by_add) return;   /* the add after it applies the map (fusion: exec/plan.c) */
     }
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
@@ -196,7 +197,7 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
             uint64_t sample_stream = cn_dropout_stream(c->dropout_seed, drop->index, c->first + b);
             for (int ch = 0; ch < C; ch++) {
                 float affine[2];
-                channel_affine(c, ch, &affine[0], &affine[1]);
+                cn_batchnorm2d_channel_affine(c, ch, &affine[0], &affine[1]);
                 size_t o = (size_t)b * stride + (size_t)ch * plane;
                 cn_dropout_forward_kernel(c->in + o, y + o, keep + o, plane, sample_stream, (uint32_t)(ch * plane),
                                           d.threshold, d.keep_scale, affine);
@@ -208,7 +209,7 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
                 const float *x = c->in + b * stride + (size_t)ch * plane;
                 if (t.chain.length > 1) { apply_chain_plane(c, &t, ks, x, b, ch); continue; }
                 float scale, shift;
-                channel_affine(c, ch, &scale, &shift);
+                cn_batchnorm2d_channel_affine(c, ch, &scale, &shift);
                 cn_slices_affine(x, c->out + b * stride + (size_t)ch * plane, 1, 0, plane, scale, shift);
             }
     }

@@ -8,10 +8,31 @@
 
 // ins k (B,C,H,W) each -> out (B,C,H,W) = ((ins0 + ins1) + ins2) + ..., PyTorch's order for a + b + c;
 // in a chain with the relu after it (fusion.h, training), out is the relu's output: relu(that sum)
+// (training, step->bn_inputs: ins[k] is the input of a batch norm whose output this add takes,
+// and the add applies its map: plane by plane, the same float operations as the batch norm's pass)
+static void add_planes_with_bn(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    int C = l->out.c, plane = l->out.h * l->out.w, planes = c->batch * C;
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
+    for (int p = 0; p < planes; p++) {
+        size_t o = (size_t)p * plane;
+        for (int k = 0; k < l->num_inputs; k++) {
+            float affine[2];
+            if (c->bn_ins[k]) cn_batchnorm2d_channel_affine(c->bn_ins[k], p % C, &affine[0], &affine[1]);
+            cn_add_term_kernel(c->ins[k] + o, c->bn_ins[k] ? affine : NULL, c->out + o, (size_t)plane, k > 0,
+                               c->step->chain.relu && k == l->num_inputs - 1);
+        }
+    }
+}
+
 void cn_add_forward(const cn_layer_ctx *c) {
     const cn_layer *l = c->layer;
     size_t n = (size_t)c->batch * cn_shape_size(l->out);
     bool relu = c->step->chain.relu;
+    if (c->step->bn_inputs) {
+        add_planes_with_bn(c);
+        return;
+    }
     #pragma omp parallel num_threads(c->threads)
     {
         size_t i0, i1;

@@ -46,6 +46,8 @@ struct cn_layer_ctx {
     int32_t *argmax;            /* training, a chain with a pool: the pool's argmax (B, C, pooled), else NULL */
     float *relu_grad_dst;       /* step->grad_to_conv_relu: the conv two layers back's own output slot */
     const cn_layer_ctx *peer;   /* the binding of step->peer, or NULL */
+    const cn_layer_ctx *bn_ins[CN_MAX_INPUTS];  /* add: the batch norm it applies to ins[k] (then the
+                                                   batch norm's input; step->bn_inputs), or NULL */
     /* state of the pass */
     float *grads;               /* flat parameter gradients this call writes (model->num_params) */
     float *partials;            /* threads * num_params per-thread partial parameter gradients */
@@ -75,6 +77,8 @@ void cn_batchnorm2d_forward(const cn_layer_ctx *c);
 void cn_batchnorm2d_backward(const cn_layer_ctx *c);
 /* Eval-mode batch norm of channel ch of layer l as y = x * scale + shift (running statistics). */
 void cn_batchnorm2d_eval_affine(const cn_model *m, const cn_layer *l, int ch, float *scale, float *shift);
+/* The same for a bound batch norm c: from the batch statistics in training, else the running ones. */
+void cn_batchnorm2d_channel_affine(const cn_layer_ctx *c, int ch, float *scale, float *shift);
 /* What batch norm b (a binding whose step->grad_in_conv) hands to the conv before it (fusion.h). */
 cn_bn_handoff cn_bn_handoff_of(const cn_layer_ctx *b);
 void cn_relu_forward(const cn_layer_ctx *c);
