@@ -147,7 +147,6 @@ static inline void cn_thread_range(int n, int t, int T, int *b0, int *b1) {
     *b1 = (int)((long)n * (t + 1) / T);
 }
 
-/* Per-thread scratch of thread t of the call's threads, and of the calling thread. */
 /* Contiguous chunk [*i0, *i1) of n elements for the calling thread of a parallel region, split at
  * 16-float boundaries (element-wise passes). */
 static inline void cn_thread_chunk(size_t n, size_t *i0, size_t *i1) {
@@ -156,6 +155,7 @@ static inline void cn_thread_chunk(size_t n, size_t *i0, size_t *i1) {
     *i0 = t * per < n ? t * per : n;
     *i1 = *i0 + per < n ? *i0 + per : n;
 }
+/* Per-thread scratch of thread t of the call's threads, and of the calling thread. */
 static inline float *cn_scratch_of(const cn_layer_ctx *c, int t) { return c->scratch + (size_t)t * c->scratch_stride; }
 static inline float *cn_thread_scratch(const cn_layer_ctx *c) {
     return cn_scratch_of(c, c->threads > 1 ? omp_get_thread_num() : 0);
