@@ -6,7 +6,8 @@
  * statistics come from the conv's pass and whose input gradient the conv forms itself
  * (fusion.h: cn_bn_stats_from_conv, cn_bn_grad_in_dw_conv); the stride-2 input gradient by
  * parity classes against a direct sum; and the eval-mode chain depthwise conv + batch norm +
- * relu (fusion.h: bn_first) against the three layers run alone.
+ * relu (fusion.h: bn_first) against the three layers run alone (small maps: on the
+ * channel-vectorised kernels, which apply them before their stores).
  * The fast path sums the 9 taps in another order (and with fused multiply-adds): results
  * agree within 1e-5 of the sum of magnitudes. */
 #include "conv_vs_reference.h"
@@ -21,7 +22,7 @@ static const char *const kernel_sets[] = { "avx512", "avx2", "generic" };
 
 typedef struct { int c, h, w; const char *conv; } dw_case;
 
-/* Stride 1 and 2, even and odd sizes, rows of one, two and more vectors with tails, pads 0-2,
+/* Stride 1 and 2, even and odd sizes, rows of one, two and more vectors with tails, pads 0-6,
  * dilation 1-3, with and without bias; output planes on both sides of CN_DWC_MAX_PLANE, and
  * channel counts of one, two and three blocks of 16 on the small-map path. */
 static const dw_case cases[] = {
@@ -37,6 +38,14 @@ static const dw_case cases[] = {
     { 17, 12, 11, "k=3 pad=2 dilation=2 bias=false" },
     { 33, 7, 7, "k=3 stride=2 pad=1" },
     { 3, 40, 40, "k=3 stride=2 pad=1 bias=false" },
+    /* the channel-vectorised path: dilation 2-3 at strides 1 and 2, pads 0 .. 2 * dilation,
+     * rows of outputs that are and are not multiples of the register tile, 16 channels */
+    { 16, 10, 13, "k=3 pad=3 dilation=3" },
+    { 24, 11, 9, "k=3 stride=2 pad=4 dilation=2" },
+    { 16, 6, 6, "k=3 bias=false" },
+    { 7, 13, 15, "k=3 stride=2 dilation=3 bias=false" },
+    { 18, 9, 10, "k=3 stride=2 pad=2 dilation=2" },
+    { 9, 14, 14, "k=3 pad=6 dilation=3" },
 };
 
 static cn_model *model_of(const dw_case *dc, const char *tail) {

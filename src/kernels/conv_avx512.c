@@ -4,8 +4,8 @@
  * 512-bit operations as two 256-bit halves, such as AMD Zen 4, a ymm FMA does
  * half the work in half the time, so the narrower vectors lose nothing); the
  * Winograd F(2,3) and F(4,3) kernels of kernels.h (input transform, pixel tiles, channel
- * tiles, weight gradient) on zmm; the depthwise 3x3 kernels (conv_dw_impl.h) on zmm; the
- * epilogue of fused chains. */
+ * tiles, weight gradient) on zmm; the depthwise 3x3 kernels (conv_dw_impl.h, conv_dwc_impl.h)
+ * on zmm; the epilogue of fused chains. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
 #include <immintrin.h>
@@ -33,6 +33,8 @@ typedef __m512 vf;
 #define VRELU(v) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask((v), _mm512_setzero_ps(), _CMP_GT_OQ), (v))
 #include "kernels/conv_wino_chan_impl.h"     /* wino_channels_zmm: 16-float vectors only */
 #include "kernels/conv_dw_impl.h"            /* dw3x3_zmm, dw3x3_wgrad_zmm */
+#define DWC_PX 4
+#include "kernels/conv_dwc_impl.h"           /* dwc_forward_zmm, dwc_weight_grad_zmm, dwc_input_grad_zmm */
 #undef VRELU
 
 #undef VL
@@ -487,6 +489,7 @@ const cn_kernel_set cn_kernels_avx512 = {
     .wino_mr = WINO_MR, .wino_mr4 = WINO_MR4, .wino_input = wino_input, .wino_conv = wino_conv, .wino_channels = wino_channels_zmm,
     .wino_weight_grad = wino_weight_grad,
     .dw3x3 = dw3x3_zmm, .dw3x3_wgrad = dw3x3_wgrad_zmm, .dw3x3_dgrad_s2 = dw3x3_dgrad_s2_zmm,
+    .dwc_forward = dwc_forward_zmm, .dwc_weight_grad = dwc_weight_grad_zmm, .dwc_input_grad = dwc_input_grad_zmm,
 };
 #else
 typedef int cn_conv_avx512_unused;

@@ -33,22 +33,29 @@ void cn_im2col(const float *in, int C, int H, int W, int k, int stride, int pad,
 /* col (C*k*k, OH*OW) -> in (C,H,W), summing overlaps; `in` is overwritten. */
 void cn_col2im(const float *col, int C, int H, int W, int k, int stride, int pad, int dil, int OH, int OW, float *in);
 
-/* ---- Depthwise 3x3 vectorised over channels (dw_channels.c), for small maps ----
+/* ---- Depthwise 3x3 vectorised over channels, for small maps ----
  * Images are (rows, cols, ld): a pixel's channels contiguous, ld = cn_round_up(C, 16), lanes
  * C..ld-1 zero. x_t/dx_t are the zero-padded input (hp, wp, ld); output pixel (oy, ox) reads
- * tap (ky, kx) at (oy*stride + ky*dil, ox*stride + kx*dil); w_t, dw_t are (9, ld). */
+ * tap (ky, kx) at (oy*stride + ky*dil, ox*stride + kx*dil); w_t, dw_t are (9, ld). The kernels
+ * are cn_kernel_set's dwc_forward, dwc_weight_grad and dwc_input_grad (below). */
 typedef struct {
     int ld;
     int hp, wp;
     int out_h, out_w;
     int stride, dil;
 } cn_dwc_geom;
-// out_t (out_h*out_w, ld) = sum over the 9 taps of w_t[tap] * x_t[the tap's input pixel]
-void cn_dwc_forward(const cn_dwc_geom *g, const float *restrict x_t, const float *restrict w_t, float *restrict out_t);
-// dw_t (9, ld) += sum over output pixels of dy_t[pixel] * x_t[the tap's input pixel]
-void cn_dwc_weight_grad(const cn_dwc_geom *g, const float *restrict x_t, const float *restrict dy_t, float *restrict dw_t);
-// dx_t (hp, wp, ld) += w_t[tap] * dy_t[pixel] at each output pixel's tap inputs
-void cn_dwc_input_grad(const cn_dwc_geom *g, const float *restrict dy_t, const float *restrict w_t, float *restrict dx_t);
+/* Point-wise steps of dwc_forward, one value per channel (vectors of ld floats): v += bias
+ * (bias may be NULL), v = v * scale + shift (scale NULL: none), v = v > 0 ? v : 0 (relu);
+ * the float operations of cn_dw_epilogue. */
+typedef struct {
+    const float *bias, *scale, *shift;
+    int relu;
+} cn_dwc_epilogue;
+/* Batch-norm statistics of out_t (pixels, ld)'s channels 0..C-1 as cn_bn_plane_stat takes them
+ * of a plane (dw_channels.c): st[2*ch] = the sum, st[2*ch + 1] = the sum of squared deviations
+ * from the channel's mean, in double, each summed in pixel order (the same on every ISA). sum
+ * (2 * ld doubles) is scratch. */
+void cn_dwc_plane_stats(const float *out_t, int pixels, int C, int ld, double *sum, double *st);
 
 /* ---- Element-wise and per-channel loops (eltwise.c) ---- */
 
@@ -264,6 +271,15 @@ typedef struct {
     /* dw3x3_dgrad_s2: dx (out_h, out_w) = the stride-2 input gradient (above, cn_dw_s2_grad_geom)
      * from the prepared dy p and the forward's 9 weights w (not flipped). */
     void (*dw3x3_dgrad_s2)(const cn_dw_geom *g, const float *p, const float *w, float *dx);
+    /* Depthwise 3x3 vectorised over channels (cn_dwc_geom above):
+     * dwc_forward: out_t (out_h*out_w, ld) = sum over the 9 taps of w_t[tap] * x_t[the tap's
+     *   input pixel], then the point-wise steps of ep (NULL: none);
+     * dwc_weight_grad: dw_t (9, ld) += sum over output pixels of dy_t[pixel] * x_t[the tap's input pixel];
+     * dwc_input_grad: dx_t (hp, wp, ld) += w_t[tap] * dy_t[pixel] at each output pixel's tap inputs. */
+    void (*dwc_forward)(const cn_dwc_geom *g, const float *x_t, const float *w_t, const cn_dwc_epilogue *ep,
+                        float *out_t);
+    void (*dwc_weight_grad)(const cn_dwc_geom *g, const float *x_t, const float *dy_t, float *dw_t);
+    void (*dwc_input_grad)(const cn_dwc_geom *g, const float *dy_t, const float *w_t, float *dx_t);
 } cn_kernel_set;
 
 /* The best kernel set this CPU supports (chosen once). */

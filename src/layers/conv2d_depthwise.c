@@ -139,11 +139,12 @@ void cn_conv2d_backward_depthwise(const cn_layer_ctx *c) {
     cn_per_sample_backward(c, backward_sample, geom);
 }
 
-/* ---- Small maps in training: the channel-vectorised kernels (kernels.h: cn_dwc_*) ----
- * Each sample is transposed to (rows, cols, channels) once, all channels run together, and the
- * output is transposed back, then gets the same per-plane steps (bias, eval batch norm and
- * relu, the statistics for a batch norm after) as above. The weight gradient is summed over a
- * thread's samples in (9, ld) and added to its partial gradients at the end. */
+/* ---- Small maps: the channel-vectorised kernels (kernels.h: cn_kernel_set.dwc_*) ----
+ * Each sample is transposed to (rows, cols, channels) once and all channels run together; the
+ * forward kernel applies the bias and (eval, a chain with bn_first) the batch norm's affine map
+ * and the relu before its stores, the statistics for a batch norm after are taken in that
+ * layout (cn_dwc_plane_stats), and the output is transposed back. The weight gradient is
+ * summed over a thread's samples in (9, ld) and added to its partial gradients at the end. */
 
 bool cn_conv2d_depthwise_channels(const cn_layer *l) {
     return cn_conv2d_depthwise_fast(l) && l->out.h * l->out.w <= CN_DWC_MAX_PLANE;
@@ -161,20 +162,24 @@ typedef struct {
     float *out_t;       /* forward: the output (pixels, ld); backward: dy^T */
     float *dy;          /* backward: dy (C, pixels) formed from a batch norm's handover */
     float *w_t, *dw_t;  /* (9, ld) */
+    float *post;        /* forward: the epilogue's bias, scale and shift (3, ld) */
+    double *sums;       /* forward: cn_dwc_plane_stats's scratch (2, ld) */
 } dwc_scratch;
 
 static size_t dwc_carve(const cn_layer *l, float *base, dwc_scratch *s) {
     cn_dwc_geom g = channels_geom(l);
-    size_t image = (size_t)g.hp * g.wp * g.ld, pixels = (size_t)g.out_h * g.out_w;
-    size_t sizes[6] = { image, image, pixels * g.ld, pixels * l->in.c, 9 * (size_t)g.ld, 9 * (size_t)g.ld };
-    float **piece[6] = { &s->x_t, &s->dx_t, &s->out_t, &s->dy, &s->w_t, &s->dw_t };
-    return cn_carve_scratch(base, sizes, piece, 6);
+    size_t image = (size_t)g.hp * g.wp * g.ld, pixels = (size_t)g.out_h * g.out_w, ld = (size_t)g.ld;
+    size_t sizes[8] = { image, image, pixels * ld, pixels * l->in.c, 9 * ld, 9 * ld, 3 * ld, 2 * ld * 2 };
+    float *sums;
+    float **piece[8] = { &s->x_t, &s->dx_t, &s->out_t, &s->dy, &s->w_t, &s->dw_t, &s->post, &sums };
+    size_t used = cn_carve_scratch(base, sizes, piece, 8);
+    s->sums = (double *)(void *)sums;   /* a whole vector's alignment: fine for doubles */
+    return used;
 }
 
 size_t cn_conv2d_depthwise_channels_scratch_floats(const cn_layer *l) {
     dwc_scratch s;
-    size_t channels = dwc_carve(l, NULL, &s), planes = cn_conv2d_depthwise_scratch_floats(l);
-    return channels > planes ? channels : planes;   /* eval runs the plane kernels */
+    return dwc_carve(l, NULL, &s);
 }
 
 /* The scratch's images zeroed (borders and lanes C..ld-1 stay so) and w_t from the weight (C, 9). */
@@ -195,16 +200,27 @@ static void dwc_transpose_in(const cn_layer *l, const cn_dwc_geom *g, const floa
         cn_transpose(x + (size_t)y * W, l->in.c, W, H * W, x_t + ((size_t)(y + l->pad) * g->wp + l->pad) * g->ld, g->ld);
 }
 
-void cn_conv2d_forward_depthwise_channels(const cn_layer_ctx *c) {
-    if (!c->training) {     /* eval: the plane kernels, with the batch norm and relu fused, are faster */
-        cn_conv2d_forward_depthwise(c);
-        return;
-    }
+/* The forward kernel's point-wise steps for c (NULL when it has none), their vectors in post. */
+static const cn_dwc_epilogue *dwc_epilogue(const cn_layer_ctx *c, float *post, int ld, cn_dwc_epilogue *ep) {
     const cn_layer *l = c->layer;
-    const float *weight = c->model->params + l->weight_offset;
-    const float *bias = l->bias_count ? c->model->params + l->bias_offset : NULL;
     const cn_layer *bn = c->step->chain.bn_first ? c->peer->layer : NULL;
+    const float *bias = l->bias_count ? c->model->params + l->bias_offset : NULL;
+    memset(post, 0, 3 * (size_t)ld * sizeof *post);   /* lanes C..ld-1 stay 0 */
+    for (int ch = 0; ch < l->in.c; ch++) {
+        if (bias) post[ch] = bias[ch];
+        if (bn) cn_batchnorm2d_eval_affine(c->model, bn, ch, &post[ld + ch], &post[2 * ld + ch]);
+    }
+    *ep = (cn_dwc_epilogue){ .bias = bias ? post : NULL, .scale = bn ? post + ld : NULL, .shift = post + 2 * ld,
+                             .relu = c->step->chain.relu };
+    return bias || bn || ep->relu ? ep : NULL;
+}
+
+void cn_conv2d_forward_depthwise_channels(const cn_layer_ctx *c) {
+    const cn_layer *l = c->layer;
+    const cn_kernel_set *ks = cn_kernels();
+    const float *weight = c->model->params + l->weight_offset;
     int C = l->in.c, pixels = l->out.h * l->out.w;
+    /* (B, C, 2) statistics of the output planes for the batch norm after, or NULL */
     double *stats = c->step->bn_stats_out ? c->peer->plane_stats + 2 * (size_t)c->first * C : NULL;
     cn_dwc_geom g = channels_geom(l);
     #pragma omp parallel num_threads(c->threads)
@@ -212,23 +228,14 @@ void cn_conv2d_forward_depthwise_channels(const cn_layer_ctx *c) {
     dwc_scratch s;
     dwc_carve(l, cn_thread_scratch(c), &s);
     dwc_lay_out(l, weight, &s);
+    cn_dwc_epilogue ep_store;
+    const cn_dwc_epilogue *ep = dwc_epilogue(c, s.post, g.ld, &ep_store);
     #pragma omp for schedule(static)
     for (int b = 0; b < c->batch; b++) {
         dwc_transpose_in(l, &g, c->in + (size_t)b * cn_shape_size(l->in), s.x_t);
-        cn_dwc_forward(&g, s.x_t, s.w_t, s.out_t);
-        float *out = c->out + (size_t)b * cn_shape_size(l->out);
-        cn_transpose(s.out_t, pixels, C, g.ld, out, pixels);
-        for (int ch = 0; ch < C; ch++) {
-            float *o = out + (size_t)ch * pixels, bv = bias ? bias[ch] : 0.0f, scale = 1.0f, shift = 0.0f;
-            if (bn) cn_batchnorm2d_eval_affine(c->model, bn, ch, &scale, &shift);
-            for (int i = 0; i < pixels; i++) {
-                float v = o[i] + bv;
-                if (bn) v = v * scale + shift;
-                if (c->step->chain.relu) v = v > 0.0f ? v : 0.0f;
-                o[i] = v;
-            }
-            if (stats) cn_bn_plane_stat(o, pixels, stats + 2 * ((size_t)b * C + ch));
-        }
+        ks->dwc_forward(&g, s.x_t, s.w_t, ep, s.out_t);
+        if (stats) cn_dwc_plane_stats(s.out_t, pixels, C, g.ld, s.sums, stats + 2 * (size_t)b * C);
+        cn_transpose(s.out_t, pixels, C, g.ld, c->out + (size_t)b * cn_shape_size(l->out), pixels);
     }
     }
 }
@@ -257,7 +264,7 @@ static void dwc_backward_sample(const cn_layer_ctx *c, int b, float *partial, fl
     }
     cn_transpose(dy, C, pixels, pixels, s.out_t, g.ld);
     dwc_transpose_in(l, &g, c->in + (size_t)b * cn_shape_size(l->in), s.x_t);
-    cn_dwc_weight_grad(&g, s.x_t, s.out_t, s.dw_t);
+    cn_kernels()->dwc_weight_grad(&g, s.x_t, s.out_t, s.dw_t);
     if (l->bias_count)
         for (int ch = 0; ch < C; ch++) {
             float sum = 0.0f;
@@ -266,7 +273,7 @@ static void dwc_backward_sample(const cn_layer_ctx *c, int b, float *partial, fl
         }
     if (!c->grad_in) return;
     memset(s.dx_t, 0, (size_t)g.hp * g.wp * g.ld * sizeof(float));
-    cn_dwc_input_grad(&g, s.out_t, s.w_t, s.dx_t);
+    cn_kernels()->dwc_input_grad(&g, s.out_t, s.w_t, s.dx_t);
     float *dx = c->grad_in + (size_t)b * cn_shape_size(l->in);
     for (int y = 0; y < H; y++)
         cn_transpose(s.dx_t + ((size_t)(y + l->pad) * g.wp + l->pad) * g.ld, W, C, g.ld, dx + (size_t)y * W, H * W);

@@ -22,9 +22,12 @@ size_t cn_conv2d_depthwise_scratch_floats(const cn_layer *l);
 void cn_conv2d_forward_depthwise(const cn_layer_ctx *c);
 void cn_conv2d_backward_depthwise(const cn_layer_ctx *c);
 /* Such a depthwise conv with an output plane of at most CN_DWC_MAX_PLANE pixels runs the
- * channel-vectorised kernels instead (conv2d_depthwise.c, kernels.h: cn_dwc_*). Measured on
- * one AVX-512 core (bench/profile): 14x14 and smaller outputs train 1.5-2.5x faster that way
- * (ds8k, cifar-s9's 8x8 layers); 16x16 outputs of 64-96 channels 20-30% slower. */
+ * channel-vectorised kernels instead, in training and in eval (conv2d_depthwise.c, kernels.h:
+ * cn_kernel_set.dwc_*). Measured with bench/profile at 1 thread (thread-CPU time, AVX-512, a
+ * busy machine), against the plane kernels: cifar-s9's 8x8 outputs about 2-2.5x faster forward,
+ * backward and in eval, ds8k's 7x7 about 2x, its 14x14 about the same (backward ~10% faster);
+ * cifar-s9's 16x16 outputs (256 pixels) mixed: the stride-2 layer's forward ~20% faster and its
+ * backward ~20% slower, the dilated layer's forward ~35% slower. */
 #define CN_DWC_MAX_PLANE 196
 bool cn_conv2d_depthwise_channels(const cn_layer *l);
 size_t cn_conv2d_depthwise_channels_scratch_floats(const cn_layer *l);
