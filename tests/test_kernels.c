@@ -441,6 +441,51 @@ TEST(fused_chains_match_separate_layers) {
     cn_kernels_select(NULL);
 }
 
+/* Whether, in eval, the conv after the leading dropout of "dropout p=0\n<leader><tail>flatten"
+ * leads one chain over the whole tail with the batch norm first (fusion.h: bn_first), the
+ * tail's layers doing nothing of their own. */
+static bool conv_leads_bn_chain(int c, int h, int w, const char *leader, const char *tail) {
+    char body[256];
+    snprintf(body, sizeof body, "dropout p=0\n%s%s", leader, tail);
+    cn_model *m = model_of(c, h, w, body);
+    cn_plan plan = { 0 };
+    bool ok = m && cn_plan_build(m, false, 0, &plan) == CN_OK;
+    int L = ok ? m->num_layers : 0;     /* dropout, conv, the tail, flatten */
+    ok = ok && plan.steps[1].forward && plan.steps[1].chain.bn_first && plan.steps[1].chain.length == L - 2 &&
+         plan.steps[1].peer == 2;
+    for (int i = 2; ok && i < L - 1; i++) ok = !plan.steps[i].forward;
+    if (!ok) fprintf(stderr, "  chain %s%s %dx%dx%d: not fused in eval\n", leader, tail, c, h, w);
+    if (m) cn_plan_free(&plan);
+    cn_model_free(m);
+    return ok;
+}
+
+/* Eval: a direct conv (3x3 on the pixel, channel and Winograd forms, 1x1, with and without
+ * bias) followed by batchnorm2d, then relu, then a 2x2 max-pool (behind a dropout or not) is
+ * one chain whose output pass applies the batch norm's affine map after the bias: outputs
+ * bit-identical to the layers run alone (check_chain), on every kernel set, 1 and 2 threads. */
+TEST(conv_bn_relu_fused_in_eval) {
+    static const char *const leaders[] = { "conv2d out=5 k=3 pad=1\n", "conv2d out=16 k=3 bias=false\n",
+                                           "conv2d out=3 k=1\n", "conv2d out=24 k=1 bias=false\n", "conv2d out=24 k=1\n",
+                                           "conv2d out=32 k=3 pad=1\n", "conv2d out=32 k=3 pad=1 bias=false\n" };
+    static const char *const tails[] = { "batchnorm2d\n", "batchnorm2d\nrelu\n", "batchnorm2d\nrelu\nmaxpool2d k=2\n",
+                                         "batchnorm2d\nrelu\ndropout p=0.3\nmaxpool2d k=2\n" };
+    static const int sizes[][3] = { {3, 8, 8}, {2, 7, 9}, {16, 9, 9}, {4, 13, 6}, {1, 28, 28} };
+    enum { LEADERS = sizeof leaders / sizeof leaders[0], TAILS = sizeof tails / sizeof tails[0], SIZES = 5 };
+    for (size_t a = 0; a < LEADERS; a++)
+        for (size_t b = 0; b < TAILS; b++) CHECK(conv_leads_bn_chain(16, 9, 9, leaders[a], tails[b]));
+    for (size_t s = 0; s < sizeof kernel_sets / sizeof kernel_sets[0]; s++) {
+        if (cn_kernels_select(kernel_sets[s]) != 0) continue;
+        for (size_t a = 0; a < LEADERS; a++)
+            for (size_t b = 0; b < TAILS; b++)
+                for (size_t z = 0; z < SIZES; z++)
+                    for (int threads = 1; threads <= 2; threads++)
+                        CHECK_MSG(check_chain(sizes[z][0], sizes[z][1], sizes[z][2], leaders[a], tails[b], false, threads),
+                                  "%s, %d threads", kernel_sets[s], threads);
+    }
+    cn_kernels_select(NULL);
+}
+
 static void free_pair(cn_model *m[2], cn_session *s[2]) {
     for (int u = 0; u < 2; u++) { cn_session_free(s[u]); cn_model_free(m[u]); }
 }
@@ -517,6 +562,59 @@ static void check_fused_matches_unfused(const char *spec, const char *name) {
         free(x); free(dy); free(y[0]); free(y[1]); free(dx[0]); free(dx[1]);
         free_pair(m, s);
     }
+}
+
+/* Eval of the preset `name` with random parameters and batch-norm running statistics, fused
+ * against unfused (every layer its own pass), on every kernel set, 1 and 2 threads: outputs
+ * bit-identical. Every batch norm right after a direct conv is applied by the conv's pass. */
+static void check_eval_fused_every_kernel_set(const char *name) {
+    enum { BATCH = 5 };
+    const char *spec = cn_preset_find(name);
+    CHECK_MSG(spec != NULL, "no preset %s", name);
+    for (size_t k = 0; spec && k < sizeof kernel_sets / sizeof kernel_sets[0]; k++) {
+        if (cn_kernels_select(kernel_sets[k]) != 0) continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            cn_model *m[2];
+            cn_session *s[2];
+            if (!spec_pair(spec, name, BATCH, (const int[2]){ threads, threads }, (const unsigned[2]){ 0, CN_SESSION_UNFUSED },
+                           m, s)) {
+                CHECK(0);
+                continue;
+            }
+            cn_plan plan = { 0 };
+            int absorbed = 0, after_conv = 0;
+            CHECK(cn_plan_build(m[0], false, 0, &plan) == CN_OK);
+            for (int i = 1; plan.steps && i < m[0]->num_layers; i++) {
+                if (m[0]->layers[i].kind != CN_LAYER_BATCHNORM2D || !cn_conv_is_direct(&m[0]->layers[i - 1])) continue;
+                after_conv++;
+                absorbed += !plan.steps[i].forward && plan.steps[i - 1].chain.bn_first;
+            }
+            cn_plan_free(&plan);
+            CHECK_MSG(after_conv > 0 && absorbed == after_conv, "%s: %d of %d batch norms after a direct conv fused",
+                      name, absorbed, after_conv);
+            cn_rng rng;
+            cn_rng_seed(&rng, 33);
+            fill(m[0]->params, m[0]->num_params, &rng);
+            fill_running_stats(m[0], &rng);
+            memcpy(m[1]->params, m[0]->params, m[0]->num_params * sizeof(float));
+            memcpy(m[1]->buffers, m[0]->buffers, m[0]->num_buffers * sizeof(float));
+            size_t in_n = (size_t)BATCH * cn_shape_size(m[0]->input), out_n = (size_t)BATCH * cn_model_num_classes(m[0]);
+            float *x = malloc(in_n * sizeof *x), *y = malloc(out_n * sizeof *y);
+            fill(x, in_n, &rng);
+            for (int u = 0; u < 2; u++) cn_session_set_training(s[u], false);
+            memcpy(y, cn_session_forward(s[0], x, BATCH, NULL), out_n * sizeof *y);
+            CHECK_MSG(memcmp(y, cn_session_forward(s[1], x, BATCH, NULL), out_n * sizeof *y) == 0,
+                      "%s, %s, %d threads: eval outputs differ", name, kernel_sets[k], threads);
+            free(x); free(y);
+            free_pair(m, s);
+        }
+    }
+    cn_kernels_select(NULL);
+}
+
+TEST(presets_eval_fused_every_kernel_set) {
+    static const char *const names[] = { "c20k", "ds8k", "fashion93", "seed000", "cifar-s9" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) check_eval_fused_every_kernel_set(names[i]);
 }
 
 TEST(presets_fused_match_unfused) {
@@ -773,7 +871,9 @@ int main(void) {
     RUN(winograd_matches_direct_sum);
     RUN(conv_backward_is_deterministic);
     RUN(fused_chains_match_separate_layers);
+    RUN(conv_bn_relu_fused_in_eval);
     RUN(presets_fused_match_unfused);
+    RUN(presets_eval_fused_every_kernel_set);
     RUN(branched_fused_match_unfused);
     RUN(eval_groups_match_batch_pass);
     RUN(training_workers_match_batch_pass);

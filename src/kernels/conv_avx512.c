@@ -388,7 +388,7 @@ static void wino_weight_grad(const cn_conv_geom *g, const float *v, const float 
         }
 }
 
-/* ---- epilogue of fused chains: affine, relu, 2x2 max-pool ----------------
+/* ---- epilogue of fused chains: affines, relu, 2x2 max-pool ---------------
  * Same float operations as cn_epilogue_plane_portable (multiply, then add, no
  * fusing), with masked loads and stores for the row ends. */
 
@@ -397,10 +397,13 @@ static inline __m512 post_map(const cn_epilogue *e, __m512 v) {
     return _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->post_scale)), _mm512_set1_ps(e->post_shift));
 }
 
-/* relu(x * scale + shift) * post_scale + post_shift of the lanes in mask (others 0). */
+/* relu((x * scale + shift) * mid_scale + mid_shift) * post_scale + post_shift of the lanes in
+ * mask (others 0), each step when enabled. */
 static inline __m512 transform(const cn_epilogue *e, __mmask16 mask, const float *x) {
     __m512 v = _mm512_maskz_loadu_ps(mask, x);
     if (e->affine) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->scale)), _mm512_set1_ps(e->shift));
+    if (e->mid_affine)
+        v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->mid_scale)), _mm512_set1_ps(e->mid_shift));
     if (e->relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
     if (e->post_affine) v = post_map(e, v);
     return v;

@@ -15,6 +15,7 @@
 /* v after the steps of ep (kernels.h) for the channel vector at m0. */
 static inline vf WG(channel_steps)(const cn_channel_epilogue *ep, int m0, vf v) {
     if (ep->shift) v = v + VLOAD(ep->shift + m0);
+    if (ep->mid_scale) v = v * VLOAD(ep->mid_scale + m0) + VLOAD(ep->mid_shift + m0);
     if (ep->relu) v = VRELU(v);
     if (ep->post_scale) v = v * VLOAD(ep->post_scale + m0) + VLOAD(ep->post_shift + m0);
     return v;

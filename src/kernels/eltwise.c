@@ -179,19 +179,21 @@ static inline void pool_row_pair(const float *r0, const float *r1, int w, int oy
     }
 }
 
-/* relu(x * scale + shift) * post_scale + post_shift of 8 values, each step when enabled
- * (multiply, then add; relu as v > 0 ? v : +0, NaN to 0). */
+/* relu((x * scale + shift) * mid_scale + mid_shift) * post_scale + post_shift of 8 values,
+ * each step when enabled (multiply, then add; relu as v > 0 ? v : +0, NaN to 0). */
 static inline void transform8(const cn_epilogue *e, const float *x, v8f *out) {
     const v8f zero = {0};
     v8f v;
     memcpy(&v, x, sizeof v);
     if (e->affine) v = v * e->scale + e->shift;
+    if (e->mid_affine) v = v * e->mid_scale + e->mid_shift;
     if (e->relu) v = (v8f)((v8i)v & (v > zero));
     if (e->post_affine) v = v * e->post_scale + e->post_shift;
     *out = v;
 }
 static inline float transform1(const cn_epilogue *e, float v) {
     if (e->affine) v = v * e->scale + e->shift;
+    if (e->mid_affine) v = v * e->mid_scale + e->mid_shift;
     if (e->relu) v = v > 0.0f ? v : 0.0f;
     if (e->post_affine) v = v * e->post_scale + e->post_shift;
     return v;
@@ -200,7 +202,7 @@ static inline float transform1(const cn_epilogue *e, float v) {
 /* t (n) = transform of x (n); t may be x. The overlapping last vector is formed before
  * any store, so an in-place row is transformed once. */
 static inline void transform_row(const cn_epilogue *e, const float *x, int n, float *t) {
-    if (!e->affine && !e->relu && !e->post_affine) {
+    if (!e->affine && !e->mid_affine && !e->relu && !e->post_affine) {
         if (t != x) memcpy(t, x, (size_t)n * sizeof *t);
         return;
     }

@@ -73,15 +73,19 @@ void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t 
  * winner in its input plane (argmax may be NULL). W <= CN_EPILOGUE_MAX_WIDTH. */
 void cn_maxpool2x2_forward(const float *x, int planes, int H, int W, float *y, int32_t *argmax);
 
-/* Point-wise steps applied to one plane (the tail of a fused layer chain):
- * v = x * scale + shift (affine), v = v > 0 ? v : 0 (relu), v = v * post_scale +
- * post_shift (post_affine: an eval-mode batch norm after the relu; not with pool),
- * then an optional 2x2 stride-2 max-pool as cn_maxpool2x2_forward. */
+/* Point-wise steps applied to one plane (the tail of a fused layer chain), each when enabled,
+ * each step's multiply then add (no fused multiply-add):
+ * v = x * scale + shift (affine), v = v * mid_scale + mid_shift (mid_affine: an eval-mode
+ * batch norm between a conv's bias and the relu), v = v > 0 ? v : 0 (relu), v = v *
+ * post_scale + post_shift (post_affine: an eval-mode batch norm after the relu), then an
+ * optional 2x2 stride-2 max-pool as cn_maxpool2x2_forward. */
 #define CN_EPILOGUE_MAX_WIDTH 1024
 typedef struct {
     int h, w, x_stride;         /* input plane (h, w), row stride of x */
     int affine;
     float scale, shift;
+    int mid_affine;
+    float mid_scale, mid_shift;
     int relu, pool;
     int post_affine;
     float post_scale, post_shift;
@@ -155,10 +159,12 @@ void cn_plane_means(const float *x, int planes, int plane, float *out);
 
 /* Point-wise steps a channel-vectorised kernel applies to its outputs before storing them,
  * with one value per output channel (vectors of ld floats): v = v + shift (shift may be
- * NULL), v = v > 0 ? v : 0 (relu), v = v * post_scale + post_shift (post_scale NULL: none).
+ * NULL), v = v * mid_scale + mid_shift (mid_scale NULL: none), v = v > 0 ? v : 0 (relu),
+ * v = v * post_scale + post_shift (post_scale NULL: none); multiply, then add.
  * The same float operations as cn_epilogue without pool (its scale is 1 there). */
 typedef struct {
     const float *shift;
+    const float *mid_scale, *mid_shift;
     int relu;
     const float *post_scale, *post_shift;
 } cn_channel_epilogue;

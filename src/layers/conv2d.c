@@ -17,7 +17,8 @@
  * Fusions with the following layers (fusion.h): a relu (and 2x2 max-pool) is
  * applied in the output pass and undone at the start of the backward pass; a
  * following batch norm gets its statistics from the output pass and hands its
- * input gradient over.
+ * input gradient over; in eval mode a batch norm right after the conv (then a relu and a
+ * pool) or after its relu is applied in the output pass too.
  * Depthwise 3x3 convolutions run conv2d_depthwise.c; at stride 1, other grouped ones without
  * dilation conv2d_grouped.c (these kernels, group by group) and dilated ones without groups
  * conv2d_dilated.c (these kernels, phase by phase), strided ones without groups or dilation
@@ -226,7 +227,8 @@ typedef struct {
     float *out;             /* (B, OC, out_plane): the chain's last output */
     int32_t *argmax;        /* (B, OC, out_plane) when pooling in training, else NULL */
     double *bn_stats;       /* (B, OC, 2) statistics for a following batch norm, or NULL (fusion.h) */
-    const float *bn_affine; /* eval, batch norm in the chain: its scale (OC) and shift (OC), else NULL */
+    const float *bn_affine; /* eval, batch norm in the chain: its scale (OC) and shift (OC), else NULL;
+                               applied after the relu (chain.bn) or before it (chain.bn_first) */
     int out_plane;
 } conv_target;
 
@@ -236,7 +238,7 @@ static conv_target conv_target_of(const cn_layer_ctx *c) {
     t.out_plane = t.chain.pool ? (l->out.h / 2) * (l->out.w / 2) : l->out.h * l->out.w;
     t.bn_stats = c->step->bn_stats_out ? c->peer->plane_stats + 2 * (size_t)c->first * l->out.c : NULL;
     t.bn_affine = NULL;
-    if (t.chain.bn) {
+    if (t.chain.bn || t.chain.bn_first) {
         /* once per pass, into the batch norm's saved state (free in eval mode: no backward follows) */
         const cn_layer *bn = c->peer->layer;
         float *affine = c->peer->saved;
@@ -255,36 +257,48 @@ static void output_stats(const cn_layer_ctx *c, const conv_target *t, int b) {
     }
 }
 
-/* The chain's point-wise steps without pool (bias, relu, eval-mode batch norm) as vectors of
- * ld floats in buf (3 * ld: shift, post scale, post shift; lanes OC..ld-1 zero), for the
- * channel tiles to apply before storing: the same float operations as conv_output's epilogue
- * (a missing bias adds nothing: x * 1 + 0 and x give the same result after the relu). */
+/* The chain's point-wise steps without pool (bias, eval-mode batch norm before or after the
+ * relu, relu) as vectors of ld floats in buf (3 * ld: shift, then the batch norm's scale and
+ * shift; lanes OC..ld-1 zero), for the channel tiles to apply before storing: the same float
+ * operations as conv_output's epilogue (a missing bias adds nothing: x * 1 + 0 and x give the
+ * same result after the relu, and a chain without relu adds no bias there either). */
 static cn_channel_epilogue channel_steps(const conv_target *t, const float *bias, int OC, int ld, float *buf) {
-    float *shift = buf, *post_scale = buf + ld, *post_shift = buf + 2 * ld;
+    float *shift = buf, *bn_scale = buf + ld, *bn_shift = buf + 2 * ld;
     for (int oc = 0; oc < ld; oc++) {
         bool real = oc < OC;
         shift[oc] = real && bias ? bias[oc] : 0.0f;
-        post_scale[oc] = real && t->bn_affine ? t->bn_affine[oc] : 0.0f;
-        post_shift[oc] = real && t->bn_affine ? t->bn_affine[OC + oc] : 0.0f;
+        bn_scale[oc] = real && t->bn_affine ? t->bn_affine[oc] : 0.0f;
+        bn_shift[oc] = real && t->bn_affine ? t->bn_affine[OC + oc] : 0.0f;
     }
-    return (cn_channel_epilogue){ .shift = bias ? shift : NULL, .relu = t->chain.relu,
-                                  .post_scale = t->bn_affine ? post_scale : NULL, .post_shift = post_shift };
+    cn_channel_epilogue ep = { .shift = bias ? shift : NULL, .relu = t->chain.relu };
+    if (t->bn_affine && t->chain.bn_first) { ep.mid_scale = bn_scale; ep.mid_shift = bn_shift; }
+    else if (t->bn_affine) { ep.post_scale = bn_scale; ep.post_shift = bn_shift; }
+    return ep;
 }
 
 /* out_q (OC, q layout, or compact: wp = OW) of sample b -> the chain's output: bias, then
- * relu and pool when fused; and the statistics of each output plane for a following
- * batch norm. out_q may be the output itself (compact, no chain). */
+ * (eval) the batch norm when it comes first, relu, (eval) the batch norm after the relu and
+ * pool when fused; and the statistics of each output plane for a following batch norm
+ * (training). out_q may be the output itself (compact, no chain). */
 static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float *out_q, const float *bias,
                         int wp, int q_stride, int b) {
     const cn_layer *l = c->layer;
     const cn_kernel_set *ks = cn_kernels();
     int OC = l->out.c;
-    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = wp, .affine = t->chain.length > 1 || bias,
-                      .scale = 1.0f, .relu = t->chain.relu, .pool = t->chain.pool, .post_affine = t->chain.bn };
+    /* the bias as x * 1 + bias (= x + bias), or x * 1 + 0 right before a relu (the same after
+     * it); the batch norm's map as the unfused layer computes it: x * scale + shift */
+    bool bn_first = t->chain.bn_first;
+    cn_epilogue e = { .h = l->out.h, .w = l->out.w, .x_stride = wp, .affine = bias || (t->chain.length > 1 && !bn_first),
+                      .scale = 1.0f, .mid_affine = bn_first, .relu = t->chain.relu, .pool = t->chain.pool,
+                      .post_affine = t->chain.bn };
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
         e.shift = bias ? bias[oc] : 0.0f;
-        if (t->bn_affine) { e.post_scale = t->bn_affine[oc]; e.post_shift = t->bn_affine[OC + oc]; }
+        if (t->bn_affine) {
+            float *scale = bn_first ? &e.mid_scale : &e.post_scale, *shift = bn_first ? &e.mid_shift : &e.post_shift;
+            *scale = t->bn_affine[oc];
+            *shift = t->bn_affine[OC + oc];
+        }
         const float *src = out_q + (size_t)oc * q_stride;
         if (src != t->out + o || e.affine)
             ks->epilogue(&e, src, t->out + o, t->argmax ? t->argmax + o : NULL);

@@ -5,7 +5,12 @@
  * relu/maxpool layers' own passes then do nothing. In eval mode a conv + relu
  * chain also absorbs a batchnorm2d that follows the relu (BN's per-channel
  * affine map with the running statistics, applied to the relu output), and a
- * 2x2 max-pool after that, with or without a dropout (the identity) between.
+ * 2x2 max-pool after that, with or without a dropout (the identity) between;
+ * and a direct conv followed by a batchnorm2d absorbs it (the affine map applied
+ * after the conv's bias: bn_first), the relu after it if any, and then a 2x2
+ * max-pool, with or without a dropout between (conv -> BN [-> relu [-> pool]]);
+ * a fast depthwise conv absorbs a batchnorm2d and a relu after it the same way
+ * (its own kernels: conv2d_depthwise.c).
  *
  * Only what a later pass needs is written: the chain's final output and the
  * pool's argmax (saved by the maxpool layer as usual). The activations inside
@@ -40,9 +45,11 @@ static inline bool cn_conv_is_direct(const cn_layer *l) {
 
 typedef struct {
     int length;         /* layers in the chain, 1 = no fusion */
-    bool relu, pool;    /* absorbed layers: relu at leader+1, maxpool at leader+2 (or last, after bn) */
+    bool relu, pool;    /* absorbed layers: relu at leader+1 (leader+2 after bn_first), maxpool at
+                           leader+2 (or last, after bn or bn_first) */
     bool bn;            /* eval mode: batchnorm2d at leader+2 */
-    bool bn_first;      /* eval mode, a fast depthwise conv: batchnorm2d at leader+1 (relu, if any, after it) */
+    bool bn_first;      /* eval mode, a direct or fast depthwise conv: batchnorm2d at leader+1 (relu, if
+                           any, after it; a direct conv's pool, if any, last) */
 } cn_chain;
 
 static inline bool cn_fusable_pool(const cn_layer *l) {
@@ -73,8 +80,25 @@ static inline cn_chain cn_chain_at(const cn_model *m, bool training, int i) {
         return ch;
     }
     bool leader = cn_conv_is_direct(l) || l->kind == CN_LAYER_BATCHNORM2D;
-    if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers || m->layers[i + 1].kind != CN_LAYER_RELU)
+    if (!leader || l->out.w > CN_EPILOGUE_MAX_WIDTH || i + 1 >= m->num_layers) return ch;
+    /* Eval: a direct conv applies the batch norm after it (its affine map with the running
+     * statistics, after the conv's bias), the relu after that (if any) and then a 2x2 max-pool
+     * (maybe behind a dropout: the identity) in its output pass. */
+    if (!training && l->kind == CN_LAYER_CONV2D && m->layers[i + 1].kind == CN_LAYER_BATCHNORM2D) {
+        ch.bn_first = true;
+        ch.length = 2;
+        if (i + 2 >= m->num_layers || m->layers[i + 2].kind != CN_LAYER_RELU) return ch;
+        ch.relu = true;
+        ch.length = 3;
+        int p = i + 3;
+        if (p < m->num_layers && m->layers[p].kind == CN_LAYER_DROPOUT) p++;
+        if (p < m->num_layers && cn_fusable_pool(&m->layers[p])) {
+            ch.pool = true;
+            ch.length = p - i + 1;
+        }
         return ch;
+    }
+    if (m->layers[i + 1].kind != CN_LAYER_RELU) return ch;
     ch.relu = true;
     ch.length = 2;
     if (i + 2 < m->num_layers && cn_fusable_pool(&m->layers[i + 2])) {
