@@ -46,6 +46,12 @@ static const dw_case cases[] = {
     { 7, 13, 15, "k=3 stride=2 dilation=3 bias=false" },
     { 18, 9, 10, "k=3 stride=2 pad=2 dilation=2" },
     { 9, 14, 14, "k=3 pad=6 dilation=3" },
+    /* stride 2 on the plane kernels: input rows of 16 or more columns, split 32 and 16 at a time
+     * (cn_dw_prepare), with odd tails */
+    { 2, 35, 47, "k=3 stride=2 pad=2 dilation=2" },
+    { 3, 31, 33, "k=3 stride=2 bias=false" },
+    { 2, 30, 64, "k=3 stride=2 pad=1" },
+    { 2, 29, 49, "k=3 stride=2 pad=1 dilation=3" },
 };
 
 static cn_model *model_of(const dw_case *dc, const char *tail) {

@@ -218,10 +218,53 @@ void cn_sum_rows(const float *x, int rows, int n, float *sum) {
         for (int r = 0; r < rows; r++) sum[i] += x[(size_t)r * n + i];
 }
 
+typedef float dw_v16 __attribute__((vector_size(64)));
+typedef int dw_i16 __attribute__((vector_size(64)));
+typedef int dw_i8 __attribute__((vector_size(32)));
+
+/* Source columns [x0, x1) of row s (stride 2, at least 16 of them) into the rows of the even
+ * (row) and odd (odd_row) padded columns pad + x, at (pad + x) >> 1: 32 then 16 columns at a
+ * time by two loads and two shuffles (a strided loop per row cost three times as much at
+ * 32x32), the rest by the strided loops. */
+static inline __attribute__((always_inline)) void dw_split_row(const float *restrict s, int x0, int x1, int pad,
+                                                             float *restrict row, float *restrict odd_row) {
+    static const dw_i16 ev16 = { 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30 };
+    static const dw_i16 od16 = { 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31 };
+    static const dw_i8 ev8 = { 0, 2, 4, 6, 8, 10, 12, 14 }, od8 = { 1, 3, 5, 7, 9, 11, 13, 15 };
+    /* column pad + x lands in half (pad + x) & 1, the next one in the other */
+    int x = x0;
+    for (; x + 32 <= x1; x += 32) {
+        dw_v16 a, b;
+        memcpy(&a, s + x, sizeof a);
+        memcpy(&b, s + x + 16, sizeof b);
+        dw_v16 e = __builtin_shuffle(a, b, ev16), o = __builtin_shuffle(a, b, od16);
+        int px = pad + x;
+        memcpy((px & 1 ? odd_row : row) + (px >> 1), &e, sizeof e);
+        memcpy((px & 1 ? row : odd_row) + ((px + 1) >> 1), &o, sizeof o);
+    }
+    if (x + 16 <= x1) {
+        v8f a, b;
+        memcpy(&a, s + x, sizeof a);
+        memcpy(&b, s + x + 8, sizeof b);
+        v8f e = __builtin_shuffle(a, b, ev8), o = __builtin_shuffle(a, b, od8);
+        int px = pad + x;
+        memcpy((px & 1 ? odd_row : row) + (px >> 1), &e, sizeof e);
+        memcpy((px & 1 ? row : odd_row) + ((px + 1) >> 1), &o, sizeof o);
+        x += 16;
+    }
+    int xe = x + ((pad + x) & 1), xo = x + !((pad + x) & 1);
+    int ne = xe < x1 ? (x1 - xe + 1) / 2 : 0, no = xo < x1 ? (x1 - xo + 1) / 2 : 0;
+    float *de = row + ((pad + xe) >> 1), *dodd = odd_row + ((pad + xo) >> 1);
+    const float *se = s + xe, *so = s + xo;
+    for (int j = 0; j < ne; j++) de[j] = se[2 * j];
+    for (int j = 0; j < no; j++) dodd[j] = so[2 * j];
+}
+
 /* The source values of cn_dw_prepare, written over a buffer whose other floats are zero:
  * each source row copied in contiguously (stride 1) or split into its even and odd columns
- * by two strided loops (stride 2), which the compiler vectorises (CN_MULTIVERSION callers:
- * permutes of AVX-512 or AVX2) where a per-element choice of destination did not. */
+ * (stride 2): rows of 16 or more by dw_split_row, shorter ones by two strided loops, which the
+ * compiler vectorises (CN_MULTIVERSION callers: permutes of AVX-512 or AVX2) where a
+ * per-element choice of destination did not. */
 static inline __attribute__((always_inline)) void dw_place(const cn_dw_geom *g, const float *src, int sh, int sw, int up, int pad, float *buf) {
     size_t half = (size_t)g->hp * g->ld;
     float *odd = buf + half;
@@ -238,6 +281,8 @@ static inline __attribute__((always_inline)) void dw_place(const cn_dw_geom *g, 
             memcpy(row + pad + x0, s + x0, (size_t)(x1 - x0) * sizeof *s);
         } else if (g->stride == 1) {
             for (int x = x0; x < x1; x++) row[pad + x * up] = s[x];
+        } else if (up == 1 && x1 - x0 >= 16) {
+            dw_split_row(s, x0, x1, pad, row, odd + (size_t)py * g->ld);
         } else if (up == 1) {
             /* column pad + x goes to half (pad + x) & 1 at (pad + x) >> 1; the first source
              * column of each parity and how many follow it two apart */
