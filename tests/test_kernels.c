@@ -841,6 +841,50 @@ TEST(gemm_nt_matches_reference_and_ignores_grouping) {
     CHECK(memcmp(c_all, c_one, sizeof c_all) == 0);
 }
 
+/* Every kernel set's epilogue against the portable one, bit for bit: each combination of the
+ * point-wise steps (affine, mid affine, relu, post affine with either sign of its scale), with
+ * and without pool (argmax or not), compact and strided planes, odd widths; the input has
+ * zeros, negative zeros and ties. */
+TEST(epilogue_matches_portable) {
+    enum { H = 6, MAXW = 37, STRIDE = 40 };
+    static float x[H * STRIDE], y[H * MAXW], y_ref[H * MAXW];
+    static int32_t arg[H * MAXW], arg_ref[H * MAXW];
+    static const int widths[] = { 2, 5, 16, 17, 33, 37 };
+    cn_rng rng;
+    cn_rng_seed(&rng, 8);
+    fill(x, H * STRIDE, &rng);
+    for (int i = 0; i < H * STRIDE; i += 5) x[i] = i % 2 ? -0.0f : 0.0f;
+    for (int i = 3; i + 1 < H * STRIDE; i += 11) x[i + 1] = x[i];
+    int bad = 0;
+    for (size_t k = 0; k < sizeof kernel_sets / sizeof kernel_sets[0]; k++) {
+        if (cn_kernels_select(kernel_sets[k]) != 0) continue;
+        const cn_kernel_set *ks = cn_kernels();
+        for (int steps = 0; steps < 32; steps++)
+            for (int pool = 0; pool < 3; pool++)
+                for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+                    for (int compact = 0; compact < 2; compact++) {
+                        int w = widths[wi];
+                        cn_epilogue e = { .h = H, .w = w, .x_stride = compact ? w : STRIDE, .affine = steps & 1,
+                                          .scale = 0.75f, .shift = -0.125f, .mid_affine = steps >> 1 & 1,
+                                          .mid_scale = -1.5f, .mid_shift = 0.25f, .relu = steps >> 2 & 1,
+                                          .pool = pool > 0, .post_affine = steps >> 3 & 1,
+                                          .post_scale = steps >> 4 ? -0.5f : 1.25f, .post_shift = 0.0625f };
+                        int n = pool ? (H / 2) * (w / 2) : H * w;
+                        memset(y, 0, sizeof y); memset(y_ref, 0, sizeof y_ref);
+                        memset(arg, 0, sizeof arg); memset(arg_ref, 0, sizeof arg_ref);
+                        ks->epilogue(&e, x, y, pool == 2 ? arg : NULL);
+                        cn_epilogue_plane_portable(&e, x, y_ref, pool == 2 ? arg_ref : NULL);
+                        bool same = memcmp(y, y_ref, (size_t)n * sizeof *y) == 0 &&
+                                    memcmp(arg, arg_ref, (size_t)n * sizeof *arg) == 0;
+                        if (!same) fprintf(stderr, "  %s: steps %d pool %d width %d compact %d differ\n", ks->name, steps,
+                                           pool, w, compact);
+                        bad += !same;
+                    }
+    }
+    cn_kernels_select(NULL);
+    CHECK_MSG(bad == 0, "%d epilogue cases differ from the portable one", bad);
+}
+
 /* cn_transpose for every size up to 19 x 19 (whole 8x8 blocks, partial row and column
  * blocks) with row strides wider than the rows: each element lands in place, and nothing
  * else in the destination (its strides' slack, past its end) is written. */
@@ -880,5 +924,6 @@ int main(void) {
     RUN(train_step_matches_separate_passes);
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
     RUN(transpose_writes_each_element_once);
+    RUN(epilogue_matches_portable);
     return test_summary();
 }

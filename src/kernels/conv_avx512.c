@@ -454,17 +454,44 @@ static inline __attribute__((always_inline)) void pool_plane(const cn_epilogue *
     }
 }
 
+/* The plane without pool, the steps in `e` as given by the flags (constants in each call of
+ * plain_plane: a loop without branches, the step constants in registers). */
+static inline __attribute__((always_inline)) void plain_rows(const cn_epilogue *e, const float *x, float *y,
+                                                             bool affine, bool mid, bool relu, bool post) {
+    const __m512 scale = _mm512_set1_ps(e->scale), shift = _mm512_set1_ps(e->shift);
+    const __m512 mid_scale = _mm512_set1_ps(e->mid_scale), mid_shift = _mm512_set1_ps(e->mid_shift);
+    const __m512 post_scale = _mm512_set1_ps(e->post_scale), post_shift = _mm512_set1_ps(e->post_shift);
+    /* a compact source is one long row: full vectors instead of a masked end per row */
+    int rows = e->x_stride == e->w ? 1 : e->h, width = e->x_stride == e->w ? e->h * e->w : e->w;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < width; i += 16) {
+            __mmask16 m = lanes(width - i);
+            __m512 v = _mm512_maskz_loadu_ps(m, x + (size_t)r * e->x_stride + i);
+            if (affine) v = _mm512_add_ps(_mm512_mul_ps(v, scale), shift);
+            if (mid) v = _mm512_add_ps(_mm512_mul_ps(v, mid_scale), mid_shift);
+            if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+            if (post) v = _mm512_add_ps(_mm512_mul_ps(v, post_scale), post_shift);
+            _mm512_mask_storeu_ps(y + (size_t)r * e->w + i, m, v);
+        }
+}
+
+/* plain_rows with e's steps: the chains the layers run get a loop of their own. */
+static void plain_plane(const cn_epilogue *e, const float *x, float *y) {
+    int a = e->affine != 0, mid = e->mid_affine != 0, relu = e->relu != 0, post = e->post_affine != 0;
+    if (!a && !mid && !relu && !post) plain_rows(e, x, y, false, false, false, false);        /* a copy */
+    else if (a && !mid && !relu && !post) plain_rows(e, x, y, true, false, false, false);     /* bias, BN */
+    else if (a && !mid && relu && !post) plain_rows(e, x, y, true, false, true, false);       /* + relu */
+    else if (a && !mid && relu && post) plain_rows(e, x, y, true, false, true, true);         /* + relu + BN */
+    else if (!a && mid && relu && !post) plain_rows(e, x, y, false, true, true, false);       /* BN + relu */
+    else if (a && mid && relu && !post) plain_rows(e, x, y, true, true, true, false);         /* bias + BN + relu */
+    else plain_rows(e, x, y, a, mid, relu, post);
+}
+
 static void epilogue_plane(const cn_epilogue *settings, const float *x, float *y, int32_t *argmax) {
     /* a local copy: the masked stores may alias *settings, which would be re-read after each */
     const cn_epilogue local = *settings, *e = &local;
     if (!e->pool) {
-        /* a compact source is one long row: full vectors instead of a masked end per row */
-        int rows = e->x_stride == e->w ? 1 : e->h, width = e->x_stride == e->w ? e->h * e->w : e->w;
-        for (int r = 0; r < rows; r++)
-            for (int i = 0; i < width; i += 16) {
-                __mmask16 m = lanes(width - i);
-                _mm512_mask_storeu_ps(y + (size_t)r * e->w + i, m, transform(e, m, x + (size_t)r * e->x_stride + i));
-            }
+        plain_plane(e, x, y);
         return;
     }
     if (e->relu && !e->post_affine) {
