@@ -908,6 +908,35 @@ TEST(transpose_writes_each_element_once) {
     CHECK_MSG(bad == 0, "%d destination floats wrong", bad);
 }
 
+/* cn_transpose_to_pixels and cn_transpose_from_pixels for 1-19 channels, 1-3 rows and 1-19
+ * columns (whole and partial blocks of 8 channels and 8 columns), with pixel and row strides
+ * wider than needed: each element lands in place and nothing else is written. */
+TEST(transpose_pixels_writes_each_element_once) {
+    enum { MAX = 19, SLACK = 3, ROWS = 3, GUARD = 16 };
+    static float planes[MAX * ROWS * MAX], pixels[ROWS * (MAX * (MAX + SLACK) + SLACK) + GUARD];
+    static float back[MAX * ROWS * MAX + GUARD];
+    int bad = 0;
+    for (int C = 1; C <= MAX; C++)
+        for (int H = 1; H <= ROWS; H++)
+            for (int W = 1; W <= MAX; W++) {
+                int ld = C + SLACK;
+                size_t row = (size_t)W * ld + SLACK, plane = (size_t)H * W;
+                for (size_t i = 0; i < plane * C; i++) planes[i] = (float)i;
+                for (size_t i = 0; i < sizeof pixels / sizeof *pixels; i++) pixels[i] = -1.0f;
+                cn_transpose_to_pixels(planes, C, H, W, pixels, row, ld);
+                for (size_t i = 0; i < sizeof pixels / sizeof *pixels; i++) {
+                    size_t y = i / row, x = i % row / ld, c = i % row % ld;
+                    int inside = y < (size_t)H && i % row < (size_t)W * ld && c < (size_t)C;
+                    bad += pixels[i] != (inside ? planes[c * plane + y * W + x] : -1.0f);
+                }
+                for (size_t i = 0; i < sizeof back / sizeof *back; i++) back[i] = -1.0f;
+                cn_transpose_from_pixels(pixels, row, ld, C, H, W, back);
+                for (size_t i = 0; i < sizeof back / sizeof *back; i++)
+                    bad += back[i] != (i < plane * C ? planes[i] : -1.0f);
+            }
+    CHECK_MSG(bad == 0, "%d floats wrong", bad);
+}
+
 int main(void) {
     RUN(kernel_set_selection);
     RUN(conv_matches_reference_1_thread);
@@ -925,5 +954,6 @@ int main(void) {
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
     RUN(transpose_writes_each_element_once);
     RUN(epilogue_matches_portable);
+    RUN(transpose_pixels_writes_each_element_once);
     return test_summary();
 }

@@ -179,6 +179,47 @@ void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, 
     }
 }
 
+CN_MULTIVERSION
+void cn_transpose_to_pixels(const float *src, int C, int H, int W, float *dst, size_t dst_row, int ld) {
+    size_t plane = (size_t)H * W;
+    int w8 = W & ~7;
+    for (int c0 = 0; c0 < C; c0 += 8) {     /* 8 planes at a time, each read in order */
+        int n = C - c0 < 8 ? C - c0 : 8;
+        const float *s = src + (size_t)c0 * plane;
+        for (int y = 0; y < H; y++) {
+            const float *sr = s + (size_t)y * W;
+            float *d = dst + (size_t)y * dst_row + c0;
+            if (n == 8)
+                for (int x = 0; x < w8; x += 8) transpose8x8(sr + x, plane, d + (size_t)x * ld, (size_t)ld, 8);
+            else
+                for (int x = 0; x < w8; x += 8) transpose8x8(sr + x, plane, d + (size_t)x * ld, (size_t)ld, n);
+            for (int x = w8; x < W; x++)
+                for (int i = 0; i < n; i++) d[(size_t)x * ld + i] = sr[(size_t)i * plane + x];
+        }
+    }
+}
+
+CN_MULTIVERSION
+void cn_transpose_from_pixels(const float *src, size_t src_row, int ld, int C, int H, int W, float *dst) {
+    size_t plane = (size_t)H * W;
+    int c8 = C & ~7;
+    for (int c0 = 0; c0 < C; c0 += 8) {     /* 8 planes at a time, each written in order */
+        float *d = dst + (size_t)c0 * plane;
+        for (int y = 0; y < H; y++) {
+            const float *s = src + (size_t)y * src_row + c0;
+            float *dr = d + (size_t)y * W;
+            if (c0 < c8) {
+                int x = 0;
+                for (; x + 8 <= W; x += 8) transpose8x8(s + (size_t)x * ld, (size_t)ld, dr + x, plane, 8);
+                if (x < W) transpose8x8(s + (size_t)x * ld, (size_t)ld, dr + x, plane, W - x);
+            } else {
+                for (int i = 0; i < C - c0; i++)
+                    for (int x = 0; x < W; x++) dr[(size_t)i * plane + x] = s[(size_t)x * ld + i];
+            }
+        }
+    }
+}
+
 void cn_transpose_bias(const float *src, int rows, int cols, int src_ld, const float *bias, float *dst, int dst_ld) {
     cn_transpose(src, rows, cols, src_ld, dst, dst_ld);
     if (bias) cn_add_row_bias(dst, cols, rows, dst_ld, bias);

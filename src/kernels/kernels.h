@@ -394,6 +394,12 @@ void cn_pad_copy(const float *src, int C, int hs, int ws, int pad, float *dst, i
 void cn_conv_compact(const float *out_q, int C, int OH, int OW, int wp, int q_stride, const float *bias, float *out);
 /* dst (cols, rows; row stride dst_ld) = src (rows, cols; row stride src_ld)^T. */
 void cn_transpose(const float *src, int rows, int cols, int src_ld, float *dst, int dst_ld);
+/* Images between planes and pixel rows (the channel-vectorised depthwise kernels), 8 planes at
+ * a time so that each is read (written) in order:
+ * to_pixels: dst[y * dst_row + x * ld + c] = src (C, H, W)[c][y][x];
+ * from_pixels: dst (C, H, W)[c][y][x] = src[y * src_row + x * ld + c]. */
+void cn_transpose_to_pixels(const float *src, int C, int H, int W, float *dst, size_t dst_row, int ld);
+void cn_transpose_from_pixels(const float *src, size_t src_row, int ld, int C, int H, int W, float *dst);
 /* The same, then dst row c += bias[c] (bias may be NULL). */
 void cn_transpose_bias(const float *src, int rows, int cols, int src_ld, const float *bias, float *dst, int dst_ld);
 /* x (rows, n; row stride ld): row r += bias[r]. */

@@ -195,9 +195,8 @@ static void dwc_lay_out(const cn_layer *l, const float *weight, const dwc_scratc
 
 /* x (C, H, W) into the interior of x_t (hp, wp, ld). */
 static void dwc_transpose_in(const cn_layer *l, const cn_dwc_geom *g, const float *x, float *x_t) {
-    int H = l->in.h, W = l->in.w;
-    for (int y = 0; y < H; y++)
-        cn_transpose(x + (size_t)y * W, l->in.c, W, H * W, x_t + ((size_t)(y + l->pad) * g->wp + l->pad) * g->ld, g->ld);
+    cn_transpose_to_pixels(x, l->in.c, l->in.h, l->in.w, x_t + ((size_t)l->pad * g->wp + l->pad) * g->ld,
+                           (size_t)g->wp * g->ld, g->ld);
 }
 
 /* The forward kernel's point-wise steps for c (NULL when it has none), their vectors in post. */
@@ -235,7 +234,8 @@ void cn_conv2d_forward_depthwise_channels(const cn_layer_ctx *c) {
         dwc_transpose_in(l, &g, c->in + (size_t)b * cn_shape_size(l->in), s.x_t);
         ks->dwc_forward(&g, s.x_t, s.w_t, ep, s.out_t);
         if (stats) cn_dwc_plane_stats(s.out_t, pixels, C, g.ld, s.sums, stats + 2 * (size_t)b * C);
-        cn_transpose(s.out_t, pixels, C, g.ld, c->out + (size_t)b * cn_shape_size(l->out), pixels);
+        cn_transpose_from_pixels(s.out_t, (size_t)l->out.w * g.ld, g.ld, C, l->out.h, l->out.w,
+                                 c->out + (size_t)b * cn_shape_size(l->out));
     }
     }
 }
@@ -275,8 +275,7 @@ static void dwc_backward_sample(const cn_layer_ctx *c, int b, float *partial, fl
     memset(s.dx_t, 0, (size_t)g.hp * g.wp * g.ld * sizeof(float));
     cn_kernels()->dwc_input_grad(&g, s.out_t, s.w_t, s.dx_t);
     float *dx = c->grad_in + (size_t)b * cn_shape_size(l->in);
-    for (int y = 0; y < H; y++)
-        cn_transpose(s.dx_t + ((size_t)(y + l->pad) * g.wp + l->pad) * g.ld, W, C, g.ld, dx + (size_t)y * W, H * W);
+    cn_transpose_from_pixels(s.dx_t + ((size_t)l->pad * g.wp + l->pad) * g.ld, (size_t)g.wp * g.ld, g.ld, C, H, W, dx);
 }
 
 static void dwc_backward_finish(const cn_layer_ctx *c, float *partial, float *scratch, const void *unused) {
