@@ -7,6 +7,7 @@ TEST(preset_param_counts) {
         {"seed000", 16946}, {"seed001", 19452}, {"seed002", 9032}, {"seed003", 23354},
         {"seed004", 22334}, {"seed004-net", 1199882}, {"tinynet", 22334},
         {"fashion93", 125506}, {"c5k", 4850}, {"c8k", 7580}, {"c20k", 18386}, {"ds8k", 7770}, {"res20k", 19706},
+        {"best", 125506},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cn_model *m;
