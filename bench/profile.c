@@ -1,13 +1,14 @@
 /* Per-layer time of one training (or inference) step, to see where a model's time goes.
  *
- *   profile [--threads N] [--batch N] [--iters N] [--eval] [--kernels avx512|avx2|generic] MODEL
+ *   profile [--threads N] [--batch N] [--iters N] [--eval] [--bf16] [--kernels avx512|avx2|generic] MODEL
  *
  * Runs the model's layers one by one (cn_session_forward_layer/backward_layer),
  * on random MNIST-like data, and prints for each layer the minimum over the
  * iterations of its forward and backward time, with the GFLOP/s of convolution
  * and linear layers (2 x MACs forward, 4 x MACs backward). With one thread the
  * times are the thread's CPU time (robust on a busy machine), with more the wall
- * time. Layers fused into an earlier one (layers/fusion.h) show about 0. */
+ * time. Layers fused into an earlier one (layers/fusion.h) show about 0. --bf16 trains in
+ * mixed precision (CN_SESSION_BF16, `convnet train --precision bf16`; needs AVX512_BF16). */
 #include "convnet.h"
 #include "model.h"
 #include "loss.h"
@@ -29,7 +30,7 @@ static double now(void) {
 static double min_of(double a, double b) { return a < b ? a : b; }
 
 int main(int argc, char **argv) {
-    int threads = 1, batch = 128, iters = 30, eval = 0;
+    int threads = 1, batch = 128, iters = 30, eval = 0, bf16 = 0;
     const char *name = NULL, *kernels = NULL;
     for (int i = 1; i < argc; i++) {
         int more = i + 1 < argc;
@@ -38,11 +39,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--iters") && more) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--kernels") && more) kernels = argv[++i];
         else if (!strcmp(argv[i], "--eval")) eval = 1;
+        else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else if (argv[i][0] != '-' && !name) name = argv[i];
         else name = NULL, i = argc;
     }
     if (!name || threads < 1 || batch < 1 || iters < 1) {
-        fprintf(stderr, "usage: profile [--threads N] [--batch N] [--iters N] [--eval] [--kernels SET] MODEL\n");
+        fprintf(stderr, "usage: profile [--threads N] [--batch N] [--iters N] [--eval] [--bf16] [--kernels SET] MODEL\n");
         return 2;
     }
     if (kernels && cn_kernels_select(kernels) != 0) {
@@ -51,7 +53,7 @@ int main(int argc, char **argv) {
     }
     cn_model *m;
     cn_session *s = NULL;
-    if (cn_model_load_spec(name, 1, &m) != CN_OK || cn_session_create(m, batch, threads, 0, &s) != CN_OK) {
+    if (cn_model_load_spec(name, 1, &m) != CN_OK || cn_session_create(m, batch, threads, bf16 ? CN_SESSION_BF16 : 0, &s) != CN_OK) {
         fprintf(stderr, "profile: %s: %s\n", name, cn_last_error());
         return 1;
     }
@@ -92,8 +94,8 @@ int main(int argc, char **argv) {
         best_step = min_of(best_step, now() - step);
     }
 
-    printf("%s: %s, kernels %s, batch %d, %d thread%s, min %s ms over %d iterations\n", name,
-           eval ? "inference" : "training", cn_kernels()->name, batch, threads, threads > 1 ? "s" : "",
+    printf("%s: %s%s, kernels %s, batch %d, %d thread%s, min %s ms over %d iterations\n", name,
+           eval ? "inference" : "training", bf16 ? " (bf16)" : "", cn_kernels()->name, batch, threads, threads > 1 ? "s" : "",
            use_wall_clock ? "wall" : "thread-CPU", iters);
     double sum_f = 0, sum_b = 0;
     for (int i = 0; i < L; i++) {

@@ -1,11 +1,14 @@
-/* Mixed-precision training (--precision bf16; kernels/bf16.h, layers/conv2d_bf16.c):
+/* Mixed-precision training (--precision bf16; kernels/bf16.h, layers/conv2d.c, conv2d_bf16.c):
  *  - rounding to bf16 is round-to-nearest-even, as PyTorch's;
  *  - the AVX512_BF16 product equals the scalar reference that rounds the operands to bf16 and
  *    sums in float32 pair by pair (the same float operations), and that reference equals a
  *    double-precision sum of the rounded products within float32 summation error;
- *  - the bf16 conv and linear paths on values that bf16 holds exactly equal the float32 im2col
- *    reference path and linear layer within summation order (forward, input and weight
- *    gradients; strides, groups, dilation, padding, bias): they index and pack like those;
+ *  - the bf16 conv and linear paths that round the operands themselves (conv2d_bf16.c; the
+ *    direct path's non-Winograd kernels, layers/conv2d.c), on values that bf16 holds exactly,
+ *    equal the float32 im2col reference path and linear layer within summation order (forward,
+ *    input and weight gradients; strides, groups, dilation, padding, bias);
+ *  - 3x3 stride-1 convs, which run Winograd F(2,3) on bf16-rounded transformed tiles (fused
+ *    with relu and max-pool), are within twice autocast's rounding error of float32;
  *  - a seed001 training step in bf16 (32 MNIST images) is within a bf16-sized tolerance of
  *    float32's loss and gradients (as PyTorch's autocast is: see the test), and bit-identical
  *    run to run for a fixed thread count;
@@ -117,17 +120,18 @@ static bool close_all(const float *a, const float *b, size_t n, float tol, doubl
     return ok;
 }
 
-/* The bf16 conv and linear paths, on inputs, weights and output gradients that bf16 holds
- * exactly, against the float32 im2col reference and linear layer: the same products, summed in
- * another order. One layer each: a second layer's input would be the first's float32 output. */
+/* The bf16 conv and linear paths that round the operands themselves, on inputs, weights and
+ * output gradients that bf16 holds exactly, against the float32 im2col reference and linear
+ * layer: the same products, summed in another order. One layer each: a second layer's input
+ * would be the first's float32 output. (3x3 stride-1 convolutions run Winograd, which rounds
+ * transformed tiles: bf16_winograd_conv_near_fp32.) */
 TEST(bf16_conv_equals_fp32_on_bf16_values) {
     if (!cn_bf16_available()) { fprintf(stderr, "  SKIP: no AVX512_BF16\n"); return; }
     static const char *const convs[] = {
-        "input 3x12x11\nconv2d out=5 k=3 pad=1\nflatten\n",
         "input 4x13x13\nconv2d out=6 k=3 stride=2 bias=false\nflatten\n",
         "input 4x10x9\nconv2d out=6 k=3 groups=2 pad=2 dilation=2\nflatten\n",
-        "input 1x28x28\nconv2d out=8 k=3 pad=1 bias=false\nflatten\n",
         "input 8x9x9\nconv2d out=7 k=1 pad=1\nflatten\n",
+        "input 16x6x6\nconv2d out=24 k=2\nflatten\n",
         "input 5x8x8\nconv2d out=33 k=5 pad=1\nflatten\n",
         "input 3x5x5\nflatten\nlinear out=10\n",
         "input 1x1x41\nflatten\nlinear out=33 bias=false\n",
@@ -164,6 +168,88 @@ TEST(bf16_conv_equals_fp32_on_bf16_values) {
                 fprintf(stderr, "  conv %zu: worst relative differences %.2g %.2g %.2g\n", ci, worst[0], worst[1], worst[2]);
         }
         free(x); free(dy); free(y); free(dx_b); free(dx_r); free(g);
+        cn_session_free(bf);
+        cn_session_free(ref);
+        cn_model_free(m);
+    }
+}
+
+/* ||a - b|| / ||b|| */
+static double norm_rel(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return sqrt(d / r);
+}
+
+/* 3x3 stride-1 convolutions in bf16 run Winograd F(2,3) on the direct path (layers/conv2d.c),
+ * fused with a relu and a max-pool where the model has them: the transformed input and weights
+ * (and, for the weight gradient, the transformed output gradient) are rounded to bf16, not the
+ * operands themselves. Against the float32 im2col reference on random values, the difference
+ * (norm of the difference over the norm of the reference, for the forward output, the input
+ * gradient and the parameter gradients) is at least 1e-4 (the rounding happened) and at most
+ * twice what PyTorch autocast's rounding gives (the reference run on the operands rounded to
+ * bf16; measured 1.1 to 1.5 times), the forward's at most 1e-2. (Behind a relu the gradients
+ * differ by several percent either way: outputs near 0 change sign, and with them the relu's
+ * mask and the pool's winners.) */
+TEST(bf16_winograd_conv_near_fp32) {
+    if (!cn_bf16_available()) { fprintf(stderr, "  SKIP: no AVX512_BF16\n"); return; }
+    static const char *const convs[] = {
+        "input 3x12x11\nconv2d out=5 k=3 pad=1\nflatten\n",
+        "input 1x28x28\nconv2d out=8 k=3 pad=1 bias=false\nflatten\n",
+        "input 16x13x13\nconv2d out=32 k=3 bias=false\nflatten\n",
+        "input 32x9x9\nconv2d out=10 k=3\nflatten\n",
+        "input 8x12x12\nconv2d out=16 k=3 pad=1\nrelu\nmaxpool2d k=2\nflatten\n",
+        "input 8x28x28\nconv2d out=16 k=3 bias=false\nrelu\nflatten\n",
+    };
+    for (size_t ci = 0; ci < sizeof convs / sizeof convs[0]; ci++) {
+        cn_model *m = NULL;
+        if (cn_model_from_spec(convs[ci], "bf16wino", 3, &m) != CN_OK) { CHECK_MSG(0, "spec: %s", cn_last_error()); continue; }
+        int batch = 5, threads = 2;
+        cn_session *bf = NULL, *ref = NULL;
+        CHECK(cn_session_create(m, batch, threads, CN_SESSION_BF16, &bf) == CN_OK);
+        CHECK(cn_session_create(m, batch, threads, CN_SESSION_REFERENCE_CONV, &ref) == CN_OK);
+        size_t in_n = (size_t)batch * cn_shape_size(m->input), out_n = (size_t)batch * cn_model_num_classes(m);
+        size_t P = m->num_params;
+        float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy), *w = malloc(P * sizeof *w);
+        float *y[3], *dx[3], *g[3];   /* float32, bf16 path, float32 on rounded operands */
+        for (int k = 0; k < 3; k++) {
+            y[k] = malloc(out_n * sizeof(float));
+            dx[k] = malloc(in_n * sizeof(float));
+            g[k] = malloc(P * sizeof(float));
+        }
+        cn_rng rng;
+        cn_rng_seed(&rng, 11 + ci);
+        fill(x, in_n, &rng, false);
+        fill(dy, out_n, &rng, false);
+        fill(w, P, &rng, false);
+        if (bf && ref) {
+            cn_session_set_training(bf, true);
+            cn_session_set_training(ref, true);
+            for (int k = 0; k < 3; k++) {
+                cn_session *s = k == 1 ? bf : ref;
+                for (size_t i = 0; i < P; i++) m->params[i] = k == 2 ? bf16_round(w[i]) : w[i];
+                if (k == 2) {
+                    for (size_t i = 0; i < in_n; i++) x[i] = bf16_round(x[i]);
+                    for (size_t i = 0; i < out_n; i++) dy[i] = bf16_round(dy[i]);
+                }
+                memcpy(y[k], cn_session_forward(s, x, batch, NULL), out_n * sizeof(float));
+                cn_session_backward_input(s, dy, batch, dx[k]);
+                memcpy(g[k], cn_session_grads(s), P * sizeof(float));
+            }
+            double e[3] = { norm_rel(y[1], y[0], out_n), norm_rel(dx[1], dx[0], in_n), norm_rel(g[1], g[0], P) };
+            double a[3] = { norm_rel(y[2], y[0], out_n), norm_rel(dx[2], dx[0], in_n), norm_rel(g[2], g[0], P) };
+            static const char *const what[3] = { "forward", "input gradient", "parameter gradients" };
+            for (int k = 0; k < 3; k++)
+                CHECK_MSG(e[k] >= 1e-4 && e[k] <= 2.0 * a[k] && (k || e[k] <= 1e-2), "%s: %s differs by %.3g (autocast's rounding: %.3g)",
+                          convs[ci], what[k], e[k], a[k]);
+            if (getenv("TEST_VERBOSE"))
+                fprintf(stderr, "  conv %zu: %.2g %.2g %.2g (autocast %.2g %.2g %.2g)\n", ci, e[0], e[1], e[2], a[0], a[1], a[2]);
+        }
+        for (int k = 0; k < 3; k++) { free(y[k]); free(dx[k]); free(g[k]); }
+        free(x); free(dy); free(w);
         cn_session_free(bf);
         cn_session_free(ref);
         cn_model_free(m);
@@ -222,7 +308,10 @@ TEST(bf16_seed001_step_near_fp32_and_deterministic) {
      * of a fresh model pass back through seven batch norms, whose backward subtracts nearly
      * equal terms: PyTorch's CPU autocast, on the same layers (seed001 without dropout, batch 32,
      * random init), gives weight gradients off float32's by 10% to 22% of their norm, largest
-     * at the first layers. Here: every layer within 35%, the whole gradient's direction
+     * at the first layers. Rounding the operands as autocast does (conv2d_bf16.c's im2col path,
+     * which ran every conv here before) gave 26% at the first conv; the direct path's Winograd
+     * F(2,3), which rounds transformed tiles (bf16_winograd_conv_near_fp32), gives 47% there and
+     * at most 24% elsewhere. Here: every layer within 60%, the whole gradient's direction
      * (cosine) at least 0.97. */
     CHECK_MSG(fabs(l16 - l32) <= 0.01 * fabs(l32), "loss bf16 %.6f vs fp32 %.6f", l16 / batch, l32 / batch);
     CHECK_MSG(l16 != l32 || memcmp(g16, g32, P * sizeof *g16), "bf16 step is bit-identical to fp32: path not taken");
@@ -236,11 +325,12 @@ TEST(bf16_seed001_step_near_fp32_and_deterministic) {
             d2 += ((double)g16[k] - g32[k]) * ((double)g16[k] - g32[k]);
             r2 += (double)g32[k] * g32[k];
         }
-        CHECK_MSG(sqrt(d2) <= 0.35 * sqrt(r2), "layer %d: weight gradient off by %.3g of its norm", i, sqrt(d2 / r2));
+        CHECK_MSG(sqrt(d2) <= 0.6 * sqrt(r2), "layer %d: weight gradient off by %.3g of its norm", i, sqrt(d2 / r2));
         if (getenv("TEST_VERBOSE")) fprintf(stderr, "  layer %d: relative gradient difference %.3g\n", i, sqrt(d2 / r2));
     }
     for (size_t k = 0; k < P; k++) { dot += (double)g16[k] * g32[k]; n32 += (double)g32[k] * g32[k]; n16 += (double)g16[k] * g16[k]; }
     CHECK_MSG(dot / sqrt(n32 * n16) >= 0.97, "gradient cosine %.6f", dot / sqrt(n32 * n16));
+    if (getenv("TEST_VERBOSE")) fprintf(stderr, "  gradient cosine %.6f\n", dot / sqrt(n32 * n16));
     free(x); free(g32); free(g16); free(again);
     cn_model_free(m);
 }
@@ -377,6 +467,7 @@ int main(void) {
     RUN(bf16_rounding_is_nearest_even);
     RUN(bf16_kernel_matches_reference);
     RUN(bf16_conv_equals_fp32_on_bf16_values);
+    RUN(bf16_winograd_conv_near_fp32);
     RUN(bf16_seed001_step_near_fp32_and_deterministic);
     RUN(bf16_refused_without_avx512_bf16);
     RUN(fp32_checkpoint_has_no_precision_and_refuses_bf16_resume);

@@ -113,12 +113,20 @@ static cn_status share_buffers_by_lifetime(const cn_model *m, cn_plan *plan) {
     return CN_OK;
 }
 
+static bool all_convs_direct(const cn_model *m) {
+    for (int i = 0; i < m->num_layers; i++)
+        if (m->layers[i].kind == CN_LAYER_CONV2D && !cn_conv_is_direct(&m->layers[i])) return false;
+    return true;
+}
+
 cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_plan *plan) {
     plan->branched = cn_model_has_branches(m);
     bool reference = flags & CN_SESSION_REFERENCE_CONV;
     bool bf16 = training && (flags & CN_SESSION_BF16);
-    /* eval plans of branched models stay unfused: their buffers are shared by lifetime */
-    bool unfused = reference || bf16 || (flags & CN_SESSION_UNFUSED) || (plan->branched && !training);
+    /* eval plans of branched models stay unfused: their buffers are shared by lifetime; bf16
+     * training plans too when a conv2d runs conv2d_bf16.c (not direct: it fuses nothing) */
+    bool unfused = reference || (bf16 && !all_convs_direct(m)) || (flags & CN_SESSION_UNFUSED) ||
+                   (plan->branched && !training);
     int *run_end = NULL;
     if (!unfused && plan->branched && plain_runs(m, &run_end) != CN_OK) return CN_ERR_NOMEM;
     int L = m->num_layers;

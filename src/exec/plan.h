@@ -55,7 +55,8 @@ typedef struct {
     unsigned bn_inputs;         /* training: bit k set when input k is the output of a batch norm that
                                    this add applies (applied_by_add) */
     bool reference_conv;        /* runs the im2col reference path (a test switch) */
-    bool bf16_conv;             /* training, --precision bf16: runs the mixed-precision path (conv2d_bf16.c) */
+    bool bf16_conv;             /* training, --precision bf16: runs in mixed precision (conv2d.c's direct
+                                   path on bf16 operands, or conv2d_bf16.c) */
     /* linear */
     bool bf16_linear;           /* training, --precision bf16: runs the mixed-precision path (linear_bf16.c) */
     /* batchnorm2d or conv2d */
@@ -79,8 +80,9 @@ typedef struct {
 
 /* Works out the plan of `model` in one mode; flags (test switches, exec/session.h):
  * CN_SESSION_UNFUSED, every layer runs its own passes; CN_SESSION_REFERENCE_CONV, that and
- * every conv2d runs the im2col reference path; CN_SESSION_BF16 (training plan only): every layer
- * runs its own passes and every conv2d and linear layer its mixed-precision path. Allocates steps and buffer; free with cn_plan_free. */
+ * every conv2d runs the im2col reference path; CN_SESSION_BF16 (training plan only): every conv2d
+ * and linear layer runs in mixed precision (cn_step.bf16_conv, bf16_linear), and when a conv2d is
+ * not direct (it runs conv2d_bf16.c, which fuses nothing) every layer runs its own passes. Allocates steps and buffer; free with cn_plan_free. */
 cn_status cn_plan_build(const cn_model *model, bool training, unsigned flags, cn_plan *plan);
 void cn_plan_free(cn_plan *plan);
 

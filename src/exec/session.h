@@ -28,8 +28,9 @@ typedef struct cn_session cn_session;
 enum {
     CN_SESSION_UNFUSED = 1,      /* every layer runs its own passes (no layers/fusion.h): for tests */
     CN_SESSION_REFERENCE_CONV = 2, /* and every conv2d runs the im2col reference path: for tests */
-    CN_SESSION_BF16 = 4          /* training passes in mixed precision (--precision bf16): every layer
-                                    unfused, every conv2d and linear on bf16 operands (layers/conv2d_bf16.c, linear_bf16.c);
+    CN_SESSION_BF16 = 4          /* training passes in mixed precision (--precision bf16): every conv2d
+                                    and linear on bf16 operands (layers/conv2d.c's direct path, conv2d_bf16.c,
+                                    linear_bf16.c; exec/plan.h says when layers stay unfused);
                                     needs cn_bf16_available() (kernels/bf16.h); eval stays float32 */
 };
 

@@ -36,6 +36,9 @@ static inline float cn_bf16_to_float(uint16_t h) {
     return f;
 }
 static inline size_t cn_bf16_pairs(int k) { return ((size_t)k + 1) / 2; }
+/* x (n) = x rounded to bf16 (cn_bf16_from_float), kept as float32 values: operands of the
+ * direct and Winograd convolution kernels in mixed precision (layers/conv2d.c). */
+void cn_bf16_round_floats(float *x, size_t n);
 
 /* Whether cn_bf16_gemm can run: the CPU has AVX512_BF16 and the chosen float kernel set
  * (kernels.h: cn_kernels, which cn_kernels_select forces in tests) is "avx512". */

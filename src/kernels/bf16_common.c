@@ -49,6 +49,18 @@ void cn_bf16_gemm_reference(int M, int N, int K2, const uint32_t *ap, const uint
         }
 }
 
+/* Branch-free, so that it vectorises: NaN stays a quiet NaN, the rest rounds as cn_bf16_from_float. */
+CN_MULTIVERSION
+void cn_bf16_round_floats(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        u = (u & 0x7fffffffu) > 0x7f800000u ? (u | 0x00400000u) & 0xffff0000u : r;
+        memcpy(&x[i], &u, sizeof u);
+    }
+}
+
 bool cn_bf16_available(void) {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
     __builtin_cpu_init();

@@ -19,6 +19,16 @@
  * following batch norm gets its statistics from the output pass and hands its
  * input gradient over; in eval mode a batch norm right after the conv (then a relu and a
  * pool) or after its relu is applied in the output pass too.
+ * Mixed precision (--precision bf16, cn_step.bf16_conv; training only) runs this path too,
+ * fused chains and all, with the products' operands rounded to bf16 and summed in float32:
+ *   direct kernels    x (padded copy), W packed, and for the weight gradient x and dy^T:
+ *                     the operands themselves, as PyTorch's CPU autocast rounds them;
+ *   Winograd (F(2,3) only: method_of)  the transformed tiles instead: V = B^T x (wino_input),
+ *                     U = G g (packed weights), and for the weight gradient V and Z = A dy;
+ *                     the transforms themselves run in float32 on float32 values, so this is
+ *                     a mixed-precision variant of autocast's rounding, not the same numbers
+ *                     (tests/test_bf16.c: within twice autocast's rounding error of float32).
+ * The bias and its gradient, the epilogues and batch-norm statistics stay float32.
  * Depthwise 3x3 convolutions run conv2d_depthwise.c; at stride 1, other grouped ones without
  * dilation conv2d_grouped.c (these kernels, group by group) and dilated ones without groups
  * conv2d_dilated.c (these kernels, phase by phase), strided ones without groups or dilation
@@ -27,6 +37,7 @@
 #include "layers/layers.h"
 #include "layers/conv2d_paths.h"
 #include "kernels/kernels.h"
+#include "kernels/bf16.h"
 #include <string.h>
 
 static bool use_direct(const cn_layer *l) { return cn_conv_is_direct(l); }
@@ -181,13 +192,19 @@ static double wino_work(const conv_method *m, const cn_conv_geom *g) {
  * this estimate, ran 7% slower with F(4,3)). */
 #define WINO4_MAX_WORK 0.9
 
+/* Mixed precision (bf16, cn_step.bf16_conv) runs Winograd F(2,3) only: its transformed tiles
+ * are rounded to bf16, and F(4,3)'s output transform (weights up to 8) amplifies that rounding.
+ * Measured on random 16 -> 32 and 32 -> 32 3x3 layers (norm of the difference to float32
+ * over the norm of float32's result): autocast (operands rounded, direct sums) 2.1e-3, bf16
+ * F(2,3) 2.9e-3, bf16 F(4,3) 7e-3. */
+
 /* The method for g; g's wino_m is set to the chosen Winograd tile (call it outside parallel
  * regions: g is usually shared). */
-static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g) {
+static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g, bool bf16) {
     cn_conv_geom g2 = with_wino_m(*g, 2), g4 = with_wino_m(*g, 4);
     conv_method m = method_with_tile(ks, &g2);
     *g = g2;
-    if (m.winograd && cn_wino4_fits(&g4)) {
+    if (m.winograd && cn_wino4_fits(&g4) && !bf16) {
         conv_method m4 = method_with_tile(ks, &g4);
         if (wino_work(&m4, &g4) <= WINO4_MAX_WORK * wino_work(&m, &g2)) {
             *g = g4;
@@ -197,22 +214,42 @@ static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g) {
     return m;
 }
 
-/* Weights (w as cn_conv_pack reads it) packed for method m. */
+/* Weights (w as cn_conv_pack reads it) packed for method m; with bf16 (mixed precision,
+ * cn_step.bf16_conv) the packed values rounded to bf16: the weights themselves (direct
+ * methods) or their Winograd transform U = G g (Winograd methods). */
 static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *w,
-                         int transposed, float *packed) {
-    if (m->winograd && m->channels) cn_wino_pack_channels(g, w, transposed, m->ld, packed);
-    else if (m->winograd) cn_wino_pack(ks, g, w, transposed, packed);
-    else if (m->channels) cn_conv_pack_channels(g, w, transposed, m->ld, packed);
-    else cn_conv_pack(ks, g, w, transposed, packed);
+                         int transposed, bool bf16, float *packed) {
+    size_t n;
+    if (m->winograd && m->channels) {
+        cn_wino_pack_channels(g, w, transposed, m->ld, packed);
+        n = cn_wino_packed_channels_floats(g, m->ld);
+    } else if (m->winograd) {
+        cn_wino_pack(ks, g, w, transposed, packed);
+        n = cn_wino_packed_floats(g);
+    } else if (m->channels) {
+        cn_conv_pack_channels(g, w, transposed, m->ld, packed);
+        n = (size_t)g->in_c * g->k * g->k * m->ld;
+    } else {
+        cn_conv_pack(ks, g, w, transposed, packed);
+        n = cn_conv_packed_floats(g);
+    }
+    if (bf16) cn_bf16_round_floats(packed, n);
+}
+
+/* v = the Winograd input transform of src (ks->wino_input), rounded to bf16 when bf16. */
+static void transform_input(const cn_kernel_set *ks, const cn_conv_geom *g, const float *src, int pad, bool bf16,
+                            float *v) {
+    ks->wino_input(g, src, pad, v);
+    if (bf16) cn_bf16_round_floats(v, cn_wino_input_floats(g));
 }
 
 /* The convolution by method m of x_pad, the padded image (direct methods), or (Winograd) of
  * x_pad = the image the transform pads by pad itself: out (OC, m->q_stride) in q layout, or
  * (channels) out (out_h*out_w, m->ld); wino_v: scratch for the transformed input. */
 static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *packed,
-                     const float *x_pad, int pad, float *wino_v, float *out) {
+                     const float *x_pad, int pad, bool bf16, float *wino_v, float *out) {
     if (m->winograd) {
-        ks->wino_input(g, x_pad, pad, wino_v);
+        transform_input(ks, g, x_pad, pad, bf16, wino_v);
         if (m->channels) ks->wino_channels(g, packed, wino_v, out, m->ld, NULL);
         else ks->wino_conv(g, packed, wino_v, out, m->q_stride, NULL);
     } else {
@@ -308,13 +345,16 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
 
 /* Sample b of in (batch samples) as the padded image the forward kernels read: the
  * input itself when there is no padding, except where the pixel tiles would
- * over-read past the end of the batch; otherwise copied into x_pad. */
+ * over-read past the end of the batch or (bf16) the values are rounded to bf16;
+ * otherwise copied into x_pad. */
 static const float *forward_input(const cn_layer *l, const cn_conv_geom *g, const conv_method *method,
-                                  const float *in, int batch, int b, float *x_pad) {
+                                  const float *in, int batch, int b, bool bf16, float *x_pad) {
     size_t in_size = (size_t)cn_shape_size(l->in);
     const float *x = in + (size_t)b * in_size;
-    if (!l->pad && (method->channels || (size_t)(batch - 1 - b) * in_size >= (size_t)g->wp + CN_VEC_MAX)) return x;
+    if (!bf16 && !l->pad && (method->channels || (size_t)(batch - 1 - b) * in_size >= (size_t)g->wp + CN_VEC_MAX))
+        return x;
     cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, x_pad, g->hp, g->wp, 1);
+    if (bf16) cn_bf16_round_floats(x_pad, cn_padded_floats(g->in_c, g->hp, g->wp));
     return x_pad;
 }
 
@@ -334,9 +374,9 @@ static bool wgrad_winograd(const cn_kernel_set *ks, const cn_layer *l) {
 /* The forward geometry with the weight gradient's Winograd tile: F(4,3) where it may run and
  * needs at most WINO4_MAX_WORK of F(2,3)'s multiply-adds (a per tile, every tile one
  * broadcast per kernel row). */
-static cn_conv_geom wgrad_geom(const cn_layer *l) {
+static cn_conv_geom wgrad_geom(const cn_layer *l, bool bf16) {
     cn_conv_geom f = forward_geom(l), f4 = with_wino_m(f, 4);
-    bool wino4 = cn_wino4_fits(&f) && cn_wino_alpha(&f4) * cn_wino_tiles(&f4) <=
+    bool wino4 = !bf16 && cn_wino4_fits(&f) && cn_wino_alpha(&f4) * cn_wino_tiles(&f4) <=
                                           WINO4_MAX_WORK * cn_wino_alpha(&f) * cn_wino_tiles(&f);
     return wino4 ? f4 : f;
 }
@@ -355,30 +395,31 @@ static void forward_direct(const cn_layer_ctx *c) {
     cn_conv_geom g = forward_geom(l);
     conv_target t = conv_target_of(c);
     int pixels = l->out.h * l->out.w;
-    conv_method method = method_of(ks, &g);
+    bool bf16 = c->step->bf16_conv;
+    conv_method method = method_of(ks, &g, bf16);
     int ld = method.ld;
     #pragma omp parallel num_threads(c->threads)
     {
         direct_scratch s = carve_direct(l, cn_thread_scratch(c), NULL);
-        pack_weights(ks, &g, &method, weight, 0, s.packed);
+        pack_weights(ks, &g, &method, weight, 0, bf16, s.packed);
         memset(s.x_pad, 0, cn_padded_floats(g.in_c, g.hp, g.wp) * sizeof(float));
         cn_channel_epilogue steps = channel_steps(&t, bias, l->out.c, ld, s.steps);
         #pragma omp for schedule(static)
         for (int b = 0; b < c->batch; b++) {
             /* Winograd pads in its input transform */
             const float *x = method.winograd ? c->in + (size_t)b * cn_shape_size(l->in)
-                                             : forward_input(l, &g, &method, c->in, c->batch, b, s.x_pad);
+                                             : forward_input(l, &g, &method, c->in, c->batch, b, bf16, s.x_pad);
             int pad = method.winograd ? l->pad : 0;
             if (method.channels && method.winograd && !t.chain.pool) {
                 /* the chain's steps applied in the tiles, transposed straight into the output */
                 float *dst = t.out + (size_t)b * l->out.c * pixels;
-                ks->wino_input(&g, x, pad, s.wino_v);
+                transform_input(ks, &g, x, pad, bf16, s.wino_v);
                 ks->wino_channels(&g, s.packed, s.wino_v, s.out_t, ld, &steps);
                 cn_transpose(s.out_t, pixels, l->out.c, ld, dst, pixels);
                 output_stats(c, &t, b);
             } else if (method.channels) {
                 // out_t (OH*OW, ld) -> out_q (OC, OH*OW)
-                run_conv(ks, &g, &method, s.packed, x, pad, s.wino_v, s.out_t);
+                run_conv(ks, &g, &method, s.packed, x, pad, bf16, s.wino_v, s.out_t);
                 if (t.chain.length == 1) {     /* straight into the output, bias added there */
                     float *dst = t.out + (size_t)b * l->out.c * pixels;
                     cn_transpose_bias(s.out_t, pixels, l->out.c, ld, bias, dst, pixels);
@@ -390,11 +431,11 @@ static void forward_direct(const cn_layer_ctx *c) {
             } else if (method.winograd && t.chain.length == 1 && method.out_stride == l->out.w) {
                 /* compact rows, nothing fused: straight into the output, bias added there */
                 float *dst = t.out + (size_t)b * l->out.c * pixels;
-                ks->wino_input(&g, x, pad, s.wino_v);
+                transform_input(ks, &g, x, pad, bf16, s.wino_v);
                 ks->wino_conv(&g, s.packed, s.wino_v, dst, pixels, bias);
                 conv_output(c, &t, dst, NULL, l->out.w, pixels, b);
             } else {
-                run_conv(ks, &g, &method, s.packed, x, pad, s.wino_v, s.out_q);
+                run_conv(ks, &g, &method, s.packed, x, pad, bf16, s.wino_v, s.out_q);
                 conv_output(c, &t, s.out_q, bias, method.out_stride, method.q_stride, b);
             }
         }
@@ -473,22 +514,28 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     cn_conv_geom f = forward_geom(l);
     int in_size = cn_shape_size(l->in), pixels = l->out.h * l->out.w;
     int ld = backward_ld(ks, l);
+    bool bf16 = c->step->bf16_conv;
     const float *dy = conv_output_grad(c, t, s, b), *x = c->in + (size_t)b * in_size;
     cn_transpose(dy, l->out.c, pixels, pixels, s->dyt, ld);    /* lanes OC..ld-1 stay 0 (backward_direct) */
+    if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);   /* float32 dy, also in bf16 */
     if (wgrad_winograd(ks, l)) {
-        cn_conv_geom w = wgrad_geom(l);
-        ks->wino_input(&w, x, l->pad, s->wino_v);
+        /* bf16: the transformed input V and transformed dy Z rounded */
+        cn_conv_geom w = wgrad_geom(l, bf16);
+        transform_input(ks, &w, x, l->pad, bf16, s->wino_v);
         cn_wino_grad_transform(&w, s->dyt, ld, s->wino_z);
+        if (bf16) cn_bf16_round_floats(s->wino_z, cn_wino_grad_floats(&w, ld));
         ks->wino_weight_grad(&w, s->wino_v, s->wino_z, ld, s->dwt);
     } else {
-        /* without padding the input is its own padded image (weight_grad reads only inside it) */
-        if (l->pad) {
+        /* without padding the input is its own padded image (weight_grad reads only inside it);
+         * bf16: x and dy rounded */
+        if (l->pad || bf16) {
             cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
+            if (bf16) cn_bf16_round_floats(s->x_pad, cn_padded_floats(f.in_c, f.hp, f.wp));
             x = s->x_pad;
         }
+        if (bf16) cn_bf16_round_floats(s->dyt, (size_t)pixels * ld);
         ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
     }
-    if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);
     if (c->grad_in) {
         /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
         bool to_conv_relu = c->step->grad_to_conv_relu;
@@ -496,15 +543,16 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         const float *dy_pad = dy;   /* Winograd pads in its input transform */
         if (!method->winograd) {
             cn_pad_copy(dy, l->out.c, l->out.h, l->out.w, backward_pad(l), s->dy_pad, bw->hp, bw->wp, 1);
+            if (bf16) cn_bf16_round_floats(s->dy_pad, cn_padded_floats(bw->in_c, bw->hp, bw->wp));
             dy_pad = s->dy_pad;
         }
         int plane = in_size / l->in.c;
         if (method->winograd && !method->channels && method->out_stride == l->in.w) {
             /* compact rows: straight into dx */
-            ks->wino_input(bw, dy, backward_pad(l), s->wino_v);
+            transform_input(ks, bw, dy, backward_pad(l), bf16, s->wino_v);
             ks->wino_conv(bw, s->packed, s->wino_v, dx, plane, NULL);
         } else {
-            run_conv(ks, bw, method, s->packed, dy_pad, method->winograd ? backward_pad(l) : 0, s->wino_v, s->dx_q);
+            run_conv(ks, bw, method, s->packed, dy_pad, method->winograd ? backward_pad(l) : 0, bf16, s->wino_v, s->dx_q);
             if (method->channels) cn_transpose(s->dx_q, plane, l->in.c, method->ld, dx, plane);
             else cn_conv_compact(s->dx_q, l->in.c, l->in.h, l->in.w, method->out_stride, method->q_stride, NULL, dx);
         }
@@ -520,7 +568,7 @@ static void backward_direct(const cn_layer_ctx *c) {
     cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
     int taps = l->in.c * l->kernel * l->kernel, ld = backward_ld(ks, l);
     conv_target target = conv_target_of(c);
-    conv_method dx_method = method_of(ks, &bw);
+    conv_method dx_method = method_of(ks, &bw, c->step->bf16_conv);
     #pragma omp parallel num_threads(c->threads)
     {
         int T = omp_get_num_threads(), t = omp_get_thread_num(), b0, b1;
@@ -531,7 +579,7 @@ static void backward_direct(const cn_layer_ctx *c) {
         memset(s.x_pad, 0, cn_padded_floats(f.in_c, f.hp, f.wp) * sizeof(float));
         if (c->grad_in) {
             memset(s.dy_pad, 0, cn_padded_floats(bw.in_c, bw.hp, bw.wp) * sizeof(float));
-            pack_weights(ks, &bw, &dx_method, weight, 1, s.packed);
+            pack_weights(ks, &bw, &dx_method, weight, 1, c->step->bf16_conv, s.packed);
         }
         cn_thread_range(c->batch, t, T, &b0, &b1);
         if (c->step->rebuild_first) {
@@ -586,7 +634,7 @@ static const conv_path depthwise_channels_path = {cn_conv2d_forward_depthwise_ch
 static const conv_path strided_path = {cn_conv2d_forward_strided, cn_conv2d_backward_strided, cn_conv2d_strided_scratch_floats};
 
 static const conv_path *path_of(const cn_layer *l, const cn_step *step) {
-    if (step->bf16_conv) return &bf16_path;
+    if (step->bf16_conv) return use_direct(l) ? &direct_path : &bf16_path;
     if (step->reference_conv) return &im2col_path;
     if (use_direct(l)) return &direct_path;
     if (cn_conv2d_depthwise_channels(l)) return &depthwise_channels_path;
@@ -630,15 +678,15 @@ double cn_conv2d_issued_macs(const cn_layer *l, int pass) {
     const cn_kernel_set *ks = cn_kernels();
     if (pass == 0) {
         cn_conv_geom f = forward_geom(l);
-        conv_method m = method_of(ks, &f);
+        conv_method m = method_of(ks, &f, false);
         return issued_macs(&m, &f);
     }
     if (pass == 1) {
         cn_conv_geom bw = backward_geom(l);
-        conv_method m = method_of(ks, &bw);
+        conv_method m = method_of(ks, &bw, false);
         return issued_macs(&m, &bw);
     }
     if (!wgrad_winograd(ks, l)) return direct;
-    cn_conv_geom w = wgrad_geom(l);
+    cn_conv_geom w = wgrad_geom(l, false);
     return (double)l->in.c * l->kernel * cn_wino_alpha(&w) * l->out.h * cn_wino_tiles(&w) * backward_ld(ks, l);
 }

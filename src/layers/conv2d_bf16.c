@@ -1,4 +1,5 @@
-/* conv2d in mixed precision (--precision bf16, the training plan's convolutions): im2col as
+/* conv2d in mixed precision (--precision bf16, the training plan's convolutions that are not
+ * direct: strided, grouped or dilated; direct ones run conv2d.c's direct path on bf16 operands): im2col as
  * conv2d_im2col.c, and the three products on bf16-rounded operands summed in float32
  * (kernels/bf16.h, AVX512_BF16's vdpbf16ps), as PyTorch's CPU autocast runs a convolution:
  *
