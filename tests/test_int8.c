@@ -1,8 +1,9 @@
 /* int8 inference on the CPU (src/int8/int8_model.h) against the int8 C export compiled on
  * the host: seed001, seed003 and seed004 trained one epoch on 3,000 MNIST training images,
- * a model with every int8 step (random weights), and export_c_host.h's models with the layers
- * beyond the seeds (grouped, depthwise and dilated convs, relu6, leaky_relu, batchnorm1d,
- * dropout2d; trained briefly and random), and models with branches (res20k, and
+ * a model with every int8 step (random weights), one whose first conv reads 5x5 input
+ * patches, and export_c_host.h's models with the layers beyond the seeds (grouped,
+ * depthwise and dilated convs, relu6, leaky_relu, batchnorm1d, dropout2d; trained briefly
+ * and random), and models with branches (res20k, and
  * export_c_host.h's BRANCHES_SPEC): for the same calibration images,
  * the int8 model gives bitwise the exported model_predict's scores and the same class on
  * every one of 1,000 MNIST test images, on every int8 kernel set this CPU runs (and with 1
@@ -36,6 +37,12 @@ static const char CUSTOM_SPEC[] =
     "conv2d out=20 k=3 stride=2 bias=false\nbatchnorm2d\nmaxpool2d k=2 pad=1\nrelu\n"
     "conv2d out=24 k=3 pad=1\nbatchnorm2d\nrelu\ngap\nflatten\ndropout p=0.2\n"
     "linear out=32\nrelu\nlinear out=10\n";
+
+/* A first conv that reads the input as patches (int8_steps.h's patch_k) with k = 5, stride 2
+ * and padding: the general gather, not the 3x3 one. */
+static const char PATCHES_SPEC[] =
+    "input 1x28x28\n"
+    "conv2d out=12 k=5 stride=2 pad=2\nbatchnorm2d\nrelu\nconv2d out=16 k=3\nrelu\ngap\nflatten\nlinear out=10\n";
 
 static float *random_images(int count, uint64_t seed) {
     cn_rng rng;
@@ -96,8 +103,8 @@ static void check_model(const char *name, bool train) {
     cn_model *m = NULL;
     /* export_c_host.h's models, BN already perturbed */
     bool new_layers = !strncmp(name, "new-layers", 10) || !strcmp(name, "branches");
-    cn_status st = new_layers ? CN_OK : strcmp(name, "custom") ? cn_model_load_spec(name, 7, &m)
-                                                               : cn_model_from_spec(CUSTOM_SPEC, "custom", 7, &m);
+    const char *spec = !strcmp(name, "custom") ? CUSTOM_SPEC : !strcmp(name, "patches") ? PATCHES_SPEC : NULL;
+    cn_status st = new_layers ? CN_OK : spec ? cn_model_from_spec(spec, name, 7, &m) : cn_model_load_spec(name, 7, &m);
     if (new_layers) m = strcmp(name, "branches") ? export_c_host_new_layers(name, 7) : export_c_host_branches(name, 7);
     CHECK_MSG(st == CN_OK, "%s: %s", name, cn_last_error());
     if (!m) return;
@@ -148,6 +155,7 @@ TEST(seed001_identical_to_c_export) { check_model("seed001", train_y != NULL); }
 TEST(seed003_identical_to_c_export) { check_model("seed003", train_y != NULL); }
 TEST(seed004_identical_to_c_export) { check_model("seed004", train_y != NULL); }
 TEST(every_step_identical_to_c_export) { check_model("custom", false); }
+TEST(input_patches_identical_to_c_export) { check_model("patches", false); }
 /* grouped, depthwise and dilated convs (the export's conv2d_gq), relu6 and leaky_relu in
  * int8 and in the float tail, batchnorm1d folded, dropout2d: trained briefly, and untrained
  * with a saturating relu6 */
@@ -214,6 +222,7 @@ int main(void) {
     RUN(seed003_identical_to_c_export);
     RUN(seed004_identical_to_c_export);
     RUN(every_step_identical_to_c_export);
+    RUN(input_patches_identical_to_c_export);
     RUN(new_layers_identical_to_c_export);
     RUN(branches_identical_to_c_export);
     RUN(refusals);

@@ -186,6 +186,26 @@ TEST(pooling_and_relu_match_export_helpers) {
     CHECK(ok);
 }
 
+/* The input's quantisation (the kernel set's quantise) against the export's q8 of
+ * (x - mean) / std * inv_scale, on every set, for lengths around the vector widths. */
+TEST(quantise_matches_export_q8) {
+    cn_rng_seed(&rng, 14);
+    float x[100];
+    uint8_t out[100];
+    for (size_t s = 0; s < sizeof sets / sizeof *sets; s++) {
+        if (cn_i8_kernels_select(sets[s]) != 0) continue;
+        for (int trial = 0; trial < 40; trial++) {
+            int n = rnd(1, 100), same = 1;
+            float mean = rndf(-0.5f, 0.5f), sd = rndf(0.1f, 2.0f), inv = rndf(5.0f, 80.0f);
+            for (int i = 0; i < n; i++) x[i] = trial % 4 ? rndf(-1.0f, 2.0f) : (float)rnd(0, 255) / 255.0f;
+            cn_i8_kernels()->quantise(x, (size_t)n, mean, sd, inv, out);
+            for (int i = 0; i < n; i++) same &= out[i] - CN_I8_ZERO == cn_i8_ref_q8((x[i] - mean) / sd * inv);
+            CHECK_MSG(same, "%s trial %d: n %d", sets[s], trial, n);
+        }
+    }
+    cn_i8_kernels_select(NULL);
+}
+
 TEST(kernel_set_choice) {
     CHECK(cn_i8_kernels_select("generic") == 0);
     CHECK(!strcmp(cn_i8_kernels()->name, "generic"));
@@ -200,6 +220,7 @@ int main(void) {
     RUN(conv_matches_export_helpers);
     RUN(linear_matches_export_helpers);
     RUN(pooling_and_relu_match_export_helpers);
+    RUN(quantise_matches_export_q8);
     RUN(kernel_set_choice);
     return test_summary();
 }

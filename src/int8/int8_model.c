@@ -94,11 +94,27 @@ static int input_tensor(cn_int8_model *q, build_ctx *b, int v, int pad) {
     return u;
 }
 
+/* Whether the first conv reads the input as patches (int8_steps.h's patch_k); if so, sets
+ * patch_k, patch_stride, patch_pad. */
+static bool input_patches(cn_int8_model *q) {
+    const export_plan *p = &q->plan;
+    int j = p->last_reader[0];
+    if (j < 0 || j > p->last_weighted || !export_sole_reader(p, 0, j)) return false;
+    const export_op *o = &p->ops[j];
+    int kk = o->k * o->k;
+    if (!kernel_conv(o) || o->in_v[0] != 0 || q->input.c % 4 == 0 || kk == 1 || q->input.c * kk > 256) return false;
+    q->patch_k = o->k;
+    q->patch_stride = o->stride;
+    q->patch_pad = o->pad;
+    return true;
+}
+
 /* The conv/linear op o as a STEP_CONV reading tensor `in`: weights reordered to
  * (out_c, taps, in_cp) in the tensor's layout, then packed. */
 static cn_status pack_weights(cn_int8_model *q, const export_op *o, i8_step *st) {
     const i8_tensor *t = &q->tensors[st->in];
-    int oc = o->channels, taps = st->linear ? 1 : o->k * o->k;
+    bool patches = st->in == 0 && q->patch_k;   /* a 1x1 conv over the patches, in the weights' own order */
+    int oc = o->channels, taps = st->linear || patches ? 1 : o->k * o->k;
     size_t in_cp = st->linear ? t->bytes : (size_t)t->cp, plane = (size_t)t->h * t->w;
     if ((st->linear ? (size_t)t->c * plane : (size_t)t->c * taps) != o->fan_in || (st->linear && t->pad))
         return cn_fail(CN_ERR_SHAPE, "%s: layer %s: int8 inference got an input of %dx%dx%d for %zu inputs per output (internal error)",
@@ -143,16 +159,20 @@ static int conv_step(cn_int8_model *q, build_ctx *b, int i, int in, i8_step *st,
     st->ep = (cn_i8_epilogue){.mult = o->mult, .bias = o->qbias, .relu = o->relu};
     if (bn) { st->ep.post_mult = bn->mult; st->ep.post_shift = bn->qbias; st->ep.post_relu = bn->relu; }
     const i8_tensor *t = &q->tensors[in];
-    if (!st->linear) {
+    if (in == 0 && q->patch_k) {
+        st->g = (cn_i8_conv_geom){.in_h = t->h, .in_w = t->w, .in_cp = t->cp, .k = 1, .stride = 1, .out_h = t->h,
+                                  .out_w = t->w, .out_c = o->out.c, .f_row = (size_t)o->out.w, .f_pix = 1,
+                                  .f_chan = (size_t)o->out.h * o->out.w};
+    } else if (!st->linear) {
         cn_i8_conv_geom g = {.in_h = t->h + 2 * t->pad, .in_w = t->w + 2 * t->pad, .in_cp = t->cp, .k = o->k,
                              .stride = o->stride, .out_h = o->out.h, .out_w = o->out.w, .out_c = o->out.c,
                              .f_row = (size_t)o->out.w, .f_pix = 1, .f_chan = (size_t)o->out.h * o->out.w};
-        if (st->out >= 0) {
-            const i8_tensor *u = &q->tensors[st->out];
-            g.q_row = (size_t)(u->w + 2 * u->pad) * u->cp;
-            g.q_pix = (size_t)u->cp;
-        }
         st->g = g;
+    }
+    if (!st->linear && st->out >= 0) {
+        const i8_tensor *u = &q->tensors[st->out];
+        st->g.q_row = (size_t)(u->w + 2 * u->pad) * u->cp;
+        st->g.q_pix = (size_t)u->cp;
     }
     *status = pack_weights(q, o, st);
     st->ep.comp = st->comp;
@@ -201,11 +221,20 @@ static cn_status build_steps(cn_int8_model *q) {
     build_ctx b = {.value_tensor = cn_calloc((size_t)p->num_values, sizeof *b.value_tensor),
                    .copies = cn_calloc(most, sizeof *b.copies)};
     cn_status status = q->steps && q->tensors && q->tail_slot && b.value_tensor && b.copies ? CN_OK : CN_ERR_NOMEM;
-    if (!status) b.value_tensor[0] = add_tensor(q, q->input, value_pad(p, 0, -1));
+    if (!status && input_patches(q)) {
+        const export_op *o = &p->ops[p->last_reader[0]];
+        b.value_tensor[0] = add_tensor(q, (cn_shape){q->input.c * o->k * o->k, o->out.h, o->out.w}, 0);
+        /* the quantised input planes with the conv's padding, before the patches are gathered */
+        size_t planes = (size_t)q->input.c * (q->input.h + 2 * o->pad) * (q->input.w + 2 * o->pad);
+        if (planes > q->chw_size) q->chw_size = planes;
+    } else if (!status) {
+        b.value_tensor[0] = add_tensor(q, q->input, value_pad(p, 0, -1));
+    }
     for (int i = 0; i <= p->last_weighted && !status;) {
         const export_op *o = &p->ops[i];
         if (kernel_conv(o) || o->kind == OP_LINEAR) {
-            int in = input_tensor(q, &b, o->in_v[0], reader_pad(o));
+            bool patches = q->patch_k && o->in_v[0] == 0;   /* its sole reader: tensor 0 as it is */
+            int in = patches ? 0 : input_tensor(q, &b, o->in_v[0], reader_pad(o));
             i += conv_step(q, &b, i, in, new_step(q), &status);
             continue;
         }

@@ -14,7 +14,7 @@ typedef struct {
     uint8_t *ws;            /* I8_CHUNK * image_bytes: every tensor of every image */
     float *fa;              /* num_tail slots of I8_CHUNK * float_size: the float tail's values; slot 0,
                                the last conv/linear's output, at fa */
-    int8_t *ca, *cb;        /* CN_MAX_INPUTS * chw_size and chw_size: (c,h,w) copies (STEP_REF, joins) */
+    int8_t *ca, *cb;        /* CN_MAX_INPUTS * chw_size and chw_size: (c,h,w) copies (STEP_REF, joins); ca: the input's planes too */
 } chunk_buffers;
 
 /* Image img's part of float tail slot s. */
@@ -40,16 +40,68 @@ static void from_chw(const i8_tensor *t, const int8_t *src, uint8_t *dst) {
             for (int x = 0; x < t->w; x++) dst[i8_at(t, y, x) + c] = (uint8_t)(src[((size_t)c * t->h + y) * t->w + x] + CN_I8_ZERO);
 }
 
+/* The patches of tensor t (int8_steps.h's patch_k) from C quantised planes of hp x wp bytes
+ * (padding included): per pixel (y, x), for each channel c and row ky, the k bytes of plane c
+ * at row y*s + ky from column x*s; then 128 up to the tensor's channels. */
+static inline __attribute__((always_inline)) void gather_patches(const i8_tensor *t, const uint8_t *planes, int C, int hp,
+                                                                 int wp, int k, int s, uint8_t *dst) {
+    int used = C * k * k;
+    for (int y = 0; y < t->h; y++)
+        for (int x = 0; x < t->w; x++) {
+            uint8_t *d = dst + ((size_t)y * t->w + x) * t->cp;
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < k; ky++, d += k)
+                    memcpy(d, planes + ((size_t)c * hp + y * s + ky) * wp + (size_t)x * s, (size_t)k);
+            for (int i = used; i < t->cp; i++) *d++ = CN_I8_ZERO;
+        }
+}
+
 /* The input of one image (pixels in [0, 1], (c,h,w)) into tensor 0, as the generated
- * model_predict quantises it: q8((x - mean) / std * INPUT_INV_SCALE). */
-static void quantise_input(const cn_int8_model *q, const float *px, uint8_t *dst) {
+ * model_predict quantises it: q8((x - mean) / std * INPUT_INV_SCALE) (the kernel set's
+ * quantise), plane by plane into scratch (chw_size bytes), then into the tensor's pixels or,
+ * with patch_k, gathered into the first conv's patches (int8_steps.h). */
+static void quantise_input(const cn_int8_model *q, const float *px, uint8_t *dst, uint8_t *scratch) {
     const i8_tensor *t = &q->tensors[0];
-    for (int c = 0; c < t->c; c++)
+    int C = q->input.c, H = q->input.h, W = q->input.w;
+    size_t plane = (size_t)H * W;
+    if (!q->patch_k) {
+        for (int c = 0; c < C; c++) {
+            q->ks->quantise(px + (size_t)c * plane, plane, q->mean[c], q->std[c], q->inv_scale, scratch);
+            for (int y = 0; y < H; y++) {
+                uint8_t *d = dst + i8_at(t, y, 0) + c;
+                for (int x = 0; x < W; x++) d[(size_t)x * t->cp] = scratch[(size_t)y * W + x];
+            }
+        }
+        return;
+    }
+    int k = q->patch_k, s = q->patch_stride, p = q->patch_pad, hp = H + 2 * p, wp = W + 2 * p;
+    memset(scratch, CN_I8_ZERO, (size_t)C * hp * wp);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            q->ks->quantise(px + (size_t)c * plane + (size_t)y * W, (size_t)W, q->mean[c], q->std[c], q->inv_scale,
+                            scratch + ((size_t)c * hp + y + p) * wp + p);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (C == 1 && k == 3 && t->cp == 12) {   /* one channel, 3x3 (MNIST's first convs): 12 bytes a pixel in words */
         for (int y = 0; y < t->h; y++)
             for (int x = 0; x < t->w; x++) {
-                float v = px[((size_t)c * t->h + y) * t->w + x];
-                dst[i8_at(t, y, x) + c] = (uint8_t)(cn_i8_q8((v - q->mean[c]) / q->std[c] * q->inv_scale) + CN_I8_ZERO);
+                const uint8_t *r = scratch + (size_t)y * s * wp + (size_t)x * s;
+                uint32_t a, b, c;   /* bytes 0..3 of rows 0, 1, 2 (byte 3, unused: the next column, or past the end) */
+                memcpy(&a, r, 4); memcpy(&b, r + wp, 4); memcpy(&c, r + 2 * wp, 4);
+                uint64_t lo = (a & 0xFFFFFFu) | (uint64_t)(b & 0xFFFFFFu) << 24 | (uint64_t)(c & 0xFFFFu) << 48;
+                uint32_t hi = (c >> 16 & 0xFFu) | 0x80808000u;
+                uint8_t *d = dst + ((size_t)y * t->w + x) * 12;
+                memcpy(d, &lo, 8);
+                memcpy(d + 8, &hi, 4);
             }
+        return;
+    }
+#endif
+    switch (k) {   /* k known to the compiler: the copies inlined */
+    case 2: gather_patches(t, scratch, C, hp, wp, 2, s, dst); break;
+    case 3: gather_patches(t, scratch, C, hp, wp, 3, s, dst); break;
+    case 5: gather_patches(t, scratch, C, hp, wp, 5, s, dst); break;
+    default: gather_patches(t, scratch, C, hp, wp, k, s, dst); break;
+    }
 }
 
 static void run_conv(const cn_int8_model *q, const i8_step *st, const chunk_buffers *b, int n) {
@@ -159,7 +211,7 @@ static void run_step(const cn_int8_model *q, const i8_step *st, const chunk_buff
 static void run_chunk(const cn_int8_model *q, const chunk_buffers *b, const float *images, int n, float *scores,
                       int *classes_out) {
     size_t pixels = (size_t)cn_shape_size(q->input);
-    for (int i = 0; i < n; i++) quantise_input(q, images + (size_t)i * pixels, tensor_image(q, b, 0, i));
+    for (int i = 0; i < n; i++) quantise_input(q, images + (size_t)i * pixels, tensor_image(q, b, 0, i), (uint8_t *)b->ca);
     for (int s = 0; s < q->num_steps; s++) run_step(q, &q->steps[s], b, n);
     const export_plan *p = &q->plan;
     for (int i = 0; i < n; i++) {
@@ -190,7 +242,7 @@ cn_status cn_int8_predict(const cn_int8_model *q, const float *images, int n, in
         chunk_buffers *b = &bufs[t];
         b->ws = malloc(I8_CHUNK * q->image_bytes);
         b->fa = cn_alloc_floats((size_t)q->num_tail * I8_CHUNK * q->float_size);
-        b->ca = malloc(CN_MAX_INPUTS * q->chw_size);
+        b->ca = malloc(CN_MAX_INPUTS * q->chw_size + 16);   /* + 16: gather_patches' word reads past a plane's end */
         b->cb = malloc(q->chw_size);
         if (!b->ws || !b->fa || !b->ca || !b->cb) st = CN_ERR_NOMEM;
         else memset(b->ws, CN_I8_ZERO, I8_CHUNK * q->image_bytes);   /* the borders stay zero */

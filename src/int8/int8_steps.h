@@ -58,13 +58,19 @@ struct cn_int8_model {
     const cn_i8_kernel_set *ks;
     i8_step *steps;
     int num_steps;
-    i8_tensor *tensors;     /* tensors[0]: the quantised input */
+    i8_tensor *tensors;     /* tensors[0]: the quantised input (or its patches, below) */
+    /* patch_k > 0: the first conv (k x k, stride patch_stride, padding patch_pad) alone reads
+     * the input, which has few channels (not a multiple of 4): tensor 0 then holds, per
+     * output pixel of that conv, its k*k*C input values in the weights' order (channel, row,
+     * column), padded to a multiple of 4 (im2col), and the conv runs as a 1x1 conv over them:
+     * a fourth of the multiply-adds for one input channel. The sums are the same integers. */
+    int patch_k, patch_stride, patch_pad;
     int num_tensors;
     size_t image_bytes;     /* all tensors of one image */
     size_t float_size;      /* floats of the largest activation from the last conv/linear on */
     int num_tail;           /* float tail slots: the last conv/linear's output, then one per op after it */
     int *tail_slot;         /* per value of the plan: its float tail slot, or -1 */
-    size_t chw_size;        /* bytes of the largest int8 tensor (STEP_REF's copies) */
+    size_t chw_size;        /* bytes of the largest int8 tensor (STEP_REF's copies), and of the padded input planes with patch_k */
     cn_shape input;
     int classes, log_probs;
     float mean[CN_MAX_CHANNELS], std[CN_MAX_CHANNELS];

@@ -64,6 +64,9 @@ typedef struct {
      * by cn_i8_pack for this set. */
     void (*conv)(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilogue *ep, const uint8_t *in,
                  uint8_t *qout, float *fout);
+    /* n input values x as biased bytes, as the generated model_predict quantises its input:
+     * out[i] = q8((x[i] - mean) / std * inv_scale) + 128 (the same float operations, in order). */
+    void (*quantise)(const float *x, size_t n, float mean, float std, float inv_scale, uint8_t *out);
 } cn_i8_kernel_set;
 
 /* The best int8 kernel set this CPU supports (chosen once). */

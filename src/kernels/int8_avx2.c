@@ -105,7 +105,19 @@ static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilo
     }
 }
 
-const cn_i8_kernel_set cn_i8_kernels_avx2 = {.name = "avx2", .weight_bytes = 2, .conv = conv};
+static void quantise(const float *x, size_t n, float mean, float std, float inv_scale, uint8_t *out) {
+    __m256 m = _mm256_set1_ps(mean), sd = _mm256_set1_ps(std), inv = _mm256_set1_ps(inv_scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), sd), inv);
+        __m256i q = _mm256_add_epi32(q8v(v), _mm256_set1_epi32(CN_I8_ZERO));
+        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(w, w));
+    }
+    for (; i < n; i++) out[i] = (uint8_t)(cn_i8_q8((x[i] - mean) / std * inv_scale) + CN_I8_ZERO);
+}
+
+const cn_i8_kernel_set cn_i8_kernels_avx2 = {.name = "avx2", .weight_bytes = 2, .conv = conv, .quantise = quantise};
 #else
 typedef int cn_int8_avx2_unused;
 #endif

@@ -166,7 +166,17 @@ static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilo
     }
 }
 
-const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .conv = conv};
+static void quantise(const float *x, size_t n, float mean, float std, float inv_scale, uint8_t *out) {
+    __m512 m = _mm512_set1_ps(mean), sd = _mm512_set1_ps(std), inv = _mm512_set1_ps(inv_scale);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = lanes((int)(n - i < 16 ? n - i : 16));
+        __m512 v = _mm512_mul_ps(_mm512_div_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), sd), inv);
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, k, _mm512_add_epi32(q8v(v), _mm512_set1_epi32(CN_I8_ZERO)));
+    }
+}
+
+const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .conv = conv,
+                                                    .quantise = quantise};
 #else
 typedef int cn_int8_avx512_unused;
 #endif

@@ -41,4 +41,8 @@ static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilo
     }
 }
 
-const cn_i8_kernel_set cn_i8_kernels_generic = {.name = "generic", .weight_bytes = 1, .conv = conv};
+static void quantise(const float *x, size_t n, float mean, float std, float inv_scale, uint8_t *out) {
+    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(cn_i8_q8((x[i] - mean) / std * inv_scale) + CN_I8_ZERO);
+}
+
+const cn_i8_kernel_set cn_i8_kernels_generic = {.name = "generic", .weight_bytes = 1, .conv = conv, .quantise = quantise};
