@@ -120,6 +120,56 @@ static bool close_all(const float *a, const float *b, size_t n, float tol, doubl
     return ok;
 }
 
+/* cn_bf16_wino_channels on bf16 pairs (vdpbf16ps) against the float32 kernel set's
+ * wino_channels (kernels.h) on the same transformed tiles rounded to bf16: the same exact
+ * products, summed in another order (pairs of input channels, kernel row by kernel row), so
+ * within float32 summation error; with and without the point-wise steps; odd channel counts
+ * (a zero low half), several channel vectors, a tail tile; lanes past OC zero. */
+TEST(bf16_wino_channels_matches_float_kernel) {
+    if (!cn_bf16_available()) { fprintf(stderr, "  SKIP: no AVX512_BF16\n"); return; }
+    const cn_kernel_set *ks = cn_kernels();
+    static const int shapes[][4] = { /* IC, OC, H, W (pad 1) */
+        {1, 8, 28, 28}, {3, 5, 12, 11}, {8, 16, 13, 13}, {16, 32, 11, 11}, {32, 10, 9, 9}, {7, 33, 5, 6}, {32, 32, 9, 9},
+    };
+    cn_rng rng;
+    cn_rng_seed(&rng, 21);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int IC = shapes[si][0], OC = shapes[si][1], H = shapes[si][2], W = shapes[si][3];
+        cn_conv_geom g = { .in_c = IC, .out_c = OC, .k = 3, .hp = H + 2, .wp = W + 2, .out_h = H, .out_w = W, .wino_m = 2 };
+        int ld = cn_round_up(OC, 16);
+        size_t vn = cn_wino_input_floats(&g), un = cn_wino_packed_channels_floats(&g, ld), on = (size_t)H * W * ld;
+        float *src = malloc((size_t)IC * H * W * sizeof *src), *w = malloc((size_t)OC * IC * 9 * sizeof *w);
+        float *v = malloc(vn * sizeof *v), *v2 = malloc(vn * sizeof *v2), *u = malloc(un * sizeof *u), *u2 = malloc(un * sizeof *u2);
+        float *of = malloc(on * sizeof *of), *ob = malloc(on * sizeof *ob), *steps = calloc(3 * (size_t)ld, sizeof *steps);
+        fill(src, (size_t)IC * H * W, &rng, false);
+        fill(w, (size_t)OC * IC * 9, &rng, false);
+        for (int oc = 0; oc < OC; oc++) steps[oc] = 0.25f * (float)(oc % 5) - 0.5f;
+        ks->wino_input(&g, src, 1, v);
+        memcpy(v2, v, vn * sizeof *v);
+        cn_bf16_round_floats(v, vn);
+        cn_bf16_pair_wino_input(&g, v2);
+        cn_wino_pack_channels(&g, w, 0, ld, u);
+        memcpy(u2, u, un * sizeof *u);
+        cn_bf16_round_floats(u, un);
+        cn_bf16_pair_wino_channels(&g, ld, u2);
+        for (int with_steps = 0; with_steps < 2; with_steps++) {
+            cn_channel_epilogue ep = { .shift = steps, .relu = 1 };
+            const cn_channel_epilogue *e = with_steps ? &ep : NULL;
+            memset(ob, 0xff, on * sizeof *ob);   /* NaN: every element must be written */
+            ks->wino_channels(&g, u, v, of, ld, e);
+            cn_bf16_wino_channels(&g, (const uint32_t *)u2, (const uint32_t *)v2, ob, ld, e);
+            double worst = 0;
+            bool pad_zero = true;
+            for (int p = 0; p < H * W; p++)
+                for (int oc = OC; oc < ld; oc++) pad_zero = pad_zero && ob[(size_t)p * ld + oc] == 0.0f;
+            CHECK_MSG(close_all(ob, of, on, 1e-5f, &worst) && pad_zero, "%dx%dx%d -> %d, steps %d: worst %.3g", IC, H, W,
+                      OC, with_steps, worst);
+            if (getenv("TEST_VERBOSE")) fprintf(stderr, "  %dx%dx%d -> %d steps %d: worst %.2g\n", IC, H, W, OC, with_steps, worst);
+        }
+        free(src); free(w); free(v); free(v2); free(u); free(u2); free(of); free(ob); free(steps);
+    }
+}
+
 /* The bf16 conv and linear paths that round the operands themselves, on inputs, weights and
  * output gradients that bf16 holds exactly, against the float32 im2col reference and linear
  * layer: the same products, summed in another order. One layer each: a second layer's input
@@ -466,6 +516,7 @@ TEST(bf16_refused_without_avx512_bf16) {
 int main(void) {
     RUN(bf16_rounding_is_nearest_even);
     RUN(bf16_kernel_matches_reference);
+    RUN(bf16_wino_channels_matches_float_kernel);
     RUN(bf16_conv_equals_fp32_on_bf16_values);
     RUN(bf16_winograd_conv_near_fp32);
     RUN(bf16_seed001_step_near_fp32_and_deterministic);

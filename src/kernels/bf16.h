@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "convnet.h"
+#include "kernels/kernels.h"
 
 /* f rounded to bfloat16, round-to-nearest-even (as PyTorch's float -> bfloat16); NaN stays a
  * (quiet) NaN; the bits of the bf16 value. */
@@ -39,6 +40,24 @@ static inline size_t cn_bf16_pairs(int k) { return ((size_t)k + 1) / 2; }
 /* x (n) = x rounded to bf16 (cn_bf16_from_float), kept as float32 values: operands of the
  * direct and Winograd convolution kernels in mixed precision (layers/conv2d.c). */
 void cn_bf16_round_floats(float *x, size_t n);
+
+/* ---- Winograd F(2,3) on bf16 pairs (layers/conv2d.c under --precision bf16) ----
+ * The channel form of kernels.h's Winograd (wino_channels) with the transformed input V and
+ * weights U rounded to bf16 and paired along input channels: channel 2j in the HIGH half of a
+ * word, 2j+1 in the low half (the other way round from cn_bf16_pack_a/b), so that vdpbf16ps
+ * adds channel 2j's product first, as the float32 kernel's FMAs do. An odd channel count's last
+ * pair has a zero low half. IC2 = cn_bf16_pairs(IC).
+ *   v2 (IC2, a, Hp, wv) words: v2[((j*a + t)*Hp + y)*wv + i] = pair of v's channels 2j, 2j+1;
+ *   ut2 (IC2*3*a, ld) words: row (j*3 + ky)*a + t = pair of ut's rows of channels 2j, 2j+1.
+ * Both are formed in place over the float32 arrays (kernels.h's layouts; v2 takes the first
+ * IC2*a*Hp*wv words of v, ut2 the first IC2*3*a*ld of ut). */
+void cn_bf16_pair_wino_input(const cn_conv_geom *g, float *v);
+void cn_bf16_pair_wino_channels(const cn_conv_geom *g, int ld, float *ut);
+/* out_t (out_h*out_w, ld) as kernels.h's wino_channels (F(2,3): g->wino_m == 2), from v2 and ut2
+ * above, each pair summed with vdpbf16ps into float32, then the output transform and ep's
+ * steps (ep may be NULL). Needs cn_bf16_available(). */
+void cn_bf16_wino_channels(const cn_conv_geom *g, const uint32_t *ut2, const uint32_t *v2, float *out_t, int ld,
+                           const cn_channel_epilogue *ep);
 
 /* Whether cn_bf16_gemm can run: the CPU has AVX512_BF16 and the chosen float kernel set
  * (kernels.h: cn_kernels, which cn_kernels_select forces in tests) is "avx512". */

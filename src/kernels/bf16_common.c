@@ -2,6 +2,7 @@
 #include "kernels/bf16.h"
 #include "kernels/kernels.h"
 #include "core/error.h"
+#include <stddef.h>
 
 static uint32_t pair_of(float lo, float hi) {
     return (uint32_t)cn_bf16_from_float(lo) | (uint32_t)cn_bf16_from_float(hi) << 16;
@@ -61,6 +62,44 @@ void cn_bf16_round_floats(float *x, size_t n) {
     }
 }
 
+/* The bf16 bits of the float32 with bits u (cn_bf16_from_float on bits). */
+static inline uint32_t bf16_bits(uint32_t u) {
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+/* words[k] (k < n) = the pair (hi: words[hi_at + k], lo: words[lo_at + k] or 0 when lo_at < 0),
+ * read as float32 bits, rounded; word k is written after both halves are read, so words may be
+ * hi's first word (in place). */
+static void pair_rows(uint32_t *words, size_t hi_at, ptrdiff_t lo_at, size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        uint32_t hi = bf16_bits(words[hi_at + k]), lo = lo_at >= 0 ? bf16_bits(words[(size_t)lo_at + k]) : 0;
+        words[k] = hi << 16 | lo;
+    }
+}
+
+/* In place, block by block in increasing order: block b2 = j*blocks + x of the paired array
+ * is written from float blocks 2j*blocks + x and (2j+1)*blocks + x, which are at or after
+ * it; every float block before them was read at an earlier step. */
+static void pair_blocks(float *f, int channels, size_t blocks, size_t block) {
+    uint32_t *w = (uint32_t *)f;
+    size_t pairs = cn_bf16_pairs(channels);
+    for (size_t j = 0; j < pairs; j++)
+        for (size_t x = 0; x < blocks; x++) {
+            size_t hi = (2 * j * blocks + x) * block, lo = ((2 * j + 1) * blocks + x) * block;
+            pair_rows(w + (j * blocks + x) * block, hi - (j * blocks + x) * block,
+                      2 * j + 1 < (size_t)channels ? (ptrdiff_t)(lo - (j * blocks + x) * block) : -1, block);
+        }
+}
+
+void cn_bf16_pair_wino_input(const cn_conv_geom *g, float *v) {
+    pair_blocks(v, g->in_c, (size_t)cn_wino_alpha(g), (size_t)g->hp * cn_wino_tiles(g));
+}
+
+void cn_bf16_pair_wino_channels(const cn_conv_geom *g, int ld, float *ut) {
+    pair_blocks(ut, g->in_c, (size_t)3 * cn_wino_alpha(g), (size_t)ld);
+}
+
 bool cn_bf16_available(void) {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
     __builtin_cpu_init();
@@ -81,5 +120,9 @@ cn_status cn_bf16_require(void) {
 #if !(defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__))
 void cn_bf16_gemm(int M, int N, int K2, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc, int accumulate) {
     cn_bf16_gemm_reference(M, N, K2, ap, bp, c, ldc, accumulate);   /* never called: cn_bf16_available() is false */
+}
+void cn_bf16_wino_channels(const cn_conv_geom *g, const uint32_t *ut2, const uint32_t *v2, float *out_t, int ld,
+                           const cn_channel_epilogue *ep) {
+    (void)g; (void)ut2; (void)v2; (void)out_t; (void)ld; (void)ep;   /* never called: cn_bf16_available() is false */
 }
 #endif

@@ -28,6 +28,9 @@
  *                     the transforms themselves run in float32 on float32 values, so this is
  *                     a mixed-precision variant of autocast's rounding, not the same numbers
  *                     (tests/test_bf16.c: within twice autocast's rounding error of float32).
+ * The Winograd channel form runs on bf16 pairs with vdpbf16ps (kernels/bf16.h:
+ * cn_bf16_wino_channels); the other kernels are the float32 ones on bf16-rounded values (exact
+ * products, float32 sums: the same arithmetic, without vdpbf16ps's doubled rate).
  * The bias and its gradient, the epilogues and batch-norm statistics stay float32.
  * Depthwise 3x3 convolutions run conv2d_depthwise.c; at stride 1, other grouped ones without
  * dilation conv2d_grouped.c (these kernels, group by group) and dilated ones without groups
@@ -216,12 +219,14 @@ static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g, bool bf16
 
 /* Weights (w as cn_conv_pack reads it) packed for method m; with bf16 (mixed precision,
  * cn_step.bf16_conv) the packed values rounded to bf16: the weights themselves (direct
- * methods) or their Winograd transform U = G g (Winograd methods). */
+ * methods) or their Winograd transform U = G g (Winograd methods), for the channel form
+ * paired along input channels as cn_bf16_wino_channels reads them (kernels/bf16.h). */
 static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *w,
                          int transposed, bool bf16, float *packed) {
     size_t n;
     if (m->winograd && m->channels) {
         cn_wino_pack_channels(g, w, transposed, m->ld, packed);
+        if (bf16) { cn_bf16_pair_wino_channels(g, m->ld, packed); return; }
         n = cn_wino_packed_channels_floats(g, m->ld);
     } else if (m->winograd) {
         cn_wino_pack(ks, g, w, transposed, packed);
@@ -236,11 +241,20 @@ static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const c
     if (bf16) cn_bf16_round_floats(packed, n);
 }
 
-/* v = the Winograd input transform of src (ks->wino_input), rounded to bf16 when bf16. */
+/* v = the Winograd input transform of src (ks->wino_input), rounded to bf16 when bf16, and
+ * then for the channel form (channels) paired as cn_bf16_wino_channels reads it. */
 static void transform_input(const cn_kernel_set *ks, const cn_conv_geom *g, const float *src, int pad, bool bf16,
-                            float *v) {
+                            bool channels, float *v) {
     ks->wino_input(g, src, pad, v);
-    if (bf16) cn_bf16_round_floats(v, cn_wino_input_floats(g));
+    if (bf16 && channels) cn_bf16_pair_wino_input(g, v);
+    else if (bf16) cn_bf16_round_floats(v, cn_wino_input_floats(g));
+}
+
+/* The Winograd channel form (kernels.h: wino_channels), on bf16 pairs with vdpbf16ps when bf16. */
+static void wino_channels(const cn_kernel_set *ks, const cn_conv_geom *g, const float *ut, const float *v, float *out_t,
+                          int ld, const cn_channel_epilogue *ep, bool bf16) {
+    if (bf16) cn_bf16_wino_channels(g, (const uint32_t *)ut, (const uint32_t *)v, out_t, ld, ep);
+    else ks->wino_channels(g, ut, v, out_t, ld, ep);
 }
 
 /* The convolution by method m of x_pad, the padded image (direct methods), or (Winograd) of
@@ -249,8 +263,8 @@ static void transform_input(const cn_kernel_set *ks, const cn_conv_geom *g, cons
 static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *packed,
                      const float *x_pad, int pad, bool bf16, float *wino_v, float *out) {
     if (m->winograd) {
-        transform_input(ks, g, x_pad, pad, bf16, wino_v);
-        if (m->channels) ks->wino_channels(g, packed, wino_v, out, m->ld, NULL);
+        transform_input(ks, g, x_pad, pad, bf16, m->channels, wino_v);
+        if (m->channels) wino_channels(ks, g, packed, wino_v, out, m->ld, NULL, bf16);
         else ks->wino_conv(g, packed, wino_v, out, m->q_stride, NULL);
     } else {
         if (m->channels) ks->conv_channels(g, packed, x_pad, out, m->ld);
@@ -413,8 +427,8 @@ static void forward_direct(const cn_layer_ctx *c) {
             if (method.channels && method.winograd && !t.chain.pool) {
                 /* the chain's steps applied in the tiles, transposed straight into the output */
                 float *dst = t.out + (size_t)b * l->out.c * pixels;
-                transform_input(ks, &g, x, pad, bf16, s.wino_v);
-                ks->wino_channels(&g, s.packed, s.wino_v, s.out_t, ld, &steps);
+                transform_input(ks, &g, x, pad, bf16, true, s.wino_v);
+                wino_channels(ks, &g, s.packed, s.wino_v, s.out_t, ld, &steps, bf16);
                 cn_transpose(s.out_t, pixels, l->out.c, ld, dst, pixels);
                 output_stats(c, &t, b);
             } else if (method.channels) {
@@ -431,7 +445,7 @@ static void forward_direct(const cn_layer_ctx *c) {
             } else if (method.winograd && t.chain.length == 1 && method.out_stride == l->out.w) {
                 /* compact rows, nothing fused: straight into the output, bias added there */
                 float *dst = t.out + (size_t)b * l->out.c * pixels;
-                transform_input(ks, &g, x, pad, bf16, s.wino_v);
+                transform_input(ks, &g, x, pad, bf16, false, s.wino_v);
                 ks->wino_conv(&g, s.packed, s.wino_v, dst, pixels, bias);
                 conv_output(c, &t, dst, NULL, l->out.w, pixels, b);
             } else {
@@ -521,7 +535,7 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     if (wgrad_winograd(ks, l)) {
         /* bf16: the transformed input V and transformed dy Z rounded */
         cn_conv_geom w = wgrad_geom(l, bf16);
-        transform_input(ks, &w, x, l->pad, bf16, s->wino_v);
+        transform_input(ks, &w, x, l->pad, bf16, false, s->wino_v);
         cn_wino_grad_transform(&w, s->dyt, ld, s->wino_z);
         if (bf16) cn_bf16_round_floats(s->wino_z, cn_wino_grad_floats(&w, ld));
         ks->wino_weight_grad(&w, s->wino_v, s->wino_z, ld, s->dwt);
@@ -549,7 +563,7 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         int plane = in_size / l->in.c;
         if (method->winograd && !method->channels && method->out_stride == l->in.w) {
             /* compact rows: straight into dx */
-            transform_input(ks, bw, dy, backward_pad(l), bf16, s->wino_v);
+            transform_input(ks, bw, dy, backward_pad(l), bf16, false, s->wino_v);
             ks->wino_conv(bw, s->packed, s->wino_v, dx, plane, NULL);
         } else {
             run_conv(ks, bw, method, s->packed, dy_pad, method->winograd ? backward_pad(l) : 0, bf16, s->wino_v, s->dx_q);
