@@ -191,6 +191,66 @@ TEST(split_checks_counts_and_labels) {
     cn_split_free(&s);
 }
 
+/* Patches `len` bytes at `offset` of an existing file. */
+static void patch_file(const char *path, long offset, const void *bytes, size_t len) {
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    CHECK(fseek(f, offset, SEEK_SET) == 0 && fwrite(bytes, 1, len, f) == len);
+    fclose(f);
+}
+
+TEST(gzip_split_is_cached_beside_the_data) {
+    char dir[512], img[600], lab[600], cache[700];
+    snprintf(dir, sizeof dir, "%s/gzcache", tmp_root);
+    mkdir(dir, 0755);
+    path_in(img, sizeof img, dir, "images.gz");
+    path_in(lab, sizeof lab, dir, "labels.gz");
+    snprintf(cache, sizeof cache, "%s/.convnet-cache-images.gz", dir);
+    uint8_t pixels[4 * 4], labels[4] = {0, 1, 9, 3};
+    for (int i = 0; i < 16; i++) pixels[i] = (uint8_t)(i * 13);
+    uint32_t d3[3] = {4, 2, 2}, d1[1] = {4};
+    write_idx(img, CN_IDX_MAGIC_IMAGES, d3, 3, pixels, 16, 1);
+    write_idx(lab, CN_IDX_MAGIC_LABELS, d1, 1, labels, 4, 1);
+    cn_split s;
+    CHECK(cn_split_load(img, lab, 10, &s) == CN_OK);
+    CHECK(s.count == 4 && s.channels == 1 && !memcmp(s.images, pixels, 16) && s.labels[2] == 9);
+    cn_split_free(&s);
+    struct stat sb;
+    CHECK_MSG(stat(cache, &sb) == 0 && sb.st_size == 36 + 4 * 2 + 16, "%s", cache);
+    /* a second load reads the cache: a pixel changed in it shows */
+    uint8_t marked = 200;
+    patch_file(cache, 36 + 8 + 5, &marked, 1);
+    CHECK(cn_split_load(img, lab, 10, &s) == CN_OK);
+    CHECK(s.count == 4 && s.images[5] == 200 && s.images[4] == pixels[4] && s.labels[3] == 3);
+    cn_split_free(&s);
+    /* a label outside the classes in the cache is a miss: the files are read again */
+    uint8_t bad_label[2] = {77, 0};
+    patch_file(cache, 36, bad_label, 2);
+    CHECK(cn_split_load(img, lab, 10, &s) == CN_OK);
+    CHECK(s.labels[0] == 0 && !memcmp(s.images, pixels, 16));
+    cn_split_free(&s);
+    /* new images (same sizes, same second) change the key: their pixels are read */
+    for (int i = 0; i < 16; i++) pixels[i] = (uint8_t)(255 - i);
+    write_idx(img, CN_IDX_MAGIC_IMAGES, d3, 3, pixels, 16, 1);
+    CHECK(cn_split_load(img, lab, 10, &s) == CN_OK);
+    CHECK(!memcmp(s.images, pixels, 16));
+    cn_split_free(&s);
+    /* a truncated cache is a miss, never an error */
+    CHECK(truncate(cache, 40) == 0);
+    CHECK(cn_split_load(img, lab, 10, &s) == CN_OK);
+    CHECK(!memcmp(s.images, pixels, 16));
+    cn_split_free(&s);
+    /* raw files are never cached */
+    char raw_img[600], raw_cache[700];
+    path_in(raw_img, sizeof raw_img, dir, "raw-images");
+    snprintf(raw_cache, sizeof raw_cache, "%s/.convnet-cache-raw-images", dir);
+    write_idx(raw_img, CN_IDX_MAGIC_IMAGES, d3, 3, pixels, 16, 0);
+    CHECK(cn_split_load(raw_img, lab, 10, &s) == CN_OK);
+    cn_split_free(&s);
+    CHECK(stat(raw_cache, &sb) != 0);
+}
+
 static const char *mnist_dir(void) {
     static char dir[4096];
     if (realpath("../shared/data/mnist", dir)) return dir;
@@ -430,6 +490,7 @@ int main(void) {
     RUN(idx_rejects_truncated_gzip_stream);
     RUN(idx_rejects_absurd_dimensions);
     RUN(split_checks_counts_and_labels);
+    RUN(gzip_split_is_cached_beside_the_data);
     RUN(loads_real_mnist);
     RUN(search_order_and_environment);
     RUN(torchvision_layout_is_found);

@@ -5,6 +5,8 @@
 #include "data/folder.h"
 #include "data/download.h"
 #include "data/idx.h"
+#include "data/idx_cache.h"
+#include "data/image_cache.h"
 #include "data/stats.h"
 #include "core/error.h"
 #include "core/file_open.h"
@@ -33,7 +35,7 @@ void cn_dataset_free(cn_dataset *ds) {
     cn_split_free(&ds->val);
 }
 
-cn_status cn_split_load(const char *images_path, const char *labels_path, int num_classes, cn_split *out) {
+static cn_status split_from_files(const char *images_path, const char *labels_path, int num_classes, cn_split *out) {
     memset(out, 0, sizeof *out);
     cn_idx images, labels;
     cn_status st = cn_idx_read_images(images_path, &images);
@@ -70,6 +72,18 @@ cn_status cn_split_load(const char *images_path, const char *labels_path, int nu
 fail:
     cn_idx_free(&images);
     cn_idx_free(&labels);
+    return st;
+}
+
+/* The files themselves, or the decoded split cached beside a gzip images file (idx_cache.h). */
+cn_status cn_split_load(const char *images_path, const char *labels_path, int num_classes, cn_split *out) {
+    uint64_t key;
+    char cache[PATH_CAP];
+    int cacheable = cn_idx_cache_key(images_path, labels_path, num_classes, &key, cache, sizeof cache);
+    if (cacheable && cn_idx_cache_read(cache, key, num_classes, out)) return CN_OK;
+    cn_status st = split_from_files(images_path, labels_path, num_classes, out);
+    if (st == CN_OK && cacheable && out->rows <= CN_MAX_SIDE && out->cols <= CN_MAX_SIDE)
+        cn_image_cache_write(cache, key, out, 0);
     return st;
 }
 
