@@ -28,8 +28,8 @@ def load(path, offset):
 def model():
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-    return nn.Sequential(*block(1, 12), nn.MaxPool2d(2), *block(12, 24), nn.MaxPool2d(2), *block(24, 48),
-                         nn.Flatten(), nn.Linear(48 * 7 * 7, 10))
+    return nn.Sequential(*block(1, 8), nn.MaxPool2d(2), *block(8, 16), nn.MaxPool2d(2), *block(16, 40),
+                         nn.Flatten(), nn.Linear(40 * 7 * 7, 10))
 
 
 def main():
