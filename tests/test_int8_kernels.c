@@ -14,13 +14,15 @@ static int rnd(int lo, int hi) { return lo + (int)(cn_rng_below(&rng, (uint64_t)
 static float rndf(float lo, float hi) { return lo + (hi - lo) * cn_rng_uniform(&rng); }
 
 typedef struct {
-    int c, h, w, oc, k, s, p, relu, to_float, post, post_relu;
+    int c, h, w, oc, k, s, p, relu, to_float, post, post_relu, pool;
 } conv_case;
 
-/* One convolution through the chosen kernel set and through the export's helpers; 1 if equal. */
+/* One convolution through the chosen kernel set and through the export's helpers (with pool:
+ * then maxpool_q 2x2, stride 2); 1 if equal. */
 static int check_conv(const conv_case *t) {
     int oh = (t->h + 2 * t->p - t->k) / t->s + 1, ow = (t->w + 2 * t->p - t->k) / t->s + 1, kk = t->k * t->k;
     int cp = (t->c + 3) / 4 * 4, hp = t->h + 2 * t->p, wp = t->w + 2 * t->p, ocp = (t->oc + 3) / 4 * 4;
+    int ph = t->pool ? oh / 2 : oh, pw = t->pool ? ow / 2 : ow;   /* the stored outputs */
     size_t nin = (size_t)t->c * t->h * t->w, nout = (size_t)t->oc * oh * ow;
     int8_t *in = malloc(nin), *wt = malloc((size_t)t->oc * t->c * kk), *qref = malloc(nout);
     int8_t *canon = calloc((size_t)t->oc * kk * cp, 1);
@@ -33,14 +35,20 @@ static int check_conv(const conv_case *t) {
     for (size_t i = 0; i < nin; i++) in[i] = (int8_t)rnd(-127, 127);
     for (int i = 0; i < t->oc * t->c * kk; i++) wt[i] = (int8_t)rnd(-127, 127);
     float scale = 1.0f / (127.0f * (float)sqrt((double)t->c * kk));   /* sums of about +-127 after requantising */
-    for (int o = 0; o < t->oc; o++) {
-        mult[o] = scale * rndf(0.2f, 3.0f); bias[o] = rndf(-30.0f, 30.0f);
-        pm[o] = rndf(0.3f, 1.5f); ps[o] = rndf(-20.0f, 20.0f);
+    for (int o = 0; o < t->oc; o++) {   /* some negative scales: requantisations that decrease (pooling) */
+        mult[o] = scale * rndf(0.2f, 3.0f) * (rnd(0, 3) ? 1.0f : -1.0f); bias[o] = rndf(-30.0f, 30.0f);
+        pm[o] = rndf(0.3f, 1.5f) * (rnd(0, 3) ? 1.0f : -1.0f); ps[o] = rndf(-20.0f, 20.0f);
     }
     cn_i8_ref_conv2d_q(in, t->to_float ? NULL : qref, fref, wt, mult, bias, t->c, t->h, t->w, t->oc, t->k, t->s, t->p, oh, ow, t->relu);
     if (t->post) {
         export_op bn = {.kind = OP_AFFINE, .in = {t->oc, oh, ow}, .mult = pm, .qbias = ps, .relu = t->post_relu};
         cn_i8_ref_int8_op(&bn, qref, qref);
+    }
+    if (t->pool) {   /* pooled in place: (oc, ph, pw) at the start of qref */
+        int8_t *conv_out = malloc(nout);
+        memcpy(conv_out, qref, nout);
+        cn_i8_ref_maxpool_q(conv_out, qref, t->oc, oh, ow, 2, 2, 0, ph, pw);
+        free(conv_out);
     }
     memset(biased, CN_I8_ZERO, (size_t)hp * wp * cp);
     for (int c = 0; c < t->c; c++)
@@ -52,18 +60,18 @@ static int check_conv(const conv_case *t) {
             for (int tap = 0; tap < kk; tap++) canon[((size_t)o * kk + tap) * cp + c] = wt[(o * t->c + c) * kk + tap];
     cn_i8_pack(ks, canon, t->oc, kk, cp, packed, comp);
     cn_i8_conv_geom g = {.in_h = hp, .in_w = wp, .in_cp = cp, .k = t->k, .stride = t->s, .out_h = oh, .out_w = ow,
-                         .out_c = t->oc, .q_row = (size_t)ow * ocp, .q_pix = (size_t)ocp, .f_row = (size_t)ow, .f_pix = 1,
-                         .f_chan = (size_t)oh * ow};
+                         .out_c = t->oc, .q_row = (size_t)pw * ocp, .q_pix = (size_t)ocp, .f_row = (size_t)ow, .f_pix = 1,
+                         .f_chan = (size_t)oh * ow, .pool = t->pool};
     cn_i8_epilogue ep = {.comp = comp, .mult = mult, .bias = bias, .relu = t->relu, .post_mult = t->post ? pm : NULL,
                          .post_shift = ps, .post_relu = t->post_relu};
     ks->conv(&g, packed, &ep, biased, t->to_float ? NULL : qout, fout);
     int same = 1;
     for (int o = 0; o < t->oc; o++)
-        for (int y = 0; y < oh; y++)
-            for (int x = 0; x < ow; x++) {
-                size_t r = ((size_t)o * oh + y) * ow + x;
+        for (int y = 0; y < ph; y++)
+            for (int x = 0; x < pw; x++) {
+                size_t r = ((size_t)o * ph + y) * pw + x;
                 if (t->to_float) same &= memcmp(&fout[r], &fref[r], sizeof(float)) == 0;
-                else same &= qout[((size_t)y * ow + x) * ocp + o] - CN_I8_ZERO == qref[r];
+                else same &= qout[((size_t)y * pw + x) * ocp + o] - CN_I8_ZERO == qref[r];
             }
     free(in); free(wt); free(qref); free(canon); free(biased); free(qout); free(mult); free(bias); free(pm); free(ps);
     free(fref); free(fout); free(comp); free(packed);
@@ -85,8 +93,11 @@ TEST(conv_matches_export_helpers) {
             t.p = rnd(0, t.k / 2);
             t.post = !t.to_float && trial % 3 != 0;
             t.post_relu = trial % 4 == 1;
-            CHECK_MSG(check_conv(&t), "%s trial %d: c %d %dx%d oc %d k %d s %d p %d relu %d float %d post %d",
-                      sets[s], trial, t.c, t.h, t.w, t.oc, t.k, t.s, t.p, t.relu, t.to_float, t.post);
+            /* the fused 2x2 max pool, where the set has it: conv outputs of at least 2x2 */
+            t.pool = cn_i8_kernels()->pool && !t.to_float && trial % 4 < 2 && (t.h + 2 * t.p - t.k) / t.s >= 1 &&
+                     (t.w + 2 * t.p - t.k) / t.s >= 1;
+            CHECK_MSG(check_conv(&t), "%s trial %d: c %d %dx%d oc %d k %d s %d p %d relu %d float %d post %d pool %d",
+                      sets[s], trial, t.c, t.h, t.w, t.oc, t.k, t.s, t.p, t.relu, t.to_float, t.post, t.pool);
         }
     }
     cn_i8_kernels_select(NULL);

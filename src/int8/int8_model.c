@@ -141,8 +141,9 @@ static cn_status pack_weights(cn_int8_model *q, const export_op *o, i8_step *st)
 }
 
 /* The step of conv/linear op i reading tensor `in`; a batch norm right after it that alone
- * reads its output (int8 on both sides) is fused as the epilogue's post-affine. Returns the
- * number of ops used. */
+ * reads its output (int8 on both sides) is fused as the epilogue's post-affine, and a 2x2
+ * max pool after them that alone reads theirs into the kernel (cn_i8_conv_geom's pool).
+ * Returns the number of ops used. */
 static int conv_step(cn_int8_model *q, build_ctx *b, int i, int in, i8_step *st, cn_status *status) {
     const export_plan *p = &q->plan;
     const export_op *o = &p->ops[i], *bn = NULL;
@@ -150,12 +151,24 @@ static int conv_step(cn_int8_model *q, build_ctx *b, int i, int in, i8_step *st,
         export_sole_reader(p, o->out_v, i + 1))
         bn = &p->ops[i + 1];
     const export_op *end = bn ? bn : o;
+    int used = bn ? 2 : 1;
+    /* a 2x2 max pool that alone reads the output: fused, on sets that can (int8.h) */
+    const export_op *pool = i + used < p->last_weighted ? &p->ops[i + used] : NULL;
+    if (!pool || !q->ks->pool || o->kind != OP_CONV || pool->kind != OP_MAXPOOL || pool->k != 2 || pool->stride != 2 ||
+        pool->pad != 0 || pool->in_v[0] != end->out_v || !export_sole_reader(p, end->out_v, i + used) ||
+        pool->out.h != end->out.h / 2 || pool->out.w != end->out.w / 2)
+        pool = NULL;
     st->kind = STEP_CONV;
     st->op = o;
     st->in = in;
     st->linear = o->kind == OP_LINEAR;
-    st->out = i < p->last_weighted ? add_tensor(q, end->out, value_pad(p, end->out_v, bn ? i + 1 : i)) : -1;
-    if (st->out >= 0) b->value_tensor[end->out_v] = st->out;
+    if (pool) {
+        st->out = add_tensor(q, pool->out, value_pad(p, pool->out_v, i + used));
+        b->value_tensor[pool->out_v] = st->out;
+    } else {
+        st->out = i < p->last_weighted ? add_tensor(q, end->out, value_pad(p, end->out_v, i + used - 1)) : -1;
+        if (st->out >= 0) b->value_tensor[end->out_v] = st->out;
+    }
     st->ep = (cn_i8_epilogue){.mult = o->mult, .bias = o->qbias, .relu = o->relu};
     if (bn) { st->ep.post_mult = bn->mult; st->ep.post_shift = bn->qbias; st->ep.post_relu = bn->relu; }
     const i8_tensor *t = &q->tensors[in];
@@ -174,9 +187,10 @@ static int conv_step(cn_int8_model *q, build_ctx *b, int i, int in, i8_step *st,
         st->g.q_row = (size_t)(u->w + 2 * u->pad) * u->cp;
         st->g.q_pix = (size_t)u->cp;
     }
+    st->g.pool = pool != NULL;
     *status = pack_weights(q, o, st);
     st->ep.comp = st->comp;
-    return bn ? 2 : 1;
+    return used + (pool != NULL);
 }
 
 /* The steps of op i (not a kernel conv or a linear). */

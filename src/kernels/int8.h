@@ -41,6 +41,10 @@ typedef struct {
     int out_h, out_w, out_c;
     size_t q_row, q_pix;
     size_t f_row, f_pix, f_chan;
+    /* 1: a 2x2 max pool (stride 2, no padding) fused, on sets with .pool (int8 output only):
+     * the byte of pooled pixel (py, px) < (out_h / 2, out_w / 2) is the largest of the four
+     * of conv outputs (2py + i, 2px + j), at qout[py*q_row + px*q_pix + oc]. */
+    int pool;
 } cn_i8_conv_geom;
 
 /* After the sums, per output channel oc (the C export's requant and affine_q):
@@ -60,6 +64,7 @@ typedef struct {
 typedef struct {
     const char *name;           /* "avx512-vnni", "avx2", "generic" */
     int weight_bytes;           /* packed layout: 1 = int8 groups of 4 inputs, 2 = int16 pairs */
+    int pool;                   /* conv runs cn_i8_conv_geom's fused pool */
     /* qout (int8 output) or fout (float output; qout NULL) from in and weights packed
      * by cn_i8_pack for this set. */
     void (*conv)(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilogue *ep, const uint8_t *in,

@@ -2,7 +2,10 @@
  * bytes (broadcast, one pixel's 4 channels) and int8 weights (16 output channels) into
  * each int32 lane. A tile is up to MR consecutive output pixels of one row times one or
  * two blocks of 16 output channels: MR x 2 zmm accumulators, two weight loads and MR
- * broadcasts per group of 4 inputs. */
+ * broadcasts per group of 4 inputs. With g->pool (a 2x2 max pool fused), a tile is two
+ * rows of 2*MP pixels, and the epilogue runs once per pooled pixel on the largest (or, for a
+ * channel whose requantisation decreases, the smallest) of its four true sums: the
+ * requantisation is monotone in the sum, so this is the max pool of the four bytes. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma")
 #include <immintrin.h>
@@ -11,6 +14,8 @@
 
 #define MR1 12          /* pixels per tile with one block of 16 output channels */
 #define MR2 8           /* with two */
+#define MP1 3           /* pooled pixels per tile (two rows of 2*MP pixels) with one block */
+#define MP2 2           /* with two */
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
 
@@ -25,6 +30,13 @@ static inline __m512 relu_v(__m512 v) {
     return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
 }
 
+/* q8 of relu(v): max(v, 0) is relu's value but for -0 (0 here), which q8 maps to 0 either way;
+ * then v + 0.5 >= 0.5, so only the upper bound. */
+static inline __m512i q8_relu(__m512 v) {
+    v = _mm512_add_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(0.5f));
+    return _mm512_cvttps_epi32(_mm512_min_ps(v, _mm512_set1_ps(127.0f)));
+}
+
 /* The epilogue's per-channel values of one block, in registers (loaded once per conv: the
  * byte stores of the outputs may alias anything, so values read through ep would be read
  * again after every store). */
@@ -32,6 +44,7 @@ typedef struct {
     __m512i comp;
     __m512 mult, bias, post_mult, post_shift;
     __mmask16 m;
+    __mmask16 dec;          /* channels whose requantisation decreases with the sum (pooling takes the least) */
     int oc0, n;
 } block_consts;
 
@@ -43,6 +56,9 @@ static inline block_consts load_block(const cn_i8_epilogue *ep, int oc0, int out
     k.bias = _mm512_maskz_loadu_ps(k.m, ep->bias + oc0);
     k.post_mult = ep->post_mult ? _mm512_maskz_loadu_ps(k.m, ep->post_mult + oc0) : _mm512_setzero_ps();
     k.post_shift = ep->post_mult ? _mm512_maskz_loadu_ps(k.m, ep->post_shift + oc0) : _mm512_setzero_ps();
+    /* (float)t * mult decreases in t when mult < 0, and so does the post affine when post_mult < 0 */
+    k.dec = _mm512_cmp_ps_mask(k.mult, _mm512_setzero_ps(), _CMP_LT_OQ) ^
+            _mm512_cmp_ps_mask(k.post_mult, _mm512_setzero_ps(), _CMP_LT_OQ);
     return k;
 }
 
@@ -54,28 +70,27 @@ typedef struct {
     float *fout;
 } out_desc;
 
-/* The epilogue (int8.h) of one accumulator: output pixel (y, x), the block's channels. */
-static inline void store(const out_desc *d, const block_consts *k, __m512i acc, int y, int x) {
+/* The epilogue (int8.h) of one true sum t (the accumulator less comp): output pixel (y, x),
+ * the block's channels. */
+static inline void store(const out_desc *d, const block_consts *k, __m512i t, int y, int x) {
     const cn_i8_conv_geom *g = d->g;
-    __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, k->comp));
-    v = _mm512_add_ps(_mm512_mul_ps(v, k->mult), k->bias);
-    if (d->relu) v = relu_v(v);
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(t), k->mult), k->bias);
     if (!d->qout) {
+        if (d->relu) v = relu_v(v);
         if (g->f_chan == 1) {
             _mm512_mask_storeu_ps(d->fout + y * g->f_row + x * g->f_pix + k->oc0, k->m, v);
         } else {
-            float t[16];
-            _mm512_storeu_ps(t, v);
+            float tmp[16];
+            _mm512_storeu_ps(tmp, v);
             float *o = d->fout + y * g->f_row + x * g->f_pix + (size_t)k->oc0 * g->f_chan;
-            for (int i = 0; i < k->n; i++) o[(size_t)i * g->f_chan] = t[i];
+            for (int i = 0; i < k->n; i++) o[(size_t)i * g->f_chan] = tmp[i];
         }
         return;
     }
-    __m512i q = q8v(v);
+    __m512i q = d->relu ? q8_relu(v) : q8v(v);
     if (d->post) {
         __m512 v2 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), k->post_mult), k->post_shift);
-        if (d->post_relu) v2 = relu_v(v2);
-        q = q8v(v2);
+        q = d->post_relu ? q8_relu(v2) : q8v(v2);
     }
     _mm512_mask_cvtepi32_storeu_epi8(d->qout + y * g->q_row + x * g->q_pix + k->oc0, k->m,
                                      _mm512_add_epi32(q, _mm512_set1_epi32(CN_I8_ZERO)));
@@ -111,11 +126,73 @@ static inline __attribute__((always_inline)) void tile(const out_desc *d, const 
     for (int j = 0; j < mr; j++) {
         if (x >= row_end) { x += skip - row_end; y++; }
         if (x >= 0) {
-            store(d, &k[0], acc[j][0], y, x);
-            if (nb > 1) store(d, &k[1], acc[j][1], y, x);
+            store(d, &k[0], _mm512_sub_epi32(acc[j][0], k[0].comp), y, x);
+            if (nb > 1) store(d, &k[1], _mm512_sub_epi32(acc[j][1], k[1].comp), y, x);
         }
         x++;
     }
+}
+
+/* The pooled tile: mp pooled pixels (py, px..px+mp-1) from conv pixels of two rows, (r, j)
+ * (r < 2, j < 2*mp) reading its taps from p0 + r * row_step + j * step. */
+static inline __attribute__((always_inline)) void tile_pool(const out_desc *d, const block_consts *k, const int8_t *w,
+                                                            size_t bstride, const uint8_t *p0, size_t step,
+                                                            size_t row_step, int mp, int nb, int py, int px) {
+    const cn_i8_conv_geom *g = d->g;
+    __m512i acc[2][2 * MP1][2];
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 2 * mp; j++) { acc[r][j][0] = _mm512_setzero_si512(); acc[r][j][1] = _mm512_setzero_si512(); }
+    int groups = g->in_cp / 4;
+    for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0; kx < g->k; kx++) {
+            const uint8_t *p = p0 + ((size_t)ky * g->in_w + kx) * g->in_cp;
+            const int8_t *wt = w + (size_t)(ky * g->k + kx) * groups * 64;
+            for (int gi = 0; gi < groups; gi++, p += 4, wt += 64) {
+                __m512i w0 = _mm512_loadu_si512(wt), w1 = w0;
+                if (nb > 1) w1 = _mm512_loadu_si512(wt + bstride);
+                for (int r = 0; r < 2; r++)
+                    for (int j = 0; j < 2 * mp; j++) {
+                        int32_t a4;
+                        memcpy(&a4, p + r * row_step + j * step, 4);
+                        __m512i a = _mm512_set1_epi32(a4);
+                        acc[r][j][0] = _mm512_dpbusd_epi32(acc[r][j][0], a, w0);
+                        if (nb > 1) acc[r][j][1] = _mm512_dpbusd_epi32(acc[r][j][1], a, w1);
+                    }
+            }
+        }
+    for (int i = 0; i < mp; i++)
+        for (int b = 0; b < nb; b++) {
+            __m512i s0 = _mm512_sub_epi32(acc[0][2 * i][b], k[b].comp), s1 = _mm512_sub_epi32(acc[0][2 * i + 1][b], k[b].comp);
+            __m512i s2 = _mm512_sub_epi32(acc[1][2 * i][b], k[b].comp), s3 = _mm512_sub_epi32(acc[1][2 * i + 1][b], k[b].comp);
+            __m512i hi = _mm512_max_epi32(_mm512_max_epi32(s0, s1), _mm512_max_epi32(s2, s3));
+            __m512i lo = _mm512_min_epi32(_mm512_min_epi32(s0, s1), _mm512_min_epi32(s2, s3));
+            store(d, &k[b], _mm512_mask_blend_epi32(k[b].dec, hi, lo), py, px + i);
+        }
+}
+
+#define POOL1(M) case M: tile_pool(d, k, w, bstride, p0, step, row_step, M, 1, py, px); break;
+#define POOL2(M) case M: tile_pool(d, k, w, bstride, p0, step, row_step, M, 2, py, px); break;
+
+static void pool_any(const out_desc *d, const block_consts *k, const int8_t *w, size_t bstride, const uint8_t *p0,
+                     size_t step, size_t row_step, int mp, int nb, int py, int px) {
+    if (nb > 1) {
+        switch (mp) { POOL2(1) POOL2(2) }
+        return;
+    }
+    switch (mp) { POOL1(1) POOL1(2) POOL1(3) }
+}
+
+/* The pooled outputs (out_h / 2, out_w / 2) of blocks b, b+1 (nb of them). */
+static void conv_pooled(const out_desc *d, const block_consts *k, const int8_t *w, size_t bstride, const uint8_t *in,
+                        int nb) {
+    const cn_i8_conv_geom *g = d->g;
+    int ph = g->out_h / 2, pw = g->out_w / 2, mp_max = nb > 1 ? MP2 : MP1, s = g->stride;
+    size_t step = (size_t)s * g->in_cp, row_step = (size_t)s * g->in_w * g->in_cp;
+    for (int py = 0; py < ph; py++)
+        for (int px = 0; px < pw; px += mp_max) {
+            int mp = pw - px < mp_max ? pw - px : mp_max;
+            pool_any(d, k, w, bstride, in + 2 * (size_t)py * row_step + 2 * (size_t)px * step, step, row_step, mp, nb, py, px);
+        }
 }
 
 #define TILE1(M) case M: tile(d, k, w, bstride, p0, step, M, 1, y, x, row_end, skip); break;
@@ -144,6 +221,10 @@ static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilo
         block_consts k[2];
         k[0] = load_block(ep, b * CN_I8_BLOCK, g->out_c);
         k[1] = nb > 1 ? load_block(ep, (b + 1) * CN_I8_BLOCK, g->out_c) : k[0];
+        if (g->pool) {
+            conv_pooled(&d, k, w, bstride, in, nb);
+            continue;
+        }
         if (s == 1) {
             /* flat: output pixel (y, x) is input pixel q = y * in_w + x, for q up to the last valid one */
             int last = (g->out_h - 1) * g->in_w + g->out_w;
@@ -175,7 +256,7 @@ static void quantise(const float *x, size_t n, float mean, float std, float inv_
     }
 }
 
-const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .conv = conv,
+const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .pool = 1, .conv = conv,
                                                     .quantise = quantise};
 #else
 typedef int cn_int8_avx512_unused;
