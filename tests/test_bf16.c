@@ -9,6 +9,9 @@
  *    input and weight gradients; strides, groups, dilation, padding, bias);
  *  - 3x3 stride-1 convs, which run Winograd F(2,3) on bf16-rounded transformed tiles (fused
  *    with relu and max-pool), are within twice autocast's rounding error of float32;
+ *  - the vdpbf16ps conv kernels (Winograd F(2,3) channel and pixel forms, the direct weight
+ *    gradient) equal the float32 kernels on the same bf16-rounded operands: within summation
+ *    order, the weight gradient bit for bit;
  *  - a seed001 training step in bf16 (32 MNIST images) is within a bf16-sized tolerance of
  *    float32's loss and gradients (as PyTorch's autocast is: see the test), and bit-identical
  *    run to run for a fixed thread count;
@@ -167,6 +170,92 @@ TEST(bf16_wino_channels_matches_float_kernel) {
             if (getenv("TEST_VERBOSE")) fprintf(stderr, "  %dx%dx%d -> %d steps %d: worst %.2g\n", IC, H, W, OC, with_steps, worst);
         }
         free(src); free(w); free(v); free(v2); free(u); free(u2); free(of); free(ob); free(steps);
+    }
+}
+
+/* cn_bf16_wino_conv (the pixel form on bf16 pairs) against the float32 kernel set's wino_conv
+ * on the same rounded tiles: within float32 summation error, with and without a bias, into q
+ * layout and compact rows; several channel blocks, odd channel counts, a tail. */
+TEST(bf16_wino_conv_matches_float_kernel) {
+    if (!cn_bf16_available()) { fprintf(stderr, "  SKIP: no AVX512_BF16\n"); return; }
+    const cn_kernel_set *ks = cn_kernels();
+    static const int shapes[][4] = { {1, 8, 28, 28}, {8, 16, 26, 26}, {16, 8, 28, 28}, {3, 5, 12, 11}, {7, 7, 15, 15}, {9, 4, 6, 30} };
+    cn_rng rng;
+    cn_rng_seed(&rng, 23);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int IC = shapes[si][0], OC = shapes[si][1], H = shapes[si][2], W = shapes[si][3];
+        cn_conv_geom g = { .in_c = IC, .out_c = OC, .k = 3, .hp = H + 2, .wp = W + 2, .out_h = H, .out_w = W, .wino_m = 2 };
+        int os = cn_wino_q_stride(&g), mr = cn_wino_mr(ks, &g);
+        size_t vn = cn_wino_input_floats(&g), un = cn_wino_packed_floats(&g), on = (size_t)OC * os;
+        float *src = malloc((size_t)IC * H * W * sizeof *src), *w = malloc((size_t)OC * IC * 9 * sizeof *w);
+        float *v = malloc(vn * sizeof *v), *v2 = malloc(vn * sizeof *v2), *u = malloc(un * sizeof *u), *u2 = malloc(un * sizeof *u2);
+        float *of = malloc(on * sizeof *of), *ob = malloc(on * sizeof *ob), *bias = malloc((size_t)OC * sizeof *bias);
+        fill(src, (size_t)IC * H * W, &rng, false);
+        fill(w, (size_t)OC * IC * 9, &rng, false);
+        fill(bias, (size_t)OC, &rng, false);
+        ks->wino_input(&g, src, 1, v);
+        memcpy(v2, v, vn * sizeof *v);
+        cn_bf16_round_floats(v, vn);
+        cn_bf16_pair_wino_input(&g, v2);
+        cn_wino_pack(ks, &g, w, 0, u);
+        memcpy(u2, u, un * sizeof *u);
+        cn_bf16_round_floats(u, un);
+        cn_bf16_pair_wino_pixels(&g, mr, u2);
+        for (int variant = 0; variant < 2; variant++) {
+            const float *b = variant ? bias : NULL;
+            int stride = variant && cn_wino_out_stride(&g) == W ? H * W : os;   /* compact rows where they fit */
+            memset(of, 0, on * sizeof *of);
+            memset(ob, 0, on * sizeof *ob);
+            ks->wino_conv(&g, u, v, of, stride, b);
+            cn_bf16_wino_conv(&g, mr, (const uint32_t *)u2, (const uint32_t *)v2, ob, stride, b);
+            double worst = 0;
+            CHECK_MSG(close_all(ob, of, on, 1e-5f, &worst), "%dx%dx%d -> %d, variant %d: worst %.3g", IC, H, W, OC, variant, worst);
+            if (getenv("TEST_VERBOSE")) fprintf(stderr, "  %dx%dx%d -> %d variant %d: worst %.2g\n", IC, H, W, OC, variant, worst);
+        }
+        free(src); free(w); free(v); free(v2); free(u); free(u2); free(of); free(ob); free(bias);
+    }
+}
+
+/* cn_bf16_weight_grad (pixels paired) against the float32 kernel set's weight_grad on the same
+ * operands rounded to bf16: the same exact products added in the same order, so the same bits
+ * (values away from 0 and denormals); k = 1, 3, 5, padded and not, odd rows, 8-lane and
+ * 16-lane rows of output channels, accumulating into an existing dwt. */
+TEST(bf16_weight_grad_matches_float_kernel) {
+    if (!cn_bf16_available()) { fprintf(stderr, "  SKIP: no AVX512_BF16\n"); return; }
+    const cn_kernel_set *ks = cn_kernels();
+    static const int shapes[][5] = { /* IC, OC, H, W, k; pad (k - 1) / 2 on the first two */
+        {1, 8, 28, 28, 3}, {8, 16, 28, 28, 3}, {16, 8, 13, 13, 1}, {8, 16, 15, 15, 3}, {5, 33, 9, 8, 5}, {32, 10, 9, 9, 3},
+        {3, 20, 7, 11, 3},
+    };
+    cn_rng rng;
+    cn_rng_seed(&rng, 29);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int IC = shapes[si][0], OC = shapes[si][1], H = shapes[si][2], W = shapes[si][3], k = shapes[si][4];
+        int pad = si < 2 ? (k - 1) / 2 : 0, hp = H + 2 * pad, wp = W + 2 * pad;
+        cn_conv_geom g = { .in_c = IC, .out_c = OC, .k = k, .hp = hp, .wp = wp, .out_h = hp - k + 1, .out_w = wp - k + 1 };
+        int ld = ks->wgrad_ld(OC), P = g.out_h * g.out_w, taps = IC * k * k;
+        size_t xn = cn_padded_floats(IC, hp, wp);
+        float *src = malloc((size_t)IC * H * W * sizeof *src), *x = calloc(xn, sizeof *x);
+        float *dyt = calloc((size_t)P * ld, sizeof *dyt), *dyr = malloc((size_t)P * ld * sizeof *dyr);
+        uint32_t *xp = malloc(cn_bf16_wgrad_x_words(&g) * sizeof *xp);
+        float *df = malloc((size_t)taps * ld * sizeof *df), *db = malloc((size_t)taps * ld * sizeof *db);
+        fill(src, (size_t)IC * H * W, &rng, false);
+        cn_pad_copy(src, IC, H, W, pad, x, hp, wp, 1);
+        for (int p = 0; p < P; p++) fill(dyt + (size_t)p * ld, (size_t)OC, &rng, false);
+        fill(df, (size_t)taps * ld, &rng, false);
+        memcpy(db, df, (size_t)taps * ld * sizeof *db);
+        cn_bf16_pair_wgrad_input(&g, x, xp);
+        memcpy(dyr, dyt, (size_t)P * ld * sizeof *dyr);
+        cn_bf16_round_floats(dyr, (size_t)P * ld);
+        cn_bf16_pair_wgrad_dy(&g, ld, dyt);
+        cn_bf16_round_floats(x, xn);
+        ks->weight_grad(&g, x, dyr, ld, df);
+        cn_bf16_weight_grad(&g, xp, (const uint32_t *)dyt, ld, db);
+        double worst = 0;
+        bool same = memcmp(df, db, (size_t)taps * ld * sizeof *df) == 0;
+        close_all(db, df, (size_t)taps * ld, 0.0f, &worst);
+        CHECK_MSG(same, "%dx%dx%d -> %d, k %d: not bit-identical (worst %.3g)", IC, H, W, OC, k, worst);
+        free(src); free(x); free(dyt); free(dyr); free(xp); free(df); free(db);
     }
 }
 
@@ -517,6 +606,8 @@ int main(void) {
     RUN(bf16_rounding_is_nearest_even);
     RUN(bf16_kernel_matches_reference);
     RUN(bf16_wino_channels_matches_float_kernel);
+    RUN(bf16_wino_conv_matches_float_kernel);
+    RUN(bf16_weight_grad_matches_float_kernel);
     RUN(bf16_conv_equals_fp32_on_bf16_values);
     RUN(bf16_winograd_conv_near_fp32);
     RUN(bf16_seed001_step_near_fp32_and_deterministic);

@@ -51,6 +51,10 @@ void cn_bf16_round_floats(float *x, size_t n);
  *   ut2 (IC2*3*a, ld) words: row (j*3 + ky)*a + t = pair of ut's rows of channels 2j, 2j+1.
  * Both are formed in place over the float32 arrays (kernels.h's layouts; v2 takes the first
  * IC2*a*Hp*wv words of v, ut2 the first IC2*3*a*ld of ut). */
+/* words[k] (k < n) = the pair (high half: words[hi_at + k], low: words[lo_at + k], or 0 when
+ * lo_at < 0), both read as float32 and rounded to bf16; each word written after both halves of
+ * it are read (in place when hi_at is 0). Denormals flush to zero (vcvtneps2bf16). */
+void cn_bf16_pair_rows(uint32_t *words, size_t hi_at, ptrdiff_t lo_at, size_t n);
 void cn_bf16_pair_wino_input(const cn_conv_geom *g, float *v);
 void cn_bf16_pair_wino_channels(const cn_conv_geom *g, int ld, float *ut);
 /* out_t (out_h*out_w, ld) as kernels.h's wino_channels (F(2,3): g->wino_m == 2), from v2 and ut2
@@ -58,6 +62,31 @@ void cn_bf16_pair_wino_channels(const cn_conv_geom *g, int ld, float *ut);
  * steps (ep may be NULL). Needs cn_bf16_available(). */
 void cn_bf16_wino_channels(const cn_conv_geom *g, const uint32_t *ut2, const uint32_t *v2, float *out_t, int ld,
                            const cn_channel_epilogue *ep);
+
+/* The pixel form (kernels.h's wino_conv, F(2,3)) the same way: u (cn_wino_pack's blocks of
+ * cn_conv_block(OC, mr_max) output channels, mr_max <= CN_BF16_WINO_MR) paired in place block by
+ * block, rows (ic*3 + ky)*a + t of mr values becoming rows (j*3 + ky)*a + t of mr words at the
+ * block's start; v2 as above. */
+#define CN_BF16_WINO_MR 3
+void cn_bf16_pair_wino_pixels(const cn_conv_geom *g, int mr_max, float *u);
+void cn_bf16_wino_conv(const cn_conv_geom *g, int mr_max, const uint32_t *u2, const uint32_t *v2, float *out,
+                       int ostride, const float *bias);
+
+/* ---- Direct weight gradient on bf16 pairs of output pixels ----
+ * kernels.h's weight_grad (dwt (IC*k*k, ld) += sum over the valid pixels of x_pad windows x dyt;
+ * ld a multiple of 8) with the pixels of each output row paired, pixel 2q in the high half and
+ * 2q+1 in the low half (an odd row's last pixel with 0), so that vdpbf16ps adds them in the
+ * float32 kernel's order:
+ *   xp (2, IC, Hp, W2) words, W2 = cn_bf16_wgrad_w2(g): xp[0][ic][y][c] = the pair of x_pad's
+ *     columns 2c, 2c+1 of row y, xp[1][ic][y][c] that of columns 2c+1, 2c+2 (0 at or past Wp):
+ *     tap kx of pixel pair q reads pair q + kx/2 of half kx % 2;
+ *   dyt2 (out_h * Q, ld) words, Q = ceil(out_w / 2): row oy*Q + q = the pair of dyt's rows
+ *     oy*out_w + 2q, 2q+1, formed in place over dyt. */
+static inline int cn_bf16_wgrad_w2(const cn_conv_geom *g) { return g->wp / 2 + 1; }
+static inline size_t cn_bf16_wgrad_x_words(const cn_conv_geom *g) { return 2 * (size_t)g->in_c * g->hp * cn_bf16_wgrad_w2(g); }
+void cn_bf16_pair_wgrad_input(const cn_conv_geom *g, const float *x_pad, uint32_t *xp);
+void cn_bf16_pair_wgrad_dy(const cn_conv_geom *g, int ld, float *dyt);
+void cn_bf16_weight_grad(const cn_conv_geom *g, const uint32_t *xp, const uint32_t *dyt2, int ld, float *dwt);
 
 /* Whether cn_bf16_gemm can run: the CPU has AVX512_BF16 and the chosen float kernel set
  * (kernels.h: cn_kernels, which cn_kernels_select forces in tests) is "avx512". */

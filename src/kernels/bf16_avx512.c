@@ -1,4 +1,4 @@
-/* cn_bf16_gemm and cn_bf16_wino_channels (bf16.h) for AVX512_BF16: vdpbf16ps adds the two
+/* cn_bf16_gemm, cn_bf16_wino_channels, cn_bf16_wino_conv and cn_bf16_weight_grad (bf16.h) for AVX512_BF16: vdpbf16ps adds the two
  * products of a pair to each float32 lane. A gemm tile is up to MR rows of C times two vectors
  * of 16 columns: 2*MR zmm accumulators, per pair of K one broadcast of each row's A pair and
  * two loads of B pairs. Compiled for AVX512_BF16 here alone; called only where
@@ -124,6 +124,230 @@ void cn_bf16_wino_channels(const cn_conv_geom *g, const uint32_t *ut2, const uin
         for (int pb = 0, p0 = 0, np; pb < groups; pb++, p0 += np) {
             np = base + (pb < extra);
             wino_chan_tiles[np - 1](g, ut2 + m0, ld, v2 + p0, out_t + m0, p0, ep, m0);
+        }
+}
+
+/* ---- Winograd F(2,3), pixel form, on bf16 pairs (bf16.h) ----
+ * As kernels.h's wino_conv (conv_avx512.c's wino_tile, F(2,3)): a tile is MR <= 3 output
+ * channels by NV <= 6 vectors of 16 row tiles (4 * MR * NV <= 24 accumulators); per input-channel
+ * pair, kernel row and t, NV loads of v2 pairs and MR broadcasts of u2 pairs. */
+#define WPX_MR 3
+#define WPX_NV_MAX 6
+#define WPX_ACC 24
+
+static inline __mmask16 lanes16(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* out[i][2*p .. 2*(p + 16*NV)) for i < MR, tiles p from p0 (tiles >= `tiles` not stored); u2: the
+ * block's pairs; v2, out, bias at the tile. */
+static inline __attribute__((always_inline)) void wino_px_tile(const int NC, const int NV, const cn_conv_geom *g,
+                                                                const uint32_t *u2, const uint32_t *v2, float *out,
+                                                                int ostride, const float *bias, int p0, int tiles) {
+    const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+    __m512 acc[4][WPX_MR][WPX_NV_MAX];
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < NC; i++)
+            for (int j = 0; j < NV; j++) acc[t][i][j] = _mm512_setzero_ps();
+    const int wv = cn_wino_tiles(g), pv = g->hp * wv, pairs = (int)cn_bf16_pairs(g->in_c);
+    for (int jc = 0; jc < pairs; jc++)
+        #pragma GCC unroll 1
+        for (int ky = 0; ky < 3; ky++) {
+            const uint32_t *vr = v2 + (size_t)jc * 4 * pv + ky * wv;
+            for (int t = 0; t < 4; t++, u2 += NC) {
+                __m512i b[WPX_NV_MAX];
+                for (int j = 0; j < NV; j++) {
+                    b[j] = _mm512_loadu_si512(vr + t * pv + j * 16);
+                    __asm__("" : "+v"(b[j]));   /* keeps b[j] in a register, as the float32 kernel */
+                }
+                for (int i = 0; i < NC; i++) {
+                    __m512bh a = (__m512bh)_mm512_set1_epi32((int)u2[i]);
+                    for (int j = 0; j < NV; j++) acc[t][i][j] = _mm512_dpbf16_ps(acc[t][i][j], a, (__m512bh)b[j]);
+                }
+            }
+        }
+    for (int i = 0; i < NC; i++) {
+        __m512 bi = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+        for (int j = 0; j < NV; j++) {
+            float *o = out + (size_t)i * ostride + 32 * j;
+            int left = 2 * (tiles - (p0 + 16 * j));     /* outputs of this channel from o on */
+            __m512 y0 = _mm512_add_ps(_mm512_add_ps(acc[0][i][j], acc[1][i][j]), acc[2][i][j]);
+            __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(acc[1][i][j], acc[2][i][j]), acc[3][i][j]);
+            if (bias) y0 = _mm512_add_ps(y0, bi), y1 = _mm512_add_ps(y1, bi);
+            _mm512_mask_storeu_ps(o, lanes16(left), _mm512_permutex2var_ps(y0, first, y1));
+            _mm512_mask_storeu_ps(o + 16, lanes16(left - 16), _mm512_permutex2var_ps(y0, second, y1));
+        }
+    }
+}
+
+typedef void (*wino_px_fn)(const cn_conv_geom *, const uint32_t *, const uint32_t *, float *, int, const float *, int, int);
+#define WINO_PX(R, NV) \
+    static void wino_px_##R##_##NV(const cn_conv_geom *g, const uint32_t *u2, const uint32_t *v2, float *o, int s, \
+                                    const float *bias, int p0, int tiles) { wino_px_tile(R, NV, g, u2, v2, o, s, bias, p0, tiles); }
+#define WINO_PXS(R) WINO_PX(R, 1) WINO_PX(R, 2) WINO_PX(R, 3) WINO_PX(R, 4) WINO_PX(R, 5) WINO_PX(R, 6)
+WINO_PXS(1) WINO_PXS(2) WINO_PXS(3)
+#define WINO_PX_ROW(R) { wino_px_##R##_1, wino_px_##R##_2, wino_px_##R##_3, wino_px_##R##_4, wino_px_##R##_5, \
+                         wino_px_##R##_6 }
+/* [mr - 1][nv - 1] for nv <= WPX_ACC / (4 * mr) */
+static const wino_px_fn wino_px_tiles[WPX_MR][WPX_NV_MAX] = { WINO_PX_ROW(1), WINO_PX_ROW(2), WINO_PX_ROW(3) };
+
+void cn_bf16_wino_conv(const cn_conv_geom *g, int mr_max, const uint32_t *u2, const uint32_t *v2, float *out,
+                       int ostride, const float *bias) {
+    int tiles = g->out_h * cn_wino_tiles(g), vectors = (tiles + 15) / 16;
+    int blocks = (g->out_c + mr_max - 1) / mr_max;   /* mr_max <= WPX_MR (CN_BF16_WINO_MR) */
+    for (int v0 = 0; v0 < vectors; v0 += WPX_NV_MAX) {
+        int chunk = vectors - v0 < WPX_NV_MAX ? vectors - v0 : WPX_NV_MAX;
+        for (int b = 0; b < blocks; b++) {
+            int oc0, mr;
+            cn_conv_block(g->out_c, mr_max, b, &oc0, &mr);
+            int nv_max = WPX_ACC / (4 * mr);
+            for (int j = v0; j < v0 + chunk; j += nv_max) {
+                int nv = v0 + chunk - j < nv_max ? v0 + chunk - j : nv_max;
+                wino_px_tiles[mr - 1][nv - 1](g, u2 + (size_t)oc0 * g->in_c * 3 * 4, v2 + (size_t)j * 16,
+                                              out + (size_t)oc0 * ostride + (size_t)j * 32, ostride,
+                                              bias ? bias + oc0 : NULL, 16 * j, tiles);
+            }
+        }
+    }
+}
+
+/* ---- Direct weight gradient on bf16 pairs of output pixels (bf16.h) ----
+ * As kernels.h's weight_grad (conv_chan_impl.h): a tile is NK consecutive taps (xt: each tap's
+ * first x pair) by MV vectors of output channels, NK * MV <= 24 accumulators; per pixel pair,
+ * MV loads of dy pairs and NK broadcasts of x pairs. zmm for ld a multiple of 16, ymm of 8. */
+#define WG_NK_MAX 12
+#define WG_MV_MAX 4
+#define WG_ACC 24
+
+static inline __attribute__((always_inline)) void wgrad_tile_zmm(const int NK, const int MV, const cn_conv_geom *g,
+                                                                  const uint32_t *const *xt, const uint32_t *d2, int ld,
+                                                                  float *dwt) {
+    __m512 acc[WG_NK_MAX][WG_MV_MAX];
+    for (int i = 0; i < NK; i++)
+        for (int j = 0; j < MV; j++) acc[i][j] = _mm512_setzero_ps();
+    const int w2 = cn_bf16_wgrad_w2(g), q2 = (g->out_w + 1) / 2;
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int q = 0, at = oy * w2; q < q2; q++, at++, d2 += ld) {
+            __m512bh dv[WG_MV_MAX];
+            for (int j = 0; j < MV; j++) dv[j] = (__m512bh)_mm512_loadu_si512(d2 + j * 16);
+            for (int i = 0; i < NK; i++) {
+                __m512bh a = (__m512bh)_mm512_set1_epi32((int)xt[i][at]);
+                for (int j = 0; j < MV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], a, dv[j]);
+            }
+        }
+    for (int i = 0; i < NK; i++)
+        for (int j = 0; j < MV; j++) {
+            float *p = dwt + (size_t)i * ld + j * 16;
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), acc[i][j]));
+        }
+}
+
+static inline __attribute__((always_inline)) void wgrad_tile_ymm(const int NK, const int MV, const cn_conv_geom *g,
+                                                                  const uint32_t *const *xt, const uint32_t *d2, int ld,
+                                                                  float *dwt) {
+    __m256 acc[WG_NK_MAX][WG_MV_MAX];
+    for (int i = 0; i < NK; i++)
+        for (int j = 0; j < MV; j++) acc[i][j] = _mm256_setzero_ps();
+    const int w2 = cn_bf16_wgrad_w2(g), q2 = (g->out_w + 1) / 2;
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int q = 0, at = oy * w2; q < q2; q++, at++, d2 += ld) {
+            __m256bh dv[WG_MV_MAX];
+            for (int j = 0; j < MV; j++) dv[j] = (__m256bh)_mm256_loadu_si256((const __m256i *)(d2 + j * 8));
+            for (int i = 0; i < NK; i++) {
+                __m256bh a = (__m256bh)_mm256_set1_epi32((int)xt[i][at]);
+                for (int j = 0; j < MV; j++) acc[i][j] = _mm256_dpbf16_ps(acc[i][j], a, dv[j]);
+            }
+        }
+    for (int i = 0; i < NK; i++)
+        for (int j = 0; j < MV; j++) {
+            float *p = dwt + (size_t)i * ld + j * 8;
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), acc[i][j]));
+        }
+}
+
+typedef void (*wgrad_fn)(const cn_conv_geom *, const uint32_t *const *, const uint32_t *, int, float *);
+#define WGRAD_TILE(NK, MV) \
+    static void wgrad_zmm_##NK##_##MV(const cn_conv_geom *g, const uint32_t *const *xt, const uint32_t *d2, int ld, \
+                                      float *dwt) { wgrad_tile_zmm(NK, MV, g, xt, d2, ld, dwt); } \
+    static void wgrad_ymm_##NK##_##MV(const cn_conv_geom *g, const uint32_t *const *xt, const uint32_t *d2, int ld, \
+                                      float *dwt) { wgrad_tile_ymm(NK, MV, g, xt, d2, ld, dwt); }
+#define WGRAD_TILES(NK) WGRAD_TILE(NK, 1) WGRAD_TILE(NK, 2) WGRAD_TILE(NK, 3) WGRAD_TILE(NK, 4)
+WGRAD_TILES(1) WGRAD_TILES(2) WGRAD_TILES(3) WGRAD_TILES(4) WGRAD_TILES(5) WGRAD_TILES(6)
+WGRAD_TILES(7) WGRAD_TILES(8) WGRAD_TILES(9) WGRAD_TILES(10) WGRAD_TILES(11) WGRAD_TILES(12)
+#define WGRAD_ROW(S, NK) { wgrad_##S##_##NK##_1, wgrad_##S##_##NK##_2, wgrad_##S##_##NK##_3, wgrad_##S##_##NK##_4 }
+#define WGRAD_ROWS(S) { WGRAD_ROW(S, 1), WGRAD_ROW(S, 2), WGRAD_ROW(S, 3), WGRAD_ROW(S, 4), WGRAD_ROW(S, 5), \
+    WGRAD_ROW(S, 6), WGRAD_ROW(S, 7), WGRAD_ROW(S, 8), WGRAD_ROW(S, 9), WGRAD_ROW(S, 10), WGRAD_ROW(S, 11), \
+    WGRAD_ROW(S, 12) }
+static const wgrad_fn wgrad_zmm[WG_NK_MAX][WG_MV_MAX] = WGRAD_ROWS(zmm);
+static const wgrad_fn wgrad_ymm[WG_NK_MAX][WG_MV_MAX] = WGRAD_ROWS(ymm);
+
+/* n items in near-equal groups of at most cap: group b is [*start, *start + *size). */
+static inline void split_even(int n, int cap, int b, int *start, int *size) {
+    int groups = (n + cap - 1) / cap, base = n / groups, extra = n % groups;
+    *start = b * base + (b < extra ? b : extra);
+    *size = base + (b < extra);
+}
+
+void cn_bf16_weight_grad(const cn_conv_geom *g, const uint32_t *xp, const uint32_t *dyt2, int ld, float *dwt) {
+    int vl = ld % 16 == 0 ? 16 : 8, taps = g->in_c * g->k * g->k, mvectors = ld / vl, w2 = cn_bf16_wgrad_w2(g);
+    size_t plane = (size_t)g->hp * w2, odd = (size_t)g->in_c * plane;
+    for (int mb = 0; mb < (mvectors + WG_MV_MAX - 1) / WG_MV_MAX; mb++) {
+        int m0, mv;
+        split_even(mvectors, WG_MV_MAX, mb, &m0, &mv);
+        int nk_max = WG_ACC / mv < WG_NK_MAX ? WG_ACC / mv : WG_NK_MAX;
+        for (int tb = 0; tb < (taps + nk_max - 1) / nk_max; tb++) {
+            int t0, nk;
+            const uint32_t *xt[WG_NK_MAX];
+            split_even(taps, nk_max, tb, &t0, &nk);
+            /* tap t0 + i = (ic, ky, kx): pairs starting at column kx of row ky (the odd half for odd kx) */
+            int kx = t0 % g->k, ky = t0 / g->k % g->k, ic = t0 / (g->k * g->k);
+            for (int i = 0; i < nk; i++) {
+                xt[i] = xp + (kx & 1 ? odd : 0) + ic * plane + (size_t)ky * w2 + kx / 2;
+                if (++kx == g->k) { kx = 0; if (++ky == g->k) { ky = 0; ic++; } }
+            }
+            const wgrad_fn *row = vl == 16 ? wgrad_zmm[nk - 1] : wgrad_ymm[nk - 1];
+            row[mv - 1](g, xt, dyt2 + m0 * vl, ld, dwt + (size_t)t0 * ld + m0 * vl);
+        }
+    }
+}
+
+/* ---- Pairing (bf16.h: cn_bf16_pair_rows, cn_bf16_pair_wgrad_input) ----
+ * vcvtneps2bf16 rounds to nearest even as cn_bf16_from_float, NaN to a quiet NaN, but flushes
+ * denormal inputs and results to zero, as vdpbf16ps treats them. */
+
+/* 16 words: (bf16(hi[k]) << 16) | bf16(lo[k]). */
+static inline __m512i pair16(__m512 hi, __m512 lo) {
+    __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi)), l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+    return _mm512_or_si512(_mm512_slli_epi32(h, 16), l);
+}
+
+void cn_bf16_pair_rows(uint32_t *words, size_t hi_at, ptrdiff_t lo_at, size_t n) {
+    for (size_t k = 0; k < n; k += 16) {
+        __mmask16 m = lanes16((int)(n - k < 16 ? n - k : 16));
+        __m512 hi = _mm512_maskz_loadu_ps(m, words + hi_at + k);
+        __m512 lo = lo_at >= 0 ? _mm512_maskz_loadu_ps(m, words + lo_at + k) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(words + k, m, pair16(hi, lo));
+    }
+}
+
+/* 16 words from the 32 floats at r (columns col .. col+31 of a row of wp; 0 at or past wp):
+ * word c = (bf16(r[2c]) << 16) | bf16(r[2c + 1]). */
+static inline __m512i pair_adjacent(const float *r, int col, int wp) {
+    __m512 a = _mm512_maskz_loadu_ps(lanes16(wp - col), r + col), b = _mm512_maskz_loadu_ps(lanes16(wp - col - 16), r + col + 16);
+    return _mm512_rol_epi32((__m512i)_mm512_cvtne2ps_pbh(b, a), 16);
+}
+
+void cn_bf16_pair_wgrad_input(const cn_conv_geom *g, const float *x_pad, uint32_t *xp) {
+    int w2 = cn_bf16_wgrad_w2(g), wp = g->wp;
+    size_t odd = (size_t)g->in_c * g->hp * w2;
+    for (int ic = 0; ic < g->in_c; ic++)
+        for (int y = 0; y < g->hp; y++) {
+            const float *r = x_pad + ((size_t)ic * g->hp + y) * wp;
+            uint32_t *e = xp + ((size_t)ic * g->hp + y) * w2, *o = e + odd;
+            for (int c = 0; c < w2; c += 16) {
+                __mmask16 m = lanes16(w2 - c);
+                _mm512_mask_storeu_epi32(e + c, m, pair_adjacent(r, 2 * c, wp));
+                _mm512_mask_storeu_epi32(o + c, m, pair_adjacent(r + 1, 2 * c, wp - 1));
+            }
         }
 }
 #endif

@@ -68,16 +68,6 @@ static inline uint32_t bf16_bits(uint32_t u) {
     return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 
-/* words[k] (k < n) = the pair (hi: words[hi_at + k], lo: words[lo_at + k] or 0 when lo_at < 0),
- * read as float32 bits, rounded; word k is written after both halves are read, so words may be
- * hi's first word (in place). */
-static void pair_rows(uint32_t *words, size_t hi_at, ptrdiff_t lo_at, size_t n) {
-    for (size_t k = 0; k < n; k++) {
-        uint32_t hi = bf16_bits(words[hi_at + k]), lo = lo_at >= 0 ? bf16_bits(words[(size_t)lo_at + k]) : 0;
-        words[k] = hi << 16 | lo;
-    }
-}
-
 /* In place, block by block in increasing order: block b2 = j*blocks + x of the paired array
  * is written from float blocks 2j*blocks + x and (2j+1)*blocks + x, which are at or after
  * it; every float block before them was read at an earlier step. */
@@ -87,8 +77,27 @@ static void pair_blocks(float *f, int channels, size_t blocks, size_t block) {
     for (size_t j = 0; j < pairs; j++)
         for (size_t x = 0; x < blocks; x++) {
             size_t hi = (2 * j * blocks + x) * block, lo = ((2 * j + 1) * blocks + x) * block;
-            pair_rows(w + (j * blocks + x) * block, hi - (j * blocks + x) * block,
+            cn_bf16_pair_rows(w + (j * blocks + x) * block, hi - (j * blocks + x) * block,
                       2 * j + 1 < (size_t)channels ? (ptrdiff_t)(lo - (j * blocks + x) * block) : -1, block);
+        }
+}
+
+void cn_bf16_pair_wino_pixels(const cn_conv_geom *g, int mr_max, float *u) {
+    int a = cn_wino_alpha(g), blocks = (g->out_c + mr_max - 1) / mr_max;
+    for (int b = 0; b < blocks; b++) {
+        int oc0, mr;
+        cn_conv_block(g->out_c, mr_max, b, &oc0, &mr);
+        pair_blocks(u + (size_t)oc0 * g->in_c * 3 * a, g->in_c, (size_t)3 * a, (size_t)mr);
+    }
+}
+
+void cn_bf16_pair_wgrad_dy(const cn_conv_geom *g, int ld, float *dyt) {
+    uint32_t *w = (uint32_t *)dyt;
+    int q2 = (g->out_w + 1) / 2;
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int q = 0; q < q2; q++) {
+            size_t dst = ((size_t)oy * q2 + q) * ld, hi = ((size_t)oy * g->out_w + 2 * q) * ld;
+            cn_bf16_pair_rows(w + dst, hi - dst, 2 * q + 1 < g->out_w ? (ptrdiff_t)(hi + ld - dst) : -1, (size_t)ld);
         }
 }
 
@@ -118,11 +127,55 @@ cn_status cn_bf16_require(void) {
 }
 
 #if !(defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__))
+/* Scalar versions of bf16_avx512.c's pairing (never called: cn_bf16_available() is false). */
+static inline uint32_t bits_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* words[k] (k < n) = the pair (hi: words[hi_at + k], lo: words[lo_at + k] or 0 when lo_at < 0),
+ * read as float32 bits, rounded; word k is written after both halves are read, so words may be
+ * hi's first word (in place). */
+void cn_bf16_pair_rows(uint32_t *words, size_t hi_at, ptrdiff_t lo_at, size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        uint32_t hi = bf16_bits(words[hi_at + k]), lo = lo_at >= 0 ? bf16_bits(words[(size_t)lo_at + k]) : 0;
+        words[k] = hi << 16 | lo;
+    }
+}
+
+void cn_bf16_pair_wgrad_input(const cn_conv_geom *g, const float *x_pad, uint32_t *xp) {
+    int w2 = cn_bf16_wgrad_w2(g), wp = g->wp;
+    size_t odd = (size_t)g->in_c * g->hp * w2;
+    for (int ic = 0; ic < g->in_c; ic++)
+        for (int y = 0; y < g->hp; y++) {
+            const float *r = x_pad + ((size_t)ic * g->hp + y) * wp;
+            uint32_t *e = xp + ((size_t)ic * g->hp + y) * w2, *o = e + odd;
+            for (int c = 0; c < w2; c++) {
+                int c0 = 2 * c;   /* columns at or past wp are 0 */
+                uint32_t x0 = c0 < wp ? bits_of(r[c0]) : 0, x1 = c0 + 1 < wp ? bits_of(r[c0 + 1]) : 0;
+                uint32_t x2 = c0 + 2 < wp ? bits_of(r[c0 + 2]) : 0;
+                e[c] = bf16_bits(x0) << 16 | bf16_bits(x1);
+                o[c] = bf16_bits(x1) << 16 | bf16_bits(x2);
+            }
+        }
+}
+
+#endif
+
+#if !(defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__))
 void cn_bf16_gemm(int M, int N, int K2, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc, int accumulate) {
     cn_bf16_gemm_reference(M, N, K2, ap, bp, c, ldc, accumulate);   /* never called: cn_bf16_available() is false */
 }
 void cn_bf16_wino_channels(const cn_conv_geom *g, const uint32_t *ut2, const uint32_t *v2, float *out_t, int ld,
                            const cn_channel_epilogue *ep) {
     (void)g; (void)ut2; (void)v2; (void)out_t; (void)ld; (void)ep;   /* never called: cn_bf16_available() is false */
+}
+void cn_bf16_wino_conv(const cn_conv_geom *g, int mr_max, const uint32_t *u2, const uint32_t *v2, float *out,
+                       int ostride, const float *bias) {
+    (void)g; (void)mr_max; (void)u2; (void)v2; (void)out; (void)ostride; (void)bias;   /* never called */
+}
+void cn_bf16_weight_grad(const cn_conv_geom *g, const uint32_t *xp, const uint32_t *dyt2, int ld, float *dwt) {
+    (void)g; (void)xp; (void)dyt2; (void)ld; (void)dwt;   /* never called */
 }
 #endif

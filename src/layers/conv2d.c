@@ -28,8 +28,10 @@
  *                     the transforms themselves run in float32 on float32 values, so this is
  *                     a mixed-precision variant of autocast's rounding, not the same numbers
  *                     (tests/test_bf16.c: within twice autocast's rounding error of float32).
- * The Winograd channel form runs on bf16 pairs with vdpbf16ps (kernels/bf16.h:
- * cn_bf16_wino_channels); the other kernels are the float32 ones on bf16-rounded values (exact
+ * The Winograd forward and input-gradient passes (channel and pixel forms) and the direct
+ * weight gradient run on bf16 pairs with vdpbf16ps (kernels/bf16.h: cn_bf16_wino_channels,
+ * cn_bf16_wino_conv, cn_bf16_weight_grad); the other kernels (direct forward and input
+ * gradient, Winograd weight gradient) are the float32 ones on bf16-rounded values (exact
  * products, float32 sums: the same arithmetic, without vdpbf16ps's doubled rate).
  * The bias and its gradient, the epilogues and batch-norm statistics stay float32.
  * Depthwise 3x3 convolutions run conv2d_depthwise.c; at stride 1, other grouped ones without
@@ -84,6 +86,7 @@ typedef struct {
     float *wino_v;     /* Winograd-transformed input (forward, backward weight or backward input) */
     float *wino_z;     /* backward: Winograd-transformed dy^T (pairs, 4, ld) */
     float *steps;      /* forward: a fused chain's per-channel steps for channel tiles (3, ld) */
+    float *bf16_x;     /* backward, bf16: x_pad paired for cn_bf16_weight_grad (kernels/bf16.h) */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
@@ -150,6 +153,7 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     s.dx_q = carve(&c, output_floats(&bw));
     s.dy_bn = carve(&c, (size_t)cn_shape_size(l->out));
     s.wino_z = carve(&c, wino_grad_floats(&f, (int)ld));
+    s.bf16_x = carve(&c, cn_bf16_wgrad_x_words(&f));
     if (total) *total = fwd_end.used > c.used ? fwd_end.used : c.used;
     return s;
 }
@@ -219,8 +223,8 @@ static conv_method method_of(const cn_kernel_set *ks, cn_conv_geom *g, bool bf16
 
 /* Weights (w as cn_conv_pack reads it) packed for method m; with bf16 (mixed precision,
  * cn_step.bf16_conv) the packed values rounded to bf16: the weights themselves (direct
- * methods) or their Winograd transform U = G g (Winograd methods), for the channel form
- * paired along input channels as cn_bf16_wino_channels reads them (kernels/bf16.h). */
+ * methods) or their Winograd transform U = G g (Winograd methods), paired along input channels
+ * as cn_bf16_wino_channels and cn_bf16_wino_conv read them (kernels/bf16.h). */
 static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *w,
                          int transposed, bool bf16, float *packed) {
     size_t n;
@@ -230,6 +234,7 @@ static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const c
         n = cn_wino_packed_channels_floats(g, m->ld);
     } else if (m->winograd) {
         cn_wino_pack(ks, g, w, transposed, packed);
+        if (bf16) { cn_bf16_pair_wino_pixels(g, cn_wino_mr(ks, g), packed); return; }
         n = cn_wino_packed_floats(g);
     } else if (m->channels) {
         cn_conv_pack_channels(g, w, transposed, m->ld, packed);
@@ -242,11 +247,12 @@ static void pack_weights(const cn_kernel_set *ks, const cn_conv_geom *g, const c
 }
 
 /* v = the Winograd input transform of src (ks->wino_input), rounded to bf16 when bf16, and
- * then for the channel form (channels) paired as cn_bf16_wino_channels reads it. */
+ * then (paired: for the bf16 forward kernels) paired as cn_bf16_wino_channels and
+ * cn_bf16_wino_conv read it. */
 static void transform_input(const cn_kernel_set *ks, const cn_conv_geom *g, const float *src, int pad, bool bf16,
-                            bool channels, float *v) {
+                            bool paired, float *v) {
     ks->wino_input(g, src, pad, v);
-    if (bf16 && channels) cn_bf16_pair_wino_input(g, v);
+    if (bf16 && paired) cn_bf16_pair_wino_input(g, v);
     else if (bf16) cn_bf16_round_floats(v, cn_wino_input_floats(g));
 }
 
@@ -257,15 +263,22 @@ static void wino_channels(const cn_kernel_set *ks, const cn_conv_geom *g, const 
     else ks->wino_channels(g, ut, v, out_t, ld, ep);
 }
 
+/* The Winograd pixel form (kernels.h: wino_conv), on bf16 pairs with vdpbf16ps when bf16. */
+static void wino_pixels(const cn_kernel_set *ks, const cn_conv_geom *g, const float *u, const float *v, float *out,
+                        int ostride, const float *bias, bool bf16) {
+    if (bf16) cn_bf16_wino_conv(g, cn_wino_mr(ks, g), (const uint32_t *)u, (const uint32_t *)v, out, ostride, bias);
+    else ks->wino_conv(g, u, v, out, ostride, bias);
+}
+
 /* The convolution by method m of x_pad, the padded image (direct methods), or (Winograd) of
  * x_pad = the image the transform pads by pad itself: out (OC, m->q_stride) in q layout, or
  * (channels) out (out_h*out_w, m->ld); wino_v: scratch for the transformed input. */
 static void run_conv(const cn_kernel_set *ks, const cn_conv_geom *g, const conv_method *m, const float *packed,
                      const float *x_pad, int pad, bool bf16, float *wino_v, float *out) {
     if (m->winograd) {
-        transform_input(ks, g, x_pad, pad, bf16, m->channels, wino_v);
+        transform_input(ks, g, x_pad, pad, bf16, true, wino_v);
         if (m->channels) wino_channels(ks, g, packed, wino_v, out, m->ld, NULL, bf16);
-        else ks->wino_conv(g, packed, wino_v, out, m->q_stride, NULL);
+        else wino_pixels(ks, g, packed, wino_v, out, m->q_stride, NULL, bf16);
     } else {
         if (m->channels) ks->conv_channels(g, packed, x_pad, out, m->ld);
         else ks->conv(g, packed, x_pad, out);
@@ -445,8 +458,8 @@ static void forward_direct(const cn_layer_ctx *c) {
             } else if (method.winograd && t.chain.length == 1 && method.out_stride == l->out.w) {
                 /* compact rows, nothing fused: straight into the output, bias added there */
                 float *dst = t.out + (size_t)b * l->out.c * pixels;
-                transform_input(ks, &g, x, pad, bf16, false, s.wino_v);
-                ks->wino_conv(&g, s.packed, s.wino_v, dst, pixels, bias);
+                transform_input(ks, &g, x, pad, bf16, true, s.wino_v);
+                wino_pixels(ks, &g, s.packed, s.wino_v, dst, pixels, bias, bf16);
                 conv_output(c, &t, dst, NULL, l->out.w, pixels, b);
             } else {
                 run_conv(ks, &g, &method, s.packed, x, pad, bf16, s.wino_v, s.out_q);
@@ -541,14 +554,18 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         ks->wino_weight_grad(&w, s->wino_v, s->wino_z, ld, s->dwt);
     } else {
         /* without padding the input is its own padded image (weight_grad reads only inside it);
-         * bf16: x and dy rounded */
-        if (l->pad || bf16) {
+         * bf16: x and dy paired along pixels for cn_bf16_weight_grad (kernels/bf16.h) */
+        if (l->pad) {
             cn_pad_copy(x, l->in.c, l->in.h, l->in.w, l->pad, s->x_pad, f.hp, f.wp, 1);
-            if (bf16) cn_bf16_round_floats(s->x_pad, cn_padded_floats(f.in_c, f.hp, f.wp));
             x = s->x_pad;
         }
-        if (bf16) cn_bf16_round_floats(s->dyt, (size_t)pixels * ld);
-        ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
+        if (bf16) {
+            cn_bf16_pair_wgrad_input(&f, x, (uint32_t *)s->bf16_x);
+            cn_bf16_pair_wgrad_dy(&f, ld, s->dyt);
+            cn_bf16_weight_grad(&f, (const uint32_t *)s->bf16_x, (const uint32_t *)s->dyt, ld, s->dwt);
+        } else {
+            ks->weight_grad(&f, x, s->dyt, ld, s->dwt);
+        }
     }
     if (c->grad_in) {
         /* dx, or (fusion.h) the relu-masked gradient for a conv + relu before this layer */
@@ -563,8 +580,8 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
         int plane = in_size / l->in.c;
         if (method->winograd && !method->channels && method->out_stride == l->in.w) {
             /* compact rows: straight into dx */
-            transform_input(ks, bw, dy, backward_pad(l), bf16, false, s->wino_v);
-            ks->wino_conv(bw, s->packed, s->wino_v, dx, plane, NULL);
+            transform_input(ks, bw, dy, backward_pad(l), bf16, true, s->wino_v);
+            wino_pixels(ks, bw, s->packed, s->wino_v, dx, plane, NULL, bf16);
         } else {
             run_conv(ks, bw, method, s->packed, dy_pad, method->winograd ? backward_pad(l) : 0, bf16, s->wino_v, s->dx_q);
             if (method->channels) cn_transpose(s->dx_q, plane, l->in.c, method->ld, dx, plane);
