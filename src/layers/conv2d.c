@@ -364,7 +364,8 @@ static void conv_output(const cn_layer_ctx *c, const conv_target *t, const float
             *shift = t->bn_affine[OC + oc];
         }
         const float *src = out_q + (size_t)oc * q_stride;
-        if (src != t->out + o || e.affine)
+        /* in place with nothing to apply (a bias-free conv leading no chain): nothing to do */
+        if (src != t->out + o || e.affine || e.mid_affine || e.relu || e.pool || e.post_affine)
             ks->epilogue(&e, src, t->out + o, t->argmax ? t->argmax + o : NULL);
     }
     output_stats(c, t, b);
