@@ -189,6 +189,8 @@ void cn_transpose_to_pixels(const float *src, int C, int H, int W, float *dst, s
         for (int y = 0; y < H; y++) {
             const float *sr = s + (size_t)y * W;
             float *d = dst + (size_t)y * dst_row + c0;
+            /* the same loop twice: with the constant 8 the compiler unrolls transpose8x8's
+             * row loop for the full groups; n < 8 only for the last group of planes */
             if (n == 8)
                 for (int x = 0; x < w8; x += 8) transpose8x8(sr + x, plane, d + (size_t)x * ld, (size_t)ld, 8);
             else
