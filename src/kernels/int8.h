@@ -65,6 +65,7 @@ typedef struct {
     const char *name;           /* "avx512-vnni", "avx2", "generic" */
     int weight_bytes;           /* packed layout: 1 = int8 groups of 4 inputs, 2 = int16 pairs */
     int pool;                   /* conv runs cn_i8_conv_geom's fused pool */
+    int pairs;                  /* cn_i8_pack repeats the weights of out_c <= 8 channels in lanes 8..15 */
     /* qout (int8 output) or fout (float output; qout NULL) from in and weights packed
      * by cn_i8_pack for this set. */
     void (*conv)(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilogue *ep, const uint8_t *in,
@@ -82,7 +83,8 @@ const cn_i8_kernel_set *cn_i8_kernels(void);
 int cn_i8_kernels_select(const char *name);
 
 /* Packed weights of out_c channels x taps x in_cp inputs: for each block of CN_I8_BLOCK
- * output channels (the last one zero-filled), each tap, each group of 4 inputs:
+ * output channels (the last one zero-filled, or, on sets with .pairs and out_c <= 8, lanes
+ * 8..15 the weights of lanes 0..7), each tap, each group of 4 inputs:
  * weight_bytes 1: 16 channels x 4 int8; weight_bytes 2: 2 pairs x 16 channels x 2 int16. */
 size_t cn_i8_packed_bytes(const cn_i8_kernel_set *ks, int out_c, int taps, int in_cp);
 /* packed from w (out_c, taps, in_cp) int8; comp (out_c) = 128 * the sum of each channel's weights. */

@@ -5,7 +5,9 @@
  * broadcasts per group of 4 inputs. With g->pool (a 2x2 max pool fused), a tile is two
  * rows of 2*MP pixels, and the epilogue runs once per pooled pixel on the largest (or, for a
  * channel whose requantisation decreases, the smallest) of its four true sums: the
- * requantisation is monotone in the sum, so this is the max pool of the four bytes. */
+ * requantisation is monotone in the sum, so this is the max pool of the four bytes. With 8
+ * output channels or fewer (int8 output, no pool), each accumulator holds two pixels
+ * (tile_pairs). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma")
 #include <immintrin.h>
@@ -70,6 +72,16 @@ typedef struct {
     float *fout;
 } out_desc;
 
+/* The int8 epilogue (int8.h) of v = (float)t * mult + bias: the output bytes, as int32. */
+static inline __m512i requant(const out_desc *d, const block_consts *k, __m512 v) {
+    __m512i q = d->relu ? q8_relu(v) : q8v(v);
+    if (d->post) {
+        __m512 v2 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), k->post_mult), k->post_shift);
+        q = d->post_relu ? q8_relu(v2) : q8v(v2);
+    }
+    return _mm512_add_epi32(q, _mm512_set1_epi32(CN_I8_ZERO));
+}
+
 /* The epilogue (int8.h) of one true sum t (the accumulator less comp): output pixel (y, x),
  * the block's channels. */
 static inline void store(const out_desc *d, const block_consts *k, __m512i t, int y, int x) {
@@ -87,13 +99,7 @@ static inline void store(const out_desc *d, const block_consts *k, __m512i t, in
         }
         return;
     }
-    __m512i q = d->relu ? q8_relu(v) : q8v(v);
-    if (d->post) {
-        __m512 v2 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), k->post_mult), k->post_shift);
-        q = d->post_relu ? q8_relu(v2) : q8v(v2);
-    }
-    _mm512_mask_cvtepi32_storeu_epi8(d->qout + y * g->q_row + x * g->q_pix + k->oc0, k->m,
-                                     _mm512_add_epi32(q, _mm512_set1_epi32(CN_I8_ZERO)));
+    _mm512_mask_cvtepi32_storeu_epi8(d->qout + y * g->q_row + x * g->q_pix + k->oc0, k->m, requant(d, k, v));
 }
 
 /* A tile of mr output pixels times nb blocks of 16 channels (w: the first block's weights,
@@ -130,6 +136,68 @@ static inline __attribute__((always_inline)) void tile(const out_desc *d, const 
             if (nb > 1) store(d, &k[1], _mm512_sub_epi32(acc[j][1], k[1].comp), y, x);
         }
         x++;
+    }
+}
+
+/* Pairs (out_c <= 8, int8 output): lanes 8..15 of the block hold lanes 0..7's weights (cn_i8_pack
+ * with .pairs), so one accumulator sums two output pixels, the first in lanes 0..7 and the
+ * second in 8..15 (the broadcast of its 4 input bytes merged into those lanes): half the
+ * vpdpbusd and half the epilogues of a block with 8 idle lanes. The block's per-channel
+ * values, loaded once per conv, into both halves. */
+static inline block_consts pair_block(const block_consts *k) {
+    block_consts p = *k;
+    p.comp = _mm512_shuffle_i32x4(k->comp, k->comp, 0x44);
+    p.mult = _mm512_shuffle_f32x4(k->mult, k->mult, 0x44);
+    p.bias = _mm512_shuffle_f32x4(k->bias, k->bias, 0x44);
+    p.post_mult = _mm512_shuffle_f32x4(k->post_mult, k->post_mult, 0x44);
+    p.post_shift = _mm512_shuffle_f32x4(k->post_shift, k->post_shift, 0x44);
+    return p;
+}
+
+/* A tile of mr output pixels (mr <= 2 * MR1) in pairs, as tile() walks them. */
+static inline __attribute__((always_inline)) void tile_pairs(const out_desc *d, const block_consts *k, const int8_t *w,
+                                                             const uint8_t *p0, size_t step, int mr, int y, int x,
+                                                             int row_end, int skip) {
+    const cn_i8_conv_geom *g = d->g;
+    __m512i acc[MR1];
+    int np = (mr + 1) / 2;
+    for (int j = 0; j < np; j++) acc[j] = _mm512_setzero_si512();
+    int groups = g->in_cp / 4;
+    for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0; kx < g->k; kx++) {
+            const uint8_t *p = p0 + ((size_t)ky * g->in_w + kx) * g->in_cp;
+            const int8_t *wt = w + (size_t)(ky * g->k + kx) * groups * 64;
+            for (int gi = 0; gi < groups; gi++, p += 4, wt += 64) {
+                __m512i w0 = _mm512_loadu_si512(wt);
+                for (int j = 0; j < np; j++) {
+                    int32_t lo, hi;   /* an odd last pixel: its own bytes in both halves */
+                    memcpy(&lo, p + 2 * j * step, 4);
+                    memcpy(&hi, p + (2 * j + 1 < mr ? 2 * j + 1 : 2 * j) * step, 4);
+                    __m512i a = _mm512_mask_set1_epi32(_mm512_set1_epi32(lo), 0xFF00, hi);
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], a, w0);
+                }
+            }
+        }
+    __mmask16 m8 = (__mmask16)(k->m & 0xFF);
+    for (int j = 0; j < mr; j += 2) {
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[j / 2], k->comp)), k->mult), k->bias);
+        __m128i bytes = _mm512_cvtepi32_epi8(requant(d, k, v));
+        for (int h = 0; h < 2 && j + h < mr; h++) {
+            if (x >= row_end) { x += skip - row_end; y++; }
+            if (x >= 0) _mm_mask_storeu_epi8(d->qout + y * g->q_row + x * g->q_pix, m8, h ? _mm_srli_si128(bytes, 8) : bytes);
+            x++;
+        }
+    }
+}
+
+#define PAIRS(M) case M: tile_pairs(d, k, w, p0, step, M, y, x, row_end, skip); break;
+
+static void pairs_any(const out_desc *d, const block_consts *k, const int8_t *w, const uint8_t *p0, size_t step, int mr,
+                      int y, int x, int row_end, int skip) {
+    switch (mr) {
+    PAIRS(1) PAIRS(2) PAIRS(3) PAIRS(4) PAIRS(5) PAIRS(6) PAIRS(7) PAIRS(8) PAIRS(9) PAIRS(10) PAIRS(11) PAIRS(12)
+    PAIRS(13) PAIRS(14) PAIRS(15) PAIRS(16) PAIRS(17) PAIRS(18) PAIRS(19) PAIRS(20) PAIRS(21) PAIRS(22) PAIRS(23)
+    PAIRS(24)
     }
 }
 
@@ -210,17 +278,26 @@ static void tile_any(const out_desc *d, const block_consts *k, const int8_t *w, 
     }
 }
 
+/* One tile of mr pixels of blocks b.. (nb of them; pairs: tile_pairs). */
+static void any_tile(const out_desc *d, const block_consts *k, const int8_t *w, size_t bstride, const uint8_t *p0,
+                     size_t step, int mr, int nb, int pairs, int y, int x, int row_end, int skip) {
+    if (pairs) pairs_any(d, k, w, p0, step, mr, y, x, row_end, skip);
+    else tile_any(d, k, w, bstride, p0, step, mr, nb, y, x, row_end, skip);
+}
+
 static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilogue *ep, const uint8_t *in,
                  uint8_t *qout, float *fout) {
     int blocks = (g->out_c + CN_I8_BLOCK - 1) / CN_I8_BLOCK, s = g->stride;
+    int pairs = qout && g->out_c <= 8 && !g->pool;   /* the weights are packed for it (cn_i8_pack) */
     size_t bstride = (size_t)g->k * g->k * g->in_cp * CN_I8_BLOCK;
     out_desc d = {.g = g, .relu = ep->relu, .post = ep->post_mult != NULL, .post_relu = ep->post_relu, .qout = qout, .fout = fout};
     for (int b = 0; b < blocks; b += 2) {
-        int nb = blocks - b >= 2 ? 2 : 1, mr_max = nb > 1 ? MR2 : MR1;
+        int nb = blocks - b >= 2 ? 2 : 1, mr_max = pairs ? 2 * MR1 : nb > 1 ? MR2 : MR1;
         const int8_t *w = (const int8_t *)packed + (size_t)b * bstride;
         block_consts k[2];
         k[0] = load_block(ep, b * CN_I8_BLOCK, g->out_c);
         k[1] = nb > 1 ? load_block(ep, (b + 1) * CN_I8_BLOCK, g->out_c) : k[0];
+        if (pairs) k[0] = pair_block(&k[0]);
         if (g->pool) {
             conv_pooled(&d, k, w, bstride, in, nb);
             continue;
@@ -233,7 +310,7 @@ static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilo
                 int y = q / g->in_w, x = q % g->in_w;
                 /* columns out_w .. in_w-1 are not stored: x past row_end wraps to -skip..-1 of the next row */
                 if (x >= g->out_w) { x -= g->in_w; y++; }
-                tile_any(&d, k, w, bstride, in + (size_t)q * g->in_cp, (size_t)g->in_cp, mr, nb, y, x, g->out_w,
+                any_tile(&d, k, w, bstride, in + (size_t)q * g->in_cp, (size_t)g->in_cp, mr, nb, pairs, y, x, g->out_w,
                          g->out_w - g->in_w);
             }
             continue;
@@ -241,8 +318,8 @@ static void conv(const cn_i8_conv_geom *g, const void *packed, const cn_i8_epilo
         for (int y = 0; y < g->out_h; y++)
             for (int x = 0; x < g->out_w; x += mr_max) {
                 int mr = g->out_w - x < mr_max ? g->out_w - x : mr_max;
-                tile_any(&d, k, w, bstride, in + ((size_t)y * s * g->in_w + (size_t)x * s) * g->in_cp, (size_t)s * g->in_cp,
-                         mr, nb, y, x, g->out_w + mr, 0);
+                any_tile(&d, k, w, bstride, in + ((size_t)y * s * g->in_w + (size_t)x * s) * g->in_cp, (size_t)s * g->in_cp,
+                         mr, nb, pairs, y, x, g->out_w + mr, 0);
             }
     }
 }
@@ -256,7 +333,8 @@ static void quantise(const float *x, size_t n, float mean, float std, float inv_
     }
 }
 
-const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .pool = 1, .conv = conv,
+const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .pool = 1, .pairs = 1,
+                                                    .conv = conv,
                                                     .quantise = quantise};
 #else
 typedef int cn_int8_avx512_unused;

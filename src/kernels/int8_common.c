@@ -63,7 +63,8 @@ void cn_i8_pack(const cn_i8_kernel_set *ks, const int8_t *w, int out_c, int taps
             for (int g = 0; g < groups; g++) {
                 size_t base = (((size_t)b * taps + t) * groups + g) * 4 * CN_I8_BLOCK;
                 for (int i = 0; i < CN_I8_BLOCK; i++) {
-                    int oc = b * CN_I8_BLOCK + i;
+                    /* pairs: with 8 channels or fewer, lanes 8..15 repeat lanes 0..7 */
+                    int oc = ks->pairs && out_c <= 8 && i >= 8 ? i - 8 : b * CN_I8_BLOCK + i;
                     for (int j = 0; j < 4; j++) {
                         int8_t v = oc < out_c ? w[((size_t)oc * taps + t) * in_cp + g * 4 + j] : 0;
                         if (ks->weight_bytes == 1) p8[base + (size_t)i * 4 + j] = v;
