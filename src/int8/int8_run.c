@@ -81,6 +81,10 @@ static void quantise_input(const cn_int8_model *q, const float *px, uint8_t *dst
             q->ks->quantise(px + (size_t)c * plane + (size_t)y * W, (size_t)W, q->mean[c], q->std[c], q->inv_scale,
                             scratch + ((size_t)c * hp + y + p) * wp + p);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (C == 1 && k == 3 && s == 1 && t->cp == 12 && q->ks->patches3) {
+        q->ks->patches3(scratch, wp, t->h, t->w, dst);
+        return;
+    }
     if (C == 1 && k == 3 && t->cp == 12) {   /* one channel, 3x3 (MNIST's first convs): 12 bytes a pixel in words */
         for (int y = 0; y < t->h; y++)
             for (int x = 0; x < t->w; x++) {

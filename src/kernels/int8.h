@@ -73,6 +73,10 @@ typedef struct {
     /* n input values x as biased bytes, as the generated model_predict quantises its input:
      * out[i] = q8((x[i] - mean) / std * inv_scale) + 128 (the same float operations, in order). */
     void (*quantise)(const float *x, size_t n, float mean, float std, float inv_scale, uint8_t *out);
+    /* NULL, or the 3x3 patches of one plane of oh + 2 rows of wp >= ow + 2 bytes (reading up to
+     * 16 bytes past its end): dst (oh, ow, 12) gets, per pixel (y, x), the bytes of rows y..y+2,
+     * columns x..x+2, then 128, 128, 128. */
+    void (*patches3)(const uint8_t *planes, int wp, int oh, int ow, uint8_t *dst);
 } cn_i8_kernel_set;
 
 /* The best int8 kernel set this CPU supports (chosen once). */

@@ -333,8 +333,44 @@ static void quantise(const float *x, size_t n, float mean, float std, float inv_
     }
 }
 
+/* int8.h's patches3: per group of 4 output pixels, each input row's 16 bytes from the group's
+ * first column broadcast to the 4 lanes, shuffled within the lanes into the 48 bytes of the 4
+ * patches (their bytes all lie in those 16) and or-ed, the padding 128 or-ed in. */
+/* output byte o of 4 patches: pixel o / 12, patch byte o % 12 (row, column: b / 3, b % 3) */
+#define P3_IDX(r, o) ((o) < 48 && (o) % 12 < 9 && (o) % 12 / 3 == (r) ? (o) / 12 + (o) % 12 % 3 : -1)
+#define P3_PAD(o) ((o) < 48 && (o) % 12 >= 9 ? -128 : 0)
+#define P3_8(F, ...) F(__VA_ARGS__ 0), F(__VA_ARGS__ 1), F(__VA_ARGS__ 2), F(__VA_ARGS__ 3), F(__VA_ARGS__ 4), \
+    F(__VA_ARGS__ 5), F(__VA_ARGS__ 6), F(__VA_ARGS__ 7)
+#define P3_I(r, o) P3_IDX(r, o)
+#define P3_ROW(r, h) P3_8(P3_I, r, 8 * h +)
+#define P3_P(o) P3_PAD(o)
+#define P3_PROW(h) P3_8(P3_P, 8 * h +)
+static const int8_t p3_idx[3][64] = {
+    {P3_ROW(0, 0), P3_ROW(0, 1), P3_ROW(0, 2), P3_ROW(0, 3), P3_ROW(0, 4), P3_ROW(0, 5), P3_ROW(0, 6), P3_ROW(0, 7)},
+    {P3_ROW(1, 0), P3_ROW(1, 1), P3_ROW(1, 2), P3_ROW(1, 3), P3_ROW(1, 4), P3_ROW(1, 5), P3_ROW(1, 6), P3_ROW(1, 7)},
+    {P3_ROW(2, 0), P3_ROW(2, 1), P3_ROW(2, 2), P3_ROW(2, 3), P3_ROW(2, 4), P3_ROW(2, 5), P3_ROW(2, 6), P3_ROW(2, 7)}};
+static const int8_t p3_pad[64] = {P3_PROW(0), P3_PROW(1), P3_PROW(2), P3_PROW(3), P3_PROW(4), P3_PROW(5), P3_PROW(6),
+                                  P3_PROW(7)};
+
+static void patches3(const uint8_t *planes, int wp, int oh, int ow, uint8_t *dst) {
+    __m512i i0 = _mm512_loadu_si512(p3_idx[0]), i1 = _mm512_loadu_si512(p3_idx[1]), i2 = _mm512_loadu_si512(p3_idx[2]);
+    __m512i pv = _mm512_loadu_si512(p3_pad);
+    for (int y = 0; y < oh; y++) {
+        const uint8_t *r = planes + (size_t)y * wp;
+        uint8_t *d = dst + (size_t)y * ow * 12;
+        for (int x = 0; x < ow; x += 4) {
+            __m512i a = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(r + x))), i0);
+            __m512i b = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(r + wp + x))), i1);
+            __m512i c = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(r + 2 * wp + x))), i2);
+            int n = ow - x < 4 ? ow - x : 4;
+            _mm512_mask_storeu_epi8(d + (size_t)x * 12, ((__mmask64)1 << (12 * n)) - 1,
+                                    _mm512_or_si512(_mm512_ternarylogic_epi32(a, b, c, 0xFE), pv));
+        }
+    }
+}
+
 const cn_i8_kernel_set cn_i8_kernels_avx512_vnni = {.name = "avx512-vnni", .weight_bytes = 1, .pool = 1, .pairs = 1,
-                                                    .conv = conv,
+                                                    .conv = conv, .patches3 = patches3,
                                                     .quantise = quantise};
 #else
 typedef int cn_int8_avx512_unused;
