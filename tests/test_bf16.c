@@ -10,8 +10,8 @@
  *  - 3x3 stride-1 convs, which run Winograd F(2,3) on bf16-rounded transformed tiles (fused
  *    with relu and max-pool), are within twice autocast's rounding error of float32;
  *  - the vdpbf16ps conv kernels (Winograd F(2,3) channel and pixel forms, the direct weight
- *    gradient) equal the float32 kernels on the same bf16-rounded operands: within summation
- *    order, the weight gradient bit for bit;
+ *    gradient, the Winograd weight gradient) equal the float32 kernels on the same
+ *    bf16-rounded operands: within summation order, the weight gradients bit for bit;
  *  - a seed001 training step in bf16 (32 MNIST images) is within a bf16-sized tolerance of
  *    float32's loss and gradients (as PyTorch's autocast is: see the test), and bit-identical
  *    run to run for a fixed thread count;
@@ -256,6 +256,47 @@ TEST(bf16_weight_grad_matches_float_kernel) {
         close_all(db, df, (size_t)taps * ld, 0.0f, &worst);
         CHECK_MSG(same, "%dx%dx%d -> %d, k %d: not bit-identical (worst %.3g)", IC, H, W, OC, k, worst);
         free(src); free(x); free(dyt); free(dyr); free(xp); free(df); free(db);
+    }
+}
+
+/* cn_bf16_wino_weight_grad (tiles paired) against the float32 kernel set's wino_weight_grad on
+ * the same transformed input and output gradient rounded to bf16: the same exact products added
+ * in the same order, so the same bits; odd tile counts, odd tiles per row, padding, several
+ * channel vectors, accumulating into an existing dwt. */
+TEST(bf16_wino_weight_grad_matches_float_kernel) {
+    if (!cn_bf16_available()) { fprintf(stderr, "  SKIP: no AVX512_BF16\n"); return; }
+    const cn_kernel_set *ks = cn_kernels();
+    static const int shapes[][5] = { {16, 32, 13, 13, 0}, {32, 32, 11, 11, 0}, {8, 17, 7, 9, 1}, {3, 16, 6, 5, 1}, {9, 40, 9, 9, 1} };
+    cn_rng rng;
+    cn_rng_seed(&rng, 31);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int IC = shapes[si][0], OC = shapes[si][1], H = shapes[si][2], W = shapes[si][3], pad = shapes[si][4];
+        cn_conv_geom g = { .in_c = IC, .out_c = OC, .k = 3, .hp = H + 2 * pad, .wp = W + 2 * pad, .out_h = H + 2 * pad - 2,
+                           .out_w = W + 2 * pad - 2, .wino_m = 2 };
+        int ld = cn_round_up(OC, 16), P = g.out_h * g.out_w, taps = IC * 9;
+        size_t vn = cn_wino_input_floats(&g), zn = cn_wino_grad_floats(&g, ld);
+        float *x = malloc((size_t)IC * H * W * sizeof *x), *dyt = calloc((size_t)P * ld, sizeof *dyt);
+        float *v = malloc(vn * sizeof *v), *z = malloc(zn * sizeof *z), *z2 = malloc(zn * sizeof *z2);
+        uint32_t *vp = malloc(cn_bf16_wino_wgrad_words(&g) * sizeof *vp);
+        float *df = malloc((size_t)taps * ld * sizeof *df), *db = malloc((size_t)taps * ld * sizeof *db);
+        fill(x, (size_t)IC * H * W, &rng, false);
+        for (int p = 0; p < P; p++) fill(dyt + (size_t)p * ld, (size_t)OC, &rng, false);
+        fill(df, (size_t)taps * ld, &rng, false);
+        memcpy(db, df, (size_t)taps * ld * sizeof *db);
+        ks->wino_input(&g, x, pad, v);
+        cn_wino_grad_transform(&g, dyt, ld, z);
+        memcpy(z2, z, zn * sizeof *z);
+        cn_bf16_pair_wino_wgrad_input(&g, v, vp);
+        cn_bf16_pair_wino_wgrad_dy(&g, ld, z2);
+        cn_bf16_round_floats(v, vn);
+        cn_bf16_round_floats(z, zn);
+        ks->wino_weight_grad(&g, v, z, ld, df);
+        cn_bf16_wino_weight_grad(&g, vp, (const uint32_t *)z2, ld, db);
+        double worst = 0;
+        close_all(db, df, (size_t)taps * ld, 0.0f, &worst);
+        CHECK_MSG(memcmp(df, db, (size_t)taps * ld * sizeof *df) == 0, "%dx%dx%d pad %d -> %d: not bit-identical (worst %.3g)",
+                  IC, H, W, pad, OC, worst);
+        free(x); free(dyt); free(v); free(z); free(z2); free(vp); free(df); free(db);
     }
 }
 
@@ -608,6 +649,7 @@ int main(void) {
     RUN(bf16_wino_channels_matches_float_kernel);
     RUN(bf16_wino_conv_matches_float_kernel);
     RUN(bf16_weight_grad_matches_float_kernel);
+    RUN(bf16_wino_weight_grad_matches_float_kernel);
     RUN(bf16_conv_equals_fp32_on_bf16_values);
     RUN(bf16_winograd_conv_near_fp32);
     RUN(bf16_seed001_step_near_fp32_and_deterministic);

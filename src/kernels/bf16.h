@@ -88,6 +88,21 @@ void cn_bf16_pair_wgrad_input(const cn_conv_geom *g, const float *x_pad, uint32_
 void cn_bf16_pair_wgrad_dy(const cn_conv_geom *g, int ld, float *dyt);
 void cn_bf16_weight_grad(const cn_conv_geom *g, const uint32_t *xp, const uint32_t *dyt2, int ld, float *dwt);
 
+/* ---- Winograd F(2,3) weight gradient on bf16 pairs of tiles ----
+ * kernels.h's wino_weight_grad (F(2,3), ld a multiple of 16) with the flat tiles p = oy*wv + i
+ * paired, tile 2q in the high half and 2q+1 in the low (an odd count's last with 0), so that
+ * vdpbf16ps adds them in the float32 kernel's order:
+ *   vp (2, IC*4, W2) words, W2 = cn_bf16_wino_wgrad_w2(g): each (ic, t) block of v (Hp*wv
+ *     values) paired as cn_bf16_pair_wgrad_input pairs a row (even- and odd-started pairs);
+ *   z2 (ceil(tiles / 2), 4, ld) words: the pairs of z's tile rows (4*ld values), in place. */
+static inline int cn_bf16_wino_wgrad_w2(const cn_conv_geom *g) { return g->hp * cn_wino_tiles(g) / 2 + 1; }
+static inline size_t cn_bf16_wino_wgrad_words(const cn_conv_geom *g) {
+    return 2 * (size_t)g->in_c * 4 * cn_bf16_wino_wgrad_w2(g);
+}
+void cn_bf16_pair_wino_wgrad_input(const cn_conv_geom *g, const float *v, uint32_t *vp);
+void cn_bf16_pair_wino_wgrad_dy(const cn_conv_geom *g, int ld, float *z);
+void cn_bf16_wino_weight_grad(const cn_conv_geom *g, const uint32_t *vp, const uint32_t *z2, int ld, float *dwt);
+
 /* Whether cn_bf16_gemm can run: the CPU has AVX512_BF16 and the chosen float kernel set
  * (kernels.h: cn_kernels, which cn_kernels_select forces in tests) is "avx512". */
 bool cn_bf16_available(void);

@@ -1,4 +1,4 @@
-/* cn_bf16_gemm, cn_bf16_wino_channels, cn_bf16_wino_conv and cn_bf16_weight_grad (bf16.h) for AVX512_BF16: vdpbf16ps adds the two
+/* cn_bf16_gemm and the conv kernels of bf16.h for AVX512_BF16: vdpbf16ps adds the two
  * products of a pair to each float32 lane. A gemm tile is up to MR rows of C times two vectors
  * of 16 columns: 2*MR zmm accumulators, per pair of K one broadcast of each row's A pair and
  * two loads of B pairs. Compiled for AVX512_BF16 here alone; called only where
@@ -336,18 +336,84 @@ static inline __m512i pair_adjacent(const float *r, int col, int wp) {
     return _mm512_rol_epi32((__m512i)_mm512_cvtne2ps_pbh(b, a), 16);
 }
 
-void cn_bf16_pair_wgrad_input(const cn_conv_geom *g, const float *x_pad, uint32_t *xp) {
-    int w2 = cn_bf16_wgrad_w2(g), wp = g->wp;
-    size_t odd = (size_t)g->in_c * g->hp * w2;
-    for (int ic = 0; ic < g->in_c; ic++)
-        for (int y = 0; y < g->hp; y++) {
-            const float *r = x_pad + ((size_t)ic * g->hp + y) * wp;
-            uint32_t *e = xp + ((size_t)ic * g->hp + y) * w2, *o = e + odd;
-            for (int c = 0; c < w2; c += 16) {
-                __mmask16 m = lanes16(w2 - c);
-                _mm512_mask_storeu_epi32(e + c, m, pair_adjacent(r, 2 * c, wp));
-                _mm512_mask_storeu_epi32(o + c, m, pair_adjacent(r + 1, 2 * c, wp - 1));
-            }
+/* ---- Winograd F(2,3) weight gradient on bf16 pairs of tiles (bf16.h) ----
+ * As kernels.h's wino_weight_grad (conv_avx512.c's wino_wgrad_tile, F(2,3)): a tile is NK <= 6
+ * kernel rows (ic, ky) by one vector of output channels, 4 accumulators per row; per tile pair
+ * and t, one load of z2 pairs and NK broadcasts of v pairs; then dW = G^T S added to dwt. */
+#define WWG_ROWS_MAX 6
+
+static inline __attribute__((always_inline)) void wino_wgrad_tile2(const int NK, const cn_conv_geom *g, int r0,
+                                                                    const uint32_t *vp, const uint32_t *z2, int ld,
+                                                                    float *dwt) {
+    __m512 acc[WWG_ROWS_MAX][4];
+    const uint32_t *vr[WWG_ROWS_MAX];
+    const int wv = cn_wino_tiles(g), pw2 = cn_bf16_wino_wgrad_w2(g), pairs = (g->out_h * wv + 1) / 2;
+    const size_t odd = (size_t)g->in_c * 4 * pw2;
+    for (int i = 0; i < NK; i++) {
+        int r = r0 + i, off = (r % 3) * wv;   /* kernel row ky's first tile in the (ic, t) block */
+        vr[i] = vp + (off & 1 ? odd : 0) + (size_t)(r / 3) * 4 * pw2 + off / 2;
+        for (int t = 0; t < 4; t++) acc[i][t] = _mm512_setzero_ps();
+    }
+    for (int q = 0; q < pairs; q++, z2 += 4 * ld)
+        for (int t = 0; t < 4; t++) {
+            __m512i zt = _mm512_loadu_si512(z2 + (size_t)t * ld);
+            __asm__("" : "+v"(zt));   /* keeps zt in a register, as the float32 kernel */
+            for (int i = 0; i < NK; i++)
+                acc[i][t] = _mm512_dpbf16_ps(acc[i][t], (__m512bh)_mm512_set1_epi32((int)vr[i][t * pw2 + q]), (__m512bh)zt);
         }
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int i = 0; i < NK; i++) {
+        __m512 sum = _mm512_mul_ps(_mm512_add_ps(acc[i][1], acc[i][2]), half), k[3];
+        k[0] = _mm512_add_ps(acc[i][0], sum);
+        k[1] = _mm512_mul_ps(_mm512_sub_ps(acc[i][1], acc[i][2]), half);
+        k[2] = _mm512_add_ps(sum, acc[i][3]);
+        for (int kx = 0; kx < 3; kx++) {
+            float *d = dwt + (size_t)((r0 + i) * 3 + kx) * ld;
+            _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), k[kx]));
+        }
+    }
+}
+
+typedef void (*wino_wgrad2_fn)(const cn_conv_geom *, int, const uint32_t *, const uint32_t *, int, float *);
+#define WINO_WGRAD2(NK) \
+    static void wino_wgrad2_##NK(const cn_conv_geom *g, int r0, const uint32_t *vp, const uint32_t *z2, int ld, \
+                                 float *dwt) { wino_wgrad_tile2(NK, g, r0, vp, z2, ld, dwt); }
+WINO_WGRAD2(1) WINO_WGRAD2(2) WINO_WGRAD2(3) WINO_WGRAD2(4) WINO_WGRAD2(5) WINO_WGRAD2(6)
+static const wino_wgrad2_fn wino_wgrad2_tiles[WWG_ROWS_MAX] = {
+    wino_wgrad2_1, wino_wgrad2_2, wino_wgrad2_3, wino_wgrad2_4, wino_wgrad2_5, wino_wgrad2_6,
+};
+
+void cn_bf16_wino_weight_grad(const cn_conv_geom *g, const uint32_t *vp, const uint32_t *z2, int ld, float *dwt) {
+    int rows = g->in_c * 3, groups = (rows + WWG_ROWS_MAX - 1) / WWG_ROWS_MAX;
+    int base = rows / groups, extra = rows % groups;
+    for (int m0 = 0; m0 < ld; m0 += 16)
+        for (int gi = 0, r0 = 0, nk; gi < groups; gi++, r0 += nk) {
+            nk = base + (gi < extra);
+            wino_wgrad2_tiles[nk - 1](g, r0, vp, z2 + m0, ld, dwt + m0);
+        }
+}
+
+/* src (rows, len) -> even (rows, w2), odd (rows, w2) words: even[r][c] the pair of columns 2c,
+ * 2c+1 of row r, odd[r][c] that of columns 2c+1, 2c+2 (0 at or past len). */
+static void pair_adjacent_rows(const float *src, int rows, int len, int w2, uint32_t *even, uint32_t *odd) {
+    for (int y = 0; y < rows; y++) {
+        const float *r = src + (size_t)y * len;
+        uint32_t *e = even + (size_t)y * w2, *o = odd + (size_t)y * w2;
+        for (int c = 0; c < w2; c += 16) {
+            __mmask16 m = lanes16(w2 - c);
+            _mm512_mask_storeu_epi32(e + c, m, pair_adjacent(r, 2 * c, len));
+            _mm512_mask_storeu_epi32(o + c, m, pair_adjacent(r + 1, 2 * c, len - 1));
+        }
+    }
+}
+
+void cn_bf16_pair_wino_wgrad_input(const cn_conv_geom *g, const float *v, uint32_t *vp) {
+    int pw2 = cn_bf16_wino_wgrad_w2(g), rows = g->in_c * 4;
+    pair_adjacent_rows(v, rows, g->hp * cn_wino_tiles(g), pw2, vp, vp + (size_t)rows * pw2);
+}
+
+void cn_bf16_pair_wgrad_input(const cn_conv_geom *g, const float *x_pad, uint32_t *xp) {
+    int w2 = cn_bf16_wgrad_w2(g), rows = g->in_c * g->hp;
+    pair_adjacent_rows(x_pad, rows, g->wp, w2, xp, xp + (size_t)rows * w2);
 }
 #endif

@@ -91,6 +91,13 @@ void cn_bf16_pair_wino_pixels(const cn_conv_geom *g, int mr_max, float *u) {
     }
 }
 
+void cn_bf16_pair_wino_wgrad_dy(const cn_conv_geom *g, int ld, float *z) {
+    uint32_t *w = (uint32_t *)z;
+    size_t row = (size_t)4 * ld, tiles = (size_t)g->out_h * cn_wino_tiles(g);
+    for (size_t q = 0; q < (tiles + 1) / 2; q++)
+        cn_bf16_pair_rows(w + q * row, q * row, 2 * q + 1 < tiles ? (ptrdiff_t)((q + 1) * row) : -1, row);
+}
+
 void cn_bf16_pair_wgrad_dy(const cn_conv_geom *g, int ld, float *dyt) {
     uint32_t *w = (uint32_t *)dyt;
     int q2 = (g->out_w + 1) / 2;
@@ -177,5 +184,11 @@ void cn_bf16_wino_conv(const cn_conv_geom *g, int mr_max, const uint32_t *u2, co
 }
 void cn_bf16_weight_grad(const cn_conv_geom *g, const uint32_t *xp, const uint32_t *dyt2, int ld, float *dwt) {
     (void)g; (void)xp; (void)dyt2; (void)ld; (void)dwt;   /* never called */
+}
+void cn_bf16_wino_weight_grad(const cn_conv_geom *g, const uint32_t *vp, const uint32_t *z2, int ld, float *dwt) {
+    (void)g; (void)vp; (void)z2; (void)ld; (void)dwt;   /* never called */
+}
+void cn_bf16_pair_wino_wgrad_input(const cn_conv_geom *g, const float *v, uint32_t *vp) {
+    (void)g; (void)v; (void)vp;   /* never called */
 }
 #endif

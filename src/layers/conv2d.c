@@ -29,10 +29,11 @@
  *                     a mixed-precision variant of autocast's rounding, not the same numbers
  *                     (tests/test_bf16.c: within twice autocast's rounding error of float32).
  * The Winograd forward and input-gradient passes (channel and pixel forms) and the direct
- * weight gradient run on bf16 pairs with vdpbf16ps (kernels/bf16.h: cn_bf16_wino_channels,
- * cn_bf16_wino_conv, cn_bf16_weight_grad); the other kernels (direct forward and input
- * gradient, Winograd weight gradient) are the float32 ones on bf16-rounded values (exact
- * products, float32 sums: the same arithmetic, without vdpbf16ps's doubled rate).
+ * and Winograd weight gradients run on bf16 pairs with vdpbf16ps (kernels/bf16.h:
+ * cn_bf16_wino_channels, cn_bf16_wino_conv, cn_bf16_weight_grad, cn_bf16_wino_weight_grad); the
+ * direct forward and input-gradient kernels (convolutions other than 3x3) are the float32 ones
+ * on bf16-rounded values (exact products, float32 sums: the same arithmetic, without
+ * vdpbf16ps's doubled rate).
  * The bias and its gradient, the epilogues and batch-norm statistics stay float32.
  * Depthwise 3x3 convolutions run conv2d_depthwise.c; at stride 1, other grouped ones without
  * dilation conv2d_grouped.c (these kernels, group by group) and dilated ones without groups
@@ -86,7 +87,8 @@ typedef struct {
     float *wino_v;     /* Winograd-transformed input (forward, backward weight or backward input) */
     float *wino_z;     /* backward: Winograd-transformed dy^T (pairs, 4, ld) */
     float *steps;      /* forward: a fused chain's per-channel steps for channel tiles (3, ld) */
-    float *bf16_x;     /* backward, bf16: x_pad paired for cn_bf16_weight_grad (kernels/bf16.h) */
+    float *bf16_x;     /* backward, bf16: x_pad or the Winograd-transformed input paired for
+                          cn_bf16_weight_grad or cn_bf16_wino_weight_grad (kernels/bf16.h) */
 } direct_scratch;
 
 static size_t direct_ld(const cn_layer *l) { return (size_t)cn_round_up(l->out.c, CN_VEC_MAX); }
@@ -131,7 +133,7 @@ static size_t wino_grad_floats(const cn_conv_geom *g, int ld) {
 
 /* Splits base (NULL: just measure) into the pieces above; *total (if not NULL) gets the floats used. */
 static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total) {
-    cn_conv_geom f = forward_geom(l), bw = backward_geom(l);
+    cn_conv_geom f = forward_geom(l), bw = backward_geom(l), f2 = with_wino_m(f, 2);
     size_t taps = (size_t)l->in.c * l->kernel * l->kernel, ld = direct_ld(l);
     size_t packed = packed_floats(&f) > packed_floats(&bw) ? packed_floats(&f) : packed_floats(&bw);
     carver c = { base, 0 };
@@ -153,7 +155,7 @@ static direct_scratch carve_direct(const cn_layer *l, float *base, size_t *total
     s.dx_q = carve(&c, output_floats(&bw));
     s.dy_bn = carve(&c, (size_t)cn_shape_size(l->out));
     s.wino_z = carve(&c, wino_grad_floats(&f, (int)ld));
-    s.bf16_x = carve(&c, cn_bf16_wgrad_x_words(&f));
+    s.bf16_x = carve(&c, max_size(cn_bf16_wgrad_x_words(&f), l->kernel == 3 ? cn_bf16_wino_wgrad_words(&f2) : 0));
     if (total) *total = fwd_end.used > c.used ? fwd_end.used : c.used;
     return s;
 }
@@ -547,12 +549,18 @@ static void backward_sample(const cn_layer_ctx *c, const conv_target *t, const c
     cn_transpose(dy, l->out.c, pixels, pixels, s->dyt, ld);    /* lanes OC..ld-1 stay 0 (backward_direct) */
     if (l->bias_count) cn_sum_rows(s->dyt, pixels, ld, s->dbias);   /* float32 dy, also in bf16 */
     if (wgrad_winograd(ks, l)) {
-        /* bf16: the transformed input V and transformed dy Z rounded */
+        /* bf16: the transformed input V and transformed dy Z paired along tiles for
+         * cn_bf16_wino_weight_grad */
         cn_conv_geom w = wgrad_geom(l, bf16);
-        transform_input(ks, &w, x, l->pad, bf16, false, s->wino_v);
+        ks->wino_input(&w, x, l->pad, s->wino_v);
         cn_wino_grad_transform(&w, s->dyt, ld, s->wino_z);
-        if (bf16) cn_bf16_round_floats(s->wino_z, cn_wino_grad_floats(&w, ld));
-        ks->wino_weight_grad(&w, s->wino_v, s->wino_z, ld, s->dwt);
+        if (bf16) {
+            cn_bf16_pair_wino_wgrad_input(&w, s->wino_v, (uint32_t *)s->bf16_x);
+            cn_bf16_pair_wino_wgrad_dy(&w, ld, s->wino_z);
+            cn_bf16_wino_weight_grad(&w, (const uint32_t *)s->bf16_x, (const uint32_t *)s->wino_z, ld, s->dwt);
+        } else {
+            ks->wino_weight_grad(&w, s->wino_v, s->wino_z, ld, s->dwt);
+        }
     } else {
         /* without padding the input is its own padded image (weight_grad reads only inside it);
          * bf16: x and dy paired along pixels for cn_bf16_weight_grad (kernels/bf16.h) */
