@@ -21,9 +21,12 @@
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
 
+/* q8: v + 0.5 with v's sign bit (one vpternlogd: sign ? v : 0.5), which differs from q8's
+ * v >= 0 ? v + 0.5f : v - 0.5f only at -0 (-0.5 for 0.5), truncated to 0 either way. */
 static inline __m512i q8v(__m512 v) {
-    __mmask16 ge = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
-    v = _mm512_add_ps(v, _mm512_mask_blend_ps(ge, _mm512_set1_ps(-0.5f), _mm512_set1_ps(0.5f)));
+    __m512i half = _mm512_ternarylogic_epi32(_mm512_castps_si512(v), _mm512_set1_epi32(0x3f000000),
+                                             _mm512_set1_epi32((int32_t)0x80000000u), 0xE4);
+    v = _mm512_add_ps(v, _mm512_castsi512_ps(half));
     v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
     return _mm512_cvttps_epi32(v);
 }
