@@ -213,72 +213,48 @@ void cn_bf16_wino_conv(const cn_conv_geom *g, int mr_max, const uint32_t *u2, co
 /* ---- Direct weight gradient on bf16 pairs of output pixels (bf16.h) ----
  * As kernels.h's weight_grad (conv_chan_impl.h): a tile is NK consecutive taps (xt: each tap's
  * first x pair) by MV vectors of output channels, NK * MV <= 24 accumulators; per pixel pair,
- * MV loads of dy pairs and NK broadcasts of x pairs. zmm for ld a multiple of 16, ymm of 8. */
+ * MV loads of dy pairs and NK broadcasts of x pairs (bf16_wgrad_impl.h, once per vector width):
+ * zmm for ld a multiple of 16, ymm of 8. */
 #define WG_NK_MAX 12
 #define WG_MV_MAX 4
 #define WG_ACC 24
 
-static inline __attribute__((always_inline)) void wgrad_tile_zmm(const int NK, const int MV, const cn_conv_geom *g,
-                                                                  const uint32_t *const *xt, const uint32_t *d2, int ld,
-                                                                  float *dwt) {
-    __m512 acc[WG_NK_MAX][WG_MV_MAX];
-    for (int i = 0; i < NK; i++)
-        for (int j = 0; j < MV; j++) acc[i][j] = _mm512_setzero_ps();
-    const int w2 = cn_bf16_wgrad_w2(g), q2 = (g->out_w + 1) / 2;
-    for (int oy = 0; oy < g->out_h; oy++)
-        for (int q = 0, at = oy * w2; q < q2; q++, at++, d2 += ld) {
-            __m512bh dv[WG_MV_MAX];
-            for (int j = 0; j < MV; j++) dv[j] = (__m512bh)_mm512_loadu_si512(d2 + j * 16);
-            for (int i = 0; i < NK; i++) {
-                __m512bh a = (__m512bh)_mm512_set1_epi32((int)xt[i][at]);
-                for (int j = 0; j < MV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], a, dv[j]);
-            }
-        }
-    for (int i = 0; i < NK; i++)
-        for (int j = 0; j < MV; j++) {
-            float *p = dwt + (size_t)i * ld + j * 16;
-            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), acc[i][j]));
-        }
-}
+#define WG_CAT2(a, b) a##_##b
+#define WG_CAT(a, b) WG_CAT2(a, b)
+#define WG(name) WG_CAT(name, WG_SUFFIX)
 
-static inline __attribute__((always_inline)) void wgrad_tile_ymm(const int NK, const int MV, const cn_conv_geom *g,
-                                                                  const uint32_t *const *xt, const uint32_t *d2, int ld,
-                                                                  float *dwt) {
-    __m256 acc[WG_NK_MAX][WG_MV_MAX];
-    for (int i = 0; i < NK; i++)
-        for (int j = 0; j < MV; j++) acc[i][j] = _mm256_setzero_ps();
-    const int w2 = cn_bf16_wgrad_w2(g), q2 = (g->out_w + 1) / 2;
-    for (int oy = 0; oy < g->out_h; oy++)
-        for (int q = 0, at = oy * w2; q < q2; q++, at++, d2 += ld) {
-            __m256bh dv[WG_MV_MAX];
-            for (int j = 0; j < MV; j++) dv[j] = (__m256bh)_mm256_loadu_si256((const __m256i *)(d2 + j * 8));
-            for (int i = 0; i < NK; i++) {
-                __m256bh a = (__m256bh)_mm256_set1_epi32((int)xt[i][at]);
-                for (int j = 0; j < MV; j++) acc[i][j] = _mm256_dpbf16_ps(acc[i][j], a, dv[j]);
-            }
-        }
-    for (int i = 0; i < NK; i++)
-        for (int j = 0; j < MV; j++) {
-            float *p = dwt + (size_t)i * ld + j * 8;
-            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), acc[i][j]));
-        }
-}
+#define WG_SUFFIX zmm
+#define vf __m512
+#define VL 16
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#define vbh __m512bh
+#define VLOAD_PAIRS(p) ((__m512bh)_mm512_loadu_si512(p))
+#define VBCAST_PAIR(w) ((__m512bh)_mm512_set1_epi32((int)(w)))
+#define VDPBF16(acc, a, b) _mm512_dpbf16_ps((acc), (a), (b))
+#include "kernels/bf16_wgrad_impl.h"     /* wgrad_tiles_zmm */
+#undef WG_SUFFIX
+#undef vf
+#undef VL
+#undef VZERO
+#undef VLOAD
+#undef VSTORE
+#undef VADD
+#undef vbh
+#undef VLOAD_PAIRS
+#undef VBCAST_PAIR
+#undef VDPBF16
 
-typedef void (*wgrad_fn)(const cn_conv_geom *, const uint32_t *const *, const uint32_t *, int, float *);
-#define WGRAD_TILE(NK, MV) \
-    static void wgrad_zmm_##NK##_##MV(const cn_conv_geom *g, const uint32_t *const *xt, const uint32_t *d2, int ld, \
-                                      float *dwt) { wgrad_tile_zmm(NK, MV, g, xt, d2, ld, dwt); } \
-    static void wgrad_ymm_##NK##_##MV(const cn_conv_geom *g, const uint32_t *const *xt, const uint32_t *d2, int ld, \
-                                      float *dwt) { wgrad_tile_ymm(NK, MV, g, xt, d2, ld, dwt); }
-#define WGRAD_TILES(NK) WGRAD_TILE(NK, 1) WGRAD_TILE(NK, 2) WGRAD_TILE(NK, 3) WGRAD_TILE(NK, 4)
-WGRAD_TILES(1) WGRAD_TILES(2) WGRAD_TILES(3) WGRAD_TILES(4) WGRAD_TILES(5) WGRAD_TILES(6)
-WGRAD_TILES(7) WGRAD_TILES(8) WGRAD_TILES(9) WGRAD_TILES(10) WGRAD_TILES(11) WGRAD_TILES(12)
-#define WGRAD_ROW(S, NK) { wgrad_##S##_##NK##_1, wgrad_##S##_##NK##_2, wgrad_##S##_##NK##_3, wgrad_##S##_##NK##_4 }
-#define WGRAD_ROWS(S) { WGRAD_ROW(S, 1), WGRAD_ROW(S, 2), WGRAD_ROW(S, 3), WGRAD_ROW(S, 4), WGRAD_ROW(S, 5), \
-    WGRAD_ROW(S, 6), WGRAD_ROW(S, 7), WGRAD_ROW(S, 8), WGRAD_ROW(S, 9), WGRAD_ROW(S, 10), WGRAD_ROW(S, 11), \
-    WGRAD_ROW(S, 12) }
-static const wgrad_fn wgrad_zmm[WG_NK_MAX][WG_MV_MAX] = WGRAD_ROWS(zmm);
-static const wgrad_fn wgrad_ymm[WG_NK_MAX][WG_MV_MAX] = WGRAD_ROWS(ymm);
+#define WG_SUFFIX ymm
+#include "kernels/vec_ymm.h"             /* vf is __m256 from here on */
+#define VADD(a, b) _mm256_add_ps((a), (b))
+#define vbh __m256bh
+#define VLOAD_PAIRS(p) ((__m256bh)_mm256_loadu_si256((const __m256i *)(p)))
+#define VBCAST_PAIR(w) ((__m256bh)_mm256_set1_epi32((int)(w)))
+#define VDPBF16(acc, a, b) _mm256_dpbf16_ps((acc), (a), (b))
+#include "kernels/bf16_wgrad_impl.h"     /* wgrad_tiles_ymm */
 
 /* n items in near-equal groups of at most cap: group b is [*start, *start + *size). */
 static inline void split_even(int n, int cap, int b, int *start, int *size) {
@@ -304,7 +280,7 @@ void cn_bf16_weight_grad(const cn_conv_geom *g, const uint32_t *xp, const uint32
                 xt[i] = xp + (kx & 1 ? odd : 0) + ic * plane + (size_t)ky * w2 + kx / 2;
                 if (++kx == g->k) { kx = 0; if (++ky == g->k) { ky = 0; ic++; } }
             }
-            const wgrad_fn *row = vl == 16 ? wgrad_zmm[nk - 1] : wgrad_ymm[nk - 1];
+            const wgrad_fn *row = vl == 16 ? wgrad_tiles_zmm[nk - 1] : wgrad_tiles_ymm[nk - 1];
             row[mv - 1](g, xt, dyt2 + m0 * vl, ld, dwt + (size_t)t0 * ld + m0 * vl);
         }
     }
