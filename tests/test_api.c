@@ -305,6 +305,9 @@ TEST(sweep_check_errors) {
     CHECK(strstr(cn_last_error(), "lr=zz") != NULL);
     CHECK(cn_sweep_check(NULL, "lr=0.1", "1", "nosuchkey=1") != CN_OK);
     CHECK(strstr(cn_last_error(), "nosuchkey") != NULL);
+    CHECK(cn_sweep_check("precision=fp32,bf16", NULL, "1", NULL) == CN_OK);
+    CHECK(cn_sweep_check("precision=fp16", NULL, "1", NULL) != CN_OK);
+    CHECK(strstr(cn_last_error(), "precision=fp16: expected fp32 or bf16") != NULL);
 }
 
 /* The rest of the surface on the trained model of DIR/run: the CSV submission, int8

@@ -23,6 +23,12 @@ cn_status cn_sweep_apply(const cn_sweep_setting *s, uint64_t seed, cn_train_opti
     for (int i = 0; i < s->count; i++) {
         const char *t = s->tokens[i];
         if (!strncmp(t, "model=", 6)) { o->model = t + 6; continue; }
+        if (!strncmp(t, "precision=", 10)) {   /* convnet train's --precision, not a recipe key */
+            if (strcmp(t + 10, "fp32") && strcmp(t + 10, "bf16"))
+                return cn_fail(CN_ERR_ARG, "%s: precision=%s: expected fp32 or bf16", s->name, t + 10);
+            o->precision = t + 10;
+            continue;
+        }
         cn_status st = cn_recipe_parse_token(t, s->name, &o->overrides);
         if (st) return st;
     }
