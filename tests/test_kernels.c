@@ -841,6 +841,43 @@ TEST(gemm_nt_matches_reference_and_ignores_grouping) {
     CHECK(memcmp(c_all, c_one, sizeof c_all) == 0);
 }
 
+/* cn_gemm_nn and cn_gemm_tn_ld against plain loops that sum each element over k in order
+ * (from 0, or from C when accumulating), bit for bit: every row count up to 7 (the 4-row
+ * blocks and each tail), 53 columns (blocks of 32 and 16, and single columns), K past one
+ * 256-block of tn_ld, and strided operands. */
+TEST(gemm_nn_tn_sum_in_order) {
+    enum { MM = 7, N = 53, K = 300, LDA = 9, LDB = 60, LDC = 57 };
+    cn_rng rng;
+    cn_rng_seed(&rng, 12);
+    static float a[K * LDA], b[K * LDB], c[MM * LDC], want[MM * LDC];
+    fill(a, K * LDA, &rng);
+    fill(b, K * LDB, &rng);
+    int bad = 0;
+    for (int M = 1; M <= MM; M++)
+        for (int acc = 0; acc < 2; acc++) {   /* cn_gemm_nn: A (M,K), B (K,N), contiguous */
+            fill(c, M * N, &rng);
+            for (int i = 0; i < M * N; i++) {
+                float s = acc ? c[i] : 0.0f;
+                for (int k = 0; k < K; k++) s += a[(i / N) * K + k] * b[k * N + i % N];
+                want[i] = s;
+            }
+            cn_gemm_nn(M, N, K, a, b, c, acc);
+            bad += memcmp(c, want, (size_t)M * N * sizeof *c) != 0;
+        }
+    for (int M = 1; M <= MM; M++) {           /* cn_gemm_tn_ld: A (K,M) in rows of LDA, B (K,N) of LDB */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float s = 0.0f;
+                for (int k = 0; k < K; k++) s += a[k * LDA + i] * b[k * LDB + j];
+                want[i * LDC + j] = s;
+                c[i * LDC + j] = 1e9f;
+            }
+        cn_gemm_tn_ld(M, N, K, a, LDA, b, LDB, c, LDC);
+        for (int i = 0; i < M; i++) bad += memcmp(c + i * LDC, want + i * LDC, N * sizeof *c) != 0;
+    }
+    CHECK_MSG(bad == 0, "%d gemm_nn/tn_ld results differ from the in-order sums", bad);
+}
+
 /* Every kernel set's epilogue against the portable one, bit for bit: each combination of the
  * point-wise steps (affine, mid affine, relu, post affine with either sign of its scale), with
  * and without pool (argmax or not), compact and strided planes, odd widths; the input has
@@ -952,6 +989,7 @@ int main(void) {
     RUN(training_workers_match_batch_pass);
     RUN(train_step_matches_separate_passes);
     RUN(gemm_nt_matches_reference_and_ignores_grouping);
+    RUN(gemm_nn_tn_sum_in_order);
     RUN(transpose_writes_each_element_once);
     RUN(epilogue_matches_portable);
     RUN(transpose_pixels_writes_each_element_once);

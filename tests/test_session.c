@@ -143,7 +143,7 @@ TEST(forward_is_deterministic_across_threads) {
 /* seed001's plans: in training, each conv leads a conv + relu chain whose batch norm gets its
  * statistics from the conv pass, and the batch norm applies the dropout after it; in eval,
  * the chain absorbs the batch norm, and dropouts and flatten pass their input through
- * (sharing its buffer). Unfused: no chains and no hand-overs. */
+ * (sharing its buffer; flatten in training too). Unfused: no chains and no hand-overs. */
 TEST(plans_of_seed001) {
     cn_model *m;
     CHECK(cn_model_load_spec("seed001", 1, &m) == CN_OK);
@@ -160,11 +160,16 @@ TEST(plans_of_seed001) {
     CHECK(!train.steps[3].forward && train.steps[3].backward);
     CHECK(eval.steps[0].chain.length == 3 && eval.steps[0].chain.bn && eval.steps[0].peer == 2);
     CHECK(!eval.steps[2].forward && eval.steps[3].pass_through);
-    for (int v = 0; v <= L; v++) CHECK(train.buffer[v] == v);
+    /* flatten is layer L - 2 (its output value L - 1): a pass-through in every plan, whose
+     * training backward still runs (it copies the gradient) */
+    CHECK(m->layers[L - 2].kind == CN_LAYER_FLATTEN);
+    for (int v = 0; v <= L; v++) CHECK(train.buffer[v] == (v == L - 1 ? L - 2 : v));
+    CHECK(train.steps[L - 2].pass_through && !train.steps[L - 2].forward && train.steps[L - 2].backward);
     CHECK(eval.buffer[4] == eval.buffer[3]);                  /* dropout 3 */
     CHECK(eval.buffer[L - 1] == eval.buffer[L - 2]);          /* flatten */
+    CHECK(plain.buffer[L - 1] == plain.buffer[L - 2]);
     for (int i = 0; i < L; i++)
-        CHECK(plain.steps[i].chain.length == 1 && plain.steps[i].forward && plain.steps[i].peer < 0 &&
+        CHECK(plain.steps[i].chain.length == 1 && plain.steps[i].forward == (i != L - 2) && plain.steps[i].peer < 0 &&
               !plain.steps[i].stats_from_conv && !plain.steps[i].grad_to_conv_relu && !plain.steps[i].applies_dropout);
     cn_plan_free(&train); cn_plan_free(&eval); cn_plan_free(&plain);
     cn_model_free(m);

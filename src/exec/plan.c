@@ -153,9 +153,9 @@ cn_status cn_plan_build(const cn_model *m, bool training, unsigned flags, cn_pla
         st->bf16_conv = bf16 && m->layers[i].kind == CN_LAYER_CONV2D;
         st->bf16_linear = bf16 && m->layers[i].kind == CN_LAYER_LINEAR;
         cn_layer_kind kind = m->layers[i].kind;
-        if (!training && (kind == CN_LAYER_DROPOUT || kind == CN_LAYER_FLATTEN)) {
+        if (kind == CN_LAYER_FLATTEN || (!training && kind == CN_LAYER_DROPOUT)) {
             st->pass_through = true;
-            st->forward = false;
+            st->forward = false;    /* a training flatten's backward still copies the gradient */
             plan->buffer[i + 1] = plan->buffer[m->layers[i].inputs[0]];
         }
     }

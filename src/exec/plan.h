@@ -6,10 +6,10 @@
  * (value 0 the model input, value L, the number of layers, the model's output);
  * in a plain stack value i is the input of layer i, in a model with branches
  * (layer.h: inputs, from=) a layer may read any earlier value, and add/concat
- * read several. buffer[v] names the activation buffer that holds value v. In
- * training every value has its own buffer (the backward pass reads them all); in
- * eval a pass-through layer (dropout, flatten) outputs its input value, so the
- * two share one buffer and the layer does nothing. An eval plan whose layers
+ * read several. buffer[v] names the activation buffer that holds value v. A
+ * pass-through layer (flatten; in eval dropout too) outputs its input value, so the
+ * two share one buffer and its forward does nothing; otherwise in training every
+ * value has its own buffer (the backward pass reads them all). An eval plan whose layers
  * each run their own passes (a model with branches, or CN_SESSION_UNFUSED) goes
  * further: each value lives from the layer that writes it to the last layer that
  * reads it, and a value takes over the buffer of one whose last reader has run.
@@ -32,9 +32,9 @@
 /* What the plan decided for one layer (i below); the layer acts on it, the session binds
  * the buffers it names. Flags are false, indices -1, where they do not apply. */
 typedef struct {
-    bool forward, backward;     /* false: absorbed into an earlier layer's chain, a pass-through
-                                   (eval) or, a dropout, applied by the batch norm before it */
-    bool pass_through;          /* eval dropout/flatten: its output value is its input value */
+    bool forward, backward;     /* false: absorbed into an earlier layer's chain, a pass-through's
+                                   forward or, a dropout, applied by the batch norm before it */
+    bool pass_through;          /* flatten, eval dropout: its output value is its input value */
     cn_chain chain;             /* the chain it leads (length 1: none); its output is value i + length */
     int pool;                   /* the chain's max-pool layer (its saved state holds the argmax), or -1 */
     int peer;                   /* conv: the batch norm its chain feeds (or absorbs, eval);

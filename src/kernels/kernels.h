@@ -22,10 +22,10 @@
 void cn_gemm_nn(int M, int N, int K, const float *A, const float *B, float *C, int accumulate);
 /* C (M,N) += A (M,K) @ B(N,K)^T. */
 void cn_gemm_nt(int M, int N, int K, const float *A, const float *B, float *C);
-// y (n) += a * x
-void cn_axpy(int n, float a, const float *x, float *y);
 /* C (M,N) = A(K,M)^T @ B (K,N). */
 void cn_gemm_tn(int M, int N, int K, const float *A, const float *B, float *C);
+/* The same with leading dimensions (row strides) lda, ldb, ldc. */
+void cn_gemm_tn_ld(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
 /* in (C,H,W) -> col (C*k*k, OH*OW), zero padding; tap (ky, kx) of output (oy, ox) reads
  * input (oy*stride - pad + ky*dil, ox*stride - pad + kx*dil). */

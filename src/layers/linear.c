@@ -4,7 +4,7 @@
 #include <string.h>
 
 #define ROWS 16        /* samples per pass over the weights */
-#define I_BLOCK 1024   /* input features per block of the weight gradient */
+#define I_BLOCK 256    /* input features per block of the weight gradient */
 
 // in (B,I), weight (O,I), bias (O) -> out (B,O)
 void cn_linear_forward(const cn_layer_ctx *c) {
@@ -32,17 +32,14 @@ void cn_linear_backward(const cn_layer_ctx *c) {
     int I = l->in.c, O = l->out_channels, B = c->batch;
     const float *weight = m->params + l->weight_offset;
     float *dweight = c->grads + l->weight_offset;
-    // dW (O,I) = grad_out (B,O)^T @ in (B,I); rows of dW are independent. Columns in
-    // blocks of I_BLOCK so that the block of `in` (B, I_BLOCK) stays in cache for every o;
-    // each dW element still sums over b in order.
-    for (int i0 = 0; i0 < I; i0 += I_BLOCK) {
-        int n = I - i0 < I_BLOCK ? I - i0 : I_BLOCK;
-        #pragma omp parallel for schedule(static) num_threads(c->threads)
-        for (int o = 0; o < O; o++) {
-            float *dw = dweight + (size_t)o * I + i0;
-            memset(dw, 0, n * sizeof *dw);
-            for (int b = 0; b < B; b++) cn_axpy(n, c->grad_out[(size_t)b * O + o], c->in + (size_t)b * I + i0, dw);
-        }
+    // dW (O,I) = grad_out (B,O)^T @ in (B,I): columns split among the threads in blocks of
+    // I_BLOCK (each block of `in`, B x I_BLOCK, read from cache for every row of dW); each dW
+    // element still sums over b in order, so the split does not change it.
+    int blocks = (I + I_BLOCK - 1) / I_BLOCK;
+    #pragma omp parallel for schedule(static) num_threads(c->threads)
+    for (int blk = 0; blk < blocks; blk++) {
+        int i0 = blk * I_BLOCK, n = I - i0 < I_BLOCK ? I - i0 : I_BLOCK;
+        cn_gemm_tn_ld(O, n, B, c->grad_out, O, c->in + i0, I, dweight + i0, I);
     }
     if (l->bias_count) cn_linear_bias_grad(c->grad_out, B, O, c->grads + l->bias_offset);
     if (!c->grad_in) return;
