@@ -105,16 +105,16 @@ static inline void store(const out_desc *d, const block_consts *k, __m512i t, in
     _mm512_mask_cvtepi32_storeu_epi8(d->qout + y * g->q_row + x * g->q_pix + k->oc0, k->m, requant(d, k, v));
 }
 
-/* A tile of mr output pixels times nb blocks of 16 channels (w: the first block's weights,
- * the second bstride bytes on). Pixel j reads its taps from p0 + j * step; it is output
- * (y, x) with x advancing along the row and, past row_end, wrapping to the next row after
- * skip columns (flat stride-1 tiles: the columns past out_w are computed, not stored). */
-static inline __attribute__((always_inline)) void tile(const out_desc *d, const block_consts *k, const int8_t *w,
-                                                       size_t bstride, const uint8_t *p0, size_t step, int mr, int nb,
-                                                       int y, int x, int row_end, int skip) {
-    const cn_i8_conv_geom *g = d->g;
-    __m512i acc[MR1][2];
-    for (int j = 0; j < mr; j++) { acc[j][0] = _mm512_setzero_si512(); acc[j][1] = _mm512_setzero_si512(); }
+/* The sums of one tile, comp included: acc[r * n + j][b] for pixel (r, j) (r < rows, j < n;
+ * rows * n <= MR1) and block b < nb of 16 output channels. Pixel (r, j) reads tap (ky, kx)
+ * at p0 + r * row_step + j * step + (ky * in_w + kx) * in_cp; w: the first block's weights
+ * (k*k taps x in_cp/4 groups of 64 bytes), the second bstride bytes on. Per group of 4
+ * inputs, nb weight loads and rows * n broadcasts. rows, n and nb are constants after
+ * inlining (tile, tile_pool), so acc stays in registers. */
+static inline __attribute__((always_inline)) void accumulate(const cn_i8_conv_geom *g, const int8_t *w, size_t bstride,
+                                                             const uint8_t *p0, size_t step, size_t row_step, int rows,
+                                                             int n, int nb, __m512i acc[][2]) {
+    for (int j = 0; j < rows * n; j++) { acc[j][0] = _mm512_setzero_si512(); acc[j][1] = _mm512_setzero_si512(); }
     int groups = g->in_cp / 4;
     for (int ky = 0; ky < g->k; ky++)
         for (int kx = 0; kx < g->k; kx++) {
@@ -123,15 +123,27 @@ static inline __attribute__((always_inline)) void tile(const out_desc *d, const 
             for (int gi = 0; gi < groups; gi++, p += 4, wt += 64) {
                 __m512i w0 = _mm512_loadu_si512(wt), w1 = w0;
                 if (nb > 1) w1 = _mm512_loadu_si512(wt + bstride);
-                for (int j = 0; j < mr; j++) {
-                    int32_t a4;
-                    memcpy(&a4, p + j * step, 4);
-                    __m512i a = _mm512_set1_epi32(a4);
-                    acc[j][0] = _mm512_dpbusd_epi32(acc[j][0], a, w0);
-                    if (nb > 1) acc[j][1] = _mm512_dpbusd_epi32(acc[j][1], a, w1);
-                }
+                for (int r = 0; r < rows; r++)
+                    for (int j = 0; j < n; j++) {
+                        int32_t a4;
+                        memcpy(&a4, p + r * row_step + j * step, 4);
+                        __m512i a = _mm512_set1_epi32(a4);
+                        acc[r * n + j][0] = _mm512_dpbusd_epi32(acc[r * n + j][0], a, w0);
+                        if (nb > 1) acc[r * n + j][1] = _mm512_dpbusd_epi32(acc[r * n + j][1], a, w1);
+                    }
             }
         }
+}
+
+/* A tile of mr output pixels times nb blocks of 16 channels (w, bstride: as accumulate). Pixel
+ * j reads its taps from p0 + j * step; it is output (y, x) with x advancing along the row and,
+ * past row_end, wrapping to the next row after skip columns (flat stride-1 tiles: the columns
+ * past out_w are computed, not stored). */
+static inline __attribute__((always_inline)) void tile(const out_desc *d, const block_consts *k, const int8_t *w,
+                                                       size_t bstride, const uint8_t *p0, size_t step, int mr, int nb,
+                                                       int y, int x, int row_end, int skip) {
+    __m512i acc[MR1][2];
+    accumulate(d->g, w, bstride, p0, step, 0, 1, mr, nb, acc);
     for (int j = 0; j < mr; j++) {
         if (x >= row_end) { x += skip - row_end; y++; }
         if (x >= 0) {
@@ -205,36 +217,18 @@ static void pairs_any(const out_desc *d, const block_consts *k, const int8_t *w,
 }
 
 /* The pooled tile: mp pooled pixels (py, px..px+mp-1) from conv pixels of two rows, (r, j)
- * (r < 2, j < 2*mp) reading its taps from p0 + r * row_step + j * step. */
+ * (r < 2, j < 2*mp) reading its taps from p0 + r * row_step + j * step; the epilogue once per
+ * pooled pixel on the max (the min in k's dec lanes) of its four true sums. */
 static inline __attribute__((always_inline)) void tile_pool(const out_desc *d, const block_consts *k, const int8_t *w,
                                                             size_t bstride, const uint8_t *p0, size_t step,
                                                             size_t row_step, int mp, int nb, int py, int px) {
-    const cn_i8_conv_geom *g = d->g;
-    __m512i acc[2][2 * MP1][2];
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < 2 * mp; j++) { acc[r][j][0] = _mm512_setzero_si512(); acc[r][j][1] = _mm512_setzero_si512(); }
-    int groups = g->in_cp / 4;
-    for (int ky = 0; ky < g->k; ky++)
-        for (int kx = 0; kx < g->k; kx++) {
-            const uint8_t *p = p0 + ((size_t)ky * g->in_w + kx) * g->in_cp;
-            const int8_t *wt = w + (size_t)(ky * g->k + kx) * groups * 64;
-            for (int gi = 0; gi < groups; gi++, p += 4, wt += 64) {
-                __m512i w0 = _mm512_loadu_si512(wt), w1 = w0;
-                if (nb > 1) w1 = _mm512_loadu_si512(wt + bstride);
-                for (int r = 0; r < 2; r++)
-                    for (int j = 0; j < 2 * mp; j++) {
-                        int32_t a4;
-                        memcpy(&a4, p + r * row_step + j * step, 4);
-                        __m512i a = _mm512_set1_epi32(a4);
-                        acc[r][j][0] = _mm512_dpbusd_epi32(acc[r][j][0], a, w0);
-                        if (nb > 1) acc[r][j][1] = _mm512_dpbusd_epi32(acc[r][j][1], a, w1);
-                    }
-            }
-        }
+    __m512i acc[2 * 2 * MP1][2];   /* pixel (r, j) at r * 2 * mp + j */
+    accumulate(d->g, w, bstride, p0, step, row_step, 2, 2 * mp, nb, acc);
     for (int i = 0; i < mp; i++)
         for (int b = 0; b < nb; b++) {
-            __m512i s0 = _mm512_sub_epi32(acc[0][2 * i][b], k[b].comp), s1 = _mm512_sub_epi32(acc[0][2 * i + 1][b], k[b].comp);
-            __m512i s2 = _mm512_sub_epi32(acc[1][2 * i][b], k[b].comp), s3 = _mm512_sub_epi32(acc[1][2 * i + 1][b], k[b].comp);
+            int j0 = 2 * i, j1 = 2 * mp + 2 * i;   /* conv pixels (0, 2i) and (1, 2i); 2i + 1 after each */
+            __m512i s0 = _mm512_sub_epi32(acc[j0][b], k[b].comp), s1 = _mm512_sub_epi32(acc[j0 + 1][b], k[b].comp);
+            __m512i s2 = _mm512_sub_epi32(acc[j1][b], k[b].comp), s3 = _mm512_sub_epi32(acc[j1 + 1][b], k[b].comp);
             __m512i hi = _mm512_max_epi32(_mm512_max_epi32(s0, s1), _mm512_max_epi32(s2, s3));
             __m512i lo = _mm512_min_epi32(_mm512_min_epi32(s0, s1), _mm512_min_epi32(s2, s3));
             store(d, &k[b], _mm512_mask_blend_epi32(k[b].dec, hi, lo), py, px + i);
