@@ -56,7 +56,7 @@ static void add_extra_grads(cn_session *s, const cn_runner *r, int v) {
     for (int g = p->num_layers + 1; g < p->num_grads; g++) {
         if (p->grad_value[g] != v) continue;
         const float *extra = cn_grad_buffer_at(s, g, r->slot);
-        for (size_t k = 0; k < n; k++) sum[k] += extra[k];
+        cn_add_term_kernel(extra, NULL, sum, n, 1, 0);   /* sum += extra, vectorised */
     }
 }
 

@@ -37,18 +37,13 @@ void cn_add_forward(const cn_layer_ctx *c) {
     {
         size_t i0, i1;
         cn_thread_chunk(n, &i0, &i1);
-        const float *a = c->ins[0] + i0, *b = c->ins[1] + i0;
         float *y = c->out + i0;
         size_t m = i1 - i0;
         if (relu && l->num_inputs == 2) {
-            cn_add_relu_kernel(a, b, y, m);
-        } else {
-            for (size_t i = 0; i < m; i++) y[i] = a[i] + b[i];
-            for (int k = 2; k < l->num_inputs; k++) {
-                const float *x = c->ins[k] + i0;
-                for (size_t i = 0; i < m; i++) y[i] += x[i];
-            }
-            if (relu) cn_relu_forward_kernel(y, y, m);
+            cn_add_relu_kernel(c->ins[0] + i0, c->ins[1] + i0, y, m);
+        } else {    /* y = ins0, then y = y + ins k in order (the same sums), then relu */
+            for (int k = 0; k < l->num_inputs; k++)
+                cn_add_term_kernel(c->ins[k] + i0, NULL, y, m, k > 0, relu && k == l->num_inputs - 1);
         }
     }
 }
