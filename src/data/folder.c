@@ -19,7 +19,7 @@
 
 typedef struct {
     char *path;
-    long long size, mtime_ns;
+    cn_file_stamp stamp;    /* for the cache key */
     uint16_t label;
 } entry;
 
@@ -125,8 +125,7 @@ static cn_status add_entry(entry_list *l, const char *path, const struct stat *s
     }
     entry *e = &l->items[l->count];
     if (!(e->path = strdup(path))) return CN_ERR_NOMEM;
-    e->size = (long long)sb->st_size;
-    e->mtime_ns = (long long)sb->st_mtim.tv_sec * 1000000000ll + sb->st_mtim.tv_nsec;
+    e->stamp = cn_file_stamp_of(sb);
     e->label = (uint16_t)label;
     l->count++;
     return CN_OK;
@@ -327,9 +326,7 @@ static uint64_t cache_key(const target *t, const cn_dataset *ds, const entry_lis
     for (int k = 0; k < ds->num_classes; k++) h = cn_cache_key_add(h, ds->class_names[k], strlen(ds->class_names[k]) + 1);
     for (int i = 0; i < list->count; i++) {
         const entry *e = &list->items[i];
-        h = cn_cache_key_add(h, e->path, strlen(e->path) + 1);
-        h = cn_cache_key_add(h, &e->size, sizeof e->size);
-        h = cn_cache_key_add(h, &e->mtime_ns, sizeof e->mtime_ns);
+        h = cn_cache_key_add_file_stamp(h, e->path, e->stamp);
         h = cn_cache_key_add(h, &e->label, sizeof e->label);
     }
     return h;

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Adds a file's path, size, mtime and last 8 bytes (a gzip trailer: CRC-32 and
+/* Adds a file's stamp (path, size, mtime) and last 8 bytes (a gzip trailer: CRC-32 and
  * length) to the key; 0 when the file cannot be read or is not gzip. */
 static int add_file(uint64_t *key, const char *path) {
     struct stat sb;
@@ -17,10 +17,7 @@ static int add_file(uint64_t *key, const char *path) {
              fseek(f, -8, SEEK_END) == 0 && fread(tail, 1, 8, f) == 8;
     fclose(f);
     if (!ok) return 0;
-    long long size = (long long)sb.st_size, mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000ll + sb.st_mtim.tv_nsec;
-    *key = cn_cache_key_add(*key, path, strlen(path) + 1);
-    *key = cn_cache_key_add(*key, &size, sizeof size);
-    *key = cn_cache_key_add(*key, &mtime_ns, sizeof mtime_ns);
+    *key = cn_cache_key_add_file_stamp(*key, path, cn_file_stamp_of(&sb));
     *key = cn_cache_key_add(*key, tail, sizeof tail);
     return 1;
 }
@@ -31,13 +28,11 @@ int cn_idx_cache_key(const char *images_path, const char *labels_path, int num_c
     uint64_t k = cn_cache_key_add(CN_CACHE_KEY_INIT, tag, sizeof tag);
     k = cn_cache_key_add(k, &num_classes, sizeof num_classes);
     if (!add_file(&k, images_path)) return 0;
-    /* the labels may be raw: then their size and mtime (no trailer) */
+    /* the labels may be raw: then their stamp alone (no trailer) */
     if (!add_file(&k, labels_path)) {
         struct stat sb;
         if (stat(labels_path, &sb) != 0) return 0;
-        long long stamp[2] = {(long long)sb.st_size, (long long)sb.st_mtim.tv_sec * 1000000000ll + sb.st_mtim.tv_nsec};
-        k = cn_cache_key_add(k, labels_path, strlen(labels_path) + 1);
-        k = cn_cache_key_add(k, stamp, sizeof stamp);
+        k = cn_cache_key_add_file_stamp(k, labels_path, cn_file_stamp_of(&sb));
     }
     const char *slash = strrchr(images_path, '/');
     int dir_len = slash ? (int)(slash - images_path) : 1;

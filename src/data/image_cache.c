@@ -16,6 +16,17 @@ uint64_t cn_cache_key_add(uint64_t hash, const void *data, size_t size) {
     return hash;
 }
 
+cn_file_stamp cn_file_stamp_of(const struct stat *sb) {
+    return (cn_file_stamp){.size = (long long)sb->st_size,
+                           .mtime_ns = (long long)sb->st_mtim.tv_sec * 1000000000ll + sb->st_mtim.tv_nsec};
+}
+
+uint64_t cn_cache_key_add_file_stamp(uint64_t hash, const char *path, cn_file_stamp stamp) {
+    hash = cn_cache_key_add(hash, path, strlen(path) + 1);
+    hash = cn_cache_key_add(hash, &stamp.size, sizeof stamp.size);
+    return cn_cache_key_add(hash, &stamp.mtime_ns, sizeof stamp.mtime_ns);
+}
+
 static uint32_t get_u32(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 

@@ -14,10 +14,20 @@
 #define CN_DATA_IMAGE_CACHE_H
 #include "data/dataset.h"
 #include <stdint.h>
+#include <sys/stat.h>
 
 /* FNV-1a 64 over bytes, continuing from `hash` (start with CN_CACHE_KEY_INIT). */
 #define CN_CACHE_KEY_INIT 0xcbf29ce484222325ull
 uint64_t cn_cache_key_add(uint64_t hash, const void *data, size_t size);
+
+/* What a key takes of one input file besides its path: size and modification time (ns), so
+ * that a file rewritten in place changes the key. */
+typedef struct {
+    long long size, mtime_ns;
+} cn_file_stamp;
+cn_file_stamp cn_file_stamp_of(const struct stat *sb);
+/* Adds the file's path (with its NUL), then the stamp's size and mtime_ns (8 bytes each). */
+uint64_t cn_cache_key_add_file_stamp(uint64_t hash, const char *path, cn_file_stamp stamp);
 
 /* Reads the cache at `path` into *out when its key is `key`; returns 1 on a
  * hit (out filled, *skipped set), 0 on a miss (out left empty). */
