@@ -74,8 +74,9 @@ void cn_gemm_nn(int M, int N, int K, const float *A, const float *B, float *C, i
     if (M - i == 1) nn_rows(1, N, K, a, K, B, N, c, N, accumulate);
 }
 
-/* Rows [i, i + R) of C (ldc) = A(K,M)^T @ B (K,N): columns i.. of A copied into rows of at
- * most 256 (so nn_rows reads them as rows), the sum continued over each block of k. */
+/* Rows [0, R) of C (ldc) = (columns [0, R) of A (K rows, lda))^T @ B (K, N; ldb): the columns
+ * copied, 256 values of k at a time, into rows that nn_rows reads; each block of k continues
+ * the sums of the one before (nn_rows accumulating), so the order over k is unchanged. */
 static inline __attribute__((always_inline)) void tn_rows(const int R, int N, int K, const float *A, int lda,
                                                           const float *B, int ldb, float *C, int ldc) {
     float at[4 * 256];
