@@ -1,7 +1,6 @@
 /* linear: out = in @ W^T + b. */
 #include "layers/layers.h"
 #include "kernels/kernels.h"
-#include <string.h>
 
 #define ROWS 16        /* samples per pass over the weights */
 #define I_BLOCK 256    /* input features per block of the weight gradient */
