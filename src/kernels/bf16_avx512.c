@@ -135,8 +135,6 @@ void cn_bf16_wino_channels(const cn_conv_geom *g, const uint32_t *ut2, const uin
 #define WPX_NV_MAX 6
 #define WPX_ACC 24
 
-static inline __mmask16 lanes16(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
 /* out[i][2*p .. 2*(p + 16*NV)) for i < MR, tiles p from p0 (tiles >= `tiles` not stored); u2: the
  * block's pairs; v2, out, bias at the tile. */
 static inline __attribute__((always_inline)) void wino_px_tile(const int NC, const int NV, const cn_conv_geom *g,
@@ -173,8 +171,8 @@ static inline __attribute__((always_inline)) void wino_px_tile(const int NC, con
             __m512 y0 = _mm512_add_ps(_mm512_add_ps(acc[0][i][j], acc[1][i][j]), acc[2][i][j]);
             __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(acc[1][i][j], acc[2][i][j]), acc[3][i][j]);
             if (bias) y0 = _mm512_add_ps(y0, bi), y1 = _mm512_add_ps(y1, bi);
-            _mm512_mask_storeu_ps(o, lanes16(left), _mm512_permutex2var_ps(y0, first, y1));
-            _mm512_mask_storeu_ps(o + 16, lanes16(left - 16), _mm512_permutex2var_ps(y0, second, y1));
+            _mm512_mask_storeu_ps(o, lanes(left), _mm512_permutex2var_ps(y0, first, y1));
+            _mm512_mask_storeu_ps(o + 16, lanes(left - 16), _mm512_permutex2var_ps(y0, second, y1));
         }
     }
 }
@@ -298,7 +296,7 @@ static inline __m512i pair16(__m512 hi, __m512 lo) {
 
 void cn_bf16_pair_rows(uint32_t *words, size_t hi_at, ptrdiff_t lo_at, size_t n) {
     for (size_t k = 0; k < n; k += 16) {
-        __mmask16 m = lanes16((int)(n - k < 16 ? n - k : 16));
+        __mmask16 m = lanes((int)(n - k < 16 ? n - k : 16));
         __m512 hi = _mm512_maskz_loadu_ps(m, words + hi_at + k);
         __m512 lo = lo_at >= 0 ? _mm512_maskz_loadu_ps(m, words + lo_at + k) : _mm512_setzero_ps();
         _mm512_mask_storeu_epi32(words + k, m, pair16(hi, lo));
@@ -308,7 +306,7 @@ void cn_bf16_pair_rows(uint32_t *words, size_t hi_at, ptrdiff_t lo_at, size_t n)
 /* 16 words from the 32 floats at r (columns col .. col+31 of a row of wp; 0 at or past wp):
  * word c = (bf16(r[2c]) << 16) | bf16(r[2c + 1]). */
 static inline __m512i pair_adjacent(const float *r, int col, int wp) {
-    __m512 a = _mm512_maskz_loadu_ps(lanes16(wp - col), r + col), b = _mm512_maskz_loadu_ps(lanes16(wp - col - 16), r + col + 16);
+    __m512 a = _mm512_maskz_loadu_ps(lanes(wp - col), r + col), b = _mm512_maskz_loadu_ps(lanes(wp - col - 16), r + col + 16);
     return _mm512_rol_epi32((__m512i)_mm512_cvtne2ps_pbh(b, a), 16);
 }
 
@@ -376,7 +374,7 @@ static void pair_adjacent_rows(const float *src, int rows, int len, int w2, uint
         const float *r = src + (size_t)y * len;
         uint32_t *e = even + (size_t)y * w2, *o = odd + (size_t)y * w2;
         for (int c = 0; c < w2; c += 16) {
-            __mmask16 m = lanes16(w2 - c);
+            __mmask16 m = lanes(w2 - c);
             _mm512_mask_storeu_epi32(e + c, m, pair_adjacent(r, 2 * c, len));
             _mm512_mask_storeu_epi32(o + c, m, pair_adjacent(r + 1, 2 * c, len - 1));
         }
