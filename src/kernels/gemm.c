@@ -112,8 +112,9 @@ static inline float sum16(const float *p) {
 
 /* C (M,N) += A (M,K) @ B(N,K)^T: dot products of rows, each in 16 partial sums combined in a
  * fixed order (the last K % 16 terms added after, in order). Four rows of A and two of B at a
- * time share their loads; rows of A past M repeat row 0 and are not stored, so a row's result
- * does not depend on M or on how the rows are grouped. */
+ * time share their loads; rows of A past M repeat row 0, and with N odd the last row of B is
+ * read twice, neither extra result stored, so a row's result does not depend on M or on how
+ * the rows are grouped. */
 CN_MULTIVERSION
 void cn_gemm_nt(int M, int N, int K, const float *A, const float *B, float *C) {
     int k16 = K / 16 * 16;
