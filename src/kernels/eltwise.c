@@ -265,6 +265,66 @@ void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_
     }
 }
 
+/* Pooled output gradients of 8 windows of one output row (o0..o0+7, at pooled column ox0) ->
+ * their four input pixels each: the rows' two halves e0/e1 (row 2oy, columns 2ox and 2ox+1) and
+ * f0/f1 (row 2oy+1). base = the index of the first window's top-left input pixel. */
+static inline void pool2x2_grad8(const float *g, const float *y, const int32_t *argmax, int32_t base, int w,
+                                 float *r0, float *r1) {
+    static const v8i two_lanes = {0, 2, 4, 6, 8, 10, 12, 14};
+    const v8f zero = {0};
+    v8f v;
+    v8i am;
+    memcpy(&v, g, sizeof v);
+    memcpy(&am, argmax, sizeof am);
+    if (y) {
+        v8f out;
+        memcpy(&out, y, sizeof out);
+        v = SELECT8(out > zero, v, zero);
+    }
+    v = v + 0.0f;                           /* 0 + g: the sum into a zeroed input, as the scatter */
+    v8i d = am - (two_lanes + base);        /* 0, 1, w or w + 1: where the winner lies in its window */
+    v8f e0 = SELECT8(d == 0, v, zero), e1 = SELECT8(d == 1, v, zero);
+    v8f f0 = SELECT8(d == w, v, zero), f1 = SELECT8(d == w + 1, v, zero);
+    v8f lo = __builtin_shufflevector(e0, e1, 0, 8, 1, 9, 2, 10, 3, 11), hi = __builtin_shufflevector(e0, e1, 4, 12, 5, 13, 6, 14, 7, 15);
+    memcpy(r0, &lo, sizeof lo);
+    memcpy(r0 + 8, &hi, sizeof hi);
+    lo = __builtin_shufflevector(f0, f1, 0, 8, 1, 9, 2, 10, 3, 11);
+    hi = __builtin_shufflevector(f0, f1, 4, 12, 5, 13, 6, 14, 7, 15);
+    memcpy(r1, &lo, sizeof lo);
+    memcpy(r1 + 8, &hi, sizeof hi);
+}
+
+/* dx (h, w) = 0, then dx[argmax[o]] = 0 + (y && y[o] <= 0 ? 0 : g[o]) over the (h/2, w/2)
+ * windows: cn_chain_grad's (or, y NULL, the max-pool backward's) sum, each input pixel
+ * written once, in order. */
+CN_MULTIVERSION
+void cn_pool2x2_grad(const float *g, const float *y, const int32_t *argmax, int h, int w, float *dx) {
+    int oh = h / 2, ow = w / 2;
+    if (ow < 8) {
+        /* rows shorter than a vector step: zero and scatter (four selects per window, and
+         * padded copies, cost more than one store) */
+        if (y) { cn_chain_grad(g, y, argmax, oh * ow, h * w, dx); return; }
+        memset(dx, 0, (size_t)h * w * sizeof *dx);
+        for (int o = 0; o < oh * ow; o++) dx[argmax[o]] = 0.0f + g[o];
+        return;
+    }
+    for (int oy = 0; oy < oh; oy++) {
+        const float *go = g + (size_t)oy * ow, *yo = y ? y + (size_t)oy * ow : NULL;
+        const int32_t *ao = argmax + (size_t)oy * ow;
+        float *r0 = dx + (size_t)2 * oy * w, *r1 = r0 + w;
+        int32_t base = 2 * oy * w;
+        int ox = 0;
+        for (; ox + 8 <= ow; ox += 8)
+            pool2x2_grad8(go + ox, yo ? yo + ox : NULL, ao + ox, base + 2 * ox, w, r0 + 2 * ox, r1 + 2 * ox);
+        if (needs_last_step(ox, ow)) {      /* windows are independent: rewriting some is harmless */
+            pool2x2_grad8(go + ow - 8, yo ? yo + ow - 8 : NULL, ao + ow - 8, base + 2 * (ow - 8), w, r0 + 2 * (ow - 8),
+                          r1 + 2 * (ow - 8));
+        }
+        if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;   /* the odd last column: in no window */
+    }
+    if (h % 2) memset(dx + (size_t)(h - 1) * w, 0, (size_t)w * sizeof *dx);
+}
+
 /* ---- batch norm: per-channel loops over (planes, plane) slices ------------
  * x points at channel c of sample 0; sample b's plane is at x + b*stride. */
 

@@ -97,6 +97,11 @@ void cn_epilogue_plane_portable(const cn_epilogue *e, const float *x, float *y, 
  * with argmax (disjoint windows: a 2x2 stride-2 pool): dy (n_in) = 0,
  * dy[argmax[o]] += y[o] > 0 ? g[o] : 0 (o < n_out); without: dy (n_in) = y > 0 ? g : 0. */
 void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_out, int n_in, float *dy);
+/* The same for a 2x2 stride-2 max-pool (relu before it when y is given, else none; argmax
+ * as cn_maxpool2x2_forward writes it): g, y, argmax (h/2, w/2) -> dx (h, w), every input
+ * pixel written once (0 outside the winners, and in an odd last row or column); dx must not
+ * overlap g, y or argmax. */
+void cn_pool2x2_grad(const float *g, const float *y, const int32_t *argmax, int h, int w, float *dx);
 
 /* Batch norm over the slices x[b*stride .. b*stride + plane), b < planes
  * (one channel of every sample): sums in double. */

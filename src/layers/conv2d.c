@@ -479,7 +479,8 @@ static void rebuild_output_grad(const cn_layer_ctx *c, const conv_target *t, int
     const float *g = c->grad_out;
     for (int oc = 0; oc < OC; oc++) {
         size_t o = ((size_t)b * OC + oc) * t->out_plane;
-        cn_chain_grad(g + o, t->out + o, t->argmax ? t->argmax + o : NULL, t->out_plane, pixels, dy + (size_t)oc * pixels);
+        if (t->argmax) cn_pool2x2_grad(g + o, t->out + o, t->argmax + o, l->out.h, l->out.w, dy + (size_t)oc * pixels);
+        else cn_chain_grad(g + o, t->out + o, NULL, t->out_plane, pixels, dy + (size_t)oc * pixels);
     }
 }
 
