@@ -2,9 +2,9 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/file_open.h"
+#include "data/image_cache.h"
 #include <errno.h>
 #include <math.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +108,8 @@ void cn_split_cached_stats(const cn_split *train, const char *images_path, const
     struct stat st;
     long long size = -1, mtime = -1;
     int channels = split_channels(train);
-    if (stat(images_path, &st) == 0) { size = (long long)st.st_size; mtime = (long long)st.st_mtime; }
+    /* mtime in nanoseconds (cn_file_stamp): a file rewritten within the same second is another file */
+    if (stat(images_path, &st) == 0) { size = (long long)st.st_size; mtime = cn_file_stamp_of(&st).mtime_ns; }
     const char *file = base_name(images_path);
     if (size >= 0 && read_cache(cache_path, file, size, mtime, channels, mean, std)) return;
     cn_split_stats(train, mean, std);
