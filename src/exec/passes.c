@@ -60,15 +60,20 @@ static void add_extra_grads(cn_session *s, const cn_runner *r, int v) {
     }
 }
 
-static void backward_branched(cn_session *s, cn_runner *r, float *grad_input) {
-    const cn_model *m = s->model;
-    int L = m->num_layers;
-    for (int i = 0; !grad_input && i < L; i++)
+/* No gradient of the model input: the layers reading it (value 0) write none. */
+static void drop_input_grads(const cn_model *m, cn_runner *r) {
+    for (int i = 0; i < m->num_layers; i++)
         for (int k = 0; k < m->layers[i].num_inputs; k++)
             if (m->layers[i].inputs[k] == 0) {
                 r->ctx[i].grad_ins[k] = NULL;
                 if (k == 0) r->ctx[i].grad_in = NULL;
             }
+}
+
+static void backward_branched(cn_session *s, cn_runner *r, float *grad_input) {
+    const cn_model *m = s->model;
+    int L = m->num_layers;
+    if (!grad_input) drop_input_grads(m, r);
     for (int i = L - 1; i >= 0; i--) {
         if (i + 1 < L) add_extra_grads(s, r, i + 1);
         backward_layer(r, i);
@@ -371,6 +376,9 @@ void cn_session_forward_layer(cn_session *s, int i, int batch) {
 void cn_session_backward_layer(cn_session *s, int i, int batch) {
     CN_ASSERT(s->training && batch >= 1 && batch <= s->capacity);
     cn_runner *r = bind_whole(s, batch);
-    if (cn_session_plan(s)->branched && i + 1 < s->model->num_layers) add_extra_grads(s, r, i + 1);
+    if (cn_session_plan(s)->branched) {
+        drop_input_grads(s->model, r);     /* as a training step without grad_input */
+        if (i + 1 < s->model->num_layers) add_extra_grads(s, r, i + 1);
+    }
     backward_layer(r, i);
 }

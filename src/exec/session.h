@@ -85,8 +85,9 @@ float *cn_session_grads(cn_session *s);
  * cn_session_value(s, 0) first, dL/d(output) into cn_session_value_grad(s) before the
  * backward layers; layer i's forward runs after layers 0..i-1, its backward after
  * layers L-1..i+1 (with branches, it first adds up its output's gradient from its
- * readers). cn_session_value(s, v): value v of the current mode's plan (exec/plan.h: the
- * output of layer v - 1; v = 0 the input, v = L the output). */
+ * readers; as in a training step, no layer writes the gradient of the model input).
+ * cn_session_value(s, v): value v of the current mode's plan (exec/plan.h: the output of
+ * layer v - 1; v = 0 the input, v = L the output). */
 void cn_session_forward_layer(cn_session *s, int i, int batch);
 void cn_session_backward_layer(cn_session *s, int i, int batch);
 float *cn_session_value(cn_session *s, int v);
