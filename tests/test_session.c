@@ -158,6 +158,13 @@ TEST(plans_of_seed001) {
     CHECK(!train.steps[1].forward && !train.steps[1].backward);
     CHECK(train.steps[2].stats_from_conv && train.steps[2].applies_dropout && train.steps[2].peer == 3);
     CHECK(!train.steps[3].forward && train.steps[3].backward);
+    /* conv 4, relu 5, bn 6, dropout 7, maxpool 8: the batch norm applies the dropout and the
+     * pool, forward and backward (fusion.h: chain.dropout) */
+    CHECK(train.steps[6].chain.length == 3 && train.steps[6].chain.dropout && train.steps[6].chain.pool &&
+          train.steps[6].pool == 8 && train.steps[6].peer == 7 && train.steps[6].applies_dropout &&
+          !train.steps[6].grad_in_conv && train.steps[6].grad_to_conv_relu);
+    for (int i = 7; i <= 8; i++) CHECK(!train.steps[i].forward && !train.steps[i].backward);
+    CHECK(!eval.steps[6].chain.dropout);
     CHECK(eval.steps[0].chain.length == 3 && eval.steps[0].chain.bn && eval.steps[0].peer == 2);
     CHECK(!eval.steps[2].forward && eval.steps[3].pass_through);
     /* flatten is layer L - 2 (its output value L - 1): a pass-through in every plan, whose

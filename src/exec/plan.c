@@ -25,7 +25,7 @@ static cn_step fused_step(const cn_model *m, bool training, int i) {
         st.grad_in_conv = st.chain.pool && cn_bn_grad_in_conv(m, training, i);
         st.grad_in_conv_relu = cn_bn_grad_in_conv_relu(m, training, i);
         st.grad_in_dw_conv = cn_bn_grad_in_dw_conv(m, training, i);
-        st.applies_dropout = cn_dropout_fused_into_bn(m, training, i);
+        st.applies_dropout = cn_dropout_fused_into_bn(m, training, i) || st.chain.dropout;
         if (st.applies_dropout) st.peer = i + 1;
     } else if (l->kind == CN_LAYER_DROPOUT && cn_dropout_fused_into_bn(m, training, i - 1)) {
         st.forward = false;

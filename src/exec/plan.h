@@ -48,7 +48,8 @@ typedef struct {
     bool grad_in_conv_relu;     /* the conv + relu before forms its input gradient */
     bool grad_in_dw_conv;       /* the depthwise conv before forms its input gradient (from the
                                    chain's output gradient: fusion.h) */
-    bool applies_dropout;       /* applies its peer dropout in its output pass */
+    bool applies_dropout;       /* applies its peer dropout in its output pass (and, chain.dropout,
+                                   its backward too) */
     bool applied_by_add;        /* training: its output's only reader, an add, applies its affine map
                                    (reading this layer's input); its forward takes the statistics only */
     /* add */

@@ -499,32 +499,49 @@ void cn_bn_relu_grad_input(const float *x, const float *g, const float *y, float
     }
 }
 
-/* ---- batch norm followed by relu and a 2x2 max-pool: sparse backward -------
+/* ---- batch norm followed by relu (or dropout) and a 2x2 max-pool: sparse backward ----
  * The gradient reaching the BN output is non-zero only at the pool winners:
- * dy[argmax[o]] = y[o] > 0 ? g[o] : 0 (y, g: pooled output and its gradient). */
+ * dy[argmax[o]] = 0 + (y[o] > 0 ? g[o] : 0) (y, g: pooled output and its gradient), or
+ * with a dropout, (0 + g[o]) * factor[o]. */
 
-// sum dy and sum dy * (x - mean) * invstd over the winners of `planes` pooled planes (x_win: input value of each winner)
+/* dy at 8 winners, and at one. */
+static inline void winner_grad8(const float *g, const float *y, const float *factor, v8f *dy) {
+    v8f gv;
+    memcpy(&gv, g, sizeof gv);
+    if (factor) {
+        v8f fv;
+        memcpy(&fv, factor, sizeof fv);
+        *dy = (0.0f + gv) * fv;
+        return;
+    }
+    v8f yv;
+    memcpy(&yv, y, sizeof yv);
+    *dy = 0.0f + SELECT8(yv > 0.0f, gv, (v8f){0});
+}
+static inline float winner_grad1(const float *g, const float *y, const float *factor) {
+    return factor ? (0.0f + *g) * *factor : 0.0f + (*y > 0.0f ? *g : 0.0f);
+}
+
+// sum dy and sum dy * (x_win - mean) * invstd over the winners of `planes` pooled planes (x_win: input value of each winner)
 CN_MULTIVERSION
-void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, int planes, size_t out_stride,
-                            int n_out, float mean, float invstd, double *sum_dy, double *sum_dy_xhat) {
-    typedef int32_t v8i_ __attribute__((vector_size(32)));
+void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, const float *factor, int planes,
+                            size_t out_stride, int n_out, float mean, float invstd, double *sum_dy, double *sum_dy_xhat) {
     d8 a0 = {0}, a1 = {0};
     double s0 = 0.0, s1 = 0.0;
     for (int b = 0; b < planes; b++) {
-        const float *xp = x_win + (size_t)b * out_stride, *gp = g + (size_t)b * out_stride, *yp = y + (size_t)b * out_stride;
+        size_t p = (size_t)b * out_stride;
+        const float *xp = x_win + p, *gp = g + p, *yp = y ? y + p : NULL, *fp = factor ? factor + p : NULL;
         int o = 0;
         for (; o + 8 <= n_out; o += 8) {
-            v8f xv, gv, yv;
+            v8f xv, dy;
             memcpy(&xv, xp + o, sizeof xv);
-            memcpy(&gv, gp + o, sizeof gv);
-            memcpy(&yv, yp + o, sizeof yv);
-            v8f dy = 0.0f + (v8f)((v8i_)(yv > 0.0f) & (v8i_)gv);
+            winner_grad8(gp + o, yp ? yp + o : NULL, fp ? fp + o : NULL, &dy);
             v8f dx = dy * ((xv - mean) * invstd);
             d8_add_f8(&a0, &dy);
             d8_add_f8(&a1, &dx);
         }
         for (; o < n_out; o++) {
-            float dy = 0.0f + (yp[o] > 0.0f ? gp[o] : 0.0f);
+            float dy = winner_grad1(gp + o, yp ? yp + o : NULL, fp ? fp + o : NULL);
             s0 += dy;
             s1 += dy * ((xp[o] - mean) * invstd);
         }
@@ -535,10 +552,9 @@ void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, 
 
 // dx = k * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) with dy as above, over `planes` planes of n_in
 CN_MULTIVERSION
-void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g, const float *y, const int32_t *argmax,
-                             int planes, size_t x_stride, size_t out_stride, int n_in, int n_out, float mean,
-                             float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx) {
-    typedef int32_t v8i_ __attribute__((vector_size(32)));
+void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g, const float *y, const float *factor,
+                             const int32_t *argmax, int planes, size_t x_stride, size_t out_stride, int n_in, int n_out,
+                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx) {
     float win[CN_EPILOGUE_MAX_WIDTH];   /* dx at the winners of up to this many outputs at a time */
     for (int b = 0; b < planes; b++) {
         const float *xp = x + (size_t)b * x_stride;
@@ -550,25 +566,30 @@ void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g,
         }
         for (int o0 = 0; o0 < n_out; o0 += CN_EPILOGUE_MAX_WIDTH) {
             size_t base = (size_t)b * out_stride + o0;
-            const float *gp = g + base, *yp = y + base, *xw = x_win + base;
+            const float *gp = g + base, *yp = y ? y + base : NULL, *fp = factor ? factor + base : NULL, *xw = x_win + base;
             const int32_t *ap = argmax + base;
             int n = n_out - o0 < CN_EPILOGUE_MAX_WIDTH ? n_out - o0 : CN_EPILOGUE_MAX_WIDTH, o = 0;
             for (; o + 8 <= n; o += 8) {
-                v8f xv, gv, yv;
+                v8f xv, dy;
                 memcpy(&xv, xw + o, sizeof xv);
-                memcpy(&gv, gp + o, sizeof gv);
-                memcpy(&yv, yp + o, sizeof yv);
-                v8f dy = 0.0f + (v8f)((v8i_)(yv > 0.0f) & (v8i_)gv), xhat = (xv - mean) * invstd;
+                winner_grad8(gp + o, yp ? yp + o : NULL, fp ? fp + o : NULL, &dy);
+                v8f xhat = (xv - mean) * invstd;
                 v8f v = k * (dy - mean_dy - xhat * mean_dy_xhat);
                 memcpy(win + o, &v, sizeof v);
             }
             for (; o < n; o++) {
-                float dy = 0.0f + (yp[o] > 0.0f ? gp[o] : 0.0f), xhat = (xw[o] - mean) * invstd;
+                float dy = winner_grad1(gp + o, yp ? yp + o : NULL, fp ? fp + o : NULL), xhat = (xw[o] - mean) * invstd;
                 win[o] = k * (dy - mean_dy - xhat * mean_dy_xhat);
             }
             for (o = 0; o < n; o++) d[ap[o]] = win[o];
         }
     }
+}
+
+// out (n) = (float)keep[i] * scale: a dropout's factors (cn_dropout_backward_kernel's)
+CN_MULTIVERSION
+void cn_keep_factors(const uint8_t *keep, int n, float scale, float *out) {
+    for (int i = 0; i < n; i++) out[i] = (float)keep[i] * scale;
 }
 
 // out (n) = x[index[i]]

@@ -126,15 +126,18 @@ void cn_bn_relu_grad_input(const float *x, const float *g, const float *y, float
                            float invstd, float k, float mean_dy, float mean_dy_xhat);
 
 /* Batch norm followed by relu and a 2x2 max-pool (a fused chain), backward: the
- * gradient at the BN output is dy[argmax[o]] = y[o] > 0 ? g[o] : 0 at the pool
+ * gradient at the BN output is dy[argmax[o]] = 0 + (y[o] > 0 ? g[o] : 0) at the pool
  * winners and 0 elsewhere (y, g, argmax: pooled output, its gradient, winners;
- * x_win: the BN input at each winner). Over `planes` planes: x planes (n_in
+ * x_win: the BN input at each winner). With `factor` (a dropout between the batch
+ * norm and the pool, fusion.h: chain.dropout), y is not read and dy[argmax[o]] =
+ * (0 + g[o]) * factor[o], factor[o] the dropout's keep * scale at the winner: the
+ * max-pool's backward, then the dropout's. Over `planes` planes: x planes (n_in
  * floats) at x_stride, pooled planes (n_out) at out_stride. */
-void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, int planes, size_t out_stride,
-                            int n_out, float mean, float invstd, double *sum_dy, double *sum_dy_xhat);
-void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g, const float *y, const int32_t *argmax,
-                             int planes, size_t x_stride, size_t out_stride, int n_in, int n_out, float mean,
-                             float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx);
+void cn_pooled_bn_grad_sums(const float *x_win, const float *g, const float *y, const float *factor, int planes,
+                            size_t out_stride, int n_out, float mean, float invstd, double *sum_dy, double *sum_dy_xhat);
+void cn_pooled_bn_grad_input(const float *x, const float *x_win, const float *g, const float *y, const float *factor,
+                             const int32_t *argmax, int planes, size_t x_stride, size_t out_stride, int n_in, int n_out,
+                             float mean, float invstd, float k, float mean_dy, float mean_dy_xhat, float *dx);
 /* Inverted dropout of activations first .. first+n-1 of one sample: keep[i] = 1 when a
  * counter-based hash of (first + i) ^ key(stream) is >= threshold (P(drop) = threshold / 2^32),
  * y = v * keep * scale with v = x, or v = x * affine[0] + affine[1] (a batch norm applied
@@ -144,6 +147,8 @@ void cn_dropout_forward_kernel(const float *x, float *y, uint8_t *keep, int n, u
                                uint32_t threshold, float scale, const float *affine);
 // dx (n) = dy * keep * scale
 void cn_dropout_backward_kernel(const float *dy, const uint8_t *keep, float *dx, int n, float scale);
+// out (n) = (float)keep[i] * scale, the factor cn_dropout_backward_kernel multiplies by
+void cn_keep_factors(const uint8_t *keep, int n, float scale, float *out);
 // out (n) = x[index[i]]
 void cn_gather(const float *x, const int32_t *index, int n, float *out);
 /* out (planes) = mean of each plane of x (planes, plane), each summed in float in pixel order. */

@@ -27,6 +27,8 @@ typedef struct {
     float *out;             /* (B, C, out_plane) */
     int32_t *argmax;        /* (B, C, out_plane) when pooling in training, else NULL */
     float *x_win;           /* with argmax: the BN input at each winner, kept in BN's unused output slot */
+    float *factor;          /* chain.dropout: the dropout's keep * scale at each winner, in the same slot
+                               after x_win and the handoff's gradient copy (B, C, out_plane); else NULL */
     int out_plane;
 } bn_target;
 
@@ -35,6 +37,8 @@ static bn_target bn_target_of(const cn_layer_ctx *c) {
     bn_target t = { .chain = c->step->chain, .out = c->out, .argmax = c->argmax };
     t.out_plane = t.chain.pool ? (l->in.h / 2) * (l->in.w / 2) : l->in.h * l->in.w;
     t.x_win = c->own_out;     /* = cn_bn_handoff_of(c).x_win */
+    /* the slot holds B * C * plane >= 4 * B * C * out_plane floats */
+    t.factor = t.chain.dropout ? t.x_win + 2 * (size_t)c->batch * l->in.c * t.out_plane : NULL;
     return t;
 }
 
@@ -168,6 +172,29 @@ static void apply_chain_plane(const cn_layer_ctx *c, const bn_target *t, const c
     if (t->argmax) cn_gather(x, t->argmax + o, t->out_plane, t->x_win + o);
 }
 
+/* Plane (b, ch) of a BN + dropout + max-pool chain (training): x (H, W) -> BN and the dropout
+ * (the dropout layer's mask and stream, as its own pass and fusion.h's dropout in BN) into one
+ * plane of scratch, then pooled into the chain's output with its argmax; for the backward, the
+ * BN input and the dropout's keep * scale at each winner (x_win, factor). */
+static void apply_dropout_pool_plane(const cn_layer_ctx *c, const bn_target *t, const cn_kernel_set *ks,
+                                     const float *x, int b, int ch, float *plane_buf) {
+    const cn_layer *l = c->layer;
+    const cn_layer_ctx *drop = c->peer;
+    cn_dropout_params d = cn_dropout_params_of(drop->layer);
+    int plane = l->in.h * l->in.w;
+    size_t i = ((size_t)b * l->in.c + ch) * plane, o = ((size_t)b * l->in.c + ch) * t->out_plane;
+    float affine[2];
+    cn_batchnorm2d_channel_affine(c, ch, &affine[0], &affine[1]);
+    uint64_t sample_stream = cn_dropout_stream(c->dropout_seed, drop->index, c->first + b);
+    cn_dropout_forward_kernel(x, plane_buf, drop->mask + i, plane, sample_stream, (uint32_t)(ch * plane), d.threshold,
+                              d.keep_scale, affine);
+    cn_epilogue e = { .h = l->in.h, .w = l->in.w, .x_stride = l->in.w, .pool = 1 };
+    ks->epilogue(&e, plane_buf, t->out + o, t->argmax + o);
+    cn_gather(x, t->argmax + o, t->out_plane, t->x_win + o);
+    cn_keep_factors(drop->mask + i, plane, d.keep_scale, plane_buf);    /* the pooled plane is out */
+    cn_gather(plane_buf, t->argmax + o, t->out_plane, t->factor + o);
+}
+
 /* Samples [b0, b1): statistics (training), then BN (+ chain, or + dropout) applied. */
 static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
     const cn_layer *l = c->layer;
@@ -187,7 +214,12 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
     }
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
-    if (c->step->applies_dropout) {
+    if (t.chain.dropout) {
+        float *plane_buf = cn_thread_scratch(c);
+        for (int b = b0; b < b1; b++)
+            for (int ch = 0; ch < C; ch++)
+                apply_dropout_pool_plane(c, &t, ks, c->in + b * stride + (size_t)ch * plane, b, ch, plane_buf);
+    } else if (c->step->applies_dropout) {
         /* BN then the dropout (fusion.h) into the dropout's output */
         const cn_layer_ctx *drop = c->peer;
         cn_dropout_params d = cn_dropout_params_of(drop->layer);
@@ -267,7 +299,8 @@ static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
             double *s = sums + 2 * (((size_t)c->first + b) * C + ch);
             size_t i = b * stride + (size_t)ch * plane, o = b * out_stride + (size_t)ch * t.out_plane;
             if (t.chain.pool) {
-                cn_pooled_bn_grad_sums(t.x_win + o, g + o, t.out + o, 1, 0, t.out_plane, mean[ch], invstd[ch], &s[0], &s[1]);
+                cn_pooled_bn_grad_sums(t.x_win + o, g + o, t.out + o, t.factor ? t.factor + o : NULL, 1, 0, t.out_plane,
+                                       mean[ch], invstd[ch], &s[0], &s[1]);
                 continue;
             }
             if (c->step->grad_in_dw_conv) {     /* dy never written: the conv before forms it too */
@@ -298,7 +331,8 @@ static void backward_samples(const cn_layer_ctx *c, int b0, int b1) {
         for (int ch = 0; ch < C; ch++) {
             size_t i = b * stride + (size_t)ch * plane, o = b * out_stride + (size_t)ch * t.out_plane;
             if (t.chain.pool) {
-                cn_pooled_bn_grad_input(c->in + i, t.x_win + o, g + o, t.out + o, t.argmax + o, 1, 0, 0, plane,
+                cn_pooled_bn_grad_input(c->in + i, t.x_win + o, g + o, t.out + o, t.factor ? t.factor + o : NULL,
+                                        t.argmax + o, 1, 0, 0, plane,
                                         t.out_plane, mean[ch], invstd[ch], k[ch], mean_dy[ch], mean_dy_xhat[ch], dx + i);
                 if (to_conv_relu) cn_relu_backward_kernel(c->in + i, dx + i, dx + i, (size_t)plane);
             } else {

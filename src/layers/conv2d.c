@@ -529,7 +529,7 @@ static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t
             prefetch_to_l2(h.pooled_out + next, (size_t)h.pooled * sizeof(float));
             prefetch_to_l2(h.argmax + next, (size_t)h.pooled * sizeof(int32_t));
         }
-        cn_pooled_bn_grad_input(x + (size_t)ch * h.plane, h.x_win + o, h.grad + o, h.pooled_out + o, h.argmax + o, 1, 0, 0, h.plane,
+        cn_pooled_bn_grad_input(x + (size_t)ch * h.plane, h.x_win + o, h.grad + o, h.pooled_out + o, NULL, h.argmax + o, 1, 0, 0, h.plane,
                                 h.pooled, h.mean[ch], h.invstd[ch], h.k[ch], h.mean_dy[ch], h.mean_dy_xhat[ch],
                                 s->dy_bn + (size_t)ch * h.plane);
     }
@@ -691,6 +691,7 @@ void cn_conv2d_backward(const cn_layer_ctx *c) { path_of(c->layer, c->step)->bac
 
 size_t cn_layer_scratch_floats(const cn_layer *l, const cn_step *step) {
     if (step->bf16_linear) return cn_linear_bf16_scratch_floats(l);
+    if (l->kind == CN_LAYER_BATCHNORM2D && step->chain.dropout) return (size_t)l->in.h * l->in.w;   /* batchnorm2d.c */
     if (l->kind != CN_LAYER_CONV2D) return 0;
     return path_of(l, step)->scratch_floats(l);
 }

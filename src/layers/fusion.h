@@ -10,7 +10,11 @@
  * after the conv's bias: bn_first), the relu after it if any, and then a 2x2
  * max-pool, with or without a dropout between (conv -> BN [-> relu [-> pool]]);
  * a fast depthwise conv absorbs a batchnorm2d and a relu after it the same way
- * (its own kernels: conv2d_depthwise.c).
+ * (its own kernels: conv2d_depthwise.c). In training a batchnorm2d followed by a
+ * dropout and a 2x2 max-pool (no relu) leads a chain too (chain.dropout): it applies
+ * the dropout as its own dropout fusion does, into one plane of scratch, and pools
+ * that; its backward takes the dropout's factor (keep * scale) at each winner, kept by
+ * the forward, in place of the relu mask.
  *
  * Only what a later pass needs is written: the chain's final output and the
  * pool's argmax (saved by the maxpool layer as usual). The activations inside
@@ -50,6 +54,7 @@ typedef struct {
     bool bn;            /* eval mode: batchnorm2d at leader+2 */
     bool bn_first;      /* eval mode, a direct or fast depthwise conv: batchnorm2d at leader+1 (relu, if
                            any, after it; a direct conv's pool, if any, last) */
+    bool dropout;       /* training, a batchnorm2d: dropout at leader+1 (pool at leader+2, no relu) */
 } cn_chain;
 
 static inline bool cn_fusable_pool(const cn_layer *l) {
@@ -57,11 +62,16 @@ static inline bool cn_fusable_pool(const cn_layer *l) {
            l->in.h >= 2 && l->in.w >= 2 && l->in.w <= CN_EPILOGUE_MAX_WIDTH;
 }
 
+/* A dropout that a batch norm before it applies in training (element dropout, p > 0). */
+static inline bool cn_dropout_applied(const cn_layer *l) {
+    return l->kind == CN_LAYER_DROPOUT && l->dropout_p > 0.0f && !l->channel_dropout;
+}
+
 /* The chain led by layer i in training or eval mode (length 1 when layer i leads none). */
 bool cn_conv2d_depthwise_fast(const cn_layer *l);   /* layers/conv2d_depthwise.c */
 
 static inline cn_chain cn_chain_at(const cn_model *m, bool training, int i) {
-    cn_chain ch = { 1, false, false, false, false };
+    cn_chain ch = { 1, false, false, false, false, false };
     const cn_layer *l = &m->layers[i];
     /* Eval: a fast depthwise conv applies the batch norm after it, and a relu after that, as it
      * stores each output vector (memory-bound work: one pass over the output instead of three). */
@@ -96,6 +106,15 @@ static inline cn_chain cn_chain_at(const cn_model *m, bool training, int i) {
             ch.pool = true;
             ch.length = p - i + 1;
         }
+        return ch;
+    }
+    /* Training: a batch norm followed by a dropout and a 2x2 max-pool writes only the pooled
+     * output (and the dropout's mask): its backward forms the gradient at its output from the
+     * pooled gradient, the winners and the mask at each winner (batchnorm2d.c). */
+    if (training && l->kind == CN_LAYER_BATCHNORM2D && i + 2 < m->num_layers && cn_dropout_applied(&m->layers[i + 1]) &&
+        cn_fusable_pool(&m->layers[i + 2])) {
+        ch.dropout = ch.pool = true;
+        ch.length = 3;
         return ch;
     }
     if (m->layers[i + 1].kind != CN_LAYER_RELU) return ch;
@@ -171,7 +190,8 @@ static inline bool cn_bn_grad_in_dw_conv(const cn_model *m, bool training, int j
 static inline bool cn_bn_grad_in_conv(const cn_model *m, bool training, int j) {
     if (!training || j < 1 || j >= m->num_layers || m->layers[j].kind != CN_LAYER_BATCHNORM2D) return false;
     const cn_layer *l = &m->layers[j - 1];
-    return cn_conv_is_direct(l) && cn_chain_at(m, training, j - 1).length == 1 && cn_chain_at(m, training, j).pool;
+    cn_chain ch = cn_chain_at(m, training, j);
+    return cn_conv_is_direct(l) && cn_chain_at(m, training, j - 1).length == 1 && ch.pool && !ch.dropout;
 }
 
 /* What a batch norm hands to the conv before it (see cn_bn_grad_in_conv); pooled planes
@@ -219,8 +239,7 @@ static inline bool cn_bn_grad_in_conv_relu(const cn_model *m, bool training, int
  * BN's per-channel passes measured slower). */
 static inline bool cn_dropout_fused_into_bn(const cn_model *m, bool training, int j) {
     return training && j >= 0 && j + 1 < m->num_layers && m->layers[j].kind == CN_LAYER_BATCHNORM2D &&
-           cn_chain_at(m, training, j).length == 1 && m->layers[j + 1].kind == CN_LAYER_DROPOUT && m->layers[j + 1].dropout_p > 0.0f &&
-           !m->layers[j + 1].channel_dropout;
+           cn_chain_at(m, training, j).length == 1 && cn_dropout_applied(&m->layers[j + 1]);
 }
 
 #endif
