@@ -423,7 +423,8 @@ TEST(fused_chains_match_separate_layers) {
                                          "batchnorm2d\nrelu\nmaxpool2d k=2\n", "relu\nconv2d out=4 k=3 pad=1\n",
                                          "relu\nbatchnorm2d\ndropout p=0.3\n", "batchnorm2d\ndropout p=0.3\nrelu\n",
                                          "relu\nbatchnorm2d\nrelu\nmaxpool2d k=2\n", "relu\nbatchnorm2d\nmaxpool2d k=2\n",
-                                         "relu\nbatchnorm2d\ndropout p=0.3\nmaxpool2d k=2\n" };
+                                         "relu\nbatchnorm2d\ndropout p=0.3\nmaxpool2d k=2\n",
+                                         "batchnorm2d\ndropout p=0.3\nconv2d out=4 k=3 pad=1\n" };
     enum { TAILS = sizeof tails / sizeof tails[0] };
     static const int sizes[][3] = { {3, 8, 8}, {2, 7, 9}, {16, 9, 9}, {4, 13, 6}, {1, 28, 28} };
     int native = 1;     /* the first usable set gets every case, the others the small ones with 1 thread */
