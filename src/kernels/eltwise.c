@@ -104,6 +104,33 @@ void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t 
     for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+// y (n) = min(max(x, 0), 6) (x > 0 ? x : 0, then v < 6 ? v : 6)
+CN_MULTIVERSION
+void cn_relu6_forward_kernel(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = v < 6.0f ? v : 6.0f;
+    }
+}
+
+// dx (n) = 0 < x < 6 ? dy : 0
+CN_MULTIVERSION
+void cn_relu6_backward_kernel(const float *x, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f && x[i] < 6.0f ? dy[i] : 0.0f;
+}
+
+// y (n) = x > 0 ? x : x * slope
+CN_MULTIVERSION
+void cn_leaky_relu_forward_kernel(const float *x, float *y, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
+}
+
+// dx (n) = x > 0 ? dy : dy * slope
+CN_MULTIVERSION
+void cn_leaky_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * slope;
+}
+
 /* The first maximum wins, and the first NaN wins over everything (PyTorch):
  * a later value v replaces best when v > best, or v is NaN and best is not. */
 static inline int pool_takes(float v, float best) { return (v > best) | (isnan(v) & !isnan(best)); }

@@ -68,6 +68,12 @@ void cn_add_relu_kernel(const float *a, const float *b, float *y, size_t n);
 void cn_add_term_kernel(const float *x, const float *affine, float *y, size_t n, int accumulate, int relu);
 // dx (n) = x > 0 ? dy : 0
 void cn_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n);
+// relu6 and leaky_relu (layers/activations.c): y = min(max(x, 0), 6) (NaN to 0, as relu),
+// dx = 0 < x < 6 ? dy : 0; y = x > 0 ? x : x * slope, dx = x > 0 ? dy : dy * slope
+void cn_relu6_forward_kernel(const float *x, float *y, size_t n);
+void cn_relu6_backward_kernel(const float *x, const float *dy, float *dx, size_t n);
+void cn_leaky_relu_forward_kernel(const float *x, float *y, size_t n, float slope);
+void cn_leaky_relu_backward_kernel(const float *x, const float *dy, float *dx, size_t n, float slope);
 /* x (planes,H,W) -> y (planes,H/2,W/2): 2x2 max-pool, stride 2, no padding; the first
  * maximum wins and NaN propagates; argmax (planes,H/2,W/2) gets the index of the
  * winner in its input plane (argmax may be NULL). W <= CN_EPILOGUE_MAX_WIDTH. */
