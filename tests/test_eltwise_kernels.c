@@ -85,8 +85,14 @@ TEST(activations_match_formulas) {
             }
             memcpy(in_place, kind % 2 ? dy : x, sizeof in_place);
             switch (kind) {
-            case 0: cn_relu6_forward_kernel(x, y, (size_t)n); cn_relu6_forward_kernel(in_place, in_place, (size_t)n); break;
-            case 1: cn_relu6_backward_kernel(x, dy, y, (size_t)n); cn_relu6_backward_kernel(x, in_place, in_place, (size_t)n); break;
+            case 0:
+                cn_relu6_forward_kernel(x, y, (size_t)n);
+                cn_relu6_forward_kernel(in_place, in_place, (size_t)n);
+                break;
+            case 1:
+                cn_relu6_backward_kernel(x, dy, y, (size_t)n);
+                cn_relu6_backward_kernel(x, in_place, in_place, (size_t)n);
+                break;
             case 2:
                 cn_leaky_relu_forward_kernel(x, y, (size_t)n, slope);
                 cn_leaky_relu_forward_kernel(in_place, in_place, (size_t)n, slope);

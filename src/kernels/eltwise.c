@@ -292,9 +292,9 @@ void cn_chain_grad(const float *g, const float *y, const int32_t *argmax, int n_
     }
 }
 
-/* Pooled output gradients of 8 windows of one output row (o0..o0+7, at pooled column ox0) ->
- * their four input pixels each: the rows' two halves e0/e1 (row 2oy, columns 2ox and 2ox+1) and
- * f0/f1 (row 2oy+1). base = the index of the first window's top-left input pixel. */
+/* The gradients of 8 neighbouring windows of one pooled row (g, y, argmax: 8 each) -> their
+ * input pixels, 16 of row 2oy (r0) and 16 of row 2oy+1 (r1): e0/e1 the even and odd columns of
+ * r0, f0/f1 of r1. base = the plane index of the first window's top-left pixel, w the row length. */
 static inline void pool2x2_grad8(const float *g, const float *y, const int32_t *argmax, int32_t base, int w,
                                  float *r0, float *r1) {
     static const v8i two_lanes = {0, 2, 4, 6, 8, 10, 12, 14};
@@ -312,7 +312,8 @@ static inline void pool2x2_grad8(const float *g, const float *y, const int32_t *
     v8i d = am - (two_lanes + base);        /* 0, 1, w or w + 1: where the winner lies in its window */
     v8f e0 = SELECT8(d == 0, v, zero), e1 = SELECT8(d == 1, v, zero);
     v8f f0 = SELECT8(d == w, v, zero), f1 = SELECT8(d == w + 1, v, zero);
-    v8f lo = __builtin_shufflevector(e0, e1, 0, 8, 1, 9, 2, 10, 3, 11), hi = __builtin_shufflevector(e0, e1, 4, 12, 5, 13, 6, 14, 7, 15);
+    v8f lo = __builtin_shufflevector(e0, e1, 0, 8, 1, 9, 2, 10, 3, 11);
+    v8f hi = __builtin_shufflevector(e0, e1, 4, 12, 5, 13, 6, 14, 7, 15);
     memcpy(r0, &lo, sizeof lo);
     memcpy(r0 + 8, &hi, sizeof hi);
     lo = __builtin_shufflevector(f0, f1, 0, 8, 1, 9, 2, 10, 3, 11);
@@ -321,7 +322,7 @@ static inline void pool2x2_grad8(const float *g, const float *y, const int32_t *
     memcpy(r1 + 8, &hi, sizeof hi);
 }
 
-/* dx (h, w) = 0, then dx[argmax[o]] = 0 + (y && y[o] <= 0 ? 0 : g[o]) over the (h/2, w/2)
+/* dx (h, w) = 0, then dx[argmax[o]] = 0 + (y && !(y[o] > 0) ? 0 : g[o]) over the (h/2, w/2)
  * windows: cn_chain_grad's (or, y NULL, the max-pool backward's) sum, each input pixel
  * written once, in order. */
 CN_MULTIVERSION

@@ -529,9 +529,9 @@ static const float *conv_output_grad(const cn_layer_ctx *c, const conv_target *t
             prefetch_to_l2(h.pooled_out + next, (size_t)h.pooled * sizeof(float));
             prefetch_to_l2(h.argmax + next, (size_t)h.pooled * sizeof(int32_t));
         }
-        cn_pooled_bn_grad_input(x + (size_t)ch * h.plane, h.x_win + o, h.grad + o, h.pooled_out + o, NULL, h.argmax + o, 1, 0, 0, h.plane,
-                                h.pooled, h.mean[ch], h.invstd[ch], h.k[ch], h.mean_dy[ch], h.mean_dy_xhat[ch],
-                                s->dy_bn + (size_t)ch * h.plane);
+        cn_pooled_bn_grad_input(x + (size_t)ch * h.plane, h.x_win + o, h.grad + o, h.pooled_out + o, NULL, h.argmax + o,
+                                1, 0, 0, h.plane, h.pooled, h.mean[ch], h.invstd[ch], h.k[ch], h.mean_dy[ch],
+                                h.mean_dy_xhat[ch], s->dy_bn + (size_t)ch * h.plane);
     }
     return s->dy_bn;
 }
