@@ -172,26 +172,33 @@ static void apply_chain_plane(const cn_layer_ctx *c, const bn_target *t, const c
     if (t->argmax) cn_gather(x, t->argmax + o, t->out_plane, t->x_win + o);
 }
 
-/* Plane (b, ch) of a BN + dropout + max-pool chain (training): x (H, W) -> BN and the dropout
- * (the dropout layer's mask and stream, as its own pass and fusion.h's dropout in BN) into one
- * plane of scratch, then pooled into the chain's output with its argmax; for the backward, the
- * BN input and the dropout's keep * scale at each winner (x_win, factor). */
-static void apply_dropout_pool_plane(const cn_layer_ctx *c, const bn_target *t, const cn_kernel_set *ks,
-                                     const float *x, int b, int ch, float *plane_buf) {
+/* Plane (b, ch) of this call's samples, batch norm then its peer dropout (fusion.h; d: its
+ * parameters, stream: sample b's): x (H, W) -> y, and the dropout's keep mask (the same bits as
+ * its own pass). */
+static void bn_dropout_plane(const cn_layer_ctx *c, cn_dropout_params d, uint64_t stream, const float *x, float *y,
+                             int b, int ch) {
     const cn_layer *l = c->layer;
-    const cn_layer_ctx *drop = c->peer;
-    cn_dropout_params d = cn_dropout_params_of(drop->layer);
     int plane = l->in.h * l->in.w;
-    size_t i = ((size_t)b * l->in.c + ch) * plane, o = ((size_t)b * l->in.c + ch) * t->out_plane;
     float affine[2];
     cn_batchnorm2d_channel_affine(c, ch, &affine[0], &affine[1]);
-    uint64_t sample_stream = cn_dropout_stream(c->dropout_seed, drop->index, c->first + b);
-    cn_dropout_forward_kernel(x, plane_buf, drop->mask + i, plane, sample_stream, (uint32_t)(ch * plane), d.threshold,
-                              d.keep_scale, affine);
+    cn_dropout_forward_kernel(x, y, c->peer->mask + ((size_t)b * l->in.c + ch) * plane, plane, stream,
+                              (uint32_t)(ch * plane), d.threshold, d.keep_scale, affine);
+}
+
+/* Plane (b, ch) of a BN + dropout + max-pool chain (training): x (H, W) -> BN and the dropout
+ * into one plane of scratch, then pooled into the chain's output with its argmax; for the
+ * backward, the BN input and the dropout's keep * scale at each winner (x_win, factor). */
+static void apply_dropout_pool_plane(const cn_layer_ctx *c, const bn_target *t, const cn_kernel_set *ks,
+                                     cn_dropout_params d, uint64_t stream, const float *x, int b, int ch,
+                                     float *plane_buf) {
+    const cn_layer *l = c->layer;
+    int plane = l->in.h * l->in.w;
+    size_t i = ((size_t)b * l->in.c + ch) * plane, o = ((size_t)b * l->in.c + ch) * t->out_plane;
+    bn_dropout_plane(c, d, stream, x, plane_buf, b, ch);
     cn_epilogue e = { .h = l->in.h, .w = l->in.w, .x_stride = l->in.w, .pool = 1 };
     ks->epilogue(&e, plane_buf, t->out + o, t->argmax + o);
     cn_gather(x, t->argmax + o, t->out_plane, t->x_win + o);
-    cn_keep_factors(drop->mask + i, plane, d.keep_scale, plane_buf);    /* the pooled plane is out */
+    cn_keep_factors(c->peer->mask + i, plane, d.keep_scale, plane_buf);    /* the pooled plane is out */
     cn_gather(plane_buf, t->argmax + o, t->out_plane, t->factor + o);
 }
 
@@ -214,25 +221,16 @@ static void forward_samples(const cn_layer_ctx *c, int b0, int b1) {
     }
     bn_target t = bn_target_of(c);
     const cn_kernel_set *ks = cn_kernels();
-    if (t.chain.dropout) {
+    if (c->step->applies_dropout) {
+        /* BN then the dropout (fusion.h): into the dropout's output, or pooled (chain.dropout) */
+        cn_dropout_params d = cn_dropout_params_of(c->peer->layer);
         float *plane_buf = cn_thread_scratch(c);
-        for (int b = b0; b < b1; b++)
-            for (int ch = 0; ch < C; ch++)
-                apply_dropout_pool_plane(c, &t, ks, c->in + b * stride + (size_t)ch * plane, b, ch, plane_buf);
-    } else if (c->step->applies_dropout) {
-        /* BN then the dropout (fusion.h) into the dropout's output */
-        const cn_layer_ctx *drop = c->peer;
-        cn_dropout_params d = cn_dropout_params_of(drop->layer);
-        uint8_t *keep = drop->mask;
-        float *y = drop->out;
         for (int b = b0; b < b1; b++) {
-            uint64_t sample_stream = cn_dropout_stream(c->dropout_seed, drop->index, c->first + b);
+            uint64_t stream = cn_dropout_stream(c->dropout_seed, c->peer->index, c->first + b);
             for (int ch = 0; ch < C; ch++) {
-                float affine[2];
-                cn_batchnorm2d_channel_affine(c, ch, &affine[0], &affine[1]);
                 size_t o = (size_t)b * stride + (size_t)ch * plane;
-                cn_dropout_forward_kernel(c->in + o, y + o, keep + o, plane, sample_stream, (uint32_t)(ch * plane),
-                                          d.threshold, d.keep_scale, affine);
+                if (t.chain.dropout) apply_dropout_pool_plane(c, &t, ks, d, stream, c->in + o, b, ch, plane_buf);
+                else bn_dropout_plane(c, d, stream, c->in + o, c->peer->out + o, b, ch);
             }
         }
     } else {
