@@ -109,7 +109,11 @@ void cn_split_cached_stats(const cn_split *train, const char *images_path, const
     long long size = -1, mtime = -1;
     int channels = split_channels(train);
     /* mtime in nanoseconds (cn_file_stamp): a file rewritten within the same second is another file */
-    if (stat(images_path, &st) == 0) { size = (long long)st.st_size; mtime = cn_file_stamp_of(&st).mtime_ns; }
+    if (stat(images_path, &st) == 0) {
+        cn_file_stamp stamp = cn_file_stamp_of(&st);
+        size = stamp.size;
+        mtime = stamp.mtime_ns;
+    }
     const char *file = base_name(images_path);
     if (size >= 0 && read_cache(cache_path, file, size, mtime, channels, mean, std)) return;
     cn_split_stats(train, mean, std);
